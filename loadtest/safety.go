@@ -524,7 +524,7 @@ func (c *checker) checkLeaseOps(lockName string, l *lease, unknownAcq map[int32]
 		if p.Invoke > bound+c.opt.Slack {
 			c.report(ViolationExpiredOp, lockName,
 				fmt.Sprintf("%s of lease %s succeeded although it was sent %s after the lease's latest possible expiry",
-					p.Kind, l.id, (p.Invoke - bound).Round(time.Microsecond)), bev, i)
+					p.Kind, l.id, (p.Invoke-bound).Round(time.Microsecond)), bev, i)
 		}
 	}
 }
