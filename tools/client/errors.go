@@ -1,0 +1,203 @@
+package client
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Sentinel errors. Every error returned for an HTTP error status matches
+// exactly one of them with errors.Is (statuses without a sentinel match none
+// and are plain *APIError).
+var (
+	ErrLockHeld     = errors.New("octostore: lock held by another holder") // 409 on acquire
+	ErrNotFound     = errors.New("octostore: not found")                   // 404 (locks: or not owned by caller)
+	ErrUnauthorized = errors.New("octostore: unauthorized")                // 401
+	ErrForbidden    = errors.New("octostore: forbidden")                   // 403
+	ErrConflict     = errors.New("octostore: conflict")                    // 409 other than a held lock (config version)
+	ErrRateLimited  = errors.New("octostore: rate limited")                // 429
+	ErrUnavailable  = errors.New("octostore: unavailable")                 // 503, or the server could not be reached
+	ErrValidation   = errors.New("octostore: validation failed")           // 422 (and 400)
+	ErrLockLost     = errors.New("octostore: lock lost")                   // Locker: renewal refused or lease expired
+	ErrLagged       = errors.New("octostore: event subscriber lagged")     // event stream closed by the server after "lagged"
+)
+
+// APIError is any error response from the server.
+type APIError struct {
+	Status     int           // HTTP status
+	Message    string        // the server's "error" field (or the status text)
+	RetryAfter time.Duration // from Retry-After, on 429 and 503
+	kind       error         // the sentinel this error matches, nil for none
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("octostore: %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+}
+
+// Is reports whether target is the sentinel for this status.
+func (e *APIError) Is(target error) bool { return e.kind != nil && target == e.kind }
+
+// LockHeldError is returned by Acquire (and Locker.TryLock) when another
+// holder has the lock. errors.Is(err, ErrLockHeld) is true.
+type LockHeldError struct {
+	Name      string
+	Holder    string
+	ExpiresAt time.Time
+	Err       *APIError // the underlying 409; nil when produced by Locker for a same-identity holder
+}
+
+func (e *LockHeldError) Error() string {
+	return fmt.Sprintf("octostore: lock %q held by %s until %s", e.Name, e.Holder, e.ExpiresAt.Format(time.RFC3339))
+}
+func (e *LockHeldError) Is(target error) bool { return target == ErrLockHeld }
+func (e *LockHeldError) Unwrap() error {
+	if e.Err == nil {
+		return nil
+	}
+	return e.Err
+}
+
+// ConflictError is a 409 on a config write whose expected version did not
+// match. errors.Is(err, ErrConflict) is true.
+type ConflictError struct {
+	CurrentVersion int64 // the version the key is at now (0: key does not exist)
+	Err            *APIError
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%s (current version %d)", e.Err.Error(), e.CurrentVersion)
+}
+func (e *ConflictError) Unwrap() error { return e.Err }
+
+// ValidationError is a 422 (or 400) with the server's message, which names
+// the offending field. errors.Is(err, ErrValidation) is true.
+type ValidationError struct {
+	Message string
+	Err     *APIError
+}
+
+func (e *ValidationError) Error() string        { return "octostore: invalid request: " + e.Message }
+func (e *ValidationError) Is(target error) bool { return target == ErrValidation }
+func (e *ValidationError) Unwrap() error {
+	if e.Err == nil {
+		return nil
+	}
+	return e.Err
+}
+
+// checkName rejects an empty resource name before it turns into another URL.
+func checkName(what, name string) error {
+	if name == "" {
+		return &ValidationError{Message: what + " must not be empty"}
+	}
+	return nil
+}
+
+// TransportError is a failure to get any HTTP response: connection refused,
+// reset, timeout. errors.Is(err, ErrUnavailable) is true. NotSent reports that
+// the request provably never reached the server (safe to retry any call).
+type TransportError struct {
+	Op      string // "GET /locks/x"
+	NotSent bool
+	Err     error
+}
+
+func (e *TransportError) Error() string        { return "octostore: " + e.Op + ": " + e.Err.Error() }
+func (e *TransportError) Unwrap() error        { return e.Err }
+func (e *TransportError) Is(target error) bool { return target == ErrUnavailable }
+
+// RetryAfter returns the server's Retry-After hint carried by err (429, 503),
+// or 0.
+func RetryAfter(err error) time.Duration {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.RetryAfter
+	}
+	return 0
+}
+
+// errorBody is the JSON shape of every error response.
+type errorBody struct {
+	Error string `json:"error"`
+	Lock  *struct {
+		Name      string    `json:"name"`
+		Holder    string    `json:"holder"`
+		ExpiresAt time.Time `json:"expires_at"`
+	} `json:"lock"`
+	CurrentVersion *int64 `json:"current_version"`
+}
+
+// decodeError builds the typed error for a non-2xx response.
+func decodeError(status int, body []byte, retryAfter string) error {
+	var eb errorBody
+	if len(body) > 0 && json.Unmarshal(body, &eb) != nil {
+		eb = errorBody{}
+	}
+	ae := &APIError{Status: status, Message: eb.Error, RetryAfter: parseRetryAfter(retryAfter)}
+	if ae.Message == "" {
+		ae.Message = strings.TrimSpace(string(body))
+		if ae.Message == "" || len(ae.Message) > 200 {
+			ae.Message = http.StatusText(status)
+		}
+	}
+	switch status {
+	case http.StatusUnauthorized:
+		ae.kind = ErrUnauthorized
+	case http.StatusForbidden:
+		ae.kind = ErrForbidden
+	case http.StatusNotFound:
+		ae.kind = ErrNotFound
+	case http.StatusConflict:
+		if eb.Lock != nil {
+			return &LockHeldError{Name: eb.Lock.Name, Holder: eb.Lock.Holder, ExpiresAt: eb.Lock.ExpiresAt, Err: ae}
+		}
+		ae.kind = ErrConflict
+		ce := &ConflictError{Err: ae}
+		if eb.CurrentVersion != nil {
+			ce.CurrentVersion = *eb.CurrentVersion
+		}
+		return ce
+	case http.StatusUnprocessableEntity, http.StatusBadRequest:
+		ae.kind = ErrValidation
+		return &ValidationError{Message: ae.Message, Err: ae}
+	case http.StatusTooManyRequests:
+		ae.kind = ErrRateLimited
+	case http.StatusServiceUnavailable:
+		ae.kind = ErrUnavailable
+	}
+	return ae
+}
+
+func parseRetryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// notSent reports whether err proves the request never left the client.
+func notSent(err error) bool {
+	if errors.Is(err, fasthttp.ErrNoFreeConns) || errors.Is(err, fasthttp.ErrDialTimeout) {
+		return true
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return true
+	}
+	return false
+}

@@ -1,0 +1,275 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// Event is one server-sent event from /events or /locks/{name}/watch. Fields
+// that do not apply to the event type are zero.
+type Event struct {
+	ID           string    `json:"-"`    // the SSE id line
+	Seq          uint64    `json:"seq"`  // server sequence number
+	Type         string    `json:"type"` // lock.acquired, lock.renewed, lock.released, lock.expired, lock.state, flag.set, flag.deleted, config.written, config.deleted, limit.denied, limit.reset, lagged
+	Kind         string    `json:"kind"` // lock, flag, config, limit
+	Name         string    `json:"name"`
+	Owner        string    `json:"owner,omitempty"`
+	Holder       string    `json:"holder,omitempty"`
+	FencingToken uint64    `json:"fencing_token,omitempty"`
+	LeaseID      string    `json:"lease_id,omitempty"` // only to the holder or an admin
+	ExpiresAt    time.Time `json:"expires_at,omitzero"`
+	Version      int64     `json:"version,omitempty"`
+	Time         time.Time `json:"time,omitzero"`
+	// Data is the raw JSON payload.
+	Data json.RawMessage `json:"-"`
+}
+
+// Event types the Locker and callers commonly test for.
+const (
+	EventLockAcquired = "lock.acquired"
+	EventLockRenewed  = "lock.renewed"
+	EventLockReleased = "lock.released"
+	EventLockExpired  = "lock.expired"
+	EventLockState    = "lock.state"
+	EventLagged       = "lagged"
+)
+
+// EventFilter selects events on /events. Zero fields select everything.
+type EventFilter struct {
+	Kind   string // lock, flag, config, limit
+	Prefix string // name prefix
+}
+
+// EventStream is an open event subscription. Read events from C until it is
+// closed, then Err tells why. Close ends the stream early.
+type EventStream struct {
+	C <-chan Event
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex // guards err
+	err    error
+}
+
+// Err returns why the stream ended: nil after Close or context cancellation,
+// ErrLagged when the server dropped a slow subscriber, io.ErrUnexpectedEOF
+// when the connection ended, or a read error. Valid once C is closed.
+func (s *EventStream) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Close ends the stream and waits for its reader to stop. It returns nil.
+func (s *EventStream) Close() error {
+	s.cancel()
+	<-s.done
+	return nil
+}
+
+// Events subscribes to /events. It returns once the server has accepted the
+// subscription (so no event after that point is missed), or with the typed
+// error of the refusal.
+func (c *Client) Events(ctx context.Context, f EventFilter) (*EventStream, error) {
+	q := url.Values{}
+	if f.Kind != "" {
+		q.Set("kind", f.Kind)
+	}
+	if f.Prefix != "" {
+		q.Set("prefix", f.Prefix)
+	}
+	path := "/events"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return c.openStream(ctx, path)
+}
+
+// WatchLock subscribes to one lock's events. The first event is lock.state
+// with the current holder (empty Holder: available).
+func (c *Client) WatchLock(ctx context.Context, name string) (*EventStream, error) {
+	if err := checkName("lock name", name); err != nil {
+		return nil, err
+	}
+	return c.openStream(ctx, "/locks/"+seg(name)+"/watch")
+}
+
+func (c *Client) openStream(ctx context.Context, path string) (*EventStream, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(ctx, "GET", c.baseURL+path, nil)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Cache-Control", "no-cache")
+	if p := c.auth.Load(); p != nil {
+		req.Header.Set("Authorization", *p)
+	}
+	if c.adminKey != "" {
+		req.Header.Set("X-Admin-Key", c.adminKey)
+	}
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
+	resp, err := c.sse.Do(req)
+	if err != nil {
+		cancel()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &TransportError{Op: "GET " + path, Err: err}
+	}
+	if resp.StatusCode >= 400 {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		cancel()
+		return nil, decodeError(resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+	ch := make(chan Event, 64)
+	s := &EventStream{C: ch, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		defer close(ch)
+		defer resp.Body.Close()
+		err := readEvents(resp.Body, func(ev Event) bool {
+			select {
+			case ch <- ev:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		})
+		if ctx.Err() != nil {
+			err = nil // closed by the caller
+		}
+		s.mu.Lock()
+		s.err = err
+		s.mu.Unlock()
+	}()
+	return s, nil
+}
+
+// maxEventSize bounds one SSE line (events are one-line JSON).
+const maxEventSize = 1 << 20
+
+// readEvents parses a text/event-stream body and calls emit for each event
+// until emit returns false, the body ends, or an event of type "lagged"
+// (after which it returns ErrLagged). Comments (heartbeats ": ping") are
+// skipped; several data lines are joined with "\n" as the SSE spec says.
+func readEvents(r io.Reader, emit func(Event) bool) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxEventSize)
+	sc.Split(scanLines)
+	var (
+		id, typ string
+		data    []byte
+		hasData bool
+	)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(line) == 0 { // dispatch
+			if !hasData {
+				typ = ""
+				continue
+			}
+			ev, err := parseEvent(id, typ, data)
+			data, hasData, typ = data[:0], false, ""
+			if err != nil {
+				return err
+			}
+			if !emit(ev) {
+				return nil
+			}
+			if ev.Type == EventLagged {
+				return ErrLagged
+			}
+			continue
+		}
+		if line[0] == ':' {
+			continue // comment / heartbeat
+		}
+		field, value := line, []byte(nil)
+		if i := bytes.IndexByte(line, ':'); i >= 0 {
+			field, value = line[:i], line[i+1:]
+			if len(value) > 0 && value[0] == ' ' {
+				value = value[1:]
+			}
+		}
+		switch string(field) {
+		case "data":
+			if hasData {
+				data = append(data, '\n')
+			}
+			data = append(data, value...)
+			hasData = true
+		case "event":
+			typ = string(value)
+		case "id":
+			if bytes.IndexByte(value, 0) < 0 {
+				id = string(value)
+			}
+		}
+		// "retry" and unknown fields are ignored.
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("octostore: read event stream: %w", err)
+	}
+	return io.ErrUnexpectedEOF
+}
+
+func parseEvent(id, typ string, data []byte) (Event, error) {
+	ev := Event{ID: id, Data: json.RawMessage(bytes.Clone(data))}
+	if len(bytes.TrimSpace(data)) > 0 && data[0] == '{' {
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return Event{}, fmt.Errorf("octostore: bad event data %q: %w", truncate(data, 120), err)
+		}
+	}
+	if ev.Type == "" {
+		ev.Type = typ
+	}
+	if ev.Type == "" {
+		ev.Type = "message"
+	}
+	return ev, nil
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+// scanLines splits on \n, \r\n or a lone \r (all three end a line in SSE).
+func scanLines(data []byte, atEOF bool) (advance int, token []byte, err error) {
+	for i, c := range data {
+		switch c {
+		case '\n':
+			return i + 1, data[:i], nil
+		case '\r':
+			if i+1 < len(data) {
+				if data[i+1] == '\n' {
+					return i + 2, data[:i], nil
+				}
+				return i + 1, data[:i], nil
+			}
+			if atEOF {
+				return i + 1, data[:i], nil
+			}
+			return 0, nil, nil // need one more byte to know if \n follows
+		}
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}

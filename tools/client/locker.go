@@ -1,0 +1,340 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// clock is the time source of a Locker; tests inject a fake one.
+type clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Locker holds one named lock for a process, in the style of etcd's
+// concurrency.Mutex: TryLock or Lock(ctx) to take it, renewal in the
+// background every TTL/3 while held, Done closed when the lock is lost,
+// Unlock to release it.
+//
+// Mutual exclusion is per Locker, not per identity: two Lockers using the
+// same token exclude each other (the server answers "already held by the
+// caller" to the second; the Locker treats that as held by someone else).
+//
+// A Locker is safe for concurrent use.
+type Locker struct {
+	c        *Client
+	name     string
+	ttl      time.Duration
+	clk      clock
+	pollMin  time.Duration
+	pollMax  time.Duration
+	useWatch bool
+
+	mu  sync.Mutex // guards cur
+	cur *holding   // the current acquisition, nil before the first
+}
+
+// holding is one acquisition of the lock. lease and err change under
+// Locker.mu; done is closed exactly once (closed guards it), when the lock is
+// lost or unlocked.
+type holding struct {
+	lease   Lease
+	held    bool
+	done    chan struct{}
+	closed  bool
+	err     error              // why it ended: nil after Unlock, wraps ErrLockLost when lost
+	cancel  context.CancelFunc // stops the renewal goroutine
+	stopped chan struct{}      // closed when the renewal goroutine has returned
+}
+
+// LockerOption configures a Locker.
+type LockerOption func(*Locker)
+
+// WithPollInterval bounds the jittered backoff between attempts while Lock
+// waits (default 100ms up to 2s).
+func WithPollInterval(min, max time.Duration) LockerOption {
+	return func(l *Locker) { l.pollMin, l.pollMax = min, max }
+}
+
+// WithoutWatch makes Lock poll only, without the /locks/{name}/watch stream
+// it otherwise uses as a hint that the lock was released.
+func WithoutWatch() LockerOption { return func(l *Locker) { l.useWatch = false } }
+
+// NewLocker returns a Locker for the named lock with the given TTL (whole
+// seconds, at least 1s).
+func NewLocker(c *Client, name string, ttl time.Duration, opts ...LockerOption) *Locker {
+	l := &Locker{c: c, name: name, ttl: ttl, clk: realClock{}, pollMin: 100 * time.Millisecond, pollMax: 2 * time.Second, useWatch: true}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
+}
+
+// Name returns the lock name.
+func (l *Locker) Name() string { return l.name }
+
+// closedChan is returned by Done before the first acquisition.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Done returns a channel closed when the current acquisition ends: the lock
+// was lost (Err then wraps ErrLockLost) or Unlock was called (Err nil).
+// Before the first acquisition it returns a closed channel.
+func (l *Locker) Done() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cur == nil {
+		return closedChan
+	}
+	return l.cur.done
+}
+
+// Err reports why the last acquisition ended: nil while held or after
+// Unlock, an error wrapping ErrLockLost (and the cause) when it was lost.
+func (l *Locker) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cur == nil {
+		return nil
+	}
+	return l.cur.err
+}
+
+// Lease returns the current lease (zero when not held). ExpiresAt is the
+// server's expiry after the latest renewal.
+func (l *Locker) Lease() Lease {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cur == nil || !l.cur.held {
+		return Lease{}
+	}
+	return l.cur.lease
+}
+
+// Held reports whether the lock is held right now (as far as this process
+// knows).
+func (l *Locker) Held() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cur != nil && l.cur.held
+}
+
+// TryLock makes one attempt. It returns a *LockHeldError (errors.Is
+// ErrLockHeld) when someone else holds the lock, including another process
+// with the same token. Holding it already is not an error.
+func (l *Locker) TryLock(ctx context.Context) error {
+	if l.Held() {
+		return nil
+	}
+	sentAt := l.clk.Now()
+	lease, err := l.c.Acquire(ctx, l.name, l.ttl)
+	if err != nil {
+		return err
+	}
+	if lease.Status == "held" {
+		// Granted earlier to our identity but not to this Locker.
+		return &LockHeldError{Name: l.name, Holder: lease.Holder, ExpiresAt: lease.ExpiresAt}
+	}
+	h := &holding{lease: *lease, held: true, done: make(chan struct{}), stopped: make(chan struct{})}
+	var rctx context.Context
+	rctx, h.cancel = context.WithCancel(context.Background())
+	l.mu.Lock()
+	l.cur = h
+	l.mu.Unlock()
+	go l.renew(rctx, h, sentAt.Add(l.ttl))
+	return nil
+}
+
+// Lock waits until the lock is acquired or ctx ends (then it returns
+// ctx.Err()). While waiting it polls with jittered backoff, woken early by
+// release/expiry events on the lock's watch stream. Transient failures
+// (ErrUnavailable, ErrRateLimited) are waited out; other errors are returned.
+func (l *Locker) Lock(ctx context.Context) error {
+	var events <-chan Event
+	if l.useWatch {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if s, err := l.c.WatchLock(wctx, l.name); err == nil {
+			defer s.Close()
+			events = s.C
+		}
+	}
+	sameIdentity := false // the holder has our token: do not poke it with acquires
+	for attempt := 0; ; attempt++ {
+		var until time.Time // when the current holder's lease ends, if known
+		try := true
+		if sameIdentity {
+			st, err := l.c.LockStatus(ctx, l.name)
+			switch {
+			case err == nil && !st.Available() && !st.ExpiresAt.IsZero():
+				try, until = false, st.ExpiresAt
+			case err != nil && !transient(err):
+				return err
+			case err != nil:
+				try = false
+			}
+		}
+		if try {
+			err := l.TryLock(ctx)
+			if err == nil {
+				return nil
+			}
+			var he *LockHeldError
+			switch {
+			case errors.As(err, &he):
+				until = he.ExpiresAt
+				sameIdentity = he.Err == nil
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case !transient(err):
+				return err
+			}
+		}
+		wait := jitter(l.pollMin, l.pollMax, attempt)
+		if !until.IsZero() {
+			if d := until.Sub(l.clk.Now()) + 20*time.Millisecond; d < wait {
+				wait = max(d, l.pollMin/2)
+			}
+		}
+		if err := l.wait(ctx, wait, &events); err != nil {
+			return err
+		}
+	}
+}
+
+// wait sleeps for d, or until a watch event says the lock may be free.
+func (l *Locker) wait(ctx context.Context, d time.Duration, events *<-chan Event) error {
+	timer := l.clk.After(d)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer:
+			return nil
+		case ev, ok := <-*events:
+			if !ok {
+				*events = nil // stream ended: poll only
+				continue
+			}
+			switch ev.Type {
+			case EventLockReleased, EventLockExpired:
+				return nil
+			case EventLockState:
+				if ev.Holder == "" {
+					return nil
+				}
+			}
+		}
+	}
+}
+
+func transient(err error) bool {
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrRateLimited)
+}
+
+// renew keeps h alive until ctx is cancelled (Unlock) or the lease is lost.
+// expiry is the local deadline: the send time of the last successful grant or
+// renewal plus the TTL (the server's clock is not trusted).
+func (l *Locker) renew(ctx context.Context, h *holding, expiry time.Time) {
+	defer close(h.stopped)
+	interval := l.ttl / 3
+	if interval <= 0 {
+		interval = time.Millisecond
+	}
+	leaseID := h.lease.LeaseID
+	wait := interval
+	for attempt := 0; ; {
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.clk.After(wait):
+		}
+		now := l.clk.Now()
+		if !now.Before(expiry) {
+			l.lose(h, fmt.Errorf("lease expired at %s without a successful renewal", expiry.Format(time.RFC3339Nano)))
+			return
+		}
+		rctx, cancel := context.WithTimeout(ctx, expiry.Sub(now))
+		lease, err := l.c.Renew(rctx, l.name, leaseID, l.ttl)
+		cancel()
+		if ctx.Err() != nil {
+			return // unlocked meanwhile
+		}
+		if err == nil {
+			expiry = now.Add(l.ttl)
+			attempt, wait = 0, interval
+			l.mu.Lock()
+			h.lease.ExpiresAt = lease.ExpiresAt
+			h.lease.Status = lease.Status
+			l.mu.Unlock()
+			continue
+		}
+		if !transient(err) && !errors.Is(err, context.DeadlineExceeded) {
+			l.lose(h, err) // refused: not found / not owned, auth, validation
+			return
+		}
+		// Unreachable or throttled: retry soon, until the lease runs out.
+		wait = min(jitter(l.pollMin, interval, attempt), max(expiry.Sub(l.clk.Now()), 0))
+		attempt++
+	}
+}
+
+// lose marks h lost with cause and closes its done channel.
+func (l *Locker) lose(h *holding, cause error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !h.held {
+		return
+	}
+	h.held = false
+	h.err = fmt.Errorf("%w: %q: %w", ErrLockLost, l.name, cause)
+	if !h.closed {
+		h.closed = true
+		close(h.done)
+	}
+}
+
+// Unlock stops renewal and releases the lock. If the lock was already lost it
+// returns an error wrapping ErrLockLost; if it is not held it returns nil.
+// Done is closed when Unlock returns.
+func (l *Locker) Unlock(ctx context.Context) error {
+	l.mu.Lock()
+	h := l.cur
+	if h == nil {
+		l.mu.Unlock()
+		return nil
+	}
+	wasHeld, lostErr := h.held, h.err
+	h.held = false
+	l.mu.Unlock()
+	if h.cancel != nil {
+		h.cancel()
+		<-h.stopped
+	}
+	var err error
+	if wasHeld {
+		err = l.c.Release(ctx, l.name, h.lease.LeaseID)
+		if errors.Is(err, ErrNotFound) {
+			err = fmt.Errorf("%w: %q: %w", ErrLockLost, l.name, err)
+		}
+	} else {
+		err = lostErr
+	}
+	l.mu.Lock()
+	if err != nil && h.err == nil && errors.Is(err, ErrLockLost) {
+		h.err = err
+	}
+	if !h.closed {
+		h.closed = true
+		close(h.done)
+	}
+	l.mu.Unlock()
+	return err
+}

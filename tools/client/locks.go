@@ -1,0 +1,150 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Lease is a held lock as returned by Acquire and Renew.
+type Lease struct {
+	Status       string    `json:"status"` // "acquired" (new grant) or "held" (already held by the caller)
+	Name         string    `json:"name"`
+	LeaseID      string    `json:"lease_id"`
+	FencingToken uint64    `json:"fencing_token"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	Holder       string    `json:"holder"`
+}
+
+// LockState is the answer of LockStatus: a held lock (Status "held" or
+// "acquired") or Status "available". LeaseID is only shown to the holder.
+type LockState struct {
+	Status       string    `json:"status"`
+	Name         string    `json:"name"`
+	LeaseID      string    `json:"lease_id,omitempty"`
+	FencingToken uint64    `json:"fencing_token,omitempty"`
+	ExpiresAt    time.Time `json:"expires_at,omitzero"`
+	Holder       string    `json:"holder,omitempty"`
+	Message      string    `json:"message,omitempty"`
+}
+
+// Available reports whether nobody holds the lock.
+func (s *LockState) Available() bool { return s.Status == "available" }
+
+// LockInfo is one entry of ListLocks. Owner is set for admin listings.
+type LockInfo struct {
+	Name         string    `json:"name"`
+	LeaseID      string    `json:"lease_id,omitempty"`
+	FencingToken uint64    `json:"fencing_token"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	Holder       string    `json:"holder,omitempty"`
+	Owner        string    `json:"owner,omitempty"`
+}
+
+// Acquire takes the lock for ttl (whole seconds, rounded up, 1s..1h). If
+// another holder has it, the error is a *LockHeldError (errors.Is ErrLockHeld).
+// If the caller already holds it, the existing lease comes back with Status
+// "held". Never retried once the request may have reached the server.
+func (c *Client) Acquire(ctx context.Context, name string, ttl time.Duration) (*Lease, error) {
+	if err := checkName("lock name", name); err != nil {
+		return nil, err
+	}
+	x := c.start("POST", "/locks/", seg(name), "/acquire")
+	defer c.finish(x)
+	var buf [48]byte
+	x.setJSON(appendTTLBody(buf[:0], ttl))
+	return c.leaseCall(ctx, x)
+}
+
+// Renew extends the lease to now+ttl. A lease that is gone (expired, released,
+// taken over) gives ErrNotFound.
+func (c *Client) Renew(ctx context.Context, name, leaseID string, ttl time.Duration) (*Lease, error) {
+	if err := checkName("lock name", name); err != nil {
+		return nil, err
+	}
+	x := c.start("POST", "/locks/", seg(name), "/renew")
+	defer c.finish(x)
+	var buf [128]byte
+	x.setJSON(appendRenewBody(buf[:0], leaseID, ttl))
+	return c.leaseCall(ctx, x)
+}
+
+func (c *Client) leaseCall(ctx context.Context, x *exchange) (*Lease, error) {
+	if err := c.send(ctx, x, false); err != nil {
+		return nil, err
+	}
+	l := new(Lease)
+	if err := decode(x, l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Release frees the lock. A lease that is no longer valid gives ErrNotFound.
+func (c *Client) Release(ctx context.Context, name, leaseID string) error {
+	if err := checkName("lock name", name); err != nil {
+		return err
+	}
+	x := c.start("POST", "/locks/", seg(name), "/release")
+	defer c.finish(x)
+	var buf [96]byte
+	x.setJSON(appendReleaseBody(buf[:0], leaseID))
+	return c.send(ctx, x, false)
+}
+
+// LockStatus reports who holds the lock, if anyone.
+func (c *Client) LockStatus(ctx context.Context, name string) (*LockState, error) {
+	if err := checkName("lock name", name); err != nil {
+		return nil, err
+	}
+	s := new(LockState)
+	if err := c.getJSON(ctx, "/locks/"+seg(name), s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ListLocks lists the caller's active locks (every user's for an admin).
+func (c *Client) ListLocks(ctx context.Context) ([]LockInfo, error) {
+	var out struct {
+		Locks []LockInfo `json:"locks"`
+	}
+	if err := c.getJSON(ctx, "/locks", &out); err != nil {
+		return nil, err
+	}
+	return out.Locks, nil
+}
+
+// getJSON GETs path (retried) and decodes the JSON answer into out.
+func (c *Client) getJSON(ctx context.Context, path string, out any) error {
+	return c.call(ctx, "GET", path, nil, true, out)
+}
+
+// call is the general, reflection-based path for the less hot endpoints.
+func (c *Client) call(ctx context.Context, method, path string, body any, idempotent bool, out any) error {
+	x := c.start(method, path)
+	defer c.finish(x)
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("octostore: encode request: %w", err)
+		}
+		x.setJSON(b)
+	}
+	if err := c.send(ctx, x, idempotent); err != nil {
+		return err
+	}
+	if out == nil {
+		return nil
+	}
+	return decode(x, out)
+}
+
+func decode(x *exchange, out any) error {
+	if err := json.Unmarshal(x.resp.Body(), out); err != nil {
+		return fmt.Errorf("octostore: decode %s %s response (status %d): %w",
+			x.req.Header.Method(), x.req.URI().Path(), x.resp.StatusCode(), err)
+	}
+	return nil
+}
