@@ -1,0 +1,40 @@
+package actors
+
+import "time"
+
+// Event is one committed state change.
+type Event struct {
+	Seq          uint64    `json:"seq"`
+	Type         string    `json:"type"` // lock.acquired, lock.renewed, lock.released, lock.expired, flag.set, …
+	Kind         string    `json:"kind"` // lock | flag | config | limit
+	Name         string    `json:"name"`
+	Owner        string    `json:"owner,omitempty"`
+	Holder       string    `json:"holder,omitempty"`
+	LeaseID      string    `json:"lease_id,omitempty"`
+	FencingToken uint64    `json:"fencing_token,omitempty"`
+	ExpiresAt    time.Time `json:"expires_at,omitzero"`
+	Version      int64     `json:"version,omitempty"`
+	Time         time.Time `json:"time"`
+}
+
+// Event types.
+const (
+	EventLockAcquired  = "lock.acquired"
+	EventLockRenewed   = "lock.renewed"
+	EventLockReleased  = "lock.released"
+	EventLockExpired   = "lock.expired"
+	EventFlagSet       = "flag.set"
+	EventFlagDeleted   = "flag.deleted"
+	EventConfigWritten = "config.written"
+	EventConfigDeleted = "config.deleted"
+	EventLimitDenied   = "limit.denied"
+	EventLimitReset    = "limit.reset"
+)
+
+// Publisher receives events. Publish must never block: it is called from
+// the writer's commit callbacks and from actors.
+type Publisher interface{ Publish(Event) }
+
+type nopPublisher struct{}
+
+func (nopPublisher) Publish(Event) {}

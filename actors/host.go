@@ -1,0 +1,137 @@
+package actors
+
+import (
+	"errors"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+var errUnknownKind = errors.New("unknown resource kind")
+
+// Host is the generic resource actor: it owns one Behavior, activates it,
+// runs its operations one at a time, makes their replies wait for the writes
+// they depend on, and asks its shard to passivate it when idle.
+type Host struct {
+	sys     *System
+	key     Key
+	b       Behavior
+	self    *actor.PID
+	parent  *actor.PID
+	handled uint64
+	// lastSeq is the newest write replies depend on; lastAnySeq also counts
+	// write-behind writes (they only hold back passivation).
+	lastSeq, lastAnySeq uint64
+	broken              error // activation failed: every request fails with it
+}
+
+// writeFailed tells the actor that one of its writes failed.
+type writeFailed struct{}
+
+// Key is the resource this actor owns.
+func (h *Host) Key() Key { return h.key }
+
+// System is the runtime.
+func (h *Host) System() *System { return h.sys }
+
+// Now is the runtime clock (ms precision, UTC).
+func (h *Host) Now() time.Time { return h.sys.Now() }
+
+// Store is the durable store (loaders for Activate).
+func (h *Host) Store() Store { return h.sys.store }
+
+// Publish sends an event to subscribers. Use it from a Write callback so that
+// only committed state is published.
+func (h *Host) Publish(e Event) { h.sys.cfg.Events.Publish(e) }
+
+// Write queues a durable write; the reply of the current operation (and of
+// every later one) is delivered only after it commits. onCommit, if set,
+// runs on the writer goroutine after the commit with the write's error; it
+// must not touch the behavior's state (update derived indexes, publish).
+func (h *Host) Write(m Mutation, onCommit func(error)) error {
+	seq, err := h.enqueue(m, onCommit)
+	if err != nil {
+		return err
+	}
+	h.lastSeq = seq
+	return nil
+}
+
+// WriteBehind queues a durable write that replies do not wait for (counters
+// that may lose the last batch on a crash). Passivation still waits for it.
+func (h *Host) WriteBehind(m Mutation, onCommit func(error)) error {
+	_, err := h.enqueue(m, onCommit)
+	return err
+}
+
+func (h *Host) enqueue(m Mutation, onCommit func(error)) (uint64, error) {
+	self, root := h.self, h.sys.as.Root
+	seq, err := h.sys.store.Enqueue(m, func(err error) {
+		if err != nil {
+			root.Send(self, writeFailed{})
+		}
+		if onCommit != nil {
+			onCommit(err)
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	h.lastAnySeq = seq
+	return seq, nil
+}
+
+// AfterFunc sends op to this resource after d (through its shard, so it
+// reaches a fresh actor if this one was passivated meanwhile).
+func (h *Host) AfterFunc(d time.Duration, op any) Timer { return h.sys.AfterFunc(h.key, d, op) }
+
+// Receive implements actor.Actor.
+func (h *Host) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *request:
+		h.handled++
+		var v any
+		var err error
+		if h.broken != nil {
+			err = h.broken
+		} else {
+			v, err = h.b.Handle(h, m.op)
+		}
+		h.reply(m.reply, v, err)
+	case writeFailed:
+		// Memory may be ahead of what is durable: wait for every write of
+		// ours to resolve, then fall back to the durable state.
+		h.sys.store.WaitResolved(h.lastAnySeq)
+		h.broken = h.b.Activate(h)
+	case *actor.ReceiveTimeout:
+		if h.broken != nil || (h.lastAnySeq <= h.sys.store.Resolved() && h.b.Passivatable(h)) {
+			ctx.Send(h.parent, &passivate{key: h.key, pid: h.self, handled: h.handled})
+		}
+	case *actor.Started:
+		h.self, h.parent = ctx.Self(), ctx.Parent()
+		if err := h.b.Activate(h); err != nil {
+			h.sys.cfg.Logger.Error("activate resource", "kind", h.key.Kind.String(), "name", h.key.Name, "err", err)
+			h.broken = errors.Join(ErrUnavailable, err)
+		}
+		ctx.SetReceiveTimeout(h.sys.cfg.IdleTimeout)
+	}
+}
+
+// reply delivers a result once every write it depends on has committed; if
+// one of them failed the caller gets ErrUnavailable instead.
+func (h *Host) reply(ch chan Result, v any, err error) {
+	if ch == nil {
+		return
+	}
+	if h.lastSeq == 0 {
+		ch <- Result{Value: v, Err: err}
+		return
+	}
+	h.sys.store.AfterCommit(h.lastSeq, func(werr error) {
+		if werr != nil {
+			ch <- Result{Err: werr}
+			return
+		}
+		ch <- Result{Value: v, Err: err}
+	})
+}

@@ -1,0 +1,243 @@
+package httpd
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/octostore/octostore/actors"
+	"github.com/octostore/octostore/persistence"
+)
+
+// Options configure a whole octostore server (what `octostore serve` runs).
+type Options struct {
+	Addr   string // listen address, e.g. 127.0.0.1:3000 or 127.0.0.1:0
+	DBPath string
+
+	// StaticTokens maps token → login (from --static-tokens and its file).
+	StaticTokens map[string]string
+	AdminKey     string
+
+	MaxBodyBytes    int           // default 1 MiB
+	MaxLocksPerUser int           // default 1000
+	IdleTimeout     time.Duration // actor passivation (default 30s)
+	RequestTimeout  time.Duration // actor answer deadline (default 10s)
+	ShutdownTimeout time.Duration // graceful shutdown bound (default 10s)
+	Server          ServerConfig  // zero fields take defaults
+
+	Now    func() time.Time // clock (tests)
+	Logger *slog.Logger     // default: text to Stderr
+	Stdout io.Writer        // where the listening line and dev token go (default os.Stdout)
+}
+
+// App is a running server: database, writer, actor runtime, HTTP.
+type App struct {
+	opts   Options
+	DB     *persistence.DB
+	Store  *persistence.Store
+	Sys    *actors.System
+	Auth   *Authenticator
+	server *Server
+	addr   string
+	log    *slog.Logger
+}
+
+// Start opens the database, recovers state and starts serving. It prints
+// "listening on http://HOST:PORT" to opts.Stdout once connections are accepted.
+func Start(opts Options) (*App, error) {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.MaxLocksPerUser == 0 {
+		opts.MaxLocksPerUser = 1000
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	sc := &opts.Server
+	if sc.ReadTimeout == 0 {
+		sc.ReadTimeout = 30 * time.Second
+	}
+	if sc.WriteTimeout == 0 {
+		sc.WriteTimeout = 30 * time.Second
+	}
+	if sc.IdleTimeout == 0 {
+		sc.IdleTimeout = 120 * time.Second
+	}
+	if sc.MaxConns == 0 {
+		sc.MaxConns = 16384
+	}
+	sc.MaxBodyBytes = opts.MaxBodyBytes
+	log := opts.Logger
+
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
+	}
+	db, err := persistence.Open(opts.DBPath)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	db.Now = opts.Now
+	w, err := persistence.NewWriter(db, persistence.WriterOptions{})
+	if err != nil {
+		db.Close()
+		ln.Close()
+		return nil, err
+	}
+	store := persistence.NewStore(db, w)
+	a := &App{opts: opts, DB: db, Store: store, log: log}
+	fail := func(err error) (*App, error) {
+		w.Close()
+		db.Close()
+		ln.Close()
+		return nil, err
+	}
+	if err := a.setupIdentity(ln.Addr()); err != nil {
+		return fail(err)
+	}
+	a.Sys = actors.NewSystem(actors.Config{
+		Store: store, Now: opts.Now, IdleTimeout: opts.IdleTimeout, RequestTimeout: opts.RequestTimeout,
+		MaxLocksPerUser: opts.MaxLocksPerUser, Logger: log,
+	})
+	start := time.Now()
+	n, err := a.Sys.Recover()
+	if err != nil {
+		a.Sys.Close()
+		return fail(err)
+	}
+	log.Info("recovered state", "active_locks", n, "took", time.Since(start).Round(time.Millisecond))
+	a.Auth, err = newAuthenticator(store, opts.AdminKey)
+	if err != nil {
+		a.Sys.Close()
+		return fail(err)
+	}
+	a.server = newServer(a.Sys, store, a.Auth, log, opts.Server)
+	a.server.serve(ln)
+	a.addr = ln.Addr().String()
+	fmt.Fprintf(opts.Stdout, "listening on http://%s\n", a.addr)
+	return a, nil
+}
+
+// Addr is the address the server listens on (the real port for :0).
+func (a *App) Addr() string { return a.addr }
+
+// URL is http://Addr.
+func (a *App) URL() string { return "http://" + a.addr }
+
+// Close shuts down gracefully: stop accepting, finish in-flight requests,
+// stop the actors, flush the writer, close the database.
+func (a *App) Close() error {
+	var errs []error
+	if err := a.server.shutdown(a.opts.ShutdownTimeout); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	a.Auth.close()
+	a.Sys.Close()
+	errs = append(errs, a.Store.Close(), a.DB.Close())
+	return errors.Join(errs...)
+}
+
+// setupIdentity syncs static tokens, and with no identity source at all
+// creates a dev user and token (loopback only).
+func (a *App) setupIdentity(addr net.Addr) error {
+	now := a.opts.Now()
+	static := map[[32]byte]string{}
+	for tok, login := range a.opts.StaticTokens {
+		static[persistence.HashToken(tok)] = login
+	}
+	if err := a.Store.Apply(persistence.SyncStaticTokens{Tokens: static, Now: now}); err != nil {
+		return fmt.Errorf("store static tokens: %w", err)
+	}
+	if len(static) > 0 || a.opts.AdminKey != "" {
+		return nil
+	}
+	n, err := a.Store.CountTokens()
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil // tokens created earlier (dev, octostore token create, sign-in)
+	}
+	if !isLoopback(addr) {
+		return errors.New("no identity source configured and the address is not loopback: " +
+			"set --static-tokens (OCTOSTORE_STATIC_TOKENS), --static-tokens-file, GitHub OAuth (--github-client-id/--github-client-secret), " +
+			"or create a token with `octostore token create --db PATH --user NAME`")
+	}
+	tok := persistence.NewToken()
+	if err := a.Store.Apply(persistence.IssueToken{Login: "dev", Hash: persistence.HashToken(tok), Source: persistence.SourceDev, Now: now}); err != nil {
+		return fmt.Errorf("create dev token: %w", err)
+	}
+	fmt.Fprintf(a.opts.Stdout, "no identity source configured: created user \"dev\" with token (shown once, stored hashed):\n  %s\n", tok)
+	fmt.Fprintf(a.opts.Stdout, "try:\n  curl -s -X POST -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"ttl_seconds\":30}' http://%s/locks/demo/acquire\n", tok, addr)
+	return nil
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// ParseStaticTokens parses "alice:tokA,bob:tokB" into token → login.
+func ParseStaticTokens(s string, into map[string]string) error {
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if err := addStatic(part, into); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ParseStaticTokensFile reads one "user:token" per line (# comments).
+func ParseStaticTokensFile(r io.Reader, into map[string]string) error {
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		t := strings.TrimSpace(sc.Text())
+		if t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		if err := addStatic(t, into); err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+	}
+	return sc.Err()
+}
+
+func addStatic(entry string, into map[string]string) error {
+	user, tok, ok := strings.Cut(entry, ":")
+	user, tok = strings.TrimSpace(user), strings.TrimSpace(tok)
+	if !ok || user == "" || tok == "" {
+		return errors.New(`static token entries must look like "user:token"`)
+	}
+	if !validName(user, 64) {
+		return fmt.Errorf("static token user %q: must match ^[A-Za-z0-9_-]{1,64}$", user)
+	}
+	if prev, dup := into[tok]; dup && prev != user {
+		return fmt.Errorf("the same static token is given for %q and %q", prev, user)
+	}
+	into[tok] = user
+	return nil
+}
+

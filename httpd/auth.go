@@ -1,0 +1,161 @@
+package httpd
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"sync"
+	"time"
+
+	"github.com/octostore/octostore/persistence"
+	"github.com/valyala/fasthttp"
+)
+
+// Principal is who a request acts for.
+type Principal struct {
+	Login  string
+	Admin  bool     // the admin key: sees every user's resources
+	Hash   [32]byte // SHA-256 of the bearer token (zero for the admin key)
+	Source string   // token source (static, dev, cli, oauth)
+}
+
+// adminLogin is the principal name of the admin key. Logins are GitHub
+// usernames or operator-chosen names matching [A-Za-z0-9_-], never "*".
+const adminLogin = "*admin*"
+
+// Authenticator resolves bearer tokens. Tokens are looked up by hash; known
+// tokens are cached in memory. In-process rotation and revocation invalidate
+// the cache at once; out-of-process changes (octostore token …) bump the
+// database's auth epoch, which a poller notices within PollInterval.
+type Authenticator struct {
+	store    *persistence.Store
+	adminKey []byte
+
+	// mu guards cache and epoch.
+	mu    sync.RWMutex
+	cache map[[32]byte]Principal
+	epoch int64
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// PollInterval is how often the auth epoch is checked.
+const PollInterval = 500 * time.Millisecond
+
+func newAuthenticator(store *persistence.Store, adminKey string) (*Authenticator, error) {
+	a := &Authenticator{store: store, cache: map[[32]byte]Principal{}, stop: make(chan struct{}), done: make(chan struct{})}
+	if adminKey != "" {
+		a.adminKey = []byte(adminKey)
+	}
+	ep, err := store.AuthEpoch()
+	if err != nil {
+		return nil, err
+	}
+	a.epoch = ep
+	go a.poll()
+	return a, nil
+}
+
+func (a *Authenticator) poll() {
+	defer close(a.done)
+	t := time.NewTicker(PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+			ep, err := a.store.AuthEpoch()
+			if err != nil {
+				continue
+			}
+			a.mu.Lock()
+			if ep != a.epoch {
+				a.epoch = ep
+				a.cache = map[[32]byte]Principal{}
+			}
+			a.mu.Unlock()
+		}
+	}
+}
+
+func (a *Authenticator) close() {
+	close(a.stop)
+	<-a.done
+}
+
+// Invalidate drops a token from the cache (after rotate or revoke).
+func (a *Authenticator) Invalidate(hash [32]byte) {
+	a.mu.Lock()
+	delete(a.cache, hash)
+	a.mu.Unlock()
+}
+
+var bearerPrefix = []byte("bearer ")
+
+// bearer extracts the token of an "Authorization: Bearer <token>" header.
+func bearer(h []byte) []byte {
+	h = bytes.TrimSpace(h)
+	if len(h) < len(bearerPrefix) || !bytes.EqualFold(h[:len(bearerPrefix)], bearerPrefix) {
+		return nil
+	}
+	return bytes.TrimSpace(h[len(bearerPrefix):])
+}
+
+// Authenticate resolves the request's credentials. ok is false with a
+// message when they are missing or unknown.
+func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (p Principal, msg string, ok bool) {
+	if k := ctx.Request.Header.Peek("X-Admin-Key"); len(k) > 0 {
+		if a.isAdminKey(k) {
+			return Principal{Login: adminLogin, Admin: true}, "", true
+		}
+		return p, "Invalid admin key", false
+	}
+	tok := bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
+	if len(tok) == 0 || len(tok) > 512 {
+		return p, "Invalid or missing authorization header", false
+	}
+	if a.isAdminKey(tok) {
+		return Principal{Login: adminLogin, Admin: true}, "", true
+	}
+	h := sha256.Sum256(tok)
+	a.mu.RLock()
+	p, ok = a.cache[h]
+	a.mu.RUnlock()
+	if ok {
+		return p, "", true
+	}
+	up, found, err := a.store.LookupToken(h)
+	if err != nil || !found {
+		return p, "Invalid or missing authorization header", false
+	}
+	p = Principal{Login: up.Login, Hash: h, Source: up.Source}
+	a.mu.Lock()
+	a.cache[h] = p
+	a.mu.Unlock()
+	return p, "", true
+}
+
+// isAdminKey compares in constant time (hashing first so that the length of
+// the key does not leak either).
+func (a *Authenticator) isAdminKey(k []byte) bool {
+	if len(a.adminKey) == 0 {
+		return false
+	}
+	x, y := sha256.Sum256(k), sha256.Sum256(a.adminKey)
+	return subtle.ConstantTimeCompare(x[:], y[:]) == 1
+}
+
+// authed wraps a handler with authentication.
+func (s *Server) authed(h func(ctx *fasthttp.RequestCtx, p *Principal)) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		p, msg, ok := s.auth.Authenticate(ctx)
+		if !ok {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="octostore"`)
+			writeError(ctx, fasthttp.StatusUnauthorized, msg)
+			return
+		}
+		h(ctx, &p)
+	}
+}

@@ -1,0 +1,54 @@
+package httpd
+
+import (
+	"errors"
+
+	"github.com/octostore/octostore/actors"
+	"github.com/valyala/fasthttp"
+)
+
+// codes maps the runtime's sentinel errors to HTTP status codes. Errors not
+// found here (and not handled by a typed case in writeErr) are bugs: 500.
+var codes = []struct {
+	err    error
+	status int
+}{
+	{actors.ErrLockNotOwned, fasthttp.StatusNotFound},
+	{actors.ErrQuota, fasthttp.StatusForbidden},
+	{actors.ErrOverloaded, fasthttp.StatusServiceUnavailable},
+	{actors.ErrUnavailable, fasthttp.StatusServiceUnavailable},
+	{actors.ErrTimeout, fasthttp.StatusServiceUnavailable},
+	{actors.ErrClosed, fasthttp.StatusServiceUnavailable},
+}
+
+// writeErr answers err with its status and a JSON body.
+func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
+	var held *actors.LockHeldError
+	if errors.As(err, &held) {
+		b := make([]byte, 0, 160)
+		b = append(b, `{"error":"Lock already held","lock":{"name":`...)
+		b = appendString(b, held.Name)
+		b = append(b, `,"holder":`...)
+		b = appendString(b, held.Holder)
+		b = append(b, `,"expires_at":`...)
+		b = appendTime(b, held.ExpiresAt)
+		b = append(b, `}}`...)
+		writeRaw(ctx, fasthttp.StatusConflict, b)
+		return
+	}
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			if c.status == fasthttp.StatusServiceUnavailable {
+				ctx.Response.Header.Set("Retry-After", "1")
+			}
+			msg := err.Error()
+			if errors.Is(err, actors.ErrUnavailable) {
+				msg = "storage unavailable, retry later" // do not leak file paths or SQL
+			}
+			writeError(ctx, c.status, msg)
+			return
+		}
+	}
+	s.log.Error("internal error", "path", string(ctx.Path()), "err", err)
+	writeError(ctx, fasthttp.StatusInternalServerError, "internal error")
+}

@@ -1,0 +1,231 @@
+// Package persistence keeps octostore's state in embedded SQLite.
+//
+// Ownership: the Writer's goroutine is the only code that writes to the
+// database (through the single-connection write pool); everything else reads
+// through the read pool. WAL mode lets readers run while the writer commits.
+package persistence
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// DB is an open octostore database.
+type DB struct {
+	Path  string
+	write *sql.DB // exactly one connection, used only by the Writer and migrations
+	read  *sql.DB // read-only pool
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+}
+
+// ErrNewerSchema means the database was written by a newer octostore.
+var ErrNewerSchema = errors.New("database schema is newer than this octostore")
+
+// dsn builds the connection string. Each parameter is applied by the driver to
+// every new connection of the pool:
+//
+//	_journal_mode=WAL   readers never block the writer and vice versa; commits
+//	                    append to the WAL instead of rewriting pages.
+//	_synchronous=FULL   fsync the WAL on every commit: an acknowledged write
+//	                    survives power loss, not only a process crash.
+//	_busy_timeout=5000  an external writer (octostore token create, backup)
+//	                    holding the lock makes us wait up to 5 s, not fail.
+//	_foreign_keys=on    tokens cascade with their user.
+//	_txlock=immediate   write transactions take the write lock at BEGIN, so
+//	                    they never fail half-way with SQLITE_BUSY on upgrade.
+//	_cache_size=-65536  64 MiB page cache per connection.
+func dsn(path string, readOnly bool) string {
+	v := url.Values{}
+	v.Set("_journal_mode", "WAL")
+	v.Set("_synchronous", "FULL")
+	v.Set("_busy_timeout", "5000")
+	v.Set("_foreign_keys", "on")
+	v.Set("_cache_size", "-65536")
+	if readOnly {
+		v.Set("mode", "ro")
+	} else {
+		v.Set("_txlock", "immediate")
+	}
+	return "file:" + path + "?" + v.Encode()
+}
+
+// Open opens (creating if needed) the database at path, applies migrations,
+// and checks integrity. It refuses a database with a newer schema.
+func Open(path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("open database: empty path")
+	}
+	w, err := sql.Open("sqlite3", dsn(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	db := &DB{Path: path, write: w, Now: time.Now}
+	if err := db.migrate(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := db.quickCheck(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite3", dsn(path, true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	db.read = r
+	return db, nil
+}
+
+// Close closes both pools. Close the Writer first.
+func (db *DB) Close() error {
+	var errs []error
+	if db.read != nil {
+		errs = append(errs, db.read.Close())
+	}
+	errs = append(errs, db.write.Close())
+	return errors.Join(errs...)
+}
+
+// ReadDB is the read-only pool, for loaders and listings.
+func (db *DB) ReadDB() *sql.DB { return db.read }
+
+// WriteDB is the single write connection. Only the Writer and out-of-band
+// admin tools (token create, backup) may use it.
+func (db *DB) WriteDB() *sql.DB { return db.write }
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func migrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		if !ok {
+			return nil, fmt.Errorf("migration %q: name must be NNNN_description.sql", e.Name())
+		}
+		v, err := strconv.Atoi(num)
+		if err != nil {
+			return nil, fmt.Errorf("migration %q: %w", e.Name(), err)
+		}
+		b, err := migrationFS.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("migration %q: expected number %d", m.name, i+1)
+		}
+	}
+	return ms, nil
+}
+
+// SchemaVersion is the newest migration this binary knows.
+func SchemaVersion() int {
+	ms, _ := migrations()
+	return len(ms)
+}
+
+func (db *DB) migrate() error {
+	ms, err := migrations()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	ctx := context.Background()
+	var cur int
+	if err := db.write.QueryRowContext(ctx, "PRAGMA user_version").Scan(&cur); err != nil {
+		return fmt.Errorf("open database %s: %w", db.Path, err)
+	}
+	if cur > len(ms) {
+		return fmt.Errorf("%w: database %s has schema version %d, this binary knows up to %d; upgrade octostore",
+			ErrNewerSchema, db.Path, cur, len(ms))
+	}
+	for _, m := range ms[cur:] {
+		tx, err := db.write.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", m.name, err)
+		}
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate %s: %w", m.name, err)
+		}
+		// PRAGMA user_version cannot take a bound parameter.
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate %s: %w", m.name, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migrate %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+func (db *DB) quickCheck() error {
+	rows, err := db.write.Query("PRAGMA quick_check")
+	if err != nil {
+		return fmt.Errorf("integrity check: %w", err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return fmt.Errorf("integrity check: %w", err)
+		}
+		if s != "ok" {
+			problems = append(problems, s)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("integrity check: %w", err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("integrity check of %s failed: %s", db.Path, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}

@@ -1,0 +1,78 @@
+package persistence
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/octostore/octostore/actors"
+)
+
+// Store implements actors.Store: the Writer for durable writes and the read
+// pool for activation loaders.
+type Store struct {
+	*Writer
+	db *DB
+}
+
+var _ actors.Store = (*Store)(nil)
+
+// NewStore combines a database and its writer.
+func NewStore(db *DB, w *Writer) *Store { return &Store{Writer: w, db: db} }
+
+// Close closes the writer after committing everything queued.
+func (s *Store) Close() error { return s.Writer.Close() }
+
+// DB returns the underlying database.
+func (s *Store) DB() *DB { return s.db }
+
+// LoadLock implements actors.Loader.
+func (s *Store) LoadLock(name string) (actors.LockRecord, bool, error) {
+	var r actors.LockRecord
+	var token, exp, acq int64
+	err := s.db.read.QueryRow(`SELECT name, holder, lease_id, fencing_token, expires_at, acquired_at
+		FROM locks WHERE name = ?`, name).Scan(&r.Name, &r.Holder, &r.LeaseID, &token, &exp, &acq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return actors.LockRecord{Name: name}, false, nil
+	}
+	if err != nil {
+		return r, false, fmt.Errorf("load lock %q: %w", name, err)
+	}
+	r.Token = uint64(token)
+	r.ExpiresAt = fromMS(exp)
+	r.AcquiredAt = fromMS(acq)
+	return r, true, nil
+}
+
+// ActiveLocks implements actors.Loader.
+func (s *Store) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
+	rows, err := s.db.read.Query(`SELECT name, holder, lease_id, fencing_token, expires_at, acquired_at
+		FROM locks WHERE holder <> '' AND expires_at > ?`, now.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("load active locks: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r actors.LockRecord
+		var token, exp, acq int64
+		if err := rows.Scan(&r.Name, &r.Holder, &r.LeaseID, &token, &exp, &acq); err != nil {
+			return fmt.Errorf("load active locks: %w", err)
+		}
+		r.Token = uint64(token)
+		r.ExpiresAt = fromMS(exp)
+		r.AcquiredAt = fromMS(acq)
+		fn(r)
+	}
+	return rows.Err()
+}
+
+// Apply enqueues m and waits for its commit (for rare, synchronous writes:
+// tokens, start-up).
+func (s *Store) Apply(m actors.Mutation) error {
+	ch := make(chan error, 1)
+	if _, err := s.Enqueue(m, func(err error) { ch <- err }); err != nil {
+		return err
+	}
+	return <-ch
+}

@@ -1,0 +1,170 @@
+package persistence
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// TokenPrefix starts every token octostore issues, so secret scanners can
+// recognise one.
+const TokenPrefix = "octo_"
+
+// NewToken returns a fresh bearer token: the prefix and 32 random bytes.
+func NewToken() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error()) // the platform is broken; never hand out a weak token
+	}
+	return TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// HashToken is the only form in which a token is stored or looked up.
+func HashToken(raw string) [32]byte { return sha256.Sum256([]byte(raw)) }
+
+// Token sources.
+const (
+	SourceStatic = "static" // --static-tokens / --static-tokens-file
+	SourceDev    = "dev"    // created by serve when no identity source is configured
+	SourceCLI    = "cli"    // octostore token create
+	SourceOAuth  = "oauth"  // GitHub sign-in or rotation
+)
+
+// Principal is an authenticated user.
+type Principal struct {
+	UserID int64
+	Login  string
+	Source string
+}
+
+// IssueToken creates the user (by login, or by GitHub id when set) if needed
+// and stores the token's hash.
+type IssueToken struct {
+	Login     string
+	GitHubID  int64
+	AvatarURL string
+	Hash      [32]byte
+	Source    string
+	Now       time.Time
+}
+
+// Table implements actors.Mutation.
+func (IssueToken) Table() string { return "tokens" }
+
+// RevokeToken deletes a token by hash.
+type RevokeToken struct{ Hash [32]byte }
+
+// Table implements actors.Mutation.
+func (RevokeToken) Table() string { return "tokens" }
+
+// SyncStaticTokens makes the static tokens in the database exactly Tokens
+// (login → hash); static tokens no longer configured are deleted.
+type SyncStaticTokens struct {
+	Tokens map[[32]byte]string
+	Now    time.Time
+}
+
+// Table implements actors.Mutation.
+func (SyncStaticTokens) Table() string { return "tokens" }
+
+func applyIssueToken(ctx context.Context, tx *sql.Tx, m IssueToken) error {
+	now := m.Now.UnixMilli()
+	var err error
+	if m.GitHubID != 0 {
+		_, err = tx.ExecContext(ctx, `INSERT INTO users(login, github_id, avatar_url, created_at) VALUES(?, ?, ?, ?)
+			ON CONFLICT(github_id) DO UPDATE SET login = excluded.login, avatar_url = excluded.avatar_url`,
+			m.Login, m.GitHubID, m.AvatarURL, now)
+	} else {
+		_, err = tx.ExecContext(ctx, `INSERT INTO users(login, created_at) VALUES(?, ?) ON CONFLICT(login) DO NOTHING`, m.Login, now)
+	}
+	if err != nil {
+		return fmt.Errorf("upsert user: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO tokens(hash, user_id, source, created_at)
+		SELECT ?, id, ?, ? FROM users WHERE login = ?`, m.Hash[:], m.Source, now, m.Login)
+	if err != nil {
+		return fmt.Errorf("insert token: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("insert token: user %q not found", m.Login)
+	}
+	return nil
+}
+
+func applySyncStatic(ctx context.Context, tx *sql.Tx, m SyncStaticTokens) error {
+	rows, err := tx.QueryContext(ctx, `SELECT hash FROM tokens WHERE source = ?`, SourceStatic)
+	if err != nil {
+		return err
+	}
+	have := map[[32]byte]bool{}
+	for rows.Next() {
+		var h []byte
+		if err := rows.Scan(&h); err != nil {
+			rows.Close()
+			return err
+		}
+		var k [32]byte
+		copy(k[:], h)
+		have[k] = true
+	}
+	rows.Close()
+	for h := range have {
+		if _, ok := m.Tokens[h]; !ok {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE hash = ?`, h[:]); err != nil {
+				return err
+			}
+		}
+	}
+	for h, login := range m.Tokens {
+		if have[h] {
+			continue
+		}
+		if err := applyIssueToken(ctx, tx, IssueToken{Login: login, Hash: h, Source: SourceStatic, Now: m.Now}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LookupToken finds the user a token hash belongs to.
+func (s *Store) LookupToken(hash [32]byte) (Principal, bool, error) {
+	var p Principal
+	err := s.db.read.QueryRow(`SELECT u.id, u.login, t.source FROM tokens t JOIN users u ON u.id = t.user_id
+		WHERE t.hash = ?`, hash[:]).Scan(&p.UserID, &p.Login, &p.Source)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, false, nil
+	}
+	if err != nil {
+		return p, false, fmt.Errorf("lookup token: %w", err)
+	}
+	return p, true, nil
+}
+
+// CountTokens counts stored tokens (all sources).
+func (s *Store) CountTokens() (int, error) {
+	var n int
+	err := s.db.read.QueryRow(`SELECT count(*) FROM tokens`).Scan(&n)
+	return n, err
+}
+
+// AuthEpoch is bumped by out-of-process token changes (octostore token
+// create/revoke); the server polls it to drop its token cache.
+func (s *Store) AuthEpoch() (int64, error) {
+	var v string
+	if err := s.db.read.QueryRow(`SELECT value FROM meta WHERE key = 'auth_epoch'`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read auth epoch: %w", err)
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+// BumpAuthEpoch is called inside out-of-process token transactions.
+func BumpAuthEpoch(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'auth_epoch'`)
+	return err
+}

@@ -1,0 +1,397 @@
+package persistence
+
+import (
+	"context"
+	"database/sql"
+		"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/octostore/octostore/actors"
+)
+
+// Writer is the single batched (group-commit) writer. Every durable change
+// goes through it: Enqueue appends to an in-memory queue; the writer
+// goroutine takes everything queued, applies it in one transaction, commits
+// (one fsync), then runs the waiters' callbacks in sequence order. Batches
+// grow by themselves under load; at low load a lone write is committed at
+// once, with no added delay.
+type Writer struct {
+	db       *DB
+	maxQueue int
+	maxBatch int
+
+	// mu guards queue, next, closed, waiters and failed.
+	mu      sync.Mutex
+	queue   []entry
+	spare   []entry
+	next    uint64 // last sequence number handed out
+	closed  bool
+	waiters []waiter
+	failed  []seqRange // recent failed batches, newest last, bounded
+
+	resolved atomic.Uint64 // every seq <= resolved has committed or failed
+	cond     *sync.Cond    // on mu; broadcast after each batch (WaitResolved)
+	wake     chan struct{} // capacity 1: "the queue is not empty"
+	stopped  chan struct{}
+
+	healthy   atomic.Bool
+	lastErr   atomic.Pointer[string]
+	batches   atomic.Uint64
+	writes    atomic.Uint64
+	failures  atomic.Uint64
+	commitDur atomic.Int64 // total nanoseconds spent committing
+
+	// OnBatch, when set before Start, is called after every batch with its
+	// size, commit duration and error (metrics).
+	OnBatch func(size int, d time.Duration, err error)
+	// FaultHook, when set, is called at the start of every transaction; a
+	// non-nil error fails the batch as a disk error would (fault tests).
+	FaultHook func() error
+
+	stmts *statements
+}
+
+type entry struct {
+	seq  uint64
+	m    actors.Mutation
+	done func(error)
+}
+
+type waiter struct {
+	seq uint64
+	fn  func(error)
+}
+
+type seqRange struct {
+	lo, hi uint64
+	err    error
+}
+
+// WriterOptions tunes the writer. Zero values take defaults.
+type WriterOptions struct {
+	MaxQueue int // queued writes before Enqueue answers ErrOverloaded (default 100000)
+	MaxBatch int // writes per transaction at most (default 4096)
+}
+
+// NewWriter starts the writer goroutine.
+func NewWriter(db *DB, opt WriterOptions) (*Writer, error) {
+	if opt.MaxQueue <= 0 {
+		opt.MaxQueue = 100000
+	}
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = 4096
+	}
+	st, err := prepare(db.write)
+	if err != nil {
+		return nil, err
+	}
+	w := &Writer{
+		db:       db,
+		maxQueue: opt.MaxQueue,
+		maxBatch: opt.MaxBatch,
+		wake:     make(chan struct{}, 1),
+		stopped:  make(chan struct{}),
+		stmts:    st,
+	}
+	w.cond = sync.NewCond(&w.mu)
+	w.healthy.Store(true)
+	go w.loop()
+	return w, nil
+}
+
+// ErrWriteFailed wraps the database error of a failed batch.
+var ErrWriteFailed = actors.ErrUnavailable
+
+// Enqueue implements actors.Store.
+func (w *Writer) Enqueue(m actors.Mutation, done func(error)) (uint64, error) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return 0, actors.ErrClosed
+	}
+	if len(w.queue) >= w.maxQueue {
+		w.mu.Unlock()
+		return 0, actors.ErrOverloaded
+	}
+	w.next++
+	seq := w.next
+	w.queue = append(w.queue, entry{seq: seq, m: m, done: done})
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return seq, nil
+}
+
+// AfterCommit implements actors.Store.
+func (w *Writer) AfterCommit(seq uint64, fn func(error)) {
+	w.mu.Lock()
+	if seq <= w.resolved.Load() {
+		err := w.failedLocked(seq)
+		w.mu.Unlock()
+		fn(err)
+		return
+	}
+	w.waiters = append(w.waiters, waiter{seq: seq, fn: fn})
+	w.mu.Unlock()
+}
+
+// failedLocked reports the error of seq if it is in a recently failed batch.
+// Only the last 64 failed batches are remembered; an actor whose write failed
+// is told at once through its done callback, so older ranges are not needed.
+func (w *Writer) failedLocked(seq uint64) error {
+	for i := len(w.failed) - 1; i >= 0; i-- {
+		if r := w.failed[i]; seq >= r.lo && seq <= r.hi {
+			return r.err
+		}
+	}
+	return nil
+}
+
+// Resolved implements actors.Store.
+func (w *Writer) Resolved() uint64 { return w.resolved.Load() }
+
+// WaitResolved implements actors.Store.
+func (w *Writer) WaitResolved(seq uint64) {
+	w.mu.Lock()
+	for w.resolved.Load() < seq && !w.closed {
+		w.cond.Wait()
+	}
+	w.mu.Unlock()
+}
+
+// Healthy reports whether the last batch committed. It turns true again as
+// soon as a write succeeds (the writer probes every second while unhealthy).
+func (w *Writer) Healthy() bool { return w.healthy.Load() }
+
+// LastError is the error of the most recent failed batch ("" if none).
+func (w *Writer) LastError() string {
+	if p := w.lastErr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// WriterStats are cumulative counters.
+type WriterStats struct {
+	Batches, Writes, Failures uint64
+	CommitTime                time.Duration
+	Queued                    int
+}
+
+// Stats returns cumulative counters.
+func (w *Writer) Stats() WriterStats {
+	w.mu.Lock()
+	q := len(w.queue)
+	w.mu.Unlock()
+	return WriterStats{
+		Batches: w.batches.Load(), Writes: w.writes.Load(), Failures: w.failures.Load(),
+		CommitTime: time.Duration(w.commitDur.Load()), Queued: q,
+	}
+}
+
+// Close stops accepting writes, commits everything queued, and waits for the
+// writer goroutine to finish.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.stopped
+		return nil
+	}
+	w.closed = true
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	<-w.stopped
+	w.stmts.close()
+	return nil
+}
+
+func (w *Writer) loop() {
+	defer close(w.stopped)
+	probe := time.NewTicker(time.Second)
+	defer probe.Stop()
+	for {
+		select {
+		case <-w.wake:
+		case <-probe.C:
+			if !w.healthy.Load() {
+				w.probe()
+			}
+			continue
+		}
+		for {
+			w.mu.Lock()
+			batch := w.queue
+			if len(batch) > w.maxBatch {
+				batch = batch[:w.maxBatch]
+				w.queue = append(w.spare[:0], w.queue[w.maxBatch:]...)
+			} else {
+				w.queue = w.spare[:0]
+			}
+			closed := w.closed
+			w.mu.Unlock()
+			if len(batch) == 0 {
+				if closed {
+					w.mu.Lock()
+					w.cond.Broadcast()
+					w.mu.Unlock()
+					return
+				}
+				break
+			}
+			w.run(batch)
+			for i := range batch {
+				batch[i] = entry{}
+			}
+			w.spare = batch[:0]
+		}
+	}
+}
+
+// run commits one batch and completes its waiters in order.
+func (w *Writer) run(batch []entry) {
+	start := time.Now()
+	err := w.commit(batch)
+	d := time.Since(start)
+	w.batches.Add(1)
+	w.writes.Add(uint64(len(batch)))
+	w.commitDur.Add(int64(d))
+	hi := batch[len(batch)-1].seq
+	if err != nil {
+		w.failures.Add(1)
+		msg := err.Error()
+		w.lastErr.Store(&msg)
+		w.healthy.Store(false)
+		err = fmt.Errorf("%w: %v", actors.ErrUnavailable, err)
+		w.mu.Lock()
+		w.failed = append(w.failed, seqRange{lo: batch[0].seq, hi: hi, err: err})
+		if len(w.failed) > 64 {
+			w.failed = append(w.failed[:0], w.failed[len(w.failed)-64:]...)
+		}
+		w.mu.Unlock()
+	} else {
+		w.healthy.Store(true)
+	}
+	for _, e := range batch {
+		if e.done != nil {
+			e.done(err)
+		}
+	}
+	w.mu.Lock()
+	w.resolved.Store(hi)
+	var ready []waiter
+	keep := w.waiters[:0]
+	for _, wt := range w.waiters {
+		if wt.seq <= hi {
+			ready = append(ready, wt)
+		} else {
+			keep = append(keep, wt)
+		}
+	}
+	for i := len(keep); i < len(w.waiters); i++ {
+		w.waiters[i] = waiter{}
+	}
+	w.waiters = keep
+	errs := make([]error, len(ready))
+	for i, wt := range ready {
+		errs[i] = w.failedLocked(wt.seq)
+	}
+	w.cond.Broadcast()
+	w.mu.Unlock()
+	for i, wt := range ready {
+		wt.fn(errs[i])
+	}
+	if w.OnBatch != nil {
+		w.OnBatch(len(batch), d, err)
+	}
+}
+
+func (w *Writer) commit(batch []entry) error {
+	if w.FaultHook != nil {
+		if err := w.FaultHook(); err != nil {
+			return err
+		}
+	}
+	ctx := context.Background()
+	tx, err := w.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	for _, e := range batch {
+		if e.m == nil {
+			continue
+		}
+		if err := w.stmts.apply(ctx, tx, e.m); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// probe tries a tiny durable write so that health recovers without traffic.
+func (w *Writer) probe() {
+	if w.FaultHook != nil {
+		if err := w.FaultHook(); err != nil {
+			return
+		}
+	}
+	_, err := w.db.write.Exec(`INSERT INTO meta(key, value) VALUES('health_probe', ?)
+		ON CONFLICT(key) DO UPDATE SET value = excluded.value`, fmt.Sprint(time.Now().UnixNano()))
+	if err == nil {
+		w.healthy.Store(true)
+	}
+}
+
+// statements are prepared once on the single write connection; tx.Stmt reuses
+// them without re-preparing because the transaction runs on that connection.
+type statements struct {
+	putLock *sql.Stmt
+}
+
+func prepare(db *sql.DB) (*statements, error) {
+	s := &statements{}
+	var err error
+	s.putLock, err = db.Prepare(`INSERT INTO locks(name, holder, lease_id, fencing_token, expires_at, acquired_at)
+		VALUES(?, ?, ?, ?, ?, ?)
+		ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, lease_id = excluded.lease_id,
+			fencing_token = excluded.fencing_token, expires_at = excluded.expires_at, acquired_at = excluded.acquired_at`)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	return s, nil
+}
+
+func (s *statements) close() {
+	s.putLock.Close()
+}
+
+// apply executes one mutation inside tx.
+func (s *statements) apply(ctx context.Context, tx *sql.Tx, m actors.Mutation) error {
+	switch m := m.(type) {
+	case actors.PutLock:
+		l := m.Lock
+		_, err := tx.StmtContext(ctx, s.putLock).ExecContext(ctx, l.Name, l.Holder, l.LeaseID, int64(l.Token), ms(l.ExpiresAt), ms(l.AcquiredAt))
+		return err
+	case IssueToken:
+		return applyIssueToken(ctx, tx, m)
+	case RevokeToken:
+		_, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE hash = ?`, m.Hash[:])
+		return err
+	case SyncStaticTokens:
+		return applySyncStatic(ctx, tx, m)
+	default:
+		return fmt.Errorf("persistence: unknown mutation %T", m)
+	}
+}
