@@ -240,4 +240,3 @@ func addStatic(entry string, into map[string]string) error {
 	into[tok] = user
 	return nil
 }
-

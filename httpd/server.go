@@ -45,7 +45,9 @@ func newServer(sys *actors.System, store *persistence.Store, auth *Authenticator
 	s.r.RedirectFixedPath = false
 	s.r.HandleMethodNotAllowed = true
 	s.r.HandleOPTIONS = false
-	s.r.NotFound = func(ctx *fasthttp.RequestCtx) { writeError(ctx, fasthttp.StatusNotFound, "no such route: "+string(ctx.Path())) }
+	s.r.NotFound = func(ctx *fasthttp.RequestCtx) {
+		writeError(ctx, fasthttp.StatusNotFound, "no such route: "+string(ctx.Path()))
+	}
 	s.r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusMethodNotAllowed, "method "+string(ctx.Method())+" not allowed on "+string(ctx.Path()))
 	}

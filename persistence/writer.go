@@ -3,7 +3,7 @@ package persistence
 import (
 	"context"
 	"database/sql"
-		"fmt"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
