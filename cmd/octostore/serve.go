@@ -10,8 +10,15 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// serveFlags are the flags of `octostore serve`; other files append theirs
-// (auth, metrics) in init.
+// serveCommand is `octostore serve`. Other files add their flags with
+// serveCommand.Flags = append(serveCommand.Flags, ...) in their init, and
+// turn them into options with serveOptionHooks.
+var serveCommand = &cli.Command{
+	Name:   "serve",
+	Usage:  "run the octostore server",
+	Action: serveAction,
+}
+
 var serveFlags = []cli.Flag{
 	&cli.StringFlag{Name: "addr", Value: "127.0.0.1:3000", Usage: "listen address (host:port; port 0 picks a free one)", EnvVars: []string{"OCTOSTORE_ADDR", "BIND_ADDR"}},
 	&cli.StringFlag{Name: "db", Value: "./octostore.db", Usage: "SQLite database file", EnvVars: []string{"OCTOSTORE_DB", "DATABASE_URL"}},
@@ -31,12 +38,8 @@ const httpdDefaultIdle = 30e9 // 30s
 var serveOptionHooks []func(c *cli.Context, o *httpd.Options) error
 
 func init() {
-	register(&cli.Command{
-		Name:   "serve",
-		Usage:  "run the octostore server",
-		Flags:  serveFlags,
-		Action: serveAction,
-	})
+	serveCommand.Flags = append(serveFlags, serveCommand.Flags...)
+	register(serveCommand)
 }
 
 func serveOptions(c *cli.Context) (httpd.Options, error) {
