@@ -1,0 +1,755 @@
+// Package clienttest is an in-memory fake of the octostore HTTP API on
+// net/http/httptest, for tests of code that uses the Go client (the client
+// itself, the CLI, the TUI) without the real server.
+//
+// It implements the contract's semantics closely enough for clients: locks
+// with leases, fencing tokens and expiry on an injectable clock, per-identity
+// "already held" re-acquire, limits (fixed window), flags with rollout
+// evaluation, versioned config with expected versions, token rotate/revoke,
+// /health, /metrics and the SSE streams (/events and /locks/{name}/watch).
+// Intercept injects failures.
+//
+// All state is guarded by one mutex (Server.mu); SSE subscribers get events
+// through buffered channels and are dropped with "lagged" when full.
+package clienttest
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Server is the fake. Create it with New; its URL is Server.URL.
+type Server struct {
+	*httptest.Server
+
+	// AdminKey, when set, is accepted as a bearer token or X-Admin-Key.
+	AdminKey string
+
+	mu        sync.Mutex // guards everything below
+	now       func() time.Time
+	tokens    map[string]string // token -> user
+	locks     map[string]*lock
+	fencing   map[string]uint64 // lock name -> last fencing token (survives release)
+	limits    map[string]*limit // owner/name
+	flags     map[string]*flag  // owner/name
+	configs   map[string]*cfg   // owner/key
+	seq       uint64
+	subs      map[*sub]struct{}
+	intercept func(w http.ResponseWriter, r *http.Request) bool
+	requests  map[string]int // "METHOD /path" -> count
+}
+
+type lock struct {
+	name, holder, leaseID string
+	fencing               uint64
+	expires               time.Time
+}
+
+type limit struct {
+	name          string
+	max, window   int
+	count         int
+	windowStarted time.Time
+}
+
+type flag struct {
+	Name       string    `json:"name"`
+	Enabled    bool      `json:"enabled"`
+	Percentage *int      `json:"percentage,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	Owner      string    `json:"owner,omitempty"`
+}
+
+type cfgVersion struct {
+	Version     int64           `json:"version"`
+	Value       json.RawMessage `json:"value"`
+	Description string          `json:"description,omitempty"`
+	CreatedAt   time.Time       `json:"created_at"`
+}
+
+type cfg struct {
+	key       string
+	versions  []cfgVersion
+	createdAt time.Time
+}
+
+type sub struct {
+	ch     chan []byte
+	kind   string
+	prefix string
+	lock   string // watch: only this lock
+	user   string
+	admin  bool
+}
+
+// New starts a fake server. tokens maps bearer tokens to user names
+// (e.g. "tokA": "alice"). Close it when done.
+func New(tokens map[string]string) *Server {
+	s := &Server{
+		now:      time.Now,
+		tokens:   map[string]string{},
+		locks:    map[string]*lock{},
+		fencing:  map[string]uint64{},
+		limits:   map[string]*limit{},
+		flags:    map[string]*flag{},
+		configs:  map[string]*cfg{},
+		subs:     map[*sub]struct{}{},
+		requests: map[string]int{},
+	}
+	for k, v := range tokens {
+		s.tokens[k] = v
+	}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// Close ends every event stream, then shuts the server down.
+func (s *Server) Close() {
+	s.mu.Lock()
+	for sb := range s.subs {
+		delete(s.subs, sb)
+		close(sb.ch)
+	}
+	s.mu.Unlock()
+	s.Server.Close()
+}
+
+// SetNow replaces the server clock.
+func (s *Server) SetNow(now func() time.Time) {
+	s.mu.Lock()
+	s.now = now
+	s.mu.Unlock()
+}
+
+// Intercept installs f, called before every request; if it returns true it
+// has written the response and the fake does nothing else. nil removes it.
+func (s *Server) Intercept(f func(w http.ResponseWriter, r *http.Request) bool) {
+	s.mu.Lock()
+	s.intercept = f
+	s.mu.Unlock()
+}
+
+// Requests returns how many requests "METHOD /path" has received.
+func (s *Server) Requests(methodPath string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests[methodPath]
+}
+
+// StealLock gives the lock to holder with a new lease and fencing token, as
+// an admin override or an expiry followed by another client's acquire would.
+// The previous holder's renewals then fail with 404.
+func (s *Server) StealLock(name, holder string, ttl time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.grant(name, holder, ttl)
+}
+
+// ExpireLock drops the lock as if its TTL had passed.
+func (s *Server) ExpireLock(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l, ok := s.locks[name]; ok {
+		delete(s.locks, name)
+		s.publish(map[string]any{"type": "lock.expired", "kind": "lock", "name": name, "owner": l.holder, "holder": l.holder, "fencing_token": l.fencing})
+	}
+}
+
+// Holder returns the current holder of a lock ("" if free).
+func (s *Server) Holder(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.liveLock(name); l != nil {
+		return l.holder
+	}
+	return ""
+}
+
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]any{"error": msg})
+}
+
+var (
+	lockName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+	cfgKey   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
+	uuidRe   = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+)
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.requests[r.Method+" "+r.URL.Path]++
+	f := s.intercept
+	s.mu.Unlock()
+	if f != nil && f(w, r) {
+		return
+	}
+	if r.URL.Path == "/health" {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "OK")
+		return
+	}
+	user, admin := s.auth(r)
+	if user == "" && !admin {
+		writeErr(w, http.StatusUnauthorized, "Invalid or missing authorization header")
+		return
+	}
+	if admin && user == "" {
+		user = "admin"
+	}
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	var body map[string]json.RawMessage
+	if r.Method == "POST" || r.Method == "PUT" {
+		b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if len(b) > 0 {
+			if err := json.Unmarshal(b, &body); err != nil {
+				writeErr(w, http.StatusBadRequest, "invalid JSON: "+err.Error())
+				return
+			}
+		}
+	}
+	switch {
+	case parts[0] == "locks":
+		s.serveLocks(w, r, parts, body, user, admin)
+	case parts[0] == "limits":
+		s.serveLimits(w, r, parts, body, user)
+	case parts[0] == "flags":
+		s.serveFlags(w, r, parts, body, user)
+	case parts[0] == "config":
+		s.serveConfig(w, r, parts, body, user)
+	case parts[0] == "events" && r.Method == "GET":
+		s.serveEvents(w, r, &sub{kind: r.URL.Query().Get("kind"), prefix: r.URL.Query().Get("prefix"), user: user, admin: admin}, "")
+	case r.URL.Path == "/metrics":
+		if !admin {
+			writeErr(w, http.StatusForbidden, "admin only")
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		io.WriteString(w, "# HELP octostore_up fake\n# TYPE octostore_up gauge\noctostore_up 1\n")
+	case r.URL.Path == "/auth/token/rotate" && r.Method == "POST":
+		tok := "octo_" + strings.ReplaceAll(newID(), "-", "")
+		s.mu.Lock()
+		delete(s.tokens, bearer(r))
+		s.tokens[tok] = user
+		s.mu.Unlock()
+		writeJSON(w, 200, map[string]any{"token": tok})
+	case r.URL.Path == "/auth/token" && r.Method == "DELETE":
+		s.mu.Lock()
+		delete(s.tokens, bearer(r))
+		s.mu.Unlock()
+		writeJSON(w, 200, map[string]any{"revoked": true})
+	default:
+		writeErr(w, http.StatusNotFound, "not found")
+	}
+}
+
+func bearer(r *http.Request) string {
+	return strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+}
+
+func (s *Server) auth(r *http.Request) (user string, admin bool) {
+	tok := bearer(r)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.AdminKey != "" && (tok == s.AdminKey || r.Header.Get("X-Admin-Key") == s.AdminKey) {
+		admin = true
+	}
+	return s.tokens[tok], admin
+}
+
+// liveLock returns the unexpired lock, expiring it if due. Caller holds mu.
+func (s *Server) liveLock(name string) *lock {
+	l, ok := s.locks[name]
+	if !ok {
+		return nil
+	}
+	if !s.now().Before(l.expires) {
+		delete(s.locks, name)
+		s.publish(map[string]any{"type": "lock.expired", "kind": "lock", "name": name, "owner": l.holder, "holder": l.holder, "fencing_token": l.fencing})
+		return nil
+	}
+	return l
+}
+
+// grant gives name to holder with a fresh lease. Caller holds mu.
+func (s *Server) grant(name, holder string, ttl time.Duration) *lock {
+	s.fencing[name]++
+	l := &lock{name: name, holder: holder, leaseID: newID(), fencing: s.fencing[name], expires: s.now().Add(ttl)}
+	s.locks[name] = l
+	s.publish(map[string]any{"type": "lock.acquired", "kind": "lock", "name": name, "owner": holder, "holder": holder,
+		"fencing_token": l.fencing, "lease_id": l.leaseID, "expires_at": l.expires.UTC().Format(time.RFC3339)})
+	return l
+}
+
+func lockJSON(status string, l *lock, showLease bool) map[string]any {
+	m := map[string]any{"status": status, "name": l.name, "fencing_token": l.fencing,
+		"expires_at": l.expires.UTC().Format(time.RFC3339), "holder": l.holder}
+	if showLease {
+		m["lease_id"] = l.leaseID
+	}
+	return m
+}
+
+func intField(body map[string]json.RawMessage, name string, min, max int) (int, string) {
+	raw, ok := body[name]
+	if !ok {
+		return 0, name + " is required"
+	}
+	n, err := strconv.Atoi(string(raw))
+	if err != nil || n < min || n > max {
+		return 0, fmt.Sprintf("%s must be an integer between %d and %d", name, min, max)
+	}
+	return n, ""
+}
+
+func strField(body map[string]json.RawMessage, name string) (string, bool) {
+	var v string
+	raw, ok := body[name]
+	if !ok || json.Unmarshal(raw, &v) != nil {
+		return "", false
+	}
+	return v, true
+}
+
+func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []string, body map[string]json.RawMessage, user string, admin bool) {
+	if len(parts) == 1 {
+		if r.Method != "GET" {
+			writeErr(w, 405, "method not allowed")
+			return
+		}
+		s.mu.Lock()
+		out := []map[string]any{}
+		names := make([]string, 0, len(s.locks))
+		for n := range s.locks {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if l := s.liveLock(n); l != nil && (admin || l.holder == user) {
+				m := map[string]any{"name": l.name, "lease_id": l.leaseID, "fencing_token": l.fencing, "expires_at": l.expires.UTC().Format(time.RFC3339), "holder": l.holder}
+				if admin {
+					m["owner"] = l.holder
+				}
+				out = append(out, m)
+			}
+		}
+		s.mu.Unlock()
+		writeJSON(w, 200, map[string]any{"locks": out, "total": len(out)})
+		return
+	}
+	name := parts[1]
+	if !lockName.MatchString(name) {
+		writeErr(w, 422, "invalid lock name")
+		return
+	}
+	if len(parts) == 3 && parts[2] == "watch" && r.Method == "GET" {
+		s.serveEvents(w, r, &sub{kind: "lock", user: user, admin: admin, lock: name}, name)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case len(parts) == 2 && r.Method == "GET":
+		l := s.liveLock(name)
+		if l == nil {
+			writeJSON(w, 200, map[string]any{"status": "available", "name": name, "message": "Lock not currently held"})
+			return
+		}
+		writeJSON(w, 200, lockJSON("held", l, admin || l.holder == user))
+	case len(parts) == 3 && parts[2] == "acquire" && r.Method == "POST":
+		ttl, msg := intField(body, "ttl_seconds", 1, 3600)
+		if msg != "" {
+			writeErr(w, 422, msg)
+			return
+		}
+		d := time.Duration(ttl) * time.Second
+		l := s.liveLock(name)
+		switch {
+		case l == nil:
+			l = s.grant(name, user, d)
+			writeJSON(w, 200, lockJSON("acquired", l, true))
+		case l.holder == user:
+			if e := s.now().Add(d); e.After(l.expires) {
+				l.expires = e
+			}
+			writeJSON(w, 200, lockJSON("held", l, true))
+		default:
+			writeJSON(w, 409, map[string]any{"error": "Lock already held", "lock": map[string]any{"name": name, "holder": l.holder, "expires_at": l.expires.UTC().Format(time.RFC3339)}})
+		}
+	case len(parts) == 3 && (parts[2] == "renew" || parts[2] == "release") && r.Method == "POST":
+		lease, ok := strField(body, "lease_id")
+		if !ok || !uuidRe.MatchString(lease) {
+			writeErr(w, 422, "Invalid lease_id format")
+			return
+		}
+		ttl := 0
+		if parts[2] == "renew" {
+			var msg string
+			if ttl, msg = intField(body, "ttl_seconds", 1, 3600); msg != "" {
+				writeErr(w, 422, msg)
+				return
+			}
+		}
+		l := s.liveLock(name)
+		if l == nil || l.leaseID != lease || l.holder != user {
+			writeErr(w, 404, "Lock not found or not owned by caller")
+			return
+		}
+		if parts[2] == "release" {
+			delete(s.locks, name)
+			s.publish(map[string]any{"type": "lock.released", "kind": "lock", "name": name, "owner": user, "holder": user, "fencing_token": l.fencing})
+			writeJSON(w, 200, map[string]any{"status": "released", "message": "Lock released"})
+			return
+		}
+		l.expires = s.now().Add(time.Duration(ttl) * time.Second)
+		s.publish(map[string]any{"type": "lock.renewed", "kind": "lock", "name": name, "owner": user, "holder": user, "fencing_token": l.fencing, "expires_at": l.expires.UTC().Format(time.RFC3339)})
+		writeJSON(w, 200, lockJSON("held", l, true))
+	default:
+		writeErr(w, 404, "not found")
+	}
+}
+
+func (s *Server) serveLimits(w http.ResponseWriter, r *http.Request, parts []string, body map[string]json.RawMessage, user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	state := func(l *limit) map[string]any {
+		if now.Sub(l.windowStarted) >= time.Duration(l.window)*time.Second {
+			l.count, l.windowStarted = 0, now
+		}
+		m := map[string]any{"allowed": l.count < l.max, "remaining": max(l.max-l.count, 0),
+			"reset_at": l.windowStarted.Add(time.Duration(l.window) * time.Second).UTC().Format(time.RFC3339)}
+		return m
+	}
+	switch {
+	case len(parts) == 1 && r.Method == "GET":
+		out := []map[string]any{}
+		for k, l := range s.limits {
+			if strings.HasPrefix(k, user+"/") {
+				m := state(l)
+				m["name"], m["max_requests"], m["window_seconds"], m["current_count"] = l.name, l.max, l.window, l.count
+				out = append(out, m)
+			}
+		}
+		writeJSON(w, 200, map[string]any{"limits": out})
+	case len(parts) == 3 && parts[2] == "check" && r.Method == "POST":
+		mx, msg := intField(body, "max_requests", 1, 10000)
+		if msg == "" {
+			var win int
+			win, msg = intField(body, "window_seconds", 1, 86400)
+			if msg == "" {
+				k := user + "/" + parts[1]
+				l := s.limits[k]
+				if l == nil || l.max != mx || l.window != win {
+					l = &limit{name: parts[1], max: mx, window: win, windowStarted: now}
+					s.limits[k] = l
+				}
+				m := state(l)
+				if l.count < l.max {
+					l.count++
+					m["allowed"], m["remaining"] = true, l.max-l.count
+				} else {
+					ra := int(l.windowStarted.Add(time.Duration(l.window)*time.Second).Sub(now)/time.Second) + 1
+					m["allowed"], m["retry_after_seconds"] = false, ra
+					w.Header().Set("Retry-After", strconv.Itoa(ra))
+				}
+				w.Header().Set("RateLimit-Limit", strconv.Itoa(l.max))
+				writeJSON(w, 200, m)
+				return
+			}
+		}
+		writeErr(w, 422, msg)
+	case len(parts) == 2 && (r.Method == "GET" || r.Method == "DELETE"):
+		l := s.limits[user+"/"+parts[1]]
+		if l == nil {
+			writeErr(w, 404, "Rate limit not found")
+			return
+		}
+		if r.Method == "DELETE" {
+			l.count = 0
+			writeJSON(w, 200, map[string]any{"reset": true})
+			return
+		}
+		writeJSON(w, 200, state(l))
+	default:
+		writeErr(w, 404, "not found")
+	}
+}
+
+func (s *Server) serveFlags(w http.ResponseWriter, r *http.Request, parts []string, body map[string]json.RawMessage, user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case len(parts) == 1 && r.Method == "GET":
+		out := []*flag{}
+		for k, f := range s.flags {
+			if strings.HasPrefix(k, user+"/") {
+				out = append(out, f)
+			}
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+		writeJSON(w, 200, map[string]any{"flags": out})
+	case len(parts) == 2 && r.Method == "PUT":
+		if !lockName.MatchString(parts[1]) {
+			writeErr(w, 422, "invalid flag name")
+			return
+		}
+		var en bool
+		if raw, ok := body["enabled"]; !ok || json.Unmarshal(raw, &en) != nil {
+			writeErr(w, 422, "enabled is required")
+			return
+		}
+		k := user + "/" + parts[1]
+		f := s.flags[k]
+		if f == nil {
+			f = &flag{Name: parts[1], CreatedAt: s.now().UTC()}
+			s.flags[k] = f
+		}
+		f.Enabled, f.UpdatedAt, f.Percentage = en, s.now().UTC(), nil
+		if raw, ok := body["percentage"]; ok {
+			p, msg := intField(body, "percentage", 0, 100)
+			if msg != "" || raw == nil {
+				writeErr(w, 422, msg)
+				return
+			}
+			f.Percentage = &p
+		}
+		s.publish(map[string]any{"type": "flag.set", "kind": "flag", "name": parts[1], "owner": user})
+		writeJSON(w, 200, f)
+	case len(parts) == 2 && r.Method == "GET":
+		f := s.flags[user+"/"+parts[1]]
+		switch {
+		case f == nil:
+			writeJSON(w, 200, map[string]any{"name": parts[1], "enabled": false, "reason": "FLAG_NOT_FOUND"})
+		case !f.Enabled:
+			writeJSON(w, 200, map[string]any{"name": parts[1], "enabled": false, "reason": "DISABLED"})
+		case f.Percentage == nil || *f.Percentage >= 100:
+			writeJSON(w, 200, map[string]any{"name": parts[1], "enabled": true, "reason": "STATIC"})
+		default:
+			h := fnv.New32a()
+			io.WriteString(h, parts[1]+"/"+r.URL.Query().Get("subject"))
+			writeJSON(w, 200, map[string]any{"name": parts[1], "enabled": int(h.Sum32()%100) < *f.Percentage, "reason": "SPLIT"})
+		}
+	case len(parts) == 2 && r.Method == "DELETE":
+		k := user + "/" + parts[1]
+		if s.flags[k] == nil {
+			writeErr(w, 404, "Feature flag not found")
+			return
+		}
+		delete(s.flags, k)
+		s.publish(map[string]any{"type": "flag.deleted", "kind": "flag", "name": parts[1], "owner": user})
+		writeJSON(w, 200, map[string]any{"deleted": true})
+	default:
+		writeErr(w, 404, "not found")
+	}
+}
+
+func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request, parts []string, body map[string]json.RawMessage, user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	entry := func(c *cfg, v cfgVersion) map[string]any {
+		m := map[string]any{"key": c.key, "value": v.Value, "version": v.Version, "created_at": c.createdAt, "updated_at": v.CreatedAt}
+		if v.Description != "" {
+			m["description"] = v.Description
+		}
+		return m
+	}
+	if len(parts) >= 2 && !cfgKey.MatchString(parts[1]) {
+		writeErr(w, 422, "invalid config key")
+		return
+	}
+	var c *cfg
+	if len(parts) >= 2 {
+		c = s.configs[user+"/"+parts[1]]
+	}
+	switch {
+	case len(parts) == 1 && r.Method == "GET":
+		out := []map[string]any{}
+		for k, c := range s.configs {
+			if strings.HasPrefix(k, user+"/") {
+				m := entry(c, c.versions[len(c.versions)-1])
+				delete(m, "value")
+				out = append(out, m)
+			}
+		}
+		writeJSON(w, 200, map[string]any{"configs": out})
+	case len(parts) == 2 && r.Method == "PUT":
+		val, ok := body["value"]
+		if !ok {
+			writeErr(w, 422, "value is required")
+			return
+		}
+		var cur int64
+		if c != nil {
+			cur = c.versions[len(c.versions)-1].Version
+		}
+		expected := int64(-1)
+		if raw, ok := body["expected_version"]; ok {
+			json.Unmarshal(raw, &expected)
+		} else if h := r.Header.Get("If-Match"); h != "" {
+			expected, _ = strconv.ParseInt(h, 10, 64)
+		}
+		if expected >= 0 && expected != cur {
+			writeJSON(w, 409, map[string]any{"error": "version mismatch", "current_version": cur})
+			return
+		}
+		desc, _ := strField(body, "description")
+		if c == nil {
+			c = &cfg{key: parts[1], createdAt: s.now().UTC()}
+			s.configs[user+"/"+parts[1]] = c
+		}
+		v := cfgVersion{Version: cur + 1, Value: val, Description: desc, CreatedAt: s.now().UTC()}
+		c.versions = append(c.versions, v)
+		s.publish(map[string]any{"type": "config.written", "kind": "config", "name": parts[1], "owner": user, "version": v.Version})
+		writeJSON(w, 200, entry(c, v))
+	case c == nil:
+		writeErr(w, 404, "Config not found")
+	case len(parts) == 2 && r.Method == "GET":
+		v := c.versions[len(c.versions)-1]
+		if q := r.URL.Query().Get("version"); q != "" {
+			n, _ := strconv.ParseInt(q, 10, 64)
+			if n < 1 || int(n) > len(c.versions) {
+				writeErr(w, 404, "version not found")
+				return
+			}
+			v = c.versions[n-1]
+		}
+		writeJSON(w, 200, entry(c, v))
+	case len(parts) == 3 && parts[2] == "history" && r.Method == "GET":
+		writeJSON(w, 200, map[string]any{"versions": c.versions})
+	case len(parts) == 2 && r.Method == "DELETE":
+		delete(s.configs, user+"/"+parts[1])
+		s.publish(map[string]any{"type": "config.deleted", "kind": "config", "name": parts[1], "owner": user})
+		writeJSON(w, 200, map[string]any{"deleted": true})
+	default:
+		writeErr(w, 404, "not found")
+	}
+}
+
+// publish sends an event to every matching subscriber. Caller holds mu.
+func (s *Server) publish(ev map[string]any) {
+	s.seq++
+	ev["seq"] = s.seq
+	ev["time"] = s.now().UTC().Format(time.RFC3339Nano)
+	for sb := range s.subs {
+		if sb.kind != "" && sb.kind != ev["kind"] {
+			continue
+		}
+		name, _ := ev["name"].(string)
+		if sb.lock != "" && sb.lock != name || sb.prefix != "" && !strings.HasPrefix(name, sb.prefix) {
+			continue
+		}
+		if !sb.admin && ev["kind"] != "lock" && ev["owner"] != sb.user {
+			continue
+		}
+		out := ev
+		if _, ok := ev["lease_id"]; ok && !sb.admin && ev["holder"] != sb.user {
+			out = make(map[string]any, len(ev))
+			for k, v := range ev {
+				if k != "lease_id" {
+					out[k] = v
+				}
+			}
+		}
+		b, _ := json.Marshal(out)
+		frame := fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", s.seq, ev["type"], b)
+		select {
+		case sb.ch <- frame:
+		default:
+			// Slow subscriber: tell it and drop it.
+			delete(s.subs, sb)
+			select {
+			case sb.ch <- []byte("event: lagged\ndata: {\"type\":\"lagged\"}\n\n"):
+			default:
+			}
+			close(sb.ch)
+		}
+	}
+}
+
+// Publish injects a raw event (a JSON object with at least "type" and
+// "kind") into the streams.
+func (s *Server) Publish(ev map[string]any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.publish(ev)
+}
+
+// Subscribers returns the number of open event streams.
+func (s *Server) Subscribers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.subs)
+}
+
+func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, sb *sub, watch string) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeErr(w, 500, "no flusher")
+		return
+	}
+	sb.ch = make(chan []byte, 256)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(200)
+	s.mu.Lock()
+	if watch != "" {
+		st := map[string]any{"type": "lock.state", "kind": "lock", "name": watch}
+		if l := s.liveLock(watch); l != nil {
+			st["holder"], st["owner"], st["fencing_token"] = l.holder, l.holder, l.fencing
+			st["expires_at"] = l.expires.UTC().Format(time.RFC3339)
+		}
+		s.seq++
+		st["seq"], st["time"] = s.seq, s.now().UTC().Format(time.RFC3339Nano)
+		b, _ := json.Marshal(st)
+		fmt.Fprintf(w, "id: %d\nevent: lock.state\ndata: %s\n\n", s.seq, b)
+	}
+	s.subs[sb] = struct{}{}
+	s.mu.Unlock()
+	io.WriteString(w, ": ping\n\n")
+	fl.Flush()
+	defer func() {
+		s.mu.Lock()
+		if _, ok := s.subs[sb]; ok {
+			delete(s.subs, sb)
+		}
+		s.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case f, ok := <-sb.ch:
+			if !ok {
+				return
+			}
+			w.Write(f)
+			fl.Flush()
+		}
+	}
+}

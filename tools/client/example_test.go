@@ -1,0 +1,157 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/octostore/octostore/tools/client"
+	"github.com/octostore/octostore/tools/client/clienttest"
+)
+
+// The examples run against the in-memory fake server; point client.New at a
+// real server ("http://127.0.0.1:3000") the same way.
+
+func ExampleClient_Acquire() {
+	srv := clienttest.New(map[string]string{"tokA": "alice", "tokB": "bob"})
+	defer srv.Close()
+	ctx := context.Background()
+
+	alice, err := client.New(srv.URL, "tokA")
+	if err != nil {
+		log.Fatal(err)
+	}
+	lease, err := alice.Acquire(ctx, "nightly-report", 30*time.Second)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(lease.Status, lease.Holder, "fencing token", lease.FencingToken)
+
+	bob, _ := client.New(srv.URL, "tokB")
+	_, err = bob.Acquire(ctx, "nightly-report", 30*time.Second)
+	var held *client.LockHeldError
+	if errors.As(err, &held) {
+		fmt.Println("held by", held.Holder)
+	}
+
+	if err := alice.Release(ctx, "nightly-report", lease.LeaseID); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// acquired alice fencing token 1
+	// held by alice
+}
+
+func ExampleLocker() {
+	srv := clienttest.New(map[string]string{"tokA": "alice"})
+	defer srv.Close()
+	c, _ := client.New(srv.URL, "tokA")
+
+	l := client.NewLocker(c, "db-migration", 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := l.Lock(ctx); err != nil { // waits while someone else holds it
+		log.Fatal(err)
+	}
+	defer l.Unlock(context.Background())
+
+	// Renewal runs in the background every 5s. Pass the fencing token to the
+	// storage you write to, and stop when the lock is lost.
+	fmt.Println("fencing token", l.Lease().FencingToken)
+	select {
+	case <-l.Done():
+		fmt.Println("lost:", l.Err())
+	default:
+		fmt.Println("still held")
+	}
+	// Output:
+	// fencing token 1
+	// still held
+}
+
+func ExampleClient_CheckLimit() {
+	srv := clienttest.New(map[string]string{"tokA": "alice"})
+	defer srv.Close()
+	c, _ := client.New(srv.URL, "tokA")
+	for i := 0; i < 3; i++ {
+		r, err := c.CheckLimit(context.Background(), "emails", 2, time.Hour)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(r.Allowed, r.Remaining)
+	}
+	// Output:
+	// true 1
+	// true 0
+	// false 0
+}
+
+func ExampleClient_SetConfig() {
+	srv := clienttest.New(map[string]string{"tokA": "alice"})
+	defer srv.Close()
+	c, _ := client.New(srv.URL, "tokA")
+	ctx := context.Background()
+
+	e, _ := c.SetConfig(ctx, "app.pool", client.ConfigWrite{Value: map[string]int{"size": 5}})
+	fmt.Println("version", e.Version, string(e.Value))
+
+	// Compare-and-set: the write applies only if the key is still at the
+	// expected version; here the caller's view (version 2) is wrong.
+	_, err := c.SetConfig(ctx, "app.pool", client.ConfigWrite{Value: 8, ExpectedVersion: new(int64(2))})
+	var conflict *client.ConflictError
+	if errors.As(err, &conflict) {
+		fmt.Println("conflict, current version", conflict.CurrentVersion)
+	}
+	// Output:
+	// version 1 {"size":5}
+	// conflict, current version 1
+}
+
+func ExampleClient_Events() {
+	srv := clienttest.New(map[string]string{"tokA": "alice"})
+	defer srv.Close()
+	c, _ := client.New(srv.URL, "tokA")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	stream, err := c.Events(ctx, client.EventFilter{Kind: "flag"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer stream.Close()
+	c.SetFlag(ctx, "new-ui", client.FlagSpec{Enabled: true})
+	ev := <-stream.C
+	fmt.Println(ev.Type, ev.Name)
+	// Output:
+	// flag.set new-ui
+}
+
+func ExampleClient_WatchLock() {
+	srv := clienttest.New(map[string]string{"tokA": "alice"})
+	defer srv.Close()
+	c, _ := client.New(srv.URL, "tokA")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	w, err := c.WatchLock(ctx, "deploy")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer w.Close()
+	st := <-w.C // lock.state first; empty holder: free
+	fmt.Printf("%s holder=%q\n", st.Type, st.Holder)
+	lease, _ := c.Acquire(ctx, "deploy", time.Minute)
+	c.Release(ctx, "deploy", lease.LeaseID)
+	for ev := range w.C {
+		fmt.Println(ev.Type, ev.Holder)
+		if ev.Type == client.EventLockReleased {
+			break
+		}
+	}
+	// Output:
+	// lock.state holder=""
+	// lock.acquired alice
+	// lock.released alice
+}

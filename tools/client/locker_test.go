@@ -1,0 +1,354 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeClock fires After channels only when the test advances it.
+type fakeClock struct {
+	mu      sync.Mutex // guards now and waiters
+	now     time.Time
+	waiters []fakeWaiter
+	changed chan struct{} // signalled (non-blocking) when a waiter is added
+}
+
+type fakeWaiter struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), changed: make(chan struct{}, 1)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- c.now
+		return ch
+	}
+	c.waiters = append(c.waiters, fakeWaiter{c.now.Add(d), ch})
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+	return ch
+}
+
+// Advance moves time forward and fires due waiters.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	kept := c.waiters[:0]
+	for _, w := range c.waiters {
+		if !w.at.After(c.now) {
+			w.ch <- c.now
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	c.waiters = kept
+}
+
+// WaitForWaiter blocks until some goroutine waits on the clock, and returns
+// how long until the earliest waiter fires.
+func (c *fakeClock) WaitForWaiter(t *testing.T) time.Duration {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		c.mu.Lock()
+		if len(c.waiters) > 0 {
+			d := c.waiters[0].at.Sub(c.now)
+			for _, w := range c.waiters[1:] {
+				d = min(d, w.at.Sub(c.now))
+			}
+			c.mu.Unlock()
+			return d
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.changed:
+		case <-timeout:
+			t.Fatal("no goroutine waited on the clock")
+		}
+	}
+}
+
+func newFakeLocker(t *testing.T, c *Client, name string, ttl time.Duration) (*Locker, *fakeClock) {
+	t.Helper()
+	clk := newFakeClock()
+	l := NewLocker(c, name, ttl, WithoutWatch(), WithPollInterval(10*time.Millisecond, 40*time.Millisecond))
+	l.clk = clk
+	t.Cleanup(func() { l.Unlock(context.Background()) })
+	return l, clk
+}
+
+func TestLockerRenewsAtAThirdOfTTL(t *testing.T) {
+	srv, alice, _ := fake(t)
+	l, clk := newFakeLocker(t, alice, "job", 3*time.Second)
+	if err := l.TryLock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first := l.Lease()
+	if first.FencingToken != 1 || first.LeaseID == "" {
+		t.Fatalf("lease = %+v", first)
+	}
+	for i := 1; i <= 3; i++ {
+		if d := clk.WaitForWaiter(t); d != time.Second {
+			t.Fatalf("renewal %d scheduled in %v, want TTL/3 = 1s", i, d)
+		}
+		if n := srv.Requests("POST /locks/job/renew"); n != i-1 {
+			t.Fatalf("renewals before tick %d = %d", i, n)
+		}
+		clk.Advance(time.Second)
+		clk.WaitForWaiter(t) // the goroutine renewed and sleeps again
+		if n := srv.Requests("POST /locks/job/renew"); n != i {
+			t.Fatalf("renewals after tick %d = %d", i, n)
+		}
+	}
+	select {
+	case <-l.Done():
+		t.Fatal("Done closed while held")
+	default:
+	}
+	if got := l.Lease(); got.LeaseID != first.LeaseID || got.FencingToken != 1 {
+		t.Fatalf("lease changed: %+v", got)
+	}
+	if err := l.Unlock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-l.Done()
+	if l.Err() != nil || l.Held() || srv.Holder("job") != "" {
+		t.Fatalf("after Unlock: err=%v held=%v holder=%q", l.Err(), l.Held(), srv.Holder("job"))
+	}
+}
+
+func TestLockerDoneWhenRenewRefused(t *testing.T) {
+	srv, alice, _ := fake(t)
+	l, clk := newFakeLocker(t, alice, "job", 3*time.Second)
+	if err := l.TryLock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv.StealLock("job", "bob", time.Minute)
+	clk.WaitForWaiter(t)
+	clk.Advance(time.Second)
+	<-l.Done()
+	if !errors.Is(l.Err(), ErrLockLost) || !errors.Is(l.Err(), ErrNotFound) {
+		t.Fatalf("Err = %v, want lock lost caused by not found", l.Err())
+	}
+	if l.Held() || l.Lease() != (Lease{}) {
+		t.Fatal("still held after loss")
+	}
+	if err := l.Unlock(context.Background()); !errors.Is(err, ErrLockLost) {
+		t.Fatalf("Unlock after loss = %v", err)
+	}
+	if srv.Holder("job") != "bob" {
+		t.Fatal("Unlock after loss released someone else's lock")
+	}
+}
+
+func TestLockerDoneWhenUnreachablePastExpiry(t *testing.T) {
+	srv, alice, _ := fake(t)
+	l, clk := newFakeLocker(t, alice, "job", 3*time.Second)
+	if err := l.TryLock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(503)
+		w.Write([]byte(`{"error":"degraded"}`))
+		return true
+	})
+	// Keep advancing whatever the goroutine waits for; it retries until the
+	// local expiry (acquire time + TTL) and then gives up.
+	deadline := clk.Now().Add(3 * time.Second)
+	for clk.Now().Before(deadline) {
+		select {
+		case <-l.Done():
+			t.Fatalf("lost at %v, before the lease expired", clk.Now())
+		default:
+		}
+		clk.Advance(clk.WaitForWaiter(t))
+	}
+	<-l.Done()
+	if !errors.Is(l.Err(), ErrLockLost) {
+		t.Fatalf("Err = %v", l.Err())
+	}
+	if srv.Requests("POST /locks/job/renew") < 2 {
+		t.Fatalf("renew attempts = %d, want retries", srv.Requests("POST /locks/job/renew"))
+	}
+}
+
+func TestLockerSurvivesATransientFailure(t *testing.T) {
+	srv, alice, _ := fake(t)
+	l, clk := newFakeLocker(t, alice, "job", 3*time.Second)
+	if err := l.TryLock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fail := true
+	srv.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if fail {
+			fail = false // only the goroutine's requests reach here, one at a time
+			w.WriteHeader(503)
+			return true
+		}
+		return false
+	})
+	clk.Advance(clk.WaitForWaiter(t)) // first renewal fails
+	clk.Advance(clk.WaitForWaiter(t)) // retry succeeds
+	clk.WaitForWaiter(t)
+	if n := srv.Requests("POST /locks/job/renew"); n != 2 {
+		t.Fatalf("renew requests = %d", n)
+	}
+	select {
+	case <-l.Done():
+		t.Fatalf("lost after one transient failure: %v", l.Err())
+	default:
+	}
+}
+
+func TestLockerTryLockHeld(t *testing.T) {
+	srv, alice, bob := fake(t)
+	a, _ := newFakeLocker(t, alice, "job", 3*time.Second)
+	if err := a.TryLock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := newFakeLocker(t, bob, "job", 3*time.Second)
+	var he *LockHeldError
+	if err := b.TryLock(context.Background()); !errors.Is(err, ErrLockHeld) || !errors.As(err, &he) || he.Holder != "alice" {
+		t.Fatalf("other user TryLock = %v", err)
+	}
+	// Another Locker with the same token is excluded too.
+	a2, _ := newFakeLocker(t, alice, "job", 3*time.Second)
+	if err := a2.TryLock(context.Background()); !errors.Is(err, ErrLockHeld) {
+		t.Fatalf("same token TryLock = %v", err)
+	}
+	if a2.Held() {
+		t.Fatal("second locker thinks it holds the lock")
+	}
+	if a.Lease().LeaseID == "" || srv.Holder("job") != "alice" {
+		t.Fatal("first locker lost its lock")
+	}
+}
+
+func TestLockerLockWaitsForRelease(t *testing.T) {
+	for _, watch := range []bool{true, false} {
+		name := map[bool]string{true: "watch", false: "poll"}[watch]
+		t.Run(name, func(t *testing.T) {
+			srv, alice, bob := fake(t)
+			holder := NewLocker(alice, "job", time.Minute)
+			if err := holder.TryLock(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer holder.Unlock(context.Background())
+			opts := []LockerOption{WithPollInterval(5*time.Millisecond, 20*time.Millisecond)}
+			if !watch {
+				opts = append(opts, WithoutWatch())
+			}
+			waiter := NewLocker(bob, "job", time.Minute, opts...)
+			defer waiter.Unlock(context.Background())
+			tried := make(chan struct{}, 1)
+			srv.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+				if r.URL.Path == "/locks/job/acquire" && r.Header.Get("Authorization") == "Bearer tokB" {
+					select {
+					case tried <- struct{}{}:
+					default:
+					}
+				}
+				return false
+			})
+			errc := make(chan error, 1)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			go func() { errc <- waiter.Lock(ctx) }()
+			<-tried
+			select {
+			case err := <-errc:
+				t.Fatalf("Lock returned while held: %v", err)
+			default:
+			}
+			if err := holder.Unlock(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			if got := waiter.Lease(); got.FencingToken != 2 || srv.Holder("job") != "bob" {
+				t.Fatalf("waiter lease = %+v holder %q", got, srv.Holder("job"))
+			}
+		})
+	}
+}
+
+func TestLockerLockSameTokenDoesNotExtendHolder(t *testing.T) {
+	srv, alice, _ := fake(t)
+	first := NewLocker(alice, "job", time.Minute)
+	if err := first.TryLock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer first.Unlock(context.Background())
+	second := NewLocker(alice, "job", time.Minute, WithoutWatch(), WithPollInterval(2*time.Millisecond, 5*time.Millisecond))
+	statusSeen := make(chan struct{}, 1)
+	srv.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == "GET" && r.URL.Path == "/locks/job" {
+			select {
+			case statusSeen <- struct{}{}:
+			default:
+			}
+		}
+		return false
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- second.Lock(ctx) }()
+	<-statusSeen
+	<-statusSeen // polling by status, not by acquire
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Lock = %v", err)
+	}
+	if n := srv.Requests("POST /locks/job/acquire"); n != 2 {
+		t.Fatalf("acquire requests = %d, want 2 (first locker, one try by the second)", n)
+	}
+}
+
+func TestLockerLockContextDeadline(t *testing.T) {
+	_, alice, bob := fake(t)
+	holder := NewLocker(alice, "job", time.Minute)
+	if err := holder.TryLock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Unlock(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	w := NewLocker(bob, "job", time.Minute, WithPollInterval(5*time.Millisecond, 10*time.Millisecond))
+	if err := w.Lock(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock = %v", err)
+	}
+	if w.Held() {
+		t.Fatal("held after timeout")
+	}
+}
+
+func TestLockerLockReturnsPermanentErrors(t *testing.T) {
+	srv, _, _ := fake(t)
+	c, _ := New(srv.URL, "wrong")
+	l := NewLocker(c, "job", time.Minute)
+	if err := l.Lock(context.Background()); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("Lock = %v", err)
+	}
+}
