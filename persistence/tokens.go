@@ -63,6 +63,20 @@ type RevokeToken struct{ Hash [32]byte }
 // Table implements actors.Mutation.
 func (RevokeToken) Table() string { return "tokens" }
 
+// RotateToken replaces the token Old by New in one transaction: New belongs
+// to the same user and keeps Old's source. Static tokens are never rotated
+// (their source of truth is the flag or file). If Old no longer exists (a
+// concurrent revoke or rotation) nothing is inserted; the caller checks with
+// LookupToken(New). The mutation never fails on that, so it cannot fail the
+// writer's batch.
+type RotateToken struct {
+	Old, New [32]byte
+	Now      time.Time
+}
+
+// Table implements actors.Mutation.
+func (RotateToken) Table() string { return "tokens" }
+
 // SyncStaticTokens makes the static tokens in the database exactly Tokens
 // (login → hash); static tokens no longer configured are deleted.
 type SyncStaticTokens struct {
@@ -93,6 +107,18 @@ func applyIssueToken(ctx context.Context, tx *sql.Tx, m IssueToken) error {
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
 		return fmt.Errorf("insert token: user %q not found", m.Login)
+	}
+	return nil
+}
+
+func applyRotateToken(ctx context.Context, tx *sql.Tx, m RotateToken) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tokens(hash, user_id, source, created_at)
+		SELECT ?, user_id, source, ? FROM tokens WHERE hash = ? AND source <> ?`,
+		m.New[:], m.Now.UnixMilli(), m.Old[:], SourceStatic); err != nil {
+		return fmt.Errorf("rotate token: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE hash = ? AND source <> ?`, m.Old[:], SourceStatic); err != nil {
+		return fmt.Errorf("rotate token: %w", err)
 	}
 	return nil
 }

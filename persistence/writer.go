@@ -389,6 +389,8 @@ func (s *statements) apply(ctx context.Context, tx *sql.Tx, m actors.Mutation) e
 	case RevokeToken:
 		_, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE hash = ?`, m.Hash[:])
 		return err
+	case RotateToken:
+		return applyRotateToken(ctx, tx, m)
 	case SyncStaticTokens:
 		return applySyncStatic(ctx, tx, m)
 	default:
