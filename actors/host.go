@@ -23,10 +23,18 @@ type Host struct {
 	// write-behind writes (they only hold back passivation).
 	lastSeq, lastAnySeq uint64
 	broken              error // activation failed: every request fails with it
+	// idle detection: a timer sends idleCheck every IdleTimeout; the actor is
+	// idle if it handled nothing since the previous check. (protoactor's own
+	// ReceiveTimeout races with the actor goroutine under -race.)
+	idleTimer   *time.Timer
+	handledSeen uint64
 }
 
 // writeFailed tells the actor that one of its writes failed.
 type writeFailed struct{}
+
+// idleCheck is sent by the idle timer.
+type idleCheck struct{}
 
 // Key is the resource this actor owns.
 func (h *Host) Key() Key { return h.key }
@@ -103,17 +111,30 @@ func (h *Host) Receive(ctx actor.Context) {
 		// ours to resolve, then fall back to the durable state.
 		h.sys.store.WaitResolved(h.lastAnySeq)
 		h.broken = h.b.Activate(h)
-	case *actor.ReceiveTimeout:
-		if h.broken != nil || (h.lastAnySeq <= h.sys.store.Resolved() && h.b.Passivatable(h)) {
+		// What we just loaded is durable: later replies depend on nothing
+		// (replies already waiting keep their own dependency).
+		h.lastSeq = 0
+	case idleCheck:
+		if h.handled == h.handledSeen &&
+			(h.broken != nil || (h.lastAnySeq <= h.sys.store.Resolved() && h.b.Passivatable(h))) {
+			// The shard stops us only if nothing is in flight to us; if
+			// something is, we stay and check again later.
 			ctx.Send(h.parent, &passivate{key: h.key, pid: h.self, handled: h.handled})
 		}
+		h.handledSeen = h.handled
+		h.idleTimer.Reset(h.sys.cfg.IdleTimeout)
 	case *actor.Started:
 		h.self, h.parent = ctx.Self(), ctx.Parent()
 		if err := h.b.Activate(h); err != nil {
 			h.sys.cfg.Logger.Error("activate resource", "kind", h.key.Kind.String(), "name", h.key.Name, "err", err)
 			h.broken = errors.Join(ErrUnavailable, err)
 		}
-		ctx.SetReceiveTimeout(h.sys.cfg.IdleTimeout)
+		self, root := h.self, h.sys.as.Root
+		h.idleTimer = time.AfterFunc(h.sys.cfg.IdleTimeout, func() { root.Send(self, idleCheck{}) })
+	case *actor.Stopping:
+		if h.idleTimer != nil {
+			h.idleTimer.Stop()
+		}
 	}
 }
 

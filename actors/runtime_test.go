@@ -1,0 +1,249 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// noTimers discards expiry timers (tests drive expiry through the clock).
+func noTimers(time.Duration, func()) Timer { return stopped{} }
+
+type stopped struct{}
+
+func (stopped) Stop() bool { return false }
+
+func newTestSystem(t *testing.T, st Store, idle time.Duration) (*System, *fakeClock) {
+	t.Helper()
+	clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	sys := NewSystem(Config{Store: st, Now: clk.Now, AfterFunc: noTimers, IdleTimeout: idle, RequestTimeout: 5 * time.Second})
+	t.Cleanup(sys.Close)
+	return sys, clk
+}
+
+func lockKey(name string) Key { return Key{Kind: KindLock, Name: name} }
+
+// A reply is delivered only after the write it depends on commits, and a
+// later operation on the same lock proceeds in memory meanwhile, its reply
+// following in commit order.
+func TestReplyWaitsForCommit(t *testing.T) {
+	st := newMemStore(true)
+	sys, _ := newTestSystem(t, st, time.Minute)
+
+	type res struct {
+		v   any
+		err error
+	}
+	first := make(chan res, 1)
+	go func() {
+		v, err := sys.Do(lockKey("a"), AcquireLock{Caller: "alice", TTL: time.Minute})
+		first <- res{v, err}
+	}()
+	waitFor(t, func() bool { return st.pending() == 1 })
+	second := make(chan res, 1)
+	go func() {
+		v, err := sys.Do(lockKey("a"), AcquireLock{Caller: "bob", TTL: time.Minute})
+		second <- res{v, err}
+	}()
+	// bob's conflict is computed from alice's uncommitted grant: it must not
+	// be answered before that grant is durable.
+	select {
+	case r := <-first:
+		t.Fatalf("acquire answered before commit: %+v", r)
+	case r := <-second:
+		t.Fatalf("conflict answered before the grant it saw was committed: %+v", r)
+	case <-time.After(50 * time.Millisecond): // absence of a reply cannot be signalled; bounded wait
+	}
+	if n := st.commit(); n != 1 {
+		t.Fatalf("committed %d writes, want 1", n)
+	}
+	r1 := <-first
+	r2 := <-second
+	if r1.err != nil || r1.v.(LockReply).Outcome != LockAcquired || r1.v.(LockReply).Lock.Token != 1 {
+		t.Fatalf("first = %+v", r1)
+	}
+	var held *LockHeldError
+	if !errors.As(r2.err, &held) || held.Holder != "alice" {
+		t.Fatalf("second = %+v, want held by alice", r2)
+	}
+	if got := sys.Holdings.List("alice", sys.Now()); len(got) != 1 || got[0].Name != "a" {
+		t.Fatalf("holdings after commit = %+v", got)
+	}
+}
+
+// A failed write answers ErrUnavailable, and the actor falls back to the
+// durable state: the lost grant is not visible and its token is reused only
+// because nobody ever saw it.
+func TestFailedWriteRevertsToDurableState(t *testing.T) {
+	st := newMemStore(false)
+	sys, _ := newTestSystem(t, st, time.Minute)
+	if _, err := sys.Do(lockKey("a"), AcquireLock{Caller: "alice", TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := sys.Do(lockKey("a"), LockStatus{})
+	lease := v.(LockReply).Lock.LeaseID
+	if _, err := sys.Do(lockKey("a"), ReleaseLock{Caller: "alice", LeaseID: lease}); err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	st.failNext = true
+	st.mu.Unlock()
+	_, err := sys.Do(lockKey("a"), AcquireLock{Caller: "bob", TTL: time.Minute})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("acquire with failing disk: err = %v, want ErrUnavailable", err)
+	}
+	v, err = sys.Do(lockKey("a"), LockStatus{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := v.(LockReply); r.Outcome != LockAvailable {
+		t.Fatalf("after failed grant the lock is %+v, want available", r)
+	}
+	v, err = sys.Do(lockKey("a"), AcquireLock{Caller: "carol", TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := v.(LockReply).Lock.Token; tok != 2 {
+		t.Fatalf("token after a failed grant = %d, want 2 (the failed grant was never acknowledged)", tok)
+	}
+}
+
+// Idle actors are passivated; re-activation loads the durable state.
+func TestPassivationKeepsState(t *testing.T) {
+	st := newMemStore(false)
+	sys, _ := newTestSystem(t, st, 20*time.Millisecond)
+	const n = 200
+	for i := 0; i < n; i++ {
+		if _, err := sys.Do(lockKey(fmt.Sprint("l", i)), AcquireLock{Caller: "alice", TTL: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return sys.LiveActors() == 0 })
+	for i := 0; i < n; i++ {
+		v, err := sys.Do(lockKey(fmt.Sprint("l", i)), AcquireLock{Caller: "alice", TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := v.(LockReply); r.Outcome != LockHeld || r.Lock.Token != 1 {
+			t.Fatalf("after re-activation: %+v, want held with token 1", r)
+		}
+	}
+	st.mu.Lock()
+	loads := st.loads
+	st.mu.Unlock()
+	if loads < 2*n {
+		t.Fatalf("loads = %d, want >= %d (every name activated twice)", loads, 2*n)
+	}
+}
+
+// Operations on one lock from many goroutines are serialised: exactly one
+// of many concurrent acquirers wins each round.
+func TestConcurrentAcquireOneWinner(t *testing.T) {
+	st := newMemStore(false)
+	sys, _ := newTestSystem(t, st, time.Minute)
+	for round := 0; round < 20; round++ {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		winners := 0
+		var lease string
+		var caller string
+		for c := 0; c < 8; c++ {
+			wg.Add(1)
+			go func(c int) {
+				defer wg.Done()
+				who := fmt.Sprint("user", c)
+				v, err := sys.Do(lockKey("hot"), AcquireLock{Caller: who, TTL: time.Minute})
+				if err == nil && v.(LockReply).Outcome == LockAcquired {
+					mu.Lock()
+					winners++
+					lease, caller = v.(LockReply).Lock.LeaseID, who
+					mu.Unlock()
+				}
+			}(c)
+		}
+		wg.Wait()
+		if winners != 1 {
+			t.Fatalf("round %d: %d winners", round, winners)
+		}
+		if _, err := sys.Do(lockKey("hot"), ReleaseLock{Caller: caller, LeaseID: lease}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Expiry through the injected clock: a timer op delivered after the clock
+// passes expires_at frees the lock and removes it from the holder index.
+func TestExpiryUpdatesIndex(t *testing.T) {
+	st := newMemStore(false)
+	sys, clk := newTestSystem(t, st, time.Minute)
+	if _, err := sys.Do(lockKey("e"), AcquireLock{Caller: "alice", TTL: 2 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if n := sys.Holdings.Count("alice", sys.Now()); n != 1 {
+		t.Fatalf("count = %d", n)
+	}
+	clk.Add(2 * time.Second)
+	if _, err := sys.Do(lockKey("e"), expireLock{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := sys.Holdings.Total(); n != 0 {
+		t.Fatalf("index still has %d entries after expiry", n)
+	}
+	v, _ := sys.Do(lockKey("e"), AcquireLock{Caller: "bob", TTL: time.Second})
+	if r := v.(LockReply); r.Lock.Token != 2 || r.Lock.Holder != "bob" {
+		t.Fatalf("after expiry: %+v", r)
+	}
+}
+
+func TestQuota(t *testing.T) {
+	st := newMemStore(false)
+	clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	sys := NewSystem(Config{Store: st, Now: clk.Now, AfterFunc: noTimers, MaxLocksPerUser: 3})
+	t.Cleanup(sys.Close)
+	for i := 0; i < 3; i++ {
+		if _, err := sys.Do(lockKey(fmt.Sprint("q", i)), AcquireLock{Caller: "alice", TTL: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sys.Do(lockKey("q3"), AcquireLock{Caller: "alice", TTL: time.Minute}); !errors.Is(err, ErrQuota) {
+		t.Fatalf("4th lock: err = %v, want ErrQuota", err)
+	}
+	// re-acquiring one already held is not a new lock
+	if _, err := sys.Do(lockKey("q0"), AcquireLock{Caller: "alice", TTL: time.Minute}); err != nil {
+		t.Fatalf("re-acquire within quota: %v", err)
+	}
+	clk.Add(time.Minute) // all expired: the quota frees up
+	if _, err := sys.Do(lockKey("q3"), AcquireLock{Caller: "alice", TTL: time.Minute}); err != nil {
+		t.Fatalf("after expiry: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
