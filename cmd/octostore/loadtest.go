@@ -1,0 +1,251 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/octostore/octostore/loadtest"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+)
+
+func init() { register(loadtestCommand()) }
+
+const loadtestDescription = `Drives a server with one scenario at a fixed concurrency (closed loop,
+--concurrency N) or at a fixed arrival rate (open loop, --rate R, latency
+measured from each request's due time so a stalling server is not hidden).
+Prints progress once a second and a table at the end; --json FILE writes the
+report, and --compare A.json B.json prints B relative to A.
+
+Scenarios:
+  lock-cycle       acquire then release, each worker on names of its own
+  lock-contended   all workers fight over a few names (--keys), renew, release
+  lock-status      GET a lock (half of the names held)
+  ratelimit-check  POST /limits/NAME/check
+  flag-eval        GET /flags/NAME?subject=S
+  config-read      GET /config/KEY
+  config-write     PUT /config/KEY
+  mixed            a weighted mix (--mix lock-cycle=5,flag-eval=3)
+
+The lock scenarios record every acknowledged grant, renew and release and
+check them for safety (no two holders at once, fencing tokens increasing,
+nothing succeeding on an expired, released or replaced lease); a violation
+prints its evidence and the command exits 1.
+
+--target redis://HOST:PORT runs lock-cycle, lock-contended, lock-status and
+ratelimit-check against Redis the way its users do (SET NX PX, compare-and-
+delete and compare-and-pexpire scripts, a sliding-window sorted-set script).`
+
+func loadtestCommand() *cli.Command {
+	var subs []*cli.Command
+	for _, name := range append(append([]string{}, loadtest.Scenarios...), "mixed") {
+		name := name
+		subs = append(subs, &cli.Command{
+			Name:      name,
+			Usage:     "run the " + name + " scenario",
+			ArgsUsage: " ",
+			Flags:     loadtestFlags(),
+			Action:    func(c *cli.Context) error { return loadtestRun(c, name) },
+		})
+	}
+	subs = append(subs, &cli.Command{
+		Name:   "noop-server",
+		Usage:  "serve canned answers for every API route (the fasthttp ceiling for benchmarks)",
+		Hidden: true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:0", Usage: "listen address"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := loadtest.ServeNoop(c.Context, c.String("addr"), c.App.Writer); err != nil {
+				return exitCode(exitFailure, err)
+			}
+			return nil
+		},
+	})
+	flags := append(loadtestFlags(),
+		&cli.StringFlag{Name: "scenario", Usage: "scenario to run (or give it as a subcommand)"},
+		&cli.StringFlag{Name: "compare", Usage: "compare two reports: --compare A.json B.json"},
+	)
+	return &cli.Command{
+		Name:        "loadtest",
+		Usage:       "measure throughput, latency and lock safety (octostore or Redis)",
+		ArgsUsage:   "SCENARIO [flags] | --compare A.json B.json",
+		Description: loadtestDescription,
+		Subcommands: subs,
+		Flags:       flags,
+		Action: func(c *cli.Context) error {
+			if a := c.String("compare"); a != "" {
+				if c.NArg() != 1 {
+					return exitCode(exitUsage, errors.New("--compare takes two reports: --compare A.json B.json"))
+				}
+				return loadtestCompare(c, a, c.Args().First())
+			}
+			if s := c.String("scenario"); s != "" {
+				return loadtestRun(c, s)
+			}
+			if c.NArg() > 0 {
+				return exitCode(exitUsage, fmt.Errorf("unknown scenario %q (known: %s, mixed)", c.Args().First(), strings.Join(loadtest.Scenarios, ", ")))
+			}
+			cli.ShowSubcommandHelp(c)
+			return exitCode(exitUsage, nil)
+		},
+	}
+}
+
+// loadtestFlags builds fresh flag values for one command (urfave/cli flags
+// must not be shared between commands).
+func loadtestFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "url", Value: "http://127.0.0.1:3000", EnvVars: []string{"OCTOSTORE_URL"}, Usage: "octostore server"},
+		&cli.StringSliceFlag{Name: "token", EnvVars: []string{"OCTOSTORE_TOKEN"}, Usage: "bearer token; repeat to spread workers over several users"},
+		&cli.StringFlag{Name: "target", Usage: "target instead of --url: http(s)://HOST:PORT or redis://HOST:PORT"},
+		&cli.StringFlag{Name: "json", Usage: "write the report as JSON to `FILE`"},
+		&cli.StringFlag{Name: "label", Usage: "name for this run in reports"},
+		&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: 64, Usage: "workers, each with its own connection"},
+		&cli.Float64Flag{Name: "rate", Usage: "open loop: iterations per second (0: closed loop)"},
+		&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Value: 10 * time.Second, Usage: "measured time"},
+		&cli.DurationFlag{Name: "warmup", Value: time.Second, Usage: "time before measuring (not counted)"},
+		&cli.IntFlag{Name: "keys", Usage: "key space (0: the scenario's default)"},
+		&cli.StringFlag{Name: "mix", Value: loadtest.DefaultMix, Usage: "weights for mixed"},
+		&cli.StringFlag{Name: "driver", Value: loadtest.DriverClient, Usage: "octostore driver: client (tools/client) or raw (minimal fasthttp)"},
+		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "per-request timeout"},
+		&cli.DurationFlag{Name: "lock-ttl", Value: 10 * time.Second, Usage: "TTL of acquires and renews"},
+		&cli.IntFlag{Name: "renews", Value: 1, Usage: "lock-contended: renews per hold (-1: none)"},
+		&cli.Float64Flag{Name: "abandon", Usage: "lock-contended: fraction of holds left to expire instead of released"},
+		&cli.IntFlag{Name: "limit-max", Value: 100, Usage: "ratelimit-check: max_requests"},
+		&cli.DurationFlag{Name: "limit-window", Value: time.Second, Usage: "ratelimit-check: window"},
+		&cli.BoolFlag{Name: "redis-fencing", Usage: "redis: atomic SET NX PX + INCR script that hands out fencing tokens"},
+		&cli.Int64Flag{Name: "max-iterations", Usage: "stop after this many iterations (0: time only)"},
+		&cli.DurationFlag{Name: "slack", Value: 100 * time.Millisecond, Usage: "safety checker: allowed clock difference to the server"},
+		&cli.Int64Flag{Name: "safety-max-events", Value: 4_000_000, Usage: "lock operations kept for the safety checker"},
+		&cli.Uint64Flag{Name: "seed", Usage: "random seed (0: random)"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines"},
+	}
+}
+
+func loadtestTarget(c *cli.Context) (loadtest.Target, error) {
+	addr := c.String("target")
+	if addr == "" {
+		addr = c.String("url")
+	}
+	switch {
+	case strings.HasPrefix(addr, "redis://") || strings.HasPrefix(addr, "rediss://"):
+		return loadtest.NewRedisTarget(addr, loadtest.RedisOptions{
+			Fencing: c.Bool("redis-fencing"), PoolSize: c.Int("concurrency") + 8, Timeout: c.Duration("timeout")})
+	case strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://"):
+		var tokens []string
+		for _, t := range c.StringSlice("token") {
+			if t = strings.TrimSpace(t); t != "" {
+				tokens = append(tokens, t)
+			}
+		}
+		return loadtest.NewHTTPTarget(addr, tokens, loadtest.HTTPOptions{
+			Driver: c.String("driver"), MaxConns: c.Int("concurrency") + 8, Timeout: c.Duration("timeout")})
+	}
+	return nil, fmt.Errorf("target %q: want http(s)://HOST:PORT or redis://HOST:PORT", addr)
+}
+
+func loadtestRun(c *cli.Context, scenario string) error {
+	if c.NArg() > 0 {
+		return exitCode(exitUsage, fmt.Errorf("unexpected arguments: %s", strings.Join(c.Args().Slice(), " ")))
+	}
+	cfg := loadtest.Config{
+		Scenario:        scenario,
+		Concurrency:     c.Int("concurrency"),
+		Rate:            c.Float64("rate"),
+		Duration:        c.Duration("duration"),
+		Warmup:          c.Duration("warmup"),
+		Keys:            c.Int("keys"),
+		LockTTL:         c.Duration("lock-ttl"),
+		Renews:          c.Int("renews"),
+		Abandon:         c.Float64("abandon"),
+		LimitMax:        c.Int("limit-max"),
+		LimitWindow:     c.Duration("limit-window"),
+		MaxIterations:   c.Int64("max-iterations"),
+		Slack:           c.Duration("slack"),
+		SafetyMaxEvents: c.Int64("safety-max-events"),
+		Seed:            c.Uint64("seed"),
+	}
+	if scenario == "mixed" {
+		mix, err := loadtest.ParseMix(c.String("mix"))
+		if err != nil {
+			return exitCode(exitUsage, err)
+		}
+		cfg.Mix = mix
+	} else if !isLoadtestScenario(scenario) {
+		return exitCode(exitUsage, fmt.Errorf("unknown scenario %q (known: %s, mixed)", scenario, strings.Join(loadtest.Scenarios, ", ")))
+	}
+	if cfg.Concurrency < 1 || cfg.Rate < 0 || cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Abandon < 0 || cfg.Abandon > 1 {
+		return exitCode(exitUsage, errors.New("need --concurrency >= 1, --rate >= 0, --duration > 0, --warmup >= 0, 0 <= --abandon <= 1"))
+	}
+	target, err := loadtestTarget(c)
+	if err != nil {
+		return exitCode(exitUsage, err)
+	}
+	defer target.Close()
+	if err := target.Ping(); err != nil {
+		return exitCode(exitUnavailable, fmt.Errorf("target not reachable: %w", err))
+	}
+	cfg.Target = target
+	out := c.App.Writer
+	if !c.Bool("quiet") {
+		cfg.Progress = out
+		cfg.ProgressTTY = isTerminal(out)
+	}
+	rep, err := loadtest.Run(c.Context, cfg)
+	if errors.Is(err, loadtest.ErrUnsupported) {
+		return exitCode(exitUsage, err)
+	}
+	if err != nil {
+		return exitCode(exitFailure, err)
+	}
+	rep.Label = c.String("label")
+	rep.WriteTable(out)
+	if path := c.String("json"); path != "" {
+		if err := rep.WriteJSON(path); err != nil {
+			return exitCode(exitFailure, fmt.Errorf("write report: %w", err))
+		}
+	}
+	if rep.Safety != nil && rep.Safety.Violations > 0 {
+		return exitCode(exitFailure, fmt.Errorf("%d lock safety violations", rep.Safety.Violations))
+	}
+	if rep.Interrupted {
+		return exitCode(exitFailure, errors.New("interrupted"))
+	}
+	return nil
+}
+
+func isLoadtestScenario(s string) bool {
+	for _, n := range loadtest.Scenarios {
+		if n == s {
+			return true
+		}
+	}
+	return false
+}
+
+func loadtestCompare(c *cli.Context, a, b string) error {
+	ra, err := loadtest.ReadReport(a)
+	if err != nil {
+		return exitCode(exitUsage, err)
+	}
+	rb, err := loadtest.ReadReport(b)
+	if err != nil {
+		return exitCode(exitUsage, err)
+	}
+	loadtest.Compare(c.App.Writer, ra, rb)
+	return nil
+}
+
+// isTerminal reports whether w is a terminal (then progress rewrites one line).
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

@@ -1,0 +1,466 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// ErrUnsupported: the target cannot run the scenario (flags and config on Redis).
+var ErrUnsupported = errors.New("unsupported scenario")
+
+// Config describes one run.
+type Config struct {
+	Scenario    string   // one of Scenarios, or "mixed"
+	Mix         []Weight // for "mixed"; nil: DefaultMix
+	Target      Target
+	Concurrency int           // workers (each with its own connection); default 64
+	Rate        float64       // > 0: open loop at this many iterations per second
+	Duration    time.Duration // measured part; default 10s
+	Warmup      time.Duration // run before measuring; its requests are not counted
+	Keys        int           // key space; 0: the scenario's default
+
+	LockTTL     time.Duration // TTL of acquires and renews; default 10s
+	Renews      int           // lock-contended: renews per hold; default 1 (-1: none)
+	Abandon     float64       // lock-contended: fraction of holds left to expire
+	LimitMax    int           // ratelimit-check: max_requests; default 100
+	LimitWindow time.Duration // ratelimit-check: window; default 1s
+	FlagPercent int           // flag-eval: rollout percentage; default 50
+
+	MaxIterations   int64         // 0: bounded by time only
+	SafetyMaxEvents int64         // lock events kept for the checker; default 4,000,000
+	Slack           time.Duration // checker clock slack; default 100ms
+
+	Progress    io.Writer // once-a-second progress; nil: none
+	ProgressTTY bool      // rewrite one line instead of printing lines
+	Seed        uint64    // worker RNG seed; 0: random
+}
+
+func (c *Config) defaults() error {
+	if c.Target == nil {
+		return errors.New("no target")
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 64
+	}
+	if c.Concurrency > 100000 {
+		return errors.New("concurrency must be at most 100000")
+	}
+	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
+		return errors.New("rate must be a positive number")
+	}
+	if c.Duration <= 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Warmup < 0 {
+		return errors.New("warmup must not be negative")
+	}
+	if c.LockTTL <= 0 {
+		c.LockTTL = 10 * time.Second
+	}
+	if c.Renews == 0 {
+		c.Renews = 1
+	} else if c.Renews < 0 {
+		c.Renews = 0
+	}
+	if c.Abandon < 0 || c.Abandon > 1 {
+		return errors.New("abandon must be between 0 and 1")
+	}
+	if c.LimitMax <= 0 {
+		c.LimitMax = 100
+	}
+	if c.LimitWindow <= 0 {
+		c.LimitWindow = time.Second
+	}
+	if c.FlagPercent <= 0 || c.FlagPercent > 100 {
+		c.FlagPercent = 50
+	}
+	if c.SafetyMaxEvents <= 0 {
+		c.SafetyMaxEvents = 4_000_000
+	}
+	if c.Slack <= 0 {
+		c.Slack = 100 * time.Millisecond
+	}
+	if c.Seed == 0 {
+		c.Seed = rand.Uint64()
+	}
+	return nil
+}
+
+// run is the state of one Run shared by its workers (read-only once they start).
+type run struct {
+	cfg         *Config
+	target      Target
+	scenarios   []*scenario
+	pick        []int // cumulative weights, parallel to scenarios
+	workers     int
+	measureFrom time.Duration
+	measureTo   time.Duration
+	log         *eventLog // nil when no lock scenario runs
+	perConn     bool      // each connection is its own lock holder (Redis)
+	stopped     atomic.Bool
+}
+
+// worker owns everything it touches while the run goes.
+type worker struct {
+	id     int
+	user   int
+	holder int32 // Owner in lock events
+	conn   Conn
+	rng    *rand.Rand
+	clk    Clock
+	run    *run
+	stats  *workerStats
+	events []LockEvent
+	seq    int64
+	cycle  int
+}
+
+func (w *worker) now() time.Duration { return w.clk.Now() }
+
+// book records one answered request that was due (or started) at start.
+func (w *worker) book(o op, start, end time.Duration, st Status, cl class) {
+	w.stats.record(o, start, end, st, cl, start >= w.run.measureFrom && start < w.run.measureTo)
+}
+
+// lockEvent records a lock operation for the safety checker. lease is the
+// lease operated on (renew, release); for an acquire it comes from rep.
+func (w *worker) lockEvent(kind OpKind, name string, lease LeaseID, rep LockReply, st Status, ttl, t0, t1 time.Duration) {
+	if w.run.log == nil {
+		return
+	}
+	e := LockEvent{Lock: name, Kind: kind, TTL: ttl, Invoke: t0, Ack: t1, Owner: w.holder, Worker: int32(w.id), Lease: lease}
+	switch {
+	case st == 200:
+		e.Outcome = OutcomeOK
+		if kind == OpAcquire {
+			e.Lease, e.Held = rep.Lease, rep.Held
+		}
+		e.Token = rep.Token
+	case st == StatusTransport || st == StatusBadReply || st >= 500:
+		e.Outcome = OutcomeUnknown
+	default:
+		e.Outcome = OutcomeRejected
+	}
+	w.run.log.add(&w.events, e, t1)
+}
+
+func (w *worker) iterate(due time.Duration) {
+	r := w.run
+	s := r.scenarios[0]
+	if len(r.scenarios) > 1 {
+		x := w.rng.IntN(r.pick[len(r.pick)-1])
+		for i, c := range r.pick {
+			if x < c {
+				s = r.scenarios[i]
+				break
+			}
+		}
+	}
+	s.iterate(w, s, due)
+}
+
+// Run executes the configured load and returns its report. The report is
+// returned (with partial figures) also when ctx is cancelled mid-run.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	r := &run{cfg: &cfg, target: cfg.Target, workers: cfg.Concurrency}
+	if pc, ok := cfg.Target.(interface{ PerConnHolder() bool }); ok {
+		r.perConn = pc.PerConnHolder()
+	}
+	mix := []Weight{{cfg.Scenario, 1}}
+	if cfg.Scenario == "mixed" {
+		mix = cfg.Mix
+		if mix == nil {
+			mix, _ = ParseMix(DefaultMix)
+		}
+	} else if !isScenario(cfg.Scenario) {
+		return nil, fmt.Errorf("unknown scenario %q", cfg.Scenario)
+	}
+	total := 0
+	for _, m := range mix {
+		if !cfg.Target.Supports(m.Scenario) {
+			return nil, fmt.Errorf("%w: target %s cannot run scenario %s", ErrUnsupported, cfg.Target.Kind(), m.Scenario)
+		}
+		s, err := newScenario(m.Scenario, &cfg)
+		if err != nil {
+			return nil, err
+		}
+		if s.lock && r.log == nil {
+			r.log = newEventLog(cfg.SafetyMaxEvents)
+		}
+		total += m.Weight
+		r.scenarios = append(r.scenarios, s)
+		r.pick = append(r.pick, total)
+	}
+
+	for _, s := range r.scenarios {
+		if s.setup != nil {
+			if err := s.setup(r, s); err != nil {
+				return nil, err
+			}
+		}
+	}
+	defer func() {
+		for _, s := range r.scenarios {
+			if s.teardown != nil {
+				s.teardown(r, s)
+			}
+		}
+	}()
+
+	workers := make([]*worker, cfg.Concurrency)
+	for i := range workers {
+		user := i % cfg.Target.Users()
+		c, err := cfg.Target.Conn(user)
+		if err != nil {
+			for _, w := range workers[:i] {
+				w.conn.Close()
+			}
+			return nil, err
+		}
+		holder := int32(user)
+		if r.perConn {
+			holder = int32(i)
+		}
+		workers[i] = &worker{id: i, user: user, holder: holder, conn: c, run: r,
+			rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i))), stats: newWorkerStats()}
+	}
+	defer func() {
+		for _, w := range workers {
+			w.conn.Close()
+		}
+	}()
+
+	r.measureFrom, r.measureTo = cfg.Warmup, cfg.Warmup+cfg.Duration
+	runCtx, cancel := context.WithDeadline(ctx, time.Now().Add(r.measureTo+time.Second))
+	defer cancel()
+	t0 := time.Now()
+	clk := realClock{t0: t0, done: runCtx.Done()}
+	maxIter := int64(math.MaxInt64)
+	if cfg.MaxIterations > 0 {
+		maxIter = (cfg.MaxIterations + int64(cfg.Concurrency) - 1) / int64(cfg.Concurrency)
+	}
+	stop := func() bool { return runCtx.Err() != nil }
+	cpu0 := readCPU()
+
+	progDone := make(chan struct{})
+	var progWG sync.WaitGroup
+	if cfg.Progress != nil {
+		progWG.Add(1)
+		go func() {
+			defer progWG.Done()
+			r.progress(workers, clk, progDone)
+		}()
+	}
+
+	var tickets atomic.Int64
+	sched := Schedule{Start: 0, End: r.measureTo, Rate: cfg.Rate}
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		w.clk = clk
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if cfg.Rate > 0 {
+				runOpenLoop(clk, sched, &tickets, maxIter, stop, w.iterate)
+			} else {
+				runClosedLoop(clk, r.measureTo, maxIter, stop, w.iterate)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(t0)
+	cpu := readCPU().sub(cpu0)
+	close(progDone)
+	progWG.Wait()
+
+	measured := elapsed - cfg.Warmup
+	if measured > cfg.Duration {
+		measured = cfg.Duration
+	}
+	rep := r.report(workers, measured, elapsed, cpu)
+	if ctx.Err() != nil {
+		rep.Interrupted = true
+	}
+	return rep, nil
+}
+
+// progress prints one line a second until done closes.
+func (r *run) progress(workers []*worker, clk Clock, done <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	h := newHist()
+	var prev int64
+	prevAt := clk.Now()
+	tty := r.cfg.ProgressTTY
+	out := r.cfg.Progress
+	for {
+		select {
+		case <-done:
+			if tty {
+				fmt.Fprintln(out)
+			}
+			return
+		case <-t.C:
+		}
+		now := clk.Now()
+		var n, errs int64
+		h.Reset()
+		for _, w := range workers {
+			n += w.stats.done.Load()
+			errs += w.stats.errs.Load()
+			w.stats.takeInterval(h)
+		}
+		rate := float64(n-prev) / (now - prevAt).Seconds()
+		prev, prevAt = n, now
+		phase := ""
+		if now < r.measureFrom {
+			phase = "  (warmup)"
+		}
+		line := fmt.Sprintf("%6.1fs  %10.0f ops/s  %8d errors  p99 %8.3f ms%s",
+			now.Seconds(), rate, errs, float64(h.ValueAtQuantile(99))/1000, phase)
+		if tty {
+			fmt.Fprintf(out, "\r\033[K%s", line)
+		} else {
+			fmt.Fprintln(out, line)
+		}
+	}
+}
+
+// report merges the workers' figures and runs the safety checker.
+func (r *run) report(workers []*worker, measured, elapsed time.Duration, cpu cpuTimes) *Report {
+	var per [numOps]*opStats
+	for _, w := range workers {
+		for o, s := range w.stats.ops {
+			if s == nil {
+				continue
+			}
+			if per[o] == nil {
+				per[o] = newOpStats()
+			}
+			per[o].merge(s)
+		}
+	}
+	all := newOpStats()
+	rep := &Report{
+		Scenario:    r.cfg.Scenario,
+		Target:      r.target.Addr(),
+		TargetKind:  r.target.Kind(),
+		Concurrency: r.cfg.Concurrency,
+		Users:       r.target.Users(),
+		DurationS:   measured.Seconds(),
+		WarmupS:     r.cfg.Warmup.Seconds(),
+		Mode:        "closed",
+		PerOp:       map[string]*OpReport{},
+		Started:     time.Now().Add(-elapsed).UTC().Truncate(time.Millisecond),
+		Host:        hostInfo(),
+	}
+	if d, ok := r.target.(interface{ Driver() string }); ok {
+		rep.Driver = d.Driver()
+	}
+	if f, ok := r.target.(interface{ Fencing() bool }); ok && f.Fencing() {
+		rep.Driver = "go-redis+fencing"
+	} else if r.target.Kind() == "redis" {
+		rep.Driver = "go-redis"
+	}
+	if r.cfg.Scenario == "mixed" {
+		rep.Mix = mixNames(mixOf(r))
+	}
+	if r.cfg.Rate > 0 {
+		rep.Mode, rep.Rate = "open", r.cfg.Rate
+	}
+	keys := 0
+	for _, s := range r.scenarios {
+		keys += len(s.names)
+	}
+	rep.Keys = keys
+	for o, s := range per {
+		if s == nil {
+			continue
+		}
+		all.merge(s)
+		rep.PerOp[op(o).String()] = opReport(s, measured)
+	}
+	a := opReport(all, measured)
+	rep.Ops, rep.OpsPerSec, rep.Errors, rep.Rejected = a.Ops, a.OpsPerSec, a.Errors, a.Rejected
+	rep.ErrorsBy, rep.Latency = a.ErrorsBy, a.Latency
+	rep.ToolCPU = cpuReport(cpu, elapsed, a.Ops, measured)
+
+	if r.log != nil {
+		var n int
+		for _, w := range workers {
+			n += len(w.events)
+		}
+		events := make([]LockEvent, 0, n)
+		for _, w := range workers {
+			events = append(events, w.events...)
+			w.events = nil
+		}
+		res := Check(events, CheckOptions{Slack: r.cfg.Slack, Cutoff: r.log.Cutoff()})
+		rep.Safety = &SafetyReport{Checked: res.Checked, Leases: res.Leases, Violations: res.Violations,
+			SlackMS: float64(r.cfg.Slack) / 1e6}
+		if c := r.log.Cutoff(); c > 0 {
+			rep.Safety.CutoffS = c.Seconds()
+		}
+		for _, v := range res.Details {
+			rep.Safety.Evidence = append(rep.Safety.Evidence, v.String())
+		}
+	} else {
+		rep.Safety = &SafetyReport{}
+	}
+	return rep
+}
+
+func mixOf(r *run) []Weight {
+	out := make([]Weight, len(r.scenarios))
+	prev := 0
+	for i, s := range r.scenarios {
+		out[i] = Weight{s.name, r.pick[i] - prev}
+		prev = r.pick[i]
+	}
+	return out
+}
+
+func opReport(s *opStats, measured time.Duration) *OpReport {
+	o := &OpReport{
+		Ops:      s.ok + s.rejected + s.errors,
+		OK:       s.ok,
+		Rejected: s.rejected,
+		Errors:   s.errors,
+		ErrorsBy: map[string]int64{},
+		Latency:  latencyOf(s.hist),
+	}
+	if measured > 0 {
+		o.OpsPerSec = float64(o.Ops) / measured.Seconds()
+	}
+	for k, v := range s.errorsBy {
+		o.ErrorsBy[k.String()] = v
+	}
+	return o
+}
+
+func latencyOf(h *hdrhistogram.Histogram) Latency {
+	ms := func(us int64) float64 { return math.Round(float64(us)) / 1000 }
+	if h.TotalCount() == 0 {
+		return Latency{}
+	}
+	return Latency{
+		P50:  ms(h.ValueAtQuantile(50)),
+		P90:  ms(h.ValueAtQuantile(90)),
+		P99:  ms(h.ValueAtQuantile(99)),
+		P999: ms(h.ValueAtQuantile(99.9)),
+		Max:  ms(h.Max()),
+		Mean: math.Round(h.Mean()) / 1000,
+	}
+}
