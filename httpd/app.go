@@ -23,6 +23,8 @@ type Options struct {
 	// StaticTokens maps token → login (from --static-tokens and its file).
 	StaticTokens map[string]string
 	AdminKey     string
+	// GitHub enables sign-in with GitHub when its client id and secret are set.
+	GitHub GitHubOAuth
 
 	MaxBodyBytes    int           // default 1 MiB
 	MaxLocksPerUser int           // default 1000
@@ -68,6 +70,10 @@ func Start(opts Options) (*App, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	var err error
+	if opts.GitHub, err = opts.GitHub.WithDefaults(); err != nil {
+		return nil, err
 	}
 	sc := &opts.Server
 	if sc.ReadTimeout == 0 {
@@ -129,6 +135,7 @@ func Start(opts Options) (*App, error) {
 		return fail(err)
 	}
 	a.server = newServer(a.Sys, store, a.Auth, log, opts.Server)
+	a.server.oauth = newGitHubOAuth(opts.GitHub, opts.Now, log)
 	a.server.serve(ln)
 	a.addr = ln.Addr().String()
 	fmt.Fprintf(opts.Stdout, "listening on http://%s\n", a.addr)
@@ -149,6 +156,9 @@ func (a *App) Close() error {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
 	a.Auth.close()
+	if a.server.oauth != nil {
+		a.server.oauth.close()
+	}
 	a.Sys.Close()
 	errs = append(errs, a.Store.Close(), a.DB.Close())
 	return errors.Join(errs...)
@@ -165,7 +175,7 @@ func (a *App) setupIdentity(addr net.Addr) error {
 	if err := a.Store.Apply(persistence.SyncStaticTokens{Tokens: static, Now: now}); err != nil {
 		return fmt.Errorf("store static tokens: %w", err)
 	}
-	if len(static) > 0 || a.opts.AdminKey != "" {
+	if len(static) > 0 || a.opts.AdminKey != "" || a.opts.GitHub.Configured() {
 		return nil
 	}
 	n, err := a.Store.CountTokens()

@@ -2,9 +2,13 @@ package httpd
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/octostore/octostore/persistence"
@@ -31,10 +35,20 @@ type Authenticator struct {
 	store    *persistence.Store
 	adminKey []byte
 
-	// mu guards cache and epoch.
+	// mu guards cache, epoch and gen.
 	mu    sync.RWMutex
 	cache map[[32]byte]Principal
 	epoch int64
+	// gen counts invalidations. A lookup caches its result only if gen has
+	// not moved since it started: a token read from the database just before
+	// a rotation or revocation committed is never put back into the cache
+	// after the invalidation.
+	gen uint64
+
+	// lastFailLog rate-limits the log lines of rejected credentials (unix
+	// ns of the last line); failSkipped counts the lines left out since.
+	lastFailLog atomic.Int64
+	failSkipped atomic.Int64
 
 	stop chan struct{}
 	done chan struct{}
@@ -74,6 +88,7 @@ func (a *Authenticator) poll() {
 			if ep != a.epoch {
 				a.epoch = ep
 				a.cache = map[[32]byte]Principal{}
+				a.gen++
 			}
 			a.mu.Unlock()
 		}
@@ -89,6 +104,7 @@ func (a *Authenticator) close() {
 func (a *Authenticator) Invalidate(hash [32]byte) {
 	a.mu.Lock()
 	delete(a.cache, hash)
+	a.gen++
 	a.mu.Unlock()
 }
 
@@ -122,6 +138,7 @@ func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (p Principal, msg
 	h := sha256.Sum256(tok)
 	a.mu.RLock()
 	p, ok = a.cache[h]
+	gen := a.gen
 	a.mu.RUnlock()
 	if ok {
 		return p, "", true
@@ -132,7 +149,9 @@ func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (p Principal, msg
 	}
 	p = Principal{Login: up.Login, Hash: h, Source: up.Source}
 	a.mu.Lock()
-	a.cache[h] = p
+	if a.gen == gen {
+		a.cache[h] = p
+	}
 	a.mu.Unlock()
 	return p, "", true
 }
@@ -152,10 +171,45 @@ func (s *Server) authed(h func(ctx *fasthttp.RequestCtx, p *Principal)) fasthttp
 	return func(ctx *fasthttp.RequestCtx) {
 		p, msg, ok := s.auth.Authenticate(ctx)
 		if !ok {
+			s.auth.logFailure(s.log, ctx)
 			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="octostore"`)
 			writeError(ctx, fasthttp.StatusUnauthorized, msg)
 			return
 		}
 		h(ctx, &p)
 	}
+}
+
+// logFailure logs a rejected request without its credentials: a wrong
+// X-Admin-Key at warn level, a bad bearer token at debug level. At most one
+// line a second; the count of lines left out goes with the next one.
+func (a *Authenticator) logFailure(log *slog.Logger, ctx *fasthttp.RequestCtx) {
+	admin := len(ctx.Request.Header.Peek("X-Admin-Key")) > 0
+	level := slog.LevelDebug
+	if admin {
+		level = slog.LevelWarn
+	}
+	if !log.Enabled(context.Background(), level) {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := a.lastFailLog.Load()
+	if now-last < int64(time.Second) || !a.lastFailLog.CompareAndSwap(last, now) {
+		a.failSkipped.Add(1)
+		return
+	}
+	msg := "rejected bearer token"
+	if admin {
+		msg = "rejected X-Admin-Key"
+	}
+	log.Log(context.Background(), level, msg, "remote", ctx.RemoteIP().String(), "method", string(ctx.Method()),
+		"path", string(ctx.Path()), "similar_lines_skipped", a.failSkipped.Swap(0))
+}
+
+// fasthttpLogger sends fasthttp's own error lines to the server's logger
+// (with SecureErrorLogMessage set, they do not quote request bytes).
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn("http: " + fmt.Sprintf(format, args...))
 }

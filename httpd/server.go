@@ -23,6 +23,7 @@ type Server struct {
 	sys   *actors.System
 	store *persistence.Store
 	auth  *Authenticator
+	oauth *githubOAuth // nil: GitHub sign-in not configured (501)
 	log   *slog.Logger
 	r     *router.Router
 	srv   *fasthttp.Server
@@ -57,6 +58,7 @@ func newServer(sys *actors.System, store *persistence.Store, auth *Authenticator
 	}
 	s.r.GET("/health", s.health)
 	s.routeLocks()
+	s.routeAuth()
 	s.srv = &fasthttp.Server{
 		Handler:                       s.r.Handler,
 		Name:                          "octostore",
@@ -70,6 +72,10 @@ func newServer(sys *actors.System, store *persistence.Store, auth *Authenticator
 		NoDefaultServerHeader:         false,
 		NoDefaultDate:                 true,
 		CloseOnShutdown:               true,
+		// fasthttp's own error lines (malformed requests) quote the request
+		// bytes by default, which may include an Authorization header.
+		SecureErrorLogMessage: true,
+		Logger:                fasthttpLogger{log},
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			var small *fasthttp.ErrSmallBuffer
 			switch {

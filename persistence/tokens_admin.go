@@ -1,0 +1,228 @@
+package persistence
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// This file holds the token reads the server needs (sign-in bookkeeping) and
+// the out-of-process token changes of `octostore token create|revoke`. Those
+// run while a server may use the same database: each is one transaction on the
+// write connection (SQLite serialises it with the server's writer through the
+// busy timeout) that also bumps the auth epoch, so that the server drops its
+// token cache within its poll interval.
+
+// FingerprintLen is the number of hex digits of a token's hash shown as its
+// fingerprint. The hash of a 256-bit random token reveals nothing about it.
+const FingerprintLen = 8
+
+// TokenInfo describes a stored token without its secret.
+type TokenInfo struct {
+	Login     string
+	Source    string
+	CreatedAt time.Time
+	Hash      [32]byte
+}
+
+// Fingerprint is the short non-secret name of the token: the first hex digits
+// of its SHA-256 hash.
+func (t TokenInfo) Fingerprint() string { return Fingerprint(t.Hash) }
+
+// Fingerprint returns the first FingerprintLen hex digits of a token hash.
+func Fingerprint(h [32]byte) string { return hex.EncodeToString(h[:FingerprintLen/2]) }
+
+// Errors of the token admin operations.
+var (
+	ErrTokenNotFound  = errors.New("no matching token")
+	ErrTokenAmbiguous = errors.New("more than one token matches")
+	ErrBadSelector    = errors.New("bad token selector")
+)
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// listTokens lists tokens, of one login when login is not empty, oldest first.
+func listTokens(ctx context.Context, q querier, login string) ([]TokenInfo, error) {
+	query := `SELECT u.login, t.source, t.created_at, t.hash FROM tokens t JOIN users u ON u.id = t.user_id`
+	var args []any
+	if login != "" {
+		query += ` WHERE u.login = ?`
+		args = append(args, login)
+	}
+	query += ` ORDER BY t.created_at, u.login, t.hash`
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []TokenInfo
+	for rows.Next() {
+		var ti TokenInfo
+		var created int64
+		var h []byte
+		if err := rows.Scan(&ti.Login, &ti.Source, &created, &h); err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
+		}
+		ti.CreatedAt = fromMS(created)
+		copy(ti.Hash[:], h)
+		out = append(out, ti)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// ListTokens lists the stored tokens (of login, or all when login is empty),
+// oldest first. It never returns a secret: tokens are stored only hashed.
+func (db *DB) ListTokens(ctx context.Context, login string) ([]TokenInfo, error) {
+	return listTokens(ctx, db.read, login)
+}
+
+// UserInfo is a stored user.
+type UserInfo struct {
+	ID        int64
+	Login     string
+	GitHubID  int64 // 0 for local users (static, dev, cli)
+	AvatarURL string
+}
+
+// UserByLogin finds a user by login.
+func (db *DB) UserByLogin(ctx context.Context, login string) (UserInfo, bool, error) {
+	var u UserInfo
+	var gh sql.NullInt64
+	err := db.read.QueryRowContext(ctx, `SELECT id, login, github_id, avatar_url FROM users WHERE login = ?`, login).
+		Scan(&u.ID, &u.Login, &gh, &u.AvatarURL)
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, false, nil
+	}
+	if err != nil {
+		return u, false, fmt.Errorf("find user %q: %w", login, err)
+	}
+	u.GitHubID = gh.Int64
+	return u, true, nil
+}
+
+// UserByGitHubID finds a user by GitHub id.
+func (db *DB) UserByGitHubID(ctx context.Context, id int64) (UserInfo, bool, error) {
+	var u UserInfo
+	err := db.read.QueryRowContext(ctx, `SELECT id, login, github_id, avatar_url FROM users WHERE github_id = ?`, id).
+		Scan(&u.ID, &u.Login, &u.GitHubID, &u.AvatarURL)
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, false, nil
+	}
+	if err != nil {
+		return u, false, fmt.Errorf("find GitHub user %d: %w", id, err)
+	}
+	return u, true, nil
+}
+
+// inTx runs fn in one write transaction that also bumps the auth epoch.
+func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := BumpAuthEpoch(ctx, tx); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("bump auth epoch: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// CreateToken creates a local user (if needed) and a new token for it, out of
+// process (`octostore token create`). It returns the raw token, which is not
+// stored anywhere: show it once.
+func (db *DB) CreateToken(ctx context.Context, login, source string, now time.Time) (string, TokenInfo, error) {
+	raw := NewToken()
+	h := HashToken(raw)
+	m := IssueToken{Login: login, Hash: h, Source: source, Now: now}
+	if err := db.inTx(ctx, func(tx *sql.Tx) error { return applyIssueToken(ctx, tx, m) }); err != nil {
+		return "", TokenInfo{}, fmt.Errorf("create token: %w", err)
+	}
+	return raw, TokenInfo{Login: login, Source: source, CreatedAt: now, Hash: h}, nil
+}
+
+// RevokeSelector chooses the tokens RevokeTokens deletes: exactly one of
+// Fingerprint (a prefix of at least FingerprintLen hex digits of the hash) or
+// Login. With Login, the user must have exactly one token unless All is set.
+type RevokeSelector struct {
+	Fingerprint string
+	Login       string
+	All         bool
+}
+
+// RevokeTokens deletes the selected tokens out of process (`octostore token
+// revoke`) and returns what it deleted. ErrTokenNotFound when nothing
+// matches; ErrTokenAmbiguous (nothing deleted) when a fingerprint or a login
+// without All matches several tokens.
+func (db *DB) RevokeTokens(ctx context.Context, sel RevokeSelector) ([]TokenInfo, error) {
+	fp := strings.ToLower(strings.TrimSpace(sel.Fingerprint))
+	switch {
+	case (fp == "") == (sel.Login == ""):
+		return nil, fmt.Errorf("%w: give either a fingerprint or a login", ErrBadSelector)
+	case fp != "" && (len(fp) < FingerprintLen || len(fp) > 64 || !isHex(fp)):
+		return nil, fmt.Errorf("%w: a fingerprint is %d to 64 hex digits", ErrBadSelector, FingerprintLen)
+	case fp != "" && sel.All:
+		return nil, fmt.Errorf("%w: all goes with a login, not a fingerprint", ErrBadSelector)
+	}
+	var victims []TokenInfo
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		all, err := listTokens(ctx, tx, sel.Login)
+		if err != nil {
+			return err
+		}
+		for _, t := range all {
+			if fp == "" || strings.HasPrefix(hex.EncodeToString(t.Hash[:]), fp) {
+				victims = append(victims, t)
+			}
+		}
+		switch {
+		case len(victims) == 0:
+			return ErrTokenNotFound
+		case len(victims) > 1 && !sel.All:
+			return fmt.Errorf("%w: %s", ErrTokenAmbiguous, describe(victims))
+		}
+		for _, t := range victims {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE hash = ?`, t.Hash[:]); err != nil {
+				return fmt.Errorf("delete token: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return victims, nil
+}
+
+func describe(ts []TokenInfo) string {
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = t.Fingerprint() + " (" + t.Login + ", " + t.Source + ")"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
