@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/octostore/octostore/tools/client"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+)
+
+// `octostore lock run NAME [--ttl 30s] [--wait 2m] [--grace 10s] -- CMD ARGS...`
+//
+// Holds the lock while CMD runs, like flock(1), `consul lock` and `etcdctl
+// lock`:
+//   - waits up to --wait for the lock (exit 3 when it stays held);
+//   - runs CMD with OCTOSTORE_LOCK_NAME, OCTOSTORE_LEASE_ID and
+//     OCTOSTORE_FENCING_TOKEN in its environment;
+//   - renews in the background every TTL/3 (client.Locker);
+//   - forwards SIGINT, SIGTERM and SIGHUP to CMD;
+//   - when CMD exits, releases the lock and exits with CMD's status
+//     (128+N when CMD died of signal N);
+//   - when the lock is lost (renewal refused, or the server unreachable until
+//     the lease ran out) sends SIGTERM to CMD, SIGKILL after --grace, and
+//     exits 7 (exitLockLost).
+//
+// CMD runs in its own process group so that a lost lock stops everything CMD
+// started, not just CMD itself; signals go to that group. When stdin is a
+// terminal CMD stays in the terminal's foreground group instead (so it can
+// read the terminal), and the terminal delivers Ctrl-C / hangup to CMD
+// itself: then only SIGTERM is forwarded, to avoid delivering SIGINT twice.
+
+func init() {
+	lockCommand.Subcommands = append(lockCommand.Subcommands, &cli.Command{
+		Name:      "run",
+		Usage:     "run a command while holding a lock (renewed in the background; released when it exits)",
+		ArgsUsage: "NAME -- CMD [ARGS...]",
+		Description: "Exit status: CMD's status (128+N if killed by signal N); 3 if the lock stayed held past --wait;\n" +
+			"7 if the lock was lost while CMD ran (CMD gets SIGTERM, then SIGKILL after --grace).",
+		Flags: clientFlags(
+			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live; renewed every ttl/3"},
+			&cli.DurationFlag{Name: "wait", Usage: "wait this long for the lock (0: fail at once if held)"},
+			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "after a lost lock, time between SIGTERM and SIGKILL"},
+		),
+		Action: clientAction(1, lockRun),
+	})
+}
+
+func lockRun(c *cli.Context, args []string) error {
+	if err := needArgs(args, 2, -1, "lock run NAME [--ttl 30s] [--wait 2m] [--grace 10s] -- CMD [ARGS...]"); err != nil {
+		return err
+	}
+	name, argv := args[0], args[1:]
+	ttl := c.Duration("ttl")
+	if ttl < time.Second {
+		return exitCode(exitUsage, fmt.Errorf("--ttl must be at least 1s"))
+	}
+	cl, err := newClientFromCtx(c)
+	if err != nil {
+		return err
+	}
+	// Catch the forwarded signals before anything can arrive.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	locker := client.NewLocker(cl, name, ttl)
+	if err := acquireForRun(c, locker, sigs); err != nil {
+		return err
+	}
+	lease := locker.Lease()
+
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
+	cmd.Env = append(os.Environ(),
+		"OCTOSTORE_LOCK_NAME="+name,
+		"OCTOSTORE_LEASE_ID="+lease.LeaseID,
+		"OCTOSTORE_FENCING_TOKEN="+strconv.FormatUint(lease.FencingToken, 10))
+	interactive := lockRunIsTTY(os.Stdin)
+	if !interactive {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
+	if err := cmd.Start(); err != nil {
+		unlock(c, locker)
+		code := 127 // like a shell: command not found / not executable
+		if errors.Is(err, os.ErrPermission) {
+			code = 126
+		}
+		return exitCode(code, fmt.Errorf("lock run: %w", err))
+	}
+	signalCmd := func(s syscall.Signal) {
+		if interactive {
+			cmd.Process.Signal(s)
+		} else {
+			syscall.Kill(-cmd.Process.Pid, s) // the whole group
+		}
+	}
+
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	var (
+		lost  bool
+		kill  <-chan time.Time
+		done  = locker.Done()
+		wErr  error
+		alive = true
+	)
+	for alive {
+		select {
+		case wErr = <-exited:
+			alive = false
+		case s := <-sigs:
+			if interactive && s != syscall.SIGTERM {
+				continue // the terminal already sent it to CMD
+			}
+			signalCmd(s.(syscall.Signal))
+		case <-done:
+			done = nil
+			lost = true
+			fmt.Fprintf(c.App.ErrWriter, "octostore: %v; sending SIGTERM to the command\n", locker.Err())
+			signalCmd(syscall.SIGTERM)
+			kill = time.After(c.Duration("grace"))
+		case <-kill:
+			kill = nil
+			fmt.Fprintf(c.App.ErrWriter, "octostore: command still running %s after SIGTERM; sending SIGKILL\n", c.Duration("grace"))
+			signalCmd(syscall.SIGKILL)
+		}
+	}
+	if lost {
+		if !interactive {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // leftovers of the group
+		}
+		return exitCode(exitLockLost, nil)
+	}
+	if err := unlock(c, locker); err != nil && errors.Is(err, client.ErrLockLost) {
+		// CMD finished, but the lock was gone before it did.
+		fmt.Fprintf(c.App.ErrWriter, "octostore: %v\n", err)
+		return exitCode(exitLockLost, nil)
+	}
+	if wErr != nil && cmd.ProcessState == nil {
+		return exitCode(exitFailure, fmt.Errorf("lock run: %w", wErr))
+	}
+	return exitCode(exitStatus(cmd.ProcessState), nil)
+}
+
+// acquireForRun takes the lock, waiting up to --wait, and gives up early on
+// SIGINT/SIGTERM/SIGHUP.
+func acquireForRun(c *cli.Context, locker *client.Locker, sigs <-chan os.Signal) error {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(c.Context))
+	defer cancel()
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := locker.TryLock(ctx)
+	var held *client.LockHeldError
+	if errors.As(err, &held) && c.Duration("wait") > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "octostore: waiting for lock %q (held by %s until %s)\n",
+			locker.Name(), held.Holder, fmtTime(held.ExpiresAt))
+		wctx, wcancel := context.WithTimeout(ctx, c.Duration("wait"))
+		defer wcancel()
+		err = locker.Lock(wctx)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return exitCode(exitHeld, fmt.Errorf("lock %q still held after waiting %s", locker.Name(), c.Duration("wait")))
+		}
+	}
+	if err != nil && ctx.Err() != nil {
+		return exitCode(130, errors.New("interrupted while waiting for the lock"))
+	}
+	return clientErr(err)
+}
+
+// unlock releases with a fresh, bounded context (the command's own context
+// may be cancelled by the signal that ended CMD).
+func unlock(c *cli.Context, locker *client.Locker) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Context), c.Duration("timeout"))
+	defer cancel()
+	err := locker.Unlock(ctx)
+	if err != nil && !errors.Is(err, client.ErrLockLost) {
+		fmt.Fprintf(c.App.ErrWriter, "octostore: release %q: %v (the lease expires by itself)\n", locker.Name(), err)
+	}
+	return err
+}
+
+// exitStatus is CMD's exit code, or 128+N when it was killed by signal N.
+func exitStatus(ps *os.ProcessState) int {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	if code := ps.ExitCode(); code >= 0 {
+		return code
+	}
+	return exitFailure
+}
+
+// lockRunIsTTY reports whether f is a terminal.
+func lockRunIsTTY(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+)
+
+func init() {
+	tokenCommand.Subcommands = append(tokenCommand.Subcommands, &cli.Command{
+		Name:   "rotate",
+		Usage:  "replace your bearer token with a new one (the old one stops working) and print it",
+		Flags:  clientFlags(),
+		Action: clientAction(-1, tokenRotate),
+	})
+}
+
+func tokenRotate(c *cli.Context, args []string) error {
+	if err := needArgs(args, 0, 0, "token rotate"); err != nil {
+		return err
+	}
+	cl, err := newClientFromCtx(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := ctxTimeout(c)
+	defer cancel()
+	tok, err := cl.RotateToken(ctx)
+	if err != nil {
+		return clientErr(err)
+	}
+	return printOutput(c, map[string]string{"token": tok}, func(w io.Writer) error {
+		_, err := fmt.Fprintln(w, tok)
+		return err
+	})
+}
