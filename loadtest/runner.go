@@ -39,9 +39,10 @@ type Config struct {
 	SafetyMaxEvents int64         // lock events kept for the checker; default 4,000,000
 	Slack           time.Duration // checker clock slack; default 100ms
 
-	Progress    io.Writer // once-a-second progress; nil: none
-	ProgressTTY bool      // rewrite one line instead of printing lines
-	Seed        uint64    // worker RNG seed; 0: random
+	Progress      io.Writer     // progress lines; nil: none
+	ProgressTTY   bool          // rewrite one line instead of printing lines
+	ProgressEvery time.Duration // default 1s
+	Seed          uint64        // worker RNG seed; 0: random
 }
 
 func (c *Config) defaults() error {
@@ -88,6 +89,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Slack <= 0 {
 		c.Slack = 100 * time.Millisecond
+	}
+	if c.ProgressEvery <= 0 {
+		c.ProgressEvery = time.Second
 	}
 	if c.Seed == 0 {
 		c.Seed = rand.Uint64()
@@ -296,9 +300,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-// progress prints one line a second until done closes.
+// progress prints a line every cfg.ProgressEvery until done closes.
 func (r *run) progress(workers []*worker, clk Clock, done <-chan struct{}) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(r.cfg.ProgressEvery)
 	defer t.Stop()
 	h := newHist()
 	var prev int64
