@@ -358,6 +358,7 @@ func (w *Writer) probe() {
 // them without re-preparing because the transaction runs on that connection.
 type statements struct {
 	putLock *sql.Stmt
+	res     *resourceStmts // limits, flags, config (resources.go)
 }
 
 func prepare(db *sql.DB) (*statements, error) {
@@ -370,11 +371,16 @@ func prepare(db *sql.DB) (*statements, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
+	if s.res, err = prepareResources(db); err != nil {
+		s.putLock.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
 func (s *statements) close() {
 	s.putLock.Close()
+	s.res.close()
 }
 
 // apply executes one mutation inside tx.
@@ -394,6 +400,9 @@ func (s *statements) apply(ctx context.Context, tx *sql.Tx, m actors.Mutation) e
 	case SyncStaticTokens:
 		return applySyncStatic(ctx, tx, m)
 	default:
+		if ok, err := s.res.applyResource(ctx, tx, m); ok {
+			return err
+		}
 		return fmt.Errorf("persistence: unknown mutation %T", m)
 	}
 }

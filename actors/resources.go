@@ -1,0 +1,167 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// ErrNotFound is wrapped by the not-found errors of the owner-scoped kinds
+// (ErrLimitNotFound, ErrFlagNotFound, ErrConfigNotFound).
+var ErrNotFound = errors.New("not found")
+
+// ResourceLoader reads the durable state of rate limits, flags and config
+// keys. Package persistence implements it. It is passed to
+// RegisterResources explicitly rather than added to Loader, so that test
+// stores of the lock runtime need not implement it.
+type ResourceLoader interface {
+	// LoadLimit loads a limit's window; ok is false if it does not exist.
+	LoadLimit(owner, name string) (w SlidingWindow, ok bool, err error)
+	// LoadFlag loads a flag; ok is false if it does not exist.
+	LoadFlag(owner, name string) (FlagRecord, bool, error)
+	// LoadConfig loads a config key with its current value; ok is false if
+	// the key never existed. A deleted key is returned with Deleted set and
+	// Version = its last version (versions never repeat).
+	LoadConfig(owner, key string) (ConfigRecord, bool, error)
+	// CountOwned calls fn with the number of live resources of each kind per
+	// owner (quota counters at start).
+	CountOwned(fn func(k Kind, owner string, n int)) error
+}
+
+// ResourceConfig configures the owner-scoped kinds.
+type ResourceConfig struct {
+	Loader ResourceLoader
+	// Per-user quotas; <= 0 means no cap.
+	MaxLimitsPerUser     int
+	MaxFlagsPerUser      int
+	MaxConfigKeysPerUser int
+	// ConfigHistory is how many versions of each config key are kept
+	// (default 100).
+	ConfigHistory int
+}
+
+// Resources holds what the limit, flag and config actors share: the loader,
+// the settings and the per-owner quota counters.
+type Resources struct {
+	loader                ResourceLoader
+	history               int
+	limits, flags, config *quota
+}
+
+// RegisterResources counts every owner's limits, flags and config keys (the
+// quota counters start from the database, so they are right across
+// restarts) and registers the three kinds with sys. Call it before serving.
+func RegisterResources(sys *System, cfg ResourceConfig) (*Resources, error) {
+	if cfg.Loader == nil {
+		return nil, errors.New("resources: no loader")
+	}
+	if cfg.ConfigHistory <= 0 {
+		cfg.ConfigHistory = 100
+	}
+	r := &Resources{
+		loader:  cfg.Loader,
+		history: cfg.ConfigHistory,
+		limits:  newQuota(cfg.MaxLimitsPerUser, "rate limits"),
+		flags:   newQuota(cfg.MaxFlagsPerUser, "flags"),
+		config:  newQuota(cfg.MaxConfigKeysPerUser, "config keys"),
+	}
+	err := cfg.Loader.CountOwned(func(k Kind, owner string, n int) {
+		if q := r.quota(k); q != nil {
+			q.n[owner] += n
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count resources: %w", err)
+	}
+	sys.Register(KindLimit, func(k Key) Behavior { return &limitBehavior{key: k, res: r} })
+	sys.Register(KindFlag, func(k Key) Behavior { return &flagBehavior{key: k, res: r} })
+	sys.Register(KindConfig, func(k Key) Behavior { return &configBehavior{key: k, res: r} })
+	return r, nil
+}
+
+func (r *Resources) quota(k Kind) *quota {
+	switch k {
+	case KindLimit:
+		return r.limits
+	case KindFlag:
+		return r.flags
+	case KindConfig:
+		return r.config
+	}
+	return nil
+}
+
+// Owned is how many live resources of kind k owner has.
+func (r *Resources) Owned(k Kind, owner string) int {
+	q := r.quota(k)
+	if q == nil {
+		return 0
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n[owner]
+}
+
+// ConfigHistory is the number of versions kept per config key.
+func (r *Resources) ConfigHistory() int { return r.history }
+
+// quota counts live resources of one kind per owner. Only resource actors
+// change it, each for its own resource and from its own goroutine: a
+// creation reserves a slot before its write is queued, a deletion frees it
+// when its write is queued, and a reload after a failed write reconciles the
+// actor's belief with what is durable.
+type quota struct {
+	max int
+	err error
+	// mu guards n.
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func newQuota(max int, what string) *quota {
+	return &quota{max: max, n: map[string]int{},
+		err: fmt.Errorf("%w: at most %d %s per user", ErrQuota, max, what)}
+}
+
+// reserve counts one more resource for owner unless the cap is reached.
+func (q *quota) reserve(owner string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.max > 0 && q.n[owner] >= q.max {
+		return false
+	}
+	q.n[owner]++
+	return true
+}
+
+func (q *quota) add(owner string) {
+	q.mu.Lock()
+	q.n[owner]++
+	q.mu.Unlock()
+}
+
+func (q *quota) release(owner string) {
+	q.mu.Lock()
+	if q.n[owner] <= 1 {
+		delete(q.n, owner)
+	} else {
+		q.n[owner]--
+	}
+	q.mu.Unlock()
+}
+
+// reconcile returns whether a resource is counted after its actor loaded
+// it: on the first activation it was counted at start iff it exists; on a
+// reload after a failed write the counter is corrected to what is durable.
+func (q *quota) reconcile(owner string, reload, counted, exists bool) bool {
+	if !reload {
+		return exists
+	}
+	switch {
+	case exists && !counted:
+		q.add(owner)
+	case !exists && counted:
+		q.release(owner)
+	}
+	return exists
+}

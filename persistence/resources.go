@@ -1,0 +1,359 @@
+package persistence
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/octostore/octostore/actors"
+)
+
+// This file stores rate limits, flags and config keys: the writer's apply
+// functions for their mutations, the actors' loaders (actors.ResourceLoader)
+// and the listings the HTTP API serves from the read pool.
+
+var _ actors.ResourceLoader = (*Store)(nil)
+
+// resourceStmts are the prepared statements of the hot resource writes.
+type resourceStmts struct {
+	putLimit, putFlag *sql.Stmt
+}
+
+func prepareResources(db *sql.DB) (*resourceStmts, error) {
+	s := &resourceStmts{}
+	var err error
+	s.putLimit, err = db.Prepare(`INSERT INTO limits(owner, name, max_requests, window_seconds, log, updated_at)
+		VALUES(?, ?, ?, ?, ?, ?)
+		ON CONFLICT(owner, name) DO UPDATE SET max_requests = excluded.max_requests,
+			window_seconds = excluded.window_seconds, log = excluded.log, updated_at = excluded.updated_at`)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	s.putFlag, err = db.Prepare(`INSERT INTO flags(owner, name, enabled, percentage, created_at, updated_at)
+		VALUES(?, ?, ?, ?, ?, ?)
+		ON CONFLICT(owner, name) DO UPDATE SET enabled = excluded.enabled, percentage = excluded.percentage,
+			created_at = excluded.created_at, updated_at = excluded.updated_at`)
+	if err != nil {
+		s.putLimit.Close()
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	return s, nil
+}
+
+func (s *resourceStmts) close() {
+	s.putLimit.Close()
+	s.putFlag.Close()
+}
+
+// applyResource applies the mutations of limits, flags and config. ok is
+// false for a mutation of another kind.
+func (s *resourceStmts) applyResource(ctx context.Context, tx *sql.Tx, m actors.Mutation) (ok bool, err error) {
+	switch m := m.(type) {
+	case actors.PutLimit:
+		r, live := m.Row()
+		if !live {
+			return true, nil // reset meanwhile: the RemoveLimit queued after it is what counts
+		}
+		_, err = tx.StmtContext(ctx, s.putLimit).ExecContext(ctx, r.Owner, r.Name, r.MaxRequests, r.WindowSeconds, r.Log, ms(r.UpdatedAt))
+	case actors.RemoveLimit:
+		_, err = tx.ExecContext(ctx, `DELETE FROM limits WHERE owner = ? AND name = ?`, m.Owner, m.Name)
+	case actors.PutFlag:
+		f := m.Flag
+		var pct any
+		if f.Percentage != actors.NoPercentage {
+			pct = f.Percentage
+		}
+		_, err = tx.StmtContext(ctx, s.putFlag).ExecContext(ctx, f.Owner, f.Name, f.Enabled, pct, ms(f.CreatedAt), ms(f.UpdatedAt))
+	case actors.RemoveFlag:
+		_, err = tx.ExecContext(ctx, `DELETE FROM flags WHERE owner = ? AND name = ?`, m.Owner, m.Name)
+	case actors.PutConfig:
+		err = applyPutConfig(ctx, tx, m)
+	case actors.RemoveConfig:
+		err = applyRemoveConfig(ctx, tx, m)
+	default:
+		return false, nil
+	}
+	if err != nil {
+		err = fmt.Errorf("%s: %w", m.Table(), err)
+	}
+	return true, err
+}
+
+func applyPutConfig(ctx context.Context, tx *sql.Tx, m actors.PutConfig) error {
+	c := m.Config
+	if _, err := tx.ExecContext(ctx, `INSERT INTO config_versions(owner, key, version, value, description, created_at)
+		VALUES(?, ?, ?, ?, ?, ?)`, c.Owner, c.Key, c.Version, c.Value, c.Description, ms(c.UpdatedAt)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO config_keys(owner, key, version, description, created_at, updated_at, deleted)
+		VALUES(?, ?, ?, ?, ?, ?, 0)
+		ON CONFLICT(owner, key) DO UPDATE SET version = excluded.version, description = excluded.description,
+			created_at = excluded.created_at, updated_at = excluded.updated_at, deleted = 0`,
+		c.Owner, c.Key, c.Version, c.Description, ms(c.CreatedAt), ms(c.UpdatedAt)); err != nil {
+		return err
+	}
+	if m.Keep > 0 && c.Version > int64(m.Keep) {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM config_versions WHERE owner = ? AND key = ? AND version <= ?`,
+			c.Owner, c.Key, c.Version-int64(m.Keep)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applyRemoveConfig(ctx context.Context, tx *sql.Tx, m actors.RemoveConfig) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM config_versions WHERE owner = ? AND key = ?`, m.Owner, m.Key); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE config_keys SET deleted = 1, description = '', version = ?, updated_at = ?
+		WHERE owner = ? AND key = ?`, m.Version, ms(m.At), m.Owner, m.Key)
+	return err
+}
+
+// --- loaders (actors.ResourceLoader) ---
+
+// LoadLimit implements actors.ResourceLoader.
+func (s *Store) LoadLimit(owner, name string) (actors.SlidingWindow, bool, error) {
+	var max, win int
+	var log []byte
+	err := s.db.read.QueryRow(`SELECT max_requests, window_seconds, log FROM limits WHERE owner = ? AND name = ?`,
+		owner, name).Scan(&max, &win, &log)
+	if errors.Is(err, sql.ErrNoRows) {
+		return actors.SlidingWindow{}, false, nil
+	}
+	if err != nil {
+		return actors.SlidingWindow{}, false, fmt.Errorf("load limit %s/%s: %w", owner, name, err)
+	}
+	w, err := actors.DecodeSlidingWindow(max, time.Duration(win)*time.Second, log)
+	if err != nil {
+		return w, false, fmt.Errorf("load limit %s/%s: %w", owner, name, err)
+	}
+	return w, true, nil
+}
+
+// LoadFlag implements actors.ResourceLoader.
+func (s *Store) LoadFlag(owner, name string) (actors.FlagRecord, bool, error) {
+	f := actors.FlagRecord{Owner: owner, Name: name, Percentage: actors.NoPercentage}
+	var pct sql.NullInt64
+	var created, updated int64
+	err := s.db.read.QueryRow(`SELECT enabled, percentage, created_at, updated_at FROM flags WHERE owner = ? AND name = ?`,
+		owner, name).Scan(&f.Enabled, &pct, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, false, nil
+	}
+	if err != nil {
+		return f, false, fmt.Errorf("load flag %s/%s: %w", owner, name, err)
+	}
+	if pct.Valid {
+		f.Percentage = int(pct.Int64)
+	}
+	f.CreatedAt, f.UpdatedAt = fromMS(created), fromMS(updated)
+	return f, true, nil
+}
+
+// LoadConfig implements actors.ResourceLoader.
+func (s *Store) LoadConfig(owner, key string) (actors.ConfigRecord, bool, error) {
+	c := actors.ConfigRecord{Owner: owner, Key: key}
+	var created, updated int64
+	var value []byte
+	err := s.db.read.QueryRow(`SELECT k.version, k.description, k.created_at, k.updated_at, k.deleted, v.value
+		FROM config_keys k LEFT JOIN config_versions v ON v.owner = k.owner AND v.key = k.key AND v.version = k.version
+		WHERE k.owner = ? AND k.key = ?`, owner, key).Scan(&c.Version, &c.Description, &created, &updated, &c.Deleted, &value)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, false, nil
+	}
+	if err != nil {
+		return c, false, fmt.Errorf("load config %s/%s: %w", owner, key, err)
+	}
+	if !c.Deleted && value == nil {
+		return c, false, fmt.Errorf("load config %s/%s: version %d has no value", owner, key, c.Version)
+	}
+	c.Value = value
+	c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
+	return c, true, nil
+}
+
+// CountOwned implements actors.ResourceLoader.
+func (s *Store) CountOwned(fn func(k actors.Kind, owner string, n int)) error {
+	for _, q := range []struct {
+		kind actors.Kind
+		sql  string
+	}{
+		{actors.KindLimit, `SELECT owner, count(*) FROM limits GROUP BY owner`},
+		{actors.KindFlag, `SELECT owner, count(*) FROM flags GROUP BY owner`},
+		{actors.KindConfig, `SELECT owner, count(*) FROM config_keys WHERE deleted = 0 GROUP BY owner`},
+	} {
+		if err := s.query(q.sql, nil, func(rows *sql.Rows) error {
+			var owner string
+			var n int
+			if err := rows.Scan(&owner, &n); err != nil {
+				return err
+			}
+			fn(q.kind, owner, n)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("count %s: %w", q.kind, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) query(q string, args []any, row func(*sql.Rows) error) error {
+	rows, err := s.db.read.Query(q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := row(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// ownerFilter restricts a listing to owner ("" lists every owner's, ordered
+// by owner then name).
+func ownerFilter(base, nameCol, owner string) (string, []any) {
+	if owner == "" {
+		return base + ` ORDER BY owner, ` + nameCol, nil
+	}
+	return base + ` WHERE owner = ? ORDER BY ` + nameCol, []any{owner}
+}
+
+// --- listings (read pool) ---
+
+// Barrier waits until every write queued before the call is resolved, so
+// that a following read sees every acknowledged change, including
+// write-behind rate-limit counters.
+func (s *Store) Barrier() error {
+	seq, err := s.Enqueue(nil, nil)
+	if err != nil {
+		return err
+	}
+	s.WaitResolved(seq)
+	return nil
+}
+
+// ListLimits lists owner's rate limits ("" for every owner's).
+func (s *Store) ListLimits(owner string) ([]actors.LimitRecord, error) {
+	q, args := ownerFilter(`SELECT owner, name, max_requests, window_seconds, log, updated_at FROM limits`, "name", owner)
+	var out []actors.LimitRecord
+	err := s.query(q, args, func(rows *sql.Rows) error {
+		var r actors.LimitRecord
+		var max, win int
+		var log []byte
+		var updated int64
+		if err := rows.Scan(&r.Owner, &r.Name, &max, &win, &log, &updated); err != nil {
+			return err
+		}
+		w, err := actors.DecodeSlidingWindow(max, time.Duration(win)*time.Second, log)
+		if err != nil {
+			return fmt.Errorf("limit %s/%s: %w", r.Owner, r.Name, err)
+		}
+		r.Window, r.UpdatedAt = w, fromMS(updated)
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list limits: %w", err)
+	}
+	return out, nil
+}
+
+// ListFlags lists owner's flags ("" for every owner's).
+func (s *Store) ListFlags(owner string) ([]actors.FlagRecord, error) {
+	q, args := ownerFilter(`SELECT owner, name, enabled, percentage, created_at, updated_at FROM flags`, "name", owner)
+	var out []actors.FlagRecord
+	err := s.query(q, args, func(rows *sql.Rows) error {
+		f := actors.FlagRecord{Percentage: actors.NoPercentage}
+		var pct sql.NullInt64
+		var created, updated int64
+		if err := rows.Scan(&f.Owner, &f.Name, &f.Enabled, &pct, &created, &updated); err != nil {
+			return err
+		}
+		if pct.Valid {
+			f.Percentage = int(pct.Int64)
+		}
+		f.CreatedAt, f.UpdatedAt = fromMS(created), fromMS(updated)
+		out = append(out, f)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list flags: %w", err)
+	}
+	return out, nil
+}
+
+// ListConfig lists owner's live config keys without values ("" for every
+// owner's).
+func (s *Store) ListConfig(owner string) ([]actors.ConfigRecord, error) {
+	base := `SELECT owner, key, version, description, created_at, updated_at FROM config_keys`
+	var q string
+	var args []any
+	if owner == "" {
+		q = base + ` WHERE deleted = 0 ORDER BY owner, key`
+	} else {
+		q, args = base+` WHERE owner = ? AND deleted = 0 ORDER BY key`, []any{owner}
+	}
+	var out []actors.ConfigRecord
+	err := s.query(q, args, func(rows *sql.Rows) error {
+		var c actors.ConfigRecord
+		var created, updated int64
+		if err := rows.Scan(&c.Owner, &c.Key, &c.Version, &c.Description, &created, &updated); err != nil {
+			return err
+		}
+		c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
+		out = append(out, c)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list config: %w", err)
+	}
+	return out, nil
+}
+
+// ConfigVersion reads one retained version of a live key. UpdatedAt is when
+// that version was written, CreatedAt when the key was created. ok is false
+// for an unknown key, or a version never written or no longer retained.
+func (s *Store) ConfigVersion(owner, key string, version int64) (actors.ConfigRecord, bool, error) {
+	c := actors.ConfigRecord{Owner: owner, Key: key, Version: version}
+	var created, written int64
+	err := s.db.read.QueryRow(`SELECT v.value, v.description, k.created_at, v.created_at
+		FROM config_keys k JOIN config_versions v ON v.owner = k.owner AND v.key = k.key
+		WHERE k.owner = ? AND k.key = ? AND k.deleted = 0 AND v.version = ?`, owner, key, version).
+		Scan(&c.Value, &c.Description, &created, &written)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, false, nil
+	}
+	if err != nil {
+		return c, false, fmt.Errorf("read config %s/%s version %d: %w", owner, key, version, err)
+	}
+	c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(written)
+	return c, true, nil
+}
+
+// ConfigHistory lists the retained versions of a live key, newest first
+// (UpdatedAt is when each was written). ok is false for an unknown key. One
+// statement, so one snapshot: a live key always has at least one version.
+func (s *Store) ConfigHistory(owner, key string) ([]actors.ConfigRecord, bool, error) {
+	var out []actors.ConfigRecord
+	err := s.query(`SELECT v.version, v.value, v.description, v.created_at
+		FROM config_keys k JOIN config_versions v ON v.owner = k.owner AND v.key = k.key
+		WHERE k.owner = ? AND k.key = ? AND k.deleted = 0 ORDER BY v.version DESC`, []any{owner, key}, func(rows *sql.Rows) error {
+		c := actors.ConfigRecord{Owner: owner, Key: key}
+		var written int64
+		if err := rows.Scan(&c.Version, &c.Value, &c.Description, &written); err != nil {
+			return err
+		}
+		c.UpdatedAt = fromMS(written)
+		out = append(out, c)
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("config history %s/%s: %w", owner, key, err)
+	}
+	return out, len(out) > 0, nil
+}

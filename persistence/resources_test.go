@@ -1,0 +1,213 @@
+package persistence
+
+import (
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/octostore/octostore/actors"
+)
+
+func openTestStore(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "db")
+	return openStoreAt(t, path), path
+}
+
+func openStoreAt(t *testing.T, path string) *Store {
+	t.Helper()
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(db, WriterOptions{})
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	s := NewStore(db, w)
+	t.Cleanup(func() {
+		s.Close()
+		db.Close()
+	})
+	return s
+}
+
+func mustApply(t *testing.T, s *Store, ms ...actors.Mutation) {
+	t.Helper()
+	for _, m := range ms {
+		if err := s.Apply(m); err != nil {
+			t.Fatalf("apply %T: %v", m, err)
+		}
+	}
+}
+
+func counts(t *testing.T, s *Store) map[actors.Kind]map[string]int {
+	t.Helper()
+	out := map[actors.Kind]map[string]int{}
+	if err := s.CountOwned(func(k actors.Kind, owner string, n int) {
+		if out[k] == nil {
+			out[k] = map[string]int{}
+		}
+		out[k][owner] = n
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+var resT0 = time.Date(2026, 2, 1, 10, 0, 0, 0, time.UTC)
+
+func TestFlagsStore(t *testing.T) {
+	s, _ := openTestStore(t)
+	a := actors.FlagRecord{Owner: "alice", Name: "beta", Enabled: true, Percentage: 30, CreatedAt: resT0, UpdatedAt: resT0.Add(time.Minute)}
+	b := actors.FlagRecord{Owner: "bob", Name: "beta", Enabled: false, Percentage: actors.NoPercentage, CreatedAt: resT0, UpdatedAt: resT0}
+	c := actors.FlagRecord{Owner: "alice", Name: "alpha", Enabled: true, Percentage: 0, CreatedAt: resT0, UpdatedAt: resT0}
+	mustApply(t, s, actors.PutFlag{Flag: a}, actors.PutFlag{Flag: b}, actors.PutFlag{Flag: c})
+	for _, want := range []actors.FlagRecord{a, b, c} {
+		got, ok, err := s.LoadFlag(want.Owner, want.Name)
+		if err != nil || !ok || got != want {
+			t.Fatalf("load %s/%s: %+v %v %v, want %+v", want.Owner, want.Name, got, ok, err, want)
+		}
+	}
+	mine, err := s.ListFlags("alice")
+	if err != nil || !reflect.DeepEqual(mine, []actors.FlagRecord{c, a}) {
+		t.Fatalf("alice's flags: %+v %v", mine, err)
+	}
+	all, err := s.ListFlags("")
+	if err != nil || !reflect.DeepEqual(all, []actors.FlagRecord{c, a, b}) {
+		t.Fatalf("all flags: %+v %v", all, err)
+	}
+	if got := counts(t, s)[actors.KindFlag]; got["alice"] != 2 || got["bob"] != 1 {
+		t.Fatalf("counts %v", got)
+	}
+	mustApply(t, s, actors.RemoveFlag{Owner: "alice", Name: "beta"})
+	if _, ok, _ := s.LoadFlag("alice", "beta"); ok {
+		t.Fatal("removed flag still there")
+	}
+	if _, ok, _ := s.LoadFlag("bob", "beta"); !ok {
+		t.Fatal("bob's flag removed with alice's")
+	}
+}
+
+func TestConfigStore(t *testing.T) {
+	s, _ := openTestStore(t)
+	put := func(v int64, value, desc string, keep int) {
+		mustApply(t, s, actors.PutConfig{Keep: keep, Config: actors.ConfigRecord{Owner: "alice", Key: "app.timeout", Version: v,
+			Value: []byte(value), Description: desc, CreatedAt: resT0, UpdatedAt: resT0.Add(time.Duration(v) * time.Minute)}})
+	}
+	// numbers keep their formatting; whitespace inside is kept as sent
+	odd := `{"a": 1.50, "b":[1e3, -0.0, 12345678901234567890], "c": "\u00e9"}`
+	for v := int64(1); v <= 5; v++ {
+		value := `"v"`
+		if v == 5 {
+			value = odd
+		}
+		put(v, value, "d", 3)
+	}
+	c, ok, err := s.LoadConfig("alice", "app.timeout")
+	if err != nil || !ok || c.Version != 5 || string(c.Value) != odd || c.Description != "d" || !c.Live() ||
+		!c.CreatedAt.Equal(resT0) || !c.UpdatedAt.Equal(resT0.Add(5*time.Minute)) {
+		t.Fatalf("load: %+v %v %v", c, ok, err)
+	}
+	hist, ok, err := s.ConfigHistory("alice", "app.timeout")
+	if err != nil || !ok || len(hist) != 3 || hist[0].Version != 5 || hist[2].Version != 3 || string(hist[0].Value) != odd {
+		t.Fatalf("history keeps the newest 3: %+v %v %v", hist, ok, err)
+	}
+	if _, ok, _ := s.ConfigVersion("alice", "app.timeout", 2); ok {
+		t.Fatal("version 2 should have been pruned")
+	}
+	if v, ok, _ := s.ConfigVersion("alice", "app.timeout", 4); !ok || string(v.Value) != `"v"` || !v.UpdatedAt.Equal(resT0.Add(4*time.Minute)) {
+		t.Fatalf("version 4: %+v %v", v, ok)
+	}
+	if _, ok, _ := s.ConfigVersion("bob", "app.timeout", 4); ok {
+		t.Fatal("bob reads alice's version")
+	}
+	if got := counts(t, s)[actors.KindConfig]; got["alice"] != 1 {
+		t.Fatalf("counts %v", got)
+	}
+
+	mustApply(t, s, actors.RemoveConfig{Owner: "alice", Key: "app.timeout", Version: 5, At: resT0.Add(time.Hour)})
+	c, ok, err = s.LoadConfig("alice", "app.timeout")
+	if err != nil || !ok || c.Live() || !c.Deleted || c.Version != 5 {
+		t.Fatalf("deleted key: %+v %v %v", c, ok, err)
+	}
+	if _, ok, _ := s.ConfigHistory("alice", "app.timeout"); ok {
+		t.Fatal("deleted key has a history")
+	}
+	if _, ok, _ := s.ConfigVersion("alice", "app.timeout", 5); ok {
+		t.Fatal("deleted key has a version")
+	}
+	if l, _ := s.ListConfig("alice"); len(l) != 0 {
+		t.Fatalf("deleted key listed: %+v", l)
+	}
+	if got := counts(t, s)[actors.KindConfig]; got["alice"] != 0 {
+		t.Fatalf("deleted key counted: %v", got)
+	}
+	put(6, `null`, "", 3)
+	hist, ok, _ = s.ConfigHistory("alice", "app.timeout")
+	if !ok || len(hist) != 1 || hist[0].Version != 6 || string(hist[0].Value) != `null` {
+		t.Fatalf("re-created history: %+v", hist)
+	}
+	l, err := s.ListConfig("")
+	if err != nil || len(l) != 1 || l[0].Owner != "alice" || l[0].Version != 6 || l[0].Value != nil {
+		t.Fatalf("list: %+v %v", l, err)
+	}
+}
+
+func TestLimitsStore(t *testing.T) {
+	s, _ := openTestStore(t)
+	var w actors.SlidingWindow
+	for i := 0; i < 7; i++ {
+		w.Check(resT0.Add(time.Duration(i)*time.Second), 5, time.Minute)
+	}
+	mustApply(t, s, actors.NewPutLimit("alice", "api", w), actors.NewPutLimit("bob", "api", actors.SlidingWindow{}))
+	got, ok, err := s.LoadLimit("alice", "api")
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	now := resT0.Add(10 * time.Second)
+	if a, b := got.Status(now), w.Status(now); a != b || got.Max != 5 || got.Window != 60000 {
+		t.Fatalf("loaded window %+v, want %+v", a, b)
+	}
+	if err := s.Barrier(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.ListLimits("alice")
+	if err != nil || len(l) != 1 || l[0].Name != "api" || l[0].Window.Count(now) != 5 || !l[0].UpdatedAt.Equal(resT0.Add(4*time.Second)) {
+		t.Fatalf("list: %+v %v", l, err)
+	}
+	if all, _ := s.ListLimits(""); len(all) != 2 {
+		t.Fatalf("all limits: %+v", all)
+	}
+	if got := counts(t, s)[actors.KindLimit]; got["alice"] != 1 || got["bob"] != 1 {
+		t.Fatalf("counts %v", got)
+	}
+	mustApply(t, s, actors.RemoveLimit{Owner: "alice", Name: "api"})
+	if _, ok, _ := s.LoadLimit("alice", "api"); ok {
+		t.Fatal("reset limit still there")
+	}
+}
+
+// The schema of 0002 is applied once and survives a reopen.
+func TestResourcesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := NewWriter(db, WriterOptions{})
+	s := NewStore(db, w)
+	f := actors.FlagRecord{Owner: "alice", Name: "f", Enabled: true, Percentage: actors.NoPercentage, CreatedAt: resT0, UpdatedAt: resT0}
+	mustApply(t, s, actors.PutFlag{Flag: f})
+	s.Close()
+	db.Close()
+	s2 := openStoreAt(t, path)
+	if got, ok, err := s2.LoadFlag("alice", "f"); err != nil || !ok || got != f {
+		t.Fatalf("after reopen: %+v %v %v", got, ok, err)
+	}
+	if SchemaVersion() < 2 {
+		t.Fatalf("schema version %d", SchemaVersion())
+	}
+}
