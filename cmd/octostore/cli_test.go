@@ -62,8 +62,16 @@ const (
 // database and returns its URL. It is stopped with SIGTERM at cleanup.
 func startServer(t *testing.T) string {
 	t.Helper()
+	u, _ := startServerDB(t)
+	return u
+}
+
+// startServerDB is startServer that also returns the database path.
+func startServerDB(t *testing.T) (url, db string) {
+	t.Helper()
+	db = filepath.Join(t.TempDir(), "octostore.db")
 	cmd := exec.Command(octostoreBin, "serve", "--addr", "127.0.0.1:0",
-		"--db", filepath.Join(t.TempDir(), "octostore.db"),
+		"--db", db,
 		"--static-tokens", "alice:"+tokA+",bob:"+tokB, "--admin-key", adminKey, "--log-level", "warn")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -94,11 +102,11 @@ func startServer(t *testing.T) string {
 			cmd.Wait()
 			t.Fatalf("serve exited before listening: %s", stderr.String())
 		}
-		return u
+		return u, db
 	case <-time.After(30 * time.Second):
 		t.Fatalf("serve did not print its address: %s", stderr.String())
 	}
-	return ""
+	return "", ""
 }
 
 // serverFor returns the real server when it serves probePath (e.g. "/flags"),

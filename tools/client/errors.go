@@ -68,10 +68,14 @@ func (e *LockHeldError) Unwrap() error {
 // match. errors.Is(err, ErrConflict) is true.
 type ConflictError struct {
 	CurrentVersion int64 // the version the key is at now (0: key does not exist)
+	HasVersion     bool  // the server sent current_version
 	Err            *APIError
 }
 
 func (e *ConflictError) Error() string {
+	if !e.HasVersion {
+		return e.Err.Error()
+	}
 	return fmt.Sprintf("%s (current version %d)", e.Err.Error(), e.CurrentVersion)
 }
 func (e *ConflictError) Unwrap() error { return e.Err }
@@ -161,7 +165,7 @@ func decodeError(status int, body []byte, retryAfter string) error {
 		ae.kind = ErrConflict
 		ce := &ConflictError{Err: ae}
 		if eb.CurrentVersion != nil {
-			ce.CurrentVersion = *eb.CurrentVersion
+			ce.CurrentVersion, ce.HasVersion = *eb.CurrentVersion, true
 		}
 		return ce
 	case http.StatusUnprocessableEntity, http.StatusBadRequest:

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -70,8 +71,15 @@ func TestTypedErrors(t *testing.T) {
 		{"config conflict", 409, `{"error":"version mismatch","current_version":7}`, nil, ErrConflict,
 			func(t *testing.T, err error) {
 				var ce *ConflictError
-				if !errors.As(err, &ce) || ce.CurrentVersion != 7 {
+				if !errors.As(err, &ce) || ce.CurrentVersion != 7 || !ce.HasVersion {
 					t.Fatalf("ConflictError = %+v", ce)
+				}
+			}},
+		{"other conflict", 409, `{"error":"a static token cannot be rotated"}`, nil, ErrConflict,
+			func(t *testing.T, err error) {
+				var ce *ConflictError
+				if !errors.As(err, &ce) || ce.HasVersion || strings.Contains(err.Error(), "version") {
+					t.Fatalf("ConflictError = %+v (%v)", ce, err)
 				}
 			}},
 		{"validation", 422, `{"error":"ttl_seconds must be between 1 and 3600"}`, nil, ErrValidation,
