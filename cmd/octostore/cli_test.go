@@ -127,7 +127,7 @@ func serverFor(t *testing.T, probePath string) string {
 	}
 	t.Logf("real server does not serve %s yet: using the in-memory fake", probePath)
 	srv := clienttest.New(map[string]string{tokA: "alice", tokB: "bob"})
-	srv.AdminKey = adminKey
+	srv.SetAdminKey(adminKey)
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

@@ -14,7 +14,7 @@ import (
 func fake(t *testing.T) (*clienttest.Server, *Client, *Client) {
 	t.Helper()
 	srv := clienttest.New(map[string]string{"tokA": "alice", "tokB": "bob"})
-	srv.AdminKey = "adminkey"
+	srv.SetAdminKey("adminkey")
 	t.Cleanup(srv.Close)
 	alice := newTestClient(t, srv.URL)
 	bob, err := New(srv.URL, "tokB")

@@ -33,10 +33,8 @@ import (
 type Server struct {
 	*httptest.Server
 
-	// AdminKey, when set, is accepted as a bearer token or X-Admin-Key.
-	AdminKey string
-
 	mu        sync.Mutex // guards everything below
+	adminKey  string     // accepted as a bearer token or X-Admin-Key
 	now       func() time.Time
 	tokens    map[string]string // token -> user
 	locks     map[string]*lock
@@ -124,6 +122,13 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	s.Server.Close()
+}
+
+// SetAdminKey sets the admin key (bearer token or X-Admin-Key).
+func (s *Server) SetAdminKey(key string) {
+	s.mu.Lock()
+	s.adminKey = key
+	s.mu.Unlock()
 }
 
 // SetNow replaces the server clock.
@@ -276,7 +281,7 @@ func (s *Server) auth(r *http.Request) (user string, admin bool) {
 	tok := bearer(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.AdminKey != "" && (tok == s.AdminKey || r.Header.Get("X-Admin-Key") == s.AdminKey) {
+	if s.adminKey != "" && (tok == s.adminKey || r.Header.Get("X-Admin-Key") == s.adminKey) {
 		admin = true
 	}
 	return s.tokens[tok], admin
