@@ -157,14 +157,22 @@ func (l *Locker) TryLock(ctx context.Context) error {
 // release/expiry events on the lock's watch stream. Transient failures
 // (ErrUnavailable, ErrRateLimited) are waited out; other errors are returned.
 func (l *Locker) Lock(ctx context.Context) error {
-	var events <-chan Event
+	var w watchHint
 	if l.useWatch {
+		// Subscribe in the background: the stream is only a hint and must
+		// never hold up the attempts. Its first event (lock.state) tells the
+		// current state, so nothing is missed between subscribing and trying.
 		wctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		if s, err := l.c.WatchLock(wctx, l.name); err == nil {
-			defer s.Close()
-			events = s.C
-		}
+		pending := make(chan *EventStream, 1)
+		w.pending, w.cancel = pending, cancel
+		go func() {
+			s, err := l.c.WatchLock(wctx, l.name)
+			if err != nil {
+				s = nil
+			}
+			pending <- s
+		}()
+		defer w.close()
 	}
 	sameIdentity := false // the holder has our token: do not poke it with acquires
 	for attempt := 0; ; attempt++ {
@@ -203,14 +211,36 @@ func (l *Locker) Lock(ctx context.Context) error {
 				wait = max(d, l.pollMin/2)
 			}
 		}
-		if err := l.wait(ctx, wait, &events); err != nil {
+		if err := l.wait(ctx, wait, &w); err != nil {
 			return err
 		}
 	}
 }
 
+// watchHint is the optional watch stream used by Lock.
+type watchHint struct {
+	pending <-chan *EventStream // delivers the stream (nil: none) once subscribed
+	cancel  context.CancelFunc  // ends the subscription attempt and the stream
+	stream  *EventStream
+	events  <-chan Event
+}
+
+func (w *watchHint) close() {
+	if w.cancel != nil {
+		w.cancel()
+	}
+	if w.pending != nil {
+		if s := <-w.pending; s != nil { // the subscriber goroutine always delivers
+			s.Close()
+		}
+	}
+	if w.stream != nil {
+		w.stream.Close()
+	}
+}
+
 // wait sleeps for d, or until a watch event says the lock may be free.
-func (l *Locker) wait(ctx context.Context, d time.Duration, events *<-chan Event) error {
+func (l *Locker) wait(ctx context.Context, d time.Duration, w *watchHint) error {
 	timer := l.clk.After(d)
 	for {
 		select {
@@ -218,9 +248,14 @@ func (l *Locker) wait(ctx context.Context, d time.Duration, events *<-chan Event
 			return ctx.Err()
 		case <-timer:
 			return nil
-		case ev, ok := <-*events:
+		case s := <-w.pending:
+			w.pending = nil
+			if s != nil {
+				w.stream, w.events = s, s.C
+			}
+		case ev, ok := <-w.events:
 			if !ok {
-				*events = nil // stream ended: poll only
+				w.events = nil // stream ended: poll only
 				continue
 			}
 			switch ev.Type {

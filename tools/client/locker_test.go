@@ -352,3 +352,31 @@ func TestLockerLockReturnsPermanentErrors(t *testing.T) {
 		t.Fatalf("Lock = %v", err)
 	}
 }
+
+func TestLockerLockDoesNotWaitForASlowWatch(t *testing.T) {
+	srv, alice, bob := fake(t)
+	srv.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/locks/job/watch" {
+			<-r.Context().Done() // never answers
+			return true
+		}
+		return false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l := NewLocker(alice, "job", time.Minute)
+	if err := l.Lock(context.Background()); err != nil { // must not wait for the watch to answer
+		t.Fatal(err)
+	}
+	// Waiting for a held lock works by polling while the watch hangs.
+	w := NewLocker(bob, "job", time.Minute, WithPollInterval(5*time.Millisecond, 10*time.Millisecond))
+	errc := make(chan error, 1)
+	go func() { errc <- w.Lock(ctx) }()
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	w.Unlock(ctx)
+}
