@@ -1,0 +1,317 @@
+// Package realtest runs one contract suite for the Go client against every
+// implementation of the API: the real server (httpd, in process, on
+// 127.0.0.1:0 with a temporary database) and the in-memory fake
+// (clienttest). It lives apart from package client so that the client's own
+// tests never depend on the server compiling.
+package realtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/octostore/octostore/httpd"
+	"github.com/octostore/octostore/tools/client"
+	"github.com/octostore/octostore/tools/client/clienttest"
+)
+
+const (
+	tokA     = "tokA" // alice
+	tokB     = "tokB" // bob
+	adminKey = "admin-secret"
+)
+
+type implementation struct {
+	name  string
+	start func(t *testing.T) string // returns the base URL
+}
+
+var implementations = []implementation{
+	{"real", func(t *testing.T) string {
+		app, err := httpd.Start(httpd.Options{
+			Addr:         "127.0.0.1:0",
+			DBPath:       filepath.Join(t.TempDir(), "octostore.db"),
+			StaticTokens: map[string]string{tokA: "alice", tokB: "bob"},
+			AdminKey:     adminKey,
+			Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Stdout:       io.Discard,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { app.Close() })
+		return app.URL()
+	}},
+	{"fake", func(t *testing.T) string {
+		srv := clienttest.New(map[string]string{tokA: "alice", tokB: "bob"})
+		srv.SetAdminKey(adminKey)
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}},
+}
+
+// each runs f against every implementation.
+func each(t *testing.T, f func(t *testing.T, url string)) {
+	for _, impl := range implementations {
+		t.Run(impl.name, func(t *testing.T) { f(t, impl.start(t)) })
+	}
+}
+
+func clients(t *testing.T, url string) (alice, bob *client.Client) {
+	t.Helper()
+	var err error
+	if alice, err = client.New(url, tokA); err != nil {
+		t.Fatal(err)
+	}
+	if bob, err = client.New(url, tokB); err != nil {
+		t.Fatal(err)
+	}
+	return alice, bob
+}
+
+// requireRoute skips the test when the server does not serve path yet.
+func requireRoute(t *testing.T, url, path string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url+path, nil)
+	req.Header.Set("Authorization", "Bearer "+tokA)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close() // without reading: it may be an endless event stream
+	if resp.StatusCode == 404 {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		if bytes.Contains(body, []byte("no such route")) {
+			t.Skipf("server does not serve %s yet", path)
+		}
+	}
+}
+
+func TestContractLocks(t *testing.T) {
+	each(t, func(t *testing.T, url string) {
+		alice, bob := clients(t, url)
+		ctx := context.Background()
+		l, err := alice.Acquire(ctx, "contract", 30*time.Second)
+		if err != nil || l.Status != "acquired" || l.Holder != "alice" || l.FencingToken < 1 || len(l.LeaseID) != 36 {
+			t.Fatalf("acquire = %+v, %v", l, err)
+		}
+		if time.Until(l.ExpiresAt) < 25*time.Second || time.Until(l.ExpiresAt) > 35*time.Second {
+			t.Fatalf("expires_at %v not ~30s ahead", l.ExpiresAt)
+		}
+		again, err := alice.Acquire(ctx, "contract", 30*time.Second)
+		if err != nil || again.Status != "held" || again.LeaseID != l.LeaseID || again.FencingToken != l.FencingToken {
+			t.Fatalf("re-acquire = %+v, %v", again, err)
+		}
+		_, err = bob.Acquire(ctx, "contract", 30*time.Second)
+		var held *client.LockHeldError
+		if !errors.As(err, &held) || held.Holder != "alice" || held.ExpiresAt.IsZero() || !errors.Is(err, client.ErrLockHeld) {
+			t.Fatalf("bob acquire err = %v", err)
+		}
+		st, err := bob.LockStatus(ctx, "contract")
+		if err != nil || st.Available() || st.Holder != "alice" || st.LeaseID != "" {
+			t.Fatalf("bob status = %+v, %v (lease id must not leak)", st, err)
+		}
+		if _, err := bob.Renew(ctx, "contract", l.LeaseID, time.Minute); !errors.Is(err, client.ErrNotFound) {
+			t.Fatalf("bob renew err = %v", err)
+		}
+		r, err := alice.Renew(ctx, "contract", l.LeaseID, time.Minute)
+		if err != nil || r.FencingToken != l.FencingToken || !r.ExpiresAt.After(l.ExpiresAt) {
+			t.Fatalf("renew = %+v, %v", r, err)
+		}
+		ls, err := alice.ListLocks(ctx)
+		if err != nil || len(ls) != 1 || ls[0].Name != "contract" || ls[0].LeaseID != l.LeaseID {
+			t.Fatalf("list = %+v, %v", ls, err)
+		}
+		if err := alice.Release(ctx, "contract", l.LeaseID); err != nil {
+			t.Fatal(err)
+		}
+		if err := alice.Release(ctx, "contract", l.LeaseID); !errors.Is(err, client.ErrNotFound) {
+			t.Fatalf("release twice err = %v", err)
+		}
+		if st, err := alice.LockStatus(ctx, "contract"); err != nil || !st.Available() {
+			t.Fatalf("status after release = %+v, %v", st, err)
+		}
+		l2, err := bob.Acquire(ctx, "contract", time.Second)
+		if err != nil || l2.FencingToken <= l.FencingToken {
+			t.Fatalf("next grant = %+v, %v (fencing token must increase)", l2, err)
+		}
+	})
+}
+
+func TestContractErrors(t *testing.T) {
+	each(t, func(t *testing.T, url string) {
+		alice, _ := clients(t, url)
+		ctx := context.Background()
+		stranger, _ := client.New(url, "nope")
+		if _, err := stranger.Acquire(ctx, "x", time.Second); !errors.Is(err, client.ErrUnauthorized) {
+			t.Fatalf("bad token err = %v", err)
+		}
+		var ve *client.ValidationError
+		if _, err := alice.Acquire(ctx, "x", 2*time.Hour); !errors.As(err, &ve) || ve.Message == "" {
+			t.Fatalf("ttl 2h err = %v", err)
+		}
+		if _, err := alice.Acquire(ctx, "bad name!", time.Second); !errors.Is(err, client.ErrValidation) {
+			t.Fatalf("bad name err = %v", err)
+		}
+		if err := alice.Release(ctx, "x", "not-a-uuid"); !errors.Is(err, client.ErrValidation) {
+			t.Fatalf("bad lease id err = %v", err)
+		}
+		if err := alice.Health(ctx); err != nil {
+			t.Fatalf("health = %v", err)
+		}
+	})
+}
+
+func TestContractLocker(t *testing.T) {
+	each(t, func(t *testing.T, url string) {
+		alice, bob := clients(t, url)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		a := client.NewLocker(alice, "locker", time.Second) // renewed every ~333ms
+		if err := a.Lock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		first := a.Lease()
+		// Renewal keeps the 1s lease alive: wait until the server shows an
+		// expiry later than the first grant's, twice.
+		for seen := first.ExpiresAt; seen.Before(first.ExpiresAt.Add(time.Second)); {
+			select {
+			case <-a.Done():
+				t.Fatalf("lost: %v", a.Err())
+			case <-ctx.Done():
+				t.Fatal("no renewal observed")
+			case <-time.After(50 * time.Millisecond):
+			}
+			st, err := alice.LockStatus(ctx, "locker")
+			if err != nil || st.Holder != "alice" || st.FencingToken != first.FencingToken {
+				t.Fatalf("status = %+v, %v", st, err)
+			}
+			seen = st.ExpiresAt
+		}
+		b := client.NewLocker(bob, "locker", time.Second, client.WithPollInterval(10*time.Millisecond, 50*time.Millisecond))
+		if err := b.TryLock(ctx); !errors.Is(err, client.ErrLockHeld) {
+			t.Fatalf("TryLock while held = %v", err)
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- b.Lock(ctx) }()
+		if err := a.Unlock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if got := b.Lease(); got.FencingToken <= first.FencingToken {
+			t.Fatalf("second holder's token %d not above %d", got.FencingToken, first.FencingToken)
+		}
+		b.Unlock(ctx)
+	})
+}
+
+func TestContractLimitsFlagsConfig(t *testing.T) {
+	each(t, func(t *testing.T, url string) {
+		alice, _ := clients(t, url)
+		ctx := context.Background()
+		t.Run("limits", func(t *testing.T) {
+			requireRoute(t, url, "/limits")
+			for i := 0; i < 2; i++ {
+				if r, err := alice.CheckLimit(ctx, "api", 2, time.Minute); err != nil || !r.Allowed {
+					t.Fatalf("check %d = %+v, %v", i, r, err)
+				}
+			}
+			if r, err := alice.CheckLimit(ctx, "api", 2, time.Minute); err != nil || r.Allowed {
+				t.Fatalf("third check = %+v, %v", r, err)
+			}
+			if err := alice.ResetLimit(ctx, "api"); err != nil {
+				t.Fatal(err)
+			}
+		})
+		t.Run("flags", func(t *testing.T) {
+			requireRoute(t, url, "/flags")
+			if _, err := alice.SetFlag(ctx, "beta", client.FlagSpec{Enabled: true}); err != nil {
+				t.Fatal(err)
+			}
+			if ev, err := alice.GetFlag(ctx, "beta", "u1"); err != nil || !ev.Enabled {
+				t.Fatalf("get = %+v, %v", ev, err)
+			}
+			if err := alice.DeleteFlag(ctx, "beta"); err != nil {
+				t.Fatal(err)
+			}
+		})
+		t.Run("config", func(t *testing.T) {
+			requireRoute(t, url, "/config")
+			if _, err := alice.SetConfig(ctx, "app.k", client.ConfigWrite{Value: 1, ExpectedVersion: new(int64(0))}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := alice.SetConfig(ctx, "app.k", client.ConfigWrite{Value: 2, ExpectedVersion: new(int64(0))})
+			var ce *client.ConflictError
+			if !errors.As(err, &ce) || ce.CurrentVersion != 1 {
+				t.Fatalf("conflict err = %v", err)
+			}
+		})
+	})
+}
+
+func TestContractEvents(t *testing.T) {
+	each(t, func(t *testing.T, url string) {
+		requireRoute(t, url, "/events")
+		alice, bob := clients(t, url)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		next := func(s *client.EventStream, what string) client.Event {
+			t.Helper()
+			select {
+			case ev, ok := <-s.C:
+				if !ok {
+					t.Fatalf("%s: stream ended: %v", what, s.Err())
+				}
+				return ev
+			case <-ctx.Done():
+				t.Fatalf("%s: no event", what)
+			}
+			return client.Event{}
+		}
+		all, err := alice.Events(ctx, client.EventFilter{Kind: "lock", Prefix: "ev-"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer all.Close()
+		watch, err := alice.WatchLock(ctx, "ev-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer watch.Close()
+		if ev := next(watch, "watch state"); ev.Type != client.EventLockState || ev.Holder != "" {
+			t.Fatalf("first watch event = %+v", ev)
+		}
+		if _, err := alice.Acquire(ctx, "other", time.Minute); err != nil { // filtered out by prefix
+			t.Fatal(err)
+		}
+		l, err := bob.Acquire(ctx, "ev-1", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []*client.EventStream{all, watch} {
+			ev := next(s, "acquired")
+			if ev.Type != client.EventLockAcquired || ev.Name != "ev-1" || ev.Holder != "bob" || ev.FencingToken != l.FencingToken || ev.Seq == 0 {
+				t.Fatalf("event = %+v", ev)
+			}
+			if ev.LeaseID != "" {
+				t.Fatalf("lease id leaked to a non-holder: %+v", ev)
+			}
+		}
+		if err := bob.Release(ctx, "ev-1", l.LeaseID); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []*client.EventStream{all, watch} {
+			if ev := next(s, "released"); ev.Type != client.EventLockReleased || ev.Name != "ev-1" {
+				t.Fatalf("event = %+v", ev)
+			}
+		}
+	})
+}
