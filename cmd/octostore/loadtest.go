@@ -65,6 +65,27 @@ func loadtestCommand() *cli.Command {
 			return nil
 		},
 	})
+	subs = append(subs, &cli.Command{
+		Name:      "bench-table",
+		Usage:     "print markdown tables (goals and ratios) for reports labelled octostore, redis-always, redis-none, noop",
+		ArgsUsage: "REPORT.json...",
+		Hidden:    true,
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return exitCode(exitUsage, errors.New("bench-table needs report files"))
+			}
+			var reps []*loadtest.Report
+			for _, p := range c.Args().Slice() {
+				r, err := loadtest.ReadReport(p)
+				if err != nil {
+					return exitCode(exitUsage, err)
+				}
+				reps = append(reps, r)
+			}
+			loadtest.BenchTable(c.App.Writer, reps)
+			return nil
+		},
+	})
 	flags := append(loadtestFlags(),
 		&cli.StringFlag{Name: "scenario", Usage: "scenario to run (or give it as a subcommand)"},
 		&cli.StringFlag{Name: "compare", Usage: "compare two reports: --compare A.json B.json"},

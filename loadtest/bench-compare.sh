@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# bench-compare: on this machine, in one run, start
+#   - redis-server with appendonly yes + appendfsync always   (label redis-always)
+#   - redis-server with no persistence at all                  (label redis-none)
+#   - the no-op fasthttp server (octostore loadtest noop-server) (label noop)
+#   - octostore serve on a temporary database                  (label octostore)
+# on random loopback ports, run the same scenarios against each with
+# `octostore loadtest`, and write the reports plus a markdown table with the
+# ratios to OUT_DIR (default ./bench-out) and to stdout.
+#
+# Usage: loadtest/bench-compare.sh [OUT_DIR]
+# Environment: DURATION (5s), WARMUP (1s), CONCURRENCY (64), DRIVER (client|raw),
+#              SCENARIOS (space-separated subset), REDIS_SERVER (redis-server).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$root/bench-out}
+duration=${DURATION:-5s}
+warmup=${WARMUP:-1s}
+concurrency=${CONCURRENCY:-64}
+driver=${DRIVER:-client}
+scenarios=${SCENARIOS:-"lock-cycle lock-contended lock-status ratelimit-check flag-eval config-read config-write"}
+redis_server=${REDIS_SERVER:-redis-server}
+token=tok-bench
+
+command -v "$redis_server" >/dev/null || { echo "bench-compare: $redis_server not found (apt-get install -y redis-server)" >&2; exit 1; }
+mkdir -p "$out"
+rm -f "$out"/*.json
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "bench-compare: building octostore" >&2
+(cd "$root" && go build -o "$work/octostore" ./cmd/octostore)
+bin=$work/octostore
+
+# wait_for FILE PATTERN: wait (at most 30s) until FILE has a line matching PATTERN.
+wait_for() {
+	for _ in $(seq 300); do
+		if grep -q "$2" "$1" 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "bench-compare: timed out waiting for '$2' in $1:" >&2
+	cat "$1" >&2 || true
+	return 1
+}
+
+# free_port: a random loopback port nobody listens on.
+free_port() {
+	for _ in $(seq 100); do
+		local p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+	done
+	return 1
+}
+
+# start_redis NAME ARGS...: prints the redis:// URL.
+start_redis() {
+	local name=$1; shift
+	mkdir -p "$work/$name"
+	for _ in 1 2 3; do
+		local port; port=$(free_port)
+		"$redis_server" --port "$port" --bind 127.0.0.1 --dir "$work/$name" --save '' \
+			--daemonize no --logfile "$work/$name.log" "$@" >/dev/null 2>&1 &
+		pids+=($!)
+		if wait_for "$work/$name.log" "Ready to accept connections" 2>/dev/null; then
+			echo "redis://127.0.0.1:$port"
+			return 0
+		fi
+	done
+	echo "bench-compare: could not start $name" >&2
+	return 1
+}
+
+# start_http NAME CMD...: runs CMD, prints the URL from its "listening on" line.
+start_http() {
+	local name=$1; shift
+	"$@" >"$work/$name.out" 2>&1 &
+	pids+=($!)
+	wait_for "$work/$name.out" "listening on http://" || return 1
+	sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/$name.out" | head -1
+}
+
+redis_always=$(start_redis redis-always --appendonly yes --appendfsync always)
+redis_none=$(start_redis redis-none --appendonly no)
+noop=$(start_http noop "$bin" loadtest noop-server --addr 127.0.0.1:0)
+octo=$(start_http octostore "$bin" serve --addr 127.0.0.1:0 --db "$work/octostore.db" \
+	--static-tokens "bench:$token" --log-level warn)
+echo "bench-compare: redis-always $redis_always, redis-none $redis_none, noop $noop, octostore $octo" >&2
+
+# targets SCENARIO: the labels to run it against.
+targets() {
+	case $1 in
+	lock-cycle | lock-status | ratelimit-check) echo "octostore redis-always redis-none noop" ;;
+	lock-contended) echo "octostore redis-always redis-none" ;; # the no-op server is no lock service
+	*) echo "octostore noop" ;;
+	esac
+}
+url_of() {
+	case $1 in
+	octostore) echo "$octo" ;;
+	redis-always) echo "$redis_always" ;;
+	redis-none) echo "$redis_none" ;;
+	noop) echo "$noop" ;;
+	esac
+}
+
+status=0
+for sc in $scenarios; do
+	for label in $(targets "$sc"); do
+		echo "bench-compare: $sc against $label" >&2
+		rc=0
+		"$bin" loadtest "$sc" --target "$(url_of "$label")" --token "$token" --driver "$driver" \
+			-c "$concurrency" --duration "$duration" --warmup "$warmup" \
+			--label "$label" --json "$out/$sc-$label.json" -q >"$out/$sc-$label.txt" 2>&1 || rc=$?
+		if [ "$rc" -ne 0 ]; then
+			echo "bench-compare: $sc against $label exited $rc (see $out/$sc-$label.txt)" >&2
+			status=1
+		fi
+	done
+done
+
+{
+	echo "# bench-compare $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo
+	echo "- machine: $(nproc) CPUs, $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)"
+	echo "- $(go version)"
+	echo "- $("$redis_server" --version | cut -d' ' -f1-3)"
+	echo "- octostore $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	echo "- loadtest: driver $driver, $concurrency workers, $duration measured after $warmup warmup, one run each"
+	echo
+	shopt -s nullglob
+	reports=("$out"/*.json)
+	if [ ${#reports[@]} -gt 0 ]; then
+		"$bin" loadtest bench-table "${reports[@]}"
+	else
+		echo "no reports"
+	fi
+} | tee "$out/bench.md"
+exit $status
