@@ -1,0 +1,40 @@
+package loadtest
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestBenchTable(t *testing.T) {
+	rep := func(sc, label string, ops float64) *Report {
+		return &Report{Scenario: sc, Label: label, TargetKind: "octostore", OpsPerSec: ops,
+			Latency: Latency{P50: 0.5, P99: 2}, Safety: &SafetyReport{}}
+	}
+	reps := []*Report{
+		rep("flag-eval", "noop", 100000), rep("flag-eval", "octostore", 80000),
+		rep("lock-cycle", "redis-always", 60000), rep("lock-cycle", "octostore", 30000),
+		rep("lock-cycle", "redis-none", 120000),
+	}
+	reps[3].Safety = &SafetyReport{Checked: 10, Violations: 0}
+	var b bytes.Buffer
+	BenchTable(&b, reps)
+	out := b.String()
+	for _, want := range []string{
+		"| durable lock-cycle vs Redis appendfsync always | 30000 | 60000 | 0.50x | 1.0x | **no** |",
+		"| flag-eval vs no-op fasthttp | 80000 | 100000 | 0.80x | 0.7x | yes |",
+		"| ratelimit-check vs no-op fasthttp | - | - | - | 0.7x | not measured |",
+		"| lock-cycle | octostore | 30000 | 0.500 | 2.000 |",
+		"| 10 / 0 |",
+		"| lock-cycle | redis-none | 120000 |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	// lock-cycle rows come before flag-eval rows, octostore first within a scenario.
+	if strings.Index(out, "| lock-cycle | octostore") > strings.Index(out, "| lock-cycle | redis-always") ||
+		strings.Index(out, "| lock-cycle | redis-none") > strings.Index(out, "| flag-eval | octostore") {
+		t.Errorf("row order:\n%s", out)
+	}
+}
