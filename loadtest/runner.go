@@ -52,8 +52,8 @@ func (c *Config) defaults() error {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 64
 	}
-	if c.Concurrency > 100000 {
-		return errors.New("concurrency must be at most 100000")
+	if c.Concurrency > 10000 {
+		return errors.New("concurrency must be at most 10000")
 	}
 	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
 		return errors.New("rate must be a positive number")
@@ -304,7 +304,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 func (r *run) progress(workers []*worker, clk Clock, done <-chan struct{}) {
 	t := time.NewTicker(r.cfg.ProgressEvery)
 	defer t.Stop()
-	h := newHist()
+	h := hdrhistogram.New(histMin, histMax, 2)
 	var prev int64
 	prevAt := clk.Now()
 	tty := r.cfg.ProgressTTY

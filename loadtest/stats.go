@@ -89,7 +89,11 @@ type workerStats struct {
 	_        [64]byte                // keep neighbouring workers' hot fields apart
 }
 
-func newWorkerStats() *workerStats { return &workerStats{interval: newHist()} }
+// The interval histogram only feeds the progress line's p99: two significant
+// digits keep it at a tenth of the size.
+func newWorkerStats() *workerStats {
+	return &workerStats{interval: hdrhistogram.New(histMin, histMax, 2)}
+}
 
 // record books one answered request that started (was due) at start and
 // ended at end; measured says whether it counts in the final statistics.
