@@ -2,12 +2,17 @@ package actors
 
 import (
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-var errUnknownKind = errors.New("unknown resource kind")
+var (
+	errUnknownKind     = errors.New("unknown resource kind")
+	errDependsOnFailed = fmt.Errorf("%w: an earlier write of this resource failed", ErrUnavailable)
+)
 
 // Host is the generic resource actor: it owns one Behavior, activates it,
 // runs its operations one at a time, makes their replies wait for the writes
@@ -22,7 +27,15 @@ type Host struct {
 	// lastSeq is the newest write replies depend on; lastAnySeq also counts
 	// write-behind writes (they only hold back passivation).
 	lastSeq, lastAnySeq uint64
-	broken              error // activation failed: every request fails with it
+	broken              error // activation failed: requests retry it, and fail while it fails
+	// gen counts the times the actor fell back to durable state after a
+	// failed write. failedGen is the newest generation one of whose writes
+	// failed (set on the writer goroutine). A reply computed in generation g
+	// is delivered only if no write of g failed, and the writer skips every
+	// write of g queued after the failure (Guard): nothing computed from
+	// state that never became durable is acknowledged or committed.
+	gen       uint64
+	failedGen atomic.Uint64
 	// idle detection: a timer sends idleCheck every IdleTimeout; the actor is
 	// idle if it handled nothing since the previous check. (protoactor's own
 	// ReceiveTimeout races with the actor goroutine under -race.)
@@ -30,8 +43,8 @@ type Host struct {
 	handledSeen uint64
 }
 
-// writeFailed tells the actor that one of its writes failed.
-type writeFailed struct{}
+// writeFailed tells the actor that one of its writes of generation gen failed.
+type writeFailed struct{ gen uint64 }
 
 // idleCheck is sent by the idle timer.
 type idleCheck struct{}
@@ -73,15 +86,27 @@ func (h *Host) WriteBehind(m Mutation, onCommit func(error)) error {
 }
 
 func (h *Host) enqueue(m Mutation, onCommit func(error)) (uint64, error) {
-	self, root := h.self, h.sys.as.Root
-	seq, err := h.sys.store.Enqueue(m, func(err error) {
+	self, root, gen, failed := h.self, h.sys.as.Root, h.gen, &h.failedGen
+	done := func(err error) {
 		if err != nil {
-			root.Send(self, writeFailed{})
+			for {
+				if f := failed.Load(); f >= gen || failed.CompareAndSwap(f, gen) {
+					break
+				}
+			}
+			root.Send(self, writeFailed{gen: gen})
 		}
 		if onCommit != nil {
 			onCommit(err)
 		}
-	})
+	}
+	var seq uint64
+	var err error
+	if gs, ok := h.sys.store.(GuardedStore); ok {
+		seq, err = gs.EnqueueGuarded(m, Guard{Failed: failed, Gen: gen}, done)
+	} else {
+		seq, err = h.sys.store.Enqueue(m, done)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -101,19 +126,27 @@ func (h *Host) Receive(ctx actor.Context) {
 		var v any
 		var err error
 		if h.broken != nil {
+			h.activate() // the store may be back
+		}
+		if h.broken != nil {
 			err = h.broken
 		} else {
 			v, err = h.b.Handle(h, m.op)
 		}
 		h.reply(m.reply, v, err)
 	case writeFailed:
+		if m.gen != h.gen {
+			return // a later write of a generation we already left
+		}
 		// Memory may be ahead of what is durable: wait for every write of
-		// ours to resolve, then fall back to the durable state.
+		// ours to resolve, then fall back to the durable state in a new
+		// generation. Replies still waiting belong to the old generation
+		// and fail (reply); writes of it still queued are skipped (Guard).
 		h.sys.store.WaitResolved(h.lastAnySeq)
-		h.broken = h.b.Activate(h)
-		// What we just loaded is durable: later replies depend on nothing
-		// (replies already waiting keep their own dependency).
+		h.gen++
+		// What we load is durable: later replies depend on nothing.
 		h.lastSeq = 0
+		h.activate()
 	case idleCheck:
 		if h.handled == h.handledSeen &&
 			(h.broken != nil || (h.lastAnySeq <= h.sys.store.Resolved() && h.b.Passivatable(h))) {
@@ -125,10 +158,8 @@ func (h *Host) Receive(ctx actor.Context) {
 		h.idleTimer.Reset(h.sys.cfg.IdleTimeout)
 	case *actor.Started:
 		h.self, h.parent = ctx.Self(), ctx.Parent()
-		if err := h.b.Activate(h); err != nil {
-			h.sys.cfg.Logger.Error("activate resource", "kind", h.key.Kind.String(), "name", h.key.Name, "err", err)
-			h.broken = errors.Join(ErrUnavailable, err)
-		}
+		h.gen = 1
+		h.activate()
 		self, root := h.self, h.sys.as.Root
 		h.idleTimer = time.AfterFunc(h.sys.cfg.IdleTimeout, func() { root.Send(self, idleCheck{}) })
 	case *actor.Stopping:
@@ -138,8 +169,22 @@ func (h *Host) Receive(ctx actor.Context) {
 	}
 }
 
+// activate loads durable state; while that fails, requests fail with
+// ErrUnavailable (and retry it).
+func (h *Host) activate() {
+	if err := h.b.Activate(h); err != nil {
+		if h.broken == nil {
+			h.sys.cfg.Logger.Error("activate resource", "kind", h.key.Kind.String(), "name", h.key.Name, "err", err)
+		}
+		h.broken = errors.Join(ErrUnavailable, err)
+		return
+	}
+	h.broken = nil
+}
+
 // reply delivers a result once every write it depends on has committed; if
-// one of them failed the caller gets ErrUnavailable instead.
+// one of them, or any earlier write of the same generation, failed, the
+// caller gets ErrUnavailable instead.
 func (h *Host) reply(ch chan Result, v any, err error) {
 	if ch == nil {
 		return
@@ -148,7 +193,11 @@ func (h *Host) reply(ch chan Result, v any, err error) {
 		ch <- Result{Value: v, Err: err}
 		return
 	}
+	gen, failed := h.gen, &h.failedGen
 	h.sys.store.AfterCommit(h.lastSeq, func(werr error) {
+		if werr == nil && failed.Load() >= gen {
+			werr = errDependsOnFailed
+		}
 		if werr != nil {
 			ch <- Result{Err: werr}
 			return

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,28 @@ type Store interface {
 	WaitResolved(seq uint64)
 	// Loader reads durable state at activation.
 	Loader
+}
+
+// Guard makes a queued write conditional. A resource actor guards its
+// writes so that once one of them fails, none of the later writes it queued
+// before it learnt of the failure (computed from state that never became
+// durable) can commit.
+type Guard struct {
+	Failed *atomic.Uint64 // newest generation with a failed write
+	Gen    uint64         // the generation of this write
+}
+
+// Valid reports whether the guarded write may still be applied.
+func (g Guard) Valid() bool { return g.Failed == nil || g.Failed.Load() < g.Gen }
+
+// GuardedStore is implemented by stores that honour Guards: EnqueueGuarded
+// is Enqueue, except that a write whose guard is no longer Valid when the
+// writer reaches it is not applied and fails (done gets an error wrapping
+// ErrUnavailable) without failing the other writes of its batch. Guards are
+// evaluated on the writer goroutine after the done callbacks of every
+// earlier write have run.
+type GuardedStore interface {
+	EnqueueGuarded(m Mutation, g Guard, done func(error)) (uint64, error)
 }
 
 // Loader reads durable state. Reads see every committed write.

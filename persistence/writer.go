@@ -46,17 +46,21 @@ type Writer struct {
 	// OnBatch, when set before Start, is called after every batch with its
 	// size, commit duration and error (metrics).
 	OnBatch func(size int, d time.Duration, err error)
-	// FaultHook, when set, is called at the start of every transaction; a
-	// non-nil error fails the batch as a disk error would (fault tests).
+	// FaultHook, when set before the first write, is called at the start of
+	// every transaction; a non-nil error fails the batch as a disk error
+	// would (fault tests). SetFaultHook changes it while running.
 	FaultHook func() error
+	fault     atomic.Pointer[func() error]
 
 	stmts *statements
 }
 
 type entry struct {
-	seq  uint64
-	m    actors.Mutation
-	done func(error)
+	seq   uint64
+	m     actors.Mutation
+	guard actors.Guard
+	done  func(error)
+	skip  bool // guard no longer valid: not applied, fails alone
 }
 
 type waiter struct {
@@ -106,6 +110,14 @@ var ErrWriteFailed = actors.ErrUnavailable
 
 // Enqueue implements actors.Store.
 func (w *Writer) Enqueue(m actors.Mutation, done func(error)) (uint64, error) {
+	return w.EnqueueGuarded(m, actors.Guard{}, done)
+}
+
+// errSkipped fails a guarded write whose guard was no longer valid.
+var errSkipped = fmt.Errorf("%w: an earlier write of this resource failed", actors.ErrUnavailable)
+
+// EnqueueGuarded implements actors.GuardedStore.
+func (w *Writer) EnqueueGuarded(m actors.Mutation, g actors.Guard, done func(error)) (uint64, error) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -117,7 +129,7 @@ func (w *Writer) Enqueue(m actors.Mutation, done func(error)) (uint64, error) {
 	}
 	w.next++
 	seq := w.next
-	w.queue = append(w.queue, entry{seq: seq, m: m, done: done})
+	w.queue = append(w.queue, entry{seq: seq, m: m, guard: g, done: done})
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
@@ -166,6 +178,23 @@ func (w *Writer) WaitResolved(seq uint64) {
 // Healthy reports whether the last batch committed. It turns true again as
 // soon as a write succeeds (the writer probes every second while unhealthy).
 func (w *Writer) Healthy() bool { return w.healthy.Load() }
+
+// SetFaultHook replaces FaultHook while the writer runs (nil: no faults).
+// For fault-injection tests.
+func (w *Writer) SetFaultHook(f func() error) {
+	if f == nil {
+		w.fault.Store(nil)
+		return
+	}
+	w.fault.Store(&f)
+}
+
+func (w *Writer) faultHook() func() error {
+	if p := w.fault.Load(); p != nil {
+		return *p
+	}
+	return w.FaultHook
+}
 
 // LastError is the error of the most recent failed batch ("" if none).
 func (w *Writer) LastError() string {
@@ -232,7 +261,11 @@ func (w *Writer) loop() {
 			if len(batch) > w.maxBatch {
 				batch = batch[:w.maxBatch]
 				w.queue = append(w.spare[:0], w.queue[w.maxBatch:]...)
-			} else {
+			} else if len(batch) > 0 {
+				// Swap only a non-empty queue: swapping an empty one would
+				// leave queue and spare on the same array, and the next
+				// batch's entries would be overwritten by writes enqueued
+				// while it commits.
 				w.queue = w.spare[:0]
 			}
 			closed := w.closed
@@ -279,12 +312,28 @@ func (w *Writer) run(batch []entry) {
 	} else {
 		w.healthy.Store(true)
 	}
+	var skipped []seqRange // guarded writes not applied, as ranges
 	for _, e := range batch {
+		eerr := err
+		if eerr == nil && e.skip {
+			eerr = errSkipped
+			if n := len(skipped); n > 0 && skipped[n-1].hi == e.seq-1 {
+				skipped[n-1].hi = e.seq
+			} else {
+				skipped = append(skipped, seqRange{lo: e.seq, hi: e.seq, err: errSkipped})
+			}
+		}
 		if e.done != nil {
-			e.done(err)
+			e.done(eerr)
 		}
 	}
 	w.mu.Lock()
+	if len(skipped) > 0 {
+		w.failed = append(w.failed, skipped...)
+		if len(w.failed) > 64 {
+			w.failed = append(w.failed[:0], w.failed[len(w.failed)-64:]...)
+		}
+	}
 	w.resolved.Store(hi)
 	var ready []waiter
 	keep := w.waiters[:0]
@@ -299,9 +348,15 @@ func (w *Writer) run(batch []entry) {
 		w.waiters[i] = waiter{}
 	}
 	w.waiters = keep
+	// Every ready waiter's write is in this batch.
 	errs := make([]error, len(ready))
 	for i, wt := range ready {
-		errs[i] = w.failedLocked(wt.seq)
+		errs[i] = err
+		for _, r := range skipped {
+			if err == nil && wt.seq >= r.lo && wt.seq <= r.hi {
+				errs[i] = r.err
+			}
+		}
 	}
 	w.cond.Broadcast()
 	w.mu.Unlock()
@@ -314,8 +369,8 @@ func (w *Writer) run(batch []entry) {
 }
 
 func (w *Writer) commit(batch []entry) error {
-	if w.FaultHook != nil {
-		if err := w.FaultHook(); err != nil {
+	if hook := w.faultHook(); hook != nil {
+		if err := hook(); err != nil {
 			return err
 		}
 	}
@@ -324,8 +379,14 @@ func (w *Writer) commit(batch []entry) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	for _, e := range batch {
+	for i := range batch {
+		e := &batch[i]
 		if e.m == nil {
+			continue
+		}
+		// Guards are read here, on the writer goroutine, after the done
+		// callbacks of every earlier batch have run.
+		if e.skip = !e.guard.Valid(); e.skip {
 			continue
 		}
 		if err := w.stmts.apply(ctx, tx, e.m); err != nil {
@@ -342,8 +403,8 @@ func (w *Writer) commit(batch []entry) error {
 
 // probe tries a tiny durable write so that health recovers without traffic.
 func (w *Writer) probe() {
-	if w.FaultHook != nil {
-		if err := w.FaultHook(); err != nil {
+	if hook := w.faultHook(); hook != nil {
+		if err := hook(); err != nil {
 			return
 		}
 	}
