@@ -72,7 +72,7 @@ func TestGuardSkipsWritesAfterAFailure(t *testing.T) {
 	if _, err := w.EnqueueGuarded(guardLock("a", 1), g, record("a", markFailed)); err != nil {
 		t.Fatal(err)
 	}
-	<-entered // batch 1 is in commit: what follows is batch 2
+	<-entered                                                                           // batch 1 is in commit: what follows is batch 2
 	if _, err := w.EnqueueGuarded(guardLock("b", 2), g, record("b", nil)); err != nil { // derived from a: skipped
 		t.Fatal(err)
 	}
