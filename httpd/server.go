@@ -38,6 +38,12 @@ type ServerConfig struct {
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration // keep-alive connections
 	MaxConns     int           // concurrent connections
+	// MaxInFlight bounds requests being handled at once; beyond it the
+	// server answers 503 + Retry-After at once (default DefaultMaxInFlight).
+	MaxInFlight int
+	// MaxHeaderBytes is the request line + headers limit (431 beyond;
+	// default 8192).
+	MaxHeaderBytes int
 }
 
 func newServer(sys *actors.System, store *persistence.Store, auth *Authenticator, log *slog.Logger, cfg ServerConfig) *Server {
@@ -60,14 +66,14 @@ func newServer(sys *actors.System, store *persistence.Store, auth *Authenticator
 	s.routeLocks()
 	s.routeAuth()
 	s.srv = &fasthttp.Server{
-		Handler:                       s.r.Handler,
+		Handler:                       newInflight(cfg.MaxInFlight).wrap(s.r.Handler),
 		Name:                          "octostore",
 		MaxRequestBodySize:            cfg.MaxBodyBytes,
 		ReadTimeout:                   cfg.ReadTimeout,
 		WriteTimeout:                  cfg.WriteTimeout,
 		IdleTimeout:                   cfg.IdleTimeout,
 		Concurrency:                   cfg.MaxConns,
-		ReadBufferSize:                8192, // also the request header size limit (431/400 beyond)
+		ReadBufferSize:                headerLimit(cfg.MaxHeaderBytes), // also the request header size limit (431 beyond)
 		DisableHeaderNamesNormalizing: false,
 		NoDefaultServerHeader:         false,
 		NoDefaultDate:                 true,

@@ -1,0 +1,70 @@
+package httpd
+
+import (
+	"bytes"
+	"sync/atomic"
+
+	"github.com/valyala/fasthttp"
+)
+
+// DefaultMaxInFlight is the default bound on requests being handled at once
+// (ServerConfig.MaxInFlight).
+const DefaultMaxInFlight = 4096
+
+// inflight bounds the requests being handled at once. Each one waits for an
+// actor (and often for a commit); protoactor mailboxes are unbounded, so
+// this counter is what bounds them: beyond the limit a request is answered
+// 503 + Retry-After at once, without touching the runtime. Long-lived
+// streams (/events, …/watch) and the probes (/health, /metrics) are not
+// counted: they do not queue work on actors.
+type inflight struct {
+	max int64
+	n   atomic.Int64
+}
+
+func newInflight(max int) *inflight {
+	if max <= 0 {
+		max = DefaultMaxInFlight
+	}
+	return &inflight{max: int64(max)}
+}
+
+var overloadedBody = []byte(`{"error":"server overloaded: too many requests in flight, retry later"}`)
+
+// wrap returns next guarded by the limit.
+func (l *inflight) wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		if exempt(ctx.Path()) {
+			next(ctx)
+			return
+		}
+		if l.n.Add(1) > l.max {
+			l.n.Add(-1)
+			ctx.Response.Header.Set("Retry-After", "1")
+			writeRaw(ctx, fasthttp.StatusServiceUnavailable, overloadedBody)
+			return
+		}
+		defer l.n.Add(-1)
+		next(ctx)
+	}
+}
+
+func exempt(path []byte) bool {
+	switch string(path) {
+	case "/health", "/metrics", "/events":
+		return true
+	}
+	return bytes.HasSuffix(path, []byte("/watch"))
+}
+
+// SetFaultHook makes every write transaction (and the health probe) call f
+// first; a non-nil error fails the batch as a disk error would. nil removes
+// the hook. For fault-injection tests of a running server.
+func (a *App) SetFaultHook(f func() error) { a.Store.SetFaultHook(f) }
+
+func headerLimit(n int) int {
+	if n <= 0 {
+		return 8192
+	}
+	return n
+}
