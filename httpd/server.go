@@ -120,6 +120,10 @@ func (s *Server) shutdown(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := s.srv.ShutdownWithContext(ctx)
+	// fasthttp only closes the listeners Serve has registered: when shutdown
+	// follows serve at once, Serve may not have started yet and would then
+	// accept forever. Closing the listener ourselves ends it either way.
+	s.ln.Close()
 	<-s.done
 	return err
 }
