@@ -50,6 +50,9 @@ type Authenticator struct {
 	lastFailLog atomic.Int64
 	failSkipped atomic.Int64
 
+	// afterLookup, in tests, runs between a database lookup and caching.
+	afterLookup func()
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -148,6 +151,9 @@ func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (p Principal, msg
 		return p, "Invalid or missing authorization header", false
 	}
 	p = Principal{Login: up.Login, Hash: h, Source: up.Source}
+	if a.afterLookup != nil {
+		a.afterLookup()
+	}
 	a.mu.Lock()
 	if a.gen == gen {
 		a.cache[h] = p

@@ -1,0 +1,735 @@
+package httpd_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/octostore/octostore/httpd"
+)
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// authEnv is a real server (httpd.Start on 127.0.0.1:0, temp database) with
+// GitHub sign-in pointed at a fake GitHub, and its captured output.
+type authEnv struct {
+	app      *httpd.App
+	gh       *fakeGitHub
+	logs     *syncBuffer // every slog line, at debug level
+	stdout   *syncBuffer
+	dbPath   string
+	adminKey string
+	static   map[string]string // token → login
+	closed   bool
+}
+
+const testRedirectURL = "http://localhost:3000/auth/github/callback"
+
+// startAuthApp starts the server; gh may be nil (GitHub not configured).
+func startAuthApp(t *testing.T, gh *fakeGitHub, mod func(o *httpd.Options)) *authEnv {
+	t.Helper()
+	e := &authEnv{
+		gh: gh, logs: &syncBuffer{}, stdout: &syncBuffer{},
+		dbPath:   filepath.Join(t.TempDir(), "db"),
+		adminKey: "admin-key-" + randHex(12),
+		static: map[string]string{
+			"static-alice-" + randHex(12): "alice",
+			"static-bob-" + randHex(12):   "bob",
+		},
+	}
+	o := httpd.Options{
+		Addr:         "127.0.0.1:0",
+		DBPath:       e.dbPath,
+		StaticTokens: e.static,
+		AdminKey:     e.adminKey,
+		Stdout:       e.stdout,
+		Logger:       slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	if gh != nil {
+		o.GitHub = httpd.GitHubOAuth{
+			ClientID: gh.clientID, ClientSecret: gh.clientSecret, RedirectURL: testRedirectURL,
+			AuthURL: gh.authURL(), TokenURL: gh.tokenURL(), APIURL: gh.apiURL(),
+		}
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	app, err := httpd.Start(o)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	e.app = app
+	t.Cleanup(func() { e.close(t) })
+	return e
+}
+
+func (e *authEnv) close(t *testing.T) {
+	t.Helper()
+	if e.closed {
+		return
+	}
+	e.closed = true
+	if err := e.app.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+}
+
+func (e *authEnv) staticToken(login string) string {
+	for tok, l := range e.static {
+		if l == login {
+			return tok
+		}
+	}
+	panic("no static token for " + login)
+}
+
+// browser never follows redirects: the tests look at each hop.
+var browser = &http.Client{
+	Timeout:       30 * time.Second, // far above any bound the server promises
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r reply) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("body %q is not a JSON object: %v", r.body, err)
+	}
+	return m
+}
+
+func (r reply) errMsg(t *testing.T) string {
+	t.Helper()
+	s, _ := r.json(t)["error"].(string)
+	if s == "" {
+		t.Fatalf("no error message in %s", r.body)
+	}
+	return s
+}
+
+// call sends a request; hdr holds extra headers ("Cookie", "X-Admin-Key" …).
+func call(t *testing.T, method, u, token string, body string, hdr ...string) reply {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, u, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := browser.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{resp.StatusCode, resp.Header, b}
+}
+
+// begin is GET /auth/github: the state cookie and GitHub's authorize URL.
+func (e *authEnv) begin(t *testing.T) (*http.Cookie, *url.URL) {
+	t.Helper()
+	r := call(t, "GET", e.app.URL()+"/auth/github", "", "")
+	if r.status != http.StatusFound {
+		t.Fatalf("GET /auth/github: %d %s", r.status, r.body)
+	}
+	loc, err := url.Parse(r.header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := http.Response{Header: r.header}
+	cs := resp.Cookies()
+	if len(cs) != 1 {
+		t.Fatalf("want one state cookie, got %v", r.header["Set-Cookie"])
+	}
+	return cs[0], loc
+}
+
+// authorize plays GitHub's authorize page (the fake signs in at once) and
+// returns the query GitHub sends the browser back with (code, state).
+func (e *authEnv) authorize(t *testing.T, loc *url.URL) url.Values {
+	t.Helper()
+	r := call(t, "GET", loc.String(), "", "")
+	if r.status != http.StatusFound {
+		t.Fatalf("fake authorize: %d %s", r.status, r.body)
+	}
+	back, err := url.Parse(r.header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := back.Scheme + "://" + back.Host + back.Path; got != testRedirectURL {
+		t.Fatalf("GitHub sends the browser back to %s, want the registered %s", got, testRedirectURL)
+	}
+	return back.Query()
+}
+
+// callback is GET /auth/github/callback on this server (where the
+// registered redirect URL leads the browser).
+func (e *authEnv) callback(t *testing.T, q url.Values, cookie *http.Cookie) reply {
+	t.Helper()
+	var hdr []string
+	if cookie != nil {
+		hdr = []string{"Cookie", cookie.Name + "=" + cookie.Value}
+	}
+	return call(t, "GET", e.app.URL()+"/auth/github/callback?"+q.Encode(), "", "", hdr...)
+}
+
+// signIn runs the whole browser flow and returns the new token.
+func (e *authEnv) signIn(t *testing.T) string {
+	t.Helper()
+	cookie, loc := e.begin(t)
+	r := e.callback(t, e.authorize(t, loc), cookie)
+	if r.status != http.StatusOK {
+		t.Fatalf("callback: %d %s", r.status, r.body)
+	}
+	tok, _ := r.json(t)["token"].(string)
+	if !strings.HasPrefix(tok, "octo_") {
+		t.Fatalf("callback token %q", tok)
+	}
+	return tok
+}
+
+func (e *authEnv) count(t *testing.T, table string) int {
+	t.Helper()
+	var n int
+	if err := e.app.DB.ReadDB().QueryRow("SELECT count(*) FROM " + table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// locksOf answers GET /locks with token.
+func (e *authEnv) locksStatus(t *testing.T, token string) int {
+	t.Helper()
+	return call(t, "GET", e.app.URL()+"/locks", token, "").status
+}
+
+func TestGitHubSignInFlow(t *testing.T) {
+	gh := newFakeGitHub(t)
+	e := startAuthApp(t, gh, nil)
+
+	// 1. Redirect to GitHub with everything the authorize endpoint needs.
+	cookie, loc := e.begin(t)
+	q := loc.Query()
+	if got := loc.Scheme + "://" + loc.Host + loc.Path; got != gh.authURL() {
+		t.Fatalf("redirect to %s, want %s", got, gh.authURL())
+	}
+	for k, want := range map[string]string{"client_id": gh.clientID, "redirect_uri": testRedirectURL, "scope": "read:user",
+		"response_type": "code", "code_challenge_method": "S256"} {
+		if q.Get(k) != want {
+			t.Errorf("authorize %s = %q, want %q", k, q.Get(k), want)
+		}
+	}
+	if len(q.Get("state")) < 40 || q.Get("state") != cookie.Value {
+		t.Fatalf("state %q must be long, random and equal to the cookie %q", q.Get("state"), cookie.Value)
+	}
+	if !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode || cookie.MaxAge <= 0 || cookie.MaxAge > 900 ||
+		cookie.Secure || !strings.HasPrefix("/auth/github/callback", cookie.Path) {
+		t.Fatalf("state cookie %+v: want HttpOnly, SameSite=Lax, short Max-Age, a path covering the callback, not Secure over http", cookie)
+	}
+	if _, loc2 := e.begin(t); loc2.Query().Get("state") == q.Get("state") {
+		t.Fatal("two sign-ins got the same state")
+	}
+
+	// 2. GitHub sends the browser back; the callback issues a token.
+	back := e.authorize(t, loc)
+	r := e.callback(t, back, cookie)
+	if r.status != http.StatusOK {
+		t.Fatalf("callback: %d %s", r.status, r.body)
+	}
+	if r.header.Get("Cache-Control") != "no-store" {
+		t.Errorf("callback Cache-Control %q, want no-store", r.header.Get("Cache-Control"))
+	}
+	var signed struct {
+		Token string `json:"token"`
+		User  struct {
+			Login     string `json:"login"`
+			AvatarURL string `json:"avatar_url"`
+		} `json:"user"`
+	}
+	if err := json.Unmarshal(r.body, &signed); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(signed.Token, "octo_") || len(signed.Token) != len("octo_")+43 ||
+		signed.User.Login != "octocat" || signed.User.AvatarURL != "https://avatars.example.com/u/583231" {
+		t.Fatalf("callback answer %s", r.body)
+	}
+	tok1 := signed.Token
+
+	// 3. The token works on /locks.
+	if r := call(t, "POST", e.app.URL()+"/locks/gh-demo/acquire", tok1, `{"ttl_seconds":60}`); r.status != http.StatusOK {
+		t.Fatalf("acquire with the sign-in token: %d %s", r.status, r.body)
+	}
+
+	// 4. Replaying the callback (same code, state and cookie) is refused and
+	// creates nothing.
+	users, tokens := e.count(t, "users"), e.count(t, "tokens")
+	if r := e.callback(t, back, cookie); r.status != http.StatusUnauthorized {
+		t.Fatalf("replayed callback: %d %s, want 401", r.status, r.body)
+	}
+	if e.count(t, "users") != users || e.count(t, "tokens") != tokens {
+		t.Fatal("a replayed callback created a user or token")
+	}
+
+	// 5. Each sign-in issues one more token; both work.
+	tok2 := e.signIn(t)
+	if tok2 == tok1 || e.locksStatus(t, tok1) != 200 || e.locksStatus(t, tok2) != 200 {
+		t.Fatal("a second sign-in must add a token, not replace the first")
+	}
+	if e.count(t, "users") != users {
+		t.Fatal("a second sign-in of the same GitHub user created another user")
+	}
+
+	// 6. Rotate: the new token works at once, the old one is refused at once.
+	r = call(t, "POST", e.app.URL()+"/auth/token/rotate", tok1, "")
+	if r.status != http.StatusOK {
+		t.Fatalf("rotate: %d %s", r.status, r.body)
+	}
+	tok3, _ := r.json(t)["token"].(string)
+	if !strings.HasPrefix(tok3, "octo_") || tok3 == tok1 {
+		t.Fatalf("rotated token %q", tok3)
+	}
+	if st := e.locksStatus(t, tok1); st != http.StatusUnauthorized {
+		t.Fatalf("old token after rotation: %d, want 401", st)
+	}
+	lr := call(t, "GET", e.app.URL()+"/locks", tok3, "")
+	if lr.status != http.StatusOK || !bytes.Contains(lr.body, []byte(`"gh-demo"`)) {
+		t.Fatalf("new token must act for the same user: %d %s", lr.status, lr.body)
+	}
+	if r := call(t, "POST", e.app.URL()+"/auth/token/rotate", tok1, ""); r.status != http.StatusUnauthorized {
+		t.Fatalf("rotating the old token again: %d, want 401", r.status)
+	}
+
+	// 7. Revoke: the calling token stops working at once; others stay.
+	r = call(t, "DELETE", e.app.URL()+"/auth/token", tok3, "")
+	if r.status != http.StatusOK || string(r.body) != `{"revoked":true}` {
+		t.Fatalf("revoke: %d %s", r.status, r.body)
+	}
+	if st := e.locksStatus(t, tok3); st != http.StatusUnauthorized {
+		t.Fatalf("revoked token: %d, want 401", st)
+	}
+	if st := e.locksStatus(t, tok2); st != http.StatusOK {
+		t.Fatalf("the user's other token after revoking one: %d", st)
+	}
+
+	// 8. Nothing secret reached the logs, the stdout or the database.
+	secrets := append(gh.secrets(), tok1, tok2, tok3, e.adminKey)
+	for tok := range e.static {
+		secrets = append(secrets, tok)
+	}
+	assertNoSecrets(t, e, secrets)
+}
+
+// assertNoSecrets fails if any secret appears in the captured logs and
+// stdout, in any text or blob column of any table, or in the database files.
+func assertNoSecrets(t *testing.T, e *authEnv, secrets []string) {
+	t.Helper()
+	if len(secrets) < 5 {
+		t.Fatalf("only %d secrets to look for", len(secrets))
+	}
+	// Database rows, through SQL (every column of every table).
+	rows, err := e.app.DB.ReadDB().Query(`SELECT name FROM sqlite_master WHERE type = 'table'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var n string
+		rows.Scan(&n)
+		tables = append(tables, n)
+	}
+	rows.Close()
+	if len(tables) < 3 {
+		t.Fatalf("tables %v", tables)
+	}
+	cells := 0
+	for _, tb := range tables {
+		rs, err := e.app.DB.ReadDB().Query(`SELECT * FROM "` + tb + `"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rs.Columns()
+		for rs.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rs.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range vals {
+				var s string
+				switch v := v.(type) {
+				case string:
+					s = v
+				case []byte:
+					s = string(v)
+				default:
+					continue
+				}
+				cells++
+				for _, sec := range secrets {
+					if strings.Contains(s, sec) {
+						t.Errorf("table %s column %s holds a secret (%.8s…)", tb, cols[i], sec)
+					}
+				}
+			}
+		}
+		rs.Close()
+	}
+	if cells == 0 {
+		t.Fatal("scanned no text cells")
+	}
+	logs := e.logs.String() + e.stdout.String()
+	if !strings.Contains(logs, "github sign-in") {
+		t.Fatalf("the log has no sign-in line; is it captured?\n%s", logs)
+	}
+	for _, sec := range secrets {
+		if strings.Contains(logs, sec) {
+			t.Errorf("a secret (%.8s…) appears in the logs", sec)
+		}
+	}
+	// The raw files, after a clean close (WAL included if it is left).
+	e.close(t)
+	matches, _ := filepath.Glob(e.dbPath + "*")
+	if len(matches) == 0 {
+		t.Fatal("no database files")
+	}
+	for _, p := range matches {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sec := range secrets {
+			if bytes.Contains(b, []byte(sec)) {
+				t.Errorf("database file %s holds a secret (%.8s…)", filepath.Base(p), sec)
+			}
+		}
+	}
+}
+
+// TestGitHubSignInFailures: whatever goes wrong, no user or token is created
+// and the answer says what to do.
+func TestGitHubSignInFailures(t *testing.T) {
+	gh := newFakeGitHub(t)
+	e := startAuthApp(t, gh, nil)
+	cases := []struct {
+		name   string
+		setup  func(f *fakeGitHub)
+		mangle func(t *testing.T, q url.Values, c *http.Cookie) (url.Values, *http.Cookie)
+		status int
+		msg    string
+	}{
+		{"wrong state", nil, func(t *testing.T, q url.Values, c *http.Cookie) (url.Values, *http.Cookie) {
+			q.Set("state", q.Get("state")+"x")
+			return q, c
+		}, 401, "does not match"},
+		{"state of another sign-in", nil, func(t *testing.T, q url.Values, c *http.Cookie) (url.Values, *http.Cookie) {
+			other, _ := e.begin(t)
+			return q, other // the attacker's own state and cookie do not match the victim's code's state
+		}, 401, "does not match"},
+		{"missing cookie", nil, func(t *testing.T, q url.Values, c *http.Cookie) (url.Values, *http.Cookie) { return q, nil }, 400, "cookie"},
+		{"missing state", nil, func(t *testing.T, q url.Values, c *http.Cookie) (url.Values, *http.Cookie) {
+			q.Del("state")
+			return q, c
+		}, 400, "state"},
+		{"state and cookie forged alike", nil, func(t *testing.T, q url.Values, c *http.Cookie) (url.Values, *http.Cookie) {
+			q.Set("state", "forged-state-value")
+			c.Value = "forged-state-value"
+			return q, c
+		}, 401, "unknown"},
+		{"missing code", nil, func(t *testing.T, q url.Values, c *http.Cookie) (url.Values, *http.Cookie) {
+			q.Del("code")
+			return q, c
+		}, 400, "code"},
+		{"user denied access", nil, func(t *testing.T, q url.Values, c *http.Cookie) (url.Values, *http.Cookie) {
+			q.Del("code")
+			q.Set("error", "access_denied")
+			return q, c
+		}, 401, "access_denied"},
+		{"github rejects the code", func(f *fakeGitHub) { f.tokenError = "bad_verification_code" }, nil, 401, "bad_verification_code"},
+		{"github rejects the app", func(f *fakeGitHub) { f.tokenError = "incorrect_client_credentials" }, nil, 502, "operator"},
+		{"github token endpoint down", func(f *fakeGitHub) { f.tokenStatus = 503 }, nil, 502, "503"},
+		{"github user endpoint refuses", func(f *fakeGitHub) { f.userStatus = 401 }, nil, 401, "access token"},
+		{"github user endpoint down", func(f *fakeGitHub) { f.userStatus = 500 }, nil, 502, "500"},
+		{"github user without login", func(f *fakeGitHub) { f.user.Login = "" }, nil, 502, "unexpected"},
+		{"github user with a hostile login", func(f *fakeGitHub) { f.user.Login = "../admin" }, nil, 502, "unexpected"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			gh.set(func(f *fakeGitHub) {
+				f.tokenError, f.tokenStatus, f.userStatus = "", 0, 0
+				f.user = fakeGHUser{ID: 1, Login: "mallory", AvatarURL: "https://avatars.example.com/u/1"}
+			})
+			if tc.setup != nil {
+				gh.set(tc.setup)
+			}
+			users, tokens := e.count(t, "users"), e.count(t, "tokens")
+			cookie, loc := e.begin(t)
+			q := e.authorize(t, loc)
+			if tc.mangle != nil {
+				q, cookie = tc.mangle(t, q, cookie)
+			}
+			r := e.callback(t, q, cookie)
+			if r.status != tc.status {
+				t.Fatalf("status %d %s, want %d", r.status, r.body, tc.status)
+			}
+			if msg := r.errMsg(t); !strings.Contains(msg, tc.msg) {
+				t.Fatalf("error %q should mention %q", msg, tc.msg)
+			}
+			if e.count(t, "users") != users || e.count(t, "tokens") != tokens {
+				t.Fatal("a failed sign-in created a user or token")
+			}
+		})
+	}
+	// The same code once more with a fresh state: GitHub refuses a code
+	// twice, so does octostore.
+	gh.set(func(f *fakeGitHub) {
+		f.tokenError, f.tokenStatus, f.userStatus = "", 0, 0
+		f.user = fakeGHUser{ID: 2, Login: "replayer"}
+	})
+	cookie, loc := e.begin(t)
+	q := e.authorize(t, loc)
+	if r := e.callback(t, q, cookie); r.status != http.StatusOK {
+		t.Fatalf("sign-in: %d %s", r.status, r.body)
+	}
+	cookie2, loc2 := e.begin(t)
+	q.Set("state", loc2.Query().Get("state"))
+	tokens := e.count(t, "tokens")
+	if r := e.callback(t, q, cookie2); r.status != http.StatusUnauthorized || !strings.Contains(r.errMsg(t), "bad_verification_code") {
+		t.Fatalf("replayed code with a fresh state: %d %s, want 401", r.status, r.body)
+	}
+	if e.count(t, "tokens") != tokens {
+		t.Fatal("a replayed code created a token")
+	}
+	// No failure logged a code or secret either.
+	logs := e.logs.String()
+	for _, sec := range gh.secrets() {
+		if strings.Contains(logs, sec) {
+			t.Errorf("a secret (%.8s…) appears in the logs", sec)
+		}
+	}
+}
+
+// TestGitHubSignInTimeout: a GitHub that never answers costs a bounded wait
+// and a clear 502, and creates nothing.
+func TestGitHubSignInTimeout(t *testing.T) {
+	gh := newFakeGitHub(t)
+	e := startAuthApp(t, gh, func(o *httpd.Options) { o.GitHub.Timeout = 200 * time.Millisecond })
+	gh.set(func(f *fakeGitHub) { f.block = make(chan struct{}) }) // released in the fake's Cleanup
+	cookie, loc := e.begin(t)
+	q := e.authorize(t, loc)
+	// The test client waits 30 s at most: the server must answer well before.
+	r := e.callback(t, q, cookie)
+	if r.status != http.StatusBadGateway || !strings.Contains(r.errMsg(t), "did not answer within 200ms") {
+		t.Fatalf("callback with a stuck GitHub: %d %s, want 502 naming the bound", r.status, r.body)
+	}
+	if e.count(t, "users") != 2 || e.count(t, "tokens") != 2 { // the two static users and tokens
+		t.Fatal("a timed-out sign-in created a user or token")
+	}
+}
+
+func TestGitHubNotConfigured(t *testing.T) {
+	e := startAuthApp(t, nil, nil)
+	for _, p := range []string{"/auth/github", "/auth/github/callback?code=x&state=y"} {
+		r := call(t, "GET", e.app.URL()+p, "", "")
+		if r.status != http.StatusNotImplemented || !strings.Contains(r.errMsg(t), "not configured") {
+			t.Fatalf("GET %s without GitHub configured: %d %s, want 501", p, r.status, r.body)
+		}
+		if r.header.Get("Set-Cookie") != "" {
+			t.Fatalf("GET %s set a cookie while not configured", p)
+		}
+	}
+}
+
+// TestGitHubStateExpires: a state older than its lifetime is refused.
+func TestGitHubStateExpires(t *testing.T) {
+	gh := newFakeGitHub(t)
+	var offset atomic.Int64
+	base := time.Now()
+	e := startAuthApp(t, gh, func(o *httpd.Options) {
+		o.Now = func() time.Time { return base.Add(time.Duration(offset.Load())) }
+	})
+	cookie, loc := e.begin(t)
+	q := e.authorize(t, loc)
+	offset.Store(int64(11 * time.Minute))
+	if r := e.callback(t, q, cookie); r.status != http.StatusUnauthorized || !strings.Contains(r.errMsg(t), "expired") {
+		t.Fatalf("callback after the state expired: %d %s, want 401", r.status, r.body)
+	}
+	offset.Store(0)
+	e.signIn(t) // and a fresh one works
+}
+
+// TestGitHubSecureCookie: with an https redirect URL the state cookie is
+// Secure and __Host- prefixed.
+func TestGitHubSecureCookie(t *testing.T) {
+	gh := newFakeGitHub(t)
+	e := startAuthApp(t, gh, func(o *httpd.Options) { o.GitHub.RedirectURL = "https://octostore.example.com/auth/github/callback" })
+	cookie, _ := e.begin(t)
+	if !cookie.Secure || !strings.HasPrefix(cookie.Name, "__Host-") || cookie.Path != "/" || !cookie.HttpOnly {
+		t.Fatalf("state cookie %+v: want Secure, __Host- prefix, path /", cookie)
+	}
+}
+
+// TestGitHubLoginTaken: a GitHub login equal to a local user's login is not
+// merged into that user (that would hand the local user's resources over).
+func TestGitHubLoginTaken(t *testing.T) {
+	gh := newFakeGitHub(t)
+	e := startAuthApp(t, gh, nil)
+	gh.set(func(f *fakeGitHub) { f.user = fakeGHUser{ID: 77, Login: "alice"} }) // alice is a static user
+	cookie, loc := e.begin(t)
+	r := e.callback(t, e.authorize(t, loc), cookie)
+	if r.status != http.StatusConflict || !strings.Contains(r.errMsg(t), "already used") {
+		t.Fatalf("sign-in as a local user's login: %d %s, want 409", r.status, r.body)
+	}
+	if e.count(t, "tokens") != 2 {
+		t.Fatal("a refused sign-in created a token")
+	}
+}
+
+// TestGitHubRenameAndTokenCap: a renamed GitHub user keeps one account (by
+// id) and every token follows the new login; beyond MaxTokensPerUser
+// sign-ins the oldest sign-in token is revoked.
+func TestGitHubRenameAndTokenCap(t *testing.T) {
+	gh := newFakeGitHub(t)
+	e := startAuthApp(t, gh, func(o *httpd.Options) { o.GitHub.MaxTokensPerUser = 2 })
+	gh.set(func(f *fakeGitHub) { f.user = fakeGHUser{ID: 9, Login: "old-name"} })
+	t1 := e.signIn(t)
+	if r := call(t, "POST", e.app.URL()+"/locks/rn/acquire", t1, `{"ttl_seconds":60}`); r.status != 200 {
+		t.Fatalf("acquire: %d %s", r.status, r.body)
+	}
+	gh.set(func(f *fakeGitHub) { f.user.Login = "new-name" })
+	t2 := e.signIn(t)
+	// t1 was cached as old-name; it must now act as new-name.
+	r := call(t, "GET", e.app.URL()+"/locks/rn", t1, "")
+	if r.status != 200 || !bytes.Contains(r.body, []byte(`"holder":"old-name"`)) {
+		t.Fatalf("lock status: %d %s", r.status, r.body)
+	}
+	if r := call(t, "POST", e.app.URL()+"/locks/rn2/acquire", t1, `{"ttl_seconds":60}`); r.status != 200 ||
+		!bytes.Contains(r.body, []byte(`"holder":"new-name"`)) {
+		t.Fatalf("the old token after a rename must act as the new login: %d %s", r.status, r.body)
+	}
+	if e.count(t, "users") != 3 {
+		t.Fatal("a rename created a second user")
+	}
+	t3 := e.signIn(t) // third sign-in with a cap of 2: t1 goes
+	if e.locksStatus(t, t1) != http.StatusUnauthorized || e.locksStatus(t, t2) != 200 || e.locksStatus(t, t3) != 200 {
+		t.Fatal("beyond the cap the oldest sign-in token must be revoked, the others kept")
+	}
+}
+
+// TestGitHubConfigValidation: half a configuration is refused at start.
+func TestGitHubConfigValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		g    httpd.GitHubOAuth
+		want string
+	}{
+		{"id without secret", httpd.GitHubOAuth{ClientID: "x", RedirectURL: testRedirectURL}, "client-secret"},
+		{"secret without id", httpd.GitHubOAuth{ClientSecret: "s3cr3t", RedirectURL: testRedirectURL}, "client-id"},
+		{"no redirect url", httpd.GitHubOAuth{ClientID: "x", ClientSecret: "s3cr3t"}, "redirect-url"},
+		{"relative redirect url", httpd.GitHubOAuth{ClientID: "x", ClientSecret: "s3cr3t", RedirectURL: "/auth/github/callback"}, "redirect-url"},
+		{"bad api url", httpd.GitHubOAuth{ClientID: "x", ClientSecret: "s3cr3t", RedirectURL: testRedirectURL, APIURL: "ftp://h"}, "api-url"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := httpd.Start(httpd.Options{Addr: "127.0.0.1:0", DBPath: filepath.Join(t.TempDir(), "db"),
+				Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), GitHub: tc.g})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Start: %v, want an error naming %s", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "s3cr3t") {
+				t.Fatalf("error quotes the secret: %v", err)
+			}
+		})
+	}
+}
+
+// TestGitHubIsIdentitySource: with GitHub configured and nothing else, no
+// dev token is created and a non-loopback address is allowed.
+func TestGitHubIsIdentitySource(t *testing.T) {
+	gh := newFakeGitHub(t)
+	for _, addr := range []string{"127.0.0.1:0", "0.0.0.0:0"} {
+		out := &syncBuffer{}
+		app, err := httpd.Start(httpd.Options{Addr: addr, DBPath: filepath.Join(t.TempDir(), "db"), Stdout: out,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			GitHub: httpd.GitHubOAuth{ClientID: gh.clientID, ClientSecret: gh.clientSecret, RedirectURL: testRedirectURL}})
+		if err != nil {
+			t.Fatalf("Start on %s with only GitHub configured: %v", addr, err)
+		}
+		n, _ := app.Store.CountTokens()
+		app.Close()
+		if n != 0 || strings.Contains(out.String(), "octo_") {
+			t.Fatalf("on %s a dev token was created: %d tokens, stdout %q", addr, n, out.String())
+		}
+	}
+	// Without any identity source a non-loopback address is refused (so the
+	// check above is not vacuous).
+	if app, err := httpd.Start(httpd.Options{Addr: "0.0.0.0:0", DBPath: filepath.Join(t.TempDir(), "db"), Stdout: io.Discard,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err == nil {
+		app.Close()
+		t.Fatal("no identity source on 0.0.0.0 must be refused")
+	}
+}
+
+// TestMalformedRequestLogHasNoToken: fasthttp's error lines for a malformed
+// request must not quote the request (with its Authorization header).
+func TestMalformedRequestLogHasNoToken(t *testing.T) {
+	e := startAuthApp(t, nil, nil)
+	tok := e.staticToken("alice")
+	c, err := net.Dial("tcp", e.app.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET /locks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: zz\r\n\r\n", tok)
+	io.ReadAll(c) // the server answers 400 and closes
+	c.Close()
+	e.close(t) // flush: the log line is written before the connection closes on the server side
+	if logs := e.logs.String(); strings.Contains(logs, tok) {
+		t.Fatalf("the log quotes the token of a malformed request:\n%s", logs)
+	}
+}
