@@ -1,0 +1,358 @@
+package crashtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// cluster is what the clients of one test share: the URL of the current
+// server run (it changes at every restart), the history, and a record of
+// responses that must never happen (500s, malformed bodies).
+type cluster struct {
+	url  atomic.Pointer[string]
+	hist *History
+	http *http.Client
+
+	// mu guards bugs.
+	mu   sync.Mutex
+	bugs []string
+}
+
+func newCluster() *cluster {
+	return &cluster{
+		hist: NewHistory(),
+		http: &http.Client{
+			Timeout: 5 * time.Second,
+			Transport: &http.Transport{
+				MaxIdleConnsPerHost: 4,
+				DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
+				DisableCompression:  true,
+			},
+		},
+	}
+}
+
+func (cl *cluster) setURL(u string) { cl.url.Store(&u) }
+
+func (cl *cluster) bug(format string, args ...any) {
+	cl.mu.Lock()
+	if len(cl.bugs) < 50 {
+		cl.bugs = append(cl.bugs, fmt.Sprintf(format, args...))
+	}
+	cl.mu.Unlock()
+}
+
+func (cl *cluster) checkBugs(t *testing.T) {
+	t.Helper()
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for _, b := range cl.bugs {
+		t.Error(b)
+	}
+}
+
+// call does one request. NotSent: refused before reaching a server;
+// Unknown: no definite answer (lost connection, timeout, 5xx).
+func (cl *cluster) call(method, path, token string, body any, hdr map[string]string) (int, []byte, Outcome) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, *cl.url.Load()+path, rd)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := cl.http.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return 0, nil, NotSent
+		}
+		return 0, nil, Unknown
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return resp.StatusCode, nil, Unknown
+	}
+	if resp.StatusCode >= 500 {
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			cl.bug("%s %s: %d %s", method, path, resp.StatusCode, b)
+		} else if resp.Header.Get("Retry-After") == "" {
+			cl.bug("%s %s: 503 without Retry-After: %s", method, path, b)
+		}
+		return resp.StatusCode, b, Unknown
+	}
+	return resp.StatusCode, b, Acked
+}
+
+// --- locks ---
+
+type lockResp struct {
+	Status       string    `json:"status"`
+	Name         string    `json:"name"`
+	LeaseID      string    `json:"lease_id"`
+	FencingToken uint64    `json:"fencing_token"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	Holder       string    `json:"holder"`
+	Error        string    `json:"error"`
+	Lock         struct {
+		Holder string `json:"holder"`
+	} `json:"lock"`
+}
+
+// lockRecord is a lock operation with what the invariant checks need
+// besides the model's view.
+type lockRecord struct {
+	Op
+	ExpiresAt time.Time // acquire/renew/status 200
+}
+
+// lockOp runs one lock operation as user and records it.
+func (cl *cluster) lockOp(client int, user, token, name string, in LockInput, ttl int) (LockOutput, lockRecord) {
+	var (
+		method = "POST"
+		path   = "/locks/" + name + "/" + in.Op
+		body   any
+	)
+	switch in.Op {
+	case "acquire":
+		body = map[string]any{"ttl_seconds": ttl}
+	case "renew":
+		body = map[string]any{"ttl_seconds": ttl, "lease_id": in.Lease}
+	case "release":
+		body = map[string]any{"lease_id": in.Lease}
+	case "status":
+		method, path = "GET", "/locks/"+name
+	}
+	call := cl.hist.Now()
+	status, b, outcome := cl.call(method, path, token, body, nil)
+	ret := cl.hist.Now()
+	out := LockOutput{Unknown: outcome != Acked}
+	var r lockResp
+	if outcome == Acked {
+		if err := json.Unmarshal(b, &r); err != nil {
+			cl.bug("%s %s: %d, body is not JSON: %q", method, path, status, b)
+		}
+		switch {
+		case status == 200:
+			out.Status, out.Lease, out.Token, out.Holder = r.Status, r.LeaseID, r.FencingToken, r.Holder
+		case status == 404 && in.Op != "acquire" && in.Op != "status":
+			out.NotOwned = true
+		case status == 409 && in.Op == "acquire":
+			out.Conflict, out.Holder = true, r.Lock.Holder
+		default:
+			cl.bug("%s %s as %s: unexpected %d %s", method, path, user, status, b)
+			out = LockOutput{Unknown: true}
+			outcome = Unknown
+		}
+	}
+	rec := lockRecord{Op: Op{Client: client, Key: name, Input: in, Output: out, Call: call, Return: ret, Outcome: outcome}, ExpiresAt: r.ExpiresAt}
+	if outcome != NotSent && !(in.Op == "status" && outcome == Unknown) {
+		cl.hist.Add(rec.Op)
+	}
+	return out, rec
+}
+
+// lockClient is one user's worker: it acquires, renews and releases a mix
+// of contended locks (shared by every worker, long TTL: the porcupine
+// check's model has no expiry) and its own locks (short and long TTLs, so
+// expiries happen too). After an unknown outcome it retries the same
+// operation until it gets a definite answer, as a real client would.
+type lockClient struct {
+	id          int
+	user, token string
+	hot         []string
+	own         []string
+	rng         *rand.Rand
+	held        map[string]string // lock → lease the worker believes it holds
+	retry       map[string]LockInput
+	records     []lockRecord // every sent operation, in order
+}
+
+func newLockClient(id int, hot []string, own int, seed uint64) *lockClient {
+	c := &lockClient{id: id, user: fmt.Sprintf("u%d", id), token: fmt.Sprintf("tok-u%d", id), hot: hot,
+		rng: rand.New(rand.NewPCG(seed, uint64(id))), held: map[string]string{}, retry: map[string]LockInput{}}
+	for k := 0; k < own; k++ {
+		c.own = append(c.own, fmt.Sprintf("own-%d-%d", id, k))
+	}
+	return c
+}
+
+func (c *lockClient) step(cl *cluster) (sent bool) {
+	var name string
+	ttl := 3600
+	if len(c.own) == 0 || c.rng.IntN(2) == 0 {
+		name = c.hot[c.rng.IntN(len(c.hot))]
+	} else {
+		name = c.own[c.rng.IntN(len(c.own))]
+		ttl = []int{1, 2, 3600}[c.rng.IntN(3)]
+	}
+	in, retrying := c.retry[name]
+	if !retrying {
+		switch lease, holding := c.held[name]; {
+		case c.rng.IntN(10) == 0:
+			in = LockInput{Op: "status", User: c.user}
+		case !holding:
+			in = LockInput{Op: "acquire", User: c.user}
+		case c.rng.IntN(5) < 2:
+			in = LockInput{Op: "renew", User: c.user, Lease: lease}
+		default:
+			in = LockInput{Op: "release", User: c.user, Lease: lease}
+		}
+	}
+	out, rec := cl.lockOp(c.id, c.user, c.token, name, in, ttl)
+	if rec.Outcome == NotSent {
+		return false
+	}
+	c.records = append(c.records, rec)
+	if out.Unknown {
+		if in.Op != "status" {
+			c.retry[name] = in
+		}
+		return true
+	}
+	delete(c.retry, name)
+	switch {
+	case in.Op == "acquire" && out.Status != "":
+		c.held[name] = out.Lease
+	case in.Op == "acquire" && out.Conflict:
+		delete(c.held, name)
+	case in.Op == "release", out.NotOwned:
+		delete(c.held, name)
+	}
+	return true
+}
+
+// --- config keys ---
+
+type configResp struct {
+	Key            string          `json:"key"`
+	Value          json.RawMessage `json:"value"`
+	Version        int64           `json:"version"`
+	CurrentVersion int64           `json:"current_version"`
+	Error          string          `json:"error"`
+}
+
+// configOp runs one config operation and records it.
+func (cl *cluster) configOp(client int, token, key string, in ConfigInput) (ConfigOutput, Outcome) {
+	var (
+		method = "GET"
+		body   any
+		hdr    map[string]string
+	)
+	switch in.Op {
+	case "put":
+		method, body = "PUT", map[string]any{"value": in.Value}
+		if in.Expected != nil {
+			hdr = map[string]string{"If-Match": strconv.FormatInt(*in.Expected, 10)}
+		}
+	case "delete":
+		method = "DELETE"
+	}
+	path := "/config/" + key
+	call := cl.hist.Now()
+	status, b, outcome := cl.call(method, path, token, body, hdr)
+	ret := cl.hist.Now()
+	out := ConfigOutput{Unknown: outcome != Acked}
+	if outcome == Acked {
+		var r configResp
+		if err := json.Unmarshal(b, &r); err != nil {
+			cl.bug("%s %s: %d, body is not JSON: %q", method, path, status, b)
+		}
+		switch {
+		case status == 200 && in.Op == "delete":
+		case status == 200:
+			out.Version = r.Version
+			if in.Op == "get" {
+				var s string
+				if err := json.Unmarshal(r.Value, &s); err != nil {
+					cl.bug("GET %s: value %s is not the string written", path, r.Value)
+				}
+				out.Value = s
+			}
+		case status == 404 && in.Op != "put":
+			out.NotFound = true
+		case status == 409 && in.Op == "put" && in.Expected != nil:
+			out.Conflict, out.Current = true, r.CurrentVersion
+		default:
+			cl.bug("%s %s: unexpected %d %s", method, path, status, b)
+			out, outcome = ConfigOutput{Unknown: true}, Unknown
+		}
+	}
+	if outcome != NotSent && !(in.Op == "get" && outcome == Unknown) {
+		cl.hist.Add(Op{Client: client, Key: key, Input: in, Output: out, Call: call, Return: ret, Outcome: outcome})
+	}
+	return out, outcome
+}
+
+// configClient writes and reads shared config keys of one user: plain
+// writes, conditional writes (If-Match the last version it saw, or 0 =
+// create), reads and the odd delete.
+type configClient struct {
+	id    int
+	token string
+	keys  []string
+	rng   *rand.Rand
+	seen  map[string]int64
+	n     int
+}
+
+func newConfigClient(id int, token string, keys []string, seed uint64) *configClient {
+	return &configClient{id: id, token: token, keys: keys, rng: rand.New(rand.NewPCG(seed, uint64(id)+1000)), seen: map[string]int64{}}
+}
+
+func (c *configClient) step(cl *cluster) bool {
+	key := c.keys[c.rng.IntN(len(c.keys))]
+	c.n++
+	var in ConfigInput
+	switch r := c.rng.IntN(20); {
+	case r < 8:
+		in = ConfigInput{Op: "put", Value: fmt.Sprintf("c%d-%d", c.id, c.n)}
+	case r < 13:
+		v := c.seen[key]
+		in = ConfigInput{Op: "put", Value: fmt.Sprintf("c%d-%d", c.id, c.n), Expected: &v}
+	case r < 19:
+		in = ConfigInput{Op: "get"}
+	default:
+		in = ConfigInput{Op: "delete"}
+	}
+	out, outcome := cl.configOp(c.id, c.token, key, in)
+	switch {
+	case outcome == NotSent:
+		return false
+	case out.Unknown:
+	case out.Conflict:
+		c.seen[key] = out.Current
+	case out.NotFound:
+		c.seen[key] = 0
+	case in.Op == "delete":
+		c.seen[key] = 0
+	default:
+		c.seen[key] = out.Version
+	}
+	return true
+}
+
+// configAvailable reports whether the server has the config endpoints
+// (issue 3); the config workload runs only where it does.
+func configAvailable(cl *cluster, token string) bool {
+	status, b, outcome := cl.call("GET", "/config/probe-key", token, nil, nil)
+	return outcome == Acked && !(status == 404 && bytes.Contains(b, []byte("no such route")))
+}
