@@ -24,7 +24,7 @@ func init() {
 			Name:      "create",
 			Usage:     "create a token for a local user (created if needed) and print it once",
 			UsageText: "octostore token create --db PATH --user NAME",
-			Flags:     []cli.Flag{tokenDBFlag(), &cli.StringFlag{Name: "user", Required: true, Usage: "login of the user ([A-Za-z0-9_-], at most 64)"}},
+			Flags:     []cli.Flag{tokenDBFlag(), &cli.StringFlag{Name: "user", Usage: "login of the user ([A-Za-z0-9_-], at most 64; required)"}},
 			Action:    tokenCreate,
 		},
 		&cli.Command{
@@ -49,12 +49,15 @@ func init() {
 }
 
 func tokenDBFlag() cli.Flag {
-	return &cli.StringFlag{Name: "db", Required: true, Usage: "SQLite database file of the server", EnvVars: []string{"OCTOSTORE_DB", "DATABASE_URL"}}
+	return &cli.StringFlag{Name: "db", Usage: "SQLite database file of the server (required)", EnvVars: []string{"OCTOSTORE_DB", "DATABASE_URL"}}
 }
 
 // openTokenDB opens the database; unless create, it must exist already.
 func openTokenDB(c *cli.Context, create bool) (*persistence.DB, error) {
 	path := c.String("db")
+	if path == "" {
+		return nil, exitCode(exitUsage, errors.New("--db PATH is required (or OCTOSTORE_DB)"))
+	}
 	if !create {
 		if _, err := os.Stat(path); err != nil {
 			return nil, exitCode(exitNotFound, fmt.Errorf("no database at %s", path))
@@ -85,6 +88,9 @@ func tokenCreate(c *cli.Context) error {
 		return exitCode(exitUsage, errors.New("token create takes no arguments"))
 	}
 	user := c.String("user")
+	if user == "" {
+		return exitCode(exitUsage, errors.New("--user NAME is required"))
+	}
 	if !validLogin(user) {
 		return exitCode(exitUsage, fmt.Errorf("--user %q: must match ^[A-Za-z0-9_-]{1,64}$", user))
 	}

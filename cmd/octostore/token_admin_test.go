@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/octostore/octostore/httpd"
+	"github.com/octostore/octostore/persistence"
+)
+
+// TestTokenAdminWhileServing runs `octostore token create|list|revoke` (the
+// real binary) against the database of a server that is running in this
+// process: a created token is accepted without a restart, a revoked one is
+// refused within the server's poll interval.
+func TestTokenAdminWhileServing(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "octostore.db")
+	staticTok := "static-token-for-alice-0123456789"
+	app, err := httpd.Start(httpd.Options{
+		Addr: "127.0.0.1:0", DBPath: db, StaticTokens: map[string]string{staticTok: "alice"},
+		Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			app.Close()
+		}
+	})
+	status := func(tok string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", app.URL()+"/locks", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// waitRefused polls until tok is refused; the server checks the auth
+	// epoch every httpd.PollInterval, so this is bounded by a few of those.
+	waitRefused := func(tok, what string) {
+		t.Helper()
+		start := time.Now()
+		deadline := start.Add(10 * httpd.PollInterval)
+		for status(tok) != http.StatusUnauthorized {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: still accepted %v after the revocation", what, time.Since(start))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Logf("%s: refused after %v", what, time.Since(start).Round(time.Millisecond))
+	}
+	create := func(user string) string {
+		t.Helper()
+		r := octo(t, "", "", "token", "create", "--db", db, "--user", user).mustCode(t, exitOK, "token create")
+		tok := strings.TrimSpace(r.stdout)
+		if !strings.HasPrefix(tok, "octo_") || strings.Contains(tok, "\n") {
+			t.Fatalf("token create printed %q", r.stdout)
+		}
+		fp := persistence.Fingerprint(persistence.HashToken(tok))
+		if !strings.Contains(r.stderr, fp) || strings.Contains(r.stderr, tok) {
+			t.Fatalf("token create note %q: want the fingerprint %s, never the token", r.stderr, fp)
+		}
+		return tok
+	}
+	fp := func(tok string) string { return persistence.Fingerprint(persistence.HashToken(tok)) }
+
+	// create: accepted at once, no restart, no wait.
+	carol1 := create("carol")
+	if st := status(carol1); st != http.StatusOK {
+		t.Fatalf("a token created while serving: %d, want 200 at once", st)
+	}
+	carol2, dave := create("carol"), create("dave")
+	if status(carol2) != 200 || status(dave) != 200 {
+		t.Fatal("created tokens refused")
+	}
+
+	// list: users, sources, fingerprints; never a token.
+	r := octo(t, "", "", "token", "list", "--db", db).mustCode(t, exitOK, "token list")
+	for _, want := range []string{"USER", "FINGERPRINT", "alice", "static", "carol", "dave", "cli", fp(carol1), fp(carol2), fp(dave), fp(staticTok)} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("token list lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	for _, tok := range []string{carol1, carol2, dave, staticTok} {
+		if strings.Contains(r.stdout+r.stderr, tok) {
+			t.Fatalf("token list shows a token:\n%s", r.stdout)
+		}
+	}
+	r = octo(t, "", "", "token", "list", "--db", db, "--user", "carol", "--json").mustCode(t, exitOK, "token list --json")
+	var listed struct {
+		Tokens []struct{ User, Source, Fingerprint string } `json:"tokens"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &listed); err != nil || len(listed.Tokens) != 2 ||
+		listed.Tokens[0].User != "carol" || listed.Tokens[0].Source != "cli" || listed.Tokens[0].Fingerprint != fp(carol1) {
+		t.Fatalf("token list --user carol --json: %v %s", err, r.stdout)
+	}
+
+	// revoke --user with two tokens is ambiguous: nothing revoked.
+	r = octo(t, "", "", "token", "revoke", "--db", db, "--user", "carol").mustCode(t, exitUsage, "ambiguous revoke")
+	if !strings.Contains(r.stderr, fp(carol1)) || !strings.Contains(r.stderr, "--all-for-user") {
+		t.Fatalf("ambiguous revoke should list the candidates and the way out: %s", r.stderr)
+	}
+
+	// revoke --fingerprint: that token only.
+	octo(t, "", "", "token", "revoke", "--db", db, "--fingerprint", fp(carol1)).mustCode(t, exitOK, "revoke --fingerprint")
+	waitRefused(carol1, "revoked by fingerprint")
+	if status(carol2) != 200 {
+		t.Fatal("revoking one fingerprint revoked another token")
+	}
+
+	// revoke --user with a single token.
+	octo(t, "", "", "token", "revoke", "--db", db, "--user", "dave").mustCode(t, exitOK, "revoke --user")
+	waitRefused(dave, "revoked by user")
+
+	// revoke --user --all-for-user.
+	carol3 := create("carol")
+	r = octo(t, "", "", "token", "revoke", "--db", db, "--user", "carol", "--all-for-user").mustCode(t, exitOK, "revoke --all-for-user")
+	if strings.Count(r.stdout, "revoked ") != 2 {
+		t.Fatalf("revoke --all-for-user output: %s", r.stdout)
+	}
+	waitRefused(carol2, "revoked with all-for-user")
+	waitRefused(carol3, "revoked with all-for-user")
+	if status(staticTok) != 200 {
+		t.Fatal("the static token of another user was revoked")
+	}
+
+	// Errors and exit codes.
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"revoke", "--db", db, "--user", "nobody"}, exitNotFound},
+		{[]string{"revoke", "--db", db, "--fingerprint", "00000000"}, exitNotFound},
+		{[]string{"revoke", "--db", db}, exitUsage},
+		{[]string{"revoke", "--db", db, "--fingerprint", "zz"}, exitUsage},
+		{[]string{"revoke", "--db", db, "--all-for-user"}, exitUsage},
+		{[]string{"revoke", "--db", db, "--user", "carol", "--fingerprint", fp(carol1)}, exitUsage},
+		{[]string{"create", "--db", db, "--user", "bad name"}, exitUsage},
+		{[]string{"create", "--db", db}, exitUsage},
+		{[]string{"create", "--user", "carol"}, exitUsage},
+		{[]string{"list", "--db", filepath.Join(t.TempDir(), "missing.db")}, exitNotFound},
+	} {
+		octo(t, "", "", append([]string{"token"}, tc.args...)...).mustCode(t, tc.code, strings.Join(tc.args, " "))
+	}
+
+	// The database never held a raw token (the files, WAL included).
+	closed = true
+	if err := app.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(db + "*")
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tok := range []string{carol1, carol2, carol3, dave, staticTok} {
+			if bytes.Contains(b, []byte(tok)) {
+				t.Fatalf("%s holds a raw token", filepath.Base(p))
+			}
+		}
+	}
+}
+
+// TestTokenCreateBeforeFirstServe: self-hosting without GitHub: a token made
+// before the server ever ran works when it starts (and no dev token appears).
+func TestTokenCreateBeforeFirstServe(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "octostore.db")
+	tok := strings.TrimSpace(octo(t, "", "", "token", "create", "--db", db, "--user", "erin").mustCode(t, exitOK, "token create").stdout)
+	var out bytes.Buffer
+	app, err := httpd.Start(httpd.Options{Addr: "127.0.0.1:0", DBPath: db, Stdout: &out, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	req, _ := http.NewRequest("GET", app.URL()+"/locks", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("token from token create: %d", resp.StatusCode)
+	}
+	if strings.Contains(out.String(), "octo_") {
+		t.Fatalf("serve created a dev token although one existed: %s", out.String())
+	}
+}
