@@ -2,6 +2,8 @@ package httpd
 
 import (
 	"bytes"
+	"errors"
+	"net"
 	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
@@ -67,4 +69,11 @@ func headerLimit(n int) int {
 		return 8192
 	}
 	return n
+}
+
+// isTimeout reports a read deadline error (a client too slow to send its
+// request: 408).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

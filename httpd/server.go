@@ -89,6 +89,8 @@ func newServer(sys *actors.System, store *persistence.Store, auth *Authenticator
 				writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")
 			case errors.As(err, &small):
 				writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large")
+			case isTimeout(err):
+				writeError(ctx, fasthttp.StatusRequestTimeout, "request not received within the read timeout")
 			default:
 				writeError(ctx, fasthttp.StatusBadRequest, "malformed request")
 			}
