@@ -33,6 +33,11 @@ type Options struct {
 	ShutdownTimeout time.Duration // graceful shutdown bound (default 10s)
 	Server          ServerConfig  // zero fields take defaults
 
+	// Events and metrics (events.go, metrics.go, observe.go).
+	EventBuffer    int           // events a subscriber may fall behind before it is cut off (default 1024)
+	EventHeartbeat time.Duration // ": ping" interval on event streams (default 15s)
+	MetricsAddr    string        // separate unauthenticated /metrics listener ("": none)
+
 	Now    func() time.Time // clock (tests)
 	Logger *slog.Logger     // default: text to Stderr
 	Stdout io.Writer        // where the listening line and dev token go (default os.Stdout)
@@ -48,6 +53,11 @@ type App struct {
 	server *Server
 	addr   string
 	log    *slog.Logger
+
+	// Events fans committed state changes out to event streams; Metrics
+	// is the Prometheus registry behind /metrics.
+	Events  *actors.Broker
+	Metrics *Metrics
 }
 
 // Start opens the database, recovers state and starts serving. It prints
@@ -109,6 +119,9 @@ func Start(opts Options) (*App, error) {
 	}
 	store := persistence.NewStore(db, w)
 	a := &App{opts: opts, DB: db, Store: store, log: log}
+	a.Events = actors.NewBroker(actors.BrokerOptions{Buffer: opts.EventBuffer})
+	a.Metrics = NewMetrics()
+	w.OnBatch = a.Metrics.ObserveBatch // set before the first write: the writer reads it only after an Enqueue
 	fail := func(err error) (*App, error) {
 		w.Close()
 		db.Close()
@@ -120,7 +133,7 @@ func Start(opts Options) (*App, error) {
 	}
 	a.Sys = actors.NewSystem(actors.Config{
 		Store: store, Now: opts.Now, IdleTimeout: opts.IdleTimeout, RequestTimeout: opts.RequestTimeout,
-		MaxLocksPerUser: opts.MaxLocksPerUser, Logger: log,
+		MaxLocksPerUser: opts.MaxLocksPerUser, Logger: log, Events: a.Events,
 	})
 	start := time.Now()
 	n, err := a.Sys.Recover()
@@ -136,9 +149,18 @@ func Start(opts Options) (*App, error) {
 	}
 	a.server = newServer(a.Sys, store, a.Auth, log, opts.Server)
 	a.server.oauth = newGitHubOAuth(opts.GitHub, opts.Now, log)
+	a.observe()
 	a.server.serve(ln)
 	a.addr = ln.Addr().String()
 	fmt.Fprintf(opts.Stdout, "listening on http://%s\n", a.addr)
+	if opts.MetricsAddr != "" {
+		maddr, err := a.Metrics.Serve(opts.MetricsAddr)
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		fmt.Fprintf(opts.Stdout, "metrics at http://%s/metrics\n", maddr)
+	}
 	return a, nil
 }
 
@@ -152,9 +174,14 @@ func (a *App) URL() string { return "http://" + a.addr }
 // stop the actors, flush the writer, close the database.
 func (a *App) Close() error {
 	var errs []error
+	a.server.closeStreams() // open event streams would hold the shutdown up
 	if err := a.server.shutdown(a.opts.ShutdownTimeout); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
+	if err := a.Metrics.Close(a.opts.ShutdownTimeout); err != nil {
+		errs = append(errs, fmt.Errorf("metrics listener shutdown: %w", err))
+	}
+	a.Events.Close()
 	a.Auth.close()
 	if a.server.oauth != nil {
 		a.server.oauth.close()

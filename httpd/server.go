@@ -29,6 +29,11 @@ type Server struct {
 	srv   *fasthttp.Server
 	ln    net.Listener
 	done  chan error
+
+	// events serves /events and /locks/{name}/watch, metrics /metrics
+	// (events.go, metrics.go; set by App.observe before serving).
+	events  *eventStreams
+	metrics *Metrics
 }
 
 // ServerConfig tunes the HTTP server.
@@ -48,6 +53,7 @@ type ServerConfig struct {
 
 func newServer(sys *actors.System, store *persistence.Store, auth *Authenticator, log *slog.Logger, cfg ServerConfig) *Server {
 	s := &Server{sys: sys, store: store, auth: auth, log: log, r: router.New(), done: make(chan error, 1)}
+	s.r.SaveMatchedRoutePath = true // metrics label requests by route template
 	s.r.RedirectTrailingSlash = false
 	s.r.RedirectFixedPath = false
 	s.r.HandleMethodNotAllowed = true

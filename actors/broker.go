@@ -1,0 +1,224 @@
+package actors
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// EventLagged is the last event of a subscription that fell behind: the
+// broker closes the subscription right after it.
+const EventLagged = "lagged"
+
+// EventLockState is the first event of a lock watch: the lock's current
+// state (holder empty when the lock is available). The broker never
+// publishes it; the watch handler makes it.
+const EventLockState = "lock.state"
+
+// Broker is the Publisher that fans events out to subscribers. It numbers
+// every event (Seq), filters per subscriber by kind, name and owner, and
+// never blocks the publisher: each subscriber has a bounded buffer, and one
+// that is full gets a final lagged event and is closed.
+//
+// mu guards seq, subs and closed, and is held while an event is handed to
+// every subscriber, so that each subscriber sees events in Seq order.
+// Hand-off is a non-blocking channel send, so the critical section is short
+// and bounded by the number of subscribers.
+type Broker struct {
+	buffer int
+
+	mu     sync.Mutex
+	seq    uint64
+	subs   map[*Subscription]struct{}
+	closed bool
+
+	subscribers atomic.Int64
+	published   atomic.Uint64
+	delivered   atomic.Uint64
+	dropped     atomic.Uint64 // subscribers cut off as lagged
+	now         func() time.Time
+}
+
+// BrokerOptions tune a Broker.
+type BrokerOptions struct {
+	// Buffer is the number of events a subscriber may be behind before it is
+	// cut off (default 1024).
+	Buffer int
+	// Now is the clock of lagged events (default time.Now).
+	Now func() time.Time
+}
+
+var _ Publisher = (*Broker)(nil)
+
+// NewBroker returns a broker with no subscribers.
+func NewBroker(o BrokerOptions) *Broker {
+	if o.Buffer <= 0 {
+		o.Buffer = 1024
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Broker{buffer: o.Buffer, subs: map[*Subscription]struct{}{}, now: o.Now}
+}
+
+// Filter selects the events of a subscription and what the subscriber may
+// see of them.
+type Filter struct {
+	Kind   string // "" (every kind), lock, flag, config or limit
+	Prefix string // name prefix ("" for every name)
+	Name   string // exact name ("" for every name)
+	// Login and Admin say who subscribes. Locks are one shared namespace:
+	// everybody sees every lock event, but its lease id only goes to the
+	// holder and the admin. Events of the other kinds go to their owner and
+	// the admin only.
+	Login string
+	Admin bool
+}
+
+// allows reports whether e passes the filter (the lease id aside).
+func (f *Filter) allows(e *Event) bool {
+	if f.Kind != "" && e.Kind != f.Kind {
+		return false
+	}
+	if f.Name != "" && e.Name != f.Name {
+		return false
+	}
+	if f.Prefix != "" && !strings.HasPrefix(e.Name, f.Prefix) {
+		return false
+	}
+	if !f.Admin && e.Kind != "lock" && e.Owner != f.Login {
+		return false
+	}
+	return true
+}
+
+// Visible returns e as the subscriber may see it: without the lease id
+// unless the subscriber holds the lock or is the admin.
+func (f *Filter) Visible(e Event) Event {
+	if e.LeaseID != "" && !f.Admin && e.Holder != f.Login {
+		e.LeaseID = ""
+	}
+	return e
+}
+
+// Subscription is one subscriber's stream of events.
+type Subscription struct {
+	b      *Broker
+	f      Filter
+	ch     chan Event
+	lagged atomic.Bool
+}
+
+// C delivers the subscription's events in Seq order. It is closed when the
+// subscription ends: after a lagged event, on Close, or when the broker
+// closes.
+func (s *Subscription) C() <-chan Event { return s.ch }
+
+// Lagged reports whether the subscription was cut off for falling behind.
+func (s *Subscription) Lagged() bool { return s.lagged.Load() }
+
+// Filter is the subscription's filter.
+func (s *Subscription) Filter() Filter { return s.f }
+
+// Close ends the subscription (idempotent). Events still buffered in C may
+// be read until it is closed.
+func (s *Subscription) Close() {
+	b := s.b
+	b.mu.Lock()
+	b.removeLocked(s)
+	b.mu.Unlock()
+}
+
+// Subscribe registers a subscriber. Events published after it returns are
+// delivered (if they pass f). It fails with ErrClosed once the broker is
+// closed.
+func (b *Broker) Subscribe(f Filter) (*Subscription, error) {
+	// One slot beyond Buffer is reserved for the lagged event.
+	s := &Subscription{b: b, f: f, ch: make(chan Event, b.buffer+1)}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	b.subs[s] = struct{}{}
+	b.subscribers.Add(1)
+	return s, nil
+}
+
+func (b *Broker) removeLocked(s *Subscription) {
+	if _, ok := b.subs[s]; !ok {
+		return
+	}
+	delete(b.subs, s)
+	close(s.ch)
+	b.subscribers.Add(-1)
+}
+
+// Publish implements Publisher: it numbers e and hands it to every matching
+// subscriber without blocking.
+func (b *Broker) Publish(e Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.seq++
+	e.Seq = b.seq
+	b.published.Add(1)
+	for s := range b.subs {
+		if !s.f.allows(&e) {
+			continue
+		}
+		// Only Publish sends, under mu, so len is exact here: the reader
+		// can only make room.
+		if len(s.ch) < b.buffer {
+			s.ch <- s.f.Visible(e)
+			b.delivered.Add(1)
+			continue
+		}
+		s.ch <- Event{Seq: e.Seq, Type: EventLagged, Time: b.now().UTC()}
+		s.lagged.Store(true)
+		b.dropped.Add(1)
+		b.removeLocked(s)
+	}
+}
+
+// Seq is the number of the last event published.
+func (b *Broker) Seq() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.seq
+}
+
+// Close ends every subscription; later Subscribe calls fail with ErrClosed
+// and later events are discarded.
+func (b *Broker) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.closed = true
+	for s := range b.subs {
+		b.removeLocked(s)
+	}
+}
+
+// BrokerStats are the broker's counters.
+type BrokerStats struct {
+	Subscribers int64  // current subscribers
+	Published   uint64 // events published
+	Delivered   uint64 // events handed to subscribers
+	Dropped     uint64 // subscribers cut off as lagged
+}
+
+// Stats returns the broker's counters.
+func (b *Broker) Stats() BrokerStats {
+	return BrokerStats{
+		Subscribers: b.subscribers.Load(),
+		Published:   b.published.Load(),
+		Delivered:   b.delivered.Load(),
+		Dropped:     b.dropped.Load(),
+	}
+}

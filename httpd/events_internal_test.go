@@ -1,0 +1,99 @@
+package httpd
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/octostore/octostore/actors"
+	"github.com/valyala/fasthttp"
+)
+
+func TestStaleForState(t *testing.T) {
+	exp := time.Date(2030, 1, 1, 0, 0, 30, 0, time.UTC)
+	held := actors.LockRecord{Name: "x", Holder: "alice", Token: 5, ExpiresAt: exp}
+	free := actors.LockRecord{Name: "x", Token: 5}
+	ev := func(seq uint64, typ string, token uint64, exp time.Time) *actors.Event {
+		return &actors.Event{Seq: seq, Type: typ, Kind: "lock", Name: "x", FencingToken: token, ExpiresAt: exp}
+	}
+	cases := []struct {
+		name  string
+		e     *actors.Event
+		held  bool
+		state actors.LockRecord
+		stale bool
+	}{
+		{"published before the read", ev(10, actors.EventLockAcquired, 9, exp), true, held, true},
+		{"older grant", ev(11, actors.EventLockReleased, 4, exp), true, held, true},
+		{"the grant the state shows", ev(11, actors.EventLockAcquired, 5, exp), true, held, true},
+		{"renewal the state shows", ev(11, actors.EventLockRenewed, 5, exp), true, held, true},
+		{"later renewal", ev(11, actors.EventLockRenewed, 5, exp.Add(time.Second)), true, held, false},
+		{"release of the held grant", ev(11, actors.EventLockReleased, 5, exp), true, held, false},
+		{"expiry of the held grant", ev(11, actors.EventLockExpired, 5, exp), true, held, false},
+		{"newer grant", ev(11, actors.EventLockAcquired, 6, exp), true, held, false},
+		{"release the free state shows", ev(11, actors.EventLockReleased, 5, exp), false, free, true},
+		{"grant after the free state", ev(11, actors.EventLockAcquired, 6, exp), false, free, false},
+		{"lagged always passes", &actors.Event{Seq: 3, Type: actors.EventLagged}, true, held, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := staleForState(tc.e, 10, tc.held, tc.state); got != tc.stale {
+				t.Fatalf("stale = %v, want %v", got, tc.stale)
+			}
+		})
+	}
+}
+
+func TestAppendEventJSON(t *testing.T) {
+	e := actors.Event{Seq: 7, Type: "lock.acquired", Kind: "lock", Name: `a"b`, Holder: "alice",
+		LeaseID: "L", FencingToken: 3, ExpiresAt: time.Date(2030, 1, 2, 3, 4, 5, 6e6, time.UTC),
+		Time: time.Date(2030, 1, 2, 3, 4, 0, 123456789, time.UTC)}
+	got := string(appendEventJSON(nil, &e))
+	want := `{"seq":7,"type":"lock.acquired","kind":"lock","name":"a\"b","holder":"alice","fencing_token":3,"lease_id":"L","expires_at":"2030-01-02T03:04:05.006Z","time":"2030-01-02T03:04:00.123456789Z"}`
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	// It decodes into the same event.
+	var back actors.Event
+	if err := json.Unmarshal([]byte(got), &back); err != nil {
+		t.Fatal(err)
+	}
+	if back != e {
+		t.Fatalf("round trip: %+v", back)
+	}
+	// Fields that do not apply are left out.
+	lag := actors.Event{Seq: 9, Type: actors.EventLagged}
+	if got := string(appendEventJSON(nil, &lag)); got != `{"seq":9,"type":"lagged"}` {
+		t.Fatalf("lagged = %s", got)
+	}
+	frame := string(appendSSE(nil, &lag))
+	if frame != "id: 9\nevent: lagged\ndata: {\"seq\":9,\"type\":\"lagged\"}\n\n" {
+		t.Fatalf("frame = %q", frame)
+	}
+}
+
+// TestInstrumentAllocs: once a route, method and status have been seen, the
+// request instrumentation allocates nothing.
+func TestInstrumentAllocs(t *testing.T) {
+	m := NewMetrics()
+	h := m.Instrument(func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(200) })
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod("POST")
+	ctx.SetUserValue(matchedRouteKey, "/locks/{name}/acquire")
+	h(&ctx)
+	if n := testing.AllocsPerRun(1000, func() { h(&ctx) }); n != 0 {
+		t.Fatalf("%v allocations per request", n)
+	}
+}
+
+func BenchmarkInstrument(b *testing.B) {
+	m := NewMetrics()
+	h := m.Instrument(func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(200) })
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod("POST")
+	ctx.SetUserValue(matchedRouteKey, "/locks/{name}/acquire")
+	b.ReportAllocs()
+	for b.Loop() {
+		h(&ctx)
+	}
+}
