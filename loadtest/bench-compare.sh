@@ -61,7 +61,13 @@ free_port() {
 	return 1
 }
 
-# start_redis NAME ARGS...: prints the redis:// URL.
+# The start_* functions run in this shell (not in $(...)), so that pids
+# collects every server for cleanup; they leave the address in last_url and
+# the process id in last_pid.
+last_url=
+last_pid=
+
+# start_redis NAME ARGS...
 start_redis() {
 	local name=$1; shift
 	mkdir -p "$work/$name"
@@ -69,30 +75,37 @@ start_redis() {
 		local port; port=$(free_port)
 		"$redis_server" --port "$port" --bind 127.0.0.1 --dir "$work/$name" --save '' \
 			--daemonize no --logfile "$work/$name.log" "$@" >/dev/null 2>&1 &
-		pids+=($!)
+		last_pid=$!
+		pids+=("$last_pid")
 		if wait_for "$work/$name.log" "Ready to accept connections" 2>/dev/null; then
-			echo "redis://127.0.0.1:$port"
+			last_url="redis://127.0.0.1:$port"
 			return 0
 		fi
+		kill "$last_pid" 2>/dev/null || true
 	done
 	echo "bench-compare: could not start $name" >&2
 	return 1
 }
 
-# start_http NAME CMD...: runs CMD, prints the URL from its "listening on" line.
+# start_http NAME CMD...: runs CMD, takes the URL from its "listening on" line.
 start_http() {
 	local name=$1; shift
 	"$@" >"$work/$name.out" 2>&1 &
-	pids+=($!)
+	last_pid=$!
+	pids+=("$last_pid")
 	wait_for "$work/$name.out" "listening on http://" || return 1
-	sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/$name.out" | head -1
+	last_url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/$name.out" | head -1)
 }
 
-redis_always=$(start_redis redis-always --appendonly yes --appendfsync always)
-redis_none=$(start_redis redis-none --appendonly no)
-noop=$(start_http noop "$bin" loadtest noop-server --addr 127.0.0.1:0)
-octo=$(start_http octostore "$bin" serve --addr 127.0.0.1:0 --db "$work/octostore.db" \
-	--static-tokens "bench:$token" --log-level warn)
+start_redis redis-always --appendonly yes --appendfsync always
+redis_always=$last_url redis_always_pid=$last_pid
+start_redis redis-none --appendonly no
+redis_none=$last_url redis_none_pid=$last_pid
+start_http noop "$bin" loadtest noop-server --addr 127.0.0.1:0
+noop=$last_url noop_pid=$last_pid
+start_http octostore "$bin" serve --addr 127.0.0.1:0 --db "$work/octostore.db" \
+	--static-tokens "bench:$token" --log-level warn
+octo=$last_url octo_pid=$last_pid
 echo "bench-compare: redis-always $redis_always, redis-none $redis_none, noop $noop, octostore $octo" >&2
 
 # targets SCENARIO: the labels to run it against.
@@ -111,13 +124,22 @@ url_of() {
 	noop) echo "$noop" ;;
 	esac
 }
+pid_of() {
+	case $1 in
+	octostore) echo "$octo_pid" ;;
+	redis-always) echo "$redis_always_pid" ;;
+	redis-none) echo "$redis_none_pid" ;;
+	noop) echo "$noop_pid" ;;
+	esac
+}
 
 status=0
 for sc in $scenarios; do
 	for label in $(targets "$sc"); do
 		echo "bench-compare: $sc against $label" >&2
 		rc=0
-		"$bin" loadtest "$sc" --target "$(url_of "$label")" --token "$token" --driver "$driver" \
+		"$bin" loadtest "$sc" --target "$(url_of "$label")" --server-pid "$(pid_of "$label")" \
+			--token "$token" --driver "$driver" \
 			-c "$concurrency" --duration "$duration" --warmup "$warmup" \
 			--label "$label" --json "$out/$sc-$label.json" -q >"$out/$sc-$label.txt" 2>&1 || rc=$?
 		if [ "$rc" -ne 0 ]; then

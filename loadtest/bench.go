@@ -61,8 +61,8 @@ func BenchTable(w io.Writer, reports []*Report) {
 		fmt.Fprintf(w, "| %s | %.0f | %.0f | %s | %.1fx | %s |\n", g.What, o.OpsPerSec, b.OpsPerSec, fmtRatio(ratio), g.Min, met)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| scenario | target | ops/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | safety (checked / violations) | tool cpu µs/op | octostore ÷ this |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+	fmt.Fprintln(w, "| scenario | target | ops/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | safety (checked / violations) | server cpu µs/op | tool cpu µs/op | octostore ÷ this |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
 	for _, sc := range scenarios {
 		labels := make([]string, 0, len(by[sc]))
 		for l := range by[sc] {
@@ -82,8 +82,12 @@ func BenchTable(w io.Writer, reports []*Report) {
 			if o != nil && l != "octostore" {
 				ratio = fmtRatio(Ratio(r.OpsPerSec, o.OpsPerSec))
 			}
-			fmt.Fprintf(w, "| %s | %s | %.0f | %.3f | %.3f | %.3f | %.3f | %d | %s | %.1f | %s |\n",
-				sc, l, r.OpsPerSec, r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max, r.Errors, safety, r.ToolCPU.MicrosPerOp, ratio)
+			srv := "-"
+			if r.ServerCPU != nil {
+				srv = fmt.Sprintf("%.1f", r.ServerCPU.MicrosPerOp)
+			}
+			fmt.Fprintf(w, "| %s | %s | %.0f | %.3f | %.3f | %.3f | %.3f | %d | %s | %s | %.1f | %s |\n",
+				sc, l, r.OpsPerSec, r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max, r.Errors, safety, srv, r.ToolCPU.MicrosPerOp, ratio)
 		}
 	}
 }

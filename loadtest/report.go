@@ -37,6 +37,7 @@ type Report struct {
 	PerOp       map[string]*OpReport `json:"per_op"`
 	Safety      *SafetyReport        `json:"safety"`
 	ToolCPU     CPU                  `json:"tool_cpu"`
+	ServerCPU   *CPU                 `json:"server_cpu,omitempty"` // with --server-pid
 	Interrupted bool                 `json:"interrupted,omitempty"`
 	Started     time.Time            `json:"started_at"`
 	Host        Host                 `json:"host"`
@@ -170,6 +171,10 @@ func (r *Report) WriteTable(w io.Writer) {
 	c := r.ToolCPU
 	fmt.Fprintf(w, "tool cpu: %.2fs user + %.2fs sys = %.2f cores, %.1f µs per request\n",
 		c.UserS, c.SysS, c.Cores, c.MicrosPerOp)
+	if c := r.ServerCPU; c != nil {
+		fmt.Fprintf(w, "server cpu: %.2fs user + %.2fs sys = %.2f cores, %.1f µs per request\n",
+			c.UserS, c.SysS, c.Cores, c.MicrosPerOp)
+	}
 }
 
 // opOrder is the order of operations in tables.
@@ -249,6 +254,9 @@ func Compare(w io.Writer, a, b *Report) {
 	lat("", a.Latency, b.Latency)
 	line("errors", float64(a.Errors), float64(b.Errors), "%.0f")
 	line("tool µs/op", a.ToolCPU.MicrosPerOp, b.ToolCPU.MicrosPerOp, "%.1f")
+	if a.ServerCPU != nil && b.ServerCPU != nil {
+		line("server µs/op", a.ServerCPU.MicrosPerOp, b.ServerCPU.MicrosPerOp, "%.1f")
+	}
 	var sa, sb float64
 	if a.Safety != nil {
 		sa = float64(a.Safety.Violations)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -498,5 +499,28 @@ func BenchmarkDriver(b *testing.B) {
 				c.Release("bench", rep.Lease)
 			}
 		})
+	}
+}
+
+func TestProcCPU(t *testing.T) {
+	c0, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// burn about 50ms of CPU, then /proc must show it (10ms ticks).
+	self0 := readCPU()
+	x := 0
+	for readCPU().sub(self0).user < 50*time.Millisecond {
+		x++
+	}
+	c1, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c1.sub(c0); d.user+d.sys < 30*time.Millisecond {
+		t.Fatalf("/proc shows %v of CPU after burning 50ms (%d loops)", d, x)
+	}
+	if _, err := procCPU(-1); err == nil {
+		t.Fatal("pid -1 read")
 	}
 }

@@ -39,6 +39,8 @@ type Config struct {
 	SafetyMaxEvents int64         // lock events kept for the checker; default 4,000,000
 	Slack           time.Duration // checker clock slack; default 100ms
 
+	ServerPID int // when set, also report this local process's CPU (the server's)
+
 	Progress      io.Writer     // progress lines; nil: none
 	ProgressTTY   bool          // rewrite one line instead of printing lines
 	ProgressEvery time.Duration // default 1s
@@ -257,6 +259,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	stop := func() bool { return runCtx.Err() != nil }
 	cpu0 := readCPU()
+	var srv0 cpuTimes
+	srvErr := errors.New("no server pid")
+	if cfg.ServerPID > 0 {
+		srv0, srvErr = procCPU(cfg.ServerPID)
+	}
 
 	progDone := make(chan struct{})
 	var progWG sync.WaitGroup
@@ -294,6 +301,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		measured = cfg.Duration
 	}
 	rep := r.report(workers, measured, elapsed, cpu)
+	if srvErr == nil {
+		if srv1, err := procCPU(cfg.ServerPID); err == nil {
+			c := cpuReport(srv1.sub(srv0), elapsed, rep.Ops, measured)
+			rep.ServerCPU = &c
+		}
+	}
 	if ctx.Err() != nil {
 		rep.Interrupted = true
 	}

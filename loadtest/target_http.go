@@ -286,6 +286,10 @@ func (c *rawConn) path(parts ...string) {
 // do sends the request built by path (and body, when not nil).
 func (c *rawConn) do(method string, body []byte) Status {
 	c.req.Reset()
+	// Keep the body buffers with the connection instead of returning them to
+	// fasthttp's global pool, whose size calibration can make it allocate
+	// afresh for every request.
+	c.resp.KeepBodyBuffer = true
 	c.req.Header.SetMethod(method)
 	c.req.SetRequestURIBytes(c.uri)
 	if c.auth != nil {

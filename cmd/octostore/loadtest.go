@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -143,7 +144,9 @@ func loadtestFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "slack", Value: 100 * time.Millisecond, Usage: "safety checker: allowed clock difference to the server"},
 		&cli.Int64Flag{Name: "safety-max-events", Value: 4_000_000, Usage: "lock operations kept for the safety checker"},
 		&cli.Uint64Flag{Name: "seed", Usage: "random seed (0: random)"},
+		&cli.IntFlag{Name: "server-pid", Usage: "also report the CPU used by this local process (the server under test)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines"},
+		&cli.StringFlag{Name: "cpuprofile", Usage: "write the load generator's own CPU profile to `FILE`", Hidden: true},
 	}
 }
 
@@ -189,6 +192,7 @@ func loadtestRun(c *cli.Context, scenario string) error {
 		Slack:           c.Duration("slack"),
 		SafetyMaxEvents: c.Int64("safety-max-events"),
 		Seed:            c.Uint64("seed"),
+		ServerPID:       c.Int("server-pid"),
 	}
 	if scenario == "mixed" {
 		mix, err := loadtest.ParseMix(c.String("mix"))
@@ -215,6 +219,17 @@ func loadtestRun(c *cli.Context, scenario string) error {
 	if !c.Bool("quiet") {
 		cfg.Progress = out
 		cfg.ProgressTTY = isTerminal(out)
+	}
+	if path := c.String("cpuprofile"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return exitCode(exitUsage, err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return exitCode(exitFailure, err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rep, err := loadtest.Run(c.Context, cfg)
 	if errors.Is(err, loadtest.ErrUnsupported) {
