@@ -133,6 +133,7 @@ pid_of() {
 	esac
 }
 
+load0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 status=0
 for sc in $scenarios; do
 	for label in $(targets "$sc"); do
@@ -157,6 +158,8 @@ done
 	echo "- $("$redis_server" --version | cut -d' ' -f1-3)"
 	echo "- octostore $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 	echo "- loadtest: driver $driver, $concurrency workers, $duration measured after $warmup warmup, one run each"
+	echo "- load average (1/5/15 min) before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
+	echo "- temp dir file system: $(df -T "$work" 2>/dev/null | awk 'NR==2 {print $2}')"
 	echo
 	shopt -s nullglob
 	reports=("$out"/*.json)
