@@ -62,7 +62,7 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 	t.Helper()
 	f := &fakeGitHub{
 		clientID:     "Iv1.fakeclientid",
-		clientSecret: "fake-client-secret-" + randHex(16),
+		clientSecret: "fake-client-secret-" + authRandHex(16),
 		user:         fakeGHUser{ID: 583231, Login: "octocat", AvatarURL: "https://avatars.example.com/u/583231"},
 		codes:        map[string]fakeGrant{},
 		access:       map[string]fakeGHUser{},
@@ -84,7 +84,7 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 	return f
 }
 
-func randHex(n int) string {
+func authRandHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
@@ -114,7 +114,7 @@ func (f *fakeGitHub) authorize(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad authorize request", http.StatusBadRequest)
 		return
 	}
-	code := "ghcode" + randHex(10)
+	code := "ghcode" + authRandHex(10)
 	f.mu.Lock()
 	f.codes[code] = fakeGrant{user: f.user, redirectURI: q.Get("redirect_uri"), challenge: q.Get("code_challenge")}
 	f.seen = append(f.seen, code)
@@ -173,7 +173,7 @@ func (f *fakeGitHub) token(w http.ResponseWriter, r *http.Request) {
 		fail("bad_verification_code")
 		return
 	}
-	at := "gho_" + randHex(18)
+	at := "gho_" + authRandHex(18)
 	f.mu.Lock()
 	f.access[at] = g.user
 	f.seen = append(f.seen, at)

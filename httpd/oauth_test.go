@@ -20,19 +20,19 @@ import (
 	"github.com/octostore/octostore/httpd"
 )
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
+// authLogBuf is a goroutine-safe log sink.
+type authLogBuf struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *authLogBuf) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *authLogBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -43,8 +43,8 @@ func (s *syncBuffer) String() string {
 type authEnv struct {
 	app      *httpd.App
 	gh       *fakeGitHub
-	logs     *syncBuffer // every slog line, at debug level
-	stdout   *syncBuffer
+	logs     *authLogBuf // every slog line, at debug level
+	stdout   *authLogBuf
 	dbPath   string
 	adminKey string
 	static   map[string]string // token → login
@@ -57,12 +57,12 @@ const testRedirectURL = "http://localhost:3000/auth/github/callback"
 func startAuthApp(t *testing.T, gh *fakeGitHub, mod func(o *httpd.Options)) *authEnv {
 	t.Helper()
 	e := &authEnv{
-		gh: gh, logs: &syncBuffer{}, stdout: &syncBuffer{},
+		gh: gh, logs: &authLogBuf{}, stdout: &authLogBuf{},
 		dbPath:   filepath.Join(t.TempDir(), "db"),
-		adminKey: "admin-key-" + randHex(12),
+		adminKey: "admin-key-" + authRandHex(12),
 		static: map[string]string{
-			"static-alice-" + randHex(12): "alice",
-			"static-bob-" + randHex(12):   "bob",
+			"static-alice-" + authRandHex(12): "alice",
+			"static-bob-" + authRandHex(12):   "bob",
 		},
 	}
 	o := httpd.Options{
@@ -111,19 +111,19 @@ func (e *authEnv) staticToken(login string) string {
 	panic("no static token for " + login)
 }
 
-// browser never follows redirects: the tests look at each hop.
-var browser = &http.Client{
+// authBrowser never follows redirects: the tests look at each hop.
+var authBrowser = &http.Client{
 	Timeout:       30 * time.Second, // far above any bound the server promises
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-type reply struct {
+type authReply struct {
 	status int
 	header http.Header
 	body   []byte
 }
 
-func (r reply) json(t *testing.T) map[string]any {
+func (r authReply) json(t *testing.T) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -132,7 +132,7 @@ func (r reply) json(t *testing.T) map[string]any {
 	return m
 }
 
-func (r reply) errMsg(t *testing.T) string {
+func (r authReply) errMsg(t *testing.T) string {
 	t.Helper()
 	s, _ := r.json(t)["error"].(string)
 	if s == "" {
@@ -142,7 +142,7 @@ func (r reply) errMsg(t *testing.T) string {
 }
 
 // call sends a request; hdr holds extra headers ("Cookie", "X-Admin-Key" …).
-func call(t *testing.T, method, u, token string, body string, hdr ...string) reply {
+func authCall(t *testing.T, method, u, token string, body string, hdr ...string) authReply {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -161,19 +161,19 @@ func call(t *testing.T, method, u, token string, body string, hdr ...string) rep
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := browser.Do(req)
+	resp, err := authBrowser.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, u, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return reply{resp.StatusCode, resp.Header, b}
+	return authReply{resp.StatusCode, resp.Header, b}
 }
 
 // begin is GET /auth/github: the state cookie and GitHub's authorize URL.
 func (e *authEnv) begin(t *testing.T) (*http.Cookie, *url.URL) {
 	t.Helper()
-	r := call(t, "GET", e.app.URL()+"/auth/github", "", "")
+	r := authCall(t, "GET", e.app.URL()+"/auth/github", "", "")
 	if r.status != http.StatusFound {
 		t.Fatalf("GET /auth/github: %d %s", r.status, r.body)
 	}
@@ -190,10 +190,10 @@ func (e *authEnv) begin(t *testing.T) (*http.Cookie, *url.URL) {
 }
 
 // authorize plays GitHub's authorize page (the fake signs in at once) and
-// returns the query GitHub sends the browser back with (code, state).
+// returns the query GitHub sends the authBrowser back with (code, state).
 func (e *authEnv) authorize(t *testing.T, loc *url.URL) url.Values {
 	t.Helper()
-	r := call(t, "GET", loc.String(), "", "")
+	r := authCall(t, "GET", loc.String(), "", "")
 	if r.status != http.StatusFound {
 		t.Fatalf("fake authorize: %d %s", r.status, r.body)
 	}
@@ -202,23 +202,23 @@ func (e *authEnv) authorize(t *testing.T, loc *url.URL) url.Values {
 		t.Fatal(err)
 	}
 	if got := back.Scheme + "://" + back.Host + back.Path; got != testRedirectURL {
-		t.Fatalf("GitHub sends the browser back to %s, want the registered %s", got, testRedirectURL)
+		t.Fatalf("GitHub sends the authBrowser back to %s, want the registered %s", got, testRedirectURL)
 	}
 	return back.Query()
 }
 
 // callback is GET /auth/github/callback on this server (where the
-// registered redirect URL leads the browser).
-func (e *authEnv) callback(t *testing.T, q url.Values, cookie *http.Cookie) reply {
+// registered redirect URL leads the authBrowser).
+func (e *authEnv) callback(t *testing.T, q url.Values, cookie *http.Cookie) authReply {
 	t.Helper()
 	var hdr []string
 	if cookie != nil {
 		hdr = []string{"Cookie", cookie.Name + "=" + cookie.Value}
 	}
-	return call(t, "GET", e.app.URL()+"/auth/github/callback?"+q.Encode(), "", "", hdr...)
+	return authCall(t, "GET", e.app.URL()+"/auth/github/callback?"+q.Encode(), "", "", hdr...)
 }
 
-// signIn runs the whole browser flow and returns the new token.
+// signIn runs the whole authBrowser flow and returns the new token.
 func (e *authEnv) signIn(t *testing.T) string {
 	t.Helper()
 	cookie, loc := e.begin(t)
@@ -245,7 +245,7 @@ func (e *authEnv) count(t *testing.T, table string) int {
 // locksOf answers GET /locks with token.
 func (e *authEnv) locksStatus(t *testing.T, token string) int {
 	t.Helper()
-	return call(t, "GET", e.app.URL()+"/locks", token, "").status
+	return authCall(t, "GET", e.app.URL()+"/locks", token, "").status
 }
 
 func TestGitHubSignInFlow(t *testing.T) {
@@ -275,7 +275,7 @@ func TestGitHubSignInFlow(t *testing.T) {
 		t.Fatal("two sign-ins got the same state")
 	}
 
-	// 2. GitHub sends the browser back; the callback issues a token.
+	// 2. GitHub sends the authBrowser back; the callback issues a token.
 	back := e.authorize(t, loc)
 	r := e.callback(t, back, cookie)
 	if r.status != http.StatusOK {
@@ -301,7 +301,7 @@ func TestGitHubSignInFlow(t *testing.T) {
 	tok1 := signed.Token
 
 	// 3. The token works on /locks.
-	if r := call(t, "POST", e.app.URL()+"/locks/gh-demo/acquire", tok1, `{"ttl_seconds":60}`); r.status != http.StatusOK {
+	if r := authCall(t, "POST", e.app.URL()+"/locks/gh-demo/acquire", tok1, `{"ttl_seconds":60}`); r.status != http.StatusOK {
 		t.Fatalf("acquire with the sign-in token: %d %s", r.status, r.body)
 	}
 
@@ -325,7 +325,7 @@ func TestGitHubSignInFlow(t *testing.T) {
 	}
 
 	// 6. Rotate: the new token works at once, the old one is refused at once.
-	r = call(t, "POST", e.app.URL()+"/auth/token/rotate", tok1, "")
+	r = authCall(t, "POST", e.app.URL()+"/auth/token/rotate", tok1, "")
 	if r.status != http.StatusOK {
 		t.Fatalf("rotate: %d %s", r.status, r.body)
 	}
@@ -336,16 +336,16 @@ func TestGitHubSignInFlow(t *testing.T) {
 	if st := e.locksStatus(t, tok1); st != http.StatusUnauthorized {
 		t.Fatalf("old token after rotation: %d, want 401", st)
 	}
-	lr := call(t, "GET", e.app.URL()+"/locks", tok3, "")
+	lr := authCall(t, "GET", e.app.URL()+"/locks", tok3, "")
 	if lr.status != http.StatusOK || !bytes.Contains(lr.body, []byte(`"gh-demo"`)) {
 		t.Fatalf("new token must act for the same user: %d %s", lr.status, lr.body)
 	}
-	if r := call(t, "POST", e.app.URL()+"/auth/token/rotate", tok1, ""); r.status != http.StatusUnauthorized {
+	if r := authCall(t, "POST", e.app.URL()+"/auth/token/rotate", tok1, ""); r.status != http.StatusUnauthorized {
 		t.Fatalf("rotating the old token again: %d, want 401", r.status)
 	}
 
 	// 7. Revoke: the calling token stops working at once; others stay.
-	r = call(t, "DELETE", e.app.URL()+"/auth/token", tok3, "")
+	r = authCall(t, "DELETE", e.app.URL()+"/auth/token", tok3, "")
 	if r.status != http.StatusOK || string(r.body) != `{"revoked":true}` {
 		t.Fatalf("revoke: %d %s", r.status, r.body)
 	}
@@ -577,7 +577,7 @@ func TestGitHubSignInTimeout(t *testing.T) {
 func TestGitHubNotConfigured(t *testing.T) {
 	e := startAuthApp(t, nil, nil)
 	for _, p := range []string{"/auth/github", "/auth/github/callback?code=x&state=y"} {
-		r := call(t, "GET", e.app.URL()+p, "", "")
+		r := authCall(t, "GET", e.app.URL()+p, "", "")
 		if r.status != http.StatusNotImplemented || !strings.Contains(r.errMsg(t), "not configured") {
 			t.Fatalf("GET %s without GitHub configured: %d %s, want 501", p, r.status, r.body)
 		}
@@ -640,17 +640,17 @@ func TestGitHubRenameAndTokenCap(t *testing.T) {
 	e := startAuthApp(t, gh, func(o *httpd.Options) { o.GitHub.MaxTokensPerUser = 2 })
 	gh.set(func(f *fakeGitHub) { f.user = fakeGHUser{ID: 9, Login: "old-name"} })
 	t1 := e.signIn(t)
-	if r := call(t, "POST", e.app.URL()+"/locks/rn/acquire", t1, `{"ttl_seconds":60}`); r.status != 200 {
+	if r := authCall(t, "POST", e.app.URL()+"/locks/rn/acquire", t1, `{"ttl_seconds":60}`); r.status != 200 {
 		t.Fatalf("acquire: %d %s", r.status, r.body)
 	}
 	gh.set(func(f *fakeGitHub) { f.user.Login = "new-name" })
 	t2 := e.signIn(t)
 	// t1 was cached as old-name; it must now act as new-name.
-	r := call(t, "GET", e.app.URL()+"/locks/rn", t1, "")
+	r := authCall(t, "GET", e.app.URL()+"/locks/rn", t1, "")
 	if r.status != 200 || !bytes.Contains(r.body, []byte(`"holder":"old-name"`)) {
 		t.Fatalf("lock status: %d %s", r.status, r.body)
 	}
-	if r := call(t, "POST", e.app.URL()+"/locks/rn2/acquire", t1, `{"ttl_seconds":60}`); r.status != 200 ||
+	if r := authCall(t, "POST", e.app.URL()+"/locks/rn2/acquire", t1, `{"ttl_seconds":60}`); r.status != 200 ||
 		!bytes.Contains(r.body, []byte(`"holder":"new-name"`)) {
 		t.Fatalf("the old token after a rename must act as the new login: %d %s", r.status, r.body)
 	}
@@ -694,7 +694,7 @@ func TestGitHubConfigValidation(t *testing.T) {
 func TestGitHubIsIdentitySource(t *testing.T) {
 	gh := newFakeGitHub(t)
 	for _, addr := range []string{"127.0.0.1:0", "0.0.0.0:0"} {
-		out := &syncBuffer{}
+		out := &authLogBuf{}
 		app, err := httpd.Start(httpd.Options{Addr: addr, DBPath: filepath.Join(t.TempDir(), "db"), Stdout: out,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			GitHub: httpd.GitHubOAuth{ClientID: gh.clientID, ClientSecret: gh.clientSecret, RedirectURL: testRedirectURL}})

@@ -27,7 +27,7 @@ func TestTokenRotateRefusedForConfiguredCredentials(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, m := range []struct{ method, path string }{{"POST", "/auth/token/rotate"}, {"DELETE", "/auth/token"}} {
-				r := call(t, m.method, e.app.URL()+m.path, tc.tok, "", tc.hdr...)
+				r := authCall(t, m.method, e.app.URL()+m.path, tc.tok, "", tc.hdr...)
 				if r.status != http.StatusConflict || !strings.Contains(r.errMsg(t), tc.want) {
 					t.Fatalf("%s %s: %d %s, want 409 naming %s", m.method, m.path, r.status, r.body, tc.want)
 				}
@@ -37,7 +37,7 @@ func TestTokenRotateRefusedForConfiguredCredentials(t *testing.T) {
 	if st := e.locksStatus(t, static); st != http.StatusOK {
 		t.Fatalf("the static token after refused rotate/revoke: %d", st)
 	}
-	if r := call(t, "POST", e.app.URL()+"/auth/token/rotate", "", ""); r.status != http.StatusUnauthorized {
+	if r := authCall(t, "POST", e.app.URL()+"/auth/token/rotate", "", ""); r.status != http.StatusUnauthorized {
 		t.Fatalf("rotate without a token: %d, want 401", r.status)
 	}
 }
@@ -60,13 +60,13 @@ func TestTokenRotateUnderLoad(t *testing.T) {
 				for !stop.Load() {
 					req, _ := http.NewRequest("GET", e.app.URL()+"/locks", nil)
 					req.Header.Set("Authorization", "Bearer "+old)
-					if resp, err := browser.Do(req); err == nil {
+					if resp, err := authBrowser.Do(req); err == nil {
 						resp.Body.Close()
 					}
 				}
 			}()
 		}
-		r := call(t, "POST", e.app.URL()+"/auth/token/rotate", old, "")
+		r := authCall(t, "POST", e.app.URL()+"/auth/token/rotate", old, "")
 		if r.status != http.StatusOK {
 			t.Fatalf("rotate: %d %s", r.status, r.body)
 		}
@@ -93,29 +93,29 @@ func TestTokenRotateUnderLoad(t *testing.T) {
 func TestAdminKey(t *testing.T) {
 	e := startAuthApp(t, nil, nil)
 	alice := e.staticToken("alice")
-	if r := call(t, "POST", e.app.URL()+"/locks/a1/acquire", alice, `{"ttl_seconds":60}`); r.status != 200 {
+	if r := authCall(t, "POST", e.app.URL()+"/locks/a1/acquire", alice, `{"ttl_seconds":60}`); r.status != 200 {
 		t.Fatalf("acquire: %d %s", r.status, r.body)
 	}
 	for _, hdr := range [][]string{{"Authorization", "Bearer " + e.adminKey}, {"X-Admin-Key", e.adminKey}} {
-		r := call(t, "GET", e.app.URL()+"/locks", "", "", hdr...)
+		r := authCall(t, "GET", e.app.URL()+"/locks", "", "", hdr...)
 		if r.status != 200 || !bytes.Contains(r.body, []byte(`"holder":"alice"`)) {
 			t.Fatalf("admin (%s) lists all locks: %d %s", hdr[0], r.status, r.body)
 		}
-		r = call(t, "POST", e.app.URL()+"/locks/admin-owned/acquire", "", `{"ttl_seconds":60}`, hdr...)
+		r = authCall(t, "POST", e.app.URL()+"/locks/admin-owned/acquire", "", `{"ttl_seconds":60}`, hdr...)
 		if r.status != http.StatusForbidden {
 			t.Fatalf("admin (%s) acquires a lock: %d %s, want 403", hdr[0], r.status, r.body)
 		}
 	}
-	if r := call(t, "POST", e.app.URL()+"/locks/a1/release", "", `{}`, "X-Admin-Key", e.adminKey); r.status != 200 {
+	if r := authCall(t, "POST", e.app.URL()+"/locks/a1/release", "", `{}`, "X-Admin-Key", e.adminKey); r.status != 200 {
 		t.Fatalf("admin releases alice's lock: %d %s", r.status, r.body)
 	}
-	if r := call(t, "GET", e.app.URL()+"/locks/a1", alice, ""); !bytes.Contains(r.body, []byte(`"available"`)) {
+	if r := authCall(t, "GET", e.app.URL()+"/locks/a1", alice, ""); !bytes.Contains(r.body, []byte(`"available"`)) {
 		t.Fatalf("after the admin release: %s", r.body)
 	}
 
-	wrong := "wrong-admin-key-" + randHex(8)
+	wrong := "wrong-admin-key-" + authRandHex(8)
 	for _, hdr := range [][]string{{"X-Admin-Key", wrong}, {"X-Admin-Key", wrong, "Authorization", "Bearer " + alice}} {
-		r := call(t, "GET", e.app.URL()+"/locks", "", "", hdr...)
+		r := authCall(t, "GET", e.app.URL()+"/locks", "", "", hdr...)
 		if r.status != http.StatusUnauthorized {
 			t.Fatalf("wrong X-Admin-Key: %d %s, want 401 (even with a valid bearer)", r.status, r.body)
 		}
