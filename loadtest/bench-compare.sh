@@ -9,7 +9,8 @@
 # ratios to OUT_DIR (default ./bench-out) and to stdout.
 #
 # Usage: loadtest/bench-compare.sh [OUT_DIR]
-# Environment: DURATION (5s), WARMUP (1s), CONCURRENCY (64), SCENARIOS (a
+# Environment: DURATION (5s), WARMUP (1s), CONCURRENCY (64), ROUNDS (1: runs of
+# each scenario and target, rotating over the targets; the best counts), SCENARIOS (a
 # space-separated subset), REDIS_SERVER (redis-server), DRIVER (raw or client;
 # default raw: it costs the load generator the least CPU, which matters when
 # it shares 2 cores with the server; the ratios compare like with like).
@@ -20,6 +21,7 @@ out=${1:-$root/bench-out}
 duration=${DURATION:-5s}
 warmup=${WARMUP:-1s}
 concurrency=${CONCURRENCY:-64}
+rounds=${ROUNDS:-1}
 driver=${DRIVER:-raw}
 scenarios=${SCENARIOS:-"lock-cycle lock-contended lock-status ratelimit-check flag-eval config-read config-write"}
 redis_server=${REDIS_SERVER:-redis-server}
@@ -27,7 +29,7 @@ token=tok-bench
 
 command -v "$redis_server" >/dev/null || { echo "bench-compare: $redis_server not found (apt-get install -y redis-server)" >&2; exit 1; }
 mkdir -p "$out"
-rm -f "$out"/*.json
+rm -f "$out"/*.json "$out"/*.txt
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -136,17 +138,20 @@ pid_of() {
 load0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 status=0
 for sc in $scenarios; do
-	for label in $(targets "$sc"); do
-		echo "bench-compare: $sc against $label" >&2
-		rc=0
-		"$bin" loadtest "$sc" --target "$(url_of "$label")" --server-pid "$(pid_of "$label")" \
-			--token "$token" --driver "$driver" \
-			-c "$concurrency" --duration "$duration" --warmup "$warmup" \
-			--label "$label" --json "$out/$sc-$label.json" -q >"$out/$sc-$label.txt" 2>&1 || rc=$?
-		if [ "$rc" -ne 0 ]; then
-			echo "bench-compare: $sc against $label exited $rc (see $out/$sc-$label.txt)" >&2
-			status=1
-		fi
+	for round in $(seq "$rounds"); do
+		for label in $(targets "$sc"); do
+			echo "bench-compare: $sc against $label (round $round/$rounds)" >&2
+			rc=0
+			name=$sc-$label.r$round
+			"$bin" loadtest "$sc" --target "$(url_of "$label")" --server-pid "$(pid_of "$label")" \
+				--token "$token" --driver "$driver" \
+				-c "$concurrency" --duration "$duration" --warmup "$warmup" \
+				--label "$label" --json "$out/$name.json" -q >"$out/$name.txt" 2>&1 || rc=$?
+			if [ "$rc" -ne 0 ]; then
+				echo "bench-compare: $sc against $label exited $rc (see $out/$name.txt)" >&2
+				status=1
+			fi
+		done
 	done
 done
 
@@ -157,7 +162,7 @@ done
 	echo "- $(go version)"
 	echo "- $("$redis_server" --version | cut -d' ' -f1-3)"
 	echo "- octostore $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-	echo "- loadtest: driver $driver, $concurrency workers, $duration measured after $warmup warmup, one run each"
+	echo "- loadtest: driver $driver, $concurrency workers, $duration measured after $warmup warmup, best of $rounds round(s)"
 	echo "- load average (1/5/15 min) before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 	echo "- temp dir file system: $(df -T "$work" 2>/dev/null | awk 'NR==2 {print $2}')"
 	echo

@@ -26,6 +26,8 @@ var Goals = []Goal{
 // BenchTable writes markdown tables for reports labelled by target (the
 // bench-compare script labels them octostore, redis-always, redis-none and
 // noop): the goals, then every run with octostore's throughput relative to it.
+// Of several reports with the same scenario and label (rounds), the one with
+// the highest throughput counts.
 func BenchTable(w io.Writer, reports []*Report) {
 	by := map[string]map[string]*Report{} // scenario -> label -> report
 	var scenarios []string
@@ -34,7 +36,10 @@ func BenchTable(w io.Writer, reports []*Report) {
 			by[r.Scenario] = map[string]*Report{}
 			scenarios = append(scenarios, r.Scenario)
 		}
-		by[r.Scenario][labelOf(r)] = r
+		// several rounds of one run: keep the best (noise on a shared machine only ever slows a run down).
+		if old := by[r.Scenario][labelOf(r)]; old == nil || r.OpsPerSec > old.OpsPerSec {
+			by[r.Scenario][labelOf(r)] = r
+		}
 	}
 	order := map[string]int{}
 	for i, s := range append(append([]string{}, Scenarios...), "mixed") {

@@ -38,3 +38,16 @@ func TestBenchTable(t *testing.T) {
 		t.Errorf("row order:\n%s", out)
 	}
 }
+
+func TestBenchTableKeepsBestRound(t *testing.T) {
+	var b bytes.Buffer
+	BenchTable(&b, []*Report{
+		{Scenario: "flag-eval", Label: "octostore", OpsPerSec: 500},
+		{Scenario: "flag-eval", Label: "octostore", OpsPerSec: 900},
+		{Scenario: "flag-eval", Label: "octostore", OpsPerSec: 700},
+		{Scenario: "flag-eval", Label: "noop", OpsPerSec: 1000},
+	})
+	if !strings.Contains(b.String(), "| flag-eval vs no-op fasthttp | 900 | 1000 | 0.90x |") {
+		t.Fatalf("best round not kept:\n%s", b.String())
+	}
+}
