@@ -88,11 +88,18 @@ func jsonContentType(ct []byte) bool {
 
 // field holds one JSON value of a request body as raw bytes, so that a
 // value of the wrong type is reported as 422 naming the field (not as a
-// decoding failure). A missing field and null are both "not set".
-type field struct{ raw []byte }
+// decoding failure). A missing field and null are both "not set". A field
+// given twice ({"a":1,"a":2}) is rejected by every accessor (422) rather
+// than silently taking the last value.
+type field struct {
+	raw       []byte
+	seen, dup bool
+}
 
 // UnmarshalJSON implements json.Unmarshaler; it never fails.
 func (f *field) UnmarshalJSON(b []byte) error {
+	f.dup = f.seen
+	f.seen = true
 	if string(b) == "null" {
 		f.raw = nil
 		return nil
@@ -106,6 +113,9 @@ func (f *field) set() bool { return f != nil && f.raw != nil }
 
 // Int parses the field as an integer in [min, max]. msg names the problem.
 func (f *field) Int(name string, min, max int64) (v int64, msg string) {
+	if f.dup {
+		return 0, name + " is given more than once"
+	}
 	if !f.set() {
 		return 0, name + " is required"
 	}
@@ -126,6 +136,9 @@ func (f *field) Int(name string, min, max int64) (v int64, msg string) {
 
 // String parses the field as a JSON string.
 func (f *field) String(name string) (string, string) {
+	if f.dup {
+		return "", name + " is given more than once"
+	}
 	if !f.set() {
 		return "", name + " is required"
 	}
@@ -141,6 +154,9 @@ func (f *field) String(name string) (string, string) {
 
 // Bool parses the field as a JSON boolean.
 func (f *field) Bool(name string) (bool, string) {
+	if f.dup {
+		return false, name + " is given more than once"
+	}
 	if !f.set() {
 		return false, name + " is required"
 	}
