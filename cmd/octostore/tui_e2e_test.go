@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/octostore/octostore/tools/client"
+)
+
+// tmuxSession runs a command in a detached tmux session of its own server
+// (socket), so that tests never touch a user's tmux.
+type tmuxSession struct {
+	t      *testing.T
+	socket string
+}
+
+func newTmux(t *testing.T, width, height int, argv ...string) *tmuxSession {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Fatal("tmux is required for the terminal end-to-end test (apt-get install -y tmux)")
+	}
+	s := &tmuxSession{t: t, socket: fmt.Sprintf("octostore-test-%d-%d", os.Getpid(), time.Now().UnixNano())}
+	quoted := make([]string, len(argv))
+	for i, a := range argv {
+		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	s.run("new-session", "-d", "-s", "tui", "-x", fmt.Sprint(width), "-y", fmt.Sprint(height),
+		"env TERM=xterm-256color "+strings.Join(quoted, " "))
+	t.Cleanup(func() { exec.Command("tmux", "-L", s.socket, "kill-server").Run() })
+	return s
+}
+
+func (s *tmuxSession) run(args ...string) string {
+	s.t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-u", "-L", s.socket}, args...)...).CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("tmux %v: %v: %s", args, err, out)
+	}
+	return string(out)
+}
+
+func (s *tmuxSession) screen() string { return s.run("capture-pane", "-p", "-t", "tui") }
+
+func (s *tmuxSession) keys(keys ...string) { s.run(append([]string{"send-keys", "-t", "tui"}, keys...)...) }
+
+// waitScreen polls the pane until cond holds for its text (the screen is
+// the signal; each poll is cheap), failing after d.
+func (s *tmuxSession) waitScreen(d time.Duration, what string, cond func(string) bool) string {
+	s.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		scr := s.screen()
+		if cond(scr) {
+			return scr
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("timed out after %s waiting for %s; screen:\n%s", d, what, scr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTUIEndToEnd runs `octostore tui` against `octostore serve` in a real
+// pseudo-terminal (tmux): locks acquired by another client appear, and
+// disappear when released or when they expire, with no key pressed.
+func TestTUIEndToEnd(t *testing.T) {
+	url := startServer(t)
+	s := newTmux(t, 80, 24, octostoreBin, "tui", "--url", url, "--token", adminKey)
+	s.waitScreen(15*time.Second, "the view to go live", func(scr string) bool {
+		return strings.Contains(scr, "live") && strings.Contains(scr, "NAME")
+	})
+
+	alice, err := client.New(url, tokA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	l, err := alice.Acquire(ctx, "e2e-deploy", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scr := s.waitScreen(10*time.Second, "the acquired lock", func(scr string) bool {
+		return lineWith(scr, "e2e-deploy", "alice") != ""
+	})
+	if line := lineWith(scr, "e2e-deploy", "alice"); !strings.Contains(line, fmt.Sprint(l.FencingToken)) {
+		t.Fatalf("row without its fencing token: %q", line)
+	}
+
+	// The detail pane shows the lock's events.
+	s.keys("Enter")
+	s.waitScreen(5*time.Second, "the detail pane", func(scr string) bool {
+		return strings.Contains(scr, "held by alice") && strings.Contains(scr, "lock.acquired")
+	})
+	s.keys("Escape")
+
+	if err := alice.Release(ctx, "e2e-deploy", l.LeaseID); err != nil {
+		t.Fatal(err)
+	}
+	s.waitScreen(10*time.Second, "the released lock to disappear", func(scr string) bool {
+		return !strings.Contains(scr, "e2e-deploy")
+	})
+
+	// An expiry shows up without any request or key.
+	if _, err := alice.Acquire(ctx, "e2e-short", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s.waitScreen(10*time.Second, "the short lock", func(scr string) bool { return strings.Contains(scr, "e2e-short") })
+	s.waitScreen(10*time.Second, "the short lock to expire", func(scr string) bool { return !strings.Contains(scr, "e2e-short") })
+
+	// Filter, then quit.
+	s.keys("/", "x", "y", "z", "Enter")
+	s.waitScreen(5*time.Second, "the filter", func(scr string) bool { return strings.Contains(scr, "filter /xyz") })
+	s.keys("q")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// The session ends with the program (tmux destroys it, and its
+		// server exits with the last session).
+		out, err := exec.Command("tmux", "-L", s.socket, "list-panes", "-t", "tui", "-F", "#{pane_dead}").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) == "1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("octostore tui still running 10s after q; screen:\n%s", s.screen())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// lineWith returns the first line containing every sub.
+func lineWith(screen string, subs ...string) string {
+	for _, l := range strings.Split(screen, "\n") {
+		ok := true
+		for _, s := range subs {
+			ok = ok && strings.Contains(l, s)
+		}
+		if ok {
+			return l
+		}
+	}
+	return ""
+}

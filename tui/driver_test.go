@@ -1,0 +1,141 @@
+package tui
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/octostore/octostore/tools/client"
+	"github.com/octostore/octostore/tools/client/clienttest"
+)
+
+// driver runs a model the way Bubble Tea does, minus the terminal: each
+// command on its own goroutine, each resulting message through Update on
+// the test goroutine.
+type driver struct {
+	t    *testing.T
+	m    *Model
+	msgs chan tea.Msg
+	done chan struct{}
+}
+
+func newDriver(t *testing.T, m *Model) *driver {
+	d := &driver{t: t, m: m, msgs: make(chan tea.Msg, 1024), done: make(chan struct{})}
+	t.Cleanup(func() { close(d.done); m.Close() })
+	d.run(m.Init())
+	return d
+}
+
+func (d *driver) run(cmd tea.Cmd) {
+	if cmd == nil {
+		return
+	}
+	go func() {
+		msg := cmd()
+		select {
+		case d.msgs <- msg:
+		case <-d.done:
+		}
+	}()
+}
+
+func (d *driver) handle(msg tea.Msg) {
+	switch msg := msg.(type) {
+	case nil, tea.QuitMsg:
+	case tea.BatchMsg:
+		for _, c := range msg {
+			d.run(c)
+		}
+	default:
+		_, cmd := d.m.Update(msg)
+		d.run(cmd)
+	}
+}
+
+// until handles messages until cond holds (checked after each one).
+func (d *driver) until(what string, cond func() bool) {
+	d.t.Helper()
+	timeout := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case msg := <-d.msgs:
+			d.handle(msg)
+		case <-timeout:
+			d.t.Fatalf("timed out waiting for %s; view:\n%s", what, d.m.View())
+		}
+	}
+}
+
+func (d *driver) key(k string) { d.handle(keyMsg(k)) }
+
+// TestDriverAgainstFakeServer runs the real commands (client calls,
+// stream reading, reconnects) against the in-memory fake of the API.
+func TestDriverAgainstFakeServer(t *testing.T) {
+	srv := clienttest.New(map[string]string{"tokA": "alice"})
+	defer srv.Close()
+	ctx := context.Background()
+	alice, _ := client.New(srv.URL, "tokA")
+	// A lock held before the view starts comes from the listing.
+	if _, err := alice.Acquire(ctx, "early", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// A user token: the fake lists only the caller's own flags.
+	api, _ := client.New(srv.URL, "tokA", client.WithRetries(0))
+	m := New(Config{API: api, Server: srv.URL, Tick: 20 * time.Millisecond, MetricsEvery: 50 * time.Millisecond,
+		Backoff: func(int) time.Duration { return 10 * time.Millisecond }})
+	d := newDriver(t, m)
+	d.handle(tea.WindowSizeMsg{Width: 80, Height: 24})
+	d.until("live", func() bool { return m.state == connLive })
+	if m.locks.Get("early") == nil {
+		t.Fatalf("listed lock missing:\n%s", m.View())
+	}
+
+	l, err := alice.Acquire(ctx, "job-1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.until("job-1 on screen", func() bool { return strings.Contains(m.View(), "job-1") })
+	if r := m.locks.Get("job-1"); r.Holder != "alice" || r.Token != l.FencingToken || r.AcquiredAt.IsZero() {
+		t.Fatalf("row %+v", r)
+	}
+	if err := alice.Release(ctx, "job-1", l.LeaseID); err != nil {
+		t.Fatal(err)
+	}
+	d.until("job-1 gone", func() bool { return !strings.Contains(m.View(), "job-1") })
+
+	// Flags refresh by listing when a flag event comes while they show.
+	d.key("tab")
+	d.key("tab")
+	d.until("flags listed", func() bool { return m.lists[viewFlags].loaded })
+	if _, err := alice.SetFlag(ctx, "beta", client.FlagSpec{Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	d.until("beta listed", func() bool { return strings.Contains(m.View(), "beta") })
+	d.key("shift+tab")
+	d.key("shift+tab")
+
+	// Cut off as lagged: the view resyncs at once.
+	gen := m.gen
+	srv.Publish(map[string]any{"type": "lagged", "owner": "alice"})
+	d.until("resynced after lagged", func() bool { return m.gen > gen && m.state == connLive })
+	if m.locks.Get("early") == nil {
+		t.Fatal("resync lost the table")
+	}
+	// Events flow on the new stream.
+	if _, err := alice.Acquire(ctx, "job-2", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	d.until("job-2 on screen", func() bool { return m.locks.Get("job-2") != nil })
+
+	// /metrics is for the admin only: the header says n/a.
+	d.until("metrics n/a", func() bool { return m.metricsNA })
+	if !strings.Contains(m.View(), "ops/s n/a") {
+		t.Fatalf("header:\n%s", m.View())
+	}
+
+	if cmd := func() tea.Cmd { _, c := m.Update(keyMsg("q")); return c }(); !isQuit(cmd) {
+		t.Fatal("q does not quit")
+	}
+}

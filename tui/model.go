@@ -1,0 +1,825 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/textinput"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/octostore/octostore/tools/client"
+)
+
+// Config configures the view.
+type Config struct {
+	API    API
+	Server string // shown in the header (the server URL)
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Backoff is the wait before reconnection attempt n (1, 2, …); default:
+	// 250ms doubling up to 5s, with jitter.
+	Backoff func(attempt int) time.Duration
+	// MetricsEvery is the /metrics scrape interval (default 1s).
+	MetricsEvery time.Duration
+	// Tick is the redraw interval of the time-left bars (default 250ms).
+	Tick time.Duration
+	// ConnectTimeout bounds opening the event stream (default 10s).
+	ConnectTimeout time.Duration
+}
+
+// view is one of the tabs.
+type view int
+
+const (
+	viewLocks view = iota
+	viewLimits
+	viewFlags
+	viewConfig
+	numViews
+)
+
+var viewNames = [numViews]string{"Locks", "Limits", "Flags", "Config"}
+
+// connection states.
+type connState int
+
+const (
+	connConnecting connState = iota // opening the event stream
+	connSyncing                     // stream open, listing locks
+	connLive                        // stream open, table in sync
+	connWaiting                     // disconnected, waiting to retry
+)
+
+// listState tracks the listing of one of the non-lock views.
+type listState struct {
+	loaded, inFlight, dirty bool
+	err                     error
+}
+
+// ringSize bounds the recent lock events kept for the detail pane.
+const ringSize = 1000
+
+// Model is the root Bubble Tea model.
+type Model struct {
+	cfg    Config
+	ctx    context.Context
+	cancel context.CancelFunc
+	keys   keyMap
+	st     *styles
+	help   help.Model
+	input  textinput.Model
+
+	width, height int
+	active        view
+	filtering     bool
+	detailOpen    bool
+	detailName    string
+
+	locks                  lockTable
+	limits, flags, configs listTable
+	lists                  [numViews]listState
+
+	// connection
+	state   connState
+	gen     int // connection generation: messages of older ones are dropped
+	attempt int
+	connErr error
+	retryAt time.Time
+	stream  *client.EventStream
+	pending []client.Event // events received while a lock listing is in flight
+
+	ring []client.Event // recent lock events, oldest first
+
+	rates      rates
+	metricsNA  bool  // the credentials may not read /metrics
+	metricsErr error // last scrape error (other than auth)
+
+	now      time.Time
+	quitting bool
+}
+
+// New returns the model; Run it with tea.NewProgram, or use Run.
+func New(cfg Config) *Model {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Backoff == nil {
+		cfg.Backoff = defaultBackoff
+	}
+	if cfg.MetricsEvery <= 0 {
+		cfg.MetricsEvery = time.Second
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = 250 * time.Millisecond
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in := textinput.New()
+	in.Prompt = "/"
+	in.Placeholder = "name prefix"
+	in.CharLimit = 128
+	m := &Model{
+		cfg: cfg, ctx: ctx, cancel: cancel, keys: defaultKeyMap(), st: defaultStyles(), help: help.New(), input: in,
+		locks:   newLockTable(),
+		limits:  listTable{what: "rate limits"},
+		flags:   listTable{what: "flags"},
+		configs: listTable{what: "config keys"},
+		gen:     1,
+		now:     cfg.Now(),
+		rates:   rates{p99: math.NaN()},
+	}
+	m.limits.SetRows(limitRows(nil, m.now))
+	m.flags.SetRows(flagRows(nil, m.now))
+	m.configs.SetRows(configRows(nil, m.now))
+	m.SetSize(80, 24)
+	return m
+}
+
+func defaultBackoff(attempt int) time.Duration {
+	d := 250 * time.Millisecond
+	for i := 1; i < attempt && d < 5*time.Second; i++ {
+		d *= 2
+	}
+	if d > 5*time.Second {
+		d = 5 * time.Second
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// Init starts the connection, the redraw tick and the metrics scrape.
+func (m *Model) Init() tea.Cmd {
+	return tea.Batch(m.connect(m.gen), m.tick(), m.scrape())
+}
+
+// Close cancels every request in flight and ends the event stream.
+func (m *Model) Close() {
+	m.cancel()
+	if m.stream != nil {
+		m.stream.Close()
+		m.stream = nil
+	}
+}
+
+// SetSize lays the view out for a w×h terminal.
+func (m *Model) SetSize(w, h int) {
+	if w < 20 {
+		w = 20
+	}
+	if h < 6 {
+		h = 6
+	}
+	m.width, m.height = w, h
+	m.help.Width = w
+	tableH, _ := m.layout()
+	m.locks.SetSize(w, tableH)
+	m.limits.SetSize(w, tableH)
+	m.flags.SetSize(w, tableH)
+	m.configs.SetSize(w, tableH)
+}
+
+// layout splits the height: header and tabs (2 lines), the table, the
+// detail pane (when open), the help.
+func (m *Model) layout() (tableH, detailH int) {
+	helpH := 1
+	if m.help.ShowAll {
+		for _, col := range m.keys.FullHelp() {
+			helpH = max(helpH, len(col))
+		}
+	}
+	avail := m.height - 2 - helpH
+	if m.detailOpen && m.active == viewLocks {
+		detailH = avail / 2
+		if detailH < 4 {
+			detailH = 4
+		}
+	}
+	tableH = avail - detailH
+	if tableH < 2 {
+		tableH = 2
+	}
+	return tableH, detailH
+}
+
+// --- commands: every network call runs in one of these ---
+
+func (m *Model) connect(gen int) tea.Cmd {
+	api, ctx, timeout := m.cfg.API, m.ctx, m.cfg.ConnectTimeout
+	return func() tea.Msg {
+		// The stream outlives the connect, so the timeout cancels only an
+		// attempt that has not been answered.
+		sctx, cancel := context.WithCancel(ctx)
+		t := time.AfterFunc(timeout, cancel)
+		s, err := api.Events(sctx, client.EventFilter{})
+		stopped := t.Stop()
+		if err != nil || !stopped {
+			cancel()
+			if s != nil {
+				s.Close()
+			}
+			switch {
+			case !stopped:
+				err = errors.New("timed out opening the event stream")
+			case errors.Is(err, context.Canceled) && ctx.Err() == nil:
+				// The client reports a refused connection on a stream as
+				// its own cancellation.
+				err = errors.New("server unreachable")
+			}
+			return connectFailedMsg{gen: gen, err: err}
+		}
+		return connectedMsg{gen: gen, stream: s}
+	}
+}
+
+// maxBatch bounds the events handed to Update at once.
+const maxBatch = 512
+
+func waitEvents(gen int, s *client.EventStream) tea.Cmd {
+	return func() tea.Msg {
+		e, ok := <-s.C
+		if !ok {
+			return streamEndedMsg{gen: gen, err: s.Err()}
+		}
+		evs := []client.Event{e}
+		for len(evs) < maxBatch {
+			select {
+			case e, ok := <-s.C:
+				if !ok {
+					return eventsMsg{gen: gen, events: evs} // the next wait reports the end
+				}
+				evs = append(evs, e)
+			default:
+				return eventsMsg{gen: gen, events: evs}
+			}
+		}
+		return eventsMsg{gen: gen, events: evs}
+	}
+}
+
+func closeStream(s *client.EventStream) tea.Cmd {
+	if s == nil {
+		return nil
+	}
+	return func() tea.Msg { s.Close(); return nil }
+}
+
+func (m *Model) listLocks(gen int) tea.Cmd {
+	api, ctx := m.cfg.API, m.ctx
+	return func() tea.Msg {
+		ls, err := api.ListLocks(ctx)
+		return locksListedMsg{gen: gen, locks: ls, err: err}
+	}
+}
+
+func (m *Model) list(v view) tea.Cmd {
+	st := &m.lists[v]
+	if st.inFlight {
+		st.dirty = true
+		return nil
+	}
+	st.inFlight, st.dirty = true, false
+	api, ctx := m.cfg.API, m.ctx
+	switch v {
+	case viewLimits:
+		return func() tea.Msg { ls, err := api.ListLimits(ctx); return limitsListedMsg{limits: ls, err: err} }
+	case viewFlags:
+		return func() tea.Msg { fs, err := api.ListFlags(ctx); return flagsListedMsg{flags: fs, err: err} }
+	case viewConfig:
+		return func() tea.Msg { cs, err := api.ListConfig(ctx); return configListedMsg{configs: cs, err: err} }
+	}
+	st.inFlight = false
+	return nil
+}
+
+func (m *Model) scrape() tea.Cmd {
+	if m.metricsNA {
+		return nil
+	}
+	api, ctx, now := m.cfg.API, m.ctx, m.cfg.Now
+	return func() tea.Msg {
+		text, err := api.Metrics(ctx)
+		return metricsMsg{at: now(), text: text, err: err}
+	}
+}
+
+func (m *Model) tick() tea.Cmd {
+	return tea.Tick(m.cfg.Tick, func(t time.Time) tea.Msg { return tickMsg(t) })
+}
+
+// reconnect drops the current stream and schedules the next attempt.
+func (m *Model) reconnect(err error) tea.Cmd {
+	old := m.stream
+	m.stream, m.pending = nil, nil
+	m.gen++
+	m.attempt++
+	m.connErr = err
+	d := m.cfg.Backoff(m.attempt)
+	if errors.Is(err, client.ErrLagged) {
+		d = 0 // we fell behind: resync at once
+	}
+	m.state = connWaiting
+	m.retryAt = m.cfg.Now().Add(d)
+	gen := m.gen
+	return tea.Batch(closeStream(old), tea.Tick(d, func(time.Time) tea.Msg { return reconnectMsg{gen: gen} }))
+}
+
+// --- update ---
+
+// Update handles one message.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.SetSize(msg.Width, msg.Height)
+		return m, nil
+	case tea.KeyMsg:
+		return m, m.key(msg)
+	case tickMsg:
+		m.now = m.cfg.Now()
+		return m, m.tick()
+
+	case connectedMsg:
+		if msg.gen != m.gen || m.quitting {
+			return m, closeStream(msg.stream)
+		}
+		m.stream, m.state, m.pending = msg.stream, connSyncing, nil
+		cmds := []tea.Cmd{waitEvents(msg.gen, msg.stream), m.listLocks(msg.gen)}
+		for v := viewLimits; v < numViews; v++ {
+			m.lists[v].inFlight = false // answers of the old connection no longer count
+			cmds = append(cmds, m.list(v))
+		}
+		return m, tea.Batch(cmds...)
+	case connectFailedMsg:
+		if msg.gen != m.gen {
+			return m, nil
+		}
+		return m, m.reconnect(msg.err)
+	case eventsMsg:
+		if msg.gen != m.gen {
+			return m, nil
+		}
+		return m, tea.Batch(m.events(msg.events), waitEvents(msg.gen, m.stream))
+	case streamEndedMsg:
+		if msg.gen != m.gen {
+			return m, nil
+		}
+		err := msg.err
+		if err == nil {
+			err = errors.New("the server ended the event stream")
+		}
+		return m, m.reconnect(err)
+	case reconnectMsg:
+		if msg.gen != m.gen || m.quitting {
+			return m, nil
+		}
+		m.state = connConnecting
+		return m, m.connect(msg.gen)
+
+	case locksListedMsg:
+		if msg.gen != m.gen || m.state != connSyncing {
+			return m, nil
+		}
+		if msg.err != nil {
+			return m, m.reconnect(fmt.Errorf("list locks: %w", msg.err))
+		}
+		now := m.cfg.Now()
+		m.locks.Reset(msg.locks, now)
+		for _, e := range m.pending {
+			m.locks.Apply(e, now)
+		}
+		m.pending = nil
+		m.state, m.attempt, m.connErr = connLive, 0, nil
+		return m, nil
+	case limitsListedMsg:
+		if msg.err == nil {
+			m.limits.SetRows(limitRows(msg.limits, m.cfg.Now()))
+		}
+		return m, m.listed(viewLimits, msg.err)
+	case flagsListedMsg:
+		if msg.err == nil {
+			m.flags.SetRows(flagRows(msg.flags, m.cfg.Now()))
+		}
+		return m, m.listed(viewFlags, msg.err)
+	case configListedMsg:
+		if msg.err == nil {
+			m.configs.SetRows(configRows(msg.configs, m.cfg.Now()))
+		}
+		return m, m.listed(viewConfig, msg.err)
+
+	case metricsMsg:
+		next := tea.Tick(m.cfg.MetricsEvery, func(time.Time) tea.Msg { return metricsTickMsg{} })
+		switch {
+		case isAuthErr(msg.err):
+			m.metricsNA = true // only the admin key reads /metrics
+			return m, nil
+		case msg.err != nil:
+			m.metricsErr = msg.err
+		default:
+			m.metricsErr = nil
+			if s, ok := parseScrape(msg.text, msg.at); ok {
+				m.rates.add(s)
+			}
+		}
+		return m, next
+	case metricsTickMsg:
+		if m.quitting {
+			return m, nil
+		}
+		return m, m.scrape()
+	}
+	return m, nil
+}
+
+// events applies a batch of stream events.
+func (m *Model) events(evs []client.Event) tea.Cmd {
+	now := m.cfg.Now()
+	var refresh [numViews]bool
+	for _, e := range evs {
+		switch e.Kind {
+		case "lock":
+			m.ring = append(m.ring, e)
+			if m.state == connSyncing {
+				m.pending = append(m.pending, e)
+			} else {
+				m.locks.Apply(e, now)
+			}
+		case "limit":
+			refresh[viewLimits] = true
+		case "flag":
+			refresh[viewFlags] = true
+		case "config":
+			refresh[viewConfig] = true
+		}
+	}
+	if len(m.ring) > ringSize {
+		m.ring = append(m.ring[:0:0], m.ring[len(m.ring)-ringSize:]...)
+	}
+	var cmds []tea.Cmd
+	for v := viewLimits; v < numViews; v++ {
+		if !refresh[v] {
+			continue
+		}
+		if v == m.active {
+			cmds = append(cmds, m.list(v))
+		} else {
+			m.lists[v].dirty = true // listed when shown
+		}
+	}
+	return tea.Batch(cmds...)
+}
+
+// listed records a listing's outcome and lists again if events came meanwhile.
+func (m *Model) listed(v view, err error) tea.Cmd {
+	st := &m.lists[v]
+	st.inFlight, st.err = false, err
+	if err == nil {
+		st.loaded = true
+	}
+	if st.dirty && v == m.active {
+		return m.list(v)
+	}
+	return nil
+}
+
+func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
+	// Keys typed faster than the terminal is read arrive as one message
+	// with several runes ("jj", "/jo"): handle them one at a time.
+	if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste {
+		var cmds []tea.Cmd
+		for _, r := range msg.Runes {
+			cmds = append(cmds, m.key(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt}))
+		}
+		return tea.Batch(cmds...)
+	}
+	if m.filtering {
+		switch msg.String() {
+		case "ctrl+c":
+			return m.quit()
+		case "enter":
+			m.filtering = false
+			m.input.Blur()
+			return nil
+		case "esc":
+			m.filtering = false
+			m.input.Blur()
+			m.input.SetValue("")
+			m.applyFilter()
+			return nil
+		}
+		var cmd tea.Cmd
+		m.input, cmd = m.input.Update(msg)
+		m.applyFilter()
+		return cmd
+	}
+	k := m.keys
+	switch {
+	case key.Matches(msg, k.Quit):
+		return m.quit()
+	case key.Matches(msg, k.Help):
+		m.help.ShowAll = !m.help.ShowAll
+		m.SetSize(m.width, m.height)
+	case key.Matches(msg, k.Filter):
+		m.filtering = true
+		m.input.CursorEnd()
+		return m.input.Focus()
+	case key.Matches(msg, k.Back):
+		if m.detailOpen {
+			m.detailOpen = false
+			m.SetSize(m.width, m.height)
+		} else if m.input.Value() != "" {
+			m.input.SetValue("")
+			m.applyFilter()
+		}
+	case key.Matches(msg, k.Up):
+		m.move(-1)
+	case key.Matches(msg, k.Down):
+		m.move(1)
+	case key.Matches(msg, k.PageUp):
+		m.move(-m.pageSize())
+	case key.Matches(msg, k.PageDown):
+		m.move(m.pageSize())
+	case key.Matches(msg, k.Detail):
+		if m.active != viewLocks {
+			return nil
+		}
+		if m.detailOpen {
+			m.detailOpen = false
+		} else if r := m.locks.Selected(); r != nil {
+			m.detailOpen, m.detailName = true, r.Name
+		}
+		m.SetSize(m.width, m.height)
+	case key.Matches(msg, k.NextView):
+		return m.switchView((m.active + 1) % numViews)
+	case key.Matches(msg, k.PrevView):
+		return m.switchView((m.active + numViews - 1) % numViews)
+	case key.Matches(msg, k.Refresh):
+		if m.active == viewLocks {
+			if m.stream == nil || m.state == connSyncing {
+				return nil
+			}
+			m.state, m.pending = connSyncing, nil
+			return m.listLocks(m.gen)
+		}
+		return m.list(m.active)
+	}
+	return nil
+}
+
+// quit stops the program. Cancelling the context ends the event stream
+// (its context derives from it) and any request in flight; Run's Close
+// then waits for the stream reader.
+func (m *Model) quit() tea.Cmd {
+	m.quitting = true
+	m.cancel()
+	return tea.Quit
+}
+
+func (m *Model) pageSize() int {
+	h, _ := m.layout()
+	if h > 2 {
+		return h - 2
+	}
+	return 1
+}
+
+func (m *Model) move(delta int) {
+	switch m.active {
+	case viewLocks:
+		m.locks.Move(delta)
+		if m.detailOpen {
+			if r := m.locks.Selected(); r != nil {
+				m.detailName = r.Name
+			}
+		}
+	case viewLimits:
+		m.limits.Move(delta)
+	case viewFlags:
+		m.flags.Move(delta)
+	case viewConfig:
+		m.configs.Move(delta)
+	}
+}
+
+func (m *Model) applyFilter() {
+	f := m.input.Value()
+	m.locks.SetFilter(f)
+	m.limits.SetFilter(f)
+	m.flags.SetFilter(f)
+	m.configs.SetFilter(f)
+}
+
+func (m *Model) switchView(v view) tea.Cmd {
+	m.active = v
+	m.SetSize(m.width, m.height)
+	if v != viewLocks && m.stream != nil && (m.lists[v].dirty || !m.lists[v].loaded) {
+		return m.list(v)
+	}
+	return nil
+}
+
+// --- view ---
+
+// View renders the whole screen.
+func (m *Model) View() string {
+	if m.quitting {
+		return ""
+	}
+	now := m.now
+	if n := m.cfg.Now(); n.After(now) {
+		now = n
+	}
+	tableH, detailH := m.layout()
+	m.locks.SetSize(m.width, tableH)
+	parts := []string{m.headerView(), m.tabsView()}
+	switch m.active {
+	case viewLocks:
+		parts = append(parts, m.locks.View(now, m.st))
+	case viewLimits:
+		parts = append(parts, m.limits.View(m.st, m.listStatus(viewLimits)))
+	case viewFlags:
+		parts = append(parts, m.flags.View(m.st, m.listStatus(viewFlags)))
+	case viewConfig:
+		parts = append(parts, m.configs.View(m.st, m.listStatus(viewConfig)))
+	}
+	if detailH > 0 {
+		parts = append(parts, m.detailView(now, detailH))
+	}
+	if m.filtering {
+		parts = append(parts, m.help.View(filterKeys))
+	} else {
+		parts = append(parts, m.help.View(m.keys))
+	}
+	clipper := lipgloss.NewStyle().MaxWidth(m.width)
+	lines := strings.Split(strings.Join(parts, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = clipper.Render(l)
+	}
+	if len(lines) > m.height {
+		lines = lines[:m.height]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (m *Model) listStatus(v view) string {
+	st := m.lists[v]
+	switch {
+	case st.err != nil && !st.loaded:
+		return "error: " + oneLine(st.err.Error())
+	case !st.loaded:
+		return "loading…"
+	}
+	return ""
+}
+
+// headerView: title, server, connection state; ops/s and p99 on the right.
+func (m *Model) headerView() string {
+	left := m.st.title.Render("octostore") + "  " + m.st.server.Render(m.cfg.Server) + "  " + m.connView()
+	right := "ops/s n/a  p99 n/a"
+	switch {
+	case m.metricsNA:
+	case m.metricsErr != nil && m.rates.samples == 0:
+		right = "metrics: unavailable"
+	case m.rates.samples == 0:
+		right = "ops/s …  p99 …"
+	default:
+		right = "ops/s " + fmtRate(m.rates.ops[len(m.rates.ops)-1]) + " " + sparkline(m.rates.ops) +
+			"  p99 " + fmtLatency(m.rates.p99)
+	}
+	gap := m.width - lipgloss.Width(left) - lipgloss.Width(right)
+	if gap < 2 {
+		// Too narrow for both: the connection state matters more.
+		return left
+	}
+	return left + strings.Repeat(" ", gap) + right
+}
+
+func (m *Model) connView() string {
+	switch m.state {
+	case connConnecting:
+		if m.attempt > 0 {
+			return m.st.waiting.Render(fmt.Sprintf("◌ reconnecting (attempt %d)…", m.attempt+1))
+		}
+		return m.st.waiting.Render("◌ connecting…")
+	case connSyncing:
+		return m.st.waiting.Render("◌ syncing…")
+	case connLive:
+		return m.st.live.Render("● live")
+	}
+	wait := m.retryAt.Sub(m.cfg.Now()).Round(100 * time.Millisecond)
+	if wait < 0 {
+		wait = 0
+	}
+	if errors.Is(m.connErr, client.ErrLagged) {
+		return m.st.waiting.Render(fmt.Sprintf("○ fell behind, resync in %s", wait))
+	}
+	s := fmt.Sprintf("○ offline, retry in %s", wait)
+	if m.connErr != nil {
+		s += ": " + shortErr(m.connErr)
+	}
+	return m.st.down.Render(s)
+}
+
+// isAuthErr reports a 401 or 403 answer.
+func isAuthErr(err error) bool {
+	if errors.Is(err, client.ErrUnauthorized) || errors.Is(err, client.ErrForbidden) {
+		return true
+	}
+	var ae *client.APIError
+	return errors.As(err, &ae) && (ae.Status == 401 || ae.Status == 403)
+}
+
+// shortErr keeps the end of an error message, the informative part.
+func shortErr(err error) string {
+	s := oneLine(err.Error())
+	s = strings.TrimPrefix(s, "octostore: ")
+	if i := strings.LastIndex(s, ": "); i >= 0 && len(s)-i > 8 {
+		s = s[i+2:]
+	}
+	return clip(s, 32)
+}
+
+func (m *Model) tabsView() string {
+	var tabs []string
+	for v := view(0); v < numViews; v++ {
+		name := viewNames[v]
+		switch v {
+		case viewLocks:
+			name += fmt.Sprintf(" %d", m.locks.Total())
+		case viewLimits:
+			name += countLabel(m.limits.rows, m.lists[v].loaded)
+		case viewFlags:
+			name += countLabel(m.flags.rows, m.lists[v].loaded)
+		case viewConfig:
+			name += countLabel(m.configs.rows, m.lists[v].loaded)
+		}
+		if v == m.active {
+			tabs = append(tabs, m.st.tabActive.Render(name))
+		} else {
+			tabs = append(tabs, m.st.tabInactive.Render(name))
+		}
+	}
+	line := " " + strings.Join(tabs, "  │  ")
+	switch {
+	case m.filtering:
+		line += "    " + m.input.View()
+	case m.input.Value() != "":
+		line += "    " + m.st.faint.Render("filter /"+m.input.Value())
+	}
+	return line
+}
+
+func countLabel(rows []listRow, loaded bool) string {
+	if !loaded {
+		return ""
+	}
+	return fmt.Sprintf(" %d", len(rows))
+}
+
+// detailView: the selected lock and its recent events, newest first.
+func (m *Model) detailView(now time.Time, h int) string {
+	w := m.width
+	name := m.detailName
+	lines := []string{m.st.rule.Render(strings.Repeat("─", w))}
+	title := name + "  "
+	if r := m.locks.Get(name); r != nil {
+		title += fmt.Sprintf("held by %s · token %d · expires %s (in %s)", r.Holder, r.Token,
+			r.ExpiresAt.Local().Format("15:04:05"), shortDur(r.ExpiresAt.Sub(now)))
+		if r.LeaseID != "" {
+			title += " · lease " + r.LeaseID
+		}
+	} else {
+		title += "not held"
+	}
+	lines = append(lines, m.st.detailTitle.Render(clip(title, w)))
+	n := 0
+	for i := len(m.ring) - 1; i >= 0 && len(lines) < h; i-- {
+		e := m.ring[i]
+		if e.Name != name {
+			continue
+		}
+		n++
+		t := e.Time
+		if t.IsZero() {
+			t = now
+		}
+		line := fmt.Sprintf("  %s  %-13s %-12s token %d", t.Local().Format("15:04:05.000"), e.Type, e.Holder, e.FencingToken)
+		if !e.ExpiresAt.IsZero() && (e.Type == client.EventLockAcquired || e.Type == client.EventLockRenewed) {
+			line += "  until " + e.ExpiresAt.Local().Format("15:04:05")
+		}
+		lines = append(lines, clip(line, w))
+	}
+	if n == 0 && len(lines) < h {
+		lines = append(lines, m.st.faint.Render("  no events for this lock since the view started"))
+	}
+	for len(lines) < h {
+		lines = append(lines, "")
+	}
+	return strings.Join(lines, "\n")
+}
