@@ -46,7 +46,9 @@ func (s *tmuxSession) run(args ...string) string {
 
 func (s *tmuxSession) screen() string { return s.run("capture-pane", "-p", "-t", "tui") }
 
-func (s *tmuxSession) keys(keys ...string) { s.run(append([]string{"send-keys", "-t", "tui"}, keys...)...) }
+func (s *tmuxSession) keys(keys ...string) {
+	s.run(append([]string{"send-keys", "-t", "tui"}, keys...)...)
+}
 
 // waitScreen polls the pane until cond holds for its text (the screen is
 // the signal; each poll is cheap), failing after d.
