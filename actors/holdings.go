@@ -15,9 +15,12 @@ type Holdings struct {
 }
 
 type holdingsPart struct {
-	// mu guards byHolder.
+	// mu guards byHolder and pending.
 	mu       sync.Mutex
 	byHolder map[string]map[string]LockRecord
+	// pending counts grants reserved against a holder's quota that have
+	// not committed yet (Reserve).
+	pending map[string]int
 }
 
 // NewHoldings returns an empty index.
@@ -25,6 +28,7 @@ func NewHoldings() *Holdings {
 	h := &Holdings{}
 	for i := range h.parts {
 		h.parts[i].byHolder = map[string]map[string]LockRecord{}
+		h.parts[i].pending = map[string]int{}
 	}
 	return h
 }
@@ -41,12 +45,66 @@ func (h *Holdings) part(holder string) *holdingsPart {
 func (h *Holdings) Put(r LockRecord) {
 	p := h.part(r.Holder)
 	p.mu.Lock()
+	p.putLocked(r)
+	p.mu.Unlock()
+}
+
+func (p *holdingsPart) putLocked(r LockRecord) {
 	m := p.byHolder[r.Holder]
 	if m == nil {
 		m = map[string]LockRecord{}
 		p.byHolder[r.Holder] = m
 	}
 	m[r.Name] = r
+}
+
+// Reserve counts a grant in progress against holder's quota of max locks:
+// it reports false (and reserves nothing) when holder already holds, or is
+// being granted, max locks at now. A reservation ends with PutReserved (the
+// grant committed) or Unreserve (it failed).
+func (h *Holdings) Reserve(holder string, now time.Time, max int) bool {
+	p := h.part(holder)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := p.pending[holder]
+	for _, r := range p.byHolder[holder] {
+		if n >= max {
+			break
+		}
+		if now.Before(r.ExpiresAt) {
+			n++
+		}
+	}
+	if n >= max {
+		return false
+	}
+	p.pending[holder]++
+	return true
+}
+
+// Unreserve gives back a reservation whose grant failed.
+func (h *Holdings) Unreserve(holder string) {
+	p := h.part(holder)
+	p.mu.Lock()
+	p.unreserveLocked(holder)
+	p.mu.Unlock()
+}
+
+func (p *holdingsPart) unreserveLocked(holder string) {
+	if p.pending[holder] <= 1 {
+		delete(p.pending, holder)
+	} else {
+		p.pending[holder]--
+	}
+}
+
+// PutReserved records a committed grant and ends its reservation, in one
+// step (the grant is never counted twice, nor not at all).
+func (h *Holdings) PutReserved(r LockRecord) {
+	p := h.part(r.Holder)
+	p.mu.Lock()
+	p.putLocked(r)
+	p.unreserveLocked(r.Holder)
 	p.mu.Unlock()
 }
 

@@ -176,9 +176,16 @@ func (b *lockBehavior) Handle(h *Host, op any) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		reserved := false
 		if outcome == LockAcquired {
-			if max := h.sys.cfg.MaxLocksPerUser; max > 0 && h.sys.Holdings.Count(op.Caller, now) >= max {
-				return nil, fmt.Errorf("%w: at most %d active locks per user", ErrQuota, max)
+			// The grant counts against the quota from now until it commits
+			// (or fails), so concurrent grants to one user on different
+			// locks cannot overshoot it.
+			if max := h.sys.cfg.MaxLocksPerUser; max > 0 {
+				if !h.sys.Holdings.Reserve(op.Caller, now, max) {
+					return nil, fmt.Errorf("%w: at most %d active locks per user", ErrQuota, max)
+				}
+				reserved = true
 			}
 		}
 		if next == prev {
@@ -188,7 +195,10 @@ func (b *lockBehavior) Handle(h *Host, op any) (any, error) {
 		if outcome == LockHeld {
 			ev = EventLockRenewed
 		}
-		if err := b.persist(h, next, ev, now); err != nil {
+		if err := b.persist(h, next, ev, now, reserved); err != nil {
+			if reserved {
+				h.sys.Holdings.Unreserve(op.Caller)
+			}
 			return nil, err
 		}
 		return LockReply{Outcome: outcome, Lock: next}, nil
@@ -197,7 +207,7 @@ func (b *lockBehavior) Handle(h *Host, op any) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := b.persist(h, next, EventLockRenewed, now); err != nil {
+		if err := b.persist(h, next, EventLockRenewed, now, false); err != nil {
 			return nil, err
 		}
 		return LockReply{Outcome: LockHeld, Lock: next}, nil
@@ -232,18 +242,26 @@ func (b *lockBehavior) Handle(h *Host, op any) (any, error) {
 }
 
 // persist writes next, and once committed updates the holder index and
-// publishes ev.
-func (b *lockBehavior) persist(h *Host, next LockRecord, ev string, now time.Time) error {
+// publishes ev. reserved: the grant holds a quota reservation (Reserve) that
+// the commit turns into a holding, or a failure gives back.
+func (b *lockBehavior) persist(h *Host, next LockRecord, ev string, now time.Time, reserved bool) error {
 	prev := b.state
 	sys := h.sys
 	err := h.Write(PutLock{Lock: next}, func(err error) {
 		if err != nil {
+			if reserved {
+				sys.Holdings.Unreserve(next.Holder)
+			}
 			return
 		}
 		if prev.Holder != "" && prev.LeaseID != next.LeaseID {
 			sys.Holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
 		}
-		sys.Holdings.Put(next)
+		if reserved {
+			sys.Holdings.PutReserved(next)
+		} else {
+			sys.Holdings.Put(next)
+		}
 		sys.cfg.Events.Publish(lockEvent(ev, next, now))
 	})
 	if err != nil {
