@@ -18,13 +18,14 @@ const EventLockState = "lock.state"
 
 // Broker is the Publisher that fans events out to subscribers. It numbers
 // every event (Seq), filters per subscriber by kind, name and owner, and
-// never blocks the publisher: each subscriber has a bounded buffer, and one
+// never blocks the publisher: each subscriber has a bounded queue, and one
 // that is full gets a final lagged event and is closed.
 //
-// mu guards seq, subs and closed, and is held while an event is handed to
+// mu guards seq, subs and closed, and is held while an event is queued for
 // every subscriber, so that each subscriber sees events in Seq order.
-// Hand-off is a non-blocking channel send, so the critical section is short
-// and bounded by the number of subscribers.
+// Queueing is an append under the subscriber's own mutex (never held for
+// long: Take only swaps the queue out), so the critical section is short and
+// bounded by the number of subscribers.
 type Broker struct {
 	buffer int
 
@@ -102,27 +103,54 @@ func (f *Filter) Visible(e Event) Event {
 	return e
 }
 
-// Subscription is one subscriber's stream of events.
+// Subscription is one subscriber's stream of events. Its queue grows only
+// with what the subscriber has not read yet (at most Buffer events and the
+// lagged event), so an idle subscription costs a few hundred bytes.
 type Subscription struct {
-	b      *Broker
-	f      Filter
-	ch     chan Event
-	lagged atomic.Bool
+	b     *Broker
+	f     Filter
+	ready chan struct{} // capacity 1: there is something to Take, or the subscription ended
+
+	// mu guards queue, done and lagged. Lock order: Broker.mu, then mu.
+	mu     sync.Mutex
+	queue  []Event
+	done   bool
+	lagged bool
 }
 
-// C delivers the subscription's events in Seq order. It is closed when the
-// subscription ends: after a lagged event, on Close, or when the broker
-// closes.
-func (s *Subscription) C() <-chan Event { return s.ch }
+// Ready is signalled when events are queued or the subscription ends; then
+// call Take.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Take appends the queued events (in Seq order) to buf and reports whether
+// the subscription has ended: then nothing follows them (the last one is
+// the lagged event if the subscriber was cut off).
+func (s *Subscription) Take(buf []Event) ([]Event, bool) {
+	s.mu.Lock()
+	buf = append(buf, s.queue...)
+	if cap(s.queue) > 256 {
+		s.queue = nil // a burst is over: give its memory back
+	} else {
+		clear(s.queue)
+		s.queue = s.queue[:0]
+	}
+	done := s.done
+	s.mu.Unlock()
+	return buf, done
+}
 
 // Lagged reports whether the subscription was cut off for falling behind.
-func (s *Subscription) Lagged() bool { return s.lagged.Load() }
+func (s *Subscription) Lagged() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lagged
+}
 
 // Filter is the subscription's filter.
 func (s *Subscription) Filter() Filter { return s.f }
 
-// Close ends the subscription (idempotent). Events still buffered in C may
-// be read until it is closed.
+// Close ends the subscription (idempotent). Events already queued may still
+// be taken.
 func (s *Subscription) Close() {
 	b := s.b
 	b.mu.Lock()
@@ -130,12 +158,18 @@ func (s *Subscription) Close() {
 	b.mu.Unlock()
 }
 
+func (s *Subscription) signal() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
 // Subscribe registers a subscriber. Events published after it returns are
 // delivered (if they pass f). It fails with ErrClosed once the broker is
 // closed.
 func (b *Broker) Subscribe(f Filter) (*Subscription, error) {
-	// One slot beyond Buffer is reserved for the lagged event.
-	s := &Subscription{b: b, f: f, ch: make(chan Event, b.buffer+1)}
+	s := &Subscription{b: b, f: f, ready: make(chan struct{}, 1)}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -151,12 +185,15 @@ func (b *Broker) removeLocked(s *Subscription) {
 		return
 	}
 	delete(b.subs, s)
-	close(s.ch)
+	s.mu.Lock()
+	s.done = true
+	s.mu.Unlock()
+	s.signal()
 	b.subscribers.Add(-1)
 }
 
-// Publish implements Publisher: it numbers e and hands it to every matching
-// subscriber without blocking.
+// Publish implements Publisher: it numbers e and queues it for every
+// matching subscriber without blocking.
 func (b *Broker) Publish(e Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -170,15 +207,18 @@ func (b *Broker) Publish(e Event) {
 		if !s.f.allows(&e) {
 			continue
 		}
-		// Only Publish sends, under mu, so len is exact here: the reader
-		// can only make room.
-		if len(s.ch) < b.buffer {
-			s.ch <- s.f.Visible(e)
+		s.mu.Lock()
+		if len(s.queue) < b.buffer {
+			s.queue = append(s.queue, s.f.Visible(e))
+			s.mu.Unlock()
 			b.delivered.Add(1)
+			s.signal()
 			continue
 		}
-		s.ch <- Event{Seq: e.Seq, Type: EventLagged, Time: b.now().UTC()}
-		s.lagged.Store(true)
+		// Cut off: the lagged event names the first event it misses.
+		s.queue = append(s.queue, Event{Seq: e.Seq, Type: EventLagged, Time: b.now().UTC()})
+		s.lagged = true
+		s.mu.Unlock()
 		b.dropped.Add(1)
 		b.removeLocked(s)
 	}

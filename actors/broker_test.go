@@ -11,20 +11,16 @@ func lockEv(typ, name, holder, lease string, token uint64) Event {
 	return Event{Type: typ, Kind: "lock", Name: name, Holder: holder, LeaseID: lease, FencingToken: token}
 }
 
-// drain reads everything buffered in s without blocking.
+// drain takes everything queued for s without blocking.
 func drain(s *Subscription) []Event {
-	var out []Event
-	for {
-		select {
-		case e, ok := <-s.C():
-			if !ok {
-				return out
-			}
-			out = append(out, e)
-		default:
-			return out
-		}
-	}
+	out, _ := s.Take(nil)
+	return out
+}
+
+// ended reports whether s has ended (after what is queued).
+func ended(s *Subscription) bool {
+	_, done := s.Take(nil)
+	return done
 }
 
 func TestBrokerNumbersAndOrders(t *testing.T) {
@@ -110,7 +106,7 @@ func TestBrokerLaggedSubscriberIsCutOff(t *testing.T) {
 	if last := got[3]; last.Type != EventLagged || last.Seq != 4 {
 		t.Fatalf("last event = %+v, want lagged at seq 4", last)
 	}
-	if _, ok := <-slow.C(); ok {
+	if !ended(slow) {
 		t.Fatal("slow subscription still open after lagged")
 	}
 	if !slow.Lagged() || fast.Lagged() {
@@ -146,7 +142,7 @@ func TestBrokerCloseAndUnsubscribe(t *testing.T) {
 	if got := drain(s2); len(got) != 1 {
 		t.Fatalf("s2 got %v before close", got)
 	}
-	if _, ok := <-s2.C(); ok {
+	if !ended(s2) {
 		t.Fatal("s2 open after broker Close")
 	}
 	if _, err := b.Subscribe(Filter{}); !errors.Is(err, ErrClosed) {
@@ -186,22 +182,26 @@ func TestBrokerConcurrent(t *testing.T) {
 					return // closed
 				}
 				var last uint64
-				for n := 0; n < 100; n++ {
-					var e Event
-					var ok bool
+				var buf []Event
+			read:
+				for n := 0; n < 20; n++ {
 					select {
-					case e, ok = <-s.C():
+					case <-s.Ready():
 					case <-stop:
 						s.Close()
 						return
 					}
-					if !ok {
-						break
+					var done bool
+					buf, done = s.Take(buf[:0])
+					for _, e := range buf {
+						if e.Seq <= last {
+							errs <- fmt.Errorf("seq %d after %d", e.Seq, last)
+						}
+						last = e.Seq
 					}
-					if e.Seq <= last {
-						errs <- fmt.Errorf("seq %d after %d", e.Seq, last)
+					if done {
+						break read
 					}
-					last = e.Seq
 				}
 				s.Close()
 			}
@@ -217,5 +217,24 @@ func TestBrokerConcurrent(t *testing.T) {
 	}
 	if b.Stats().Subscribers != 0 {
 		t.Fatalf("subscribers = %d", b.Stats().Subscribers)
+	}
+}
+
+// TestBrokerQueueMemory: a subscription holds memory only for what it has
+// not read, and gives a burst's memory back once it is read.
+func TestBrokerQueueMemory(t *testing.T) {
+	b := NewBroker(BrokerOptions{Buffer: 4096})
+	s, _ := b.Subscribe(Filter{Admin: true})
+	if cap(s.queue) != 0 {
+		t.Fatalf("idle subscription holds %d slots", cap(s.queue))
+	}
+	for i := 0; i < 1000; i++ {
+		b.Publish(lockEv(EventLockRenewed, "x", "a", "", 1))
+	}
+	if got := drain(s); len(got) != 1000 {
+		t.Fatalf("took %d", len(got))
+	}
+	if cap(s.queue) != 0 {
+		t.Fatalf("queue keeps %d slots after the burst", cap(s.queue))
 	}
 }

@@ -223,9 +223,6 @@ func (es *eventStreams) serve(ctx *fasthttp.RequestCtx, sub *actors.Subscription
 
 var pingFrame = []byte(": ping\n\n")
 
-// maxCoalesce bounds how many bytes of queued events go into one flush.
-const maxCoalesce = 32 << 10
-
 // run is the stream writer. It returns when the client goes away, a write
 // fails, the subscription ends (lagged, after writing the lagged event) or
 // the server shuts down.
@@ -240,40 +237,28 @@ func (es *eventStreams) run(st *stream, w *bufio.Writer, hello []byte, skip func
 	}
 	tick := time.NewTicker(es.heartbeat)
 	defer tick.Stop()
-	ch := st.sub.C()
+	var evs []actors.Event
 	buf := make([]byte, 0, 1024)
 	for {
 		select {
-		case e, ok := <-ch:
-			if !ok {
-				return // lagged (already written) or broker closed
-			}
+		case <-st.sub.Ready():
+			// Everything queued goes out in one flush.
+			var done bool
+			evs, done = st.sub.Take(evs[:0])
 			buf = buf[:0]
-			open := true
-			if skip == nil || !skip(&e) {
-				buf = appendSSE(buf, &e)
-			}
-			// Coalesce what else is queued into the same flush.
-		more:
-			for len(buf) < maxCoalesce {
-				select {
-				case e, ok = <-ch:
-					if !ok {
-						open = false
-						break more
-					}
-					if skip == nil || !skip(&e) {
-						buf = appendSSE(buf, &e)
-					}
-				default:
-					break more
+			for i := range evs {
+				if skip == nil || !skip(&evs[i]) {
+					buf = appendSSE(buf, &evs[i])
 				}
 			}
 			if len(buf) > 0 && !st.write(w, buf, es.writeTimeout) {
 				return
 			}
-			if !open {
-				return
+			if cap(buf) > 64<<10 {
+				buf, evs = make([]byte, 0, 1024), nil // a burst is over
+			}
+			if done {
+				return // lagged (its event written last) or broker closed
 			}
 		case <-tick.C:
 			if !st.write(w, pingFrame, es.writeTimeout) {
