@@ -192,26 +192,30 @@ func (db *DB) migrate() error {
 }
 
 func (db *DB) quickCheck() error {
+	damaged := func(detail string) error {
+		return fmt.Errorf("integrity check of %s failed: %s; the database is damaged: restore it from a backup (docs/operations.md, \"Backup and restore\")",
+			db.Path, detail)
+	}
 	rows, err := db.write.Query("PRAGMA quick_check")
 	if err != nil {
-		return fmt.Errorf("integrity check: %w", err)
+		return damaged(err.Error())
 	}
 	defer rows.Close()
 	var problems []string
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
-			return fmt.Errorf("integrity check: %w", err)
+			return damaged(err.Error())
 		}
 		if s != "ok" {
 			problems = append(problems, s)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("integrity check: %w", err)
+		return damaged(err.Error())
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("integrity check of %s failed: %s", db.Path, strings.Join(problems, "; "))
+		return damaged(strings.Join(problems, "; "))
 	}
 	return nil
 }
