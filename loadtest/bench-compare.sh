@@ -13,7 +13,8 @@
 # each scenario and target, rotating over the targets; the best counts), SCENARIOS (a
 # space-separated subset), REDIS_SERVER (redis-server), DRIVER (raw or client;
 # default raw: it costs the load generator the least CPU, which matters when
-# it shares 2 cores with the server; the ratios compare like with like).
+# it shares 2 cores with the server; the ratios compare like with like),
+# OCTOSTORE_BIN (use this binary instead of building ./cmd/octostore).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,9 +40,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "bench-compare: building octostore" >&2
-(cd "$root" && go build -o "$work/octostore" ./cmd/octostore)
-bin=$work/octostore
+if [ -n "${OCTOSTORE_BIN:-}" ]; then
+	bin=$OCTOSTORE_BIN
+else
+	echo "bench-compare: building octostore" >&2
+	(cd "$root" && go build -o "$work/octostore" ./cmd/octostore)
+	bin=$work/octostore
+fi
 
 # wait_for FILE PATTERN: wait (at most 30s) until FILE has a line matching PATTERN.
 wait_for() {
@@ -161,7 +166,9 @@ done
 	echo "- machine: $(nproc) CPUs, $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)"
 	echo "- $(go version)"
 	echo "- $("$redis_server" --version | cut -d' ' -f1-3)"
-	echo "- octostore $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	rev=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+	if [ -z "${OCTOSTORE_BIN:-}" ] && ! (cd "$root" && git diff --quiet HEAD -- . 2>/dev/null); then rev="$rev + uncommitted changes"; fi
+	echo "- $("$bin" version 2>/dev/null | head -1), tree $rev"
 	echo "- loadtest: driver $driver, $concurrency workers, $duration measured after $warmup warmup, best of $rounds round(s)"
 	echo "- load average (1/5/15 min) before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 	echo "- temp dir file system: $(df -T "$work" 2>/dev/null | awk 'NR==2 {print $2}')"
