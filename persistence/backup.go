@@ -109,6 +109,18 @@ func Backup(ctx context.Context, src, dst string) (BackupInfo, error) {
 	if _, err := dstConn.ExecContext(ctx, "PRAGMA journal_mode=DELETE"); err != nil {
 		return info, fmt.Errorf("backup: %w", err)
 	}
+	// Fold the lock journal into the copy's locks table, as a start does,
+	// so the copy reads like a quiescent database (no-op before 0003).
+	var hasLog int
+	_ = dstConn.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE name = 'lock_log'").Scan(&hasLog)
+	if hasLog == 1 {
+		if _, err := dstConn.ExecContext(ctx, foldSQL, int64(1<<62)); err != nil {
+			return info, fmt.Errorf("backup: fold lock journal: %w", err)
+		}
+		if _, err := dstConn.ExecContext(ctx, "DELETE FROM lock_log"); err != nil {
+			return info, fmt.Errorf("backup: fold lock journal: %w", err)
+		}
+	}
 	if err := integrityCheck(ctx, dstConn, "integrity_check"); err != nil {
 		return info, fmt.Errorf("backup: the copy fails its integrity check: %w", err)
 	}

@@ -29,6 +29,9 @@ func (s *Store) DB() *DB { return s.db }
 
 // LoadLock implements actors.Loader.
 func (s *Store) LoadLock(name string) (actors.LockRecord, bool, error) {
+	if r, ok := s.log.lookup(name); ok {
+		return r, true, nil
+	}
 	var r actors.LockRecord
 	var token, exp, acq int64
 	err := s.db.read.QueryRow(`SELECT name, holder, lease_id, fencing_token, expires_at, acquired_at
@@ -47,6 +50,8 @@ func (s *Store) LoadLock(name string) (actors.LockRecord, bool, error) {
 
 // ActiveLocks implements actors.Loader.
 func (s *Store) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
+	// Journal records not folded yet supersede their rows.
+	recent := s.log.snapshot()
 	rows, err := s.db.read.Query(`SELECT name, holder, lease_id, fencing_token, expires_at, acquired_at
 		FROM locks WHERE holder <> '' AND expires_at > ?`, now.UnixMilli())
 	if err != nil {
@@ -59,12 +64,23 @@ func (s *Store) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
 		if err := rows.Scan(&r.Name, &r.Holder, &r.LeaseID, &token, &exp, &acq); err != nil {
 			return fmt.Errorf("load active locks: %w", err)
 		}
+		if _, newer := recent[r.Name]; newer {
+			continue
+		}
 		r.Token = uint64(token)
 		r.ExpiresAt = fromMS(exp)
 		r.AcquiredAt = fromMS(acq)
 		fn(r)
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, r := range recent {
+		if r.HeldAt(now) {
+			fn(r)
+		}
+	}
+	return nil
 }
 
 // Apply enqueues m and waits for its commit (for rare, synchronous writes:

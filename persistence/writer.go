@@ -53,6 +53,7 @@ type Writer struct {
 	fault     atomic.Pointer[func() error]
 
 	stmts *statements
+	log   *lockLog // the lock journal (locklog.go)
 }
 
 type entry struct {
@@ -87,6 +88,10 @@ func NewWriter(db *DB, opt WriterOptions) (*Writer, error) {
 	if opt.MaxBatch <= 0 {
 		opt.MaxBatch = 4096
 	}
+	log := newLockLog()
+	if err := log.foldAll(db.write); err != nil {
+		return nil, err
+	}
 	st, err := prepare(db.write)
 	if err != nil {
 		return nil, err
@@ -98,6 +103,7 @@ func NewWriter(db *DB, opt WriterOptions) (*Writer, error) {
 		wake:     make(chan struct{}, 1),
 		stopped:  make(chan struct{}),
 		stmts:    st,
+		log:      log,
 	}
 	w.cond = sync.NewCond(&w.mu)
 	w.healthy.Store(true)
@@ -379,6 +385,11 @@ func (w *Writer) commit(batch []entry) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	if err := w.log.begin(ctx, tx); err != nil {
+		tx.Rollback()
+		w.log.rolledBack()
+		return err
+	}
 	for i := range batch {
 		e := &batch[i]
 		if e.m == nil {
@@ -389,15 +400,23 @@ func (w *Writer) commit(batch []entry) error {
 		if e.skip = !e.guard.Valid(); e.skip {
 			continue
 		}
-		if err := w.stmts.apply(ctx, tx, e.m); err != nil {
+		if p, ok := e.m.(actors.PutLock); ok {
+			err = w.log.append(ctx, tx, w.stmts.putLock, p.Lock)
+		} else {
+			err = w.stmts.apply(ctx, tx, e.m)
+		}
+		if err != nil {
 			tx.Rollback()
+			w.log.rolledBack()
 			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		tx.Rollback()
+		w.log.rolledBack()
 		return fmt.Errorf("commit: %w", err)
 	}
+	w.log.committed()
 	return nil
 }
 
@@ -425,10 +444,9 @@ type statements struct {
 func prepare(db *sql.DB) (*statements, error) {
 	s := &statements{}
 	var err error
-	s.putLock, err = db.Prepare(`INSERT INTO locks(name, holder, lease_id, fencing_token, expires_at, acquired_at)
-		VALUES(?, ?, ?, ?, ?, ?)
-		ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, lease_id = excluded.lease_id,
-			fencing_token = excluded.fencing_token, expires_at = excluded.expires_at, acquired_at = excluded.acquired_at`)
+	// Lock writes are journaled (locklog.go), not updated in place.
+	s.putLock, err = db.Prepare(`INSERT INTO lock_log(name, holder, lease_id, fencing_token, expires_at, acquired_at)
+		VALUES(?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
@@ -447,10 +465,6 @@ func (s *statements) close() {
 // apply executes one mutation inside tx.
 func (s *statements) apply(ctx context.Context, tx *sql.Tx, m actors.Mutation) error {
 	switch m := m.(type) {
-	case actors.PutLock:
-		l := m.Lock
-		_, err := tx.StmtContext(ctx, s.putLock).ExecContext(ctx, l.Name, l.Holder, l.LeaseID, int64(l.Token), ms(l.ExpiresAt), ms(l.AcquiredAt))
-		return err
 	case IssueToken:
 		return applyIssueToken(ctx, tx, m)
 	case RevokeToken:

@@ -260,8 +260,12 @@ func TestWriterCrashConsistency(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st := &Store{db: db}
-		db.read = db.write
+		// Opening a writer folds the lock journal, as a restarted server does.
+		w, err := NewWriter(db, WriterOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := NewStore(db, w)
 		for k, v := range acked {
 			r, ok, err := st.LoadLock(k)
 			if err != nil || !ok || r.Token < v {
@@ -271,6 +275,7 @@ func TestWriterCrashConsistency(t *testing.T) {
 				t.Fatalf("round %d: %s=%d in the database, far beyond the last acknowledged %d", round, k, r.Token, v)
 			}
 		}
+		w.Close()
 		db.Close()
 	}
 }
