@@ -374,7 +374,7 @@ func TestEventsExpiryAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	c1 := evClient(t, a1, "tokA")
-	l, err := c1.Acquire(context.Background(), "survivor", 3*time.Second)
+	l, err := c1.Acquire(context.Background(), "survivor", 4*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
