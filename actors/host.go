@@ -157,7 +157,7 @@ func (h *Host) Receive(ctx actor.Context) {
 		h.handledSeen = h.handled
 		h.idleTimer.Reset(h.sys.cfg.IdleTimeout)
 	case *actor.Started:
-		h.self, h.parent = ctx.Self(), ctx.Parent()
+		h.self = ctx.Self() // parent: set by the shard that spawned us
 		h.gen = 1
 		h.activate()
 		self, root := h.self, h.sys.as.Root
