@@ -57,11 +57,15 @@ func BenchTable(w io.Writer, reports []*Report) {
 		}
 		ratio := Ratio(b.OpsPerSec, o.OpsPerSec)
 		met := "yes"
-		if !(ratio >= g.Min) {
+		switch {
+		case o.Errors > 0:
+			met = fmt.Sprintf("**no**: octostore answered %d requests with errors", o.Errors)
+		case o.Safety != nil && o.Safety.Violations > 0:
+			met = fmt.Sprintf("**no**: %d safety violations", o.Safety.Violations)
+		case b.Errors > 0:
+			met = fmt.Sprintf("unknown: the baseline had %d errors", b.Errors)
+		case !(ratio >= g.Min):
 			met = "**no**"
-		}
-		if o.Errors > 0 || (o.Safety != nil && o.Safety.Violations > 0) {
-			met += " (octostore had errors or violations)"
 		}
 		fmt.Fprintf(w, "| %s | %.0f | %.0f | %s | %.1fx | %s |\n", g.What, o.OpsPerSec, b.OpsPerSec, fmtRatio(ratio), g.Min, met)
 	}

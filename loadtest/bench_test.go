@@ -47,7 +47,16 @@ func TestBenchTableKeepsBestRound(t *testing.T) {
 		{Scenario: "flag-eval", Label: "octostore", OpsPerSec: 700},
 		{Scenario: "flag-eval", Label: "noop", OpsPerSec: 1000},
 	})
-	if !strings.Contains(b.String(), "| flag-eval vs no-op fasthttp | 900 | 1000 | 0.90x |") {
+	if !strings.Contains(b.String(), "| flag-eval vs no-op fasthttp | 900 | 1000 | 0.90x | 0.7x | yes |") {
 		t.Fatalf("best round not kept:\n%s", b.String())
+	}
+	// Fast errors meet no goal.
+	b.Reset()
+	BenchTable(&b, []*Report{
+		{Scenario: "flag-eval", Label: "octostore", OpsPerSec: 5000, Errors: 20000},
+		{Scenario: "flag-eval", Label: "noop", OpsPerSec: 1000},
+	})
+	if !strings.Contains(b.String(), "| 5.00x | 0.7x | **no**: octostore answered 20000 requests with errors |") {
+		t.Fatalf("errors counted as success:\n%s", b.String())
 	}
 }
