@@ -137,11 +137,9 @@ func NextConfig(cur ConfigRecord, op SetConfig, now time.Time) (ConfigRecord, er
 // --- the actor behavior ---
 
 type configBehavior struct {
-	key       Key
-	res       *Resources
-	state     ConfigRecord
-	counted   bool
-	activated bool
+	key   Key
+	res   *Resources
+	state ConfigRecord
 }
 
 func (b *configBehavior) Activate(h *Host) error {
@@ -150,8 +148,6 @@ func (b *configBehavior) Activate(h *Host) error {
 		return err
 	}
 	c.Owner, c.Key = b.key.Owner, b.key.Name
-	b.counted = b.res.config.reconcile(b.key.Owner, b.activated, b.counted, c.Live())
-	b.activated = true
 	b.state = c
 	return nil
 }
@@ -178,20 +174,20 @@ func (b *configBehavior) Handle(h *Host, op any) (any, error) {
 			}
 			reserved = true
 		}
-		pub := h.sys.cfg.Events
+		pub, q := h.sys.cfg.Events, b.res.config
 		err = h.Write(PutConfig{Config: next, Keep: b.res.history}, func(err error) {
+			if reserved {
+				q.created(next.Owner, err)
+			}
 			if err == nil {
 				pub.Publish(Event{Type: EventConfigWritten, Kind: "config", Name: next.Key, Owner: next.Owner, Version: next.Version, Time: now})
 			}
 		})
 		if err != nil {
 			if reserved {
-				b.res.config.release(b.key.Owner)
+				q.release(b.key.Owner)
 			}
 			return nil, err
-		}
-		if reserved {
-			b.counted = true
 		}
 		b.state = next
 		return ConfigReply{Config: next}, nil
@@ -199,18 +195,17 @@ func (b *configBehavior) Handle(h *Host, op any) (any, error) {
 		if !b.state.Live() {
 			return nil, ErrConfigNotFound
 		}
-		pub, key, last := h.sys.cfg.Events, b.key, b.state.Version
+		pub, key, last, q := h.sys.cfg.Events, b.key, b.state.Version, b.res.config
+		q.release(key.Owner)
 		err := h.Write(RemoveConfig{Owner: key.Owner, Key: key.Name, Version: last, At: now}, func(err error) {
+			q.deleted(key.Owner, err)
 			if err == nil {
 				pub.Publish(Event{Type: EventConfigDeleted, Kind: "config", Name: key.Name, Owner: key.Owner, Version: last, Time: now})
 			}
 		})
 		if err != nil {
+			q.add(key.Owner)
 			return nil, err
-		}
-		if b.counted {
-			b.res.config.release(key.Owner)
-			b.counted = false
 		}
 		b.state = ConfigRecord{Owner: key.Owner, Key: key.Name, Version: last, Deleted: true}
 		return nil, nil

@@ -102,7 +102,7 @@ func TestNextConfig(t *testing.T) {
 	}
 }
 
-func TestQuotaReconcile(t *testing.T) {
+func TestResourceQuota(t *testing.T) {
 	q := newQuota(2, "things")
 	if !q.reserve("a") || !q.reserve("a") || q.reserve("a") {
 		t.Fatal("cap of 2 not enforced")
@@ -114,16 +114,20 @@ func TestQuotaReconcile(t *testing.T) {
 	if !q.reserve("a") {
 		t.Fatal("release did not free a slot")
 	}
-	// first activation: counted iff it exists (the start-up count has it)
-	if q.reconcile("a", false, false, true) != true || q.n["a"] != 2 {
-		t.Fatal("first activation changed the count")
+	// commit callbacks: a failed create gives its slot back, a failed
+	// delete takes it again; successes change nothing
+	n := q.n["a"]
+	q.created("a", nil)
+	q.deleted("a", nil)
+	if q.n["a"] != n {
+		t.Fatal("successful writes changed the count")
 	}
-	// reload after a failed create: it does not exist, it was counted
-	if q.reconcile("a", true, true, false) != false || q.n["a"] != 1 {
+	q.created("a", ErrUnavailable)
+	if q.n["a"] != n-1 {
 		t.Fatalf("failed create not released: %d", q.n["a"])
 	}
-	// reload after a failed delete: it exists, it was released
-	if q.reconcile("a", true, false, true) != true || q.n["a"] != 2 {
+	q.deleted("a", ErrUnavailable)
+	if q.n["a"] != n {
 		t.Fatalf("failed delete not re-counted: %d", q.n["a"])
 	}
 	unlimited := newQuota(0, "things")

@@ -114,12 +114,10 @@ func ApplySetFlag(cur FlagRecord, found bool, op SetFlag, now time.Time) FlagRec
 // --- the actor behavior ---
 
 type flagBehavior struct {
-	key       Key
-	res       *Resources
-	state     FlagRecord
-	found     bool
-	counted   bool
-	activated bool
+	key   Key
+	res   *Resources
+	state FlagRecord
+	found bool
 }
 
 func (b *flagBehavior) Activate(h *Host) error {
@@ -127,8 +125,6 @@ func (b *flagBehavior) Activate(h *Host) error {
 	if err != nil {
 		return err
 	}
-	b.counted = b.res.flags.reconcile(b.key.Owner, b.activated, b.counted, ok)
-	b.activated = true
 	f.Owner, f.Name = b.key.Owner, b.key.Name
 	b.state, b.found = f, ok
 	return nil
@@ -150,20 +146,20 @@ func (b *flagBehavior) Handle(h *Host, op any) (any, error) {
 			reserved = true
 		}
 		next := ApplySetFlag(b.state, b.found, op, now)
-		pub := h.sys.cfg.Events
+		pub, q := h.sys.cfg.Events, b.res.flags
 		err := h.Write(PutFlag{Flag: next}, func(err error) {
+			if reserved {
+				q.created(next.Owner, err)
+			}
 			if err == nil {
 				pub.Publish(Event{Type: EventFlagSet, Kind: "flag", Name: next.Name, Owner: next.Owner, Time: now})
 			}
 		})
 		if err != nil {
 			if reserved {
-				b.res.flags.release(b.key.Owner)
+				q.release(b.key.Owner)
 			}
 			return nil, err
-		}
-		if reserved {
-			b.counted = true
 		}
 		b.state, b.found = next, true
 		return FlagReply{Flag: next, Found: true}, nil
@@ -171,18 +167,17 @@ func (b *flagBehavior) Handle(h *Host, op any) (any, error) {
 		if !b.found {
 			return nil, ErrFlagNotFound
 		}
-		pub, key := h.sys.cfg.Events, b.key
+		pub, key, q := h.sys.cfg.Events, b.key, b.res.flags
+		q.release(key.Owner)
 		err := h.Write(RemoveFlag{Owner: key.Owner, Name: key.Name}, func(err error) {
+			q.deleted(key.Owner, err)
 			if err == nil {
 				pub.Publish(Event{Type: EventFlagDeleted, Kind: "flag", Name: key.Name, Owner: key.Owner, Time: now})
 			}
 		})
 		if err != nil {
+			q.add(key.Owner)
 			return nil, err
-		}
-		if b.counted {
-			b.res.flags.release(key.Owner)
-			b.counted = false
 		}
 		b.state = FlagRecord{Owner: key.Owner, Name: key.Name}
 		b.found = false

@@ -425,13 +425,11 @@ func (RemoveLimit) Table() string { return "limits" }
 // --- the actor behavior ---
 
 type limitBehavior struct {
-	key       Key
-	res       *Resources
-	box       *limitBox
-	exists    bool  // the limit has been checked and not reset
-	counted   bool  // the limit counts against its owner's quota
-	activated bool  // Activate ran before (this run is a reload after a failed write)
-	deniedAt  int64 // unix ms of the last limit.denied event
+	key      Key
+	res      *Resources
+	box      *limitBox
+	exists   bool  // the limit has been checked and not reset
+	deniedAt int64 // unix ms of the last limit.denied event
 }
 
 func (b *limitBehavior) Activate(h *Host) error {
@@ -439,8 +437,7 @@ func (b *limitBehavior) Activate(h *Host) error {
 	if err != nil {
 		return err
 	}
-	b.counted = b.res.limits.reconcile(b.key.Owner, b.activated, b.counted, ok)
-	b.activated, b.exists = true, ok
+	b.exists = ok
 	if b.box != nil {
 		b.box.mu.Lock()
 		b.box.dead = true
@@ -456,26 +453,28 @@ func (b *limitBehavior) Handle(h *Host, op any) (any, error) {
 	now := h.Now()
 	switch op := op.(type) {
 	case CheckLimit:
-		created := false
+		var onCommit func(error)
+		q, owner := b.res.limits, b.key.Owner
 		if !b.exists {
-			if !b.res.limits.reserve(b.key.Owner) {
-				return nil, b.res.limits.err
+			// The first write of a new limit carries its quota slot.
+			if !q.reserve(owner) {
+				return nil, q.err
 			}
-			b.exists, b.counted, created = true, true, true
+			onCommit = func(err error) { q.created(owner, err) }
 		}
 		box := b.box
 		box.mu.Lock()
 		if !box.queued && box.w.Changes(now, op.Max, op.Window) {
-			if err := h.WriteBehind(PutLimit{box}, nil); err != nil {
+			if err := h.WriteBehind(PutLimit{box}, onCommit); err != nil {
 				box.mu.Unlock()
-				if created {
-					b.res.limits.release(b.key.Owner)
-					b.exists, b.counted = false, false
+				if onCommit != nil {
+					q.release(owner)
 				}
 				return nil, err
 			}
 			box.queued = true
 		}
+		b.exists = true
 		d := box.w.Check(now, op.Max, op.Window)
 		box.mu.Unlock()
 		if !d.Allowed {
@@ -499,13 +498,16 @@ func (b *limitBehavior) Handle(h *Host, op any) (any, error) {
 		if !b.exists {
 			return nil, ErrLimitNotFound
 		}
-		pub, key := h.sys.cfg.Events, b.key
+		pub, key, q := h.sys.cfg.Events, b.key, b.res.limits
+		q.release(key.Owner)
 		err := h.Write(RemoveLimit{Owner: key.Owner, Name: key.Name}, func(err error) {
+			q.deleted(key.Owner, err)
 			if err == nil {
 				pub.Publish(Event{Type: EventLimitReset, Kind: "limit", Name: key.Name, Owner: key.Owner, Time: now})
 			}
 		})
 		if err != nil {
+			q.add(key.Owner)
 			return nil, err
 		}
 		b.box.mu.Lock()
@@ -513,10 +515,6 @@ func (b *limitBehavior) Handle(h *Host, op any) (any, error) {
 		b.box.mu.Unlock()
 		b.box = &limitBox{owner: key.Owner, name: key.Name}
 		b.exists = false
-		if b.counted {
-			b.res.limits.release(key.Owner)
-			b.counted = false
-		}
 		return nil, nil
 	}
 	return nil, fmt.Errorf("limit: unknown operation %T", op)

@@ -105,11 +105,12 @@ func (r *Resources) Owned(k Kind, owner string) int {
 // ConfigHistory is the number of versions kept per config key.
 func (r *Resources) ConfigHistory() int { return r.history }
 
-// quota counts live resources of one kind per owner. Only resource actors
-// change it, each for its own resource and from its own goroutine: a
-// creation reserves a slot before its write is queued, a deletion frees it
-// when its write is queued, and a reload after a failed write reconciles the
-// actor's belief with what is durable.
+// quota counts live resources of one kind per owner. A creation reserves a
+// slot (on the actor's goroutine) before its write is queued, and the write's
+// commit callback gives it back if the write fails; a deletion frees the slot
+// when its write is queued, and the callback takes it again if the write
+// fails. So the count never waits for an actor to reload, and it is right
+// whatever the outcome of each write.
 type quota struct {
 	max int
 	err error
@@ -150,18 +151,18 @@ func (q *quota) release(owner string) {
 	q.mu.Unlock()
 }
 
-// reconcile returns whether a resource is counted after its actor loaded
-// it: on the first activation it was counted at start iff it exists; on a
-// reload after a failed write the counter is corrected to what is durable.
-func (q *quota) reconcile(owner string, reload, counted, exists bool) bool {
-	if !reload {
-		return exists
-	}
-	switch {
-	case exists && !counted:
-		q.add(owner)
-	case !exists && counted:
+// created is the commit callback part of a creation: a failed write gives
+// the reserved slot back.
+func (q *quota) created(owner string, err error) {
+	if err != nil {
 		q.release(owner)
 	}
-	return exists
+}
+
+// deleted is the commit callback part of a deletion: a failed write takes
+// the freed slot again.
+func (q *quota) deleted(owner string, err error) {
+	if err != nil {
+		q.add(owner)
+	}
 }

@@ -33,6 +33,13 @@ type Options struct {
 	ShutdownTimeout time.Duration // graceful shutdown bound (default 10s)
 	Server          ServerConfig  // zero fields take defaults
 
+	// Rate limits, flags and config keys per user (0: default 10000, 1000,
+	// 1000; negative: no cap), and config versions kept per key (default 100).
+	MaxLimitsPerUser     int
+	MaxFlagsPerUser      int
+	MaxConfigKeysPerUser int
+	ConfigHistory        int
+
 	// Events and metrics (events.go, metrics.go, observe.go).
 	EventBuffer    int           // events a subscriber may fall behind before it is cut off (default 1024)
 	EventHeartbeat time.Duration // ": ping" interval on event streams (default 15s)
@@ -53,6 +60,9 @@ type App struct {
 	server *Server
 	addr   string
 	log    *slog.Logger
+
+	// Resources holds the rate limit, flag and config quotas.
+	Resources *actors.Resources
 
 	// Events fans committed state changes out to event streams; Metrics
 	// is the Prometheus registry behind /metrics.
@@ -135,6 +145,10 @@ func Start(opts Options) (*App, error) {
 		Store: store, Now: opts.Now, IdleTimeout: opts.IdleTimeout, RequestTimeout: opts.RequestTimeout,
 		MaxLocksPerUser: opts.MaxLocksPerUser, Logger: log, Events: a.Events,
 	})
+	if a.Resources, err = registerResources(a.Sys, store, &opts); err != nil {
+		a.Sys.Close()
+		return fail(err)
+	}
 	start := time.Now()
 	n, err := a.Sys.Recover()
 	if err != nil {

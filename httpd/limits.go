@@ -1,0 +1,263 @@
+package httpd
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/octostore/octostore/actors"
+	"github.com/valyala/fasthttp"
+)
+
+func (s *Server) routeLimits() {
+	s.r.POST("/limits/{name}/check", s.authed(s.limitCheck))
+	s.r.GET("/limits/{name}", s.authed(s.limitStatus))
+	s.r.DELETE("/limits/{name}", s.authed(s.limitReset))
+	s.r.GET("/limits", s.authed(s.limitList))
+}
+
+// Bounds of the check parameters.
+const (
+	MaxLimitRequests = 10000
+	MaxLimitWindow   = 86400 // seconds
+)
+
+type limitBody struct {
+	Max    field `json:"max_requests"`
+	Window field `json:"window_seconds"`
+}
+
+// checkParams reads the body of a check. The common shape is parsed
+// without allocating; anything else (or anything invalid) goes through
+// decodeBody for the exact 400/415/422 answer.
+func checkParams(ctx *fasthttp.RequestCtx) (int, time.Duration, bool) {
+	if jsonContentType(ctx.Request.Header.ContentType()) {
+		if max, win, ok := fastCheckBody(ctx.PostBody()); ok &&
+			max >= 1 && max <= MaxLimitRequests && win >= 1 && win <= MaxLimitWindow {
+			return int(max), time.Duration(win) * time.Second, true
+		}
+	}
+	var body limitBody
+	if !decodeBody(ctx, &body) {
+		return 0, 0, false
+	}
+	max, msg := body.Max.Int("max_requests", 1, MaxLimitRequests)
+	if msg == "" {
+		var win int64
+		if win, msg = body.Window.Int("window_seconds", 1, MaxLimitWindow); msg == "" {
+			return int(max), time.Duration(win) * time.Second, true
+		}
+	}
+	writeError(ctx, fasthttp.StatusUnprocessableEntity, msg)
+	return 0, 0, false
+}
+
+// fastCheckBody parses exactly {"max_requests":N,"window_seconds":M}
+// (either order, any JSON whitespace, plain integers). ok is false for
+// anything else, including other keys, floats and escapes.
+func fastCheckBody(b []byte) (max, win int64, ok bool) {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return 0, 0, false
+	}
+	var seen uint8
+	for i++; ; {
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] != '"' {
+			return 0, 0, false
+		}
+		j := i + 1
+		for j < len(b) && b[j] != '"' && b[j] != '\\' {
+			j++
+		}
+		if j >= len(b) || b[j] != '"' {
+			return 0, 0, false
+		}
+		key := b[i+1 : j]
+		i = skipWS(b, j+1)
+		if i >= len(b) || b[i] != ':' {
+			return 0, 0, false
+		}
+		i = skipWS(b, i+1)
+		start := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		// 1..19 digits, no leading zero (not JSON), then a delimiter.
+		if i == start || i-start > 18 || (b[start] == '0' && i-start > 1) {
+			return 0, 0, false
+		}
+		var v int64
+		for _, c := range b[start:i] {
+			v = v*10 + int64(c-'0')
+		}
+		switch string(key) {
+		case "max_requests":
+			max, seen = v, seen|1
+		case "window_seconds":
+			win, seen = v, seen|2
+		default:
+			return 0, 0, false
+		}
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return 0, 0, false
+		}
+		if b[i] == ',' {
+			i++
+			continue
+		}
+		if b[i] != '}' {
+			return 0, 0, false
+		}
+		if skipWS(b, i+1) != len(b) || seen != 3 {
+			return 0, 0, false
+		}
+		return max, win, true
+	}
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+func (s *Server) limitCheck(ctx *fasthttp.RequestCtx, p *Principal) {
+	name, ok := pathName(ctx, "rate limit name")
+	if !ok {
+		return
+	}
+	max, win, ok := checkParams(ctx)
+	if !ok {
+		return
+	}
+	owner, ok := s.scope(ctx, p, true)
+	if !ok {
+		return
+	}
+	v, err := s.sys.Do(actors.Key{Kind: actors.KindLimit, Owner: owner, Name: name}, actors.CheckLimit{Max: max, Window: win})
+	if err != nil {
+		s.writeErr(ctx, err)
+		return
+	}
+	writeLimit(ctx, v.(actors.LimitReply))
+}
+
+func (s *Server) limitStatus(ctx *fasthttp.RequestCtx, p *Principal) {
+	name, ok := pathName(ctx, "rate limit name")
+	if !ok {
+		return
+	}
+	owner, ok := s.scope(ctx, p, false)
+	if !ok {
+		return
+	}
+	v, err := s.sys.Do(actors.Key{Kind: actors.KindLimit, Owner: owner, Name: name}, actors.PeekLimit{})
+	if err != nil {
+		s.writeErr(ctx, err)
+		return
+	}
+	writeLimit(ctx, v.(actors.LimitReply))
+}
+
+func (s *Server) limitReset(ctx *fasthttp.RequestCtx, p *Principal) {
+	name, ok := pathName(ctx, "rate limit name")
+	if !ok {
+		return
+	}
+	owner, ok := s.scope(ctx, p, true)
+	if !ok {
+		return
+	}
+	if _, err := s.sys.Do(actors.Key{Kind: actors.KindLimit, Owner: owner, Name: name}, actors.ResetLimit{}); err != nil {
+		s.writeErr(ctx, err)
+		return
+	}
+	writeRaw(ctx, fasthttp.StatusOK, []byte(`{"reset":true}`))
+}
+
+// limitList is served from the database after a write barrier, so it
+// includes every check acknowledged before the request, write-behind
+// counters too.
+func (s *Server) limitList(ctx *fasthttp.RequestCtx, p *Principal) {
+	owner, all, ok := s.listScope(ctx, p)
+	if !ok {
+		return
+	}
+	if err := s.store.Barrier(); err != nil {
+		s.writeErr(ctx, err)
+		return
+	}
+	limits, err := s.store.ListLimits(owner)
+	if err != nil {
+		s.writeErr(ctx, err)
+		return
+	}
+	now := s.sys.Now()
+	b := make([]byte, 0, 32+len(limits)*192)
+	b = append(b, `{"limits":[`...)
+	for i := range limits {
+		l := &limits[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		d := l.Window.Status(now)
+		b = append(b, '{')
+		b = appendOwner(b, all, l.Owner)
+		b = append(b, `"name":`...)
+		b = appendString(b, l.Name)
+		b = append(b, `,"max_requests":`...)
+		b = strconv.AppendInt(b, int64(l.Window.Max), 10)
+		b = append(b, `,"window_seconds":`...)
+		b = strconv.AppendInt(b, l.Window.Window/1000, 10)
+		b = append(b, `,"current_count":`...)
+		b = strconv.AppendInt(b, int64(d.Count), 10)
+		b = append(b, `,"remaining":`...)
+		b = strconv.AppendInt(b, int64(d.Remaining), 10)
+		b = append(b, `,"allowed":`...)
+		b = strconv.AppendBool(b, d.Allowed)
+		b = append(b, `,"reset_at":`...)
+		b = appendTime(b, d.ResetAt)
+		b = append(b, '}')
+	}
+	b = append(b, `]}`...)
+	writeRaw(ctx, fasthttp.StatusOK, b)
+}
+
+// ceilSeconds rounds d up to whole seconds.
+func ceilSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+// writeLimit renders a check or status answer and the RateLimit headers
+// (draft-ietf-httpapi-ratelimit-headers) without allocating.
+func writeLimit(ctx *fasthttp.RequestCtx, r actors.LimitReply) {
+	var nb [24]byte
+	h := &ctx.Response.Header
+	h.SetBytesV("RateLimit-Limit", strconv.AppendInt(nb[:0], int64(r.Max), 10))
+	h.SetBytesV("RateLimit-Remaining", strconv.AppendInt(nb[:0], int64(r.Remaining), 10))
+	h.SetBytesV("RateLimit-Reset", strconv.AppendInt(nb[:0], ceilSeconds(r.ResetIn), 10))
+	pol := strconv.AppendInt(nb[:0], int64(r.Max), 10)
+	pol = append(pol, ";w="...)
+	h.SetBytesV("RateLimit-Policy", strconv.AppendInt(pol, int64(r.Window/time.Second), 10))
+
+	var buf [128]byte
+	b := append(buf[:0], `{"allowed":`...)
+	b = strconv.AppendBool(b, r.Allowed)
+	b = append(b, `,"remaining":`...)
+	b = strconv.AppendInt(b, int64(r.Remaining), 10)
+	b = append(b, `,"reset_at":`...)
+	b = appendTime(b, r.ResetAt)
+	if !r.Allowed {
+		retry := ceilSeconds(r.RetryAfter)
+		if retry < 1 {
+			retry = 1
+		}
+		b = append(b, `,"retry_after_seconds":`...)
+		b = strconv.AppendInt(b, retry, 10)
+		h.SetBytesV("Retry-After", strconv.AppendInt(nb[:0], retry, 10))
+	}
+	b = append(b, '}')
+	writeRaw(ctx, fasthttp.StatusOK, b)
+}

@@ -1,0 +1,218 @@
+package httpd_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+const check3 = `{"max_requests":3,"window_seconds":60}`
+
+func TestLimitCheckSlidingWindow(t *testing.T) {
+	e := rsStart(t, nil)
+	for i, wantRemaining := range []int64{2, 1, 0} {
+		r := e.do(t, "POST", "/limits/api/check", rsAlice, check3).want(t, 200)
+		m := r.obj(t)
+		if m["allowed"] != true || num(t, m["remaining"]) != wantRemaining {
+			t.Fatalf("check %d: %s", i, r)
+		}
+		if _, has := m["retry_after_seconds"]; has {
+			t.Fatalf("allowed check has retry_after_seconds: %s", r)
+		}
+		if got := rsTime(t, m["reset_at"]); !got.Equal(rsT0.Add(time.Minute)) {
+			t.Fatalf("reset_at %v, want the first check + 60s", got)
+		}
+		if r.header.Get("RateLimit-Limit") != "3" || r.header.Get("RateLimit-Remaining") != strconv.FormatInt(wantRemaining, 10) ||
+			r.header.Get("RateLimit-Reset") != strconv.Itoa(60-10*i) || r.header.Get("RateLimit-Policy") != "3;w=60" || r.header.Get("Retry-After") != "" {
+			t.Fatalf("check %d headers: %v", i, r.header)
+		}
+		e.clock.Add(10 * time.Second)
+	}
+	// at +30s: denied until the first check leaves at +60s
+	r := e.do(t, "POST", "/limits/api/check", rsAlice, check3).want(t, 200)
+	m := r.obj(t)
+	if m["allowed"] != false || num(t, m["remaining"]) != 0 || num(t, m["retry_after_seconds"]) != 30 {
+		t.Fatalf("denied: %s", r)
+	}
+	if r.header.Get("Retry-After") != "30" || r.header.Get("RateLimit-Remaining") != "0" || r.header.Get("RateLimit-Reset") != "30" {
+		t.Fatalf("denied headers: %v", r.header)
+	}
+	// the denied check was not counted: exactly at +60s one slot is free
+	e.clock.Add(30*time.Second - time.Millisecond)
+	if m := e.do(t, "POST", "/limits/api/check", rsAlice, check3).obj(t); m["allowed"] != false || num(t, m["retry_after_seconds"]) != 1 {
+		t.Fatalf("1ms before the window end: %v", m)
+	}
+	e.clock.Add(time.Millisecond)
+	m = e.do(t, "POST", "/limits/api/check", rsAlice, check3).obj(t)
+	if m["allowed"] != true || num(t, m["remaining"]) != 0 || !rsTime(t, m["reset_at"]).Equal(rsT0.Add(70*time.Second)) {
+		t.Fatalf("at the window end: %v", m)
+	}
+	// new parameters apply from this check on
+	m = e.do(t, "POST", "/limits/api/check", rsAlice, `{"max_requests":10,"window_seconds":60}`).obj(t)
+	if m["allowed"] != true || num(t, m["remaining"]) != 6 {
+		t.Fatalf("raised max: %v", m)
+	}
+}
+
+func TestLimitStatusAndReset(t *testing.T) {
+	e := rsStart(t, nil)
+	e.do(t, "GET", "/limits/api", rsAlice, "").want(t, 404, "not found")
+	e.do(t, "DELETE", "/limits/api", rsAlice, "").want(t, 404, "not found")
+	e.do(t, "POST", "/limits/api/check", rsAlice, `{"max_requests":2,"window_seconds":10}`).want(t, 200)
+	for i := 0; i < 3; i++ { // reading does not consume
+		r := e.do(t, "GET", "/limits/api", rsAlice, "").want(t, 200)
+		if m := r.obj(t); m["allowed"] != true || num(t, m["remaining"]) != 1 || r.header.Get("RateLimit-Limit") != "2" {
+			t.Fatalf("status: %s %v", r, r.header)
+		}
+	}
+	e.do(t, "POST", "/limits/api/check", rsAlice, `{"max_requests":2,"window_seconds":10}`).want(t, 200)
+	e.clock.Add(4 * time.Second)
+	r := e.do(t, "GET", "/limits/api", rsAlice, "").want(t, 200)
+	if m := r.obj(t); m["allowed"] != false || num(t, m["remaining"]) != 0 || num(t, m["retry_after_seconds"]) != 6 || r.header.Get("Retry-After") != "6" {
+		t.Fatalf("full: %s %v", r, r.header)
+	}
+	if m := e.do(t, "DELETE", "/limits/api", rsAlice, "").want(t, 200).obj(t); m["reset"] != true {
+		t.Fatalf("reset: %v", m)
+	}
+	e.do(t, "GET", "/limits/api", rsAlice, "").want(t, 404)
+	e.do(t, "DELETE", "/limits/api", rsAlice, "").want(t, 404)
+	// after a reset the window starts empty
+	if m := e.do(t, "POST", "/limits/api/check", rsAlice, `{"max_requests":2,"window_seconds":10}`).obj(t); num(t, m["remaining"]) != 1 {
+		t.Fatalf("after reset: %v", m)
+	}
+}
+
+func TestLimitValidation(t *testing.T) {
+	e := rsStart(t, nil)
+	long := strings.Repeat("a", 101)
+	for _, tc := range []struct {
+		name, path, body, ctype string
+		status                  int
+		fragment                string
+	}{
+		{"name too long", "/limits/" + long + "/check", check3, "", 422, "rate limit name"},
+		{"name with a dot", "/limits/a.b/check", check3, "", 422, "rate limit name"},
+		{"no max_requests", "/limits/x/check", `{"window_seconds":60}`, "", 422, "max_requests is required"},
+		{"no window_seconds", "/limits/x/check", `{"max_requests":1}`, "", 422, "window_seconds is required"},
+		{"max_requests 0", "/limits/x/check", `{"max_requests":0,"window_seconds":60}`, "", 422, "max_requests"},
+		{"max_requests 10001", "/limits/x/check", `{"max_requests":10001,"window_seconds":60}`, "", 422, "max_requests"},
+		{"max_requests negative", "/limits/x/check", `{"max_requests":-1,"window_seconds":60}`, "", 422, "max_requests"},
+		{"max_requests fraction", "/limits/x/check", `{"max_requests":1.5,"window_seconds":60}`, "", 422, "max_requests"},
+		{"max_requests string", "/limits/x/check", `{"max_requests":"5","window_seconds":60}`, "", 422, "max_requests"},
+		{"window 0", "/limits/x/check", `{"max_requests":1,"window_seconds":0}`, "", 422, "window_seconds"},
+		{"window over a day", "/limits/x/check", `{"max_requests":1,"window_seconds":86401}`, "", 422, "window_seconds"},
+		{"window bool", "/limits/x/check", `{"max_requests":1,"window_seconds":true}`, "", 422, "window_seconds"},
+		{"huge number", "/limits/x/check", `{"max_requests":99999999999999999999999,"window_seconds":60}`, "", 422, "max_requests"},
+		{"not JSON", "/limits/x/check", `{"max_requests":`, "", 400, "JSON"},
+		{"trailing data", "/limits/x/check", check3 + `{}`, "", 400, "JSON"},
+		{"array", "/limits/x/check", `[1,2]`, "", 400, ""},
+		{"wrong content type", "/limits/x/check", check3, "text/plain", 415, "Content-Type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var hdr []string
+			if tc.ctype != "" {
+				hdr = []string{"Content-Type", tc.ctype}
+			}
+			r := e.do(t, "POST", tc.path, rsAlice, tc.body, hdr...)
+			if tc.fragment == "" {
+				r.want(t, tc.status)
+			} else {
+				r.want(t, tc.status, tc.fragment)
+			}
+		})
+	}
+	e.do(t, "GET", "/limits/"+long, rsAlice, "").want(t, 422, "rate limit name")
+	e.do(t, "POST", "/limits/x/check", "", check3).want(t, 401)
+	e.do(t, "POST", "/limits/x/check", "nope", check3).want(t, 401)
+	// a rejected request changed nothing
+	e.do(t, "GET", "/limits/x", rsAlice, "").want(t, 404)
+	if l := e.do(t, "GET", "/limits", rsAlice, "").want(t, 200).list(t, "limits"); len(l) != 0 {
+		t.Fatalf("rejected checks created limits: %v", l)
+	}
+	// accepted spellings: whitespace, key order, 60.0, unknown keys ignored
+	for _, body := range []string{
+		" {\n\t\"window_seconds\" : 60 ,\"max_requests\":3 }\n",
+		`{"max_requests":3.0,"window_seconds":6e1}`,
+		`{"max_requests":3,"window_seconds":60,"comment":"x"}`,
+	} {
+		r := e.do(t, "POST", "/limits/spell/check", rsAlice, body).want(t, 200)
+		if r.header.Get("RateLimit-Policy") != "3;w=60" {
+			t.Fatalf("%q: %v", body, r.header)
+		}
+	}
+}
+
+func TestLimitList(t *testing.T) {
+	e := rsStart(t, nil)
+	for i := 0; i < 4; i++ {
+		e.do(t, "POST", "/limits/b/check", rsAlice, check3).want(t, 200)
+	}
+	e.do(t, "POST", "/limits/a/check", rsAlice, `{"max_requests":100,"window_seconds":1}`).want(t, 200)
+	e.do(t, "POST", "/limits/a/check", rsBob, check3).want(t, 200)
+
+	l := e.do(t, "GET", "/limits", rsAlice, "").want(t, 200).list(t, "limits")
+	if len(l) != 2 || l[0]["name"] != "a" || l[1]["name"] != "b" {
+		t.Fatalf("alice's limits: %v", l)
+	}
+	// write-behind counters are in the listing at once (it waits for the
+	// writer), denied checks are not counted
+	b := l[1]
+	if num(t, b["max_requests"]) != 3 || num(t, b["window_seconds"]) != 60 || num(t, b["current_count"]) != 3 ||
+		num(t, b["remaining"]) != 0 || b["allowed"] != false || !rsTime(t, b["reset_at"]).Equal(rsT0.Add(time.Minute)) {
+		t.Fatalf("limit b: %v", b)
+	}
+	if _, has := b["owner"]; has {
+		t.Fatalf("a user's listing carries owner: %v", b)
+	}
+	// time passes: the listing computes the window at now
+	e.clock.Add(2 * time.Second)
+	l = e.do(t, "GET", "/limits", rsAlice, "").list(t, "limits")
+	if num(t, l[0]["current_count"]) != 0 || num(t, l[0]["remaining"]) != 100 || l[0]["allowed"] != true {
+		t.Fatalf("limit a after its window: %v", l[0])
+	}
+	if l := e.do(t, "GET", "/limits", rsBob, "").list(t, "limits"); len(l) != 1 || num(t, l[0]["current_count"]) != 1 {
+		t.Fatalf("bob's limits: %v", l)
+	}
+	all := e.do(t, "GET", "/limits", rsAdmin, "").want(t, 200).list(t, "limits")
+	if len(all) != 3 || all[0]["owner"] != "alice" || all[2]["owner"] != "bob" {
+		t.Fatalf("admin listing: %v", all)
+	}
+	if l := e.do(t, "GET", "/limits?owner=bob", rsAdmin, "").list(t, "limits"); len(l) != 1 || l[0]["owner"] != "bob" {
+		t.Fatalf("admin ?owner=bob: %v", l)
+	}
+}
+
+// Concurrent checks on one limit never admit more than max_requests.
+func TestLimitConcurrentChecks(t *testing.T) {
+	e := rsStart(t, nil)
+	const workers, each = 8, 50
+	allowed := make(chan bool, workers*each)
+	done := make(chan struct{})
+	for w := 0; w < workers; w++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < each; i++ {
+				r := e.do(t, "POST", "/limits/hot/check", rsAlice, `{"max_requests":123,"window_seconds":3600}`)
+				allowed <- r.obj(t)["allowed"] == true
+			}
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		<-done
+	}
+	close(allowed)
+	n := 0
+	for a := range allowed {
+		if a {
+			n++
+		}
+	}
+	if n != 123 {
+		t.Fatalf("%d checks admitted, want exactly 123", n)
+	}
+	l := e.do(t, "GET", "/limits", rsAlice, "").list(t, "limits")
+	if num(t, l[0]["current_count"]) != 123 {
+		t.Fatalf("listing: %v", l)
+	}
+}
