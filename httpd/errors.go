@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"errors"
+	"strconv"
 
 	"github.com/octostore/octostore/actors"
 	"github.com/valyala/fasthttp"
@@ -14,6 +15,7 @@ var codes = []struct {
 	status int
 }{
 	{actors.ErrLockNotOwned, fasthttp.StatusNotFound},
+	{actors.ErrNotFound, fasthttp.StatusNotFound}, // limits, flags, config
 	{actors.ErrQuota, fasthttp.StatusForbidden},
 	{actors.ErrOverloaded, fasthttp.StatusServiceUnavailable},
 	{actors.ErrUnavailable, fasthttp.StatusServiceUnavailable},
@@ -33,6 +35,17 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 		b = append(b, `,"expires_at":`...)
 		b = appendTime(b, held.ExpiresAt)
 		b = append(b, `}}`...)
+		writeRaw(ctx, fasthttp.StatusConflict, b)
+		return
+	}
+	var conflict *actors.VersionConflictError
+	if errors.As(err, &conflict) {
+		b := make([]byte, 0, 160)
+		b = append(b, `{"error":`...)
+		b = appendString(b, conflict.Error())
+		b = append(b, `,"current_version":`...)
+		b = strconv.AppendInt(b, conflict.Current, 10)
+		b = append(b, '}')
 		writeRaw(ctx, fasthttp.StatusConflict, b)
 		return
 	}

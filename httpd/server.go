@@ -70,6 +70,9 @@ func newServer(sys *actors.System, store *persistence.Store, auth *Authenticator
 	}
 	s.r.GET("/health", s.health)
 	s.routeLocks()
+	s.routeLimits()
+	s.routeFlags()
+	s.routeConfig()
 	s.routeAuth()
 	s.srv = &fasthttp.Server{
 		Handler:                       newInflight(cfg.MaxInFlight).wrap(s.r.Handler),
