@@ -113,6 +113,36 @@ func (t *httpTarget) Driver() string          { return t.opt.Driver }
 func (t *httpTarget) Close() error            { t.closeIdle(); return nil }
 func (t *httpTarget) String() string          { return t.addr }
 
+// ErrAuth: the server refused a token.
+var ErrAuth = errors.New("token refused")
+
+// CheckAuth makes one authenticated request (GET /locks) per token, so that a
+// missing or wrong token fails before the run instead of as every request.
+func (t *httpTarget) CheckAuth() error {
+	for i, tok := range t.tokens {
+		var req fasthttp.Request
+		var resp fasthttp.Response
+		req.SetRequestURI(t.base + "/locks")
+		req.Header.SetMethod("GET")
+		if tok != "" {
+			req.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+tok)
+		}
+		if err := fasthttp.DoTimeout(&req, &resp, 5*time.Second); err != nil {
+			return fmt.Errorf("%s: %w", t.addr, err)
+		}
+		switch st := resp.StatusCode(); {
+		case st == 401 || st == 403:
+			if tok == "" {
+				return fmt.Errorf("%w: no --token given (or OCTOSTORE_TOKEN) and the server wants one", ErrAuth)
+			}
+			return fmt.Errorf("%w: token %d of %d: status %d", ErrAuth, i+1, len(t.tokens), st)
+		case st >= 500:
+			return fmt.Errorf("%s/locks: status %d", t.addr, st)
+		}
+	}
+	return nil
+}
+
 func (t *httpTarget) Ping() error {
 	var req fasthttp.Request
 	var resp fasthttp.Response

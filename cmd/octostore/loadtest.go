@@ -214,6 +214,13 @@ func loadtestRun(c *cli.Context, scenario string) error {
 	if err := target.Ping(); err != nil {
 		return exitCode(exitUnavailable, fmt.Errorf("target not reachable: %w", err))
 	}
+	if a, ok := target.(interface{ CheckAuth() error }); ok {
+		if err := a.CheckAuth(); errors.Is(err, loadtest.ErrAuth) {
+			return exitCode(exitAuth, err)
+		} else if err != nil {
+			return exitCode(exitUnavailable, err)
+		}
+	}
 	cfg.Target = target
 	out := c.App.Writer
 	if !c.Bool("quiet") {

@@ -67,3 +67,12 @@ func TestLoadtestCompareWithNoopServer(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadtestRefusedToken(t *testing.T) {
+	u := startServer(t)
+	r := octo(t, u, "wrong-token", "loadtest", "lock-cycle", "-d", "200ms").mustCode(t, exitAuth, "loadtest with a wrong token")
+	if !strings.Contains(r.stderr, "token refused") {
+		t.Fatalf("stderr: %s", r.stderr)
+	}
+	octo(t, u, tokA, "loadtest", "lock-cycle", "--token", tokA, "--token", "nope", "-d", "200ms").mustCode(t, exitAuth, "second token wrong")
+}
