@@ -102,8 +102,8 @@ func (c *Client) WatchLock(ctx context.Context, name string) (*EventStream, erro
 	return c.openStream(ctx, "/locks/"+seg(name)+"/watch")
 }
 
-func (c *Client) openStream(ctx context.Context, path string) (*EventStream, error) {
-	ctx, cancel := context.WithCancel(ctx)
+func (c *Client) openStream(parent context.Context, path string) (*EventStream, error) {
+	ctx, cancel := context.WithCancel(parent)
 	req, err := http.NewRequestWithContext(ctx, "GET", c.baseURL+path, nil)
 	if err != nil {
 		cancel()
@@ -123,8 +123,8 @@ func (c *Client) openStream(ctx context.Context, path string) (*EventStream, err
 	resp, err := c.sse.Do(req)
 	if err != nil {
 		cancel()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if parent.Err() != nil { // the caller's context, not the one cancelled just above
+			return nil, parent.Err()
 		}
 		return nil, &TransportError{Op: "GET " + path, Err: err}
 	}
