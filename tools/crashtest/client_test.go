@@ -356,3 +356,58 @@ func configAvailable(cl *cluster, token string) bool {
 	status, b, outcome := cl.call("GET", "/config/probe-key", token, nil, nil)
 	return outcome == Acked && !(status == 404 && bytes.Contains(b, []byte("no such route")))
 }
+
+// --- feature flags ---
+
+// flagClient sets its own user's flags; the last acknowledged setting of
+// each must survive every crash.
+type flagClient struct {
+	id          int
+	user, token string
+	names       []string
+	rng         *rand.Rand
+	last        map[string]flagState // last acknowledged setting
+	unknown     map[string]bool      // a later write has an unknown outcome
+}
+
+type flagState struct {
+	Enabled    bool `json:"enabled"`
+	Percentage int  `json:"percentage"`
+}
+
+func newFlagClient(id int, seed uint64) *flagClient {
+	c := &flagClient{id: id, user: fmt.Sprintf("f%d", id), token: fmt.Sprintf("tok-f%d", id),
+		rng: rand.New(rand.NewPCG(seed, uint64(id)+2000)), last: map[string]flagState{}, unknown: map[string]bool{}}
+	for k := 0; k < 5; k++ {
+		c.names = append(c.names, fmt.Sprintf("flag-%d", k))
+	}
+	return c
+}
+
+func (c *flagClient) step(cl *cluster) bool {
+	name := c.names[c.rng.IntN(len(c.names))]
+	want := flagState{Enabled: c.rng.IntN(2) == 0, Percentage: c.rng.IntN(101)}
+	status, b, outcome := cl.call("PUT", "/flags/"+name, c.token, want, nil)
+	switch outcome {
+	case NotSent:
+		return false
+	case Unknown:
+		c.unknown[name] = true
+	case Acked:
+		var got flagState
+		if status != 200 || json.Unmarshal(b, &got) != nil || got != want {
+			cl.bug("PUT /flags/%s %+v: %d %s", name, want, status, b)
+			c.unknown[name] = true
+			return true
+		}
+		c.last[name] = want
+		delete(c.unknown, name)
+	}
+	return true
+}
+
+// flagsAvailable reports whether the server serves /flags.
+func flagsAvailable(cl *cluster, token string) bool {
+	status, b, outcome := cl.call("GET", "/flags", token, nil, nil)
+	return outcome == Acked && status == 200 && !bytes.Contains(b, []byte("no such route"))
+}

@@ -23,6 +23,7 @@ type crashConfig struct {
 	ownLocks      int           // per worker, uncontended
 	configWorkers int           // share one user and its config keys
 	configKeys    int           //
+	flagWorkers   int           // one user each, five flags each
 	minUp, maxUp  time.Duration // uptime before each kill, uniformly random
 	serveFlags    []string
 }
@@ -36,7 +37,7 @@ type crashConfig struct {
 //	go test ./tools/crashtest -run CrashLoop -count=1 -crash.cycles=50
 func TestCrashLoop(t *testing.T) {
 	runCrash(t, crashConfig{
-		cycles: *flagCycles, lockWorkers: 6, hotLocks: 3, ownLocks: 30, configWorkers: 3, configKeys: 2,
+		cycles: *flagCycles, lockWorkers: 6, hotLocks: 3, ownLocks: 30, configWorkers: 3, configKeys: 2, flagWorkers: 2,
 		minUp: 300 * time.Millisecond, maxUp: 1200 * time.Millisecond,
 		// Short passivation: actors are stopped and re-activated all the
 		// time, so recovery of passivated state is exercised too.
@@ -76,6 +77,13 @@ func runCrash(t *testing.T, cfg crashConfig) {
 		lockers = append(lockers, c)
 	}
 
+	var flaggers []*flagClient
+	for i := 0; i < cfg.flagWorkers; i++ {
+		c := newFlagClient(cfg.lockWorkers+cfg.configWorkers+i, seed)
+		sc.tokens[c.user] = c.token
+		flaggers = append(flaggers, c)
+	}
+
 	cl := newCluster()
 	run := 0
 	p := start(t, sc, run)
@@ -99,6 +107,11 @@ func runCrash(t *testing.T, cfg crashConfig) {
 		} else {
 			t.Log("config endpoints not served by this build: config workload skipped")
 		}
+	}
+
+	if len(flaggers) > 0 && !flagsAvailable(cl, flaggers[0].token) {
+		t.Log("flag endpoints not served by this build: flag workload skipped")
+		flaggers = nil
 	}
 
 	// Load: every worker loops until stop; while the server is down its
@@ -131,6 +144,10 @@ func runCrash(t *testing.T, cfg crashConfig) {
 		wg.Add(1)
 		go loop(c.id, c.step)
 	}
+	for _, c := range flaggers {
+		wg.Add(1)
+		go loop(c.id, c.step)
+	}
 
 	begin := time.Now()
 	for cycle := 1; cycle <= cfg.cycles; cycle++ {
@@ -158,6 +175,7 @@ func runCrash(t *testing.T, cfg crashConfig) {
 	cl.checkBugs(t)
 	verifyLocks(t, cl, lockers, hot)
 	verifyConfig(t, cl, keys)
+	verifyFlags(t, cl, flaggers)
 	checkLinearizable(t, cl.hist.Ops(), dir)
 
 	p.stop(t)
@@ -349,6 +367,44 @@ func verifyConfig(t *testing.T, cl *cluster, keys []string) {
 		}
 	}
 	t.Logf("config: %d keys, versions unique and increasing across restarts", len(keys))
+}
+
+// verifyFlags: after the last restart every flag whose last write was
+// acknowledged has exactly that setting.
+func verifyFlags(t *testing.T, cl *cluster, flaggers []*flagClient) {
+	t.Helper()
+	checked := 0
+	for _, c := range flaggers {
+		status, b, outcome := cl.call("GET", "/flags", c.token, nil, nil)
+		if outcome != Acked || status != 200 {
+			t.Fatalf("GET /flags as %s after restart: %d %s", c.user, status, b)
+		}
+		var list struct {
+			Flags []struct {
+				Name string `json:"name"`
+				flagState
+			} `json:"flags"`
+		}
+		if err := json.Unmarshal(b, &list); err != nil {
+			t.Fatalf("GET /flags: %v: %s", err, b)
+		}
+		got := map[string]flagState{}
+		for _, f := range list.Flags {
+			got[f.Name] = f.flagState
+		}
+		for name, want := range c.last {
+			if c.unknown[name] {
+				continue
+			}
+			checked++
+			if g, ok := got[name]; !ok || g != want {
+				t.Errorf("flag %s of %s: last acknowledged %+v; after kill -9 the server has %+v (present %v)", name, c.user, want, g, ok)
+			}
+		}
+	}
+	if len(flaggers) > 0 {
+		t.Logf("flags: %d acknowledged settings checked after the last kill -9", checked)
+	}
 }
 
 // --- linearizability ---
