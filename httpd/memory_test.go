@@ -28,6 +28,7 @@ import (
 var (
 	relScale       = flag.Int("reliability.scale", 0, "resources for TestMemory*/TestRecoveryTime (0: skip them)")
 	relHeapProfile = flag.String("reliability.heapprofile", "", "write a heap profile at the end of each TestMemory* to this path prefix")
+	relCPUProfile  = flag.String("reliability.cpuprofile", "", "write a CPU profile of the start in TestRecoveryTime to this file")
 )
 
 func heapProfile(t *testing.T) {
@@ -221,12 +222,23 @@ func TestRecoveryTime(t *testing.T) {
 	o := relOptions(t)
 	o.DBPath = path
 	o.MaxLocksPerUser = -1
+	if *relCPUProfile != "" {
+		f, err := os.Create(*relCPUProfile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer f.Close()
+	}
 	start := time.Now()
 	a, err := httpd.Start(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
+	if *relCPUProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	defer a.Close()
 	if got := a.Sys.Holdings.Total(); got != n {
 		t.Fatalf("recovered %d held locks, want %d", got, n)
