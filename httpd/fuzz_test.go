@@ -292,3 +292,43 @@ func FuzzHandlers(f *testing.F) {
 		}
 	})
 }
+
+var configKeyRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,100}$`)
+
+func FuzzValidConfigKey(f *testing.F) {
+	for _, s := range []string{"app.timeout", ".", "..", "...", "a/b", "a%2Fb", "", strings.Repeat("k", 100), strings.Repeat("k", 101), "é", "a\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		want := configKeyRE.MatchString(key) && key != "." && key != ".."
+		if got := validConfigKey(key); got != want {
+			t.Fatalf("validConfigKey(%q) = %v, want %v", key, got, want)
+		}
+	})
+}
+
+func FuzzIfMatch(f *testing.F) {
+	for _, s := range []string{"", "0", "3", `"3"`, "*", "-1", `W/"3"`, `""`, `"`, "9223372036854775808", " 7 ", "1,2", "abc"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.Set("If-Match", h)
+		v, given, ok := ifMatch(&ctx)
+		if !ok {
+			if ctx.Response.StatusCode() != fasthttp.StatusUnprocessableEntity || !isJSONError(ctx.Response.Body()) {
+				t.Fatalf("If-Match %q rejected with %d %q", h, ctx.Response.StatusCode(), ctx.Response.Body())
+			}
+			return
+		}
+		// What fasthttp keeps of the header value decides; an accepted
+		// version is never negative, and "given" matches a non-empty header.
+		sent := strings.TrimSpace(string(ctx.Request.Header.Peek("If-Match")))
+		if given != (sent != "") {
+			t.Fatalf("If-Match %q (kept as %q): given = %v", h, sent, given)
+		}
+		if given && sent != "*" && v < 0 {
+			t.Fatalf("If-Match %q accepted as %d", h, v)
+		}
+	})
+}
