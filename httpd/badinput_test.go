@@ -224,3 +224,72 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 		t.Fatalf("bob holds locks after bad requests: %s", r.body)
 	}
 }
+
+// TestBadInputOtherResourcesChangesNothing does the same for config keys,
+// flags and rate limits: every malformed write is a 4xx JSON error and
+// leaves the database as it was.
+func TestBadInputOtherResourcesChangesNothing(t *testing.T) {
+	e := relStart(t, nil)
+	if r := e.do("POST", "/limits/lim/check", "tokA", `{"max_requests":10,"window_seconds":60}`); r.status != 200 {
+		t.Fatalf("limit check: %d %s", r.status, r.body)
+	}
+	if r := e.do("PUT", "/flags/flg", "tokA", `{"enabled":true,"percentage":50}`); r.status != 200 {
+		t.Fatalf("flag: %d %s", r.status, r.body)
+	}
+	// Durable, and committed after the limit's write-behind counter.
+	if r := e.do("PUT", "/config/cfg", "tokA", `{"value":{"a":1}}`); r.status != 200 {
+		t.Fatalf("config: %d %s", r.status, r.body)
+	}
+	before := dbSnapshot(t, e.app.DB.ReadDB())
+
+	type tc struct {
+		method, path, body string
+		hdr                []string
+	}
+	cases := []tc{}
+	for _, b := range []string{"", "{", "[]", `"v"`, "{}", `{"value":1,"value":2}`, `{"description":"x"}`, `{"value":1,"description":5}`,
+		`{"value":1,"description":"` + strings.Repeat("d", 501) + `"}`, `{"value":1,"expected_version":"1"}`, `{"value":1,"expected_version":-1}`,
+		`{"value":1,"expected_version":1.5}`, `{"value":1,"expected_version":7}`, `{"value":1,"expected_version":0}`,
+		`{"value":"` + strings.Repeat("v", 101<<10) + `"}`, `{"value":1} trailing`, "{\"value\":\"\xff\"}"} {
+		cases = append(cases, tc{"PUT", "/config/cfg", b, nil})
+	}
+	for _, h := range []string{"abc", "-1", "1.0", `W/"1"`, "5", "0", "99999999999999999999"} {
+		cases = append(cases, tc{"PUT", "/config/cfg", `{"value":2}`, []string{"If-Match", h}})
+	}
+	cases = append(cases, tc{"PUT", "/config/cfg", `{"value":2,"expected_version":1}`, []string{"If-Match", "2"}})
+	cases = append(cases, tc{"PUT", "/config/cfg", `{"value":2}`, []string{"Content-Type", "text/plain"}})
+	for _, k := range []string{"..", ".", "a%2Fb", "%2E%2E", "%C3%A9", strings.Repeat("k", 101), "a%00", "a%20b", "..%2F..%2Fetc"} {
+		cases = append(cases, tc{"PUT", "/config/" + k, `{"value":1}`, nil}, tc{"GET", "/config/" + k, "", nil}, tc{"DELETE", "/config/" + k, "", nil})
+	}
+	for _, v := range []string{"abc", "-1", "0", "99999999999999999999", "1.5", "7"} {
+		cases = append(cases, tc{"GET", "/config/cfg?version=" + v, "", nil})
+	}
+	for _, b := range []string{"", "{}", `{"enabled":"true"}`, `{"enabled":1}`, `{"enabled":true,"percentage":101}`, `{"enabled":true,"percentage":-1}`,
+		`{"enabled":true,"percentage":50.5}`, `{"enabled":true,"percentage":"50"}`, `{"enabled":true,"enabled":false}`,
+		`{"enabled":false,"percentage":50,"percentage":60}`, `{"enabled":null}`} {
+		cases = append(cases, tc{"PUT", "/flags/flg", b, nil})
+	}
+	for _, n := range []string{"a.b", "..", "a%2Fb", "%C3%A9", strings.Repeat("f", 101), "a%00"} {
+		cases = append(cases, tc{"PUT", "/flags/" + n, `{"enabled":true}`, nil}, tc{"DELETE", "/flags/" + n, "", nil},
+			tc{"POST", "/limits/" + n + "/check", `{"max_requests":10,"window_seconds":60}`, nil})
+	}
+	for _, b := range []string{"{", `{"max_requests":0,"window_seconds":60}`, `{"max_requests":10,"window_seconds":0}`, `{"max_requests":-5,"window_seconds":60}`,
+		`{"max_requests":"10","window_seconds":60}`, `{"max_requests":1e30,"window_seconds":60}`, `{"max_requests":10,"window_seconds":60,"window_seconds":1}`,
+		`{"max_requests":10,"window_seconds":99999999999}`} {
+		cases = append(cases, tc{"POST", "/limits/lim2/check", b, nil})
+	}
+	for _, c := range cases {
+		r := e.do(c.method, c.path, "tokA", c.body, c.hdr...)
+		if r.status < 400 || r.status > 499 {
+			t.Errorf("%s %s %.80q %v: %d %s, want a 4xx", c.method, c.path, c.body, c.hdr, r.status, r.body)
+			continue
+		}
+		if r.str("error") == "" {
+			t.Errorf("%s %s %.80q %v: %d with a non-JSON-error body %q", c.method, c.path, c.body, c.hdr, r.status, r.body)
+		}
+	}
+	if after := dbSnapshot(t, e.app.DB.ReadDB()); after != before {
+		t.Fatalf("bad requests changed the database:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	t.Logf("%d malformed config, flag and limit requests refused", len(cases))
+}

@@ -26,12 +26,16 @@ const (
 )
 
 // rawJSON keeps a body field's JSON exactly as sent; unlike field, an
-// explicit null is a value.
-type rawJSON struct{ raw []byte }
+// explicit null is a value. dup: the field was given more than once.
+type rawJSON struct {
+	raw []byte
+	dup bool
+}
 
 // UnmarshalJSON implements json.Unmarshaler; it never fails (the decoder has
 // already checked the syntax).
 func (r *rawJSON) UnmarshalJSON(b []byte) error {
+	r.dup = r.raw != nil
 	r.raw = append([]byte(nil), b...)
 	return nil
 }
@@ -88,6 +92,10 @@ func (s *Server) configSet(ctx *fasthttp.RequestCtx, p *Principal) {
 	}
 	if body.Value.raw == nil {
 		writeError(ctx, fasthttp.StatusUnprocessableEntity, "value is required")
+		return
+	}
+	if body.Value.dup {
+		writeError(ctx, fasthttp.StatusUnprocessableEntity, "value is given more than once")
 		return
 	}
 	if len(body.Value.raw) > MaxConfigValue {

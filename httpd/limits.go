@@ -92,8 +92,14 @@ func fastCheckBody(b []byte) (max, win int64, ok bool) {
 		}
 		switch string(key) {
 		case "max_requests":
+			if seen&1 != 0 { // given twice: decodeBody answers 422
+				return 0, 0, false
+			}
 			max, seen = v, seen|1
 		case "window_seconds":
+			if seen&2 != 0 {
+				return 0, 0, false
+			}
 			win, seen = v, seen|2
 		default:
 			return 0, 0, false
