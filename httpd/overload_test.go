@@ -39,8 +39,14 @@ func TestSaturatedServerAnswers503AtOnce(t *testing.T) {
 	for i := 0; i < limit; i++ {
 		go func(i int) { admitted <- e.acquire("tokA", fmt.Sprintf("slow-%d", i), 60) }(i)
 	}
-	<-entered                                  // the first commit is stuck
-	for e.app.Store.Stats().Queued < limit-1 { // the others wait behind it (no signal)
+	<-entered // the first commit is stuck; the others queue behind it
+	// A request that needs no actor answers at once when admitted: once it
+	// is refused, all the slow ones are in flight (no signal for that).
+	deadline := time.Now().Add(10 * time.Second)
+	for e.do("GET", "/locks", "tokB", "").status != http.StatusServiceUnavailable {
+		if time.Now().After(deadline) {
+			t.Fatalf("the %d stalled requests never filled the in-flight limit", limit)
+		}
 		time.Sleep(time.Millisecond)
 	}
 	var slowest time.Duration
