@@ -57,3 +57,9 @@ fuzz DURATION="30s":
 # what CI runs
 ci:
     bash .ci/run
+
+# memory and recovery-time reports at scale (one process per test keeps RSS baselines clean)
+mem-report SCALE="1000000":
+    go test ./httpd -run '^TestRecoveryTime$' -count=1 -v -timeout 60m -reliability.scale={{SCALE}}
+    go test ./httpd -run '^TestMemoryHeldLocks$' -count=1 -v -timeout 60m -reliability.scale={{SCALE}}
+    go test ./httpd -run '^TestMemoryIdleNames$' -count=1 -v -timeout 60m -reliability.scale={{SCALE}}
