@@ -127,16 +127,26 @@ func (b *flagBehavior) Activate(h *Host) error {
 	}
 	f.Owner, f.Name = b.key.Owner, b.key.Name
 	b.state, b.found = f, ok
+	b.res.view.put(FlagReply{Flag: f, Found: ok}) // durable: it was just loaded
 	return nil
 }
 
-func (b *flagBehavior) Passivatable(*Host) bool { return true }
+// Passivatable drops the flag from the read view: once the actor is gone
+// the view must not answer for it.
+func (b *flagBehavior) Passivatable(*Host) bool {
+	b.res.view.remove(b.key.Owner, b.key.Name)
+	return true
+}
 
 func (b *flagBehavior) Handle(h *Host, op any) (any, error) {
 	now := h.Now()
 	switch op := op.(type) {
 	case GetFlag:
-		return FlagReply{Flag: b.state, Found: b.found}, nil
+		r := FlagReply{Flag: b.state, Found: b.found}
+		if h.lastAnySeq <= h.sys.store.Resolved() {
+			b.res.view.put(r) // committed: every write of ours is resolved
+		}
+		return r, nil
 	case SetFlag:
 		reserved := false
 		if !b.found {
@@ -146,12 +156,13 @@ func (b *flagBehavior) Handle(h *Host, op any) (any, error) {
 			reserved = true
 		}
 		next := ApplySetFlag(b.state, b.found, op, now)
-		pub, q := h.sys.cfg.Events, b.res.flags
+		pub, q, view := h.sys.cfg.Events, b.res.flags, b.res.view
 		err := h.Write(PutFlag{Flag: next}, func(err error) {
 			if reserved {
 				q.created(next.Owner, err)
 			}
 			if err == nil {
+				view.put(FlagReply{Flag: next, Found: true})
 				pub.Publish(Event{Type: EventFlagSet, Kind: "flag", Name: next.Name, Owner: next.Owner, Time: now})
 			}
 		})
@@ -167,11 +178,12 @@ func (b *flagBehavior) Handle(h *Host, op any) (any, error) {
 		if !b.found {
 			return nil, ErrFlagNotFound
 		}
-		pub, key, q := h.sys.cfg.Events, b.key, b.res.flags
+		pub, key, q, view := h.sys.cfg.Events, b.key, b.res.flags, b.res.view
 		q.release(key.Owner)
 		err := h.Write(RemoveFlag{Owner: key.Owner, Name: key.Name}, func(err error) {
 			q.deleted(key.Owner, err)
 			if err == nil {
+				view.put(FlagReply{Flag: FlagRecord{Owner: key.Owner, Name: key.Name}})
 				pub.Publish(Event{Type: EventFlagDeleted, Kind: "flag", Name: key.Name, Owner: key.Owner, Time: now})
 			}
 		})

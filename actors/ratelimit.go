@@ -371,44 +371,65 @@ type LimitRecord struct {
 	UpdatedAt   time.Time
 }
 
-// limitBox is the state of one limit, shared by its actor and the writer so
-// that counters are written behind and coalesced: at most one PutLimit per
-// limit is queued at a time, and it stores whatever the state is when the
-// writer applies it.
+// limitBox is the state of one limit, shared by its actor and the limit
+// flusher (limitflush.go): counters are written behind and coalesced. A
+// changed box is listed once with the flusher; the flusher writes every
+// listed box in one PutLimits mutation, and the writer encodes each box's
+// state at the moment it applies it, so a write never stores anything older
+// than what was acknowledged before it was queued.
 type limitBox struct {
 	owner, name string
-	// mu guards w, queued and dead. The actor holds it while it changes w
-	// (and decides whether to queue a write); the writer holds it while it
-	// encodes w. Nothing else touches the box.
-	mu     sync.Mutex
-	w      SlidingWindow
-	queued bool // a PutLimit of this box is queued and not yet applied
-	dead   bool // the limit was reset or reloaded: the box is no longer current
+	// mu guards w, listed, flushing and dead. The actor holds it while it
+	// changes w; the writer while it encodes w; the flusher's commit
+	// callback while it settles a flush. Nothing else touches the box.
+	mu       sync.Mutex
+	w        SlidingWindow
+	listed   bool // in the flusher's list: changed since its last snapshot
+	flushing int  // snapshots taken by flushes not yet resolved
+	dead     bool // the limit was reset or reloaded: the box is no longer current
 }
 
-// PutLimit writes a limit's state as of the moment the writer applies it
-// (write-behind: replies do not wait for it).
-type PutLimit struct{ box *limitBox }
+// pending reports whether the box holds changes that are not durable yet.
+func (b *limitBox) pending() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.listed || b.flushing > 0
+}
 
-// NewPutLimit is a PutLimit of a fixed state (tools and tests; actors
-// queue their own, coalescing ones).
-func NewPutLimit(owner, name string, w SlidingWindow) PutLimit {
-	return PutLimit{box: &limitBox{owner: owner, name: name, w: w, queued: true}}
+// PutLimits writes the state of rate limits as of the moment the writer
+// applies it (write-behind: replies do not wait for it).
+type PutLimits struct {
+	boxes []*limitBox
+	taken []bool // Row(i) ran (written only on the writer goroutine)
+}
+
+// NewPutLimit is a PutLimits of one fixed state (tools and tests; actors
+// go through the flusher).
+func NewPutLimit(owner, name string, w SlidingWindow) PutLimits {
+	return PutLimits{boxes: []*limitBox{{owner: owner, name: name, w: w, listed: true}}, taken: make([]bool, 1)}
 }
 
 // Table implements Mutation.
-func (PutLimit) Table() string { return "limits" }
+func (PutLimits) Table() string { return "limits" }
 
-// Row takes the snapshot to store and lets the next change queue a new
-// write. ok is false when the limit was reset meanwhile (nothing to store).
-func (m PutLimit) Row() (r LimitRow, ok bool) {
-	b := m.box
+// Len is the number of limits in the mutation.
+func (m PutLimits) Len() int { return len(m.boxes) }
+
+// Row takes the snapshot of limit i to store and lets its next change list
+// it again. ok is false when the limit was reset meanwhile (nothing to
+// store). Only the writer calls it, inside the transaction.
+func (m PutLimits) Row(i int) (r LimitRow, ok bool) {
+	b := m.boxes[i]
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.queued = false
 	if b.dead {
 		return r, false
 	}
+	if !m.taken[i] {
+		m.taken[i] = true
+		b.flushing++
+	}
+	b.listed = false
 	return LimitRow{
 		Owner: b.owner, Name: b.name,
 		MaxRequests: b.w.Max, WindowSeconds: int(b.w.Window / 1000),
@@ -447,35 +468,28 @@ func (b *limitBehavior) Activate(h *Host) error {
 	return nil
 }
 
-func (b *limitBehavior) Passivatable(*Host) bool { return true }
+// Passivatable: not while counters wait to be written (a new actor would
+// load the older durable state).
+func (b *limitBehavior) Passivatable(*Host) bool { return !b.box.pending() }
 
 func (b *limitBehavior) Handle(h *Host, op any) (any, error) {
 	now := h.Now()
 	switch op := op.(type) {
 	case CheckLimit:
-		var onCommit func(error)
-		q, owner := b.res.limits, b.key.Owner
 		if !b.exists {
-			// The first write of a new limit carries its quota slot.
-			if !q.reserve(owner) {
+			if q := b.res.limits; !q.reserve(b.key.Owner) {
 				return nil, q.err
 			}
-			onCommit = func(err error) { q.created(owner, err) }
+			b.exists = true
 		}
 		box := b.box
 		box.mu.Lock()
-		if !box.queued && box.w.Changes(now, op.Max, op.Window) {
-			if err := h.WriteBehind(PutLimit{box}, onCommit); err != nil {
-				box.mu.Unlock()
-				if onCommit != nil {
-					q.release(owner)
-				}
-				return nil, err
-			}
-			box.queued = true
-		}
-		b.exists = true
+		changes := box.w.Changes(now, op.Max, op.Window)
 		d := box.w.Check(now, op.Max, op.Window)
+		if changes && !box.listed {
+			box.listed = true
+			b.res.flusher.add(box)
+		}
 		box.mu.Unlock()
 		if !d.Allowed {
 			// At most one limit.denied event per limit per second.
@@ -510,6 +524,8 @@ func (b *limitBehavior) Handle(h *Host, op any) (any, error) {
 			q.add(key.Owner)
 			return nil, err
 		}
+		// A flush queued before the RemoveLimit is applied before it; one
+		// queued after skips the dead box.
 		b.box.mu.Lock()
 		b.box.dead = true
 		b.box.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // ErrNotFound is wrapped by the not-found errors of the owner-scoped kinds
@@ -38,6 +39,11 @@ type ResourceConfig struct {
 	// ConfigHistory is how many versions of each config key are kept
 	// (default 100).
 	ConfigHistory int
+	// LimitFlushInterval is how often rate-limit counters are written
+	// behind: each changed limit at most once per interval. 0 means the
+	// default, one second; a negative value writes them with the next
+	// write batch.
+	LimitFlushInterval time.Duration
 }
 
 // Resources holds what the limit, flag and config actors share: the loader,
@@ -46,6 +52,8 @@ type Resources struct {
 	loader                ResourceLoader
 	history               int
 	limits, flags, config *quota
+	flusher               *limitFlusher
+	view                  *flagView
 }
 
 // RegisterResources counts every owner's limits, flags and config keys (the
@@ -58,12 +66,19 @@ func RegisterResources(sys *System, cfg ResourceConfig) (*Resources, error) {
 	if cfg.ConfigHistory <= 0 {
 		cfg.ConfigHistory = 100
 	}
+	switch {
+	case cfg.LimitFlushInterval == 0:
+		cfg.LimitFlushInterval = time.Second
+	case cfg.LimitFlushInterval < 0:
+		cfg.LimitFlushInterval = 0
+	}
 	r := &Resources{
 		loader:  cfg.Loader,
 		history: cfg.ConfigHistory,
 		limits:  newQuota(cfg.MaxLimitsPerUser, "rate limits"),
 		flags:   newQuota(cfg.MaxFlagsPerUser, "flags"),
 		config:  newQuota(cfg.MaxConfigKeysPerUser, "config keys"),
+		view:    newFlagView(),
 	}
 	err := cfg.Loader.CountOwned(func(k Kind, owner string, n int) {
 		if q := r.quota(k); q != nil {
@@ -73,6 +88,7 @@ func RegisterResources(sys *System, cfg ResourceConfig) (*Resources, error) {
 	if err != nil {
 		return nil, fmt.Errorf("count resources: %w", err)
 	}
+	r.flusher = newLimitFlusher(sys.Store(), cfg.LimitFlushInterval)
 	sys.Register(KindLimit, func(k Key) Behavior { return &limitBehavior{key: k, res: r} })
 	sys.Register(KindFlag, func(k Key) Behavior { return &flagBehavior{key: k, res: r} })
 	sys.Register(KindConfig, func(k Key) Behavior { return &configBehavior{key: k, res: r} })
@@ -104,6 +120,22 @@ func (r *Resources) Owned(k Kind, owner string) int {
 
 // ConfigHistory is the number of versions kept per config key.
 func (r *Resources) ConfigHistory() int { return r.history }
+
+// LookupFlag answers a flag read from the committed read view when its
+// actor is resident; ok is false otherwise (ask the actor: GetFlag).
+func (r *Resources) LookupFlag(owner, name string) (FlagReply, bool) {
+	return r.view.get(owner, name)
+}
+
+// SyncLimits writes every rate-limit counter changed so far and waits for
+// the write: a read of the database after it sees every check acknowledged
+// before the call.
+func (r *Resources) SyncLimits() error { return r.flusher.sync() }
+
+// Close writes the rate-limit counters still pending and stops the
+// flusher. Call it after System.Close (no more checks) and before the store
+// closes; a graceful shutdown then loses no counter.
+func (r *Resources) Close() error { return r.flusher.close() }
 
 // quota counts live resources of one kind per owner. A creation reserves a
 // slot (on the actor's goroutine) before its write is queued, and the write's

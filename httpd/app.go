@@ -39,6 +39,10 @@ type Options struct {
 	MaxFlagsPerUser      int
 	MaxConfigKeysPerUser int
 	ConfigHistory        int
+	// LimitFlushInterval: rate-limit counters are written behind, each
+	// changed limit at most once per interval (0: 1s; negative: with the
+	// next write batch).
+	LimitFlushInterval time.Duration
 
 	// Events and metrics (events.go, metrics.go, observe.go).
 	EventBuffer    int           // events a subscriber may fall behind before it is cut off (default 1024)
@@ -163,6 +167,7 @@ func Start(opts Options) (*App, error) {
 	}
 	a.server = newServer(a.Sys, store, a.Auth, log, opts.Server)
 	a.server.oauth = newGitHubOAuth(opts.GitHub, opts.Now, log)
+	a.server.res = a.Resources
 	a.observe()
 	a.server.serve(ln)
 	a.addr = ln.Addr().String()
@@ -201,6 +206,9 @@ func (a *App) Close() error {
 		a.server.oauth.close()
 	}
 	a.Sys.Close()
+	if err := a.Resources.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("write rate limit counters: %w", err))
+	}
 	errs = append(errs, a.Store.Close(), a.DB.Close())
 	return errors.Join(errs...)
 }

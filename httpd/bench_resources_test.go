@@ -118,6 +118,7 @@ func BenchmarkHTTPFlagEval(b *testing.B) {
 		req.SetRequestURI(a.URL() + "/flags/" + f)
 		req.Header.SetMethod("PUT")
 		req.Header.Set("Authorization", "Bearer "+rsAlice)
+		req.Header.SetContentType("application/json")
 		req.SetBodyString(`{"enabled":true,"percentage":30}`)
 		if err := fasthttp.Do(req, resp); err != nil || resp.StatusCode() != 200 {
 			b.Fatal(err, resp.StatusCode())

@@ -183,15 +183,15 @@ func (s *Server) limitReset(ctx *fasthttp.RequestCtx, p *Principal) {
 	writeRaw(ctx, fasthttp.StatusOK, []byte(`{"reset":true}`))
 }
 
-// limitList is served from the database after a write barrier, so it
-// includes every check acknowledged before the request, write-behind
-// counters too.
+// limitList is served from the database after the write-behind counters
+// have been written (SyncLimits), so it includes every check acknowledged
+// before the request.
 func (s *Server) limitList(ctx *fasthttp.RequestCtx, p *Principal) {
 	owner, all, ok := s.listScope(ctx, p)
 	if !ok {
 		return
 	}
-	if err := s.store.Barrier(); err != nil {
+	if err := s.res.SyncLimits(); err != nil {
 		s.writeErr(ctx, err)
 		return
 	}
@@ -231,22 +231,50 @@ func (s *Server) limitList(ctx *fasthttp.RequestCtx, p *Principal) {
 	writeRaw(ctx, fasthttp.StatusOK, b)
 }
 
+// appendTimeMS is appendTime (RFC 3339, milliseconds, UTC) without the
+// general layout interpreter: the hot path formats one per check.
+func appendTimeMS(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	y, mo, d := t.Date()
+	if y < 0 || y > 9999 {
+		return appendTime(b, t)
+	}
+	hh, mm, ss := t.Clock()
+	ms := t.Nanosecond() / 1e6
+	b = append(b, '"',
+		byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+int(mo)/10), byte('0'+int(mo)%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
+		byte('0'+hh/10), byte('0'+hh%10), ':', byte('0'+mm/10), byte('0'+mm%10), ':',
+		byte('0'+ss/10), byte('0'+ss%10), '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z', '"')
+	return b
+}
+
 // ceilSeconds rounds d up to whole seconds.
 func ceilSeconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
+
+// Header names in fasthttp's canonical form, so that setting them skips
+// normalisation (clients match header names case-insensitively).
+var (
+	hdrLimit      = []byte("Ratelimit-Limit")
+	hdrRemaining  = []byte("Ratelimit-Remaining")
+	hdrReset      = []byte("Ratelimit-Reset")
+	hdrPolicy     = []byte("Ratelimit-Policy")
+	hdrRetryAfter = []byte("Retry-After")
+)
 
 // writeLimit renders a check or status answer and the RateLimit headers
 // (draft-ietf-httpapi-ratelimit-headers) without allocating.
 func writeLimit(ctx *fasthttp.RequestCtx, r actors.LimitReply) {
 	var nb [24]byte
 	h := &ctx.Response.Header
-	h.SetBytesV("RateLimit-Limit", strconv.AppendInt(nb[:0], int64(r.Max), 10))
-	h.SetBytesV("RateLimit-Remaining", strconv.AppendInt(nb[:0], int64(r.Remaining), 10))
-	h.SetBytesV("RateLimit-Reset", strconv.AppendInt(nb[:0], ceilSeconds(r.ResetIn), 10))
+	h.SetCanonical(hdrLimit, strconv.AppendInt(nb[:0], int64(r.Max), 10))
+	h.SetCanonical(hdrRemaining, strconv.AppendInt(nb[:0], int64(r.Remaining), 10))
+	h.SetCanonical(hdrReset, strconv.AppendInt(nb[:0], ceilSeconds(r.ResetIn), 10))
 	pol := strconv.AppendInt(nb[:0], int64(r.Max), 10)
 	pol = append(pol, ";w="...)
-	h.SetBytesV("RateLimit-Policy", strconv.AppendInt(pol, int64(r.Window/time.Second), 10))
+	h.SetCanonical(hdrPolicy, strconv.AppendInt(pol, int64(r.Window/time.Second), 10))
 
 	var buf [128]byte
 	b := append(buf[:0], `{"allowed":`...)
@@ -254,7 +282,7 @@ func writeLimit(ctx *fasthttp.RequestCtx, r actors.LimitReply) {
 	b = append(b, `,"remaining":`...)
 	b = strconv.AppendInt(b, int64(r.Remaining), 10)
 	b = append(b, `,"reset_at":`...)
-	b = appendTime(b, r.ResetAt)
+	b = appendTimeMS(b, r.ResetAt)
 	if !r.Allowed {
 		retry := ceilSeconds(r.RetryAfter)
 		if retry < 1 {
@@ -262,7 +290,7 @@ func writeLimit(ctx *fasthttp.RequestCtx, r actors.LimitReply) {
 		}
 		b = append(b, `,"retry_after_seconds":`...)
 		b = strconv.AppendInt(b, retry, 10)
-		h.SetBytesV("Retry-After", strconv.AppendInt(nb[:0], retry, 10))
+		h.SetCanonical(hdrRetryAfter, strconv.AppendInt(nb[:0], retry, 10))
 	}
 	b = append(b, '}')
 	writeRaw(ctx, fasthttp.StatusOK, b)

@@ -32,6 +32,7 @@ func (o *Options) resourceConfig(loader actors.ResourceLoader) actors.ResourceCo
 		MaxFlagsPerUser:      def(o.MaxFlagsPerUser, DefaultMaxFlagsPerUser),
 		MaxConfigKeysPerUser: def(o.MaxConfigKeysPerUser, DefaultMaxConfigKeysPerUser),
 		ConfigHistory:        def(o.ConfigHistory, DefaultConfigHistory),
+		LimitFlushInterval:   o.LimitFlushInterval,
 	}
 }
 

@@ -29,6 +29,7 @@ type Server struct {
 	srv   *fasthttp.Server
 	ln    net.Listener
 	done  chan error
+	res   *actors.Resources // rate limits, flags, config (resources.go)
 
 	// events serves /events and /locks/{name}/watch, metrics /metrics
 	// (events.go, metrics.go; set by App.observe before serving).

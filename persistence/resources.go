@@ -51,12 +51,15 @@ func (s *resourceStmts) close() {
 // false for a mutation of another kind.
 func (s *resourceStmts) applyResource(ctx context.Context, tx *sql.Tx, m actors.Mutation) (ok bool, err error) {
 	switch m := m.(type) {
-	case actors.PutLimit:
-		r, live := m.Row()
-		if !live {
-			return true, nil // reset meanwhile: the RemoveLimit queued after it is what counts
+	case actors.PutLimits:
+		st := tx.StmtContext(ctx, s.putLimit)
+		for i := 0; i < m.Len() && err == nil; i++ {
+			r, live := m.Row(i)
+			if !live {
+				continue // reset meanwhile: the RemoveLimit is what counts
+			}
+			_, err = st.ExecContext(ctx, r.Owner, r.Name, r.MaxRequests, r.WindowSeconds, r.Log, ms(r.UpdatedAt))
 		}
-		_, err = tx.StmtContext(ctx, s.putLimit).ExecContext(ctx, r.Owner, r.Name, r.MaxRequests, r.WindowSeconds, r.Log, ms(r.UpdatedAt))
 	case actors.RemoveLimit:
 		_, err = tx.ExecContext(ctx, `DELETE FROM limits WHERE owner = ? AND name = ?`, m.Owner, m.Name)
 	case actors.PutFlag:
