@@ -23,6 +23,14 @@ type (
 	// ResetLimit forgets the limit: its counter and its parameters.
 	ResetLimit struct{}
 
+	// CheckLimitCall is CheckLimit for callers that pool their messages:
+	// the actor writes the answer into Reply and answers with the call
+	// itself, so neither the message nor the reply is allocated.
+	CheckLimitCall struct {
+		CheckLimit
+		Reply LimitReply
+	}
+
 	// LimitReply answers CheckLimit and PeekLimit.
 	LimitReply struct {
 		LimitDecision
@@ -475,30 +483,19 @@ func (b *limitBehavior) Passivatable(*Host) bool { return !b.box.pending() }
 func (b *limitBehavior) Handle(h *Host, op any) (any, error) {
 	now := h.Now()
 	switch op := op.(type) {
+	case *CheckLimitCall:
+		r, err := b.check(h, now, op.CheckLimit)
+		if err != nil {
+			return nil, err
+		}
+		op.Reply = r
+		return op, nil
 	case CheckLimit:
-		if !b.exists {
-			if q := b.res.limits; !q.reserve(b.key.Owner) {
-				return nil, q.err
-			}
-			b.exists = true
+		r, err := b.check(h, now, op)
+		if err != nil {
+			return nil, err
 		}
-		box := b.box
-		box.mu.Lock()
-		changes := box.w.Changes(now, op.Max, op.Window)
-		d := box.w.Check(now, op.Max, op.Window)
-		if changes && !box.listed {
-			box.listed = true
-			b.res.flusher.add(box)
-		}
-		box.mu.Unlock()
-		if !d.Allowed {
-			// At most one limit.denied event per limit per second.
-			if t := now.UnixMilli(); t-b.deniedAt >= 1000 || t < b.deniedAt {
-				b.deniedAt = t
-				h.Publish(Event{Type: EventLimitDenied, Kind: "limit", Name: b.key.Name, Owner: b.key.Owner, Time: now})
-			}
-		}
-		return LimitReply{LimitDecision: d, Max: op.Max, Window: op.Window}, nil
+		return r, nil
 	case PeekLimit:
 		if !b.exists {
 			return nil, ErrLimitNotFound
@@ -534,4 +531,32 @@ func (b *limitBehavior) Handle(h *Host, op any) (any, error) {
 		return nil, nil
 	}
 	return nil, fmt.Errorf("limit: unknown operation %T", op)
+}
+
+// check applies one check: the window decides, a change lists the box with
+// the flusher, a denial may publish limit.denied.
+func (b *limitBehavior) check(h *Host, now time.Time, op CheckLimit) (LimitReply, error) {
+	if !b.exists {
+		if q := b.res.limits; !q.reserve(b.key.Owner) {
+			return LimitReply{}, q.err
+		}
+		b.exists = true
+	}
+	box := b.box
+	box.mu.Lock()
+	changes := box.w.Changes(now, op.Max, op.Window)
+	d := box.w.Check(now, op.Max, op.Window)
+	if changes && !box.listed {
+		box.listed = true
+		b.res.flusher.add(box)
+	}
+	box.mu.Unlock()
+	if !d.Allowed {
+		// At most one limit.denied event per limit per second.
+		if t := now.UnixMilli(); t-b.deniedAt >= 1000 || t < b.deniedAt {
+			b.deniedAt = t
+			h.Publish(Event{Type: EventLimitDenied, Kind: "limit", Name: b.key.Name, Owner: b.key.Owner, Time: now})
+		}
+	}
+	return LimitReply{LimitDecision: d, Max: op.Max, Window: op.Window}, nil
 }

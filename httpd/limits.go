@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/octostore/octostore/actors"
@@ -142,13 +143,20 @@ func (s *Server) limitCheck(ctx *fasthttp.RequestCtx, p *Principal) {
 	if !ok {
 		return
 	}
-	v, err := s.sys.Do(actors.Key{Kind: actors.KindLimit, Owner: owner, Name: name}, actors.CheckLimit{Max: max, Window: win})
-	if err != nil {
+	call := checkCalls.Get().(*actors.CheckLimitCall)
+	call.CheckLimit = actors.CheckLimit{Max: max, Window: win}
+	if _, err := s.sys.Do(actors.Key{Kind: actors.KindLimit, Owner: owner, Name: name}, call); err != nil {
+		// not pooled again: after a timeout the actor may still write to it
 		s.writeErr(ctx, err)
 		return
 	}
-	writeLimit(ctx, v.(actors.LimitReply))
+	writeLimit(ctx, call.Reply)
+	checkCalls.Put(call)
 }
+
+// checkCalls pools the messages of checks (the hot path allocates neither
+// the message nor the reply).
+var checkCalls = sync.Pool{New: func() any { return new(actors.CheckLimitCall) }}
 
 func (s *Server) limitStatus(ctx *fasthttp.RequestCtx, p *Principal) {
 	name, ok := pathName(ctx, "rate limit name")
