@@ -229,8 +229,9 @@ func ownerFilter(base, nameCol, owner string) (string, []any) {
 // --- listings (read pool) ---
 
 // Barrier waits until every write queued before the call is resolved, so
-// that a following read sees every acknowledged change, including
-// write-behind rate-limit counters.
+// that a following read sees every change acknowledged before it that
+// depended on a queued write. (Rate-limit counters wait in the actors'
+// flusher until it queues them: use actors.Resources.SyncLimits for those.)
 func (s *Store) Barrier() error {
 	seq, err := s.Enqueue(nil, nil)
 	if err != nil {
