@@ -104,6 +104,7 @@ type System struct {
 	live     atomic.Int64
 	closed   atomic.Bool
 	replies  sync.Pool // chan Result, capacity 1
+	timers   sync.Pool // *time.Timer for Do's deadline
 }
 
 // NewSystem starts the shard actors. Register kinds before serving requests.
@@ -185,13 +186,23 @@ func (s *System) Do(k Key, op any) (any, error) {
 	}
 	ch := s.replies.Get().(chan Result)
 	s.as.Root.Send(s.shardFor(k), &request{key: k, op: op, reply: ch})
-	t := time.NewTimer(s.cfg.RequestTimeout)
+	// Timers are pooled: since Go 1.23 a stopped or fired timer can be
+	// Reset and reused without draining, and pooling saves an allocation
+	// per request on the hot path.
+	t, _ := s.timers.Get().(*time.Timer)
+	if t == nil {
+		t = time.NewTimer(s.cfg.RequestTimeout)
+	} else {
+		t.Reset(s.cfg.RequestTimeout)
+	}
 	select {
 	case r := <-ch:
 		t.Stop()
+		s.timers.Put(t)
 		s.replies.Put(ch)
 		return r.Value, r.Err
 	case <-t.C:
+		s.timers.Put(t)
 		// The actor may still answer into ch: never reuse it.
 		return nil, ErrTimeout
 	}
