@@ -40,8 +40,8 @@ type Options struct {
 	MaxConfigKeysPerUser int
 	ConfigHistory        int
 	// LimitFlushInterval: rate-limit counters are written behind, each
-	// changed limit at most once per interval (0: 1s; negative: with the
-	// next write batch).
+	// changed limit at most once per interval (0: 10 ms,
+	// actors.DefaultLimitFlushInterval; negative: with the next write batch).
 	LimitFlushInterval time.Duration
 
 	// Events and metrics (events.go, metrics.go, observe.go).

@@ -2,7 +2,7 @@ package main
 
 import (
 	"errors"
-	"time"
+	"github.com/octostore/octostore/actors"
 
 	"github.com/octostore/octostore/httpd"
 	"github.com/urfave/cli/v2"
@@ -16,7 +16,7 @@ func init() {
 		&cli.IntFlag{Name: "max-flags-per-user", Value: httpd.DefaultMaxFlagsPerUser, Usage: "feature flags per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_FLAGS_PER_USER"}},
 		&cli.IntFlag{Name: "max-config-keys-per-user", Value: httpd.DefaultMaxConfigKeysPerUser, Usage: "config keys per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_CONFIG_KEYS_PER_USER"}},
 		&cli.IntFlag{Name: "config-history", Value: httpd.DefaultConfigHistory, Usage: "versions kept per config key (older ones are pruned)", EnvVars: []string{"OCTOSTORE_CONFIG_HISTORY"}},
-		&cli.DurationFlag{Name: "limit-flush-interval", Value: time.Second, Usage: "rate-limit counters are written behind, each changed limit at most once per interval; a kill -9 loses at most this much of them (0: with the next write batch)", EnvVars: []string{"OCTOSTORE_LIMIT_FLUSH_INTERVAL"}},
+		&cli.DurationFlag{Name: "limit-flush-interval", Value: actors.DefaultLimitFlushInterval, Usage: "rate-limit counters are written behind, each changed limit at most once per interval; a kill -9 loses at most this much of them (0: with the next write batch)", EnvVars: []string{"OCTOSTORE_LIMIT_FLUSH_INTERVAL"}},
 	)
 	serveOptionHooks = append(serveOptionHooks, resourceOptions)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/octostore/octostore/actors"
 	"github.com/octostore/octostore/httpd"
 	"github.com/urfave/cli/v2"
 )
@@ -32,7 +33,7 @@ func TestServeResourceFlags(t *testing.T) {
 	if err := resourceOptions(resourceCtx(t), &o); err != nil {
 		t.Fatal(err)
 	}
-	if o.MaxLimitsPerUser != 10000 || o.MaxFlagsPerUser != 1000 || o.MaxConfigKeysPerUser != 1000 || o.ConfigHistory != 100 || o.LimitFlushInterval != time.Second {
+	if o.MaxLimitsPerUser != 10000 || o.MaxFlagsPerUser != 1000 || o.MaxConfigKeysPerUser != 1000 || o.ConfigHistory != 100 || o.LimitFlushInterval != actors.DefaultLimitFlushInterval {
 		t.Fatalf("defaults: %+v", o)
 	}
 	o = httpd.Options{}
