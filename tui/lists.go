@@ -90,29 +90,7 @@ func (t *listTable) rebuild() {
 }
 
 func (t *listTable) clamp() {
-	n := len(t.view)
-	if t.cursor >= n {
-		t.cursor = n - 1
-	}
-	if t.cursor < 0 {
-		t.cursor = 0
-	}
-	rows := t.height - 1
-	if rows < 1 {
-		rows = 1
-	}
-	if t.cursor < t.offset {
-		t.offset = t.cursor
-	}
-	if t.cursor >= t.offset+rows {
-		t.offset = t.cursor - rows + 1
-	}
-	if t.offset > n-rows {
-		t.offset = n - rows
-	}
-	if t.offset < 0 {
-		t.offset = 0
-	}
+	t.cursor, t.offset = clampWindow(t.cursor, t.offset, t.height-1, len(t.view))
 }
 
 // widths resolves the column widths for the table width.

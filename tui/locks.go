@@ -190,29 +190,7 @@ func (t *lockTable) rebuild() {
 }
 
 func (t *lockTable) clamp() {
-	n := len(t.view)
-	if t.cursor >= n {
-		t.cursor = n - 1
-	}
-	if t.cursor < 0 {
-		t.cursor = 0
-	}
-	rows := t.height - 1
-	if rows < 1 {
-		rows = 1
-	}
-	if t.cursor < t.offset {
-		t.offset = t.cursor
-	}
-	if t.cursor >= t.offset+rows {
-		t.offset = t.cursor - rows + 1
-	}
-	if t.offset > n-rows {
-		t.offset = n - rows
-	}
-	if t.offset < 0 {
-		t.offset = 0
-	}
+	t.cursor, t.offset = clampWindow(t.cursor, t.offset, t.height-1, len(t.view))
 }
 
 // lock table columns: marker, name (flexible), holder, token, time left
@@ -291,4 +269,31 @@ func barFraction(r *lockRow, now time.Time) float64 {
 		return 1
 	}
 	return f
+}
+
+// clampWindow keeps a cursor inside n rows and the scroll offset such that
+// the cursor is visible in a window of rows lines (the header excluded).
+func clampWindow(cursor, offset, rows, n int) (int, int) {
+	if cursor >= n {
+		cursor = n - 1
+	}
+	if cursor < 0 {
+		cursor = 0
+	}
+	if rows < 1 {
+		rows = 1
+	}
+	if cursor < offset {
+		offset = cursor
+	}
+	if cursor >= offset+rows {
+		offset = cursor - rows + 1
+	}
+	if offset > n-rows {
+		offset = n - rows
+	}
+	if offset < 0 {
+		offset = 0
+	}
+	return cursor, offset
 }

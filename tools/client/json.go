@@ -1,58 +1,17 @@
 package client
 
 import (
+	"github.com/octostore/octostore/tools/jsonw"
 	"net/url"
 	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 // Hand-written encoders for the small request bodies on hot paths (acquire,
 // renew, release, check): no reflection, no allocation beyond the buffer.
 
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string literal.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				b = append(b, s[start:i]...)
-				b = append(b, `\ufffd`...)
-				i += size
-				start = i
-				continue
-			}
-			i += size
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		i++
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+// appendJSONString appends s as a JSON string literal (tools/jsonw).
+func appendJSONString(b []byte, s string) []byte { return jsonw.AppendString(b, s) }
 
 // seconds converts d to whole seconds, rounding up (a TTL of 1.5s becomes 2).
 func seconds(d time.Duration) int64 {
