@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // dbSnapshot renders every row of every table (but meta, where the health
@@ -239,6 +240,22 @@ func TestBadInputOtherResourcesChangesNothing(t *testing.T) {
 	// Durable, and committed after the limit's write-behind counter.
 	if r := e.do("PUT", "/config/cfg", "tokA", `{"value":{"a":1}}`); r.status != 200 {
 		t.Fatalf("config: %d %s", r.status, r.body)
+	}
+	// The limit's counter is written behind (--limit-flush-interval): wait
+	// until it is in the database before taking the snapshot.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		if err := e.app.DB.ReadDB().QueryRow(`SELECT count(*) FROM limits WHERE owner = 'alice' AND name = 'lim'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the limit's counter was never written")
+		}
+		time.Sleep(time.Millisecond)
 	}
 	before := dbSnapshot(t, e.app.DB.ReadDB())
 
