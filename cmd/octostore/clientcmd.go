@@ -210,3 +210,17 @@ func groupAction(c *cli.Context) error {
 	}
 	return exitCode(exitUsage, nil)
 }
+
+// clientFor is the common start of a client command: check the argument
+// count, build the client from the flags, and bound the call by --timeout.
+func clientFor(c *cli.Context, args []string, min, max int, usage string) (*client.Client, context.Context, context.CancelFunc, error) {
+	if err := needArgs(args, min, max, usage); err != nil {
+		return nil, nil, nil, err
+	}
+	cl, err := newClientFromCtx(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := ctxTimeout(c)
+	return cl, ctx, cancel, nil
+}

@@ -116,14 +116,10 @@ func configSet(c *cli.Context, args []string) error {
 }
 
 func configGet(c *cli.Context, args []string) error {
-	if err := needArgs(args, 1, 1, "config get KEY [--version N]"); err != nil {
-		return err
-	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "config get KEY [--version N]")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	e, err := cl.GetConfigVersion(ctx, args[0], c.Int64("version"))
 	if err != nil {
@@ -142,14 +138,10 @@ func configGet(c *cli.Context, args []string) error {
 }
 
 func configHistory(c *cli.Context, args []string) error {
-	if err := needArgs(args, 1, 1, "config history KEY"); err != nil {
-		return err
-	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "config history KEY")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	vs, err := cl.ConfigHistory(ctx, args[0])
 	if err != nil {
@@ -172,14 +164,10 @@ func configHistory(c *cli.Context, args []string) error {
 }
 
 func configDelete(c *cli.Context, args []string) error {
-	if err := needArgs(args, 1, 1, "config delete KEY"); err != nil {
-		return err
-	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "config delete KEY")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	if err := cl.DeleteConfig(ctx, args[0]); err != nil {
 		return clientErr(err)
@@ -191,14 +179,10 @@ func configDelete(c *cli.Context, args []string) error {
 }
 
 func configList(c *cli.Context, args []string) error {
-	if err := needArgs(args, 0, 0, "config list"); err != nil {
-		return err
-	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientFor(c, args, 0, 0, "config list")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	es, err := cl.ListConfig(ctx)
 	if err != nil {

@@ -96,14 +96,10 @@ func flagSet(c *cli.Context, args []string) error {
 }
 
 func flagGet(c *cli.Context, args []string) error {
-	if err := needArgs(args, 1, 1, "flag get NAME [--subject S]"); err != nil {
-		return err
-	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "flag get NAME [--subject S]")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	e, err := cl.GetFlag(ctx, args[0], c.String("subject"))
 	if err != nil {
@@ -116,14 +112,10 @@ func flagGet(c *cli.Context, args []string) error {
 }
 
 func flagDelete(c *cli.Context, args []string) error {
-	if err := needArgs(args, 1, 1, "flag delete NAME"); err != nil {
-		return err
-	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "flag delete NAME")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	if err := cl.DeleteFlag(ctx, args[0]); err != nil {
 		return clientErr(err)
@@ -135,14 +127,10 @@ func flagDelete(c *cli.Context, args []string) error {
 }
 
 func flagList(c *cli.Context, args []string) error {
-	if err := needArgs(args, 0, 0, "flag list"); err != nil {
-		return err
-	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientFor(c, args, 0, 0, "flag list")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	fs, err := cl.ListFlags(ctx)
 	if err != nil {

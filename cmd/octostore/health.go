@@ -17,14 +17,10 @@ func init() {
 }
 
 func healthAction(c *cli.Context, args []string) error {
-	if err := needArgs(args, 0, 0, "health"); err != nil {
-		return err
-	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientFor(c, args, 0, 0, "health")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	if err := cl.Health(ctx); err != nil {
 		return clientErr(err)

@@ -63,14 +63,10 @@ func limitFields(w io.Writer, r *client.LimitResult) error {
 }
 
 func limitCheck(c *cli.Context, args []string) error {
-	if err := needArgs(args, 1, 1, "limit check NAME [--max 60] [--window 1m]"); err != nil {
-		return err
-	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "limit check NAME [--max 60] [--window 1m]")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	r, err := cl.CheckLimit(ctx, args[0], c.Int("max"), c.Duration("window"))
 	if err != nil {
@@ -86,14 +82,10 @@ func limitCheck(c *cli.Context, args []string) error {
 }
 
 func limitStatus(c *cli.Context, args []string) error {
-	if err := needArgs(args, 1, 1, "limit status NAME"); err != nil {
-		return err
-	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "limit status NAME")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	r, err := cl.LimitStatus(ctx, args[0])
 	if err != nil {
@@ -103,14 +95,10 @@ func limitStatus(c *cli.Context, args []string) error {
 }
 
 func limitReset(c *cli.Context, args []string) error {
-	if err := needArgs(args, 1, 1, "limit reset NAME"); err != nil {
-		return err
-	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "limit reset NAME")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	if err := cl.ResetLimit(ctx, args[0]); err != nil {
 		return clientErr(err)
@@ -122,14 +110,10 @@ func limitReset(c *cli.Context, args []string) error {
 }
 
 func limitList(c *cli.Context, args []string) error {
-	if err := needArgs(args, 0, 0, "limit list"); err != nil {
-		return err
-	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientFor(c, args, 0, 0, "limit list")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	ls, err := cl.ListLimits(ctx)
 	if err != nil {

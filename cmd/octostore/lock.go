@@ -165,14 +165,10 @@ func lockRelease(c *cli.Context, args []string) error {
 }
 
 func lockStatus(c *cli.Context, args []string) error {
-	if err := needArgs(args, 1, 1, "lock status NAME"); err != nil {
-		return err
-	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "lock status NAME")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	s, err := cl.LockStatus(ctx, args[0])
 	if err != nil {
@@ -194,14 +190,10 @@ func lockStatus(c *cli.Context, args []string) error {
 }
 
 func lockList(c *cli.Context, args []string) error {
-	if err := needArgs(args, 0, 0, "lock list"); err != nil {
-		return err
-	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientFor(c, args, 0, 0, "lock list")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	locks, err := cl.ListLocks(ctx)
 	if err != nil {

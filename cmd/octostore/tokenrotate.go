@@ -17,14 +17,10 @@ func init() {
 }
 
 func tokenRotate(c *cli.Context, args []string) error {
-	if err := needArgs(args, 0, 0, "token rotate"); err != nil {
-		return err
-	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientFor(c, args, 0, 0, "token rotate")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	tok, err := cl.RotateToken(ctx)
 	if err != nil {
