@@ -49,6 +49,17 @@ type lockBody struct {
 	LeaseID field `json:"lease_id"`
 }
 
+// lockRequest validates the {name} path parameter and decodes the body,
+// answering the error itself when either is bad.
+func lockRequest(ctx *fasthttp.RequestCtx) (string, lockBody, bool) {
+	var body lockBody
+	name, ok := lockName(ctx)
+	if !ok || !decodeBody(ctx, &body) {
+		return "", body, false
+	}
+	return name, body, true
+}
+
 // ttlField validates ttl_seconds (an integer, 1..3600).
 func ttlField(ctx *fasthttp.RequestCtx, f *field) (time.Duration, bool) {
 	v, msg := f.Int("ttl_seconds", 1, 3600)
@@ -90,12 +101,8 @@ func (s *Server) noAdminWrites(ctx *fasthttp.RequestCtx, p *Principal) bool {
 }
 
 func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, p *Principal) {
-	name, ok := lockName(ctx)
+	name, body, ok := lockRequest(ctx)
 	if !ok {
-		return
-	}
-	var body lockBody
-	if !decodeBody(ctx, &body) {
 		return
 	}
 	ttl, ok := ttlField(ctx, &body.TTL)
@@ -116,12 +123,8 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, p *Principal) {
 }
 
 func (s *Server) lockRenew(ctx *fasthttp.RequestCtx, p *Principal) {
-	name, ok := lockName(ctx)
+	name, body, ok := lockRequest(ctx)
 	if !ok {
-		return
-	}
-	var body lockBody
-	if !decodeBody(ctx, &body) {
 		return
 	}
 	lease, ok := leaseField(ctx, &body.LeaseID)
@@ -141,12 +144,8 @@ func (s *Server) lockRenew(ctx *fasthttp.RequestCtx, p *Principal) {
 }
 
 func (s *Server) lockRelease(ctx *fasthttp.RequestCtx, p *Principal) {
-	name, ok := lockName(ctx)
+	name, body, ok := lockRequest(ctx)
 	if !ok {
-		return
-	}
-	var body lockBody
-	if !decodeBody(ctx, &body) {
 		return
 	}
 	var lease string
