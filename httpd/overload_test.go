@@ -36,18 +36,24 @@ func TestSaturatedServerAnswers503AtOnce(t *testing.T) {
 		}
 	}()
 	admitted := make(chan relResp, limit)
-	for i := 0; i < limit; i++ {
-		go func(i int) { admitted <- e.acquire("tokA", fmt.Sprintf("slow-%d", i), 60) }(i)
+	slow := func(i int) { admitted <- e.acquire("tokA", fmt.Sprintf("slow-%d", i), 60) }
+	go slow(0)
+	<-entered // the first commit (slow-0's write alone) is stuck
+	for i := 1; i < limit; i++ {
+		go slow(i) // these queue behind it
 	}
-	<-entered // the first commit is stuck; the others queue behind it
-	// A request that needs no actor answers at once when admitted: once it
-	// is refused, all the slow ones are in flight (no signal for that).
+	// Wait until the other slow requests' writes are queued behind the stuck
+	// commit: then all of them are in flight. (Polling with HTTP requests
+	// instead could itself take a slot and make a slow request be refused.)
 	deadline := time.Now().Add(10 * time.Second)
-	for e.do("GET", "/locks", "tokB", "").status != http.StatusServiceUnavailable {
+	for e.app.Store.Stats().Queued < limit-1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("the %d stalled requests never filled the in-flight limit", limit)
+			t.Fatalf("the %d stalled requests never filled the in-flight limit (queued %d)", limit, e.app.Store.Stats().Queued)
 		}
 		time.Sleep(time.Millisecond)
+	}
+	if r := e.do("GET", "/locks", "tokB", ""); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("a request beyond the in-flight limit: %d %s, want 503", r.status, r.body)
 	}
 	var slowest time.Duration
 	for i := 0; i < 50; i++ {
