@@ -30,8 +30,9 @@ func decodeBody(ctx *fasthttp.RequestCtx, v any) bool {
 		writeError(ctx, fasthttp.StatusBadRequest, "request body is not valid UTF-8")
 		return false
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
+	// json.Unmarshal, not a Decoder: it allocates no read buffer, and it
+	// refuses trailing data after the object by itself.
+	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &te):
@@ -44,10 +45,6 @@ func decodeBody(ctx *fasthttp.RequestCtx, v any) bool {
 		default:
 			writeError(ctx, fasthttp.StatusBadRequest, "invalid JSON: "+err.Error())
 		}
-		return false
-	}
-	if dec.More() {
-		writeError(ctx, fasthttp.StatusBadRequest, "invalid JSON: trailing data after the object")
 		return false
 	}
 	return true
