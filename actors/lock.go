@@ -156,10 +156,14 @@ func (b *lockBehavior) Activate(h *Host) error {
 func (b *lockBehavior) Passivatable(h *Host) bool { return true }
 
 func (b *lockBehavior) schedule(h *Host) {
+	d := b.state.ExpiresAt.Sub(h.Now())
 	if b.timer != nil {
-		b.timer.Stop()
+		// Re-arm the resident actor's timer instead of allocating another:
+		// the op it sends (expireLock through the shard) is the same.
+		b.timer.Reset(d)
+		return
 	}
-	b.timer = h.AfterFunc(b.state.ExpiresAt.Sub(h.Now()), expireLock{})
+	b.timer = h.AfterFunc(d, expireLock{})
 }
 
 func (b *lockBehavior) Handle(h *Host, op any) (any, error) {
@@ -289,8 +293,7 @@ func (b *lockBehavior) persistRelease(h *Host, prev, next LockRecord, now time.T
 	}
 	b.state = next
 	if b.timer != nil {
-		b.timer.Stop()
-		b.timer = nil
+		b.timer.Stop() // kept: the next grant re-arms it
 	}
 	return nil
 }
@@ -301,8 +304,7 @@ func (b *lockBehavior) persistRelease(h *Host, prev, next LockRecord, now time.T
 func (b *lockBehavior) expired(h *Host, prev LockRecord, now time.Time) {
 	h.sys.Holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
 	if b.timer != nil {
-		b.timer.Stop()
-		b.timer = nil
+		b.timer.Stop() // kept: the next grant re-arms it
 	}
 	e := lockEvent(EventLockExpired, prev, now)
 	// Publish after anything this actor already queued is durable, so the

@@ -32,6 +32,8 @@ type stopped struct{}
 
 func (stopped) Stop() bool { return false }
 
+func (stopped) Reset(time.Duration) bool { return false }
+
 func newTestSystem(t *testing.T, st Store, idle time.Duration) (*System, *fakeClock) {
 	t.Helper()
 	clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}

@@ -91,7 +91,10 @@ type Config struct {
 }
 
 // Timer is the part of *time.Timer the runtime uses.
-type Timer interface{ Stop() bool }
+type Timer interface {
+	Stop() bool
+	Reset(d time.Duration) bool
+}
 
 // System is the actor runtime.
 type System struct {
