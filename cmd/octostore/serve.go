@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/octostore/octostore/httpd"
 	"github.com/urfave/cli/v2"
@@ -49,7 +50,7 @@ func serveOptions(c *cli.Context) (httpd.Options, error) {
 	}
 	o := httpd.Options{
 		Addr:            c.String("addr"),
-		DBPath:          c.String("db"),
+		DBPath:          dbPath(c.String("db")),
 		AdminKey:        c.String("admin-key"),
 		MaxBodyBytes:    c.Int("max-body-bytes"),
 		MaxLocksPerUser: c.Int("max-locks-per-user"),
@@ -100,4 +101,19 @@ func serveAction(c *cli.Context) error {
 	}
 	o.Logger.Info("stopped cleanly")
 	return nil
+}
+
+// dbPath accepts a plain path or the URL forms upstream's DATABASE_URL uses
+// (sqlite://PATH, sqlite:PATH, file:PATH); the query part of a URL is dropped.
+func dbPath(v string) string {
+	for _, p := range []string{"sqlite://", "sqlite:", "file:"} {
+		if strings.HasPrefix(v, p) {
+			v = strings.TrimPrefix(v, p)
+			if i := strings.IndexByte(v, '?'); i >= 0 {
+				v = v[:i]
+			}
+			break
+		}
+	}
+	return v
 }
