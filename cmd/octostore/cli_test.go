@@ -70,9 +70,17 @@ func startServer(t *testing.T) string {
 func startServerDB(t *testing.T) (url, db string) {
 	t.Helper()
 	db = filepath.Join(t.TempDir(), "octostore.db")
-	cmd := exec.Command(octostoreBin, "serve", "--addr", "127.0.0.1:0",
+	return startListening(t, "serve", "serve", "--addr", "127.0.0.1:0",
 		"--db", db,
-		"--static-tokens", "alice:"+tokA+",bob:"+tokB, "--admin-key", adminKey, "--log-level", "warn")
+		"--static-tokens", "alice:"+tokA+",bob:"+tokB, "--admin-key", adminKey, "--log-level", "warn"), db
+}
+
+// startListening runs the binary with args, waits for its
+// "listening on URL" line and returns URL; the process is stopped with
+// SIGTERM at cleanup. what names it in failures.
+func startListening(t *testing.T, what string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(octostoreBin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -100,13 +108,13 @@ func startServerDB(t *testing.T) (url, db string) {
 	case u, ok := <-urlc:
 		if !ok {
 			cmd.Wait()
-			t.Fatalf("serve exited before listening: %s", stderr.String())
+			t.Fatalf("%s exited before listening: %s", what, stderr.String())
 		}
-		return u, db
+		return u
 	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not print its address: %s", stderr.String())
+		t.Fatalf("%s did not print its address: %s", what, stderr.String())
 	}
-	return "", ""
+	return ""
 }
 
 // serverFor returns the real server when it serves probePath (e.g. "/flags"),

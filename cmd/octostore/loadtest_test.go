@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/octostore/octostore/loadtest"
 )
@@ -14,38 +10,7 @@ import (
 // startNoopServer runs `octostore loadtest noop-server` and returns its URL.
 func startNoopServer(t *testing.T) string {
 	t.Helper()
-	cmd := exec.Command(octostoreBin, "loadtest", "noop-server", "--addr", "127.0.0.1:0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
-	urlc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
-				urlc <- strings.TrimSpace(u)
-			}
-		}
-		close(urlc)
-	}()
-	select {
-	case u, ok := <-urlc:
-		if !ok {
-			t.Fatal("noop-server exited before listening")
-		}
-		return u
-	case <-time.After(30 * time.Second):
-		t.Fatal("noop-server did not print its address")
-	}
-	return ""
+	return startListening(t, "noop-server", "loadtest", "noop-server", "--addr", "127.0.0.1:0")
 }
 
 func readReport(t *testing.T, path string) *loadtest.Report {
