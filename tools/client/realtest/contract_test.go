@@ -75,7 +75,7 @@ func clients(t *testing.T, url string) (alice, bob *client.Client) {
 	return alice, bob
 }
 
-// requireRoute skips the test when the server does not serve path yet.
+// requireRoute fails the test when the server does not serve path.
 func requireRoute(t *testing.T, url, path string) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url+path, nil)
