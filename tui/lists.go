@@ -77,16 +77,7 @@ func (t *listTable) rebuild() {
 			t.view = append(t.view, r)
 		}
 	}
-	for i, r := range t.view {
-		if r.name == t.selected {
-			t.cursor = i
-			break
-		}
-	}
-	t.clamp()
-	if len(t.view) > 0 {
-		t.selected = t.view[t.cursor].name
-	}
+	t.cursor, t.offset, t.selected = keepSelection(t.view, func(r listRow) string { return r.name }, t.selected, t.cursor, t.offset, t.height-1)
 }
 
 func (t *listTable) clamp() {

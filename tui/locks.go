@@ -177,16 +177,7 @@ func (t *lockTable) rebuild() {
 	sort.Slice(t.view, func(i, j int) bool { return t.view[i].Name < t.view[j].Name })
 	// Keep the cursor on the same lock; if it is gone, stay at the same
 	// position.
-	for i, r := range t.view {
-		if r.Name == t.selected {
-			t.cursor = i
-			break
-		}
-	}
-	t.clamp()
-	if len(t.view) > 0 {
-		t.selected = t.view[t.cursor].Name
-	}
+	t.cursor, t.offset, t.selected = keepSelection(t.view, func(r *lockRow) string { return r.Name }, t.selected, t.cursor, t.offset, t.height-1)
 }
 
 func (t *lockTable) clamp() {
@@ -296,4 +287,21 @@ func clampWindow(cursor, offset, rows, n int) (int, int) {
 		offset = 0
 	}
 	return cursor, offset
+}
+
+// keepSelection puts the cursor back on the row named selected if it is
+// still in view (else it stays at the same position), clamps the window, and
+// returns the name now under the cursor.
+func keepSelection[T any](view []T, name func(T) string, selected string, cursor, offset, rows int) (int, int, string) {
+	for i, r := range view {
+		if name(r) == selected {
+			cursor = i
+			break
+		}
+	}
+	cursor, offset = clampWindow(cursor, offset, rows, len(view))
+	if len(view) > 0 {
+		selected = name(view[cursor])
+	}
+	return cursor, offset, selected
 }

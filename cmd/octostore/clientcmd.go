@@ -217,6 +217,12 @@ func clientFor(c *cli.Context, args []string, min, max int, usage string) (*clie
 	if err := needArgs(args, min, max, usage); err != nil {
 		return nil, nil, nil, err
 	}
+	return clientCall(c)
+}
+
+// clientCall builds the client from the flags and a context bounded by
+// --timeout (for commands that check their arguments themselves).
+func clientCall(c *cli.Context) (*client.Client, context.Context, context.CancelFunc, error) {
 	cl, err := newClientFromCtx(c)
 	if err != nil {
 		return nil, nil, nil, err

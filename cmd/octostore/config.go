@@ -100,11 +100,10 @@ func configSet(c *cli.Context, args []string) error {
 		}
 		w.ExpectedVersion = &n
 	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientCall(c)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	e, err := cl.SetConfig(ctx, args[0], w)
 	if err != nil {

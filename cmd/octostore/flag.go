@@ -80,11 +80,10 @@ func flagSet(c *cli.Context, args []string) error {
 		}
 		spec.Percentage = &p
 	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientCall(c)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	f, err := cl.SetFlag(ctx, args[0], spec)
 	if err != nil {

@@ -131,11 +131,10 @@ func lockRenew(c *cli.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientCall(c)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	l, err := cl.Renew(ctx, args[0], lease, c.Duration("ttl"))
 	if err != nil {
@@ -149,11 +148,10 @@ func lockRelease(c *cli.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := newClientFromCtx(c)
+	cl, ctx, cancel, err := clientCall(c)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ctxTimeout(c)
 	defer cancel()
 	if err := cl.Release(ctx, args[0], lease); err != nil {
 		return clientErr(err)
