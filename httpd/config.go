@@ -139,11 +139,7 @@ func (s *Server) configSet(ctx *fasthttp.RequestCtx, p *Principal) {
 }
 
 func (s *Server) configGet(ctx *fasthttp.RequestCtx, p *Principal) {
-	key, ok := configKey(ctx)
-	if !ok {
-		return
-	}
-	owner, ok := s.scope(ctx, p, false)
+	owner, key, ok := s.configTarget(ctx, p, false)
 	if !ok {
 		return
 	}
@@ -176,11 +172,7 @@ func (s *Server) configGet(ctx *fasthttp.RequestCtx, p *Principal) {
 }
 
 func (s *Server) configDelete(ctx *fasthttp.RequestCtx, p *Principal) {
-	key, ok := configKey(ctx)
-	if !ok {
-		return
-	}
-	owner, ok := s.scope(ctx, p, true)
+	owner, key, ok := s.configTarget(ctx, p, true)
 	if !ok {
 		return
 	}
@@ -192,11 +184,7 @@ func (s *Server) configDelete(ctx *fasthttp.RequestCtx, p *Principal) {
 }
 
 func (s *Server) configHistory(ctx *fasthttp.RequestCtx, p *Principal) {
-	key, ok := configKey(ctx)
-	if !ok {
-		return
-	}
-	owner, ok := s.scope(ctx, p, false)
+	owner, key, ok := s.configTarget(ctx, p, false)
 	if !ok {
 		return
 	}
@@ -293,4 +281,14 @@ func writeConfig(ctx *fasthttp.RequestCtx, c actors.ConfigRecord) {
 	b = appendTime(b, c.UpdatedAt)
 	b = append(b, '}')
 	writeRaw(ctx, fasthttp.StatusOK, b)
+}
+
+// configTarget validates the {key} path parameter and resolves whose key it
+// is (write: the request changes it), answering the error itself.
+func (s *Server) configTarget(ctx *fasthttp.RequestCtx, p *Principal, write bool) (owner, key string, ok bool) {
+	if key, ok = configKey(ctx); !ok {
+		return "", "", false
+	}
+	owner, ok = s.scope(ctx, p, write)
+	return owner, key, ok
 }
