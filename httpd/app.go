@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/actors"
+	"github.com/octostore/octostore/actors/names"
 	"github.com/octostore/octostore/persistence"
 )
 
@@ -65,8 +66,11 @@ type App struct {
 	addr   string
 	log    *slog.Logger
 
-	// Resources holds the rate limit, flag and config quotas.
-	Resources *actors.Resources
+	// The typed entry points of the resource kinds.
+	Locks  *actors.Locks
+	Limits *actors.Limits
+	Flags  *actors.Flags
+	Config *actors.ConfigKeys
 
 	// Events fans committed state changes out to event streams; Metrics
 	// is the Prometheus registry behind /metrics.
@@ -113,6 +117,7 @@ func Start(opts Options) (*App, error) {
 		sc.MaxConns = 16384
 	}
 	sc.MaxBodyBytes = opts.MaxBodyBytes
+	sc.RequestTimeout = opts.RequestTimeout
 	log := opts.Logger
 
 	ln, err := net.Listen("tcp", opts.Addr)
@@ -146,28 +151,22 @@ func Start(opts Options) (*App, error) {
 		return fail(err)
 	}
 	a.Sys = actors.NewSystem(actors.Config{
-		Store: store, Now: opts.Now, IdleTimeout: opts.IdleTimeout, RequestTimeout: opts.RequestTimeout,
-		MaxLocksPerUser: opts.MaxLocksPerUser, Logger: log, Events: a.Events,
+		Store: store, Now: opts.Now, IdleTimeout: opts.IdleTimeout, Logger: log, Events: a.Events,
 	})
-	if a.Resources, err = registerResources(a.Sys, store, &opts); err != nil {
+	a.registerKinds(store)
+	if err := a.Sys.Recover(); err != nil {
 		a.Sys.Close()
+		a.Limits.Close()
 		return fail(err)
 	}
-	start := time.Now()
-	n, err := a.Sys.Recover()
-	if err != nil {
-		a.Sys.Close()
-		return fail(err)
-	}
-	log.Info("recovered state", "active_locks", n, "took", time.Since(start).Round(time.Millisecond))
 	a.Auth, err = newAuthenticator(store, opts.AdminKey)
 	if err != nil {
 		a.Sys.Close()
+		a.Limits.Close()
 		return fail(err)
 	}
-	a.server = newServer(a.Sys, store, a.Auth, log, opts.Server)
+	a.server = newServer(Services{Locks: a.Locks, Limits: a.Limits, Flags: a.Flags, Config: a.Config}, store, a.Auth, log, opts.Server)
 	a.server.oauth = newGitHubOAuth(opts.GitHub, opts.Now, log)
-	a.server.res = a.Resources
 	a.observe()
 	a.server.serve(ln)
 	a.addr = ln.Addr().String()
@@ -206,11 +205,33 @@ func (a *App) Close() error {
 		a.server.oauth.close()
 	}
 	a.Sys.Close()
-	if err := a.Resources.Close(); err != nil {
+	if err := a.Limits.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("write rate limit counters: %w", err))
 	}
 	errs = append(errs, a.Store.Close(), a.DB.Close())
 	return errors.Join(errs...)
+}
+
+// registerKinds plugs the four resource kinds into the runtime: 0 takes a
+// default, a negative quota means no cap, a negative flush interval writes
+// counters with the next batch.
+func (a *App) registerKinds(store *persistence.Store) {
+	o := &a.opts
+	def := func(v, d int) int {
+		if v == 0 {
+			return d
+		}
+		return v
+	}
+	flush := o.LimitFlushInterval
+	if flush == 0 {
+		flush = actors.DefaultLimitFlushInterval
+	}
+	a.Locks = actors.NewLocks(a.Sys, actors.LockConfig{Loader: store, MaxPerUser: o.MaxLocksPerUser})
+	a.Limits = actors.NewLimits(a.Sys, actors.LimitConfig{Store: store, MaxPerUser: def(o.MaxLimitsPerUser, DefaultMaxLimitsPerUser), FlushInterval: flush})
+	a.Flags = actors.NewFlags(a.Sys, actors.FlagConfig{Store: store, MaxPerUser: def(o.MaxFlagsPerUser, DefaultMaxFlagsPerUser)})
+	a.Config = actors.NewConfigKeys(a.Sys, actors.ConfigKeysConfig{Store: store,
+		MaxPerUser: def(o.MaxConfigKeysPerUser, DefaultMaxConfigKeysPerUser), History: def(o.ConfigHistory, DefaultConfigHistory)})
 }
 
 // setupIdentity syncs static tokens, and with no identity source at all
@@ -290,8 +311,8 @@ func addStatic(entry string, into map[string]string) error {
 	if !ok || user == "" || tok == "" {
 		return errors.New(`static token entries must look like "user:token"`)
 	}
-	if !validName(user, 64) {
-		return fmt.Errorf("static token user %q: must match ^[A-Za-z0-9_-]{1,64}$", user)
+	if !names.Login.Valid(user) {
+		return fmt.Errorf("static token user %q: %s", user, names.Login.Requirement())
 	}
 	if prev, dup := into[tok]; dup && prev != user {
 		return fmt.Errorf("the same static token is given for %q and %q", prev, user)

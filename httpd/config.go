@@ -2,11 +2,13 @@ package httpd
 
 import (
 	"bytes"
+	"context"
 	"math"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/octostore/octostore/actors"
+	"github.com/octostore/octostore/actors/names"
 	"github.com/valyala/fasthttp"
 )
 
@@ -46,156 +48,153 @@ type configBody struct {
 	ExpectedVersion field   `json:"expected_version"`
 }
 
-// configKey validates the {key} path parameter, answering 422 if invalid.
-func configKey(ctx *fasthttp.RequestCtx) (string, bool) {
+var (
+	errConfigKey        = invalid("config key " + names.ConfigKey.Requirement())
+	errIfMatch          = invalid(`If-Match must be a version number (0: create only) or "*"`)
+	errValueRequired    = invalid("value is required")
+	errValueDup         = invalid("value is given more than once")
+	errValueTooLarge    = actors.NewError(actors.CodeTooLarge, "value is too large: at most 102400 bytes of JSON")
+	errDescriptionLong  = invalid("description must be at most 500 characters")
+	errExpectedMismatch = invalid("expected_version and If-Match disagree")
+	errVersionParam     = invalid("version must be a positive integer")
+)
+
+// configKey validates the {key} path parameter (names.ConfigKey).
+func configKey(ctx *fasthttp.RequestCtx) (string, error) {
 	key, _ := ctx.UserValue("key").(string)
-	if !validConfigKey(key) {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, "config key must match ^[a-zA-Z0-9._-]{1,100}$ (and not be . or ..)")
-		return "", false
+	if !names.ConfigKey.Valid(key) {
+		return "", errConfigKey
 	}
-	return key, true
+	return key, nil
 }
 
 // ifMatch parses the If-Match header: a version ("3" or the ETag "\"3\"";
-// 0 = create only) or "*" (the key must exist). ok is false after a 422.
-func ifMatch(ctx *fasthttp.RequestCtx) (expected int64, given, ok bool) {
+// 0 = create only) or "*" (the key must exist).
+func ifMatch(ctx *fasthttp.RequestCtx) (expected int64, given bool, err error) {
 	h := bytes.TrimSpace(ctx.Request.Header.Peek(fasthttp.HeaderIfMatch))
 	if len(h) == 0 {
-		return actors.ExpectAny, false, true
+		return actors.ExpectAny, false, nil
 	}
 	if string(h) == "*" {
-		return actors.ExpectExists, true, true
+		return actors.ExpectExists, true, nil
 	}
 	if len(h) >= 2 && h[0] == '"' && h[len(h)-1] == '"' {
 		h = h[1 : len(h)-1]
 	}
-	v, err := strconv.ParseInt(string(h), 10, 64)
-	if err != nil || v < 0 {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, `If-Match must be a version number (0: create only) or "*"`)
-		return 0, false, false
+	v, perr := strconv.ParseInt(string(h), 10, 64)
+	if perr != nil || v < 0 {
+		return 0, false, errIfMatch
 	}
-	return v, true, true
+	return v, true, nil
 }
 
-func (s *Server) configSet(ctx *fasthttp.RequestCtx, p *Principal) {
-	key, ok := configKey(ctx)
-	if !ok {
-		return
-	}
-	expected, fromHeader, ok := ifMatch(ctx)
-	if !ok {
-		return
-	}
+// configWrite validates the body of a config write, with the condition of
+// the If-Match header (expected, given) if any.
+func configWrite(ctx *fasthttp.RequestCtx, expected int64, fromHeader bool) (actors.ConfigWrite, error) {
 	var body configBody
-	if !decodeBody(ctx, &body) {
-		return
+	if err := decodeBody(ctx, &body); err != nil {
+		return actors.ConfigWrite{}, err
 	}
-	if body.Value.raw == nil {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, "value is required")
-		return
+	switch {
+	case body.Value.raw == nil:
+		return actors.ConfigWrite{}, errValueRequired
+	case body.Value.dup:
+		return actors.ConfigWrite{}, errValueDup
+	case len(body.Value.raw) > MaxConfigValue:
+		return actors.ConfigWrite{}, errValueTooLarge
 	}
-	if body.Value.dup {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, "value is given more than once")
-		return
-	}
-	if len(body.Value.raw) > MaxConfigValue {
-		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "value is too large: at most 102400 bytes of JSON")
-		return
-	}
-	op := actors.SetConfig{Value: body.Value.raw, Expected: expected}
+	w := actors.ConfigWrite{Value: body.Value.raw, Expected: expected}
 	if body.Description.set() {
-		d, msg := body.Description.String("description")
-		if msg == "" && utf8.RuneCountInString(d) > MaxConfigDescription {
-			msg = "description must be at most 500 characters"
+		d, err := body.Description.String("description")
+		if err == nil && utf8.RuneCountInString(d) > MaxConfigDescription {
+			err = errDescriptionLong
 		}
-		if msg != "" {
-			writeError(ctx, fasthttp.StatusUnprocessableEntity, msg)
-			return
+		if err != nil {
+			return actors.ConfigWrite{}, err
 		}
-		op.Description, op.SetDescription = d, true
+		w.Description, w.SetDescription = d, true
 	}
 	if body.ExpectedVersion.set() {
-		v, msg := body.ExpectedVersion.Int("expected_version", 0, math.MaxInt64)
-		if msg != "" {
-			writeError(ctx, fasthttp.StatusUnprocessableEntity, msg)
-			return
+		v, err := body.ExpectedVersion.Int("expected_version", 0, math.MaxInt64)
+		if err != nil {
+			return actors.ConfigWrite{}, err
 		}
 		if fromHeader && v != expected {
-			writeError(ctx, fasthttp.StatusUnprocessableEntity, "expected_version and If-Match disagree")
-			return
+			return actors.ConfigWrite{}, errExpectedMismatch
 		}
-		op.Expected = v
+		w.Expected = v
 	}
-	owner, ok := s.scope(ctx, p, true)
-	if !ok {
-		return
-	}
-	v, err := s.sys.Do(actors.Key{Kind: actors.KindConfig, Owner: owner, Name: key}, op)
-	if err != nil {
-		s.writeErr(ctx, err)
-		return
-	}
-	writeConfig(ctx, v.(actors.ConfigReply).Config)
+	return w, nil
 }
 
-func (s *Server) configGet(ctx *fasthttp.RequestCtx, p *Principal) {
-	owner, key, ok := s.configTarget(ctx, p, false)
-	if !ok {
-		return
+func (s *Server) configSet(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+	key, err := configKey(ctx)
+	if err != nil {
+		return err
 	}
+	expected, fromHeader, err := ifMatch(ctx)
+	if err != nil {
+		return err
+	}
+	w, err := configWrite(ctx, expected, fromHeader)
+	if err != nil {
+		return err
+	}
+	owner, err := scope(ctx, p, true)
+	if err != nil {
+		return err
+	}
+	c, err := s.config.Put(rc, owner, key, w)
+	if err != nil {
+		return err
+	}
+	writeConfig(ctx, c)
+	return nil
+}
+
+// configGet reads the current version, or ?version=N (a past one, from
+// the database: every acknowledged write is committed).
+func (s *Server) configGet(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+	owner, key, err := configTarget(ctx, p, false)
+	if err != nil {
+		return err
+	}
+	var c actors.ConfigRecord
 	if q := ctx.QueryArgs(); q.Has("version") {
-		n, err := strconv.ParseInt(string(q.Peek("version")), 10, 64)
-		if err != nil || n < 1 {
-			writeError(ctx, fasthttp.StatusUnprocessableEntity, "version must be a positive integer")
-			return
+		n, perr := strconv.ParseInt(string(q.Peek("version")), 10, 64)
+		if perr != nil || n < 1 {
+			return errVersionParam
 		}
-		// Past versions are read from the database: every acknowledged
-		// write is committed.
-		c, found, err := s.store.ConfigVersion(owner, key, n)
-		if err != nil {
-			s.writeErr(ctx, err)
-			return
-		}
-		if !found {
-			writeError(ctx, fasthttp.StatusNotFound, "config key or version not found")
-			return
-		}
-		writeConfig(ctx, c)
-		return
+		c, err = s.config.Version(rc, owner, key, n)
+	} else {
+		c, err = s.config.Get(rc, owner, key)
 	}
-	v, err := s.sys.Do(actors.Key{Kind: actors.KindConfig, Owner: owner, Name: key}, actors.GetConfig{})
 	if err != nil {
-		s.writeErr(ctx, err)
-		return
+		return err
 	}
-	writeConfig(ctx, v.(actors.ConfigReply).Config)
+	writeConfig(ctx, c)
+	return nil
 }
 
-func (s *Server) configDelete(ctx *fasthttp.RequestCtx, p *Principal) {
-	owner, key, ok := s.configTarget(ctx, p, true)
-	if !ok {
-		return
+func (s *Server) configDelete(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+	owner, key, err := configTarget(ctx, p, true)
+	if err != nil {
+		return err
 	}
-	if _, err := s.sys.Do(actors.Key{Kind: actors.KindConfig, Owner: owner, Name: key}, actors.DeleteConfig{}); err != nil {
-		s.writeErr(ctx, err)
-		return
+	if err := s.config.Delete(rc, owner, key); err != nil {
+		return err
 	}
-	writeRaw(ctx, fasthttp.StatusOK, []byte(`{"deleted":true}`))
+	return writeOK(ctx, deletedBody)
 }
 
-func (s *Server) configHistory(ctx *fasthttp.RequestCtx, p *Principal) {
-	owner, key, ok := s.configTarget(ctx, p, false)
-	if !ok {
-		return
-	}
-	versions, found, err := s.store.ConfigHistory(owner, key)
+func (s *Server) configHistory(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+	owner, key, err := configTarget(ctx, p, false)
 	if err != nil {
-		s.writeErr(ctx, err)
-		return
+		return err
 	}
-	if !found {
-		s.writeErr(ctx, actors.ErrConfigNotFound)
-		return
+	versions, err := s.config.History(rc, owner, key)
+	if err != nil {
+		return err
 	}
 	size := 16
 	for i := range versions {
@@ -219,20 +218,19 @@ func (s *Server) configHistory(ctx *fasthttp.RequestCtx, p *Principal) {
 		b = append(b, '}')
 	}
 	b = append(b, `]}`...)
-	writeRaw(ctx, fasthttp.StatusOK, b)
+	return writeOK(ctx, b)
 }
 
 // configList is served from the database: every acknowledged write is
 // committed, so it is there.
-func (s *Server) configList(ctx *fasthttp.RequestCtx, p *Principal) {
-	owner, all, ok := s.listScope(ctx, p)
-	if !ok {
-		return
-	}
-	keys, err := s.store.ListConfig(owner)
+func (s *Server) configList(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+	owner, all, err := listScope(ctx, p)
 	if err != nil {
-		s.writeErr(ctx, err)
-		return
+		return err
+	}
+	keys, err := s.config.List(rc, owner)
+	if err != nil {
+		return err
 	}
 	b := make([]byte, 0, 16+len(keys)*160)
 	b = append(b, `{"configs":[`...)
@@ -256,7 +254,7 @@ func (s *Server) configList(ctx *fasthttp.RequestCtx, p *Principal) {
 		b = append(b, '}')
 	}
 	b = append(b, `]}`...)
-	writeRaw(ctx, fasthttp.StatusOK, b)
+	return writeOK(ctx, b)
 }
 
 // writeConfig renders a config key at one version, the value exactly as it
@@ -284,11 +282,11 @@ func writeConfig(ctx *fasthttp.RequestCtx, c actors.ConfigRecord) {
 }
 
 // configTarget validates the {key} path parameter and resolves whose key it
-// is (write: the request changes it), answering the error itself.
-func (s *Server) configTarget(ctx *fasthttp.RequestCtx, p *Principal, write bool) (owner, key string, ok bool) {
-	if key, ok = configKey(ctx); !ok {
-		return "", "", false
+// is (write: the request changes it).
+func configTarget(ctx *fasthttp.RequestCtx, p *Principal, write bool) (owner, key string, err error) {
+	if key, err = configKey(ctx); err != nil {
+		return "", "", err
 	}
-	owner, ok = s.scope(ctx, p, write)
-	return owner, key, ok
+	owner, err = scope(ctx, p, write)
+	return owner, key, err
 }

@@ -1,6 +1,7 @@
 package httpd
 
 import (
+	"context"
 	"strconv"
 
 	"github.com/octostore/octostore/actors"
@@ -22,74 +23,54 @@ type flagBody struct {
 	Percentage field `json:"percentage"`
 }
 
-func (s *Server) flagSet(ctx *fasthttp.RequestCtx, p *Principal) {
-	name, ok := pathName(ctx, "flag name")
-	if !ok {
-		return
+var errSubjectTooLong = invalid("subject must be at most 1024 bytes")
+
+func (s *Server) flagSet(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+	name, err := flagNames.name(ctx)
+	if err != nil {
+		return err
 	}
 	var body flagBody
-	if !decodeBody(ctx, &body) {
-		return
+	if err := decodeBody(ctx, &body); err != nil {
+		return err
 	}
-	enabled, msg := body.Enabled.Bool("enabled")
-	if msg != "" {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, msg)
-		return
+	enabled, err := body.Enabled.Bool("enabled")
+	if err != nil {
+		return err
 	}
 	pct := int64(actors.NoPercentage)
 	if body.Percentage.set() {
-		if pct, msg = body.Percentage.Int("percentage", 0, 100); msg != "" {
-			writeError(ctx, fasthttp.StatusUnprocessableEntity, msg)
-			return
+		if pct, err = body.Percentage.Int("percentage", 0, 100); err != nil {
+			return err
 		}
 	}
-	owner, ok := s.scope(ctx, p, true)
-	if !ok {
-		return
-	}
-	v, err := s.sys.Do(actors.Key{Kind: actors.KindFlag, Owner: owner, Name: name}, actors.SetFlag{Enabled: enabled, Percentage: int(pct)})
+	owner, err := scope(ctx, p, true)
 	if err != nil {
-		s.writeErr(ctx, err)
-		return
+		return err
 	}
-	f := v.(actors.FlagReply).Flag
-	writeRaw(ctx, fasthttp.StatusOK, appendFlag(make([]byte, 0, 160), f, false))
+	f, err := s.flags.Put(rc, owner, name, actors.FlagWrite{Enabled: enabled, Percentage: int(pct)})
+	if err != nil {
+		return err
+	}
+	return writeOK(ctx, appendFlag(make([]byte, 0, 160), f, false))
 }
 
 // flagGet evaluates the flag for ?subject= (default: the caller's login;
 // for the admin key, the owner's). The hot path: the definition comes from
 // the committed read view when the flag's actor is resident (no actor round
-// trip), no encoding/json, no copies of the subject.
-func (s *Server) flagGet(ctx *fasthttp.RequestCtx, p *Principal) {
-	name, ok := pathName(ctx, "flag name")
-	if !ok {
-		return
-	}
-	owner, ok := s.scope(ctx, p, false)
-	if !ok {
-		return
+// trip: actors.Flags.Evaluate), no encoding/json, no copies of the subject.
+func (s *Server) flagGet(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+	owner, name, err := flagNames.target(ctx, p, false)
+	if err != nil {
+		return err
 	}
 	subject := ctx.QueryArgs().Peek("subject")
 	if len(subject) > MaxFlagSubject {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, "subject must be at most 1024 bytes")
-		return
+		return errSubjectTooLong
 	}
-	r, ok := s.res.LookupFlag(owner, name)
-	if !ok {
-		v, err := s.sys.Do(actors.Key{Kind: actors.KindFlag, Owner: owner, Name: name}, actors.GetFlag{})
-		if err != nil {
-			s.writeErr(ctx, err)
-			return
-		}
-		r = v.(actors.FlagReply)
-	}
-	var on bool
-	var reason string
-	if len(subject) == 0 {
-		var sb [maxLogin]byte
-		on, reason = actors.EvaluateFlag(r.Flag, r.Found, append(sb[:0], owner...))
-	} else {
-		on, reason = actors.EvaluateFlag(r.Flag, r.Found, subject)
+	on, reason, err := s.flags.Evaluate(rc, owner, name, subject)
+	if err != nil {
+		return err
 	}
 	var buf [192]byte
 	b := append(buf[:0], `{"name":`...)
@@ -99,36 +80,23 @@ func (s *Server) flagGet(ctx *fasthttp.RequestCtx, p *Principal) {
 	b = append(b, `,"reason":"`...)
 	b = append(b, reason...)
 	b = append(b, `"}`...)
-	writeRaw(ctx, fasthttp.StatusOK, b)
+	return writeOK(ctx, b)
 }
 
-func (s *Server) flagDelete(ctx *fasthttp.RequestCtx, p *Principal) {
-	name, ok := pathName(ctx, "flag name")
-	if !ok {
-		return
-	}
-	owner, ok := s.scope(ctx, p, true)
-	if !ok {
-		return
-	}
-	if _, err := s.sys.Do(actors.Key{Kind: actors.KindFlag, Owner: owner, Name: name}, actors.DeleteFlag{}); err != nil {
-		s.writeErr(ctx, err)
-		return
-	}
-	writeRaw(ctx, fasthttp.StatusOK, []byte(`{"deleted":true}`))
+func (s *Server) flagDelete(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+	return deleteTarget(ctx, rc, p, flagNames, s.flags.Delete, deletedBody)
 }
 
 // flagList is served from the database: every acknowledged write is
 // committed, so it is there.
-func (s *Server) flagList(ctx *fasthttp.RequestCtx, p *Principal) {
-	owner, all, ok := s.listScope(ctx, p)
-	if !ok {
-		return
-	}
-	flags, err := s.store.ListFlags(owner)
+func (s *Server) flagList(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+	owner, all, err := listScope(ctx, p)
 	if err != nil {
-		s.writeErr(ctx, err)
-		return
+		return err
+	}
+	flags, err := s.flags.List(rc, owner)
+	if err != nil {
+		return err
 	}
 	b := make([]byte, 0, 16+len(flags)*160)
 	b = append(b, `{"flags":[`...)
@@ -139,7 +107,7 @@ func (s *Server) flagList(ctx *fasthttp.RequestCtx, p *Principal) {
 		b = appendFlag(b, flags[i], all)
 	}
 	b = append(b, `]}`...)
-	writeRaw(ctx, fasthttp.StatusOK, b)
+	return writeOK(ctx, b)
 }
 
 // appendFlag renders a flag definition; percentage is null when the flag

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/octostore/octostore/actors/names"
 	"github.com/valyala/fasthttp"
 )
 
@@ -21,17 +22,38 @@ import (
 //
 //	go test ./httpd -run '^$' -fuzz '^FuzzDecodeBody$' -fuzztime 30s
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+// nameRE is the lock name rule as a regular expression: the handler's
+// check (names.Lock) must agree with it on every input.
+var nameRE = regexp.MustCompile(names.Lock.Pattern())
 
 func FuzzValidName(f *testing.F) {
 	for _, s := range []string{"a", "lock-1_A", "", strings.Repeat("x", 128), strings.Repeat("x", 129), "..", "a/b", "a%2Fb", "é", "a\x00", " a"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		if got, want := validName(name, MaxLockName), nameRE.MatchString(name); got != want {
-			t.Fatalf("validName(%q) = %v, want %v", name, got, want)
+		var ctx fasthttp.RequestCtx
+		ctx.SetUserValue("name", name)
+		_, err := lockName(&ctx)
+		if got, want := err == nil, nameRE.MatchString(name); got != want {
+			t.Fatalf("lockName(%q) accepted = %v, want %v", name, got, want)
 		}
 	})
+}
+
+// msgOf is the message of a validation error ("" for none).
+func msgOf(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// answerOf is how errors.go answers err: status and body.
+func answerOf(err error) (int, []byte) {
+	var ctx fasthttp.RequestCtx
+	s := &Server{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s.writeErr(&ctx, err)
+	return ctx.Response.StatusCode(), ctx.Response.Body()
 }
 
 // asField decodes raw as the value of a body field, the way handlers get
@@ -57,7 +79,8 @@ func FuzzFieldInt(f *testing.F) {
 			return
 		}
 		raw = fl.raw
-		v, msg := fl.Int("ttl_seconds", 1, 3600)
+		v, err := fl.Int("ttl_seconds", 1, 3600)
+		msg := msgOf(err)
 		if msg == "" && (v < 1 || v > 3600) {
 			t.Fatalf("Int(%q) accepted %d outside [1, 3600]", raw, v)
 		}
@@ -81,7 +104,8 @@ func FuzzFieldString(f *testing.F) {
 			return
 		}
 		raw = fl.raw
-		s, msg := fl.String("lease_id")
+		s, err := fl.String("lease_id")
+		msg := msgOf(err)
 		if msg != "" {
 			if !strings.Contains(msg, "lease_id") {
 				t.Fatalf("String(%q): message %q does not name the field", raw, msg)
@@ -105,7 +129,8 @@ func FuzzFieldBool(f *testing.F) {
 			return
 		}
 		raw = fl.raw
-		b, msg := fl.Bool("enabled")
+		b, err := fl.Bool("enabled")
+		msg := msgOf(err)
 		switch string(raw) {
 		case "true", "false":
 			if msg != "" || b != (string(raw) == "true") {
@@ -130,11 +155,10 @@ func FuzzLeaseID(f *testing.F) {
 			return
 		}
 		raw = fl.raw
-		var ctx fasthttp.RequestCtx
-		lease, ok := leaseField(&ctx, &fl)
-		if !ok {
-			if ctx.Response.StatusCode() != fasthttp.StatusUnprocessableEntity || !isJSONError(ctx.Response.Body()) {
-				t.Fatalf("lease %q rejected with %d %q", raw, ctx.Response.StatusCode(), ctx.Response.Body())
+		lease, err := leaseField(&fl)
+		if err != nil {
+			if st, body := answerOf(err); st != fasthttp.StatusUnprocessableEntity || !isJSONError(body) {
+				t.Fatalf("lease %q rejected with %d %q", raw, st, body)
 			}
 			return
 		}
@@ -175,19 +199,21 @@ func FuzzDecodeBody(f *testing.F) {
 		ctx.Request.Header.SetContentType(ct)
 		ctx.Request.SetBody(body)
 		var v lockBody
-		if decodeBody(&ctx, &v) {
+		err := decodeBody(&ctx, &v)
+		if err == nil {
 			if ctx.Response.StatusCode() != 200 || len(ctx.Response.Body()) != 0 {
 				t.Fatalf("decodeBody accepted but answered %d %q", ctx.Response.StatusCode(), ctx.Response.Body())
 			}
 			return
 		}
-		switch ctx.Response.StatusCode() {
+		st, answer := answerOf(err)
+		switch st {
 		case 400, 415, 422:
 		default:
-			t.Fatalf("decodeBody(%q, %q) answered %d", ct, body, ctx.Response.StatusCode())
+			t.Fatalf("decodeBody(%q, %q) answered %d", ct, body, st)
 		}
-		if !isJSONError(ctx.Response.Body()) {
-			t.Fatalf("decodeBody(%q, %q): body %q is not a JSON error", ct, body, ctx.Response.Body())
+		if !isJSONError(answer) {
+			t.Fatalf("decodeBody(%q, %q): body %q is not a JSON error", ct, body, answer)
 		}
 	})
 }
@@ -238,7 +264,7 @@ func FuzzParseStaticTokens(f *testing.F) {
 			return
 		}
 		for tok, user := range m {
-			if tok == "" || !validName(user, 64) {
+			if tok == "" || !names.Login.Valid(user) {
 				t.Fatalf("ParseStaticTokens(%q) accepted user %q token %q", s, user, tok)
 			}
 		}
@@ -293,7 +319,7 @@ func FuzzHandlers(f *testing.F) {
 	})
 }
 
-var configKeyRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,100}$`)
+var configKeyRE = regexp.MustCompile(names.ConfigKey.Pattern())
 
 func FuzzValidConfigKey(f *testing.F) {
 	for _, s := range []string{"app.timeout", ".", "..", "...", "a/b", "a%2Fb", "", strings.Repeat("k", 100), strings.Repeat("k", 101), "é", "a\x00"} {
@@ -301,8 +327,10 @@ func FuzzValidConfigKey(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, key string) {
 		want := configKeyRE.MatchString(key) && key != "." && key != ".."
-		if got := validConfigKey(key); got != want {
-			t.Fatalf("validConfigKey(%q) = %v, want %v", key, got, want)
+		var ctx fasthttp.RequestCtx
+		ctx.SetUserValue("key", key)
+		if _, err := configKey(&ctx); (err == nil) != want {
+			t.Fatalf("configKey(%q) accepted = %v, want %v", key, err == nil, want)
 		}
 	})
 }
@@ -314,10 +342,10 @@ func FuzzIfMatch(f *testing.F) {
 	f.Fuzz(func(t *testing.T, h string) {
 		var ctx fasthttp.RequestCtx
 		ctx.Request.Header.Set("If-Match", h)
-		v, given, ok := ifMatch(&ctx)
-		if !ok {
-			if ctx.Response.StatusCode() != fasthttp.StatusUnprocessableEntity || !isJSONError(ctx.Response.Body()) {
-				t.Fatalf("If-Match %q rejected with %d %q", h, ctx.Response.StatusCode(), ctx.Response.Body())
+		v, given, err := ifMatch(&ctx)
+		if err != nil {
+			if st, body := answerOf(err); st != fasthttp.StatusUnprocessableEntity || !isJSONError(body) {
+				t.Fatalf("If-Match %q rejected with %d %q", h, st, body)
 			}
 			return
 		}

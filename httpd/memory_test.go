@@ -130,11 +130,11 @@ func waitPassivated(t *testing.T, sys *actors.System, n int64, within time.Durat
 func TestMemoryIdleNames(t *testing.T) {
 	n := scaleOrSkip(t)
 	e := relStart(t, func(o *httpd.Options) { o.IdleTimeout = 2 * time.Second })
-	sys := e.app.Sys
+	sys, locks, ctx := e.app.Sys, e.app.Locks, t.Context()
 	base := sampleMem()
 	start := time.Now()
 	if err := parallel(n, func(i int) error {
-		_, err := sys.Do(actors.Key{Kind: actors.KindLock, Name: "idle-" + strconv.Itoa(i)}, actors.LockStatus{})
+		_, err := locks.Status(ctx, "idle-"+strconv.Itoa(i))
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -157,12 +157,11 @@ func TestMemoryIdleNames(t *testing.T) {
 func TestMemoryHeldLocks(t *testing.T) {
 	n := scaleOrSkip(t)
 	e := relStart(t, func(o *httpd.Options) { o.IdleTimeout = 2 * time.Second; o.MaxLocksPerUser = -1 })
-	sys := e.app.Sys
+	sys, locks, ctx := e.app.Sys, e.app.Locks, t.Context()
 	base := sampleMem()
 	start := time.Now()
 	if err := parallel(n, func(i int) error {
-		_, err := sys.Do(actors.Key{Kind: actors.KindLock, Name: "held-" + strconv.Itoa(i)},
-			actors.AcquireLock{Caller: "user" + strconv.Itoa(i%1000), TTL: time.Hour})
+		_, err := locks.Acquire(ctx, "held-"+strconv.Itoa(i), "user"+strconv.Itoa(i%1000), time.Hour)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -173,7 +172,7 @@ func TestMemoryHeldLocks(t *testing.T) {
 	waitPassivated(t, sys, 0, 5*time.Minute)
 	after := sampleMem()
 	heapProfile(t)
-	if got := sys.Holdings.Total(); got != n {
+	if got := locks.Indexed(); got != n {
 		t.Fatalf("holder index has %d entries, want %d", got, n)
 	}
 	t.Logf("acquired %d locks in %s (%.0f durable grants/s)", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
@@ -240,7 +239,7 @@ func TestRecoveryTime(t *testing.T) {
 		pprof.StopCPUProfile()
 	}
 	defer a.Close()
-	if got := a.Sys.Holdings.Total(); got != n {
+	if got := a.Locks.Indexed(); got != n {
 		t.Fatalf("recovered %d held locks, want %d", got, n)
 	}
 	after := sampleMem()

@@ -41,7 +41,7 @@ func (a *App) observe() {
 			return 0
 		})
 	m.Registry.MustRegister(&resourceCollector{
-		locks: func() int { return a.Sys.Holdings.Total() },
+		locks: func() int { return a.Locks.Indexed() },
 		db:    a.DB.ReadDB(),
 		ttl:   5 * time.Second,
 		now:   time.Now,

@@ -1,8 +1,13 @@
 // Package httpd is octostore's HTTP API: a fasthttp server with one handler
 // file per resource, one error → status map (errors.go) and bearer-token
-// authentication (auth.go). Handlers validate input, then ask the resource's
-// actor (package actors) and render its answer; they hold no state of their
-// own besides the token cache.
+// authentication (auth.go). Handlers validate input, call the resource
+// kind's typed entry point (actors.Locks, Limits, Flags, ConfigKeys) with
+// the request's context (reqctx.go: request timeout, shutdown, client
+// gone) and render its answer; they hold no state of their own besides the
+// token cache.
+//
+// Errors: a handler returns an error (coded: actors.Error) instead of
+// answering it, and errors.go alone turns it into a status and a body.
 package httpd
 
 import (
@@ -18,18 +23,30 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// Services are the typed entry points of the resource kinds the API
+// serves.
+type Services struct {
+	Locks  *actors.Locks
+	Limits *actors.Limits
+	Flags  *actors.Flags
+	Config *actors.ConfigKeys
+}
+
 // Server is the HTTP front of the runtime.
 type Server struct {
-	sys   *actors.System
-	store *persistence.Store
-	auth  *Authenticator
-	oauth *githubOAuth // nil: GitHub sign-in not configured (501)
-	log   *slog.Logger
-	r     *router.Router
-	srv   *fasthttp.Server
-	ln    net.Listener
-	done  chan error
-	res   *actors.Resources // rate limits, flags, config (resources.go)
+	locks  *actors.Locks
+	limits *actors.Limits
+	flags  *actors.Flags
+	config *actors.ConfigKeys
+	store  *persistence.Store // health, tokens, sign-in
+	auth   *Authenticator
+	oauth  *githubOAuth // nil: GitHub sign-in not configured (501)
+	log    *slog.Logger
+	reqs   *requestContexts
+	r      *router.Router
+	srv    *fasthttp.Server
+	ln     net.Listener
+	done   chan error
 
 	// events serves /events and /locks/{name}/watch, metrics /metrics
 	// (events.go, metrics.go; set by App.observe before serving).
@@ -50,24 +67,28 @@ type ServerConfig struct {
 	// MaxHeaderBytes is the request line + headers limit (431 beyond;
 	// default 8192).
 	MaxHeaderBytes int
+	// RequestTimeout bounds how long a request waits for its resource (503
+	// beyond; default DefaultRequestTimeout).
+	RequestTimeout time.Duration
 }
 
-func newServer(sys *actors.System, store *persistence.Store, auth *Authenticator, log *slog.Logger, cfg ServerConfig) *Server {
-	s := &Server{sys: sys, store: store, auth: auth, log: log, r: router.New(), done: make(chan error, 1)}
+func newServer(svc Services, store *persistence.Store, auth *Authenticator, log *slog.Logger, cfg ServerConfig) *Server {
+	s := &Server{locks: svc.Locks, limits: svc.Limits, flags: svc.Flags, config: svc.Config,
+		store: store, auth: auth, log: log, reqs: newRequestContexts(cfg.RequestTimeout), r: router.New(), done: make(chan error, 1)}
 	s.r.SaveMatchedRoutePath = true // metrics label requests by route template
 	s.r.RedirectTrailingSlash = false
 	s.r.RedirectFixedPath = false
 	s.r.HandleMethodNotAllowed = true
 	s.r.HandleOPTIONS = false
 	s.r.NotFound = func(ctx *fasthttp.RequestCtx) {
-		writeError(ctx, fasthttp.StatusNotFound, "no such route: "+string(ctx.Path()))
+		s.writeErr(ctx, actors.NewError(actors.CodeNotFound, "no such route: "+string(ctx.Path())))
 	}
 	s.r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
-		writeError(ctx, fasthttp.StatusMethodNotAllowed, "method "+string(ctx.Method())+" not allowed on "+string(ctx.Path()))
+		s.writeErr(ctx, actors.NewError(actors.CodeMethodNotAllowed, "method "+string(ctx.Method())+" not allowed on "+string(ctx.Path())))
 	}
 	s.r.PanicHandler = func(ctx *fasthttp.RequestCtx, v any) {
 		s.log.Error("panic in handler", "path", string(ctx.Path()), "panic", v)
-		writeError(ctx, fasthttp.StatusInternalServerError, "internal error")
+		writeCoded(ctx, actors.NewError(actors.CodeInternal, "internal error"))
 	}
 	s.r.GET("/health", s.health)
 	s.routeLocks()
@@ -96,13 +117,13 @@ func newServer(sys *actors.System, store *persistence.Store, auth *Authenticator
 			var small *fasthttp.ErrSmallBuffer
 			switch {
 			case errors.Is(err, fasthttp.ErrBodyTooLarge):
-				writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")
+				writeCoded(ctx, actors.NewError(actors.CodeTooLarge, "request body too large"))
 			case errors.As(err, &small):
-				writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large")
+				writeCoded(ctx, actors.NewError(actors.CodeHeadersTooLarge, "request headers too large"))
 			case isTimeout(err):
-				writeError(ctx, fasthttp.StatusRequestTimeout, "request not received within the read timeout")
+				writeCoded(ctx, actors.NewError(actors.CodeReadTimeout, "request not received within the read timeout"))
 			default:
-				writeError(ctx, fasthttp.StatusBadRequest, "malformed request")
+				writeCoded(ctx, actors.NewError(actors.CodeMalformed, "malformed request"))
 			}
 		},
 	}
@@ -128,10 +149,13 @@ func (s *Server) serve(ln net.Listener) {
 }
 
 // shutdown stops accepting, waits for in-flight requests, then returns.
+// Requests still waiting when timeout runs out have their contexts
+// cancelled (cause actors.ErrClosed): they answer 503 at once.
 func (s *Server) shutdown(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := s.srv.ShutdownWithContext(ctx)
+	s.reqs.shutdown()
 	// fasthttp only closes the listeners Serve has registered: when shutdown
 	// follows serve at once, Serve may not have started yet and would then
 	// accept forever. Closing the listener ourselves ends it either way.
