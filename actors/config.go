@@ -79,20 +79,14 @@ type ConfigWrite struct {
 // CodeConflict); ErrQuota for a new key beyond ConfigKeysConfig.MaxPerUser.
 func (c *ConfigKeys) Put(ctx context.Context, owner, key string, w ConfigWrite) (ConfigRecord, error) {
 	op := &setConfig{write: w}
-	if err := c.sys.call(ctx, configKey(owner, key), op); err != nil {
-		return ConfigRecord{}, err
-	}
-	return op.config, nil
+	return answer(c.sys.call(ctx, configKey(owner, key), op), &op.config)
 }
 
 // Get reads the current version (ErrConfigNotFound if the key does not
 // exist).
 func (c *ConfigKeys) Get(ctx context.Context, owner, key string) (ConfigRecord, error) {
 	op := &getConfig{}
-	if err := c.sys.call(ctx, configKey(owner, key), op); err != nil {
-		return ConfigRecord{}, err
-	}
-	return op.config, nil
+	return answer(c.sys.call(ctx, configKey(owner, key), op), &op.config)
 }
 
 // Version reads version n of a live key from the database (every
@@ -100,26 +94,14 @@ func (c *ConfigKeys) Get(ctx context.Context, owner, key string) (ConfigRecord, 
 // key, or a version never written or no longer kept.
 func (c *ConfigKeys) Version(ctx context.Context, owner, key string, n int64) (ConfigRecord, error) {
 	rec, ok, err := c.store.ConfigVersion(ctx, owner, key, n)
-	if err != nil {
-		return ConfigRecord{}, err
-	}
-	if !ok {
-		return ConfigRecord{}, ErrConfigVersionNotFound
-	}
-	return rec, nil
+	return found(rec, ok, err, ErrConfigVersionNotFound)
 }
 
 // History lists the kept versions of a live key, newest first
 // (ErrConfigNotFound if the key does not exist).
 func (c *ConfigKeys) History(ctx context.Context, owner, key string) ([]ConfigRecord, error) {
 	versions, ok, err := c.store.ConfigHistory(ctx, owner, key)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, ErrConfigNotFound
-	}
-	return versions, nil
+	return found(versions, ok, err, ErrConfigNotFound)
 }
 
 // Delete deletes the key and its history (ErrConfigNotFound if none), once
@@ -138,6 +120,19 @@ func (c *ConfigKeys) Owned(owner string) int { return c.quota.owned(owner) }
 
 // Kept is the number of versions kept per key.
 func (c *ConfigKeys) Kept() int { return c.history }
+
+// found turns a store read's (v, ok, err) into (v, err), with notFound
+// when there is nothing.
+func found[T any](v T, ok bool, err error, notFound error) (T, error) {
+	if err == nil && !ok {
+		err = notFound
+	}
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
+}
 
 // Config operations (see the lock operations for the pattern).
 type (

@@ -67,10 +67,7 @@ type FlagState struct {
 // ErrQuota for a new flag beyond FlagConfig.MaxPerUser.
 func (f *Flags) Put(ctx context.Context, owner, name string, w FlagWrite) (FlagRecord, error) {
 	op := &setFlag{write: w}
-	if err := f.sys.call(ctx, flagKey(owner, name), op); err != nil {
-		return FlagRecord{}, err
-	}
-	return op.flag, nil
+	return answer(f.sys.call(ctx, flagKey(owner, name), op), &op.flag)
 }
 
 // Get reads the flag's definition: from the committed read view when its
@@ -80,10 +77,7 @@ func (f *Flags) Get(ctx context.Context, owner, name string) (FlagState, error) 
 		return st, nil
 	}
 	op := &getFlag{}
-	if err := f.sys.call(ctx, flagKey(owner, name), op); err != nil {
-		return FlagState{}, err
-	}
-	return op.state, nil
+	return answer(f.sys.call(ctx, flagKey(owner, name), op), &op.state)
 }
 
 // Evaluate decides the flag for subject (EvaluateFlag; an unknown flag is

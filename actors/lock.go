@@ -90,20 +90,14 @@ type LockState struct {
 // (the grant may then or may not have been made: see System.call).
 func (l *Locks) Acquire(ctx context.Context, name, caller string, ttl time.Duration) (LockGrant, error) {
 	op := &acquireLock{caller: caller, ttl: ttl}
-	if err := l.sys.call(ctx, lockKey(name), op); err != nil {
-		return LockGrant{}, err
-	}
-	return op.grant, nil
+	return answer(l.sys.call(ctx, lockKey(name), op), &op.grant)
 }
 
 // Renew sets the expiry of caller's lease to now+ttl (it can shorten the
 // hold). ErrLockNotOwned when leaseID is not caller's current lease.
 func (l *Locks) Renew(ctx context.Context, name, caller, leaseID string, ttl time.Duration) (LockRecord, error) {
 	op := &renewLock{caller: caller, leaseID: leaseID, ttl: ttl}
-	if err := l.sys.call(ctx, lockKey(name), op); err != nil {
-		return LockRecord{}, err
-	}
-	return op.lock, nil
+	return answer(l.sys.call(ctx, lockKey(name), op), &op.lock)
 }
 
 // Release frees the lock if leaseID is caller's current lease
@@ -123,10 +117,7 @@ func (l *Locks) ForceRelease(ctx context.Context, name string) error {
 // committed).
 func (l *Locks) Status(ctx context.Context, name string) (LockState, error) {
 	op := &lockStatus{}
-	if err := l.sys.call(ctx, lockKey(name), op); err != nil {
-		return LockState{}, err
-	}
-	return op.state, nil
+	return answer(l.sys.call(ctx, lockKey(name), op), &op.state)
 }
 
 // List returns holder's locks held now, sorted by name, from the holder

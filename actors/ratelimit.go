@@ -84,10 +84,7 @@ func (l *Limits) Check(ctx context.Context, owner, name string, max int, window 
 // a limit never checked, or reset).
 func (l *Limits) Status(ctx context.Context, owner, name string) (LimitReply, error) {
 	op := &peekLimit{}
-	if err := l.sys.call(ctx, limitKey(owner, name), op); err != nil {
-		return LimitReply{}, err
-	}
-	return op.reply, nil
+	return answer(l.sys.call(ctx, limitKey(owner, name), op), &op.reply)
 }
 
 // Reset forgets the limit, its counter and its parameters

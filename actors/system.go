@@ -253,6 +253,16 @@ func (s *System) call(ctx context.Context, k Key, op any) error {
 	}
 }
 
+// answer is the tail of a typed call: the operation's answer *v once the
+// call succeeded (err from call; v is read only then).
+func answer[T any](err error, v *T) (T, error) {
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return *v, nil
+}
+
 // send delivers op to k without waiting (timers, internal notifications).
 func (s *System) send(k Key, op any) {
 	if s.closed.Load() {

@@ -12,14 +12,6 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-func (s *Server) routeConfig() {
-	s.r.PUT("/config/{key}", s.authed(s.configSet))
-	s.r.GET("/config/{key}", s.authed(s.configGet))
-	s.r.DELETE("/config/{key}", s.authed(s.configDelete))
-	s.r.GET("/config/{key}/history", s.authed(s.configHistory))
-	s.r.GET("/config", s.authed(s.configList))
-}
-
 // Limits of config writes. The value limit is checked here: the server's
 // body limit (1 MiB by default) is larger.
 const (
@@ -148,8 +140,7 @@ func (s *Server) configSet(ctx *fasthttp.RequestCtx, rc context.Context, p *Prin
 	if err != nil {
 		return err
 	}
-	writeConfig(ctx, c)
-	return nil
+	return writeConfig(ctx, c)
 }
 
 // configGet reads the current version, or ?version=N (a past one, from
@@ -160,20 +151,17 @@ func (s *Server) configGet(ctx *fasthttp.RequestCtx, rc context.Context, p *Prin
 		return err
 	}
 	var c actors.ConfigRecord
-	if q := ctx.QueryArgs(); q.Has("version") {
-		n, perr := strconv.ParseInt(string(q.Peek("version")), 10, 64)
-		if perr != nil || n < 1 {
-			return errVersionParam
-		}
-		c, err = s.config.Version(rc, owner, key, n)
-	} else {
+	if q := ctx.QueryArgs(); !q.Has("version") {
 		c, err = s.config.Get(rc, owner, key)
+	} else if n, perr := strconv.ParseInt(string(q.Peek("version")), 10, 64); perr != nil || n < 1 {
+		return errVersionParam
+	} else {
+		c, err = s.config.Version(rc, owner, key, n)
 	}
 	if err != nil {
 		return err
 	}
-	writeConfig(ctx, c)
-	return nil
+	return writeConfig(ctx, c)
 }
 
 func (s *Server) configDelete(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
@@ -200,13 +188,7 @@ func (s *Server) configHistory(ctx *fasthttp.RequestCtx, rc context.Context, p *
 	for i := range versions {
 		size += 96 + len(versions[i].Value) + len(versions[i].Description)
 	}
-	b := make([]byte, 0, size)
-	b = append(b, `{"versions":[`...)
-	for i := range versions {
-		c := &versions[i]
-		if i > 0 {
-			b = append(b, ',')
-		}
+	b := appendList(make([]byte, 0, size), "versions", versions, func(b []byte, c *actors.ConfigRecord) []byte {
 		b = append(b, `{"version":`...)
 		b = strconv.AppendInt(b, c.Version, 10)
 		b = append(b, `,"value":`...)
@@ -215,51 +197,25 @@ func (s *Server) configHistory(ctx *fasthttp.RequestCtx, rc context.Context, p *
 		b = appendString(b, c.Description)
 		b = append(b, `,"created_at":`...)
 		b = appendTime(b, c.UpdatedAt)
-		b = append(b, '}')
-	}
-	b = append(b, `]}`...)
-	return writeOK(ctx, b)
+		return append(b, '}')
+	})
+	return writeOK(ctx, append(b, '}'))
 }
 
 // configList is served from the database: every acknowledged write is
 // committed, so it is there.
 func (s *Server) configList(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
-	owner, all, err := listScope(ctx, p)
-	if err != nil {
-		return err
-	}
-	keys, err := s.config.List(rc, owner)
-	if err != nil {
-		return err
-	}
-	b := make([]byte, 0, 16+len(keys)*160)
-	b = append(b, `{"configs":[`...)
-	for i := range keys {
-		c := &keys[i]
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '{')
-		b = appendOwner(b, all, c.Owner)
+	return writeListing(ctx, rc, p, "configs", s.config.List, 160, func(b []byte, c *actors.ConfigRecord, all bool) []byte {
+		b = appendOwner(append(b, '{'), all, c.Owner)
 		b = append(b, `"key":`...)
 		b = appendString(b, c.Key)
-		b = append(b, `,"description":`...)
-		b = appendString(b, c.Description)
-		b = append(b, `,"version":`...)
-		b = strconv.AppendInt(b, c.Version, 10)
-		b = append(b, `,"created_at":`...)
-		b = appendTime(b, c.CreatedAt)
-		b = append(b, `,"updated_at":`...)
-		b = appendTime(b, c.UpdatedAt)
-		b = append(b, '}')
-	}
-	b = append(b, `]}`...)
-	return writeOK(ctx, b)
+		return appendConfigTail(b, c)
+	})
 }
 
-// writeConfig renders a config key at one version, the value exactly as it
+// writeConfig answers a config key at one version, the value exactly as it
 // was sent, and its version as the ETag (usable in If-Match).
-func writeConfig(ctx *fasthttp.RequestCtx, c actors.ConfigRecord) {
+func writeConfig(ctx *fasthttp.RequestCtx, c actors.ConfigRecord) error {
 	var nb [24]byte
 	etag := append(nb[:0], '"')
 	etag = strconv.AppendInt(etag, c.Version, 10)
@@ -269,6 +225,12 @@ func writeConfig(ctx *fasthttp.RequestCtx, c actors.ConfigRecord) {
 	b = appendString(b, c.Key)
 	b = append(b, `,"value":`...)
 	b = append(b, c.Value...)
+	return writeOK(ctx, appendConfigTail(b, &c))
+}
+
+// appendConfigTail renders description, version, created_at and
+// updated_at, and closes the object.
+func appendConfigTail(b []byte, c *actors.ConfigRecord) []byte {
 	b = append(b, `,"description":`...)
 	b = appendString(b, c.Description)
 	b = append(b, `,"version":`...)
@@ -277,8 +239,7 @@ func writeConfig(ctx *fasthttp.RequestCtx, c actors.ConfigRecord) {
 	b = appendTime(b, c.CreatedAt)
 	b = append(b, `,"updated_at":`...)
 	b = appendTime(b, c.UpdatedAt)
-	b = append(b, '}')
-	writeRaw(ctx, fasthttp.StatusOK, b)
+	return append(b, '}')
 }
 
 // configTarget validates the {key} path parameter and resolves whose key it

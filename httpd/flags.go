@@ -8,13 +8,6 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-func (s *Server) routeFlags() {
-	s.r.PUT("/flags/{name}", s.authed(s.flagSet))
-	s.r.GET("/flags/{name}", s.authed(s.flagGet))
-	s.r.DELETE("/flags/{name}", s.authed(s.flagDelete))
-	s.r.GET("/flags", s.authed(s.flagList))
-}
-
 // MaxFlagSubject bounds the ?subject= of an evaluation.
 const MaxFlagSubject = 1024
 
@@ -90,24 +83,9 @@ func (s *Server) flagDelete(ctx *fasthttp.RequestCtx, rc context.Context, p *Pri
 // flagList is served from the database: every acknowledged write is
 // committed, so it is there.
 func (s *Server) flagList(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
-	owner, all, err := listScope(ctx, p)
-	if err != nil {
-		return err
-	}
-	flags, err := s.flags.List(rc, owner)
-	if err != nil {
-		return err
-	}
-	b := make([]byte, 0, 16+len(flags)*160)
-	b = append(b, `{"flags":[`...)
-	for i := range flags {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendFlag(b, flags[i], all)
-	}
-	b = append(b, `]}`...)
-	return writeOK(ctx, b)
+	return writeListing(ctx, rc, p, "flags", s.flags.List, 160, func(b []byte, f *actors.FlagRecord, all bool) []byte {
+		return appendFlag(b, *f, all)
+	})
 }
 
 // appendFlag renders a flag definition; percentage is null when the flag

@@ -56,6 +56,21 @@ func answerOf(err error) (int, []byte) {
 	return ctx.Response.StatusCode(), ctx.Response.Body()
 }
 
+// fuzzField runs check on every body field the fuzzer makes from the
+// seeds (raw: the field's JSON as handlers see it).
+func fuzzField(f *testing.F, seeds []string, check func(t *testing.T, fl *field, raw []byte)) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		fl, ok := asField(raw)
+		if !ok {
+			return
+		}
+		check(t, &fl, fl.raw)
+	})
+}
+
 // asField decodes raw as the value of a body field, the way handlers get
 // it (false: the body would have been rejected as invalid JSON).
 func asField(raw []byte) (field, bool) {
@@ -70,15 +85,7 @@ func asField(raw []byte) (field, bool) {
 }
 
 func FuzzFieldInt(f *testing.F) {
-	for _, s := range []string{"60", "0", "-1", "3600", "3601", "1e3", "60.0", "60.5", `"60"`, "true", "null", "99999999999999999999", "-9223372036854775808", "1e400", "0x10", "", "[]"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		fl, ok := asField(raw)
-		if !ok {
-			return
-		}
-		raw = fl.raw
+	fuzzField(f, []string{"60", "0", "-1", "3600", "3601", "1e3", "60.0", "60.5", `"60"`, "true", "null", "99999999999999999999", "-9223372036854775808", "1e400", "0x10", "", "[]"}, func(t *testing.T, fl *field, raw []byte) {
 		v, err := fl.Int("ttl_seconds", 1, 3600)
 		msg := msgOf(err)
 		if msg == "" && (v < 1 || v > 3600) {
@@ -95,15 +102,7 @@ func FuzzFieldInt(f *testing.F) {
 }
 
 func FuzzFieldString(f *testing.F) {
-	for _, s := range []string{`"abc"`, `""`, `"\u0000"`, `"\ud800"`, `"é"`, `5`, `null`, `"unterminated`, `["a"]`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		fl, ok := asField(raw)
-		if !ok {
-			return
-		}
-		raw = fl.raw
+	fuzzField(f, []string{`"abc"`, `""`, `"\u0000"`, `"\ud800"`, `"é"`, `5`, `null`, `"unterminated`, `["a"]`}, func(t *testing.T, fl *field, raw []byte) {
 		s, err := fl.String("lease_id")
 		msg := msgOf(err)
 		if msg != "" {
@@ -120,15 +119,7 @@ func FuzzFieldString(f *testing.F) {
 }
 
 func FuzzFieldBool(f *testing.F) {
-	for _, s := range []string{"true", "false", `"true"`, "1", "null", "TRUE"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		fl, ok := asField(raw)
-		if !ok {
-			return
-		}
-		raw = fl.raw
+	fuzzField(f, []string{"true", "false", `"true"`, "1", "null", "TRUE"}, func(t *testing.T, fl *field, raw []byte) {
 		b, err := fl.Bool("enabled")
 		msg := msgOf(err)
 		switch string(raw) {
@@ -145,17 +136,9 @@ func FuzzFieldBool(f *testing.F) {
 }
 
 func FuzzLeaseID(f *testing.F) {
-	for _, s := range []string{`"6ba7b810-9dad-11d1-80b4-00c04fd430c8"`, `"6BA7B810-9DAD-11D1-80B4-00C04FD430C8"`, `"{6ba7b810-9dad-11d1-80b4-00c04fd430c8}"`,
-		`"urn:uuid:6ba7b810-9dad-11d1-80b4-00c04fd430c8"`, `"6ba7b8109dad11d180b400c04fd430c8"`, `""`, `123`, `"../../etc/passwd"`, `"6ba7b810-9dad-11d1-80b4-00c04fd430cg"`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		fl, ok := asField(raw)
-		if !ok {
-			return
-		}
-		raw = fl.raw
-		lease, err := leaseField(&fl)
+	fuzzField(f, []string{`"6ba7b810-9dad-11d1-80b4-00c04fd430c8"`, `"6BA7B810-9DAD-11D1-80B4-00C04FD430C8"`, `"{6ba7b810-9dad-11d1-80b4-00c04fd430c8}"`,
+		`"urn:uuid:6ba7b810-9dad-11d1-80b4-00c04fd430c8"`, `"6ba7b8109dad11d180b400c04fd430c8"`, `""`, `123`, `"../../etc/passwd"`, `"6ba7b810-9dad-11d1-80b4-00c04fd430cg"`}, func(t *testing.T, fl *field, raw []byte) {
+		lease, err := leaseField(fl)
 		if err != nil {
 			if st, body := answerOf(err); st != fasthttp.StatusUnprocessableEntity || !isJSONError(body) {
 				t.Fatalf("lease %q rejected with %d %q", raw, st, body)

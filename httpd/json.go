@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -193,6 +194,38 @@ func writeJSON(ctx *fasthttp.RequestCtx, v any) error {
 	}
 	writeRaw(ctx, fasthttp.StatusOK, b)
 	return nil
+}
+
+// appendList appends `{"key":[item,…]` (the object is left open for what
+// follows, e.g. `,"total":3`): each item rendered by item, braces included.
+func appendList[T any](b []byte, key string, items []T, item func(b []byte, it *T) []byte) []byte {
+	b = append(b, `{"`...)
+	b = append(b, key...)
+	b = append(b, `":[`...)
+	for i := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = item(b, &items[i])
+	}
+	return append(b, ']')
+}
+
+// writeListing answers an owner-scoped listing: the items of the owner
+// listScope resolves, under key, each rendered by item (all: admin
+// listings name each item's owner).
+func writeListing[T any](ctx *fasthttp.RequestCtx, rc context.Context, p *Principal, key string,
+	list func(ctx context.Context, owner string) ([]T, error), itemSize int, item func(b []byte, it *T, all bool) []byte) error {
+	owner, all, err := listScope(ctx, p)
+	if err != nil {
+		return err
+	}
+	items, err := list(rc, owner)
+	if err != nil {
+		return err
+	}
+	b := appendList(make([]byte, 0, 32+len(items)*itemSize), key, items, func(b []byte, it *T) []byte { return item(b, it, all) })
+	return writeOK(ctx, append(b, '}'))
 }
 
 // writeOK answers 200 with the JSON b.

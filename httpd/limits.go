@@ -9,13 +9,6 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-func (s *Server) routeLimits() {
-	s.r.POST("/limits/{name}/check", s.authed(s.limitCheck))
-	s.r.GET("/limits/{name}", s.authed(s.limitStatus))
-	s.r.DELETE("/limits/{name}", s.authed(s.limitReset))
-	s.r.GET("/limits", s.authed(s.limitList))
-}
-
 // Bounds of the check parameters.
 const (
 	MaxLimitRequests = 10000
@@ -190,23 +183,8 @@ func deleteTarget(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal, k 
 // limitList includes every check acknowledged before the request (the
 // write-behind counters are written first: actors.Limits.List).
 func (s *Server) limitList(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
-	owner, all, err := listScope(ctx, p)
-	if err != nil {
-		return err
-	}
-	limits, err := s.limits.List(rc, owner)
-	if err != nil {
-		return err
-	}
-	b := make([]byte, 0, 32+len(limits)*192)
-	b = append(b, `{"limits":[`...)
-	for i := range limits {
-		l := &limits[i]
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '{')
-		b = appendOwner(b, all, l.Owner)
+	return writeListing(ctx, rc, p, "limits", s.limits.List, 192, func(b []byte, l *actors.LimitStatus, all bool) []byte {
+		b = appendOwner(append(b, '{'), all, l.Owner)
 		b = append(b, `"name":`...)
 		b = appendString(b, l.Name)
 		b = append(b, `,"max_requests":`...)
@@ -221,10 +199,8 @@ func (s *Server) limitList(ctx *fasthttp.RequestCtx, rc context.Context, p *Prin
 		b = strconv.AppendBool(b, l.Allowed)
 		b = append(b, `,"reset_at":`...)
 		b = appendTime(b, l.ResetAt)
-		b = append(b, '}')
-	}
-	b = append(b, `]}`...)
-	return writeOK(ctx, b)
+		return append(b, '}')
+	})
 }
 
 // appendTimeMS is appendTime (RFC 3339, milliseconds, UTC) without the

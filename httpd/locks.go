@@ -11,14 +11,6 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-func (s *Server) routeLocks() {
-	s.r.POST("/locks/{name}/acquire", s.authed(s.lockAcquire))
-	s.r.POST("/locks/{name}/renew", s.authed(s.lockRenew))
-	s.r.POST("/locks/{name}/release", s.authed(s.lockRelease))
-	s.r.GET("/locks/{name}", s.authed(s.lockStatus))
-	s.r.GET("/locks", s.authed(s.lockList))
-}
-
 var errLockName = invalid("lock name " + names.Lock.Requirement())
 
 // lockName validates the {name} path parameter (names.Lock).
@@ -182,15 +174,10 @@ func (s *Server) lockList(ctx *fasthttp.RequestCtx, _ context.Context, p *Princi
 	} else {
 		locks = s.locks.List(p.Login)
 	}
-	b := make([]byte, 0, 64+len(locks)*160)
-	b = append(b, `{"locks":[`...)
-	for i, l := range locks {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendLockFields(append(b, '{'), l, true)
-	}
-	b = append(b, `],"total":`...)
+	b := appendList(make([]byte, 0, 64+len(locks)*160), "locks", locks, func(b []byte, l *actors.LockRecord) []byte {
+		return appendLockFields(append(b, '{'), *l, true)
+	})
+	b = append(b, `,"total":`...)
 	b = strconv.AppendInt(b, int64(len(locks)), 10)
 	b = append(b, '}')
 	return writeOK(ctx, b)

@@ -91,11 +91,7 @@ func newServer(svc Services, store *persistence.Store, auth *Authenticator, log 
 		writeCoded(ctx, actors.NewError(actors.CodeInternal, "internal error"))
 	}
 	s.r.GET("/health", s.health)
-	s.routeLocks()
-	s.routeLimits()
-	s.routeFlags()
-	s.routeConfig()
-	s.routeAuth()
+	s.routes()
 	s.srv = &fasthttp.Server{
 		Handler:                       newInflight(cfg.MaxInFlight).wrap(s.r.Handler),
 		Name:                          "octostore",

@@ -8,13 +8,6 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-func (s *Server) routeAuth() {
-	s.r.GET("/auth/github", s.public(s.githubStart))
-	s.r.GET("/auth/github/callback", s.public(s.githubCallback))
-	s.r.POST("/auth/token/rotate", s.authed(s.tokenRotate))
-	s.r.DELETE("/auth/token", s.authed(s.tokenRevoke))
-}
-
 // notSelfManaged refuses (conflict) credentials whose source of truth is
 // the server's configuration, not the database.
 func notSelfManaged(p *Principal, what string) error {
