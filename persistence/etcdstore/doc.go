@@ -1,0 +1,2 @@
+// Package etcdstore keeps octostore's state in etcd (cluster mode).
+package etcdstore
