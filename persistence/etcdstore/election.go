@@ -270,7 +270,7 @@ func (e *Elector) campaignOnce() error {
 // under the election prefix.
 func (e *Elector) observe() {
 	c := e.cfg.Client
-	pfx := e.ks.election()
+	pfx := e.ks.election() + "/"
 	retry := min(e.cfg.TTL/5, time.Second)
 	for e.ctx.Err() == nil {
 		resp, err := c.Get(e.ctx, pfx, clientv3.WithFirstCreate()...)

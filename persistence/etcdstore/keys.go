@@ -92,7 +92,9 @@ func (k keyspace) token(h [32]byte) string { return k.prefix + "token/" + hex.En
 func (k keyspace) tokens() string          { return k.prefix + "token/" }
 func (k keyspace) authEpoch() string       { return k.prefix + "meta/auth_epoch" }
 func (k keyspace) layout() string          { return k.prefix + "meta/layout" }
-func (k keyspace) election() string        { return k.prefix + "election/" }
+
+// election is the prefix concurrency.NewElection takes (it appends "/").
+func (k keyspace) election() string { return k.prefix + "election" }
 
 // ownerPrefix is base + owner + "/" (one owner's keys), or base (everyone's).
 func ownerPrefix(base, owner string) string {

@@ -343,7 +343,7 @@ func (w *Writer) run(work []entry) int {
 				parts, err := translate(r, e.m)
 				cancel()
 				if err != nil {
-					e.err = fmt.Errorf("%w: %s: %v", actors.ErrUnavailable, tableOf(e.m), err)
+					e.err = fmt.Errorf("%w: %s: %w", actors.ErrUnavailable, tableOf(e.m), err)
 				}
 				e.parts = parts
 			}
