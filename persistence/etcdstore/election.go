@@ -32,7 +32,8 @@ type ElectionConfig struct {
 	TTL time.Duration
 	// OnElected runs on the elector's goroutine when this node wins, before
 	// anything else (start the actors: load the state, then serve). The
-	// term may end while it runs: watch t.Done().
+	// term may end while it runs: watch t.Done(). It may block until then
+	// (Close ends the term).
 	OnElected func(t *Term)
 	// OnDeposed runs on the elector's goroutine when the term has ended,
 	// before the election key is resigned (stop the actors at once).
@@ -232,6 +233,8 @@ func (e *Elector) campaignOnce() error {
 	go t.watchKey(c)
 	stopOnLoss() // from here the term's own watchers decide
 	context.AfterFunc(sess.Ctx(), func() { t.End(fmt.Errorf("%w: session ended", ErrSessionLost)) })
+	stopOnClose := context.AfterFunc(e.ctx, func() { t.End(ErrResigned) })
+	defer stopOnClose()
 
 	me.Since = t.Since
 	e.update(func(s *Status) { s.Term, s.Leader, s.Known = t, me, true })
@@ -242,11 +245,7 @@ func (e *Elector) campaignOnce() error {
 	if e.cfg.OnElected != nil {
 		e.cfg.OnElected(t)
 	}
-	select {
-	case <-t.Done():
-	case <-e.ctx.Done():
-		t.End(ErrResigned)
-	}
+	<-t.Done()
 	e.update(func(s *Status) {
 		s.Term = nil
 		if s.Leader.Name == me.Name {

@@ -257,3 +257,86 @@ func TestTermFreshAt(t *testing.T) {
 		t.Fatalf("ended term: fresh %v err %v", term.FreshAt(start), term.Err())
 	}
 }
+
+// A leader cut off from the etcd majority (two of three members stopped)
+// stops leading once its session can no longer be known alive — within
+// TTL - TTL/3 of its last renewal, without waiting for any error — and
+// its writes fail.
+func TestQuorumLossEndsTerm(t *testing.T) {
+	members := startCluster(t, 3, nil)
+	nodes := startElectors(t, members[:1], time.Second)
+	var term *Term
+	select {
+	case term = <-nodes[0].elected:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no leader elected")
+	}
+	s, err := Open(context.Background(), members[0].Client(), term.Fence(), Options{TxnTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Apply(lockAt("before", 1)); err != nil {
+		t.Fatal(err)
+	}
+	closeMembers(members[1:])
+	stopped := time.Now()
+	select {
+	case <-term.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the term outlived the quorum (alive until %v)", term.AliveUntil())
+	}
+	if !errors.Is(term.Err(), ErrSessionStale) && !errors.Is(term.Err(), ErrSessionLost) {
+		t.Fatalf("term ended with %v", term.Err())
+	}
+	if term.Fresh() {
+		t.Fatal("a term without quorum is fresh")
+	}
+	t.Logf("term ended %v after the majority stopped: %v", time.Since(stopped).Round(time.Millisecond), term.Err())
+	if err := s.Apply(lockAt("after", 2)); !errors.Is(err, actors.ErrUnavailable) {
+		t.Fatalf("write without quorum: %v", err)
+	}
+}
+
+// Close ends a term whose OnElected blocks until the term ends, resigns the
+// election key (a successor need not wait for the lease) and revokes the
+// session.
+func TestCloseEndsBlockedTermAndResigns(t *testing.T) {
+	m := startCluster(t, 1, nil)[0]
+	won := make(chan *Term, 1)
+	e, err := NewElector(ElectionConfig{Client: m.Client(), Name: "solo", TTL: 5 * time.Second,
+		OnElected: func(t *Term) {
+			won <- t
+			<-t.Done()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var term *Term
+	select {
+	case term = <-won:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no leader")
+	}
+	closed := make(chan struct{})
+	go func() {
+		e.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hangs while OnElected waits for the term")
+	}
+	if !errors.Is(term.Err(), ErrResigned) {
+		t.Fatalf("term ended with %v", term.Err())
+	}
+	if got := rawGet(t, m.Client(), term.Key); got != nil {
+		t.Fatalf("election key %s still there after Close: %s", term.Key, got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if ttl, err := m.Client().TimeToLive(ctx, term.Lease); err != nil || ttl.TTL > 0 {
+		t.Fatalf("session lease after Close: ttl %v, err %v (want revoked)", ttl.TTL, err)
+	}
+}

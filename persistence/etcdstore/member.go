@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -89,6 +90,7 @@ type Member struct {
 	cfg    MemberConfig
 	etcd   *embed.Etcd
 	client *clientv3.Client
+	closed sync.Once // embed.Etcd.Close panics when called twice
 }
 
 // StartMember starts the member and waits until it is ready (it has joined
@@ -222,11 +224,13 @@ func (m *Member) IsRaftLeader() bool { return m.etcd.Server.Leader() == m.etcd.S
 // Err reports a fatal error of the running member.
 func (m *Member) Err() <-chan error { return m.etcd.Err() }
 
-// Close stops the member. It may take several seconds: a Raft leader first
-// hands its leadership to another member.
+// Close stops the member; later calls do nothing. It may take several
+// seconds: a Raft leader first hands its leadership to another member.
 func (m *Member) Close() error {
-	m.client.Close()
-	m.etcd.Close()
+	m.closed.Do(func() {
+		m.client.Close()
+		m.etcd.Close()
+	})
 	return nil
 }
 
