@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/octostore/octostore/actors"
+	"github.com/octostore/octostore/persistence/commitq"
 )
 
 // Writer is the group-commit writer over etcd: the counterpart of
@@ -42,18 +43,15 @@ type Writer struct {
 	timeout  time.Duration
 	onLost   func(error)
 
-	// mu guards queue, next, closed, waiters and failed.
-	mu      sync.Mutex
-	queue   []entry
-	next    uint64 // last sequence number handed out
-	closed  bool
-	waiters []waiter
-	failed  []seqRange // recent failed writes, newest last, bounded
+	// mu guards queue, next and closed.
+	mu     sync.Mutex
+	queue  []entry
+	next   uint64 // last sequence number handed out
+	closed bool
 
-	resolved atomic.Uint64 // every seq <= resolved has committed or failed
-	cond     *sync.Cond    // on mu; broadcast after each transaction (WaitResolved)
-	wake     chan struct{} // capacity 1: "the queue is not empty"
-	stopped  chan struct{}
+	*commitq.Tracker               // resolution: AfterCommit, Resolved, WaitResolved
+	wake             chan struct{} // capacity 1: "the queue is not empty"
+	stopped          chan struct{}
 
 	lost     atomic.Pointer[error] // set once: the term is over
 	lostOnce sync.Once
@@ -89,16 +87,6 @@ type entry struct {
 	err        error  // translation failed: fails alone
 	parts      []part // what applies m
 	next       int    // parts[:next] are in the transaction being built or committed
-}
-
-type waiter struct {
-	seq uint64
-	fn  func(error)
-}
-
-type seqRange struct {
-	lo, hi uint64
-	err    error
 }
 
 // Fence is the condition every transaction of a writer carries: the
@@ -140,8 +128,8 @@ func newWriter(kv clientv3.KV, ks keyspace, fence Fence, opt Options) *Writer {
 		stopped:  make(chan struct{}),
 		OnBatch:  opt.OnBatch,
 		b:        newTxnBuilder(opt.MaxTxnOps, opt.MaxTxnBytes),
+		Tracker:  commitq.New(),
 	}
-	w.cond = sync.NewCond(&w.mu)
 	w.healthy.Store(true)
 	go w.loop()
 	return w
@@ -174,41 +162,7 @@ func (w *Writer) EnqueueGuarded(m actors.Mutation, g actors.Guard, done func(err
 	return seq, nil
 }
 
-// AfterCommit implements actors.Store.
-func (w *Writer) AfterCommit(seq uint64, fn func(error)) {
-	w.mu.Lock()
-	if seq <= w.resolved.Load() {
-		err := w.failedLocked(seq)
-		w.mu.Unlock()
-		fn(err)
-		return
-	}
-	w.waiters = append(w.waiters, waiter{seq: seq, fn: fn})
-	w.mu.Unlock()
-}
-
-// failedLocked reports the error of seq if it is in a recently failed range
-// (the last 64 are kept, as persistence.Writer does).
-func (w *Writer) failedLocked(seq uint64) error {
-	for i := len(w.failed) - 1; i >= 0; i-- {
-		if r := w.failed[i]; seq >= r.lo && seq <= r.hi {
-			return r.err
-		}
-	}
-	return nil
-}
-
-// Resolved implements actors.Store.
-func (w *Writer) Resolved() uint64 { return w.resolved.Load() }
-
-// WaitResolved implements actors.Store.
-func (w *Writer) WaitResolved(seq uint64) {
-	w.mu.Lock()
-	for w.resolved.Load() < seq && !w.closed {
-		w.cond.Wait()
-	}
-	w.mu.Unlock()
-}
+// AfterCommit, Resolved and WaitResolved (actors.Store) are the Tracker's.
 
 // Healthy reports whether the last transaction committed. While unhealthy
 // (and the term lasts) the writer probes every second with an empty guarded
@@ -297,9 +251,7 @@ func (w *Writer) loop() {
 		w.mu.Unlock()
 		if len(work) == 0 {
 			if closed {
-				w.mu.Lock()
-				w.cond.Broadcast()
-				w.mu.Unlock()
+				w.Tracker.Close()
 				return
 			}
 			select {
@@ -479,7 +431,7 @@ func (w *Writer) resolve(done []entry, err error, d time.Duration) {
 	} else {
 		w.healthy.Store(true)
 	}
-	var failed []seqRange
+	var failed commitq.Failures
 	for i := range done {
 		e := &done[i]
 		eerr := err
@@ -491,51 +443,13 @@ func (w *Writer) resolve(done []entry, err error, d time.Duration) {
 			eerr = e.err
 		}
 		if eerr != nil {
-			if n := len(failed); n > 0 && failed[n-1].hi == e.seq-1 && failed[n-1].err == eerr {
-				failed[n-1].hi = e.seq
-			} else {
-				failed = append(failed, seqRange{lo: e.seq, hi: e.seq, err: eerr})
-			}
+			failed.Add(e.seq, eerr)
 		}
 		if e.done != nil {
 			e.done(eerr)
 		}
 	}
-	hi := done[len(done)-1].seq
-	w.mu.Lock()
-	if len(failed) > 0 {
-		w.failed = append(w.failed, failed...)
-		if len(w.failed) > 64 {
-			w.failed = append(w.failed[:0], w.failed[len(w.failed)-64:]...)
-		}
-	}
-	w.resolved.Store(hi)
-	var ready []waiter
-	keep := w.waiters[:0]
-	for _, wt := range w.waiters {
-		if wt.seq <= hi {
-			ready = append(ready, wt)
-		} else {
-			keep = append(keep, wt)
-		}
-	}
-	for i := len(keep); i < len(w.waiters); i++ {
-		w.waiters[i] = waiter{}
-	}
-	w.waiters = keep
-	errs := make([]error, len(ready))
-	for i, wt := range ready {
-		for _, r := range failed {
-			if wt.seq >= r.lo && wt.seq <= r.hi {
-				errs[i] = r.err
-			}
-		}
-	}
-	w.cond.Broadcast()
-	w.mu.Unlock()
-	for i, wt := range ready {
-		wt.fn(errs[i])
-	}
+	w.Resolve(done[len(done)-1].seq, failed)
 	if w.OnBatch != nil {
 		w.OnBatch(len(done), d, err)
 	}
