@@ -1,10 +1,11 @@
 package etcdstore
 
 import (
-	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/octostore/octostore/persistence/storetest"
 )
@@ -13,32 +14,23 @@ import (
 // each test in its own keyspace (prefix) so that each starts empty.
 func TestStoreContract(t *testing.T) {
 	c := startCluster(t, 1, nil)[0].Client()
+	storetest.Run(t, contractOpener(c, Options{}))
+}
+
+// contractOpener opens each test's store in a keyspace of its own.
+func contractOpener(c *clientv3.Client, opt Options) storetest.Opener {
 	var n atomic.Int32
-	storetest.Run(t, func(t *testing.T) storetest.Store {
-		opt := Options{Prefix: fmt.Sprintf("/contract%d/", n.Add(1))}
-		fence, _ := testFence(t, c, opt.Prefix)
-		s, err := Open(context.Background(), c, fence, opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
+	return func(t *testing.T) storetest.Store {
+		opt := opt
+		opt.Prefix = fmt.Sprintf("/contract%d/", n.Add(1))
+		s, _ := openTestStore(t, c, opt)
 		return s
-	})
+	}
 }
 
 // The contract holds with serializable reads on the node's own member, and
 // with transactions capped at a few ops (every batch splits).
 func TestStoreContractSerializableSmallTxns(t *testing.T) {
 	c := startCluster(t, 1, func(mc *MemberConfig) { mc.MaxTxnOps = 8 })[0].Client()
-	var n atomic.Int32
-	storetest.Run(t, func(t *testing.T) storetest.Store {
-		opt := Options{Prefix: fmt.Sprintf("/small%d/", n.Add(1)), MaxTxnOps: 8, SerializableReads: true}
-		fence, _ := testFence(t, c, opt.Prefix)
-		s, err := Open(context.Background(), c, fence, opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
+	storetest.Run(t, contractOpener(c, Options{MaxTxnOps: 8, SerializableReads: true}))
 }

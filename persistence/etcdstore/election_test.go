@@ -64,13 +64,7 @@ func TestElectionOneLeaderThenFailover(t *testing.T) {
 	members := startCluster(t, 3, nil)
 	nodes := startElectors(t, members, time.Second)
 
-	var leader *electedNode
-	var term *Term
-	select {
-	case term = <-firstElected(nodes, &leader):
-	case <-time.After(20 * time.Second):
-		t.Fatal("no leader elected")
-	}
+	leader, term := awaitTerm(t, nodes, "no leader elected")
 	for _, n := range nodes {
 		st := waitStatus(t, n.e, 10*time.Second, n.name+" learns the leader", func(s Status) bool {
 			return s.Known && s.Leader.Name == leader.name && !s.Leader.Since.IsZero()
@@ -112,13 +106,7 @@ func TestElectionOneLeaderThenFailover(t *testing.T) {
 	}
 
 	// The next leader is one of the others (they were queued first).
-	var next *electedNode
-	var nextTerm *Term
-	select {
-	case nextTerm = <-firstElected(nodes, &next):
-	case <-time.After(20 * time.Second):
-		t.Fatal("no new leader after the resignation")
-	}
+	next, nextTerm := awaitTerm(t, nodes, "no new leader after the resignation")
 	if next == leader {
 		t.Fatalf("%s won again ahead of the nodes already waiting", leader.name)
 	}
@@ -155,6 +143,19 @@ func TestElectionOneLeaderThenFailover(t *testing.T) {
 	}
 }
 
+// awaitTerm waits for the first term any of nodes wins.
+func awaitTerm(t *testing.T, nodes []*electedNode, failure string) (*electedNode, *Term) {
+	t.Helper()
+	var who *electedNode
+	select {
+	case term := <-firstElected(nodes, &who):
+		return who, term
+	case <-time.After(20 * time.Second):
+		t.Fatal(failure)
+	}
+	return nil, nil
+}
+
 // firstElected returns a channel that yields the first term won by any of
 // nodes, and sets *who to its node.
 func firstElected(nodes []*electedNode, who **electedNode) <-chan *Term {
@@ -185,13 +186,7 @@ func firstElected(nodes []*electedNode, who **electedNode) <-chan *Term {
 func TestRevokedSessionEndsTermAtOnce(t *testing.T) {
 	members := startCluster(t, 3, nil)
 	nodes := startElectors(t, members, time.Second)
-	var leader *electedNode
-	var term *Term
-	select {
-	case term = <-firstElected(nodes, &leader):
-	case <-time.After(20 * time.Second):
-		t.Fatal("no leader elected")
-	}
+	leader, term := awaitTerm(t, nodes, "no leader elected")
 	other := members[(leader.memberIx+1)%3].Client()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -218,12 +213,7 @@ func TestRevokedSessionEndsTermAtOnce(t *testing.T) {
 	} else if !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("open for a lost term: %v", err)
 	}
-	var next *electedNode
-	select {
-	case <-firstElected(nodes, &next):
-	case <-time.After(20 * time.Second):
-		t.Fatal("no leader after the revocation")
-	}
+	awaitTerm(t, nodes, "no leader after the revocation")
 }
 
 // Freshness is a function of now: fresh until the lease's certain end

@@ -69,19 +69,31 @@ func startCluster(tb testing.TB, n int, tune func(*MemberConfig)) []*Member {
 	return members
 }
 
+// closeMembers stops members in parallel, the Raft leader last: closed
+// first, it would try to hand its leadership to members that are stopping
+// and wait seconds for that.
 func closeMembers(ms []*Member) {
-	var wg sync.WaitGroup
+	var leaders, others []*Member
 	for _, m := range ms {
-		if m == nil {
-			continue
+		switch {
+		case m == nil:
+		case m.IsRaftLeader():
+			leaders = append(leaders, m)
+		default:
+			others = append(others, m)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m.Close()
-		}()
 	}
-	wg.Wait()
+	for _, group := range [][]*Member{others, leaders} {
+		var wg sync.WaitGroup
+		for _, m := range group {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m.Close()
+			}()
+		}
+		wg.Wait()
+	}
 }
 
 // testFence makes c hold a lease and a key under it, as a won election
