@@ -75,6 +75,7 @@ func newServer(sys *actors.System, store *persistence.Store, auth *Authenticator
 	s.routeFlags()
 	s.routeConfig()
 	s.routeAuth()
+	s.routeOpenAPI()
 	s.srv = &fasthttp.Server{
 		Handler:                       newInflight(cfg.MaxInFlight).wrap(s.r.Handler),
 		Name:                          "octostore",
