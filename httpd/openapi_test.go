@@ -31,3 +31,24 @@ func TestOpenAPIServed(t *testing.T) {
 		t.Fatalf("served document: openapi %q, /openapi.yaml declared: %v", doc.OpenAPI, doc.Paths.Value("/openapi.yaml") != nil)
 	}
 }
+
+// TestMethodNotAllowedAllow: a 405 lists in Allow exactly the methods the
+// path serves. OPTIONS is not served (it is a 405 itself), so it is never
+// listed; fasthttp/router lists it by default.
+func TestMethodNotAllowedAllow(t *testing.T) {
+	e := rsStart(t, nil)
+	for _, c := range []struct{ method, path, allow string }{
+		{"DELETE", "/locks/x", "GET"},
+		{"OPTIONS", "/locks/x", "GET"},
+		{"GET", "/locks/x/acquire", "POST"},
+		{"OPTIONS", "/flags/f", "DELETE, GET, PUT"},
+		{"POST", "/config/k", "DELETE, GET, PUT"},
+		{"PUT", "/health", "GET"},
+		{"POST", "/openapi.yaml", "GET"},
+	} {
+		r := e.do(t, c.method, c.path, rsAlice, "")
+		if r.status != 405 || r.header.Get("Allow") != c.allow {
+			t.Errorf("%s %s: %d, Allow %q, want 405 with Allow %q", c.method, c.path, r.status, r.header.Get("Allow"), c.allow)
+		}
+	}
+}
