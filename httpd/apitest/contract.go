@@ -403,3 +403,27 @@ func isStream(contentType string) bool {
 	mt, _, _ := mime.ParseMediaType(contentType)
 	return mt == "text/event-stream"
 }
+
+// Operations lists the document's operations as "METHOD /path/{template}",
+// sorted.
+func (c *Contract) Operations() []string {
+	var ops []string
+	for _, r := range c.routes {
+		for m := range r.item.Operations() {
+			ops = append(ops, m+" "+r.path)
+		}
+	}
+	slices.Sort(ops)
+	return ops
+}
+
+// OperationOf names the operation a request would reach ("METHOD
+// /path/{template}", as Operations lists it), or "" when the document has
+// none. path is the escaped path as sent.
+func (c *Contract) OperationOf(method, path string) string {
+	r, _ := c.match(path)
+	if r == nil || r.item.GetOperation(method) == nil {
+		return ""
+	}
+	return method + " " + r.path
+}
