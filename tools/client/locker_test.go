@@ -162,7 +162,7 @@ func TestLockerDoneWhenRenewRefused(t *testing.T) {
 }
 
 func TestLockerDoneWhenUnreachablePastExpiry(t *testing.T) {
-	srv, alice, _ := fake(t)
+	srv, alice, _ := fakeOffContract(t)
 	l, clk := newFakeLocker(t, alice, "job", 3*time.Second)
 	if err := l.TryLock(context.Background()); err != nil {
 		t.Fatal(err)
@@ -194,7 +194,7 @@ func TestLockerDoneWhenUnreachablePastExpiry(t *testing.T) {
 }
 
 func TestLockerSurvivesATransientFailure(t *testing.T) {
-	srv, alice, _ := fake(t)
+	srv, alice, _ := fakeOffContract(t)
 	l, clk := newFakeLocker(t, alice, "job", 3*time.Second)
 	if err := l.TryLock(context.Background()); err != nil {
 		t.Fatal(err)

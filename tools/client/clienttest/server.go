@@ -262,6 +262,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		delete(s.tokens, bearer(r))
 		s.tokens[tok] = user
 		s.mu.Unlock()
+		w.Header().Set("Cache-Control", "no-store") // a token must not be cached
 		writeJSON(w, 200, map[string]any{"token": tok})
 	case r.URL.Path == "/auth/token" && r.Method == "DELETE":
 		s.mu.Lock()
