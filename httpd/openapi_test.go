@@ -183,3 +183,15 @@ func TestContractTour(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownRoutes: paths the document does not have answer 404 with a
+// JSON error (the contract check holds them to that), an empty last segment
+// included.
+func TestUnknownRoutes(t *testing.T) {
+	e := rsStart(t, nil)
+	for _, p := range []string{"/nope", "/locks/", "/locks/x/steal", "/flags/f/g", "/openapi.json"} {
+		if r := e.do(t, "GET", p, rsAlice, ""); r.status != 404 {
+			t.Errorf("GET %s: %d %s, want 404", p, r.status, r.body)
+		}
+	}
+}

@@ -225,6 +225,13 @@ func (c *Contract) Check(x *Exchange) error {
 	if r == nil {
 		return c.checkUnrouted(x, http.StatusNotFound, "the document has no path "+path, nil)
 	}
+	for _, v := range params {
+		if v == "" && x.Status == http.StatusNotFound {
+			// The server's router matches an empty segment inside a path
+			// (/locks//acquire: 422) but not at its end (/locks/: no route).
+			return c.checkUnrouted(x, http.StatusNotFound, "empty segment in "+path, nil)
+		}
+	}
 	op := r.item.GetOperation(x.Request.Method)
 	if op == nil {
 		return c.checkUnrouted(x, http.StatusMethodNotAllowed, "the document has no "+x.Request.Method+" on "+r.path, r.item)
