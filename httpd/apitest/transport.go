@@ -27,11 +27,17 @@ func Client(t T, hc *http.Client) *http.Client {
 // fails t at once if the document does not load.
 func Transport(t T, base http.RoundTripper) http.RoundTripper {
 	t.Helper()
+	return mustDefault(t).Transport(t, base)
+}
+
+// mustDefault is Default, failing t if the document does not load.
+func mustDefault(t T) *Contract {
+	t.Helper()
 	c, err := Default()
 	if err != nil {
 		t.Fatalf("apitest: %v", err)
 	}
-	return c.Transport(t, base)
+	return c
 }
 
 // Transport wraps base (nil: http.DefaultTransport) so that every exchange
@@ -107,11 +113,7 @@ func (r *replay) Close() error { return nil }
 // not load.
 func FastTransport(t T, base fasthttp.RoundTripper) fasthttp.RoundTripper {
 	t.Helper()
-	c, err := Default()
-	if err != nil {
-		t.Fatalf("apitest: %v", err)
-	}
-	return c.FastTransport(t, base)
+	return mustDefault(t).FastTransport(t, base)
 }
 
 // FastTransport wraps base (nil: fasthttp.DefaultTransport) so that every
