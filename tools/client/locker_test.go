@@ -346,7 +346,7 @@ func TestLockerLockContextDeadline(t *testing.T) {
 
 func TestLockerLockReturnsPermanentErrors(t *testing.T) {
 	srv, _, _ := fake(t)
-	c, _ := New(srv.URL, "wrong")
+	c, _ := New(srv.URL, "wrong", checked(t)...)
 	l := NewLocker(c, "job", time.Minute)
 	if err := l.Lock(context.Background()); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("Lock = %v", err)
