@@ -2,6 +2,7 @@ package apitest_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -251,5 +252,44 @@ func TestCheckerCatchesMismatches(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestProxyChecksWhatPassesThrough: a client that knows nothing of apitest
+// (a subprocess, in real use) talks to the proxy; mismatches are reported,
+// right answers and event streams pass through untouched.
+func TestProxyChecksWhatPassesThrough(t *testing.T) {
+	srv := httptest.NewServer(planted())
+	defer srv.Close()
+	rec := &recorder{}
+	proxy := apitest.Proxy(rec, srv.URL)
+	defer proxy.Close()
+	get := func(path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", proxy.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		buf := make([]byte, 4096)
+		n, _ := io.ReadAtLeast(resp.Body, buf, 1)
+		return resp.StatusCode, string(buf[:n])
+	}
+	if st, body := get("/locks/good"); st != 200 || !strings.Contains(body, `"holder":"alice"`) {
+		t.Fatalf("through the proxy: %d %q", st, body)
+	}
+	if st, body := get("/events"); st != 200 || body != ": subscribed\n\n" {
+		t.Fatalf("stream through the proxy: %d %q", st, body)
+	}
+	if errs := rec.take(); len(errs) != 0 {
+		t.Fatalf("right exchanges reported: %q", errs)
+	}
+	if st, _ := get("/locks/teapot"); st != 418 {
+		t.Fatalf("teapot: %d", st)
+	}
+	if errs := rec.take(); len(errs) != 1 || !strings.Contains(errs[0], "GET /locks/teapot → 418") {
+		t.Fatalf("want the 418 reported, got %q", errs)
 	}
 }
