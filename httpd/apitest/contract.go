@@ -10,6 +10,7 @@
 //	c, _ := client.New(url, token,                            // tools/client
 //		client.WithTransport(apitest.FastTransport(t, nil)),  //   unary calls (fasthttp)
 //		client.WithHTTPClient(apitest.Client(t, nil)))        //   event streams (net/http)
+//	url = apitest.Proxy(t, url).URL                           // a subprocess (the CLI)
 //
 // The rules an exchange is held to:
 //
