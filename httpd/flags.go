@@ -36,9 +36,14 @@ func (s *Server) flagSet(ctx *fasthttp.RequestCtx, p *Principal) {
 		writeError(ctx, fasthttp.StatusUnprocessableEntity, msg)
 		return
 	}
+	// Without percentage the flag has none; null is refused rather than
+	// taken as "none" (the contract's percentage is an integer or absent).
 	pct := int64(actors.NoPercentage)
-	if body.Percentage.set() {
+	if body.Percentage.seen {
 		if pct, msg = body.Percentage.Int("percentage", 0, 100); msg != "" {
+			if !body.Percentage.set() && !body.Percentage.dup {
+				msg = "percentage must be an integer between 0 and 100; leave it out for no percentage"
+			}
 			writeError(ctx, fasthttp.StatusUnprocessableEntity, msg)
 			return
 		}
@@ -142,8 +147,8 @@ func (s *Server) flagList(ctx *fasthttp.RequestCtx, p *Principal) {
 	writeRaw(ctx, fasthttp.StatusOK, b)
 }
 
-// appendFlag renders a flag definition; percentage is null when the flag
-// has none.
+// appendFlag renders a flag definition; percentage is left out when the
+// flag has none (every flag answer: PUT, the listing).
 func appendFlag(b []byte, f actors.FlagRecord, withOwner bool) []byte {
 	b = append(b, '{')
 	b = appendOwner(b, withOwner, f.Owner)
@@ -151,10 +156,8 @@ func appendFlag(b []byte, f actors.FlagRecord, withOwner bool) []byte {
 	b = appendString(b, f.Name)
 	b = append(b, `,"enabled":`...)
 	b = strconv.AppendBool(b, f.Enabled)
-	b = append(b, `,"percentage":`...)
-	if f.Percentage == actors.NoPercentage {
-		b = append(b, `null`...)
-	} else {
+	if f.Percentage != actors.NoPercentage {
+		b = append(b, `,"percentage":`...)
 		b = strconv.AppendInt(b, int64(f.Percentage), 10)
 	}
 	b = append(b, `,"created_at":`...)

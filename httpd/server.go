@@ -63,6 +63,7 @@ func newServer(sys *actors.System, store *persistence.Store, auth *Authenticator
 		writeError(ctx, fasthttp.StatusNotFound, "no such route: "+string(ctx.Path()))
 	}
 	s.r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
+		dropOptionsFromAllow(ctx)
 		writeError(ctx, fasthttp.StatusMethodNotAllowed, "method "+string(ctx.Method())+" not allowed on "+string(ctx.Path()))
 	}
 	s.r.PanicHandler = func(ctx *fasthttp.RequestCtx, v any) {
@@ -75,6 +76,7 @@ func newServer(sys *actors.System, store *persistence.Store, auth *Authenticator
 	s.routeFlags()
 	s.routeConfig()
 	s.routeAuth()
+	s.routeOpenAPI()
 	s.srv = &fasthttp.Server{
 		Handler:                       newInflight(cfg.MaxInFlight).wrap(s.r.Handler),
 		Name:                          "octostore",
