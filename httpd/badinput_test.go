@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/octostore/octostore/httpd/apitest"
 )
 
 // dbSnapshot renders every row of every table (but meta, where the health
@@ -196,7 +198,7 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 			if c.ctype != "" {
 				req.Header.Set("Content-Type", c.ctype)
 			}
-			resp, err := e.http.Do(req)
+			resp, err := apitest.Client(t, e.http).Do(req) // checked against docs/openapi.yaml
 			if err != nil {
 				t.Fatal(err)
 			}

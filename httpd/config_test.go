@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/httpd"
+	"github.com/octostore/octostore/httpd/apitest"
 )
 
 // rawValue extracts the bytes of "value" exactly as the server wrote them.
@@ -240,7 +241,7 @@ func TestConfigValidation(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+rsAlice)
 	req.Header.Set("Expect", "100-continue")
 	cl := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 10 * time.Second}, Timeout: 30 * time.Second}
-	resp, err := cl.Do(req)
+	resp, err := apitest.Client(t, cl).Do(req) // checked against docs/openapi.yaml
 	if err != nil {
 		t.Fatal(err)
 	}

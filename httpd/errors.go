@@ -1,6 +1,7 @@
 package httpd
 
 import (
+	"bytes"
 	"errors"
 	"strconv"
 	"time"
@@ -136,3 +137,23 @@ func (a *fixedAnswer) write(ctx *fasthttp.RequestCtx) {
 
 // invalid is a 422 naming what is wrong with a field, parameter or name.
 func invalid(msg string) error { return actors.NewError(actors.CodeInvalid, msg) }
+
+// dropOptionsFromAllow removes OPTIONS from the Allow header the router set
+// on a 405: fasthttp/router always lists it, but this server does not answer
+// OPTIONS (router.HandleOPTIONS is off: OPTIONS is a 405 like any method a
+// path does not have), and Allow must name only methods that work.
+func dropOptionsFromAllow(ctx *fasthttp.RequestCtx) {
+	allow := ctx.Response.Header.Peek(fasthttp.HeaderAllow)
+	out := make([]byte, 0, len(allow))
+	for m := range bytes.SplitSeq(allow, []byte(",")) {
+		m = bytes.TrimSpace(m)
+		if len(m) == 0 || string(m) == fasthttp.MethodOptions {
+			continue
+		}
+		if len(out) > 0 {
+			out = append(out, ", "...)
+		}
+		out = append(out, m...)
+	}
+	ctx.Response.Header.SetBytesV(fasthttp.HeaderAllow, out)
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/octostore/octostore/actors"
 	"github.com/octostore/octostore/httpd"
+	"github.com/octostore/octostore/httpd/apitest"
 	"github.com/octostore/octostore/tools/client"
 )
 
@@ -49,7 +50,8 @@ func evStart(t *testing.T, o httpd.Options) *httpd.App {
 
 func evClient(t *testing.T, a *httpd.App, token string) *client.Client {
 	t.Helper()
-	c, err := client.New(a.URL(), token, client.WithRetries(0))
+	c, err := client.New(a.URL(), token, client.WithRetries(0), // every exchange checked against docs/openapi.yaml
+		client.WithTransport(apitest.FastTransport(t, nil)), client.WithHTTPClient(apitest.Client(t, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

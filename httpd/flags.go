@@ -16,7 +16,10 @@ type flagBody struct {
 	Percentage field `json:"percentage"`
 }
 
-var errSubjectTooLong = invalid("subject must be at most 1024 bytes")
+var (
+	errSubjectTooLong = invalid("subject must be at most 1024 bytes")
+	errPercentageNull = invalid("percentage must be an integer between 0 and 100; leave it out for no percentage")
+)
 
 func (s *Server) flagSet(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
 	name, err := flagNames.name(ctx)
@@ -31,9 +34,14 @@ func (s *Server) flagSet(ctx *fasthttp.RequestCtx, rc context.Context, p *Princi
 	if err != nil {
 		return err
 	}
+	// Without percentage the flag has none; null is refused rather than
+	// taken as "none" (the contract's percentage is an integer or absent).
 	pct := int64(actors.NoPercentage)
-	if body.Percentage.set() {
+	if body.Percentage.seen {
 		if pct, err = body.Percentage.Int("percentage", 0, 100); err != nil {
+			if !body.Percentage.set() && !body.Percentage.dup {
+				err = errPercentageNull
+			}
 			return err
 		}
 	}
@@ -88,8 +96,8 @@ func (s *Server) flagList(ctx *fasthttp.RequestCtx, rc context.Context, p *Princ
 	})
 }
 
-// appendFlag renders a flag definition; percentage is null when the flag
-// has none.
+// appendFlag renders a flag definition; percentage is left out when the
+// flag has none (every flag answer: PUT, the listing).
 func appendFlag(b []byte, f actors.FlagRecord, withOwner bool) []byte {
 	b = append(b, '{')
 	b = appendOwner(b, withOwner, f.Owner)
@@ -97,10 +105,8 @@ func appendFlag(b []byte, f actors.FlagRecord, withOwner bool) []byte {
 	b = appendString(b, f.Name)
 	b = append(b, `,"enabled":`...)
 	b = strconv.AppendBool(b, f.Enabled)
-	b = append(b, `,"percentage":`...)
-	if f.Percentage == actors.NoPercentage {
-		b = append(b, `null`...)
-	} else {
+	if f.Percentage != actors.NoPercentage {
+		b = append(b, `,"percentage":`...)
 		b = strconv.AppendInt(b, int64(f.Percentage), 10)
 	}
 	b = append(b, `,"created_at":`...)

@@ -48,10 +48,10 @@ func TestFlagLifecycle(t *testing.T) {
 	if m := e.do(t, "GET", "/flags/beta?subject=alice", rsAlice, "").obj(t); m["enabled"] != true {
 		t.Fatalf("alice at 55%%: %v", m)
 	}
-	// no percentage: on for everyone; percentage is null
+	// no percentage: on for everyone; the answer has no percentage
 	m = e.do(t, "PUT", "/flags/beta", rsAlice, `{"enabled":true}`).want(t, 200).obj(t)
-	if v, has := m["percentage"]; !has || v != nil {
-		t.Fatalf("percentage without rollout: %v", m)
+	if v, has := m["percentage"]; has {
+		t.Fatalf("percentage without rollout: %v (%v), want it left out", m, v)
 	}
 	if m := e.do(t, "GET", "/flags/beta?subject=anyone", rsAlice, "").obj(t); m["enabled"] != true || m["reason"] != "STATIC" {
 		t.Fatalf("static: %v", m)
@@ -60,11 +60,12 @@ func TestFlagLifecycle(t *testing.T) {
 	if m := e.do(t, "GET", "/flags/beta?subject=bob", rsAlice, "").obj(t); m["enabled"] != false || m["reason"] != "DISABLED" {
 		t.Fatalf("disabled: %v", m)
 	}
-	e.do(t, "PUT", "/flags/alpha", rsAlice, `{"enabled":true,"percentage":null}`).want(t, 200)
+	e.do(t, "PUT", "/flags/alpha", rsAlice, `{"enabled":true}`).want(t, 200)
 
 	l := e.do(t, "GET", "/flags", rsAlice, "").want(t, 200).list(t, "flags")
+	_, alphaHasPct := l[0]["percentage"]
 	if len(l) != 2 || l[0]["name"] != "alpha" || l[1]["name"] != "beta" || l[1]["enabled"] != false ||
-		num(t, l[1]["percentage"]) != 100 || !rsTime(t, l[1]["created_at"]).Equal(rsT0) || l[0]["percentage"] != nil {
+		num(t, l[1]["percentage"]) != 100 || !rsTime(t, l[1]["created_at"]).Equal(rsT0) || alphaHasPct {
 		t.Fatalf("list: %v", l)
 	}
 	if m := e.do(t, "DELETE", "/flags/beta", rsAlice, "").want(t, 200).obj(t); m["deleted"] != true {
@@ -122,6 +123,8 @@ func TestFlagValidation(t *testing.T) {
 		{"percentage -1", "PUT", "/flags/f", `{"enabled":true,"percentage":-1}`, 422, "percentage"},
 		{"percentage fraction", "PUT", "/flags/f", `{"enabled":true,"percentage":30.5}`, 422, "percentage"},
 		{"percentage string", "PUT", "/flags/f", `{"enabled":true,"percentage":"30"}`, 422, "percentage"},
+		{"percentage null", "PUT", "/flags/f", `{"enabled":true,"percentage":null}`, 422, "leave it out"},
+		{"percentage null twice", "PUT", "/flags/f", `{"enabled":true,"percentage":null,"percentage":null}`, 422, "more than once"},
 		{"name too long", "PUT", "/flags/" + long, `{"enabled":true}`, 422, "flag name"},
 		{"name with a dot", "PUT", "/flags/a.b", `{"enabled":true}`, 422, "flag name"},
 		{"get bad name", "GET", "/flags/a.b", "", 422, "flag name"},

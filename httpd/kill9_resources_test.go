@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/httpd"
+	"github.com/octostore/octostore/httpd/apitest"
 )
 
 // TestKill9ResourcesChild is the server process TestKill9Resources kills.
@@ -96,7 +97,7 @@ func TestKill9Resources(t *testing.T) {
 	)
 	send := func(method, path, body string) (rsReply, bool) {
 		req := strings.NewReader(body)
-		r, err := rsHTTP.Do(mustReq(t, method, e.url+path, req))
+		r, err := apitest.Client(t, rsHTTP).Do(mustReq(t, method, e.url+path, req))
 		if err != nil {
 			return rsReply{}, false
 		}

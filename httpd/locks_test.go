@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/httpd"
+	"github.com/octostore/octostore/httpd/apitest"
 )
 
 // lkStart starts a real server on 127.0.0.1:0 with a temp database.
@@ -56,7 +57,7 @@ func lkDo(t *testing.T, a *httpd.App, method, path, token, body string, hdr ...s
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := apitest.Client(t, http.DefaultClient).Do(req) // checked against docs/openapi.yaml
 	if err != nil {
 		t.Fatal(err)
 	}

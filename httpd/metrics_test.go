@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/httpd"
+	"github.com/octostore/octostore/httpd/apitest"
 	"github.com/octostore/octostore/tools/client"
 )
 
@@ -60,7 +61,7 @@ func TestMetricsAuth(t *testing.T) {
 	// Prometheus text format.
 	req, _ := http.NewRequest("GET", a.URL()+"/metrics", nil)
 	req.Header.Set("X-Admin-Key", "adminkey")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apitest.Client(t, nil).Do(req) // checked against docs/openapi.yaml
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestMetricsContent(t *testing.T) {
 	if _, err := alice.LockStatus(ctx, "bad name"); err == nil {
 		t.Fatal("bad name accepted")
 	}
-	resp, err := http.Get(a.URL() + "/no/such/route")
+	resp, err := apitest.Client(t, nil).Get(a.URL() + "/no/such/route") // checked: a 404 {"error"}
 	if err != nil {
 		t.Fatal(err)
 	}

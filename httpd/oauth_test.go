@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/httpd"
+	"github.com/octostore/octostore/httpd/apitest"
 )
 
 // authLogBuf is a goroutine-safe log sink.
@@ -141,8 +142,16 @@ func (r authReply) errMsg(t *testing.T) string {
 	return s
 }
 
-// call sends a request; hdr holds extra headers ("Cookie", "X-Admin-Key" …).
+// authCall sends a request to the server under test, checked against
+// docs/openapi.yaml; hdr holds extra headers ("Cookie", "X-Admin-Key" …).
 func authCall(t *testing.T, method, u, token string, body string, hdr ...string) authReply {
+	t.Helper()
+	return browserCall(t, apitest.Client(t, authBrowser), method, u, token, body, hdr...)
+}
+
+// browserCall sends a request with hc (authCall for the server; authBrowser
+// itself for the fake GitHub, which the contract does not describe).
+func browserCall(t *testing.T, hc *http.Client, method, u, token string, body string, hdr ...string) authReply {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -161,7 +170,7 @@ func authCall(t *testing.T, method, u, token string, body string, hdr ...string)
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := authBrowser.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, u, err)
 	}
@@ -193,7 +202,7 @@ func (e *authEnv) begin(t *testing.T) (*http.Cookie, *url.URL) {
 // returns the query GitHub sends the authBrowser back with (code, state).
 func (e *authEnv) authorize(t *testing.T, loc *url.URL) url.Values {
 	t.Helper()
-	r := authCall(t, "GET", loc.String(), "", "")
+	r := browserCall(t, authBrowser, "GET", loc.String(), "", "")
 	if r.status != http.StatusFound {
 		t.Fatalf("fake authorize: %d %s", r.status, r.body)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/httpd"
+	"github.com/octostore/octostore/httpd/apitest"
 )
 
 // Helpers of the reliability tests (fault_test.go, overload_test.go,
@@ -110,7 +111,7 @@ func (e *relEnv) do(method, path, token, body string, hdr ...string) relResp {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := e.http.Do(req)
+	resp, err := apitest.Client(e.t, e.http).Do(req) // checked against docs/openapi.yaml
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/httpd"
+	"github.com/octostore/octostore/httpd/apitest"
 )
 
 // Helpers of the limits/flags/config tests (prefix rs).
@@ -169,7 +170,7 @@ func (e *rsEnv) do(t *testing.T, method, path, token, body string, hdr ...string
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := rsHTTP.Do(req)
+	resp, err := apitest.Client(t, rsHTTP).Do(req) // checked against docs/openapi.yaml
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}

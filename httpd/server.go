@@ -84,6 +84,7 @@ func newServer(svc Services, store *persistence.Store, auth *Authenticator, log 
 		s.writeErr(ctx, actors.NewError(actors.CodeNotFound, "no such route: "+string(ctx.Path())))
 	}
 	s.r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
+		dropOptionsFromAllow(ctx)
 		s.writeErr(ctx, actors.NewError(actors.CodeMethodNotAllowed, "method "+string(ctx.Method())+" not allowed on "+string(ctx.Path())))
 	}
 	s.r.PanicHandler = func(ctx *fasthttp.RequestCtx, v any) {
@@ -92,6 +93,7 @@ func newServer(svc Services, store *persistence.Store, auth *Authenticator, log 
 	}
 	s.r.GET("/health", s.health)
 	s.routes()
+	s.routeOpenAPI()
 	s.srv = &fasthttp.Server{
 		Handler:                       newInflight(cfg.MaxInFlight).wrap(s.r.Handler),
 		Name:                          "octostore",

@@ -14,6 +14,15 @@ import (
 // account (refused, nothing written).
 func TestSignIn(t *testing.T) {
 	db, s := openTokenStore(t)
+	// Each sign-in a second after the last: "oldest" is well defined.
+	var mu sync.Mutex
+	clock := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	db.Now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(time.Second)
+		return clock
+	}
 	ctx := t.Context()
 	octo := persistence.GitHubUser{ID: 7, Login: "octo", AvatarURL: "https://avatars.example/7"}
 

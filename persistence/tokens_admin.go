@@ -85,6 +85,14 @@ func (db *DB) ListTokens(ctx context.Context, login string) ([]TokenInfo, error)
 	return listTokens(ctx, db.read, login)
 }
 
+// UserInfo is a stored user (the etcd store's user reads return it).
+type UserInfo struct {
+	ID        int64
+	Login     string
+	GitHubID  int64 // 0 for local users (static, dev, cli)
+	AvatarURL string
+}
+
 // inTx runs fn in one write transaction that also bumps the auth epoch.
 func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.write.BeginTx(ctx, nil)

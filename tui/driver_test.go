@@ -7,6 +7,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/octostore/octostore/httpd/apitest"
 	"github.com/octostore/octostore/tools/client"
 	"github.com/octostore/octostore/tools/client/clienttest"
 )
@@ -76,13 +77,15 @@ func TestDriverAgainstFakeServer(t *testing.T) {
 	srv := clienttest.New(map[string]string{"tokA": "alice"})
 	defer srv.Close()
 	ctx := context.Background()
-	alice, _ := client.New(srv.URL, "tokA")
+	// Every exchange, the view's included, is checked against docs/openapi.yaml.
+	checked := []client.Option{client.WithTransport(apitest.FastTransport(t, nil)), client.WithHTTPClient(apitest.Client(t, nil))}
+	alice, _ := client.New(srv.URL, "tokA", checked...)
 	// A lock held before the view starts comes from the listing.
 	if _, err := alice.Acquire(ctx, "early", time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	// A user token: the fake lists only the caller's own flags.
-	api, _ := client.New(srv.URL, "tokA", client.WithRetries(0))
+	api, _ := client.New(srv.URL, "tokA", append(checked, client.WithRetries(0))...)
 	m := New(Config{API: api, Server: srv.URL, Tick: 20 * time.Millisecond, MetricsEvery: 50 * time.Millisecond,
 		Backoff: func(int) time.Duration { return 10 * time.Millisecond }})
 	d := newDriver(t, m)

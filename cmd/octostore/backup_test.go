@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/httpd"
+	"github.com/octostore/octostore/httpd/apitest"
 )
 
 // bkOp is one acknowledged lock operation of the backup test's load.
@@ -49,7 +50,7 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := hc.Do(req)
+		resp, err := apitest.Client(t, hc).Do(req) // checked against docs/openapi.yaml
 		if err != nil {
 			t.Error(err)
 			return 0, nil
@@ -157,7 +158,7 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 	for name, ops := range hist {
 		req, _ := http.NewRequest("GET", restored.URL()+"/locks/"+name, nil)
 		req.Header.Set("Authorization", "Bearer "+owner[name])
-		resp, err := hc.Do(req)
+		resp, err := apitest.Client(t, hc).Do(req) // checked against docs/openapi.yaml
 		if err != nil {
 			t.Fatal(err)
 		}

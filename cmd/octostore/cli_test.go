@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/octostore/octostore/httpd/apitest"
 	"github.com/octostore/octostore/tools/client/clienttest"
 	"github.com/urfave/cli/v2"
 )
@@ -125,7 +126,7 @@ func serverFor(t *testing.T, probePath string) string {
 	u := startServer(t)
 	req, _ := http.NewRequest("GET", u+probePath, nil)
 	req.Header.Set("Authorization", "Bearer "+tokA)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apitest.Client(t, nil).Do(req) // checked against docs/openapi.yaml
 	if err == nil {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/httpd"
+	"github.com/octostore/octostore/httpd/apitest"
 	"github.com/octostore/octostore/persistence"
 )
 
@@ -40,7 +41,7 @@ func TestTokenAdminWhileServing(t *testing.T) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", app.URL()+"/locks", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := apitest.Client(t, nil).Do(req) // checked against docs/openapi.yaml
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,7 +188,7 @@ func TestTokenCreateBeforeFirstServe(t *testing.T) {
 	defer app.Close()
 	req, _ := http.NewRequest("GET", app.URL()+"/locks", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apitest.Client(t, nil).Do(req) // checked against docs/openapi.yaml
 	if err != nil {
 		t.Fatal(err)
 	}

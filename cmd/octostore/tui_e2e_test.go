@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/octostore/octostore/httpd/apitest"
 	"github.com/octostore/octostore/tools/client"
 )
 
@@ -77,7 +78,8 @@ func TestTUIEndToEnd(t *testing.T) {
 		return strings.Contains(scr, "live") && strings.Contains(scr, "NAME")
 	})
 
-	alice, err := client.New(url, tokA)
+	alice, err := client.New(url, tokA, // every exchange checked against docs/openapi.yaml
+		client.WithTransport(apitest.FastTransport(t, nil)), client.WithHTTPClient(apitest.Client(t, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,6 +58,12 @@ func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.sse = h
 // Addr and IsTLS must match the base URL.
 func WithHostClient(hc *fasthttp.HostClient) Option { return func(c *Client) { c.hc = hc } }
 
+// WithTransport sets the fasthttp transport under unary calls (default
+// fasthttp.DefaultTransport): every request and answer passes through it.
+// Tests use it to check each exchange against the API contract
+// (httpd/apitest.FastTransport). Apply it after WithHostClient, if both.
+func WithTransport(rt fasthttp.RoundTripper) Option { return func(c *Client) { c.hc.Transport = rt } }
+
 // WithMaxConns sets the connection pool size for unary calls (default 512).
 func WithMaxConns(n int) Option { return func(c *Client) { c.hc.MaxConns = n } }
 

@@ -8,20 +8,43 @@ import (
 	"testing"
 	"time"
 
+	"github.com/octostore/octostore/httpd/apitest"
 	"github.com/octostore/octostore/tools/client/clienttest"
 )
 
+// fake starts the fake server with alice's and bob's clients, whose every
+// exchange is checked against docs/openapi.yaml (the fake is held to the
+// contract the client is written for).
 func fake(t *testing.T) (*clienttest.Server, *Client, *Client) {
+	t.Helper()
+	return fakeWith(t, checked(t)...)
+}
+
+// fakeOffContract is fake without the contract check, for tests that make
+// the fake answer what the contract does not allow (a bare 503) on purpose.
+func fakeOffContract(t *testing.T) (*clienttest.Server, *Client, *Client) {
+	t.Helper()
+	return fakeWith(t)
+}
+
+func fakeWith(t *testing.T, opts ...Option) (*clienttest.Server, *Client, *Client) {
 	t.Helper()
 	srv := clienttest.New(map[string]string{"tokA": "alice", "tokB": "bob"})
 	srv.SetAdminKey("adminkey")
 	t.Cleanup(srv.Close)
-	alice := newTestClient(t, srv.URL)
-	bob, err := New(srv.URL, "tokB")
+	alice := newTestClient(t, srv.URL, opts...)
+	bob, err := New(srv.URL, "tokB", opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return srv, alice, bob
+}
+
+// checked are the options that pass every exchange (unary calls and event
+// streams) through the contract check (httpd/apitest).
+func checked(t *testing.T) []Option {
+	t.Helper()
+	return []Option{WithTransport(apitest.FastTransport(t, nil)), WithHTTPClient(apitest.Client(t, nil))}
 }
 
 func TestLockEndpoints(t *testing.T) {
@@ -176,7 +199,7 @@ func TestTokensHealthMetrics(t *testing.T) {
 	if _, err := alice.Metrics(ctx); !errors.Is(err, ErrForbidden) {
 		t.Fatalf("metrics as user err = %v", err)
 	}
-	admin, _ := New(srv.URL, "", WithAdminKey("adminkey"))
+	admin, _ := New(srv.URL, "", append(checked(t), WithAdminKey("adminkey"))...)
 	m, err := admin.Metrics(ctx)
 	if err != nil || !strings.Contains(m, "octostore_up 1") {
 		t.Fatalf("metrics = %q, %v", m, err)
@@ -186,7 +209,7 @@ func TestTokensHealthMetrics(t *testing.T) {
 	if err != nil || !strings.HasPrefix(tok, "octo_") || alice.Token() != tok {
 		t.Fatalf("rotate = %q, %v", tok, err)
 	}
-	stale, _ := New(srv.URL, old)
+	stale, _ := New(srv.URL, old, checked(t)...)
 	if _, err := stale.ListLocks(ctx); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("old token err = %v", err)
 	}

@@ -125,8 +125,8 @@ func FuzzReadEvents(f *testing.F) {
 func TestEventsAndWatchLockAgainstFake(t *testing.T) {
 	srv := clienttest.New(map[string]string{"tokA": "alice", "tokB": "bob"})
 	defer srv.Close()
-	alice := newTestClient(t, srv.URL)
-	bob, _ := New(srv.URL, "tokB")
+	alice := newTestClient(t, srv.URL, checked(t)...)
+	bob, _ := New(srv.URL, "tokB", checked(t)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -169,7 +169,7 @@ func TestEventsAndWatchLockAgainstFake(t *testing.T) {
 	}
 
 	// The stream refuses bad credentials with the typed error.
-	stranger, _ := New(srv.URL, "nope")
+	stranger, _ := New(srv.URL, "nope", checked(t)...)
 	if _, err := stranger.Events(ctx, EventFilter{}); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("err = %v", err)
 	}

@@ -162,7 +162,7 @@ func TestLockerDoneWhenRenewRefused(t *testing.T) {
 }
 
 func TestLockerDoneWhenUnreachablePastExpiry(t *testing.T) {
-	srv, alice, _ := fake(t)
+	srv, alice, _ := fakeOffContract(t)
 	l, clk := newFakeLocker(t, alice, "job", 3*time.Second)
 	if err := l.TryLock(context.Background()); err != nil {
 		t.Fatal(err)
@@ -194,7 +194,7 @@ func TestLockerDoneWhenUnreachablePastExpiry(t *testing.T) {
 }
 
 func TestLockerSurvivesATransientFailure(t *testing.T) {
-	srv, alice, _ := fake(t)
+	srv, alice, _ := fakeOffContract(t)
 	l, clk := newFakeLocker(t, alice, "job", 3*time.Second)
 	if err := l.TryLock(context.Background()); err != nil {
 		t.Fatal(err)
@@ -346,7 +346,7 @@ func TestLockerLockContextDeadline(t *testing.T) {
 
 func TestLockerLockReturnsPermanentErrors(t *testing.T) {
 	srv, _, _ := fake(t)
-	c, _ := New(srv.URL, "wrong")
+	c, _ := New(srv.URL, "wrong", checked(t)...)
 	l := NewLocker(c, "job", time.Minute)
 	if err := l.Lock(context.Background()); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("Lock = %v", err)

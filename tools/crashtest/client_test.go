@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/octostore/octostore/httpd/apitest"
 )
 
 // cluster is what the clients of one test share: the URL of the current
@@ -30,18 +32,25 @@ type cluster struct {
 }
 
 func newCluster() *cluster {
-	return &cluster{
-		hist: NewHistory(),
-		http: &http.Client{
-			Timeout: 5 * time.Second,
-			Transport: &http.Transport{
-				MaxIdleConnsPerHost: 4,
-				DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
-				DisableCompression:  true,
-			},
-		},
+	cl := &cluster{hist: NewHistory()}
+	cl.http = &http.Client{
+		Timeout: 5 * time.Second,
+		// Every complete exchange is checked against docs/openapi.yaml; a
+		// mismatch is one of the cluster's bugs.
+		Transport: apitest.Transport(cl, &http.Transport{
+			MaxIdleConnsPerHost: 4,
+			DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
+			DisableCompression:  true,
+		}),
 	}
+	return cl
 }
+
+// Helper, Errorf and Fatalf make the cluster an apitest.T: contract
+// mismatches are recorded as bugs (reported by checkBugs).
+func (cl *cluster) Helper()                           {}
+func (cl *cluster) Errorf(format string, args ...any) { cl.bug(format, args...) }
+func (cl *cluster) Fatalf(format string, args ...any) { cl.bug(format, args...) }
 
 func (cl *cluster) setURL(u string) { cl.url.Store(&u) }
 

@@ -75,7 +75,7 @@ type flag struct {
 type cfgVersion struct {
 	Version     int64           `json:"version"`
 	Value       json.RawMessage `json:"value"`
-	Description string          `json:"description,omitempty"`
+	Description string          `json:"description"`
 	CreatedAt   time.Time       `json:"created_at"`
 }
 
@@ -260,6 +260,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		delete(s.tokens, bearer(r))
 		s.tokens[tok] = user
 		s.mu.Unlock()
+		w.Header().Set("Cache-Control", "no-store") // a token must not be cached
 		writeJSON(w, 200, map[string]any{"token": tok})
 	case r.URL.Path == "/auth/token" && r.Method == "DELETE":
 		s.mu.Lock()
@@ -449,6 +450,15 @@ func (s *Server) serveLimits(w http.ResponseWriter, r *http.Request, parts []str
 			"reset_at": l.windowStarted.Add(time.Duration(l.window) * time.Second).UTC().Format(time.RFC3339)}
 		return m
 	}
+	// headers sets the RateLimit-* headers of a check or status answer.
+	headers := func(l *limit) {
+		reset := l.windowStarted.Add(time.Duration(l.window) * time.Second).Sub(now)
+		h := w.Header()
+		h.Set("RateLimit-Limit", strconv.Itoa(l.max))
+		h.Set("RateLimit-Remaining", strconv.Itoa(max(l.max-l.count, 0)))
+		h.Set("RateLimit-Reset", strconv.Itoa(int((reset+time.Second-1)/time.Second)))
+		h.Set("RateLimit-Policy", strconv.Itoa(l.max)+";w="+strconv.Itoa(l.window))
+	}
 	switch {
 	case len(parts) == 1 && r.Method == "GET":
 		out := []map[string]any{}
@@ -481,7 +491,7 @@ func (s *Server) serveLimits(w http.ResponseWriter, r *http.Request, parts []str
 					m["allowed"], m["retry_after_seconds"] = false, ra
 					w.Header().Set("Retry-After", strconv.Itoa(ra))
 				}
-				w.Header().Set("RateLimit-Limit", strconv.Itoa(l.max))
+				headers(l)
 				writeJSON(w, 200, m)
 				return
 			}
@@ -498,7 +508,9 @@ func (s *Server) serveLimits(w http.ResponseWriter, r *http.Request, parts []str
 			writeJSON(w, 200, map[string]any{"reset": true})
 			return
 		}
-		writeJSON(w, 200, state(l))
+		m := state(l)
+		headers(l)
+		writeJSON(w, 200, m)
 	default:
 		writeErr(w, 404, "not found")
 	}
@@ -576,12 +588,11 @@ func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request, parts []str
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	entry := func(c *cfg, v cfgVersion) map[string]any {
-		m := map[string]any{"key": c.key, "value": v.Value, "version": v.Version, "created_at": c.createdAt, "updated_at": v.CreatedAt}
-		if v.Description != "" {
-			m["description"] = v.Description
-		}
-		return m
+		return map[string]any{"key": c.key, "value": v.Value, "description": v.Description, "version": v.Version,
+			"created_at": c.createdAt, "updated_at": v.CreatedAt}
 	}
+	// etag sets the version as the ETag of a config answer.
+	etag := func(v cfgVersion) { w.Header().Set("ETag", `"`+strconv.FormatInt(v.Version, 10)+`"`) }
 	if len(parts) >= 2 && !names.ConfigKey.Valid(parts[1]) {
 		writeErr(w, 422, "config key "+names.ConfigKey.Requirement())
 		return
@@ -629,6 +640,7 @@ func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request, parts []str
 		v := cfgVersion{Version: cur + 1, Value: val, Description: desc, CreatedAt: s.now().UTC()}
 		c.versions = append(c.versions, v)
 		s.publish(map[string]any{"type": "config.written", "kind": "config", "name": parts[1], "owner": user, "version": v.Version})
+		etag(v)
 		writeJSON(w, 200, entry(c, v))
 	case c == nil:
 		writeErr(w, 404, "Config not found")
@@ -642,6 +654,7 @@ func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request, parts []str
 			}
 			v = c.versions[n-1]
 		}
+		etag(v)
 		writeJSON(w, 200, entry(c, v))
 	case len(parts) == 3 && parts[2] == "history" && r.Method == "GET":
 		writeJSON(w, 200, map[string]any{"versions": c.versions})

@@ -1,8 +1,10 @@
 // Package realtest runs one contract suite for the Go client against every
 // implementation of the API: the real server (httpd, in process, on
 // 127.0.0.1:0 with a temporary database) and the in-memory fake
-// (clienttest). It lives apart from package client so that the client's own
-// tests never depend on the server compiling.
+// (clienttest). Every exchange of the suite is also checked against the
+// published document, docs/openapi.yaml (httpd/apitest), so the fake and the
+// server are held to one contract. It lives apart from package client so
+// that the client's own tests never depend on the server compiling.
 package realtest
 
 import (
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/httpd"
+	"github.com/octostore/octostore/httpd/apitest"
 	"github.com/octostore/octostore/tools/client"
 	"github.com/octostore/octostore/tools/client/clienttest"
 )
@@ -65,14 +68,20 @@ func each(t *testing.T, f func(t *testing.T, url string)) {
 
 func clients(t *testing.T, url string) (alice, bob *client.Client) {
 	t.Helper()
-	var err error
-	if alice, err = client.New(url, tokA); err != nil {
+	return newClient(t, url, tokA), newClient(t, url, tokB)
+}
+
+// newClient is a client for token whose every exchange (unary calls and
+// event streams) is checked against docs/openapi.yaml.
+func newClient(t *testing.T, url, token string) *client.Client {
+	t.Helper()
+	c, err := client.New(url, token,
+		client.WithTransport(apitest.FastTransport(t, nil)),
+		client.WithHTTPClient(apitest.Client(t, nil)))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if bob, err = client.New(url, tokB); err != nil {
-		t.Fatal(err)
-	}
-	return alice, bob
+	return c
 }
 
 // requireRoute fails the test when the server does not serve path.
@@ -80,7 +89,7 @@ func requireRoute(t *testing.T, url, path string) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url+path, nil)
 	req.Header.Set("Authorization", "Bearer "+tokA)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apitest.Client(t, nil).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +157,7 @@ func TestContractErrors(t *testing.T) {
 	each(t, func(t *testing.T, url string) {
 		alice, _ := clients(t, url)
 		ctx := context.Background()
-		stranger, _ := client.New(url, "nope")
+		stranger := newClient(t, url, "nope")
 		if _, err := stranger.Acquire(ctx, "x", time.Second); !errors.Is(err, client.ErrUnauthorized) {
 			t.Fatalf("bad token err = %v", err)
 		}
