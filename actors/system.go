@@ -12,32 +12,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// Kind is a resource kind. Each kind has its own Behavior.
-type Kind uint8
-
-// The resource kinds.
-const (
-	KindLock Kind = iota
-	KindLimit
-	KindFlag
-	KindConfig
-	numKinds
-)
-
-func (k Kind) String() string {
-	switch k {
-	case KindLock:
-		return "lock"
-	case KindLimit:
-		return "limit"
-	case KindFlag:
-		return "flag"
-	case KindConfig:
-		return "config"
-	}
-	return fmt.Sprintf("kind(%d)", uint8(k))
-}
-
 // Key names one resource. Locks share one namespace (Owner is empty); limits,
 // flags and config keys belong to their owner.
 type Key struct {
