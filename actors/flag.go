@@ -80,20 +80,27 @@ func (f *Flags) Get(ctx context.Context, owner, name string) (FlagState, error) 
 	return answer(f.sys.call(ctx, flagKey(owner, name), op), &op.state)
 }
 
-// Evaluate decides the flag for subject (EvaluateFlag; an unknown flag is
-// false with ReasonFlagNotFound). An empty subject evaluates for the owner.
-// The hot path: neither the subject nor the answer is copied or allocated.
+// Evaluate decides the flag for subject (FlagState.Evaluate: an unknown
+// flag is false with ReasonFlagNotFound; an empty subject evaluates for the
+// owner), from the read view when it can (Get).
 func (f *Flags) Evaluate(ctx context.Context, owner, name string, subject []byte) (on bool, reason string, err error) {
 	st, err := f.Get(ctx, owner, name)
 	if err != nil {
 		return false, "", err
 	}
+	on, reason = st.Evaluate(owner, subject)
+	return on, reason, nil
+}
+
+// Evaluate decides the flag for subject (EvaluateFlag); an empty subject
+// evaluates for owner. Neither the subject nor the answer is copied or
+// allocated.
+func (st *FlagState) Evaluate(owner string, subject []byte) (on bool, reason string) {
 	if len(subject) == 0 {
 		var sb [64]byte // logins are at most names.Login.Max() bytes
 		subject = append(sb[:0], owner...)
 	}
-	on, reason = EvaluateFlag(st.Flag, st.Found, subject)
-	return on, reason, nil
+	return EvaluateFlag(st.Flag, st.Found, subject)
 }
 
 // Lookup answers from the committed read view only: ok is false when the

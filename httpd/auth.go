@@ -180,10 +180,11 @@ func (a *Authenticator) isAdminKey(k []byte) bool {
 	return subtle.ConstantTimeCompare(x[:], y[:]) == 1
 }
 
-// handler is an authenticated endpoint. rc is the request's context (the
-// typed calls take it: reqctx.go), p the caller. It answers success itself
-// and returns the error a request fails with, which errors.go answers.
-type handler func(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error
+// handler is an authenticated endpoint. rq gives the request's context
+// (rq.ctx(): the typed calls take it, reqctx.go), p is the caller. It
+// answers success itself and returns the error a request fails with, which
+// errors.go answers.
+type handler func(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error
 
 // authed wraps a handler with authentication and the request's context.
 func (s *Server) authed(h handler) fasthttp.RequestHandler {
@@ -195,10 +196,10 @@ func (s *Server) authed(h handler) fasthttp.RequestHandler {
 			s.writeErr(ctx, err)
 			return
 		}
-		rc := s.reqs.get(ctx.Conn())
-		defer s.reqs.end(rc)
-		if err := h(ctx, rc, &p); err != nil {
-			s.writeErr(ctx, rc.explain(err))
+		rq := s.reqs.request(ctx.Conn())
+		defer s.reqs.release(rq)
+		if err := h(ctx, rq, &p); err != nil {
+			s.writeErr(ctx, rq.explain(err))
 		}
 	}
 }

@@ -2,7 +2,6 @@ package httpd
 
 import (
 	"bytes"
-	"context"
 	"math"
 	"strconv"
 	"unicode/utf8"
@@ -119,7 +118,7 @@ func configWrite(ctx *fasthttp.RequestCtx, expected int64, fromHeader bool) (act
 	return w, nil
 }
 
-func (s *Server) configSet(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+func (s *Server) configSet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
 	key, err := configKey(ctx)
 	if err != nil {
 		return err
@@ -136,7 +135,7 @@ func (s *Server) configSet(ctx *fasthttp.RequestCtx, rc context.Context, p *Prin
 	if err != nil {
 		return err
 	}
-	c, err := s.config.Put(rc, owner, key, w)
+	c, err := s.config.Put(rq.ctx(), owner, key, w)
 	if err != nil {
 		return err
 	}
@@ -145,18 +144,18 @@ func (s *Server) configSet(ctx *fasthttp.RequestCtx, rc context.Context, p *Prin
 
 // configGet reads the current version, or ?version=N (a past one, from
 // the database: every acknowledged write is committed).
-func (s *Server) configGet(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+func (s *Server) configGet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
 	owner, key, err := configTarget(ctx, p, false)
 	if err != nil {
 		return err
 	}
 	var c actors.ConfigRecord
 	if q := ctx.QueryArgs(); !q.Has("version") {
-		c, err = s.config.Get(rc, owner, key)
+		c, err = s.config.Get(rq.ctx(), owner, key)
 	} else if n, perr := strconv.ParseInt(string(q.Peek("version")), 10, 64); perr != nil || n < 1 {
 		return errVersionParam
 	} else {
-		c, err = s.config.Version(rc, owner, key, n)
+		c, err = s.config.Version(rq.ctx(), owner, key, n)
 	}
 	if err != nil {
 		return err
@@ -164,23 +163,23 @@ func (s *Server) configGet(ctx *fasthttp.RequestCtx, rc context.Context, p *Prin
 	return writeConfig(ctx, c)
 }
 
-func (s *Server) configDelete(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+func (s *Server) configDelete(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
 	owner, key, err := configTarget(ctx, p, true)
 	if err != nil {
 		return err
 	}
-	if err := s.config.Delete(rc, owner, key); err != nil {
+	if err := s.config.Delete(rq.ctx(), owner, key); err != nil {
 		return err
 	}
 	return writeOK(ctx, deletedBody)
 }
 
-func (s *Server) configHistory(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+func (s *Server) configHistory(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
 	owner, key, err := configTarget(ctx, p, false)
 	if err != nil {
 		return err
 	}
-	versions, err := s.config.History(rc, owner, key)
+	versions, err := s.config.History(rq.ctx(), owner, key)
 	if err != nil {
 		return err
 	}
@@ -204,8 +203,8 @@ func (s *Server) configHistory(ctx *fasthttp.RequestCtx, rc context.Context, p *
 
 // configList is served from the database: every acknowledged write is
 // committed, so it is there.
-func (s *Server) configList(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
-	return writeListing(ctx, rc, p, "configs", s.config.List, 160, func(b []byte, c *actors.ConfigRecord, all bool) []byte {
+func (s *Server) configList(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	return writeListing(ctx, rq, p, "configs", s.config.List, 160, func(b []byte, c *actors.ConfigRecord, all bool) []byte {
 		b = appendOwner(append(b, '{'), all, c.Owner)
 		b = append(b, `"key":`...)
 		b = appendString(b, c.Key)

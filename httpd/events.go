@@ -2,7 +2,6 @@ package httpd
 
 import (
 	"bufio"
-	"context"
 	"net"
 	"strconv"
 	"sync"
@@ -121,7 +120,7 @@ var (
 	errEventPrefix = invalid("prefix must be at most 256 characters")
 )
 
-func (s *Server) eventsAll(ctx *fasthttp.RequestCtx, _ context.Context, p *Principal) error {
+func (s *Server) eventsAll(ctx *fasthttp.RequestCtx, _ *request, p *Principal) error {
 	q := ctx.QueryArgs()
 	kind := string(q.Peek("kind"))
 	if !eventKinds[kind] {
@@ -138,7 +137,7 @@ func (s *Server) eventsAll(ctx *fasthttp.RequestCtx, _ context.Context, p *Princ
 	return s.events.serve(ctx, sub, nil, nil)
 }
 
-func (s *Server) lockWatch(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+func (s *Server) lockWatch(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
 	name, err := lockName(ctx)
 	if err != nil {
 		return err
@@ -150,7 +149,7 @@ func (s *Server) lockWatch(ctx *fasthttp.RequestCtx, rc context.Context, p *Prin
 		return err
 	}
 	before := s.events.broker.Seq()
-	st, err := s.locks.Status(rc, name)
+	st, err := s.locks.Status(rq.ctx(), name)
 	if err != nil {
 		sub.Close()
 		return err

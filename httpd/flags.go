@@ -1,7 +1,6 @@
 package httpd
 
 import (
-	"context"
 	"strconv"
 
 	"github.com/octostore/octostore/actors"
@@ -21,7 +20,7 @@ var (
 	errPercentageNull = invalid("percentage must be an integer between 0 and 100; leave it out for no percentage")
 )
 
-func (s *Server) flagSet(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+func (s *Server) flagSet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
 	name, err := flagNames.name(ctx)
 	if err != nil {
 		return err
@@ -49,7 +48,7 @@ func (s *Server) flagSet(ctx *fasthttp.RequestCtx, rc context.Context, p *Princi
 	if err != nil {
 		return err
 	}
-	f, err := s.flags.Put(rc, owner, name, actors.FlagWrite{Enabled: enabled, Percentage: int(pct)})
+	f, err := s.flags.Put(rq.ctx(), owner, name, actors.FlagWrite{Enabled: enabled, Percentage: int(pct)})
 	if err != nil {
 		return err
 	}
@@ -59,8 +58,9 @@ func (s *Server) flagSet(ctx *fasthttp.RequestCtx, rc context.Context, p *Princi
 // flagGet evaluates the flag for ?subject= (default: the caller's login;
 // for the admin key, the owner's). The hot path: the definition comes from
 // the committed read view when the flag's actor is resident (no actor round
-// trip: actors.Flags.Evaluate), no encoding/json, no copies of the subject.
-func (s *Server) flagGet(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+// trip, and then no request context either), no encoding/json, no copies of
+// the subject.
+func (s *Server) flagGet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
 	owner, name, err := flagNames.target(ctx, p, false)
 	if err != nil {
 		return err
@@ -69,10 +69,13 @@ func (s *Server) flagGet(ctx *fasthttp.RequestCtx, rc context.Context, p *Princi
 	if len(subject) > MaxFlagSubject {
 		return errSubjectTooLong
 	}
-	on, reason, err := s.flags.Evaluate(rc, owner, name, subject)
-	if err != nil {
-		return err
+	st, ok := s.flags.Lookup(owner, name)
+	if !ok {
+		if st, err = s.flags.Get(rq.ctx(), owner, name); err != nil {
+			return err
+		}
 	}
+	on, reason := st.Evaluate(owner, subject)
 	var buf [192]byte
 	b := append(buf[:0], `{"name":`...)
 	b = appendString(b, name)
@@ -84,14 +87,14 @@ func (s *Server) flagGet(ctx *fasthttp.RequestCtx, rc context.Context, p *Princi
 	return writeOK(ctx, b)
 }
 
-func (s *Server) flagDelete(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
-	return deleteTarget(ctx, rc, p, flagNames, s.flags.Delete, deletedBody)
+func (s *Server) flagDelete(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	return deleteTarget(ctx, rq, p, flagNames, s.flags.Delete, deletedBody)
 }
 
 // flagList is served from the database: every acknowledged write is
 // committed, so it is there.
-func (s *Server) flagList(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
-	return writeListing(ctx, rc, p, "flags", s.flags.List, 160, func(b []byte, f *actors.FlagRecord, all bool) []byte {
+func (s *Server) flagList(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	return writeListing(ctx, rq, p, "flags", s.flags.List, 160, func(b []byte, f *actors.FlagRecord, all bool) []byte {
 		return appendFlag(b, *f, all)
 	})
 }

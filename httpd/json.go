@@ -214,13 +214,13 @@ func appendList[T any](b []byte, key string, items []T, item func(b []byte, it *
 // writeListing answers an owner-scoped listing: the items of the owner
 // listScope resolves, under key, each rendered by item (all: admin
 // listings name each item's owner).
-func writeListing[T any](ctx *fasthttp.RequestCtx, rc context.Context, p *Principal, key string,
+func writeListing[T any](ctx *fasthttp.RequestCtx, rq *request, p *Principal, key string,
 	list func(ctx context.Context, owner string) ([]T, error), itemSize int, item func(b []byte, it *T, all bool) []byte) error {
 	owner, all, err := listScope(ctx, p)
 	if err != nil {
 		return err
 	}
-	items, err := list(rc, owner)
+	items, err := list(rq.ctx(), owner)
 	if err != nil {
 		return err
 	}

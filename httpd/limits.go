@@ -123,7 +123,7 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
-func (s *Server) limitCheck(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+func (s *Server) limitCheck(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
 	name, err := limitNames.name(ctx)
 	if err != nil {
 		return err
@@ -136,7 +136,7 @@ func (s *Server) limitCheck(ctx *fasthttp.RequestCtx, rc context.Context, p *Pri
 	if err != nil {
 		return err
 	}
-	r, err := s.limits.Check(rc, owner, name, max, win)
+	r, err := s.limits.Check(rq.ctx(), owner, name, max, win)
 	if err != nil {
 		return err
 	}
@@ -144,12 +144,12 @@ func (s *Server) limitCheck(ctx *fasthttp.RequestCtx, rc context.Context, p *Pri
 	return nil
 }
 
-func (s *Server) limitStatus(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+func (s *Server) limitStatus(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
 	owner, name, err := limitNames.target(ctx, p, false)
 	if err != nil {
 		return err
 	}
-	r, err := s.limits.Status(rc, owner, name)
+	r, err := s.limits.Status(rq.ctx(), owner, name)
 	if err != nil {
 		return err
 	}
@@ -162,19 +162,19 @@ var (
 	deletedBody = []byte(`{"deleted":true}`)
 )
 
-func (s *Server) limitReset(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
-	return deleteTarget(ctx, rc, p, limitNames, s.limits.Reset, resetBody)
+func (s *Server) limitReset(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	return deleteTarget(ctx, rq, p, limitNames, s.limits.Reset, resetBody)
 }
 
 // deleteTarget answers a DELETE of an owner-scoped resource: validate the
 // name and the owner, call del, answer body.
-func deleteTarget(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal, k resourceKind,
+func deleteTarget(ctx *fasthttp.RequestCtx, rq *request, p *Principal, k resourceKind,
 	del func(ctx context.Context, owner, name string) error, body []byte) error {
 	owner, name, err := k.target(ctx, p, true)
 	if err != nil {
 		return err
 	}
-	if err := del(rc, owner, name); err != nil {
+	if err := del(rq.ctx(), owner, name); err != nil {
 		return err
 	}
 	return writeOK(ctx, body)
@@ -182,8 +182,8 @@ func deleteTarget(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal, k 
 
 // limitList includes every check acknowledged before the request (the
 // write-behind counters are written first: actors.Limits.List).
-func (s *Server) limitList(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
-	return writeListing(ctx, rc, p, "limits", s.limits.List, 192, func(b []byte, l *actors.LimitStatus, all bool) []byte {
+func (s *Server) limitList(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	return writeListing(ctx, rq, p, "limits", s.limits.List, 192, func(b []byte, l *actors.LimitStatus, all bool) []byte {
 		b = appendOwner(append(b, '{'), all, l.Owner)
 		b = append(b, `"name":`...)
 		b = appendString(b, l.Name)

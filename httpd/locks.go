@@ -1,7 +1,6 @@
 package httpd
 
 import (
-	"context"
 	"strconv"
 	"time"
 
@@ -78,7 +77,7 @@ func noAdminWrites(p *Principal) error {
 	return nil
 }
 
-func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
 	name, body, err := lockRequest(ctx)
 	if err != nil {
 		return err
@@ -90,7 +89,7 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rc context.Context, p *Pr
 	if err := noAdminWrites(p); err != nil {
 		return err
 	}
-	g, err := s.locks.Acquire(rc, name, p.Login, ttl)
+	g, err := s.locks.Acquire(rq.ctx(), name, p.Login, ttl)
 	if err != nil {
 		return err
 	}
@@ -101,7 +100,7 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rc context.Context, p *Pr
 	return writeOK(ctx, appendLock(make([]byte, 0, 256), status, g.Lock, true))
 }
 
-func (s *Server) lockRenew(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+func (s *Server) lockRenew(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
 	name, body, err := lockRequest(ctx)
 	if err != nil {
 		return err
@@ -114,7 +113,7 @@ func (s *Server) lockRenew(ctx *fasthttp.RequestCtx, rc context.Context, p *Prin
 	if err != nil {
 		return err
 	}
-	l, err := s.locks.Renew(rc, name, p.Login, lease, ttl)
+	l, err := s.locks.Renew(rq.ctx(), name, p.Login, lease, ttl)
 	if err != nil {
 		return err
 	}
@@ -125,7 +124,7 @@ var releasedBody = []byte(`{"status":"released","message":"Lock released"}`)
 
 // lockRelease releases the caller's lease; the admin key releases whatever
 // lease is current (lease_id optional, and validated when given).
-func (s *Server) lockRelease(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+func (s *Server) lockRelease(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
 	name, body, err := lockRequest(ctx)
 	if err != nil {
 		return err
@@ -137,9 +136,9 @@ func (s *Server) lockRelease(ctx *fasthttp.RequestCtx, rc context.Context, p *Pr
 		}
 	}
 	if p.Admin {
-		err = s.locks.ForceRelease(rc, name)
+		err = s.locks.ForceRelease(rq.ctx(), name)
 	} else {
-		err = s.locks.Release(rc, name, p.Login, lease)
+		err = s.locks.Release(rq.ctx(), name, p.Login, lease)
 	}
 	if err != nil {
 		return err
@@ -147,12 +146,12 @@ func (s *Server) lockRelease(ctx *fasthttp.RequestCtx, rc context.Context, p *Pr
 	return writeOK(ctx, releasedBody)
 }
 
-func (s *Server) lockStatus(ctx *fasthttp.RequestCtx, rc context.Context, p *Principal) error {
+func (s *Server) lockStatus(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
 	name, err := lockName(ctx)
 	if err != nil {
 		return err
 	}
-	st, err := s.locks.Status(rc, name)
+	st, err := s.locks.Status(rq.ctx(), name)
 	if err != nil {
 		return err
 	}
@@ -167,7 +166,7 @@ func (s *Server) lockStatus(ctx *fasthttp.RequestCtx, rc context.Context, p *Pri
 }
 
 // lockList answers from the per-holder index (no scan).
-func (s *Server) lockList(ctx *fasthttp.RequestCtx, _ context.Context, p *Principal) error {
+func (s *Server) lockList(ctx *fasthttp.RequestCtx, _ *request, p *Principal) error {
 	var locks []actors.LockRecord
 	if p.Admin {
 		locks = s.locks.ListAll()

@@ -242,7 +242,7 @@ func (s *Server) routeMetrics(m *Metrics) {
 
 var errMetricsAdminOnly = actors.NewError(actors.CodeForbidden, "metrics are only available to the admin principal")
 
-func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx, _ context.Context, p *Principal) error {
+func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx, _ *request, p *Principal) error {
 	if !p.Admin {
 		return errMetricsAdminOnly
 	}

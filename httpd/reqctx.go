@@ -31,13 +31,16 @@ import (
 // (actors.System.call): an operation the actor has not started is dropped;
 // one it has applied still commits.
 //
-// The context's clock starts at its first use (Done, Err, Deadline: when
-// the request first waits), so a request answered without waiting (a flag
-// evaluated from the read view, a lock listing) pays one small allocation
-// and nothing else. Timeouts and watch points are found by one reaper
-// goroutine, running only while requests wait, every tick, instead of a
-// timer per request (a stdlib context.WithTimeout costs five allocations
-// and a timer; this one costs two: itself and its Done channel).
+// A handler makes its request's context when it first needs one
+// (request.ctx), so a request answered without waiting (a flag evaluated
+// from the read view, a lock listing) makes none; the context's clock
+// starts at its first use (Done, Err, Deadline). Timeouts and watch points
+// are found by one reaper goroutine, running only while requests wait,
+// every tick, instead of a timer per request (a stdlib
+// context.WithTimeout costs five allocations and a timer; this one costs
+// two: itself and its Done channel). Contexts are not recycled: code the
+// request calls may keep one (database/sql does) and must find it done,
+// not reused.
 
 // Causes of a request context's end, for the answer (explain).
 var (
@@ -116,6 +119,53 @@ type requestContext struct {
 	watched  chan struct{}
 	prev     *requestContext // reqs' list (reqs.mu)
 	next     *requestContext
+}
+
+// request is an authenticated request as its handler sees it: the
+// request's context is made when the handler first asks for it (ctx), so a
+// request answered without waiting (a flag from the read view, a lock
+// listing) makes none. authed owns it and recycles it; only the context it
+// made may outlive the handler (code the request called may keep that).
+type request struct {
+	reqs *requestContexts
+	conn net.Conn
+	rc   *requestContext
+}
+
+var requests = sync.Pool{New: func() any { return new(request) }}
+
+// request starts an authenticated request on conn.
+func (p *requestContexts) request(conn net.Conn) *request {
+	rq := requests.Get().(*request)
+	rq.reqs, rq.conn = p, conn
+	return rq
+}
+
+// release ends the request when its handler has returned: its context, if
+// it made one, is done (end), and rq is recycled.
+func (p *requestContexts) release(rq *request) {
+	if rq.rc != nil {
+		p.end(rq.rc)
+	}
+	*rq = request{}
+	requests.Put(rq)
+}
+
+// ctx is the request's context, made on the first call.
+func (rq *request) ctx() context.Context {
+	if rq.rc == nil {
+		rq.rc = rq.reqs.get(rq.conn)
+	}
+	return rq.rc
+}
+
+// explain turns an error that ended the request's wait into the answer's
+// reason (requestContext.explain).
+func (rq *request) explain(err error) error {
+	if rq.rc == nil {
+		return err
+	}
+	return rq.rc.explain(err)
 }
 
 // get makes the context of a request on conn (nil, or not a socket: do

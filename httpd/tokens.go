@@ -1,8 +1,6 @@
 package httpd
 
 import (
-	"context"
-
 	"github.com/octostore/octostore/actors"
 	"github.com/octostore/octostore/persistence"
 	"github.com/valyala/fasthttp"
@@ -24,7 +22,7 @@ func notSelfManaged(p *Principal, what string) error {
 // new one in one transaction. When this answers, the new token works and the
 // old one is refused, on this server and (through the cache invalidation
 // after the commit) in every request that follows.
-func (s *Server) tokenRotate(ctx *fasthttp.RequestCtx, _ context.Context, p *Principal) error {
+func (s *Server) tokenRotate(ctx *fasthttp.RequestCtx, _ *request, p *Principal) error {
 	if err := notSelfManaged(p, "rotated"); err != nil {
 		return err
 	}
@@ -43,7 +41,7 @@ func (s *Server) tokenRotate(ctx *fasthttp.RequestCtx, _ context.Context, p *Pri
 var revokedBody = []byte(`{"revoked":true}`)
 
 // tokenRevoke is DELETE /auth/token: the calling token stops working at once.
-func (s *Server) tokenRevoke(ctx *fasthttp.RequestCtx, _ context.Context, p *Principal) error {
+func (s *Server) tokenRevoke(ctx *fasthttp.RequestCtx, _ *request, p *Principal) error {
 	if err := notSelfManaged(p, "revoked"); err != nil {
 		return err
 	}
