@@ -70,9 +70,10 @@ type requestContexts struct {
 	tick       time.Duration
 	epoch      time.Time // monotonic base of the nanosecond times below
 
-	// mu guards the list of armed contexts (head, and their prev/next).
-	mu   sync.Mutex
-	head *requestContext
+	// lists are the armed contexts, spread over shards so that requests
+	// starting and ending at once rarely wait for each other.
+	lists [listShards]contextList
+	next  atomic.Uint32 // round-robin shard of the next armed context
 
 	closing atomic.Bool   // the shutdown grace is over: contexts are born done
 	waiting atomic.Int64  // armed contexts not yet ended
@@ -88,6 +89,53 @@ func newRequestContexts(timeout time.Duration) *requestContexts {
 	}
 	return &requestContexts{timeout: timeout, watchAfter: defaultWatchAfter, tick: reapTick, epoch: time.Now(),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+const listShards = 16
+
+// contextList is one shard of the armed contexts.
+type contextList struct {
+	// mu guards head and the prev/next of the contexts in this list.
+	mu   sync.Mutex
+	head *requestContext
+	_    [48]byte // a cache line of its own
+}
+
+func (l *contextList) push(rc *requestContext) {
+	l.mu.Lock()
+	rc.next = l.head
+	if l.head != nil {
+		l.head.prev = rc
+	}
+	l.head = rc
+	l.mu.Unlock()
+}
+
+func (l *contextList) remove(rc *requestContext) {
+	l.mu.Lock()
+	if rc.prev != nil {
+		rc.prev.next = rc.next
+	} else {
+		l.head = rc.next
+	}
+	if rc.next != nil {
+		rc.next.prev = rc.prev
+	}
+	rc.prev, rc.next = nil, nil
+	l.mu.Unlock()
+}
+
+// each calls fn for every armed context, one shard locked at a time (fn
+// must not take a list lock).
+func (p *requestContexts) each(fn func(rc *requestContext)) {
+	for i := range p.lists {
+		l := &p.lists[i]
+		l.mu.Lock()
+		for rc := l.head; rc != nil; rc = rc.next {
+			fn(rc)
+		}
+		l.mu.Unlock()
+	}
 }
 
 // now is the monotonic time in nanoseconds since epoch.
@@ -117,7 +165,8 @@ type requestContext struct {
 	watchAt  int64 // 0: not watched
 	watching bool  // a watch goroutine is peeking at conn
 	watched  chan struct{}
-	prev     *requestContext // reqs' list (reqs.mu)
+	list     *contextList    // the shard this context is listed in
+	prev     *requestContext // in list (list.mu)
 	next     *requestContext
 }
 
@@ -202,13 +251,8 @@ func (rc *requestContext) start() {
 	}
 	rc.due.Store(due)
 	p.start.Do(func() { go p.reap() })
-	p.mu.Lock()
-	rc.next = p.head
-	if p.head != nil {
-		p.head.prev = rc
-	}
-	p.head = rc
-	p.mu.Unlock()
+	rc.list = &p.lists[p.next.Add(1)%listShards]
+	rc.list.push(rc)
 	rc.listed = true
 	if p.waiting.Add(1) == 1 {
 		select {
@@ -253,17 +297,7 @@ func (p *requestContexts) end(rc *requestContext) {
 		_ = rc.conn.SetReadDeadline(time.Time{})
 	}
 	if listed {
-		p.mu.Lock()
-		if rc.prev != nil {
-			rc.prev.next = rc.next
-		} else {
-			p.head = rc.next
-		}
-		if rc.next != nil {
-			rc.next.prev = rc.prev
-		}
-		rc.prev, rc.next = nil, nil
-		p.mu.Unlock()
+		rc.list.remove(rc)
 		p.waiting.Add(-1)
 	}
 }
@@ -310,13 +344,11 @@ func (p *requestContexts) reap() {
 		}
 		now := p.now()
 		due = due[:0]
-		p.mu.Lock()
-		for rc := p.head; rc != nil; rc = rc.next {
+		p.each(func(rc *requestContext) {
 			if d := rc.due.Load(); d != 0 && now >= d {
 				due = append(due, rc)
 			}
-		}
-		p.mu.Unlock()
+		})
 		for i, rc := range due {
 			rc.visit(now)
 			due[i] = nil
@@ -362,11 +394,7 @@ func (p *requestContexts) shutdown() {
 		return
 	}
 	var waiting []*requestContext
-	p.mu.Lock()
-	for rc := p.head; rc != nil; rc = rc.next {
-		waiting = append(waiting, rc)
-	}
-	p.mu.Unlock()
+	p.each(func(rc *requestContext) { waiting = append(waiting, rc) })
 	for _, rc := range waiting {
 		rc.mu.Lock()
 		rc.cancelLocked(context.Canceled, actors.ErrClosed)
