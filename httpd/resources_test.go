@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,31 +15,13 @@ import (
 
 // Helpers of the limits/flags/config tests (prefix rs).
 
-// rsClock is a settable clock for Options.Now.
-type rsClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *rsClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *rsClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 var rsT0 = time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
 
 type rsEnv struct {
-	app   *httpd.App
+	app   *httpd.TestServer
 	url   string
-	opts  httpd.Options
-	clock *rsClock
+	opts  httpd.TestOptions
+	clock *httpd.TestClock
 }
 
 // Tokens of the test users.
@@ -51,22 +31,19 @@ const (
 	rsAdmin = "adminkey"
 )
 
-func rsOptions(t *testing.T) httpd.Options {
+func rsOptions(t *testing.T) httpd.TestOptions {
 	t.Helper()
-	return httpd.Options{
-		Addr:         "127.0.0.1:0",
+	return httpd.TestOptions{
 		DBPath:       filepath.Join(t.TempDir(), "db"),
 		StaticTokens: map[string]string{rsAlice: "alice", rsBob: "bob"},
 		AdminKey:     rsAdmin,
-		Stdout:       io.Discard,
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
 
 // rsStart starts a server on a fresh database with a fake clock at rsT0.
-func rsStart(t *testing.T, mod func(o *httpd.Options)) *rsEnv {
+func rsStart(t *testing.T, mod func(o *httpd.TestOptions)) *rsEnv {
 	t.Helper()
-	e := &rsEnv{opts: rsOptions(t), clock: &rsClock{now: rsT0}}
+	e := &rsEnv{opts: rsOptions(t), clock: httpd.NewTestClock(rsT0)}
 	e.opts.Now = e.clock.Now
 	if mod != nil {
 		mod(&e.opts)
@@ -77,17 +54,8 @@ func rsStart(t *testing.T, mod func(o *httpd.Options)) *rsEnv {
 
 func (e *rsEnv) start(t *testing.T) {
 	t.Helper()
-	a, err := httpd.Start(e.opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.app, e.url = a, a.URL()
-	t.Cleanup(func() {
-		if e.app == a {
-			a.Close()
-			e.app = nil
-		}
-	})
+	e.app = httpd.MustStartTestServer(t, e.opts)
+	e.url = e.app.URL()
 }
 
 // restart closes the server gracefully and starts a new one on the same
@@ -97,7 +65,6 @@ func (e *rsEnv) restart(t *testing.T) {
 	if err := e.app.Close(); err != nil {
 		t.Fatal(err)
 	}
-	e.app = nil
 	e.start(t)
 }
 

@@ -13,8 +13,8 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	register(&cli.Command{
+func configCommand() *cli.Command {
+	return &cli.Command{
 		Name:   "config",
 		Usage:  "versioned JSON configuration: set, get, history, delete, list",
 		Action: groupAction,
@@ -57,7 +57,7 @@ func init() {
 				Action: clientAction(-1, configList),
 			},
 		},
-	})
+	}
 }
 
 // readValue turns the VALUE argument into JSON.

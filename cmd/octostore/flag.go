@@ -9,8 +9,8 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	register(&cli.Command{
+func flagCommand() *cli.Command {
+	return &cli.Command{
 		Name:   "flag",
 		Usage:  "set, evaluate, delete and list feature flags",
 		Action: groupAction,
@@ -45,7 +45,7 @@ func init() {
 				Action: clientAction(-1, flagList),
 			},
 		},
-	})
+	}
 }
 
 func parseOnOff(s string) (bool, error) {

@@ -7,13 +7,13 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	register(&cli.Command{
+func healthCommand() *cli.Command {
+	return &cli.Command{
 		Name:   "health",
 		Usage:  "check that the server is up (exit 0) or unreachable/degraded (exit 6)",
 		Flags:  clientFlags(),
 		Action: clientAction(-1, healthAction),
-	})
+	}
 }
 
 func healthAction(c *cli.Context, args []string) error {

@@ -10,8 +10,8 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	register(&cli.Command{
+func limitCommand() *cli.Command {
+	return &cli.Command{
 		Name:   "limit",
 		Usage:  "check, inspect and reset rate limits",
 		Action: groupAction,
@@ -47,7 +47,7 @@ func init() {
 				Action: clientAction(-1, limitList),
 			},
 		},
-	})
+	}
 }
 
 func limitFields(w io.Writer, r *client.LimitResult) error {

@@ -12,59 +12,60 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// lockCommand is `octostore lock`; lockrun.go adds `run`.
-var lockCommand = &cli.Command{
-	Name:   "lock",
-	Usage:  "acquire, renew, release and inspect distributed locks",
-	Action: groupAction,
-	Subcommands: []*cli.Command{
-		{
-			Name:      "acquire",
-			Usage:     "acquire a lock and print its lease (exit 3 if held by someone else)",
-			ArgsUsage: "NAME",
-			Flags: clientFlags(
-				&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h)"},
-				&cli.DurationFlag{Name: "wait", Usage: "keep trying this long while the lock is held (0: one attempt)"},
-				&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the lease id"},
-			),
-			Action: clientAction(-1, lockAcquire),
+// lockCommand is `octostore lock`; `run` is in lockrun.go.
+func lockCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "lock",
+		Usage:  "acquire, renew, release and inspect distributed locks",
+		Action: groupAction,
+		Subcommands: []*cli.Command{
+			{
+				Name:      "acquire",
+				Usage:     "acquire a lock and print its lease (exit 3 if held by someone else)",
+				ArgsUsage: "NAME",
+				Flags: clientFlags(
+					&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h)"},
+					&cli.DurationFlag{Name: "wait", Usage: "keep trying this long while the lock is held (0: one attempt)"},
+					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the lease id"},
+				),
+				Action: clientAction(-1, lockAcquire),
+			},
+			{
+				Name:      "renew",
+				Usage:     "extend a lease",
+				ArgsUsage: "NAME [LEASE_ID]",
+				Flags: clientFlags(
+					&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "new time-to-live from now"},
+					&cli.StringFlag{Name: "lease", Usage: "lease id (instead of the argument)", EnvVars: []string{"OCTOSTORE_LEASE_ID"}},
+				),
+				Action: clientAction(-1, lockRenew),
+			},
+			{
+				Name:      "release",
+				Usage:     "release a lease",
+				ArgsUsage: "NAME [LEASE_ID]",
+				Flags: clientFlags(
+					&cli.StringFlag{Name: "lease", Usage: "lease id (instead of the argument)", EnvVars: []string{"OCTOSTORE_LEASE_ID"}},
+				),
+				Action: clientAction(-1, lockRelease),
+			},
+			{
+				Name:      "status",
+				Usage:     "show who holds a lock (exit 0 either way)",
+				ArgsUsage: "NAME",
+				Flags:     clientFlags(),
+				Action:    clientAction(-1, lockStatus),
+			},
+			{
+				Name:   "list",
+				Usage:  "list your active locks (every user's for an admin)",
+				Flags:  clientFlags(),
+				Action: clientAction(-1, lockList),
+			},
+			lockRunCommand(),
 		},
-		{
-			Name:      "renew",
-			Usage:     "extend a lease",
-			ArgsUsage: "NAME [LEASE_ID]",
-			Flags: clientFlags(
-				&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "new time-to-live from now"},
-				&cli.StringFlag{Name: "lease", Usage: "lease id (instead of the argument)", EnvVars: []string{"OCTOSTORE_LEASE_ID"}},
-			),
-			Action: clientAction(-1, lockRenew),
-		},
-		{
-			Name:      "release",
-			Usage:     "release a lease",
-			ArgsUsage: "NAME [LEASE_ID]",
-			Flags: clientFlags(
-				&cli.StringFlag{Name: "lease", Usage: "lease id (instead of the argument)", EnvVars: []string{"OCTOSTORE_LEASE_ID"}},
-			),
-			Action: clientAction(-1, lockRelease),
-		},
-		{
-			Name:      "status",
-			Usage:     "show who holds a lock (exit 0 either way)",
-			ArgsUsage: "NAME",
-			Flags:     clientFlags(),
-			Action:    clientAction(-1, lockStatus),
-		},
-		{
-			Name:   "list",
-			Usage:  "list your active locks (every user's for an admin)",
-			Flags:  clientFlags(),
-			Action: clientAction(-1, lockList),
-		},
-	},
+	}
 }
-
-func init() { register(lockCommand) }
 
 func leaseFields(w io.Writer, l *client.Lease) error {
 	return printFields(w,

@@ -7,13 +7,13 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	tokenCommand.Subcommands = append(tokenCommand.Subcommands, &cli.Command{
+func tokenRotateCommand() *cli.Command {
+	return &cli.Command{
 		Name:   "rotate",
 		Usage:  "replace your bearer token with a new one (the old one stops working) and print it",
 		Flags:  clientFlags(),
 		Action: clientAction(-1, tokenRotate),
-	})
+	}
 }
 
 func tokenRotate(c *cli.Context, args []string) error {
