@@ -3,7 +3,6 @@ package httpd_test
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -119,32 +118,7 @@ var rsHTTP = &http.Client{Timeout: 30 * time.Second}
 // application/json.
 func (e *rsEnv) do(t *testing.T, method, path, token, body string, hdr ...string) rsReply {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, e.url+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := rsHTTP.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := httpd.HTTPCall(t, rsHTTP, method, e.url+path, token, body, hdr...)
 	return rsReply{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
