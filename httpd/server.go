@@ -8,7 +8,6 @@ package httpd
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"time"
@@ -94,27 +93,34 @@ const (
 	DefaultShutdownTimeout = 10 * time.Second
 )
 
-// withDefaults fills the zero (or negative) fields.
+// withDefaults fills the zero fields (and the non-positive sizes, the
+// in-flight bound, the heartbeat and the shutdown bound).
 func (c ServerConfig) withDefaults() ServerConfig {
-	def := func(v *time.Duration, d time.Duration) {
+	orDefault := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	positive := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
 		}
 	}
-	defInt := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
+	positive(&c.MaxBodyBytes, DefaultMaxBodyBytes)
+	orDefault(&c.ReadTimeout, DefaultReadTimeout)
+	orDefault(&c.WriteTimeout, DefaultWriteTimeout)
+	orDefault(&c.IdleTimeout, DefaultConnIdleTimeout)
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
 	}
-	defInt(&c.MaxBodyBytes, DefaultMaxBodyBytes)
-	def(&c.ReadTimeout, DefaultReadTimeout)
-	def(&c.WriteTimeout, DefaultWriteTimeout)
-	def(&c.IdleTimeout, DefaultConnIdleTimeout)
-	defInt(&c.MaxConns, DefaultMaxConns)
-	defInt(&c.MaxInFlight, DefaultMaxInFlight)
-	defInt(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
-	def(&c.EventHeartbeat, DefaultEventHeartbeat)
-	def(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	positive(&c.MaxInFlight, DefaultMaxInFlight)
+	positive(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	if c.EventHeartbeat <= 0 {
+		c.EventHeartbeat = DefaultEventHeartbeat
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
 	return c
 }
 
@@ -122,9 +128,13 @@ func (c ServerConfig) withDefaults() ServerConfig {
 // metrics and the scrape-time gauges. It panics if a required dependency is
 // missing (a wiring mistake, not a runtime condition). Serve starts it.
 func NewServer(cfg ServerConfig, deps Deps) *Server {
-	switch {
-	case deps.Sys == nil, deps.Resources == nil, deps.Store == nil, deps.Auth == nil, deps.Events == nil, deps.Metrics == nil:
-		panic(fmt.Sprintf("httpd.NewServer: missing dependency in %+v", deps))
+	for name, missing := range map[string]bool{
+		"Sys": deps.Sys == nil, "Resources": deps.Resources == nil, "Store": deps.Store == nil,
+		"Auth": deps.Auth == nil, "Events": deps.Events == nil, "Metrics": deps.Metrics == nil,
+	} {
+		if missing {
+			panic("httpd.NewServer: Deps." + name + " is nil")
+		}
 	}
 	cfg = cfg.withDefaults()
 	log := deps.Logger
