@@ -32,17 +32,18 @@ type ResourceLoader interface {
 // ResourceConfig configures the owner-scoped kinds.
 type ResourceConfig struct {
 	Loader ResourceLoader
-	// Per-user quotas; <= 0 means no cap.
+	// Per-user quotas (0: DefaultMaxLimitsPerUser, DefaultMaxFlagsPerUser,
+	// DefaultMaxConfigKeysPerUser; negative: no cap).
 	MaxLimitsPerUser     int
 	MaxFlagsPerUser      int
 	MaxConfigKeysPerUser int
 	// ConfigHistory is how many versions of each config key are kept
-	// (default 100).
+	// (default DefaultConfigHistory).
 	ConfigHistory int
 	// LimitFlushInterval is how often rate-limit counters are written
 	// behind: each changed limit at most once per interval. 0 means the
-	// default, DefaultLimitFlushInterval; a negative value writes them with
-	// the next write batch.
+	// default, DefaultLimitFlushInterval; LimitFlushEveryBatch (or any
+	// negative value) writes them with the next write batch.
 	LimitFlushInterval time.Duration
 }
 
@@ -70,13 +71,23 @@ func RegisterResources(sys *System, cfg ResourceConfig) (*Resources, error) {
 		return nil, errors.New("resources: no loader")
 	}
 	if cfg.ConfigHistory <= 0 {
-		cfg.ConfigHistory = 100
+		cfg.ConfigHistory = DefaultConfigHistory
 	}
+	if cfg.MaxLimitsPerUser == 0 {
+		cfg.MaxLimitsPerUser = DefaultMaxLimitsPerUser
+	}
+	if cfg.MaxFlagsPerUser == 0 {
+		cfg.MaxFlagsPerUser = DefaultMaxFlagsPerUser
+	}
+	if cfg.MaxConfigKeysPerUser == 0 {
+		cfg.MaxConfigKeysPerUser = DefaultMaxConfigKeysPerUser
+	}
+	interval := cfg.LimitFlushInterval // the flusher takes 0 for "with the next batch"
 	switch {
 	case cfg.LimitFlushInterval == 0:
-		cfg.LimitFlushInterval = DefaultLimitFlushInterval
-	case cfg.LimitFlushInterval < 0:
-		cfg.LimitFlushInterval = 0
+		interval = DefaultLimitFlushInterval
+	case cfg.LimitFlushInterval <= LimitFlushEveryBatch:
+		interval = 0
 	}
 	r := &Resources{
 		loader:  cfg.Loader,
@@ -94,7 +105,7 @@ func RegisterResources(sys *System, cfg ResourceConfig) (*Resources, error) {
 	if err != nil {
 		return nil, fmt.Errorf("count resources: %w", err)
 	}
-	r.flusher = newLimitFlusher(sys.Store(), cfg.LimitFlushInterval)
+	r.flusher = newLimitFlusher(sys.Store(), interval)
 	sys.Register(KindLimit, func(k Key) Behavior { return &limitBehavior{key: k, res: r} })
 	sys.Register(KindFlag, func(k Key) Behavior { return &flagBehavior{key: k, res: r} })
 	sys.Register(KindConfig, func(k Key) Behavior { return &configBehavior{key: k, res: r} })

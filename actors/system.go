@@ -71,12 +71,13 @@ type Factory func(k Key) Behavior
 // Config configures a System.
 type Config struct {
 	Store Store
-	// Shards is the number of shard actors (default 32).
+	// Shards is the number of shard actors (default DefaultShards).
 	Shards int
 	// IdleTimeout is how long a resource actor stays resident without
-	// messages before it is passivated (default 30s).
+	// messages before it is passivated (default DefaultIdleTimeout).
 	IdleTimeout time.Duration
-	// RequestTimeout bounds how long Do waits for an answer (default 10s).
+	// RequestTimeout bounds how long Do waits for an answer (default
+	// DefaultRequestTimeout).
 	RequestTimeout time.Duration
 	// Now is the clock (default time.Now). Readings are truncated to the
 	// millisecond, the precision of durable timestamps.
@@ -85,7 +86,8 @@ type Config struct {
 	AfterFunc func(d time.Duration, f func()) Timer
 	// Events receives every committed state change (default: discarded).
 	Events Publisher
-	// MaxLocksPerUser caps active locks per holder (0: no cap).
+	// MaxLocksPerUser caps active locks per holder (0: DefaultMaxLocksPerUser;
+	// negative: no cap).
 	MaxLocksPerUser int
 	Logger          *slog.Logger
 }
@@ -113,13 +115,16 @@ type System struct {
 // NewSystem starts the shard actors. Register kinds before serving requests.
 func NewSystem(cfg Config) *System {
 	if cfg.Shards <= 0 {
-		cfg.Shards = 32
+		cfg.Shards = DefaultShards
 	}
 	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = 30 * time.Second
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 10 * time.Second
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.MaxLocksPerUser == 0 {
+		cfg.MaxLocksPerUser = DefaultMaxLocksPerUser
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

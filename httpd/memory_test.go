@@ -129,7 +129,7 @@ func waitPassivated(t *testing.T, sys *actors.System, n int64, within time.Durat
 // reports resident memory before, right after, and after passivation.
 func TestMemoryIdleNames(t *testing.T) {
 	n := scaleOrSkip(t)
-	e := relStart(t, func(o *httpd.Options) { o.IdleTimeout = 2 * time.Second })
+	e := relStart(t, func(o *httpd.TestOptions) { o.Actors.IdleTimeout = 2 * time.Second })
 	sys := e.app.Sys
 	base := sampleMem()
 	start := time.Now()
@@ -156,7 +156,7 @@ func TestMemoryIdleNames(t *testing.T) {
 // (holder index entry and expiry timer), and while actors are resident.
 func TestMemoryHeldLocks(t *testing.T) {
 	n := scaleOrSkip(t)
-	e := relStart(t, func(o *httpd.Options) { o.IdleTimeout = 2 * time.Second; o.MaxLocksPerUser = -1 })
+	e := relStart(t, func(o *httpd.TestOptions) { o.Actors.IdleTimeout = 2 * time.Second; o.Actors.MaxLocksPerUser = -1 })
 	sys := e.app.Sys
 	base := sampleMem()
 	start := time.Now()
@@ -221,7 +221,7 @@ func TestRecoveryTime(t *testing.T) {
 	base := sampleMem()
 	o := relOptions(t)
 	o.DBPath = path
-	o.MaxLocksPerUser = -1
+	o.Actors.MaxLocksPerUser = -1
 	if *relCPUProfile != "" {
 		f, err := os.Create(*relCPUProfile)
 		if err != nil {
@@ -231,7 +231,7 @@ func TestRecoveryTime(t *testing.T) {
 		defer f.Close()
 	}
 	start := time.Now()
-	a, err := httpd.Start(o)
+	a, err := httpd.StartTestServer(t, o)
 	if err != nil {
 		t.Fatal(err)
 	}

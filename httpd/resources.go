@@ -1,45 +1,11 @@
 package httpd
 
 import (
-	"github.com/octostore/octostore/actors"
-	"github.com/octostore/octostore/persistence"
 	"github.com/valyala/fasthttp"
 )
 
 // Shared by the owner-scoped resources (limits.go, flags.go, config.go):
 // whose resource a request addresses, and name validation.
-
-// Defaults of the owner-scoped resources (Options fields left zero).
-const (
-	DefaultMaxLimitsPerUser     = 10000
-	DefaultMaxFlagsPerUser      = 1000
-	DefaultMaxConfigKeysPerUser = 1000
-	DefaultConfigHistory        = 100
-)
-
-// resourceConfig turns the options into the actors' configuration: 0 takes
-// the default, a negative quota means no cap.
-func (o *Options) resourceConfig(loader actors.ResourceLoader) actors.ResourceConfig {
-	def := func(v, d int) int {
-		if v == 0 {
-			return d
-		}
-		return v
-	}
-	return actors.ResourceConfig{
-		Loader:               loader,
-		MaxLimitsPerUser:     def(o.MaxLimitsPerUser, DefaultMaxLimitsPerUser),
-		MaxFlagsPerUser:      def(o.MaxFlagsPerUser, DefaultMaxFlagsPerUser),
-		MaxConfigKeysPerUser: def(o.MaxConfigKeysPerUser, DefaultMaxConfigKeysPerUser),
-		ConfigHistory:        def(o.ConfigHistory, DefaultConfigHistory),
-		LimitFlushInterval:   o.LimitFlushInterval,
-	}
-}
-
-// registerResources wires rate limits, flags and config into the runtime.
-func registerResources(sys *actors.System, store *persistence.Store, o *Options) (*actors.Resources, error) {
-	return actors.RegisterResources(sys, o.resourceConfig(store))
-}
 
 // MaxResourceName is the longest rate limit, flag or config key name.
 const MaxResourceName = 100

@@ -13,8 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() { register(loadtestCommand()) }
-
 const loadtestDescription = `Drives a server with one scenario at a fixed concurrency (closed loop,
 --concurrency N) or at a fixed arrival rate (open loop, --rate R, latency
 measured from each request's due time so a stalling server is not hidden).

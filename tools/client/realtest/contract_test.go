@@ -1,27 +1,29 @@
 // Package realtest runs one contract suite for the Go client against every
-// implementation of the API: the real server (httpd, in process, on
-// 127.0.0.1:0 with a temporary database) and the in-memory fake
-// (clienttest). Every exchange of the suite is also checked against the
-// published document, docs/openapi.yaml (httpd/apitest), so the fake and the
-// server are held to one contract. It lives apart from package client so
-// that the client's own tests never depend on the server compiling.
+// implementation of the API: the real server (the octostore binary, built
+// once by TestMain and run as `octostore serve` on 127.0.0.1:0 with a
+// temporary database) and the in-memory fake (clienttest). Every exchange of
+// the suite is also checked against the published document,
+// docs/openapi.yaml (httpd/apitest), so the fake and the server are held to
+// one contract. It lives apart from package client so that the client's own
+// tests never depend on the server compiling.
 package realtest
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/octostore/octostore/httpd"
 	"github.com/octostore/octostore/httpd/apitest"
 	"github.com/octostore/octostore/tools/client"
 	"github.com/octostore/octostore/tools/client/clienttest"
+	"github.com/octostore/octostore/tools/servertest"
 )
 
 const (
@@ -30,6 +32,24 @@ const (
 	adminKey = "admin-secret"
 )
 
+// octostoreBin is the binary TestMain builds.
+var octostoreBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "octostore-realtest-")
+	if err == nil {
+		octostoreBin, err = servertest.Build(dir, false)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "build octostore:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 type implementation struct {
 	name  string
 	start func(t *testing.T) string // returns the base URL
@@ -37,19 +57,20 @@ type implementation struct {
 
 var implementations = []implementation{
 	{"real", func(t *testing.T) string {
-		app, err := httpd.Start(httpd.Options{
-			Addr:         "127.0.0.1:0",
-			DBPath:       filepath.Join(t.TempDir(), "octostore.db"),
-			StaticTokens: map[string]string{tokA: "alice", tokB: "bob"},
-			AdminKey:     adminKey,
-			Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Stdout:       io.Discard,
-		})
+		var stderr bytes.Buffer
+		p, err := servertest.Start(octostoreBin, []string{"serve", "--addr", "127.0.0.1:0",
+			"--db", filepath.Join(t.TempDir(), "octostore.db"),
+			"--static-tokens", "alice:" + tokA + ",bob:" + tokB, "--admin-key", adminKey, "--log-level", "warn"},
+			&stderr, 60*time.Second)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v: %s", err, stderr.String())
 		}
-		t.Cleanup(func() { app.Close() })
-		return app.URL()
+		t.Cleanup(func() {
+			if err := p.Stop(30 * time.Second); err != nil {
+				t.Errorf("serve after SIGTERM: %v: %s", err, stderr.String())
+			}
+		})
+		return p.URL
 	}},
 	{"fake", func(t *testing.T) string {
 		srv := clienttest.New(map[string]string{tokA: "alice", tokB: "bob"})
