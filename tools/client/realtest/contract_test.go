@@ -72,12 +72,13 @@ func clients(t *testing.T, url string) (alice, bob *client.Client) {
 }
 
 // newClient is a client for token whose every exchange (unary calls and
-// event streams) is checked against docs/openapi.yaml.
+// event streams) is checked against docs/openapi.yaml (shown in
+// docs/client.md, word for word: docs/docs_test.go checks it).
 func newClient(t *testing.T, url, token string) *client.Client {
 	t.Helper()
 	c, err := client.New(url, token,
-		client.WithTransport(apitest.FastTransport(t, nil)),
-		client.WithHTTPClient(apitest.Client(t, nil)))
+		client.WithTransport(apitest.FastTransport(t, nil)), // unary calls (fasthttp)
+		client.WithHTTPClient(apitest.Client(t, nil)))       // event streams (net/http)
 	if err != nil {
 		t.Fatal(err)
 	}
