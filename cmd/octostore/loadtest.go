@@ -33,7 +33,7 @@ when the cleanup left something behind.
 
 Scenarios:
   lock-cycle       acquire then release, each worker on names of its own
-  lock-contended   all workers fight over a few names (--keys), renew, release
+  lock-contended   workers fight over a few names (--keys), renew, release
   lock-status      GET a lock (half of the names held)
   ratelimit-check  POST /limits/NAME/check
   flag-eval        GET /flags/NAME?subject=S
