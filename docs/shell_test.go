@@ -12,18 +12,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/octostore/octostore/persistence"
 )
 
-// The README's shell examples and the start-up messages of
-// docs/operations.md, run against the real binary, built once for this
-// package by TestMain (as cmd/octostore's tests do).
+// The README's shell examples, run against the real binary, built once for
+// this package by TestMain (as cmd/octostore's tests do).
 
 var binDir string // holds the octostore binary
 
@@ -337,62 +333,4 @@ func indexOf(t *testing.T, lines []string, prefix string) int {
 	}
 	t.Fatalf("no line starts with %q", prefix)
 	return -1
-}
-
-// flatten joins a Markdown text's lines (the docs wrap long messages).
-func flatten(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-// TestStartupRefusalsAsDocumented: `octostore serve` on a file that is not
-// a database, and on one written by a newer octostore, prints exactly the
-// message docs/operations.md quotes, and exits 1 as it says.
-func TestStartupRefusalsAsDocumented(t *testing.T) {
-	doc, err := os.ReadFile("operations.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ops := flatten(string(doc))
-	dir := t.TempDir()
-
-	garbage := filepath.Join(dir, "garbage.db")
-	if err := os.WriteFile(garbage, bytes.Repeat([]byte("not a database "), 1000), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	newer := filepath.Join(dir, "newer.db")
-	db, err := persistence.Open(newer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := persistence.SchemaVersion() + 7
-	if _, err := db.WriteDB().Exec(fmt.Sprintf("PRAGMA user_version = %d", v)); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-
-	for _, c := range []struct {
-		path, doc string
-		subst     []string
-	}{
-		{garbage, "open database PATH: file is not a database", []string{"PATH", garbage}},
-		{newer, "database schema is newer than this octostore: database PATH has schema version N, this binary knows up to M; upgrade octostore",
-			[]string{"PATH", newer, "version N", "version " + strconv.Itoa(v), "up to M", "up to " + strconv.Itoa(persistence.SchemaVersion())}},
-	} {
-		if !strings.Contains(ops, "`"+c.doc+"`") {
-			t.Fatalf("operations.md does not quote `%s`", c.doc)
-		}
-		cmd := exec.Command(octostoreBin(), "serve", "--addr", "127.0.0.1:0", "--db", c.path, "--static-tokens", "a:tok")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-			t.Fatalf("serve --db %s: %v, want exit status 1; stderr %s", filepath.Base(c.path), err, stderr.String())
-		}
-		want := "octostore: " + strings.NewReplacer(c.subst...).Replace(c.doc) + "\n"
-		if !strings.HasSuffix(stderr.String(), want) {
-			t.Fatalf("serve --db %s printed\n%q\nthe documentation says\n%q", filepath.Base(c.path), stderr.String(), want)
-		}
-	}
-	if !strings.Contains(ops, "`octostore serve` then exits with status 1 and the message on stderr") {
-		t.Fatal("operations.md no longer says serve exits 1")
-	}
 }

@@ -40,8 +40,8 @@ func startServer(t *testing.T) string {
 	return app.URL()
 }
 
-// namespace lists what token's user has named with prefix: held locks,
-// rate limits, flags and config keys.
+// namespace lists what token's user has named with prefix, by kind: held
+// locks, rate limits, flags and config keys.
 func namespace(t *testing.T, url, token, prefix string) map[string][]string {
 	t.Helper()
 	c, err := client.New(url, token)
@@ -51,38 +51,32 @@ func namespace(t *testing.T, url, token, prefix string) map[string][]string {
 	defer c.CloseIdleConnections()
 	ctx := context.Background()
 	out := map[string][]string{}
-	add := func(kind, name string) {
-		if strings.HasPrefix(name, prefix) {
-			out[kind] = append(out[kind], name)
+	add := func(kind string, names []string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if strings.HasPrefix(n, prefix) {
+				out[kind] = append(out[kind], n)
+			}
 		}
 	}
 	locks, err := c.ListLocks(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range locks {
-		add("locks", l.Name)
-	}
+	add("locks", mapSlice(locks, func(l client.LockInfo) string { return l.Name }), err)
 	limits, err := c.ListLimits(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range limits {
-		add("limits", l.Name)
-	}
+	add("limits", mapSlice(limits, func(l client.LimitInfo) string { return l.Name }), err)
 	flags, err := c.ListFlags(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range flags {
-		add("flags", f.Name)
-	}
+	add("flags", mapSlice(flags, func(f client.Flag) string { return f.Name }), err)
 	configs, err := c.ListConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range configs {
-		add("config keys", e.Key)
+	add("config keys", mapSlice(configs, func(e client.ConfigEntry) string { return e.Key }), err)
+	return out
+}
+
+func mapSlice[T any](xs []T, f func(T) string) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = f(x)
 	}
 	return out
 }

@@ -546,6 +546,17 @@ type resourceKind struct {
 	del  func(ctx context.Context, name string) (removed bool, err error)
 }
 
+// namesOf returns the names (given by name) of the items that start with prefix.
+func namesOf[T any](items []T, err error, prefix string, name func(T) string) ([]string, error) {
+	var out []string
+	for _, it := range items {
+		if n := name(it); strings.HasPrefix(n, prefix) {
+			out = append(out, n)
+		}
+	}
+	return out, err
+}
+
 // kindsOf returns the kinds a run may create, listed and deleted through c.
 func kindsOf(c *client.Client, prefix string) []resourceKind {
 	gone := func(err error) (bool, error) {
@@ -554,20 +565,15 @@ func kindsOf(c *client.Client, prefix string) []resourceKind {
 		}
 		return err == nil, err
 	}
-	keep := func(name string) bool { return strings.HasPrefix(name, prefix) }
 	var leases sync.Map // lock name -> lease id, from the last listing
 	return []resourceKind{
 		{"locks",
 			func(ctx context.Context) ([]string, error) {
 				ls, err := c.ListLocks(ctx)
-				var out []string
-				for _, l := range ls {
-					if keep(l.Name) {
-						out = append(out, l.Name)
-						leases.Store(l.Name, l.LeaseID)
-					}
-				}
-				return out, err
+				return namesOf(ls, err, prefix, func(l client.LockInfo) string {
+					leases.Store(l.Name, l.LeaseID)
+					return l.Name
+				})
 			},
 			func(ctx context.Context, name string) (bool, error) {
 				id, _ := leases.Load(name)
@@ -577,37 +583,19 @@ func kindsOf(c *client.Client, prefix string) []resourceKind {
 		{"limits",
 			func(ctx context.Context) ([]string, error) {
 				ls, err := c.ListLimits(ctx)
-				var out []string
-				for _, l := range ls {
-					if keep(l.Name) {
-						out = append(out, l.Name)
-					}
-				}
-				return out, err
+				return namesOf(ls, err, prefix, func(l client.LimitInfo) string { return l.Name })
 			},
 			func(ctx context.Context, name string) (bool, error) { return gone(c.ResetLimit(ctx, name)) }},
 		{"flags",
 			func(ctx context.Context) ([]string, error) {
 				fs, err := c.ListFlags(ctx)
-				var out []string
-				for _, f := range fs {
-					if keep(f.Name) {
-						out = append(out, f.Name)
-					}
-				}
-				return out, err
+				return namesOf(fs, err, prefix, func(f client.Flag) string { return f.Name })
 			},
 			func(ctx context.Context, name string) (bool, error) { return gone(c.DeleteFlag(ctx, name)) }},
 		{"config keys",
 			func(ctx context.Context) ([]string, error) {
 				cs, err := c.ListConfig(ctx)
-				var out []string
-				for _, e := range cs {
-					if keep(e.Key) {
-						out = append(out, e.Key)
-					}
-				}
-				return out, err
+				return namesOf(cs, err, prefix, func(e client.ConfigEntry) string { return e.Key })
 			},
 			func(ctx context.Context, name string) (bool, error) { return gone(c.DeleteConfig(ctx, name)) }},
 	}
