@@ -288,3 +288,21 @@ func TestCleanupIsBounded(t *testing.T) {
 		t.Fatalf("cleanup %+v", c)
 	}
 }
+
+// The admin key among the tokens lists every user's resources; the cleanup
+// leaves other users' to their own tokens instead of failing on a 403.
+func TestCleanupWithAdminKeyAmongTokens(t *testing.T) {
+	url := startServer(t)
+	target, err := NewHTTPTarget(url, []string{srvAdminKey, srvTokA}, HTTPOptions{Driver: DriverRaw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	rep := mustRun(t, Config{Scenario: "config-write", Target: target, Concurrency: 2, Keys: 5, Duration: 200 * time.Millisecond})
+	if c := rep.Cleanup; !c.Complete() || c.Removed["config keys"] == 0 {
+		t.Fatalf("cleanup %+v", c)
+	}
+	if left := namespace(t, url, srvTokA, Prefix(rep.RunID)); len(left) != 0 {
+		t.Fatalf("left %v", left)
+	}
+}

@@ -557,6 +557,16 @@ func namesOf[T any](items []T, err error, prefix string, name func(T) string) ([
 	return out, err
 }
 
+// mine is name, or "" for an item of an admin listing (Owner set): the admin
+// key lists every user's limits, flags and config keys but deletes none
+// without ?owner=; their owners' tokens delete them.
+func mine(owner, name string) string {
+	if owner != "" {
+		return ""
+	}
+	return name
+}
+
 // kindsOf returns the kinds a run may create, listed and deleted through c.
 func kindsOf(c *client.Client, prefix string) []resourceKind {
 	gone := func(err error) (bool, error) {
@@ -583,19 +593,19 @@ func kindsOf(c *client.Client, prefix string) []resourceKind {
 		{"limits",
 			func(ctx context.Context) ([]string, error) {
 				ls, err := c.ListLimits(ctx)
-				return namesOf(ls, err, prefix, func(l client.LimitInfo) string { return l.Name })
+				return namesOf(ls, err, prefix, func(l client.LimitInfo) string { return mine(l.Owner, l.Name) })
 			},
 			func(ctx context.Context, name string) (bool, error) { return gone(c.ResetLimit(ctx, name)) }},
 		{"flags",
 			func(ctx context.Context) ([]string, error) {
 				fs, err := c.ListFlags(ctx)
-				return namesOf(fs, err, prefix, func(f client.Flag) string { return f.Name })
+				return namesOf(fs, err, prefix, func(f client.Flag) string { return mine(f.Owner, f.Name) })
 			},
 			func(ctx context.Context, name string) (bool, error) { return gone(c.DeleteFlag(ctx, name)) }},
 		{"config keys",
 			func(ctx context.Context) ([]string, error) {
 				cs, err := c.ListConfig(ctx)
-				return namesOf(cs, err, prefix, func(e client.ConfigEntry) string { return e.Key })
+				return namesOf(cs, err, prefix, func(e client.ConfigEntry) string { return mine(e.Owner, e.Key) })
 			},
 			func(ctx context.Context, name string) (bool, error) { return gone(c.DeleteConfig(ctx, name)) }},
 	}
