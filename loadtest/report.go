@@ -346,7 +346,10 @@ func (r *Report) WriteTable(w io.Writer) {
 			c.UserS, c.SysS, c.Cores, c.MicrosPerOp))
 	}
 	if r.Cleanup != nil {
-		line(r.Cleanup.String())
+		head, rest, _ := strings.Cut(r.Cleanup.String(), ": ")
+		for _, l := range wrapList(head+": ", strings.Fields(rest), " ") {
+			fmt.Fprintln(w, l)
+		}
 	}
 	for _, f := range r.Failures {
 		for _, l := range wrapList("FAILED: ", strings.Fields(f), " ") {
