@@ -196,8 +196,8 @@ func pct(x float64) string {
 	return s + "%"
 }
 
-// Width is the terminal width the human output is laid out for.
-const Width = 80
+// width is the terminal width (columns) the human output is laid out for.
+const width = 80
 
 // fit cuts s to at most n columns (runes), ending it with "…" when cut.
 func fit(s string, n int) string {
@@ -209,7 +209,7 @@ func fit(s string, n int) string {
 }
 
 // wrapList lays items out after head, separated by sep, on lines of at most
-// Width columns; continuation lines are indented like the first item.
+// width columns; continuation lines are indented like the first item.
 func wrapList(head string, items []string, sep string) []string {
 	indent := strings.Repeat(" ", utf8.RuneCountInString(head))
 	var lines []string
@@ -218,7 +218,7 @@ func wrapList(head string, items []string, sep string) []string {
 		if i < len(items)-1 {
 			it += sep
 		}
-		if line != head && line != indent && utf8.RuneCountInString(line+strings.TrimRight(it, " ")) > Width {
+		if line != head && line != indent && utf8.RuneCountInString(line+strings.TrimRight(it, " ")) > width {
 			lines = append(lines, strings.TrimRight(line, " "))
 			line = indent
 		}
@@ -226,7 +226,7 @@ func wrapList(head string, items []string, sep string) []string {
 	}
 	lines = append(lines, strings.TrimRight(line, " "))
 	for i := range lines {
-		lines[i] = fit(lines[i], Width)
+		lines[i] = fit(lines[i], width)
 	}
 	return lines
 }
@@ -270,11 +270,11 @@ func (r *Report) title() string {
 	return t
 }
 
-// WriteTable prints the human summary, every line within Width columns
+// WriteTable prints the human summary, every line within width columns
 // (cut with "…"; the JSON report has everything) except the evidence of a
 // safety violation, which is printed whole.
 func (r *Report) WriteTable(w io.Writer) {
-	line := func(s string) { fmt.Fprintln(w, fit(s, Width)) }
+	line := func(s string) { fmt.Fprintln(w, fit(s, width)) }
 	line(r.title())
 	if r.Mix != "" {
 		for _, l := range wrapList("mix: ", strings.Split(r.Mix, ","), ",") {
@@ -289,7 +289,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	line(fmt.Sprintf("%.1fs measured after %.1fs warmup%s", r.DurationS, r.WarmupS, map[bool]string{true: " (INTERRUPTED)"}[r.Interrupted]))
 	fmt.Fprintln(w)
 
-	// Two tables, so that each fits Width whatever the figures: counts
+	// Two tables, so that each fits width whatever the figures: counts
 	// (op names are at most 15 columns, counts rarely above 12) and
 	// latencies (at most 10 columns each: 600000.000 ms is the histogram's top).
 	names := sortedOps(r.PerOp)
@@ -418,7 +418,7 @@ func fmtRatio(x float64) string {
 // operation too. For throughput above 1 means B is faster; for latency above
 // 1 means B is slower.
 func Compare(w io.Writer, a, b *Report) {
-	fmt.Fprintf(w, "A: %s\nB: %s\n\n", fit(a.title(), Width-3), fit(b.title(), Width-3))
+	fmt.Fprintf(w, "A: %s\nB: %s\n\n", fit(a.title(), width-3), fit(b.title(), width-3))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "metric\tA\tB\tB/A\t")
 	line := func(name string, x, y float64, format string) {
