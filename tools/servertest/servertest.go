@@ -10,9 +10,14 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -110,4 +115,64 @@ func (p *Proc) Stop(timeout time.Duration) error {
 		p.Kill()
 		return fmt.Errorf("did not stop within %s of SIGTERM", timeout)
 	}
+}
+
+// BuildAndRun is a TestMain body for packages whose tests run the binary:
+// it builds it into a temporary directory (see Build), stores its path in
+// *bin, runs the tests and removes the directory. It returns m.Run's exit
+// code (1 if the build fails, with the build output on stderr).
+func BuildAndRun(m *testing.M, race bool, bin *string) int {
+	dir, err := os.MkdirTemp("", "octostore-test-")
+	if err == nil {
+		*bin, err = Build(dir, race)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "build octostore:", err)
+		os.RemoveAll(dir)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	return m.Run()
+}
+
+// Serve runs `bin serve --addr 127.0.0.1:0 --log-level warn` with args
+// added (a temporary --db unless args name one), fails t if it does not
+// start within a minute (with what it logged), and stops it with SIGTERM
+// when the test ends.
+func Serve(t testing.TB, bin string, args ...string) *Proc {
+	t.Helper()
+	all := []string{"serve", "--addr", "127.0.0.1:0", "--log-level", "warn"}
+	if !slices.Contains(args, "--db") {
+		all = append(all, "--db", filepath.Join(t.TempDir(), "octostore.db"))
+	}
+	var stderr lockedBuffer
+	p, err := Start(bin, append(all, args...), &stderr, time.Minute)
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr.String())
+	}
+	t.Cleanup(func() {
+		if err := p.Stop(30 * time.Second); err != nil {
+			t.Errorf("serve after SIGTERM: %v: %s", err, stderr.String())
+		}
+	})
+	return p
+}
+
+// lockedBuffer is a bytes.Buffer safe for the writer goroutine of
+// exec.Cmd and a reader.
+type lockedBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -35,20 +34,7 @@ const (
 // octostoreBin is the binary TestMain builds.
 var octostoreBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "octostore-realtest-")
-	if err == nil {
-		octostoreBin, err = servertest.Build(dir, false)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "build octostore:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(servertest.BuildAndRun(m, false, &octostoreBin)) }
 
 type implementation struct {
 	name  string
@@ -93,12 +79,13 @@ func clients(t *testing.T, url string) (alice, bob *client.Client) {
 }
 
 // newClient is a client for token whose every exchange (unary calls and
-// event streams) is checked against docs/openapi.yaml.
+// event streams) is checked against docs/openapi.yaml (shown in
+// docs/client.md, word for word: docs/docs_test.go checks it).
 func newClient(t *testing.T, url, token string) *client.Client {
 	t.Helper()
 	c, err := client.New(url, token,
-		client.WithTransport(apitest.FastTransport(t, nil)),
-		client.WithHTTPClient(apitest.Client(t, nil)))
+		client.WithTransport(apitest.FastTransport(t, nil)), // unary calls (fasthttp)
+		client.WithHTTPClient(apitest.Client(t, nil)))       // event streams (net/http)
 	if err != nil {
 		t.Fatal(err)
 	}
