@@ -44,7 +44,7 @@ type Broker struct {
 // BrokerOptions tune a Broker.
 type BrokerOptions struct {
 	// Buffer is the number of events a subscriber may be behind before it is
-	// cut off (default 1024).
+	// cut off (default DefaultEventBuffer).
 	Buffer int
 	// Now is the clock of lagged events (default time.Now).
 	Now func() time.Time
@@ -55,7 +55,7 @@ var _ Publisher = (*Broker)(nil)
 // NewBroker returns a broker with no subscribers.
 func NewBroker(o BrokerOptions) *Broker {
 	if o.Buffer <= 0 {
-		o.Buffer = 1024
+		o.Buffer = DefaultEventBuffer
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -27,9 +27,11 @@ type ConfigStore interface {
 // ConfigKeysConfig configures the config store.
 type ConfigKeysConfig struct {
 	Store ConfigStore
-	// MaxPerUser caps the live keys one owner has (<= 0: no cap).
+	// MaxPerUser caps the live keys one owner has (0:
+	// DefaultMaxConfigKeysPerUser; negative: no cap).
 	MaxPerUser int
-	// History is how many versions of each key are kept (<= 0: 100).
+	// History is how many versions of each key are kept (<= 0:
+	// DefaultConfigHistory).
 	History int
 }
 
@@ -46,7 +48,10 @@ type ConfigKeys struct {
 // NewConfigKeys registers the config kind with sys.
 func NewConfigKeys(sys *System, cfg ConfigKeysConfig) *ConfigKeys {
 	if cfg.History <= 0 {
-		cfg.History = 100
+		cfg.History = DefaultConfigHistory
+	}
+	if cfg.MaxPerUser == 0 {
+		cfg.MaxPerUser = DefaultMaxConfigKeysPerUser
 	}
 	c := &ConfigKeys{sys: sys, store: cfg.Store, quota: newQuota(cfg.MaxPerUser, "config keys"), history: cfg.History}
 	sys.Register(KindSpec{

@@ -21,7 +21,8 @@ type FlagStore interface {
 // FlagConfig configures feature flags.
 type FlagConfig struct {
 	Store FlagStore
-	// MaxPerUser caps the flags one owner has (<= 0: no cap).
+	// MaxPerUser caps the flags one owner has (0: DefaultMaxFlagsPerUser;
+	// negative: no cap).
 	MaxPerUser int
 }
 
@@ -38,6 +39,9 @@ type Flags struct {
 
 // NewFlags registers the flag kind with sys.
 func NewFlags(sys *System, cfg FlagConfig) *Flags {
+	if cfg.MaxPerUser == 0 {
+		cfg.MaxPerUser = DefaultMaxFlagsPerUser
+	}
 	f := &Flags{sys: sys, store: cfg.Store, quota: newQuota(cfg.MaxPerUser, "flags"), view: newFlagView()}
 	sys.Register(KindSpec{
 		Kind:    KindFlag,

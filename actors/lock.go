@@ -24,7 +24,8 @@ type LockLoader interface {
 // LockConfig configures locks.
 type LockConfig struct {
 	Loader LockLoader
-	// MaxPerUser caps the locks one holder holds at once (<= 0: no cap).
+	// MaxPerUser caps the locks one holder holds at once (0:
+	// DefaultMaxLocksPerUser; negative: no cap).
 	MaxPerUser int
 }
 
@@ -41,6 +42,9 @@ type Locks struct {
 
 // NewLocks registers the lock kind with sys.
 func NewLocks(sys *System, cfg LockConfig) *Locks {
+	if cfg.MaxPerUser == 0 {
+		cfg.MaxPerUser = DefaultMaxLocksPerUser
+	}
 	l := &Locks{sys: sys, loader: cfg.Loader, max: cfg.MaxPerUser, holdings: NewHoldings()}
 	sys.Register(KindSpec{
 		Kind:    KindLock,
@@ -59,7 +63,10 @@ func (l *Locks) recover(now time.Time) (int, error) {
 		l.holdings.Put(r)
 		l.sys.AfterFunc(lockKey(r.Name), r.ExpiresAt.Sub(now), &expireLock{})
 	})
-	return n, err
+	if err != nil {
+		return 0, fmt.Errorf("recover held locks: %w", err)
+	}
+	return n, nil
 }
 
 func lockKey(name string) Key { return Key{Kind: KindLock, Name: name} }

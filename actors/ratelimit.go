@@ -22,11 +22,13 @@ type LimitStore interface {
 // LimitConfig configures rate limits.
 type LimitConfig struct {
 	Store LimitStore
-	// MaxPerUser caps the limits one owner has (<= 0: no cap).
+	// MaxPerUser caps the limits one owner has (0: DefaultMaxLimitsPerUser;
+	// negative: no cap).
 	MaxPerUser int
 	// FlushInterval is how often counters are written behind: each changed
-	// limit at most once per interval (<= 0: with the next write batch).
-	// The server's default is DefaultLimitFlushInterval.
+	// limit at most once per interval (0: DefaultLimitFlushInterval;
+	// LimitFlushEveryBatch, or any negative value: with the next write
+	// batch).
 	FlushInterval time.Duration
 }
 
@@ -51,6 +53,15 @@ type Limits struct {
 // NewLimits registers the rate-limit kind with sys and starts the counter
 // flusher (stop it with Close).
 func NewLimits(sys *System, cfg LimitConfig) *Limits {
+	if cfg.MaxPerUser == 0 {
+		cfg.MaxPerUser = DefaultMaxLimitsPerUser
+	}
+	switch {
+	case cfg.FlushInterval == 0:
+		cfg.FlushInterval = DefaultLimitFlushInterval
+	case cfg.FlushInterval < 0:
+		cfg.FlushInterval = 0 // the flusher's "with the next batch"
+	}
 	l := &Limits{sys: sys, store: cfg.Store, quota: newQuota(cfg.MaxPerUser, "rate limits"),
 		flusher: newLimitFlusher(sys.Store(), cfg.FlushInterval)}
 	l.checks.New = func() any { return new(checkLimit) }

@@ -245,7 +245,7 @@ func TestQuotaThroughFailedWrites(t *testing.T) {
 // one-second interval, 500 checks on 20 limits made in well under a second
 // cost at most one write per limit.
 func TestLimitCountersSurviveClose(t *testing.T) {
-	for _, interval := range []time.Duration{time.Second, 0} {
+	for _, interval := range []time.Duration{time.Second, actors.LimitFlushEveryBatch} {
 		t.Run(fmt.Sprint("interval ", interval), func(t *testing.T) {
 			ctx := t.Context()
 			path := filepath.Join(t.TempDir(), "db")

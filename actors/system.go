@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -57,10 +56,10 @@ type KindSpec struct {
 // Config configures a System.
 type Config struct {
 	Store Store
-	// Shards is the number of shard actors (default 32).
+	// Shards is the number of shard actors (default DefaultShards).
 	Shards int
 	// IdleTimeout is how long a resource actor stays resident without
-	// messages before it is passivated (default 30s).
+	// messages before it is passivated (default DefaultIdleTimeout).
 	IdleTimeout time.Duration
 	// Now is the clock (default time.Now). Readings are truncated to the
 	// millisecond, the precision of durable timestamps.
@@ -97,10 +96,10 @@ type System struct {
 // call Recover before serving requests.
 func NewSystem(cfg Config) *System {
 	if cfg.Shards <= 0 {
-		cfg.Shards = 32
+		cfg.Shards = DefaultShards
 	}
 	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = 30 * time.Second
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -141,7 +140,7 @@ func (s *System) Recover() error {
 		start := time.Now()
 		n, err := k.Recover(s.Now())
 		if err != nil {
-			return fmt.Errorf("recover %ss: %w", k.Kind, err)
+			return err // the kind's hook says what it was recovering
 		}
 		s.cfg.Logger.Info("recovered state", "kind", k.Kind.String(), "resources", n, "took", time.Since(start).Round(time.Millisecond))
 	}

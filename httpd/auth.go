@@ -61,7 +61,10 @@ type Authenticator struct {
 // PollInterval is how often the auth epoch is checked.
 const PollInterval = 500 * time.Millisecond
 
-func newAuthenticator(store *persistence.Store, adminKey string) (*Authenticator, error) {
+// NewAuthenticator reads the auth epoch from store and starts the poller
+// that notices out-of-process token changes; adminKey "" disables the admin
+// principal. Close stops the poller.
+func NewAuthenticator(store *persistence.Store, adminKey string) (*Authenticator, error) {
 	a := &Authenticator{store: store, cache: map[[32]byte]Principal{}, stop: make(chan struct{}), done: make(chan struct{})}
 	if adminKey != "" {
 		a.adminKey = []byte(adminKey)
@@ -99,7 +102,8 @@ func (a *Authenticator) poll() {
 	}
 }
 
-func (a *Authenticator) close() {
+// Close stops the epoch poller and waits for it.
+func (a *Authenticator) Close() {
 	close(a.stop)
 	<-a.done
 }

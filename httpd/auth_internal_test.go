@@ -22,11 +22,11 @@ func TestAuthCacheRevokeRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := persistence.NewStore(db, w)
-	a, err := newAuthenticator(store, "")
+	a, err := NewAuthenticator(store, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { a.close(); store.Close(); db.Close() })
+	t.Cleanup(func() { a.Close(); store.Close(); db.Close() })
 
 	tok := persistence.NewToken()
 	h := persistence.HashToken(tok)

@@ -50,14 +50,9 @@ type stream struct {
 	ending bool
 }
 
-// routeEvents registers the event endpoints, served from broker.
+// routeEvents registers the event endpoints, served from broker (NewServer
+// passes its configuration with the defaults filled in).
 func (s *Server) routeEvents(broker *actors.Broker, heartbeat time.Duration, writeTimeout time.Duration) {
-	if heartbeat <= 0 {
-		heartbeat = DefaultEventHeartbeat
-	}
-	if writeTimeout <= 0 {
-		writeTimeout = 30 * time.Second
-	}
 	if writeTimeout < 2*heartbeat {
 		writeTimeout = 2 * heartbeat // a heartbeat always renews the deadline in time
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -237,23 +236,6 @@ func FuzzAppendString(f *testing.F) {
 	})
 }
 
-func FuzzParseStaticTokens(f *testing.F) {
-	for _, s := range []string{"alice:tokA,bob:tokB", "", ",", "alice", ":tok", "alice:", "a:b:c", "al ice:tok", "alice:tok,alice2:tok"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		m := map[string]string{}
-		if err := ParseStaticTokens(s, m); err != nil {
-			return
-		}
-		for tok, user := range m {
-			if tok == "" || !names.Login.Valid(user) {
-				t.Fatalf("ParseStaticTokens(%q) accepted user %q token %q", s, user, tok)
-			}
-		}
-	})
-}
-
 // FuzzHandlers sends arbitrary requests through the whole handler chain
 // (routing, auth, validation, actors, the database): no input may panic or
 // answer 500, and every error is a JSON {error}.
@@ -274,13 +256,8 @@ func FuzzHandlers(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.method, s.path, []byte(s.body))
 	}
-	a, err := Start(Options{Addr: "127.0.0.1:0", DBPath: filepath.Join(f.TempDir(), "fuzz.db"), StaticTokens: map[string]string{"tokA": "alice"},
-		AdminKey: "adminkey", Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { a.Close() })
-	handler := a.server.srv.Handler
+	a := MustStartTestServer(f, TestOptions{StaticTokens: map[string]string{"tokA": "alice"}, AdminKey: "adminkey"})
+	handler := a.Handler()
 	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
 	f.Fuzz(func(t *testing.T, method, path string, body []byte) {
 		var req fasthttp.Request

@@ -49,7 +49,7 @@ type GitHubOAuth struct {
 	AuthURL     string        // default DefaultGitHubAuthURL
 	TokenURL    string        // default DefaultGitHubTokenURL
 	APIURL      string        // default DefaultGitHubAPIURL; the user is read from {APIURL}/user
-	Timeout     time.Duration // bound on the code exchange plus the user fetch (default 10s)
+	Timeout     time.Duration // bound on the code exchange plus the user fetch (default DefaultGitHubTimeout)
 	// MaxTokensPerUser bounds the sign-in tokens a user keeps: signing in
 	// beyond it revokes the user's oldest sign-in tokens (default 50).
 	MaxTokensPerUser int
@@ -60,6 +60,7 @@ const (
 	DefaultGitHubAuthURL  = "https://github.com/login/oauth/authorize"
 	DefaultGitHubTokenURL = "https://github.com/login/oauth/access_token"
 	DefaultGitHubAPIURL   = "https://api.github.com"
+	DefaultGitHubTimeout  = 10 * time.Second
 )
 
 const (
@@ -72,7 +73,7 @@ const (
 // Configured reports whether GitHub sign-in is enabled.
 func (g GitHubOAuth) Configured() bool { return g.ClientID != "" && g.ClientSecret != "" }
 
-// WithDefaults validates g and fills in the defaults (Start calls it).
+// WithDefaults validates g and fills in the defaults (NewGitHubSignIn calls it).
 func (g GitHubOAuth) WithDefaults() (GitHubOAuth, error) {
 	if g.ClientID == "" && g.ClientSecret == "" {
 		return g, nil
@@ -95,7 +96,7 @@ func (g GitHubOAuth) WithDefaults() (GitHubOAuth, error) {
 	}
 	g.APIURL = strings.TrimRight(g.APIURL, "/")
 	if g.Timeout <= 0 {
-		g.Timeout = 10 * time.Second
+		g.Timeout = DefaultGitHubTimeout
 	}
 	if g.MaxTokensPerUser <= 0 {
 		g.MaxTokensPerUser = 50

@@ -60,18 +60,6 @@ func exempt(path []byte) bool {
 	return bytes.HasSuffix(path, []byte("/watch"))
 }
 
-// SetFaultHook makes every write transaction (and the health probe) call f
-// first; a non-nil error fails the batch as a disk error would. nil removes
-// the hook. For fault-injection tests of a running server.
-func (a *App) SetFaultHook(f func() error) { a.Store.SetFaultHook(f) }
-
-func headerLimit(n int) int {
-	if n <= 0 {
-		return 8192
-	}
-	return n
-}
-
 // isTimeout reports a read deadline error (a client too slow to send its
 // request: 408).
 func isTimeout(err error) bool {

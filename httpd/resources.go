@@ -9,14 +9,6 @@ import (
 // Shared by the owner-scoped resources (limits.go, flags.go, config.go):
 // whose resource a request addresses, and name validation.
 
-// Defaults of the owner-scoped resources (Options fields left zero).
-const (
-	DefaultMaxLimitsPerUser     = 10000
-	DefaultMaxFlagsPerUser      = 1000
-	DefaultMaxConfigKeysPerUser = 1000
-	DefaultConfigHistory        = 100
-)
-
 var (
 	errOwnerName = invalid("owner " + names.Login.Requirement())
 	errNoOwner   = invalid("owner is required: the admin key owns no resources, add ?owner=LOGIN")

@@ -37,8 +37,8 @@ import (
 // read the terminal), and the terminal delivers Ctrl-C / hangup to CMD
 // itself: then only SIGTERM is forwarded, to avoid delivering SIGINT twice.
 
-func init() {
-	lockCommand.Subcommands = append(lockCommand.Subcommands, &cli.Command{
+func lockRunCommand() *cli.Command {
+	return &cli.Command{
 		Name:      "run",
 		Usage:     "run a command while holding a lock (renewed in the background; released when it exits)",
 		ArgsUsage: "NAME -- CMD [ARGS...]",
@@ -50,7 +50,7 @@ func init() {
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "after a lost lock, time between SIGTERM and SIGKILL"},
 		),
 		Action: clientAction(1, lockRun),
-	})
+	}
 }
 
 func lockRun(c *cli.Context, args []string) error {

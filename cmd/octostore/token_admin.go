@@ -19,16 +19,16 @@ import (
 // at once (it looks unknown tokens up in the database) and refuses a revoked
 // one within its poll interval (500 ms), without a restart.
 
-func init() {
-	tokenCommand.Subcommands = append(tokenCommand.Subcommands,
-		&cli.Command{
+func tokenAdminCommands() []*cli.Command {
+	return []*cli.Command{
+		{
 			Name:      "create",
 			Usage:     "create a token for a local user (created if needed) and print it once",
 			UsageText: "octostore token create --db PATH --user NAME",
 			Flags:     []cli.Flag{tokenDBFlag(), &cli.StringFlag{Name: "user", Usage: "login of the user (" + names.Login.Pattern() + "; required)"}},
 			Action:    tokenCreate,
 		},
-		&cli.Command{
+		{
 			Name:      "list",
 			Usage:     "list stored tokens (user, source, created, fingerprint; never the token)",
 			UsageText: "octostore token list --db PATH [--user NAME] [--json]",
@@ -36,7 +36,7 @@ func init() {
 				&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 			Action: tokenList,
 		},
-		&cli.Command{
+		{
 			Name:      "revoke",
 			Usage:     "revoke tokens by fingerprint or by user",
 			UsageText: "octostore token revoke --db PATH (--fingerprint F | --user NAME [--all-for-user])",
@@ -46,7 +46,7 @@ func init() {
 				&cli.BoolFlag{Name: "all-for-user", Usage: "with --user: every token of the user"}},
 			Action: tokenRevoke,
 		},
-	)
+	}
 }
 
 func tokenDBFlag() cli.Flag {
