@@ -36,8 +36,8 @@ func TestAuthCacheRevokeRace(t *testing.T) {
 	req := func() (Principal, bool) {
 		var ctx fasthttp.RequestCtx
 		ctx.Request.Header.Set("Authorization", "Bearer "+tok)
-		p, _, ok := a.Authenticate(&ctx)
-		return p, ok
+		p, err := a.Authenticate(&ctx)
+		return p, err == nil
 	}
 	// The revocation commits and invalidates between the lookup and the
 	// caching of a concurrent request.

@@ -269,7 +269,7 @@ func TestConfigValidation(t *testing.T) {
 }
 
 func TestConfigHistoryRetention(t *testing.T) {
-	e := rsStart(t, func(o *httpd.TestOptions) { o.Resources.ConfigHistory = 3 })
+	e := rsStart(t, func(o *httpd.TestOptions) { o.ConfigKeys.History = 3 })
 	for i := 1; i <= 5; i++ {
 		e.do(t, "PUT", "/config/k", rsAlice, fmt.Sprintf(`{"value":%d}`, i)).want(t, 200)
 	}

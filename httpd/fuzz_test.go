@@ -3,6 +3,8 @@ package httpd
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net"
 	"regexp"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/octostore/octostore/actors/names"
 	"github.com/valyala/fasthttp"
 )
 
@@ -18,16 +21,52 @@ import (
 //
 //	go test ./httpd -run '^$' -fuzz '^FuzzDecodeBody$' -fuzztime 30s
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+// nameRE is the lock name rule as a regular expression: the handler's
+// check (names.Lock) must agree with it on every input.
+var nameRE = regexp.MustCompile(names.Lock.Pattern())
 
 func FuzzValidName(f *testing.F) {
 	for _, s := range []string{"a", "lock-1_A", "", strings.Repeat("x", 128), strings.Repeat("x", 129), "..", "a/b", "a%2Fb", "é", "a\x00", " a"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		if got, want := validName(name, MaxLockName), nameRE.MatchString(name); got != want {
-			t.Fatalf("validName(%q) = %v, want %v", name, got, want)
+		var ctx fasthttp.RequestCtx
+		ctx.SetUserValue("name", name)
+		_, err := lockName(&ctx)
+		if got, want := err == nil, nameRE.MatchString(name); got != want {
+			t.Fatalf("lockName(%q) accepted = %v, want %v", name, got, want)
 		}
+	})
+}
+
+// msgOf is the message of a validation error ("" for none).
+func msgOf(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// answerOf is how errors.go answers err: status and body.
+func answerOf(err error) (int, []byte) {
+	var ctx fasthttp.RequestCtx
+	s := &Server{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s.writeErr(&ctx, err)
+	return ctx.Response.StatusCode(), ctx.Response.Body()
+}
+
+// fuzzField runs check on every body field the fuzzer makes from the
+// seeds (raw: the field's JSON as handlers see it).
+func fuzzField(f *testing.F, seeds []string, check func(t *testing.T, fl *field, raw []byte)) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		fl, ok := asField(raw)
+		if !ok {
+			return
+		}
+		check(t, &fl, fl.raw)
 	})
 }
 
@@ -45,16 +84,9 @@ func asField(raw []byte) (field, bool) {
 }
 
 func FuzzFieldInt(f *testing.F) {
-	for _, s := range []string{"60", "0", "-1", "3600", "3601", "1e3", "60.0", "60.5", `"60"`, "true", "null", "99999999999999999999", "-9223372036854775808", "1e400", "0x10", "", "[]"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		fl, ok := asField(raw)
-		if !ok {
-			return
-		}
-		raw = fl.raw
-		v, msg := fl.Int("ttl_seconds", 1, 3600)
+	fuzzField(f, []string{"60", "0", "-1", "3600", "3601", "1e3", "60.0", "60.5", `"60"`, "true", "null", "99999999999999999999", "-9223372036854775808", "1e400", "0x10", "", "[]"}, func(t *testing.T, fl *field, raw []byte) {
+		v, err := fl.Int("ttl_seconds", 1, 3600)
+		msg := msgOf(err)
 		if msg == "" && (v < 1 || v > 3600) {
 			t.Fatalf("Int(%q) accepted %d outside [1, 3600]", raw, v)
 		}
@@ -69,16 +101,9 @@ func FuzzFieldInt(f *testing.F) {
 }
 
 func FuzzFieldString(f *testing.F) {
-	for _, s := range []string{`"abc"`, `""`, `"\u0000"`, `"\ud800"`, `"é"`, `5`, `null`, `"unterminated`, `["a"]`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		fl, ok := asField(raw)
-		if !ok {
-			return
-		}
-		raw = fl.raw
-		s, msg := fl.String("lease_id")
+	fuzzField(f, []string{`"abc"`, `""`, `"\u0000"`, `"\ud800"`, `"é"`, `5`, `null`, `"unterminated`, `["a"]`}, func(t *testing.T, fl *field, raw []byte) {
+		s, err := fl.String("lease_id")
+		msg := msgOf(err)
 		if msg != "" {
 			if !strings.Contains(msg, "lease_id") {
 				t.Fatalf("String(%q): message %q does not name the field", raw, msg)
@@ -93,16 +118,9 @@ func FuzzFieldString(f *testing.F) {
 }
 
 func FuzzFieldBool(f *testing.F) {
-	for _, s := range []string{"true", "false", `"true"`, "1", "null", "TRUE"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		fl, ok := asField(raw)
-		if !ok {
-			return
-		}
-		raw = fl.raw
-		b, msg := fl.Bool("enabled")
+	fuzzField(f, []string{"true", "false", `"true"`, "1", "null", "TRUE"}, func(t *testing.T, fl *field, raw []byte) {
+		b, err := fl.Bool("enabled")
+		msg := msgOf(err)
 		switch string(raw) {
 		case "true", "false":
 			if msg != "" || b != (string(raw) == "true") {
@@ -117,21 +135,12 @@ func FuzzFieldBool(f *testing.F) {
 }
 
 func FuzzLeaseID(f *testing.F) {
-	for _, s := range []string{`"6ba7b810-9dad-11d1-80b4-00c04fd430c8"`, `"6BA7B810-9DAD-11D1-80B4-00C04FD430C8"`, `"{6ba7b810-9dad-11d1-80b4-00c04fd430c8}"`,
-		`"urn:uuid:6ba7b810-9dad-11d1-80b4-00c04fd430c8"`, `"6ba7b8109dad11d180b400c04fd430c8"`, `""`, `123`, `"../../etc/passwd"`, `"6ba7b810-9dad-11d1-80b4-00c04fd430cg"`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		fl, ok := asField(raw)
-		if !ok {
-			return
-		}
-		raw = fl.raw
-		var ctx fasthttp.RequestCtx
-		lease, ok := leaseField(&ctx, &fl)
-		if !ok {
-			if ctx.Response.StatusCode() != fasthttp.StatusUnprocessableEntity || !isJSONError(ctx.Response.Body()) {
-				t.Fatalf("lease %q rejected with %d %q", raw, ctx.Response.StatusCode(), ctx.Response.Body())
+	fuzzField(f, []string{`"6ba7b810-9dad-11d1-80b4-00c04fd430c8"`, `"6BA7B810-9DAD-11D1-80B4-00C04FD430C8"`, `"{6ba7b810-9dad-11d1-80b4-00c04fd430c8}"`,
+		`"urn:uuid:6ba7b810-9dad-11d1-80b4-00c04fd430c8"`, `"6ba7b8109dad11d180b400c04fd430c8"`, `""`, `123`, `"../../etc/passwd"`, `"6ba7b810-9dad-11d1-80b4-00c04fd430cg"`}, func(t *testing.T, fl *field, raw []byte) {
+		lease, err := leaseField(fl)
+		if err != nil {
+			if st, body := answerOf(err); st != fasthttp.StatusUnprocessableEntity || !isJSONError(body) {
+				t.Fatalf("lease %q rejected with %d %q", raw, st, body)
 			}
 			return
 		}
@@ -172,19 +181,21 @@ func FuzzDecodeBody(f *testing.F) {
 		ctx.Request.Header.SetContentType(ct)
 		ctx.Request.SetBody(body)
 		var v lockBody
-		if decodeBody(&ctx, &v) {
+		err := decodeBody(&ctx, &v)
+		if err == nil {
 			if ctx.Response.StatusCode() != 200 || len(ctx.Response.Body()) != 0 {
 				t.Fatalf("decodeBody accepted but answered %d %q", ctx.Response.StatusCode(), ctx.Response.Body())
 			}
 			return
 		}
-		switch ctx.Response.StatusCode() {
+		st, answer := answerOf(err)
+		switch st {
 		case 400, 415, 422:
 		default:
-			t.Fatalf("decodeBody(%q, %q) answered %d", ct, body, ctx.Response.StatusCode())
+			t.Fatalf("decodeBody(%q, %q) answered %d", ct, body, st)
 		}
-		if !isJSONError(ctx.Response.Body()) {
-			t.Fatalf("decodeBody(%q, %q): body %q is not a JSON error", ct, body, ctx.Response.Body())
+		if !isJSONError(answer) {
+			t.Fatalf("decodeBody(%q, %q): body %q is not a JSON error", ct, body, answer)
 		}
 	})
 }
@@ -268,7 +279,7 @@ func FuzzHandlers(f *testing.F) {
 	})
 }
 
-var configKeyRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,100}$`)
+var configKeyRE = regexp.MustCompile(names.ConfigKey.Pattern())
 
 func FuzzValidConfigKey(f *testing.F) {
 	for _, s := range []string{"app.timeout", ".", "..", "...", "a/b", "a%2Fb", "", strings.Repeat("k", 100), strings.Repeat("k", 101), "é", "a\x00"} {
@@ -276,8 +287,10 @@ func FuzzValidConfigKey(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, key string) {
 		want := configKeyRE.MatchString(key) && key != "." && key != ".."
-		if got := validConfigKey(key); got != want {
-			t.Fatalf("validConfigKey(%q) = %v, want %v", key, got, want)
+		var ctx fasthttp.RequestCtx
+		ctx.SetUserValue("key", key)
+		if _, err := configKey(&ctx); (err == nil) != want {
+			t.Fatalf("configKey(%q) accepted = %v, want %v", key, err == nil, want)
 		}
 	})
 }
@@ -289,10 +302,10 @@ func FuzzIfMatch(f *testing.F) {
 	f.Fuzz(func(t *testing.T, h string) {
 		var ctx fasthttp.RequestCtx
 		ctx.Request.Header.Set("If-Match", h)
-		v, given, ok := ifMatch(&ctx)
-		if !ok {
-			if ctx.Response.StatusCode() != fasthttp.StatusUnprocessableEntity || !isJSONError(ctx.Response.Body()) {
-				t.Fatalf("If-Match %q rejected with %d %q", h, ctx.Response.StatusCode(), ctx.Response.Body())
+		v, given, err := ifMatch(&ctx)
+		if err != nil {
+			if st, body := answerOf(err); st != fasthttp.StatusUnprocessableEntity || !isJSONError(body) {
+				t.Fatalf("If-Match %q rejected with %d %q", h, st, body)
 			}
 			return
 		}

@@ -116,7 +116,7 @@ func TestAdminScope(t *testing.T) {
 
 func TestQuotas(t *testing.T) {
 	e := rsStart(t, func(o *httpd.TestOptions) {
-		o.Resources.MaxFlagsPerUser, o.Resources.MaxConfigKeysPerUser, o.Resources.MaxLimitsPerUser = 2, 2, 2
+		o.Flags.MaxPerUser, o.ConfigKeys.MaxPerUser, o.Limits.MaxPerUser = 2, 2, 2
 	})
 	for i := 0; i < 2; i++ {
 		e.do(t, "PUT", fmt.Sprintf("/flags/f%d", i), rsAlice, `{"enabled":true}`).want(t, 200)

@@ -134,11 +134,11 @@ func waitPassivated(t *testing.T, sys *actors.System, n int64, within time.Durat
 func TestMemoryIdleNames(t *testing.T) {
 	n := scale(t)
 	e := relStart(t, func(o *httpd.TestOptions) { o.Actors.IdleTimeout = 2 * time.Second })
-	sys := e.app.Sys
+	sys, locks, ctx := e.app.Sys, e.app.Locks, t.Context()
 	base := sampleMem()
 	start := time.Now()
 	if err := parallel(n, func(i int) error {
-		_, err := sys.Do(actors.Key{Kind: actors.KindLock, Name: "idle-" + strconv.Itoa(i)}, actors.LockStatus{})
+		_, err := locks.Status(ctx, "idle-"+strconv.Itoa(i))
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -160,13 +160,12 @@ func TestMemoryIdleNames(t *testing.T) {
 // (holder index entry and expiry timer), and while actors are resident.
 func TestMemoryHeldLocks(t *testing.T) {
 	n := scale(t)
-	e := relStart(t, func(o *httpd.TestOptions) { o.Actors.IdleTimeout = 2 * time.Second; o.Actors.MaxLocksPerUser = -1 })
-	sys := e.app.Sys
+	e := relStart(t, func(o *httpd.TestOptions) { o.Actors.IdleTimeout = 2 * time.Second; o.Locks.MaxPerUser = -1 })
+	sys, locks, ctx := e.app.Sys, e.app.Locks, t.Context()
 	base := sampleMem()
 	start := time.Now()
 	if err := parallel(n, func(i int) error {
-		_, err := sys.Do(actors.Key{Kind: actors.KindLock, Name: "held-" + strconv.Itoa(i)},
-			actors.AcquireLock{Caller: "user" + strconv.Itoa(i%1000), TTL: time.Hour})
+		_, err := locks.Acquire(ctx, "held-"+strconv.Itoa(i), "user"+strconv.Itoa(i%1000), time.Hour)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -177,7 +176,7 @@ func TestMemoryHeldLocks(t *testing.T) {
 	waitPassivated(t, sys, 0, 5*time.Minute)
 	after := sampleMem()
 	heapProfile(t)
-	if got := sys.Holdings.Total(); got != n {
+	if got := locks.Indexed(); got != n {
 		t.Fatalf("holder index has %d entries, want %d", got, n)
 	}
 	t.Logf("acquired %d locks in %s (%.0f durable grants/s)", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
@@ -225,7 +224,7 @@ func TestRecoveryTime(t *testing.T) {
 	base := sampleMem()
 	o := relOptions(t)
 	o.DBPath = path
-	o.Actors.MaxLocksPerUser = -1
+	o.Locks.MaxPerUser = -1
 	if *relCPUProfile != "" {
 		f, err := os.Create(*relCPUProfile)
 		if err != nil {
@@ -244,7 +243,7 @@ func TestRecoveryTime(t *testing.T) {
 		pprof.StopCPUProfile()
 	}
 	defer a.Close()
-	if got := a.Sys.Holdings.Total(); got != n {
+	if got := a.Locks.Indexed(); got != n {
 		t.Fatalf("recovered %d held locks, want %d", got, n)
 	}
 	after := sampleMem()

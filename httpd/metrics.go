@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fasthttp/router"
+	"github.com/octostore/octostore/actors"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -234,20 +235,20 @@ func (s *Server) routeMetrics(m *Metrics) {
 	s.r.GET("/metrics", s.authed(s.serveMetrics))
 }
 
-func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx, p *Principal) {
+var errMetricsAdminOnly = actors.NewError(actors.CodeForbidden, "metrics are only available to the admin principal")
+
+func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx, _ *request, p *Principal) error {
 	if !p.Admin {
-		writeError(ctx, fasthttp.StatusForbidden, "metrics are only available to the admin principal")
-		return
+		return errMetricsAdminOnly
 	}
 	var buf bytes.Buffer
 	if err := s.metrics.Write(&buf); err != nil {
-		s.log.Error("gather metrics", "err", err)
-		writeError(ctx, fasthttp.StatusInternalServerError, "gather metrics failed")
-		return
+		return actors.Wrap(actors.CodeInternal, "gather metrics failed", err) // logged by writeErr
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType(string(contentType))
 	ctx.SetBody(buf.Bytes())
+	return nil
 }
 
 // MetricsHandler serves GET /metrics from m's registry without

@@ -32,7 +32,7 @@ func observe(deps Deps) {
 			return 0
 		})
 	m.Registry.MustRegister(&resourceCollector{
-		locks: func() int { return sys.Holdings.Total() },
+		locks: deps.Locks.Indexed,
 		db:    store.DB().ReadDB(),
 		ttl:   5 * time.Second,
 		now:   time.Now,

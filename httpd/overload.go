@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync/atomic"
 
+	"github.com/octostore/octostore/actors"
 	"github.com/valyala/fasthttp"
 )
 
@@ -31,7 +32,8 @@ func newInflight(max int) *inflight {
 	return &inflight{max: int64(max)}
 }
 
-var overloadedBody = []byte(`{"error":"server overloaded: too many requests in flight, retry later"}`)
+// overloaded answers a request beyond the limit, rendered once (errors.go).
+var overloaded = newFixedAnswer(actors.NewError(actors.CodeOverloaded, "server overloaded: too many requests in flight, retry later"))
 
 // wrap returns next guarded by the limit.
 func (l *inflight) wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
@@ -42,8 +44,7 @@ func (l *inflight) wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		}
 		if l.n.Add(1) > l.max {
 			l.n.Add(-1)
-			ctx.Response.Header.Set("Retry-After", "1")
-			writeRaw(ctx, fasthttp.StatusServiceUnavailable, overloadedBody)
+			overloaded.write(ctx)
 			return
 		}
 		defer l.n.Add(-1)

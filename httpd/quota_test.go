@@ -23,7 +23,7 @@ func newRelClock() *httpd.TestClock {
 func TestLockQuotaHolds(t *testing.T) {
 	const max = 5
 	clk := newRelClock()
-	e := relStart(t, func(o *httpd.TestOptions) { o.Actors.MaxLocksPerUser = max; o.Now = clk.Now })
+	e := relStart(t, func(o *httpd.TestOptions) { o.Locks.MaxPerUser = max; o.Now = clk.Now })
 
 	results := make(chan relResp, 50)
 	var wg sync.WaitGroup
@@ -93,7 +93,7 @@ func TestLockQuotaHolds(t *testing.T) {
 func TestLockQuotaNeverBlocksBelow(t *testing.T) {
 	const max = 12
 	clk := newRelClock()
-	e := relStart(t, func(o *httpd.TestOptions) { o.Actors.MaxLocksPerUser = max; o.Now = clk.Now })
+	e := relStart(t, func(o *httpd.TestOptions) { o.Locks.MaxPerUser = max; o.Now = clk.Now })
 	type hold struct {
 		lease string
 		exp   time.Time

@@ -1,8 +1,13 @@
 // Package httpd is octostore's HTTP API: a fasthttp server with one handler
-// file per resource, one error → status map (errors.go) and bearer-token
-// authentication (auth.go). Handlers validate input, then ask the resource's
-// actor (package actors) and render its answer; they hold no state of their
-// own besides the token cache.
+// file per resource, one table of routes (routes.go), one error → status
+// map (errors.go) and bearer-token authentication (auth.go). Handlers
+// validate input, call the resource kind's typed entry point
+// (actors.Locks, Limits, Flags, ConfigKeys) with the request's context
+// (reqctx.go: request timeout, shutdown, client gone) and render its
+// answer; they hold no state of their own besides the token cache.
+//
+// Errors: a handler returns an error (coded: actors.Error) instead of
+// answering it, and errors.go alone turns it into a status and a body.
 package httpd
 
 import (
@@ -23,14 +28,17 @@ import (
 // closes after Shutdown; the Server itself owns only its router, its
 // event streams and the fasthttp server.
 type Server struct {
-	sys   *actors.System
-	store *persistence.Store
-	auth  *Authenticator
-	oauth *githubOAuth // nil: GitHub sign-in not configured (501)
-	log   *slog.Logger
-	r     *router.Router
-	srv   *fasthttp.Server
-	res   *actors.Resources // rate limits, flags, config (resources.go)
+	locks  *actors.Locks
+	limits *actors.Limits
+	flags  *actors.Flags
+	config *actors.ConfigKeys
+	store  *persistence.Store // health, tokens, sign-in
+	auth   *Authenticator
+	oauth  *githubOAuth // nil: GitHub sign-in not configured (501)
+	log    *slog.Logger
+	reqs   *requestContexts
+	r      *router.Router
+	srv    *fasthttp.Server
 
 	// events serves /events and /locks/{name}/watch, metrics /metrics
 	// (events.go, metrics.go).
@@ -46,12 +54,18 @@ type Server struct {
 // required. They are opened before NewServer and closed after
 // Server.Shutdown by whoever opened them; the Server never closes them.
 type Deps struct {
-	Sys       *actors.System     // the lock runtime
-	Resources *actors.Resources  // rate limits, flags and config keys
-	Store     *persistence.Store // tokens, listings, the health of writes
-	Auth      *Authenticator     // bearer tokens and the admin key
-	GitHub    *GitHubSignIn      // sign-in with GitHub; nil: not configured (501)
-	Events    *actors.Broker     // /events and /locks/{name}/watch
+	// The typed entry points of the four resource kinds (registered with
+	// Sys, which has recovered: actors.System.Recover).
+	Locks  *actors.Locks
+	Limits *actors.Limits
+	Flags  *actors.Flags
+	Config *actors.ConfigKeys
+	// Sys is read only by the live-actors gauge; handlers call the kinds.
+	Sys    *actors.System
+	Store  *persistence.Store // tokens, sign-in, the health of writes
+	Auth   *Authenticator     // bearer tokens and the admin key
+	GitHub *GitHubSignIn      // sign-in with GitHub; nil: not configured (501)
+	Events *actors.Broker     // /events and /locks/{name}/watch
 	// Metrics labels every request and serves /metrics; NewServer also
 	// registers the scrape-time gauges of Sys, Events and Store on it, so
 	// one Metrics serves one Server.
@@ -76,8 +90,11 @@ type ServerConfig struct {
 	// streams (DefaultEventHeartbeat).
 	EventHeartbeat time.Duration
 	// ShutdownTimeout bounds how long Shutdown waits for in-flight requests
-	// (DefaultShutdownTimeout).
+	// (DefaultShutdownTimeout); requests still waiting then end with 503.
 	ShutdownTimeout time.Duration
+	// RequestTimeout bounds how long a request waits for its resource (503
+	// beyond; DefaultRequestTimeout, reqctx.go).
+	RequestTimeout time.Duration
 }
 
 // Defaults of ServerConfig (and of the `octostore serve` flags that set
@@ -121,6 +138,9 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
 	return c
 }
 
@@ -129,7 +149,8 @@ func (c ServerConfig) withDefaults() ServerConfig {
 // missing (a wiring mistake, not a runtime condition). Serve starts it.
 func NewServer(cfg ServerConfig, deps Deps) *Server {
 	for name, missing := range map[string]bool{
-		"Sys": deps.Sys == nil, "Resources": deps.Resources == nil, "Store": deps.Store == nil,
+		"Locks": deps.Locks == nil, "Limits": deps.Limits == nil, "Flags": deps.Flags == nil, "Config": deps.Config == nil,
+		"Sys": deps.Sys == nil, "Store": deps.Store == nil,
 		"Auth": deps.Auth == nil, "Events": deps.Events == nil, "Metrics": deps.Metrics == nil,
 	} {
 		if missing {
@@ -142,8 +163,10 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		sys: deps.Sys, store: deps.Store, auth: deps.Auth, res: deps.Resources, oauth: deps.GitHub.flow(),
-		log: log, r: router.New(), shutdownTimeout: cfg.ShutdownTimeout, done: make(chan error, 1),
+		locks: deps.Locks, limits: deps.Limits, flags: deps.Flags, config: deps.Config,
+		store: deps.Store, auth: deps.Auth, oauth: deps.GitHub.flow(), log: log,
+		reqs: newRequestContexts(cfg.RequestTimeout), r: router.New(),
+		shutdownTimeout: cfg.ShutdownTimeout, done: make(chan error, 1),
 	}
 	s.r.SaveMatchedRoutePath = true // metrics label requests by route template
 	s.r.RedirectTrailingSlash = false
@@ -151,22 +174,18 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 	s.r.HandleMethodNotAllowed = true
 	s.r.HandleOPTIONS = false
 	s.r.NotFound = func(ctx *fasthttp.RequestCtx) {
-		writeError(ctx, fasthttp.StatusNotFound, "no such route: "+string(ctx.Path()))
+		s.writeErr(ctx, actors.NewError(actors.CodeNotFound, "no such route: "+string(ctx.Path())))
 	}
 	s.r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
 		dropOptionsFromAllow(ctx)
-		writeError(ctx, fasthttp.StatusMethodNotAllowed, "method "+string(ctx.Method())+" not allowed on "+string(ctx.Path()))
+		s.writeErr(ctx, actors.NewError(actors.CodeMethodNotAllowed, "method "+string(ctx.Method())+" not allowed on "+string(ctx.Path())))
 	}
 	s.r.PanicHandler = func(ctx *fasthttp.RequestCtx, v any) {
 		s.log.Error("panic in handler", "path", string(ctx.Path()), "panic", v)
-		writeError(ctx, fasthttp.StatusInternalServerError, "internal error")
+		writeCoded(ctx, actors.NewError(actors.CodeInternal, "internal error"))
 	}
 	s.r.GET("/health", s.health)
-	s.routeLocks()
-	s.routeLimits()
-	s.routeFlags()
-	s.routeConfig()
-	s.routeAuth()
+	s.routes()
 	s.routeOpenAPI()
 	s.routeEvents(deps.Events, cfg.EventHeartbeat, cfg.WriteTimeout)
 	s.routeMetrics(deps.Metrics)
@@ -192,13 +211,13 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 			var small *fasthttp.ErrSmallBuffer
 			switch {
 			case errors.Is(err, fasthttp.ErrBodyTooLarge):
-				writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")
+				writeCoded(ctx, actors.NewError(actors.CodeTooLarge, "request body too large"))
 			case errors.As(err, &small):
-				writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large")
+				writeCoded(ctx, actors.NewError(actors.CodeHeadersTooLarge, "request headers too large"))
 			case isTimeout(err):
-				writeError(ctx, fasthttp.StatusRequestTimeout, "request not received within the read timeout")
+				writeCoded(ctx, actors.NewError(actors.CodeReadTimeout, "request not received within the read timeout"))
 			default:
-				writeError(ctx, fasthttp.StatusBadRequest, "malformed request")
+				writeCoded(ctx, actors.NewError(actors.CodeMalformed, "malformed request"))
 			}
 		},
 	}
@@ -225,16 +244,20 @@ func (s *Server) Serve(ln net.Listener) {
 }
 
 // Shutdown ends the event streams, stops accepting, and waits (at most
-// ServerConfig.ShutdownTimeout) for in-flight requests. It does nothing if
+// ServerConfig.ShutdownTimeout) for in-flight requests; requests still
+// waiting for a resource then are cancelled (cause actors.ErrClosed: 503 at
+// once) and the request contexts' reaper stops. It does nothing more if
 // Serve was never called or Shutdown already ran.
 func (s *Server) Shutdown() error {
 	if s.ln == nil {
+		s.reqs.shutdown()
 		return nil
 	}
 	s.closeStreams() // open event streams would hold the shutdown up
 	ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()
 	err := s.srv.ShutdownWithContext(ctx)
+	s.reqs.shutdown()
 	// fasthttp only closes the listeners Serve has registered: when shutdown
 	// follows serve at once, Serve may not have started yet and would then
 	// accept forever. Closing the listener ourselves ends it either way.

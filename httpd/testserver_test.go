@@ -38,8 +38,11 @@ type TestOptions struct {
 	AdminKey     string
 	GitHub       GitHubOAuth
 	Server       ServerConfig
-	Actors       actors.Config // Store, Events and Logger are supplied; Now defaults to TestOptions.Now
-	Resources    actors.ResourceConfig
+	Actors       actors.Config     // Store, Events and Logger are supplied; Now defaults to TestOptions.Now
+	Locks        actors.LockConfig // the kinds' stores are supplied
+	Limits       actors.LimitConfig
+	Flags        actors.FlagConfig
+	ConfigKeys   actors.ConfigKeysConfig
 	Events       actors.BrokerOptions
 	MetricsAddr  string // a separate metrics listener ("": none)
 
@@ -50,14 +53,17 @@ type TestOptions struct {
 
 // TestServer is a running test server and the parts it was composed of.
 type TestServer struct {
-	Opts      TestOptions // as started, defaults filled in (restart with these)
-	DB        *persistence.DB
-	Store     *persistence.Store
-	Sys       *actors.System
-	Resources *actors.Resources
-	Events    *actors.Broker
-	Metrics   *Metrics
-	Auth      *Authenticator
+	Opts       TestOptions // as started, defaults filled in (restart with these)
+	DB         *persistence.DB
+	Store      *persistence.Store
+	Sys        *actors.System
+	Locks      *actors.Locks
+	Limits     *actors.Limits
+	Flags      *actors.Flags
+	ConfigKeys *actors.ConfigKeys
+	Events     *actors.Broker
+	Metrics    *Metrics
+	Auth       *Authenticator
 
 	server  *Server
 	ln      net.Listener
@@ -121,17 +127,18 @@ func StartTestServer(tb testing.TB, o TestOptions) (_ *TestServer, err error) {
 	ts.Sys = actors.NewSystem(ac)
 	ts.closers = append(ts.closers, func() error {
 		ts.Sys.Close()
-		if ts.Resources == nil {
+		if ts.Limits == nil {
 			return nil
 		}
-		return ts.Resources.Close()
+		return ts.Limits.Close()
 	})
-	rc := o.Resources
-	rc.Loader = ts.Store
-	if ts.Resources, err = actors.RegisterResources(ts.Sys, rc); err != nil {
-		return nil, err
-	}
-	if _, err := ts.Sys.Recover(); err != nil {
+	lc, limc, fc, cc := o.Locks, o.Limits, o.Flags, o.ConfigKeys
+	lc.Loader, limc.Store, fc.Store, cc.Store = ts.Store, ts.Store, ts.Store, ts.Store
+	ts.Locks = actors.NewLocks(ts.Sys, lc)
+	ts.Limits = actors.NewLimits(ts.Sys, limc)
+	ts.Flags = actors.NewFlags(ts.Sys, fc)
+	ts.ConfigKeys = actors.NewConfigKeys(ts.Sys, cc)
+	if err := ts.Sys.Recover(); err != nil {
 		return nil, err
 	}
 	if ts.Auth, err = NewAuthenticator(ts.Store, o.AdminKey); err != nil {
@@ -146,7 +153,8 @@ func StartTestServer(tb testing.TB, o TestOptions) (_ *TestServer, err error) {
 		ts.closers = append(ts.closers, func() error { gh.Close(); return nil })
 	}
 	ts.server = NewServer(o.Server, Deps{
-		Sys: ts.Sys, Resources: ts.Resources, Store: ts.Store, Auth: ts.Auth, GitHub: gh,
+		Locks: ts.Locks, Limits: ts.Limits, Flags: ts.Flags, Config: ts.ConfigKeys,
+		Sys: ts.Sys, Store: ts.Store, Auth: ts.Auth, GitHub: gh,
 		Events: ts.Events, Metrics: ts.Metrics, Logger: o.Logger,
 	})
 	ts.server.Serve(ts.ln)

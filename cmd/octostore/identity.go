@@ -12,6 +12,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/octostore/octostore/actors/names"
 	"github.com/octostore/octostore/persistence"
 )
 
@@ -96,8 +97,8 @@ func addStatic(entry string, into map[string]string) error {
 	if !ok || user == "" || tok == "" {
 		return errors.New(`static token entries must look like "user:token"`)
 	}
-	if !validLogin(user) {
-		return fmt.Errorf("static token user %q: must match ^[A-Za-z0-9_-]{1,64}$", user)
+	if !names.Login.Valid(user) {
+		return fmt.Errorf("static token user %q: %s", user, names.Login.Requirement())
 	}
 	if prev, dup := into[tok]; dup && prev != user {
 		return fmt.Errorf("the same static token is given for %q and %q", prev, user)

@@ -38,14 +38,18 @@ type ServeConfig struct {
 	GitHub       httpd.GitHubOAuth // sign-in with GitHub (--github-*)
 	LogLevel     slog.Level
 
-	// Server: HTTP limits and timeouts, event heartbeat.
+	// Server: HTTP limits and timeouts (the request timeout too), event
+	// heartbeat.
 	Server httpd.ServerConfig
-	// Actors: idle and request timeouts, locks per user. Run supplies
-	// Store, Events, Logger and (unless set) Now.
+	// Actors: the idle timeout. Run supplies Store, Events, Logger and
+	// (unless set) Now.
 	Actors actors.Config
-	// Resources: quotas, config history, limit flush interval. Run
-	// supplies Loader.
-	Resources actors.ResourceConfig
+	// The resource kinds: locks and resources per user, config history,
+	// the limit flush interval. Run supplies their stores.
+	Locks      actors.LockConfig
+	Limits     actors.LimitConfig
+	Flags      actors.FlagConfig
+	ConfigKeys actors.ConfigKeysConfig
 	// Events: how far an event-stream subscriber may fall behind.
 	Events actors.BrokerOptions
 
@@ -74,7 +78,10 @@ type Main struct {
 	Store           *persistence.Store // the group-commit writer's owner
 	Events          *actors.Broker
 	Sys             *actors.System
-	Resources       *actors.Resources
+	Locks           *actors.Locks // the typed entry points of the four kinds
+	Limits          *actors.Limits
+	Flags           *actors.Flags
+	ConfigKeys      *actors.ConfigKeys
 	Auth            *httpd.Authenticator
 	GitHub          *httpd.GitHubSignIn // nil without GitHub sign-in
 	Server          *httpd.Server
@@ -96,8 +103,8 @@ type closer struct {
 // Run opens the server in dependency order and returns once it serves:
 //
 //	listener → metrics registry → database → writer → identity (static
-//	tokens, dev token) → events broker → actor system + resource kinds +
-//	lock recovery → authenticator → GitHub sign-in → HTTP server →
+//	tokens, dev token) → events broker → actor system + the four kinds +
+//	their recovery → authenticator → GitHub sign-in → HTTP server →
 //	metrics listener → pprof
 //
 // Each step registers its undo as soon as it has opened something, so when
@@ -182,35 +189,36 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ac.Now = m.Now
 	}
 	m.Sys = actors.NewSystem(ac)
-	// One undo for the runtime and the rate-limit flusher that
-	// RegisterResources starts: the actors stop first (no more checks), then
-	// the flusher writes what they counted, before the writer closes.
+	// One undo for the runtime and the rate-limit flusher that NewLimits
+	// starts: the actors stop first (no more checks), then the flusher
+	// writes what they counted, before the writer closes.
 	if err := m.opened(ctx, "actor system", func() error {
 		m.Sys.Close()
-		if m.Resources == nil {
+		if m.Limits == nil {
 			return nil
 		}
-		if err := m.Resources.Close(); err != nil {
+		if err := m.Limits.Close(); err != nil {
 			return fmt.Errorf("write rate limit counters: %w", err)
 		}
 		return nil
 	}); err != nil {
 		return err
 	}
-	rc := cfg.Resources
-	rc.Loader = m.Store
-	if m.Resources, err = actors.RegisterResources(m.Sys, rc); err != nil {
-		return err
-	}
+	// Every kind plugs into the runtime the same way (actors.KindSpec).
+	lc, limc, fc, cc := cfg.Locks, cfg.Limits, cfg.Flags, cfg.ConfigKeys
+	lc.Loader, limc.Store, fc.Store, cc.Store = m.Store, m.Store, m.Store, m.Store
+	m.Locks = actors.NewLocks(m.Sys, lc)
+	m.Limits = actors.NewLimits(m.Sys, limc)
+	m.Flags = actors.NewFlags(m.Sys, fc)
+	m.ConfigKeys = actors.NewConfigKeys(m.Sys, cc)
 	if err := m.opened(ctx, "resource kinds", nil); err != nil {
 		return err
 	}
-	start := time.Now()
-	n, err := m.Sys.Recover()
-	if err != nil {
-		return fmt.Errorf("recover held locks: %w", err)
+	// Each kind's recovery (held locks' timers and holder index; quota
+	// counters), logged per kind.
+	if err := m.Sys.Recover(); err != nil {
+		return err
 	}
-	m.Logger.Info("recovered state", "active_locks", n, "took", time.Since(start).Round(time.Millisecond))
 	if err := m.opened(ctx, "recovery", nil); err != nil {
 		return err
 	}
@@ -234,7 +242,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 
 	m.Server = httpd.NewServer(cfg.Server, httpd.Deps{
-		Sys: m.Sys, Resources: m.Resources, Store: m.Store, Auth: m.Auth, GitHub: m.GitHub,
+		Locks: m.Locks, Limits: m.Limits, Flags: m.Flags, Config: m.ConfigKeys,
+		Sys: m.Sys, Store: m.Store, Auth: m.Auth, GitHub: m.GitHub,
 		Events: m.Events, Metrics: m.Metrics, Logger: m.Logger,
 	})
 	m.Server.Serve(ln)
@@ -409,7 +418,7 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 			}},
 		&cli.StringFlag{Name: "admin-key", Destination: &cfg.AdminKey, Usage: "key of the admin principal (bearer or X-Admin-Key)", EnvVars: []string{"OCTOSTORE_ADMIN_KEY", "ADMIN_KEY"}},
 		&cli.IntFlag{Name: "max-body-bytes", Value: httpd.DefaultMaxBodyBytes, Destination: &cfg.Server.MaxBodyBytes, Usage: "request body limit (413 beyond)", EnvVars: []string{"OCTOSTORE_MAX_BODY_BYTES"}},
-		&cli.IntFlag{Name: "max-locks-per-user", Value: actors.DefaultMaxLocksPerUser, Destination: &cfg.Actors.MaxLocksPerUser, Usage: "active locks per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_LOCKS_PER_USER"}},
+		&cli.IntFlag{Name: "max-locks-per-user", Value: actors.DefaultMaxLocksPerUser, Destination: &cfg.Locks.MaxPerUser, Usage: "active locks per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_LOCKS_PER_USER"}},
 		&cli.DurationFlag{Name: "idle-timeout", Value: actors.DefaultIdleTimeout, Destination: &cfg.Actors.IdleTimeout, Usage: "passivate a resource actor after this long without requests", EnvVars: []string{"OCTOSTORE_IDLE_TIMEOUT"}},
 		&cli.IntFlag{Name: "max-conns", Value: httpd.DefaultMaxConns, Destination: &cfg.Server.MaxConns, Usage: "concurrent connections at most", EnvVars: []string{"OCTOSTORE_MAX_CONNS"}},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"OCTOSTORE_LOG_LEVEL"},
@@ -456,7 +465,7 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 		&cli.DurationFlag{Name: "conn-idle-timeout", Value: httpd.DefaultConnIdleTimeout, Destination: &cfg.Server.IdleTimeout, Usage: "close keep-alive connections idle this long", EnvVars: []string{"OCTOSTORE_CONN_IDLE_TIMEOUT"}},
 		&cli.IntFlag{Name: "max-inflight", Value: httpd.DefaultMaxInFlight, Destination: &cfg.Server.MaxInFlight, Usage: "requests handled at once; beyond it the server answers 503 + Retry-After", EnvVars: []string{"OCTOSTORE_MAX_INFLIGHT"}},
 		&cli.IntFlag{Name: "max-header-bytes", Value: httpd.DefaultMaxHeaderBytes, Destination: &cfg.Server.MaxHeaderBytes, Usage: "request line and headers limit (431 beyond)", EnvVars: []string{"OCTOSTORE_MAX_HEADER_BYTES"}},
-		&cli.DurationFlag{Name: "request-timeout", Value: actors.DefaultRequestTimeout, Destination: &cfg.Actors.RequestTimeout, Usage: "longest wait for a resource to answer (503 beyond)", EnvVars: []string{"OCTOSTORE_REQUEST_TIMEOUT"}},
+		&cli.DurationFlag{Name: "request-timeout", Value: httpd.DefaultRequestTimeout, Destination: &cfg.Server.RequestTimeout, Usage: "longest wait for a resource to answer (503 beyond)", EnvVars: []string{"OCTOSTORE_REQUEST_TIMEOUT"}},
 
 		// Events and metrics (docs/operations.md, "Events and metrics").
 		&cli.StringFlag{Name: "metrics-addr", Destination: &cfg.MetricsAddr, Usage: "also serve GET /metrics without authentication on this address (host:port; keep it on a private interface)", EnvVars: []string{"OCTOSTORE_METRICS_ADDR"}},
@@ -486,26 +495,26 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 
 		// Rate limits, feature flags and config keys: per-user quotas,
 		// config history, and how often rate-limit counters are written.
-		&cli.IntFlag{Name: "max-limits-per-user", Value: actors.DefaultMaxLimitsPerUser, Destination: &cfg.Resources.MaxLimitsPerUser, Usage: "rate limits per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_LIMITS_PER_USER"},
+		&cli.IntFlag{Name: "max-limits-per-user", Value: actors.DefaultMaxLimitsPerUser, Destination: &cfg.Limits.MaxPerUser, Usage: "rate limits per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_LIMITS_PER_USER"},
 			Action: quota("max-limits-per-user")},
-		&cli.IntFlag{Name: "max-flags-per-user", Value: actors.DefaultMaxFlagsPerUser, Destination: &cfg.Resources.MaxFlagsPerUser, Usage: "feature flags per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_FLAGS_PER_USER"},
+		&cli.IntFlag{Name: "max-flags-per-user", Value: actors.DefaultMaxFlagsPerUser, Destination: &cfg.Flags.MaxPerUser, Usage: "feature flags per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_FLAGS_PER_USER"},
 			Action: quota("max-flags-per-user")},
-		&cli.IntFlag{Name: "max-config-keys-per-user", Value: actors.DefaultMaxConfigKeysPerUser, Destination: &cfg.Resources.MaxConfigKeysPerUser, Usage: "config keys per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_CONFIG_KEYS_PER_USER"},
+		&cli.IntFlag{Name: "max-config-keys-per-user", Value: actors.DefaultMaxConfigKeysPerUser, Destination: &cfg.ConfigKeys.MaxPerUser, Usage: "config keys per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_CONFIG_KEYS_PER_USER"},
 			Action: quota("max-config-keys-per-user")},
-		&cli.IntFlag{Name: "config-history", Value: actors.DefaultConfigHistory, Destination: &cfg.Resources.ConfigHistory, Usage: "versions kept per config key (older ones are pruned)", EnvVars: []string{"OCTOSTORE_CONFIG_HISTORY"},
+		&cli.IntFlag{Name: "config-history", Value: actors.DefaultConfigHistory, Destination: &cfg.ConfigKeys.History, Usage: "versions kept per config key (older ones are pruned)", EnvVars: []string{"OCTOSTORE_CONFIG_HISTORY"},
 			Action: func(_ *cli.Context, v int) error {
 				if v < 1 {
 					return usage("--config-history must be at least 1")
 				}
 				return nil
 			}},
-		&cli.DurationFlag{Name: "limit-flush-interval", Value: actors.DefaultLimitFlushInterval, Destination: &cfg.Resources.LimitFlushInterval, Usage: "rate-limit counters are written behind, each changed limit at most once per interval; a kill -9 loses at most this much of them (0: with the next write batch)", EnvVars: []string{"OCTOSTORE_LIMIT_FLUSH_INTERVAL"},
+		&cli.DurationFlag{Name: "limit-flush-interval", Value: actors.DefaultLimitFlushInterval, Destination: &cfg.Limits.FlushInterval, Usage: "rate-limit counters are written behind, each changed limit at most once per interval; a kill -9 loses at most this much of them (0: with the next write batch)", EnvVars: []string{"OCTOSTORE_LIMIT_FLUSH_INTERVAL"},
 			Action: func(_ *cli.Context, d time.Duration) error {
 				switch {
 				case d < 0:
 					return usage("--limit-flush-interval must not be negative")
 				case d == 0:
-					cfg.Resources.LimitFlushInterval = actors.LimitFlushEveryBatch
+					cfg.Limits.FlushInterval = actors.LimitFlushEveryBatch
 				}
 				return nil
 			}},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/actors"
+	"github.com/octostore/octostore/actors/names"
 	"github.com/octostore/octostore/httpd"
 	"github.com/urfave/cli/v2"
 )
@@ -80,18 +82,19 @@ func TestServeResourceFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := o.Resources
-	if r.MaxLimitsPerUser != 10000 || r.MaxFlagsPerUser != 1000 || r.MaxConfigKeysPerUser != 1000 || r.ConfigHistory != 100 || r.LimitFlushInterval != actors.DefaultLimitFlushInterval {
-		t.Fatalf("defaults: %+v", r)
+	kinds := func(o ServeConfig) string {
+		return fmt.Sprintf("limits %+v flags %+v config %+v", o.Limits, o.Flags, o.ConfigKeys)
+	}
+	if o.Limits.MaxPerUser != 10000 || o.Flags.MaxPerUser != 1000 || o.ConfigKeys.MaxPerUser != 1000 || o.ConfigKeys.History != 100 || o.Limits.FlushInterval != actors.DefaultLimitFlushInterval {
+		t.Fatalf("defaults: %s", kinds(o))
 	}
 	o, err = parseServe(t, "--max-limits-per-user=5", "--max-flags-per-user=-1", "--max-config-keys-per-user=7",
 		"--config-history=3", "--limit-flush-interval=0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r = o.Resources
-	if r.MaxLimitsPerUser != 5 || r.MaxFlagsPerUser != -1 || r.MaxConfigKeysPerUser != 7 || r.ConfigHistory != 3 || r.LimitFlushInterval != actors.LimitFlushEveryBatch {
-		t.Fatalf("set: %+v", r)
+	if o.Limits.MaxPerUser != 5 || o.Flags.MaxPerUser != -1 || o.ConfigKeys.MaxPerUser != 7 || o.ConfigKeys.History != 3 || o.Limits.FlushInterval != actors.LimitFlushEveryBatch {
+		t.Fatalf("set: %s", kinds(o))
 	}
 	for _, bad := range [][]string{
 		{"--max-flags-per-user=0"}, {"--max-limits-per-user=-2"}, {"--config-history=0"}, {"--limit-flush-interval=-1s"},
@@ -105,8 +108,8 @@ func TestServeResourceFlags(t *testing.T) {
 	if o, err = parseServe(t); err != nil {
 		t.Fatal(err)
 	}
-	if o.Resources.MaxFlagsPerUser != 12 || o.Resources.LimitFlushInterval != 250*time.Millisecond {
-		t.Fatalf("from the environment: %+v", o.Resources)
+	if o.Flags.MaxPerUser != 12 || o.Limits.FlushInterval != 250*time.Millisecond {
+		t.Fatalf("from the environment: %s", kinds(o))
 	}
 }
 
@@ -144,7 +147,7 @@ func FuzzParseStaticTokens(f *testing.F) {
 			return
 		}
 		for tok, user := range m {
-			if tok == "" || !validLogin(user) {
+			if tok == "" || !names.Login.Valid(user) {
 				t.Fatalf("parseStaticTokens(%q) accepted user %q token %q", s, user, tok)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -82,50 +83,13 @@ func (r *txnReader) list(prefix string) (map[string][]byte, error) {
 // translate returns the parts that apply m. A PutLimits gives one part per
 // row (rows are independent, and a flush may hold more rows than a Txn
 // can); SyncStaticTokens one per token added or removed; every other
-// mutation exactly one.
+// mutation exactly one. The kinds' mutations translate themselves through
+// the translator (their ApplyTo); persistence's token mutations are
+// translated here.
 func translate(r *txnReader, m actors.Mutation) ([]part, error) {
-	ks := r.ks
 	switch m := m.(type) {
 	case nil:
 		return nil, nil // a barrier: resolves in order, writes nothing
-	case actors.PutLock:
-		return []part{{put(ks.lock(m.Lock.Name), encodeLock(m.Lock))}}, nil
-	case actors.PutLimits:
-		parts := make([]part, 0, m.Len())
-		for i := 0; i < m.Len(); i++ {
-			row, live := m.Row(i)
-			if !live {
-				continue // reset meanwhile: the RemoveLimit is what counts
-			}
-			parts = append(parts, part{put(ks.limit(row.Owner, row.Name), encodeLimit(row))})
-		}
-		return parts, nil
-	case actors.RemoveLimit:
-		return []part{{del(ks.limit(m.Owner, m.Name))}}, nil
-	case actors.PutFlag:
-		return []part{{put(ks.flag(m.Flag.Owner, m.Flag.Name), encodeFlag(m.Flag))}}, nil
-	case actors.RemoveFlag:
-		return []part{{del(ks.flag(m.Owner, m.Name))}}, nil
-	case actors.PutConfig:
-		c := m.Config
-		p := part{
-			put(ks.configVersion(c.Owner, c.Key, c.Version), encodeConfigVersion(c)),
-			put(ks.config(c.Owner, c.Key), encodeConfigHead(actors.ConfigRecord{Version: c.Version,
-				Description: c.Description, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt})),
-		}
-		if m.Keep > 0 && c.Version > int64(m.Keep) {
-			// Prune versions <= Version-Keep: [version 0, version Version-Keep+1).
-			p = append(p, delRange(ks.configVersion(c.Owner, c.Key, 0),
-				ks.configVersion(c.Owner, c.Key, c.Version-int64(m.Keep)+1)))
-		}
-		return []part{p}, nil
-	case actors.RemoveConfig:
-		vs := ks.configVersions(m.Owner, m.Key)
-		return []part{{
-			delRange(vs, prefixEnd(vs)),
-			put(ks.config(m.Owner, m.Key), encodeConfigHead(actors.ConfigRecord{Version: m.Version,
-				UpdatedAt: m.At, Deleted: true})),
-		}}, nil
 	case persistence.IssueToken:
 		p, err := issueToken(r, m)
 		if err != nil {
@@ -133,13 +97,85 @@ func translate(r *txnReader, m actors.Mutation) ([]part, error) {
 		}
 		return []part{p}, nil
 	case persistence.RevokeToken:
-		return []part{{del(ks.token(m.Hash))}}, nil
+		return []part{{del(r.ks.token(m.Hash))}}, nil
 	case persistence.RotateToken:
 		return rotateToken(r, m)
 	case persistence.SyncStaticTokens:
 		return syncStatic(r, m)
 	}
-	return nil, fmt.Errorf("%w: %T", errUnknownMutation, m)
+	t := &translator{ks: r.ks}
+	if err := m.ApplyTo(t); err != nil {
+		return nil, fmt.Errorf("%w: %T: %v", errUnknownMutation, m, err)
+	}
+	return t.parts, nil
+}
+
+// translator implements actors.MutationWriter: each method translates one
+// durable change of the kinds into the etcd writes that apply it.
+type translator struct {
+	ks    keyspace
+	parts []part
+}
+
+var _ actors.MutationWriter = (*translator)(nil)
+
+func (t *translator) add(p part) error {
+	t.parts = append(t.parts, p)
+	return nil
+}
+
+// PutLock implements actors.MutationWriter.
+func (t *translator) PutLock(l actors.LockRecord) error {
+	return t.add(part{put(t.ks.lock(l.Name), encodeLock(l))})
+}
+
+// PutLimits implements actors.MutationWriter: one part per row.
+func (t *translator) PutLimits(rows []actors.LimitRow) error {
+	for _, row := range rows {
+		t.add(part{put(t.ks.limit(row.Owner, row.Name), encodeLimit(row))})
+	}
+	return nil
+}
+
+// RemoveLimit implements actors.MutationWriter.
+func (t *translator) RemoveLimit(owner, name string) error {
+	return t.add(part{del(t.ks.limit(owner, name))})
+}
+
+// PutFlag implements actors.MutationWriter.
+func (t *translator) PutFlag(f actors.FlagRecord) error {
+	return t.add(part{put(t.ks.flag(f.Owner, f.Name), encodeFlag(f))})
+}
+
+// RemoveFlag implements actors.MutationWriter.
+func (t *translator) RemoveFlag(owner, name string) error {
+	return t.add(part{del(t.ks.flag(owner, name))})
+}
+
+// PutConfig implements actors.MutationWriter.
+func (t *translator) PutConfig(c actors.ConfigRecord, keep int) error {
+	ks := t.ks
+	p := part{
+		put(ks.configVersion(c.Owner, c.Key, c.Version), encodeConfigVersion(c)),
+		put(ks.config(c.Owner, c.Key), encodeConfigHead(actors.ConfigRecord{Version: c.Version,
+			Description: c.Description, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt})),
+	}
+	if keep > 0 && c.Version > int64(keep) {
+		// Prune versions <= Version-keep: [version 0, version Version-keep+1).
+		p = append(p, delRange(ks.configVersion(c.Owner, c.Key, 0),
+			ks.configVersion(c.Owner, c.Key, c.Version-int64(keep)+1)))
+	}
+	return t.add(p)
+}
+
+// RemoveConfig implements actors.MutationWriter.
+func (t *translator) RemoveConfig(owner, key string, version int64, at time.Time) error {
+	vs := t.ks.configVersions(owner, key)
+	return t.add(part{
+		delRange(vs, prefixEnd(vs)),
+		put(t.ks.config(owner, key), encodeConfigHead(actors.ConfigRecord{Version: version,
+			UpdatedAt: at, Deleted: true})),
+	})
 }
 
 var errUnknownMutation = errors.New("etcdstore: unknown mutation")

@@ -14,8 +14,8 @@ import (
 	"github.com/octostore/octostore/actors"
 )
 
-// Reader reads the keyspace: the actors' loaders (actors.Loader,
-// actors.ResourceLoader) and the listings the HTTP API serves. It needs no
+// Reader reads the keyspace: the actors' loaders and listings
+// (actors.LockLoader, LimitStore, FlagStore, ConfigStore). It needs no
 // term: a follower or a tool may read. Reads see every committed
 // transaction (linearizable, unless Options.SerializableReads).
 type Reader struct {
@@ -40,6 +40,11 @@ func (r *Reader) Prefix() string { return r.ks.prefix }
 
 func (r *Reader) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), r.timeout)
+}
+
+// bounded is the caller's ctx, also bounded by the read timeout.
+func (r *Reader) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.timeout)
 }
 
 // get reads one key: nil when absent.
@@ -111,7 +116,7 @@ func (r *Reader) scan(ctx context.Context, prefix string, keysOnly bool, fn func
 
 // --- locks (actors.Loader) ---
 
-// LoadLock implements actors.Loader.
+// LoadLock implements actors.LockLoader.
 func (r *Reader) LoadLock(name string) (actors.LockRecord, bool, error) {
 	ctx, cancel := r.ctx()
 	defer cancel()
@@ -129,7 +134,7 @@ func (r *Reader) LoadLock(name string) (actors.LockRecord, bool, error) {
 	return rec, true, nil
 }
 
-// ActiveLocks implements actors.Loader. It scans every lock record (a
+// ActiveLocks implements actors.LockLoader. It scans every lock record (a
 // record outlives its release to keep the fencing token), one page at a
 // time: recovery reads all locks ever granted, not only held ones.
 func (r *Reader) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
@@ -156,9 +161,9 @@ func (r *Reader) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
 	return nil
 }
 
-// --- limits, flags, config (actors.ResourceLoader) ---
+// --- limits, flags, config (actors.LimitStore, FlagStore, ConfigStore) ---
 
-// LoadLimit implements actors.ResourceLoader.
+// LoadLimit implements actors.LimitStore.
 func (r *Reader) LoadLimit(owner, name string) (actors.SlidingWindow, bool, error) {
 	ctx, cancel := r.ctx()
 	defer cancel()
@@ -176,7 +181,7 @@ func (r *Reader) LoadLimit(owner, name string) (actors.SlidingWindow, bool, erro
 	return rec.Window, true, nil
 }
 
-// LoadFlag implements actors.ResourceLoader.
+// LoadFlag implements actors.FlagStore.
 func (r *Reader) LoadFlag(owner, name string) (actors.FlagRecord, bool, error) {
 	absent := actors.FlagRecord{Owner: owner, Name: name, Percentage: actors.NoPercentage}
 	ctx, cancel := r.ctx()
@@ -195,7 +200,7 @@ func (r *Reader) LoadFlag(owner, name string) (actors.FlagRecord, bool, error) {
 	return f, true, nil
 }
 
-// LoadConfig implements actors.ResourceLoader: the head record and the
+// LoadConfig implements actors.ConfigStore: the head record and the
 // current version's value, read in one transaction (one revision).
 func (r *Reader) LoadConfig(owner, key string) (actors.ConfigRecord, bool, error) {
 	c := actors.ConfigRecord{Owner: owner, Key: key}
@@ -234,47 +239,49 @@ func (r *Reader) LoadConfig(owner, key string) (actors.ConfigRecord, bool, error
 	return got, true, nil
 }
 
-// CountOwned implements actors.ResourceLoader (a scan of each kind's keys).
-func (r *Reader) CountOwned(fn func(k actors.Kind, owner string, n int)) error {
+// CountOwned implements actors.OwnerCounter (a scan of the kind's keys).
+func (r *Reader) CountOwned(k actors.Kind, fn func(owner string, n int)) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*r.timeout)
 	defer cancel()
-	for _, kind := range []struct {
-		k    actors.Kind
-		base string
-	}{
-		{actors.KindLimit, r.ks.limits("")},
-		{actors.KindFlag, r.ks.flags("")},
-		{actors.KindConfig, r.ks.configs("")},
-	} {
-		counts := map[string]int{}
-		var order []string
-		keysOnly := kind.k != actors.KindConfig // a config head may be a deleted key's
-		err := r.scan(ctx, kind.base, keysOnly, func(k string, v []byte) error {
-			owner, name, err := splitOwned(k, kind.base)
+	var base string
+	switch k {
+	case actors.KindLimit:
+		base = r.ks.limits("")
+	case actors.KindFlag:
+		base = r.ks.flags("")
+	case actors.KindConfig:
+		base = r.ks.configs("")
+	default:
+		return fmt.Errorf("count %s: not an owner-scoped kind", k)
+	}
+	counts := map[string]int{}
+	var order []string
+	keysOnly := k != actors.KindConfig // a config head may be a deleted key's
+	err := r.scan(ctx, base, keysOnly, func(key string, v []byte) error {
+		owner, name, err := splitOwned(key, base)
+		if err != nil {
+			return err
+		}
+		if k == actors.KindConfig {
+			c, err := decodeConfigHead(owner, name, v)
 			if err != nil {
 				return err
 			}
-			if kind.k == actors.KindConfig {
-				c, err := decodeConfigHead(owner, name, v)
-				if err != nil {
-					return err
-				}
-				if c.Deleted {
-					return nil
-				}
+			if c.Deleted {
+				return nil
 			}
-			if counts[owner] == 0 {
-				order = append(order, owner)
-			}
-			counts[owner]++
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("count %s: %w", kind.k, err)
 		}
-		for _, owner := range order {
-			fn(kind.k, owner, counts[owner])
+		if counts[owner] == 0 {
+			order = append(order, owner)
 		}
+		counts[owner]++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("count %s: %w", k, err)
+	}
+	for _, owner := range order {
+		fn(owner, counts[owner])
 	}
 	return nil
 }
@@ -283,8 +290,8 @@ func (r *Reader) CountOwned(fn func(k actors.Kind, owner string, n int)) error {
 
 // ListLimits lists owner's rate limits ("" for every owner's), ordered by
 // owner then name as persistence.Store.ListLimits.
-func (r *Reader) ListLimits(owner string) ([]actors.LimitRecord, error) {
-	ctx, cancel := r.ctx()
+func (r *Reader) ListLimits(ctx context.Context, owner string) ([]actors.LimitRecord, error) {
+	ctx, cancel := r.bounded(ctx)
 	defer cancel()
 	base := r.ks.limits("")
 	var out []actors.LimitRecord
@@ -311,8 +318,8 @@ func (r *Reader) ListLimits(owner string) ([]actors.LimitRecord, error) {
 }
 
 // ListFlags lists owner's flags ("" for every owner's).
-func (r *Reader) ListFlags(owner string) ([]actors.FlagRecord, error) {
-	ctx, cancel := r.ctx()
+func (r *Reader) ListFlags(ctx context.Context, owner string) ([]actors.FlagRecord, error) {
+	ctx, cancel := r.bounded(ctx)
 	defer cancel()
 	base := r.ks.flags("")
 	var out []actors.FlagRecord
@@ -339,8 +346,8 @@ func (r *Reader) ListFlags(owner string) ([]actors.FlagRecord, error) {
 
 // ListConfig lists owner's live config keys without values ("" for every
 // owner's).
-func (r *Reader) ListConfig(owner string) ([]actors.ConfigRecord, error) {
-	ctx, cancel := r.ctx()
+func (r *Reader) ListConfig(ctx context.Context, owner string) ([]actors.ConfigRecord, error) {
+	ctx, cancel := r.bounded(ctx)
 	defer cancel()
 	base := r.ks.configs("")
 	var out []actors.ConfigRecord
@@ -370,9 +377,9 @@ func (r *Reader) ListConfig(owner string) ([]actors.ConfigRecord, error) {
 // ConfigVersion reads one retained version of a live key (UpdatedAt: when
 // that version was written; CreatedAt: when the key was created). ok is
 // false for an unknown or deleted key, or a version not retained.
-func (r *Reader) ConfigVersion(owner, key string, version int64) (actors.ConfigRecord, bool, error) {
+func (r *Reader) ConfigVersion(ctx context.Context, owner, key string, version int64) (actors.ConfigRecord, bool, error) {
 	c := actors.ConfigRecord{Owner: owner, Key: key, Version: version}
-	ctx, cancel := r.ctx()
+	ctx, cancel := r.bounded(ctx)
 	defer cancel()
 	resp, err := r.kv.Txn(ctx).Then(
 		clientv3.OpGet(r.ks.config(owner, key), r.opts...),
@@ -403,8 +410,8 @@ func (r *Reader) ConfigVersion(owner, key string, version int64) (actors.ConfigR
 
 // ConfigHistory lists the retained versions of a live key, newest first
 // (UpdatedAt is when each was written). ok is false for an unknown key.
-func (r *Reader) ConfigHistory(owner, key string) ([]actors.ConfigRecord, bool, error) {
-	ctx, cancel := r.ctx()
+func (r *Reader) ConfigHistory(ctx context.Context, owner, key string) ([]actors.ConfigRecord, bool, error) {
+	ctx, cancel := r.bounded(ctx)
 	defer cancel()
 	resp, err := r.kv.Get(ctx, r.ks.config(owner, key), r.opts...)
 	if err != nil {

@@ -33,7 +33,7 @@ func TestKeysEscapeNames(t *testing.T) {
 			t.Fatalf("LoadFlag(%q, %q) = %+v %v %v", f.Owner, f.Name, got, ok, err)
 		}
 	}
-	list, err := s.ListFlags("a")
+	list, err := s.ListFlags(t.Context(), "a")
 	if err != nil || len(list) != 3 || list[0].Name != "%2F" || list[1].Name != "b/c" || list[2].Name != "z" {
 		t.Fatalf("ListFlags(a) = %+v %v", list, err)
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/octostore/octostore/actors"
 )
 
-// Store implements actors.Store, actors.GuardedStore and
-// actors.ResourceLoader over etcd: the Writer for durable writes and reads
+// Store implements actors.Store, actors.GuardedStore and the kinds' stores
+// (actors.LockLoader, LimitStore, FlagStore, ConfigStore) over etcd: the Writer for durable writes and reads
 // of the keyspace for loaders and listings. One Store writes for one term
 // (Fence); when the term ends it fails every write, and the next term gets
 // a new Store.
@@ -23,9 +23,12 @@ type Store struct {
 }
 
 var (
-	_ actors.Store          = (*Store)(nil)
-	_ actors.GuardedStore   = (*Store)(nil)
-	_ actors.ResourceLoader = (*Store)(nil)
+	_ actors.Store        = (*Store)(nil)
+	_ actors.GuardedStore = (*Store)(nil)
+	_ actors.LockLoader   = (*Store)(nil)
+	_ actors.LimitStore   = (*Store)(nil)
+	_ actors.FlagStore    = (*Store)(nil)
+	_ actors.ConfigStore  = (*Store)(nil)
 )
 
 // Options tunes a Store. Zero values take the defaults.

@@ -29,17 +29,14 @@ import (
 type Store interface {
 	actors.Store
 	actors.GuardedStore
-	actors.ResourceLoader
+	actors.LockLoader
+	actors.LimitStore
+	actors.FlagStore
+	actors.ConfigStore
 
 	Apply(m actors.Mutation) error
 	Barrier() error
 	Close() error
-
-	ListLimits(owner string) ([]actors.LimitRecord, error)
-	ListFlags(owner string) ([]actors.FlagRecord, error)
-	ListConfig(owner string) ([]actors.ConfigRecord, error)
-	ConfigVersion(owner, key string, version int64) (actors.ConfigRecord, bool, error)
-	ConfigHistory(owner, key string) ([]actors.ConfigRecord, bool, error)
 
 	LookupToken(hash [32]byte) (persistence.Principal, bool, error)
 	CountTokens() (int, error)
@@ -150,14 +147,14 @@ func testLimits(t *testing.T, s Store) {
 	if _, ok, err := s.LoadLimit("carol", "api"); ok || err != nil {
 		t.Fatalf("LoadLimit of nothing: %v %v", ok, err)
 	}
-	mine, err := s.ListLimits("alice")
+	mine, err := s.ListLimits(t.Context(), "alice")
 	if err != nil || len(mine) != 2 || mine[0].Name != "aaa" || mine[1].Name != "api" {
 		t.Fatalf("ListLimits(alice) = %+v %v", mine, err)
 	}
 	if !mine[1].UpdatedAt.Equal(T0.Add(2 * time.Second)) {
 		t.Fatalf("limit UpdatedAt %v, want the newest check", mine[1].UpdatedAt)
 	}
-	all, err := s.ListLimits("")
+	all, err := s.ListLimits(t.Context(), "")
 	if err != nil || len(all) != 3 || all[2].Owner != "bob" {
 		t.Fatalf("ListLimits() = %+v %v", all, err)
 	}
@@ -182,11 +179,11 @@ func testFlags(t *testing.T, s Store) {
 	if err != nil || ok || got.Percentage != actors.NoPercentage || got.Owner != "carol" || got.Name != "beta" {
 		t.Fatalf("LoadFlag of nothing = %+v %v %v", got, ok, err)
 	}
-	mine, err := s.ListFlags("alice")
+	mine, err := s.ListFlags(t.Context(), "alice")
 	if err != nil || !reflect.DeepEqual(mine, []actors.FlagRecord{c, a}) {
 		t.Fatalf("ListFlags(alice) = %+v %v", mine, err)
 	}
-	all, err := s.ListFlags("")
+	all, err := s.ListFlags(t.Context(), "")
 	if err != nil || !reflect.DeepEqual(all, []actors.FlagRecord{c, a, b}) {
 		t.Fatalf("ListFlags() = %+v %v", all, err)
 	}
@@ -213,7 +210,7 @@ func testConfigVersions(t *testing.T, s Store) {
 	if err != nil || !ok || !reflect.DeepEqual(cur, want) {
 		t.Fatalf("LoadConfig = %+v %v %v, want %+v", cur, ok, err, want)
 	}
-	hist, ok, err := s.ConfigHistory("alice", "db")
+	hist, ok, err := s.ConfigHistory(t.Context(), "alice", "db")
 	if err != nil || !ok || len(hist) != 3 {
 		t.Fatalf("ConfigHistory = %+v %v %v, want versions 5, 4, 3 (keep 3)", hist, ok, err)
 	}
@@ -224,19 +221,19 @@ func testConfigVersions(t *testing.T, s Store) {
 			t.Fatalf("history[%d] = %+v", i, h)
 		}
 	}
-	old, ok, err := s.ConfigVersion("alice", "db", 4)
+	old, ok, err := s.ConfigVersion(t.Context(), "alice", "db", 4)
 	if err != nil || !ok || string(old.Value) != `{ "v" : 4,"a":[ ] }` || old.Description != "v4" ||
 		!old.CreatedAt.Equal(T0) || !old.UpdatedAt.Equal(T0.Add(4*time.Minute)) {
 		t.Fatalf("ConfigVersion(4) = %+v %v %v", old, ok, err)
 	}
-	if _, ok, err := s.ConfigVersion("alice", "db", 2); ok || err != nil {
+	if _, ok, err := s.ConfigVersion(t.Context(), "alice", "db", 2); ok || err != nil {
 		t.Fatalf("ConfigVersion(2), pruned: %v %v", ok, err)
 	}
 	if _, ok, err := s.LoadConfig("alice", "nope"); ok || err != nil {
 		t.Fatalf("LoadConfig of nothing: %v %v", ok, err)
 	}
 	apply(t, s, putConfig("aaa", 1, `1`, T0, 3))
-	list, err := s.ListConfig("alice")
+	list, err := s.ListConfig(t.Context(), "alice")
 	if err != nil || len(list) != 2 || list[0].Key != "aaa" || list[1].Key != "db" || list[1].Version != 5 {
 		t.Fatalf("ListConfig = %+v %v", list, err)
 	}
@@ -249,13 +246,13 @@ func testConfigDeleteAndRecreate(t *testing.T, s Store) {
 	if err != nil || !ok || !del.Deleted || del.Version != 2 || del.Live() {
 		t.Fatalf("LoadConfig of a deleted key = %+v %v %v (want Deleted at version 2)", del, ok, err)
 	}
-	if _, ok, err := s.ConfigHistory("alice", "db"); ok || err != nil {
+	if _, ok, err := s.ConfigHistory(t.Context(), "alice", "db"); ok || err != nil {
 		t.Fatalf("history of a deleted key: %v %v", ok, err)
 	}
-	if _, ok, err := s.ConfigVersion("alice", "db", 2); ok || err != nil {
+	if _, ok, err := s.ConfigVersion(t.Context(), "alice", "db", 2); ok || err != nil {
 		t.Fatalf("version of a deleted key: %v %v", ok, err)
 	}
-	if list, err := s.ListConfig(""); err != nil || len(list) != 0 {
+	if list, err := s.ListConfig(t.Context(), ""); err != nil || len(list) != 0 {
 		t.Fatalf("ListConfig lists a deleted key: %+v %v", list, err)
 	}
 	// Re-created, the key continues the numbering.
@@ -264,7 +261,7 @@ func testConfigDeleteAndRecreate(t *testing.T, s Store) {
 	if err != nil || !ok || cur.Version != 3 || cur.Deleted || string(cur.Value) != `3` || !cur.CreatedAt.Equal(T0.Add(2*time.Hour)) {
 		t.Fatalf("re-created key = %+v %v %v", cur, ok, err)
 	}
-	hist, ok, err := s.ConfigHistory("alice", "db")
+	hist, ok, err := s.ConfigHistory(t.Context(), "alice", "db")
 	if err != nil || !ok || len(hist) != 1 || hist[0].Version != 3 {
 		t.Fatalf("history of the re-created key = %+v %v %v", hist, ok, err)
 	}
@@ -283,13 +280,15 @@ func testCountOwned(t *testing.T, s Store) {
 		putConfig("live", 1, `1`, T0, 10), putConfig("gone", 1, `1`, T0, 10), bobConfig,
 		actors.RemoveConfig{Owner: "alice", Key: "gone", Version: 1, At: T0})
 	got := map[actors.Kind]map[string]int{}
-	if err := s.CountOwned(func(k actors.Kind, owner string, n int) {
-		if got[k] == nil {
-			got[k] = map[string]int{}
+	for _, k := range []actors.Kind{actors.KindLimit, actors.KindFlag, actors.KindConfig} {
+		if err := s.CountOwned(k, func(owner string, n int) {
+			if got[k] == nil {
+				got[k] = map[string]int{}
+			}
+			got[k][owner] += n
+		}); err != nil {
+			t.Fatal(err)
 		}
-		got[k][owner] += n
-	}); err != nil {
-		t.Fatal(err)
 	}
 	want := map[actors.Kind]map[string]int{
 		actors.KindLimit:  {"alice": 2, "bob": 1},

@@ -98,27 +98,50 @@ func (c *Client) LockStatus(ctx context.Context, name string) (*LockState, error
 	if err := checkName("lock name", name); err != nil {
 		return nil, err
 	}
-	s := new(LockState)
-	if err := c.getJSON(ctx, "/locks/"+seg(name), s); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return getJSON[LockState](ctx, c, "/locks/"+seg(name))
 }
 
 // ListLocks lists the caller's active locks (every user's for an admin).
 func (c *Client) ListLocks(ctx context.Context) ([]LockInfo, error) {
-	var out struct {
-		Locks []LockInfo `json:"locks"`
-	}
-	if err := c.getJSON(ctx, "/locks", &out); err != nil {
-		return nil, err
-	}
-	return out.Locks, nil
+	return listOf[LockInfo](ctx, c, "/locks", "locks")
 }
 
 // getJSON GETs path (retried) and decodes the JSON answer into out.
 func (c *Client) getJSON(ctx context.Context, path string, out any) error {
 	return c.call(ctx, "GET", path, nil, true, out)
+}
+
+// getJSON GETs path (retried) and decodes the answer into a new T.
+func getJSON[T any](ctx context.Context, c *Client, path string) (*T, error) {
+	v := new(T)
+	if err := c.getJSON(ctx, path, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// listOf reads a listing: GET path (retried) answers {"<key>": [item, …]}.
+func listOf[T any](ctx context.Context, c *Client, path, key string) ([]T, error) {
+	var out map[string]json.RawMessage
+	if err := c.getJSON(ctx, path, &out); err != nil {
+		return nil, err
+	}
+	var items []T
+	if raw := out[key]; raw != nil {
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return nil, fmt.Errorf("octostore: decode GET %s response: %w", path, err)
+		}
+	}
+	return items, nil
+}
+
+// deleteNamed checks name (what names it in the error) and sends DELETE
+// prefix+name (idempotent: retried).
+func (c *Client) deleteNamed(ctx context.Context, what, prefix, name string) error {
+	if err := checkName(what, name); err != nil {
+		return err
+	}
+	return c.call(ctx, "DELETE", prefix+seg(name), nil, true, nil)
 }
 
 // call is the general, reflection-based path for the less hot endpoints.

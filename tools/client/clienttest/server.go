@@ -27,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/octostore/octostore/actors/names"
 )
 
 // Server is the fake. Create it with New; its URL is Server.URL.
@@ -200,11 +202,7 @@ func writeErr(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]any{"error": msg})
 }
 
-var (
-	lockName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-	cfgKey   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
-	uuidRe   = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-)
+var uuidRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
@@ -369,8 +367,8 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 		return
 	}
 	name := parts[1]
-	if !lockName.MatchString(name) {
-		writeErr(w, 422, "invalid lock name")
+	if !names.Lock.Valid(name) {
+		writeErr(w, 422, "lock name "+names.Lock.Requirement())
 		return
 	}
 	if len(parts) == 3 && parts[2] == "watch" && r.Method == "GET" {
@@ -532,8 +530,8 @@ func (s *Server) serveFlags(w http.ResponseWriter, r *http.Request, parts []stri
 		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 		writeJSON(w, 200, map[string]any{"flags": out})
 	case len(parts) == 2 && r.Method == "PUT":
-		if !lockName.MatchString(parts[1]) {
-			writeErr(w, 422, "invalid flag name")
+		if !names.Resource.Valid(parts[1]) {
+			writeErr(w, 422, "flag name "+names.Resource.Requirement())
 			return
 		}
 		var en bool
@@ -595,8 +593,8 @@ func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request, parts []str
 	}
 	// etag sets the version as the ETag of a config answer.
 	etag := func(v cfgVersion) { w.Header().Set("ETag", `"`+strconv.FormatInt(v.Version, 10)+`"`) }
-	if len(parts) >= 2 && !cfgKey.MatchString(parts[1]) {
-		writeErr(w, 422, "invalid config key")
+	if len(parts) >= 2 && !names.ConfigKey.Valid(parts[1]) {
+		writeErr(w, 422, "config key "+names.ConfigKey.Requirement())
 		return
 	}
 	var c *cfg
