@@ -120,10 +120,16 @@ type result struct {
 // OCTOSTORE_TOKEN=token in its environment.
 func octo(t *testing.T, url, token string, args ...string) result {
 	t.Helper()
+	return runOcto(t, cliEnv(url, token), args...)
+}
+
+// runOcto runs the binary to completion with the environment env.
+func runOcto(t *testing.T, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, octostoreBin, args...)
-	cmd.Env = cliEnv(url, token)
+	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
