@@ -121,7 +121,7 @@ func loadtestCommand() *cli.Command {
 // must not be shared between commands).
 func loadtestFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "url", Value: "http://127.0.0.1:3000", EnvVars: []string{"OCTOSTORE_URL"}, Usage: "octostore server"},
+		&cli.StringFlag{Name: "url", Value: defaultURL, EnvVars: []string{"OCTOSTORE_URL"}, Usage: "server URL"},
 		&cli.StringSliceFlag{Name: "token", EnvVars: []string{"OCTOSTORE_TOKEN"}, Usage: "bearer token; repeat to spread workers over several users"},
 		&cli.StringFlag{Name: "target", Usage: "target instead of --url: http(s)://HOST:PORT or redis://HOST:PORT"},
 		&cli.StringFlag{Name: "out", Usage: "write the report as JSON to `FILE`"},
