@@ -87,7 +87,8 @@ func octoEnv(t *testing.T, url, token string, extra []string, args ...string) re
 }
 
 // --token-file (and OCTOSTORE_TOKEN_FILE) reads the first line of a file
-// only its owner may read, on every client command and the TUI.
+// only its owner may read, on every client command, the TUI and the load
+// tester.
 func TestTokenFile(t *testing.T) {
 	url := startServer(t)
 	dir := t.TempDir()
@@ -107,6 +108,8 @@ func TestTokenFile(t *testing.T) {
 		}
 		octoEnv(t, url, "", nil, "tui", "--token-file", f).mustCode(t, exitAuth, "tui with a file others may read")
 	}
+	octoEnv(t, url, "", nil, "loadtest", "lock-cycle", "-d", "200ms", "--warmup", "0s", "-c", "2", "--token-file", open).mustCode(t, exitAuth, "loadtest with a file others may read")
+	octoEnv(t, url, "", nil, "loadtest", "lock-cycle", "-d", "200ms", "--warmup", "0s", "-c", "2", "--token-file", good).mustCode(t, exitOK, "loadtest --token-file")
 	octoEnv(t, url, "", nil, "lock", "list", "--token-file", empty).mustCode(t, exitAuth, "an empty first line")
 	octoEnv(t, url, "", nil, "lock", "list", "--token-file", filepath.Join(dir, "missing")).mustCode(t, exitAuth, "a missing file")
 

@@ -123,6 +123,7 @@ func loadtestFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "url", Value: defaultURL, EnvVars: []string{"OCTOSTORE_URL"}, Usage: "server URL"},
 		&cli.StringSliceFlag{Name: "token", EnvVars: []string{"OCTOSTORE_TOKEN"}, Usage: "bearer token; repeat to spread workers over several users"},
+		tokenFileFlag(), // one more user's token
 		&cli.StringFlag{Name: "target", Usage: "target instead of --url: http(s)://HOST:PORT or redis://HOST:PORT"},
 		&cli.StringFlag{Name: "out", Usage: "write the report as JSON to `FILE`"},
 		jsonFlag(), // the report
@@ -167,6 +168,13 @@ func loadtestTarget(c *cli.Context) (loadtest.Target, error) {
 			if t = strings.TrimSpace(t); t != "" {
 				tokens = append(tokens, t)
 			}
+		}
+		if f := c.String("token-file"); f != "" {
+			t, err := readTokenFile(f)
+			if err != nil {
+				return nil, err
+			}
+			tokens = append(tokens, t)
 		}
 		return loadtest.NewHTTPTarget(addr, tokens, loadtest.HTTPOptions{
 			Driver: c.String("driver"), MaxConns: c.Int("concurrency") + 8, Timeout: c.Duration("timeout")})
@@ -214,6 +222,10 @@ func loadtestRun(c *cli.Context, scenario string) error {
 		return exitCode(exitUsage, errors.New("need --concurrency >= 1, --rate >= 0, --duration > 0, --warmup >= 0, 0 <= --abandon <= 1"))
 	}
 	target, err := loadtestTarget(c)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err // the token file's own exit code
+	}
 	if err != nil {
 		return exitCode(exitUsage, err)
 	}
