@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/octostore/octostore/httpd/apitest"
-	"github.com/urfave/cli/v2"
 )
 
 // exchange is one answer the recording proxy passed on.
@@ -187,15 +186,4 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 			t.Errorf("%s has --json but no case here", strings.Join(n.path, " "))
 		}
 	}
-}
-
-func hasFlag(c *cli.Command, name string) bool {
-	for _, f := range c.Flags {
-		for _, n := range f.Names() {
-			if n == name {
-				return true
-			}
-		}
-	}
-	return false
 }

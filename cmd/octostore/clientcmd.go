@@ -225,12 +225,28 @@ func (cn *conn) finish(err error, human func(w io.Writer) error) error {
 		if cn.cmd.Bool("json") && errors.As(err, &ae) {
 			cn.last.print(w)
 		}
+		if ae != nil && (ae.Status == 403 || ae.Status == 422) && strings.Contains(ae.Message, "admin key") &&
+			hasFlag(cn.cmd.Command, "owner") && cn.cmd.String("owner") == "" {
+			err = fmt.Errorf("%w (octostore: give --owner LOGIN)", err) // the server's message says ?owner=
+		}
 		return clientErr(err)
 	}
 	if cn.cmd.Bool("json") {
 		return cn.last.print(w)
 	}
 	return human(w)
+}
+
+// hasFlag reports whether c defines the flag name.
+func hasFlag(c *cli.Command, name string) bool {
+	for _, f := range c.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // clientErr maps a client error to the CLI's exit codes.
