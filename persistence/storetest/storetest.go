@@ -117,6 +117,30 @@ func testLocks(t *testing.T, s Store) {
 	if len(active) != 0 {
 		t.Fatalf("ActiveLocks after every expiry = %+v", active)
 	}
+	// ExpiredLocks: holds that ran out and whose end is not recorded (the
+	// holder is still set); a freed record (released, or its expiry
+	// recorded) is not one.
+	expiredAt := func(now time.Time) []actors.LockRecord {
+		t.Helper()
+		var out []actors.LockRecord
+		if err := s.ExpiredLocks(now, func(r actors.LockRecord) { out = append(out, r) }); err != nil {
+			t.Fatal(err)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+		return out
+	}
+	if got := expiredAt(T0); len(got) != 1 || got[0] != expired {
+		t.Fatalf("ExpiredLocks(T0) = %+v, want only %+v", got, expired)
+	}
+	if got := expiredAt(renewed.ExpiresAt); len(got) != 2 || got[0] != expired || got[1] != renewed {
+		t.Fatalf("ExpiredLocks at the renewed expiry = %+v, want %+v and %+v", got, expired, renewed)
+	}
+	recorded := expired
+	recorded.Holder, recorded.LeaseID, recorded.ExpiresAt, recorded.AcquiredAt = "", "", time.Time{}, time.Time{}
+	apply(t, s, actors.PutLock{Lock: recorded})
+	if got := expiredAt(T0); len(got) != 0 {
+		t.Fatalf("ExpiredLocks(T0) after the expiry was recorded = %+v", got)
+	}
 }
 
 func window(t *testing.T, max int, win time.Duration, checks ...time.Time) actors.SlidingWindow {
