@@ -102,14 +102,24 @@ type LockState struct {
 	At   time.Time // the runtime clock when the state was read
 }
 
-// Acquire grants the lock name to caller for ttl, or extends caller's hold
-// to the later of its expiry and now+ttl. The answer is given once the
-// grant is committed. Errors: *LockHeldError when someone else holds it (a
-// case of CodeConflict); ErrQuota beyond LockConfig.MaxPerUser;
-// ErrUnavailable, ErrOverloaded, ErrClosed; ctx's error if ctx ends first
-// (the grant may then or may not have been made: see System.call).
+// Acquire is AcquireAs without a holder id: the seed API's re-entrance per
+// user (any request of caller that gives no holder id is the same holder).
 func (l *Locks) Acquire(ctx context.Context, name, caller string, ttl time.Duration) (LockGrant, error) {
-	op := &acquireLock{caller: caller, ttl: ttl}
+	return l.AcquireAs(ctx, name, caller, "", ttl)
+}
+
+// AcquireAs grants the lock name to the holder (caller, holderID) for ttl,
+// or extends that holder's hold to the later of its expiry and now+ttl. The
+// holder is the pair: the lock held by caller under another holder id, or
+// under none when holderID is set (or under one when it is not), is held by
+// someone else. holderID is "" or a names.HolderID (the caller checks it).
+// The answer is given once the grant is committed. Errors: *LockHeldError
+// when someone else holds it (a case of CodeConflict); ErrQuota beyond
+// LockConfig.MaxPerUser; ErrUnavailable, ErrOverloaded, ErrClosed; ctx's
+// error if ctx ends first (the grant may then or may not have been made:
+// see System.call).
+func (l *Locks) AcquireAs(ctx context.Context, name, caller, holderID string, ttl time.Duration) (LockGrant, error) {
+	op := &acquireLock{caller: caller, holderID: holderID, ttl: ttl}
 	return answer(l.sys.call(ctx, lockKey(name), op), &op.grant)
 }
 
@@ -156,9 +166,9 @@ func (l *Locks) Indexed() int { return l.holdings.Total() }
 // replies, read by the caller after the reply).
 type (
 	acquireLock struct {
-		caller string
-		ttl    time.Duration
-		grant  LockGrant
+		caller, holderID string
+		ttl              time.Duration
+		grant            LockGrant
 	}
 	renewLock struct {
 		caller, leaseID string
@@ -180,7 +190,7 @@ type LockOutcome uint8
 // Outcomes.
 const (
 	LockAcquired LockOutcome = iota + 1 // a new grant (new lease, new token)
-	LockHeld                            // caller already held it; renewed or re-acquired
+	LockHeld                            // the same holder already held it; renewed or re-acquired
 )
 
 // ErrLockNotOwned answers renew/release of a lease the caller does not hold.
@@ -208,10 +218,13 @@ func (l LockRecord) HeldAt(now time.Time) bool {
 
 // --- the pure state machine: functions of the current state and now ---
 
-// Acquire computes the result of caller acquiring l for ttl at now.
-func Acquire(l LockRecord, caller string, ttl time.Duration, now time.Time, newLease func() string) (LockRecord, LockOutcome, error) {
+// Acquire computes the result of the holder (caller, holderID) acquiring l
+// for ttl at now. Only the same pair re-acquires (LockHeld); "" is a holder
+// id like any other, so a hold taken with a holder id is someone else's to
+// a request without one, and the other way round.
+func Acquire(l LockRecord, caller, holderID string, ttl time.Duration, now time.Time, newLease func() string) (LockRecord, LockOutcome, error) {
 	if l.HeldAt(now) {
-		if l.Holder != caller {
+		if l.Holder != caller || l.HolderID != holderID {
 			return l, 0, &LockHeldError{Name: l.Name, Holder: l.Holder, ExpiresAt: l.ExpiresAt}
 		}
 		if exp := now.Add(ttl); exp.After(l.ExpiresAt) {
@@ -219,7 +232,7 @@ func Acquire(l LockRecord, caller string, ttl time.Duration, now time.Time, newL
 		}
 		return l, LockHeld, nil
 	}
-	l.Holder = caller
+	l.Holder, l.HolderID = caller, holderID
 	l.LeaseID = newLease()
 	l.Token++
 	l.AcquiredAt = now
@@ -254,7 +267,7 @@ func Expire(l LockRecord, now time.Time) (LockRecord, bool) {
 }
 
 func free(l LockRecord) LockRecord {
-	l.Holder, l.LeaseID = "", ""
+	l.Holder, l.HolderID, l.LeaseID = "", "", ""
 	l.ExpiresAt, l.AcquiredAt = time.Time{}, time.Time{}
 	return l // Token is kept: the next grant continues from it
 }
@@ -373,7 +386,7 @@ func (b *lockBehavior) acquire(h *Host, op *acquireLock, now time.Time) error {
 		}
 	}
 	prev := b.state
-	next, outcome, err := Acquire(prev, op.caller, op.ttl, now, newLease)
+	next, outcome, err := Acquire(prev, op.caller, op.holderID, op.ttl, now, newLease)
 	if err != nil {
 		return err
 	}
@@ -486,7 +499,7 @@ func (b *lockBehavior) expire(h *Host, now time.Time) error {
 }
 
 func lockEvent(typ string, l LockRecord, now time.Time) Event {
-	return Event{Type: typ, Kind: "lock", Name: l.Name, Holder: l.Holder, LeaseID: l.LeaseID,
+	return Event{Type: typ, Kind: "lock", Name: l.Name, Holder: l.Holder, HolderID: l.HolderID, LeaseID: l.LeaseID,
 		FencingToken: l.Token, ExpiresAt: l.ExpiresAt, Time: now}
 }
 

@@ -34,8 +34,8 @@ func (s *Store) LoadLock(name string) (actors.LockRecord, bool, error) {
 	}
 	var r actors.LockRecord
 	var token, exp, acq int64
-	err := s.db.read.QueryRow(`SELECT name, holder, lease_id, fencing_token, expires_at, acquired_at
-		FROM locks WHERE name = ?`, name).Scan(&r.Name, &r.Holder, &r.LeaseID, &token, &exp, &acq)
+	err := s.db.read.QueryRow(`SELECT name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at
+		FROM locks WHERE name = ?`, name).Scan(&r.Name, &r.Holder, &r.HolderID, &r.LeaseID, &token, &exp, &acq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return actors.LockRecord{Name: name}, false, nil
 	}
@@ -66,7 +66,7 @@ func (s *Store) ExpiredLocks(now time.Time, fn func(actors.LockRecord)) error {
 // supersede their rows, matching or not).
 func (s *Store) scanLocks(what, where string, now time.Time, match func(actors.LockRecord) bool, fn func(actors.LockRecord)) error {
 	recent := s.log.snapshot()
-	rows, err := s.db.read.Query(`SELECT name, holder, lease_id, fencing_token, expires_at, acquired_at
+	rows, err := s.db.read.Query(`SELECT name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at
 		FROM locks WHERE `+where, now.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("load %s locks: %w", what, err)
@@ -75,7 +75,7 @@ func (s *Store) scanLocks(what, where string, now time.Time, match func(actors.L
 	for rows.Next() {
 		var r actors.LockRecord
 		var token, exp, acq int64
-		if err := rows.Scan(&r.Name, &r.Holder, &r.LeaseID, &token, &exp, &acq); err != nil {
+		if err := rows.Scan(&r.Name, &r.Holder, &r.HolderID, &r.LeaseID, &token, &exp, &acq); err != nil {
 			return fmt.Errorf("load %s locks: %w", what, err)
 		}
 		if _, newer := recent[r.Name]; newer {

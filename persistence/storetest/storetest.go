@@ -84,7 +84,7 @@ func apply(t *testing.T, s Store, ms ...actors.Mutation) {
 }
 
 func testLocks(t *testing.T, s Store) {
-	held := actors.LockRecord{Name: "held", Holder: "alice", LeaseID: "lease-1", Token: 7,
+	held := actors.LockRecord{Name: "held", Holder: "alice", HolderID: "host-a:4242", LeaseID: "lease-1", Token: 7,
 		ExpiresAt: T0.Add(time.Minute), AcquiredAt: T0}
 	expired := actors.LockRecord{Name: "expired", Holder: "bob", LeaseID: "lease-2", Token: 3,
 		ExpiresAt: T0.Add(-time.Second), AcquiredAt: T0.Add(-time.Minute)}
@@ -136,7 +136,7 @@ func testLocks(t *testing.T, s Store) {
 		t.Fatalf("ExpiredLocks at the renewed expiry = %+v, want %+v and %+v", got, expired, renewed)
 	}
 	recorded := expired
-	recorded.Holder, recorded.LeaseID, recorded.ExpiresAt, recorded.AcquiredAt = "", "", time.Time{}, time.Time{}
+	recorded.Holder, recorded.HolderID, recorded.LeaseID, recorded.ExpiresAt, recorded.AcquiredAt = "", "", "", time.Time{}, time.Time{}
 	apply(t, s, actors.PutLock{Lock: recorded})
 	if got := expiredAt(T0); len(got) != 0 {
 		t.Fatalf("ExpiredLocks(T0) after the expiry was recorded = %+v", got)
