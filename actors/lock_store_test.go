@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/actors"
-	"github.com/octostore/octostore/persistence"
 )
 
 // The lock actors on the real store, across restarts, with an injected
@@ -83,44 +82,6 @@ func (ts *timers) fire() int {
 	return len(due)
 }
 
-// lockEnv is a server's lock runtime on a database file.
-type lockEnv struct {
-	db    *persistence.DB
-	store *persistence.Store
-	sys   *actors.System
-	locks *actors.Locks
-}
-
-func openLocks(t *testing.T, path string, clk *clock, ts *timers, ev actors.Publisher, idle time.Duration) *lockEnv {
-	t.Helper()
-	db, err := persistence.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := persistence.NewWriter(db, persistence.WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &lockEnv{db: db, store: persistence.NewStore(db, w)}
-	e.sys = actors.NewSystem(actors.Config{Store: e.store, Events: ev, Now: clk.Now, AfterFunc: ts.AfterFunc, IdleTimeout: idle})
-	e.locks = actors.NewLocks(e.sys, actors.LockConfig{Loader: e.store})
-	t.Cleanup(e.close)
-	if err := e.sys.Recover(); err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
-func (e *lockEnv) close() {
-	if e.sys == nil {
-		return
-	}
-	e.sys.Close()
-	e.store.Close()
-	e.db.Close()
-	e.sys = nil
-}
-
 func eventList(evs []actors.Event) []string {
 	out := make([]string, len(evs))
 	for i, e := range evs {
@@ -156,7 +117,7 @@ func TestLockExpiryAnnouncedOnceAcrossRestart(t *testing.T) {
 	ev := &recorder{}
 	ctx := t.Context()
 
-	e := openLocks(t, path, clk, ts, ev, time.Hour)
+	e := openEnv(t, path, resourceConfig{clk: clk, ev: ev, timers: ts})
 	for _, l := range []struct {
 		name string
 		ttl  time.Duration
@@ -177,7 +138,7 @@ func TestLockExpiryAnnouncedOnceAcrossRestart(t *testing.T) {
 	// Down for a minute: "late" runs out meanwhile; "early" was announced.
 	clk.Add(time.Minute)
 	ts = &timers{clk: clk}
-	e = openLocks(t, path, clk, ts, ev, 20*time.Millisecond)
+	e = openEnv(t, path, resourceConfig{clk: clk, ev: ev, timers: ts, idle: 20 * time.Millisecond})
 	ts.fire() // the recovery's timers: what ran out while down
 	want = []string{"lock.expired late alice 1"}
 	if got := waitEvents(t, ev, len(want)); fmt.Sprint(got) != fmt.Sprint(want) {

@@ -124,10 +124,16 @@ type result struct {
 // OCTOSTORE_TOKEN=token in its environment.
 func octo(t *testing.T, url, token string, args ...string) result {
 	t.Helper()
+	return octoEnv(t, url, token, nil, args...)
+}
+
+// octoEnv is octo with extra environment variables ("NAME=value").
+func octoEnv(t *testing.T, url, token string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, octostoreBin, args...)
-	cmd.Env = cliEnv(url, token)
+	cmd.Env = append(cliEnv(url, token), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
