@@ -48,6 +48,7 @@ func lockRunCommand() *cli.Command {
 			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live; renewed every ttl/3"},
 			&cli.DurationFlag{Name: "wait", Usage: "wait this long for the lock (0: fail at once if held)"},
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "after a lost lock, time between SIGTERM and SIGKILL"},
+			holderIDFlag(),
 		),
 		Action: clientAction(1, lockRun),
 	}
@@ -62,6 +63,10 @@ func lockRun(c *cli.Context, args []string) error {
 	if ttl < time.Second {
 		return exitCode(exitUsage, fmt.Errorf("--ttl must be at least 1s"))
 	}
+	id, err := holderID(c)
+	if err != nil {
+		return err
+	}
 	cl, err := newClientFromCtx(c)
 	if err != nil {
 		return err
@@ -71,7 +76,7 @@ func lockRun(c *cli.Context, args []string) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	locker := client.NewLocker(cl, name, ttl)
+	locker := client.NewLocker(cl, name, ttl, client.WithHolderID(id))
 	if err := acquireForRun(c, locker, sigs); err != nil {
 		return err
 	}
