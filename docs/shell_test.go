@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/octostore/octostore/httpd/apitest"
 	"github.com/octostore/octostore/tools/servertest"
 )
 
@@ -29,10 +30,14 @@ func TestMain(m *testing.M) {
 }
 
 // startServer runs `octostore serve` on 127.0.0.1:0 with a temporary
-// database (alice: tokA, bob: tokB) and returns its URL; SIGTERM at cleanup.
+// database (alice: tokA, bob: tokB) and returns the URL of a proxy in front
+// of it that holds every exchange to the published contract
+// (httpd/apitest.Proxy); SIGTERM at cleanup.
 func startServer(t *testing.T) string {
 	t.Helper()
-	return servertest.Serve(t, octostoreBin, "--static-tokens", "alice:tokA,bob:tokB").URL
+	px := apitest.Proxy(t, servertest.Serve(t, octostoreBin, "--static-tokens", "alice:tokA,bob:tokB").URL)
+	t.Cleanup(px.Close)
+	return px.URL
 }
 
 // shellBlock returns the first ```sh block after heading in the Markdown file.

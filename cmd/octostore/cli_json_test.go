@@ -94,8 +94,8 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The lease id of a lock alice holds, for renew and release.
-	lease := func() string {
-		r := octo(t, proxy, tokA, "lock", "acquire", "j-lease", "--json").mustCode(t, exitOK, "acquire for a lease")
+	lease := func(name string) string {
+		r := octo(t, proxy, tokA, "lock", "acquire", name, "--json").mustCode(t, exitOK, "acquire for a lease")
 		var l struct {
 			LeaseID string `json:"lease_id"`
 		}
@@ -130,9 +130,9 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		{tokA, []string{"lock", "status", "free"}, exitOK},
 		{tokA, []string{"lock", "list"}, exitOK},
 		{adminKey, []string{"lock", "list"}, exitOK},
-		{tokA, []string{"lock", "renew", "j-lease", lease(), "--ttl", "2m"}, exitOK},
+		{tokA, []string{"lock", "renew", "j-renew", lease("j-renew"), "--ttl", "2m"}, exitOK},
 		{tokA, []string{"lock", "renew", "j1", "00000000-0000-4000-8000-000000000000"}, exitNotFound},
-		{tokA, []string{"lock", "release", "j-lease", lease()}, exitOK},
+		{tokA, []string{"lock", "release", "j-release", lease("j-release")}, exitOK},
 		{tokA, []string{"lock", "release", "j1"}, exitUsage}, // a user without a lease id: 422
 		{adminKey, []string{"lock", "release", "j1"}, exitOK},
 		{tokA, []string{"lock", "acquire", "j2", "--ttl", "2h"}, exitUsage}, // 422

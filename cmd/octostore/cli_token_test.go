@@ -75,17 +75,6 @@ func writeFile(t *testing.T, dir, name, body string, perm os.FileMode) string {
 	return p
 }
 
-// octoEnv is octo with extra environment variables (after OCTOSTORE_URL
-// and OCTOSTORE_TOKEN; token "" leaves OCTOSTORE_TOKEN out).
-func octoEnv(t *testing.T, url, token string, extra []string, args ...string) result {
-	t.Helper()
-	env := cliEnv(url, token)
-	if token == "" {
-		env = env[:len(env)-1]
-	}
-	return runOcto(t, append(env, extra...), args...)
-}
-
 // --token-file (and OCTOSTORE_TOKEN_FILE) reads the first line of a file
 // only its owner may read, on every client command, the TUI and the load
 // tester.

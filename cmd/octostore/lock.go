@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/octostore/octostore/actors/names"
 	"github.com/octostore/octostore/tools/client"
 	"github.com/urfave/cli/v2"
 )
@@ -21,7 +22,8 @@ func lockCommand() *cli.Command {
 		clientCommand("acquire", "acquire a lock and print its lease (exit 3 if held by someone else)", "NAME", lockAcquire,
 			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h)"},
 			&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock held by someone else (0: one attempt)"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the lease id"}),
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the lease id"},
+			holderIDFlag()),
 		clientCommand("renew", "extend a lease", "NAME [LEASE_ID]", lockRenew,
 			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h), from now"}, lease()),
 		clientCommand("release", "release a lease (the admin key: any lock, without LEASE_ID)", "NAME [LEASE_ID]", lockRelease, lease()),
@@ -31,24 +33,51 @@ func lockCommand() *cli.Command {
 	)
 }
 
-func leaseFields(w io.Writer, l *client.Lease) error {
-	return lockFields(w, l.Name, l.Status, l.Holder, l.LeaseID, l.FencingToken, l.ExpiresAt)
+// holderIDFlag is --holder-id of `lock acquire` and `lock run`.
+func holderIDFlag() cli.Flag {
+	return &cli.StringFlag{Name: "holder-id", EnvVars: []string{"OCTOSTORE_HOLDER_ID"},
+		Usage: "who holds the lock within your token: processes given the same id are one holder " +
+			"(a re-acquire answers held); default a random id per process, so that two processes " +
+			"sharing a token exclude each other (" + names.HolderID.Pattern() + ")"}
 }
 
-// lockFields prints a held lock, one field per line.
-func lockFields(w io.Writer, name, status, holder, lease string, token uint64, expires time.Time) error {
-	return printFields(w,
-		"name", name,
-		"status", status,
-		"holder", holder,
+// holderID is the --holder-id to acquire with: the flag's, or a new random
+// one (client.NewHolderID) for this process.
+func holderID(c *cli.Context) (string, error) {
+	id := c.String("holder-id")
+	if id == "" {
+		return client.NewHolderID(), nil
+	}
+	if !names.HolderID.Valid(id) {
+		return "", usageErr(c, "--holder-id %s", names.HolderID.Requirement())
+	}
+	return id, nil
+}
+
+func leaseFields(w io.Writer, l *client.Lease) error {
+	return lockFields(w, l.Name, l.Status, l.Holder, l.HolderID, l.LeaseID, l.FencingToken, l.ExpiresAt)
+}
+
+// lockFields prints a held lock, one field per line (holder_id only when
+// the grant has one).
+func lockFields(w io.Writer, name, status, holder, holderID, lease string, token uint64, expires time.Time) error {
+	kv := []string{"name", name, "status", status, "holder", holder}
+	if holderID != "" {
+		kv = append(kv, "holder_id", holderID)
+	}
+	return printFields(w, append(kv,
 		"lease_id", lease,
 		"fencing_token", strconv.FormatUint(token, 10),
-		"expires_at", fmtTime(expires)+" (in "+fmtUntil(expires)+")")
+		"expires_at", fmtTime(expires)+" (in "+fmtUntil(expires)+")")...)
 }
 
 func lockAcquire(c *cli.Context, args []string) error {
 	if c.Bool("quiet") && c.Bool("json") {
 		return errUsage(c, "give --json or --quiet, not both")
+	}
+	id, err := holderID(c)
+	if err != nil {
+		return err
 	}
 	cn, err := dial(c)
 	if err != nil {
@@ -58,7 +87,13 @@ func lockAcquire(c *cli.Context, args []string) error {
 	ctx, cancel := context.WithDeadline(c.Context, deadline.Add(3*c.Duration("timeout")))
 	defer cancel()
 	for attempt := 0; ; attempt++ {
-		l, err := cn.Acquire(ctx, args[0], c.Duration("ttl"))
+		l, err := cn.AcquireAs(ctx, args[0], id, c.Duration("ttl"))
+		if err == nil && l.Status == "held" && l.HolderID != id {
+			// Held by another holder of our token (a server without
+			// holder ids answers held to every request of the token):
+			// someone else's lease, not ours to print.
+			err = &client.LockHeldError{Name: args[0], Holder: l.Holder, ExpiresAt: l.ExpiresAt}
+		}
 		var held *client.LockHeldError
 		if errors.As(err, &held) && time.Now().Before(deadline) {
 			if attempt == 0 {
@@ -129,7 +164,7 @@ func lockStatus(c *cli.Context, args []string) error {
 			_, err := fmt.Fprintf(w, "%s is available\n", args[0])
 			return err
 		}
-		return lockFields(w, s.Name, s.Status, s.Holder, s.LeaseID, s.FencingToken, s.ExpiresAt)
+		return lockFields(w, s.Name, s.Status, s.Holder, s.HolderID, s.LeaseID, s.FencingToken, s.ExpiresAt)
 	})
 }
 

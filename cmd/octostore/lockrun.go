@@ -54,6 +54,7 @@ func lockRunCommand() *cli.Command {
 			&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock held by someone else (0: one attempt)"},
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "after a lost lock, time between SIGTERM and SIGKILL"},
 			&cli.BoolFlag{Name: "pass-token", Usage: "give CMD the token in $" + envToken + " (by default CMD gets no credential)"},
+			holderIDFlag(),
 		),
 		Action: leafAction(lockRun),
 	}
@@ -65,6 +66,10 @@ func lockRun(c *cli.Context, args []string) error {
 	if ttl < time.Second {
 		return exitCode(exitUsage, fmt.Errorf("--ttl must be at least 1s"))
 	}
+	id, err := holderID(c)
+	if err != nil {
+		return err
+	}
 	cn, err := dial(c)
 	if err != nil {
 		return err
@@ -75,7 +80,7 @@ func lockRun(c *cli.Context, args []string) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	locker := client.NewLocker(cl, name, ttl)
+	locker := client.NewLocker(cl, name, ttl, client.WithHolderID(id))
 	if err := acquireForRun(c, locker, sigs); err != nil {
 		return err
 	}

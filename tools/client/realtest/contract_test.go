@@ -230,6 +230,50 @@ func TestContractLocker(t *testing.T) {
 	})
 }
 
+// Two processes sharing one token (README pattern 2 on two hosts): each
+// Locker is its own holder, so the second is refused, never handed the
+// first's lease, and its attempts never extend the first's hold; after the
+// first releases, the second gets the next fencing token.
+func TestContractLockerOneTokenTwoHolders(t *testing.T) {
+	each(t, func(t *testing.T, url string) {
+		hostA, hostB := newClient(t, url, tokA), newClient(t, url, tokA)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		a := client.NewLocker(hostA, "one-token", time.Minute)
+		if err := a.TryLock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		before, err := hostA.LockStatus(ctx, "one-token")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := client.NewLocker(hostB, "one-token", time.Hour, client.WithPollInterval(10*time.Millisecond, 50*time.Millisecond))
+		if err := b.TryLock(ctx); !errors.Is(err, client.ErrLockHeld) || b.Held() {
+			t.Fatalf("second holder of the token: TryLock = %v, held %v", err, b.Held())
+		}
+		// The raw API agrees: another holder id of the same user is 409.
+		if _, err := hostB.AcquireAs(ctx, "one-token", "host-b", time.Hour); !errors.Is(err, client.ErrLockHeld) {
+			t.Fatalf("AcquireAs another holder id = %v", err)
+		}
+		after, err := hostA.LockStatus(ctx, "one-token")
+		if err != nil || !after.ExpiresAt.Equal(before.ExpiresAt) || after.HolderID != a.HolderID() {
+			t.Fatalf("status after the second's attempts %+v (%v), was %+v", after, err, before)
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- b.Lock(ctx) }()
+		if err := a.Unlock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if got := b.Lease(); got.FencingToken != before.FencingToken+1 {
+			t.Fatalf("second holder's lease %+v, first's token %d", got, before.FencingToken)
+		}
+		b.Unlock(ctx)
+	})
+}
+
 func TestContractLimitsFlagsConfig(t *testing.T) {
 	each(t, func(t *testing.T, url string) {
 		alice, _ := clients(t, url)
