@@ -2,12 +2,14 @@ package httpd
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/octostore/octostore/actors"
 	"github.com/octostore/octostore/actors/names"
+	"github.com/octostore/octostore/tools/termtext"
 	"github.com/valyala/fasthttp"
 )
 
@@ -49,6 +51,20 @@ var (
 	errExpectedMismatch = invalid("expected_version and If-Match disagree")
 	errVersionParam     = invalid("version must be a positive integer")
 )
+
+// descriptionText refuses a description holding a character a terminal
+// acts on instead of showing (termtext.Unsafe: controls, line breaks, C1,
+// bidi overrides): it is shown by the CLI, the TUI and anything else that
+// lists config, and it is one line of text.
+func descriptionText(d string) error {
+	i := termtext.Index(d)
+	if i < 0 {
+		return nil
+	}
+	r, _ := utf8.DecodeRuneInString(d[i:])
+	return invalid(fmt.Sprintf("description must not contain control or bidirectional formatting characters (U+%04X at character %d)",
+		r, utf8.RuneCountInString(d[:i])+1))
+}
 
 // configKey validates the {key} path parameter (names.ConfigKey).
 func configKey(ctx *fasthttp.RequestCtx) (string, error) {
@@ -124,6 +140,9 @@ func configWrite(ctx *fasthttp.RequestCtx, expected int64, fromHeader bool) (act
 		d, err := body.Description.String("description")
 		if err == nil && utf8.RuneCountInString(d) > MaxConfigDescription {
 			err = errDescriptionLong
+		}
+		if err == nil {
+			err = descriptionText(d)
 		}
 		if err != nil {
 			return actors.ConfigWrite{}, err

@@ -1,6 +1,8 @@
 package httpd
 
 import (
+	"bytes"
+	"math"
 	"strconv"
 	"time"
 
@@ -37,17 +39,27 @@ func lockRequest(ctx *fasthttp.RequestCtx) (string, lockBody, error) {
 	return name, body, err
 }
 
-// ttlField validates ttl_seconds (an integer, 1..3600).
+// ttlField validates ttl_seconds: an integer, 1..3600. Each error names
+// one cause: missing or repeated (field.present), not an integer, or out of
+// range (the 0.2.2 message).
 func ttlField(f *field) (time.Duration, error) {
-	v, err := f.Int("ttl_seconds", 1, 3600)
-	if err != nil {
-		if f.set() {
-			return 0, invalid("TTL must be between 1 and 3600 seconds: " + err.Error())
-		}
+	if err := f.present("ttl_seconds"); err != nil {
 		return 0, err
+	}
+	v, err := f.Int("ttl_seconds", math.MinInt64, math.MaxInt64)
+	if err != nil {
+		return 0, errTTLNotInteger
+	}
+	if v < 1 || v > 3600 {
+		return 0, errTTLRange
 	}
 	return time.Duration(v) * time.Second, nil
 }
+
+var (
+	errTTLRange      = invalid("TTL must be between 1 and 3600 seconds")
+	errTTLNotInteger = invalid("ttl_seconds must be an integer number of seconds between 1 and 3600")
+)
 
 var errHolderID = invalid("holder_id " + names.HolderID.Requirement())
 
@@ -146,11 +158,19 @@ func (s *Server) lockRenew(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 var releasedBody = []byte(`{"status":"released","message":"Lock released"}`)
 
 // lockRelease releases the caller's lease; the admin key releases whatever
-// lease is current (lease_id optional, and validated when given).
+// lease is current (lease_id optional, and validated when given). The body
+// is optional: none at all reads as {} (so the admin key may send none, and
+// a user hears that lease_id is required).
 func (s *Server) lockRelease(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	name, body, err := lockRequest(ctx)
+	name, err := lockName(ctx)
 	if err != nil {
 		return err
+	}
+	var body lockBody
+	if len(bytes.TrimSpace(ctx.PostBody())) > 0 {
+		if err := decodeBody(ctx, &body); err != nil {
+			return err
+		}
 	}
 	var lease string
 	if !p.Admin || body.LeaseID.set() {

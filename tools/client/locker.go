@@ -355,7 +355,7 @@ func (l *Locker) lose(h *holding, cause error) {
 		return
 	}
 	h.held = false
-	h.err = fmt.Errorf("%w: %q: %w", ErrLockLost, l.name, cause)
+	h.err = &LockLostError{Name: l.name, Cause: cause}
 	if !h.closed {
 		h.closed = true
 		close(h.done)
@@ -383,7 +383,7 @@ func (l *Locker) Unlock(ctx context.Context) error {
 	if wasHeld {
 		err = l.c.Release(ctx, l.name, h.lease.LeaseID)
 		if errors.Is(err, ErrNotFound) {
-			err = fmt.Errorf("%w: %q: %w", ErrLockLost, l.name, err)
+			err = &LockLostError{Name: l.name, Cause: err}
 		}
 	} else {
 		err = lostErr

@@ -109,14 +109,19 @@ func (c *Client) leaseCall(ctx context.Context, x *exchange) (*Lease, error) {
 }
 
 // Release frees the lock. A lease that is no longer valid gives ErrNotFound.
+// An empty leaseID sends no body: the admin key releases whatever lease is
+// current that way; a user token gets a *ValidationError (lease_id is
+// required).
 func (c *Client) Release(ctx context.Context, name, leaseID string) error {
 	if err := checkName("lock name", name); err != nil {
 		return err
 	}
 	x := c.start("POST", "/locks/", seg(name), "/release")
 	defer c.finish(x)
-	var buf [96]byte
-	x.setJSON(appendReleaseBody(buf[:0], leaseID))
+	if leaseID != "" {
+		var buf [96]byte
+		x.setJSON(appendReleaseBody(buf[:0], leaseID))
+	}
 	return c.send(ctx, x, false)
 }
 
@@ -168,7 +173,7 @@ func (c *Client) deleteNamed(ctx context.Context, what, prefix, name string) err
 	if err := checkName(what, name); err != nil {
 		return err
 	}
-	return c.call(ctx, "DELETE", prefix+seg(name), nil, true, nil)
+	return c.call(ctx, "DELETE", c.owned(prefix+seg(name)), nil, true, nil)
 }
 
 // call is the general, reflection-based path for the less hot endpoints.

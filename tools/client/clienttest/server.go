@@ -227,6 +227,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		user = "admin"
 	}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if o := r.URL.Query().Get("owner"); r.URL.Query().Has("owner") && (parts[0] == "limits" || parts[0] == "flags" || parts[0] == "config") {
+		switch {
+		case admin:
+			user = o // the admin key addresses another user's resources
+		case o != user:
+			writeErr(w, http.StatusForbidden, "only the admin key may address another user's resources")
+			return
+		}
+	}
 	var body map[string]json.RawMessage
 	if r.Method == "POST" || r.Method == "PUT" {
 		b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
@@ -427,6 +436,17 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 		}
 	case len(parts) == 3 && (parts[2] == "renew" || parts[2] == "release") && r.Method == "POST":
 		lease, ok := strField(body, "lease_id")
+		if parts[2] == "release" && admin && !ok { // the admin key releases the current lease
+			l := s.liveLock(name)
+			if l == nil {
+				writeErr(w, 404, "Lock not found or not owned by caller")
+				return
+			}
+			delete(s.locks, name)
+			s.publish(map[string]any{"type": "lock.released", "kind": "lock", "name": name, "owner": l.holder, "holder": l.holder, "fencing_token": l.fencing})
+			writeJSON(w, 200, map[string]any{"status": "released", "message": "Lock released"})
+			return
+		}
 		if !ok || !uuidRe.MatchString(lease) {
 			writeErr(w, 422, "Invalid lease_id format")
 			return

@@ -318,6 +318,66 @@ func TestContractLimitsFlagsConfig(t *testing.T) {
 	})
 }
 
+// The admin key with WithOwner works on a user's flags, limits and config,
+// a user may name only itself, and the admin releases a lock without its
+// lease id.
+func TestContractAdminOwner(t *testing.T) {
+	each(t, func(t *testing.T, url string) {
+		alice, bob := clients(t, url)
+		ctx := context.Background()
+		adminForAlice, err := client.New(url, adminKey, client.WithOwner("alice"),
+			client.WithTransport(apitest.FastTransport(t, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := adminForAlice.SetFlag(ctx, "owned", client.FlagSpec{Enabled: true}); err != nil {
+			t.Fatalf("admin set alice's flag: %v", err)
+		}
+		if ev, err := alice.GetFlag(ctx, "owned", ""); err != nil || !ev.Enabled {
+			t.Fatalf("alice's flag set by the admin = %+v, %v", ev, err)
+		}
+		if ev, err := bob.GetFlag(ctx, "owned", ""); err != nil || ev.Enabled {
+			t.Fatalf("bob sees %+v, %v: the flag went to the wrong owner", ev, err)
+		}
+		if _, err := adminForAlice.SetConfig(ctx, "app.owned", client.ConfigWrite{Value: 1}); err != nil {
+			t.Fatalf("admin set alice's config: %v", err)
+		}
+		if e, err := alice.GetConfig(ctx, "app.owned"); err != nil || e.Version != 1 {
+			t.Fatalf("alice's config = %+v, %v", e, err)
+		}
+		if r, err := adminForAlice.CheckLimit(ctx, "owned", 5, time.Minute); err != nil || r.Remaining != 4 {
+			t.Fatalf("admin check of alice's limit = %+v, %v", r, err)
+		}
+		if r, err := alice.LimitStatus(ctx, "owned"); err != nil || r.Remaining != 4 {
+			t.Fatalf("alice's limit = %+v, %v", r, err)
+		}
+		if err := adminForAlice.DeleteFlag(ctx, "owned"); err != nil {
+			t.Fatalf("admin delete alice's flag: %v", err)
+		}
+		bobAsAlice, err := client.New(url, tokB, client.WithOwner("alice"), client.WithTransport(apitest.FastTransport(t, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bobAsAlice.GetConfig(ctx, "app.owned"); !errors.Is(err, client.ErrForbidden) {
+			t.Fatalf("bob naming alice = %v, want ErrForbidden", err)
+		}
+
+		if _, err := bob.Acquire(ctx, "stuck", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := alice.Release(ctx, "stuck", ""); !errors.Is(err, client.ErrValidation) {
+			t.Fatalf("a user's release without a lease id = %v, want ErrValidation", err)
+		}
+		admin := newClient(t, url, adminKey)
+		if err := admin.Release(ctx, "stuck", ""); err != nil {
+			t.Fatalf("admin release without a lease id: %v", err)
+		}
+		if st, err := bob.LockStatus(ctx, "stuck"); err != nil || !st.Available() {
+			t.Fatalf("after the admin's release = %+v, %v", st, err)
+		}
+	})
+}
+
 func TestContractEvents(t *testing.T) {
 	each(t, func(t *testing.T, url string) {
 		requireRoute(t, url, "/events")
