@@ -81,6 +81,13 @@ func startServerDB(t *testing.T) (url, db string) {
 // SIGTERM at cleanup. what names it in failures.
 func startListening(t *testing.T, what string, args ...string) string {
 	t.Helper()
+	u, _ := startListeningCmd(t, what, args...)
+	return u
+}
+
+// startListeningCmd is startListening that also returns the process.
+func startListeningCmd(t *testing.T, what string, args ...string) (string, *exec.Cmd) {
+	t.Helper()
 	cmd := exec.Command(octostoreBin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -111,11 +118,11 @@ func startListening(t *testing.T, what string, args ...string) string {
 			cmd.Wait()
 			t.Fatalf("%s exited before listening: %s", what, stderr.String())
 		}
-		return u
+		return u, cmd
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s did not print its address: %s", what, stderr.String())
 	}
-	return ""
+	return "", nil
 }
 
 // serverFor returns the real server when it serves probePath (e.g. "/flags"),
