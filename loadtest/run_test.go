@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -167,29 +169,134 @@ func TestRunAgainstNoopServer(t *testing.T) {
 	}
 }
 
+// TestProgressLines: the progress loop, driven tick by tick with a stepped
+// clock, prints one well-formed line per tick (warmup marked, the rate of
+// the interval, the errors so far) as lines, or as one rewritten line on a
+// terminal. Deterministic: it used to run the load generator for real and
+// count lines, and failed when a loaded machine delivered the first tick
+// after the warmup.
 func TestProgressLines(t *testing.T) {
+	for _, tty := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tty=%v", tty), func(t *testing.T) {
+			lines := make(chan string, 16)
+			r := &run{cfg: &Config{Progress: chanWriter(lines), ProgressTTY: tty}, measureFrom: 100 * time.Millisecond}
+			workers := []*worker{{stats: newWorkerStats()}, {stats: newWorkerStats()}}
+			clk := &stepClock{}
+			ticks, done, finished := make(chan time.Time), make(chan struct{}), make(chan struct{})
+			go func() { r.progress(workers, clk, ticks, done); close(finished) }()
+			next := func(what string) string {
+				t.Helper()
+				select {
+				case l := <-lines:
+					return l
+				case <-time.After(time.Minute):
+					t.Fatalf("%s: nothing printed", what)
+				}
+				return ""
+			}
+			for _, step := range []struct {
+				at       time.Duration
+				ops      int64 // per worker during the step
+				errs     int64
+				want     string
+				isWarmup bool
+			}{
+				{50 * time.Millisecond, 50, 0, "2000 ops/s         0 errors", true},
+				{150 * time.Millisecond, 200, 1, "4000 ops/s         2 errors", false},
+				{400 * time.Millisecond, 0, 0, "0 ops/s         2 errors", false},
+			} {
+				// The previous line is printed: the loop is back waiting
+				// for a tick and reads neither the clock nor the counters.
+				clk.now.Store(int64(step.at))
+				for _, w := range workers {
+					w.stats.done.Add(step.ops)
+					w.stats.errs.Add(step.errs)
+					w.stats.mu.Lock()
+					w.stats.interval.RecordValue(1500) // µs: p99 1.50x ms (two significant digits)
+					w.stats.mu.Unlock()
+				}
+				ticks <- time.Time{}
+				l := next(step.want)
+				body := l
+				if tty {
+					var ok bool
+					if body, ok = strings.CutPrefix(l, "\r\033[K"); !ok || strings.Contains(body, "\n") {
+						t.Fatalf("terminal progress must rewrite one line: %q", l)
+					}
+				} else {
+					var ok bool
+					if body, ok = strings.CutSuffix(l, "\n"); !ok || strings.ContainsAny(body, "\r\n") {
+						t.Fatalf("plain progress must print lines: %q", l)
+					}
+				}
+				if !strings.HasPrefix(body, fmt.Sprintf("%6.1fs", step.at.Seconds())) || !strings.Contains(body, step.want) ||
+					!strings.Contains(body, "p99    1.50") || strings.Contains(body, "(warmup)") != step.isWarmup {
+					t.Fatalf("at %s: %q, want %q, p99 1.5 ms, warmup %v", step.at, body, step.want, step.isWarmup)
+				}
+			}
+			close(done)
+			<-finished
+			if tty {
+				if l := next("end"); l != "\n" {
+					t.Fatalf("terminal progress must end its line: %q", l)
+				}
+			}
+			select {
+			case l := <-lines:
+				t.Fatalf("printed after the end: %q", l)
+			default:
+			}
+		})
+	}
+}
+
+// TestProgressDuringARun: a real run with progress prints only well-formed
+// lines (how many depends on the machine's speed, so it is not counted).
+func TestProgressDuringARun(t *testing.T) {
 	url := startNoop(t)
 	target, err := NewHTTPTarget(url, nil, HTTPOptions{Driver: DriverRaw})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer target.Close()
+	line := regexp.MustCompile(`^ *[0-9]+\.[0-9]s +[0-9]+ ops/s +[0-9]+ errors  p99 +[0-9]+\.[0-9]{3} ms(  \(warmup\))?$`)
 	for _, tty := range []bool{false, true} {
 		var out bytes.Buffer
-		mustRun(t, Config{Scenario: "flag-eval", Target: target, Concurrency: 2, Duration: 300 * time.Millisecond,
-			Warmup: 100 * time.Millisecond, Progress: &out, ProgressTTY: tty, ProgressEvery: 50 * time.Millisecond})
+		mustRun(t, Config{Scenario: "flag-eval", Target: target, Concurrency: 2, Duration: 200 * time.Millisecond,
+			Warmup: 50 * time.Millisecond, Progress: &out, ProgressTTY: tty, ProgressEvery: 20 * time.Millisecond})
 		s := out.String()
-		if !strings.Contains(s, "ops/s") || !strings.Contains(s, "p99") || !strings.Contains(s, "(warmup)") {
-			t.Fatalf("tty=%v progress: %q", tty, s)
+		var parts []string
+		if tty {
+			body, ok := strings.CutSuffix(s, "\n")
+			if !ok || strings.Contains(body, "\n") {
+				t.Fatalf("terminal progress must rewrite one line and end it: %q", s)
+			}
+			parts = strings.Split(body, "\r\033[K")[1:]
+		} else {
+			parts = strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+			if s == "" {
+				parts = nil
+			}
 		}
-		lines := strings.Count(s, "\n")
-		if rewrites := strings.Count(s, "\r\033[K"); tty && (rewrites < 3 || lines != 1) {
-			t.Fatalf("terminal progress must rewrite one line: %q", s)
-		} else if !tty && (rewrites != 0 || lines < 3) {
-			t.Fatalf("plain progress must print lines: %q", s)
+		for _, p := range parts {
+			if !line.MatchString(p) {
+				t.Fatalf("tty=%v: malformed progress line %q in %q", tty, p, s)
+			}
 		}
 	}
 }
+
+// chanWriter sends each write to its channel.
+type chanWriter chan string
+
+func (w chanWriter) Write(p []byte) (int, error) { w <- string(p); return len(p), nil }
+
+// stepClock is a Clock the test sets.
+type stepClock struct{ now atomic.Int64 }
+
+func (c *stepClock) Now() time.Duration { return time.Duration(c.now.Load()) }
+
+func (c *stepClock) Sleep(d time.Duration) bool { c.now.Add(int64(d)); return true }
 
 func TestOpenLoopAgainstNoopServer(t *testing.T) {
 	url := startNoop(t)

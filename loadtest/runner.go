@@ -269,9 +269,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var progWG sync.WaitGroup
 	if cfg.Progress != nil {
 		progWG.Add(1)
+		ticker := time.NewTicker(cfg.ProgressEvery)
 		go func() {
 			defer progWG.Done()
-			r.progress(workers, clk, progDone)
+			defer ticker.Stop()
+			r.progress(workers, clk, ticker.C, progDone)
 		}()
 	}
 
@@ -313,13 +315,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-// progress prints a line every cfg.ProgressEvery until done closes.
-func (r *run) progress(workers []*worker, clk Clock, done <-chan struct{}) {
-	t := time.NewTicker(r.cfg.ProgressEvery)
-	defer t.Stop()
+// progress prints a line at every tick (every cfg.ProgressEvery) until done
+// closes; the line's time and phase come from clk.
+func (r *run) progress(workers []*worker, clk Clock, ticks <-chan time.Time, done <-chan struct{}) {
 	h := hdrhistogram.New(histMin, histMax, 2)
 	var prev int64
-	prevAt := clk.Now()
+	var prevAt time.Duration // the start of the run: clk counts from it
 	tty := r.cfg.ProgressTTY
 	out := r.cfg.Progress
 	for {
@@ -329,7 +330,7 @@ func (r *run) progress(workers []*worker, clk Clock, done <-chan struct{}) {
 				fmt.Fprintln(out)
 			}
 			return
-		case <-t.C:
+		case <-ticks:
 		}
 		now := clk.Now()
 		var n, errs int64

@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"reflect"
 	"testing"
 	"time"
 
@@ -17,7 +18,13 @@ func resourceCtx(t *testing.T, args ...string) *cli.Context {
 	for _, f := range serveCommand.Flags {
 		switch f.Names()[0] {
 		case "max-limits-per-user", "max-flags-per-user", "max-config-keys-per-user", "config-history", "limit-flush-interval":
-			if err := f.Apply(fs); err != nil {
+			// A copy: urfave/cli's Apply stores a value from the
+			// environment in the flag itself, and the flags are package
+			// state, so the environment case below leaked into the
+			// defaults of the next run (failed 4 of 5 with -count=5).
+			cp := reflect.New(reflect.TypeOf(f).Elem())
+			cp.Elem().Set(reflect.ValueOf(f).Elem())
+			if err := cp.Interface().(cli.Flag).Apply(fs); err != nil {
 				t.Fatal(err)
 			}
 		}
