@@ -15,7 +15,8 @@ import (
 
 // decodeBody decodes a JSON request body into v. It answers (and returns
 // false) for a body that is not JSON (400), has the wrong content type (415),
-// or has a value of the wrong type (422, naming the field).
+// has a value of the wrong type (422, naming the field), or spells a field's
+// name in another case (422; foldedKey).
 func decodeBody(ctx *fasthttp.RequestCtx, v any) bool {
 	if !jsonContentType(ctx.Request.Header.ContentType()) {
 		writeError(ctx, fasthttp.StatusUnsupportedMediaType, "Content-Type must be application/json")
@@ -45,6 +46,10 @@ func decodeBody(ctx *fasthttp.RequestCtx, v any) bool {
 		default:
 			writeError(ctx, fasthttp.StatusBadRequest, "invalid JSON: "+err.Error())
 		}
+		return false
+	}
+	if msg := foldedKey(body, v); msg != "" { // field names are exact (jsonkeys.go)
+		writeError(ctx, fasthttp.StatusUnprocessableEntity, msg)
 		return false
 	}
 	return true
