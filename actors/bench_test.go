@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -40,21 +41,26 @@ func BenchmarkActorHop(b *testing.B) {
 	})
 }
 
-// BenchmarkSystemDo measures a lock status through the whole runtime
-// (shard hop + resource actor hop + reply), no storage writes.
+// BenchmarkSystemDo measures a typed call through the whole runtime: a
+// lock status (shard hop + resource actor hop + reply), no storage writes,
+// with a context that has a deadline (as every HTTP request's has), so the
+// wait selects on its Done channel.
 func BenchmarkSystemDo(b *testing.B) {
 	st := newMemStore(false)
 	sys := NewSystem(Config{Store: st, AfterFunc: noTimers})
 	defer sys.Close()
-	keys := make([]Key, 1024)
-	for i := range keys {
-		keys[i] = lockKey(fmt.Sprint("k", i))
+	locks := NewLocks(sys, LockConfig{Loader: st})
+	names := make([]string, 1024)
+	for i := range names {
+		names[i] = fmt.Sprint("k", i)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			if _, err := sys.Do(keys[i%len(keys)], LockStatus{}); err != nil {
+			if _, err := locks.Status(ctx, names[i%len(names)]); err != nil {
 				b.Fatal(err)
 			}
 			i++

@@ -44,7 +44,7 @@ type Broker struct {
 // BrokerOptions tune a Broker.
 type BrokerOptions struct {
 	// Buffer is the number of events a subscriber may be behind before it is
-	// cut off (default 1024).
+	// cut off (default DefaultEventBuffer).
 	Buffer int
 	// Now is the clock of lagged events (default time.Now).
 	Now func() time.Time
@@ -55,7 +55,7 @@ var _ Publisher = (*Broker)(nil)
 // NewBroker returns a broker with no subscribers.
 func NewBroker(o BrokerOptions) *Broker {
 	if o.Buffer <= 0 {
-		o.Buffer = 1024
+		o.Buffer = DefaultEventBuffer
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -94,11 +94,11 @@ func (f *Filter) allows(e *Event) bool {
 	return true
 }
 
-// Visible returns e as the subscriber may see it: without the lease id
-// unless the subscriber holds the lock or is the admin.
+// Visible returns e as the subscriber may see it: without the lease id and
+// the holder id unless the subscriber holds the lock or is the admin.
 func (f *Filter) Visible(e Event) Event {
-	if e.LeaseID != "" && !f.Admin && e.Holder != f.Login {
-		e.LeaseID = ""
+	if (e.LeaseID != "" || e.HolderID != "") && !f.Admin && e.Holder != f.Login {
+		e.LeaseID, e.HolderID = "", ""
 	}
 	return e
 }

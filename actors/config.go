@@ -1,46 +1,177 @@
 package actors
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
 
-// Config operations and replies.
-type (
-	// SetConfig writes a new version of the key. Value is raw JSON, already
-	// validated, stored and returned byte for byte.
-	SetConfig struct {
-		Value []byte
-		// Description replaces the description when SetDescription is true;
-		// otherwise the current description is kept.
-		Description    string
-		SetDescription bool
-		// Expected makes the write conditional: ExpectAny (unconditional),
-		// ExpectExists ("If-Match: *"), 0 (create only) or a version the key
-		// must be at.
-		Expected int64
-	}
-	// GetConfig reads the current version (ErrConfigNotFound if none).
-	GetConfig struct{}
-	// DeleteConfig deletes the key and its history (ErrConfigNotFound if
-	// none).
-	DeleteConfig struct{}
+// ConfigStore is what config keys need from persistence.
+type ConfigStore interface {
+	OwnerCounter
+	// LoadConfig loads a config key with its current value; ok is false if
+	// the key never existed. A deleted key is returned with Deleted set and
+	// Version = its last version (versions never repeat).
+	LoadConfig(owner, key string) (ConfigRecord, bool, error)
+	// ListConfig lists owner's live keys without values ("" for every
+	// owner's), ordered by owner and key.
+	ListConfig(ctx context.Context, owner string) ([]ConfigRecord, error)
+	// ConfigVersion reads one retained version of a live key; ok is false
+	// for an unknown key or a version not retained.
+	ConfigVersion(ctx context.Context, owner, key string, version int64) (ConfigRecord, bool, error)
+	// ConfigHistory lists the retained versions of a live key, newest
+	// first; ok is false for an unknown key.
+	ConfigHistory(ctx context.Context, owner, key string) ([]ConfigRecord, bool, error)
+}
 
-	// ConfigReply answers SetConfig and GetConfig.
-	ConfigReply struct{ Config ConfigRecord }
+// ConfigKeysConfig configures the config store.
+type ConfigKeysConfig struct {
+	Store ConfigStore
+	// MaxPerUser caps the live keys one owner has (0:
+	// DefaultMaxConfigKeysPerUser; negative: no cap).
+	MaxPerUser int
+	// History is how many versions of each key are kept (<= 0:
+	// DefaultConfigHistory).
+	History int
+}
+
+// ConfigKeys is the entry point for config keys: typed calls to each key's
+// actor (one per owner and key), and reads of past versions and listings
+// from the database. See System.call for what a cancelled ctx means.
+type ConfigKeys struct {
+	sys     *System
+	store   ConfigStore
+	quota   *quota
+	history int
+}
+
+// NewConfigKeys registers the config kind with sys.
+func NewConfigKeys(sys *System, cfg ConfigKeysConfig) *ConfigKeys {
+	if cfg.History <= 0 {
+		cfg.History = DefaultConfigHistory
+	}
+	if cfg.MaxPerUser == 0 {
+		cfg.MaxPerUser = DefaultMaxConfigKeysPerUser
+	}
+	c := &ConfigKeys{sys: sys, store: cfg.Store, quota: newQuota(cfg.MaxPerUser, "config keys"), history: cfg.History}
+	sys.Register(KindSpec{
+		Kind:    KindConfig,
+		New:     func(k Key) Behavior { return &configBehavior{key: k, config: c} },
+		Recover: func(time.Time) (int, error) { return c.quota.recover(KindConfig, cfg.Store) },
+	})
+	return c
+}
+
+func configKey(owner, key string) Key { return Key{Kind: KindConfig, Owner: owner, Name: key} }
+
+// ConfigWrite is a write of a config key.
+type ConfigWrite struct {
+	// Value is raw JSON, already validated, stored and returned byte for
+	// byte.
+	Value []byte
+	// Description replaces the description when SetDescription is true;
+	// otherwise the current description is kept.
+	Description    string
+	SetDescription bool
+	// Expected makes the write conditional: ExpectAny (unconditional),
+	// ExpectExists ("If-Match: *"), 0 (create only) or a version the key
+	// must be at.
+	Expected int64
+}
+
+// Put writes a new version of owner's key and returns it, once committed.
+// Errors: *VersionConflictError when w.Expected does not hold (a case of
+// CodeConflict); ErrQuota for a new key beyond ConfigKeysConfig.MaxPerUser.
+func (c *ConfigKeys) Put(ctx context.Context, owner, key string, w ConfigWrite) (ConfigRecord, error) {
+	op := &setConfig{write: w}
+	return answer(c.sys.call(ctx, configKey(owner, key), op), &op.config)
+}
+
+// Get reads the current version (ErrConfigNotFound if the key does not
+// exist).
+func (c *ConfigKeys) Get(ctx context.Context, owner, key string) (ConfigRecord, error) {
+	op := &getConfig{}
+	return answer(c.sys.call(ctx, configKey(owner, key), op), &op.config)
+}
+
+// Version reads version n of a live key from the database (every
+// acknowledged write is committed): ErrConfigVersionNotFound for an unknown
+// key, or a version never written or no longer kept.
+func (c *ConfigKeys) Version(ctx context.Context, owner, key string, n int64) (ConfigRecord, error) {
+	rec, ok, err := c.store.ConfigVersion(ctx, owner, key, n)
+	return found(rec, ok, err, ErrConfigVersionNotFound)
+}
+
+// History lists the kept versions of a live key, newest first
+// (ErrConfigNotFound if the key does not exist).
+func (c *ConfigKeys) History(ctx context.Context, owner, key string) ([]ConfigRecord, error) {
+	versions, ok, err := c.store.ConfigHistory(ctx, owner, key)
+	return found(versions, ok, err, ErrConfigNotFound)
+}
+
+// Delete deletes the key and its history (ErrConfigNotFound if none), once
+// committed. A key created again later continues after its last version.
+func (c *ConfigKeys) Delete(ctx context.Context, owner, key string) error {
+	return c.DeleteIf(ctx, owner, key, ExpectAny)
+}
+
+// DeleteIf is Delete on a condition, as ConfigWrite.Expected states it for
+// a write: ExpectAny (none), ExpectExists, or the version the key must be at
+// (0: it must not exist). A condition that does not hold is a
+// *VersionConflictError and deletes nothing; one that holds on a key that
+// does not exist (0) is ErrConfigNotFound.
+func (c *ConfigKeys) DeleteIf(ctx context.Context, owner, key string, expected int64) error {
+	return c.sys.call(ctx, configKey(owner, key), &deleteConfig{expected: expected})
+}
+
+// List lists owner's live keys without values ("" for every owner's).
+func (c *ConfigKeys) List(ctx context.Context, owner string) ([]ConfigRecord, error) {
+	return c.store.ListConfig(ctx, owner)
+}
+
+// Owned is how many live keys owner has.
+func (c *ConfigKeys) Owned(owner string) int { return c.quota.owned(owner) }
+
+// Kept is the number of versions kept per key.
+func (c *ConfigKeys) Kept() int { return c.history }
+
+// found turns a store read's (v, ok, err) into (v, err), with notFound
+// when there is nothing.
+func found[T any](v T, ok bool, err error, notFound error) (T, error) {
+	if err == nil && !ok {
+		err = notFound
+	}
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
+}
+
+// Config operations (see the lock operations for the pattern).
+type (
+	setConfig struct {
+		write  ConfigWrite
+		config ConfigRecord
+	}
+	getConfig    struct{ config ConfigRecord }
+	deleteConfig struct{ expected int64 }
 )
 
-// Conditions of SetConfig.Expected besides a version number (0 = create only).
+// Conditions of ConfigWrite.Expected besides a version number (0 = create only).
 const (
 	ExpectAny    int64 = -1
 	ExpectExists int64 = -2
 )
 
-// ErrConfigNotFound answers reads and deletes of an unknown key or version.
-var ErrConfigNotFound = fmt.Errorf("config key %w", ErrNotFound)
+// ErrConfigNotFound answers reads and deletes of an unknown key.
+var ErrConfigNotFound = caseOf(ErrNotFound, "config key not found")
 
-// VersionConflictError answers a conditional SetConfig whose condition does
-// not hold. Current is the key's current version (0: it does not exist).
+// ErrConfigVersionNotFound answers a read of a version that is not kept.
+var ErrConfigVersionNotFound = caseOf(ErrNotFound, "config key or version not found")
+
+// VersionConflictError answers a conditional Put whose condition does not
+// hold (a conflict: the HTTP answer is 409 with current_version). Current is the key's current version (0: it does not exist).
 type VersionConflictError struct {
 	Key      string
 	Expected int64
@@ -83,6 +214,9 @@ type PutConfig struct {
 // Table implements Mutation.
 func (PutConfig) Table() string { return "config" }
 
+// ApplyTo implements Mutation.
+func (m PutConfig) ApplyTo(w MutationWriter) error { return w.PutConfig(m.Config, m.Keep) }
+
 // RemoveConfig deletes a key's history and marks the key deleted at Version
 // (its last version, so that a re-created key continues after it).
 type RemoveConfig struct {
@@ -94,27 +228,22 @@ type RemoveConfig struct {
 // Table implements Mutation.
 func (RemoveConfig) Table() string { return "config" }
 
+// ApplyTo implements Mutation.
+func (m RemoveConfig) ApplyTo(w MutationWriter) error {
+	return w.RemoveConfig(m.Owner, m.Key, m.Version, m.At)
+}
+
 // --- the pure versioning rule ---
 
 // NextConfig computes the version op writes on top of cur at now, or a
 // *VersionConflictError. Versions start at 1 and grow by one per write; a
 // key re-created after a delete continues after its last version, so a
 // (key, version) pair never names two different values.
-func NextConfig(cur ConfigRecord, op SetConfig, now time.Time) (ConfigRecord, error) {
+func NextConfig(cur ConfigRecord, op ConfigWrite, now time.Time) (ConfigRecord, error) {
+	if err := configCondition(cur, op.Expected); err != nil {
+		return cur, err
+	}
 	live := cur.Live()
-	current := int64(0)
-	if live {
-		current = cur.Version
-	}
-	switch {
-	case op.Expected == ExpectAny:
-	case op.Expected == ExpectExists:
-		if !live {
-			return cur, &VersionConflictError{Key: cur.Key, Expected: op.Expected, Current: 0}
-		}
-	case op.Expected != current:
-		return cur, &VersionConflictError{Key: cur.Key, Expected: op.Expected, Current: current}
-	}
 	next := ConfigRecord{
 		Owner: cur.Owner, Key: cur.Key,
 		Version:   cur.Version + 1,
@@ -134,16 +263,35 @@ func NextConfig(cur ConfigRecord, op SetConfig, now time.Time) (ConfigRecord, er
 	return next, nil
 }
 
+// configCondition checks a write's or delete's condition (ConfigWrite.Expected)
+// against cur: nil when it holds, else a *VersionConflictError.
+func configCondition(cur ConfigRecord, expected int64) error {
+	current := int64(0)
+	if cur.Live() {
+		current = cur.Version
+	}
+	switch {
+	case expected == ExpectAny:
+	case expected == ExpectExists:
+		if current == 0 {
+			return &VersionConflictError{Key: cur.Key, Expected: expected, Current: 0}
+		}
+	case expected != current:
+		return &VersionConflictError{Key: cur.Key, Expected: expected, Current: current}
+	}
+	return nil
+}
+
 // --- the actor behavior ---
 
 type configBehavior struct {
-	key   Key
-	res   *Resources
-	state ConfigRecord
+	key    Key
+	config *ConfigKeys
+	state  ConfigRecord
 }
 
 func (b *configBehavior) Activate(h *Host) error {
-	c, _, err := b.res.loader.LoadConfig(b.key.Owner, b.key.Name)
+	c, _, err := b.config.store.LoadConfig(b.key.Owner, b.key.Name)
 	if err != nil {
 		return err
 	}
@@ -154,61 +302,74 @@ func (b *configBehavior) Activate(h *Host) error {
 
 func (b *configBehavior) Passivatable(*Host) bool { return true }
 
-func (b *configBehavior) Handle(h *Host, op any) (any, error) {
+func (b *configBehavior) Handle(h *Host, op any) error {
 	now := h.Now()
 	switch op := op.(type) {
-	case GetConfig:
+	case *getConfig:
 		if !b.state.Live() {
-			return nil, ErrConfigNotFound
+			return ErrConfigNotFound
 		}
-		return ConfigReply{Config: b.state}, nil
-	case SetConfig:
-		next, err := NextConfig(b.state, op, now)
-		if err != nil {
-			return nil, err
-		}
-		reserved := false
-		if !b.state.Live() {
-			if !b.res.config.reserve(b.key.Owner) {
-				return nil, b.res.config.err
-			}
-			reserved = true
-		}
-		pub, q := h.sys.cfg.Events, b.res.config
-		err = h.Write(PutConfig{Config: next, Keep: b.res.history}, func(err error) {
-			if reserved {
-				q.created(next.Owner, err)
-			}
-			if err == nil {
-				pub.Publish(Event{Type: EventConfigWritten, Kind: "config", Name: next.Key, Owner: next.Owner, Version: next.Version, Time: now})
-			}
-		})
-		if err != nil {
-			if reserved {
-				q.release(b.key.Owner)
-			}
-			return nil, err
-		}
-		b.state = next
-		return ConfigReply{Config: next}, nil
-	case DeleteConfig:
-		if !b.state.Live() {
-			return nil, ErrConfigNotFound
-		}
-		pub, key, last, q := h.sys.cfg.Events, b.key, b.state.Version, b.res.config
-		q.release(key.Owner)
-		err := h.Write(RemoveConfig{Owner: key.Owner, Key: key.Name, Version: last, At: now}, func(err error) {
-			q.deleted(key.Owner, err)
-			if err == nil {
-				pub.Publish(Event{Type: EventConfigDeleted, Kind: "config", Name: key.Name, Owner: key.Owner, Version: last, Time: now})
-			}
-		})
-		if err != nil {
-			q.add(key.Owner)
-			return nil, err
-		}
-		b.state = ConfigRecord{Owner: key.Owner, Key: key.Name, Version: last, Deleted: true}
-		return nil, nil
+		op.config = b.state
+		return nil
+	case *setConfig:
+		return b.set(h, op, now)
+	case *deleteConfig:
+		return b.delete(h, op.expected, now)
 	}
-	return nil, fmt.Errorf("config: unknown operation %T", op)
+	return fmt.Errorf("config: unknown operation %T", op)
+}
+
+func (b *configBehavior) set(h *Host, op *setConfig, now time.Time) error {
+	next, err := NextConfig(b.state, op.write, now)
+	if err != nil {
+		return err
+	}
+	reserved := false
+	if !b.state.Live() {
+		if !b.config.quota.reserve(b.key.Owner) {
+			return b.config.quota.err
+		}
+		reserved = true
+	}
+	pub, q := h.sys.cfg.Events, b.config.quota
+	err = h.Write(PutConfig{Config: next, Keep: b.config.history}, func(err error) {
+		if reserved {
+			q.created(next.Owner, err)
+		}
+		if err == nil {
+			pub.Publish(Event{Type: EventConfigWritten, Kind: "config", Name: next.Key, Owner: next.Owner, Version: next.Version, Time: now})
+		}
+	})
+	if err != nil {
+		if reserved {
+			q.release(b.key.Owner)
+		}
+		return err
+	}
+	b.state = next
+	op.config = next
+	return nil
+}
+
+func (b *configBehavior) delete(h *Host, expected int64, now time.Time) error {
+	if err := configCondition(b.state, expected); err != nil {
+		return err
+	}
+	if !b.state.Live() {
+		return ErrConfigNotFound
+	}
+	pub, key, last, q := h.sys.cfg.Events, b.key, b.state.Version, b.config.quota
+	q.release(key.Owner)
+	err := h.Write(RemoveConfig{Owner: key.Owner, Key: key.Name, Version: last, At: now}, func(err error) {
+		q.deleted(key.Owner, err)
+		if err == nil {
+			pub.Publish(Event{Type: EventConfigDeleted, Kind: "config", Name: key.Name, Owner: key.Owner, Version: last, Time: now})
+		}
+	})
+	if err != nil {
+		q.add(key.Owner)
+		return err
+	}
+	b.state = ConfigRecord{Owner: key.Owner, Key: key.Name, Version: last, Deleted: true}
+	return nil
 }

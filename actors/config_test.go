@@ -74,7 +74,7 @@ func TestNextConfig(t *testing.T) {
 					cur = ConfigRecord{Owner: cur.Owner, Key: cur.Key, Version: cur.Version, Deleted: true}
 					continue
 				}
-				op := SetConfig{Value: []byte(st.value), Expected: st.expected}
+				op := ConfigWrite{Value: []byte(st.value), Expected: st.expected}
 				if st.desc != nil {
 					op.Description, op.SetDescription = *st.desc, true
 				}

@@ -105,13 +105,13 @@ func TestEvaluateFlag(t *testing.T) {
 	}
 }
 
-func TestApplySetFlag(t *testing.T) {
+func TestApplyFlagWrite(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	f := ApplySetFlag(FlagRecord{Owner: "alice", Name: "beta", Percentage: NoPercentage}, false, SetFlag{Enabled: true, Percentage: 30}, t0)
+	f := ApplyFlagWrite(FlagRecord{Owner: "alice", Name: "beta", Percentage: NoPercentage}, false, FlagWrite{Enabled: true, Percentage: 30}, t0)
 	if !f.CreatedAt.Equal(t0) || !f.UpdatedAt.Equal(t0) || !f.Enabled || f.Percentage != 30 || f.Owner != "alice" {
 		t.Fatalf("create: %+v", f)
 	}
-	g := ApplySetFlag(f, true, SetFlag{Enabled: false, Percentage: NoPercentage}, t0.Add(time.Minute))
+	g := ApplyFlagWrite(f, true, FlagWrite{Enabled: false, Percentage: NoPercentage}, t0.Add(time.Minute))
 	if !g.CreatedAt.Equal(t0) || !g.UpdatedAt.Equal(t0.Add(time.Minute)) || g.Enabled || g.Percentage != NoPercentage {
 		t.Fatalf("update: %+v", g)
 	}

@@ -11,8 +11,8 @@ import "sync"
 //     before the write's reply is delivered, so a read that starts after an
 //     acknowledged write sees it),
 //   - the actor removes its entry when it offers to passivate, and puts it
-//     again on a GetFlag if its writes are all resolved (when the shard kept
-//     it alive after all).
+//     again on a read through the actor (Flags.Get) if its writes are all
+//     resolved (when the shard kept it alive after all).
 //
 // A miss falls back to the actor. Entries exist only for resident actors, so
 // the view is bounded like them.
@@ -23,15 +23,13 @@ type flagView struct {
 type flagViewPart struct {
 	// mu guards m.
 	mu sync.RWMutex
-	m  map[flagKey]FlagReply
+	m  map[ownedName]FlagState
 }
-
-type flagKey struct{ owner, name string }
 
 func newFlagView() *flagView {
 	v := &flagView{}
 	for i := range v.parts {
-		v.parts[i].m = map[flagKey]FlagReply{}
+		v.parts[i].m = map[ownedName]FlagState{}
 	}
 	return v
 }
@@ -48,25 +46,25 @@ func (v *flagView) part(owner, name string) *flagViewPart {
 	return &v.parts[h%uint32(len(v.parts))]
 }
 
-func (v *flagView) get(owner, name string) (FlagReply, bool) {
+func (v *flagView) get(owner, name string) (FlagState, bool) {
 	p := v.part(owner, name)
 	p.mu.RLock()
-	r, ok := p.m[flagKey{owner, name}]
+	r, ok := p.m[ownedName{owner, name}]
 	p.mu.RUnlock()
 	return r, ok
 }
 
-func (v *flagView) put(r FlagReply) {
+func (v *flagView) put(r FlagState) {
 	p := v.part(r.Flag.Owner, r.Flag.Name)
 	p.mu.Lock()
-	p.m[flagKey{r.Flag.Owner, r.Flag.Name}] = r
+	p.m[ownedName{r.Flag.Owner, r.Flag.Name}] = r
 	p.mu.Unlock()
 }
 
 func (v *flagView) remove(owner, name string) {
 	p := v.part(owner, name)
 	p.mu.Lock()
-	delete(p.m, flagKey{owner, name})
+	delete(p.m, ownedName{owner, name})
 	p.mu.Unlock()
 }
 

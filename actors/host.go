@@ -58,7 +58,8 @@ func (h *Host) System() *System { return h.sys }
 // Now is the runtime clock (ms precision, UTC).
 func (h *Host) Now() time.Time { return h.sys.Now() }
 
-// Store is the durable store (loaders for Activate).
+// Store is the durable store (the writer; each kind reads through its own
+// loader).
 func (h *Host) Store() Store { return h.sys.store }
 
 // Publish sends an event to subscribers. Use it from a Write callback so that
@@ -123,17 +124,23 @@ func (h *Host) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *request:
 		h.handled++
-		var v any
-		var err error
+		if m.done != nil {
+			select {
+			case <-m.done:
+				// The caller stopped waiting before the operation started:
+				// drop it unapplied (System.call). Nobody reads a reply.
+				return
+			default:
+			}
+		}
 		if h.broken != nil {
 			h.activate() // the store may be back
 		}
-		if h.broken != nil {
-			err = h.broken
-		} else {
-			v, err = h.b.Handle(h, m.op)
+		err := h.broken
+		if err == nil {
+			err = h.b.Handle(h, m.op)
 		}
-		h.reply(m.reply, v, err)
+		h.reply(m.reply, err)
 	case writeFailed:
 		if m.gen != h.gen {
 			return // a later write of a generation we already left
@@ -182,15 +189,16 @@ func (h *Host) activate() {
 	h.broken = nil
 }
 
-// reply delivers a result once every write it depends on has committed; if
+// reply answers the caller once every write the answer depends on has
+// committed (the answer itself is already in the operation's fields); if
 // one of them, or any earlier write of the same generation, failed, the
 // caller gets ErrUnavailable instead.
-func (h *Host) reply(ch chan Result, v any, err error) {
+func (h *Host) reply(ch chan error, err error) {
 	if ch == nil {
 		return
 	}
 	if h.lastSeq == 0 {
-		ch <- Result{Value: v, Err: err}
+		ch <- err
 		return
 	}
 	gen, failed := h.gen, &h.failedGen
@@ -199,9 +207,9 @@ func (h *Host) reply(ch chan Result, v any, err error) {
 			werr = errDependsOnFailed
 		}
 		if werr != nil {
-			ch <- Result{Err: werr}
+			ch <- werr
 			return
 		}
-		ch <- Result{Value: v, Err: err}
+		ch <- err
 	})
 }

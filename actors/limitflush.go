@@ -2,46 +2,71 @@ package actors
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// limitFlusher writes rate-limit counters behind. Limit actors list a box
-// the first time it changes after its last snapshot; the flusher sends
-// every listed box to the writer in one PutLimits mutation, at most once per
-// interval (interval <= 0: as soon as the previous flush has committed, so
-// counters go out with the next write batch). Each limit is written once
-// per flush however many checks it took, which is what keeps the cost of a
-// check off the durable write path.
+// limitFlusher writes rate-limit counters behind. A limit actor hands it an
+// immutable snapshot (LimitRow) of its window whenever a check changes it;
+// the flusher keeps the newest snapshot per limit and writes all it holds in
+// one PutLimits mutation at most once per interval (interval <= 0: as soon
+// as the previous flush has committed, so counters go out with the next
+// write batch). Each limit is written once per flush however many checks it
+// took, which is what keeps the cost of a check off the durable write path.
 //
-// A flush that fails lists its boxes again: counters are retried, never
-// dropped, and their actors keep counting in memory meanwhile. Close writes
-// whatever is still listed, so a graceful shutdown loses nothing.
+// Nothing is shared with the actors but the hand-over itself: an actor owns
+// its window and only ever gives the flusher copies; the writer only sees
+// the copies, inside PutLimits.
+//
+// A flush that fails puts its snapshots back (unless a newer one, or a
+// reset, came meanwhile): counters are retried, never dropped, and their
+// actors keep counting in memory. Close writes whatever is still held, so a
+// graceful shutdown loses nothing.
 type limitFlusher struct {
 	store    Store
 	interval time.Duration
 
-	// mu guards dirty and closed. Lock order: a box's mu, then mu.
-	mu     sync.Mutex
-	dirty  []*limitBox
-	closed bool
+	// mu guards the flusher's queue: pending, inflight, epoch. Limit actors
+	// take it to hand a snapshot over (put) or withdraw one (forget); flush
+	// takes it to take a batch and to settle it. No actor state is behind
+	// it.
+	mu      sync.Mutex
+	pending map[ownedName]LimitRow // newest snapshot per limit, not yet taken
+	// inflight is the batch being written, nil when none: forget deletes
+	// from it too, so that a failed flush does not put back a snapshot of a
+	// limit reset meanwhile.
+	inflight map[ownedName]LimitRow
+	epoch    uint64 // the flush that snapshots handed over now belong to (from 1)
 
-	wake chan struct{} // capacity 1: "dirty is not empty"
-	stop chan struct{}
-	done chan struct{}
+	// durable is the newest epoch whose flush committed: every snapshot
+	// handed over in an epoch <= durable (or a newer one of the same limit)
+	// is written. Actors read it to know they may passivate.
+	durable atomic.Uint64
+
+	flushMu sync.Mutex // serialises flushes (the loop, sync, close): one in flight at a time
+	closed  atomic.Bool
+	wake    chan struct{} // capacity 1: "pending is not empty"
+	stop    chan struct{}
+	done    chan struct{}
 }
 
+// ownedName names an owner-scoped resource (map keys).
+type ownedName struct{ owner, name string }
+
 func newLimitFlusher(store Store, interval time.Duration) *limitFlusher {
-	f := &limitFlusher{store: store, interval: interval,
+	f := &limitFlusher{store: store, interval: interval, pending: map[ownedName]LimitRow{}, epoch: 1,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go f.run()
 	return f
 }
 
-// add lists b (its actor holds b.mu and has just set b.listed).
-func (f *limitFlusher) add(b *limitBox) {
+// put hands over the newest snapshot of a limit and returns the flush
+// epoch it belongs to. Called by the limit's actor.
+func (f *limitFlusher) put(row LimitRow) uint64 {
 	f.mu.Lock()
-	f.dirty = append(f.dirty, b)
-	first := len(f.dirty) == 1
+	f.pending[ownedName{row.Owner, row.Name}] = row
+	first := len(f.pending) == 1
+	epoch := f.epoch
 	f.mu.Unlock()
 	if first {
 		select {
@@ -49,126 +74,104 @@ func (f *limitFlusher) add(b *limitBox) {
 		default:
 		}
 	}
+	return epoch
 }
 
-func (f *limitFlusher) take() []*limitBox {
+// forget withdraws a limit's snapshot: the limit is being reset, or its
+// actor fell back to the durable state. Called by the limit's actor before
+// it queues anything that the snapshot must not follow.
+func (f *limitFlusher) forget(owner, name string) {
+	k := ownedName{owner, name}
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	boxes := f.dirty
-	f.dirty = nil
-	return boxes
+	delete(f.pending, k)
+	delete(f.inflight, k)
+	f.mu.Unlock()
 }
 
 func (f *limitFlusher) run() {
 	defer close(f.done)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	var due <-chan time.Time // non-nil while a flush is scheduled
+	schedule := func(d time.Duration) {
+		t.Reset(d)
+		due = t.C
+	}
 	for {
 		select {
 		case <-f.wake:
+			if due == nil {
+				schedule(max(f.interval, 0))
+			}
+		case <-due:
+			due = nil
+			if err := f.flush(); err != nil {
+				// The writer refused or the write failed: the snapshots are
+				// back in pending; try again a little later.
+				schedule(max(f.interval, 10*time.Millisecond))
+			}
 		case <-f.stop:
+			t.Stop()
 			return
 		}
-		if f.interval > 0 {
-			t := time.NewTimer(f.interval)
-			select {
-			case <-t.C:
-			case <-f.stop:
-				t.Stop()
-				return
-			}
-		}
-		if err := f.flush(false); err != nil {
-			// The writer refused or the write failed: the boxes are listed
-			// again; try again a little later.
-			t := time.NewTimer(max(f.interval, 10*time.Millisecond))
-			select {
-			case <-t.C:
-			case <-f.stop:
-				t.Stop()
-				return
-			}
-			select {
-			case f.wake <- struct{}{}:
-			default:
-			}
-		}
 	}
 }
 
-// flush writes every listed box and returns once the write is resolved.
-// With barrier an empty flush is queued too: when it resolves, every flush
-// queued before it has.
-func (f *limitFlusher) flush(barrier bool) error {
-	boxes := f.take()
-	if len(boxes) == 0 && !barrier {
-		return nil
-	}
-	m := PutLimits{boxes: boxes, taken: make([]bool, len(boxes))}
-	resolved := make(chan error, 1)
-	_, err := f.store.Enqueue(m, func(err error) {
-		f.settle(m, err)
-		resolved <- err
-	})
-	if err != nil {
-		f.relist(boxes)
-		return err
-	}
-	return <-resolved
-}
-
-// settle runs on the writer goroutine when a flush is resolved: the
-// snapshots it took are no longer in flight, and after a failure every box
-// still current is listed again.
-func (f *limitFlusher) settle(m PutLimits, err error) {
-	var again []*limitBox
-	for i, b := range m.boxes {
-		b.mu.Lock()
-		if m.taken[i] {
-			b.flushing--
-		}
-		if err != nil && !b.dead {
-			if m.taken[i] && !b.listed {
-				b.listed = true
-				again = append(again, b)
-			} else if !m.taken[i] && b.listed {
-				again = append(again, b) // never reached the writer: still listed, out of dirty
-			}
-		}
-		b.mu.Unlock()
-	}
-	if len(again) > 0 {
-		f.relist(again)
-	}
-}
-
-// relist puts boxes that are marked listed back into the list.
-func (f *limitFlusher) relist(boxes []*limitBox) {
-	if len(boxes) == 0 {
-		return
-	}
+// flush writes every snapshot held and returns once the write is
+// resolved. Flushes run one at a time, so when one returns every flush
+// before it has resolved too.
+func (f *limitFlusher) flush() error {
+	f.flushMu.Lock()
+	defer f.flushMu.Unlock()
 	f.mu.Lock()
-	f.dirty = append(f.dirty, boxes...)
-	f.mu.Unlock()
-	select {
-	case f.wake <- struct{}{}:
-	default:
-	}
-}
-
-// sync writes every listed box now and waits until it, and every flush
-// before it, is resolved.
-func (f *limitFlusher) sync() error { return f.flush(true) }
-
-// close stops the flusher and writes what is still listed. Call it after
-// the actors have stopped and before the store closes.
-func (f *limitFlusher) close() error {
-	f.mu.Lock()
-	if f.closed {
+	if len(f.pending) == 0 {
 		f.mu.Unlock()
 		return nil
 	}
-	f.closed = true
+	batch, epoch := f.pending, f.epoch
+	f.pending, f.inflight = make(map[ownedName]LimitRow, len(batch)), batch
+	f.epoch++
+	rows := make([]LimitRow, 0, len(batch))
+	for _, r := range batch {
+		rows = append(rows, r)
+	}
+	// Queued under mu: a reset withdraws its snapshot (forget, under mu)
+	// before queuing its removal, so the removal is either queued after
+	// this flush (and applied after it) or finds the snapshot still pending.
+	// The commit callback only reports: it never takes mu.
+	resolved := make(chan error, 1)
+	_, err := f.store.Enqueue(PutLimits{Rows: rows}, func(err error) { resolved <- err })
 	f.mu.Unlock()
+	if err == nil {
+		err = <-resolved
+	}
+	f.mu.Lock()
+	if err != nil {
+		for k, r := range f.inflight {
+			if _, newer := f.pending[k]; !newer {
+				f.pending[k] = r
+			}
+		}
+	}
+	f.inflight = nil
+	f.mu.Unlock()
+	if err == nil {
+		f.durable.Store(epoch)
+	}
+	return err
+}
+
+// sync writes every snapshot held now and waits until it, and every flush
+// before it, is resolved.
+func (f *limitFlusher) sync() error { return f.flush() }
+
+// close stops the flusher and writes what is still held. Call it after the
+// actors have stopped and before the store closes.
+func (f *limitFlusher) close() error {
+	if f.closed.Swap(true) {
+		return nil
+	}
 	close(f.stop)
 	<-f.done
-	return f.sync()
+	return f.flush()
 }

@@ -1,8 +1,8 @@
 package actors
 
 import (
+	"context"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"time"
 
@@ -11,55 +11,196 @@ import (
 
 func init() { uuid.EnableRandPool() } // lease ids from a pooled crypto/rand buffer
 
-// Lock operations and replies.
+// LockLoader reads the durable state of locks. Package persistence
+// implements it; tests may use an in-memory one.
+type LockLoader interface {
+	// LoadLock loads a lock; ok is false if it was never written (the
+	// record is then free, with Name set).
+	LoadLock(name string) (LockRecord, bool, error)
+	// ActiveLocks calls fn for every lock held at now (recovery at start).
+	ActiveLocks(now time.Time, fn func(LockRecord)) error
+	// ExpiredLocks calls fn for every lock whose hold ran out by now
+	// (expires_at <= now) but whose end is not recorded yet (Holder is
+	// still set): the holds that ended while no server ran, whose expiry
+	// recovery announces (once: announcing records it).
+	ExpiredLocks(now time.Time, fn func(LockRecord)) error
+}
+
+// LockConfig configures locks.
+type LockConfig struct {
+	Loader LockLoader
+	// MaxPerUser caps the locks one holder holds at once (0:
+	// DefaultMaxLocksPerUser; negative: no cap).
+	MaxPerUser int
+}
+
+// Locks is the entry point for locks: typed calls to the lock's actor
+// (one per name, in one namespace shared by every user), and the
+// per-holder index that serves listings without a scan. See System.call
+// for what a cancelled ctx means.
+type Locks struct {
+	sys      *System
+	loader   LockLoader
+	max      int
+	holdings *Holdings
+}
+
+// NewLocks registers the lock kind with sys.
+func NewLocks(sys *System, cfg LockConfig) *Locks {
+	if cfg.MaxPerUser == 0 {
+		cfg.MaxPerUser = DefaultMaxLocksPerUser
+	}
+	l := &Locks{sys: sys, loader: cfg.Loader, max: cfg.MaxPerUser, holdings: NewHoldings()}
+	sys.Register(KindSpec{
+		Kind:    KindLock,
+		New:     func(k Key) Behavior { return &lockBehavior{name: k.Name, locks: l} },
+		Recover: l.recover,
+	})
+	return l
+}
+
+// recover rebuilds the derived state of held locks after a start: the
+// holder index and the expiry timers. Lock actors themselves load lazily.
+// A hold that ran out while no server ran gets a timer that fires at once:
+// its expiry is recorded and announced once, without waiting for a request.
+func (l *Locks) recover(now time.Time) (int, error) {
+	n := 0
+	err := l.loader.ActiveLocks(now, func(r LockRecord) {
+		n++
+		l.holdings.Put(r)
+		l.sys.AfterFunc(lockKey(r.Name), r.ExpiresAt.Sub(now), &expireLock{})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("recover held locks: %w", err)
+	}
+	err = l.loader.ExpiredLocks(now, func(r LockRecord) {
+		l.sys.AfterFunc(lockKey(r.Name), 0, &expireLock{})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("recover expired locks: %w", err)
+	}
+	return n, nil
+}
+
+func lockKey(name string) Key { return Key{Kind: KindLock, Name: name} }
+
+// LockGrant answers Acquire.
+type LockGrant struct {
+	Lock LockRecord
+	// New is true for a new grant (a new lease and the next fencing
+	// token), false when the caller already held the lock and its hold was
+	// extended.
+	New bool
+}
+
+// LockState answers Status.
+type LockState struct {
+	// Lock is the lock as held; when not Held, only Name and Token (the
+	// last fencing token handed out) are set.
+	Lock LockRecord
+	Held bool
+	At   time.Time // the runtime clock when the state was read
+}
+
+// Acquire is AcquireAs without a holder id: the seed API's re-entrance per
+// user (any request of caller that gives no holder id is the same holder).
+func (l *Locks) Acquire(ctx context.Context, name, caller string, ttl time.Duration) (LockGrant, error) {
+	return l.AcquireAs(ctx, name, caller, "", ttl)
+}
+
+// AcquireAs grants the lock name to the holder (caller, holderID) for ttl,
+// or extends that holder's hold to the later of its expiry and now+ttl. The
+// holder is the pair: the lock held by caller under another holder id, or
+// under none when holderID is set (or under one when it is not), is held by
+// someone else. holderID is "" or a names.HolderID (the caller checks it).
+// The answer is given once the grant is committed. Errors: *LockHeldError
+// when someone else holds it (a case of CodeConflict); ErrQuota beyond
+// LockConfig.MaxPerUser; ErrUnavailable, ErrOverloaded, ErrClosed; ctx's
+// error if ctx ends first (the grant may then or may not have been made:
+// see System.call).
+func (l *Locks) AcquireAs(ctx context.Context, name, caller, holderID string, ttl time.Duration) (LockGrant, error) {
+	op := &acquireLock{caller: caller, holderID: holderID, ttl: ttl}
+	return answer(l.sys.call(ctx, lockKey(name), op), &op.grant)
+}
+
+// Renew sets the expiry of caller's lease to now+ttl (it can shorten the
+// hold). ErrLockNotOwned when leaseID is not caller's current lease.
+func (l *Locks) Renew(ctx context.Context, name, caller, leaseID string, ttl time.Duration) (LockRecord, error) {
+	op := &renewLock{caller: caller, leaseID: leaseID, ttl: ttl}
+	return answer(l.sys.call(ctx, lockKey(name), op), &op.lock)
+}
+
+// Release frees the lock if leaseID is caller's current lease
+// (ErrLockNotOwned otherwise). The fencing token is kept for the next
+// grant.
+func (l *Locks) Release(ctx context.Context, name, caller, leaseID string) error {
+	return l.sys.call(ctx, lockKey(name), &releaseLock{caller: caller, leaseID: leaseID})
+}
+
+// ForceRelease frees the lock whoever holds it (the admin key);
+// ErrLockNotOwned when it is not held.
+func (l *Locks) ForceRelease(ctx context.Context, name string) error {
+	return l.sys.call(ctx, lockKey(name), &releaseLock{admin: true})
+}
+
+// Status reads the lock (from its actor: never a state that is not
+// committed).
+func (l *Locks) Status(ctx context.Context, name string) (LockState, error) {
+	op := &lockStatus{}
+	return answer(l.sys.call(ctx, lockKey(name), op), &op.state)
+}
+
+// List returns holder's locks held now, sorted by name, from the holder
+// index (no scan, no actor).
+func (l *Locks) List(holder string) []LockRecord { return l.holdings.List(holder, l.sys.Now()) }
+
+// ListAll returns every lock held now, sorted by name (the admin view).
+func (l *Locks) ListAll() []LockRecord { return l.holdings.All(l.sys.Now()) }
+
+// Indexed is the number of entries in the holder index (held, or expired
+// and not yet removed): the held-locks gauge.
+func (l *Locks) Indexed() int { return l.holdings.Total() }
+
+// Lock operations: what a typed call sends the lock's actor. Each carries
+// its answer back in its own fields (written by the actor before it
+// replies, read by the caller after the reply).
 type (
-	// AcquireLock grants the lock to Caller for TTL, or extends Caller's hold.
-	AcquireLock struct {
-		Caller string
-		TTL    time.Duration
+	acquireLock struct {
+		caller, holderID string
+		ttl              time.Duration
+		grant            LockGrant
 	}
-	// RenewLock sets the expiry of Caller's lease to now+TTL.
-	RenewLock struct {
-		Caller  string
-		LeaseID string
-		TTL     time.Duration
+	renewLock struct {
+		caller, leaseID string
+		ttl             time.Duration
+		lock            LockRecord
 	}
-	// ReleaseLock frees the lock. Admin releases any holder's lock.
-	ReleaseLock struct {
-		Caller  string
-		LeaseID string
-		Admin   bool
+	releaseLock struct {
+		caller, leaseID string
+		admin           bool // release whatever lease is current
 	}
-	// LockStatus reads the lock.
-	LockStatus struct{}
+	lockStatus struct{ state LockState }
 	// expireLock is sent by the expiry timer.
 	expireLock struct{}
-
-	// LockReply answers every lock operation that succeeds.
-	LockReply struct {
-		Outcome LockOutcome
-		Lock    LockRecord
-	}
 )
 
-// LockOutcome says what an operation did.
+// LockOutcome says what the acquire state machine did.
 type LockOutcome uint8
 
 // Outcomes.
 const (
-	LockAcquired  LockOutcome = iota + 1 // a new grant (new lease, new token)
-	LockHeld                             // caller already held it; renewed or re-acquired
-	LockReleased                         // freed
-	LockAvailable                        // status: not held
+	LockAcquired LockOutcome = iota + 1 // a new grant (new lease, new token)
+	LockHeld                            // the same holder already held it; renewed or re-acquired
 )
 
 // ErrLockNotOwned answers renew/release of a lease the caller does not hold.
-var ErrLockNotOwned = errors.New("Lock not found or not owned by caller")
+var ErrLockNotOwned = NewError(CodeNotFound, "Lock not found or not owned by caller")
 
-// ErrQuota answers an acquire beyond the per-user lock quota.
-var ErrQuota = errors.New("quota exceeded")
+// errLockHeld is the coded form of every *LockHeldError (AsError).
+var errLockHeld = NewError(CodeConflict, "Lock already held")
 
-// LockHeldError answers an acquire of a lock someone else holds.
+// LockHeldError answers an acquire of a lock someone else holds (a
+// conflict: the HTTP answer is 409 with the lock's holder and expiry).
 type LockHeldError struct {
 	Name      string
 	Holder    string
@@ -77,10 +218,13 @@ func (l LockRecord) HeldAt(now time.Time) bool {
 
 // --- the pure state machine: functions of the current state and now ---
 
-// Acquire computes the result of caller acquiring l for ttl at now.
-func Acquire(l LockRecord, caller string, ttl time.Duration, now time.Time, newLease func() string) (LockRecord, LockOutcome, error) {
+// Acquire computes the result of the holder (caller, holderID) acquiring l
+// for ttl at now. Only the same pair re-acquires (LockHeld); "" is a holder
+// id like any other, so a hold taken with a holder id is someone else's to
+// a request without one, and the other way round.
+func Acquire(l LockRecord, caller, holderID string, ttl time.Duration, now time.Time, newLease func() string) (LockRecord, LockOutcome, error) {
 	if l.HeldAt(now) {
-		if l.Holder != caller {
+		if l.Holder != caller || l.HolderID != holderID {
 			return l, 0, &LockHeldError{Name: l.Name, Holder: l.Holder, ExpiresAt: l.ExpiresAt}
 		}
 		if exp := now.Add(ttl); exp.After(l.ExpiresAt) {
@@ -88,7 +232,7 @@ func Acquire(l LockRecord, caller string, ttl time.Duration, now time.Time, newL
 		}
 		return l, LockHeld, nil
 	}
-	l.Holder = caller
+	l.Holder, l.HolderID = caller, holderID
 	l.LeaseID = newLease()
 	l.Token++
 	l.AcquiredAt = now
@@ -123,7 +267,7 @@ func Expire(l LockRecord, now time.Time) (LockRecord, bool) {
 }
 
 func free(l LockRecord) LockRecord {
-	l.Holder, l.LeaseID = "", ""
+	l.Holder, l.HolderID, l.LeaseID = "", "", ""
 	l.ExpiresAt, l.AcquiredAt = time.Time{}, time.Time{}
 	return l // Token is kept: the next grant continues from it
 }
@@ -136,113 +280,143 @@ func sameLease(a, b string) bool {
 
 type lockBehavior struct {
 	name  string
+	locks *Locks
 	state LockRecord
 	timer Timer // expiry timer of the current hold
+	// activated is set after the first Activate: a later one is the
+	// fall-back to durable state after a failed write.
+	activated bool
 }
 
+// expiryRetry is how long an expiry whose write could not be queued or
+// failed waits before it is tried again (the lock is free meanwhile: only
+// recording and announcing its end waits).
+const expiryRetry = time.Second
+
 func (b *lockBehavior) Activate(h *Host) error {
-	r, _, err := h.Store().LoadLock(b.name)
+	r, _, err := b.locks.loader.LoadLock(b.name)
 	if err != nil {
 		return err
 	}
 	r.Name = b.name
 	b.state = r
-	if r.HeldAt(h.Now()) {
+	switch {
+	case r.HeldAt(h.Now()):
 		b.schedule(h)
+	case r.Holder != "" && b.activated:
+		// A hold that ran out and whose recorded end did not commit:
+		// try again later, not in a loop with a failing disk.
+		b.arm(h, expiryRetry)
+	case r.Holder != "":
+		// A hold that ran out and whose end is not recorded (the server
+		// stopped first): record and announce it now.
+		b.arm(h, 0)
 	}
+	b.activated = true
 	return nil
 }
 
 func (b *lockBehavior) Passivatable(h *Host) bool { return true }
 
-func (b *lockBehavior) schedule(h *Host) {
-	d := b.state.ExpiresAt.Sub(h.Now())
+// schedule arms the expiry timer for the current hold's expiry.
+func (b *lockBehavior) schedule(h *Host) { b.arm(h, b.state.ExpiresAt.Sub(h.Now())) }
+
+// arm makes the expiry timer fire after d.
+func (b *lockBehavior) arm(h *Host, d time.Duration) {
 	if b.timer != nil {
 		// Re-arm the resident actor's timer instead of allocating another:
 		// the op it sends (expireLock through the shard) is the same.
 		b.timer.Reset(d)
 		return
 	}
-	b.timer = h.AfterFunc(d, expireLock{})
+	b.timer = h.AfterFunc(d, &expireLock{})
 }
 
-func (b *lockBehavior) Handle(h *Host, op any) (any, error) {
+func (b *lockBehavior) Handle(h *Host, op any) error {
 	now := h.Now()
 	switch op := op.(type) {
-	case AcquireLock:
-		prev := b.state
-		if exp, ok := Expire(prev, now); ok {
-			b.expired(h, prev, now)
-			prev = exp
-			b.state = exp
-		}
-		next, outcome, err := Acquire(prev, op.Caller, op.TTL, now, newLease)
+	case *acquireLock:
+		return b.acquire(h, op, now)
+	case *renewLock:
+		next, err := Renew(b.state, op.caller, op.leaseID, op.ttl, now)
 		if err != nil {
-			return nil, err
-		}
-		reserved := false
-		if outcome == LockAcquired {
-			// The grant counts against the quota from now until it commits
-			// (or fails), so concurrent grants to one user on different
-			// locks cannot overshoot it.
-			if max := h.sys.cfg.MaxLocksPerUser; max > 0 {
-				if !h.sys.Holdings.Reserve(op.Caller, now, max) {
-					return nil, fmt.Errorf("%w: at most %d active locks per user", ErrQuota, max)
-				}
-				reserved = true
-			}
-		}
-		if next == prev {
-			return LockReply{Outcome: outcome, Lock: next}, nil
-		}
-		ev := EventLockAcquired
-		if outcome == LockHeld {
-			ev = EventLockRenewed
-		}
-		if err := b.persist(h, next, ev, now, reserved); err != nil {
-			if reserved {
-				h.sys.Holdings.Unreserve(op.Caller)
-			}
-			return nil, err
-		}
-		return LockReply{Outcome: outcome, Lock: next}, nil
-	case RenewLock:
-		next, err := Renew(b.state, op.Caller, op.LeaseID, op.TTL, now)
-		if err != nil {
-			return nil, err
+			return err
 		}
 		if err := b.persist(h, next, EventLockRenewed, now, false); err != nil {
-			return nil, err
+			return err
 		}
-		return LockReply{Outcome: LockHeld, Lock: next}, nil
-	case ReleaseLock:
+		op.lock = next
+		return nil
+	case *releaseLock:
 		prev := b.state
-		next, err := Release(prev, op.Caller, op.LeaseID, op.Admin, now)
+		next, err := Release(prev, op.caller, op.leaseID, op.admin, now)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if err := b.persistRelease(h, prev, next, now); err != nil {
-			return nil, err
-		}
-		return LockReply{Outcome: LockReleased, Lock: next}, nil
-	case LockStatus:
+		return b.persistRelease(h, prev, next, now)
+	case *lockStatus:
 		if b.state.HeldAt(now) {
-			return LockReply{Outcome: LockHeld, Lock: b.state}, nil
+			op.state = LockState{Lock: b.state, Held: true, At: now}
+		} else {
+			op.state = LockState{Lock: LockRecord{Name: b.name, Token: b.state.Token}, At: now}
 		}
-		return LockReply{Outcome: LockAvailable, Lock: LockRecord{Name: b.name, Token: b.state.Token}}, nil
-	case expireLock:
+		return nil
+	case *expireLock:
 		if b.state.Holder == "" {
-			return nil, nil
+			return nil // free, or its end already recorded
 		}
-		if exp, ok := Expire(b.state, now); ok {
-			b.expired(h, b.state, now)
-			b.state = exp
+		if !b.state.HeldAt(now) {
+			if err := b.expire(h, now); err != nil {
+				b.arm(h, expiryRetry) // not queued (overloaded, closing)
+			}
 		} else {
 			b.schedule(h) // fired early (clock skew) or stale: re-arm
 		}
-		return nil, nil
+		return nil
 	}
-	return nil, fmt.Errorf("lock: unknown operation %T", op)
+	return fmt.Errorf("lock: unknown operation %T", op)
+}
+
+// acquire runs the acquire state machine on the current state (expiring a
+// hold that ran out first) and persists a change.
+func (b *lockBehavior) acquire(h *Host, op *acquireLock, now time.Time) error {
+	if b.state.Holder != "" && !b.state.HeldAt(now) {
+		if err := b.expire(h, now); err != nil {
+			return err
+		}
+	}
+	prev := b.state
+	next, outcome, err := Acquire(prev, op.caller, op.holderID, op.ttl, now, newLease)
+	if err != nil {
+		return err
+	}
+	op.grant = LockGrant{Lock: next, New: outcome == LockAcquired}
+	reserved := false
+	if outcome == LockAcquired {
+		// The grant counts against the quota from now until it commits
+		// (or fails), so concurrent grants to one user on different
+		// locks cannot overshoot it.
+		if max := b.locks.max; max > 0 {
+			if !b.locks.holdings.Reserve(op.caller, now, max) {
+				return ErrQuota.Withf("at most %d active locks per user", max)
+			}
+			reserved = true
+		}
+	}
+	if next == prev {
+		return nil
+	}
+	ev := EventLockAcquired
+	if outcome == LockHeld {
+		ev = EventLockRenewed
+	}
+	if err := b.persist(h, next, ev, now, reserved); err != nil {
+		if reserved {
+			b.locks.holdings.Unreserve(op.caller)
+		}
+		return err
+	}
+	return nil
 }
 
 // persist writes next, and once committed updates the holder index and
@@ -250,23 +424,23 @@ func (b *lockBehavior) Handle(h *Host, op any) (any, error) {
 // the commit turns into a holding, or a failure gives back.
 func (b *lockBehavior) persist(h *Host, next LockRecord, ev string, now time.Time, reserved bool) error {
 	prev := b.state
-	sys := h.sys
+	holdings, pub := b.locks.holdings, h.sys.cfg.Events
 	err := h.Write(PutLock{Lock: next}, func(err error) {
 		if err != nil {
 			if reserved {
-				sys.Holdings.Unreserve(next.Holder)
+				holdings.Unreserve(next.Holder)
 			}
 			return
 		}
 		if prev.Holder != "" && prev.LeaseID != next.LeaseID {
-			sys.Holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
+			holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
 		}
 		if reserved {
-			sys.Holdings.PutReserved(next)
+			holdings.PutReserved(next)
 		} else {
-			sys.Holdings.Put(next)
+			holdings.Put(next)
 		}
-		sys.cfg.Events.Publish(lockEvent(ev, next, now))
+		pub.Publish(lockEvent(ev, next, now))
 	})
 	if err != nil {
 		return err
@@ -279,14 +453,13 @@ func (b *lockBehavior) persist(h *Host, next LockRecord, ev string, now time.Tim
 }
 
 func (b *lockBehavior) persistRelease(h *Host, prev, next LockRecord, now time.Time) error {
-	sys := h.sys
+	holdings, pub := b.locks.holdings, h.sys.cfg.Events
 	err := h.Write(PutLock{Lock: next}, func(err error) {
 		if err != nil {
 			return
 		}
-		sys.Holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
-		e := lockEvent(EventLockReleased, prev, now)
-		sys.cfg.Events.Publish(e)
+		holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
+		pub.Publish(lockEvent(EventLockReleased, prev, now))
 	})
 	if err != nil {
 		return err
@@ -298,27 +471,35 @@ func (b *lockBehavior) persistRelease(h *Host, prev, next LockRecord, now time.T
 	return nil
 }
 
-// expired handles a hold that ran out: nothing to write (a row whose
-// expires_at has passed is free on reload), but the index and subscribers
-// must learn about it.
-func (b *lockBehavior) expired(h *Host, prev LockRecord, now time.Time) {
-	h.sys.Holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
+// expire ends a hold that ran out (its expiry has passed; the lock is free
+// whether or not this runs). The end is recorded: the freed record is
+// written, and lock.expired is published once that write commits. So the
+// expiry is decided once: a reloaded actor (after passivation, or a
+// restart) finds the lock free, not a hold whose end it would announce
+// again; and an expiry is announced only once it is durable, after the
+// grant it ends. The holder index forgets the hold at once.
+func (b *lockBehavior) expire(h *Host, now time.Time) error {
+	prev := b.state
+	next, _ := Expire(prev, now)
+	pub := h.sys.cfg.Events
+	err := h.Write(PutLock{Lock: next}, func(err error) {
+		if err == nil {
+			pub.Publish(lockEvent(EventLockExpired, prev, now))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	b.state = next
+	b.locks.holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
 	if b.timer != nil {
 		b.timer.Stop() // kept: the next grant re-arms it
 	}
-	e := lockEvent(EventLockExpired, prev, now)
-	// Publish after anything this actor already queued is durable, so the
-	// stream never shows an expiry ahead of the grant it ends.
-	pub := h.sys.cfg.Events
-	if h.lastSeq > h.sys.store.Resolved() {
-		h.sys.store.AfterCommit(h.lastSeq, func(error) { pub.Publish(e) })
-	} else {
-		pub.Publish(e)
-	}
+	return nil
 }
 
 func lockEvent(typ string, l LockRecord, now time.Time) Event {
-	return Event{Type: typ, Kind: "lock", Name: l.Name, Holder: l.Holder, LeaseID: l.LeaseID,
+	return Event{Type: typ, Kind: "lock", Name: l.Name, Holder: l.Holder, HolderID: l.HolderID, LeaseID: l.LeaseID,
 		FencingToken: l.Token, ExpiresAt: l.ExpiresAt, Time: now}
 }
 

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,39 +9,164 @@ import (
 	"time"
 )
 
-// Rate limit operations and replies.
+// LimitStore is what rate limits need from persistence.
+type LimitStore interface {
+	OwnerCounter
+	// LoadLimit loads a limit's window; ok is false if it does not exist.
+	LoadLimit(owner, name string) (w SlidingWindow, ok bool, err error)
+	// ListLimits lists owner's limits ("" for every owner's), ordered by
+	// owner and name.
+	ListLimits(ctx context.Context, owner string) ([]LimitRecord, error)
+}
+
+// LimitConfig configures rate limits.
+type LimitConfig struct {
+	Store LimitStore
+	// MaxPerUser caps the limits one owner has (0: DefaultMaxLimitsPerUser;
+	// negative: no cap).
+	MaxPerUser int
+	// FlushInterval is how often counters are written behind: each changed
+	// limit at most once per interval (0: DefaultLimitFlushInterval;
+	// LimitFlushEveryBatch, or any negative value: with the next write
+	// batch).
+	FlushInterval time.Duration
+}
+
+// DefaultLimitFlushInterval bounds what a kill -9 can lose of rate-limit
+// counters (plus the batch being committed). 10 ms keeps the loss to
+// roughly "the last batch" under load while writing a busy limit at most
+// 100 times a second instead of once per check (docs/api.md, benchmarks.md).
+const DefaultLimitFlushInterval = 10 * time.Millisecond
+
+// Limits is the entry point for rate limits: typed calls to each limit's
+// actor (one per owner and name), and listings. Counters are written
+// behind (limitflush.go): a check is answered before its count is durable.
+// See System.call for what a cancelled ctx means.
+type Limits struct {
+	sys     *System
+	store   LimitStore
+	quota   *quota
+	flusher *limitFlusher
+	checks  sync.Pool // *checkLimit: the hot path allocates no message
+}
+
+// NewLimits registers the rate-limit kind with sys and starts the counter
+// flusher (stop it with Close).
+func NewLimits(sys *System, cfg LimitConfig) *Limits {
+	if cfg.MaxPerUser == 0 {
+		cfg.MaxPerUser = DefaultMaxLimitsPerUser
+	}
+	switch {
+	case cfg.FlushInterval == 0:
+		cfg.FlushInterval = DefaultLimitFlushInterval
+	case cfg.FlushInterval < 0:
+		cfg.FlushInterval = 0 // the flusher's "with the next batch"
+	}
+	l := &Limits{sys: sys, store: cfg.Store, quota: newQuota(cfg.MaxPerUser, "rate limits"),
+		flusher: newLimitFlusher(sys.Store(), cfg.FlushInterval)}
+	l.checks.New = func() any { return new(checkLimit) }
+	sys.Register(KindSpec{
+		Kind:    KindLimit,
+		New:     func(k Key) Behavior { return &limitBehavior{key: k, limits: l} },
+		Recover: func(time.Time) (int, error) { return l.quota.recover(KindLimit, cfg.Store) },
+	})
+	return l
+}
+
+func limitKey(owner, name string) Key { return Key{Kind: KindLimit, Owner: owner, Name: name} }
+
+// Check consumes one request of owner's limit name if fewer than max
+// checks were allowed in the last window; max and window replace the
+// limit's parameters from this check on. A denied check is answered with
+// Allowed false, not an error. Errors: ErrQuota for a new limit beyond
+// LimitConfig.MaxPerUser; ctx's error if ctx ends first.
+func (l *Limits) Check(ctx context.Context, owner, name string, max int, window time.Duration) (LimitReply, error) {
+	op := l.checks.Get().(*checkLimit)
+	op.max, op.window = max, window
+	if err := l.sys.call(ctx, limitKey(owner, name), op); err != nil {
+		return LimitReply{}, err // op not pooled again: after a cancelled wait the actor may still write to it
+	}
+	r := op.reply
+	l.checks.Put(op)
+	return r, nil
+}
+
+// Status reports the limit's state without consuming (ErrLimitNotFound for
+// a limit never checked, or reset).
+func (l *Limits) Status(ctx context.Context, owner, name string) (LimitReply, error) {
+	op := &peekLimit{}
+	return answer(l.sys.call(ctx, limitKey(owner, name), op), &op.reply)
+}
+
+// Reset forgets the limit, its counter and its parameters
+// (ErrLimitNotFound if there is none). Answered once the removal commits.
+func (l *Limits) Reset(ctx context.Context, owner, name string) error {
+	return l.sys.call(ctx, limitKey(owner, name), &resetLimit{})
+}
+
+// LimitStatus is one limit in a listing: its parameters and its state now.
+type LimitStatus struct {
+	Owner, Name string
+	Max         int
+	Window      time.Duration
+	LimitDecision
+}
+
+// List lists owner's limits ("" for every owner's) with their state now.
+// It first writes the counters still held behind (Sync), so it includes
+// every check acknowledged before the call.
+func (l *Limits) List(ctx context.Context, owner string) ([]LimitStatus, error) {
+	if err := l.Sync(); err != nil {
+		return nil, err
+	}
+	recs, err := l.store.ListLimits(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	now := l.sys.Now()
+	out := make([]LimitStatus, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		out[i] = LimitStatus{Owner: r.Owner, Name: r.Name, Max: r.Window.Max,
+			Window: time.Duration(r.Window.Window) * time.Millisecond, LimitDecision: r.Window.Status(now)}
+	}
+	return out, nil
+}
+
+// Owned is how many limits owner has.
+func (l *Limits) Owned(owner string) int { return l.quota.owned(owner) }
+
+// Sync writes every rate-limit counter changed so far and waits for the
+// write: a read of the database after it sees every check acknowledged
+// before the call.
+func (l *Limits) Sync() error { return l.flusher.sync() }
+
+// Close writes the counters still pending and stops the flusher. Call it
+// after System.Close (no more checks) and before the store closes; a
+// graceful shutdown then loses no counter.
+func (l *Limits) Close() error { return l.flusher.close() }
+
+// Rate-limit operations (see the lock operations for the pattern).
 type (
-	// CheckLimit consumes one request if fewer than Max allowed checks
-	// happened in the last Window. Max and Window replace the limit's
-	// parameters from this check on.
-	CheckLimit struct {
-		Max    int
-		Window time.Duration // whole seconds
+	checkLimit struct {
+		max    int
+		window time.Duration // whole seconds
+		reply  LimitReply
 	}
-	// PeekLimit reports the limit's state without consuming (ErrLimitNotFound
-	// for a limit never checked or reset).
-	PeekLimit struct{}
-	// ResetLimit forgets the limit: its counter and its parameters.
-	ResetLimit struct{}
-
-	// CheckLimitCall is CheckLimit for callers that pool their messages:
-	// the actor writes the answer into Reply and answers with the call
-	// itself, so neither the message nor the reply is allocated.
-	CheckLimitCall struct {
-		CheckLimit
-		Reply LimitReply
-	}
-
-	// LimitReply answers CheckLimit and PeekLimit.
-	LimitReply struct {
-		LimitDecision
-		Max    int
-		Window time.Duration
-	}
+	peekLimit  struct{ reply LimitReply }
+	resetLimit struct{}
 )
 
-// ErrLimitNotFound answers PeekLimit and ResetLimit of an unknown limit.
-var ErrLimitNotFound = fmt.Errorf("rate limit %w", ErrNotFound)
+// LimitReply answers Check and Status: the decision (or state) and the
+// parameters in force.
+type LimitReply struct {
+	LimitDecision
+	Max    int
+	Window time.Duration
+}
+
+// ErrLimitNotFound answers Status and Reset of an unknown limit.
+var ErrLimitNotFound = caseOf(ErrNotFound, "rate limit not found")
 
 // --- the sliding window: pure, a function of the state and now ---
 
@@ -363,13 +489,23 @@ func DecodeSlidingWindow(max int, window time.Duration, log []byte) (SlidingWind
 
 // --- durable form ---
 
-// LimitRow is the durable form of a limit, as the writer stores it.
+// LimitRow is the durable form of a limit, as the writer stores it: an
+// immutable snapshot (Log is never written to after the row is made).
 type LimitRow struct {
 	Owner, Name   string
 	MaxRequests   int
 	WindowSeconds int
 	Log           []byte // SlidingWindow.AppendBinary
 	UpdatedAt     time.Time
+}
+
+// Row is the snapshot of w to store for owner's limit name.
+func (w *SlidingWindow) Row(owner, name string) LimitRow {
+	return LimitRow{
+		Owner: owner, Name: name,
+		MaxRequests: w.Max, WindowSeconds: int(w.Window / 1000),
+		Log: w.AppendBinary(make([]byte, 0, 2+w.n*8)), UpdatedAt: w.Newest(),
+	}
 }
 
 // LimitRecord is a limit as loaded for listing.
@@ -379,71 +515,20 @@ type LimitRecord struct {
 	UpdatedAt   time.Time
 }
 
-// limitBox is the state of one limit, shared by its actor and the limit
-// flusher (limitflush.go): counters are written behind and coalesced. A
-// changed box is listed once with the flusher; the flusher writes every
-// listed box in one PutLimits mutation, and the writer encodes each box's
-// state at the moment it applies it, so a write never stores anything older
-// than what was acknowledged before it was queued.
-type limitBox struct {
-	owner, name string
-	// mu guards w, listed, flushing and dead. The actor holds it while it
-	// changes w; the writer while it encodes w; the flusher's commit
-	// callback while it settles a flush. Nothing else touches the box.
-	mu       sync.Mutex
-	w        SlidingWindow
-	listed   bool // in the flusher's list: changed since its last snapshot
-	flushing int  // snapshots taken by flushes not yet resolved
-	dead     bool // the limit was reset or reloaded: the box is no longer current
-}
+// PutLimits writes snapshots of rate limits (write-behind: replies do not
+// wait for it). The limit flusher makes one per flush.
+type PutLimits struct{ Rows []LimitRow }
 
-// pending reports whether the box holds changes that are not durable yet.
-func (b *limitBox) pending() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.listed || b.flushing > 0
-}
-
-// PutLimits writes the state of rate limits as of the moment the writer
-// applies it (write-behind: replies do not wait for it).
-type PutLimits struct {
-	boxes []*limitBox
-	taken []bool // Row(i) ran (written only on the writer goroutine)
-}
-
-// NewPutLimit is a PutLimits of one fixed state (tools and tests; actors
-// go through the flusher).
+// NewPutLimit is a PutLimits of one limit's state (tools and tests).
 func NewPutLimit(owner, name string, w SlidingWindow) PutLimits {
-	return PutLimits{boxes: []*limitBox{{owner: owner, name: name, w: w, listed: true}}, taken: make([]bool, 1)}
+	return PutLimits{Rows: []LimitRow{w.Row(owner, name)}}
 }
 
 // Table implements Mutation.
 func (PutLimits) Table() string { return "limits" }
 
-// Len is the number of limits in the mutation.
-func (m PutLimits) Len() int { return len(m.boxes) }
-
-// Row takes the snapshot of limit i to store and lets its next change list
-// it again. ok is false when the limit was reset meanwhile (nothing to
-// store). Only the writer calls it, inside the transaction.
-func (m PutLimits) Row(i int) (r LimitRow, ok bool) {
-	b := m.boxes[i]
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.dead {
-		return r, false
-	}
-	if !m.taken[i] {
-		m.taken[i] = true
-		b.flushing++
-	}
-	b.listed = false
-	return LimitRow{
-		Owner: b.owner, Name: b.name,
-		MaxRequests: b.w.Max, WindowSeconds: int(b.w.Window / 1000),
-		Log: b.w.AppendBinary(make([]byte, 0, 2+b.w.n*8)), UpdatedAt: b.w.Newest(),
-	}, true
-}
+// ApplyTo implements Mutation.
+func (m PutLimits) ApplyTo(w MutationWriter) error { return w.PutLimits(m.Rows) }
 
 // RemoveLimit deletes a limit (reset).
 type RemoveLimit struct{ Owner, Name string }
@@ -451,106 +536,72 @@ type RemoveLimit struct{ Owner, Name string }
 // Table implements Mutation.
 func (RemoveLimit) Table() string { return "limits" }
 
+// ApplyTo implements Mutation.
+func (m RemoveLimit) ApplyTo(w MutationWriter) error { return w.RemoveLimit(m.Owner, m.Name) }
+
 // --- the actor behavior ---
 
+// limitBehavior owns one limit's window; nothing else reads or writes it.
+// Counters reach the database through the flusher, as immutable snapshots
+// (LimitRow) the actor hands over on every change (gubernator's
+// OnChange): the flusher keeps the newest snapshot per limit and writes
+// each at most once per flush.
 type limitBehavior struct {
 	key      Key
-	res      *Resources
-	box      *limitBox
-	exists   bool  // the limit has been checked and not reset
-	deniedAt int64 // unix ms of the last limit.denied event
+	limits   *Limits
+	w        SlidingWindow
+	exists   bool   // the limit has been checked and not reset
+	handed   uint64 // flush epoch of the last snapshot handed over (0: none since the last load or reset)
+	deniedAt int64  // unix ms of the last limit.denied event
 }
 
 func (b *limitBehavior) Activate(h *Host) error {
-	w, ok, err := b.res.loader.LoadLimit(b.key.Owner, b.key.Name)
+	w, ok, err := b.limits.store.LoadLimit(b.key.Owner, b.key.Name)
 	if err != nil {
 		return err
 	}
-	b.exists = ok
-	if b.box != nil {
-		b.box.mu.Lock()
-		b.box.dead = true
-		b.box.mu.Unlock()
-	}
-	b.box = &limitBox{owner: b.key.Owner, name: b.key.Name, w: w}
+	// A reload falls back to what is durable: a snapshot of the state it
+	// replaces must not be written after it.
+	b.limits.flusher.forget(b.key.Owner, b.key.Name)
+	b.w, b.exists, b.handed = w, ok, 0
 	return nil
 }
 
-// Passivatable: not while counters wait to be written (a new actor would
+// Passivatable: not while a snapshot waits to be written (a new actor would
 // load the older durable state).
-func (b *limitBehavior) Passivatable(*Host) bool { return !b.box.pending() }
+func (b *limitBehavior) Passivatable(*Host) bool { return b.handed <= b.limits.flusher.durable.Load() }
 
-func (b *limitBehavior) Handle(h *Host, op any) (any, error) {
+func (b *limitBehavior) Handle(h *Host, op any) error {
 	now := h.Now()
 	switch op := op.(type) {
-	case *CheckLimitCall:
-		r, err := b.check(h, now, op.CheckLimit)
-		if err != nil {
-			return nil, err
-		}
-		op.Reply = r
-		return op, nil
-	case CheckLimit:
-		r, err := b.check(h, now, op)
-		if err != nil {
-			return nil, err
-		}
-		return r, nil
-	case PeekLimit:
+	case *checkLimit:
+		return b.check(h, now, op)
+	case *peekLimit:
 		if !b.exists {
-			return nil, ErrLimitNotFound
+			return ErrLimitNotFound
 		}
-		b.box.mu.Lock()
-		d := b.box.w.Status(now)
-		max, win := b.box.w.Max, time.Duration(b.box.w.Window)*time.Millisecond
-		b.box.mu.Unlock()
-		return LimitReply{LimitDecision: d, Max: max, Window: win}, nil
-	case ResetLimit:
-		if !b.exists {
-			return nil, ErrLimitNotFound
-		}
-		pub, key, q := h.sys.cfg.Events, b.key, b.res.limits
-		q.release(key.Owner)
-		err := h.Write(RemoveLimit{Owner: key.Owner, Name: key.Name}, func(err error) {
-			q.deleted(key.Owner, err)
-			if err == nil {
-				pub.Publish(Event{Type: EventLimitReset, Kind: "limit", Name: key.Name, Owner: key.Owner, Time: now})
-			}
-		})
-		if err != nil {
-			q.add(key.Owner)
-			return nil, err
-		}
-		// A flush queued before the RemoveLimit is applied before it; one
-		// queued after skips the dead box.
-		b.box.mu.Lock()
-		b.box.dead = true
-		b.box.mu.Unlock()
-		b.box = &limitBox{owner: key.Owner, name: key.Name}
-		b.exists = false
-		return nil, nil
+		op.reply = LimitReply{LimitDecision: b.w.Status(now), Max: b.w.Max, Window: time.Duration(b.w.Window) * time.Millisecond}
+		return nil
+	case *resetLimit:
+		return b.reset(h, now)
 	}
-	return nil, fmt.Errorf("limit: unknown operation %T", op)
+	return fmt.Errorf("limit: unknown operation %T", op)
 }
 
-// check applies one check: the window decides, a change lists the box with
-// the flusher, a denial may publish limit.denied.
-func (b *limitBehavior) check(h *Host, now time.Time, op CheckLimit) (LimitReply, error) {
+// check applies one check: the window decides, a change hands the flusher
+// a snapshot, a denial may publish limit.denied.
+func (b *limitBehavior) check(h *Host, now time.Time, op *checkLimit) error {
 	if !b.exists {
-		if q := b.res.limits; !q.reserve(b.key.Owner) {
-			return LimitReply{}, q.err
+		if q := b.limits.quota; !q.reserve(b.key.Owner) {
+			return q.err
 		}
 		b.exists = true
 	}
-	box := b.box
-	box.mu.Lock()
-	changes := box.w.Changes(now, op.Max, op.Window)
-	d := box.w.Check(now, op.Max, op.Window)
-	if changes && !box.listed {
-		box.listed = true
-		b.res.flusher.add(box)
+	changes := b.w.Changes(now, op.max, op.window)
+	d := b.w.Check(now, op.max, op.window)
+	if changes {
+		b.handed = b.limits.flusher.put(b.w.Row(b.key.Owner, b.key.Name))
 	}
-	box.mu.Unlock()
 	if !d.Allowed {
 		// At most one limit.denied event per limit per second.
 		if t := now.UnixMilli(); t-b.deniedAt >= 1000 || t < b.deniedAt {
@@ -558,5 +609,34 @@ func (b *limitBehavior) check(h *Host, now time.Time, op CheckLimit) (LimitReply
 			h.Publish(Event{Type: EventLimitDenied, Kind: "limit", Name: b.key.Name, Owner: b.key.Owner, Time: now})
 		}
 	}
-	return LimitReply{LimitDecision: d, Max: op.Max, Window: op.Window}, nil
+	op.reply = LimitReply{LimitDecision: d, Max: op.max, Window: op.window}
+	return nil
+}
+
+// reset removes the limit. A snapshot still waiting in the flusher is
+// withdrawn first, so that no flush queued after the removal brings the
+// limit back (one queued before it is applied before it).
+func (b *limitBehavior) reset(h *Host, now time.Time) error {
+	if !b.exists {
+		return ErrLimitNotFound
+	}
+	pub, key, q := h.sys.cfg.Events, b.key, b.limits.quota
+	b.limits.flusher.forget(key.Owner, key.Name)
+	q.release(key.Owner)
+	err := h.Write(RemoveLimit{Owner: key.Owner, Name: key.Name}, func(err error) {
+		q.deleted(key.Owner, err)
+		if err == nil {
+			pub.Publish(Event{Type: EventLimitReset, Kind: "limit", Name: key.Name, Owner: key.Owner, Time: now})
+		}
+	})
+	if err != nil {
+		// Nothing was queued: the limit lives on, and so does its snapshot.
+		q.add(key.Owner)
+		if b.handed != 0 {
+			b.handed = b.limits.flusher.put(b.w.Row(key.Owner, key.Name))
+		}
+		return err
+	}
+	b.w, b.exists, b.handed = SlidingWindow{}, false, 0
+	return nil
 }

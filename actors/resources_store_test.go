@@ -47,16 +47,32 @@ func (c *clock) Add(d time.Duration) {
 }
 
 type env struct {
-	path  string
-	db    *persistence.DB
-	store *persistence.Store
-	sys   *actors.System
-	res   *actors.Resources
-	ev    *recorder
-	clk   *clock
+	path   string
+	db     *persistence.DB
+	store  *persistence.Store
+	sys    *actors.System
+	locks  *actors.Locks
+	limits *actors.Limits
+	flags  *actors.Flags
+	config *actors.ConfigKeys
+	ev     *recorder
+	clk    *clock
 }
 
-func openEnv(t *testing.T, path string, cfg actors.ResourceConfig) *env {
+// resourceConfig is what the tests vary: quotas and the flush interval;
+// and, for tests that restart, the clock and event recorder to keep (nil:
+// new ones), injected timers (nil: real ones) and the idle timeout (0: an
+// hour).
+type resourceConfig struct {
+	maxLimits, maxFlags, maxConfig int
+	flushInterval                  time.Duration
+	clk                            *clock
+	ev                             *recorder
+	timers                         *timers
+	idle                           time.Duration
+}
+
+func openEnv(t *testing.T, path string, cfg resourceConfig) *env {
 	t.Helper()
 	db, err := persistence.Open(path)
 	if err != nil {
@@ -66,14 +82,29 @@ func openEnv(t *testing.T, path string, cfg actors.ResourceConfig) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{path: path, db: db, store: persistence.NewStore(db, w), ev: &recorder{},
-		clk: &clock{now: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}}
-	e.sys = actors.NewSystem(actors.Config{Store: e.store, Events: e.ev, Now: e.clk.Now, IdleTimeout: time.Hour})
-	cfg.Loader = e.store
-	if e.res, err = actors.RegisterResources(e.sys, cfg); err != nil {
+	e := &env{path: path, db: db, store: persistence.NewStore(db, w), ev: cfg.ev, clk: cfg.clk}
+	if e.ev == nil {
+		e.ev = &recorder{}
+	}
+	if e.clk == nil {
+		e.clk = &clock{now: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}
+	}
+	sc := actors.Config{Store: e.store, Events: e.ev, Now: e.clk.Now, IdleTimeout: cfg.idle}
+	if sc.IdleTimeout == 0 {
+		sc.IdleTimeout = time.Hour
+	}
+	if cfg.timers != nil {
+		sc.AfterFunc = cfg.timers.AfterFunc
+	}
+	e.sys = actors.NewSystem(sc)
+	e.locks = actors.NewLocks(e.sys, actors.LockConfig{Loader: e.store})
+	e.limits = actors.NewLimits(e.sys, actors.LimitConfig{Store: e.store, MaxPerUser: cfg.maxLimits, FlushInterval: cfg.flushInterval})
+	e.flags = actors.NewFlags(e.sys, actors.FlagConfig{Store: e.store, MaxPerUser: cfg.maxFlags})
+	e.config = actors.NewConfigKeys(e.sys, actors.ConfigKeysConfig{Store: e.store, MaxPerUser: cfg.maxConfig})
+	t.Cleanup(e.close)
+	if err := e.sys.Recover(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.close)
 	return e
 }
 
@@ -82,41 +113,57 @@ func (e *env) close() {
 		return
 	}
 	e.sys.Close()
-	e.res.Close()
+	e.limits.Close()
 	e.store.Close()
 	e.db.Close()
 	e.sys = nil
 }
 
-func (e *env) do(t *testing.T, kind actors.Kind, name string, op any) (any, error) {
-	t.Helper()
-	return e.sys.Do(actors.Key{Kind: kind, Owner: "alice", Name: name}, op)
+// ok fails the test if a call failed: ok(t)(e.flags.Put(…)).
+func ok(t *testing.T) func(any, error) {
+	return func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
-func (e *env) must(t *testing.T, kind actors.Kind, name string, op any) any {
-	t.Helper()
-	v, err := e.do(t, kind, name, op)
-	if err != nil {
-		t.Fatalf("%T on %s: %v", op, name, err)
+// val fails the test if a call failed, and returns its answer:
+// val[actors.FlagState](t)(e.flags.Get(…)).
+func val[T any](t *testing.T) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
 	}
-	return v
+}
+
+func mustOK(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Events are published once the change is committed (before the reply),
 // with the owner set; limit.denied at most once a second per limit.
 func TestResourceEvents(t *testing.T) {
-	e := openEnv(t, filepath.Join(t.TempDir(), "db"), actors.ResourceConfig{})
+	e := openEnv(t, filepath.Join(t.TempDir(), "db"), resourceConfig{})
+	ctx := t.Context()
 	now := e.clk.Now()
-	e.must(t, actors.KindFlag, "beta", actors.SetFlag{Enabled: true, Percentage: 20})
-	e.must(t, actors.KindFlag, "beta", actors.DeleteFlag{})
-	e.must(t, actors.KindConfig, "k", actors.SetConfig{Value: []byte(`1`), Expected: actors.ExpectAny})
-	e.must(t, actors.KindConfig, "k", actors.SetConfig{Value: []byte(`2`), Expected: actors.ExpectAny})
-	e.must(t, actors.KindConfig, "k", actors.DeleteConfig{})
+	ok(t)(e.flags.Put(ctx, "alice", "beta", actors.FlagWrite{Enabled: true, Percentage: 20}))
+	mustOK(t, e.flags.Delete(ctx, "alice", "beta"))
+	ok(t)(e.config.Put(ctx, "alice", "k", actors.ConfigWrite{Value: []byte(`1`), Expected: actors.ExpectAny}))
+	ok(t)(e.config.Put(ctx, "alice", "k", actors.ConfigWrite{Value: []byte(`2`), Expected: actors.ExpectAny}))
+	mustOK(t, e.config.Delete(ctx, "alice", "k"))
 	// failed operations publish nothing
-	if _, err := e.do(t, actors.KindFlag, "beta", actors.DeleteFlag{}); !errors.Is(err, actors.ErrNotFound) {
+	if err := e.flags.Delete(ctx, "alice", "beta"); !errors.Is(err, actors.ErrNotFound) {
 		t.Fatal(err)
 	}
-	if _, err := e.do(t, actors.KindConfig, "k", actors.SetConfig{Value: []byte(`3`), Expected: 7}); err == nil {
+	if _, err := e.config.Put(ctx, "alice", "k", actors.ConfigWrite{Value: []byte(`3`), Expected: 7}); err == nil {
 		t.Fatal("conflict expected")
 	}
 	got := e.ev.take()
@@ -136,16 +183,18 @@ func TestResourceEvents(t *testing.T) {
 		}
 	}
 
-	one := actors.CheckLimit{Max: 1, Window: time.Minute}
-	e.must(t, actors.KindLimit, "api", one)
+	check := func() actors.LimitReply {
+		return val[actors.LimitReply](t)(e.limits.Check(ctx, "alice", "api", 1, time.Minute))
+	}
+	check()
 	for i := 0; i < 5; i++ { // five denials in the same second: one event
-		if r := e.must(t, actors.KindLimit, "api", one).(actors.LimitReply); r.Allowed {
+		if r := check(); r.Allowed {
 			t.Fatal("allowed")
 		}
 	}
 	e.clk.Add(time.Second)
-	e.must(t, actors.KindLimit, "api", one)
-	e.must(t, actors.KindLimit, "api", actors.ResetLimit{})
+	check()
+	mustOK(t, e.limits.Reset(ctx, "alice", "api"))
 	got = e.ev.take()
 	if len(got) != 3 || got[0].Type != actors.EventLimitDenied || got[1].Type != actors.EventLimitDenied ||
 		got[2].Type != actors.EventLimitReset || got[2].Owner != "alice" || got[2].Name != "api" || !got[1].Time.Equal(now.Add(time.Second)) {
@@ -156,7 +205,8 @@ func TestResourceEvents(t *testing.T) {
 // A failed write never leaves the quota counter off: a failed create frees
 // its slot, a failed delete keeps counting the resource.
 func TestQuotaThroughFailedWrites(t *testing.T) {
-	e := openEnv(t, filepath.Join(t.TempDir(), "db"), actors.ResourceConfig{MaxFlagsPerUser: 1, MaxConfigKeysPerUser: 1, MaxLimitsPerUser: 1})
+	e := openEnv(t, filepath.Join(t.TempDir(), "db"), resourceConfig{maxFlags: 1, maxConfig: 1, maxLimits: 1})
+	ctx := t.Context()
 	diskErr := errors.New("disk on fire")
 	fail := func(on bool) {
 		if on {
@@ -165,50 +215,50 @@ func TestQuotaThroughFailedWrites(t *testing.T) {
 			e.store.SetFaultHook(nil)
 		}
 	}
-	set := actors.SetFlag{Enabled: true, Percentage: actors.NoPercentage}
-	cfg := actors.SetConfig{Value: []byte(`{}`), Expected: actors.ExpectAny}
+	set := actors.FlagWrite{Enabled: true, Percentage: actors.NoPercentage}
+	cfg := actors.ConfigWrite{Value: []byte(`{}`), Expected: actors.ExpectAny}
 
 	fail(true)
-	if _, err := e.do(t, actors.KindFlag, "a", set); !errors.Is(err, actors.ErrUnavailable) {
+	if _, err := e.flags.Put(ctx, "alice", "a", set); !errors.Is(err, actors.ErrUnavailable) {
 		t.Fatalf("create on a failing disk: %v", err)
 	}
-	if _, err := e.do(t, actors.KindConfig, "a", cfg); !errors.Is(err, actors.ErrUnavailable) {
+	if _, err := e.config.Put(ctx, "alice", "a", cfg); !errors.Is(err, actors.ErrUnavailable) {
 		t.Fatalf("create on a failing disk: %v", err)
 	}
 	fail(false)
-	if n := e.res.Owned(actors.KindFlag, "alice"); n != 0 {
+	if n := e.flags.Owned("alice"); n != 0 {
 		t.Fatalf("failed create still counted: %d", n)
 	}
 	// the failed creates left nothing: the one slot is free
-	e.must(t, actors.KindFlag, "b", set)
-	e.must(t, actors.KindConfig, "b", cfg)
-	if r := e.must(t, actors.KindFlag, "a", actors.GetFlag{}).(actors.FlagReply); r.Found {
+	ok(t)(e.flags.Put(ctx, "alice", "b", set))
+	ok(t)(e.config.Put(ctx, "alice", "b", cfg))
+	if r := val[actors.FlagState](t)(e.flags.Get(ctx, "alice", "a")); r.Found {
 		t.Fatal("failed create exists")
 	}
 
 	fail(true)
-	if _, err := e.do(t, actors.KindFlag, "b", actors.DeleteFlag{}); !errors.Is(err, actors.ErrUnavailable) {
+	if err := e.flags.Delete(ctx, "alice", "b"); !errors.Is(err, actors.ErrUnavailable) {
 		t.Fatalf("delete on a failing disk: %v", err)
 	}
-	if _, err := e.do(t, actors.KindConfig, "b", actors.DeleteConfig{}); !errors.Is(err, actors.ErrUnavailable) {
+	if err := e.config.Delete(ctx, "alice", "b"); !errors.Is(err, actors.ErrUnavailable) {
 		t.Fatalf("delete on a failing disk: %v", err)
 	}
 	fail(false)
 	// b still exists and still counts
-	if _, err := e.do(t, actors.KindFlag, "c", set); !errors.Is(err, actors.ErrQuota) {
+	if _, err := e.flags.Put(ctx, "alice", "c", set); !errors.Is(err, actors.ErrQuota) {
 		t.Fatalf("create over quota after a failed delete: %v", err)
 	}
-	if _, err := e.do(t, actors.KindConfig, "c", cfg); !errors.Is(err, actors.ErrQuota) {
+	if _, err := e.config.Put(ctx, "alice", "c", cfg); !errors.Is(err, actors.ErrQuota) {
 		t.Fatalf("create over quota after a failed delete: %v", err)
 	}
-	if r := e.must(t, actors.KindFlag, "b", actors.GetFlag{}).(actors.FlagReply); !r.Found {
+	if r := val[actors.FlagState](t)(e.flags.Get(ctx, "alice", "b")); !r.Found {
 		t.Fatal("flag b lost")
 	}
-	if n := e.res.Owned(actors.KindFlag, "alice"); n != 1 {
+	if n := e.flags.Owned("alice"); n != 1 {
 		t.Fatalf("flags counted: %d", n)
 	}
-	e.must(t, actors.KindFlag, "b", actors.DeleteFlag{})
-	e.must(t, actors.KindFlag, "c", set)
+	mustOK(t, e.flags.Delete(ctx, "alice", "b"))
+	ok(t)(e.flags.Put(ctx, "alice", "c", set))
 }
 
 // Rate limit counters are written behind, coalesced, and written by a
@@ -216,58 +266,60 @@ func TestQuotaThroughFailedWrites(t *testing.T) {
 // one-second interval, 500 checks on 20 limits made in well under a second
 // cost at most one write per limit.
 func TestLimitCountersSurviveClose(t *testing.T) {
-	for _, interval := range []time.Duration{time.Second, -1} {
+	for _, interval := range []time.Duration{time.Second, actors.LimitFlushEveryBatch} {
 		t.Run(fmt.Sprint("interval ", interval), func(t *testing.T) {
+			ctx := t.Context()
 			path := filepath.Join(t.TempDir(), "db")
-			e := openEnv(t, path, actors.ResourceConfig{LimitFlushInterval: interval})
+			e := openEnv(t, path, resourceConfig{flushInterval: interval})
 			const n, limits = 500, 20
 			start := time.Now()
 			for i := 0; i < n; i++ {
-				e.must(t, actors.KindLimit, fmt.Sprint("api-", i%limits), actors.CheckLimit{Max: 10000, Window: time.Hour})
+				ok(t)(e.limits.Check(ctx, "alice", fmt.Sprint("api-", i%limits), 10000, time.Hour))
 			}
 			writes, fast := e.store.Stats().Writes, time.Since(start) < 900*time.Millisecond
 			e.close()
 			if interval == time.Second && fast && writes > 1 {
 				t.Fatalf("%d writes within the first interval", writes)
 			}
-			e2 := openEnv(t, path, actors.ResourceConfig{})
+			e2 := openEnv(t, path, resourceConfig{})
 			for l := 0; l < limits; l++ {
-				r := e2.must(t, actors.KindLimit, fmt.Sprint("api-", l), actors.PeekLimit{}).(actors.LimitReply)
+				r := val[actors.LimitReply](t)(e2.limits.Status(ctx, "alice", fmt.Sprint("api-", l)))
 				if r.Count != n/limits || r.Max != 10000 || r.Window != time.Hour {
 					t.Fatalf("after close: %+v", r)
 				}
 			}
-			if got := e2.res.Owned(actors.KindLimit, "alice"); got != limits {
+			if got := e2.limits.Owned("alice"); got != limits {
 				t.Fatalf("limits counted after restart: %d", got)
 			}
 		})
 	}
 }
 
-// SyncLimits makes every acknowledged check durable at once, whatever the
+// Sync makes every acknowledged check durable at once, whatever the
 // interval; a failed flush is retried, not dropped.
 func TestLimitSyncAndRetry(t *testing.T) {
+	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "db")
-	e := openEnv(t, path, actors.ResourceConfig{LimitFlushInterval: time.Hour})
-	check := actors.CheckLimit{Max: 100, Window: time.Hour}
+	e := openEnv(t, path, resourceConfig{flushInterval: time.Hour})
+	check := func(name string) { ok(t)(e.limits.Check(ctx, "alice", name, 100, time.Hour)) }
 	for i := 0; i < 3; i++ {
-		e.must(t, actors.KindLimit, "a", check)
+		check("a")
 	}
-	if err := e.res.SyncLimits(); err != nil {
+	if err := e.limits.Sync(); err != nil {
 		t.Fatal(err)
 	}
 	if w, ok, err := e.store.LoadLimit("alice", "a"); err != nil || !ok || w.Count(e.clk.Now()) != 3 {
 		t.Fatalf("after sync: %v %v %d", ok, err, w.Count(e.clk.Now()))
 	}
 	e.store.SetFaultHook(func() error { return errors.New("disk on fire") })
-	e.must(t, actors.KindLimit, "a", check)
-	e.must(t, actors.KindLimit, "b", check)
-	if err := e.res.SyncLimits(); err == nil {
+	check("a")
+	check("b")
+	if err := e.limits.Sync(); err == nil {
 		t.Fatal("sync on a failing disk succeeded")
 	}
-	e.must(t, actors.KindLimit, "a", check) // counting goes on in memory
+	check("a") // counting goes on in memory
 	e.store.SetFaultHook(nil)
-	if err := e.res.SyncLimits(); err != nil {
+	if err := e.limits.Sync(); err != nil {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]int{"a": 5, "b": 1} {
@@ -280,37 +332,39 @@ func TestLimitSyncAndRetry(t *testing.T) {
 // The flag read view holds only committed state, follows every write, and
 // forgets a flag whose actor is passivated.
 func TestFlagReadView(t *testing.T) {
-	e := openEnv(t, filepath.Join(t.TempDir(), "db"), actors.ResourceConfig{})
-	if _, ok := e.res.LookupFlag("alice", "f"); ok {
+	e := openEnv(t, filepath.Join(t.TempDir(), "db"), resourceConfig{})
+	ctx := t.Context()
+	if _, ok := e.flags.Lookup("alice", "f"); ok {
 		t.Fatal("view answers for a flag never loaded")
 	}
-	e.must(t, actors.KindFlag, "f", actors.GetFlag{}) // activation: not found, cached
-	if r, ok := e.res.LookupFlag("alice", "f"); !ok || r.Found {
+	ok(t)(e.flags.Get(ctx, "alice", "f")) // activation: not found, cached
+	if r, ok := e.flags.Lookup("alice", "f"); !ok || r.Found {
 		t.Fatalf("unknown flag: %+v %v", r, ok)
 	}
-	e.must(t, actors.KindFlag, "f", actors.SetFlag{Enabled: true, Percentage: 30})
-	if r, ok := e.res.LookupFlag("alice", "f"); !ok || !r.Found || r.Flag.Percentage != 30 || !r.Flag.Enabled {
+	ok(t)(e.flags.Put(ctx, "alice", "f", actors.FlagWrite{Enabled: true, Percentage: 30}))
+	if r, ok := e.flags.Lookup("alice", "f"); !ok || !r.Found || r.Flag.Percentage != 30 || !r.Flag.Enabled {
 		t.Fatalf("after set: %+v %v", r, ok)
 	}
 	// a failed write is not in the view
 	e.store.SetFaultHook(func() error { return errors.New("disk on fire") })
-	if _, err := e.do(t, actors.KindFlag, "f", actors.SetFlag{Enabled: false, Percentage: 5}); err == nil {
+	if _, err := e.flags.Put(ctx, "alice", "f", actors.FlagWrite{Enabled: false, Percentage: 5}); err == nil {
 		t.Fatal("write on a failing disk succeeded")
 	}
 	e.store.SetFaultHook(nil)
-	if r, ok := e.res.LookupFlag("alice", "f"); !ok || r.Flag.Percentage != 30 {
+	if r, ok := e.flags.Lookup("alice", "f"); !ok || r.Flag.Percentage != 30 {
 		t.Fatalf("after a failed write: %+v %v", r, ok)
 	}
-	e.must(t, actors.KindFlag, "f", actors.DeleteFlag{})
-	if r, ok := e.res.LookupFlag("alice", "f"); !ok || r.Found {
+	mustOK(t, e.flags.Delete(ctx, "alice", "f"))
+	if r, ok := e.flags.Lookup("alice", "f"); !ok || r.Found {
 		t.Fatalf("after delete: %+v %v", r, ok)
 	}
-	if r, ok := e.res.LookupFlag("bob", "f"); ok {
+	if r, ok := e.flags.Lookup("bob", "f"); ok {
 		t.Fatalf("bob sees alice's flag: %+v", r)
 	}
 }
 
 func TestFlagReadViewForgetsPassivated(t *testing.T) {
+	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "db")
 	db, err := persistence.Open(path)
 	if err != nil {
@@ -319,14 +373,12 @@ func TestFlagReadViewForgetsPassivated(t *testing.T) {
 	w, _ := persistence.NewWriter(db, persistence.WriterOptions{})
 	st := persistence.NewStore(db, w)
 	sys := actors.NewSystem(actors.Config{Store: st, IdleTimeout: 20 * time.Millisecond})
-	res, err := actors.RegisterResources(sys, actors.ResourceConfig{Loader: st})
-	if err != nil {
+	flags := actors.NewFlags(sys, actors.FlagConfig{Store: st})
+	if err := sys.Recover(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { sys.Close(); res.Close(); st.Close(); db.Close() }()
-	if _, err := sys.Do(actors.Key{Kind: actors.KindFlag, Owner: "alice", Name: "f"}, actors.SetFlag{Enabled: true, Percentage: actors.NoPercentage}); err != nil {
-		t.Fatal(err)
-	}
+	defer func() { sys.Close(); st.Close(); db.Close() }()
+	ok(t)(flags.Put(ctx, "alice", "f", actors.FlagWrite{Enabled: true, Percentage: actors.NoPercentage}))
 	deadline := time.Now().Add(10 * time.Second)
 	for sys.LiveActors() > 0 {
 		if time.Now().After(deadline) {
@@ -334,14 +386,13 @@ func TestFlagReadViewForgetsPassivated(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond) // nothing signals a passivation
 	}
-	if _, ok := res.LookupFlag("alice", "f"); ok {
+	if _, ok := flags.Lookup("alice", "f"); ok {
 		t.Fatal("view still answers for a passivated flag")
 	}
-	r, err := sys.Do(actors.Key{Kind: actors.KindFlag, Owner: "alice", Name: "f"}, actors.GetFlag{})
-	if err != nil || !r.(actors.FlagReply).Found {
-		t.Fatalf("reloaded: %+v %v", r, err)
+	if r := val[actors.FlagState](t)(flags.Get(ctx, "alice", "f")); !r.Found {
+		t.Fatalf("reloaded: %+v", r)
 	}
-	if _, ok := res.LookupFlag("alice", "f"); !ok {
+	if _, ok := flags.Lookup("alice", "f"); !ok {
 		t.Fatal("reloaded flag not in the view")
 	}
 }

@@ -34,36 +34,38 @@ func (stopped) Stop() bool { return false }
 
 func (stopped) Reset(time.Duration) bool { return false }
 
-func newTestSystem(t *testing.T, st Store, idle time.Duration) (*System, *fakeClock) {
+// newTestLocks starts a runtime with the lock kind on st. Calls use
+// t.Context(): a test that hangs fails by its own timeout.
+func newTestLocks(t *testing.T, st *memStore, idle time.Duration, maxPerUser int) (*Locks, *System, *fakeClock) {
 	t.Helper()
 	clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	sys := NewSystem(Config{Store: st, Now: clk.Now, AfterFunc: noTimers, IdleTimeout: idle, RequestTimeout: 5 * time.Second})
+	sys := NewSystem(Config{Store: st, Now: clk.Now, AfterFunc: noTimers, IdleTimeout: idle})
+	locks := NewLocks(sys, LockConfig{Loader: st, MaxPerUser: maxPerUser})
 	t.Cleanup(sys.Close)
-	return sys, clk
+	return locks, sys, clk
 }
-
-func lockKey(name string) Key { return Key{Kind: KindLock, Name: name} }
 
 // A reply is delivered only after the write it depends on commits, and a
 // later operation on the same lock proceeds in memory meanwhile, its reply
 // following in commit order.
 func TestReplyWaitsForCommit(t *testing.T) {
 	st := newMemStore(true)
-	sys, _ := newTestSystem(t, st, time.Minute)
+	locks, _, _ := newTestLocks(t, st, time.Minute, 0)
+	ctx := t.Context()
 
 	type res struct {
-		v   any
+		v   LockGrant
 		err error
 	}
 	first := make(chan res, 1)
 	go func() {
-		v, err := sys.Do(lockKey("a"), AcquireLock{Caller: "alice", TTL: time.Minute})
+		v, err := locks.Acquire(ctx, "a", "alice", time.Minute)
 		first <- res{v, err}
 	}()
 	waitFor(t, func() bool { return st.pending() == 1 })
 	second := make(chan res, 1)
 	go func() {
-		v, err := sys.Do(lockKey("a"), AcquireLock{Caller: "bob", TTL: time.Minute})
+		v, err := locks.Acquire(ctx, "a", "bob", time.Minute)
 		second <- res{v, err}
 	}()
 	// bob's conflict is computed from alice's uncommitted grant: it must not
@@ -80,14 +82,14 @@ func TestReplyWaitsForCommit(t *testing.T) {
 	}
 	r1 := <-first
 	r2 := <-second
-	if r1.err != nil || r1.v.(LockReply).Outcome != LockAcquired || r1.v.(LockReply).Lock.Token != 1 {
+	if r1.err != nil || !r1.v.New || r1.v.Lock.Token != 1 {
 		t.Fatalf("first = %+v", r1)
 	}
 	var held *LockHeldError
 	if !errors.As(r2.err, &held) || held.Holder != "alice" {
 		t.Fatalf("second = %+v, want held by alice", r2)
 	}
-	if got := sys.Holdings.List("alice", sys.Now()); len(got) != 1 || got[0].Name != "a" {
+	if got := locks.List("alice"); len(got) != 1 || got[0].Name != "a" {
 		t.Fatalf("holdings after commit = %+v", got)
 	}
 }
@@ -97,34 +99,35 @@ func TestReplyWaitsForCommit(t *testing.T) {
 // because nobody ever saw it.
 func TestFailedWriteRevertsToDurableState(t *testing.T) {
 	st := newMemStore(false)
-	sys, _ := newTestSystem(t, st, time.Minute)
-	if _, err := sys.Do(lockKey("a"), AcquireLock{Caller: "alice", TTL: time.Minute}); err != nil {
+	locks, _, _ := newTestLocks(t, st, time.Minute, 0)
+	ctx := t.Context()
+	if _, err := locks.Acquire(ctx, "a", "alice", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	v, _ := sys.Do(lockKey("a"), LockStatus{})
-	lease := v.(LockReply).Lock.LeaseID
-	if _, err := sys.Do(lockKey("a"), ReleaseLock{Caller: "alice", LeaseID: lease}); err != nil {
+	s, _ := locks.Status(ctx, "a")
+	lease := s.Lock.LeaseID
+	if err := locks.Release(ctx, "a", "alice", lease); err != nil {
 		t.Fatal(err)
 	}
 	st.mu.Lock()
 	st.failNext = true
 	st.mu.Unlock()
-	_, err := sys.Do(lockKey("a"), AcquireLock{Caller: "bob", TTL: time.Minute})
+	_, err := locks.Acquire(ctx, "a", "bob", time.Minute)
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("acquire with failing disk: err = %v, want ErrUnavailable", err)
 	}
-	v, err = sys.Do(lockKey("a"), LockStatus{})
+	s, err = locks.Status(ctx, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := v.(LockReply); r.Outcome != LockAvailable {
-		t.Fatalf("after failed grant the lock is %+v, want available", r)
+	if s.Held {
+		t.Fatalf("after failed grant the lock is %+v, want available", s)
 	}
-	v, err = sys.Do(lockKey("a"), AcquireLock{Caller: "carol", TTL: time.Minute})
+	g, err := locks.Acquire(ctx, "a", "carol", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok := v.(LockReply).Lock.Token; tok != 2 {
+	if tok := g.Lock.Token; tok != 2 {
 		t.Fatalf("token after a failed grant = %d, want 2 (the failed grant was never acknowledged)", tok)
 	}
 }
@@ -132,20 +135,21 @@ func TestFailedWriteRevertsToDurableState(t *testing.T) {
 // Idle actors are passivated; re-activation loads the durable state.
 func TestPassivationKeepsState(t *testing.T) {
 	st := newMemStore(false)
-	sys, _ := newTestSystem(t, st, 20*time.Millisecond)
+	locks, sys, _ := newTestLocks(t, st, 20*time.Millisecond, 0)
+	ctx := t.Context()
 	const n = 200
 	for i := 0; i < n; i++ {
-		if _, err := sys.Do(lockKey(fmt.Sprint("l", i)), AcquireLock{Caller: "alice", TTL: time.Hour}); err != nil {
+		if _, err := locks.Acquire(ctx, fmt.Sprint("l", i), "alice", time.Hour); err != nil {
 			t.Fatal(err)
 		}
 	}
 	waitFor(t, func() bool { return sys.LiveActors() == 0 })
 	for i := 0; i < n; i++ {
-		v, err := sys.Do(lockKey(fmt.Sprint("l", i)), AcquireLock{Caller: "alice", TTL: time.Hour})
+		r, err := locks.Acquire(ctx, fmt.Sprint("l", i), "alice", time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r := v.(LockReply); r.Outcome != LockHeld || r.Lock.Token != 1 {
+		if r.New || r.Lock.Token != 1 {
 			t.Fatalf("after re-activation: %+v, want held with token 1", r)
 		}
 	}
@@ -161,7 +165,8 @@ func TestPassivationKeepsState(t *testing.T) {
 // of many concurrent acquirers wins each round.
 func TestConcurrentAcquireOneWinner(t *testing.T) {
 	st := newMemStore(false)
-	sys, _ := newTestSystem(t, st, time.Minute)
+	locks, _, _ := newTestLocks(t, st, time.Minute, 0)
+	ctx := t.Context()
 	for round := 0; round < 20; round++ {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -173,11 +178,11 @@ func TestConcurrentAcquireOneWinner(t *testing.T) {
 			go func(c int) {
 				defer wg.Done()
 				who := fmt.Sprint("user", c)
-				v, err := sys.Do(lockKey("hot"), AcquireLock{Caller: who, TTL: time.Minute})
-				if err == nil && v.(LockReply).Outcome == LockAcquired {
+				g, err := locks.Acquire(ctx, "hot", who, time.Minute)
+				if err == nil && g.New {
 					mu.Lock()
 					winners++
-					lease, caller = v.(LockReply).Lock.LeaseID, who
+					lease, caller = g.Lock.LeaseID, who
 					mu.Unlock()
 				}
 			}(c)
@@ -186,7 +191,7 @@ func TestConcurrentAcquireOneWinner(t *testing.T) {
 		if winners != 1 {
 			t.Fatalf("round %d: %d winners", round, winners)
 		}
-		if _, err := sys.Do(lockKey("hot"), ReleaseLock{Caller: caller, LeaseID: lease}); err != nil {
+		if err := locks.Release(ctx, "hot", caller, lease); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -196,45 +201,45 @@ func TestConcurrentAcquireOneWinner(t *testing.T) {
 // passes expires_at frees the lock and removes it from the holder index.
 func TestExpiryUpdatesIndex(t *testing.T) {
 	st := newMemStore(false)
-	sys, clk := newTestSystem(t, st, time.Minute)
-	if _, err := sys.Do(lockKey("e"), AcquireLock{Caller: "alice", TTL: 2 * time.Second}); err != nil {
+	locks, sys, clk := newTestLocks(t, st, time.Minute, 0)
+	ctx := t.Context()
+	if _, err := locks.Acquire(ctx, "e", "alice", 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if n := sys.Holdings.Count("alice", sys.Now()); n != 1 {
+	if n := len(locks.List("alice")); n != 1 {
 		t.Fatalf("count = %d", n)
 	}
 	clk.Add(2 * time.Second)
-	if _, err := sys.Do(lockKey("e"), expireLock{}); err != nil {
+	if err := sys.call(ctx, lockKey("e"), &expireLock{}); err != nil {
 		t.Fatal(err)
 	}
-	if n := sys.Holdings.Total(); n != 0 {
+	if n := locks.Indexed(); n != 0 {
 		t.Fatalf("index still has %d entries after expiry", n)
 	}
-	v, _ := sys.Do(lockKey("e"), AcquireLock{Caller: "bob", TTL: time.Second})
-	if r := v.(LockReply); r.Lock.Token != 2 || r.Lock.Holder != "bob" {
+	r, _ := locks.Acquire(ctx, "e", "bob", time.Second)
+	if r.Lock.Token != 2 || r.Lock.Holder != "bob" {
 		t.Fatalf("after expiry: %+v", r)
 	}
 }
 
 func TestQuota(t *testing.T) {
 	st := newMemStore(false)
-	clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	sys := NewSystem(Config{Store: st, Now: clk.Now, AfterFunc: noTimers, MaxLocksPerUser: 3})
-	t.Cleanup(sys.Close)
+	locks, _, clk := newTestLocks(t, st, time.Minute, 3)
+	ctx := t.Context()
 	for i := 0; i < 3; i++ {
-		if _, err := sys.Do(lockKey(fmt.Sprint("q", i)), AcquireLock{Caller: "alice", TTL: time.Minute}); err != nil {
+		if _, err := locks.Acquire(ctx, fmt.Sprint("q", i), "alice", time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := sys.Do(lockKey("q3"), AcquireLock{Caller: "alice", TTL: time.Minute}); !errors.Is(err, ErrQuota) {
+	if _, err := locks.Acquire(ctx, "q3", "alice", time.Minute); !errors.Is(err, ErrQuota) {
 		t.Fatalf("4th lock: err = %v, want ErrQuota", err)
 	}
 	// re-acquiring one already held is not a new lock
-	if _, err := sys.Do(lockKey("q0"), AcquireLock{Caller: "alice", TTL: time.Minute}); err != nil {
+	if _, err := locks.Acquire(ctx, "q0", "alice", time.Minute); err != nil {
 		t.Fatalf("re-acquire within quota: %v", err)
 	}
 	clk.Add(time.Minute) // all expired: the quota frees up
-	if _, err := sys.Do(lockKey("q3"), AcquireLock{Caller: "alice", TTL: time.Minute}); err != nil {
+	if _, err := locks.Acquire(ctx, "q3", "alice", time.Minute); err != nil {
 		t.Fatalf("after expiry: %v", err)
 	}
 }
@@ -247,5 +252,90 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 5s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// eventLog records published events (the internal tests' Publisher).
+type eventLog struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func (l *eventLog) Publish(e Event) {
+	l.mu.Lock()
+	l.events = append(l.events, e)
+	l.mu.Unlock()
+}
+
+// types lists the recorded events as "type holder token".
+func (l *eventLog) types() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]string, len(l.events))
+	for i, e := range l.events {
+		out[i] = fmt.Sprintf("%s %s %d", e.Type, e.Holder, e.FencingToken)
+	}
+	return out
+}
+
+// One expiry, one event: a lock whose expiry was announced, then whose actor
+// was passivated and reloaded, does not announce it again when the next
+// acquire arrives (the reloaded record must not look like a hold to end).
+// Both ways of noticing the expiry are covered: the timer, and an acquire
+// that arrives first.
+func TestExpiryAnnouncedOnceAcrossPassivation(t *testing.T) {
+	for _, byTimer := range []bool{true, false} {
+		t.Run(fmt.Sprintf("timer=%v", byTimer), func(t *testing.T) {
+			st := newMemStore(false)
+			ev := &eventLog{}
+			clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			sys := NewSystem(Config{Store: st, Now: clk.Now, AfterFunc: noTimers, IdleTimeout: 20 * time.Millisecond, Events: ev})
+			locks := NewLocks(sys, LockConfig{Loader: st})
+			t.Cleanup(sys.Close)
+			ctx := t.Context()
+
+			if _, err := locks.Acquire(ctx, "e", "alice", 2*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			clk.Add(2 * time.Second)
+			if byTimer {
+				if err := sys.call(ctx, lockKey("e"), &expireLock{}); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := locks.Acquire(ctx, "e", "carol", time.Second); err != nil {
+				t.Fatal(err)
+			}
+			for round := 0; round < 3; round++ {
+				waitFor(t, func() bool { return sys.LiveActors() == 0 }) // passivated
+				if byTimer && round == 0 {
+					// The timer may fire again for a reloaded actor (a
+					// recovery timer, a stale one): nothing to announce.
+					if err := sys.call(ctx, lockKey("e"), &expireLock{}); err != nil {
+						t.Fatal(err)
+					}
+					waitFor(t, func() bool { return sys.LiveActors() == 0 })
+				}
+				if _, err := locks.Status(ctx, "e"); err != nil { // reload, read
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, func() bool { return sys.LiveActors() == 0 })
+			clk.Add(time.Second) // carol's hold (if any) ran out too
+			g, err := locks.Acquire(ctx, "e", "bob", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{"lock.acquired alice 1", "lock.expired alice 1", "lock.acquired bob 2"}
+			if !byTimer {
+				want = []string{"lock.acquired alice 1", "lock.expired alice 1", "lock.acquired carol 2",
+					"lock.expired carol 2", "lock.acquired bob 3"}
+			}
+			if got := ev.types(); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("events %q,\nwant %q", got, want)
+			}
+			if g.Lock.Token != uint64(len(want)+1)/2 {
+				t.Fatalf("bob's token %d", g.Lock.Token)
+			}
+		})
 	}
 }

@@ -40,10 +40,10 @@ func (sh *shard) Receive(ctx actor.Context) {
 	case *request:
 		c := sh.children[m.key]
 		if c == nil {
-			f := sh.sys.kinds[m.key.Kind]
+			f := sh.sys.kinds[m.key.Kind].New
 			if f == nil {
 				if m.reply != nil {
-					m.reply <- Result{Err: errUnknownKind}
+					m.reply <- errUnknownKind
 				}
 				return
 			}

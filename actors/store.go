@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"errors"
 	"sync/atomic"
 	"time"
 )
@@ -23,8 +22,6 @@ type Store interface {
 	Resolved() uint64
 	// WaitResolved blocks until seq is resolved.
 	WaitResolved(seq uint64)
-	// Loader reads durable state at activation.
-	Loader
 }
 
 // Guard makes a queued write conditional. A resource actor guards its
@@ -49,18 +46,38 @@ type GuardedStore interface {
 	EnqueueGuarded(m Mutation, g Guard, done func(error)) (uint64, error)
 }
 
-// Loader reads durable state. Reads see every committed write.
-type Loader interface {
-	LoadLock(name string) (LockRecord, bool, error)
-	// ActiveLocks calls fn for every lock held at now (recovery at start).
-	ActiveLocks(now time.Time, fn func(LockRecord)) error
-}
-
-// Mutation is one durable change. The persistence layer knows how to apply
-// each concrete type (the ones below, and its own for users and tokens).
+// Mutation is one durable change, applied by the store's writer inside a
+// write transaction: ApplyTo calls the one MutationWriter method that
+// stores it, so "go to definition" leads from an actor's Write to the
+// statement. Package persistence implements MutationWriter over SQLite (and
+// declares its own mutations for users and tokens).
 type Mutation interface {
 	// Table names the table the mutation writes (metrics, errors).
 	Table() string
+	// ApplyTo stores the mutation through w.
+	ApplyTo(w MutationWriter) error
+}
+
+// MutationWriter is what the kinds need from a write transaction, one
+// method per durable change. Methods run on the writer's goroutine; an
+// error fails the whole batch.
+type MutationWriter interface {
+	// PutLock stores a lock's full state.
+	PutLock(l LockRecord) error
+	// PutLimits stores rate-limit snapshots (write-behind counters).
+	PutLimits(rows []LimitRow) error
+	// RemoveLimit deletes a limit.
+	RemoveLimit(owner, name string) error
+	// PutFlag stores a flag's full state.
+	PutFlag(f FlagRecord) error
+	// RemoveFlag deletes a flag.
+	RemoveFlag(owner, name string) error
+	// PutConfig stores a new version of a config key and prunes versions
+	// older than the newest keep (keep <= 0: none).
+	PutConfig(c ConfigRecord, keep int) error
+	// RemoveConfig deletes a key's versions and marks the key deleted at
+	// version (its last one, so that a re-created key continues after it).
+	RemoveConfig(owner, key string, version int64, at time.Time) error
 }
 
 // PutLock writes a lock's full state (a snapshot, so a later write always
@@ -70,25 +87,20 @@ type PutLock struct{ Lock LockRecord }
 // Table implements Mutation.
 func (PutLock) Table() string { return "locks" }
 
+// ApplyTo implements Mutation.
+func (m PutLock) ApplyTo(w MutationWriter) error { return w.PutLock(m.Lock) }
+
 // LockRecord is the durable state of one lock. Holder == "" means free; the
 // record survives a release so that the fencing token never goes backwards.
 type LockRecord struct {
-	Name       string
-	Holder     string
+	Name   string
+	Holder string // the user holding it
+	// HolderID names the process or task of Holder that holds it, as the
+	// acquire gave it (names.HolderID; "" when it gave none). The holder is
+	// the pair (Holder, HolderID): a re-acquire is "held" only for both.
+	HolderID   string
 	LeaseID    string
 	Token      uint64
 	ExpiresAt  time.Time
 	AcquiredAt time.Time
 }
-
-// Errors shared by the runtime and the store.
-var (
-	// ErrOverloaded means a bounded queue is full; the caller should retry later.
-	ErrOverloaded = errors.New("server overloaded")
-	// ErrClosed means the runtime or store is shutting down.
-	ErrClosed = errors.New("server shutting down")
-	// ErrUnavailable means a durable write failed; nothing was acknowledged.
-	ErrUnavailable = errors.New("storage unavailable")
-	// ErrTimeout means the resource actor did not answer in time.
-	ErrTimeout = errors.New("request timed out")
-)

@@ -1,7 +1,7 @@
 package actors
 
 import (
-	"fmt"
+	"context"
 	"io"
 	"log/slog"
 	"sync"
@@ -11,32 +11,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// Kind is a resource kind. Each kind has its own Behavior.
-type Kind uint8
-
-// The resource kinds.
-const (
-	KindLock Kind = iota
-	KindLimit
-	KindFlag
-	KindConfig
-	numKinds
-)
-
-func (k Kind) String() string {
-	switch k {
-	case KindLock:
-		return "lock"
-	case KindLimit:
-		return "limit"
-	case KindFlag:
-		return "flag"
-	case KindConfig:
-		return "config"
-	}
-	return fmt.Sprintf("kind(%d)", uint8(k))
-}
-
 // Key names one resource. Locks share one namespace (Owner is empty); limits,
 // flags and config keys belong to their owner.
 type Key struct {
@@ -45,21 +19,17 @@ type Key struct {
 	Name  string
 }
 
-// Result is what a resource actor answers.
-type Result struct {
-	Value any
-	Err   error
-}
-
 // Behavior is the kind-specific part of a resource actor. All methods run on
 // the actor's goroutine, one at a time.
 type Behavior interface {
 	// Activate loads durable state. It runs when the actor starts, and again
 	// after a failed write to fall back to what is durable.
 	Activate(h *Host) error
-	// Handle executes one operation. Writes made through h are committed
-	// before the returned result is delivered to the caller.
-	Handle(h *Host, op any) (any, error)
+	// Handle executes one operation: op is one of the kind's operation
+	// types (a pointer, which carries the operation's answer back to the
+	// typed call that sent it). Writes made through h are committed before
+	// the caller is answered; a non-nil error is the caller's answer.
+	Handle(h *Host, op any) error
 	// Passivatable reports whether the actor may be stopped now that it has
 	// been idle (state is durable; nothing in memory would be lost).
 	Passivatable(h *Host) bool
@@ -68,16 +38,29 @@ type Behavior interface {
 // Factory builds the Behavior for a resource.
 type Factory func(k Key) Behavior
 
+// KindSpec plugs one resource kind into the runtime. Every kind registers
+// this way (NewLocks, NewLimits, NewFlags, NewConfigKeys); the runtime (System,
+// shards, Host) knows nothing kind-specific.
+type KindSpec struct {
+	Kind Kind
+	// New builds the Behavior of one resource of the kind.
+	New Factory
+	// Recover, if set, runs once at start (System.Recover), before the
+	// server takes requests: it rebuilds what the kind derives from durable
+	// state and keeps outside its actors (lock expiry timers and the holder
+	// index; per-owner quota counters), and returns how many resources it
+	// found (for the log). now is the runtime clock.
+	Recover func(now time.Time) (int, error)
+}
+
 // Config configures a System.
 type Config struct {
 	Store Store
-	// Shards is the number of shard actors (default 32).
+	// Shards is the number of shard actors (default DefaultShards).
 	Shards int
 	// IdleTimeout is how long a resource actor stays resident without
-	// messages before it is passivated (default 30s).
+	// messages before it is passivated (default DefaultIdleTimeout).
 	IdleTimeout time.Duration
-	// RequestTimeout bounds how long Do waits for an answer (default 10s).
-	RequestTimeout time.Duration
 	// Now is the clock (default time.Now). Readings are truncated to the
 	// millisecond, the precision of durable timestamps.
 	Now func() time.Time
@@ -85,9 +68,7 @@ type Config struct {
 	AfterFunc func(d time.Duration, f func()) Timer
 	// Events receives every committed state change (default: discarded).
 	Events Publisher
-	// MaxLocksPerUser caps active locks per holder (0: no cap).
-	MaxLocksPerUser int
-	Logger          *slog.Logger
+	Logger *slog.Logger
 }
 
 // Timer is the part of *time.Timer the runtime uses.
@@ -96,30 +77,29 @@ type Timer interface {
 	Reset(d time.Duration) bool
 }
 
-// System is the actor runtime.
+// System is the actor runtime: the shard ring, the resource actors and the
+// call path to them. Callers use the typed entry points of each kind
+// (Locks, Limits, Flags, ConfigKeys), which call into the runtime through
+// call.
 type System struct {
-	cfg      Config
-	as       *actor.ActorSystem
-	shards   []*actor.PID
-	kinds    [numKinds]Factory
-	store    Store
-	Holdings *Holdings
-	live     atomic.Int64
-	closed   atomic.Bool
-	replies  sync.Pool // chan Result, capacity 1
-	timers   sync.Pool // *time.Timer for Do's deadline
+	cfg     Config
+	as      *actor.ActorSystem
+	shards  []*actor.PID
+	kinds   [numKinds]KindSpec
+	store   Store
+	live    atomic.Int64
+	closed  atomic.Bool
+	replies sync.Pool // chan error, capacity 1
 }
 
-// NewSystem starts the shard actors. Register kinds before serving requests.
+// NewSystem starts the shard actors. Register every kind (NewLocks, …) and
+// call Recover before serving requests.
 func NewSystem(cfg Config) *System {
 	if cfg.Shards <= 0 {
-		cfg.Shards = 32
+		cfg.Shards = DefaultShards
 	}
 	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = 30 * time.Second
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 10 * time.Second
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -135,19 +115,37 @@ func NewSystem(cfg Config) *System {
 	}
 	logger := cfg.Logger
 	as := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
-	s := &System{cfg: cfg, as: as, store: cfg.Store, Holdings: NewHoldings()}
-	s.replies.New = func() any { return make(chan Result, 1) }
+	s := &System{cfg: cfg, as: as, store: cfg.Store}
+	s.replies.New = func() any { return make(chan error, 1) }
 	s.shards = make([]*actor.PID, cfg.Shards)
 	for i := range s.shards {
 		sh := &shard{sys: s, children: map[Key]*child{}}
 		s.shards[i] = as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return sh }))
 	}
-	s.kinds[KindLock] = func(k Key) Behavior { return &lockBehavior{name: k.Name} }
 	return s
 }
 
-// Register installs the Behavior factory of a kind.
-func (s *System) Register(k Kind, f Factory) { s.kinds[k] = f }
+// Register plugs a kind into the runtime (see KindSpec). Call it before
+// serving requests; the kind constructors (NewLocks, …) do.
+func (s *System) Register(spec KindSpec) { s.kinds[spec.Kind] = spec }
+
+// Recover runs every registered kind's start-up recovery (KindSpec.Recover),
+// in kind order, and logs what each found. Call it once, after registering
+// every kind and before serving.
+func (s *System) Recover() error {
+	for _, k := range s.kinds {
+		if k.Recover == nil {
+			continue
+		}
+		start := time.Now()
+		n, err := k.Recover(s.Now())
+		if err != nil {
+			return err // the kind's hook says what it was recovering
+		}
+		s.cfg.Logger.Info("recovered state", "kind", k.Kind.String(), "resources", n, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
 
 // Now is the runtime clock, truncated to milliseconds, in UTC.
 func (s *System) Now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
@@ -163,9 +161,15 @@ func (s *System) LiveActors() int64 { return s.live.Load() }
 
 // request is the message a shard routes to a resource actor.
 type request struct {
-	key   Key
-	op    any
-	reply chan Result // nil: nobody waits (timers)
+	key Key
+	op  any // a pointer to one of the kind's operation types
+	// reply receives the answer (nil: the operation's own fields hold the
+	// rest). nil reply: nobody waits (timers).
+	reply chan error
+	// done is the caller's ctx.Done(): if it is closed when the actor gets
+	// to the request, the caller has stopped waiting and the operation is
+	// dropped unapplied.
+	done <-chan struct{}
 }
 
 // shardFor hashes a key onto a shard (FNV-1a over kind, owner, name).
@@ -182,33 +186,54 @@ func (s *System) shardFor(k Key) *actor.PID {
 	return s.shards[h%uint32(len(s.shards))]
 }
 
-// Do sends op to the resource k and waits for its answer.
-func (s *System) Do(k Key, op any) (any, error) {
+// call sends op to the resource k and waits for its answer or for ctx.
+// The typed entry points of each kind are its only callers; op is a
+// pointer to one of the kind's operation types, whose fields the actor
+// fills in with the answer before replying.
+//
+// Cancellation stops the wait, not the operation once started: if ctx is
+// done before the resource actor picks the operation up, the actor drops
+// it and nothing is applied; once the actor has applied it, its write is
+// queued and commits (or fails) whatever happens to ctx, and only the
+// answer is lost. A call that returns because ctx is done (the error is
+// ctx.Err(), with its cause: errors.Is(err, context.Canceled) or
+// context.DeadlineExceeded) may therefore or may not have been applied.
+//
+// The hop is a Send with a pooled reply channel (no future, no timer): the
+// caller's context is the only deadline.
+func (s *System) call(ctx context.Context, k Key, op any) error {
 	if s.closed.Load() {
-		return nil, ErrClosed
+		return ErrClosed
 	}
-	ch := s.replies.Get().(chan Result)
-	s.as.Root.Send(s.shardFor(k), &request{key: k, op: op, reply: ch})
-	// Timers are pooled: since Go 1.23 a stopped or fired timer can be
-	// Reset and reused without draining, and pooling saves an allocation
-	// per request on the hot path.
-	t, _ := s.timers.Get().(*time.Timer)
-	if t == nil {
-		t = time.NewTimer(s.cfg.RequestTimeout)
-	} else {
-		t.Reset(s.cfg.RequestTimeout)
-	}
+	done := ctx.Done()
+	ch := s.replies.Get().(chan error)
+	s.as.Root.Send(s.shardFor(k), &request{key: k, op: op, reply: ch, done: done})
 	select {
-	case r := <-ch:
-		t.Stop()
-		s.timers.Put(t)
+	case err := <-ch:
 		s.replies.Put(ch)
-		return r.Value, r.Err
-	case <-t.C:
-		s.timers.Put(t)
-		// The actor may still answer into ch: never reuse it.
-		return nil, ErrTimeout
+		return err
+	case <-done:
+		// An answer that arrived at the same moment wins.
+		select {
+		case err := <-ch:
+			s.replies.Put(ch)
+			return err
+		default:
+		}
+		// The actor may still answer into ch (or write to op): never reuse
+		// them.
+		return contextError(ctx)
 	}
+}
+
+// answer is the tail of a typed call: the operation's answer *v once the
+// call succeeded (err from call; v is read only then).
+func answer[T any](err error, v *T) (T, error) {
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return *v, nil
 }
 
 // send delivers op to k without waiting (timers, internal notifications).
@@ -224,7 +249,7 @@ func (s *System) AfterFunc(k Key, d time.Duration, op any) Timer {
 	return s.cfg.AfterFunc(d, func() { s.send(k, op) })
 }
 
-// Close stops the runtime: new requests fail with ErrClosed, every actor is
+// Close stops the runtime: new calls fail with ErrClosed, every actor is
 // stopped. Close the HTTP server first and the store after.
 func (s *System) Close() {
 	if s.closed.Swap(true) {
@@ -234,17 +259,4 @@ func (s *System) Close() {
 		_ = s.as.Root.PoisonFuture(pid).Wait()
 	}
 	s.as.Shutdown()
-}
-
-// Recover rebuilds the derived state of held locks after a start: the holder
-// index and the expiry timers. Lock actors themselves load lazily.
-func (s *System) Recover() (int, error) {
-	now := s.Now()
-	n := 0
-	err := s.store.ActiveLocks(now, func(r LockRecord) {
-		n++
-		s.Holdings.Put(r)
-		s.AfterFunc(Key{Kind: KindLock, Name: r.Name}, r.ExpiresAt.Sub(now), expireLock{})
-	})
-	return n, err
 }

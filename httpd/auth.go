@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/octostore/octostore/actors"
 	"github.com/octostore/octostore/persistence"
 	"github.com/valyala/fasthttp"
 )
@@ -23,8 +24,8 @@ type Principal struct {
 	Source string   // token source (static, dev, cli, oauth)
 }
 
-// adminLogin is the principal name of the admin key. Logins are GitHub
-// usernames or operator-chosen names matching [A-Za-z0-9_-], never "*".
+// adminLogin is the principal name of the admin key. Logins follow
+// names.Login, which has no "*".
 const adminLogin = "*admin*"
 
 // Authenticator resolves bearer tokens. Tokens are looked up by hash; known
@@ -60,7 +61,10 @@ type Authenticator struct {
 // PollInterval is how often the auth epoch is checked.
 const PollInterval = 500 * time.Millisecond
 
-func newAuthenticator(store *persistence.Store, adminKey string) (*Authenticator, error) {
+// NewAuthenticator reads the auth epoch from store and starts the poller
+// that notices out-of-process token changes; adminKey "" disables the admin
+// principal. Close stops the poller.
+func NewAuthenticator(store *persistence.Store, adminKey string) (*Authenticator, error) {
 	a := &Authenticator{store: store, cache: map[[32]byte]Principal{}, stop: make(chan struct{}), done: make(chan struct{})}
 	if adminKey != "" {
 		a.adminKey = []byte(adminKey)
@@ -98,7 +102,8 @@ func (a *Authenticator) poll() {
 	}
 }
 
-func (a *Authenticator) close() {
+// Close stops the epoch poller and waits for it.
+func (a *Authenticator) Close() {
 	close(a.stop)
 	<-a.done
 }
@@ -122,33 +127,40 @@ func bearer(h []byte) []byte {
 	return bytes.TrimSpace(h[len(bearerPrefix):])
 }
 
-// Authenticate resolves the request's credentials. ok is false with a
-// message when they are missing or unknown.
-func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (p Principal, msg string, ok bool) {
+// Credential errors (401).
+var (
+	errBadAdminKey = actors.NewError(actors.CodeUnauthorized, "Invalid admin key")
+	errBadToken    = actors.NewError(actors.CodeUnauthorized, "Invalid or missing authorization header")
+)
+
+// Authenticate resolves the request's credentials: errBadAdminKey or
+// errBadToken when they are missing or unknown.
+func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (Principal, error) {
+	var p Principal
 	if k := ctx.Request.Header.Peek("X-Admin-Key"); len(k) > 0 {
 		if a.isAdminKey(k) {
-			return Principal{Login: adminLogin, Admin: true}, "", true
+			return Principal{Login: adminLogin, Admin: true}, nil
 		}
-		return p, "Invalid admin key", false
+		return p, errBadAdminKey
 	}
 	tok := bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
 	if len(tok) == 0 || len(tok) > 512 {
-		return p, "Invalid or missing authorization header", false
+		return p, errBadToken
 	}
 	if a.isAdminKey(tok) {
-		return Principal{Login: adminLogin, Admin: true}, "", true
+		return Principal{Login: adminLogin, Admin: true}, nil
 	}
 	h := sha256.Sum256(tok)
 	a.mu.RLock()
-	p, ok = a.cache[h]
+	p, ok := a.cache[h]
 	gen := a.gen
 	a.mu.RUnlock()
 	if ok {
-		return p, "", true
+		return p, nil
 	}
 	up, found, err := a.store.LookupToken(h)
 	if err != nil || !found {
-		return p, "Invalid or missing authorization header", false
+		return p, errBadToken
 	}
 	p = Principal{Login: up.Login, Hash: h, Source: up.Source}
 	if a.afterLookup != nil {
@@ -159,7 +171,7 @@ func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (p Principal, msg
 		a.cache[h] = p
 	}
 	a.mu.Unlock()
-	return p, "", true
+	return p, nil
 }
 
 // isAdminKey compares in constant time (hashing first so that the length of
@@ -172,17 +184,37 @@ func (a *Authenticator) isAdminKey(k []byte) bool {
 	return subtle.ConstantTimeCompare(x[:], y[:]) == 1
 }
 
-// authed wraps a handler with authentication.
-func (s *Server) authed(h func(ctx *fasthttp.RequestCtx, p *Principal)) fasthttp.RequestHandler {
+// handler is an authenticated endpoint. rq gives the request's context
+// (rq.ctx(): the typed calls take it, reqctx.go), p is the caller. It
+// answers success itself and returns the error a request fails with, which
+// errors.go answers.
+type handler func(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error
+
+// authed wraps a handler with authentication and the request's context.
+func (s *Server) authed(h handler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		p, msg, ok := s.auth.Authenticate(ctx)
-		if !ok {
+		p, err := s.auth.Authenticate(ctx)
+		if err != nil {
 			s.auth.logFailure(s.log, ctx)
 			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="octostore"`)
-			writeError(ctx, fasthttp.StatusUnauthorized, msg)
+			s.writeErr(ctx, err)
 			return
 		}
-		h(ctx, &p)
+		rq := s.reqs.request(ctx.Conn())
+		defer s.reqs.release(rq)
+		if err := h(ctx, rq, &p); err != nil {
+			s.writeErr(ctx, rq.explain(err))
+		}
+	}
+}
+
+// public wraps an endpoint that needs no credentials (sign-in) the same
+// way: it returns the error the request fails with.
+func (s *Server) public(h func(ctx *fasthttp.RequestCtx) error) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		if err := h(ctx); err != nil {
+			s.writeErr(ctx, err)
+		}
 	}
 }
 

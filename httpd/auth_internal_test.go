@@ -22,11 +22,11 @@ func TestAuthCacheRevokeRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := persistence.NewStore(db, w)
-	a, err := newAuthenticator(store, "")
+	a, err := NewAuthenticator(store, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { a.close(); store.Close(); db.Close() })
+	t.Cleanup(func() { a.Close(); store.Close(); db.Close() })
 
 	tok := persistence.NewToken()
 	h := persistence.HashToken(tok)
@@ -36,8 +36,8 @@ func TestAuthCacheRevokeRace(t *testing.T) {
 	req := func() (Principal, bool) {
 		var ctx fasthttp.RequestCtx
 		ctx.Request.Header.Set("Authorization", "Bearer "+tok)
-		p, _, ok := a.Authenticate(&ctx)
-		return p, ok
+		p, err := a.Authenticate(&ctx)
+		return p, err == nil
 	}
 	// The revocation commits and invalidates between the lookup and the
 	// caching of a concurrent request.

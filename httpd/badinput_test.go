@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/octostore/octostore/httpd"
 	"github.com/octostore/octostore/httpd/apitest"
 )
 
@@ -17,36 +18,10 @@ import (
 // probe writes) so that a test can assert that nothing changed.
 func dbSnapshot(t *testing.T, db *sql.DB) string {
 	t.Helper()
-	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('meta') ORDER BY name`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var n string
-		rows.Scan(&n)
-		tables = append(tables, n)
-	}
-	rows.Close()
 	var b strings.Builder
-	for _, tb := range tables {
-		rs, err := db.Query(`SELECT * FROM "` + tb + `"`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rs.Columns()
-		fmt.Fprintf(&b, "%s %v\n", tb, cols)
-		for rs.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			rs.Scan(ptrs...)
-			fmt.Fprintf(&b, "  %v\n", vals)
-		}
-		rs.Close()
-	}
+	httpd.EachRow(t, db, []string{"meta"}, func(table string, cols []string, vals []any) {
+		fmt.Fprintf(&b, "%s %v: %v\n", table, cols, vals)
+	})
 	return b.String()
 }
 
@@ -272,7 +247,7 @@ func TestBadInputOtherResourcesChangesNothing(t *testing.T) {
 		`{"value":"` + strings.Repeat("v", 101<<10) + `"}`, `{"value":1} trailing`, "{\"value\":\"\xff\"}"} {
 		cases = append(cases, tc{"PUT", "/config/cfg", b, nil})
 	}
-	for _, h := range []string{"abc", "-1", "1.0", `W/"1"`, "5", "0", "99999999999999999999"} {
+	for _, h := range []string{"abc", "-1", "1.0", `W/"1"`, "5", "0", "99999999999999999999", "", "+1", "01", `"01"`} {
 		cases = append(cases, tc{"PUT", "/config/cfg", `{"value":2}`, []string{"If-Match", h}})
 	}
 	cases = append(cases, tc{"PUT", "/config/cfg", `{"value":2,"expected_version":1}`, []string{"If-Match", "2"}})

@@ -2,10 +2,7 @@ package httpd_test
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -75,18 +72,9 @@ func BenchmarkHTTPNoop(b *testing.B) {
 	})
 }
 
-func benchApp(b *testing.B) *httpd.App {
+func benchApp(b *testing.B) *httpd.TestServer {
 	b.Helper()
-	a, err := httpd.Start(httpd.Options{
-		Addr: "127.0.0.1:0", DBPath: filepath.Join(b.TempDir(), "db"),
-		StaticTokens: map[string]string{rsAlice: "alice"},
-		Stdout:       io.Discard, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { a.Close() })
-	return a
+	return httpd.MustStartTestServer(b, httpd.TestOptions{StaticTokens: map[string]string{rsAlice: "alice"}})
 }
 
 // BenchmarkHTTPLimitCheck: POST /limits/{name}/check. "spread": every

@@ -7,16 +7,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/octostore/octostore/actors"
+	"github.com/octostore/octostore/actors/names"
 	"github.com/valyala/fasthttp"
 )
-
-func (s *Server) routeConfig() {
-	s.r.PUT("/config/{key}", s.authed(s.configSet))
-	s.r.GET("/config/{key}", s.authed(s.configGet))
-	s.r.DELETE("/config/{key}", s.authed(s.configDelete))
-	s.r.GET("/config/{key}/history", s.authed(s.configHistory))
-	s.r.GET("/config", s.authed(s.configList))
-}
 
 // Limits of config writes. The value limit is checked here: the server's
 // body limit (1 MiB by default) is larger.
@@ -46,168 +39,186 @@ type configBody struct {
 	ExpectedVersion field   `json:"expected_version"`
 }
 
-// configKey validates the {key} path parameter, answering 422 if invalid.
-func configKey(ctx *fasthttp.RequestCtx) (string, bool) {
+var (
+	errConfigKey        = invalid("config key " + names.ConfigKey.Requirement())
+	errIfMatch          = invalid(`If-Match must be "*", a version N or "N" (N a decimal without sign or leading zeros; 0: the key must not exist), given once`)
+	errValueRequired    = invalid("value is required")
+	errValueDup         = invalid("value is given more than once")
+	errValueTooLarge    = actors.NewError(actors.CodeTooLarge, "value is too large: at most 102400 bytes of JSON")
+	errDescriptionLong  = invalid("description must be at most 500 characters")
+	errExpectedMismatch = invalid("expected_version and If-Match disagree")
+	errVersionParam     = invalid("version must be a positive integer")
+)
+
+// configKey validates the {key} path parameter (names.ConfigKey).
+func configKey(ctx *fasthttp.RequestCtx) (string, error) {
 	key, _ := ctx.UserValue("key").(string)
-	if !validConfigKey(key) {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, "config key must match ^[a-zA-Z0-9._-]{1,100}$ (and not be . or ..)")
-		return "", false
+	if !names.ConfigKey.Valid(key) {
+		return "", errConfigKey
 	}
-	return key, true
+	return key, nil
 }
 
-// ifMatch parses the If-Match header: a version ("3" or the ETag "\"3\"";
-// 0 = create only) or "*" (the key must exist). ok is false after a 422.
-func ifMatch(ctx *fasthttp.RequestCtx) (expected int64, given, ok bool) {
-	h := bytes.TrimSpace(ctx.Request.Header.Peek(fasthttp.HeaderIfMatch))
-	if len(h) == 0 {
-		return actors.ExpectAny, false, true
+// ifMatch parses the If-Match header of a config write (PUT or DELETE).
+// Absent: no condition (given false). Present, it must be exactly one of
+// "*" (the key must exist), a version N or its ETag "N" (0: the key must not
+// exist), N a canonical decimal (no sign, no leading zero unless it is "0",
+// at most MaxInt64). Anything else, an empty value or more than one header
+// included, is errIfMatch (422): a condition the server cannot read is never
+// taken as no condition, nor as another version.
+func ifMatch(ctx *fasthttp.RequestCtx) (expected int64, given bool, err error) {
+	all := ctx.Request.Header.PeekAll(fasthttp.HeaderIfMatch)
+	switch len(all) {
+	case 0:
+		return actors.ExpectAny, false, nil
+	case 1:
+	default:
+		return 0, false, errIfMatch
 	}
+	h := bytes.TrimSpace(all[0])
 	if string(h) == "*" {
-		return actors.ExpectExists, true, true
+		return actors.ExpectExists, true, nil
 	}
 	if len(h) >= 2 && h[0] == '"' && h[len(h)-1] == '"' {
 		h = h[1 : len(h)-1]
 	}
-	v, err := strconv.ParseInt(string(h), 10, 64)
-	if err != nil || v < 0 {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, `If-Match must be a version number (0: create only) or "*"`)
-		return 0, false, false
+	v, ok := canonicalVersion(h)
+	if !ok {
+		return 0, false, errIfMatch
 	}
-	return v, true, true
+	return v, true, nil
 }
 
-func (s *Server) configSet(ctx *fasthttp.RequestCtx, p *Principal) {
-	key, ok := configKey(ctx)
-	if !ok {
-		return
+// canonicalVersion parses b as a canonical non-negative decimal: digits
+// only, no leading zero unless b is "0", at most math.MaxInt64.
+func canonicalVersion(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 1 && b[0] == '0' {
+		return 0, false
 	}
-	expected, fromHeader, ok := ifMatch(ctx)
-	if !ok {
-		return
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
 	}
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	return v, err == nil
+}
+
+// configWrite validates the body of a config write, with the condition of
+// the If-Match header (expected, given) if any.
+func configWrite(ctx *fasthttp.RequestCtx, expected int64, fromHeader bool) (actors.ConfigWrite, error) {
 	var body configBody
-	if !decodeBody(ctx, &body) {
-		return
+	if err := decodeBody(ctx, &body); err != nil {
+		return actors.ConfigWrite{}, err
 	}
-	if body.Value.raw == nil {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, "value is required")
-		return
+	switch {
+	case body.Value.raw == nil:
+		return actors.ConfigWrite{}, errValueRequired
+	case body.Value.dup:
+		return actors.ConfigWrite{}, errValueDup
+	case len(body.Value.raw) > MaxConfigValue:
+		return actors.ConfigWrite{}, errValueTooLarge
 	}
-	if body.Value.dup {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, "value is given more than once")
-		return
-	}
-	if len(body.Value.raw) > MaxConfigValue {
-		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "value is too large: at most 102400 bytes of JSON")
-		return
-	}
-	op := actors.SetConfig{Value: body.Value.raw, Expected: expected}
+	w := actors.ConfigWrite{Value: body.Value.raw, Expected: expected}
 	if body.Description.set() {
-		d, msg := body.Description.String("description")
-		if msg == "" && utf8.RuneCountInString(d) > MaxConfigDescription {
-			msg = "description must be at most 500 characters"
+		d, err := body.Description.String("description")
+		if err == nil && utf8.RuneCountInString(d) > MaxConfigDescription {
+			err = errDescriptionLong
 		}
-		if msg != "" {
-			writeError(ctx, fasthttp.StatusUnprocessableEntity, msg)
-			return
+		if err != nil {
+			return actors.ConfigWrite{}, err
 		}
-		op.Description, op.SetDescription = d, true
+		w.Description, w.SetDescription = d, true
 	}
 	if body.ExpectedVersion.set() {
-		v, msg := body.ExpectedVersion.Int("expected_version", 0, math.MaxInt64)
-		if msg != "" {
-			writeError(ctx, fasthttp.StatusUnprocessableEntity, msg)
-			return
+		v, err := body.ExpectedVersion.Int("expected_version", 0, math.MaxInt64)
+		if err != nil {
+			return actors.ConfigWrite{}, err
 		}
 		if fromHeader && v != expected {
-			writeError(ctx, fasthttp.StatusUnprocessableEntity, "expected_version and If-Match disagree")
-			return
+			return actors.ConfigWrite{}, errExpectedMismatch
 		}
-		op.Expected = v
+		w.Expected = v
 	}
-	owner, ok := s.scope(ctx, p, true)
-	if !ok {
-		return
-	}
-	v, err := s.sys.Do(actors.Key{Kind: actors.KindConfig, Owner: owner, Name: key}, op)
-	if err != nil {
-		s.writeErr(ctx, err)
-		return
-	}
-	writeConfig(ctx, v.(actors.ConfigReply).Config)
+	return w, nil
 }
 
-func (s *Server) configGet(ctx *fasthttp.RequestCtx, p *Principal) {
-	owner, key, ok := s.configTarget(ctx, p, false)
-	if !ok {
-		return
-	}
-	if q := ctx.QueryArgs(); q.Has("version") {
-		n, err := strconv.ParseInt(string(q.Peek("version")), 10, 64)
-		if err != nil || n < 1 {
-			writeError(ctx, fasthttp.StatusUnprocessableEntity, "version must be a positive integer")
-			return
-		}
-		// Past versions are read from the database: every acknowledged
-		// write is committed.
-		c, found, err := s.store.ConfigVersion(owner, key, n)
-		if err != nil {
-			s.writeErr(ctx, err)
-			return
-		}
-		if !found {
-			writeError(ctx, fasthttp.StatusNotFound, "config key or version not found")
-			return
-		}
-		writeConfig(ctx, c)
-		return
-	}
-	v, err := s.sys.Do(actors.Key{Kind: actors.KindConfig, Owner: owner, Name: key}, actors.GetConfig{})
+func (s *Server) configSet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	key, err := configKey(ctx)
 	if err != nil {
-		s.writeErr(ctx, err)
-		return
+		return err
 	}
-	writeConfig(ctx, v.(actors.ConfigReply).Config)
+	expected, fromHeader, err := ifMatch(ctx)
+	if err != nil {
+		return err
+	}
+	w, err := configWrite(ctx, expected, fromHeader)
+	if err != nil {
+		return err
+	}
+	owner, err := scope(ctx, p, true)
+	if err != nil {
+		return err
+	}
+	c, err := s.config.Put(rq.ctx(), owner, key, w)
+	if err != nil {
+		return err
+	}
+	return writeConfig(ctx, c)
 }
 
-func (s *Server) configDelete(ctx *fasthttp.RequestCtx, p *Principal) {
-	owner, key, ok := s.configTarget(ctx, p, true)
-	if !ok {
-		return
+// configGet reads the current version, or ?version=N (a past one, from
+// the database: every acknowledged write is committed).
+func (s *Server) configGet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	owner, key, err := configTarget(ctx, p, false)
+	if err != nil {
+		return err
 	}
-	if _, err := s.sys.Do(actors.Key{Kind: actors.KindConfig, Owner: owner, Name: key}, actors.DeleteConfig{}); err != nil {
-		s.writeErr(ctx, err)
-		return
+	var c actors.ConfigRecord
+	if q := ctx.QueryArgs(); !q.Has("version") {
+		c, err = s.config.Get(rq.ctx(), owner, key)
+	} else if n, perr := strconv.ParseInt(string(q.Peek("version")), 10, 64); perr != nil || n < 1 {
+		return errVersionParam
+	} else {
+		c, err = s.config.Version(rq.ctx(), owner, key, n)
 	}
-	writeRaw(ctx, fasthttp.StatusOK, []byte(`{"deleted":true}`))
+	if err != nil {
+		return err
+	}
+	return writeConfig(ctx, c)
 }
 
-func (s *Server) configHistory(ctx *fasthttp.RequestCtx, p *Principal) {
-	owner, key, ok := s.configTarget(ctx, p, false)
-	if !ok {
-		return
-	}
-	versions, found, err := s.store.ConfigHistory(owner, key)
+// configDelete deletes the key, on the condition of If-Match if given (as
+// for a write: 409 with current_version when it does not hold).
+func (s *Server) configDelete(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	owner, key, err := configTarget(ctx, p, true)
 	if err != nil {
-		s.writeErr(ctx, err)
-		return
+		return err
 	}
-	if !found {
-		s.writeErr(ctx, actors.ErrConfigNotFound)
-		return
+	expected, _, err := ifMatch(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.config.DeleteIf(rq.ctx(), owner, key, expected); err != nil {
+		return err
+	}
+	return writeOK(ctx, deletedBody)
+}
+
+func (s *Server) configHistory(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	owner, key, err := configTarget(ctx, p, false)
+	if err != nil {
+		return err
+	}
+	versions, err := s.config.History(rq.ctx(), owner, key)
+	if err != nil {
+		return err
 	}
 	size := 16
 	for i := range versions {
 		size += 96 + len(versions[i].Value) + len(versions[i].Description)
 	}
-	b := make([]byte, 0, size)
-	b = append(b, `{"versions":[`...)
-	for i := range versions {
-		c := &versions[i]
-		if i > 0 {
-			b = append(b, ',')
-		}
+	b := appendList(make([]byte, 0, size), "versions", versions, func(b []byte, c *actors.ConfigRecord) []byte {
 		b = append(b, `{"version":`...)
 		b = strconv.AppendInt(b, c.Version, 10)
 		b = append(b, `,"value":`...)
@@ -216,52 +227,25 @@ func (s *Server) configHistory(ctx *fasthttp.RequestCtx, p *Principal) {
 		b = appendString(b, c.Description)
 		b = append(b, `,"created_at":`...)
 		b = appendTime(b, c.UpdatedAt)
-		b = append(b, '}')
-	}
-	b = append(b, `]}`...)
-	writeRaw(ctx, fasthttp.StatusOK, b)
+		return append(b, '}')
+	})
+	return writeOK(ctx, append(b, '}'))
 }
 
 // configList is served from the database: every acknowledged write is
 // committed, so it is there.
-func (s *Server) configList(ctx *fasthttp.RequestCtx, p *Principal) {
-	owner, all, ok := s.listScope(ctx, p)
-	if !ok {
-		return
-	}
-	keys, err := s.store.ListConfig(owner)
-	if err != nil {
-		s.writeErr(ctx, err)
-		return
-	}
-	b := make([]byte, 0, 16+len(keys)*160)
-	b = append(b, `{"configs":[`...)
-	for i := range keys {
-		c := &keys[i]
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '{')
-		b = appendOwner(b, all, c.Owner)
+func (s *Server) configList(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	return writeListing(ctx, rq, p, "configs", s.config.List, 160, func(b []byte, c *actors.ConfigRecord, all bool) []byte {
+		b = appendOwner(append(b, '{'), all, c.Owner)
 		b = append(b, `"key":`...)
 		b = appendString(b, c.Key)
-		b = append(b, `,"description":`...)
-		b = appendString(b, c.Description)
-		b = append(b, `,"version":`...)
-		b = strconv.AppendInt(b, c.Version, 10)
-		b = append(b, `,"created_at":`...)
-		b = appendTime(b, c.CreatedAt)
-		b = append(b, `,"updated_at":`...)
-		b = appendTime(b, c.UpdatedAt)
-		b = append(b, '}')
-	}
-	b = append(b, `]}`...)
-	writeRaw(ctx, fasthttp.StatusOK, b)
+		return appendConfigTail(b, c)
+	})
 }
 
-// writeConfig renders a config key at one version, the value exactly as it
+// writeConfig answers a config key at one version, the value exactly as it
 // was sent, and its version as the ETag (usable in If-Match).
-func writeConfig(ctx *fasthttp.RequestCtx, c actors.ConfigRecord) {
+func writeConfig(ctx *fasthttp.RequestCtx, c actors.ConfigRecord) error {
 	var nb [24]byte
 	etag := append(nb[:0], '"')
 	etag = strconv.AppendInt(etag, c.Version, 10)
@@ -271,6 +255,12 @@ func writeConfig(ctx *fasthttp.RequestCtx, c actors.ConfigRecord) {
 	b = appendString(b, c.Key)
 	b = append(b, `,"value":`...)
 	b = append(b, c.Value...)
+	return writeOK(ctx, appendConfigTail(b, &c))
+}
+
+// appendConfigTail renders description, version, created_at and
+// updated_at, and closes the object.
+func appendConfigTail(b []byte, c *actors.ConfigRecord) []byte {
 	b = append(b, `,"description":`...)
 	b = appendString(b, c.Description)
 	b = append(b, `,"version":`...)
@@ -279,16 +269,15 @@ func writeConfig(ctx *fasthttp.RequestCtx, c actors.ConfigRecord) {
 	b = appendTime(b, c.CreatedAt)
 	b = append(b, `,"updated_at":`...)
 	b = appendTime(b, c.UpdatedAt)
-	b = append(b, '}')
-	writeRaw(ctx, fasthttp.StatusOK, b)
+	return append(b, '}')
 }
 
 // configTarget validates the {key} path parameter and resolves whose key it
-// is (write: the request changes it), answering the error itself.
-func (s *Server) configTarget(ctx *fasthttp.RequestCtx, p *Principal, write bool) (owner, key string, ok bool) {
-	if key, ok = configKey(ctx); !ok {
-		return "", "", false
+// is (write: the request changes it).
+func configTarget(ctx *fasthttp.RequestCtx, p *Principal, write bool) (owner, key string, err error) {
+	if key, err = configKey(ctx); err != nil {
+		return "", "", err
 	}
-	owner, ok = s.scope(ctx, p, write)
-	return owner, key, ok
+	owner, err = scope(ctx, p, write)
+	return owner, key, err
 }

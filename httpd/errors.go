@@ -4,27 +4,65 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/octostore/octostore/actors"
 	"github.com/valyala/fasthttp"
 )
 
-// codes maps the runtime's sentinel errors to HTTP status codes. Errors not
-// found here (and not handled by a typed case in writeErr) are bugs: 500.
-var codes = []struct {
-	err    error
-	status int
-}{
-	{actors.ErrLockNotOwned, fasthttp.StatusNotFound},
-	{actors.ErrNotFound, fasthttp.StatusNotFound}, // limits, flags, config
-	{actors.ErrQuota, fasthttp.StatusForbidden},
-	{actors.ErrOverloaded, fasthttp.StatusServiceUnavailable},
-	{actors.ErrUnavailable, fasthttp.StatusServiceUnavailable},
-	{actors.ErrTimeout, fasthttp.StatusServiceUnavailable},
-	{actors.ErrClosed, fasthttp.StatusServiceUnavailable},
+// This file is the only place that turns errors into HTTP answers. Handlers,
+// validation, the actors, persistence and sign-in return coded errors
+// (actors.Error); statuses, bodies and the Retry-After header are chosen
+// here and nowhere else.
+
+// statuses maps each code to its HTTP status (benbjohnson/wtf's codes map).
+// A code missing here would be a bug: 500.
+var statuses = map[actors.Code]int{
+	actors.CodeInvalid:          fasthttp.StatusUnprocessableEntity,
+	actors.CodeMalformed:        fasthttp.StatusBadRequest,
+	actors.CodeUnsupportedMedia: fasthttp.StatusUnsupportedMediaType,
+	actors.CodeTooLarge:         fasthttp.StatusRequestEntityTooLarge,
+	actors.CodeHeadersTooLarge:  fasthttp.StatusRequestHeaderFieldsTooLarge,
+	actors.CodeReadTimeout:      fasthttp.StatusRequestTimeout,
+	actors.CodeUnauthorized:     fasthttp.StatusUnauthorized,
+	actors.CodeForbidden:        fasthttp.StatusForbidden,
+	actors.CodeNotFound:         fasthttp.StatusNotFound,
+	actors.CodeMethodNotAllowed: fasthttp.StatusMethodNotAllowed,
+	actors.CodeConflict:         fasthttp.StatusConflict,
+	actors.CodeCanceled:         statusClientClosedRequest,
+	actors.CodeNotImplemented:   fasthttp.StatusNotImplemented,
+	actors.CodeUpstream:         fasthttp.StatusBadGateway,
+	actors.CodeUnavailable:      fasthttp.StatusServiceUnavailable,
+	actors.CodeOverloaded:       fasthttp.StatusServiceUnavailable,
+	actors.CodeInternal:         fasthttp.StatusInternalServerError,
 }
 
-// writeErr answers err with its status and a JSON body.
+// statusClientClosedRequest answers a request whose client went away before
+// its answer was ready (nginx's 499): nobody reads it, but the metrics and
+// logs show what happened.
+const statusClientClosedRequest = 499
+
+func statusOf(c actors.Code) int {
+	if st, ok := statuses[c]; ok {
+		return st
+	}
+	return fasthttp.StatusInternalServerError
+}
+
+// retryAfter is the Retry-After of an error whose code asks for a retry
+// (503: unavailable, overloaded); 0 for the others.
+func retryAfter(e *actors.Error) int64 {
+	if e.Code != actors.CodeUnavailable && e.Code != actors.CodeOverloaded {
+		return 0
+	}
+	return max(1, int64((e.RetryAfter+time.Second-1)/time.Second))
+}
+
+// writeErr answers err: its code's status and {"error": message}, with
+// Retry-After where the code asks for a retry. Two errors carry details
+// that shape the body: *actors.LockHeldError (the lock, its holder and
+// expiry) and *actors.VersionConflictError (the current version). An
+// internal error (a bug) is logged and answered without its details.
 func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 	var held *actors.LockHeldError
 	if errors.As(err, &held) {
@@ -36,7 +74,7 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 		b = append(b, `,"expires_at":`...)
 		b = appendTime(b, held.ExpiresAt)
 		b = append(b, `}}`...)
-		writeRaw(ctx, fasthttp.StatusConflict, b)
+		writeRaw(ctx, statusOf(actors.CodeConflict), b)
 		return
 	}
 	var conflict *actors.VersionConflictError
@@ -47,25 +85,58 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 		b = append(b, `,"current_version":`...)
 		b = strconv.AppendInt(b, conflict.Current, 10)
 		b = append(b, '}')
-		writeRaw(ctx, fasthttp.StatusConflict, b)
+		writeRaw(ctx, statusOf(actors.CodeConflict), b)
 		return
 	}
-	for _, c := range codes {
-		if errors.Is(err, c.err) {
-			if c.status == fasthttp.StatusServiceUnavailable {
-				ctx.Response.Header.Set("Retry-After", "1")
-			}
-			msg := err.Error()
-			if errors.Is(err, actors.ErrUnavailable) {
-				msg = "storage unavailable, retry later" // do not leak file paths or SQL
-			}
-			writeError(ctx, c.status, msg)
-			return
-		}
+	e := actors.AsError(err)
+	if e.Code == actors.CodeInternal {
+		s.log.Error("internal error", "path", string(ctx.Path()), "err", err)
 	}
-	s.log.Error("internal error", "path", string(ctx.Path()), "err", err)
-	writeError(ctx, fasthttp.StatusInternalServerError, "internal error")
+	writeCoded(ctx, e)
 }
+
+// writeCoded answers a coded error.
+func writeCoded(ctx *fasthttp.RequestCtx, e *actors.Error) {
+	if ra := retryAfter(e); ra > 0 {
+		var nb [20]byte
+		ctx.Response.Header.SetCanonical(hdrRetryAfter, strconv.AppendInt(nb[:0], ra, 10))
+	}
+	writeRaw(ctx, statusOf(e.Code), errorBody(e.Message))
+}
+
+func errorBody(msg string) []byte {
+	b := make([]byte, 0, 32+len(msg))
+	b = append(b, `{"error":`...)
+	b = appendString(b, msg)
+	return append(b, '}')
+}
+
+// fixedAnswer is the answer to one fixed error, rendered once: for answers
+// that must cost nothing (the in-flight limit refuses requests when the
+// server is busiest).
+type fixedAnswer struct {
+	status     int
+	body       []byte
+	retryAfter []byte // nil: no header
+}
+
+func newFixedAnswer(e *actors.Error) *fixedAnswer {
+	a := &fixedAnswer{status: statusOf(e.Code), body: errorBody(e.Message)}
+	if ra := retryAfter(e); ra > 0 {
+		a.retryAfter = strconv.AppendInt(nil, ra, 10)
+	}
+	return a
+}
+
+func (a *fixedAnswer) write(ctx *fasthttp.RequestCtx) {
+	if a.retryAfter != nil {
+		ctx.Response.Header.SetCanonical(hdrRetryAfter, a.retryAfter)
+	}
+	writeRaw(ctx, a.status, a.body)
+}
+
+// invalid is a 422 naming what is wrong with a field, parameter or name.
+func invalid(msg string) error { return actors.NewError(actors.CodeInvalid, msg) }
 
 // dropOptionsFromAllow removes OPTIONS from the Allow header the router set
 // on a 405: fasthttp/router always lists it, but this server does not answer

@@ -50,14 +50,9 @@ type stream struct {
 	ending bool
 }
 
-// routeEvents registers the event endpoints, served from broker.
+// routeEvents registers the event endpoints, served from broker (NewServer
+// passes its configuration with the defaults filled in).
 func (s *Server) routeEvents(broker *actors.Broker, heartbeat time.Duration, writeTimeout time.Duration) {
-	if heartbeat <= 0 {
-		heartbeat = DefaultEventHeartbeat
-	}
-	if writeTimeout <= 0 {
-		writeTimeout = 30 * time.Second
-	}
 	if writeTimeout < 2*heartbeat {
 		writeTimeout = 2 * heartbeat // a heartbeat always renews the deadline in time
 	}
@@ -115,55 +110,53 @@ var eventKinds = map[string]bool{"": true, "lock": true, "flag": true, "config":
 // maxPrefix bounds ?prefix= (names are at most 128 characters).
 const maxPrefix = 256
 
-func (s *Server) eventsAll(ctx *fasthttp.RequestCtx, p *Principal) {
+var (
+	errEventKind   = invalid("kind must be one of lock, flag, config, limit")
+	errEventPrefix = invalid("prefix must be at most 256 characters")
+)
+
+func (s *Server) eventsAll(ctx *fasthttp.RequestCtx, _ *request, p *Principal) error {
 	q := ctx.QueryArgs()
 	kind := string(q.Peek("kind"))
 	if !eventKinds[kind] {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, "kind must be one of lock, flag, config, limit")
-		return
+		return errEventKind
 	}
 	prefix := string(q.Peek("prefix"))
 	if len(prefix) > maxPrefix {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, "prefix must be at most 256 characters")
-		return
+		return errEventPrefix
 	}
 	sub, err := s.events.broker.Subscribe(actors.Filter{Kind: kind, Prefix: prefix, Login: p.Login, Admin: p.Admin})
 	if err != nil {
-		s.writeErr(ctx, err)
-		return
+		return err
 	}
-	s.events.serve(ctx, sub, nil, nil)
+	return s.events.serve(ctx, sub, nil, nil)
 }
 
-func (s *Server) lockWatch(ctx *fasthttp.RequestCtx, p *Principal) {
-	name, ok := lockName(ctx)
-	if !ok {
-		return
+func (s *Server) lockWatch(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	name, err := lockName(ctx)
+	if err != nil {
+		return err
 	}
 	// Subscribe first, then read the state: nothing that happens after the
 	// read can be missed, and what the state already shows is skipped.
 	sub, err := s.events.broker.Subscribe(actors.Filter{Kind: "lock", Name: name, Login: p.Login, Admin: p.Admin})
 	if err != nil {
-		s.writeErr(ctx, err)
-		return
+		return err
 	}
 	before := s.events.broker.Seq()
-	v, err := s.sys.Do(actors.Key{Kind: actors.KindLock, Name: name}, actors.LockStatus{})
+	st, err := s.locks.Status(rq.ctx(), name)
 	if err != nil {
 		sub.Close()
-		s.writeErr(ctx, err)
-		return
+		return err
 	}
-	r := v.(actors.LockReply)
-	held := r.Outcome != actors.LockAvailable
 	state := actors.Event{Seq: before, Type: actors.EventLockState, Kind: "lock", Name: name,
-		FencingToken: r.Lock.Token, Time: s.sys.Now()}
-	if held {
-		state.Holder, state.LeaseID, state.ExpiresAt = r.Lock.Holder, r.Lock.LeaseID, r.Lock.ExpiresAt
+		FencingToken: st.Lock.Token, Time: st.At}
+	if st.Held {
+		state.Holder, state.HolderID, state.LeaseID, state.ExpiresAt = st.Lock.Holder, st.Lock.HolderID, st.Lock.LeaseID, st.Lock.ExpiresAt
 	}
 	f := sub.Filter()
 	state = f.Visible(state)
-	s.events.serve(ctx, sub, &state, func(e *actors.Event) bool { return staleForState(e, before, held, r.Lock) })
+	return s.events.serve(ctx, sub, &state, func(e *actors.Event) bool { return staleForState(e, before, st.Held, st.Lock) })
 }
 
 // staleForState reports whether e is already reflected in a lock state read
@@ -193,14 +186,12 @@ func staleForState(e *actors.Event, before uint64, held bool, l actors.LockRecor
 }
 
 // serve answers with an event stream: first (if set), then the events of sub
-// that skip does not reject.
-func (es *eventStreams) serve(ctx *fasthttp.RequestCtx, sub *actors.Subscription, first *actors.Event, skip func(*actors.Event) bool) {
+// that skip does not reject. actors.ErrClosed once streams are closed.
+func (es *eventStreams) serve(ctx *fasthttp.RequestCtx, sub *actors.Subscription, first *actors.Event, skip func(*actors.Event) bool) error {
 	st := &stream{conn: ctx.Conn(), sub: sub}
 	if !es.add(st) {
 		sub.Close()
-		ctx.Response.Header.Set("Retry-After", "1")
-		writeError(ctx, fasthttp.StatusServiceUnavailable, actors.ErrClosed.Error())
-		return
+		return actors.ErrClosed
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("text/event-stream")
@@ -219,6 +210,7 @@ func (es *eventStreams) serve(ctx *fasthttp.RequestCtx, sub *actors.Subscription
 		hello = []byte(": subscribed\n\n")
 	}
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) { es.run(st, w, hello, skip) })
+	return nil
 }
 
 var pingFrame = []byte(": ping\n\n")
@@ -334,6 +326,10 @@ func appendEventJSON(b []byte, e *actors.Event) []byte {
 	if e.Holder != "" {
 		b = append(b, `,"holder":`...)
 		b = appendString(b, e.Holder)
+	}
+	if e.HolderID != "" {
+		b = append(b, `,"holder_id":`...)
+		b = appendString(b, e.HolderID)
 	}
 	if e.FencingToken != 0 {
 		b = append(b, `,"fencing_token":`...)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
@@ -22,33 +21,25 @@ import (
 )
 
 // evOptions are the options of the event tests' servers.
-func evOptions(t *testing.T, dbPath string) httpd.Options {
+func evOptions(t *testing.T, dbPath string) httpd.TestOptions {
 	t.Helper()
 	if dbPath == "" {
 		dbPath = filepath.Join(t.TempDir(), "db")
 	}
-	return httpd.Options{
-		Addr:         "127.0.0.1:0",
+	return httpd.TestOptions{
 		DBPath:       dbPath,
 		StaticTokens: map[string]string{"tokA": "alice", "tokB": "bob"},
 		AdminKey:     "adminkey",
-		Stdout:       io.Discard,
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
 
 // evStart starts a server with the options, closed at cleanup.
-func evStart(t *testing.T, o httpd.Options) *httpd.App {
+func evStart(t *testing.T, o httpd.TestOptions) *httpd.TestServer {
 	t.Helper()
-	a, err := httpd.Start(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	return a
+	return httpd.MustStartTestServer(t, o)
 }
 
-func evClient(t *testing.T, a *httpd.App, token string) *client.Client {
+func evClient(t *testing.T, a *httpd.TestServer, token string) *client.Client {
 	t.Helper()
 	c, err := client.New(a.URL(), token, client.WithRetries(0), // every exchange checked against docs/openapi.yaml
 		client.WithTransport(apitest.FastTransport(t, nil)), client.WithHTTPClient(apitest.Client(t, nil)))
@@ -145,7 +136,7 @@ func TestEventsInOrder(t *testing.T) {
 
 func TestEventsWireFormat(t *testing.T) {
 	o := evOptions(t, "")
-	o.EventHeartbeat = 20 * time.Millisecond
+	o.Server.EventHeartbeat = 20 * time.Millisecond
 	a := evStart(t, o)
 	conn, r := rawStream(t, a, "/events?kind=lock", "tokA")
 	defer conn.Close()
@@ -198,12 +189,12 @@ func TestEventsWireFormat(t *testing.T) {
 // rawStream opens an event stream over a plain TCP connection and reads the
 // response headers and the first (hello) frame. rcvbuf > 0 shrinks the
 // socket's receive buffer.
-func rawStream(t *testing.T, a *httpd.App, path, token string) (net.Conn, *bufio.Reader) {
+func rawStream(t *testing.T, a *httpd.TestServer, path, token string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	return rawStreamBuf(t, a, path, token, 0)
 }
 
-func rawStreamBuf(t *testing.T, a *httpd.App, path, token string, rcvbuf int) (net.Conn, *bufio.Reader) {
+func rawStreamBuf(t *testing.T, a *httpd.TestServer, path, token string, rcvbuf int) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	d := net.Dialer{}
 	if rcvbuf > 0 {
@@ -371,7 +362,7 @@ func TestEventsExpiryWithoutRequest(t *testing.T) {
 // start fires without any request.
 func TestEventsExpiryAfterRestart(t *testing.T) {
 	o := evOptions(t, "")
-	a1, err := httpd.Start(o)
+	a1, err := httpd.StartTestServer(t, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -525,7 +516,7 @@ func TestWatchUnderChurn(t *testing.T) {
 
 func TestEventsSlowSubscriberIsCutOff(t *testing.T) {
 	o := evOptions(t, "")
-	o.EventBuffer = 16
+	o.Events.Buffer = 16
 	a := evStart(t, o)
 	// A subscriber that stops reading, with a tiny receive window.
 	conn, r := rawStreamBuf(t, a, "/events", "adminkey", 2048)
@@ -630,7 +621,7 @@ func TestEventsSlowSubscriberIsCutOff(t *testing.T) {
 
 func TestEventsDisconnectCleanup(t *testing.T) {
 	o := evOptions(t, "")
-	o.EventHeartbeat = time.Hour // cleanup must not wait for a heartbeat
+	o.Server.EventHeartbeat = time.Hour // cleanup must not wait for a heartbeat
 	a := evStart(t, o)
 	c := evClient(t, a, "tokA")
 	s1, err := c.Events(context.Background(), client.EventFilter{})
@@ -653,9 +644,9 @@ func TestEventsDisconnectCleanup(t *testing.T) {
 
 func TestEventsShutdownEndsStreams(t *testing.T) {
 	o := evOptions(t, "")
-	o.EventHeartbeat = time.Hour
-	o.ShutdownTimeout = time.Minute // a stream that held the shutdown up would show
-	a, err := httpd.Start(o)
+	o.Server.EventHeartbeat = time.Hour
+	o.Server.ShutdownTimeout = time.Minute // a stream that held the shutdown up would show
+	a, err := httpd.StartTestServer(t, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -169,7 +169,7 @@ func TestDiskFullRealFilesystem(t *testing.T) {
 		t.Skipf("cannot mount a tmpfs here (%v): covered by TestDiskFaultInjected only", err)
 	}
 	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
-	e := relStart(t, func(o *httpd.Options) { o.DBPath = filepath.Join(mnt, "octostore.db") })
+	e := relStart(t, func(o *httpd.TestOptions) { o.DBPath = filepath.Join(mnt, "octostore.db") })
 
 	before := e.mustAcquire("tokA", "before", 3600)
 	// Fill the filesystem.

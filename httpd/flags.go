@@ -7,13 +7,6 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-func (s *Server) routeFlags() {
-	s.r.PUT("/flags/{name}", s.authed(s.flagSet))
-	s.r.GET("/flags/{name}", s.authed(s.flagGet))
-	s.r.DELETE("/flags/{name}", s.authed(s.flagDelete))
-	s.r.GET("/flags", s.authed(s.flagList))
-}
-
 // MaxFlagSubject bounds the ?subject= of an evaluation.
 const MaxFlagSubject = 1024
 
@@ -22,80 +15,67 @@ type flagBody struct {
 	Percentage field `json:"percentage"`
 }
 
-func (s *Server) flagSet(ctx *fasthttp.RequestCtx, p *Principal) {
-	name, ok := pathName(ctx, "flag name")
-	if !ok {
-		return
+var (
+	errSubjectTooLong = invalid("subject must be at most 1024 bytes")
+	errPercentageNull = invalid("percentage must be an integer between 0 and 100; leave it out for no percentage")
+)
+
+func (s *Server) flagSet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	name, err := flagNames.name(ctx)
+	if err != nil {
+		return err
 	}
 	var body flagBody
-	if !decodeBody(ctx, &body) {
-		return
+	if err := decodeBody(ctx, &body); err != nil {
+		return err
 	}
-	enabled, msg := body.Enabled.Bool("enabled")
-	if msg != "" {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, msg)
-		return
+	enabled, err := body.Enabled.Bool("enabled")
+	if err != nil {
+		return err
 	}
 	// Without percentage the flag has none; null is refused rather than
 	// taken as "none" (the contract's percentage is an integer or absent).
 	pct := int64(actors.NoPercentage)
 	if body.Percentage.seen {
-		if pct, msg = body.Percentage.Int("percentage", 0, 100); msg != "" {
+		if pct, err = body.Percentage.Int("percentage", 0, 100); err != nil {
 			if !body.Percentage.set() && !body.Percentage.dup {
-				msg = "percentage must be an integer between 0 and 100; leave it out for no percentage"
+				err = errPercentageNull
 			}
-			writeError(ctx, fasthttp.StatusUnprocessableEntity, msg)
-			return
+			return err
 		}
 	}
-	owner, ok := s.scope(ctx, p, true)
-	if !ok {
-		return
-	}
-	v, err := s.sys.Do(actors.Key{Kind: actors.KindFlag, Owner: owner, Name: name}, actors.SetFlag{Enabled: enabled, Percentage: int(pct)})
+	owner, err := scope(ctx, p, true)
 	if err != nil {
-		s.writeErr(ctx, err)
-		return
+		return err
 	}
-	f := v.(actors.FlagReply).Flag
-	writeRaw(ctx, fasthttp.StatusOK, appendFlag(make([]byte, 0, 160), f, false))
+	f, err := s.flags.Put(rq.ctx(), owner, name, actors.FlagWrite{Enabled: enabled, Percentage: int(pct)})
+	if err != nil {
+		return err
+	}
+	return writeOK(ctx, appendFlag(make([]byte, 0, 160), f, false))
 }
 
 // flagGet evaluates the flag for ?subject= (default: the caller's login;
 // for the admin key, the owner's). The hot path: the definition comes from
 // the committed read view when the flag's actor is resident (no actor round
-// trip), no encoding/json, no copies of the subject.
-func (s *Server) flagGet(ctx *fasthttp.RequestCtx, p *Principal) {
-	name, ok := pathName(ctx, "flag name")
-	if !ok {
-		return
-	}
-	owner, ok := s.scope(ctx, p, false)
-	if !ok {
-		return
+// trip, and then no request context either), no encoding/json, no copies of
+// the subject.
+func (s *Server) flagGet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	owner, name, err := flagNames.target(ctx, p, false)
+	if err != nil {
+		return err
 	}
 	subject := ctx.QueryArgs().Peek("subject")
 	if len(subject) > MaxFlagSubject {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, "subject must be at most 1024 bytes")
-		return
+		return errSubjectTooLong
 	}
-	r, ok := s.res.LookupFlag(owner, name)
+	st, ok := s.flags.Lookup(owner, name)
 	if !ok {
-		v, err := s.sys.Do(actors.Key{Kind: actors.KindFlag, Owner: owner, Name: name}, actors.GetFlag{})
-		if err != nil {
-			s.writeErr(ctx, err)
-			return
+		if st, err = s.flags.Get(rq.ctx(), owner, name); err != nil {
+			return err
 		}
-		r = v.(actors.FlagReply)
 	}
-	var on bool
-	var reason string
-	if len(subject) == 0 {
-		var sb [maxLogin]byte
-		on, reason = actors.EvaluateFlag(r.Flag, r.Found, append(sb[:0], owner...))
-	} else {
-		on, reason = actors.EvaluateFlag(r.Flag, r.Found, subject)
-	}
+	on, reason := st.Evaluate(owner, subject)
 	var buf [192]byte
 	b := append(buf[:0], `{"name":`...)
 	b = appendString(b, name)
@@ -104,47 +84,19 @@ func (s *Server) flagGet(ctx *fasthttp.RequestCtx, p *Principal) {
 	b = append(b, `,"reason":"`...)
 	b = append(b, reason...)
 	b = append(b, `"}`...)
-	writeRaw(ctx, fasthttp.StatusOK, b)
+	return writeOK(ctx, b)
 }
 
-func (s *Server) flagDelete(ctx *fasthttp.RequestCtx, p *Principal) {
-	name, ok := pathName(ctx, "flag name")
-	if !ok {
-		return
-	}
-	owner, ok := s.scope(ctx, p, true)
-	if !ok {
-		return
-	}
-	if _, err := s.sys.Do(actors.Key{Kind: actors.KindFlag, Owner: owner, Name: name}, actors.DeleteFlag{}); err != nil {
-		s.writeErr(ctx, err)
-		return
-	}
-	writeRaw(ctx, fasthttp.StatusOK, []byte(`{"deleted":true}`))
+func (s *Server) flagDelete(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	return deleteTarget(ctx, rq, p, flagNames, s.flags.Delete, deletedBody)
 }
 
 // flagList is served from the database: every acknowledged write is
 // committed, so it is there.
-func (s *Server) flagList(ctx *fasthttp.RequestCtx, p *Principal) {
-	owner, all, ok := s.listScope(ctx, p)
-	if !ok {
-		return
-	}
-	flags, err := s.store.ListFlags(owner)
-	if err != nil {
-		s.writeErr(ctx, err)
-		return
-	}
-	b := make([]byte, 0, 16+len(flags)*160)
-	b = append(b, `{"flags":[`...)
-	for i := range flags {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendFlag(b, flags[i], all)
-	}
-	b = append(b, `]}`...)
-	writeRaw(ctx, fasthttp.StatusOK, b)
+func (s *Server) flagList(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	return writeListing(ctx, rq, p, "flags", s.flags.List, 160, func(b []byte, f *actors.FlagRecord, all bool) []byte {
+		return appendFlag(b, *f, all)
+	})
 }
 
 // appendFlag renders a flag definition; percentage is left out when the

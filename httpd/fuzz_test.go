@@ -6,13 +6,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/octostore/octostore/actors"
+	"github.com/octostore/octostore/actors/names"
 	"github.com/valyala/fasthttp"
 )
 
@@ -21,16 +23,52 @@ import (
 //
 //	go test ./httpd -run '^$' -fuzz '^FuzzDecodeBody$' -fuzztime 30s
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+// nameRE is the lock name rule as a regular expression: the handler's
+// check (names.Lock) must agree with it on every input.
+var nameRE = regexp.MustCompile(names.Lock.Pattern())
 
 func FuzzValidName(f *testing.F) {
 	for _, s := range []string{"a", "lock-1_A", "", strings.Repeat("x", 128), strings.Repeat("x", 129), "..", "a/b", "a%2Fb", "é", "a\x00", " a"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		if got, want := validName(name, MaxLockName), nameRE.MatchString(name); got != want {
-			t.Fatalf("validName(%q) = %v, want %v", name, got, want)
+		var ctx fasthttp.RequestCtx
+		ctx.SetUserValue("name", name)
+		_, err := lockName(&ctx)
+		if got, want := err == nil, nameRE.MatchString(name); got != want {
+			t.Fatalf("lockName(%q) accepted = %v, want %v", name, got, want)
 		}
+	})
+}
+
+// msgOf is the message of a validation error ("" for none).
+func msgOf(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// answerOf is how errors.go answers err: status and body.
+func answerOf(err error) (int, []byte) {
+	var ctx fasthttp.RequestCtx
+	s := &Server{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s.writeErr(&ctx, err)
+	return ctx.Response.StatusCode(), ctx.Response.Body()
+}
+
+// fuzzField runs check on every body field the fuzzer makes from the
+// seeds (raw: the field's JSON as handlers see it).
+func fuzzField(f *testing.F, seeds []string, check func(t *testing.T, fl *field, raw []byte)) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		fl, ok := asField(raw)
+		if !ok {
+			return
+		}
+		check(t, &fl, fl.raw)
 	})
 }
 
@@ -48,16 +86,9 @@ func asField(raw []byte) (field, bool) {
 }
 
 func FuzzFieldInt(f *testing.F) {
-	for _, s := range []string{"60", "0", "-1", "3600", "3601", "1e3", "60.0", "60.5", `"60"`, "true", "null", "99999999999999999999", "-9223372036854775808", "1e400", "0x10", "", "[]"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		fl, ok := asField(raw)
-		if !ok {
-			return
-		}
-		raw = fl.raw
-		v, msg := fl.Int("ttl_seconds", 1, 3600)
+	fuzzField(f, []string{"60", "0", "-1", "3600", "3601", "1e3", "60.0", "60.5", `"60"`, "true", "null", "99999999999999999999", "-9223372036854775808", "1e400", "0x10", "", "[]"}, func(t *testing.T, fl *field, raw []byte) {
+		v, err := fl.Int("ttl_seconds", 1, 3600)
+		msg := msgOf(err)
 		if msg == "" && (v < 1 || v > 3600) {
 			t.Fatalf("Int(%q) accepted %d outside [1, 3600]", raw, v)
 		}
@@ -72,16 +103,9 @@ func FuzzFieldInt(f *testing.F) {
 }
 
 func FuzzFieldString(f *testing.F) {
-	for _, s := range []string{`"abc"`, `""`, `"\u0000"`, `"\ud800"`, `"é"`, `5`, `null`, `"unterminated`, `["a"]`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		fl, ok := asField(raw)
-		if !ok {
-			return
-		}
-		raw = fl.raw
-		s, msg := fl.String("lease_id")
+	fuzzField(f, []string{`"abc"`, `""`, `"\u0000"`, `"\ud800"`, `"é"`, `5`, `null`, `"unterminated`, `["a"]`}, func(t *testing.T, fl *field, raw []byte) {
+		s, err := fl.String("lease_id")
+		msg := msgOf(err)
 		if msg != "" {
 			if !strings.Contains(msg, "lease_id") {
 				t.Fatalf("String(%q): message %q does not name the field", raw, msg)
@@ -96,16 +120,9 @@ func FuzzFieldString(f *testing.F) {
 }
 
 func FuzzFieldBool(f *testing.F) {
-	for _, s := range []string{"true", "false", `"true"`, "1", "null", "TRUE"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		fl, ok := asField(raw)
-		if !ok {
-			return
-		}
-		raw = fl.raw
-		b, msg := fl.Bool("enabled")
+	fuzzField(f, []string{"true", "false", `"true"`, "1", "null", "TRUE"}, func(t *testing.T, fl *field, raw []byte) {
+		b, err := fl.Bool("enabled")
+		msg := msgOf(err)
 		switch string(raw) {
 		case "true", "false":
 			if msg != "" || b != (string(raw) == "true") {
@@ -120,21 +137,12 @@ func FuzzFieldBool(f *testing.F) {
 }
 
 func FuzzLeaseID(f *testing.F) {
-	for _, s := range []string{`"6ba7b810-9dad-11d1-80b4-00c04fd430c8"`, `"6BA7B810-9DAD-11D1-80B4-00C04FD430C8"`, `"{6ba7b810-9dad-11d1-80b4-00c04fd430c8}"`,
-		`"urn:uuid:6ba7b810-9dad-11d1-80b4-00c04fd430c8"`, `"6ba7b8109dad11d180b400c04fd430c8"`, `""`, `123`, `"../../etc/passwd"`, `"6ba7b810-9dad-11d1-80b4-00c04fd430cg"`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		fl, ok := asField(raw)
-		if !ok {
-			return
-		}
-		raw = fl.raw
-		var ctx fasthttp.RequestCtx
-		lease, ok := leaseField(&ctx, &fl)
-		if !ok {
-			if ctx.Response.StatusCode() != fasthttp.StatusUnprocessableEntity || !isJSONError(ctx.Response.Body()) {
-				t.Fatalf("lease %q rejected with %d %q", raw, ctx.Response.StatusCode(), ctx.Response.Body())
+	fuzzField(f, []string{`"6ba7b810-9dad-11d1-80b4-00c04fd430c8"`, `"6BA7B810-9DAD-11D1-80B4-00C04FD430C8"`, `"{6ba7b810-9dad-11d1-80b4-00c04fd430c8}"`,
+		`"urn:uuid:6ba7b810-9dad-11d1-80b4-00c04fd430c8"`, `"6ba7b8109dad11d180b400c04fd430c8"`, `""`, `123`, `"../../etc/passwd"`, `"6ba7b810-9dad-11d1-80b4-00c04fd430cg"`}, func(t *testing.T, fl *field, raw []byte) {
+		lease, err := leaseField(fl)
+		if err != nil {
+			if st, body := answerOf(err); st != fasthttp.StatusUnprocessableEntity || !isJSONError(body) {
+				t.Fatalf("lease %q rejected with %d %q", raw, st, body)
 			}
 			return
 		}
@@ -175,19 +183,21 @@ func FuzzDecodeBody(f *testing.F) {
 		ctx.Request.Header.SetContentType(ct)
 		ctx.Request.SetBody(body)
 		var v lockBody
-		if decodeBody(&ctx, &v) {
+		err := decodeBody(&ctx, &v)
+		if err == nil {
 			if ctx.Response.StatusCode() != 200 || len(ctx.Response.Body()) != 0 {
 				t.Fatalf("decodeBody accepted but answered %d %q", ctx.Response.StatusCode(), ctx.Response.Body())
 			}
 			return
 		}
-		switch ctx.Response.StatusCode() {
+		st, answer := answerOf(err)
+		switch st {
 		case 400, 415, 422:
 		default:
-			t.Fatalf("decodeBody(%q, %q) answered %d", ct, body, ctx.Response.StatusCode())
+			t.Fatalf("decodeBody(%q, %q) answered %d", ct, body, st)
 		}
-		if !isJSONError(ctx.Response.Body()) {
-			t.Fatalf("decodeBody(%q, %q): body %q is not a JSON error", ct, body, ctx.Response.Body())
+		if !isJSONError(answer) {
+			t.Fatalf("decodeBody(%q, %q): body %q is not a JSON error", ct, body, answer)
 		}
 	})
 }
@@ -228,23 +238,6 @@ func FuzzAppendString(f *testing.F) {
 	})
 }
 
-func FuzzParseStaticTokens(f *testing.F) {
-	for _, s := range []string{"alice:tokA,bob:tokB", "", ",", "alice", ":tok", "alice:", "a:b:c", "al ice:tok", "alice:tok,alice2:tok"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		m := map[string]string{}
-		if err := ParseStaticTokens(s, m); err != nil {
-			return
-		}
-		for tok, user := range m {
-			if tok == "" || !validName(user, 64) {
-				t.Fatalf("ParseStaticTokens(%q) accepted user %q token %q", s, user, tok)
-			}
-		}
-	})
-}
-
 // FuzzHandlers sends arbitrary requests through the whole handler chain
 // (routing, auth, validation, actors, the database): no input may panic or
 // answer 500, and every error is a JSON {error}.
@@ -265,13 +258,8 @@ func FuzzHandlers(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.method, s.path, []byte(s.body))
 	}
-	a, err := Start(Options{Addr: "127.0.0.1:0", DBPath: filepath.Join(f.TempDir(), "fuzz.db"), StaticTokens: map[string]string{"tokA": "alice"},
-		AdminKey: "adminkey", Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { a.Close() })
-	handler := a.server.srv.Handler
+	a := MustStartTestServer(f, TestOptions{StaticTokens: map[string]string{"tokA": "alice"}, AdminKey: "adminkey"})
+	handler := a.Handler()
 	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
 	f.Fuzz(func(t *testing.T, method, path string, body []byte) {
 		var req fasthttp.Request
@@ -293,7 +281,7 @@ func FuzzHandlers(f *testing.F) {
 	})
 }
 
-var configKeyRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,100}$`)
+var configKeyRE = regexp.MustCompile(names.ConfigKey.Pattern())
 
 func FuzzValidConfigKey(f *testing.F) {
 	for _, s := range []string{"app.timeout", ".", "..", "...", "a/b", "a%2Fb", "", strings.Repeat("k", 100), strings.Repeat("k", 101), "é", "a\x00"} {
@@ -301,33 +289,47 @@ func FuzzValidConfigKey(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, key string) {
 		want := configKeyRE.MatchString(key) && key != "." && key != ".."
-		if got := validConfigKey(key); got != want {
-			t.Fatalf("validConfigKey(%q) = %v, want %v", key, got, want)
+		var ctx fasthttp.RequestCtx
+		ctx.SetUserValue("key", key)
+		if _, err := configKey(&ctx); (err == nil) != want {
+			t.Fatalf("configKey(%q) accepted = %v, want %v", key, err == nil, want)
 		}
 	})
 }
 
+// ifMatchRule is the contract's If-Match rule (docs/openapi.yaml), checked
+// independently of ifMatch: "*", N or "N", N canonical.
+var ifMatchRule = regexp.MustCompile(`^(\*|0|[1-9][0-9]*|"(0|[1-9][0-9]*)")$`)
+
 func FuzzIfMatch(f *testing.F) {
-	for _, s := range []string{"", "0", "3", `"3"`, "*", "-1", `W/"3"`, `""`, `"`, "9223372036854775808", " 7 ", "1,2", "abc"} {
+	for _, s := range []string{"", "0", "3", `"3"`, "*", "-1", `W/"3"`, `""`, `"`, "9223372036854775808", " 7 ", "1,2", "abc",
+		"+1", "01", `"01"`, "00", " "} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, h string) {
 		var ctx fasthttp.RequestCtx
 		ctx.Request.Header.Set("If-Match", h)
-		v, given, ok := ifMatch(&ctx)
-		if !ok {
-			if ctx.Response.StatusCode() != fasthttp.StatusUnprocessableEntity || !isJSONError(ctx.Response.Body()) {
-				t.Fatalf("If-Match %q rejected with %d %q", h, ctx.Response.StatusCode(), ctx.Response.Body())
+		v, given, err := ifMatch(&ctx)
+		// What fasthttp keeps of the header value decides.
+		sent := strings.TrimSpace(string(ctx.Request.Header.Peek("If-Match")))
+		n, perr := strconv.ParseInt(strings.Trim(sent, `"`), 10, 64)
+		valid := ifMatchRule.MatchString(sent) && (sent == "*" || perr == nil)
+		if err != nil {
+			if st, body := answerOf(err); st != fasthttp.StatusUnprocessableEntity || !isJSONError(body) {
+				t.Fatalf("If-Match %q rejected with %d %q", h, st, body)
+			}
+			if valid {
+				t.Fatalf("If-Match %q (kept as %q) refused: %v", h, sent, err)
 			}
 			return
 		}
-		// What fasthttp keeps of the header value decides; an accepted
-		// version is never negative, and "given" matches a non-empty header.
-		sent := strings.TrimSpace(string(ctx.Request.Header.Peek("If-Match")))
-		if given != (sent != "") {
-			t.Fatalf("If-Match %q (kept as %q): given = %v", h, sent, given)
+		if !given {
+			t.Fatalf("If-Match %q (kept as %q): a present header was taken as no condition", h, sent)
 		}
-		if given && sent != "*" && v < 0 {
+		if !valid {
+			t.Fatalf("If-Match %q (kept as %q) accepted as %d", h, sent, v)
+		}
+		if sent != "*" && v != n || sent == "*" && v != actors.ExpectExists {
 			t.Fatalf("If-Match %q accepted as %d", h, v)
 		}
 	})

@@ -1,10 +1,7 @@
 package httpd
 
 import (
-	"io"
-	"log/slog"
 	"net"
-	"path/filepath"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -16,20 +13,12 @@ import (
 // allocates per request.
 //
 //	go test -run XXX -bench Handler -benchmem ./httpd/
-func benchHandler(b *testing.B, method, uri, body string, setup func(a *App)) {
-	a, err := Start(Options{
-		Addr: "127.0.0.1:0", DBPath: filepath.Join(b.TempDir(), "db"),
-		StaticTokens: map[string]string{"tokA": "alice"},
-		Stdout:       io.Discard, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { a.Close() })
+func benchHandler(b *testing.B, method, uri, body string, setup func(a *TestServer)) {
+	a := MustStartTestServer(b, TestOptions{StaticTokens: map[string]string{"tokA": "alice"}})
 	if setup != nil {
 		setup(a)
 	}
-	h := a.server.srv.Handler
+	h := a.Handler()
 	var req fasthttp.Request
 	req.Header.SetMethod(method)
 	req.SetRequestURI(uri)
@@ -57,7 +46,7 @@ func BenchmarkHandlerLimitCheck(b *testing.B) {
 }
 
 func BenchmarkHandlerFlagGet(b *testing.B) {
-	benchHandler(b, "GET", "/flags/beta?subject=user-42", "", func(a *App) {
+	benchHandler(b, "GET", "/flags/beta?subject=user-42", "", func(a *TestServer) {
 		var req fasthttp.Request
 		req.Header.SetMethod("PUT")
 		req.SetRequestURI("/flags/beta")
@@ -66,7 +55,7 @@ func BenchmarkHandlerFlagGet(b *testing.B) {
 		req.SetBodyString(`{"enabled":true,"percentage":30}`)
 		var ctx fasthttp.RequestCtx
 		ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, nil)
-		a.server.srv.Handler(&ctx)
+		a.Handler()(&ctx)
 		if ctx.Response.StatusCode() != 200 {
 			b.Fatalf("set flag: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 		}

@@ -115,8 +115,8 @@ func TestAdminScope(t *testing.T) {
 }
 
 func TestQuotas(t *testing.T) {
-	e := rsStart(t, func(o *httpd.Options) {
-		o.MaxFlagsPerUser, o.MaxConfigKeysPerUser, o.MaxLimitsPerUser = 2, 2, 2
+	e := rsStart(t, func(o *httpd.TestOptions) {
+		o.Flags.MaxPerUser, o.ConfigKeys.MaxPerUser, o.Limits.MaxPerUser = 2, 2, 2
 	})
 	for i := 0; i < 2; i++ {
 		e.do(t, "PUT", fmt.Sprintf("/flags/f%d", i), rsAlice, `{"enabled":true}`).want(t, 200)
@@ -196,7 +196,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 
 // Actors passivated while idle reload their state from the database.
 func TestPassivationReloads(t *testing.T) {
-	e := rsStart(t, func(o *httpd.Options) { o.IdleTimeout = 20 * time.Millisecond })
+	e := rsStart(t, func(o *httpd.TestOptions) { o.Actors.IdleTimeout = 20 * time.Millisecond })
 	e.do(t, "PUT", "/flags/f", rsAlice, `{"enabled":true,"percentage":10}`).want(t, 200)
 	e.do(t, "PUT", "/config/k", rsAlice, `{"value":[1]}`).want(t, 200)
 	for i := 0; i < 5; i++ {

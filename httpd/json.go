@@ -2,57 +2,57 @@ package httpd
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/octostore/octostore/tools/jsonw"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
+	"github.com/octostore/octostore/actors"
+	"github.com/octostore/octostore/tools/jsonw"
 	"github.com/valyala/fasthttp"
 )
 
-// decodeBody decodes a JSON request body into v. It answers (and returns
-// false) for a body that is not JSON (400), has the wrong content type (415),
-// has a value of the wrong type (422, naming the field), or spells a field's
-// name in another case (422; foldedKey).
-func decodeBody(ctx *fasthttp.RequestCtx, v any) bool {
+// Errors of request bodies.
+var (
+	errContentType = actors.NewError(actors.CodeUnsupportedMedia, "Content-Type must be application/json")
+	errNotObject   = actors.NewError(actors.CodeMalformed, "request body must be a JSON object")
+	errNotUTF8     = actors.NewError(actors.CodeMalformed, "request body is not valid UTF-8")
+)
+
+// decodeBody decodes a JSON request body into v. It fails for a body that
+// is not JSON (malformed), has the wrong content type (unsupported media),
+// has a value of the wrong type (invalid, naming the field), or spells a
+// field's name in another case (invalid; foldedKey).
+func decodeBody(ctx *fasthttp.RequestCtx, v any) error {
 	if !jsonContentType(ctx.Request.Header.ContentType()) {
-		writeError(ctx, fasthttp.StatusUnsupportedMediaType, "Content-Type must be application/json")
-		return false
+		return errContentType
 	}
 	body := ctx.PostBody()
 	if len(bytes.TrimSpace(body)) == 0 {
-		writeError(ctx, fasthttp.StatusBadRequest, "request body must be a JSON object")
-		return false
+		return errNotObject
 	}
 	if !utf8.Valid(body) {
-		writeError(ctx, fasthttp.StatusBadRequest, "request body is not valid UTF-8")
-		return false
+		return errNotUTF8
 	}
 	// json.Unmarshal, not a Decoder: it allocates no read buffer, and it
 	// refuses trailing data after the object by itself.
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &te):
-			field := te.Field
-			if field == "" {
-				writeError(ctx, fasthttp.StatusBadRequest, "request body must be a JSON object")
-				return false
-			}
-			writeError(ctx, fasthttp.StatusUnprocessableEntity, fmt.Sprintf("%s must be %s", field, jsonTypeName(te.Type.Kind().String())))
-		default:
-			writeError(ctx, fasthttp.StatusBadRequest, "invalid JSON: "+err.Error())
+		if !errors.As(err, &te) {
+			return actors.NewError(actors.CodeMalformed, "invalid JSON: "+err.Error())
 		}
-		return false
+		if te.Field == "" {
+			return errNotObject
+		}
+		return invalid(fmt.Sprintf("%s must be %s", te.Field, jsonTypeName(te.Type.Kind().String())))
 	}
 	if msg := foldedKey(body, v); msg != "" { // field names are exact (jsonkeys.go)
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, msg)
-		return false
+		return invalid(msg)
 	}
-	return true
+	return nil
 }
 
 func jsonTypeName(kind string) string {
@@ -114,62 +114,66 @@ func (f *field) UnmarshalJSON(b []byte) error {
 // set reports whether the field was given (and not null).
 func (f *field) set() bool { return f != nil && f.raw != nil }
 
-// Int parses the field as an integer in [min, max]. msg names the problem.
-func (f *field) Int(name string, min, max int64) (v int64, msg string) {
+// present is the check every accessor starts with: the field is given,
+// once.
+func (f *field) present(name string) error {
 	if f.dup {
-		return 0, name + " is given more than once"
+		return invalid(name + " is given more than once")
 	}
 	if !f.set() {
-		return 0, name + " is required"
+		return invalid(name + " is required")
+	}
+	return nil
+}
+
+// Int parses the field as an integer in [min, max]; the error (invalid)
+// names the problem.
+func (f *field) Int(name string, min, max int64) (int64, error) {
+	if err := f.present(name); err != nil {
+		return 0, err
 	}
 	v, err := strconv.ParseInt(string(f.raw), 10, 64)
 	if err != nil {
 		if c := f.raw[0]; c == '-' || c >= '0' && c <= '9' {
 			if fv, ferr := strconv.ParseFloat(string(f.raw), 64); ferr == nil && fv == float64(int64(fv)) && fv >= float64(min) && fv <= float64(max) {
-				return int64(fv), "" // 60.0 or 6e1: an integer written as a float
+				return int64(fv), nil // 60.0 or 6e1: an integer written as a float
 			}
 		}
-		return 0, fmt.Sprintf("%s must be an integer between %d and %d", name, min, max)
+		return 0, invalid(fmt.Sprintf("%s must be an integer between %d and %d", name, min, max))
 	}
 	if v < min || v > max {
-		return 0, fmt.Sprintf("%s must be between %d and %d", name, min, max)
+		return 0, invalid(fmt.Sprintf("%s must be between %d and %d", name, min, max))
 	}
-	return v, ""
+	return v, nil
 }
 
 // String parses the field as a JSON string.
-func (f *field) String(name string) (string, string) {
-	if f.dup {
-		return "", name + " is given more than once"
-	}
-	if !f.set() {
-		return "", name + " is required"
+func (f *field) String(name string) (string, error) {
+	if err := f.present(name); err != nil {
+		return "", err
 	}
 	if f.raw[0] != '"' {
-		return "", name + " must be a string"
+		return "", invalid(name + " must be a string")
 	}
 	var s string
 	if err := json.Unmarshal(f.raw, &s); err != nil {
-		return "", name + " must be a valid string"
+		return "", invalid(name + " must be a valid string")
 	}
-	return s, ""
+	return s, nil
 }
 
 // Bool parses the field as a JSON boolean.
-func (f *field) Bool(name string) (bool, string) {
-	if f.dup {
-		return false, name + " is given more than once"
-	}
-	if !f.set() {
-		return false, name + " is required"
+func (f *field) Bool(name string) (bool, error) {
+	if err := f.present(name); err != nil {
+		return false, err
 	}
 	switch string(f.raw) {
 	case "true":
-		return true, ""
+		return true, nil
 	case "false":
-		return false, ""
+		return false, nil
 	}
-	return false, name + " must be a boolean"
+	return false, invalid(name + " must be a boolean")
 }
 
 // --- a tiny allocation-free JSON appender for the hot responses ---
@@ -185,26 +189,57 @@ func appendTime(b []byte, t time.Time) []byte {
 // appendString appends s as a JSON string (tools/jsonw).
 func appendString(b []byte, str string) []byte { return jsonw.AppendString(b, str) }
 
-// writeJSON marshals v with encoding/json (for the less hot responses).
-func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+// writeJSON answers 200 with v marshalled by encoding/json (for the less
+// hot responses).
+func writeJSON(ctx *fasthttp.RequestCtx, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		writeError(ctx, fasthttp.StatusInternalServerError, "encode response: "+err.Error())
-		return
+		return fmt.Errorf("encode response: %w", err)
 	}
-	writeRaw(ctx, status, b)
+	writeRaw(ctx, fasthttp.StatusOK, b)
+	return nil
+}
+
+// appendList appends `{"key":[item,…]` (the object is left open for what
+// follows, e.g. `,"total":3`): each item rendered by item, braces included.
+func appendList[T any](b []byte, key string, items []T, item func(b []byte, it *T) []byte) []byte {
+	b = append(b, `{"`...)
+	b = append(b, key...)
+	b = append(b, `":[`...)
+	for i := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = item(b, &items[i])
+	}
+	return append(b, ']')
+}
+
+// writeListing answers an owner-scoped listing: the items of the owner
+// listScope resolves, under key, each rendered by item (all: admin
+// listings name each item's owner).
+func writeListing[T any](ctx *fasthttp.RequestCtx, rq *request, p *Principal, key string,
+	list func(ctx context.Context, owner string) ([]T, error), itemSize int, item func(b []byte, it *T, all bool) []byte) error {
+	owner, all, err := listScope(ctx, p)
+	if err != nil {
+		return err
+	}
+	items, err := list(rq.ctx(), owner)
+	if err != nil {
+		return err
+	}
+	b := appendList(make([]byte, 0, 32+len(items)*itemSize), key, items, func(b []byte, it *T) []byte { return item(b, it, all) })
+	return writeOK(ctx, append(b, '}'))
+}
+
+// writeOK answers 200 with the JSON b.
+func writeOK(ctx *fasthttp.RequestCtx, b []byte) error {
+	writeRaw(ctx, fasthttp.StatusOK, b)
+	return nil
 }
 
 func writeRaw(ctx *fasthttp.RequestCtx, status int, b []byte) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)
-}
-
-func writeError(ctx *fasthttp.RequestCtx, status int, msg string) {
-	b := make([]byte, 0, 32+len(msg))
-	b = append(b, `{"error":`...)
-	b = appendString(b, msg)
-	b = append(b, '}')
-	writeRaw(ctx, status, b)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,11 +24,8 @@ func TestKill9ResourcesChild(t *testing.T) {
 	if db == "" {
 		t.Skip("helper process of TestKill9Resources")
 	}
-	_, err := httpd.Start(httpd.Options{
-		Addr: "127.0.0.1:0", DBPath: db,
-		StaticTokens: map[string]string{rsAlice: "alice"},
-		Stdout:       os.Stdout,
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	_, err := httpd.StartTestServer(t, httpd.TestOptions{
+		DBPath: db, StaticTokens: map[string]string{rsAlice: "alice"}, Stdout: os.Stdout,
 	})
 	if err != nil {
 		fmt.Println("start failed:", err)

@@ -1,20 +1,13 @@
 package httpd
 
 import (
+	"context"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/octostore/octostore/actors"
 	"github.com/valyala/fasthttp"
 )
-
-func (s *Server) routeLimits() {
-	s.r.POST("/limits/{name}/check", s.authed(s.limitCheck))
-	s.r.GET("/limits/{name}", s.authed(s.limitStatus))
-	s.r.DELETE("/limits/{name}", s.authed(s.limitReset))
-	s.r.GET("/limits", s.authed(s.limitList))
-}
 
 // Bounds of the check parameters.
 const (
@@ -29,27 +22,27 @@ type limitBody struct {
 
 // checkParams reads the body of a check. The common shape is parsed
 // without allocating; anything else (or anything invalid) goes through
-// decodeBody for the exact 400/415/422 answer.
-func checkParams(ctx *fasthttp.RequestCtx) (int, time.Duration, bool) {
+// decodeBody for the exact malformed/unsupported/invalid answer.
+func checkParams(ctx *fasthttp.RequestCtx) (int, time.Duration, error) {
 	if jsonContentType(ctx.Request.Header.ContentType()) {
 		if max, win, ok := fastCheckBody(ctx.PostBody()); ok &&
 			max >= 1 && max <= MaxLimitRequests && win >= 1 && win <= MaxLimitWindow {
-			return int(max), time.Duration(win) * time.Second, true
+			return int(max), time.Duration(win) * time.Second, nil
 		}
 	}
 	var body limitBody
-	if !decodeBody(ctx, &body) {
-		return 0, 0, false
+	if err := decodeBody(ctx, &body); err != nil {
+		return 0, 0, err
 	}
-	max, msg := body.Max.Int("max_requests", 1, MaxLimitRequests)
-	if msg == "" {
-		var win int64
-		if win, msg = body.Window.Int("window_seconds", 1, MaxLimitWindow); msg == "" {
-			return int(max), time.Duration(win) * time.Second, true
-		}
+	max, err := body.Max.Int("max_requests", 1, MaxLimitRequests)
+	if err != nil {
+		return 0, 0, err
 	}
-	writeError(ctx, fasthttp.StatusUnprocessableEntity, msg)
-	return 0, 0, false
+	win, err := body.Window.Int("window_seconds", 1, MaxLimitWindow)
+	if err != nil {
+		return 0, 0, err
+	}
+	return int(max), time.Duration(win) * time.Second, nil
 }
 
 // fastCheckBody parses exactly {"max_requests":N,"window_seconds":M}
@@ -130,113 +123,84 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
-func (s *Server) limitCheck(ctx *fasthttp.RequestCtx, p *Principal) {
-	name, ok := pathName(ctx, "rate limit name")
-	if !ok {
-		return
-	}
-	max, win, ok := checkParams(ctx)
-	if !ok {
-		return
-	}
-	owner, ok := s.scope(ctx, p, true)
-	if !ok {
-		return
-	}
-	call := checkCalls.Get().(*actors.CheckLimitCall)
-	call.CheckLimit = actors.CheckLimit{Max: max, Window: win}
-	if _, err := s.sys.Do(actors.Key{Kind: actors.KindLimit, Owner: owner, Name: name}, call); err != nil {
-		// not pooled again: after a timeout the actor may still write to it
-		s.writeErr(ctx, err)
-		return
-	}
-	writeLimit(ctx, call.Reply)
-	checkCalls.Put(call)
-}
-
-// checkCalls pools the messages of checks (the hot path allocates neither
-// the message nor the reply).
-var checkCalls = sync.Pool{New: func() any { return new(actors.CheckLimitCall) }}
-
-func (s *Server) limitStatus(ctx *fasthttp.RequestCtx, p *Principal) {
-	name, ok := pathName(ctx, "rate limit name")
-	if !ok {
-		return
-	}
-	owner, ok := s.scope(ctx, p, false)
-	if !ok {
-		return
-	}
-	v, err := s.sys.Do(actors.Key{Kind: actors.KindLimit, Owner: owner, Name: name}, actors.PeekLimit{})
+func (s *Server) limitCheck(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	name, err := limitNames.name(ctx)
 	if err != nil {
-		s.writeErr(ctx, err)
-		return
+		return err
 	}
-	writeLimit(ctx, v.(actors.LimitReply))
-}
-
-func (s *Server) limitReset(ctx *fasthttp.RequestCtx, p *Principal) {
-	name, ok := pathName(ctx, "rate limit name")
-	if !ok {
-		return
-	}
-	owner, ok := s.scope(ctx, p, true)
-	if !ok {
-		return
-	}
-	if _, err := s.sys.Do(actors.Key{Kind: actors.KindLimit, Owner: owner, Name: name}, actors.ResetLimit{}); err != nil {
-		s.writeErr(ctx, err)
-		return
-	}
-	writeRaw(ctx, fasthttp.StatusOK, []byte(`{"reset":true}`))
-}
-
-// limitList is served from the database after the write-behind counters
-// have been written (SyncLimits), so it includes every check acknowledged
-// before the request.
-func (s *Server) limitList(ctx *fasthttp.RequestCtx, p *Principal) {
-	owner, all, ok := s.listScope(ctx, p)
-	if !ok {
-		return
-	}
-	if err := s.res.SyncLimits(); err != nil {
-		s.writeErr(ctx, err)
-		return
-	}
-	limits, err := s.store.ListLimits(owner)
+	max, win, err := checkParams(ctx)
 	if err != nil {
-		s.writeErr(ctx, err)
-		return
+		return err
 	}
-	now := s.sys.Now()
-	b := make([]byte, 0, 32+len(limits)*192)
-	b = append(b, `{"limits":[`...)
-	for i := range limits {
-		l := &limits[i]
-		if i > 0 {
-			b = append(b, ',')
-		}
-		d := l.Window.Status(now)
-		b = append(b, '{')
-		b = appendOwner(b, all, l.Owner)
+	owner, err := scope(ctx, p, true)
+	if err != nil {
+		return err
+	}
+	r, err := s.limits.Check(rq.ctx(), owner, name, max, win)
+	if err != nil {
+		return err
+	}
+	writeLimit(ctx, &r)
+	return nil
+}
+
+func (s *Server) limitStatus(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	owner, name, err := limitNames.target(ctx, p, false)
+	if err != nil {
+		return err
+	}
+	r, err := s.limits.Status(rq.ctx(), owner, name)
+	if err != nil {
+		return err
+	}
+	writeLimit(ctx, &r)
+	return nil
+}
+
+var (
+	resetBody   = []byte(`{"reset":true}`)
+	deletedBody = []byte(`{"deleted":true}`)
+)
+
+func (s *Server) limitReset(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	return deleteTarget(ctx, rq, p, limitNames, s.limits.Reset, resetBody)
+}
+
+// deleteTarget answers a DELETE of an owner-scoped resource: validate the
+// name and the owner, call del, answer body.
+func deleteTarget(ctx *fasthttp.RequestCtx, rq *request, p *Principal, k resourceKind,
+	del func(ctx context.Context, owner, name string) error, body []byte) error {
+	owner, name, err := k.target(ctx, p, true)
+	if err != nil {
+		return err
+	}
+	if err := del(rq.ctx(), owner, name); err != nil {
+		return err
+	}
+	return writeOK(ctx, body)
+}
+
+// limitList includes every check acknowledged before the request (the
+// write-behind counters are written first: actors.Limits.List).
+func (s *Server) limitList(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	return writeListing(ctx, rq, p, "limits", s.limits.List, 192, func(b []byte, l *actors.LimitStatus, all bool) []byte {
+		b = appendOwner(append(b, '{'), all, l.Owner)
 		b = append(b, `"name":`...)
 		b = appendString(b, l.Name)
 		b = append(b, `,"max_requests":`...)
-		b = strconv.AppendInt(b, int64(l.Window.Max), 10)
+		b = strconv.AppendInt(b, int64(l.Max), 10)
 		b = append(b, `,"window_seconds":`...)
-		b = strconv.AppendInt(b, l.Window.Window/1000, 10)
+		b = strconv.AppendInt(b, int64(l.Window/time.Second), 10)
 		b = append(b, `,"current_count":`...)
-		b = strconv.AppendInt(b, int64(d.Count), 10)
+		b = strconv.AppendInt(b, int64(l.Count), 10)
 		b = append(b, `,"remaining":`...)
-		b = strconv.AppendInt(b, int64(d.Remaining), 10)
+		b = strconv.AppendInt(b, int64(l.Remaining), 10)
 		b = append(b, `,"allowed":`...)
-		b = strconv.AppendBool(b, d.Allowed)
+		b = strconv.AppendBool(b, l.Allowed)
 		b = append(b, `,"reset_at":`...)
-		b = appendTime(b, d.ResetAt)
-		b = append(b, '}')
-	}
-	b = append(b, `]}`...)
-	writeRaw(ctx, fasthttp.StatusOK, b)
+		b = appendTime(b, l.ResetAt)
+		return append(b, '}')
+	})
 }
 
 // appendTimeMS is appendTime (RFC 3339, milliseconds, UTC) without the
@@ -274,7 +238,7 @@ var (
 
 // writeLimit renders a check or status answer and the RateLimit headers
 // (draft-ietf-httpapi-ratelimit-headers) without allocating.
-func writeLimit(ctx *fasthttp.RequestCtx, r actors.LimitReply) {
+func writeLimit(ctx *fasthttp.RequestCtx, r *actors.LimitReply) {
 	var nb [24]byte
 	h := &ctx.Response.Header
 	h.SetCanonical(hdrLimit, strconv.AppendInt(nb[:0], int64(r.Max), 10))

@@ -6,221 +6,219 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/octostore/octostore/actors"
+	"github.com/octostore/octostore/actors/names"
 	"github.com/valyala/fasthttp"
 )
 
-func (s *Server) routeLocks() {
-	s.r.POST("/locks/{name}/acquire", s.authed(s.lockAcquire))
-	s.r.POST("/locks/{name}/renew", s.authed(s.lockRenew))
-	s.r.POST("/locks/{name}/release", s.authed(s.lockRelease))
-	s.r.GET("/locks/{name}", s.authed(s.lockStatus))
-	s.r.GET("/locks", s.authed(s.lockList))
-}
+var errLockName = invalid("lock name " + names.Lock.Requirement())
 
-// validName reports whether name matches ^[A-Za-z0-9_-]{1,max}$.
-func validName(name string, max int) bool {
-	if len(name) == 0 || len(name) > max {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// MaxLockName is the longest lock name.
-const MaxLockName = 128
-
-// lockName validates the {name} path parameter, answering 422 if invalid.
-func lockName(ctx *fasthttp.RequestCtx) (string, bool) {
+// lockName validates the {name} path parameter (names.Lock).
+func lockName(ctx *fasthttp.RequestCtx) (string, error) {
 	name, _ := ctx.UserValue("name").(string)
-	if !validName(name, MaxLockName) {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, "lock name must match ^[A-Za-z0-9_-]{1,128}$")
-		return "", false
+	if !names.Lock.Valid(name) {
+		return "", errLockName
 	}
-	return name, true
+	return name, nil
 }
 
 type lockBody struct {
-	TTL     field `json:"ttl_seconds"`
-	LeaseID field `json:"lease_id"`
+	TTL      field `json:"ttl_seconds"`
+	LeaseID  field `json:"lease_id"`
+	HolderID field `json:"holder_id"`
 }
 
-// lockRequest validates the {name} path parameter and decodes the body,
-// answering the error itself when either is bad.
-func lockRequest(ctx *fasthttp.RequestCtx) (string, lockBody, bool) {
+// lockRequest validates the {name} path parameter and decodes the body.
+func lockRequest(ctx *fasthttp.RequestCtx) (string, lockBody, error) {
 	var body lockBody
-	name, ok := lockName(ctx)
-	if !ok || !decodeBody(ctx, &body) {
-		return "", body, false
+	name, err := lockName(ctx)
+	if err == nil {
+		err = decodeBody(ctx, &body)
 	}
-	return name, body, true
+	return name, body, err
 }
 
 // ttlField validates ttl_seconds (an integer, 1..3600).
-func ttlField(ctx *fasthttp.RequestCtx, f *field) (time.Duration, bool) {
-	v, msg := f.Int("ttl_seconds", 1, 3600)
-	if msg != "" {
+func ttlField(f *field) (time.Duration, error) {
+	v, err := f.Int("ttl_seconds", 1, 3600)
+	if err != nil {
 		if f.set() {
-			msg = "TTL must be between 1 and 3600 seconds: " + msg
+			return 0, invalid("TTL must be between 1 and 3600 seconds: " + err.Error())
 		}
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, msg)
-		return 0, false
+		return 0, err
 	}
-	return time.Duration(v) * time.Second, true
+	return time.Duration(v) * time.Second, nil
 }
 
+var errHolderID = invalid("holder_id " + names.HolderID.Requirement())
+
+// holderIDField validates the optional holder_id of an acquire
+// (names.HolderID); absent or null is "" (no holder id).
+func holderIDField(f *field) (string, error) {
+	if !f.set() && !f.dup {
+		return "", nil
+	}
+	s, err := f.String("holder_id")
+	if err != nil {
+		return "", err
+	}
+	if !names.HolderID.Valid(s) {
+		return "", errHolderID
+	}
+	return s, nil
+}
+
+var errLeaseFormat = invalid("Invalid lease_id format")
+
 // leaseField validates lease_id (a canonical UUID) and normalises it.
-func leaseField(ctx *fasthttp.RequestCtx, f *field) (string, bool) {
-	s, msg := f.String("lease_id")
-	if msg != "" {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, msg)
-		return "", false
+func leaseField(f *field) (string, error) {
+	s, err := f.String("lease_id")
+	if err != nil {
+		return "", err
 	}
 	if len(s) != 36 {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, "Invalid lease_id format")
-		return "", false
+		return "", errLeaseFormat
 	}
 	u, err := uuid.Parse(s)
 	if err != nil {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, "Invalid lease_id format")
-		return "", false
+		return "", errLeaseFormat
 	}
-	return u.String(), true
+	return u.String(), nil
 }
 
-func (s *Server) noAdminWrites(ctx *fasthttp.RequestCtx, p *Principal) bool {
+var errAdminOwnsNothing = actors.NewError(actors.CodeForbidden, "the admin key cannot own resources; use a user token")
+
+// noAdminWrites refuses a write by the admin key to its own namespace: it
+// owns nothing.
+func noAdminWrites(p *Principal) error {
 	if p.Admin {
-		writeError(ctx, fasthttp.StatusForbidden, "the admin key cannot own resources; use a user token")
-		return false
+		return errAdminOwnsNothing
 	}
-	return true
+	return nil
 }
 
-func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, p *Principal) {
-	name, body, ok := lockRequest(ctx)
-	if !ok {
-		return
-	}
-	ttl, ok := ttlField(ctx, &body.TTL)
-	if !ok || !s.noAdminWrites(ctx, p) {
-		return
-	}
-	v, err := s.sys.Do(actors.Key{Kind: actors.KindLock, Name: name}, actors.AcquireLock{Caller: p.Login, TTL: ttl})
+func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	name, body, err := lockRequest(ctx)
 	if err != nil {
-		s.writeErr(ctx, err)
-		return
+		return err
 	}
-	r := v.(actors.LockReply)
+	ttl, err := ttlField(&body.TTL)
+	if err != nil {
+		return err
+	}
+	holderID, err := holderIDField(&body.HolderID)
+	if err != nil {
+		return err
+	}
+	if err := noAdminWrites(p); err != nil {
+		return err
+	}
+	g, err := s.locks.AcquireAs(rq.ctx(), name, p.Login, holderID, ttl)
+	if err != nil {
+		return err
+	}
 	status := "held"
-	if r.Outcome == actors.LockAcquired {
+	if g.New {
 		status = "acquired"
 	}
-	writeRaw(ctx, fasthttp.StatusOK, appendLock(make([]byte, 0, 256), status, r.Lock, true))
+	return writeOK(ctx, appendLock(make([]byte, 0, 256), status, g.Lock, true))
 }
 
-func (s *Server) lockRenew(ctx *fasthttp.RequestCtx, p *Principal) {
-	name, body, ok := lockRequest(ctx)
-	if !ok {
-		return
-	}
-	lease, ok := leaseField(ctx, &body.LeaseID)
-	if !ok {
-		return
-	}
-	ttl, ok := ttlField(ctx, &body.TTL)
-	if !ok {
-		return
-	}
-	v, err := s.sys.Do(actors.Key{Kind: actors.KindLock, Name: name}, actors.RenewLock{Caller: p.Login, LeaseID: lease, TTL: ttl})
+func (s *Server) lockRenew(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	name, body, err := lockRequest(ctx)
 	if err != nil {
-		s.writeErr(ctx, err)
-		return
+		return err
 	}
-	writeRaw(ctx, fasthttp.StatusOK, appendLock(make([]byte, 0, 256), "held", v.(actors.LockReply).Lock, true))
+	lease, err := leaseField(&body.LeaseID)
+	if err != nil {
+		return err
+	}
+	ttl, err := ttlField(&body.TTL)
+	if err != nil {
+		return err
+	}
+	l, err := s.locks.Renew(rq.ctx(), name, p.Login, lease, ttl)
+	if err != nil {
+		return err
+	}
+	return writeOK(ctx, appendLock(make([]byte, 0, 256), "held", l, true))
 }
 
-func (s *Server) lockRelease(ctx *fasthttp.RequestCtx, p *Principal) {
-	name, body, ok := lockRequest(ctx)
-	if !ok {
-		return
+var releasedBody = []byte(`{"status":"released","message":"Lock released"}`)
+
+// lockRelease releases the caller's lease; the admin key releases whatever
+// lease is current (lease_id optional, and validated when given).
+func (s *Server) lockRelease(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	name, body, err := lockRequest(ctx)
+	if err != nil {
+		return err
 	}
 	var lease string
 	if !p.Admin || body.LeaseID.set() {
-		if lease, ok = leaseField(ctx, &body.LeaseID); !ok {
-			return
+		if lease, err = leaseField(&body.LeaseID); err != nil {
+			return err
 		}
 	}
-	_, err := s.sys.Do(actors.Key{Kind: actors.KindLock, Name: name}, actors.ReleaseLock{Caller: p.Login, LeaseID: lease, Admin: p.Admin})
-	if err != nil {
-		s.writeErr(ctx, err)
-		return
+	if p.Admin {
+		err = s.locks.ForceRelease(rq.ctx(), name)
+	} else {
+		err = s.locks.Release(rq.ctx(), name, p.Login, lease)
 	}
-	writeRaw(ctx, fasthttp.StatusOK, []byte(`{"status":"released","message":"Lock released"}`))
+	if err != nil {
+		return err
+	}
+	return writeOK(ctx, releasedBody)
 }
 
-func (s *Server) lockStatus(ctx *fasthttp.RequestCtx, p *Principal) {
-	name, ok := lockName(ctx)
-	if !ok {
-		return
-	}
-	v, err := s.sys.Do(actors.Key{Kind: actors.KindLock, Name: name}, actors.LockStatus{})
+func (s *Server) lockStatus(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	name, err := lockName(ctx)
 	if err != nil {
-		s.writeErr(ctx, err)
-		return
+		return err
 	}
-	r := v.(actors.LockReply)
-	if r.Outcome == actors.LockAvailable {
+	st, err := s.locks.Status(rq.ctx(), name)
+	if err != nil {
+		return err
+	}
+	if !st.Held {
 		b := append(make([]byte, 0, 96), `{"status":"available","name":`...)
 		b = appendString(b, name)
 		b = append(b, `,"message":"Lock not currently held"}`...)
-		writeRaw(ctx, fasthttp.StatusOK, b)
-		return
+		return writeOK(ctx, b)
 	}
-	owner := p.Admin || r.Lock.Holder == p.Login
-	writeRaw(ctx, fasthttp.StatusOK, appendLock(make([]byte, 0, 256), "held", r.Lock, owner))
+	owner := p.Admin || st.Lock.Holder == p.Login
+	return writeOK(ctx, appendLock(make([]byte, 0, 256), "held", st.Lock, owner))
 }
 
-func (s *Server) lockList(ctx *fasthttp.RequestCtx, p *Principal) {
-	now := s.sys.Now()
+// lockList answers from the per-holder index (no scan).
+func (s *Server) lockList(ctx *fasthttp.RequestCtx, _ *request, p *Principal) error {
 	var locks []actors.LockRecord
 	if p.Admin {
-		locks = s.sys.Holdings.All(now)
+		locks = s.locks.ListAll()
 	} else {
-		locks = s.sys.Holdings.List(p.Login, now)
+		locks = s.locks.List(p.Login)
 	}
-	b := make([]byte, 0, 64+len(locks)*160)
-	b = append(b, `{"locks":[`...)
-	for i, l := range locks {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"name":`...)
-		b = appendString(b, l.Name)
-		b = append(b, `,"lease_id":`...)
-		b = appendString(b, l.LeaseID)
-		b = append(b, `,"fencing_token":`...)
-		b = strconv.AppendUint(b, l.Token, 10)
-		b = append(b, `,"expires_at":`...)
-		b = appendTime(b, l.ExpiresAt)
-		b = append(b, `,"holder":`...)
-		b = appendString(b, l.Holder)
-		b = append(b, '}')
-	}
-	b = append(b, `],"total":`...)
+	b := appendList(make([]byte, 0, 64+len(locks)*160), "locks", locks, func(b []byte, l *actors.LockRecord) []byte {
+		return appendLockFields(append(b, '{'), *l, true)
+	})
+	b = append(b, `,"total":`...)
 	b = strconv.AppendInt(b, int64(len(locks)), 10)
 	b = append(b, '}')
-	writeRaw(ctx, fasthttp.StatusOK, b)
+	return writeOK(ctx, b)
 }
 
-// appendLock renders a LockResponse; the lease id only for its holder.
+// appendLock renders a LockResponse; the lease id and the holder id only
+// for its holder (and the admin).
 func appendLock(b []byte, status string, l actors.LockRecord, withLease bool) []byte {
 	b = append(b, `{"status":"`...)
 	b = append(b, status...)
-	b = append(b, `","name":`...)
+	b = append(b, `",`...)
+	return appendLockFields(b, l, withLease)
+}
+
+// appendLockFields renders name, lease_id (if withLease), fencing_token,
+// expires_at, holder and holder_id (if withLease and the grant had one),
+// and closes the object.
+func appendLockFields(b []byte, l actors.LockRecord, withLease bool) []byte {
+	b = append(b, `"name":`...)
 	b = appendString(b, l.Name)
 	if withLease {
 		b = append(b, `,"lease_id":`...)
@@ -232,5 +230,9 @@ func appendLock(b []byte, status string, l actors.LockRecord, withLease bool) []
 	b = appendTime(b, l.ExpiresAt)
 	b = append(b, `,"holder":`...)
 	b = appendString(b, l.Holder)
+	if withLease && l.HolderID != "" {
+		b = append(b, `,"holder_id":`...)
+		b = appendString(b, l.HolderID)
+	}
 	return append(b, '}')
 }

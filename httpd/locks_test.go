@@ -1,9 +1,7 @@
 package httpd_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -15,20 +13,16 @@ import (
 )
 
 // lkStart starts a real server on 127.0.0.1:0 with a temp database.
-func lkStart(t *testing.T, dbPath string) *httpd.App {
+func lkStart(t *testing.T, dbPath string) *httpd.TestServer {
 	t.Helper()
 	if dbPath == "" {
 		dbPath = filepath.Join(t.TempDir(), "locks.db")
 	}
-	a, err := httpd.Start(httpd.Options{
-		Addr: "127.0.0.1:0", DBPath: dbPath,
+	return httpd.MustStartTestServer(t, httpd.TestOptions{
+		DBPath:       dbPath,
 		StaticTokens: map[string]string{"tokA": "alice", "tokB": "bob"},
-		AdminKey:     "admin-secret", Stdout: io.Discard, MaxBodyBytes: 4096,
+		AdminKey:     "admin-secret", Server: httpd.ServerConfig{MaxBodyBytes: 4096},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
 }
 
 type lkResp struct {
@@ -38,31 +32,9 @@ type lkResp struct {
 	header http.Header
 }
 
-func lkDo(t *testing.T, a *httpd.App, method, path, token, body string, hdr ...string) lkResp {
+func lkDo(t *testing.T, a *httpd.TestServer, method, path, token, body string, hdr ...string) lkResp {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, a.URL()+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := apitest.Client(t, http.DefaultClient).Do(req) // checked against docs/openapi.yaml
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
+	res, b := httpd.HTTPCall(t, apitest.Client(t, http.DefaultClient), method, a.URL()+path, token, body, hdr...)
 	r := lkResp{status: res.StatusCode, raw: string(b), header: res.Header}
 	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(b, &r.body); err != nil {
@@ -247,42 +219,5 @@ func TestLockRecoveryAfterRestart(t *testing.T) {
 	g := lkDo(t, a, "POST", "/locks/freed/acquire", "tokB", `{"ttl_seconds":5}`).expect(t, 200)
 	if g.body["fencing_token"].(float64) != 2 {
 		t.Fatalf("token after restart: %v", g.body)
-	}
-}
-
-// The dev token: created once on loopback with no identity source, stored
-// only hashed; on a non-loopback address serve refuses to start.
-func TestDevTokenAndNonLoopbackRefusal(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "dev.db")
-	var out bytes.Buffer
-	a, err := httpd.Start(httpd.Options{Addr: "127.0.0.1:0", DBPath: db, Stdout: &out})
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := strings.Index(out.String(), "octo_")
-	if i < 0 {
-		t.Fatalf("no token printed: %q", out.String())
-	}
-	tok := strings.Fields(out.String()[i:])[0]
-	if !strings.Contains(out.String(), "curl") || !strings.Contains(out.String(), "listening on http://"+a.Addr()) {
-		t.Fatalf("output: %q", out.String())
-	}
-	lkDo(t, a, "POST", "/locks/d/acquire", tok, `{"ttl_seconds":5}`).expect(t, 200)
-	a.Close()
-	// restart: no new token is printed, the old one still works
-	out.Reset()
-	a, err = httpd.Start(httpd.Options{Addr: "127.0.0.1:0", DBPath: db, Stdout: &out})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(out.String(), "octo_") {
-		t.Fatalf("second start printed a token: %q", out.String())
-	}
-	lkDo(t, a, "GET", "/locks/d", tok, "").expect(t, 200)
-	a.Close()
-
-	_, err = httpd.Start(httpd.Options{Addr: "0.0.0.0:0", DBPath: filepath.Join(t.TempDir(), "x.db"), Stdout: io.Discard})
-	if err == nil || !strings.Contains(err.Error(), "static-tokens") {
-		t.Fatalf("non-loopback without identity: err = %v", err)
 	}
 }

@@ -21,12 +21,15 @@ import (
 )
 
 // Memory and recovery measurements (docs/guarantees.md, "Memory" and
-// "Recovery time"). They are reports, not wall-clock assertions, and are
-// slow at full scale, so they run only when asked:
+// "Recovery time"). They are reports, not wall-clock assertions. `go test`
+// runs them at a small scale (2,000 resources, a few seconds each), which
+// checks what they check (every lock held and recovered, every idle actor
+// passivated); the documented numbers come from the full scale, one process
+// per test (`just mem-report`):
 //
-//	go test ./httpd -run 'TestMemory|TestRecoveryTime' -count=1 -v -timeout 60m -reliability.scale=1000000
+//	go test ./httpd -run '^TestRecoveryTime$' -count=1 -v -timeout 60m -reliability.scale=1000000
 var (
-	relScale       = flag.Int("reliability.scale", 0, "resources for TestMemory*/TestRecoveryTime (0: skip them)")
+	relScale       = flag.Int("reliability.scale", 2000, "resources for TestMemory*/TestRecoveryTime (1000000 for the documented numbers)")
 	relHeapProfile = flag.String("reliability.heapprofile", "", "write a heap profile at the end of each TestMemory* to this path prefix")
 	relCPUProfile  = flag.String("reliability.cpuprofile", "", "write a CPU profile of the start in TestRecoveryTime to this file")
 )
@@ -48,9 +51,10 @@ func heapProfile(t *testing.T) {
 	t.Logf("heap profile: %s", path)
 }
 
-func scaleOrSkip(t *testing.T) int {
+// scale is the number of resources of a memory or recovery test.
+func scale(t *testing.T) int {
 	if *relScale <= 0 {
-		t.Skip("set -reliability.scale=N to run (N = 1000000 for the documented numbers)")
+		t.Fatalf("-reliability.scale=%d: want at least 1", *relScale)
 	}
 	return *relScale
 }
@@ -128,13 +132,13 @@ func waitPassivated(t *testing.T, sys *actors.System, n int64, within time.Durat
 // each, which activates an actor and loads the name from the database) and
 // reports resident memory before, right after, and after passivation.
 func TestMemoryIdleNames(t *testing.T) {
-	n := scaleOrSkip(t)
-	e := relStart(t, func(o *httpd.Options) { o.IdleTimeout = 2 * time.Second })
-	sys := e.app.Sys
+	n := scale(t)
+	e := relStart(t, func(o *httpd.TestOptions) { o.Actors.IdleTimeout = 2 * time.Second })
+	sys, locks, ctx := e.app.Sys, e.app.Locks, t.Context()
 	base := sampleMem()
 	start := time.Now()
 	if err := parallel(n, func(i int) error {
-		_, err := sys.Do(actors.Key{Kind: actors.KindLock, Name: "idle-" + strconv.Itoa(i)}, actors.LockStatus{})
+		_, err := locks.Status(ctx, "idle-"+strconv.Itoa(i))
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -155,14 +159,13 @@ func TestMemoryIdleNames(t *testing.T) {
 // and reports the memory each held lock costs once its actor is passivated
 // (holder index entry and expiry timer), and while actors are resident.
 func TestMemoryHeldLocks(t *testing.T) {
-	n := scaleOrSkip(t)
-	e := relStart(t, func(o *httpd.Options) { o.IdleTimeout = 2 * time.Second; o.MaxLocksPerUser = -1 })
-	sys := e.app.Sys
+	n := scale(t)
+	e := relStart(t, func(o *httpd.TestOptions) { o.Actors.IdleTimeout = 2 * time.Second; o.Locks.MaxPerUser = -1 })
+	sys, locks, ctx := e.app.Sys, e.app.Locks, t.Context()
 	base := sampleMem()
 	start := time.Now()
 	if err := parallel(n, func(i int) error {
-		_, err := sys.Do(actors.Key{Kind: actors.KindLock, Name: "held-" + strconv.Itoa(i)},
-			actors.AcquireLock{Caller: "user" + strconv.Itoa(i%1000), TTL: time.Hour})
+		_, err := locks.Acquire(ctx, "held-"+strconv.Itoa(i), "user"+strconv.Itoa(i%1000), time.Hour)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -173,7 +176,7 @@ func TestMemoryHeldLocks(t *testing.T) {
 	waitPassivated(t, sys, 0, 5*time.Minute)
 	after := sampleMem()
 	heapProfile(t)
-	if got := sys.Holdings.Total(); got != n {
+	if got := locks.Indexed(); got != n {
 		t.Fatalf("holder index has %d entries, want %d", got, n)
 	}
 	t.Logf("acquired %d locks in %s (%.0f durable grants/s)", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
@@ -187,7 +190,7 @@ func TestMemoryHeldLocks(t *testing.T) {
 // database: open + migrations + quick_check + recovery of the holder index
 // and expiry timers, until the server listens.
 func TestRecoveryTime(t *testing.T) {
-	n := scaleOrSkip(t)
+	n := scale(t)
 	path := filepath.Join(t.TempDir(), "big.db")
 	db, err := persistence.Open(path)
 	if err != nil {
@@ -221,7 +224,7 @@ func TestRecoveryTime(t *testing.T) {
 	base := sampleMem()
 	o := relOptions(t)
 	o.DBPath = path
-	o.MaxLocksPerUser = -1
+	o.Locks.MaxPerUser = -1
 	if *relCPUProfile != "" {
 		f, err := os.Create(*relCPUProfile)
 		if err != nil {
@@ -231,7 +234,7 @@ func TestRecoveryTime(t *testing.T) {
 		defer f.Close()
 	}
 	start := time.Now()
-	a, err := httpd.Start(o)
+	a, err := httpd.StartTestServer(t, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +243,7 @@ func TestRecoveryTime(t *testing.T) {
 		pprof.StopCPUProfile()
 	}
 	defer a.Close()
-	if got := a.Sys.Holdings.Total(); got != n {
+	if got := a.Locks.Indexed(); got != n {
 		t.Fatalf("recovered %d held locks, want %d", got, n)
 	}
 	after := sampleMem()

@@ -3,8 +3,6 @@ package httpd
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fasthttp/router"
+	"github.com/octostore/octostore/actors"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -40,9 +39,6 @@ type Metrics struct {
 
 	routes atomic.Pointer[map[string]*routeMetrics]
 	mu     sync.Mutex // serialises additions to routes and to a route's methods and codes
-
-	srv *http.Server // the optional separate listener
-	ln  net.Listener
 }
 
 // The method label is one of a few fixed values.
@@ -239,46 +235,70 @@ func (s *Server) routeMetrics(m *Metrics) {
 	s.r.GET("/metrics", s.authed(s.serveMetrics))
 }
 
-func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx, p *Principal) {
+var errMetricsAdminOnly = actors.NewError(actors.CodeForbidden, "metrics are only available to the admin principal")
+
+func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx, _ *request, p *Principal) error {
 	if !p.Admin {
-		writeError(ctx, fasthttp.StatusForbidden, "metrics are only available to the admin principal")
-		return
+		return errMetricsAdminOnly
 	}
 	var buf bytes.Buffer
 	if err := s.metrics.Write(&buf); err != nil {
-		s.log.Error("gather metrics", "err", err)
-		writeError(ctx, fasthttp.StatusInternalServerError, "gather metrics failed")
-		return
+		return actors.Wrap(actors.CodeInternal, "gather metrics failed", err) // logged by writeErr
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType(string(contentType))
 	ctx.SetBody(buf.Bytes())
+	return nil
 }
 
-// Serve starts the separate, unauthenticated metrics listener (for scrapers
-// on a private interface): GET /metrics on addr.
-func (m *Metrics) Serve(addr string) (string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("metrics listener on %s: %w", addr, err)
-	}
+// MetricsHandler serves GET /metrics from m's registry without
+// authentication: for the separate metrics listener (serve --metrics-addr,
+// on a private interface), never for the API port.
+func MetricsHandler(m *Metrics) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
-	m.ln = ln
-	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = m.srv.Serve(ln) }()
-	return ln.Addr().String(), nil
+	return mux
 }
 
-// Close stops the separate listener, if any.
-func (m *Metrics) Close(timeout time.Duration) error {
-	if m.srv == nil {
-		return nil
+// AuxServer is a plain net/http server on an address of its own, for the
+// side endpoints kept off the API port: the metrics listener
+// (MetricsHandler) and pprof.
+type AuxServer struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan struct{} // closed when Serve has returned
+}
+
+// ServeAux listens on addr and serves h there in the background until Close.
+func ServeAux(addr string, h http.Handler) (*AuxServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
 	}
+	a := &AuxServer{
+		srv:  &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second},
+		ln:   ln,
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(a.done)
+		_ = a.srv.Serve(ln) // ErrServerClosed after Close
+	}()
+	return a, nil
+}
+
+// Addr is the address the server accepts on (the real port for :0).
+func (a *AuxServer) Addr() net.Addr { return a.ln.Addr() }
+
+// Close stops accepting and waits at most timeout for requests in progress
+// (then cuts them off); it returns once the serving goroutine has ended.
+func (a *AuxServer) Close(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := m.srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	err := a.srv.Shutdown(ctx)
+	if err != nil {
+		a.srv.Close()
 	}
-	return nil
+	<-a.done
+	return err
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octostore/octostore/httpd"
 	"github.com/octostore/octostore/httpd/apitest"
 	"github.com/octostore/octostore/tools/client"
 )
@@ -138,40 +137,5 @@ func TestMetricsContent(t *testing.T) {
 	}
 	for _, kind := range []string{"limit", "flag", "config"} {
 		metricValue(t, text, `octostore_resources{kind="`+kind+`"}`)
-	}
-}
-
-func TestMetricsSeparateListener(t *testing.T) {
-	o := evOptions(t, "")
-	o.MetricsAddr = "127.0.0.1:0"
-	var out strings.Builder
-	o.Stdout = &out
-	a, err := httpd.Start(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.MetricsURL() == "" || !strings.Contains(out.String(), "metrics at "+a.MetricsURL()) {
-		t.Fatalf("MetricsURL %q, stdout %q", a.MetricsURL(), out.String())
-	}
-	if _, err := evClient(t, a, "tokA").Acquire(context.Background(), "x", 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Get(a.MetricsURL()) // no credentials needed here
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
-	if v := metricValue(t, string(body), `octostore_resources{kind="lock"}`); v != 1 {
-		t.Fatalf("held locks = %v", v)
-	}
-	if err := a.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := http.Get(a.MetricsURL()); err == nil {
-		t.Fatal("metrics listener still up after Close")
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/octostore/octostore/actors"
+	"github.com/octostore/octostore/actors/names"
 	"github.com/octostore/octostore/persistence"
 	"github.com/valyala/fasthttp"
 	"golang.org/x/oauth2"
@@ -47,7 +49,7 @@ type GitHubOAuth struct {
 	AuthURL     string        // default DefaultGitHubAuthURL
 	TokenURL    string        // default DefaultGitHubTokenURL
 	APIURL      string        // default DefaultGitHubAPIURL; the user is read from {APIURL}/user
-	Timeout     time.Duration // bound on the code exchange plus the user fetch (default 10s)
+	Timeout     time.Duration // bound on the code exchange plus the user fetch (default DefaultGitHubTimeout)
 	// MaxTokensPerUser bounds the sign-in tokens a user keeps: signing in
 	// beyond it revokes the user's oldest sign-in tokens (default 50).
 	MaxTokensPerUser int
@@ -58,6 +60,7 @@ const (
 	DefaultGitHubAuthURL  = "https://github.com/login/oauth/authorize"
 	DefaultGitHubTokenURL = "https://github.com/login/oauth/access_token"
 	DefaultGitHubAPIURL   = "https://api.github.com"
+	DefaultGitHubTimeout  = 10 * time.Second
 )
 
 const (
@@ -70,7 +73,7 @@ const (
 // Configured reports whether GitHub sign-in is enabled.
 func (g GitHubOAuth) Configured() bool { return g.ClientID != "" && g.ClientSecret != "" }
 
-// WithDefaults validates g and fills in the defaults (Start calls it).
+// WithDefaults validates g and fills in the defaults (NewGitHubSignIn calls it).
 func (g GitHubOAuth) WithDefaults() (GitHubOAuth, error) {
 	if g.ClientID == "" && g.ClientSecret == "" {
 		return g, nil
@@ -93,7 +96,7 @@ func (g GitHubOAuth) WithDefaults() (GitHubOAuth, error) {
 	}
 	g.APIURL = strings.TrimRight(g.APIURL, "/")
 	if g.Timeout <= 0 {
-		g.Timeout = 10 * time.Second
+		g.Timeout = DefaultGitHubTimeout
 	}
 	if g.MaxTokensPerUser <= 0 {
 		g.MaxTokensPerUser = 50
@@ -122,9 +125,8 @@ type githubOAuth struct {
 	cookieName string // __Host- prefixed when secure
 	cookiePath string
 
-	states  *pendingStates
-	slots   chan struct{} // bounds concurrent exchanges with GitHub
-	issueMu sync.Mutex    // serialises the login check and the user upsert of sign-ins
+	states *pendingStates
+	slots  chan struct{} // bounds concurrent exchanges with GitHub
 }
 
 func newGitHubOAuth(cfg GitHubOAuth, now func() time.Time, log *slog.Logger) *githubOAuth {
@@ -234,24 +236,31 @@ func randomState() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func (s *Server) githubNotConfigured(ctx *fasthttp.RequestCtx) {
-	writeError(ctx, fasthttp.StatusNotImplemented,
+// Sign-in errors that do not depend on the request.
+var (
+	errGitHubNotConfigured = actors.NewError(actors.CodeNotImplemented,
 		"GitHub sign-in is not configured on this server (set --github-client-id, --github-client-secret and --github-redirect-url)")
-}
+	errSignInsFull = &actors.Error{Code: actors.CodeUnavailable,
+		Message: "too many sign-ins in progress, retry later", RetryAfter: 10 * time.Second}
+	errExchangesFull = &actors.Error{Code: actors.CodeUnavailable,
+		Message: "too many sign-ins in progress, retry later", RetryAfter: 5 * time.Second}
+	errNoState    = actors.NewError(actors.CodeMalformed, "missing state parameter: start again at /auth/github")
+	errNoCookie   = actors.NewError(actors.CodeMalformed, "missing sign-in cookie: start again at /auth/github in the same browser")
+	errStateOther = actors.NewError(actors.CodeUnauthorized, "OAuth state does not match this browser's sign-in: start again at /auth/github")
+	errStateStale = actors.NewError(actors.CodeUnauthorized, "OAuth state is unknown, expired or already used: start again at /auth/github")
+	errNoCode     = actors.NewError(actors.CodeMalformed, "missing code parameter: start again at /auth/github")
+)
 
 // githubStart is GET /auth/github.
-func (s *Server) githubStart(ctx *fasthttp.RequestCtx) {
+func (s *Server) githubStart(ctx *fasthttp.RequestCtx) error {
 	g := s.oauth
 	if g == nil {
-		s.githubNotConfigured(ctx)
-		return
+		return errGitHubNotConfigured
 	}
 	now := g.now()
 	state, verifier := randomState(), oauth2.GenerateVerifier()
 	if !g.states.add(state, pendingState{verifier: verifier, expires: now.Add(oauthStateTTL)}, now) {
-		ctx.Response.Header.Set("Retry-After", "10")
-		writeError(ctx, fasthttp.StatusServiceUnavailable, "too many sign-ins in progress, retry later")
-		return
+		return errSignInsFull
 	}
 	c := g.stateCookie(state)
 	c.SetMaxAge(int(oauthStateTTL / time.Second))
@@ -260,6 +269,7 @@ func (s *Server) githubStart(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.Response.Header.Set("Location", g.oc.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier)))
 	ctx.SetStatusCode(fasthttp.StatusFound)
+	return nil
 }
 
 func (g *githubOAuth) stateCookie(value string) *fasthttp.Cookie {
@@ -288,11 +298,10 @@ type githubUser struct {
 }
 
 // githubCallback is GET /auth/github/callback?code&state.
-func (s *Server) githubCallback(ctx *fasthttp.RequestCtx) {
+func (s *Server) githubCallback(ctx *fasthttp.RequestCtx) error {
 	g := s.oauth
 	if g == nil {
-		s.githubNotConfigured(ctx)
-		return
+		return errGitHubNotConfigured
 	}
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	args := ctx.QueryArgs()
@@ -300,91 +309,78 @@ func (s *Server) githubCallback(ctx *fasthttp.RequestCtx) {
 	cookie := ctx.Request.Header.Cookie(g.cookieName)
 	switch {
 	case len(state) == 0:
-		writeError(ctx, fasthttp.StatusBadRequest, "missing state parameter: start again at /auth/github")
-		return
+		return errNoState
 	case len(cookie) == 0:
-		writeError(ctx, fasthttp.StatusBadRequest, "missing sign-in cookie: start again at /auth/github in the same browser")
-		return
+		return errNoCookie
 	case subtle.ConstantTimeCompare(state, cookie) != 1:
 		s.log.Warn("github sign-in refused: state does not match the browser's cookie", "remote", ctx.RemoteIP().String())
-		writeError(ctx, fasthttp.StatusUnauthorized, "OAuth state does not match this browser's sign-in: start again at /auth/github")
-		return
+		return errStateOther
 	}
 	g.clearCookie(ctx)
 	pending, ok := g.states.take(string(state), g.now())
 	if !ok {
 		s.log.Warn("github sign-in refused: state unknown, expired or already used", "remote", ctx.RemoteIP().String())
-		writeError(ctx, fasthttp.StatusUnauthorized, "OAuth state is unknown, expired or already used: start again at /auth/github")
-		return
+		return errStateStale
 	}
 	if e := args.Peek("error"); len(e) > 0 {
-		writeError(ctx, fasthttp.StatusUnauthorized, "GitHub sign-in was not completed: "+safeCode(string(e)))
-		return
+		return actors.NewError(actors.CodeUnauthorized, "GitHub sign-in was not completed: "+safeCode(string(e)))
 	}
 	code := string(args.Peek("code"))
 	if code == "" {
-		writeError(ctx, fasthttp.StatusBadRequest, "missing code parameter: start again at /auth/github")
-		return
+		return errNoCode
 	}
 	select {
 	case g.slots <- struct{}{}:
 		defer func() { <-g.slots }()
 	default:
-		ctx.Response.Header.Set("Retry-After", "5")
-		writeError(ctx, fasthttp.StatusServiceUnavailable, "too many sign-ins in progress, retry later")
-		return
+		return errExchangesFull
 	}
-	user, status, msg := g.identify(code, pending.verifier)
-	if status != 0 {
-		writeError(ctx, status, msg)
-		return
-	}
-	raw, status, msg, err := s.issueSignInToken(user)
+	user, err := g.identify(code, pending.verifier)
 	if err != nil {
-		s.writeErr(ctx, err)
-		return
+		return err
 	}
-	if status != 0 {
-		writeError(ctx, status, msg)
-		return
+	raw, err := s.signIn(user)
+	if err != nil {
+		return err
 	}
 	type userJSON struct {
 		Login     string `json:"login"`
 		AvatarURL string `json:"avatar_url"`
 	}
-	writeJSON(ctx, fasthttp.StatusOK, struct {
+	return writeJSON(ctx, struct {
 		Token string   `json:"token"`
 		User  userJSON `json:"user"`
 	}{raw, userJSON{user.Login, user.AvatarURL}})
 }
 
 // identify exchanges the code and reads the GitHub user, within cfg.Timeout.
-// On failure it returns an HTTP status and a message safe to show.
-func (g *githubOAuth) identify(code, verifier string) (githubUser, int, string) {
+// Its errors are coded (upstream, unauthorized) with messages safe to show.
+func (g *githubOAuth) identify(code, verifier string) (githubUser, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
 	defer cancel()
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, g.client)
 	secrets := []string{code, verifier, g.cfg.ClientSecret}
 	tok, err := g.oc.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
-		status, msg, detail := g.classify(ctx, err, "exchanging the sign-in code")
-		g.log.Warn("github sign-in failed", "stage", "token exchange", "status", status, "reason", redact(detail, secrets...))
-		return githubUser{}, status, msg
+		cerr, detail := g.classify(ctx, err, "exchanging the sign-in code")
+		g.log.Warn("github sign-in failed", "stage", "token exchange", "status", statusOf(cerr.Code), "reason", redact(detail, secrets...))
+		return githubUser{}, cerr
 	}
 	secrets = append(secrets, tok.AccessToken)
-	u, status, msg, detail := g.fetchUser(ctx, tok.AccessToken)
-	if status != 0 {
-		g.log.Warn("github sign-in failed", "stage", "read user", "status", status, "reason", redact(detail, secrets...))
+	u, cerr, detail := g.fetchUser(ctx, tok.AccessToken)
+	if cerr != nil {
+		g.log.Warn("github sign-in failed", "stage", "read user", "status", statusOf(cerr.Code), "reason", redact(detail, secrets...))
+		return u, cerr
 	}
-	return u, status, msg
+	return u, nil
 }
 
-// classify maps an exchange error to a status, a message for the client and
-// a detail for the log. It never uses the error's text when GitHub answered
+// classify turns an exchange error into a coded error for the client and a
+// detail for the log. It never uses the error's text when GitHub answered
 // (oauth2's errors quote the response body).
-func (g *githubOAuth) classify(ctx context.Context, err error, doing string) (int, string, string) {
+func (g *githubOAuth) classify(ctx context.Context, err error, doing string) (*actors.Error, string) {
 	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
-		return fasthttp.StatusBadGateway, fmt.Sprintf("GitHub did not answer within %s while %s; try again", g.cfg.Timeout, doing), "timeout"
+		return actors.Errorf(actors.CodeUpstream, "GitHub did not answer within %s while %s; try again", g.cfg.Timeout, doing), "timeout"
 	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
@@ -396,121 +392,86 @@ func (g *githubOAuth) classify(ctx context.Context, err error, doing string) (in
 		switch {
 		case re.ErrorCode == "incorrect_client_credentials" || re.ErrorCode == "redirect_uri_mismatch" || re.ErrorCode == "unsupported_grant_type":
 			g.log.Error("GitHub rejected this server's OAuth app settings: check --github-client-id, --github-client-secret and --github-redirect-url", "error", code)
-			return fasthttp.StatusBadGateway, "GitHub rejected this server's OAuth app settings (" + code + "); tell the operator", detail
+			return actors.NewError(actors.CodeUpstream, "GitHub rejected this server's OAuth app settings ("+code+"); tell the operator"), detail
 		case re.ErrorCode != "":
-			return fasthttp.StatusUnauthorized, "GitHub refused the sign-in code (" + code + "): start again at /auth/github", detail
+			return actors.NewError(actors.CodeUnauthorized, "GitHub refused the sign-in code ("+code+"): start again at /auth/github"), detail
 		case st >= 400 && st < 500:
-			return fasthttp.StatusUnauthorized, fmt.Sprintf("GitHub refused the sign-in code (HTTP %d): start again at /auth/github", st), detail
+			return actors.Errorf(actors.CodeUnauthorized, "GitHub refused the sign-in code (HTTP %d): start again at /auth/github", st), detail
 		}
-		return fasthttp.StatusBadGateway, fmt.Sprintf("GitHub answered HTTP %d while %s; try again", st, doing), detail
+		return actors.Errorf(actors.CodeUpstream, "GitHub answered HTTP %d while %s; try again", st, doing), detail
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return fasthttp.StatusBadGateway, "could not reach GitHub while " + doing + "; try again", ue.Err.Error()
+		return actors.NewError(actors.CodeUpstream, "could not reach GitHub while "+doing+"; try again"), ue.Err.Error()
 	}
-	return fasthttp.StatusBadGateway, "unexpected answer from GitHub while " + doing, err.Error()
+	return actors.NewError(actors.CodeUpstream, "unexpected answer from GitHub while "+doing), err.Error()
 }
 
 // fetchUser reads {api}/user with GitHub's access token.
-func (g *githubOAuth) fetchUser(ctx context.Context, accessToken string) (u githubUser, status int, msg, detail string) {
+func (g *githubOAuth) fetchUser(ctx context.Context, accessToken string) (u githubUser, cerr *actors.Error, detail string) {
 	const doing = "reading the GitHub user"
+	unexpected := actors.NewError(actors.CodeUpstream, "unexpected answer from GitHub while "+doing)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.cfg.APIURL+"/user", nil)
 	if err != nil {
-		return u, fasthttp.StatusBadGateway, "bad --github-api-url", err.Error()
+		return u, actors.NewError(actors.CodeUpstream, "bad --github-api-url"), err.Error()
 	}
 	req.Header.Set("Authorization", "Bearer "+accessToken)
 	req.Header.Set("Accept", "application/vnd.github+json")
 	req.Header.Set("User-Agent", "octostore")
 	resp, err := g.client.Do(req)
 	if err != nil {
-		st, m, d := g.classify(ctx, err, doing)
-		return u, st, m, d
+		cerr, detail := g.classify(ctx, err, doing)
+		return u, cerr, detail
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxGitHubBody))
 	resp.Body.Close()
 	if err != nil {
-		st, m, d := g.classify(ctx, err, doing)
-		return u, st, m, d
+		cerr, detail := g.classify(ctx, err, doing)
+		return u, cerr, detail
 	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
-		return u, fasthttp.StatusUnauthorized, "GitHub refused the access token: start again at /auth/github", "http 401"
+		return u, actors.NewError(actors.CodeUnauthorized, "GitHub refused the access token: start again at /auth/github"), "http 401"
 	case resp.StatusCode != http.StatusOK:
-		return u, fasthttp.StatusBadGateway, fmt.Sprintf("GitHub answered HTTP %d while %s; try again", resp.StatusCode, doing),
+		return u, actors.Errorf(actors.CodeUpstream, "GitHub answered HTTP %d while %s; try again", resp.StatusCode, doing),
 			fmt.Sprintf("http %d", resp.StatusCode)
 	}
 	if err := json.Unmarshal(body, &u); err != nil {
-		return u, fasthttp.StatusBadGateway, "unexpected answer from GitHub while " + doing, "user is not JSON"
+		return u, unexpected, "user is not JSON"
 	}
-	if u.ID <= 0 || !validName(u.Login, 64) {
-		return u, fasthttp.StatusBadGateway, "unexpected answer from GitHub while " + doing, "user without a valid id or login"
+	if u.ID <= 0 || !names.Login.Valid(u.Login) {
+		return u, unexpected, "user without a valid id or login"
 	}
 	u.AvatarURL = safeAvatar(u.AvatarURL)
-	return u, 0, "", ""
+	return u, nil, ""
 }
 
-// issueSignInToken creates or updates the user by GitHub id and issues a
-// new token. A login used by another account (a local user, or a GitHub
-// account that has since been renamed) is refused rather than merged: that
-// would hand one person's resources to another.
-func (s *Server) issueSignInToken(u githubUser) (raw string, status int, msg string, err error) {
+// signIn creates or updates the user by GitHub id and issues a new token,
+// in one persistence operation (persistence.Store.SignIn: the account
+// policy lives there), then drops the tokens it revoked or renamed from the
+// token cache.
+func (s *Server) signIn(u githubUser) (string, error) {
 	g := s.oauth
-	g.issueMu.Lock()
-	defer g.issueMu.Unlock()
-	db := s.store.DB()
-	bg := context.Background()
-	other, found, err := db.UserByLogin(bg, u.Login)
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
+	defer cancel()
+	r, err := s.store.SignIn(ctx, persistence.GitHubUser{ID: u.ID, Login: u.Login, AvatarURL: u.AvatarURL}, g.cfg.MaxTokensPerUser)
 	if err != nil {
-		return "", 0, "", err
-	}
-	if found && other.GitHubID != u.ID {
-		s.log.Warn("github sign-in refused: login belongs to another account", "login", u.Login, "github_id", u.ID)
-		return "", fasthttp.StatusConflict, fmt.Sprintf("the login %q is already used by another account on this server; ask the operator", u.Login), nil
-	}
-	prev, renamed, err := db.UserByGitHubID(bg, u.ID)
-	if err != nil {
-		return "", 0, "", err
-	}
-	renamed = renamed && prev.Login != u.Login
-	// Keep at most MaxTokensPerUser sign-in tokens: revoke the oldest.
-	if found {
-		toks, err := db.ListTokens(bg, u.Login)
-		if err != nil {
-			return "", 0, "", err
+		if actors.ErrorCode(err) == actors.CodeConflict {
+			s.log.Warn("github sign-in refused: login belongs to another account", "login", u.Login, "github_id", u.ID)
 		}
-		var oauth []persistence.TokenInfo
-		for _, t := range toks {
-			if t.Source == persistence.SourceOAuth {
-				oauth = append(oauth, t)
-			}
-		}
-		for i := 0; i <= len(oauth)-g.cfg.MaxTokensPerUser; i++ {
-			if err := s.store.Apply(persistence.RevokeToken{Hash: oauth[i].Hash}); err != nil {
-				return "", 0, "", err
-			}
-			s.auth.Invalidate(oauth[i].Hash)
-			s.log.Info("revoked oldest sign-in token", "user", u.Login, "fingerprint", oauth[i].Fingerprint())
-		}
+		return "", err
 	}
-	raw = persistence.NewToken()
-	h := persistence.HashToken(raw)
-	if err := s.store.Apply(persistence.IssueToken{
-		Login: u.Login, GitHubID: u.ID, AvatarURL: u.AvatarURL, Hash: h, Source: persistence.SourceOAuth, Now: g.now(),
-	}); err != nil {
-		return "", 0, "", err
+	for _, h := range r.Stale {
+		s.auth.Invalidate(h)
 	}
-	if renamed {
-		// Cached principals of this user's other tokens carry the old login.
-		toks, err := db.ListTokens(bg, u.Login)
-		if err == nil {
-			for _, t := range toks {
-				s.auth.Invalidate(t.Hash)
-			}
-		}
-		s.log.Info("github user renamed", "old_login", prev.Login, "login", u.Login, "github_id", u.ID)
+	for _, t := range r.Revoked {
+		s.log.Info("revoked oldest sign-in token", "user", u.Login, "fingerprint", t.Fingerprint())
 	}
-	s.log.Info("github sign-in", "user", u.Login, "github_id", u.ID, "fingerprint", persistence.Fingerprint(h))
-	return raw, 0, "", nil
+	if r.RenamedFrom != "" {
+		s.log.Info("github user renamed", "old_login", r.RenamedFrom, "login", u.Login, "github_id", u.ID)
+	}
+	s.log.Info("github sign-in", "user", u.Login, "github_id", u.ID, "fingerprint", persistence.Fingerprint(r.Hash))
+	return r.Token, nil
 }
 
 // safeCode keeps an OAuth error code printable and short: [a-z0-9_.-].

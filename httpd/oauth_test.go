@@ -39,10 +39,10 @@ func (s *authLogBuf) String() string {
 	return s.b.String()
 }
 
-// authEnv is a real server (httpd.Start on 127.0.0.1:0, temp database) with
+// authEnv is a real server (httpd.StartTestServer: 127.0.0.1:0, temp database) with
 // GitHub sign-in pointed at a fake GitHub, and its captured output.
 type authEnv struct {
-	app      *httpd.App
+	app      *httpd.TestServer
 	gh       *fakeGitHub
 	logs     *authLogBuf // every slog line, at debug level
 	stdout   *authLogBuf
@@ -55,7 +55,7 @@ type authEnv struct {
 const testRedirectURL = "http://localhost:3000/auth/github/callback"
 
 // startAuthApp starts the server; gh may be nil (GitHub not configured).
-func startAuthApp(t *testing.T, gh *fakeGitHub, mod func(o *httpd.Options)) *authEnv {
+func startAuthApp(t *testing.T, gh *fakeGitHub, mod func(o *httpd.TestOptions)) *authEnv {
 	t.Helper()
 	e := &authEnv{
 		gh: gh, logs: &authLogBuf{}, stdout: &authLogBuf{},
@@ -66,8 +66,7 @@ func startAuthApp(t *testing.T, gh *fakeGitHub, mod func(o *httpd.Options)) *aut
 			"static-bob-" + authRandHex(12):   "bob",
 		},
 	}
-	o := httpd.Options{
-		Addr:         "127.0.0.1:0",
+	o := httpd.TestOptions{
 		DBPath:       e.dbPath,
 		StaticTokens: e.static,
 		AdminKey:     e.adminKey,
@@ -83,7 +82,7 @@ func startAuthApp(t *testing.T, gh *fakeGitHub, mod func(o *httpd.Options)) *aut
 	if mod != nil {
 		mod(&o)
 	}
-	app, err := httpd.Start(o)
+	app, err := httpd.StartTestServer(t, o)
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
@@ -153,29 +152,7 @@ func authCall(t *testing.T, method, u, token string, body string, hdr ...string)
 // itself for the fake GitHub, which the contract does not describe).
 func browserCall(t *testing.T, hc *http.Client, method, u, token string, body string, hdr ...string) authReply {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, u, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, u, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := httpd.HTTPCall(t, hc, method, u, token, body, hdr...)
 	return authReply{resp.StatusCode, resp.Header, b}
 }
 
@@ -381,55 +358,29 @@ func assertNoSecrets(t *testing.T, e *authEnv, secrets []string) {
 		t.Fatalf("only %d secrets to look for", len(secrets))
 	}
 	// Database rows, through SQL (every column of every table).
-	rows, err := e.app.DB.ReadDB().Query(`SELECT name FROM sqlite_master WHERE type = 'table'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var n string
-		rows.Scan(&n)
-		tables = append(tables, n)
-	}
-	rows.Close()
+	cells, tables := 0, map[string]bool{}
+	httpd.EachRow(t, e.app.DB.ReadDB(), nil, func(tb string, cols []string, vals []any) {
+		tables[tb] = true
+		for i, v := range vals {
+			var s string
+			switch v := v.(type) {
+			case string:
+				s = v
+			case []byte:
+				s = string(v)
+			default:
+				continue
+			}
+			cells++
+			for _, sec := range secrets {
+				if strings.Contains(s, sec) {
+					t.Errorf("table %s column %s holds a secret (%.8s…)", tb, cols[i], sec)
+				}
+			}
+		}
+	})
 	if len(tables) < 3 {
-		t.Fatalf("tables %v", tables)
-	}
-	cells := 0
-	for _, tb := range tables {
-		rs, err := e.app.DB.ReadDB().Query(`SELECT * FROM "` + tb + `"`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rs.Columns()
-		for rs.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rs.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			for i, v := range vals {
-				var s string
-				switch v := v.(type) {
-				case string:
-					s = v
-				case []byte:
-					s = string(v)
-				default:
-					continue
-				}
-				cells++
-				for _, sec := range secrets {
-					if strings.Contains(s, sec) {
-						t.Errorf("table %s column %s holds a secret (%.8s…)", tb, cols[i], sec)
-					}
-				}
-			}
-		}
-		rs.Close()
+		t.Fatalf("rows in tables %v only", tables)
 	}
 	if cells == 0 {
 		t.Fatal("scanned no text cells")
@@ -569,7 +520,7 @@ func TestGitHubSignInFailures(t *testing.T) {
 // and a clear 502, and creates nothing.
 func TestGitHubSignInTimeout(t *testing.T) {
 	gh := newFakeGitHub(t)
-	e := startAuthApp(t, gh, func(o *httpd.Options) { o.GitHub.Timeout = 200 * time.Millisecond })
+	e := startAuthApp(t, gh, func(o *httpd.TestOptions) { o.GitHub.Timeout = 200 * time.Millisecond })
 	gh.set(func(f *fakeGitHub) { f.block = make(chan struct{}) }) // released in the fake's Cleanup
 	cookie, loc := e.begin(t)
 	q := e.authorize(t, loc)
@@ -601,7 +552,7 @@ func TestGitHubStateExpires(t *testing.T) {
 	gh := newFakeGitHub(t)
 	var offset atomic.Int64
 	base := time.Now()
-	e := startAuthApp(t, gh, func(o *httpd.Options) {
+	e := startAuthApp(t, gh, func(o *httpd.TestOptions) {
 		o.Now = func() time.Time { return base.Add(time.Duration(offset.Load())) }
 	})
 	cookie, loc := e.begin(t)
@@ -618,7 +569,9 @@ func TestGitHubStateExpires(t *testing.T) {
 // Secure and __Host- prefixed.
 func TestGitHubSecureCookie(t *testing.T) {
 	gh := newFakeGitHub(t)
-	e := startAuthApp(t, gh, func(o *httpd.Options) { o.GitHub.RedirectURL = "https://octostore.example.com/auth/github/callback" })
+	e := startAuthApp(t, gh, func(o *httpd.TestOptions) {
+		o.GitHub.RedirectURL = "https://octostore.example.com/auth/github/callback"
+	})
 	cookie, _ := e.begin(t)
 	if !cookie.Secure || !strings.HasPrefix(cookie.Name, "__Host-") || cookie.Path != "/" || !cookie.HttpOnly {
 		t.Fatalf("state cookie %+v: want Secure, __Host- prefix, path /", cookie)
@@ -646,7 +599,7 @@ func TestGitHubLoginTaken(t *testing.T) {
 // sign-ins the oldest sign-in token is revoked.
 func TestGitHubRenameAndTokenCap(t *testing.T) {
 	gh := newFakeGitHub(t)
-	e := startAuthApp(t, gh, func(o *httpd.Options) { o.GitHub.MaxTokensPerUser = 2 })
+	e := startAuthApp(t, gh, func(o *httpd.TestOptions) { o.GitHub.MaxTokensPerUser = 2 })
 	gh.set(func(f *fakeGitHub) { f.user = fakeGHUser{ID: 9, Login: "old-name"} })
 	t1 := e.signIn(t)
 	if r := authCall(t, "POST", e.app.URL()+"/locks/rn/acquire", t1, `{"ttl_seconds":60}`); r.status != 200 {
@@ -686,8 +639,7 @@ func TestGitHubConfigValidation(t *testing.T) {
 		{"bad api url", httpd.GitHubOAuth{ClientID: "x", ClientSecret: "s3cr3t", RedirectURL: testRedirectURL, APIURL: "ftp://h"}, "api-url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := httpd.Start(httpd.Options{Addr: "127.0.0.1:0", DBPath: filepath.Join(t.TempDir(), "db"),
-				Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), GitHub: tc.g})
+			_, err := httpd.StartTestServer(t, httpd.TestOptions{GitHub: tc.g})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Start: %v, want an error naming %s", err, tc.want)
 			}
@@ -695,33 +647,6 @@ func TestGitHubConfigValidation(t *testing.T) {
 				t.Fatalf("error quotes the secret: %v", err)
 			}
 		})
-	}
-}
-
-// TestGitHubIsIdentitySource: with GitHub configured and nothing else, no
-// dev token is created and a non-loopback address is allowed.
-func TestGitHubIsIdentitySource(t *testing.T) {
-	gh := newFakeGitHub(t)
-	for _, addr := range []string{"127.0.0.1:0", "0.0.0.0:0"} {
-		out := &authLogBuf{}
-		app, err := httpd.Start(httpd.Options{Addr: addr, DBPath: filepath.Join(t.TempDir(), "db"), Stdout: out,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			GitHub: httpd.GitHubOAuth{ClientID: gh.clientID, ClientSecret: gh.clientSecret, RedirectURL: testRedirectURL}})
-		if err != nil {
-			t.Fatalf("Start on %s with only GitHub configured: %v", addr, err)
-		}
-		n, _ := app.Store.CountTokens()
-		app.Close()
-		if n != 0 || strings.Contains(out.String(), "octo_") {
-			t.Fatalf("on %s a dev token was created: %d tokens, stdout %q", addr, n, out.String())
-		}
-	}
-	// Without any identity source a non-loopback address is refused (so the
-	// check above is not vacuous).
-	if app, err := httpd.Start(httpd.Options{Addr: "0.0.0.0:0", DBPath: filepath.Join(t.TempDir(), "db"), Stdout: io.Discard,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err == nil {
-		app.Close()
-		t.Fatal("no identity source on 0.0.0.0 must be refused")
 	}
 }
 

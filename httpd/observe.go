@@ -2,47 +2,38 @@ package httpd
 
 import (
 	"database/sql"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Events and metrics: what Start wires beyond the core (see app.go).
-
-// observe registers the event endpoints, /metrics, request instrumentation
-// and the scrape-time gauges. Called by Start after newServer, before the
-// server accepts connections.
-func (a *App) observe() {
-	s := a.server
-	s.routeEvents(a.Events, a.opts.EventHeartbeat, a.opts.Server.WriteTimeout)
-	s.routeMetrics(a.Metrics)
-	s.srv.Handler = a.Metrics.Instrument(s.srv.Handler)
-
-	m := a.Metrics
+// observe registers the scrape-time gauges of the runtime on deps.Metrics
+// (NewServer calls it; request instrumentation wraps the handler there).
+func observe(deps Deps) {
+	m, sys, events, store := deps.Metrics, deps.Sys, deps.Events, deps.Store
 	m.GaugeFunc("octostore_live_actors", "Resident resource actors.",
-		func() float64 { return float64(a.Sys.LiveActors()) })
+		func() float64 { return float64(sys.LiveActors()) })
 	m.GaugeFunc("octostore_event_subscribers", "Open event subscriptions (/events and /locks/{name}/watch streams).",
-		func() float64 { return float64(a.Events.Stats().Subscribers) })
+		func() float64 { return float64(events.Stats().Subscribers) })
 	m.CounterFunc("octostore_events_published_total", "Events published (committed state changes).",
-		func() float64 { return float64(a.Events.Stats().Published) })
+		func() float64 { return float64(events.Stats().Published) })
 	m.CounterFunc("octostore_events_delivered_total", "Events handed to subscribers.",
-		func() float64 { return float64(a.Events.Stats().Delivered) })
+		func() float64 { return float64(events.Stats().Delivered) })
 	m.CounterFunc("octostore_event_subscribers_dropped_total", "Subscribers cut off with a lagged event because they fell behind.",
-		func() float64 { return float64(a.Events.Stats().Dropped) })
+		func() float64 { return float64(events.Stats().Dropped) })
 	m.GaugeFunc("octostore_writer_queue", "Writes queued for the group-commit writer.",
-		func() float64 { return float64(a.Store.Stats().Queued) })
+		func() float64 { return float64(store.Stats().Queued) })
 	m.GaugeFunc("octostore_storage_healthy", "1 while the last write batch committed, 0 while writes fail.",
 		func() float64 {
-			if a.Store.Healthy() {
+			if store.Healthy() {
 				return 1
 			}
 			return 0
 		})
 	m.Registry.MustRegister(&resourceCollector{
-		locks: func() int { return a.Sys.Holdings.Total() },
-		db:    a.DB.ReadDB(),
+		locks: deps.Locks.Indexed,
+		db:    store.DB().ReadDB(),
 		ttl:   5 * time.Second,
 		now:   time.Now,
 	})
@@ -97,12 +88,4 @@ func (c *resourceCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(resourcesDesc, prometheus.GaugeValue, n, q.kind)
 		}
 	}
-}
-
-// MetricsURL is the URL of the separate metrics listener ("" without one).
-func (a *App) MetricsURL() string {
-	if a.Metrics == nil || a.Metrics.ln == nil {
-		return ""
-	}
-	return fmt.Sprintf("http://%s/metrics", a.Metrics.ln.Addr())
 }

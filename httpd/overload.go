@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync/atomic"
 
+	"github.com/octostore/octostore/actors"
 	"github.com/valyala/fasthttp"
 )
 
@@ -31,7 +32,8 @@ func newInflight(max int) *inflight {
 	return &inflight{max: int64(max)}
 }
 
-var overloadedBody = []byte(`{"error":"server overloaded: too many requests in flight, retry later"}`)
+// overloaded answers a request beyond the limit, rendered once (errors.go).
+var overloaded = newFixedAnswer(actors.NewError(actors.CodeOverloaded, "server overloaded: too many requests in flight, retry later"))
 
 // wrap returns next guarded by the limit.
 func (l *inflight) wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
@@ -42,8 +44,7 @@ func (l *inflight) wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		}
 		if l.n.Add(1) > l.max {
 			l.n.Add(-1)
-			ctx.Response.Header.Set("Retry-After", "1")
-			writeRaw(ctx, fasthttp.StatusServiceUnavailable, overloadedBody)
+			overloaded.write(ctx)
 			return
 		}
 		defer l.n.Add(-1)
@@ -57,18 +58,6 @@ func exempt(path []byte) bool {
 		return true
 	}
 	return bytes.HasSuffix(path, []byte("/watch"))
-}
-
-// SetFaultHook makes every write transaction (and the health probe) call f
-// first; a non-nil error fails the batch as a disk error would. nil removes
-// the hook. For fault-injection tests of a running server.
-func (a *App) SetFaultHook(f func() error) { a.Store.SetFaultHook(f) }
-
-func headerLimit(n int) int {
-	if n <= 0 {
-		return 8192
-	}
-	return n
 }
 
 // isTimeout reports a read deadline error (a client too slow to send its

@@ -21,7 +21,7 @@ import (
 // is back.
 func TestSaturatedServerAnswers503AtOnce(t *testing.T) {
 	const limit = 8
-	e := relStart(t, func(o *httpd.Options) { o.Server.MaxInFlight = limit })
+	e := relStart(t, func(o *httpd.TestOptions) { o.Server.MaxInFlight = limit })
 	entered, gate := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	e.app.SetFaultHook(func() error {
@@ -107,7 +107,7 @@ func closedBy(t *testing.T, c net.Conn, within time.Duration) string {
 // time (slowloris) is disconnected after the read timeout; an idle
 // keep-alive connection is closed after the idle timeout.
 func TestSlowClientsAreCutOff(t *testing.T) {
-	e := relStart(t, func(o *httpd.Options) {
+	e := relStart(t, func(o *httpd.TestOptions) {
 		o.Server.ReadTimeout = 300 * time.Millisecond
 		o.Server.IdleTimeout = 300 * time.Millisecond
 	})
@@ -165,7 +165,7 @@ func firstLine(s string) string {
 // answers 503 and closes); once others go away new ones are served.
 func TestConnectionCap(t *testing.T) {
 	const max = 4
-	e := relStart(t, func(o *httpd.Options) {
+	e := relStart(t, func(o *httpd.TestOptions) {
 		o.Server.MaxConns = max
 		o.Server.ReadTimeout = 20 * time.Second
 	})
@@ -215,7 +215,7 @@ func TestConnectionCap(t *testing.T) {
 // TestSizeLimits: oversized headers get 431 and oversized bodies 413, both
 // as JSON errors, and change nothing.
 func TestSizeLimits(t *testing.T) {
-	e := relStart(t, func(o *httpd.Options) { o.MaxBodyBytes = 4096 })
+	e := relStart(t, func(o *httpd.TestOptions) { o.Server.MaxBodyBytes = 4096 })
 	t.Run("headers", func(t *testing.T) {
 		r := e.do("POST", "/locks/big/acquire", "tokA", `{"ttl_seconds":60}`, "X-Big", strings.Repeat("h", 16<<10))
 		mustJSONError(t, "16 KiB header", r, http.StatusRequestHeaderFieldsTooLarge)

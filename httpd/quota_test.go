@@ -11,24 +11,9 @@ import (
 	"github.com/octostore/octostore/httpd"
 )
 
-// relClock is an injected clock (Options.Now).
-type relClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newRelClock() *relClock { return &relClock{t: time.Now().UTC().Truncate(time.Millisecond)} }
-
-func (c *relClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *relClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// newRelClock is an injected clock (TestOptions.Now) reading now.
+func newRelClock() *httpd.TestClock {
+	return httpd.NewTestClock(time.Now().UTC().Truncate(time.Millisecond))
 }
 
 // TestLockQuotaHolds: a user may hold at most MaxLocksPerUser locks at
@@ -38,7 +23,7 @@ func (c *relClock) Add(d time.Duration) {
 func TestLockQuotaHolds(t *testing.T) {
 	const max = 5
 	clk := newRelClock()
-	e := relStart(t, func(o *httpd.Options) { o.MaxLocksPerUser = max; o.Now = clk.Now })
+	e := relStart(t, func(o *httpd.TestOptions) { o.Locks.MaxPerUser = max; o.Now = clk.Now })
 
 	results := make(chan relResp, 50)
 	var wg sync.WaitGroup
@@ -108,7 +93,7 @@ func TestLockQuotaHolds(t *testing.T) {
 func TestLockQuotaNeverBlocksBelow(t *testing.T) {
 	const max = 12
 	clk := newRelClock()
-	e := relStart(t, func(o *httpd.Options) { o.MaxLocksPerUser = max; o.Now = clk.Now })
+	e := relStart(t, func(o *httpd.TestOptions) { o.Locks.MaxPerUser = max; o.Now = clk.Now })
 	type hold struct {
 		lease string
 		exp   time.Time

@@ -2,8 +2,6 @@ package httpd_test
 
 import (
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -20,25 +18,22 @@ import (
 
 type relEnv struct {
 	t    *testing.T
-	app  *httpd.App
-	opts httpd.Options
+	app  *httpd.TestServer
+	opts httpd.TestOptions
 	http *http.Client
 }
 
 var relTokens = map[string]string{"tokA": "alice", "tokB": "bob", "tokC": "carol"}
 
-func relOptions(t *testing.T) httpd.Options {
-	return httpd.Options{
-		Addr:         "127.0.0.1:0",
+func relOptions(t *testing.T) httpd.TestOptions {
+	return httpd.TestOptions{
 		DBPath:       filepath.Join(t.TempDir(), "octostore.db"),
 		StaticTokens: relTokens,
 		AdminKey:     "adminkey",
-		Stdout:       io.Discard,
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
 
-func relStart(t *testing.T, mod func(o *httpd.Options)) *relEnv {
+func relStart(t *testing.T, mod func(o *httpd.TestOptions)) *relEnv {
 	t.Helper()
 	o := relOptions(t)
 	if mod != nil {
@@ -46,21 +41,12 @@ func relStart(t *testing.T, mod func(o *httpd.Options)) *relEnv {
 	}
 	e := &relEnv{t: t, opts: o, http: &http.Client{Timeout: 20 * time.Second}}
 	e.start()
-	t.Cleanup(func() {
-		if e.app != nil {
-			e.app.Close()
-		}
-	})
 	return e
 }
 
 func (e *relEnv) start() {
 	e.t.Helper()
-	a, err := httpd.Start(e.opts)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.app = a
+	e.app = httpd.MustStartTestServer(e.t, e.opts)
 }
 
 // restart closes the server and starts it again on the same database.
@@ -69,7 +55,6 @@ func (e *relEnv) restart() {
 	if err := e.app.Close(); err != nil {
 		e.t.Fatalf("close: %v", err)
 	}
-	e.app = nil
 	e.start()
 }
 
@@ -94,32 +79,7 @@ func (r relResp) num(k string) int64 {
 // unless hdr sets Content-Type.
 func (e *relEnv) do(method, path, token, body string, hdr ...string) relResp {
 	e.t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, e.app.URL()+path, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := apitest.Client(e.t, e.http).Do(req) // checked against docs/openapi.yaml
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
+	resp, b := httpd.HTTPCall(e.t, apitest.Client(e.t, e.http), method, e.app.URL()+path, token, body, hdr...) // checked against docs/openapi.yaml
 	r := relResp{status: resp.StatusCode, header: resp.Header, body: b}
 	_ = json.Unmarshal(b, &r.json)
 	return r

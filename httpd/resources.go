@@ -2,115 +2,88 @@ package httpd
 
 import (
 	"github.com/octostore/octostore/actors"
-	"github.com/octostore/octostore/persistence"
+	"github.com/octostore/octostore/actors/names"
 	"github.com/valyala/fasthttp"
 )
 
 // Shared by the owner-scoped resources (limits.go, flags.go, config.go):
 // whose resource a request addresses, and name validation.
 
-// Defaults of the owner-scoped resources (Options fields left zero).
-const (
-	DefaultMaxLimitsPerUser     = 10000
-	DefaultMaxFlagsPerUser      = 1000
-	DefaultMaxConfigKeysPerUser = 1000
-	DefaultConfigHistory        = 100
+var (
+	errOwnerName = invalid("owner " + names.Login.Requirement())
+	errNoOwner   = invalid("owner is required: the admin key owns no resources, add ?owner=LOGIN")
+	errNotOwner  = actors.NewError(actors.CodeForbidden, "only the admin key may address another user's resources")
 )
 
-// resourceConfig turns the options into the actors' configuration: 0 takes
-// the default, a negative quota means no cap.
-func (o *Options) resourceConfig(loader actors.ResourceLoader) actors.ResourceConfig {
-	def := func(v, d int) int {
-		if v == 0 {
-			return d
-		}
-		return v
-	}
-	return actors.ResourceConfig{
-		Loader:               loader,
-		MaxLimitsPerUser:     def(o.MaxLimitsPerUser, DefaultMaxLimitsPerUser),
-		MaxFlagsPerUser:      def(o.MaxFlagsPerUser, DefaultMaxFlagsPerUser),
-		MaxConfigKeysPerUser: def(o.MaxConfigKeysPerUser, DefaultMaxConfigKeysPerUser),
-		ConfigHistory:        def(o.ConfigHistory, DefaultConfigHistory),
-		LimitFlushInterval:   o.LimitFlushInterval,
-	}
-}
-
-// registerResources wires rate limits, flags and config into the runtime.
-func registerResources(sys *actors.System, store *persistence.Store, o *Options) (*actors.Resources, error) {
-	return actors.RegisterResources(sys, o.resourceConfig(store))
-}
-
-// MaxResourceName is the longest rate limit, flag or config key name.
-const MaxResourceName = 100
-
-// maxLogin bounds ?owner= (static-token logins are at most 64 characters,
-// GitHub logins 39).
-const maxLogin = 64
-
 // scope resolves whose resource the request addresses. A user addresses
-// their own; ?owner= may name only themselves (403 otherwise). The admin key
-// owns nothing: it must name the owner with ?owner=LOGIN; without it, writes
-// are refused (noAdminWrites, 403) and reads answer 422.
-func (s *Server) scope(ctx *fasthttp.RequestCtx, p *Principal, write bool) (string, bool) {
+// their own; ?owner= may name only themselves (forbidden otherwise). The
+// admin key owns nothing: it must name the owner with ?owner=LOGIN;
+// without it, writes are refused (noAdminWrites, forbidden) and reads are
+// invalid.
+func scope(ctx *fasthttp.RequestCtx, p *Principal, write bool) (string, error) {
 	q := ctx.QueryArgs()
 	if !q.Has("owner") {
 		if !p.Admin {
-			return p.Login, true
+			return p.Login, nil
 		}
 		if write {
-			return "", s.noAdminWrites(ctx, p)
+			return "", noAdminWrites(p)
 		}
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, "owner is required: the admin key owns no resources, add ?owner=LOGIN")
-		return "", false
+		return "", errNoOwner
 	}
 	owner := string(q.Peek("owner"))
-	if !validName(owner, maxLogin) {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, "owner must match ^[A-Za-z0-9_-]{1,64}$")
-		return "", false
+	if !names.Login.Valid(owner) {
+		return "", errOwnerName
 	}
 	if !p.Admin && owner != p.Login {
-		writeError(ctx, fasthttp.StatusForbidden, "only the admin key may address another user's resources")
-		return "", false
+		return "", errNotOwner
 	}
-	return owner, true
+	return owner, nil
 }
 
 // listScope resolves whose resources a listing shows: the caller's own; for
 // the admin key every user's (owner "") unless ?owner= narrows it. all
 // reports whether items carry an "owner" field (admin listings).
-func (s *Server) listScope(ctx *fasthttp.RequestCtx, p *Principal) (owner string, all, ok bool) {
+func listScope(ctx *fasthttp.RequestCtx, p *Principal) (owner string, all bool, err error) {
 	if p.Admin && !ctx.QueryArgs().Has("owner") {
-		return "", true, true
+		return "", true, nil
 	}
-	owner, ok = s.scope(ctx, p, false)
-	return owner, p.Admin, ok
+	owner, err = scope(ctx, p, false)
+	return owner, p.Admin, err
 }
 
-// pathName validates a {name} path parameter against
-// ^[A-Za-z0-9_-]{1,100}$, answering 422 naming what it is.
-func pathName(ctx *fasthttp.RequestCtx, what string) (string, bool) {
+// resourceKind names the owner-scoped kind a path addresses, for messages.
+type resourceKind struct {
+	what string // "rate limit name", "flag name"
+	err  error  // the invalid-name error
+}
+
+func newResourceKind(what string) resourceKind {
+	return resourceKind{what: what, err: invalid(what + " " + names.Resource.Requirement())}
+}
+
+var (
+	limitNames = newResourceKind("rate limit name")
+	flagNames  = newResourceKind("flag name")
+)
+
+// name validates the {name} path parameter (names.Resource).
+func (k resourceKind) name(ctx *fasthttp.RequestCtx) (string, error) {
 	name, _ := ctx.UserValue("name").(string)
-	if !validName(name, MaxResourceName) {
-		writeError(ctx, fasthttp.StatusUnprocessableEntity, what+" must match ^[A-Za-z0-9_-]{1,100}$")
-		return "", false
+	if !names.Resource.Valid(name) {
+		return "", k.err
 	}
-	return name, true
+	return name, nil
 }
 
-// validConfigKey reports whether key matches ^[a-zA-Z0-9._-]{1,100}$ and is
-// not "." or ".." (path segments no client can send as a name).
-func validConfigKey(key string) bool {
-	if len(key) == 0 || len(key) > MaxResourceName || key == "." || key == ".." {
-		return false
+// target validates the {name} path parameter and resolves whose resource
+// it is (write: the request changes it).
+func (k resourceKind) target(ctx *fasthttp.RequestCtx, p *Principal, write bool) (owner, name string, err error) {
+	if name, err = k.name(ctx); err != nil {
+		return "", "", err
 	}
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
+	owner, err = scope(ctx, p, write)
+	return owner, name, err
 }
 
 // appendOwner adds `"owner":"…",` at the start of an admin listing item.

@@ -3,12 +3,9 @@ package httpd_test
 import (
 	"bytes"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,31 +15,13 @@ import (
 
 // Helpers of the limits/flags/config tests (prefix rs).
 
-// rsClock is a settable clock for Options.Now.
-type rsClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *rsClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *rsClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 var rsT0 = time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
 
 type rsEnv struct {
-	app   *httpd.App
+	app   *httpd.TestServer
 	url   string
-	opts  httpd.Options
-	clock *rsClock
+	opts  httpd.TestOptions
+	clock *httpd.TestClock
 }
 
 // Tokens of the test users.
@@ -52,22 +31,19 @@ const (
 	rsAdmin = "adminkey"
 )
 
-func rsOptions(t *testing.T) httpd.Options {
+func rsOptions(t *testing.T) httpd.TestOptions {
 	t.Helper()
-	return httpd.Options{
-		Addr:         "127.0.0.1:0",
+	return httpd.TestOptions{
 		DBPath:       filepath.Join(t.TempDir(), "db"),
 		StaticTokens: map[string]string{rsAlice: "alice", rsBob: "bob"},
 		AdminKey:     rsAdmin,
-		Stdout:       io.Discard,
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
 
 // rsStart starts a server on a fresh database with a fake clock at rsT0.
-func rsStart(t *testing.T, mod func(o *httpd.Options)) *rsEnv {
+func rsStart(t *testing.T, mod func(o *httpd.TestOptions)) *rsEnv {
 	t.Helper()
-	e := &rsEnv{opts: rsOptions(t), clock: &rsClock{now: rsT0}}
+	e := &rsEnv{opts: rsOptions(t), clock: httpd.NewTestClock(rsT0)}
 	e.opts.Now = e.clock.Now
 	if mod != nil {
 		mod(&e.opts)
@@ -78,17 +54,8 @@ func rsStart(t *testing.T, mod func(o *httpd.Options)) *rsEnv {
 
 func (e *rsEnv) start(t *testing.T) {
 	t.Helper()
-	a, err := httpd.Start(e.opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.app, e.url = a, a.URL()
-	t.Cleanup(func() {
-		if e.app == a {
-			a.Close()
-			e.app = nil
-		}
-	})
+	e.app = httpd.MustStartTestServer(t, e.opts)
+	e.url = e.app.URL()
 }
 
 // restart closes the server gracefully and starts a new one on the same
@@ -98,7 +65,6 @@ func (e *rsEnv) restart(t *testing.T) {
 	if err := e.app.Close(); err != nil {
 		t.Fatal(err)
 	}
-	e.app = nil
 	e.start(t)
 }
 
@@ -153,32 +119,7 @@ var rsHTTP = &http.Client{Timeout: 30 * time.Second}
 // application/json.
 func (e *rsEnv) do(t *testing.T, method, path, token, body string, hdr ...string) rsReply {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, e.url+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := apitest.Client(t, rsHTTP).Do(req) // checked against docs/openapi.yaml
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := httpd.HTTPCall(t, apitest.Client(t, rsHTTP), method, e.url+path, token, body, hdr...) // checked against docs/openapi.yaml
 	return rsReply{status: resp.StatusCode, header: resp.Header, body: b}
 }
 

@@ -1,8 +1,13 @@
 // Package httpd is octostore's HTTP API: a fasthttp server with one handler
-// file per resource, one error → status map (errors.go) and bearer-token
-// authentication (auth.go). Handlers validate input, then ask the resource's
-// actor (package actors) and render its answer; they hold no state of their
-// own besides the token cache.
+// file per resource, one table of routes (routes.go), one error → status
+// map (errors.go) and bearer-token authentication (auth.go). Handlers
+// validate input, call the resource kind's typed entry point
+// (actors.Locks, Limits, Flags, ConfigKeys) with the request's context
+// (reqctx.go: request timeout, shutdown, client gone) and render its
+// answer; they hold no state of their own besides the token cache.
+//
+// Errors: a handler returns an error (coded: actors.Error) instead of
+// answering it, and errors.go alone turns it into a status and a body.
 package httpd
 
 import (
@@ -18,74 +23,182 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Server is the HTTP front of the runtime.
+// Server is the HTTP front of the runtime. NewServer builds it from its
+// dependencies, which the caller has opened (cmd/octostore Main.Run) and
+// closes after Shutdown; the Server itself owns only its router, its
+// event streams and the fasthttp server.
 type Server struct {
-	sys   *actors.System
-	store *persistence.Store
-	auth  *Authenticator
-	oauth *githubOAuth // nil: GitHub sign-in not configured (501)
-	log   *slog.Logger
-	r     *router.Router
-	srv   *fasthttp.Server
-	ln    net.Listener
-	done  chan error
-	res   *actors.Resources // rate limits, flags, config (resources.go)
+	locks  *actors.Locks
+	limits *actors.Limits
+	flags  *actors.Flags
+	config *actors.ConfigKeys
+	store  *persistence.Store // health, tokens, sign-in
+	auth   *Authenticator
+	oauth  *githubOAuth // nil: GitHub sign-in not configured (501)
+	log    *slog.Logger
+	reqs   *requestContexts
+	r      *router.Router
+	srv    *fasthttp.Server
 
 	// events serves /events and /locks/{name}/watch, metrics /metrics
-	// (events.go, metrics.go; set by App.observe before serving).
+	// (events.go, metrics.go).
 	events  *eventStreams
 	metrics *Metrics
+
+	shutdownTimeout time.Duration
+	ln              net.Listener // set by Serve
+	done            chan error   // Serve's result
 }
 
-// ServerConfig tunes the HTTP server.
+// Deps are what a Server serves from. Every field but GitHub and Logger is
+// required. They are opened before NewServer and closed after
+// Server.Shutdown by whoever opened them; the Server never closes them.
+type Deps struct {
+	// The typed entry points of the four resource kinds (registered with
+	// Sys, which has recovered: actors.System.Recover).
+	Locks  *actors.Locks
+	Limits *actors.Limits
+	Flags  *actors.Flags
+	Config *actors.ConfigKeys
+	// Sys is read only by the live-actors gauge; handlers call the kinds.
+	Sys    *actors.System
+	Store  *persistence.Store // tokens, sign-in, the health of writes
+	Auth   *Authenticator     // bearer tokens and the admin key
+	GitHub *GitHubSignIn      // sign-in with GitHub; nil: not configured (501)
+	Events *actors.Broker     // /events and /locks/{name}/watch
+	// Metrics labels every request and serves /metrics; NewServer also
+	// registers the scrape-time gauges of Sys, Events and Store on it, so
+	// one Metrics serves one Server.
+	Metrics *Metrics
+	Logger  *slog.Logger // default: discard
+}
+
+// ServerConfig tunes the HTTP server. Zero fields take the defaults below.
 type ServerConfig struct {
-	MaxBodyBytes int           // request body limit (413 beyond)
-	ReadTimeout  time.Duration // whole request, headers and body
-	WriteTimeout time.Duration
-	IdleTimeout  time.Duration // keep-alive connections
-	MaxConns     int           // concurrent connections
+	MaxBodyBytes int           // request body limit (413 beyond; DefaultMaxBodyBytes)
+	ReadTimeout  time.Duration // whole request, headers and body (DefaultReadTimeout)
+	WriteTimeout time.Duration // a response (DefaultWriteTimeout)
+	IdleTimeout  time.Duration // keep-alive connections (DefaultConnIdleTimeout)
+	MaxConns     int           // concurrent connections (DefaultMaxConns)
 	// MaxInFlight bounds requests being handled at once; beyond it the
-	// server answers 503 + Retry-After at once (default DefaultMaxInFlight).
+	// server answers 503 + Retry-After at once (DefaultMaxInFlight).
 	MaxInFlight int
 	// MaxHeaderBytes is the request line + headers limit (431 beyond;
-	// default 8192).
+	// DefaultMaxHeaderBytes).
 	MaxHeaderBytes int
+	// EventHeartbeat is the interval of ": ping" comments on idle event
+	// streams (DefaultEventHeartbeat).
+	EventHeartbeat time.Duration
+	// ShutdownTimeout bounds how long Shutdown waits for in-flight requests
+	// (DefaultShutdownTimeout); requests still waiting then end with 503.
+	ShutdownTimeout time.Duration
+	// RequestTimeout bounds how long a request waits for its resource (503
+	// beyond; DefaultRequestTimeout, reqctx.go).
+	RequestTimeout time.Duration
 }
 
-func newServer(sys *actors.System, store *persistence.Store, auth *Authenticator, log *slog.Logger, cfg ServerConfig) *Server {
-	s := &Server{sys: sys, store: store, auth: auth, log: log, r: router.New(), done: make(chan error, 1)}
+// Defaults of ServerConfig (and of the `octostore serve` flags that set
+// it). DefaultMaxInFlight is in overload.go, DefaultEventHeartbeat in
+// events.go.
+const (
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultReadTimeout     = 30 * time.Second
+	DefaultWriteTimeout    = 30 * time.Second
+	DefaultConnIdleTimeout = 120 * time.Second
+	DefaultMaxConns        = 16384
+	DefaultMaxHeaderBytes  = 8192
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// withDefaults fills the zero fields (and the non-positive sizes, the
+// in-flight bound, the heartbeat and the shutdown bound).
+func (c ServerConfig) withDefaults() ServerConfig {
+	orDefault := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	positive := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	positive(&c.MaxBodyBytes, DefaultMaxBodyBytes)
+	orDefault(&c.ReadTimeout, DefaultReadTimeout)
+	orDefault(&c.WriteTimeout, DefaultWriteTimeout)
+	orDefault(&c.IdleTimeout, DefaultConnIdleTimeout)
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	positive(&c.MaxInFlight, DefaultMaxInFlight)
+	positive(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	if c.EventHeartbeat <= 0 {
+		c.EventHeartbeat = DefaultEventHeartbeat
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	return c
+}
+
+// NewServer builds the server: every route, the event streams, request
+// metrics and the scrape-time gauges. It panics if a required dependency is
+// missing (a wiring mistake, not a runtime condition). Serve starts it.
+func NewServer(cfg ServerConfig, deps Deps) *Server {
+	for name, missing := range map[string]bool{
+		"Locks": deps.Locks == nil, "Limits": deps.Limits == nil, "Flags": deps.Flags == nil, "Config": deps.Config == nil,
+		"Sys": deps.Sys == nil, "Store": deps.Store == nil,
+		"Auth": deps.Auth == nil, "Events": deps.Events == nil, "Metrics": deps.Metrics == nil,
+	} {
+		if missing {
+			panic("httpd.NewServer: Deps." + name + " is nil")
+		}
+	}
+	cfg = cfg.withDefaults()
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		locks: deps.Locks, limits: deps.Limits, flags: deps.Flags, config: deps.Config,
+		store: deps.Store, auth: deps.Auth, oauth: deps.GitHub.flow(), log: log,
+		reqs: newRequestContexts(cfg.RequestTimeout), r: router.New(),
+		shutdownTimeout: cfg.ShutdownTimeout, done: make(chan error, 1),
+	}
 	s.r.SaveMatchedRoutePath = true // metrics label requests by route template
 	s.r.RedirectTrailingSlash = false
 	s.r.RedirectFixedPath = false
 	s.r.HandleMethodNotAllowed = true
 	s.r.HandleOPTIONS = false
 	s.r.NotFound = func(ctx *fasthttp.RequestCtx) {
-		writeError(ctx, fasthttp.StatusNotFound, "no such route: "+string(ctx.Path()))
+		s.writeErr(ctx, actors.NewError(actors.CodeNotFound, "no such route: "+string(ctx.Path())))
 	}
 	s.r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
 		dropOptionsFromAllow(ctx)
-		writeError(ctx, fasthttp.StatusMethodNotAllowed, "method "+string(ctx.Method())+" not allowed on "+string(ctx.Path()))
+		s.writeErr(ctx, actors.NewError(actors.CodeMethodNotAllowed, "method "+string(ctx.Method())+" not allowed on "+string(ctx.Path())))
 	}
 	s.r.PanicHandler = func(ctx *fasthttp.RequestCtx, v any) {
 		s.log.Error("panic in handler", "path", string(ctx.Path()), "panic", v)
-		writeError(ctx, fasthttp.StatusInternalServerError, "internal error")
+		writeCoded(ctx, actors.NewError(actors.CodeInternal, "internal error"))
 	}
 	s.r.GET("/health", s.health)
-	s.routeLocks()
-	s.routeLimits()
-	s.routeFlags()
-	s.routeConfig()
-	s.routeAuth()
+	s.routes()
 	s.routeOpenAPI()
+	s.routeEvents(deps.Events, cfg.EventHeartbeat, cfg.WriteTimeout)
+	s.routeMetrics(deps.Metrics)
+	observe(deps)
 	s.srv = &fasthttp.Server{
-		Handler:                       newInflight(cfg.MaxInFlight).wrap(s.r.Handler),
+		Handler:                       deps.Metrics.Instrument(newInflight(cfg.MaxInFlight).wrap(s.r.Handler)),
 		Name:                          "octostore",
 		MaxRequestBodySize:            cfg.MaxBodyBytes,
 		ReadTimeout:                   cfg.ReadTimeout,
 		WriteTimeout:                  cfg.WriteTimeout,
 		IdleTimeout:                   cfg.IdleTimeout,
 		Concurrency:                   cfg.MaxConns,
-		ReadBufferSize:                headerLimit(cfg.MaxHeaderBytes), // also the request header size limit (431 beyond)
+		ReadBufferSize:                cfg.MaxHeaderBytes, // also the request header size limit (431 beyond)
 		DisableHeaderNamesNormalizing: false,
 		NoDefaultServerHeader:         false,
 		NoDefaultDate:                 true,
@@ -98,13 +211,13 @@ func newServer(sys *actors.System, store *persistence.Store, auth *Authenticator
 			var small *fasthttp.ErrSmallBuffer
 			switch {
 			case errors.Is(err, fasthttp.ErrBodyTooLarge):
-				writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large")
+				writeCoded(ctx, actors.NewError(actors.CodeTooLarge, "request body too large"))
 			case errors.As(err, &small):
-				writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large")
+				writeCoded(ctx, actors.NewError(actors.CodeHeadersTooLarge, "request headers too large"))
 			case isTimeout(err):
-				writeError(ctx, fasthttp.StatusRequestTimeout, "request not received within the read timeout")
+				writeCoded(ctx, actors.NewError(actors.CodeReadTimeout, "request not received within the read timeout"))
 			default:
-				writeError(ctx, fasthttp.StatusBadRequest, "malformed request")
+				writeCoded(ctx, actors.NewError(actors.CodeMalformed, "malformed request"))
 			}
 		},
 	}
@@ -123,21 +236,63 @@ func (s *Server) health(ctx *fasthttp.RequestCtx) {
 	ctx.SetBodyString("OK")
 }
 
-// serve accepts connections on ln until shutdown.
-func (s *Server) serve(ln net.Listener) {
+// Serve accepts connections on ln in the background until Shutdown, which
+// closes ln. Call it once.
+func (s *Server) Serve(ln net.Listener) {
 	s.ln = ln
 	go func() { s.done <- s.srv.Serve(ln) }()
 }
 
-// shutdown stops accepting, waits for in-flight requests, then returns.
-func (s *Server) shutdown(timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+// Shutdown ends the event streams, stops accepting, and waits (at most
+// ServerConfig.ShutdownTimeout) for in-flight requests; requests still
+// waiting for a resource then are cancelled (cause actors.ErrClosed: 503 at
+// once) and the request contexts' reaper stops. It does nothing more if
+// Serve was never called or Shutdown already ran.
+func (s *Server) Shutdown() error {
+	if s.ln == nil {
+		s.reqs.shutdown()
+		return nil
+	}
+	s.closeStreams() // open event streams would hold the shutdown up
+	ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()
 	err := s.srv.ShutdownWithContext(ctx)
+	s.reqs.shutdown()
 	// fasthttp only closes the listeners Serve has registered: when shutdown
 	// follows serve at once, Serve may not have started yet and would then
 	// accept forever. Closing the listener ourselves ends it either way.
 	s.ln.Close()
 	<-s.done
+	s.ln = nil
 	return err
+}
+
+// GitHubSignIn is sign-in with GitHub, ready to serve /auth/github: the
+// validated configuration and its own HTTP client to GitHub (oauth.go).
+type GitHubSignIn struct{ g *githubOAuth }
+
+// NewGitHubSignIn validates cfg (GitHubOAuth.WithDefaults) and builds the
+// sign-in service; it returns nil, nil when cfg does not configure GitHub
+// sign-in. now is the clock of state expiry and issued tokens; log gets the
+// warnings about clear-text URLs. Close releases its connections to GitHub.
+func NewGitHubSignIn(cfg GitHubOAuth, now func() time.Time, log *slog.Logger) (*GitHubSignIn, error) {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.Configured() {
+		return nil, nil
+	}
+	return &GitHubSignIn{g: newGitHubOAuth(cfg, now, log)}, nil
+}
+
+// Close closes the idle connections to GitHub.
+func (s *GitHubSignIn) Close() { s.g.close() }
+
+// flow is the sign-in service, nil when s is nil (not configured).
+func (s *GitHubSignIn) flow() *githubOAuth {
+	if s == nil {
+		return nil
+	}
+	return s.g
 }

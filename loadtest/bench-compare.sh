@@ -151,7 +151,7 @@ for sc in $scenarios; do
 			"$bin" loadtest "$sc" --target "$(url_of "$label")" --server-pid "$(pid_of "$label")" \
 				--token "$token" --driver "$driver" \
 				-c "$concurrency" --duration "$duration" --warmup "$warmup" \
-				--label "$label" --json "$out/$name.json" -q >"$out/$name.txt" 2>&1 || rc=$?
+				--label "$label" --out "$out/$name.json" >"$out/$name.txt" 2>&1 || rc=$?
 			if [ "$rc" -ne 0 ]; then
 				echo "bench-compare: $sc against $label exited $rc (see $out/$name.txt)" >&2
 				status=1

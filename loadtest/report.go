@@ -7,15 +7,18 @@ import (
 	"math"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
-// Report is the result of one run; its JSON form is what --json writes and
-// --compare reads.
+// Report is the result of one run; its JSON form is what --out writes (and
+// --json prints) and --compare reads.
 type Report struct {
 	Scenario    string               `json:"scenario"`
+	RunID       string               `json:"run_id,omitempty"` // names: Prefix(RunID) + …
 	Mix         string               `json:"mix,omitempty"`
 	Label       string               `json:"label,omitempty"`
 	Target      string               `json:"target"`
@@ -35,12 +38,15 @@ type Report struct {
 	ErrorsBy    map[string]int64     `json:"errors_by_status"`
 	Latency     Latency              `json:"latency_ms"`
 	PerOp       map[string]*OpReport `json:"per_op"`
-	Safety      *SafetyReport        `json:"safety"`
+	Safety      *SafetyReport        `json:"safety"` // nil: no lock scenario ran
 	ToolCPU     CPU                  `json:"tool_cpu"`
 	ServerCPU   *CPU                 `json:"server_cpu,omitempty"` // with --server-pid
 	Interrupted bool                 `json:"interrupted,omitempty"`
-	Started     time.Time            `json:"started_at"`
-	Host        Host                 `json:"host"`
+	Cleanup     *CleanupReport       `json:"cleanup,omitempty"`
+	// Failures are the reasons the run failed (see Judge); empty: it passed.
+	Failures []string  `json:"failures,omitempty"`
+	Started  time.Time `json:"started_at"`
+	Host     Host      `json:"host"`
 }
 
 // Latency percentiles in milliseconds (successes and expected refusals).
@@ -67,9 +73,12 @@ type OpReport struct {
 
 // SafetyReport is the safety checker's verdict.
 type SafetyReport struct {
-	Checked    int      `json:"checked"`
-	Leases     int      `json:"leases"`
-	Violations int      `json:"violations"`
+	Checked    int `json:"checked"`
+	Leases     int `json:"leases"`
+	Violations int `json:"violations"`
+	// NotChecked says why the check proved nothing (no lease was granted):
+	// such a run fails, it did not pass.
+	NotChecked string   `json:"not_checked,omitempty"`
 	SlackMS    float64  `json:"slack_ms,omitempty"`
 	CutoffS    float64  `json:"cutoff_s,omitempty"` // history kept only up to here (memory bound)
 	Evidence   []string `json:"evidence,omitempty"`
@@ -89,6 +98,16 @@ type Host struct {
 	CPUModel string `json:"cpu_model,omitempty"`
 	Go       string `json:"go"`
 	OS       string `json:"os"`
+}
+
+// EncodeJSON writes the report, indented, to w.
+func (r *Report) EncodeJSON(w io.Writer) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
 }
 
 // WriteJSON writes the report, indented, to path.
@@ -116,12 +135,132 @@ func ReadReport(path string) (*Report, error) {
 	return &r, nil
 }
 
-func (r *Report) title() string {
-	s := r.Scenario
-	if r.Mix != "" {
-		s += " (" + r.Mix + ")"
+// DefaultMaxErrorRate is the share of measured requests that may fail
+// (errors, not expected refusals) before Judge fails a run: 1%.
+const DefaultMaxErrorRate = 0.01
+
+// ParseErrorRate parses a --max-error-rate: a percentage ("1%", "0.5%") or
+// a fraction ("0.01"), between 0 and 100%.
+func ParseErrorRate(s string) (float64, error) {
+	t := strings.TrimSpace(s)
+	scale := 1.0
+	if p, ok := strings.CutSuffix(t, "%"); ok {
+		t, scale = strings.TrimSpace(p), 100
 	}
-	t := fmt.Sprintf("%s against %s %s", s, r.TargetKind, r.Target)
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || math.IsNaN(v) || v < 0 || v/scale > 1 {
+		return 0, fmt.Errorf("error rate %q: want a percentage such as 1%% or 0.5%%, or a fraction 0..1", s)
+	}
+	return v / scale, nil
+}
+
+// Judge decides whether the run passed, records the reasons it did not in
+// r.Failures and returns them: it was interrupted; no request was measured;
+// more than maxErrorRate of the measured requests were errors (expected
+// refusals such as a lock held by another do not count); the safety checker
+// found violations, or checked nothing because no lease was granted; the
+// cleanup left something behind.
+func (r *Report) Judge(maxErrorRate float64) []string {
+	var f []string
+	if r.Interrupted {
+		f = append(f, "interrupted")
+	}
+	switch {
+	case r.Ops == 0:
+		f = append(f, "no request was answered in the measured time")
+	case float64(r.Errors) > maxErrorRate*float64(r.Ops):
+		why := fmt.Sprintf("error rate %s (%d of %d requests) is above the allowed %s; errors by status: %s",
+			pct(float64(r.Errors)/float64(r.Ops)), r.Errors, r.Ops, pct(maxErrorRate), fmtCounts(r.ErrorsBy))
+		if r.ErrorsBy["401"]+r.ErrorsBy["403"] > r.Errors/2 {
+			why += " (refused: a user's token is needed; the admin key owns no locks, limits, flags or config)"
+		}
+		f = append(f, why)
+	}
+	if s := r.Safety; s != nil {
+		if s.Violations > 0 {
+			f = append(f, fmt.Sprintf("%d lock safety violations", s.Violations))
+		} else if s.NotChecked != "" {
+			f = append(f, "lock safety not checked: "+s.NotChecked)
+		}
+	}
+	if c := r.Cleanup; c != nil && !c.Complete() {
+		f = append(f, c.String())
+	}
+	r.Failures = f
+	return f
+}
+
+func pct(x float64) string {
+	s := strconv.FormatFloat(100*x, 'f', 2, 64)
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	return s + "%"
+}
+
+// width is the terminal width (columns) the human output is laid out for.
+const width = 80
+
+// fit cuts s to at most n columns (runes), ending it with "…" when cut.
+func fit(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// wrapList lays items out after head, separated by sep, on lines of at most
+// width columns; continuation lines are indented like the first item.
+func wrapList(head string, items []string, sep string) []string {
+	indent := strings.Repeat(" ", utf8.RuneCountInString(head))
+	var lines []string
+	line := head
+	for i, it := range items {
+		if i < len(items)-1 {
+			it += sep
+		}
+		if line != head && line != indent && utf8.RuneCountInString(line+strings.TrimRight(it, " ")) > width {
+			lines = append(lines, strings.TrimRight(line, " "))
+			line = indent
+		}
+		line += it
+	}
+	lines = append(lines, strings.TrimRight(line, " "))
+	for i := range lines {
+		lines[i] = fit(lines[i], width)
+	}
+	return lines
+}
+
+// layout aligns a table: the first column to the left, the others to the
+// right, two spaces apart.
+func layout(rows [][]string) []string {
+	var ws []int
+	for _, r := range rows {
+		for i, c := range r {
+			if i >= len(ws) {
+				ws = append(ws, 0)
+			}
+			ws[i] = max(ws[i], utf8.RuneCountInString(c))
+		}
+	}
+	out := make([]string, len(rows))
+	for j, r := range rows {
+		var b strings.Builder
+		for i, c := range r {
+			pad := strings.Repeat(" ", ws[i]-utf8.RuneCountInString(c))
+			if i == 0 {
+				b.WriteString(c + pad)
+			} else {
+				b.WriteString("  " + pad + c)
+			}
+		}
+		out[j] = b.String()
+	}
+	return out
+}
+
+func (r *Report) title() string {
+	t := fmt.Sprintf("%s against %s %s", r.Scenario, r.TargetKind, r.Target)
 	if r.Driver != "" {
 		t += " [" + r.Driver + "]"
 	}
@@ -131,49 +270,91 @@ func (r *Report) title() string {
 	return t
 }
 
-// WriteTable prints the human summary.
+// WriteTable prints the human summary, every line within width columns
+// (cut with "…"; the JSON report has everything) except the evidence of a
+// safety violation, which is printed whole.
 func (r *Report) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "%s\n", r.title())
+	line := func(s string) { fmt.Fprintln(w, fit(s, width)) }
+	line(r.title())
+	if r.Mix != "" {
+		for _, l := range wrapList("mix: ", strings.Split(r.Mix, ","), ",") {
+			fmt.Fprintln(w, l)
+		}
+	}
 	mode := fmt.Sprintf("closed loop, %d workers", r.Concurrency)
 	if r.Mode == "open" {
 		mode = fmt.Sprintf("open loop at %.0f/s, %d workers", r.Rate, r.Concurrency)
 	}
-	fmt.Fprintf(w, "%s, %d user(s), %d keys; %.1fs measured after %.1fs warmup%s\n\n",
-		mode, r.Users, r.Keys, r.DurationS, r.WarmupS, map[bool]string{true: " (INTERRUPTED)"}[r.Interrupted])
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "op\tops\tops/s\trejected\terrors\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t")
-	row := func(name string, o *OpReport) {
-		l := o.Latency
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%d\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t\n",
-			name, o.Ops, o.OpsPerSec, o.Rejected, o.Errors, l.P50, l.P90, l.P99, l.P999, l.Max)
-	}
-	for _, name := range sortedOps(r.PerOp) {
-		row(name, r.PerOp[name])
+	line(fmt.Sprintf("%s, %d user(s), %d keys", mode, r.Users, r.Keys))
+	line(fmt.Sprintf("%.1fs measured after %.1fs warmup%s", r.DurationS, r.WarmupS, map[bool]string{true: " (INTERRUPTED)"}[r.Interrupted]))
+	fmt.Fprintln(w)
+
+	// Two tables, so that each fits width whatever the figures: counts
+	// (op names are at most 15 columns, counts rarely above 12) and
+	// latencies (at most 10 columns each: 600000.000 ms is the histogram's top).
+	names := sortedOps(r.PerOp)
+	rows := make([]*OpReport, 0, len(names)+1)
+	for _, n := range names {
+		rows = append(rows, r.PerOp[n])
 	}
 	if len(r.PerOp) != 1 {
-		row("all", &OpReport{Ops: r.Ops, OpsPerSec: r.OpsPerSec, Rejected: r.Rejected, Errors: r.Errors, Latency: r.Latency})
+		names = append(names, "all")
+		rows = append(rows, &OpReport{Ops: r.Ops, OpsPerSec: r.OpsPerSec, Rejected: r.Rejected, Errors: r.Errors, Latency: r.Latency})
 	}
-	tw.Flush()
+	counts := [][]string{{"op", "ops", "ops/s", "rejected", "errors"}}
+	lat := [][]string{{"latency ms", "p50", "p90", "p99", "p99.9", "max"}}
+	ms := func(x float64) string { return strconv.FormatFloat(x, 'f', 3, 64) }
+	for i, o := range rows {
+		counts = append(counts, []string{names[i], strconv.FormatInt(o.Ops, 10), strconv.FormatFloat(o.OpsPerSec, 'f', 1, 64),
+			strconv.FormatInt(o.Rejected, 10), strconv.FormatInt(o.Errors, 10)})
+		l := o.Latency
+		lat = append(lat, []string{names[i], ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max)})
+	}
+	for _, l := range layout(counts) {
+		line(l)
+	}
+	fmt.Fprintln(w)
+	for _, l := range layout(lat) {
+		line(l)
+	}
 	fmt.Fprintln(w)
 	if len(r.ErrorsBy) > 0 {
-		fmt.Fprintf(w, "errors by status: %s\n", fmtCounts(r.ErrorsBy))
+		for _, l := range wrapList("errors by status: ", strings.Split(fmtCounts(r.ErrorsBy), " "), " ") {
+			fmt.Fprintln(w, l)
+		}
 	}
-	if s := r.Safety; s != nil && s.Checked > 0 {
-		fmt.Fprintf(w, "safety: %d lock operations on %d leases checked (slack %.0fms), %d violations\n",
-			s.Checked, s.Leases, s.SlackMS, s.Violations)
+	if s := r.Safety; s != nil {
+		switch {
+		case s.NotChecked != "":
+			line("safety: not checked: " + s.NotChecked)
+		default:
+			line(fmt.Sprintf("safety: %d lock operations on %d leases checked (slack %.0fms), %d violations",
+				s.Checked, s.Leases, s.SlackMS, s.Violations))
+		}
 		if s.CutoffS > 0 {
-			fmt.Fprintf(w, "  (history kept up to +%.1fs to bound memory)\n", s.CutoffS)
+			line(fmt.Sprintf("  (history kept up to +%.1fs to bound memory)", s.CutoffS))
 		}
 		for _, e := range s.Evidence {
 			fmt.Fprintln(w, e)
 		}
 	}
 	c := r.ToolCPU
-	fmt.Fprintf(w, "tool cpu: %.2fs user + %.2fs sys = %.2f cores, %.1f µs per request\n",
-		c.UserS, c.SysS, c.Cores, c.MicrosPerOp)
+	line(fmt.Sprintf("tool cpu: %.2fs user + %.2fs sys = %.2f cores, %.1f µs per request",
+		c.UserS, c.SysS, c.Cores, c.MicrosPerOp))
 	if c := r.ServerCPU; c != nil {
-		fmt.Fprintf(w, "server cpu: %.2fs user + %.2fs sys = %.2f cores, %.1f µs per request\n",
-			c.UserS, c.SysS, c.Cores, c.MicrosPerOp)
+		line(fmt.Sprintf("server cpu: %.2fs user + %.2fs sys = %.2f cores, %.1f µs per request",
+			c.UserS, c.SysS, c.Cores, c.MicrosPerOp))
+	}
+	if r.Cleanup != nil {
+		head, rest, _ := strings.Cut(r.Cleanup.String(), ": ")
+		for _, l := range wrapList(head+": ", strings.Fields(rest), " ") {
+			fmt.Fprintln(w, l)
+		}
+	}
+	for _, f := range r.Failures {
+		for _, l := range wrapList("FAILED: ", strings.Fields(f), " ") {
+			fmt.Fprintln(w, l)
+		}
 	}
 }
 
@@ -237,7 +418,7 @@ func fmtRatio(x float64) string {
 // operation too. For throughput above 1 means B is faster; for latency above
 // 1 means B is slower.
 func Compare(w io.Writer, a, b *Report) {
-	fmt.Fprintf(w, "A: %s\nB: %s\n\n", a.title(), b.title())
+	fmt.Fprintf(w, "A: %s\nB: %s\n\n", fit(a.title(), width-3), fit(b.title(), width-3))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "metric\tA\tB\tB/A\t")
 	line := func(name string, x, y float64, format string) {

@@ -41,8 +41,21 @@ type Config struct {
 
 	ServerPID int // when set, also report this local process's CPU (the server's)
 
-	Progress      io.Writer     // progress lines; nil: none
-	ProgressTTY   bool          // rewrite one line instead of printing lines
+	// RunID names everything the run creates: Prefix(RunID) + …; default 8
+	// random hex digits.
+	RunID string
+	// Keep leaves what the run created instead of deleting it at the end.
+	Keep bool
+	// CleanupTimeout bounds the cleanup at the end of the run, which also
+	// runs when ctx was cancelled (an interrupted run); default 30s.
+	CleanupTimeout time.Duration
+	// Abort, when it closes, cuts the cleanup short (a second Ctrl-C).
+	Abort <-chan struct{}
+
+	// Progress is a terminal on which one status line (elapsed, ops/s,
+	// errors, p99) is rewritten every ProgressEvery; nil: none. Pass it only
+	// a terminal (see Terminal): a pipe or file gets nothing.
+	Progress      io.Writer
 	ProgressEvery time.Duration // default 1s
 	Seed          uint64        // worker RNG seed; 0: random
 }
@@ -98,12 +111,23 @@ func (c *Config) defaults() error {
 	if c.Seed == 0 {
 		c.Seed = rand.Uint64()
 	}
+	if c.RunID == "" {
+		c.RunID = newRunID()
+	}
+	if !validRunID(c.RunID) {
+		return fmt.Errorf("run id %q: want 1 to 16 letters, digits or _", c.RunID)
+	}
+	if c.CleanupTimeout <= 0 {
+		c.CleanupTimeout = 30 * time.Second
+	}
 	return nil
 }
 
 // run is the state of one Run shared by its workers (read-only once they start).
 type run struct {
 	cfg         *Config
+	ctx         context.Context // the caller's: setup stops when it ends
+	prefix      string          // Prefix(cfg.RunID)
 	target      Target
 	scenarios   []*scenario
 	pick        []int // cumulative weights, parallel to scenarios
@@ -175,12 +199,16 @@ func (w *worker) iterate(due time.Duration) {
 }
 
 // Run executes the configured load and returns its report. The report is
-// returned (with partial figures) also when ctx is cancelled mid-run.
-func Run(ctx context.Context, cfg Config) (*Report, error) {
+// returned (with partial figures) also when ctx is cancelled mid-run. At the
+// end, also after a cancelled ctx or a failed setup, it deletes what the run
+// created (every name starting with Prefix(cfg.RunID)) unless cfg.Keep; the
+// report's Cleanup says how that went (a failed setup's error mentions a
+// cleanup that did not complete).
+func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	r := &run{cfg: &cfg, target: cfg.Target, workers: cfg.Concurrency}
+	r := &run{cfg: &cfg, ctx: ctx, prefix: Prefix(cfg.RunID), target: cfg.Target, workers: cfg.Concurrency}
 	if pc, ok := cfg.Target.(interface{ PerConnHolder() bool }); ok {
 		r.perConn = pc.PerConnHolder()
 	}
@@ -210,6 +238,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.pick = append(r.pick, total)
 	}
 
+	// From here on the run may have created something: clean up on every
+	// way out, after the workers' connections are closed (defers run last
+	// in first out).
+	defer func() {
+		c := r.cleanup(ctx)
+		switch {
+		case rep != nil:
+			rep.Cleanup = c
+		case c != nil && !c.Complete():
+			err = fmt.Errorf("%w (%s)", err, c)
+		}
+	}()
 	for _, s := range r.scenarios {
 		if s.setup != nil {
 			if err := s.setup(r, s); err != nil {
@@ -217,13 +257,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		}
 	}
-	defer func() {
-		for _, s := range r.scenarios {
-			if s.teardown != nil {
-				s.teardown(r, s)
-			}
-		}
-	}()
 
 	workers := make([]*worker, cfg.Concurrency)
 	for i := range workers {
@@ -302,7 +335,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if measured > cfg.Duration {
 		measured = cfg.Duration
 	}
-	rep := r.report(workers, measured, elapsed, cpu)
+	rep = r.report(workers, measured, elapsed, cpu)
 	if srvErr == nil {
 		if srv1, err := procCPU(cfg.ServerPID); err == nil {
 			c := cpuReport(srv1.sub(srv0), elapsed, rep.Ops, measured)
@@ -315,20 +348,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-// progress prints a line at every tick (every cfg.ProgressEvery) until done
-// closes; the line's time and phase come from clk.
+// progress rewrites one terminal line at every tick (every
+// cfg.ProgressEvery) until done closes, then ends it; the line's time and
+// phase come from clk.
 func (r *run) progress(workers []*worker, clk Clock, ticks <-chan time.Time, done <-chan struct{}) {
 	h := hdrhistogram.New(histMin, histMax, 2)
 	var prev int64
 	var prevAt time.Duration // the start of the run: clk counts from it
-	tty := r.cfg.ProgressTTY
 	out := r.cfg.Progress
 	for {
 		select {
 		case <-done:
-			if tty {
-				fmt.Fprintln(out)
-			}
+			fmt.Fprint(out, "\r\033[K")
 			return
 		case <-ticks:
 		}
@@ -342,18 +373,18 @@ func (r *run) progress(workers []*worker, clk Clock, ticks <-chan time.Time, don
 		}
 		rate := float64(n-prev) / (now - prevAt).Seconds()
 		prev, prevAt = n, now
-		phase := ""
-		if now < r.measureFrom {
-			phase = "  (warmup)"
-		}
-		line := fmt.Sprintf("%6.1fs  %10.0f ops/s  %8d errors  p99 %8.3f ms%s",
-			now.Seconds(), rate, errs, float64(h.ValueAtQuantile(99))/1000, phase)
-		if tty {
-			fmt.Fprintf(out, "\r\033[K%s", line)
-		} else {
-			fmt.Fprintln(out, line)
-		}
+		fmt.Fprintf(out, "\r\033[K%s", progressLine(now, r.measureTo, rate, errs, float64(h.ValueAtQuantile(99))/1000, now < r.measureFrom))
 	}
+}
+
+// progressLine is the status line: elapsed of total, throughput of the last
+// interval, errors so far, p99 of the last interval (ms); at most 80 columns.
+func progressLine(elapsed, total time.Duration, rate float64, errs int64, p99ms float64, warmup bool) string {
+	s := fmt.Sprintf("%.1fs of %.1fs  %.0f ops/s  %d errors  p99 %.3f ms", elapsed.Seconds(), total.Seconds(), rate, errs, p99ms)
+	if warmup {
+		s += "  (warmup)"
+	}
+	return fit(s, 80)
 }
 
 // report merges the workers' figures and runs the safety checker.
@@ -373,6 +404,7 @@ func (r *run) report(workers []*worker, measured, elapsed time.Duration, cpu cpu
 	all := newOpStats()
 	rep := &Report{
 		Scenario:    r.cfg.Scenario,
+		RunID:       r.cfg.RunID,
 		Target:      r.target.Addr(),
 		TargetKind:  r.target.Kind(),
 		Concurrency: r.cfg.Concurrency,
@@ -434,8 +466,9 @@ func (r *run) report(workers []*worker, measured, elapsed time.Duration, cpu cpu
 		for _, v := range res.Details {
 			rep.Safety.Evidence = append(rep.Safety.Evidence, v.String())
 		}
-	} else {
-		rep.Safety = &SafetyReport{}
+		if res.Leases == 0 {
+			rep.Safety.NotChecked = "no lease was granted"
+		}
 	}
 	return rep
 }
@@ -481,4 +514,18 @@ func latencyOf(h *hdrhistogram.Histogram) Latency {
 		Max:  ms(h.Max()),
 		Mean: math.Round(h.Mean()) / 1000,
 	}
+}
+
+// validRunID: the id goes into resource names (locks, limits, flags, config
+// keys, Redis keys), so it is kept to characters every one of them accepts.
+func validRunID(id string) bool {
+	if len(id) == 0 || len(id) > 16 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

@@ -67,19 +67,11 @@ func isScenario(s string) bool {
 
 // scenario is one workload: its key space, its setup and one iteration.
 type scenario struct {
-	name     string
-	names    []string
-	lock     bool // records lock events for the safety checker
-	setup    func(r *run, s *scenario) error
-	teardown func(r *run, s *scenario)
-	iterate  func(w *worker, s *scenario, due time.Duration)
-	held     []heldLock // lock-status: locks held during the run
-}
-
-type heldLock struct {
-	name string
-	user int
-	rep  LockReply
+	name    string
+	names   []string
+	lock    bool // records lock events for the safety checker
+	setup   func(r *run, s *scenario) error
+	iterate func(w *worker, s *scenario, due time.Duration)
 }
 
 func defaultKeys(name string) int {
@@ -95,14 +87,16 @@ func defaultKeys(name string) int {
 	}
 }
 
-var keyPrefix = map[string]string{
-	"lock-cycle":      "lt-cycle-",
-	"lock-contended":  "lt-cont-",
-	"lock-status":     "lt-status-",
-	"ratelimit-check": "lt-rl-",
-	"flag-eval":       "lt-flag-",
-	"config-read":     "lt-cfgr-",
-	"config-write":    "lt-cfgw-",
+// keyPart names a scenario's resources after the run's prefix
+// (Prefix(runID) + keyPart + number: "lt-1a2b3c4d-flag-17").
+var keyPart = map[string]string{
+	"lock-cycle":      "cycle-",
+	"lock-contended":  "cont-",
+	"lock-status":     "status-",
+	"ratelimit-check": "rl-",
+	"flag-eval":       "flag-",
+	"config-read":     "cfgr-",
+	"config-write":    "cfgw-",
 }
 
 func makeNames(prefix string, n int) []string {
@@ -129,7 +123,7 @@ func newScenario(name string, cfg *Config) (*scenario, error) {
 	case "lock-contended":
 		s.lock, s.iterate = true, lockContended
 	case "lock-status":
-		s.setup, s.teardown, s.iterate = setupLockStatus, teardownLockStatus, lockStatus
+		s.setup, s.iterate = setupLockStatus, lockStatus
 	case "ratelimit-check":
 		s.iterate = limitCheck
 	case "flag-eval":
@@ -141,7 +135,7 @@ func newScenario(name string, cfg *Config) (*scenario, error) {
 	default:
 		return nil, fmt.Errorf("unknown scenario %q", name)
 	}
-	s.names = makeNames(keyPrefix[name], keys)
+	s.names = makeNames(Prefix(cfg.RunID)+keyPart[name], keys)
 	return s, nil
 }
 
@@ -215,7 +209,8 @@ func lockContended(w *worker, s *scenario, due time.Duration) {
 	w.lockEvent(OpRelease, name, rep.Lease, LockReply{}, st, 0, t0, t1)
 }
 
-// lock-status: GET a lock's state; half of the names are held during the run.
+// lock-status: GET a lock's state; half of the names are held during the
+// run (released by the run's cleanup).
 func setupLockStatus(r *run, s *scenario) error {
 	c, err := r.target.Conn(0)
 	if err != nil {
@@ -227,27 +222,14 @@ func setupLockStatus(r *run, s *scenario) error {
 		ttl = time.Hour
 	}
 	for i := 0; i < len(s.names); i += 2 {
-		rep, st := c.Acquire(s.names[i], ttl)
-		switch st {
-		case 200:
-			s.held = append(s.held, heldLock{s.names[i], 0, rep})
-		case 409: // held by someone else: just as good for a status read
-		default:
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
+		if _, st := c.Acquire(s.names[i], ttl); st != 200 {
 			return fmt.Errorf("lock-status setup: acquire %s: status %s", s.names[i], st)
 		}
 	}
 	return nil
-}
-
-func teardownLockStatus(r *run, s *scenario) {
-	c, err := r.target.Conn(0)
-	if err != nil {
-		return
-	}
-	defer c.Close()
-	for _, h := range s.held {
-		c.Release(h.name, h.rep.Lease)
-	}
 }
 
 func lockStatus(w *worker, s *scenario, due time.Duration) {
@@ -275,6 +257,10 @@ func setupFlags(r *run, s *scenario) error {
 			return err
 		}
 		for _, n := range s.names {
+			if err := r.ctx.Err(); err != nil {
+				c.Close()
+				return err
+			}
 			if st := c.SetFlag(n, r.cfg.FlagPercent); st != 200 {
 				c.Close()
 				return fmt.Errorf("flag-eval setup: set flag %s for user %d: status %s", n, u, st)
@@ -301,6 +287,10 @@ func setupConfig(r *run, s *scenario) error {
 			return err
 		}
 		for _, n := range s.names {
+			if err := r.ctx.Err(); err != nil {
+				c.Close()
+				return err
+			}
 			if st := c.WriteConfig(n, 0); st != 200 {
 				c.Close()
 				return fmt.Errorf("config-read setup: write %s for user %d: status %s", n, u, st)

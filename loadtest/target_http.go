@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/octostore/octostore/tools/client"
@@ -536,4 +537,125 @@ func parseInt(b []byte) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
+}
+
+// ---- cleanup ----
+
+// resourceKind is one kind of resource a run can leave in a user's namespace.
+type resourceKind struct {
+	name string                                      // for the report: "locks", "limits", …
+	list func(ctx context.Context) ([]string, error) // names with the run's prefix
+	del  func(ctx context.Context, name string) (removed bool, err error)
+}
+
+// namesOf returns the names (given by name) of the items that start with prefix.
+func namesOf[T any](items []T, err error, prefix string, name func(T) string) ([]string, error) {
+	var out []string
+	for _, it := range items {
+		if n := name(it); strings.HasPrefix(n, prefix) {
+			out = append(out, n)
+		}
+	}
+	return out, err
+}
+
+// mine is name, or "" for an item of an admin listing (Owner set): the admin
+// key lists every user's limits, flags and config keys but deletes none
+// without ?owner=; their owners' tokens delete them.
+func mine(owner, name string) string {
+	if owner != "" {
+		return ""
+	}
+	return name
+}
+
+// kindsOf returns the kinds a run may create, listed and deleted through c.
+func kindsOf(c *client.Client, prefix string) []resourceKind {
+	gone := func(err error) (bool, error) {
+		if errors.Is(err, client.ErrNotFound) {
+			return false, nil // already gone (a lease that expired meanwhile)
+		}
+		return err == nil, err
+	}
+	var leases sync.Map // lock name -> lease id, from the last listing
+	return []resourceKind{
+		{"locks",
+			func(ctx context.Context) ([]string, error) {
+				ls, err := c.ListLocks(ctx)
+				return namesOf(ls, err, prefix, func(l client.LockInfo) string {
+					leases.Store(l.Name, l.LeaseID)
+					return l.Name
+				})
+			},
+			func(ctx context.Context, name string) (bool, error) {
+				id, _ := leases.Load(name)
+				s, _ := id.(string)
+				return gone(c.Release(ctx, name, s))
+			}},
+		{"limits",
+			func(ctx context.Context) ([]string, error) {
+				ls, err := c.ListLimits(ctx)
+				return namesOf(ls, err, prefix, func(l client.LimitInfo) string { return mine(l.Owner, l.Name) })
+			},
+			func(ctx context.Context, name string) (bool, error) { return gone(c.ResetLimit(ctx, name)) }},
+		{"flags",
+			func(ctx context.Context) ([]string, error) {
+				fs, err := c.ListFlags(ctx)
+				return namesOf(fs, err, prefix, func(f client.Flag) string { return mine(f.Owner, f.Name) })
+			},
+			func(ctx context.Context, name string) (bool, error) { return gone(c.DeleteFlag(ctx, name)) }},
+		{"config keys",
+			func(ctx context.Context) ([]string, error) {
+				cs, err := c.ListConfig(ctx)
+				return namesOf(cs, err, prefix, func(e client.ConfigEntry) string { return mine(e.Owner, e.Key) })
+			},
+			func(ctx context.Context, name string) (bool, error) { return gone(c.DeleteConfig(ctx, name)) }},
+	}
+}
+
+// Cleanup releases the held locks and deletes the rate limits, flags and
+// config keys named with prefix in the namespace of every token, then lists
+// them again to count what is left. Lock names stay in the server's
+// database after a release (a lock keeps its fencing token forever), as do
+// a deleted config key's version numbers; neither is listed nor counted
+// against a quota.
+func (t *httpTarget) Cleanup(ctx context.Context, prefix string) CleanupReport {
+	set := &cleanupSet{removed: map[string]int{}}
+	var clients []*client.Client
+	seen := map[string]bool{}
+	for _, tok := range t.tokens {
+		if seen[tok] {
+			continue
+		}
+		seen[tok] = true
+		c, err := client.New(t.base, tok, client.WithTimeout(t.opt.Timeout), client.WithUserAgent("octostore-loadtest"))
+		if err != nil {
+			set.fail(err)
+			return set.report(-1)
+		}
+		defer c.CloseIdleConnections()
+		clients = append(clients, c)
+	}
+	for _, c := range clients {
+		for _, k := range kindsOf(c, prefix) {
+			names, err := k.list(ctx)
+			if err != nil {
+				set.fail(fmt.Errorf("list %s: %w", k.name, err))
+				continue
+			}
+			set.deleteAll(ctx, k.name, names, func(n string) (bool, error) { return k.del(ctx, n) })
+		}
+	}
+	left := 0
+	for _, c := range clients {
+		for _, k := range kindsOf(c, prefix) {
+			names, err := k.list(ctx)
+			if err != nil {
+				set.fail(fmt.Errorf("list %s: %w", k.name, err))
+				return set.report(-1)
+			}
+			left += len(names)
+		}
+	}
+	return set.report(left)
 }

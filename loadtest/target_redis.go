@@ -237,3 +237,40 @@ func (c *redisConn) WriteConfig(key string, n int64) Status       { return 501 }
 // PerConnHolder: every connection is its own lock holder (no re-acquire by a
 // shared identity as with octostore users).
 func (t *redisTarget) PerConnHolder() bool { return true }
+
+// Cleanup deletes every key of the run: lt:lock:, lt:fence: and lt:rl: keys
+// whose name starts with prefix (locks and windows expire by themselves, the
+// fencing counters would not).
+func (t *redisTarget) Cleanup(ctx context.Context, prefix string) CleanupReport {
+	set := &cleanupSet{removed: map[string]int{}}
+	match := "lt:*:" + prefix + "*"
+	scan := func() ([]string, error) {
+		var keys []string
+		iter := t.rdb.Scan(ctx, 0, match, 1000).Iterator()
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		return keys, iter.Err()
+	}
+	keys, err := scan()
+	if err != nil {
+		set.fail(fmt.Errorf("scan %s: %w", match, err))
+		return set.report(-1)
+	}
+	for len(keys) > 0 && ctx.Err() == nil {
+		n := min(len(keys), 500)
+		removed, err := t.rdb.Del(ctx, keys[:n]...).Result()
+		if err != nil {
+			set.fail(fmt.Errorf("delete keys: %w", err))
+			break
+		}
+		set.count("keys", int(removed))
+		keys = keys[n:]
+	}
+	left, err := scan()
+	if err != nil {
+		set.fail(fmt.Errorf("scan %s: %w", match, err))
+		return set.report(-1)
+	}
+	return set.report(len(left))
+}

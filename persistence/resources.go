@@ -10,11 +10,16 @@ import (
 	"github.com/octostore/octostore/actors"
 )
 
-// This file stores rate limits, flags and config keys: the writer's apply
-// functions for their mutations, the actors' loaders (actors.ResourceLoader)
-// and the listings the HTTP API serves from the read pool.
+// This file stores rate limits, flags and config keys: the batch
+// transaction's methods for their mutations (actors.MutationWriter), the
+// actors' loaders and the listings (actors.LimitStore, FlagStore,
+// ConfigStore), read from the read pool.
 
-var _ actors.ResourceLoader = (*Store)(nil)
+var (
+	_ actors.LimitStore  = (*Store)(nil)
+	_ actors.FlagStore   = (*Store)(nil)
+	_ actors.ConfigStore = (*Store)(nil)
+)
 
 // resourceStmts are the prepared statements of the hot resource writes.
 type resourceStmts struct {
@@ -47,45 +52,44 @@ func (s *resourceStmts) close() {
 	s.putFlag.Close()
 }
 
-// applyResource applies the mutations of limits, flags and config. ok is
-// false for a mutation of another kind.
-func (s *resourceStmts) applyResource(ctx context.Context, tx *sql.Tx, m actors.Mutation) (ok bool, err error) {
-	switch m := m.(type) {
-	case actors.PutLimits:
-		st := tx.StmtContext(ctx, s.putLimit)
-		for i := 0; i < m.Len() && err == nil; i++ {
-			r, live := m.Row(i)
-			if !live {
-				continue // reset meanwhile: the RemoveLimit is what counts
-			}
-			_, err = st.ExecContext(ctx, r.Owner, r.Name, r.MaxRequests, r.WindowSeconds, r.Log, ms(r.UpdatedAt))
+// PutLimits implements actors.MutationWriter: one upsert per snapshot.
+func (b *batchTx) PutLimits(rows []actors.LimitRow) error {
+	st := b.tx.StmtContext(b.ctx, b.stmts.res.putLimit)
+	for i := range rows {
+		r := &rows[i]
+		if _, err := st.ExecContext(b.ctx, r.Owner, r.Name, r.MaxRequests, r.WindowSeconds, r.Log, ms(r.UpdatedAt)); err != nil {
+			return err
 		}
-	case actors.RemoveLimit:
-		_, err = tx.ExecContext(ctx, `DELETE FROM limits WHERE owner = ? AND name = ?`, m.Owner, m.Name)
-	case actors.PutFlag:
-		f := m.Flag
-		var pct any
-		if f.Percentage != actors.NoPercentage {
-			pct = f.Percentage
-		}
-		_, err = tx.StmtContext(ctx, s.putFlag).ExecContext(ctx, f.Owner, f.Name, f.Enabled, pct, ms(f.CreatedAt), ms(f.UpdatedAt))
-	case actors.RemoveFlag:
-		_, err = tx.ExecContext(ctx, `DELETE FROM flags WHERE owner = ? AND name = ?`, m.Owner, m.Name)
-	case actors.PutConfig:
-		err = applyPutConfig(ctx, tx, m)
-	case actors.RemoveConfig:
-		err = applyRemoveConfig(ctx, tx, m)
-	default:
-		return false, nil
 	}
-	if err != nil {
-		err = fmt.Errorf("%s: %w", m.Table(), err)
-	}
-	return true, err
+	return nil
 }
 
-func applyPutConfig(ctx context.Context, tx *sql.Tx, m actors.PutConfig) error {
-	c := m.Config
+// RemoveLimit implements actors.MutationWriter.
+func (b *batchTx) RemoveLimit(owner, name string) error {
+	_, err := b.tx.ExecContext(b.ctx, `DELETE FROM limits WHERE owner = ? AND name = ?`, owner, name)
+	return err
+}
+
+// PutFlag implements actors.MutationWriter.
+func (b *batchTx) PutFlag(f actors.FlagRecord) error {
+	var pct any
+	if f.Percentage != actors.NoPercentage {
+		pct = f.Percentage
+	}
+	_, err := b.tx.StmtContext(b.ctx, b.stmts.res.putFlag).ExecContext(b.ctx, f.Owner, f.Name, f.Enabled, pct, ms(f.CreatedAt), ms(f.UpdatedAt))
+	return err
+}
+
+// RemoveFlag implements actors.MutationWriter.
+func (b *batchTx) RemoveFlag(owner, name string) error {
+	_, err := b.tx.ExecContext(b.ctx, `DELETE FROM flags WHERE owner = ? AND name = ?`, owner, name)
+	return err
+}
+
+// PutConfig implements actors.MutationWriter: the version row, the key
+// row, and pruning beyond the newest keep versions.
+func (b *batchTx) PutConfig(c actors.ConfigRecord, keep int) error {
+	ctx, tx := b.ctx, b.tx
 	if _, err := tx.ExecContext(ctx, `INSERT INTO config_versions(owner, key, version, value, description, created_at)
 		VALUES(?, ?, ?, ?, ?, ?)`, c.Owner, c.Key, c.Version, c.Value, c.Description, ms(c.UpdatedAt)); err != nil {
 		return err
@@ -97,27 +101,28 @@ func applyPutConfig(ctx context.Context, tx *sql.Tx, m actors.PutConfig) error {
 		c.Owner, c.Key, c.Version, c.Description, ms(c.CreatedAt), ms(c.UpdatedAt)); err != nil {
 		return err
 	}
-	if m.Keep > 0 && c.Version > int64(m.Keep) {
+	if keep > 0 && c.Version > int64(keep) {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM config_versions WHERE owner = ? AND key = ? AND version <= ?`,
-			c.Owner, c.Key, c.Version-int64(m.Keep)); err != nil {
+			c.Owner, c.Key, c.Version-int64(keep)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func applyRemoveConfig(ctx context.Context, tx *sql.Tx, m actors.RemoveConfig) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM config_versions WHERE owner = ? AND key = ?`, m.Owner, m.Key); err != nil {
+// RemoveConfig implements actors.MutationWriter.
+func (b *batchTx) RemoveConfig(owner, key string, version int64, at time.Time) error {
+	if _, err := b.tx.ExecContext(b.ctx, `DELETE FROM config_versions WHERE owner = ? AND key = ?`, owner, key); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE config_keys SET deleted = 1, description = '', version = ?, updated_at = ?
-		WHERE owner = ? AND key = ?`, m.Version, ms(m.At), m.Owner, m.Key)
+	_, err := b.tx.ExecContext(b.ctx, `UPDATE config_keys SET deleted = 1, description = '', version = ?, updated_at = ?
+		WHERE owner = ? AND key = ?`, version, ms(at), owner, key)
 	return err
 }
 
-// --- loaders (actors.ResourceLoader) ---
+// --- loaders ---
 
-// LoadLimit implements actors.ResourceLoader.
+// LoadLimit implements actors.LimitStore.
 func (s *Store) LoadLimit(owner, name string) (actors.SlidingWindow, bool, error) {
 	var max, win int
 	var log []byte
@@ -136,7 +141,7 @@ func (s *Store) LoadLimit(owner, name string) (actors.SlidingWindow, bool, error
 	return w, true, nil
 }
 
-// LoadFlag implements actors.ResourceLoader.
+// LoadFlag implements actors.FlagStore.
 func (s *Store) LoadFlag(owner, name string) (actors.FlagRecord, bool, error) {
 	f := actors.FlagRecord{Owner: owner, Name: name, Percentage: actors.NoPercentage}
 	var pct sql.NullInt64
@@ -156,7 +161,7 @@ func (s *Store) LoadFlag(owner, name string) (actors.FlagRecord, bool, error) {
 	return f, true, nil
 }
 
-// LoadConfig implements actors.ResourceLoader.
+// LoadConfig implements actors.ConfigStore.
 func (s *Store) LoadConfig(owner, key string) (actors.ConfigRecord, bool, error) {
 	c := actors.ConfigRecord{Owner: owner, Key: key}
 	var created, updated int64
@@ -178,33 +183,36 @@ func (s *Store) LoadConfig(owner, key string) (actors.ConfigRecord, bool, error)
 	return c, true, nil
 }
 
-// CountOwned implements actors.ResourceLoader.
-func (s *Store) CountOwned(fn func(k actors.Kind, owner string, n int)) error {
-	for _, q := range []struct {
-		kind actors.Kind
-		sql  string
-	}{
-		{actors.KindLimit, `SELECT owner, count(*) FROM limits GROUP BY owner`},
-		{actors.KindFlag, `SELECT owner, count(*) FROM flags GROUP BY owner`},
-		{actors.KindConfig, `SELECT owner, count(*) FROM config_keys WHERE deleted = 0 GROUP BY owner`},
-	} {
-		if err := s.query(q.sql, nil, func(rows *sql.Rows) error {
-			var owner string
-			var n int
-			if err := rows.Scan(&owner, &n); err != nil {
-				return err
-			}
-			fn(q.kind, owner, n)
-			return nil
-		}); err != nil {
-			return fmt.Errorf("count %s: %w", q.kind, err)
+// countOwned are the per-owner counts of live resources, by kind.
+var countOwned = map[actors.Kind]string{
+	actors.KindLimit:  `SELECT owner, count(*) FROM limits GROUP BY owner`,
+	actors.KindFlag:   `SELECT owner, count(*) FROM flags GROUP BY owner`,
+	actors.KindConfig: `SELECT owner, count(*) FROM config_keys WHERE deleted = 0 GROUP BY owner`,
+}
+
+// CountOwned implements actors.OwnerCounter.
+func (s *Store) CountOwned(k actors.Kind, fn func(owner string, n int)) error {
+	q, ok := countOwned[k]
+	if !ok {
+		return fmt.Errorf("count %s: not an owner-scoped kind", k)
+	}
+	err := s.query(context.Background(), q, nil, func(rows *sql.Rows) error {
+		var owner string
+		var n int
+		if err := rows.Scan(&owner, &n); err != nil {
+			return err
 		}
+		fn(owner, n)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("count %s: %w", k, err)
 	}
 	return nil
 }
 
-func (s *Store) query(q string, args []any, row func(*sql.Rows) error) error {
-	rows, err := s.db.read.Query(q, args...)
+func (s *Store) query(ctx context.Context, q string, args []any, row func(*sql.Rows) error) error {
+	rows, err := s.db.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err
 	}
@@ -231,7 +239,7 @@ func ownerFilter(base, nameCol, owner string) (string, []any) {
 // Barrier waits until every write queued before the call is resolved, so
 // that a following read sees every change acknowledged before it that
 // depended on a queued write. (Rate-limit counters wait in the actors'
-// flusher until it queues them: use actors.Resources.SyncLimits for those.)
+// flusher until it queues them: use actors.Limits.Sync for those.)
 func (s *Store) Barrier() error {
 	seq, err := s.Enqueue(nil, nil)
 	if err != nil {
@@ -241,11 +249,11 @@ func (s *Store) Barrier() error {
 	return nil
 }
 
-// ListLimits lists owner's rate limits ("" for every owner's).
-func (s *Store) ListLimits(owner string) ([]actors.LimitRecord, error) {
+// ListLimits implements actors.LimitStore.
+func (s *Store) ListLimits(ctx context.Context, owner string) ([]actors.LimitRecord, error) {
 	q, args := ownerFilter(`SELECT owner, name, max_requests, window_seconds, log, updated_at FROM limits`, "name", owner)
 	var out []actors.LimitRecord
-	err := s.query(q, args, func(rows *sql.Rows) error {
+	err := s.query(ctx, q, args, func(rows *sql.Rows) error {
 		var r actors.LimitRecord
 		var max, win int
 		var log []byte
@@ -267,11 +275,11 @@ func (s *Store) ListLimits(owner string) ([]actors.LimitRecord, error) {
 	return out, nil
 }
 
-// ListFlags lists owner's flags ("" for every owner's).
-func (s *Store) ListFlags(owner string) ([]actors.FlagRecord, error) {
+// ListFlags implements actors.FlagStore.
+func (s *Store) ListFlags(ctx context.Context, owner string) ([]actors.FlagRecord, error) {
 	q, args := ownerFilter(`SELECT owner, name, enabled, percentage, created_at, updated_at FROM flags`, "name", owner)
 	var out []actors.FlagRecord
-	err := s.query(q, args, func(rows *sql.Rows) error {
+	err := s.query(ctx, q, args, func(rows *sql.Rows) error {
 		f := actors.FlagRecord{Percentage: actors.NoPercentage}
 		var pct sql.NullInt64
 		var created, updated int64
@@ -291,9 +299,8 @@ func (s *Store) ListFlags(owner string) ([]actors.FlagRecord, error) {
 	return out, nil
 }
 
-// ListConfig lists owner's live config keys without values ("" for every
-// owner's).
-func (s *Store) ListConfig(owner string) ([]actors.ConfigRecord, error) {
+// ListConfig implements actors.ConfigStore.
+func (s *Store) ListConfig(ctx context.Context, owner string) ([]actors.ConfigRecord, error) {
 	base := `SELECT owner, key, version, description, created_at, updated_at FROM config_keys`
 	var q string
 	var args []any
@@ -303,7 +310,7 @@ func (s *Store) ListConfig(owner string) ([]actors.ConfigRecord, error) {
 		q, args = base+` WHERE owner = ? AND deleted = 0 ORDER BY key`, []any{owner}
 	}
 	var out []actors.ConfigRecord
-	err := s.query(q, args, func(rows *sql.Rows) error {
+	err := s.query(ctx, q, args, func(rows *sql.Rows) error {
 		var c actors.ConfigRecord
 		var created, updated int64
 		if err := rows.Scan(&c.Owner, &c.Key, &c.Version, &c.Description, &created, &updated); err != nil {
@@ -319,13 +326,12 @@ func (s *Store) ListConfig(owner string) ([]actors.ConfigRecord, error) {
 	return out, nil
 }
 
-// ConfigVersion reads one retained version of a live key. UpdatedAt is when
-// that version was written, CreatedAt when the key was created. ok is false
-// for an unknown key, or a version never written or no longer retained.
-func (s *Store) ConfigVersion(owner, key string, version int64) (actors.ConfigRecord, bool, error) {
+// ConfigVersion implements actors.ConfigStore. UpdatedAt is when that
+// version was written, CreatedAt when the key was created.
+func (s *Store) ConfigVersion(ctx context.Context, owner, key string, version int64) (actors.ConfigRecord, bool, error) {
 	c := actors.ConfigRecord{Owner: owner, Key: key, Version: version}
 	var created, written int64
-	err := s.db.read.QueryRow(`SELECT v.value, v.description, k.created_at, v.created_at
+	err := s.db.read.QueryRowContext(ctx, `SELECT v.value, v.description, k.created_at, v.created_at
 		FROM config_keys k JOIN config_versions v ON v.owner = k.owner AND v.key = k.key
 		WHERE k.owner = ? AND k.key = ? AND k.deleted = 0 AND v.version = ?`, owner, key, version).
 		Scan(&c.Value, &c.Description, &created, &written)
@@ -339,12 +345,12 @@ func (s *Store) ConfigVersion(owner, key string, version int64) (actors.ConfigRe
 	return c, true, nil
 }
 
-// ConfigHistory lists the retained versions of a live key, newest first
-// (UpdatedAt is when each was written). ok is false for an unknown key. One
-// statement, so one snapshot: a live key always has at least one version.
-func (s *Store) ConfigHistory(owner, key string) ([]actors.ConfigRecord, bool, error) {
+// ConfigHistory implements actors.ConfigStore (UpdatedAt is when each
+// version was written). One statement, so one snapshot: a live key always
+// has at least one version.
+func (s *Store) ConfigHistory(ctx context.Context, owner, key string) ([]actors.ConfigRecord, bool, error) {
 	var out []actors.ConfigRecord
-	err := s.query(`SELECT v.version, v.value, v.description, v.created_at
+	err := s.query(ctx, `SELECT v.version, v.value, v.description, v.created_at
 		FROM config_keys k JOIN config_versions v ON v.owner = k.owner AND v.key = k.key
 		WHERE k.owner = ? AND k.key = ? AND k.deleted = 0 ORDER BY v.version DESC`, []any{owner, key}, func(rows *sql.Rows) error {
 		c := actors.ConfigRecord{Owner: owner, Key: key}

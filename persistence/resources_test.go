@@ -48,13 +48,15 @@ func mustApply(t *testing.T, s *Store, ms ...actors.Mutation) {
 func counts(t *testing.T, s *Store) map[actors.Kind]map[string]int {
 	t.Helper()
 	out := map[actors.Kind]map[string]int{}
-	if err := s.CountOwned(func(k actors.Kind, owner string, n int) {
-		if out[k] == nil {
-			out[k] = map[string]int{}
+	for _, k := range []actors.Kind{actors.KindLimit, actors.KindFlag, actors.KindConfig} {
+		if err := s.CountOwned(k, func(owner string, n int) {
+			if out[k] == nil {
+				out[k] = map[string]int{}
+			}
+			out[k][owner] = n
+		}); err != nil {
+			t.Fatal(err)
 		}
-		out[k][owner] = n
-	}); err != nil {
-		t.Fatal(err)
 	}
 	return out
 }
@@ -62,6 +64,7 @@ func counts(t *testing.T, s *Store) map[actors.Kind]map[string]int {
 var resT0 = time.Date(2026, 2, 1, 10, 0, 0, 0, time.UTC)
 
 func TestFlagsStore(t *testing.T) {
+	ctx := t.Context()
 	s, _ := openTestStore(t)
 	a := actors.FlagRecord{Owner: "alice", Name: "beta", Enabled: true, Percentage: 30, CreatedAt: resT0, UpdatedAt: resT0.Add(time.Minute)}
 	b := actors.FlagRecord{Owner: "bob", Name: "beta", Enabled: false, Percentage: actors.NoPercentage, CreatedAt: resT0, UpdatedAt: resT0}
@@ -73,11 +76,11 @@ func TestFlagsStore(t *testing.T) {
 			t.Fatalf("load %s/%s: %+v %v %v, want %+v", want.Owner, want.Name, got, ok, err, want)
 		}
 	}
-	mine, err := s.ListFlags("alice")
+	mine, err := s.ListFlags(ctx, "alice")
 	if err != nil || !reflect.DeepEqual(mine, []actors.FlagRecord{c, a}) {
 		t.Fatalf("alice's flags: %+v %v", mine, err)
 	}
-	all, err := s.ListFlags("")
+	all, err := s.ListFlags(ctx, "")
 	if err != nil || !reflect.DeepEqual(all, []actors.FlagRecord{c, a, b}) {
 		t.Fatalf("all flags: %+v %v", all, err)
 	}
@@ -94,6 +97,7 @@ func TestFlagsStore(t *testing.T) {
 }
 
 func TestConfigStore(t *testing.T) {
+	ctx := t.Context()
 	s, _ := openTestStore(t)
 	put := func(v int64, value, desc string, keep int) {
 		mustApply(t, s, actors.PutConfig{Keep: keep, Config: actors.ConfigRecord{Owner: "alice", Key: "app.timeout", Version: v,
@@ -113,17 +117,17 @@ func TestConfigStore(t *testing.T) {
 		!c.CreatedAt.Equal(resT0) || !c.UpdatedAt.Equal(resT0.Add(5*time.Minute)) {
 		t.Fatalf("load: %+v %v %v", c, ok, err)
 	}
-	hist, ok, err := s.ConfigHistory("alice", "app.timeout")
+	hist, ok, err := s.ConfigHistory(ctx, "alice", "app.timeout")
 	if err != nil || !ok || len(hist) != 3 || hist[0].Version != 5 || hist[2].Version != 3 || string(hist[0].Value) != odd {
 		t.Fatalf("history keeps the newest 3: %+v %v %v", hist, ok, err)
 	}
-	if _, ok, _ := s.ConfigVersion("alice", "app.timeout", 2); ok {
+	if _, ok, _ := s.ConfigVersion(ctx, "alice", "app.timeout", 2); ok {
 		t.Fatal("version 2 should have been pruned")
 	}
-	if v, ok, _ := s.ConfigVersion("alice", "app.timeout", 4); !ok || string(v.Value) != `"v"` || !v.UpdatedAt.Equal(resT0.Add(4*time.Minute)) {
+	if v, ok, _ := s.ConfigVersion(ctx, "alice", "app.timeout", 4); !ok || string(v.Value) != `"v"` || !v.UpdatedAt.Equal(resT0.Add(4*time.Minute)) {
 		t.Fatalf("version 4: %+v %v", v, ok)
 	}
-	if _, ok, _ := s.ConfigVersion("bob", "app.timeout", 4); ok {
+	if _, ok, _ := s.ConfigVersion(ctx, "bob", "app.timeout", 4); ok {
 		t.Fatal("bob reads alice's version")
 	}
 	if got := counts(t, s)[actors.KindConfig]; got["alice"] != 1 {
@@ -135,30 +139,31 @@ func TestConfigStore(t *testing.T) {
 	if err != nil || !ok || c.Live() || !c.Deleted || c.Version != 5 {
 		t.Fatalf("deleted key: %+v %v %v", c, ok, err)
 	}
-	if _, ok, _ := s.ConfigHistory("alice", "app.timeout"); ok {
+	if _, ok, _ := s.ConfigHistory(ctx, "alice", "app.timeout"); ok {
 		t.Fatal("deleted key has a history")
 	}
-	if _, ok, _ := s.ConfigVersion("alice", "app.timeout", 5); ok {
+	if _, ok, _ := s.ConfigVersion(ctx, "alice", "app.timeout", 5); ok {
 		t.Fatal("deleted key has a version")
 	}
-	if l, _ := s.ListConfig("alice"); len(l) != 0 {
+	if l, _ := s.ListConfig(ctx, "alice"); len(l) != 0 {
 		t.Fatalf("deleted key listed: %+v", l)
 	}
 	if got := counts(t, s)[actors.KindConfig]; got["alice"] != 0 {
 		t.Fatalf("deleted key counted: %v", got)
 	}
 	put(6, `null`, "", 3)
-	hist, ok, _ = s.ConfigHistory("alice", "app.timeout")
+	hist, ok, _ = s.ConfigHistory(ctx, "alice", "app.timeout")
 	if !ok || len(hist) != 1 || hist[0].Version != 6 || string(hist[0].Value) != `null` {
 		t.Fatalf("re-created history: %+v", hist)
 	}
-	l, err := s.ListConfig("")
+	l, err := s.ListConfig(ctx, "")
 	if err != nil || len(l) != 1 || l[0].Owner != "alice" || l[0].Version != 6 || l[0].Value != nil {
 		t.Fatalf("list: %+v %v", l, err)
 	}
 }
 
 func TestLimitsStore(t *testing.T) {
+	ctx := t.Context()
 	s, _ := openTestStore(t)
 	var w actors.SlidingWindow
 	for i := 0; i < 7; i++ {
@@ -176,11 +181,11 @@ func TestLimitsStore(t *testing.T) {
 	if err := s.Barrier(); err != nil {
 		t.Fatal(err)
 	}
-	l, err := s.ListLimits("alice")
+	l, err := s.ListLimits(ctx, "alice")
 	if err != nil || len(l) != 1 || l[0].Name != "api" || l[0].Window.Count(now) != 5 || !l[0].UpdatedAt.Equal(resT0.Add(4*time.Second)) {
 		t.Fatalf("list: %+v %v", l, err)
 	}
-	if all, _ := s.ListLimits(""); len(all) != 2 {
+	if all, _ := s.ListLimits(ctx, ""); len(all) != 2 {
 		t.Fatalf("all limits: %+v", all)
 	}
 	if got := counts(t, s)[actors.KindLimit]; got["alice"] != 1 || got["bob"] != 1 {

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/octostore/octostore/actors"
 )
 
 // TokenPrefix starts every token octostore issues, so secret scanners can
@@ -57,11 +59,30 @@ type IssueToken struct {
 // Table implements actors.Mutation.
 func (IssueToken) Table() string { return "tokens" }
 
+// ApplyTo implements actors.Mutation.
+func (m IssueToken) ApplyTo(w actors.MutationWriter) error {
+	b, err := sqliteTx(w)
+	if err != nil {
+		return err
+	}
+	return applyIssueToken(b.ctx, b.tx, m)
+}
+
 // RevokeToken deletes a token by hash.
 type RevokeToken struct{ Hash [32]byte }
 
 // Table implements actors.Mutation.
 func (RevokeToken) Table() string { return "tokens" }
+
+// ApplyTo implements actors.Mutation.
+func (m RevokeToken) ApplyTo(w actors.MutationWriter) error {
+	b, err := sqliteTx(w)
+	if err != nil {
+		return err
+	}
+	_, err = b.tx.ExecContext(b.ctx, `DELETE FROM tokens WHERE hash = ?`, m.Hash[:])
+	return err
+}
 
 // RotateToken replaces the token Old by New in one transaction: New belongs
 // to the same user and keeps Old's source. Static tokens are never rotated
@@ -77,6 +98,15 @@ type RotateToken struct {
 // Table implements actors.Mutation.
 func (RotateToken) Table() string { return "tokens" }
 
+// ApplyTo implements actors.Mutation.
+func (m RotateToken) ApplyTo(w actors.MutationWriter) error {
+	b, err := sqliteTx(w)
+	if err != nil {
+		return err
+	}
+	return applyRotateToken(b.ctx, b.tx, m)
+}
+
 // SyncStaticTokens makes the static tokens in the database exactly Tokens
 // (login → hash); static tokens no longer configured are deleted.
 type SyncStaticTokens struct {
@@ -86,6 +116,15 @@ type SyncStaticTokens struct {
 
 // Table implements actors.Mutation.
 func (SyncStaticTokens) Table() string { return "tokens" }
+
+// ApplyTo implements actors.Mutation.
+func (m SyncStaticTokens) ApplyTo(w actors.MutationWriter) error {
+	b, err := sqliteTx(w)
+	if err != nil {
+		return err
+	}
+	return applySyncStatic(b.ctx, b.tx, m)
+}
 
 func applyIssueToken(ctx context.Context, tx *sql.Tx, m IssueToken) error {
 	now := m.Now.UnixMilli()
@@ -157,6 +196,34 @@ func applySyncStatic(ctx context.Context, tx *sql.Tx, m SyncStaticTokens) error 
 	}
 	return nil
 }
+
+// ErrTokenGone answers the rotation of a token that was revoked (or
+// rotated) meanwhile: nothing was issued.
+var ErrTokenGone = actors.NewError(actors.CodeUnauthorized, "this token was revoked meanwhile")
+
+// Rotate replaces the token with hash old by a new token of the same user
+// and source, in one transaction, and returns the new token (shown once,
+// stored hashed) and its hash. ErrTokenGone when old no longer exists.
+// Static tokens are never rotated (their source of truth is the flag or
+// file): rotating one is ErrTokenGone too, so callers refuse them first.
+// The caller drops old from any cache.
+func (s *Store) Rotate(old [32]byte) (raw string, hash [32]byte, err error) {
+	raw = NewToken()
+	hash = HashToken(raw)
+	if err := s.Apply(RotateToken{Old: old, New: hash, Now: s.db.Now()}); err != nil {
+		return "", hash, err
+	}
+	if _, found, err := s.LookupToken(hash); err != nil {
+		return "", hash, err
+	} else if !found {
+		return "", hash, ErrTokenGone
+	}
+	return raw, hash, nil
+}
+
+// Revoke deletes the token with hash h (nothing if it is already gone).
+// The caller drops it from any cache.
+func (s *Store) Revoke(h [32]byte) error { return s.Apply(RevokeToken{Hash: h}) }
 
 // LookupToken finds the user a token hash belongs to.
 func (s *Store) LookupToken(hash [32]byte) (Principal, bool, error) {

@@ -4,15 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/octostore/octostore/actors"
 )
 
-// This file holds the token reads the server needs (sign-in bookkeeping) and
-// the out-of-process token changes of `octostore token create|revoke`. Those
-// run while a server may use the same database: each is one transaction on the
+// This file holds the token listing and the out-of-process token changes of
+// `octostore token create|revoke`. Those run while a server may use the same database: each is one transaction on the
 // write connection (SQLite serialises it with the server's writer through the
 // busy timeout) that also bumps the auth epoch, so that the server drops its
 // token cache within its poll interval.
@@ -38,9 +38,9 @@ func Fingerprint(h [32]byte) string { return hex.EncodeToString(h[:FingerprintLe
 
 // Errors of the token admin operations.
 var (
-	ErrTokenNotFound  = errors.New("no matching token")
-	ErrTokenAmbiguous = errors.New("more than one token matches")
-	ErrBadSelector    = errors.New("bad token selector")
+	ErrTokenNotFound  = actors.NewError(actors.CodeNotFound, "no matching token")
+	ErrTokenAmbiguous = actors.NewError(actors.CodeConflict, "more than one token matches")
+	ErrBadSelector    = actors.NewError(actors.CodeInvalid, "bad token selector")
 )
 
 type querier interface {
@@ -85,42 +85,12 @@ func (db *DB) ListTokens(ctx context.Context, login string) ([]TokenInfo, error)
 	return listTokens(ctx, db.read, login)
 }
 
-// UserInfo is a stored user.
+// UserInfo is a stored user (the etcd store's user reads return it).
 type UserInfo struct {
 	ID        int64
 	Login     string
 	GitHubID  int64 // 0 for local users (static, dev, cli)
 	AvatarURL string
-}
-
-// UserByLogin finds a user by login.
-func (db *DB) UserByLogin(ctx context.Context, login string) (UserInfo, bool, error) {
-	var u UserInfo
-	var gh sql.NullInt64
-	err := db.read.QueryRowContext(ctx, `SELECT id, login, github_id, avatar_url FROM users WHERE login = ?`, login).
-		Scan(&u.ID, &u.Login, &gh, &u.AvatarURL)
-	if errors.Is(err, sql.ErrNoRows) {
-		return u, false, nil
-	}
-	if err != nil {
-		return u, false, fmt.Errorf("find user %q: %w", login, err)
-	}
-	u.GitHubID = gh.Int64
-	return u, true, nil
-}
-
-// UserByGitHubID finds a user by GitHub id.
-func (db *DB) UserByGitHubID(ctx context.Context, id int64) (UserInfo, bool, error) {
-	var u UserInfo
-	err := db.read.QueryRowContext(ctx, `SELECT id, login, github_id, avatar_url FROM users WHERE github_id = ?`, id).
-		Scan(&u.ID, &u.Login, &u.GitHubID, &u.AvatarURL)
-	if errors.Is(err, sql.ErrNoRows) {
-		return u, false, nil
-	}
-	if err != nil {
-		return u, false, fmt.Errorf("find GitHub user %d: %w", id, err)
-	}
-	return u, true, nil
 }
 
 // inTx runs fn in one write transaction that also bumps the auth epoch.

@@ -390,6 +390,7 @@ func (w *Writer) commit(batch []entry) error {
 		w.log.rolledBack()
 		return err
 	}
+	bt := &batchTx{ctx: ctx, tx: tx, stmts: w.stmts, log: w.log}
 	for i := range batch {
 		e := &batch[i]
 		if e.m == nil {
@@ -400,15 +401,12 @@ func (w *Writer) commit(batch []entry) error {
 		if e.skip = !e.guard.Valid(); e.skip {
 			continue
 		}
-		if p, ok := e.m.(actors.PutLock); ok {
-			err = w.log.append(ctx, tx, w.stmts.putLock, p.Lock)
-		} else {
-			err = w.stmts.apply(ctx, tx, e.m)
-		}
-		if err != nil {
+		// The mutation calls the one batchTx method that stores it
+		// (PutLock, PutFlag, …, or a token change).
+		if err := e.m.ApplyTo(bt); err != nil {
 			tx.Rollback()
 			w.log.rolledBack()
-			return err
+			return fmt.Errorf("%s: %w", e.m.Table(), err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -445,8 +443,8 @@ func prepare(db *sql.DB) (*statements, error) {
 	s := &statements{}
 	var err error
 	// Lock writes are journaled (locklog.go), not updated in place.
-	s.putLock, err = db.Prepare(`INSERT INTO lock_log(name, holder, lease_id, fencing_token, expires_at, acquired_at)
-		VALUES(?, ?, ?, ?, ?, ?)`)
+	s.putLock, err = db.Prepare(`INSERT INTO lock_log(name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at)
+		VALUES(?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
@@ -462,22 +460,33 @@ func (s *statements) close() {
 	s.res.close()
 }
 
-// apply executes one mutation inside tx.
-func (s *statements) apply(ctx context.Context, tx *sql.Tx, m actors.Mutation) error {
-	switch m := m.(type) {
-	case IssueToken:
-		return applyIssueToken(ctx, tx, m)
-	case RevokeToken:
-		_, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE hash = ?`, m.Hash[:])
-		return err
-	case RotateToken:
-		return applyRotateToken(ctx, tx, m)
-	case SyncStaticTokens:
-		return applySyncStatic(ctx, tx, m)
-	default:
-		if ok, err := s.res.applyResource(ctx, tx, m); ok {
-			return err
-		}
-		return fmt.Errorf("persistence: unknown mutation %T", m)
+// batchTx is one batch's write transaction. It implements
+// actors.MutationWriter: each durable change of the kinds is one method
+// here (locks below; limits, flags and config in resources.go), and the
+// token changes have theirs in tokens.go. Used on the writer goroutine
+// only, for the duration of one commit.
+type batchTx struct {
+	ctx   context.Context
+	tx    *sql.Tx
+	stmts *statements
+	log   *lockLog
+}
+
+var _ actors.MutationWriter = (*batchTx)(nil)
+
+// PutLock implements actors.MutationWriter: the write is appended to the
+// lock journal (locklog.go), not updated in place.
+func (b *batchTx) PutLock(l actors.LockRecord) error {
+	return b.log.append(b.ctx, b.tx, b.stmts.putLock, l)
+}
+
+// sqliteTx returns the batch transaction that persistence's own mutations
+// (users and tokens) are applied in: only the Writer applies mutations,
+// and it always passes a *batchTx.
+func sqliteTx(w actors.MutationWriter) (*batchTx, error) {
+	b, ok := w.(*batchTx)
+	if !ok {
+		return nil, fmt.Errorf("persistence: mutation applied outside the SQLite writer (%T)", w)
 	}
+	return b, nil
 }

@@ -142,3 +142,19 @@ func TestDriverAgainstFakeServer(t *testing.T) {
 		t.Fatal("q does not quit")
 	}
 }
+
+// With a token the server does not know, the real client's 401 stops the
+// view on "unauthorized: check --token".
+func TestDriverWrongToken(t *testing.T) {
+	srv := clienttest.New(map[string]string{"tokA": "alice"})
+	defer srv.Close()
+	api, _ := client.New(srv.URL, "wrong", client.WithRetries(0))
+	m := New(Config{API: api, Server: srv.URL, Tick: 20 * time.Millisecond,
+		Backoff: func(int) time.Duration { return 10 * time.Millisecond }})
+	d := newDriver(t, m)
+	d.handle(tea.WindowSizeMsg{Width: 80, Height: 24})
+	d.until("refused", func() bool { return m.state == connRefused })
+	if v := m.View(); !strings.Contains(strings.Split(v, "\n")[0], "unauthorized: check --token") {
+		t.Fatalf("view:\n%s", v)
+	}
+}

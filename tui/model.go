@@ -55,7 +55,11 @@ const (
 	connSyncing                     // stream open, listing locks
 	connLive                        // stream open, table in sync
 	connWaiting                     // disconnected, waiting to retry
+	connRefused                     // the server refused the credentials (401/403): no retry until r
 )
+
+// refusedText is what the header says when the server refuses the token.
+const refusedText = "✗ unauthorized: check --token"
 
 // listState tracks the listing of one of the non-lock views.
 type listState struct {
@@ -85,6 +89,11 @@ type Model struct {
 	locks                  lockTable
 	limits, flags, configs listTable
 	lists                  [numViews]listState
+	// The last listings, kept so that their relative times ("resets in",
+	// "ago") are recomputed on every tick.
+	limitData  []client.LimitInfo
+	flagData   []client.Flag
+	configData []client.ConfigEntry
 
 	// connection
 	state   connState
@@ -314,13 +323,19 @@ func (m *Model) tick() tea.Cmd {
 	return tea.Tick(m.cfg.Tick, func(t time.Time) tea.Msg { return tickMsg(t) })
 }
 
-// reconnect drops the current stream and schedules the next attempt.
+// reconnect drops the current stream and schedules the next attempt; when
+// the server refused the credentials (401/403) it stops instead, as the CLI
+// does (exit 5): retrying cannot help until the token changes.
 func (m *Model) reconnect(err error) tea.Cmd {
 	old := m.stream
 	m.stream, m.pending = nil, nil
 	m.gen++
-	m.attempt++
 	m.connErr = err
+	if isAuthErr(err) {
+		m.state, m.attempt = connRefused, 0
+		return closeStream(old)
+	}
+	m.attempt++
 	d := m.cfg.Backoff(m.attempt)
 	if errors.Is(err, client.ErrLagged) {
 		d = 0 // we fell behind: resync at once
@@ -343,6 +358,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.key(msg)
 	case tickMsg:
 		m.now = m.cfg.Now()
+		m.refreshRows(m.active)
 		return m, m.tick()
 
 	case connectedMsg:
@@ -399,17 +415,20 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case limitsListedMsg:
 		if msg.err == nil {
-			m.limits.SetRows(limitRows(msg.limits, m.cfg.Now()))
+			m.limitData = msg.limits
+			m.refreshRows(viewLimits)
 		}
 		return m, m.listed(viewLimits, msg.err)
 	case flagsListedMsg:
 		if msg.err == nil {
-			m.flags.SetRows(flagRows(msg.flags, m.cfg.Now()))
+			m.flagData = msg.flags
+			m.refreshRows(viewFlags)
 		}
 		return m, m.listed(viewFlags, msg.err)
 	case configListedMsg:
 		if msg.err == nil {
-			m.configs.SetRows(configRows(msg.configs, m.cfg.Now()))
+			m.configData = msg.configs
+			m.refreshRows(viewConfig)
 		}
 		return m, m.listed(viewConfig, msg.err)
 
@@ -435,6 +454,20 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.scrape()
 	}
 	return m, nil
+}
+
+// refreshRows recomputes the rows of list view v from its last listing at
+// the current time, so that "resets in" and "ago" move with the clock.
+func (m *Model) refreshRows(v view) {
+	now := m.cfg.Now()
+	switch v {
+	case viewLimits:
+		m.limits.SetRows(limitRows(m.limitData, now))
+	case viewFlags:
+		m.flags.SetRows(flagRows(m.flagData, now))
+	case viewConfig:
+		m.configs.SetRows(configRows(m.configData, now))
+	}
 }
 
 // events applies a batch of stream events.
@@ -560,6 +593,11 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 	case key.Matches(msg, k.PrevView):
 		return m.switchView((m.active + numViews - 1) % numViews)
 	case key.Matches(msg, k.Refresh):
+		if m.state == connRefused {
+			// Try the credentials again (the token may have been fixed server-side).
+			m.state, m.connErr = connConnecting, nil
+			return m.connect(m.gen)
+		}
 		if m.active == viewLocks {
 			if m.stream == nil || m.state == connSyncing {
 				return nil
@@ -618,6 +656,7 @@ func (m *Model) applyFilter() {
 func (m *Model) switchView(v view) tea.Cmd {
 	m.active = v
 	m.SetSize(m.width, m.height)
+	m.refreshRows(v)
 	if v != viewLocks && m.stream != nil && (m.lists[v].dirty || !m.lists[v].loaded) {
 		return m.list(v)
 	}
@@ -670,6 +709,8 @@ func (m *Model) View() string {
 func (m *Model) listStatus(v view) string {
 	st := m.lists[v]
 	switch {
+	case m.state == connRefused && !st.loaded:
+		return "the server refused the token (" + shortErr(m.connErr) + "): check --token, then press r"
 	case st.err != nil && !st.loaded:
 		return "error: " + oneLine(st.err.Error())
 	case !st.loaded:
@@ -679,8 +720,11 @@ func (m *Model) listStatus(v view) string {
 }
 
 // headerView: title, server, connection state; ops/s and p99 on the right.
+// The connection state is never cut: the server URL gives way first.
 func (m *Model) headerView() string {
-	left := m.st.title.Render("octostore") + "  " + m.st.server.Render(m.cfg.Server) + "  " + m.connView()
+	conn := m.connView()
+	server := clip(m.cfg.Server, m.width-lipgloss.Width("octostore")-4-lipgloss.Width(conn))
+	left := m.st.title.Render("octostore") + "  " + m.st.server.Render(server) + "  " + conn
 	right := "ops/s n/a  p99 n/a"
 	switch {
 	case m.metricsNA:
@@ -711,6 +755,8 @@ func (m *Model) connView() string {
 		return m.st.waiting.Render("◌ syncing…")
 	case connLive:
 		return m.st.live.Render("● live")
+	case connRefused:
+		return m.st.down.Render(refusedText)
 	}
 	wait := m.retryAt.Sub(m.cfg.Now()).Round(100 * time.Millisecond)
 	if wait < 0 {

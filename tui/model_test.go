@@ -591,3 +591,81 @@ func TestMainViewAt80x24(t *testing.T) {
 		t.Fatalf("help line %q", lines[23])
 	}
 }
+
+// A refused token (401, or 403) stops the reconnect loop and says so in
+// full at 80 columns, as the CLI exits 5; r tries again.
+func TestRefusedTokenStopsRetrying(t *testing.T) {
+	for _, status := range []int{401, 403} {
+		clk := &clock{t: t0}
+		m := New(Config{Server: "http://octostore.example.internal:3000", Now: clk.now,
+			Backoff: func(n int) time.Duration { return time.Second }})
+		t.Cleanup(m.cancel)
+		update(t, m, tea.WindowSizeMsg{Width: 80, Height: 24})
+		err := fmt.Errorf("open events: %w", &client.APIError{Status: status, Message: "Invalid or missing token"})
+		if cmd := update(t, m, connectFailedMsg{gen: 1, err: err}); cmd != nil || m.state != connRefused {
+			t.Fatalf("%d: state %v, a retry scheduled: %v", status, m.state, cmd != nil)
+		}
+		lines := strings.Split(m.View(), "\n")
+		if !strings.Contains(lines[0], "unauthorized: check --token") || lipgloss.Width(lines[0]) > 80 {
+			t.Fatalf("%d: header %q", status, lines[0])
+		}
+		mustNotContain(t, m.View(), "retry in")
+		// The list views say why they are empty.
+		press(t, m, "tab")
+		mustContain(t, m.View(), "the server refused the token")
+		// r tries again, once.
+		cmd := press(t, m, "r")
+		if cmd == nil || m.state != connConnecting {
+			t.Fatalf("%d: r: state %v", status, m.state)
+		}
+		update(t, m, connectFailedMsg{gen: m.gen, err: err})
+		if m.state != connRefused {
+			t.Fatalf("%d: after r: state %v", status, m.state)
+		}
+	}
+	// Any other failure keeps retrying (the test above would pass on a
+	// model that never retries at all).
+	m, _ := newTestModel(t)
+	if cmd := update(t, m, streamEndedMsg{gen: 1, err: &client.APIError{Status: 503, Message: "unavailable"}}); cmd == nil || m.state != connWaiting {
+		t.Fatalf("503: state %v", m.state)
+	}
+	// A listing refused after a connection (token revoked meanwhile) stops too.
+	update(t, m, reconnectMsg{gen: 2})
+	update(t, m, connectedMsg{gen: 2, stream: &client.EventStream{}})
+	update(t, m, locksListedMsg{gen: 2, err: fmt.Errorf("list: %w", client.ErrUnauthorized)})
+	if m.state != connRefused || m.stream != nil || m.attempt != 0 {
+		t.Fatalf("refused listing: state %v", m.state)
+	}
+}
+
+// The relative times of the limits, flags and config views move with the
+// clock on every tick, as the lock view's do.
+func TestListViewsTick(t *testing.T) {
+	m, clk := newTestModel(t)
+	pct := 30
+	update(t, m, limitsListedMsg{limits: []client.LimitInfo{{Name: "emails", MaxRequests: 10, WindowSeconds: 60,
+		CurrentCount: 3, Remaining: 7, Allowed: true, ResetAt: t0.Add(40 * time.Second)}}})
+	update(t, m, flagsListedMsg{flags: []client.Flag{{Name: "new-ui", Enabled: true, Percentage: &pct, UpdatedAt: t0.Add(-5 * time.Second)}}})
+	update(t, m, configListedMsg{configs: []client.ConfigEntry{{Key: "app.db", Version: 2, UpdatedAt: t0.Add(-time.Minute)}}})
+	for _, step := range []struct {
+		tab         int
+		before, now string
+	}{
+		{1, "40s", "25s"},
+		{1, "5s ago", "20s ago"},
+		{1, "1m00s ago", "1m15s ago"},
+	} {
+		press(t, m, "tab")
+		for i := 1; i < step.tab; i++ {
+			press(t, m, "tab")
+		}
+		mustContain(t, m.View(), step.before)
+		clk.advance(15 * time.Second)
+		update(t, m, tickMsg(clk.now()))
+		v := m.View()
+		mustContain(t, v, step.now)
+		mustNotContain(t, v, " "+step.before)
+		clk.advance(-15 * time.Second)
+		update(t, m, tickMsg(clk.now()))
+	}
+}

@@ -12,8 +12,8 @@ import (
 // `octostore backup --db PATH OUT`: a consistent online copy of the
 // database (SQLite's backup API), safe while the server runs. Restore:
 // docs/operations.md, "Backup and restore".
-func init() {
-	register(&cli.Command{
+func backupCommand() *cli.Command {
+	return &cli.Command{
 		Name:      "backup",
 		Usage:     "write a consistent copy of the database to OUT (safe while the server runs)",
 		UsageText: "octostore backup --db PATH OUT",
@@ -22,7 +22,7 @@ func init() {
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 		},
 		Action: backupAction,
-	})
+	}
 }
 
 func backupAction(c *cli.Context) error {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octostore/octostore/httpd"
 	"github.com/octostore/octostore/httpd/apitest"
 )
 
@@ -39,12 +36,7 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 	for w := 0; w < 4; w++ {
 		tokens[fmt.Sprintf("bk-tok-%d", w)] = fmt.Sprintf("bk%d", w)
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := httpd.Start(httpd.Options{Addr: "127.0.0.1:0", DBPath: live, StaticTokens: tokens, Stdout: io.Discard, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := mustRunMain(t, func(m *Main) { m.Config.DBPath, m.Config.StaticTokens = live, tokens })
 	hc := &http.Client{Timeout: 10 * time.Second}
 	post := func(base, tok, path, body string) (int, map[string]any) {
 		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
@@ -148,11 +140,7 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 	if err := os.WriteFile(restoredPath, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	restored, err := httpd.Start(httpd.Options{Addr: "127.0.0.1:0", DBPath: restoredPath, StaticTokens: tokens, Stdout: io.Discard, Logger: quiet})
-	if err != nil {
-		t.Fatalf("start on the restored copy: %v", err)
-	}
-	defer restored.Close()
+	restored := mustRunMain(t, func(m *Main) { m.Config.DBPath, m.Config.StaticTokens = restoredPath, tokens })
 
 	checked, inFlight, after := 0, 0, 0
 	for name, ops := range hist {

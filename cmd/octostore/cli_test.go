@@ -1,13 +1,12 @@
 package main
 
 // End-to-end tests of the client commands: they build the real binary once
-// (TestMain) and run it against a real server (`octostore serve` started as
-// a subprocess on 127.0.0.1:0 with a temporary database), or against the
+// (TestMain) and run it against a real server (a Main of this process on
+// 127.0.0.1:0 with a temporary database, serve_test.go), or against the
 // in-memory fake (tools/client/clienttest) for endpoints the real server
 // does not serve yet.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -18,15 +17,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/octostore/octostore/httpd/apitest"
 	"github.com/octostore/octostore/tools/client/clienttest"
+	"github.com/octostore/octostore/tools/servertest"
 	"github.com/urfave/cli/v2"
 )
 
@@ -43,10 +41,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	octostoreBin = filepath.Join(dir, "octostore")
-	build := exec.Command("go", "build", "-o", octostoreBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	if octostoreBin, err = servertest.Build(dir, false); err != nil {
 		fmt.Fprintln(os.Stderr, "build octostore:", err)
 		os.RemoveAll(dir)
 		os.Exit(1)
@@ -62,8 +57,11 @@ const (
 	adminKey = "admin-secret"
 )
 
-// startServer runs `octostore serve` on 127.0.0.1:0 with a temporary
-// database and returns its URL. It is stopped with SIGTERM at cleanup.
+// startServer runs a server (Main) on 127.0.0.1:0 with a temporary
+// database, the CLI tests' users and admin key, and returns the URL of a
+// proxy in front of it that holds every exchange of the CLI to the
+// published contract (httpd/apitest.Proxy: a mismatch fails the test). It
+// is closed at cleanup.
 func startServer(t *testing.T) string {
 	t.Helper()
 	u, _ := startServerDB(t)
@@ -73,10 +71,13 @@ func startServer(t *testing.T) string {
 // startServerDB is startServer that also returns the database path.
 func startServerDB(t *testing.T) (url, db string) {
 	t.Helper()
-	db = filepath.Join(t.TempDir(), "octostore.db")
-	return startListening(t, "serve", "serve", "--addr", "127.0.0.1:0",
-		"--db", db,
-		"--static-tokens", "alice:"+tokA+",bob:"+tokB, "--admin-key", adminKey, "--log-level", "warn"), db
+	m := mustRunMain(t, func(m *Main) {
+		m.Config.StaticTokens = map[string]string{tokA: "alice", tokB: "bob"}
+		m.Config.AdminKey = adminKey
+	})
+	px := apitest.Proxy(t, m.URL()) // checked against docs/openapi.yaml
+	t.Cleanup(px.Close)
+	return px.URL, m.Config.DBPath
 }
 
 // startListening runs the binary with args, waits for its
@@ -84,48 +85,13 @@ func startServerDB(t *testing.T) (url, db string) {
 // SIGTERM at cleanup. what names it in failures.
 func startListening(t *testing.T, what string, args ...string) string {
 	t.Helper()
-	u, _ := startListeningCmd(t, what, args...)
-	return u
-}
-
-// startListeningCmd is startListening that also returns the process.
-func startListeningCmd(t *testing.T, what string, args ...string) (string, *exec.Cmd) {
-	t.Helper()
-	cmd := exec.Command(octostoreBin, args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	p, err := servertest.Start(octostoreBin, args, &stderr, 30*time.Second)
+	if err != nil {
+		t.Fatalf("%s: %v: %s", what, err, stderr.String())
 	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
-	urlc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
-				urlc <- strings.TrimSpace(u)
-			}
-		}
-		close(urlc)
-	}()
-	select {
-	case u, ok := <-urlc:
-		if !ok {
-			cmd.Wait()
-			t.Fatalf("%s exited before listening: %s", what, stderr.String())
-		}
-		return u, cmd
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not print its address: %s", what, stderr.String())
-	}
-	return "", nil
+	t.Cleanup(func() { p.Stop(30 * time.Second) })
+	return p.URL
 }
 
 // serverFor returns the real server when it serves probePath (e.g. "/flags"),
@@ -161,10 +127,16 @@ type result struct {
 // OCTOSTORE_TOKEN=token in its environment.
 func octo(t *testing.T, url, token string, args ...string) result {
 	t.Helper()
+	return octoEnv(t, url, token, nil, args...)
+}
+
+// octoEnv is octo with extra environment variables ("NAME=value").
+func octoEnv(t *testing.T, url, token string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, octostoreBin, args...)
-	cmd.Env = cliEnv(url, token)
+	cmd.Env = append(cliEnv(url, token), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

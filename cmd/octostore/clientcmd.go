@@ -30,6 +30,19 @@ func clientFlags(extra ...cli.Flag) []cli.Flag {
 	}, extra...)
 }
 
+// clientCommand is a leaf client command: the connection flags plus extra,
+// and an action that takes its positional arguments (flags may follow
+// them, clientAction).
+func clientCommand(name, usage, argsUsage string, action func(c *cli.Context, args []string) error, extra ...cli.Flag) *cli.Command {
+	return &cli.Command{Name: name, Usage: usage, ArgsUsage: argsUsage, Flags: clientFlags(extra...), Action: clientAction(-1, action)}
+}
+
+// groupCommand is a command made of subcommands; run without one that
+// matches, it shows its help (groupAction).
+func groupCommand(name, usage string, subs ...*cli.Command) *cli.Command {
+	return &cli.Command{Name: name, Usage: usage, Action: groupAction, Subcommands: subs}
+}
+
 // newClientFromCtx builds the client from --url and --token.
 func newClientFromCtx(c *cli.Context) (*client.Client, error) {
 	cl, err := client.New(c.String("url"), c.String("token"),
@@ -211,15 +224,6 @@ func groupAction(c *cli.Context) error {
 	return exitCode(exitUsage, nil)
 }
 
-// clientFor is the common start of a client command: check the argument
-// count, build the client from the flags, and bound the call by --timeout.
-func clientFor(c *cli.Context, args []string, min, max int, usage string) (*client.Client, context.Context, context.CancelFunc, error) {
-	if err := needArgs(args, min, max, usage); err != nil {
-		return nil, nil, nil, err
-	}
-	return clientCall(c)
-}
-
 // clientCall builds the client from the flags and a context bounded by
 // --timeout (for commands that check their arguments themselves).
 func clientCall(c *cli.Context) (*client.Client, context.Context, context.CancelFunc, error) {
@@ -229,4 +233,59 @@ func clientCall(c *cli.Context) (*client.Client, context.Context, context.Cancel
 	}
 	ctx, cancel := ctxTimeout(c)
 	return cl, ctx, cancel, nil
+}
+
+// clientRun is what every client command does once it has checked its
+// arguments: build the client from the flags, make the call within
+// --timeout, map a failure to an exit code (clientErr), and print the
+// result: as JSON with --json, else with human.
+func clientRun[T any](c *cli.Context, call func(cl *client.Client, ctx context.Context) (T, error), human func(w io.Writer, v T) error) error {
+	cl, ctx, cancel, err := clientCall(c)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	v, err := call(cl, ctx)
+	if err != nil {
+		return clientErr(err)
+	}
+	return printOutput(c, v, func(w io.Writer) error { return human(w, v) })
+}
+
+// checkedRun is clientRun for a command that takes exactly n positional
+// arguments (usage is the error's "usage: octostore …" text).
+func checkedRun[T any](c *cli.Context, args []string, n int, usage string, call func(cl *client.Client, ctx context.Context) (T, error), human func(w io.Writer, v T) error) error {
+	if err := needArgs(args, n, n, usage); err != nil {
+		return err
+	}
+	return clientRun(c, call, human)
+}
+
+// listRun is checkedRun for a listing: an empty one is printed as [] with
+// --json, else as a table of header and one row per item.
+func listRun[T any](c *cli.Context, args []string, n int, usage string, list func(cl *client.Client, ctx context.Context) ([]T, error), header []string, row func(T) []string) error {
+	return checkedRun(c, args, n, usage, func(cl *client.Client, ctx context.Context) ([]T, error) {
+		items, err := list(cl, ctx)
+		if items == nil {
+			items = []T{}
+		}
+		return items, err
+	}, func(w io.Writer, items []T) error {
+		rows := make([][]string, 0, len(items))
+		for _, it := range items {
+			rows = append(rows, row(it))
+		}
+		return printTable(w, header, rows)
+	})
+}
+
+// doneRun is clientRun for a call that answers nothing: it prints v with
+// --json, else line.
+func doneRun(c *cli.Context, v map[string]any, line string, call func(cl *client.Client, ctx context.Context) error) error {
+	return clientRun(c, func(cl *client.Client, ctx context.Context) (map[string]any, error) {
+		return v, call(cl, ctx)
+	}, func(w io.Writer, _ map[string]any) error {
+		_, err := fmt.Fprintln(w, line)
+		return err
+	})
 }

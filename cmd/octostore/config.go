@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,51 +14,17 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	register(&cli.Command{
-		Name:   "config",
-		Usage:  "versioned JSON configuration: set, get, history, delete, list",
-		Action: groupAction,
-		Subcommands: []*cli.Command{
-			{
-				Name:      "set",
-				Usage:     "write a new version of KEY; VALUE is inline JSON, @file.json, or @- for stdin",
-				ArgsUsage: "KEY VALUE|@FILE",
-				Flags: clientFlags(
-					&cli.StringFlag{Name: "description", Usage: "description stored with this version"},
-					&cli.Int64Flag{Name: "if-version", Value: -1, Usage: "write only if KEY is at this version now (0: only create); exit 3 otherwise"},
-				),
-				Action: clientAction(-1, configSet),
-			},
-			{
-				Name:      "get",
-				Usage:     "print the value of KEY (the whole entry with --json)",
-				ArgsUsage: "KEY",
-				Flags:     clientFlags(&cli.Int64Flag{Name: "version", Usage: "a past version instead of the current one"}),
-				Action:    clientAction(-1, configGet),
-			},
-			{
-				Name:      "history",
-				Usage:     "list the versions of KEY",
-				ArgsUsage: "KEY",
-				Flags:     clientFlags(),
-				Action:    clientAction(-1, configHistory),
-			},
-			{
-				Name:      "delete",
-				Usage:     "delete KEY and its history",
-				ArgsUsage: "KEY",
-				Flags:     clientFlags(),
-				Action:    clientAction(-1, configDelete),
-			},
-			{
-				Name:   "list",
-				Usage:  "list your keys",
-				Flags:  clientFlags(),
-				Action: clientAction(-1, configList),
-			},
-		},
-	})
+func configCommand() *cli.Command {
+	return groupCommand("config", "versioned JSON configuration: set, get, history, delete, list",
+		clientCommand("set", "write a new version of KEY; VALUE is inline JSON, @file.json, or @- for stdin", "KEY VALUE|@FILE", configSet,
+			&cli.StringFlag{Name: "description", Usage: "description stored with this version"},
+			&cli.Int64Flag{Name: "if-version", Value: -1, Usage: "write only if KEY is at this version now (0: only create); exit 3 otherwise"}),
+		clientCommand("get", "print the value of KEY (the whole entry with --json)", "KEY", configGet,
+			&cli.Int64Flag{Name: "version", Usage: "a past version instead of the current one"}),
+		clientCommand("history", "list the versions of KEY", "KEY", configHistory),
+		clientCommand("delete", "delete KEY and its history", "KEY", configDelete),
+		clientCommand("list", "list your keys", "", configList),
+	)
 }
 
 // readValue turns the VALUE argument into JSON.
@@ -100,31 +67,17 @@ func configSet(c *cli.Context, args []string) error {
 		}
 		w.ExpectedVersion = &n
 	}
-	cl, ctx, cancel, err := clientCall(c)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	e, err := cl.SetConfig(ctx, args[0], w)
-	if err != nil {
-		return clientErr(err)
-	}
-	return printOutput(c, e, func(w io.Writer) error {
+	return clientRun(c, func(cl *client.Client, ctx context.Context) (*client.ConfigEntry, error) {
+		return cl.SetConfig(ctx, args[0], w)
+	}, func(w io.Writer, e *client.ConfigEntry) error {
 		return printFields(w, "key", e.Key, "version", strconv.FormatInt(e.Version, 10), "description", e.Description, "updated_at", fmtTime(e.UpdatedAt))
 	})
 }
 
 func configGet(c *cli.Context, args []string) error {
-	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "config get KEY [--version N]")
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	e, err := cl.GetConfigVersion(ctx, args[0], c.Int64("version"))
-	if err != nil {
-		return clientErr(err)
-	}
-	return printOutput(c, e, func(w io.Writer) error {
+	return checkedRun(c, args, 1, "config get KEY [--version N]", func(cl *client.Client, ctx context.Context) (*client.ConfigEntry, error) {
+		return cl.GetConfigVersion(ctx, args[0], c.Int64("version"))
+	}, func(w io.Writer, e *client.ConfigEntry) error {
 		var buf bytes.Buffer
 		if json.Indent(&buf, e.Value, "", "  ") != nil {
 			buf.Reset()
@@ -137,64 +90,28 @@ func configGet(c *cli.Context, args []string) error {
 }
 
 func configHistory(c *cli.Context, args []string) error {
-	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "config history KEY")
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	vs, err := cl.ConfigHistory(ctx, args[0])
-	if err != nil {
-		return clientErr(err)
-	}
-	if vs == nil {
-		vs = []client.ConfigVersion{}
-	}
-	return printOutput(c, vs, func(w io.Writer) error {
-		rows := make([][]string, 0, len(vs))
-		for _, v := range vs {
-			val := string(v.Value)
-			if len(val) > 60 {
-				val = val[:57] + "..."
-			}
-			rows = append(rows, []string{strconv.FormatInt(v.Version, 10), fmtTime(v.CreatedAt), v.Description, val})
+	return listRun(c, args, 1, "config history KEY", func(cl *client.Client, ctx context.Context) ([]client.ConfigVersion, error) {
+		return cl.ConfigHistory(ctx, args[0])
+	}, []string{"VERSION", "CREATED", "DESCRIPTION", "VALUE"}, func(v client.ConfigVersion) []string {
+		val := string(v.Value)
+		if len(val) > 60 {
+			val = val[:57] + "..."
 		}
-		return printTable(w, []string{"VERSION", "CREATED", "DESCRIPTION", "VALUE"}, rows)
+		return []string{strconv.FormatInt(v.Version, 10), fmtTime(v.CreatedAt), v.Description, val}
 	})
 }
 
 func configDelete(c *cli.Context, args []string) error {
-	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "config delete KEY")
-	if err != nil {
+	if err := needArgs(args, 1, 1, "config delete KEY"); err != nil {
 		return err
 	}
-	defer cancel()
-	if err := cl.DeleteConfig(ctx, args[0]); err != nil {
-		return clientErr(err)
-	}
-	return printOutput(c, map[string]any{"deleted": true, "key": args[0]}, func(w io.Writer) error {
-		_, err := fmt.Fprintf(w, "deleted %s\n", args[0])
-		return err
+	return doneRun(c, map[string]any{"deleted": true, "key": args[0]}, "deleted "+args[0], func(cl *client.Client, ctx context.Context) error {
+		return cl.DeleteConfig(ctx, args[0])
 	})
 }
 
 func configList(c *cli.Context, args []string) error {
-	cl, ctx, cancel, err := clientFor(c, args, 0, 0, "config list")
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	es, err := cl.ListConfig(ctx)
-	if err != nil {
-		return clientErr(err)
-	}
-	if es == nil {
-		es = []client.ConfigEntry{}
-	}
-	return printOutput(c, es, func(w io.Writer) error {
-		rows := make([][]string, 0, len(es))
-		for _, e := range es {
-			rows = append(rows, []string{e.Key, strconv.FormatInt(e.Version, 10), fmtTime(e.UpdatedAt), e.Description})
-		}
-		return printTable(w, []string{"KEY", "VERSION", "UPDATED", "DESCRIPTION"}, rows)
+	return listRun(c, args, 0, "config list", (*client.Client).ListConfig, []string{"KEY", "VERSION", "UPDATED", "DESCRIPTION"}, func(e client.ConfigEntry) []string {
+		return []string{e.Key, strconv.FormatInt(e.Version, 10), fmtTime(e.UpdatedAt), e.Description}
 	})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -9,43 +10,15 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	register(&cli.Command{
-		Name:   "flag",
-		Usage:  "set, evaluate, delete and list feature flags",
-		Action: groupAction,
-		Subcommands: []*cli.Command{
-			{
-				Name:      "set",
-				Usage:     "create or update a flag: on or off, optionally rolled out to a percentage of subjects",
-				ArgsUsage: "NAME on|off",
-				Flags: clientFlags(
-					&cli.IntFlag{Name: "percentage", Value: -1, Usage: "roll out to this percentage of subjects (0..100)"},
-				),
-				Action: clientAction(-1, flagSet),
-			},
-			{
-				Name:      "get",
-				Usage:     "evaluate a flag (prints true or false)",
-				ArgsUsage: "NAME",
-				Flags:     clientFlags(&cli.StringFlag{Name: "subject", Usage: "subject the rollout is bucketed on (user id, host...)"}),
-				Action:    clientAction(-1, flagGet),
-			},
-			{
-				Name:      "delete",
-				Usage:     "delete a flag",
-				ArgsUsage: "NAME",
-				Flags:     clientFlags(),
-				Action:    clientAction(-1, flagDelete),
-			},
-			{
-				Name:   "list",
-				Usage:  "list your flags",
-				Flags:  clientFlags(),
-				Action: clientAction(-1, flagList),
-			},
-		},
-	})
+func flagCommand() *cli.Command {
+	return groupCommand("flag", "set, evaluate, delete and list feature flags",
+		clientCommand("set", "create or update a flag: on or off, optionally rolled out to a percentage of subjects", "NAME on|off", flagSet,
+			&cli.IntFlag{Name: "percentage", Value: -1, Usage: "roll out to this percentage of subjects (0..100)"}),
+		clientCommand("get", "evaluate a flag (prints true or false)", "NAME", flagGet,
+			&cli.StringFlag{Name: "subject", Usage: "subject the rollout is bucketed on (user id, host...)"}),
+		clientCommand("delete", "delete a flag", "NAME", flagDelete),
+		clientCommand("list", "list your flags", "", flagList),
+	)
 }
 
 func parseOnOff(s string) (bool, error) {
@@ -80,69 +53,33 @@ func flagSet(c *cli.Context, args []string) error {
 		}
 		spec.Percentage = &p
 	}
-	cl, ctx, cancel, err := clientCall(c)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	f, err := cl.SetFlag(ctx, args[0], spec)
-	if err != nil {
-		return clientErr(err)
-	}
-	return printOutput(c, f, func(w io.Writer) error {
+	return clientRun(c, func(cl *client.Client, ctx context.Context) (*client.Flag, error) {
+		return cl.SetFlag(ctx, args[0], spec)
+	}, func(w io.Writer, f *client.Flag) error {
 		return printFields(w, "name", f.Name, "enabled", strconv.FormatBool(f.Enabled), "percentage", pct(f.Percentage), "updated_at", fmtTime(f.UpdatedAt))
 	})
 }
 
 func flagGet(c *cli.Context, args []string) error {
-	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "flag get NAME [--subject S]")
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	e, err := cl.GetFlag(ctx, args[0], c.String("subject"))
-	if err != nil {
-		return clientErr(err)
-	}
-	return printOutput(c, e, func(w io.Writer) error {
+	return checkedRun(c, args, 1, "flag get NAME [--subject S]", func(cl *client.Client, ctx context.Context) (*client.FlagEvaluation, error) {
+		return cl.GetFlag(ctx, args[0], c.String("subject"))
+	}, func(w io.Writer, e *client.FlagEvaluation) error {
 		_, err := fmt.Fprintln(w, e.Enabled)
 		return err
 	})
 }
 
 func flagDelete(c *cli.Context, args []string) error {
-	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "flag delete NAME")
-	if err != nil {
+	if err := needArgs(args, 1, 1, "flag delete NAME"); err != nil {
 		return err
 	}
-	defer cancel()
-	if err := cl.DeleteFlag(ctx, args[0]); err != nil {
-		return clientErr(err)
-	}
-	return printOutput(c, map[string]any{"deleted": true, "name": args[0]}, func(w io.Writer) error {
-		_, err := fmt.Fprintf(w, "deleted %s\n", args[0])
-		return err
+	return doneRun(c, map[string]any{"deleted": true, "name": args[0]}, "deleted "+args[0], func(cl *client.Client, ctx context.Context) error {
+		return cl.DeleteFlag(ctx, args[0])
 	})
 }
 
 func flagList(c *cli.Context, args []string) error {
-	cl, ctx, cancel, err := clientFor(c, args, 0, 0, "flag list")
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	fs, err := cl.ListFlags(ctx)
-	if err != nil {
-		return clientErr(err)
-	}
-	if fs == nil {
-		fs = []client.Flag{}
-	}
-	return printOutput(c, fs, func(w io.Writer) error {
-		rows := make([][]string, 0, len(fs))
-		for _, f := range fs {
-			rows = append(rows, []string{f.Name, strconv.FormatBool(f.Enabled), pct(f.Percentage), fmtTime(f.UpdatedAt)})
-		}
-		return printTable(w, []string{"NAME", "ENABLED", "ROLLOUT", "UPDATED"}, rows)
+	return listRun(c, args, 0, "flag list", (*client.Client).ListFlags, []string{"NAME", "ENABLED", "ROLLOUT", "UPDATED"}, func(f client.Flag) []string {
+		return []string{f.Name, strconv.FormatBool(f.Enabled), pct(f.Percentage), fmtTime(f.UpdatedAt)}
 	})
 }

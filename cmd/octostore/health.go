@@ -1,31 +1,22 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
+	"github.com/octostore/octostore/tools/client"
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	register(&cli.Command{
-		Name:   "health",
-		Usage:  "check that the server is up (exit 0) or unreachable/degraded (exit 6)",
-		Flags:  clientFlags(),
-		Action: clientAction(-1, healthAction),
-	})
+func healthCommand() *cli.Command {
+	return clientCommand("health", "check that the server is up (exit 0) or unreachable/degraded (exit 6)", "", healthAction)
 }
 
 func healthAction(c *cli.Context, args []string) error {
-	cl, ctx, cancel, err := clientFor(c, args, 0, 0, "health")
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	if err := cl.Health(ctx); err != nil {
-		return clientErr(err)
-	}
-	return printOutput(c, map[string]any{"status": "ok", "url": cl.BaseURL()}, func(w io.Writer) error {
+	return checkedRun(c, args, 0, "health", func(cl *client.Client, ctx context.Context) (map[string]any, error) {
+		return map[string]any{"status": "ok", "url": cl.BaseURL()}, cl.Health(ctx)
+	}, func(w io.Writer, _ map[string]any) error {
 		_, err := fmt.Fprintln(w, "OK")
 		return err
 	})

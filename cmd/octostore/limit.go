@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -10,44 +11,15 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	register(&cli.Command{
-		Name:   "limit",
-		Usage:  "check, inspect and reset rate limits",
-		Action: groupAction,
-		Subcommands: []*cli.Command{
-			{
-				Name:      "check",
-				Usage:     "consume one request (exit 3 when denied)",
-				ArgsUsage: "NAME",
-				Flags: clientFlags(
-					&cli.IntFlag{Name: "max", Value: 60, Usage: "requests allowed per window (1..10000)"},
-					&cli.DurationFlag{Name: "window", Value: time.Minute, Usage: "window length (1s..24h)"},
-				),
-				Action: clientAction(-1, limitCheck),
-			},
-			{
-				Name:      "status",
-				Usage:     "show a limit without consuming a request",
-				ArgsUsage: "NAME",
-				Flags:     clientFlags(),
-				Action:    clientAction(-1, limitStatus),
-			},
-			{
-				Name:      "reset",
-				Usage:     "reset a limit's counter",
-				ArgsUsage: "NAME",
-				Flags:     clientFlags(),
-				Action:    clientAction(-1, limitReset),
-			},
-			{
-				Name:   "list",
-				Usage:  "list your rate limits",
-				Flags:  clientFlags(),
-				Action: clientAction(-1, limitList),
-			},
-		},
-	})
+func limitCommand() *cli.Command {
+	return groupCommand("limit", "check, inspect and reset rate limits",
+		clientCommand("check", "consume one request (exit 3 when denied)", "NAME", limitCheck,
+			&cli.IntFlag{Name: "max", Value: 60, Usage: "requests allowed per window (1..10000)"},
+			&cli.DurationFlag{Name: "window", Value: time.Minute, Usage: "window length (1s..24h)"}),
+		clientCommand("status", "show a limit without consuming a request", "NAME", limitStatus),
+		clientCommand("reset", "reset a limit's counter", "NAME", limitReset),
+		clientCommand("list", "list your rate limits", "", limitList),
+	)
 }
 
 func limitFields(w io.Writer, r *client.LimitResult) error {
@@ -63,71 +35,36 @@ func limitFields(w io.Writer, r *client.LimitResult) error {
 }
 
 func limitCheck(c *cli.Context, args []string) error {
-	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "limit check NAME [--max 60] [--window 1m]")
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	r, err := cl.CheckLimit(ctx, args[0], c.Int("max"), c.Duration("window"))
-	if err != nil {
-		return clientErr(err)
-	}
-	if err := printOutput(c, r, func(w io.Writer) error { return limitFields(w, r) }); err != nil {
-		return err
-	}
-	if !r.Allowed {
+	var denied bool
+	err := checkedRun(c, args, 1, "limit check NAME [--max 60] [--window 1m]", func(cl *client.Client, ctx context.Context) (*client.LimitResult, error) {
+		r, err := cl.CheckLimit(ctx, args[0], c.Int("max"), c.Duration("window"))
+		denied = err == nil && !r.Allowed
+		return r, err
+	}, limitFields)
+	if err == nil && denied {
 		return exitCode(exitHeld, nil)
 	}
-	return nil
+	return err
 }
 
 func limitStatus(c *cli.Context, args []string) error {
-	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "limit status NAME")
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	r, err := cl.LimitStatus(ctx, args[0])
-	if err != nil {
-		return clientErr(err)
-	}
-	return printOutput(c, r, func(w io.Writer) error { return limitFields(w, r) })
+	return checkedRun(c, args, 1, "limit status NAME", func(cl *client.Client, ctx context.Context) (*client.LimitResult, error) {
+		return cl.LimitStatus(ctx, args[0])
+	}, limitFields)
 }
 
 func limitReset(c *cli.Context, args []string) error {
-	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "limit reset NAME")
-	if err != nil {
+	if err := needArgs(args, 1, 1, "limit reset NAME"); err != nil {
 		return err
 	}
-	defer cancel()
-	if err := cl.ResetLimit(ctx, args[0]); err != nil {
-		return clientErr(err)
-	}
-	return printOutput(c, map[string]any{"reset": true, "name": args[0]}, func(w io.Writer) error {
-		_, err := fmt.Fprintf(w, "reset %s\n", args[0])
-		return err
+	return doneRun(c, map[string]any{"reset": true, "name": args[0]}, "reset "+args[0], func(cl *client.Client, ctx context.Context) error {
+		return cl.ResetLimit(ctx, args[0])
 	})
 }
 
 func limitList(c *cli.Context, args []string) error {
-	cl, ctx, cancel, err := clientFor(c, args, 0, 0, "limit list")
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	ls, err := cl.ListLimits(ctx)
-	if err != nil {
-		return clientErr(err)
-	}
-	if ls == nil {
-		ls = []client.LimitInfo{}
-	}
-	return printOutput(c, ls, func(w io.Writer) error {
-		rows := make([][]string, 0, len(ls))
-		for _, l := range ls {
-			rows = append(rows, []string{l.Name, fmt.Sprintf("%d/%d", l.CurrentCount, l.MaxRequests),
-				(time.Duration(l.WindowSeconds) * time.Second).String(), strconv.Itoa(l.Remaining), fmtTime(l.ResetAt)})
-		}
-		return printTable(w, []string{"NAME", "USED", "WINDOW", "REMAINING", "RESETS"}, rows)
+	return listRun(c, args, 0, "limit list", (*client.Client).ListLimits, []string{"NAME", "USED", "WINDOW", "REMAINING", "RESETS"}, func(l client.LimitInfo) []string {
+		return []string{l.Name, fmt.Sprintf("%d/%d", l.CurrentCount, l.MaxRequests),
+			(time.Duration(l.WindowSeconds) * time.Second).String(), strconv.Itoa(l.Remaining), fmtTime(l.ResetAt)}
 	})
 }

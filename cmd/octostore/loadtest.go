@@ -10,20 +10,28 @@ import (
 
 	"github.com/octostore/octostore/loadtest"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 )
-
-func init() { register(loadtestCommand()) }
 
 const loadtestDescription = `Drives a server with one scenario at a fixed concurrency (closed loop,
 --concurrency N) or at a fixed arrival rate (open loop, --rate R, latency
 measured from each request's due time so a stalling server is not hidden).
-Prints progress once a second and a table at the end; --json FILE writes the
-report, and --compare A.json B.json prints B relative to A.
+On a terminal it shows progress on stderr (elapsed, ops/s, errors); at the
+end it prints a table, or the report as JSON with --json; --out FILE writes
+the JSON report, and --compare A.json B.json prints B relative to A.
+
+Everything a run creates is named lt-RUNID-… (RUNID: 8 random hex digits)
+and deleted at the end, also after Ctrl-C (a second Ctrl-C skips that):
+held locks are released, rate limits, flags and config keys deleted, Redis
+keys removed. --keep leaves them.
+
+The run fails (exit 1, reasons on stderr) when more than --max-error-rate of
+its requests were errors, when it was interrupted, when the lock safety
+check found a violation or could check nothing (no lease was granted), or
+when the cleanup left something behind.
 
 Scenarios:
   lock-cycle       acquire then release, each worker on names of its own
-  lock-contended   all workers fight over a few names (--keys), renew, release
+  lock-contended   workers fight over a few names (--keys), renew, release
   lock-status      GET a lock (half of the names held)
   ratelimit-check  POST /limits/NAME/check
   flag-eval        GET /flags/NAME?subject=S
@@ -34,7 +42,7 @@ Scenarios:
 The lock scenarios record every acknowledged grant, renew and release and
 check them for safety (no two holders at once, fencing tokens increasing,
 nothing succeeding on an expired, released or replaced lease); a violation
-prints its evidence and the command exits 1.
+prints its evidence and the run fails.
 
 --target redis://HOST:PORT runs lock-cycle, lock-contended, lock-status and
 ratelimit-check against Redis the way its users do (SET NX PX, compare-and-
@@ -53,9 +61,8 @@ func loadtestCommand() *cli.Command {
 		})
 	}
 	subs = append(subs, &cli.Command{
-		Name:   "noop-server",
-		Usage:  "serve canned answers for every API route (the fasthttp ceiling for benchmarks)",
-		Hidden: true,
+		Name:  "noop-server",
+		Usage: "serve canned answers for every API route (the fasthttp ceiling for benchmarks)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:0", Usage: "listen address"},
 		},
@@ -124,7 +131,10 @@ func loadtestFlags() []cli.Flag {
 		&cli.StringFlag{Name: "url", Value: "http://127.0.0.1:3000", EnvVars: []string{"OCTOSTORE_URL"}, Usage: "octostore server"},
 		&cli.StringSliceFlag{Name: "token", EnvVars: []string{"OCTOSTORE_TOKEN"}, Usage: "bearer token; repeat to spread workers over several users"},
 		&cli.StringFlag{Name: "target", Usage: "target instead of --url: http(s)://HOST:PORT or redis://HOST:PORT"},
-		&cli.StringFlag{Name: "json", Usage: "write the report as JSON to `FILE`"},
+		&cli.StringFlag{Name: "out", Usage: "write the report as JSON to `FILE`"},
+		&cli.BoolFlag{Name: "json", Usage: "print the report as JSON on stdout instead of the table"},
+		&cli.StringFlag{Name: "max-error-rate", Value: "1%", Usage: "fail the run when more of its requests than this were errors (1%, 0.5%, 0)"},
+		&cli.BoolFlag{Name: "keep", Usage: "leave what the run created (named lt-RUNID-…) instead of deleting it"},
 		&cli.StringFlag{Name: "label", Usage: "name for this run in reports"},
 		&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: 64, Usage: "workers, each with its own connection"},
 		&cli.Float64Flag{Name: "rate", Usage: "open loop: iterations per second (0: closed loop)"},
@@ -145,7 +155,6 @@ func loadtestFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "safety-max-events", Value: 4_000_000, Usage: "lock operations kept for the safety checker"},
 		&cli.Uint64Flag{Name: "seed", Usage: "random seed (0: random)"},
 		&cli.IntFlag{Name: "server-pid", Usage: "also report the CPU used by this local process (the server under test)"},
-		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines"},
 		&cli.StringFlag{Name: "cpuprofile", Usage: "write the load generator's own CPU profile to `FILE`", Hidden: true},
 	}
 }
@@ -176,6 +185,10 @@ func loadtestRun(c *cli.Context, scenario string) error {
 	if c.NArg() > 0 {
 		return exitCode(exitUsage, fmt.Errorf("unexpected arguments: %s", strings.Join(c.Args().Slice(), " ")))
 	}
+	maxErrors, err := loadtest.ParseErrorRate(c.String("max-error-rate"))
+	if err != nil {
+		return exitCode(exitUsage, err)
+	}
 	cfg := loadtest.Config{
 		Scenario:        scenario,
 		Concurrency:     c.Int("concurrency"),
@@ -193,6 +206,7 @@ func loadtestRun(c *cli.Context, scenario string) error {
 		SafetyMaxEvents: c.Int64("safety-max-events"),
 		Seed:            c.Uint64("seed"),
 		ServerPID:       c.Int("server-pid"),
+		Keep:            c.Bool("keep"),
 	}
 	if scenario == "mixed" {
 		mix, err := loadtest.ParseMix(c.String("mix"))
@@ -222,11 +236,14 @@ func loadtestRun(c *cli.Context, scenario string) error {
 		}
 	}
 	cfg.Target = target
-	out := c.App.Writer
-	if !c.Bool("quiet") {
-		cfg.Progress = out
-		cfg.ProgressTTY = isTerminal(out)
+	if f, ok := c.App.ErrWriter.(*os.File); ok {
+		cfg.Progress = loadtest.Terminal(f)
+	} else if c.App.ErrWriter == nil {
+		cfg.Progress = loadtest.Terminal(os.Stderr)
 	}
+	abort, stopSignals := loadtest.InterruptAgain()
+	defer stopSignals()
+	cfg.Abort = abort
 	if path := c.String("cpuprofile"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
@@ -246,17 +263,21 @@ func loadtestRun(c *cli.Context, scenario string) error {
 		return exitCode(exitFailure, err)
 	}
 	rep.Label = c.String("label")
-	rep.WriteTable(out)
-	if path := c.String("json"); path != "" {
+	failures := rep.Judge(maxErrors)
+	if c.Bool("json") {
+		if err := rep.EncodeJSON(c.App.Writer); err != nil {
+			return exitCode(exitFailure, err)
+		}
+	} else {
+		rep.WriteTable(c.App.Writer)
+	}
+	if path := c.String("out"); path != "" {
 		if err := rep.WriteJSON(path); err != nil {
 			return exitCode(exitFailure, fmt.Errorf("write report: %w", err))
 		}
 	}
-	if rep.Safety != nil && rep.Safety.Violations > 0 {
-		return exitCode(exitFailure, fmt.Errorf("%d lock safety violations", rep.Safety.Violations))
-	}
-	if rep.Interrupted {
-		return exitCode(exitFailure, errors.New("interrupted"))
+	if len(failures) > 0 {
+		return exitCode(exitFailure, errors.New(strings.Join(failures, "; ")))
 	}
 	return nil
 }
@@ -281,14 +302,4 @@ func loadtestCompare(c *cli.Context, a, b string) error {
 	}
 	loadtest.Compare(c.App.Writer, ra, rb)
 	return nil
-}
-
-// isTerminal reports whether w is a terminal (then progress rewrites one line).
-func isTerminal(w any) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }

@@ -8,76 +8,75 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/octostore/octostore/actors/names"
 	"github.com/octostore/octostore/tools/client"
 	"github.com/urfave/cli/v2"
 )
 
-// lockCommand is `octostore lock`; lockrun.go adds `run`.
-var lockCommand = &cli.Command{
-	Name:   "lock",
-	Usage:  "acquire, renew, release and inspect distributed locks",
-	Action: groupAction,
-	Subcommands: []*cli.Command{
-		{
-			Name:      "acquire",
-			Usage:     "acquire a lock and print its lease (exit 3 if held by someone else)",
-			ArgsUsage: "NAME",
-			Flags: clientFlags(
-				&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h)"},
-				&cli.DurationFlag{Name: "wait", Usage: "keep trying this long while the lock is held (0: one attempt)"},
-				&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the lease id"},
-			),
-			Action: clientAction(-1, lockAcquire),
-		},
-		{
-			Name:      "renew",
-			Usage:     "extend a lease",
-			ArgsUsage: "NAME [LEASE_ID]",
-			Flags: clientFlags(
-				&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "new time-to-live from now"},
-				&cli.StringFlag{Name: "lease", Usage: "lease id (instead of the argument)", EnvVars: []string{"OCTOSTORE_LEASE_ID"}},
-			),
-			Action: clientAction(-1, lockRenew),
-		},
-		{
-			Name:      "release",
-			Usage:     "release a lease",
-			ArgsUsage: "NAME [LEASE_ID]",
-			Flags: clientFlags(
-				&cli.StringFlag{Name: "lease", Usage: "lease id (instead of the argument)", EnvVars: []string{"OCTOSTORE_LEASE_ID"}},
-			),
-			Action: clientAction(-1, lockRelease),
-		},
-		{
-			Name:      "status",
-			Usage:     "show who holds a lock (exit 0 either way)",
-			ArgsUsage: "NAME",
-			Flags:     clientFlags(),
-			Action:    clientAction(-1, lockStatus),
-		},
-		{
-			Name:   "list",
-			Usage:  "list your active locks (every user's for an admin)",
-			Flags:  clientFlags(),
-			Action: clientAction(-1, lockList),
-		},
-	},
+// lockCommand is `octostore lock`; `run` is in lockrun.go.
+func lockCommand() *cli.Command {
+	lease := func() cli.Flag {
+		return &cli.StringFlag{Name: "lease", Usage: "lease id (instead of the argument)", EnvVars: []string{"OCTOSTORE_LEASE_ID"}}
+	}
+	return groupCommand("lock", "acquire, renew, release and inspect distributed locks",
+		clientCommand("acquire", "acquire a lock and print its lease (exit 3 if held by someone else)", "NAME", lockAcquire,
+			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h)"},
+			&cli.DurationFlag{Name: "wait", Usage: "keep trying this long while the lock is held (0: one attempt)"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the lease id"},
+			holderIDFlag()),
+		clientCommand("renew", "extend a lease", "NAME [LEASE_ID]", lockRenew,
+			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "new time-to-live from now"}, lease()),
+		clientCommand("release", "release a lease", "NAME [LEASE_ID]", lockRelease, lease()),
+		clientCommand("status", "show who holds a lock (exit 0 either way)", "NAME", lockStatus),
+		clientCommand("list", "list your active locks (every user's for an admin)", "", lockList),
+		lockRunCommand(),
+	)
 }
 
-func init() { register(lockCommand) }
+// holderIDFlag is --holder-id of `lock acquire` and `lock run`.
+func holderIDFlag() cli.Flag {
+	return &cli.StringFlag{Name: "holder-id", EnvVars: []string{"OCTOSTORE_HOLDER_ID"},
+		Usage: "who holds the lock within your token: processes given the same id are one holder " +
+			"(a re-acquire answers held); default a random id per process, so that two processes " +
+			"sharing a token exclude each other (" + names.HolderID.Pattern() + ")"}
+}
+
+// holderID is the --holder-id to acquire with: the flag's, or a new random
+// one (client.NewHolderID) for this process.
+func holderID(c *cli.Context) (string, error) {
+	id := c.String("holder-id")
+	if id == "" {
+		return client.NewHolderID(), nil
+	}
+	if !names.HolderID.Valid(id) {
+		return "", exitCode(exitUsage, fmt.Errorf("--holder-id %s", names.HolderID.Requirement()))
+	}
+	return id, nil
+}
 
 func leaseFields(w io.Writer, l *client.Lease) error {
-	return printFields(w,
-		"name", l.Name,
-		"status", l.Status,
-		"holder", l.Holder,
-		"lease_id", l.LeaseID,
-		"fencing_token", strconv.FormatUint(l.FencingToken, 10),
-		"expires_at", fmtTime(l.ExpiresAt)+" (in "+fmtUntil(l.ExpiresAt)+")")
+	return lockFields(w, l.Name, l.Status, l.Holder, l.HolderID, l.LeaseID, l.FencingToken, l.ExpiresAt)
+}
+
+// lockFields prints a held lock, one field per line (holder_id only when
+// the grant has one).
+func lockFields(w io.Writer, name, status, holder, holderID, lease string, token uint64, expires time.Time) error {
+	kv := []string{"name", name, "status", status, "holder", holder}
+	if holderID != "" {
+		kv = append(kv, "holder_id", holderID)
+	}
+	return printFields(w, append(kv,
+		"lease_id", lease,
+		"fencing_token", strconv.FormatUint(token, 10),
+		"expires_at", fmtTime(expires)+" (in "+fmtUntil(expires)+")")...)
 }
 
 func lockAcquire(c *cli.Context, args []string) error {
-	if err := needArgs(args, 1, 1, "lock acquire NAME [--ttl 30s] [--wait 0] [--json|-q]"); err != nil {
+	if err := needArgs(args, 1, 1, "lock acquire NAME [--ttl 30s] [--wait 0] [--holder-id ID] [--json|-q]"); err != nil {
+		return err
+	}
+	id, err := holderID(c)
+	if err != nil {
 		return err
 	}
 	cl, err := newClientFromCtx(c)
@@ -88,7 +87,13 @@ func lockAcquire(c *cli.Context, args []string) error {
 	ctx, cancel := context.WithDeadline(c.Context, deadline.Add(3*c.Duration("timeout")))
 	defer cancel()
 	for attempt := 0; ; attempt++ {
-		l, err := cl.Acquire(ctx, args[0], c.Duration("ttl"))
+		l, err := cl.AcquireAs(ctx, args[0], id, c.Duration("ttl"))
+		if err == nil && l.Status == "held" && l.HolderID != id {
+			// Held by another holder of our token (a server without
+			// holder ids answers held to every request of the token):
+			// someone else's lease, not ours to print.
+			err = &client.LockHeldError{Name: args[0], Holder: l.Holder, ExpiresAt: l.ExpiresAt}
+		}
 		var held *client.LockHeldError
 		if errors.As(err, &held) && time.Now().Before(deadline) {
 			if attempt == 0 {
@@ -131,16 +136,9 @@ func lockRenew(c *cli.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, ctx, cancel, err := clientCall(c)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	l, err := cl.Renew(ctx, args[0], lease, c.Duration("ttl"))
-	if err != nil {
-		return clientErr(err)
-	}
-	return printOutput(c, l, func(w io.Writer) error { return leaseFields(w, l) })
+	return clientRun(c, func(cl *client.Client, ctx context.Context) (*client.Lease, error) {
+		return cl.Renew(ctx, args[0], lease, c.Duration("ttl"))
+	}, leaseFields)
 }
 
 func lockRelease(c *cli.Context, args []string) error {
@@ -148,63 +146,25 @@ func lockRelease(c *cli.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, ctx, cancel, err := clientCall(c)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	if err := cl.Release(ctx, args[0], lease); err != nil {
-		return clientErr(err)
-	}
-	return printOutput(c, map[string]any{"status": "released", "name": args[0]}, func(w io.Writer) error {
-		_, err := fmt.Fprintf(w, "released %s\n", args[0])
-		return err
+	return doneRun(c, map[string]any{"status": "released", "name": args[0]}, "released "+args[0], func(cl *client.Client, ctx context.Context) error {
+		return cl.Release(ctx, args[0], lease)
 	})
 }
 
 func lockStatus(c *cli.Context, args []string) error {
-	cl, ctx, cancel, err := clientFor(c, args, 1, 1, "lock status NAME")
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	s, err := cl.LockStatus(ctx, args[0])
-	if err != nil {
-		return clientErr(err)
-	}
-	return printOutput(c, s, func(w io.Writer) error {
+	return checkedRun(c, args, 1, "lock status NAME", func(cl *client.Client, ctx context.Context) (*client.LockState, error) {
+		return cl.LockStatus(ctx, args[0])
+	}, func(w io.Writer, s *client.LockState) error {
 		if s.Available() {
 			_, err := fmt.Fprintf(w, "%s is available\n", args[0])
 			return err
 		}
-		return printFields(w,
-			"name", s.Name,
-			"status", s.Status,
-			"holder", s.Holder,
-			"lease_id", s.LeaseID,
-			"fencing_token", strconv.FormatUint(s.FencingToken, 10),
-			"expires_at", fmtTime(s.ExpiresAt)+" (in "+fmtUntil(s.ExpiresAt)+")")
+		return lockFields(w, s.Name, s.Status, s.Holder, s.HolderID, s.LeaseID, s.FencingToken, s.ExpiresAt)
 	})
 }
 
 func lockList(c *cli.Context, args []string) error {
-	cl, ctx, cancel, err := clientFor(c, args, 0, 0, "lock list")
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	locks, err := cl.ListLocks(ctx)
-	if err != nil {
-		return clientErr(err)
-	}
-	if locks == nil {
-		locks = []client.LockInfo{}
-	}
-	return printOutput(c, locks, func(w io.Writer) error {
-		rows := make([][]string, 0, len(locks))
-		for _, l := range locks {
-			rows = append(rows, []string{l.Name, l.Holder, strconv.FormatUint(l.FencingToken, 10), fmtUntil(l.ExpiresAt), l.LeaseID})
-		}
-		return printTable(w, []string{"NAME", "HOLDER", "FENCING", "EXPIRES IN", "LEASE ID"}, rows)
+	return listRun(c, args, 0, "lock list", (*client.Client).ListLocks, []string{"NAME", "HOLDER", "FENCING", "EXPIRES IN", "LEASE ID"}, func(l client.LockInfo) []string {
+		return []string{l.Name, l.Holder, strconv.FormatUint(l.FencingToken, 10), fmtUntil(l.ExpiresAt), l.LeaseID}
 	})
 }

@@ -32,8 +32,8 @@ import (
 // 7, exitLockLost). This file takes the lock and maps the outcome to exit
 // codes.
 
-func init() {
-	lockCommand.Subcommands = append(lockCommand.Subcommands, &cli.Command{
+func lockRunCommand() *cli.Command {
+	return &cli.Command{
 		Name:      "run",
 		Usage:     "run a command while holding a lock (renewed in the background; released when it exits)",
 		ArgsUsage: "NAME -- CMD [ARGS...]",
@@ -45,9 +45,10 @@ func init() {
 			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live; renewed every ttl/3"},
 			&cli.DurationFlag{Name: "wait", Usage: "wait this long for the lock (0: fail at once if held)"},
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "when the lock is at risk or lost, time CMD gets between SIGTERM and SIGKILL"},
+			holderIDFlag(),
 		),
 		Action: clientAction(1, lockRun),
-	})
+	}
 }
 
 func lockRun(c *cli.Context, args []string) error {
@@ -59,6 +60,10 @@ func lockRun(c *cli.Context, args []string) error {
 	if ttl < time.Second {
 		return exitCode(exitUsage, fmt.Errorf("--ttl must be at least 1s"))
 	}
+	id, err := holderID(c)
+	if err != nil {
+		return err
+	}
 	cl, err := newClientFromCtx(c)
 	if err != nil {
 		return err
@@ -67,7 +72,7 @@ func lockRun(c *cli.Context, args []string) error {
 	sigs, stop := lockrun.CatchSignals()
 	defer stop()
 
-	locker := client.NewLocker(cl, name, ttl)
+	locker := client.NewLocker(cl, name, ttl, client.WithHolderID(id))
 	if err := acquireForRun(c, locker, sigs); err != nil {
 		return err
 	}

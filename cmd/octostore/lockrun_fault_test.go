@@ -312,32 +312,6 @@ func TestLockRunStopsTheCommandBeforeTheLeaseEnds(t *testing.T) {
 	}
 }
 
-// openPTY opens a pseudo-terminal pair, or skips the test where there is
-// none.
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		m.Close()
-		t.Skipf("unlock pty: %v", err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		m.Close()
-		t.Skipf("pty number: %v", err)
-	}
-	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		m.Close()
-		t.Skipf("open pty: %v", err)
-	}
-	t.Cleanup(func() { s.Close(); m.Close() })
-	return m, s
-}
-
 // TestLockRunInteractiveDiesWithItsWrapper: with stdin a terminal the
 // command runs without a guard, in lock run's own process group (so that it
 // can read the terminal), and PR_SET_PDEATHSIG kills it when lock run is
@@ -346,7 +320,9 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 // from an idle runtime thread exiting.
 func TestLockRunInteractiveDiesWithItsWrapper(t *testing.T) {
 	url := startServer(t)
-	_, tty := openPTY(t)
+	ptm, tty := openPTY(t) // loadtest_test.go
+	defer ptm.Close()
+	defer tty.Close()
 	cmd := exec.Command(octostoreBin, "lock", "run", "tty", "--ttl", "30s", "--", testBin(t))
 	cmd.Env = append(cliEnv(url, tokA), testChildEnv+"=tty")
 	cmd.Stdin = tty

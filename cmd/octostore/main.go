@@ -1,6 +1,6 @@
 // Command octostore is the single binary: the server (serve), the operator
-// tools and the client CLI. main only wires signals and exit codes; each
-// subcommand lives in its own file and registers itself with register.
+// tools and the client CLI. main only wires signals and exit codes; newApp
+// lists the commands, each built by a function in its own file.
 package main
 
 import (
@@ -9,18 +9,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"sort"
 	"syscall"
 
 	"github.com/octostore/octostore/tools/lockrun"
 	"github.com/urfave/cli/v2"
 )
-
-// commands is filled by the init functions of the per-command files.
-var commands []*cli.Command
-
-// register adds a top-level subcommand. Called from init in each command file.
-func register(c *cli.Command) { commands = append(commands, c) }
 
 // exitError carries a process exit code out of a command.
 type exitError struct {
@@ -51,12 +44,24 @@ const (
 	exitLockLost    = 7 // lock run: the lock was lost while the command ran
 )
 
+// newApp builds the command tree, in the order help lists it.
 func newApp() *cli.App {
-	sort.Slice(commands, func(i, j int) bool { return commands[i].Name < commands[j].Name })
 	return &cli.App{
-		Name:                   "octostore",
-		Usage:                  "coordination primitives as a service: locks, rate limits, flags, config",
-		Commands:               commands,
+		Name:  "octostore",
+		Usage: "coordination primitives as a service: locks, rate limits, flags, config",
+		Commands: []*cli.Command{
+			backupCommand(),
+			configCommand(),
+			flagCommand(),
+			healthCommand(),
+			limitCommand(),
+			loadtestCommand(),
+			lockCommand(),
+			serveCommand(),
+			tokenCommand(),
+			tuiCommand(),
+			versionCommand(),
+		},
 		UseShortOptionHandling: true,
 		Suggest:                true,
 		ExitErrHandler:         func(*cli.Context, error) {}, // main decides exit codes

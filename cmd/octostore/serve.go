@@ -1,106 +1,524 @@
 package main
 
+// `octostore serve`: Main is the composition root of the server. It owns the
+// serve configuration (one field per flag, built by serveFlags), opens
+// persistence → actors → httpd in Run, and unwinds in reverse in Close
+// (docs/architecture.md, "Wiring").
+
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
+	"time"
 
+	"github.com/octostore/octostore/actors"
 	"github.com/octostore/octostore/httpd"
+	"github.com/octostore/octostore/persistence"
 	"github.com/urfave/cli/v2"
 )
 
-// serveCommand is `octostore serve`. Other files add their flags with
-// serveCommand.Flags = append(serveCommand.Flags, ...) in their init, and
-// turn them into options with serveOptionHooks.
-var serveCommand = &cli.Command{
-	Name:   "serve",
-	Usage:  "run the octostore server",
-	Action: serveAction,
+// ServeConfig configures `octostore serve`: one field per flag (serveFlags
+// builds them). The knobs are kept in the configuration types of the
+// packages that own them, so a zero field takes that package's default,
+// the same value the flag shows.
+type ServeConfig struct {
+	Addr   string // listen address (host:port; port 0 picks a free one)
+	DBPath string // SQLite database file
+	// StaticTokens maps token → login (--static-tokens, then
+	// --static-tokens-file).
+	StaticTokens map[string]string
+	AdminKey     string            // key of the admin principal ("": none)
+	GitHub       httpd.GitHubOAuth // sign-in with GitHub (--github-*)
+	LogLevel     slog.Level
+
+	// Server: HTTP limits and timeouts (the request timeout too), event
+	// heartbeat.
+	Server httpd.ServerConfig
+	// Actors: the idle timeout. Run supplies Store, Events, Logger and
+	// (unless set) Now.
+	Actors actors.Config
+	// The resource kinds: locks and resources per user, config history,
+	// the limit flush interval. Run supplies their stores.
+	Locks      actors.LockConfig
+	Limits     actors.LimitConfig
+	Flags      actors.FlagConfig
+	ConfigKeys actors.ConfigKeysConfig
+	// Events: how far an event-stream subscriber may fall behind.
+	Events actors.BrokerOptions
+
+	MetricsAddr string // separate unauthenticated /metrics listener ("": none)
+	PprofAddr   string // net/http/pprof listener, loopback only ("": none)
 }
 
-var serveFlags = []cli.Flag{
-	&cli.StringFlag{Name: "addr", Value: "127.0.0.1:3000", Usage: "listen address (host:port; port 0 picks a free one)", EnvVars: []string{"OCTOSTORE_ADDR", "BIND_ADDR"}},
-	&cli.StringFlag{Name: "db", Value: "./octostore.db", Usage: "SQLite database file", EnvVars: []string{"OCTOSTORE_DB", "DATABASE_URL"}},
-	&cli.StringFlag{Name: "static-tokens", Usage: `fixed tokens "user:token,user2:token2"`, EnvVars: []string{"OCTOSTORE_STATIC_TOKENS", "STATIC_TOKENS"}},
-	&cli.StringFlag{Name: "static-tokens-file", Usage: "file with one user:token per line", EnvVars: []string{"OCTOSTORE_STATIC_TOKENS_FILE"}},
-	&cli.StringFlag{Name: "admin-key", Usage: "key of the admin principal (bearer or X-Admin-Key)", EnvVars: []string{"OCTOSTORE_ADMIN_KEY", "ADMIN_KEY"}},
-	&cli.IntFlag{Name: "max-body-bytes", Value: 1 << 20, Usage: "request body limit (413 beyond)", EnvVars: []string{"OCTOSTORE_MAX_BODY_BYTES"}},
-	&cli.IntFlag{Name: "max-locks-per-user", Value: 1000, Usage: "active locks per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_LOCKS_PER_USER"}},
-	&cli.DurationFlag{Name: "idle-timeout", Value: httpdDefaultIdle, Usage: "passivate a resource actor after this long without requests", EnvVars: []string{"OCTOSTORE_IDLE_TIMEOUT"}},
-	&cli.IntFlag{Name: "max-conns", Value: 16384, Usage: "concurrent connections at most", EnvVars: []string{"OCTOSTORE_MAX_CONNS"}},
-	&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"OCTOSTORE_LOG_LEVEL"}},
+// Main is a running (or starting, or stopped) octostore server: its
+// configuration and every part Run opened, for Close to unwind.
+type Main struct {
+	Config ServeConfig
+
+	// Stdout gets the "listening on" line and the dev token (default
+	// os.Stdout); Logger the log (default text on stderr at
+	// Config.LogLevel); Now is the clock of the database, the actors and
+	// sign-in (default time.Now).
+	Stdout io.Writer
+	Logger *slog.Logger
+	Now    func() time.Time
+
+	// Opened by Run, in this order; nil until opened (Metrics is a registry
+	// only: nothing to close).
+	Listener        net.Listener
+	Metrics         *httpd.Metrics
+	DB              *persistence.DB
+	Store           *persistence.Store // the group-commit writer's owner
+	Events          *actors.Broker
+	Sys             *actors.System
+	Locks           *actors.Locks // the typed entry points of the four kinds
+	Limits          *actors.Limits
+	Flags           *actors.Flags
+	ConfigKeys      *actors.ConfigKeys
+	Auth            *httpd.Authenticator
+	GitHub          *httpd.GitHubSignIn // nil without GitHub sign-in
+	Server          *httpd.Server
+	MetricsListener *httpd.AuxServer // nil without --metrics-addr
+	Pprof           *httpd.AuxServer // nil without --pprof-addr
+
+	// closers undo what Run opened, in the order it opened it.
+	closers []closer
+	// afterStep, in tests, runs after each step of Run; an error fails Run
+	// there as if the step itself had failed.
+	afterStep func(step string) error
 }
 
-const httpdDefaultIdle = 30e9 // 30s
-
-// serveOptionHooks let other files turn their flags into options.
-var serveOptionHooks []func(c *cli.Context, o *httpd.Options) error
-
-func init() {
-	serveCommand.Flags = append(serveFlags, serveCommand.Flags...)
-	register(serveCommand)
+type closer struct {
+	what  string
+	close func() error
 }
 
-func serveOptions(c *cli.Context) (httpd.Options, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return httpd.Options{}, exitCode(exitUsage, fmt.Errorf("--log-level: %w", err))
-	}
-	o := httpd.Options{
-		Addr:            c.String("addr"),
-		DBPath:          dbPath(c.String("db")),
-		AdminKey:        c.String("admin-key"),
-		MaxBodyBytes:    c.Int("max-body-bytes"),
-		MaxLocksPerUser: c.Int("max-locks-per-user"),
-		IdleTimeout:     c.Duration("idle-timeout"),
-		StaticTokens:    map[string]string{},
-		Stdout:          c.App.Writer,
-		Logger:          slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})),
-	}
-	o.Server.MaxConns = c.Int("max-conns")
-	if err := httpd.ParseStaticTokens(c.String("static-tokens"), o.StaticTokens); err != nil {
-		return o, exitCode(exitUsage, fmt.Errorf("--static-tokens: %w", err))
-	}
-	if p := c.String("static-tokens-file"); p != "" {
-		f, err := os.Open(p)
+// Run opens the server in dependency order and returns once it serves:
+//
+//	listener → metrics registry → database → writer → identity (static
+//	tokens, dev token) → events broker → actor system + the four kinds +
+//	their recovery → authenticator → GitHub sign-in → HTTP server →
+//	metrics listener → pprof
+//
+// Each step registers its undo as soon as it has opened something, so when
+// a step fails (or ctx is cancelled between steps) Run closes what it
+// opened, in reverse, before returning the error. Close is then a no-op.
+func (m *Main) Run(ctx context.Context) (err error) {
+	defer func() {
 		if err != nil {
-			return o, exitCode(exitUsage, fmt.Errorf("--static-tokens-file: %w", err))
+			if cerr := m.Close(); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
 		}
-		err = httpd.ParseStaticTokensFile(f, o.StaticTokens)
-		f.Close()
-		if err != nil {
-			return o, exitCode(exitUsage, fmt.Errorf("--static-tokens-file %s: %w", p, err))
-		}
+	}()
+	if m.Now == nil {
+		m.Now = time.Now
 	}
-	for _, h := range serveOptionHooks {
-		if err := h(c, &o); err != nil {
-			return o, err
-		}
+	if m.Stdout == nil {
+		m.Stdout = os.Stdout
 	}
-	return o, nil
-}
+	if m.Logger == nil {
+		m.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: m.Config.LogLevel}))
+	}
+	cfg := m.Config
+	shutdownTimeout := cfg.Server.ShutdownTimeout
+	if shutdownTimeout <= 0 {
+		shutdownTimeout = httpd.DefaultShutdownTimeout
+	}
 
-func serveAction(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return exitCode(exitUsage, errors.New("serve takes no arguments"))
+	// The listener first: a bad or busy address fails before the database
+	// is touched. The HTTP server closes it on shutdown; until it serves,
+	// this closer does.
+	if m.Listener, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	o, err := serveOptions(c)
+	ln := m.Listener
+	if err := m.opened(ctx, "listener", func() error {
+		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	// The registry exists before the writer, whose batches it observes.
+	m.Metrics = httpd.NewMetrics()
+
+	if m.DB, err = persistence.Open(cfg.DBPath); err != nil {
+		return err
+	}
+	m.DB.Now = m.Now
+	if err := m.opened(ctx, "database", m.DB.Close); err != nil {
+		return err
+	}
+
+	w, err := persistence.NewWriter(m.DB, persistence.WriterOptions{})
 	if err != nil {
 		return err
 	}
-	app, err := httpd.Start(o)
-	if err != nil {
-		return exitCode(exitFailure, err)
+	w.OnBatch = m.Metrics.ObserveBatch // before the first write: the writer reads it only after an Enqueue
+	m.Store = persistence.NewStore(m.DB, w)
+	// Closing the store commits the writer's queue and stops its goroutine.
+	if err := m.opened(ctx, "writer", m.Store.Close); err != nil {
+		return err
 	}
-	<-c.Context.Done() // SIGINT or SIGTERM (main's signal context)
-	o.Logger.Info("shutting down")
-	if err := app.Close(); err != nil {
-		return exitCode(exitFailure, err)
+
+	if err := m.setupIdentity(ln.Addr()); err != nil {
+		return err
 	}
-	o.Logger.Info("stopped cleanly")
+	if err := m.opened(ctx, "identity", nil); err != nil {
+		return err
+	}
+
+	m.Events = actors.NewBroker(cfg.Events)
+	if err := m.opened(ctx, "events broker", noErr(m.Events.Close)); err != nil {
+		return err
+	}
+
+	ac := cfg.Actors
+	ac.Store, ac.Events, ac.Logger = m.Store, m.Events, m.Logger
+	if ac.Now == nil {
+		ac.Now = m.Now
+	}
+	m.Sys = actors.NewSystem(ac)
+	// One undo for the runtime and the rate-limit flusher that NewLimits
+	// starts: the actors stop first (no more checks), then the flusher
+	// writes what they counted, before the writer closes.
+	if err := m.opened(ctx, "actor system", func() error {
+		m.Sys.Close()
+		if m.Limits == nil {
+			return nil
+		}
+		if err := m.Limits.Close(); err != nil {
+			return fmt.Errorf("write rate limit counters: %w", err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	// Every kind plugs into the runtime the same way (actors.KindSpec).
+	lc, limc, fc, cc := cfg.Locks, cfg.Limits, cfg.Flags, cfg.ConfigKeys
+	lc.Loader, limc.Store, fc.Store, cc.Store = m.Store, m.Store, m.Store, m.Store
+	m.Locks = actors.NewLocks(m.Sys, lc)
+	m.Limits = actors.NewLimits(m.Sys, limc)
+	m.Flags = actors.NewFlags(m.Sys, fc)
+	m.ConfigKeys = actors.NewConfigKeys(m.Sys, cc)
+	if err := m.opened(ctx, "resource kinds", nil); err != nil {
+		return err
+	}
+	// Each kind's recovery (held locks' timers and holder index; quota
+	// counters), logged per kind.
+	if err := m.Sys.Recover(); err != nil {
+		return err
+	}
+	if err := m.opened(ctx, "recovery", nil); err != nil {
+		return err
+	}
+
+	if m.Auth, err = httpd.NewAuthenticator(m.Store, cfg.AdminKey); err != nil {
+		return err
+	}
+	if err := m.opened(ctx, "authenticator", noErr(m.Auth.Close)); err != nil {
+		return err
+	}
+
+	if m.GitHub, err = httpd.NewGitHubSignIn(cfg.GitHub, m.Now, m.Logger); err != nil {
+		return err
+	}
+	var closeGitHub func() error
+	if m.GitHub != nil {
+		closeGitHub = noErr(m.GitHub.Close)
+	}
+	if err := m.opened(ctx, "github sign-in", closeGitHub); err != nil {
+		return err
+	}
+
+	m.Server = httpd.NewServer(cfg.Server, httpd.Deps{
+		Locks: m.Locks, Limits: m.Limits, Flags: m.Flags, Config: m.ConfigKeys,
+		Sys: m.Sys, Store: m.Store, Auth: m.Auth, GitHub: m.GitHub,
+		Events: m.Events, Metrics: m.Metrics, Logger: m.Logger,
+	})
+	m.Server.Serve(ln)
+	if err := m.opened(ctx, "http server", m.Server.Shutdown); err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "listening on http://%s\n", ln.Addr())
+
+	if cfg.MetricsAddr != "" {
+		if m.MetricsListener, err = httpd.ServeAux(cfg.MetricsAddr, httpd.MetricsHandler(m.Metrics)); err != nil {
+			return fmt.Errorf("metrics listener on %s: %w", cfg.MetricsAddr, err)
+		}
+		ml := m.MetricsListener
+		if err := m.opened(ctx, "metrics listener", func() error { return ml.Close(shutdownTimeout) }); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "metrics at http://%s/metrics\n", ml.Addr())
+	}
+
+	if cfg.PprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		if m.Pprof, err = httpd.ServeAux(cfg.PprofAddr, mux); err != nil {
+			return fmt.Errorf("pprof listener on %s: %w", cfg.PprofAddr, err)
+		}
+		pp := m.Pprof
+		if err := m.opened(ctx, "pprof", func() error { return pp.Close(shutdownTimeout) }); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// opened records the undo of the step that has just succeeded (nil when it
+// opened nothing) and says whether Run may go on.
+func (m *Main) opened(ctx context.Context, step string, undo func() error) error {
+	if undo != nil {
+		m.closers = append(m.closers, closer{what: step, close: undo})
+	}
+	if m.afterStep != nil {
+		if err := m.afterStep(step); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("start interrupted after %s: %w", step, err)
+	}
+	return nil
+}
+
+// noErr adapts a Close without a result.
+func noErr(f func()) func() error { return func() error { f(); return nil } }
+
+// Close unwinds whatever Run opened, in reverse: pprof, the metrics
+// listener, the HTTP server (event streams end, in-flight requests finish,
+// bounded by the shutdown timeout), GitHub sign-in, the authenticator, the
+// actors and then the rate-limit flusher, the events broker, the writer
+// (commits its queue), the database, the listener. It goes on past a failing
+// step and returns every error. A second Close does nothing.
+func (m *Main) Close() error {
+	var errs []error
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		c := m.closers[i]
+		if err := c.close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s: %w", c.what, err))
+		}
+	}
+	m.closers = nil
+	return errors.Join(errs...)
+}
+
+// URL is http://ADDR of the API listener (after Run).
+func (m *Main) URL() string { return "http://" + m.Listener.Addr().String() }
+
+// serveCommand is `octostore serve`: parse the flags into a Main, Run it,
+// wait for SIGINT or SIGTERM (main's signal context), Close it.
+func serveCommand() *cli.Command {
+	m := &Main{}
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the octostore server",
+		Flags: serveFlags(&m.Config),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return exitCode(exitUsage, errors.New("serve takes no arguments"))
+			}
+			if err := m.Config.validate(); err != nil {
+				return err
+			}
+			m.Stdout = c.App.Writer
+			m.Logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: m.Config.LogLevel}))
+			if err := m.Run(c.Context); err != nil {
+				return exitCode(exitFailure, err)
+			}
+			<-c.Context.Done()
+			m.Logger.Info("shutting down")
+			if err := m.Close(); err != nil {
+				return exitCode(exitFailure, err)
+			}
+			m.Logger.Info("stopped cleanly")
+			return nil
+		},
+	}
+}
+
+// validate checks what no single flag can: a GitHub configuration is whole
+// (a usage error naming the missing flag, never quoting the secret).
+func (cfg *ServeConfig) validate() error {
+	if _, err := cfg.GitHub.WithDefaults(); err != nil {
+		return exitCode(exitUsage, err)
+	}
+	return nil
+}
+
+// serveFlags builds every flag of `octostore serve`, each bound to its field
+// of cfg, with its environment variables and its default from the package
+// that owns the knob. A flag's Action checks and converts what was given
+// (usage errors exit 2); it runs only for flags set on the command line or
+// in the environment.
+func serveFlags(cfg *ServeConfig) []cli.Flag {
+	usage := func(format string, a ...any) error { return exitCode(exitUsage, fmt.Errorf(format, a...)) }
+	positive := func(name string) func(*cli.Context, time.Duration) error {
+		return func(_ *cli.Context, d time.Duration) error {
+			if d <= 0 {
+				return usage("--%s must be positive", name)
+			}
+			return nil
+		}
+	}
+	// quota accepts -1 (no limit) or a positive count.
+	quota := func(name string) func(*cli.Context, int) error {
+		return func(_ *cli.Context, v int) error {
+			if v != -1 && v < 1 {
+				return usage("--%s must be at least 1 (or -1 for no limit)", name)
+			}
+			return nil
+		}
+	}
+	staticTokens := func() map[string]string {
+		if cfg.StaticTokens == nil {
+			cfg.StaticTokens = map[string]string{}
+		}
+		return cfg.StaticTokens
+	}
+	return []cli.Flag{
+		&cli.StringFlag{Name: "addr", Value: "127.0.0.1:3000", Destination: &cfg.Addr, Usage: "listen address (host:port; port 0 picks a free one)", EnvVars: []string{"OCTOSTORE_ADDR", "BIND_ADDR"}},
+		&cli.StringFlag{Name: "db", Value: "./octostore.db", Destination: &cfg.DBPath, Usage: "SQLite database file", EnvVars: []string{"OCTOSTORE_DB", "DATABASE_URL"},
+			Action: func(_ *cli.Context, v string) error { cfg.DBPath = dbPath(v); return nil }},
+		&cli.StringFlag{Name: "static-tokens", Usage: `fixed tokens "user:token,user2:token2"`, EnvVars: []string{"OCTOSTORE_STATIC_TOKENS", "STATIC_TOKENS"},
+			Action: func(_ *cli.Context, v string) error {
+				if err := parseStaticTokens(v, staticTokens()); err != nil {
+					return usage("--static-tokens: %w", err)
+				}
+				return nil
+			}},
+		&cli.StringFlag{Name: "static-tokens-file", Usage: "file with one user:token per line", EnvVars: []string{"OCTOSTORE_STATIC_TOKENS_FILE"},
+			Action: func(_ *cli.Context, p string) error {
+				if p == "" {
+					return nil
+				}
+				f, err := os.Open(p)
+				if err != nil {
+					return usage("--static-tokens-file: %w", err)
+				}
+				defer f.Close()
+				if err := parseStaticTokensFile(f, staticTokens()); err != nil {
+					return usage("--static-tokens-file %s: %w", p, err)
+				}
+				return nil
+			}},
+		&cli.StringFlag{Name: "admin-key", Destination: &cfg.AdminKey, Usage: "key of the admin principal (bearer or X-Admin-Key)", EnvVars: []string{"OCTOSTORE_ADMIN_KEY", "ADMIN_KEY"}},
+		&cli.IntFlag{Name: "max-body-bytes", Value: httpd.DefaultMaxBodyBytes, Destination: &cfg.Server.MaxBodyBytes, Usage: "request body limit (413 beyond)", EnvVars: []string{"OCTOSTORE_MAX_BODY_BYTES"}},
+		&cli.IntFlag{Name: "max-locks-per-user", Value: actors.DefaultMaxLocksPerUser, Destination: &cfg.Locks.MaxPerUser, Usage: "active locks per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_LOCKS_PER_USER"}},
+		&cli.DurationFlag{Name: "idle-timeout", Value: actors.DefaultIdleTimeout, Destination: &cfg.Actors.IdleTimeout, Usage: "passivate a resource actor after this long without requests", EnvVars: []string{"OCTOSTORE_IDLE_TIMEOUT"}},
+		&cli.IntFlag{Name: "max-conns", Value: httpd.DefaultMaxConns, Destination: &cfg.Server.MaxConns, Usage: "concurrent connections at most", EnvVars: []string{"OCTOSTORE_MAX_CONNS"}},
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"OCTOSTORE_LOG_LEVEL"},
+			Action: func(_ *cli.Context, v string) error {
+				if err := cfg.LogLevel.UnmarshalText([]byte(v)); err != nil {
+					return usage("--log-level: %w", err)
+				}
+				return nil
+			}},
+
+		// Sign-in with GitHub (docs/operations.md, "Sign in with GitHub").
+		&cli.StringFlag{Name: "github-client-id", Usage: "client ID of the GitHub OAuth app (enables sign-in with GitHub)", EnvVars: []string{"OCTOSTORE_GITHUB_CLIENT_ID", "GITHUB_CLIENT_ID"},
+			Action: func(_ *cli.Context, v string) error { cfg.GitHub.ClientID = strings.TrimSpace(v); return nil }},
+		&cli.StringFlag{Name: "github-client-secret", Destination: &cfg.GitHub.ClientSecret, Usage: "client secret of the GitHub OAuth app (prefer the env var or --github-client-secret-file: flags show in ps)", EnvVars: []string{"OCTOSTORE_GITHUB_CLIENT_SECRET", "GITHUB_CLIENT_SECRET"}},
+		&cli.StringFlag{Name: "github-client-secret-file", Usage: "file holding the client secret of the GitHub OAuth app", EnvVars: []string{"OCTOSTORE_GITHUB_CLIENT_SECRET_FILE"},
+			Action: func(_ *cli.Context, p string) error {
+				if p == "" {
+					return nil
+				}
+				if cfg.GitHub.ClientSecret != "" {
+					return usage("give --github-client-secret or --github-client-secret-file, not both")
+				}
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return usage("--github-client-secret-file: %w", err)
+				}
+				if cfg.GitHub.ClientSecret = strings.TrimSpace(string(b)); cfg.GitHub.ClientSecret == "" {
+					return usage("--github-client-secret-file %s is empty", p)
+				}
+				return nil
+			}},
+		&cli.StringFlag{Name: "github-redirect-url", Usage: "callback URL registered with the OAuth app: https://HOST/auth/github/callback", EnvVars: []string{"OCTOSTORE_GITHUB_REDIRECT_URL", "GITHUB_REDIRECT_URI"},
+			Action: func(_ *cli.Context, v string) error { cfg.GitHub.RedirectURL = strings.TrimSpace(v); return nil }},
+		&cli.StringFlag{Name: "github-auth-url", Value: httpd.DefaultGitHubAuthURL, Destination: &cfg.GitHub.AuthURL, Usage: "GitHub authorize endpoint (GitHub Enterprise: https://HOST/login/oauth/authorize)", EnvVars: []string{"OCTOSTORE_GITHUB_AUTH_URL"}},
+		&cli.StringFlag{Name: "github-token-url", Value: httpd.DefaultGitHubTokenURL, Destination: &cfg.GitHub.TokenURL, Usage: "GitHub token endpoint (GitHub Enterprise: https://HOST/login/oauth/access_token)", EnvVars: []string{"OCTOSTORE_GITHUB_TOKEN_URL"}},
+		&cli.StringFlag{Name: "github-api-url", Value: httpd.DefaultGitHubAPIURL, Destination: &cfg.GitHub.APIURL, Usage: "GitHub API base; the user is read from {api}/user (GitHub Enterprise: https://HOST/api/v3)", EnvVars: []string{"OCTOSTORE_GITHUB_API_URL"}},
+		&cli.DurationFlag{Name: "github-timeout", Value: httpd.DefaultGitHubTimeout, Destination: &cfg.GitHub.Timeout, Usage: "bound on a sign-in's calls to GitHub (code exchange plus user fetch)", EnvVars: []string{"OCTOSTORE_GITHUB_TIMEOUT"},
+			Action: positive("github-timeout")},
+
+		// Limits that keep slow, idle or too many clients from exhausting
+		// the server (docs/guarantees.md, "Overload").
+		&cli.DurationFlag{Name: "read-timeout", Value: httpd.DefaultReadTimeout, Destination: &cfg.Server.ReadTimeout, Usage: "a request (line, headers and body) must arrive within this; slower clients are cut off", EnvVars: []string{"OCTOSTORE_READ_TIMEOUT"}},
+		&cli.DurationFlag{Name: "write-timeout", Value: httpd.DefaultWriteTimeout, Destination: &cfg.Server.WriteTimeout, Usage: "a response must be written within this", EnvVars: []string{"OCTOSTORE_WRITE_TIMEOUT"}},
+		&cli.DurationFlag{Name: "conn-idle-timeout", Value: httpd.DefaultConnIdleTimeout, Destination: &cfg.Server.IdleTimeout, Usage: "close keep-alive connections idle this long", EnvVars: []string{"OCTOSTORE_CONN_IDLE_TIMEOUT"}},
+		&cli.IntFlag{Name: "max-inflight", Value: httpd.DefaultMaxInFlight, Destination: &cfg.Server.MaxInFlight, Usage: "requests handled at once; beyond it the server answers 503 + Retry-After", EnvVars: []string{"OCTOSTORE_MAX_INFLIGHT"}},
+		&cli.IntFlag{Name: "max-header-bytes", Value: httpd.DefaultMaxHeaderBytes, Destination: &cfg.Server.MaxHeaderBytes, Usage: "request line and headers limit (431 beyond)", EnvVars: []string{"OCTOSTORE_MAX_HEADER_BYTES"}},
+		&cli.DurationFlag{Name: "request-timeout", Value: httpd.DefaultRequestTimeout, Destination: &cfg.Server.RequestTimeout, Usage: "longest wait for a resource to answer (503 beyond)", EnvVars: []string{"OCTOSTORE_REQUEST_TIMEOUT"}},
+
+		// Events and metrics (docs/operations.md, "Events and metrics").
+		&cli.StringFlag{Name: "metrics-addr", Destination: &cfg.MetricsAddr, Usage: "also serve GET /metrics without authentication on this address (host:port; keep it on a private interface)", EnvVars: []string{"OCTOSTORE_METRICS_ADDR"}},
+		&cli.DurationFlag{Name: "event-heartbeat", Value: httpd.DefaultEventHeartbeat, Destination: &cfg.Server.EventHeartbeat, Usage: `interval of ": ping" comments on idle event streams`, EnvVars: []string{"OCTOSTORE_EVENT_HEARTBEAT"},
+			Action: positive("event-heartbeat")},
+		&cli.IntFlag{Name: "event-buffer", Value: actors.DefaultEventBuffer, Destination: &cfg.Events.Buffer, Usage: "events an event-stream subscriber may fall behind before it is cut off with a lagged event", EnvVars: []string{"OCTOSTORE_EVENT_BUFFER"},
+			Action: func(_ *cli.Context, v int) error {
+				if v <= 0 {
+					return usage("--event-buffer must be positive")
+				}
+				return nil
+			}},
+		&cli.StringFlag{Name: "pprof-addr", Destination: &cfg.PprofAddr, Usage: "serve Go's net/http/pprof profiles on this address (loopback only; for profiling)", EnvVars: []string{"OCTOSTORE_PPROF_ADDR"},
+			Action: func(_ *cli.Context, addr string) error {
+				if addr == "" {
+					return nil
+				}
+				host, _, err := net.SplitHostPort(addr)
+				if err != nil {
+					return exitCode(exitUsage, err)
+				}
+				if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+					return usage("--pprof-addr must be a loopback address")
+				}
+				return nil
+			}},
+
+		// Rate limits, feature flags and config keys: per-user quotas,
+		// config history, and how often rate-limit counters are written.
+		&cli.IntFlag{Name: "max-limits-per-user", Value: actors.DefaultMaxLimitsPerUser, Destination: &cfg.Limits.MaxPerUser, Usage: "rate limits per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_LIMITS_PER_USER"},
+			Action: quota("max-limits-per-user")},
+		&cli.IntFlag{Name: "max-flags-per-user", Value: actors.DefaultMaxFlagsPerUser, Destination: &cfg.Flags.MaxPerUser, Usage: "feature flags per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_FLAGS_PER_USER"},
+			Action: quota("max-flags-per-user")},
+		&cli.IntFlag{Name: "max-config-keys-per-user", Value: actors.DefaultMaxConfigKeysPerUser, Destination: &cfg.ConfigKeys.MaxPerUser, Usage: "config keys per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_CONFIG_KEYS_PER_USER"},
+			Action: quota("max-config-keys-per-user")},
+		&cli.IntFlag{Name: "config-history", Value: actors.DefaultConfigHistory, Destination: &cfg.ConfigKeys.History, Usage: "versions kept per config key (older ones are pruned)", EnvVars: []string{"OCTOSTORE_CONFIG_HISTORY"},
+			Action: func(_ *cli.Context, v int) error {
+				if v < 1 {
+					return usage("--config-history must be at least 1")
+				}
+				return nil
+			}},
+		&cli.DurationFlag{Name: "limit-flush-interval", Value: actors.DefaultLimitFlushInterval, Destination: &cfg.Limits.FlushInterval, Usage: "rate-limit counters are written behind, each changed limit at most once per interval; a kill -9 loses at most this much of them (0: with the next write batch)", EnvVars: []string{"OCTOSTORE_LIMIT_FLUSH_INTERVAL"},
+			Action: func(_ *cli.Context, d time.Duration) error {
+				switch {
+				case d < 0:
+					return usage("--limit-flush-interval must not be negative")
+				case d == 0:
+					cfg.Limits.FlushInterval = actors.LimitFlushEveryBatch
+				}
+				return nil
+			}},
+	}
 }
 
 // dbPath accepts a plain path or the URL forms upstream's DATABASE_URL uses

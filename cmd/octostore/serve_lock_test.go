@@ -1,13 +1,19 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/octostore/octostore/httpd/apitest"
 	"github.com/octostore/octostore/persistence"
+	"github.com/octostore/octostore/tools/servertest"
 )
 
 // TestSecondServeRefused: with one `octostore serve` on a database, a second
@@ -16,17 +22,29 @@ import (
 // started, granted the lock the first had granted, and its static-token sync
 // deleted the first's tokens). The token commands and backup keep working
 // beside the server. When the first server is gone, even by kill -9, the
-// database can be served again at once.
+// database can be served again at once. Two real processes.
 func TestSecondServeRefused(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "octostore.db")
 	serve := func(tokens string) []string {
 		return []string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--static-tokens", tokens, "--log-level", "warn"}
 	}
-	url, first := startListeningCmd(t, "first server", serve("alice:"+tokA)...)
+	start := func(what string) (*servertest.Proc, string) {
+		t.Helper()
+		var stderr bytes.Buffer
+		p, err := servertest.Start(octostoreBin, serve("alice:"+tokA), &stderr, time.Minute)
+		if err != nil {
+			t.Fatalf("%s: %v: %s", what, err, stderr.String())
+		}
+		t.Cleanup(func() { p.Stop(30 * time.Second) })
+		px := apitest.Proxy(t, p.URL) // checked against docs/openapi.yaml
+		t.Cleanup(px.Close)
+		return p, px.URL
+	}
+	first, url := start("first server")
 	octo(t, url, tokA, "lock", "acquire", "dup", "--ttl", "1m").mustCode(t, exitOK, "alice acquires from the first server")
 
 	r := octo(t, "", "", serve("bob:"+tokB)...).mustCode(t, exitFailure, "a second serve on the same database")
-	for _, want := range []string{"being served", persistence.LockPath(db), fmt.Sprintf("pid %d", first.Process.Pid)} {
+	for _, want := range []string{"being served", persistence.LockPath(db), fmt.Sprintf("pid %d", first.Cmd.Process.Pid)} {
 		if !strings.Contains(r.stderr, want) {
 			t.Fatalf("the refusal does not name %q:\n%s", want, r.stderr)
 		}
@@ -50,10 +68,31 @@ func TestSecondServeRefused(t *testing.T) {
 	octo(t, "", "", "backup", "--db", db, filepath.Join(t.TempDir(), "copy.db")).mustCode(t, exitOK, "backup beside the server")
 
 	// kill -9: the kernel drops the lock with the process.
-	first.Process.Signal(syscall.SIGKILL)
-	first.Wait()
-	url2 := startListening(t, "server after kill -9", serve("alice:"+tokA)...)
+	first.Cmd.Process.Signal(syscall.SIGKILL)
+	<-first.Done
+	_, url2 := start("server after kill -9")
 	if st := lockStatusJSON(t, url2, "dup"); st["holder"] != "alice" {
 		t.Fatalf("lock after the restart: %v", st)
+	}
+}
+
+// TestMainRefusesAServedDatabase: the same in one process: a second Main on
+// the database of a running one fails to run with persistence.ErrServed,
+// and the first keeps serving.
+func TestMainRefusesAServedDatabase(t *testing.T) {
+	first := mustRunMain(t, func(m *Main) { m.Config.StaticTokens = map[string]string{tokA: "alice"} })
+	second := newTestMain(t)
+	second.Config.DBPath = first.Config.DBPath
+	second.Config.StaticTokens = map[string]string{tokB: "bob"}
+	err := second.Run(context.Background())
+	if err == nil {
+		second.Close()
+		t.Fatal("a second Main served the database of a running one")
+	}
+	if !errors.Is(err, persistence.ErrServed) {
+		t.Fatalf("second Main: %v, want ErrServed", err)
+	}
+	if code, body := get(t, first.URL()+"/locks", tokA); code != 200 {
+		t.Fatalf("the first server after the refused start: %d %s", code, body)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/octostore/octostore/actors/names"
 	"github.com/octostore/octostore/persistence"
 	"github.com/urfave/cli/v2"
 )
@@ -18,16 +19,16 @@ import (
 // at once (it looks unknown tokens up in the database) and refuses a revoked
 // one within its poll interval (500 ms), without a restart.
 
-func init() {
-	tokenCommand.Subcommands = append(tokenCommand.Subcommands,
-		&cli.Command{
+func tokenAdminCommands() []*cli.Command {
+	return []*cli.Command{
+		{
 			Name:      "create",
 			Usage:     "create a token for a local user (created if needed) and print it once",
 			UsageText: "octostore token create --db PATH --user NAME",
-			Flags:     []cli.Flag{tokenDBFlag(), &cli.StringFlag{Name: "user", Usage: "login of the user ([A-Za-z0-9_-], at most 64; required)"}},
+			Flags:     []cli.Flag{tokenDBFlag(), &cli.StringFlag{Name: "user", Usage: "login of the user (" + names.Login.Pattern() + "; required)"}},
 			Action:    tokenCreate,
 		},
-		&cli.Command{
+		{
 			Name:      "list",
 			Usage:     "list stored tokens (user, source, created, fingerprint; never the token)",
 			UsageText: "octostore token list --db PATH [--user NAME] [--json]",
@@ -35,7 +36,7 @@ func init() {
 				&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 			Action: tokenList,
 		},
-		&cli.Command{
+		{
 			Name:      "revoke",
 			Usage:     "revoke tokens by fingerprint or by user",
 			UsageText: "octostore token revoke --db PATH (--fingerprint F | --user NAME [--all-for-user])",
@@ -45,7 +46,7 @@ func init() {
 				&cli.BoolFlag{Name: "all-for-user", Usage: "with --user: every token of the user"}},
 			Action: tokenRevoke,
 		},
-	)
+	}
 }
 
 func tokenDBFlag() cli.Flag {
@@ -70,19 +71,6 @@ func openTokenDB(c *cli.Context, create bool) (*persistence.DB, error) {
 	return db, nil
 }
 
-func validLogin(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 func tokenCreate(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return exitCode(exitUsage, errors.New("token create takes no arguments"))
@@ -91,8 +79,8 @@ func tokenCreate(c *cli.Context) error {
 	if user == "" {
 		return exitCode(exitUsage, errors.New("--user NAME is required"))
 	}
-	if !validLogin(user) {
-		return exitCode(exitUsage, fmt.Errorf("--user %q: must match ^[A-Za-z0-9_-]{1,64}$", user))
+	if !names.Login.Valid(user) {
+		return exitCode(exitUsage, fmt.Errorf("--user %q: %s", user, names.Login.Requirement()))
 	}
 	db, err := openTokenDB(c, true)
 	if err != nil {

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,19 +22,7 @@ import (
 func TestTokenAdminWhileServing(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "octostore.db")
 	staticTok := "static-token-for-alice-0123456789"
-	app, err := httpd.Start(httpd.Options{
-		Addr: "127.0.0.1:0", DBPath: db, StaticTokens: map[string]string{staticTok: "alice"},
-		Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := false
-	t.Cleanup(func() {
-		if !closed {
-			app.Close()
-		}
-	})
+	app := mustRunMain(t, func(m *Main) { m.Config.DBPath, m.Config.StaticTokens = db, map[string]string{staticTok: "alice"} })
 	status := func(tok string) int {
 		t.Helper()
 		req, _ := http.NewRequest("GET", app.URL()+"/locks", nil)
@@ -157,7 +143,6 @@ func TestTokenAdminWhileServing(t *testing.T) {
 	}
 
 	// The database never held a raw token (the files, WAL included).
-	closed = true
 	if err := app.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -181,11 +166,7 @@ func TestTokenCreateBeforeFirstServe(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "octostore.db")
 	tok := strings.TrimSpace(octo(t, "", "", "token", "create", "--db", db, "--user", "erin").mustCode(t, exitOK, "token create").stdout)
 	var out bytes.Buffer
-	app, err := httpd.Start(httpd.Options{Addr: "127.0.0.1:0", DBPath: db, Stdout: &out, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
+	app := mustRunMain(t, func(m *Main) { m.Config.DBPath, m.Stdout = db, &out })
 	req, _ := http.NewRequest("GET", app.URL()+"/locks", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := apitest.Client(t, nil).Do(req) // checked against docs/openapi.yaml

@@ -8,8 +8,8 @@ import (
 )
 
 // `octostore tui`: the live terminal view (docs/tui.md).
-func init() {
-	register(&cli.Command{
+func tuiCommand() *cli.Command {
+	return &cli.Command{
 		Name:  "tui",
 		Usage: "live terminal view of locks, limits, flags and config (the admin key shows every user's)",
 		Flags: []cli.Flag{
@@ -29,5 +29,5 @@ func init() {
 			}
 			return nil
 		},
-	})
+	}
 }

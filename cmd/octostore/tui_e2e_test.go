@@ -135,6 +135,19 @@ func TestTUIEndToEnd(t *testing.T) {
 	}
 }
 
+// TestTUIWrongToken: a refused token is said in full on an 80-column
+// terminal, and the view stops retrying.
+func TestTUIWrongToken(t *testing.T) {
+	url := startServer(t)
+	s := newTmux(t, 80, 24, octostoreBin, "tui", "--url", url, "--token", "wrong-token")
+	scr := s.waitScreen(15*time.Second, "the refusal", func(scr string) bool {
+		return strings.Contains(scr, "unauthorized: check --token")
+	})
+	if strings.Contains(scr, "retry in") {
+		t.Fatalf("still retrying:\n%s", scr)
+	}
+}
+
 // lineWith returns the first line containing every sub.
 func lineWith(screen string, subs ...string) string {
 	for _, l := range strings.Split(screen, "\n") {

@@ -11,8 +11,8 @@ import (
 // Version is set at build time with -ldflags "-X main.Version=...".
 var Version = "0.2.2-dev"
 
-func init() {
-	register(&cli.Command{
+func versionCommand() *cli.Command {
+	return &cli.Command{
 		Name:  "version",
 		Usage: "print the version",
 		Action: func(c *cli.Context) error {
@@ -27,5 +27,5 @@ func init() {
 			fmt.Fprintf(c.App.Writer, "octostore %s%s %s %s/%s\n", Version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
 		},
-	})
+	}
 }

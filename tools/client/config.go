@@ -69,11 +69,7 @@ func (c *Client) GetConfigVersion(ctx context.Context, key string, n int64) (*Co
 	if n > 0 {
 		path += "?version=" + strconv.FormatInt(n, 10)
 	}
-	e := new(ConfigEntry)
-	if err := c.getJSON(ctx, path, e); err != nil {
-		return nil, err
-	}
-	return e, nil
+	return getJSON[ConfigEntry](ctx, c, path)
 }
 
 // ConfigHistory lists the versions of key.
@@ -81,30 +77,15 @@ func (c *Client) ConfigHistory(ctx context.Context, key string) ([]ConfigVersion
 	if err := checkName("config key", key); err != nil {
 		return nil, err
 	}
-	var out struct {
-		Versions []ConfigVersion `json:"versions"`
-	}
-	if err := c.getJSON(ctx, "/config/"+seg(key)+"/history", &out); err != nil {
-		return nil, err
-	}
-	return out.Versions, nil
+	return listOf[ConfigVersion](ctx, c, "/config/"+seg(key)+"/history", "versions")
 }
 
 // DeleteConfig deletes key and its history.
 func (c *Client) DeleteConfig(ctx context.Context, key string) error {
-	if err := checkName("config key", key); err != nil {
-		return err
-	}
-	return c.call(ctx, "DELETE", "/config/"+seg(key), nil, true, nil)
+	return c.deleteNamed(ctx, "config key", "/config/", key)
 }
 
 // ListConfig lists the caller's keys without values (every user's for an admin).
 func (c *Client) ListConfig(ctx context.Context) ([]ConfigEntry, error) {
-	var out struct {
-		Configs []ConfigEntry `json:"configs"`
-	}
-	if err := c.getJSON(ctx, "/config", &out); err != nil {
-		return nil, err
-	}
-	return out.Configs, nil
+	return listOf[ConfigEntry](ctx, c, "/config", "configs")
 }

@@ -155,3 +155,125 @@ func ExampleClient_WatchLock() {
 	// lock.acquired alice
 	// lock.released alice
 }
+
+// The functions below are the Go examples of docs/client.md, word for word
+// (docs/docs_test.go checks it); the Example functions run them.
+
+func nightlyReport(ctx context.Context, c *client.Client) error {
+	lease, err := c.Acquire(ctx, "nightly-report", 30*time.Second)
+	var held *client.LockHeldError
+	switch {
+	case errors.As(err, &held):
+		fmt.Println("skipped: held by", held.Holder)
+		return nil // another copy is running
+	case err != nil:
+		return err
+	}
+	defer c.Release(context.Background(), "nightly-report", lease.LeaseID)
+	return runReport(ctx, lease.FencingToken) // pass the token to the storage you write to
+}
+
+func runReport(ctx context.Context, token uint64) error {
+	fmt.Println("report written with fencing token", token)
+	return nil
+}
+
+// While bob holds the lock alice skips the run (she gets no lease to use);
+// once it is free she takes it.
+func Example_nightlyReport() {
+	srv := clienttest.New(map[string]string{"tokA": "alice", "tokB": "bob"})
+	defer srv.Close()
+	ctx := context.Background()
+	alice, _ := client.New(srv.URL, "tokA")
+	bob, _ := client.New(srv.URL, "tokB")
+
+	lease, err := bob.Acquire(ctx, "nightly-report", time.Minute)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := nightlyReport(ctx, alice); err != nil {
+		log.Fatal(err)
+	}
+	bob.Release(ctx, "nightly-report", lease.LeaseID)
+	if err := nightlyReport(ctx, alice); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// skipped: held by bob
+	// report written with fencing token 2
+}
+
+func migrate(ctx context.Context, c *client.Client, jobs <-chan string) error {
+	l := client.NewLocker(c, "db-migration", 15*time.Second)
+	if err := l.Lock(ctx); err != nil { // waits (watch stream + jittered polling) until acquired or ctx ends
+		return err
+	}
+	defer l.Unlock(context.Background())
+	token := l.Lease().FencingToken // pass it to the storage you write to
+	for work := range jobs {
+		select {
+		case <-l.Done(): // renewal refused, or unreachable until the lease ran out
+			return l.Err() // wraps client.ErrLockLost
+		default:
+		}
+		do(work, token)
+	}
+	return nil
+}
+
+func do(work string, token uint64) { fmt.Println(work, "with fencing token", token) }
+
+func Example_migrate() {
+	srv := clienttest.New(map[string]string{"tokA": "alice"})
+	defer srv.Close()
+	c, _ := client.New(srv.URL, "tokA")
+	jobs := make(chan string, 2)
+	jobs <- "add column"
+	jobs <- "backfill"
+	close(jobs)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := migrate(ctx, c, jobs); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("released:", srv.Holder("db-migration") == "")
+	// Output:
+	// add column with fencing token 1
+	// backfill with fencing token 1
+	// released: true
+}
+
+func followJobs(ctx context.Context, c *client.Client) error {
+	s, err := c.Events(ctx, client.EventFilter{Kind: "lock", Prefix: "job-"}) // or c.WatchLock(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for ev := range s.C { // until ctx ends or the stream breaks
+		fmt.Println(ev.Seq, ev.Type, ev.Name, ev.Holder, ev.FencingToken)
+	}
+	return s.Err() // nil after Close or ctx's end, client.ErrLagged if the server dropped a slow reader
+}
+
+func Example_followJobs() {
+	srv := clienttest.New(map[string]string{"tokA": "alice"})
+	defer srv.Close()
+	c, _ := client.New(srv.URL, "tokA")
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() { done <- followJobs(ctx, c) }()
+	for srv.Subscribers() == 0 { // the stream is open
+		time.Sleep(time.Millisecond)
+	}
+	lease, _ := c.Acquire(ctx, "job-1", time.Minute)
+	c.Acquire(ctx, "other", time.Minute) // not a job: filtered out by the server
+	c.Release(ctx, "job-1", lease.LeaseID)
+	// The server cuts the stream off, as it does a reader that fell behind.
+	srv.Publish(map[string]any{"type": "lagged", "kind": "lock", "name": "job-"})
+	fmt.Println(errors.Is(<-done, client.ErrLagged))
+	// Output:
+	// 1 lock.acquired job-1 alice 1
+	// 3 lock.released job-1 alice 1
+	// 4 lagged job-  0
+	// true
+}

@@ -68,19 +68,10 @@ func (c *Client) GetFlag(ctx context.Context, name, subject string) (*FlagEvalua
 
 // DeleteFlag deletes the flag (ErrNotFound if there is none).
 func (c *Client) DeleteFlag(ctx context.Context, name string) error {
-	if err := checkName("flag name", name); err != nil {
-		return err
-	}
-	return c.call(ctx, "DELETE", "/flags/"+seg(name), nil, true, nil)
+	return c.deleteNamed(ctx, "flag name", "/flags/", name)
 }
 
 // ListFlags lists the caller's flags (every user's for an admin).
 func (c *Client) ListFlags(ctx context.Context) ([]Flag, error) {
-	var out struct {
-		Flags []Flag `json:"flags"`
-	}
-	if err := c.getJSON(ctx, "/flags", &out); err != nil {
-		return nil, err
-	}
-	return out.Flags, nil
+	return listOf[Flag](ctx, c, "/flags", "flags")
 }

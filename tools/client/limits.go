@@ -62,28 +62,15 @@ func (c *Client) LimitStatus(ctx context.Context, name string) (*LimitResult, er
 	if err := checkName("limit name", name); err != nil {
 		return nil, err
 	}
-	r := new(LimitResult)
-	if err := c.getJSON(ctx, "/limits/"+seg(name), r); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return getJSON[LimitResult](ctx, c, "/limits/"+seg(name))
 }
 
 // ResetLimit clears the limit's counter.
 func (c *Client) ResetLimit(ctx context.Context, name string) error {
-	if err := checkName("limit name", name); err != nil {
-		return err
-	}
-	return c.call(ctx, "DELETE", "/limits/"+seg(name), nil, true, nil)
+	return c.deleteNamed(ctx, "limit name", "/limits/", name)
 }
 
 // ListLimits lists the caller's limits (every user's for an admin).
 func (c *Client) ListLimits(ctx context.Context) ([]LimitInfo, error) {
-	var out struct {
-		Limits []LimitInfo `json:"limits"`
-	}
-	if err := c.getJSON(ctx, "/limits", &out); err != nil {
-		return nil, err
-	}
-	return out.Limits, nil
+	return listOf[LimitInfo](ctx, c, "/limits", "limits")
 }

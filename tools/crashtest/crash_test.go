@@ -92,7 +92,7 @@ func runCrash(t *testing.T, cfg crashConfig) {
 			p.kill()
 		}
 	}()
-	cl.setURL(p.url)
+	cl.setURL(p.URL)
 
 	var keys []string
 	var configers []*configClient
@@ -157,7 +157,7 @@ func runCrash(t *testing.T, cfg crashConfig) {
 		cl.hist.Killed()
 		run++
 		p = start(t, sc, run)
-		cl.setURL(p.url)
+		cl.setURL(p.URL)
 	}
 	close(stop)
 	wg.Wait()
@@ -167,7 +167,7 @@ func runCrash(t *testing.T, cfg crashConfig) {
 	cl.hist.Killed()
 	run++
 	p = start(t, sc, run)
-	cl.setURL(p.url)
+	cl.setURL(p.URL)
 	total := 0
 	sent.Range(func(_, v any) bool { total += v.(int); return true })
 	t.Logf("%d kill -9 cycles in %s, %d operations sent", cfg.cycles+1, time.Since(begin).Round(time.Millisecond), total)

@@ -1,18 +1,16 @@
 package crashtest
 
 import (
-	"bufio"
-	"bytes"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/octostore/octostore/tools/servertest"
 )
 
 var (
@@ -42,20 +40,8 @@ func binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "octostore-crashtest-")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "octostore")
-		args := []string{"build", "-o", binPath}
-		if *flagRace {
-			args = append(args, "-race")
-		}
-		args = append(args, "github.com/octostore/octostore/cmd/octostore")
-		cmd := exec.Command("go", args...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out.String())
+		if buildErr == nil {
+			binPath, buildErr = servertest.Build(binDir, *flagRace)
 		}
 	})
 	if buildErr != nil {
@@ -66,11 +52,8 @@ func binary(t testing.TB) string {
 
 // proc is one run of `octostore serve`.
 type proc struct {
-	cmd  *exec.Cmd
-	url  string
+	*servertest.Proc
 	logs *os.File
-	done chan struct{} // closed when the process has exited
-	err  error         // Wait's result, valid after done
 }
 
 // serverConfig is how every run of one test is started.
@@ -98,68 +81,27 @@ func start(t testing.TB, c serverConfig, run int) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary(t), c.args()...)
-	cmd.Stderr = logs
-	out, err := cmd.StdoutPipe()
+	sp, err := servertest.Start(binary(t), c.args(), logs, 60*time.Second)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, logs: logs, done: make(chan struct{})}
-	urlc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		sent := false
-		for sc.Scan() {
-			line := sc.Text()
-			if u, ok := strings.CutPrefix(line, "listening on "); ok && !sent {
-				urlc <- u
-				sent = true
-			}
-		}
-		if !sent {
-			close(urlc)
-		}
-	}()
-	go func() {
-		p.err = cmd.Wait()
 		logs.Close()
-		close(p.done)
-	}()
-	select {
-	case u, ok := <-urlc:
-		if !ok {
-			<-p.done
-			t.Fatalf("server run %d exited before listening (%v):\n%s", run, p.err, tail(logs.Name()))
-		}
-		p.url = u
-	case <-time.After(60 * time.Second):
-		p.kill()
-		t.Fatalf("server run %d did not start listening within 60s:\n%s", run, tail(logs.Name()))
+		t.Fatalf("server run %d: %v:\n%s", run, err, tail(logs.Name()))
 	}
+	p := &proc{Proc: sp, logs: logs}
+	go func() {
+		<-sp.Done
+		logs.Close()
+	}()
 	return p
 }
 
 // kill sends SIGKILL and waits until the process is gone.
-func (p *proc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
+func (p *proc) kill() { p.Kill() }
 
 // stop sends SIGTERM and waits for a clean exit.
 func (p *proc) stop(t testing.TB) {
 	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.kill()
-		t.Fatalf("server did not stop within 30s of SIGTERM:\n%s", tail(p.logs.Name()))
-	}
-	if p.err != nil {
-		t.Fatalf("server exited with %v after SIGTERM:\n%s", p.err, tail(p.logs.Name()))
+	if err := p.Stop(30 * time.Second); err != nil {
+		t.Fatalf("server after SIGTERM: %v:\n%s", err, tail(p.logs.Name()))
 	}
 }
 

@@ -3,8 +3,8 @@
 // itself, the CLI, the TUI) without the real server.
 //
 // It implements the contract's semantics closely enough for clients: locks
-// with leases, fencing tokens and expiry on an injectable clock, per-identity
-// "already held" re-acquire, limits (fixed window), flags with rollout
+// with leases, fencing tokens and expiry on an injectable clock, "already
+// held" re-acquire per holder (user and holder_id), limits (fixed window), flags with rollout
 // evaluation, versioned config with expected versions, token rotate/revoke,
 // /health, /metrics and the SSE streams (/events and /locks/{name}/watch).
 // Intercept injects failures.
@@ -27,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/octostore/octostore/actors/names"
 )
 
 // Server is the fake. Create it with New; its URL is Server.URL.
@@ -50,6 +52,7 @@ type Server struct {
 
 type lock struct {
 	name, holder, leaseID string
+	holderID              string // the acquire's holder_id ("" none): the holder is (holder, holderID)
 	fencing               uint64
 	expires               time.Time
 }
@@ -159,7 +162,7 @@ func (s *Server) Requests(methodPath string) int {
 func (s *Server) StealLock(name, holder string, ttl time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.grant(name, holder, ttl)
+	s.grant(name, holder, "", ttl)
 }
 
 // ExpireLock drops the lock as if its TTL had passed.
@@ -200,11 +203,7 @@ func writeErr(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]any{"error": msg})
 }
 
-var (
-	lockName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-	cfgKey   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
-	uuidRe   = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-)
+var uuidRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
@@ -302,21 +301,30 @@ func (s *Server) liveLock(name string) *lock {
 	return l
 }
 
-// grant gives name to holder with a fresh lease. Caller holds mu.
-func (s *Server) grant(name, holder string, ttl time.Duration) *lock {
+// grant gives name to (holder, holderID) with a fresh lease. Caller holds mu.
+func (s *Server) grant(name, holder, holderID string, ttl time.Duration) *lock {
 	s.fencing[name]++
-	l := &lock{name: name, holder: holder, leaseID: newID(), fencing: s.fencing[name], expires: s.now().Add(ttl)}
+	l := &lock{name: name, holder: holder, holderID: holderID, leaseID: newID(), fencing: s.fencing[name], expires: s.now().Add(ttl)}
 	s.locks[name] = l
-	s.publish(map[string]any{"type": "lock.acquired", "kind": "lock", "name": name, "owner": holder, "holder": holder,
-		"fencing_token": l.fencing, "lease_id": l.leaseID, "expires_at": l.expires.UTC().Format(time.RFC3339)})
+	ev := map[string]any{"type": "lock.acquired", "kind": "lock", "name": name, "owner": holder, "holder": holder,
+		"fencing_token": l.fencing, "lease_id": l.leaseID, "expires_at": l.expires.UTC().Format(time.RFC3339)}
+	if holderID != "" {
+		ev["holder_id"] = holderID
+	}
+	s.publish(ev)
 	return l
 }
 
+// lockJSON renders a held lock; the lease and holder ids only when
+// showLease (to the holder and the admin).
 func lockJSON(status string, l *lock, showLease bool) map[string]any {
 	m := map[string]any{"status": status, "name": l.name, "fencing_token": l.fencing,
 		"expires_at": l.expires.UTC().Format(time.RFC3339), "holder": l.holder}
 	if showLease {
 		m["lease_id"] = l.leaseID
+		if l.holderID != "" {
+			m["holder_id"] = l.holderID
+		}
 	}
 	return m
 }
@@ -358,6 +366,9 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 		for _, n := range names {
 			if l := s.liveLock(n); l != nil && (admin || l.holder == user) {
 				m := map[string]any{"name": l.name, "lease_id": l.leaseID, "fencing_token": l.fencing, "expires_at": l.expires.UTC().Format(time.RFC3339), "holder": l.holder}
+				if l.holderID != "" {
+					m["holder_id"] = l.holderID
+				}
 				if admin {
 					m["owner"] = l.holder
 				}
@@ -369,8 +380,8 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 		return
 	}
 	name := parts[1]
-	if !lockName.MatchString(name) {
-		writeErr(w, 422, "invalid lock name")
+	if !names.Lock.Valid(name) {
+		writeErr(w, 422, "lock name "+names.Lock.Requirement())
 		return
 	}
 	if len(parts) == 3 && parts[2] == "watch" && r.Method == "GET" {
@@ -393,13 +404,20 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 			writeErr(w, 422, msg)
 			return
 		}
+		var holderID string
+		if raw, ok := body["holder_id"]; ok && string(raw) != "null" {
+			if json.Unmarshal(raw, &holderID) != nil || !names.HolderID.Valid(holderID) {
+				writeErr(w, 422, "holder_id "+names.HolderID.Requirement())
+				return
+			}
+		}
 		d := time.Duration(ttl) * time.Second
 		l := s.liveLock(name)
 		switch {
 		case l == nil:
-			l = s.grant(name, user, d)
+			l = s.grant(name, user, holderID, d)
 			writeJSON(w, 200, lockJSON("acquired", l, true))
-		case l.holder == user:
+		case l.holder == user && l.holderID == holderID:
 			if e := s.now().Add(d); e.After(l.expires) {
 				l.expires = e
 			}
@@ -532,8 +550,8 @@ func (s *Server) serveFlags(w http.ResponseWriter, r *http.Request, parts []stri
 		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 		writeJSON(w, 200, map[string]any{"flags": out})
 	case len(parts) == 2 && r.Method == "PUT":
-		if !lockName.MatchString(parts[1]) {
-			writeErr(w, 422, "invalid flag name")
+		if !names.Resource.Valid(parts[1]) {
+			writeErr(w, 422, "flag name "+names.Resource.Requirement())
 			return
 		}
 		var en bool
@@ -595,8 +613,8 @@ func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request, parts []str
 	}
 	// etag sets the version as the ETag of a config answer.
 	etag := func(v cfgVersion) { w.Header().Set("ETag", `"`+strconv.FormatInt(v.Version, 10)+`"`) }
-	if len(parts) >= 2 && !cfgKey.MatchString(parts[1]) {
-		writeErr(w, 422, "invalid config key")
+	if len(parts) >= 2 && !names.ConfigKey.Valid(parts[1]) {
+		writeErr(w, 422, "config key "+names.ConfigKey.Requirement())
 		return
 	}
 	var c *cfg
@@ -689,7 +707,7 @@ func (s *Server) publish(ev map[string]any) {
 		if _, ok := ev["lease_id"]; ok && !sb.admin && ev["holder"] != sb.user {
 			out = make(map[string]any, len(ev))
 			for k, v := range ev {
-				if k != "lease_id" {
+				if k != "lease_id" && k != "holder_id" {
 					out[k] = v
 				}
 			}

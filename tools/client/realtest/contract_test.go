@@ -1,10 +1,11 @@
 // Package realtest runs one contract suite for the Go client against every
-// implementation of the API: the real server (httpd, in process, on
-// 127.0.0.1:0 with a temporary database) and the in-memory fake
-// (clienttest). Every exchange of the suite is also checked against the
-// published document, docs/openapi.yaml (httpd/apitest), so the fake and the
-// server are held to one contract. It lives apart from package client so
-// that the client's own tests never depend on the server compiling.
+// implementation of the API: the real server (the octostore binary, built
+// once by TestMain and run as `octostore serve` on 127.0.0.1:0 with a
+// temporary database) and the in-memory fake (clienttest). Every exchange of
+// the suite is also checked against the published document,
+// docs/openapi.yaml (httpd/apitest), so the fake and the server are held to
+// one contract. It lives apart from package client so that the client's own
+// tests never depend on the server compiling.
 package realtest
 
 import (
@@ -12,16 +13,16 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/octostore/octostore/httpd"
 	"github.com/octostore/octostore/httpd/apitest"
 	"github.com/octostore/octostore/tools/client"
 	"github.com/octostore/octostore/tools/client/clienttest"
+	"github.com/octostore/octostore/tools/servertest"
 )
 
 const (
@@ -30,6 +31,11 @@ const (
 	adminKey = "admin-secret"
 )
 
+// octostoreBin is the binary TestMain builds.
+var octostoreBin string
+
+func TestMain(m *testing.M) { os.Exit(servertest.BuildAndRun(m, false, &octostoreBin)) }
+
 type implementation struct {
 	name  string
 	start func(t *testing.T) string // returns the base URL
@@ -37,19 +43,20 @@ type implementation struct {
 
 var implementations = []implementation{
 	{"real", func(t *testing.T) string {
-		app, err := httpd.Start(httpd.Options{
-			Addr:         "127.0.0.1:0",
-			DBPath:       filepath.Join(t.TempDir(), "octostore.db"),
-			StaticTokens: map[string]string{tokA: "alice", tokB: "bob"},
-			AdminKey:     adminKey,
-			Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Stdout:       io.Discard,
-		})
+		var stderr bytes.Buffer
+		p, err := servertest.Start(octostoreBin, []string{"serve", "--addr", "127.0.0.1:0",
+			"--db", filepath.Join(t.TempDir(), "octostore.db"),
+			"--static-tokens", "alice:" + tokA + ",bob:" + tokB, "--admin-key", adminKey, "--log-level", "warn"},
+			&stderr, 60*time.Second)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v: %s", err, stderr.String())
 		}
-		t.Cleanup(func() { app.Close() })
-		return app.URL()
+		t.Cleanup(func() {
+			if err := p.Stop(30 * time.Second); err != nil {
+				t.Errorf("serve after SIGTERM: %v: %s", err, stderr.String())
+			}
+		})
+		return p.URL
 	}},
 	{"fake", func(t *testing.T) string {
 		srv := clienttest.New(map[string]string{tokA: "alice", tokB: "bob"})
@@ -72,12 +79,13 @@ func clients(t *testing.T, url string) (alice, bob *client.Client) {
 }
 
 // newClient is a client for token whose every exchange (unary calls and
-// event streams) is checked against docs/openapi.yaml.
+// event streams) is checked against docs/openapi.yaml (shown in
+// docs/client.md, word for word: docs/docs_test.go checks it).
 func newClient(t *testing.T, url, token string) *client.Client {
 	t.Helper()
 	c, err := client.New(url, token,
-		client.WithTransport(apitest.FastTransport(t, nil)),
-		client.WithHTTPClient(apitest.Client(t, nil)))
+		client.WithTransport(apitest.FastTransport(t, nil)), // unary calls (fasthttp)
+		client.WithHTTPClient(apitest.Client(t, nil)))       // event streams (net/http)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,6 +225,50 @@ func TestContractLocker(t *testing.T) {
 		}
 		if got := b.Lease(); got.FencingToken <= first.FencingToken {
 			t.Fatalf("second holder's token %d not above %d", got.FencingToken, first.FencingToken)
+		}
+		b.Unlock(ctx)
+	})
+}
+
+// Two processes sharing one token (README pattern 2 on two hosts): each
+// Locker is its own holder, so the second is refused, never handed the
+// first's lease, and its attempts never extend the first's hold; after the
+// first releases, the second gets the next fencing token.
+func TestContractLockerOneTokenTwoHolders(t *testing.T) {
+	each(t, func(t *testing.T, url string) {
+		hostA, hostB := newClient(t, url, tokA), newClient(t, url, tokA)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		a := client.NewLocker(hostA, "one-token", time.Minute)
+		if err := a.TryLock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		before, err := hostA.LockStatus(ctx, "one-token")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := client.NewLocker(hostB, "one-token", time.Hour, client.WithPollInterval(10*time.Millisecond, 50*time.Millisecond))
+		if err := b.TryLock(ctx); !errors.Is(err, client.ErrLockHeld) || b.Held() {
+			t.Fatalf("second holder of the token: TryLock = %v, held %v", err, b.Held())
+		}
+		// The raw API agrees: another holder id of the same user is 409.
+		if _, err := hostB.AcquireAs(ctx, "one-token", "host-b", time.Hour); !errors.Is(err, client.ErrLockHeld) {
+			t.Fatalf("AcquireAs another holder id = %v", err)
+		}
+		after, err := hostA.LockStatus(ctx, "one-token")
+		if err != nil || !after.ExpiresAt.Equal(before.ExpiresAt) || after.HolderID != a.HolderID() {
+			t.Fatalf("status after the second's attempts %+v (%v), was %+v", after, err, before)
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- b.Lock(ctx) }()
+		if err := a.Unlock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if got := b.Lease(); got.FencingToken != before.FencingToken+1 {
+			t.Fatalf("second holder's lease %+v, first's token %d", got, before.FencingToken)
 		}
 		b.Unlock(ctx)
 	})

@@ -1,0 +1,40 @@
+package httpd
+
+// routes registers the API's endpoints (the event streams and /metrics are
+// registered with their services: events.go, metrics.go). Every endpoint
+// but sign-in is authenticated and gets the request's context (authed).
+func (s *Server) routes() {
+	for _, r := range []struct {
+		method, path string
+		h            handler
+	}{
+		{"POST", "/locks/{name}/acquire", s.lockAcquire},
+		{"POST", "/locks/{name}/renew", s.lockRenew},
+		{"POST", "/locks/{name}/release", s.lockRelease},
+		{"GET", "/locks/{name}", s.lockStatus},
+		{"GET", "/locks", s.lockList},
+
+		{"POST", "/limits/{name}/check", s.limitCheck},
+		{"GET", "/limits/{name}", s.limitStatus},
+		{"DELETE", "/limits/{name}", s.limitReset},
+		{"GET", "/limits", s.limitList},
+
+		{"PUT", "/flags/{name}", s.flagSet},
+		{"GET", "/flags/{name}", s.flagGet},
+		{"DELETE", "/flags/{name}", s.flagDelete},
+		{"GET", "/flags", s.flagList},
+
+		{"PUT", "/config/{key}", s.configSet},
+		{"GET", "/config/{key}", s.configGet},
+		{"DELETE", "/config/{key}", s.configDelete},
+		{"GET", "/config/{key}/history", s.configHistory},
+		{"GET", "/config", s.configList},
+
+		{"POST", "/auth/token/rotate", s.tokenRotate},
+		{"DELETE", "/auth/token", s.tokenRevoke},
+	} {
+		s.r.Handle(r.method, r.path, s.authed(r.h))
+	}
+	s.r.GET("/auth/github", s.public(s.githubStart))
+	s.r.GET("/auth/github/callback", s.public(s.githubCallback))
+}

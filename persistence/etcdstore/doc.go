@@ -1,0 +1,89 @@
+// Package etcdstore keeps octostore's state in etcd: the storage of cluster
+// mode (issue 14). The actors, the shards and the HTTP API stay as they are
+// in single-node mode; only the Store under the actors changes, from SQLite
+// (package persistence) to an etcd cluster that octostore either embeds
+// (Member: one member per node, in the same binary) or joins (Connect).
+// Both backends pass one contract suite (package persistence/storetest).
+//
+// # Who owns what
+//
+//   - Leadership is etcd's election recipe (client/v3/concurrency): every
+//     node campaigns with a Session whose lease is --leader-ttl (Elector).
+//     The winner's Term lasts until its lease cannot be renewed in time,
+//     the lease or the election key is gone, or it stands down. Only the
+//     leader runs the actors; followers observe who leads (Status).
+//   - The leader's Writer is the only writer of the keyspace. Every batch of
+//     writes is one etcd Txn whose If requires the leader's election key to
+//     still have the create revision it had when the term began (Fence). A
+//     deposed or paused leader therefore commits nothing, whatever it
+//     believes: its belief only decides whether it answers or says 503.
+//   - One Txn is in flight at a time, so batches commit in the order of
+//     their writes; callbacks run in enqueue order on the writer goroutine.
+//     The writer's queue is guarded by its mutex (see Writer); the
+//     transaction being built (txnBuilder) belongs to the writer goroutine.
+//   - A Txn refused by its guard, or whose outcome is unknown (a timeout: it
+//     may still commit), ends the term: the store fails every later write,
+//     and the next term (on this node or another) starts from what etcd
+//     holds, read after its Campaign returned, when every Txn of earlier
+//     terms has either committed or can no longer pass its guard.
+//   - Readers (loaders, listings, tokens) need no term. They read with
+//     linearizable gets by default; Options.SerializableReads is correct
+//     only on the node's own embedded member.
+//
+// # Key layout
+//
+// Every key starts with the keyspace prefix (Options.Prefix, default
+// "/octostore/"). <owner>, <name>, <key> and <login> are path-escaped
+// (url.PathEscape: "/" becomes "%2F"), so a segment never contains "/" and
+// one owner's prefix never matches another's. Times are unix milliseconds,
+// 0 (or absent) for none. Values are JSON, readable with etcdctl, except
+// where noted.
+//
+//	meta/layout               "1": the layout version (LayoutVersion); a newer one is refused
+//	election/<lease hex>      the election keys (concurrency.Election), value
+//	                          {"name","api_url","since"}: the leader's identity (LeaderInfo)
+//
+//	lock/<name>               {"holder","lease","token","expires_ms","acquired_ms"}
+//	                          one per lock ever granted; holder absent = free. Never
+//	                          deleted, so the fencing token never goes backwards.
+//	limit/<owner>/<name>      {"max","window_s","log","updated_ms"}: log is the sliding
+//	                          window's bucket log (actors.SlidingWindow.AppendBinary),
+//	                          base64. Written behind: a failover loses at most the
+//	                          last flush interval of counts.
+//	flag/<owner>/<name>       {"enabled","percentage","created_ms","updated_ms"};
+//	                          percentage absent = no rollout percentage.
+//	config/<owner>/<key>      {"version","description","created_ms","updated_ms","deleted"}:
+//	                          the key's head. A deleted key keeps its head (deleted,
+//	                          its last version) so that a re-created key continues
+//	                          the numbering and a (key, version) never names two values.
+//	configv/<owner>/<key>/<version, 20 digits>
+//	                          one retained version: a one-line JSON header
+//	                          {"description","written_ms"}, "\n", then the value exactly
+//	                          as the client sent it (not re-encoded). Versions older
+//	                          than the newest --config-history are deleted by a range
+//	                          delete in the same Txn as the write that passes them.
+//
+//	user/<id, 20 digits>      {"login","github_id","avatar_url","created_ms"}
+//	userlogin/<login>         the user id (decimal) of a login
+//	usergithub/<github id>    the user id of a GitHub account (a rename moves the login
+//	                          index, not the user: tokens keep working)
+//	meta/user_seq             the last user id handed out
+//	token/<sha256 hex>        {"user","source","created_ms"}: a bearer token, named by
+//	                          its SHA-256. The raw token is never stored or logged.
+//	meta/auth_epoch           the auth epoch servers poll to drop their token caches;
+//	                          absent = 0. Reserved for token changes made outside the
+//	                          leader's writer (none exist in cluster mode yet).
+//
+// SQLite's lock journal (persistence/locklog.go) has no counterpart: it
+// exists to dirty fewer SQLite pages, and etcd writes a log already.
+//
+// # Sizing
+//
+// What fills etcd: one lock key per lock name ever granted, a limit key per
+// live limit (rewritten at most once per flush interval), config history
+// (up to --config-history versions of ≤ 100 KiB each per key), and MVCC
+// history until compaction. An embedded member compacts every
+// AutoCompactionRetention (default 5 m); bbolt reuses freed pages but its
+// file shrinks only by defragmentation, which the leader should schedule;
+// the space quota (QuotaBackendBytes) stops writes when reached.
+package etcdstore

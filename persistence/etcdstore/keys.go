@@ -1,0 +1,327 @@
+package etcdstore
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/octostore/octostore/actors"
+)
+
+// This file is the key layout and the encoding of every record (doc.go
+// describes them for operators). Keys are built by a keyspace, which holds
+// the prefix every key of one octostore cluster starts with. Each
+// user-chosen segment (owner, name, config key, login) is path-escaped, so a
+// segment never contains '/' and a prefix never matches a longer segment.
+
+// LayoutVersion is written to meta/layout; a store refuses a keyspace with
+// a newer layout (as persistence refuses a newer schema).
+const LayoutVersion = 1
+
+// keyspace builds the keys under one prefix.
+type keyspace struct{ prefix string }
+
+func newKeyspace(prefix string) keyspace {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	return keyspace{prefix: prefix}
+}
+
+// DefaultPrefix is where octostore keeps its keys in etcd.
+const DefaultPrefix = "/octostore/"
+
+func esc(s string) string { return url.PathEscape(s) }
+
+func unesc(s string) (string, error) { return url.PathUnescape(s) }
+
+// prefixEnd is the end of the range of keys starting with p
+// (clientv3.GetPrefixRangeEnd, without the import in key code).
+func prefixEnd(p string) string {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1])
+		}
+	}
+	return "\x00"
+}
+
+func (k keyspace) lock(name string) string { return k.prefix + "lock/" + esc(name) }
+func (k keyspace) locks() string           { return k.prefix + "lock/" }
+func (k keyspace) limit(owner, name string) string {
+	return k.prefix + "limit/" + esc(owner) + "/" + esc(name)
+}
+func (k keyspace) limits(owner string) string { return ownerPrefix(k.prefix+"limit/", owner) }
+func (k keyspace) flag(owner, name string) string {
+	return k.prefix + "flag/" + esc(owner) + "/" + esc(name)
+}
+func (k keyspace) flags(owner string) string { return ownerPrefix(k.prefix+"flag/", owner) }
+func (k keyspace) config(owner, key string) string {
+	return k.prefix + "config/" + esc(owner) + "/" + esc(key)
+}
+func (k keyspace) configs(owner string) string { return ownerPrefix(k.prefix+"config/", owner) }
+
+// configVersions is the prefix of one key's retained versions.
+func (k keyspace) configVersions(owner, key string) string {
+	return k.prefix + "configv/" + esc(owner) + "/" + esc(key) + "/"
+}
+
+// configVersion keys sort by version: fixed-width decimal.
+func (k keyspace) configVersion(owner, key string, v int64) string {
+	return fmt.Sprintf("%s%020d", k.configVersions(owner, key), v)
+}
+
+func (k keyspace) user(id int64) string      { return fmt.Sprintf("%suser/%020d", k.prefix, id) }
+func (k keyspace) users() string             { return k.prefix + "user/" }
+func (k keyspace) userLogin(l string) string { return k.prefix + "userlogin/" + esc(l) }
+func (k keyspace) userGitHub(id int64) string {
+	return k.prefix + "usergithub/" + strconv.FormatInt(id, 10)
+}
+func (k keyspace) userSeq() string         { return k.prefix + "meta/user_seq" }
+func (k keyspace) token(h [32]byte) string { return k.prefix + "token/" + hex.EncodeToString(h[:]) }
+func (k keyspace) tokens() string          { return k.prefix + "token/" }
+func (k keyspace) authEpoch() string       { return k.prefix + "meta/auth_epoch" }
+func (k keyspace) layout() string          { return k.prefix + "meta/layout" }
+
+// election is the prefix concurrency.NewElection takes (it appends "/").
+func (k keyspace) election() string { return k.prefix + "election" }
+
+// ownerPrefix is base + owner + "/" (one owner's keys), or base (everyone's).
+func ownerPrefix(base, owner string) string {
+	if owner == "" {
+		return base
+	}
+	return base + esc(owner) + "/"
+}
+
+// splitOwned parses "<base><owner>/<name>" into owner and name.
+func splitOwned(key, base string) (owner, name string, err error) {
+	rest, ok := strings.CutPrefix(key, base)
+	if !ok {
+		return "", "", fmt.Errorf("key %q is not under %q", key, base)
+	}
+	o, n, ok := strings.Cut(rest, "/")
+	if !ok {
+		return "", "", fmt.Errorf("key %q: no owner", key)
+	}
+	if owner, err = unesc(o); err != nil {
+		return "", "", fmt.Errorf("key %q: %w", key, err)
+	}
+	if name, err = unesc(n); err != nil {
+		return "", "", fmt.Errorf("key %q: %w", key, err)
+	}
+	return owner, name, nil
+}
+
+// --- times: unix ms, 0 for the zero time (as persistence stores them) ---
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// --- records: JSON with short field names, readable with etcdctl ---
+
+type lockValue struct {
+	Holder     string `json:"holder,omitempty"`
+	HolderID   string `json:"holder_id,omitempty"`
+	LeaseID    string `json:"lease,omitempty"`
+	Token      uint64 `json:"token"`
+	ExpiresAt  int64  `json:"expires_ms,omitempty"`
+	AcquiredAt int64  `json:"acquired_ms,omitempty"`
+}
+
+func encodeLock(r actors.LockRecord) []byte {
+	return mustJSON(lockValue{Holder: r.Holder, HolderID: r.HolderID, LeaseID: r.LeaseID, Token: r.Token,
+		ExpiresAt: ms(r.ExpiresAt), AcquiredAt: ms(r.AcquiredAt)})
+}
+
+func decodeLock(name string, b []byte) (actors.LockRecord, error) {
+	var v lockValue
+	if err := json.Unmarshal(b, &v); err != nil {
+		return actors.LockRecord{}, fmt.Errorf("lock %q: %w", name, err)
+	}
+	return actors.LockRecord{Name: name, Holder: v.Holder, HolderID: v.HolderID, LeaseID: v.LeaseID, Token: v.Token,
+		ExpiresAt: fromMS(v.ExpiresAt), AcquiredAt: fromMS(v.AcquiredAt)}, nil
+}
+
+type limitValue struct {
+	Max       int    `json:"max"`
+	Window    int    `json:"window_s"`
+	Log       []byte `json:"log"` // actors.SlidingWindow.AppendBinary, base64 in JSON
+	UpdatedAt int64  `json:"updated_ms,omitempty"`
+}
+
+func encodeLimit(r actors.LimitRow) []byte {
+	return mustJSON(limitValue{Max: r.MaxRequests, Window: r.WindowSeconds, Log: r.Log, UpdatedAt: ms(r.UpdatedAt)})
+}
+
+func decodeLimit(owner, name string, b []byte) (actors.LimitRecord, error) {
+	var v limitValue
+	if err := json.Unmarshal(b, &v); err != nil {
+		return actors.LimitRecord{}, fmt.Errorf("limit %s/%s: %w", owner, name, err)
+	}
+	w, err := actors.DecodeSlidingWindow(v.Max, time.Duration(v.Window)*time.Second, v.Log)
+	if err != nil {
+		return actors.LimitRecord{}, fmt.Errorf("limit %s/%s: %w", owner, name, err)
+	}
+	return actors.LimitRecord{Owner: owner, Name: name, Window: w, UpdatedAt: fromMS(v.UpdatedAt)}, nil
+}
+
+type flagValue struct {
+	Enabled    bool  `json:"enabled"`
+	Percentage *int  `json:"percentage,omitempty"` // absent: no rollout percentage
+	CreatedAt  int64 `json:"created_ms"`
+	UpdatedAt  int64 `json:"updated_ms"`
+}
+
+func encodeFlag(f actors.FlagRecord) []byte {
+	v := flagValue{Enabled: f.Enabled, CreatedAt: ms(f.CreatedAt), UpdatedAt: ms(f.UpdatedAt)}
+	if f.Percentage != actors.NoPercentage {
+		p := f.Percentage
+		v.Percentage = &p
+	}
+	return mustJSON(v)
+}
+
+func decodeFlag(owner, name string, b []byte) (actors.FlagRecord, error) {
+	var v flagValue
+	if err := json.Unmarshal(b, &v); err != nil {
+		return actors.FlagRecord{}, fmt.Errorf("flag %s/%s: %w", owner, name, err)
+	}
+	f := actors.FlagRecord{Owner: owner, Name: name, Enabled: v.Enabled, Percentage: actors.NoPercentage,
+		CreatedAt: fromMS(v.CreatedAt), UpdatedAt: fromMS(v.UpdatedAt)}
+	if v.Percentage != nil {
+		f.Percentage = *v.Percentage
+	}
+	return f, nil
+}
+
+// configValue is a key's head record (config_keys in SQLite).
+type configValue struct {
+	Version     int64  `json:"version"`
+	Description string `json:"description,omitempty"`
+	CreatedAt   int64  `json:"created_ms,omitempty"`
+	UpdatedAt   int64  `json:"updated_ms,omitempty"`
+	Deleted     bool   `json:"deleted,omitempty"`
+}
+
+func encodeConfigHead(c actors.ConfigRecord) []byte {
+	return mustJSON(configValue{Version: c.Version, Description: c.Description,
+		CreatedAt: ms(c.CreatedAt), UpdatedAt: ms(c.UpdatedAt), Deleted: c.Deleted})
+}
+
+func decodeConfigHead(owner, key string, b []byte) (actors.ConfigRecord, error) {
+	var v configValue
+	if err := json.Unmarshal(b, &v); err != nil {
+		return actors.ConfigRecord{}, fmt.Errorf("config %s/%s: %w", owner, key, err)
+	}
+	return actors.ConfigRecord{Owner: owner, Key: key, Version: v.Version, Description: v.Description,
+		CreatedAt: fromMS(v.CreatedAt), UpdatedAt: fromMS(v.UpdatedAt), Deleted: v.Deleted}, nil
+}
+
+// A config version is a one-line JSON header, a newline, then the value
+// exactly as the client sent it (re-encoding it as JSON would reformat it).
+type configVersionHeader struct {
+	Description string `json:"description,omitempty"`
+	WrittenAt   int64  `json:"written_ms"`
+}
+
+func encodeConfigVersion(c actors.ConfigRecord) []byte {
+	h := mustJSON(configVersionHeader{Description: c.Description, WrittenAt: ms(c.UpdatedAt)})
+	out := make([]byte, 0, len(h)+1+len(c.Value))
+	out = append(out, h...)
+	out = append(out, '\n')
+	return append(out, c.Value...)
+}
+
+func decodeConfigVersion(b []byte) (configVersionHeader, []byte, error) {
+	var h configVersionHeader
+	head, value, ok := bytes.Cut(b, []byte{'\n'})
+	if !ok {
+		return h, nil, fmt.Errorf("config version: no header")
+	}
+	if err := json.Unmarshal(head, &h); err != nil {
+		return h, nil, fmt.Errorf("config version header: %w", err)
+	}
+	return h, value, nil
+}
+
+// versionOf parses the version from a config version key.
+func versionOf(key string) (int64, error) {
+	i := strings.LastIndexByte(key, '/')
+	v, err := strconv.ParseInt(key[i+1:], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("config version key %q: %w", key, err)
+	}
+	return v, nil
+}
+
+// userValue is a user (users in SQLite); its id is the key's suffix.
+type userValue struct {
+	Login     string `json:"login"`
+	GitHubID  int64  `json:"github_id,omitempty"`
+	AvatarURL string `json:"avatar_url,omitempty"`
+	CreatedAt int64  `json:"created_ms"`
+}
+
+// tokenValue is a bearer token's record; the key holds the SHA-256 of the
+// token, never the token.
+type tokenValue struct {
+	UserID    int64  `json:"user"`
+	Source    string `json:"source"`
+	CreatedAt int64  `json:"created_ms"`
+}
+
+func decodeJSON(what string, b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+func decodeID(what string, b []byte) (int64, error) {
+	id, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	return id, nil
+}
+
+func tokenHash(key, base string) ([32]byte, error) {
+	var h [32]byte
+	b, err := hex.DecodeString(strings.TrimPrefix(key, base))
+	if err != nil || len(b) != len(h) {
+		return h, fmt.Errorf("token key %q: not a SHA-256", key)
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
+// mustJSON encodes the record types above, which cannot fail to encode.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("etcdstore: encode %T: %v", v, err))
+	}
+	return b
+}

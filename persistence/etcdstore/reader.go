@@ -1,0 +1,463 @@
+package etcdstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/octostore/octostore/actors"
+)
+
+// Reader reads the keyspace: the actors' loaders and listings
+// (actors.LockLoader, LimitStore, FlagStore, ConfigStore). It needs no
+// term: a follower or a tool may read. Reads see every committed
+// transaction (linearizable, unless Options.SerializableReads).
+type Reader struct {
+	kv      clientv3.KV
+	ks      keyspace
+	opts    []clientv3.OpOption
+	timeout time.Duration
+}
+
+// NewReader reads the keyspace opt.Prefix through kv.
+func NewReader(kv clientv3.KV, opt Options) *Reader {
+	opt.defaults()
+	r := &Reader{kv: kv, ks: newKeyspace(opt.Prefix), timeout: opt.TxnTimeout}
+	if opt.SerializableReads {
+		r.opts = []clientv3.OpOption{clientv3.WithSerializable()}
+	}
+	return r
+}
+
+// Prefix is the keyspace's prefix.
+func (r *Reader) Prefix() string { return r.ks.prefix }
+
+func (r *Reader) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), r.timeout)
+}
+
+// bounded is the caller's ctx, also bounded by the read timeout.
+func (r *Reader) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.timeout)
+}
+
+// get reads one key: nil when absent.
+func (r *Reader) get(ctx context.Context, key string) ([]byte, error) {
+	resp, err := r.kv.Get(ctx, key, r.opts...)
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	return resp.Kvs[0].Value, nil
+}
+
+// scanPage is the keys read per range request of a scan.
+const scanPage = 512
+
+// scan calls fn for every key under prefix, in key order, from one snapshot
+// (every page reads the revision of the first), a page at a time so that
+// no response grows with the keyspace. A compaction of that revision
+// between two pages restarts the scan (at most three times).
+func scan(ctx context.Context, kv clientv3.KV, prefix string, keysOnly bool, fn func(key string, val []byte) error, opts ...clientv3.OpOption) error {
+	return scanAt(ctx, kv, prefix, 0, keysOnly, fn, opts...)
+}
+
+// scanAt is scan at revision rev (0: the current one).
+func scanAt(ctx context.Context, kv clientv3.KV, prefix string, rev int64, keysOnly bool, fn func(key string, val []byte) error, opts ...clientv3.OpOption) error {
+	end := prefixEnd(prefix)
+	for attempt := 0; ; attempt++ {
+		err := scanOnce(ctx, kv, prefix, end, rev, keysOnly, fn, opts)
+		if err == nil || rev > 0 || !errors.Is(err, rpctypes.ErrCompacted) || attempt == 2 {
+			return err
+		}
+	}
+}
+
+func scanOnce(ctx context.Context, kv clientv3.KV, from, end string, rev int64, keysOnly bool, fn func(string, []byte) error, extra []clientv3.OpOption) error {
+	for {
+		opts := append([]clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(scanPage),
+			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)}, extra...)
+		if keysOnly {
+			opts = append(opts, clientv3.WithKeysOnly())
+		}
+		if rev > 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := kv.Get(ctx, from, opts...)
+		if err != nil {
+			return fmt.Errorf("scan %s: %w", from, err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			if err := fn(string(kv.Key), kv.Value); err != nil {
+				return err
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+func (r *Reader) scan(ctx context.Context, prefix string, keysOnly bool, fn func(string, []byte) error) error {
+	return scan(ctx, r.kv, prefix, keysOnly, fn, r.opts...)
+}
+
+// --- locks (actors.Loader) ---
+
+// LoadLock implements actors.LockLoader.
+func (r *Reader) LoadLock(name string) (actors.LockRecord, bool, error) {
+	ctx, cancel := r.ctx()
+	defer cancel()
+	b, err := r.get(ctx, r.ks.lock(name))
+	if err != nil {
+		return actors.LockRecord{Name: name}, false, fmt.Errorf("load lock %q: %w", name, err)
+	}
+	if b == nil {
+		return actors.LockRecord{Name: name}, false, nil
+	}
+	rec, err := decodeLock(name, b)
+	if err != nil {
+		return rec, false, fmt.Errorf("load lock: %w", err)
+	}
+	return rec, true, nil
+}
+
+// ActiveLocks implements actors.LockLoader. It scans every lock record (a
+// record outlives its release to keep the fencing token), one page at a
+// time: recovery reads all locks ever granted, not only held ones.
+func (r *Reader) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
+	return r.scanLocks("active", func(rec actors.LockRecord) bool { return rec.HeldAt(now) }, fn)
+}
+
+// ExpiredLocks implements actors.LockLoader, with the same scan as
+// ActiveLocks.
+func (r *Reader) ExpiredLocks(now time.Time, fn func(actors.LockRecord)) error {
+	return r.scanLocks("expired", func(rec actors.LockRecord) bool { return rec.Holder != "" && !rec.HeldAt(now) }, fn)
+}
+
+// scanLocks calls fn for every lock record that match accepts.
+func (r *Reader) scanLocks(what string, match func(actors.LockRecord) bool, fn func(actors.LockRecord)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*r.timeout)
+	defer cancel()
+	base := r.ks.locks()
+	err := r.scan(ctx, base, false, func(k string, v []byte) error {
+		name, err := unesc(strings.TrimPrefix(k, base))
+		if err != nil {
+			return fmt.Errorf("lock key %q: %w", k, err)
+		}
+		rec, err := decodeLock(name, v)
+		if err != nil {
+			return err
+		}
+		if match(rec) {
+			fn(rec)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load %s locks: %w", what, err)
+	}
+	return nil
+}
+
+// --- limits, flags, config (actors.LimitStore, FlagStore, ConfigStore) ---
+
+// LoadLimit implements actors.LimitStore.
+func (r *Reader) LoadLimit(owner, name string) (actors.SlidingWindow, bool, error) {
+	ctx, cancel := r.ctx()
+	defer cancel()
+	b, err := r.get(ctx, r.ks.limit(owner, name))
+	if err != nil {
+		return actors.SlidingWindow{}, false, fmt.Errorf("load limit %s/%s: %w", owner, name, err)
+	}
+	if b == nil {
+		return actors.SlidingWindow{}, false, nil
+	}
+	rec, err := decodeLimit(owner, name, b)
+	if err != nil {
+		return actors.SlidingWindow{}, false, fmt.Errorf("load %w", err)
+	}
+	return rec.Window, true, nil
+}
+
+// LoadFlag implements actors.FlagStore.
+func (r *Reader) LoadFlag(owner, name string) (actors.FlagRecord, bool, error) {
+	absent := actors.FlagRecord{Owner: owner, Name: name, Percentage: actors.NoPercentage}
+	ctx, cancel := r.ctx()
+	defer cancel()
+	b, err := r.get(ctx, r.ks.flag(owner, name))
+	if err != nil {
+		return absent, false, fmt.Errorf("load flag %s/%s: %w", owner, name, err)
+	}
+	if b == nil {
+		return absent, false, nil
+	}
+	f, err := decodeFlag(owner, name, b)
+	if err != nil {
+		return absent, false, fmt.Errorf("load %w", err)
+	}
+	return f, true, nil
+}
+
+// LoadConfig implements actors.ConfigStore: the head record and the
+// current version's value, read in one transaction (one revision).
+func (r *Reader) LoadConfig(owner, key string) (actors.ConfigRecord, bool, error) {
+	c := actors.ConfigRecord{Owner: owner, Key: key}
+	ctx, cancel := r.ctx()
+	defer cancel()
+	head := r.ks.config(owner, key)
+	resp, err := r.kv.Get(ctx, head, r.opts...)
+	if err != nil {
+		return c, false, fmt.Errorf("load config %s/%s: %w", owner, key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return c, false, nil
+	}
+	got, err := decodeConfigHead(owner, key, resp.Kvs[0].Value)
+	if err != nil {
+		return c, false, fmt.Errorf("load %w", err)
+	}
+	if got.Deleted {
+		return got, true, nil
+	}
+	// The value of the head's version, at the head's revision: a newer
+	// write cannot slip in between the two reads.
+	opts := append([]clientv3.OpOption{clientv3.WithRev(resp.Header.Revision)}, r.opts...)
+	vresp, err := r.kv.Get(ctx, r.ks.configVersion(owner, key, got.Version), opts...)
+	if err != nil {
+		return c, false, fmt.Errorf("load config %s/%s: %w", owner, key, err)
+	}
+	if len(vresp.Kvs) == 0 {
+		return c, false, fmt.Errorf("load config %s/%s: version %d has no value", owner, key, got.Version)
+	}
+	_, value, err := decodeConfigVersion(vresp.Kvs[0].Value)
+	if err != nil {
+		return c, false, fmt.Errorf("load config %s/%s: %w", owner, key, err)
+	}
+	got.Value = value
+	return got, true, nil
+}
+
+// CountOwned implements actors.OwnerCounter (a scan of the kind's keys).
+func (r *Reader) CountOwned(k actors.Kind, fn func(owner string, n int)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*r.timeout)
+	defer cancel()
+	var base string
+	switch k {
+	case actors.KindLimit:
+		base = r.ks.limits("")
+	case actors.KindFlag:
+		base = r.ks.flags("")
+	case actors.KindConfig:
+		base = r.ks.configs("")
+	default:
+		return fmt.Errorf("count %s: not an owner-scoped kind", k)
+	}
+	counts := map[string]int{}
+	var order []string
+	keysOnly := k != actors.KindConfig // a config head may be a deleted key's
+	err := r.scan(ctx, base, keysOnly, func(key string, v []byte) error {
+		owner, name, err := splitOwned(key, base)
+		if err != nil {
+			return err
+		}
+		if k == actors.KindConfig {
+			c, err := decodeConfigHead(owner, name, v)
+			if err != nil {
+				return err
+			}
+			if c.Deleted {
+				return nil
+			}
+		}
+		if counts[owner] == 0 {
+			order = append(order, owner)
+		}
+		counts[owner]++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("count %s: %w", k, err)
+	}
+	for _, owner := range order {
+		fn(owner, counts[owner])
+	}
+	return nil
+}
+
+// --- listings ---
+
+// ListLimits lists owner's rate limits ("" for every owner's), ordered by
+// owner then name as persistence.Store.ListLimits.
+func (r *Reader) ListLimits(ctx context.Context, owner string) ([]actors.LimitRecord, error) {
+	ctx, cancel := r.bounded(ctx)
+	defer cancel()
+	base := r.ks.limits("")
+	var out []actors.LimitRecord
+	err := r.scan(ctx, r.ks.limits(owner), false, func(k string, v []byte) error {
+		o, n, err := splitOwned(k, base)
+		if err != nil {
+			return err
+		}
+		rec, err := decodeLimit(o, n, v)
+		if err != nil {
+			return err
+		}
+		out = append(out, rec)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list limits: %w", err)
+	}
+	// Escaped keys sort differently from the names themselves.
+	sort.SliceStable(out, func(i, j int) bool {
+		return out[i].Owner < out[j].Owner || out[i].Owner == out[j].Owner && out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// ListFlags lists owner's flags ("" for every owner's).
+func (r *Reader) ListFlags(ctx context.Context, owner string) ([]actors.FlagRecord, error) {
+	ctx, cancel := r.bounded(ctx)
+	defer cancel()
+	base := r.ks.flags("")
+	var out []actors.FlagRecord
+	err := r.scan(ctx, r.ks.flags(owner), false, func(k string, v []byte) error {
+		o, n, err := splitOwned(k, base)
+		if err != nil {
+			return err
+		}
+		f, err := decodeFlag(o, n, v)
+		if err != nil {
+			return err
+		}
+		out = append(out, f)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list flags: %w", err)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		return out[i].Owner < out[j].Owner || out[i].Owner == out[j].Owner && out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// ListConfig lists owner's live config keys without values ("" for every
+// owner's).
+func (r *Reader) ListConfig(ctx context.Context, owner string) ([]actors.ConfigRecord, error) {
+	ctx, cancel := r.bounded(ctx)
+	defer cancel()
+	base := r.ks.configs("")
+	var out []actors.ConfigRecord
+	err := r.scan(ctx, r.ks.configs(owner), false, func(k string, v []byte) error {
+		o, n, err := splitOwned(k, base)
+		if err != nil {
+			return err
+		}
+		c, err := decodeConfigHead(o, n, v)
+		if err != nil {
+			return err
+		}
+		if !c.Deleted {
+			out = append(out, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list config: %w", err)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		return out[i].Owner < out[j].Owner || out[i].Owner == out[j].Owner && out[i].Key < out[j].Key
+	})
+	return out, nil
+}
+
+// ConfigVersion reads one retained version of a live key (UpdatedAt: when
+// that version was written; CreatedAt: when the key was created). ok is
+// false for an unknown or deleted key, or a version not retained.
+func (r *Reader) ConfigVersion(ctx context.Context, owner, key string, version int64) (actors.ConfigRecord, bool, error) {
+	c := actors.ConfigRecord{Owner: owner, Key: key, Version: version}
+	ctx, cancel := r.bounded(ctx)
+	defer cancel()
+	resp, err := r.kv.Txn(ctx).Then(
+		clientv3.OpGet(r.ks.config(owner, key), r.opts...),
+		clientv3.OpGet(r.ks.configVersion(owner, key, version), r.opts...),
+	).Commit()
+	if err != nil {
+		return c, false, fmt.Errorf("read config %s/%s version %d: %w", owner, key, version, err)
+	}
+	hk, vk := resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs
+	if len(hk) == 0 || len(vk) == 0 {
+		return c, false, nil
+	}
+	head, err := decodeConfigHead(owner, key, hk[0].Value)
+	if err != nil {
+		return c, false, err
+	}
+	if head.Deleted {
+		return c, false, nil
+	}
+	h, value, err := decodeConfigVersion(vk[0].Value)
+	if err != nil {
+		return c, false, fmt.Errorf("read config %s/%s version %d: %w", owner, key, version, err)
+	}
+	c.Value, c.Description = value, h.Description
+	c.CreatedAt, c.UpdatedAt = head.CreatedAt, fromMS(h.WrittenAt)
+	return c, true, nil
+}
+
+// ConfigHistory lists the retained versions of a live key, newest first
+// (UpdatedAt is when each was written). ok is false for an unknown key.
+func (r *Reader) ConfigHistory(ctx context.Context, owner, key string) ([]actors.ConfigRecord, bool, error) {
+	ctx, cancel := r.bounded(ctx)
+	defer cancel()
+	resp, err := r.kv.Get(ctx, r.ks.config(owner, key), r.opts...)
+	if err != nil {
+		return nil, false, fmt.Errorf("config history %s/%s: %w", owner, key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, false, nil
+	}
+	hc, err := decodeConfigHead(owner, key, resp.Kvs[0].Value)
+	if err != nil {
+		return nil, false, err
+	}
+	if hc.Deleted {
+		return nil, false, nil
+	}
+	var out []actors.ConfigRecord
+	// The versions at the head's revision: one snapshot.
+	err = scanAt(ctx, r.kv, r.ks.configVersions(owner, key), resp.Header.Revision, false, func(k string, v []byte) error {
+		ver, err := versionOf(k)
+		if err != nil {
+			return err
+		}
+		h, value, err := decodeConfigVersion(v)
+		if err != nil {
+			return err
+		}
+		out = append(out, actors.ConfigRecord{Owner: owner, Key: key, Version: ver, Value: value,
+			Description: h.Description, UpdatedAt: fromMS(h.WrittenAt)})
+		return nil
+	}, r.opts...)
+	if err != nil {
+		return nil, false, fmt.Errorf("config history %s/%s: %w", owner, key, err)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, len(out) > 0, nil
+}

@@ -1,0 +1,161 @@
+package etcdstore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/octostore/octostore/persistence"
+)
+
+// This file reads users and tokens, as persistence's tokens.go and
+// tokens_admin.go read them from SQLite. Tokens are stored only as their
+// SHA-256 (the key); nothing here ever sees a raw token.
+
+// LookupToken finds the user a token hash belongs to.
+func (r *Reader) LookupToken(hash [32]byte) (persistence.Principal, bool, error) {
+	ctx, cancel := r.ctx()
+	defer cancel()
+	var p persistence.Principal
+	b, err := r.get(ctx, r.ks.token(hash))
+	if err != nil {
+		return p, false, fmt.Errorf("lookup token: %w", err)
+	}
+	if b == nil {
+		return p, false, nil
+	}
+	var t tokenValue
+	if err := decodeJSON("token", b, &t); err != nil {
+		return p, false, fmt.Errorf("lookup token: %w", err)
+	}
+	u, ok, err := r.user(ctx, t.UserID)
+	if err != nil || !ok {
+		return p, false, err // a token of a deleted user authenticates no one
+	}
+	return persistence.Principal{UserID: t.UserID, Login: u.Login, Source: t.Source}, true, nil
+}
+
+func (r *Reader) user(ctx context.Context, id int64) (userValue, bool, error) {
+	var u userValue
+	b, err := r.get(ctx, r.ks.user(id))
+	if err != nil {
+		return u, false, fmt.Errorf("read user %d: %w", id, err)
+	}
+	if b == nil {
+		return u, false, nil
+	}
+	return u, true, decodeJSON("user", b, &u)
+}
+
+// CountTokens counts stored tokens (all sources).
+func (r *Reader) CountTokens() (int, error) {
+	ctx, cancel := r.ctx()
+	defer cancel()
+	p := r.ks.tokens()
+	resp, err := r.kv.Get(ctx, p, append([]clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithCountOnly()}, r.opts...)...)
+	if err != nil {
+		return 0, fmt.Errorf("count tokens: %w", err)
+	}
+	return int(resp.Count), nil
+}
+
+// AuthEpoch is bumped by token changes made outside the leader's writer;
+// servers poll it to drop their token caches. 0 until first bumped.
+func (r *Reader) AuthEpoch() (int64, error) {
+	ctx, cancel := r.ctx()
+	defer cancel()
+	b, err := r.get(ctx, r.ks.authEpoch())
+	if err != nil {
+		return 0, fmt.Errorf("read auth epoch: %w", err)
+	}
+	if b == nil {
+		return 0, nil
+	}
+	return strconv.ParseInt(string(b), 10, 64)
+}
+
+// ListTokens lists the stored tokens (of login, or all when login is
+// empty), oldest first, as persistence.DB.ListTokens. It never returns a
+// secret: tokens are stored only hashed.
+func (r *Reader) ListTokens(ctx context.Context, login string) ([]persistence.TokenInfo, error) {
+	logins := map[int64]string{}
+	if err := r.scan(ctx, r.ks.users(), false, func(k string, v []byte) error {
+		id, err := strconv.ParseInt(strings.TrimPrefix(k, r.ks.users()), 10, 64)
+		if err != nil {
+			return fmt.Errorf("user key %q: %w", k, err)
+		}
+		var u userValue
+		if err := decodeJSON("user", v, &u); err != nil {
+			return err
+		}
+		logins[id] = u.Login
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	var out []persistence.TokenInfo
+	if err := r.scan(ctx, r.ks.tokens(), false, func(k string, v []byte) error {
+		var t tokenValue
+		if err := decodeJSON("token", v, &t); err != nil {
+			return err
+		}
+		l, ok := logins[t.UserID]
+		if !ok || login != "" && l != login {
+			return nil
+		}
+		h, err := tokenHash(k, r.ks.tokens())
+		if err != nil {
+			return err
+		}
+		out = append(out, persistence.TokenInfo{Login: l, Source: t.Source, CreatedAt: fromMS(t.CreatedAt), Hash: h})
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.Before(b.CreatedAt)
+		}
+		if a.Login != b.Login {
+			return a.Login < b.Login
+		}
+		return bytes.Compare(a.Hash[:], b.Hash[:]) < 0
+	})
+	return out, nil
+}
+
+// UserByLogin finds a user by login.
+func (r *Reader) UserByLogin(ctx context.Context, login string) (persistence.UserInfo, bool, error) {
+	return r.userBy(ctx, r.ks.userLogin(login), "user "+strconv.Quote(login))
+}
+
+// UserByGitHubID finds a user by GitHub id.
+func (r *Reader) UserByGitHubID(ctx context.Context, id int64) (persistence.UserInfo, bool, error) {
+	return r.userBy(ctx, r.ks.userGitHub(id), fmt.Sprint("GitHub user ", id))
+}
+
+func (r *Reader) userBy(ctx context.Context, indexKey, what string) (persistence.UserInfo, bool, error) {
+	var out persistence.UserInfo
+	b, err := r.get(ctx, indexKey)
+	if err != nil {
+		return out, false, fmt.Errorf("find %s: %w", what, err)
+	}
+	if b == nil {
+		return out, false, nil
+	}
+	id, err := decodeID(what, b)
+	if err != nil {
+		return out, false, err
+	}
+	u, ok, err := r.user(ctx, id)
+	if err != nil || !ok {
+		return out, false, err
+	}
+	return persistence.UserInfo{ID: id, Login: u.Login, GitHubID: u.GitHubID, AvatarURL: u.AvatarURL}, true, nil
+}

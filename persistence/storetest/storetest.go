@@ -1,0 +1,562 @@
+// Package storetest is the contract every octostore store backend must
+// meet: one suite, run against the SQLite store (package persistence) and
+// the etcd store (package persistence/etcdstore), as litestream runs one
+// replica-client suite against each of its backends (RunWithReplicaClient).
+//
+// It covers what is store-generic: durable round trips of every record
+// type, the loaders the actors use at activation, the listings, token
+// lookups, and the writer's contract (callbacks in enqueue order, guarded
+// writes failing alone, AfterCommit, Barrier, Close). What is particular to
+// one backend (SQLite's lock journal and busy timeout; etcd's fencing,
+// transaction caps and leadership) is tested in that backend's package.
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/octostore/octostore/actors"
+	"github.com/octostore/octostore/persistence"
+)
+
+// Store is what the suite needs of a backend.
+type Store interface {
+	actors.Store
+	actors.GuardedStore
+	actors.LockLoader
+	actors.LimitStore
+	actors.FlagStore
+	actors.ConfigStore
+
+	Apply(m actors.Mutation) error
+	Barrier() error
+	Close() error
+
+	LookupToken(hash [32]byte) (persistence.Principal, bool, error)
+	CountTokens() (int, error)
+	AuthEpoch() (int64, error)
+}
+
+// Opener opens a new, empty store for one test and arranges its cleanup
+// (closing it twice must be harmless).
+type Opener func(t *testing.T) Store
+
+// Run runs the whole contract against the stores open makes.
+func Run(t *testing.T, open Opener) {
+	for _, c := range []struct {
+		name string
+		fn   func(*testing.T, Store)
+	}{
+		{"Locks", testLocks},
+		{"Limits", testLimits},
+		{"Flags", testFlags},
+		{"ConfigVersions", testConfigVersions},
+		{"ConfigDeleteAndRecreate", testConfigDeleteAndRecreate},
+		{"CountOwned", testCountOwned},
+		{"Tokens", testTokens},
+		{"GitHubRename", testGitHubRename},
+		{"StaticTokens", testStaticTokens},
+		{"CallbacksInOrder", testCallbacksInOrder},
+		{"GuardFailsAlone", testGuardFailsAlone},
+		{"AfterCommitAndBarrier", testAfterCommitAndBarrier},
+		{"Close", testClose},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
+	}
+}
+
+// T0 is the suite's clock: every time is whole milliseconds, as stored.
+var T0 = time.Date(2026, 2, 1, 10, 0, 0, 0, time.UTC)
+
+func apply(t *testing.T, s Store, ms ...actors.Mutation) {
+	t.Helper()
+	for _, m := range ms {
+		if err := s.Apply(m); err != nil {
+			t.Fatalf("apply %T: %v", m, err)
+		}
+	}
+}
+
+func testLocks(t *testing.T, s Store) {
+	held := actors.LockRecord{Name: "held", Holder: "alice", HolderID: "host-a:4242", LeaseID: "lease-1", Token: 7,
+		ExpiresAt: T0.Add(time.Minute), AcquiredAt: T0}
+	expired := actors.LockRecord{Name: "expired", Holder: "bob", LeaseID: "lease-2", Token: 3,
+		ExpiresAt: T0.Add(-time.Second), AcquiredAt: T0.Add(-time.Minute)}
+	released := actors.LockRecord{Name: "released", Token: 12} // free: the token survives
+	renewed := held
+	renewed.ExpiresAt = T0.Add(2 * time.Minute)
+	apply(t, s, actors.PutLock{Lock: held}, actors.PutLock{Lock: expired}, actors.PutLock{Lock: released},
+		actors.PutLock{Lock: renewed})
+	for _, want := range []actors.LockRecord{renewed, expired, released} {
+		got, ok, err := s.LoadLock(want.Name)
+		if err != nil || !ok || got != want {
+			t.Fatalf("LoadLock(%s) = %+v %v %v, want %+v", want.Name, got, ok, err, want)
+		}
+	}
+	got, ok, err := s.LoadLock("never")
+	if err != nil || ok || got.Name != "never" || got.Token != 0 {
+		t.Fatalf("LoadLock(never) = %+v %v %v", got, ok, err)
+	}
+	var active []actors.LockRecord
+	if err := s.ActiveLocks(T0, func(r actors.LockRecord) { active = append(active, r) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(active) != 1 || active[0] != renewed {
+		t.Fatalf("ActiveLocks(T0) = %+v, want only %+v", active, renewed)
+	}
+	active = nil
+	if err := s.ActiveLocks(T0.Add(3*time.Minute), func(r actors.LockRecord) { active = append(active, r) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(active) != 0 {
+		t.Fatalf("ActiveLocks after every expiry = %+v", active)
+	}
+	// ExpiredLocks: holds that ran out and whose end is not recorded (the
+	// holder is still set); a freed record (released, or its expiry
+	// recorded) is not one.
+	expiredAt := func(now time.Time) []actors.LockRecord {
+		t.Helper()
+		var out []actors.LockRecord
+		if err := s.ExpiredLocks(now, func(r actors.LockRecord) { out = append(out, r) }); err != nil {
+			t.Fatal(err)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+		return out
+	}
+	if got := expiredAt(T0); len(got) != 1 || got[0] != expired {
+		t.Fatalf("ExpiredLocks(T0) = %+v, want only %+v", got, expired)
+	}
+	if got := expiredAt(renewed.ExpiresAt); len(got) != 2 || got[0] != expired || got[1] != renewed {
+		t.Fatalf("ExpiredLocks at the renewed expiry = %+v, want %+v and %+v", got, expired, renewed)
+	}
+	recorded := expired
+	recorded.Holder, recorded.HolderID, recorded.LeaseID, recorded.ExpiresAt, recorded.AcquiredAt = "", "", "", time.Time{}, time.Time{}
+	apply(t, s, actors.PutLock{Lock: recorded})
+	if got := expiredAt(T0); len(got) != 0 {
+		t.Fatalf("ExpiredLocks(T0) after the expiry was recorded = %+v", got)
+	}
+}
+
+func window(t *testing.T, max int, win time.Duration, checks ...time.Time) actors.SlidingWindow {
+	t.Helper()
+	w, err := actors.DecodeSlidingWindow(max, win, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range checks {
+		w.Check(at, max, win)
+	}
+	return w
+}
+
+func testLimits(t *testing.T, s Store) {
+	a := window(t, 5, time.Minute, T0, T0.Add(time.Second), T0.Add(2*time.Second))
+	b := window(t, 100, time.Hour, T0)
+	apply(t, s, actors.NewPutLimit("alice", "api", a), actors.NewPutLimit("alice", "aaa", b),
+		actors.NewPutLimit("bob", "api", b))
+	got, ok, err := s.LoadLimit("alice", "api")
+	if err != nil || !ok {
+		t.Fatalf("LoadLimit: %v %v", ok, err)
+	}
+	if got.Max != a.Max || got.Window != a.Window || string(got.AppendBinary(nil)) != string(a.AppendBinary(nil)) ||
+		got.Count(T0.Add(3*time.Second)) != 3 {
+		t.Fatalf("LoadLimit round trip: %+v, want %+v", got, a)
+	}
+	if _, ok, err := s.LoadLimit("carol", "api"); ok || err != nil {
+		t.Fatalf("LoadLimit of nothing: %v %v", ok, err)
+	}
+	mine, err := s.ListLimits(t.Context(), "alice")
+	if err != nil || len(mine) != 2 || mine[0].Name != "aaa" || mine[1].Name != "api" {
+		t.Fatalf("ListLimits(alice) = %+v %v", mine, err)
+	}
+	if !mine[1].UpdatedAt.Equal(T0.Add(2 * time.Second)) {
+		t.Fatalf("limit UpdatedAt %v, want the newest check", mine[1].UpdatedAt)
+	}
+	all, err := s.ListLimits(t.Context(), "")
+	if err != nil || len(all) != 3 || all[2].Owner != "bob" {
+		t.Fatalf("ListLimits() = %+v %v", all, err)
+	}
+	apply(t, s, actors.RemoveLimit{Owner: "alice", Name: "api"})
+	if _, ok, err := s.LoadLimit("alice", "api"); ok || err != nil {
+		t.Fatalf("LoadLimit after reset: %v %v", ok, err)
+	}
+}
+
+func testFlags(t *testing.T, s Store) {
+	a := actors.FlagRecord{Owner: "alice", Name: "beta", Enabled: true, Percentage: 30, CreatedAt: T0, UpdatedAt: T0.Add(time.Minute)}
+	b := actors.FlagRecord{Owner: "bob", Name: "beta", Enabled: false, Percentage: actors.NoPercentage, CreatedAt: T0, UpdatedAt: T0}
+	c := actors.FlagRecord{Owner: "alice", Name: "alpha", Enabled: true, Percentage: 0, CreatedAt: T0, UpdatedAt: T0}
+	apply(t, s, actors.PutFlag{Flag: a}, actors.PutFlag{Flag: b}, actors.PutFlag{Flag: c})
+	for _, want := range []actors.FlagRecord{a, b, c} {
+		got, ok, err := s.LoadFlag(want.Owner, want.Name)
+		if err != nil || !ok || got != want {
+			t.Fatalf("LoadFlag(%s/%s) = %+v %v %v, want %+v", want.Owner, want.Name, got, ok, err, want)
+		}
+	}
+	got, ok, err := s.LoadFlag("carol", "beta")
+	if err != nil || ok || got.Percentage != actors.NoPercentage || got.Owner != "carol" || got.Name != "beta" {
+		t.Fatalf("LoadFlag of nothing = %+v %v %v", got, ok, err)
+	}
+	mine, err := s.ListFlags(t.Context(), "alice")
+	if err != nil || !reflect.DeepEqual(mine, []actors.FlagRecord{c, a}) {
+		t.Fatalf("ListFlags(alice) = %+v %v", mine, err)
+	}
+	all, err := s.ListFlags(t.Context(), "")
+	if err != nil || !reflect.DeepEqual(all, []actors.FlagRecord{c, a, b}) {
+		t.Fatalf("ListFlags() = %+v %v", all, err)
+	}
+	apply(t, s, actors.RemoveFlag{Owner: "alice", Name: "beta"})
+	if _, ok, err := s.LoadFlag("alice", "beta"); ok || err != nil {
+		t.Fatalf("LoadFlag after delete: %v %v", ok, err)
+	}
+}
+
+func putConfig(key string, v int64, value string, created time.Time, keep int) actors.PutConfig {
+	return actors.PutConfig{Keep: keep, Config: actors.ConfigRecord{Owner: "alice", Key: key, Version: v,
+		Value: []byte(value), Description: fmt.Sprintf("v%d", v), CreatedAt: created,
+		UpdatedAt: T0.Add(time.Duration(v) * time.Minute)}}
+}
+
+func testConfigVersions(t *testing.T, s Store) {
+	for v := int64(1); v <= 5; v++ {
+		// Values are stored exactly as sent: whitespace and key order kept.
+		apply(t, s, putConfig("db", v, fmt.Sprintf(`{ "v" : %d,"a":[ ] }`, v), T0, 3))
+	}
+	cur, ok, err := s.LoadConfig("alice", "db")
+	want := actors.ConfigRecord{Owner: "alice", Key: "db", Version: 5, Value: []byte(`{ "v" : 5,"a":[ ] }`),
+		Description: "v5", CreatedAt: T0, UpdatedAt: T0.Add(5 * time.Minute)}
+	if err != nil || !ok || !reflect.DeepEqual(cur, want) {
+		t.Fatalf("LoadConfig = %+v %v %v, want %+v", cur, ok, err, want)
+	}
+	hist, ok, err := s.ConfigHistory(t.Context(), "alice", "db")
+	if err != nil || !ok || len(hist) != 3 {
+		t.Fatalf("ConfigHistory = %+v %v %v, want versions 5, 4, 3 (keep 3)", hist, ok, err)
+	}
+	for i, h := range hist {
+		v := int64(5 - i)
+		if h.Version != v || string(h.Value) != fmt.Sprintf(`{ "v" : %d,"a":[ ] }`, v) ||
+			h.Description != fmt.Sprintf("v%d", v) || !h.UpdatedAt.Equal(T0.Add(time.Duration(v)*time.Minute)) {
+			t.Fatalf("history[%d] = %+v", i, h)
+		}
+	}
+	old, ok, err := s.ConfigVersion(t.Context(), "alice", "db", 4)
+	if err != nil || !ok || string(old.Value) != `{ "v" : 4,"a":[ ] }` || old.Description != "v4" ||
+		!old.CreatedAt.Equal(T0) || !old.UpdatedAt.Equal(T0.Add(4*time.Minute)) {
+		t.Fatalf("ConfigVersion(4) = %+v %v %v", old, ok, err)
+	}
+	if _, ok, err := s.ConfigVersion(t.Context(), "alice", "db", 2); ok || err != nil {
+		t.Fatalf("ConfigVersion(2), pruned: %v %v", ok, err)
+	}
+	if _, ok, err := s.LoadConfig("alice", "nope"); ok || err != nil {
+		t.Fatalf("LoadConfig of nothing: %v %v", ok, err)
+	}
+	apply(t, s, putConfig("aaa", 1, `1`, T0, 3))
+	list, err := s.ListConfig(t.Context(), "alice")
+	if err != nil || len(list) != 2 || list[0].Key != "aaa" || list[1].Key != "db" || list[1].Version != 5 {
+		t.Fatalf("ListConfig = %+v %v", list, err)
+	}
+}
+
+func testConfigDeleteAndRecreate(t *testing.T, s Store) {
+	apply(t, s, putConfig("db", 1, `1`, T0, 10), putConfig("db", 2, `2`, T0, 10),
+		actors.RemoveConfig{Owner: "alice", Key: "db", Version: 2, At: T0.Add(time.Hour)})
+	del, ok, err := s.LoadConfig("alice", "db")
+	if err != nil || !ok || !del.Deleted || del.Version != 2 || del.Live() {
+		t.Fatalf("LoadConfig of a deleted key = %+v %v %v (want Deleted at version 2)", del, ok, err)
+	}
+	if _, ok, err := s.ConfigHistory(t.Context(), "alice", "db"); ok || err != nil {
+		t.Fatalf("history of a deleted key: %v %v", ok, err)
+	}
+	if _, ok, err := s.ConfigVersion(t.Context(), "alice", "db", 2); ok || err != nil {
+		t.Fatalf("version of a deleted key: %v %v", ok, err)
+	}
+	if list, err := s.ListConfig(t.Context(), ""); err != nil || len(list) != 0 {
+		t.Fatalf("ListConfig lists a deleted key: %+v %v", list, err)
+	}
+	// Re-created, the key continues the numbering.
+	apply(t, s, putConfig("db", 3, `3`, T0.Add(2*time.Hour), 10))
+	cur, ok, err := s.LoadConfig("alice", "db")
+	if err != nil || !ok || cur.Version != 3 || cur.Deleted || string(cur.Value) != `3` || !cur.CreatedAt.Equal(T0.Add(2*time.Hour)) {
+		t.Fatalf("re-created key = %+v %v %v", cur, ok, err)
+	}
+	hist, ok, err := s.ConfigHistory(t.Context(), "alice", "db")
+	if err != nil || !ok || len(hist) != 1 || hist[0].Version != 3 {
+		t.Fatalf("history of the re-created key = %+v %v %v", hist, ok, err)
+	}
+}
+
+func testCountOwned(t *testing.T, s Store) {
+	w := window(t, 5, time.Minute, T0)
+	flag := func(owner, name string) actors.PutFlag {
+		return actors.PutFlag{Flag: actors.FlagRecord{Owner: owner, Name: name, Percentage: actors.NoPercentage, CreatedAt: T0, UpdatedAt: T0}}
+	}
+	bobConfig := putConfig("k", 1, `1`, T0, 10)
+	bobConfig.Config.Owner = "bob"
+	apply(t, s,
+		actors.NewPutLimit("alice", "a", w), actors.NewPutLimit("alice", "b", w), actors.NewPutLimit("bob", "a", w),
+		flag("alice", "f"), flag("carol", "f"), flag("carol", "g"),
+		putConfig("live", 1, `1`, T0, 10), putConfig("gone", 1, `1`, T0, 10), bobConfig,
+		actors.RemoveConfig{Owner: "alice", Key: "gone", Version: 1, At: T0})
+	got := map[actors.Kind]map[string]int{}
+	for _, k := range []actors.Kind{actors.KindLimit, actors.KindFlag, actors.KindConfig} {
+		if err := s.CountOwned(k, func(owner string, n int) {
+			if got[k] == nil {
+				got[k] = map[string]int{}
+			}
+			got[k][owner] += n
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[actors.Kind]map[string]int{
+		actors.KindLimit:  {"alice": 2, "bob": 1},
+		actors.KindFlag:   {"alice": 1, "carol": 2},
+		actors.KindConfig: {"alice": 1, "bob": 1}, // deleted keys do not count
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("CountOwned = %v, want %v", got, want)
+	}
+}
+
+func testTokens(t *testing.T, s Store) {
+	if ep, err := s.AuthEpoch(); err != nil || ep != 0 {
+		t.Fatalf("AuthEpoch of a new store = %d %v", ep, err)
+	}
+	h1, h2, h3 := persistence.HashToken("one"), persistence.HashToken("two"), persistence.HashToken("three")
+	apply(t, s,
+		persistence.IssueToken{Login: "alice", Hash: h1, Source: persistence.SourceCLI, Now: T0},
+		persistence.IssueToken{Login: "alice", Hash: h2, Source: persistence.SourceDev, Now: T0},
+		persistence.IssueToken{Login: "bob", Hash: h3, Source: persistence.SourceCLI, Now: T0})
+	p1, ok1, err1 := s.LookupToken(h1)
+	p2, ok2, err2 := s.LookupToken(h2)
+	p3, ok3, err3 := s.LookupToken(h3)
+	if err := errors.Join(err1, err2, err3); err != nil || !ok1 || !ok2 || !ok3 {
+		t.Fatalf("LookupToken: %v %v %v %v", ok1, ok2, ok3, err)
+	}
+	if p1.Login != "alice" || p1.Source != persistence.SourceCLI || p2.Source != persistence.SourceDev || p3.Login != "bob" {
+		t.Fatalf("principals %+v %+v %+v", p1, p2, p3)
+	}
+	if p1.UserID != p2.UserID || p1.UserID == p3.UserID || p1.UserID <= 0 {
+		t.Fatalf("user ids: alice %d and %d, bob %d (one user, one id; ids differ)", p1.UserID, p2.UserID, p3.UserID)
+	}
+	if _, ok, err := s.LookupToken(persistence.HashToken("unknown")); ok || err != nil {
+		t.Fatalf("unknown token: %v %v", ok, err)
+	}
+	if n, err := s.CountTokens(); err != nil || n != 3 {
+		t.Fatalf("CountTokens = %d %v", n, err)
+	}
+	// Rotation keeps the user and source; the old token stops working.
+	h4 := persistence.HashToken("four")
+	apply(t, s, persistence.RotateToken{Old: h1, New: h4, Now: T0.Add(time.Hour)})
+	if _, ok, _ := s.LookupToken(h1); ok {
+		t.Fatal("the rotated token still authenticates")
+	}
+	p4, ok, err := s.LookupToken(h4)
+	if err != nil || !ok || p4.UserID != p1.UserID || p4.Source != persistence.SourceCLI {
+		t.Fatalf("rotated token: %+v %v %v", p4, ok, err)
+	}
+	// Rotating a token that is gone changes nothing, and does not fail.
+	apply(t, s, persistence.RotateToken{Old: h1, New: persistence.HashToken("five"), Now: T0})
+	if _, ok, _ := s.LookupToken(persistence.HashToken("five")); ok {
+		t.Fatal("rotating a revoked token issued a new one")
+	}
+	apply(t, s, persistence.RevokeToken{Hash: h4})
+	if _, ok, _ := s.LookupToken(h4); ok {
+		t.Fatal("a revoked token still authenticates")
+	}
+	if n, err := s.CountTokens(); err != nil || n != 2 {
+		t.Fatalf("CountTokens after revoke = %d %v", n, err)
+	}
+}
+
+func testGitHubRename(t *testing.T, s Store) {
+	h1, h2 := persistence.HashToken("gh1"), persistence.HashToken("gh2")
+	apply(t, s, persistence.IssueToken{Login: "octo", GitHubID: 42, AvatarURL: "https://a/1", Hash: h1, Source: persistence.SourceOAuth, Now: T0})
+	before, ok, err := s.LookupToken(h1)
+	if err != nil || !ok || before.Login != "octo" {
+		t.Fatalf("GitHub token: %+v %v %v", before, ok, err)
+	}
+	// The same GitHub account signs in under a new login: same user.
+	apply(t, s, persistence.IssueToken{Login: "octo2", GitHubID: 42, AvatarURL: "https://a/2", Hash: h2, Source: persistence.SourceOAuth, Now: T0})
+	old, ok1, err1 := s.LookupToken(h1)
+	now, ok2, err2 := s.LookupToken(h2)
+	if err := errors.Join(err1, err2); err != nil || !ok1 || !ok2 {
+		t.Fatalf("after rename: %v %v %v", ok1, ok2, err)
+	}
+	if old.Login != "octo2" || now.Login != "octo2" || old.UserID != before.UserID || now.UserID != before.UserID {
+		t.Fatalf("after rename: old token %+v, new %+v, before %+v", old, now, before)
+	}
+}
+
+func testStaticTokens(t *testing.T, s Store) {
+	ha, hb, hc := persistence.HashToken("sa"), persistence.HashToken("sb"), persistence.HashToken("sc")
+	cli := persistence.HashToken("cli")
+	apply(t, s,
+		persistence.IssueToken{Login: "ann", Hash: cli, Source: persistence.SourceCLI, Now: T0},
+		persistence.SyncStaticTokens{Tokens: map[[32]byte]string{ha: "ann", hb: "ben"}, Now: T0})
+	for h, login := range map[[32]byte]string{ha: "ann", hb: "ben"} {
+		p, ok, err := s.LookupToken(h)
+		if err != nil || !ok || p.Login != login || p.Source != persistence.SourceStatic {
+			t.Fatalf("static token of %s: %+v %v %v", login, p, ok, err)
+		}
+	}
+	pc, _, _ := s.LookupToken(cli)
+	pa, _, _ := s.LookupToken(ha)
+	if pa.UserID != pc.UserID {
+		t.Fatal("a static token of an existing login made a second user")
+	}
+	// Static tokens are never rotated.
+	apply(t, s, persistence.RotateToken{Old: ha, New: persistence.HashToken("rot"), Now: T0})
+	if _, ok, _ := s.LookupToken(ha); !ok {
+		t.Fatal("a static token was rotated away")
+	}
+	// The next sync drops what is no longer configured and keeps the rest.
+	apply(t, s, persistence.SyncStaticTokens{Tokens: map[[32]byte]string{hb: "ben", hc: "cy"}, Now: T0})
+	if _, ok, _ := s.LookupToken(ha); ok {
+		t.Fatal("a static token no longer configured still authenticates")
+	}
+	for _, h := range [][32]byte{hb, hc, cli} {
+		if _, ok, err := s.LookupToken(h); !ok || err != nil {
+			t.Fatalf("token %x after the second sync: %v %v", h[:4], ok, err)
+		}
+	}
+	if n, err := s.CountTokens(); err != nil || n != 3 {
+		t.Fatalf("CountTokens = %d %v, want 3", n, err)
+	}
+}
+
+func testCallbacksInOrder(t *testing.T, s Store) {
+	const writers, each = 8, 40
+	var mu sync.Mutex
+	var order []uint64
+	var failed atomic.Int32
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				done := make(chan struct{})
+				var seq uint64
+				var err error
+				seq, err = s.Enqueue(actors.PutLock{Lock: actors.LockRecord{Name: fmt.Sprintf("w%d", w), Token: uint64(i + 1)}},
+					func(err error) {
+						<-done // seq is set
+						if err != nil {
+							failed.Add(1)
+						}
+						mu.Lock()
+						order = append(order, seq)
+						mu.Unlock()
+					})
+				if err != nil {
+					failed.Add(1)
+				}
+				close(done)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := s.Barrier(); err != nil {
+		t.Fatal(err)
+	}
+	if failed.Load() != 0 {
+		t.Fatalf("%d writes failed", failed.Load())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(order) != writers*each || !sort.SliceIsSorted(order, func(i, j int) bool { return order[i] < order[j] }) {
+		t.Fatalf("%d callbacks, in order %v", len(order), sort.SliceIsSorted(order, func(i, j int) bool { return order[i] < order[j] }))
+	}
+	for w := range writers {
+		if r, ok, err := s.LoadLock(fmt.Sprintf("w%d", w)); err != nil || !ok || r.Token != each {
+			t.Fatalf("writer %d's lock: %+v %v %v (its last write must win)", w, r, ok, err)
+		}
+	}
+}
+
+func testGuardFailsAlone(t *testing.T, s Store) {
+	var failedGen atomic.Uint64
+	failedGen.Store(2) // generation 2 failed: its later writes must not apply
+	errs := make(chan error, 3)
+	cb := func(err error) { errs <- err }
+	if _, err := s.EnqueueGuarded(actors.PutLock{Lock: actors.LockRecord{Name: "gen1", Token: 1}}, actors.Guard{Failed: &failedGen, Gen: 3}, cb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EnqueueGuarded(actors.PutLock{Lock: actors.LockRecord{Name: "gen2", Token: 1}}, actors.Guard{Failed: &failedGen, Gen: 2}, cb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Enqueue(actors.PutLock{Lock: actors.LockRecord{Name: "plain", Token: 1}}, cb); err != nil {
+		t.Fatal(err)
+	}
+	got := []error{<-errs, <-errs, <-errs}
+	if got[0] != nil || !errors.Is(got[1], actors.ErrUnavailable) || got[2] != nil {
+		t.Fatalf("callbacks %v: want nil, ErrUnavailable, nil", got)
+	}
+	for name, want := range map[string]bool{"gen1": true, "gen2": false, "plain": true} {
+		if _, ok, err := s.LoadLock(name); ok != want || err != nil {
+			t.Fatalf("lock %s stored %v, want %v (%v)", name, ok, want, err)
+		}
+	}
+}
+
+func testAfterCommitAndBarrier(t *testing.T, s Store) {
+	seq, err := s.Enqueue(actors.PutLock{Lock: actors.LockRecord{Name: "a", Token: 1}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan error, 1)
+	s.AfterCommit(seq, func(err error) { ran <- err })
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	if s.Resolved() < seq {
+		t.Fatalf("Resolved %d < %d after the callback", s.Resolved(), seq)
+	}
+	// Registered after the write resolved: runs at once.
+	now := make(chan error, 1)
+	s.AfterCommit(seq, func(err error) { now <- err })
+	select {
+	case err := <-now:
+		if err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatal("AfterCommit of a resolved write did not run at once")
+	}
+	if _, err := s.Enqueue(actors.PutLock{Lock: actors.LockRecord{Name: "b", Token: 1}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Barrier(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.LoadLock("b"); !ok || err != nil {
+		t.Fatalf("a write before the barrier is not visible after it: %v %v", ok, err)
+	}
+	s.WaitResolved(s.Resolved()) // returns at once
+}
+
+func testClose(t *testing.T, s Store) {
+	done := make(chan error, 1)
+	if _, err := s.Enqueue(actors.PutLock{Lock: actors.LockRecord{Name: "queued", Token: 9}}, func(err error) { done <- err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("a write queued before Close: %v", err)
+	}
+	if _, err := s.Enqueue(actors.PutLock{Lock: actors.LockRecord{Name: "late"}}, nil); !errors.Is(err, actors.ErrClosed) {
+		t.Fatalf("Enqueue after Close: %v, want ErrClosed", err)
+	}
+	if r, ok, err := s.LoadLock("queued"); err != nil || !ok || r.Token != 9 {
+		t.Fatalf("the queued write after Close: %+v %v %v", r, ok, err)
+	}
+}
