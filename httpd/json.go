@@ -24,7 +24,8 @@ var (
 
 // decodeBody decodes a JSON request body into v. It fails for a body that
 // is not JSON (malformed), has the wrong content type (unsupported media),
-// or has a value of the wrong type (invalid, naming the field).
+// has a value of the wrong type (invalid, naming the field), or spells a
+// field's name in another case (invalid; foldedKey).
 func decodeBody(ctx *fasthttp.RequestCtx, v any) error {
 	if !jsonContentType(ctx.Request.Header.ContentType()) {
 		return errContentType
@@ -47,6 +48,9 @@ func decodeBody(ctx *fasthttp.RequestCtx, v any) error {
 			return errNotObject
 		}
 		return invalid(fmt.Sprintf("%s must be %s", te.Field, jsonTypeName(te.Type.Kind().String())))
+	}
+	if msg := foldedKey(body, v); msg != "" { // field names are exact (jsonkeys.go)
+		return invalid(msg)
 	}
 	return nil
 }

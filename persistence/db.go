@@ -19,6 +19,7 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"golang.org/x/sys/unix"
 )
 
 //go:embed migrations/*.sql
@@ -31,6 +32,8 @@ type DB struct {
 	read  *sql.DB // read-only pool
 	// Now is the clock; tests replace it.
 	Now func() time.Time
+
+	lock *dbLock // the open lock file (dblock.go), closed last by Close
 }
 
 // ErrNewerSchema means the database was written by a newer octostore.
@@ -64,12 +67,63 @@ func dsn(path string, readOnly bool) string {
 	return "file:" + path + "?" + v.Encode()
 }
 
-// Open opens (creating if needed) the database at path, applies migrations,
-// and checks integrity. It refuses a database with a newer schema.
+// Open opens (creating if needed) the database at path to serve it: it takes
+// the serving lock of the database (dblock.go), held until Close, applies
+// migrations, and checks integrity. It fails with ErrServed while another
+// DB, in this process or another, serves the database, and refuses a
+// database with a newer schema (ErrNewerSchema).
 func Open(path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open database: empty path")
 	}
+	lock, err := lockForServing(path)
+	if err != nil {
+		return nil, err
+	}
+	db, err := open(path, true)
+	if err != nil {
+		lock.close()
+		return nil, err
+	}
+	db.lock = lock
+	if err := lock.set(unix.F_UNLCK, lockByteSchema, false); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("unlock %s: %w", LockPath(path), err)
+	}
+	return db, nil
+}
+
+// OpenShared opens (creating if needed) the database at path for an
+// operator tool that may run beside the server serving it (token create,
+// list, revoke): it never takes the serving lock. With no server it
+// migrates and checks integrity as Open does; beside a server it does
+// neither and requires the schema to be exactly the one this binary knows
+// (a tool must not migrate the database under a running server). Until
+// Close it keeps a server that starts meanwhile from migrating (dblock.go).
+func OpenShared(path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("open database: empty path")
+	}
+	lock, served, err := lockForTool(path)
+	if err != nil {
+		return nil, err
+	}
+	db, err := open(path, !served)
+	if err != nil {
+		lock.close()
+		return nil, err
+	}
+	db.lock = lock
+	if err := lock.set(unix.F_RDLCK, lockByteSchema, false); err != nil { // a downgrade: never conflicts
+		db.Close()
+		return nil, fmt.Errorf("lock %s: %w", LockPath(path), err)
+	}
+	return db, nil
+}
+
+// open opens both pools. With migrate it applies the migrations and checks
+// integrity; without, the schema must be the newest this binary knows.
+func open(path string, migrate bool) (*DB, error) {
 	w, err := sql.Open("sqlite3", dsn(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
@@ -78,13 +132,15 @@ func Open(path string) (*DB, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	db := &DB{Path: path, write: w, Now: time.Now}
-	if err := db.migrate(); err != nil {
+	if err := db.migrate(migrate); err != nil {
 		w.Close()
 		return nil, err
 	}
-	if err := db.quickCheck(); err != nil {
-		w.Close()
-		return nil, err
+	if migrate {
+		if err := db.quickCheck(); err != nil {
+			w.Close()
+			return nil, err
+		}
 	}
 	r, err := sql.Open("sqlite3", dsn(path, true))
 	if err != nil {
@@ -97,13 +153,17 @@ func Open(path string) (*DB, error) {
 	return db, nil
 }
 
-// Close closes both pools. Close the Writer first.
+// Close closes both pools, then releases the database's lock file. Close
+// the Writer first.
 func (db *DB) Close() error {
 	var errs []error
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
 	}
 	errs = append(errs, db.write.Close())
+	if db.lock != nil {
+		errs = append(errs, db.lock.close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -156,7 +216,9 @@ func SchemaVersion() int {
 	return len(ms)
 }
 
-func (db *DB) migrate() error {
+// migrate brings the schema up to date; without apply it only checks that
+// it is (a tool beside a server).
+func (db *DB) migrate(apply bool) error {
 	ms, err := migrations()
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -169,6 +231,11 @@ func (db *DB) migrate() error {
 	if cur > len(ms) {
 		return fmt.Errorf("%w: database %s has schema version %d, this binary knows up to %d; upgrade octostore",
 			ErrNewerSchema, db.Path, cur, len(ms))
+	}
+	if !apply && cur < len(ms) {
+		return fmt.Errorf("database %s has schema version %d and is being served; this octostore knows version %d "+
+			"and does not migrate a database under a running server: use the server's own octostore binary, or stop the server first",
+			db.Path, cur, len(ms))
 	}
 	for _, m := range ms[cur:] {
 		tx, err := db.write.BeginTx(ctx, nil)
