@@ -156,6 +156,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.DB.Now = m.Now
+	for _, f := range m.DB.Tightened {
+		m.Logger.Warn("narrowed the permissions of a database file: group and others could read it", "file", f)
+	}
 	if err := m.opened(ctx, "database", m.DB.Close); err != nil {
 		return err
 	}
