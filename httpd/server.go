@@ -37,6 +37,7 @@ type Server struct {
 	oauth  *githubOAuth // nil: GitHub sign-in not configured (501)
 	log    *slog.Logger
 	reqs   *requestContexts
+	limit  *inflight // --max-inflight, applied per route (routes.go)
 	r      *router.Router
 	srv    *fasthttp.Server
 
@@ -165,7 +166,7 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 	s := &Server{
 		locks: deps.Locks, limits: deps.Limits, flags: deps.Flags, config: deps.Config,
 		store: deps.Store, auth: deps.Auth, oauth: deps.GitHub.flow(), log: log,
-		reqs: newRequestContexts(cfg.RequestTimeout), r: router.New(),
+		reqs: newRequestContexts(cfg.RequestTimeout), limit: newInflight(cfg.MaxInFlight), r: router.New(),
 		shutdownTimeout: cfg.ShutdownTimeout, done: make(chan error, 1),
 	}
 	s.r.SaveMatchedRoutePath = true // metrics label requests by route template
@@ -191,7 +192,7 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 	s.routeMetrics(deps.Metrics)
 	observe(deps)
 	s.srv = &fasthttp.Server{
-		Handler:                       deps.Metrics.Instrument(newInflight(cfg.MaxInFlight).wrap(s.r.Handler)),
+		Handler:                       deps.Metrics.Instrument(s.r.Handler),
 		Name:                          "octostore",
 		MaxRequestBodySize:            cfg.MaxBodyBytes,
 		ReadTimeout:                   cfg.ReadTimeout,
