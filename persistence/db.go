@@ -33,8 +33,8 @@ type DB struct {
 	// (left group- or world-readable by an older octostore), e.g.
 	// "octostore.db: 0644 → 0600", for the caller to log.
 	Tightened []string
-	write *sql.DB // exactly one connection, used only by the Writer and migrations
-	read  *sql.DB // read-only pool
+	write     *sql.DB // exactly one connection, used only by the Writer and migrations
+	read      *sql.DB // read-only pool
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
