@@ -18,6 +18,11 @@ import (
 
 // Principal is who a request acts for.
 type Principal struct {
+	// ID is the user's stable id (persistence/identity.go): what the user's
+	// resources and locks are owned and held by. "" for the admin key.
+	ID string
+	// Login is the user's current login: what answers and logs show, never
+	// what owns anything.
 	Login  string
 	Admin  bool     // the admin key: sees every user's resources
 	Hash   [32]byte // SHA-256 of the bearer token (zero for the admin key)
@@ -36,10 +41,13 @@ type Authenticator struct {
 	store    *persistence.Store
 	adminKey []byte
 
-	// mu guards cache, epoch and gen.
+	// mu guards cache, logins, epoch and gen.
 	mu    sync.RWMutex
 	cache map[[32]byte]Principal
-	epoch int64
+	// logins maps user ids to the login shown for them (Login): filled on
+	// demand, dropped with the token cache and on renames (Renamed).
+	logins map[string]string
+	epoch  int64
 	// gen counts invalidations. A lookup caches its result only if gen has
 	// not moved since it started: a token read from the database just before
 	// a rotation or revocation committed is never put back into the cache
@@ -65,7 +73,8 @@ const PollInterval = 500 * time.Millisecond
 // that notices out-of-process token changes; adminKey "" disables the admin
 // principal. Close stops the poller.
 func NewAuthenticator(store *persistence.Store, adminKey string) (*Authenticator, error) {
-	a := &Authenticator{store: store, cache: map[[32]byte]Principal{}, stop: make(chan struct{}), done: make(chan struct{})}
+	a := &Authenticator{store: store, cache: map[[32]byte]Principal{}, logins: map[string]string{},
+		stop: make(chan struct{}), done: make(chan struct{})}
 	if adminKey != "" {
 		a.adminKey = []byte(adminKey)
 	}
@@ -95,6 +104,7 @@ func (a *Authenticator) poll() {
 			if ep != a.epoch {
 				a.epoch = ep
 				a.cache = map[[32]byte]Principal{}
+				a.logins = map[string]string{}
 				a.gen++
 			}
 			a.mu.Unlock()
@@ -114,6 +124,58 @@ func (a *Authenticator) Invalidate(hash [32]byte) {
 	delete(a.cache, hash)
 	a.gen++
 	a.mu.Unlock()
+}
+
+// Renamed drops every cached login (after a sign-in renamed a user): the
+// next answer that shows one of the user's locks or resources reads the new
+// login.
+func (a *Authenticator) Renamed() {
+	a.mu.Lock()
+	a.logins = map[string]string{}
+	a.gen++
+	a.mu.Unlock()
+}
+
+// Login is the login to show for the user id uid: the account's current
+// login, so a renamed user's locks and resources show the new login at once
+// (and an old login, which another account may have taken since, never
+// points at them). An id no account has (an orphan of migration 0004, or a
+// failed read) shows as the id itself. "" stays "".
+func (a *Authenticator) Login(uid string) string {
+	if uid == "" {
+		return ""
+	}
+	a.mu.RLock()
+	l, ok := a.logins[uid]
+	gen := a.gen
+	a.mu.RUnlock()
+	if ok {
+		return l
+	}
+	u, found, err := a.store.UserByUID(context.Background(), uid)
+	if err != nil {
+		return uid // not cached: the next answer tries again
+	}
+	l = uid
+	if found {
+		l = u.Login
+	}
+	a.mu.Lock()
+	if a.gen == gen {
+		a.logins[uid] = l
+	}
+	a.mu.Unlock()
+	return l
+}
+
+// UserID finds the user id of the account that has login now (the admin
+// key's ?owner=LOGIN); ok is false when no account has it.
+func (a *Authenticator) UserID(ctx context.Context, login string) (uid string, ok bool, err error) {
+	u, found, err := a.store.UserByLogin(ctx, login)
+	if err != nil || !found {
+		return "", false, err
+	}
+	return u.UID, true, nil
 }
 
 var bearerPrefix = []byte("bearer ")
@@ -162,7 +224,7 @@ func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (Principal, error
 	if err != nil || !found {
 		return p, errBadToken
 	}
-	p = Principal{Login: up.Login, Hash: h, Source: up.Source}
+	p = Principal{ID: up.ID, Login: up.Login, Hash: h, Source: up.Source}
 	if a.afterLookup != nil {
 		a.afterLookup()
 	}

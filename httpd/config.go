@@ -131,7 +131,7 @@ func (s *Server) configSet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 	if err != nil {
 		return err
 	}
-	owner, err := scope(ctx, p, true)
+	owner, err := s.scope(ctx, p, true)
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func (s *Server) configSet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 // configGet reads the current version, or ?version=N (a past one, from
 // the database: every acknowledged write is committed).
 func (s *Server) configGet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	owner, key, err := configTarget(ctx, p, false)
+	owner, key, err := s.configTarget(ctx, p, false)
 	if err != nil {
 		return err
 	}
@@ -164,7 +164,7 @@ func (s *Server) configGet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 }
 
 func (s *Server) configDelete(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	owner, key, err := configTarget(ctx, p, true)
+	owner, key, err := s.configTarget(ctx, p, true)
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func (s *Server) configDelete(ctx *fasthttp.RequestCtx, rq *request, p *Principa
 }
 
 func (s *Server) configHistory(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	owner, key, err := configTarget(ctx, p, false)
+	owner, key, err := s.configTarget(ctx, p, false)
 	if err != nil {
 		return err
 	}
@@ -204,8 +204,8 @@ func (s *Server) configHistory(ctx *fasthttp.RequestCtx, rq *request, p *Princip
 // configList is served from the database: every acknowledged write is
 // committed, so it is there.
 func (s *Server) configList(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	return writeListing(ctx, rq, p, "configs", s.config.List, 160, func(b []byte, c *actors.ConfigRecord, all bool) []byte {
-		b = appendOwner(append(b, '{'), all, c.Owner)
+	return writeListing(s, ctx, rq, p, "configs", s.config.List, func(it *actors.ConfigRecord) string { return it.Owner }, 160, func(b []byte, c *actors.ConfigRecord, all bool) []byte {
+		b = s.appendOwner(append(b, '{'), all, c.Owner)
 		b = append(b, `"key":`...)
 		b = appendString(b, c.Key)
 		return appendConfigTail(b, c)
@@ -243,10 +243,10 @@ func appendConfigTail(b []byte, c *actors.ConfigRecord) []byte {
 
 // configTarget validates the {key} path parameter and resolves whose key it
 // is (write: the request changes it).
-func configTarget(ctx *fasthttp.RequestCtx, p *Principal, write bool) (owner, key string, err error) {
+func (s *Server) configTarget(ctx *fasthttp.RequestCtx, p *Principal, write bool) (owner, key string, err error) {
 	if key, err = configKey(ctx); err != nil {
 		return "", "", err
 	}
-	owner, err = scope(ctx, p, write)
+	owner, err = s.scope(ctx, p, write)
 	return owner, key, err
 }

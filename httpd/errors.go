@@ -70,7 +70,7 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 		b = append(b, `{"error":"Lock already held","lock":{"name":`...)
 		b = appendString(b, held.Name)
 		b = append(b, `,"holder":`...)
-		b = appendString(b, held.Holder)
+		b = appendString(b, s.auth.Login(held.Holder))
 		b = append(b, `,"expires_at":`...)
 		b = appendTime(b, held.ExpiresAt)
 		b = append(b, `}}`...)

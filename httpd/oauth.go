@@ -468,6 +468,7 @@ func (s *Server) signIn(u githubUser) (string, error) {
 		s.log.Info("revoked oldest sign-in token", "user", u.Login, "fingerprint", t.Fingerprint())
 	}
 	if r.RenamedFrom != "" {
+		s.auth.Renamed() // answers show the new login for the user's locks and resources at once
 		s.log.Info("github user renamed", "old_login", r.RenamedFrom, "login", u.Login, "github_id", u.ID)
 	}
 	s.log.Info("github sign-in", "user", u.Login, "github_id", u.ID, "fingerprint", persistence.Fingerprint(r.Hash))

@@ -9,6 +9,7 @@ package httpd
 // walk over every row of the database that several tests share.
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"io"
@@ -207,6 +208,18 @@ func (ts *TestServer) MetricsURL() string {
 		return ""
 	}
 	return "http://" + ts.metrics.Addr().String() + "/metrics"
+}
+
+// UID is the user id (persistence/identity.go) of the account that has
+// login: what its resources and locks are owned and held by in the
+// database, the actors and the broker. It fails tb when no account has it.
+func (ts *TestServer) UID(tb testing.TB, login string) string {
+	tb.Helper()
+	u, ok, err := ts.Store.UserByLogin(context.Background(), login)
+	if err != nil || !ok {
+		tb.Fatalf("user %q: %v %v", login, ok, err)
+	}
+	return u.UID
 }
 
 // Handler is the server's whole handler chain, for tests that call it
