@@ -6,6 +6,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,17 +18,37 @@ import (
 )
 
 // setupIdentity stores the static tokens (they replace the ones of the
-// previous start) and, with no identity source at all, creates a dev user
-// and token and prints it to m.Stdout: only on a loopback address, anywhere
-// else it refuses to start.
+// previous start, users included: a token moved to another user in the
+// configuration authenticates as that user from now on) and logs what
+// changed, by fingerprint. It refuses a non-loopback address while the
+// dev user's token is valid. With no identity source at all, it creates a
+// dev user and token and prints it to m.Stdout: only on a loopback
+// address, anywhere else it refuses to start.
 func (m *Main) setupIdentity(addr net.Addr) error {
 	cfg, now := &m.Config, m.Now()
 	static := map[[32]byte]string{}
 	for tok, login := range cfg.StaticTokens {
 		static[persistence.HashToken(tok)] = login
 	}
-	if err := m.Store.Apply(persistence.SyncStaticTokens{Tokens: static, Now: now}); err != nil {
+	var changes []persistence.StaticTokenChange
+	if err := m.Store.Apply(persistence.SyncStaticTokens{Tokens: static, Now: now, Changes: &changes}); err != nil {
 		return fmt.Errorf("store static tokens: %w", err)
+	}
+	for _, c := range changes {
+		switch {
+		case c.Previous == "":
+			m.Logger.Info("static token added", "user", c.Login, "fingerprint", c.Fingerprint)
+		case c.Login == "":
+			m.Logger.Info("static token removed: no longer configured", "user", c.Previous, "fingerprint", c.Fingerprint)
+		default:
+			m.Logger.Warn("static token moved to another user: it now authenticates as the configured one",
+				"fingerprint", c.Fingerprint, "from", c.Previous, "to", c.Login)
+		}
+	}
+	if !isLoopback(addr) {
+		if err := m.refuseDevToken(addr); err != nil {
+			return err
+		}
 	}
 	if len(static) > 0 || cfg.AdminKey != "" || cfg.GitHub.Configured() {
 		return nil
@@ -37,7 +58,7 @@ func (m *Main) setupIdentity(addr net.Addr) error {
 		return err
 	}
 	if n > 0 {
-		return nil // tokens created earlier (dev, octostore token create, sign-in)
+		return nil // tokens created earlier (octostore token create, sign-in; a dev token only on loopback)
 	}
 	if !isLoopback(addr) {
 		return errors.New("no identity source configured and the address is not loopback: " +
@@ -51,6 +72,32 @@ func (m *Main) setupIdentity(addr net.Addr) error {
 	fmt.Fprintf(m.Stdout, "no identity source configured: created user \"dev\" with token (shown once, stored hashed):\n  %s\n", tok)
 	fmt.Fprintf(m.Stdout, "try:\n  curl -s -X POST -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"ttl_seconds\":30}' http://%s/locks/demo/acquire\n", tok, addr)
 	return nil
+}
+
+// refuseDevToken refuses to serve on addr (not loopback) while the database
+// holds a dev token: it was printed to a terminal for trying octostore on
+// one machine, and must not open the database to the network (issue 12,
+// item 3). The message says what to do instead.
+func (m *Main) refuseDevToken(addr net.Addr) error {
+	toks, err := m.DB.ListTokens(context.Background(), "")
+	if err != nil {
+		return err
+	}
+	var fps []string
+	for _, t := range toks {
+		if t.Source == persistence.SourceDev {
+			fps = append(fps, t.Fingerprint())
+		}
+	}
+	if len(fps) == 0 {
+		return nil
+	}
+	return fmt.Errorf("refusing to serve %s on %s: it holds the dev token (fingerprint %s) that serve created for trying octostore on loopback, "+
+		"and that token would be valid on this public address. Revoke it first: "+
+		"`octostore token revoke --db %s --fingerprint %s` (its user's resources stay), "+
+		"and configure an identity source: --static-tokens / --static-tokens-file, GitHub OAuth (--github-client-id, --github-client-secret, --github-redirect-url), "+
+		"or `octostore token create --db %s --user NAME`",
+		m.Config.DBPath, addr, strings.Join(fps, ", "), m.Config.DBPath, fps[0], m.Config.DBPath)
 }
 
 func isLoopback(a net.Addr) bool {
