@@ -5,10 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/octostore/octostore/actors"
@@ -53,11 +51,6 @@ type Authenticator struct {
 	// a rotation or revocation committed is never put back into the cache
 	// after the invalidation.
 	gen uint64
-
-	// lastFailLog rate-limits the log lines of rejected credentials (unix
-	// ns of the last line); failSkipped counts the lines left out since.
-	lastFailLog atomic.Int64
-	failSkipped atomic.Int64
 
 	// afterLookup, in tests, runs between a database lookup and caching.
 	afterLookup func()
@@ -257,7 +250,7 @@ func (s *Server) authed(h handler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		p, err := s.auth.Authenticate(ctx)
 		if err != nil {
-			s.auth.logFailure(s.log, ctx)
+			s.logAuthFailure(ctx)
 			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="octostore"`)
 			s.writeErr(ctx, err)
 			return
@@ -280,36 +273,14 @@ func (s *Server) public(h func(ctx *fasthttp.RequestCtx) error) fasthttp.Request
 	}
 }
 
-// logFailure logs a rejected request without its credentials: a wrong
-// X-Admin-Key at warn level, a bad bearer token at debug level. At most one
-// line a second; the count of lines left out goes with the next one.
-func (a *Authenticator) logFailure(log *slog.Logger, ctx *fasthttp.RequestCtx) {
-	admin := len(ctx.Request.Header.Peek("X-Admin-Key")) > 0
-	level := slog.LevelDebug
-	if admin {
-		level = slog.LevelWarn
+// logAuthFailure logs a rejected request without its credentials: a wrong
+// X-Admin-Key at warn level, a bad bearer token at debug level, through the
+// client log (at most one line a second of each; the count of lines left
+// out goes with the next one).
+func (s *Server) logAuthFailure(ctx *fasthttp.RequestCtx) {
+	level, msg := slog.LevelDebug, "rejected bearer token"
+	if len(ctx.Request.Header.Peek("X-Admin-Key")) > 0 {
+		level, msg = slog.LevelWarn, "rejected X-Admin-Key"
 	}
-	if !log.Enabled(context.Background(), level) {
-		return
-	}
-	now := time.Now().UnixNano()
-	last := a.lastFailLog.Load()
-	if now-last < int64(time.Second) || !a.lastFailLog.CompareAndSwap(last, now) {
-		a.failSkipped.Add(1)
-		return
-	}
-	msg := "rejected bearer token"
-	if admin {
-		msg = "rejected X-Admin-Key"
-	}
-	log.Log(context.Background(), level, msg, "remote", ctx.RemoteIP().String(), "method", string(ctx.Method()),
-		"path", string(ctx.Path()), "similar_lines_skipped", a.failSkipped.Swap(0))
-}
-
-// fasthttpLogger sends fasthttp's own error lines to the server's logger
-// (with SecureErrorLogMessage set, they do not quote request bytes).
-type fasthttpLogger struct{ log *slog.Logger }
-
-func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Warn("http: " + fmt.Sprintf(format, args...))
+	s.clog.Log(level, msg, "remote", ctx.RemoteIP().String(), "method", string(ctx.Method()), "route", route(ctx))
 }

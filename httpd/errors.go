@@ -3,6 +3,7 @@ package httpd
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -90,7 +91,7 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 	}
 	e := actors.AsError(err)
 	if e.Code == actors.CodeInternal {
-		s.log.Error("internal error", "path", string(ctx.Path()), "err", err)
+		s.clog.Log(slog.LevelError, "internal error", "route", route(ctx), "err", err)
 	}
 	writeCoded(ctx, e)
 }

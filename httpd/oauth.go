@@ -120,6 +120,7 @@ type githubOAuth struct {
 	client *http.Client // separate from everything else; never the hot path
 	now    func() time.Time
 	log    *slog.Logger
+	clog   *clientLog // the lines of sign-ins, which anyone can make fail
 
 	secure     bool   // the redirect URL is https: the state cookie is Secure
 	cookieName string // __Host- prefixed when secure
@@ -150,6 +151,7 @@ func newGitHubOAuth(cfg GitHubOAuth, now func() time.Time, log *slog.Logger) *gi
 		client: &http.Client{Transport: tr, Timeout: cfg.Timeout},
 		now:    now,
 		log:    log,
+		clog:   newClientLog(log, now),
 		states: &pendingStates{m: map[string]pendingState{}, max: maxPendingStates},
 		slots:  make(chan struct{}, maxGitHubExchanges),
 	}
@@ -313,13 +315,13 @@ func (s *Server) githubCallback(ctx *fasthttp.RequestCtx) error {
 	case len(cookie) == 0:
 		return errNoCookie
 	case subtle.ConstantTimeCompare(state, cookie) != 1:
-		s.log.Warn("github sign-in refused: state does not match the browser's cookie", "remote", ctx.RemoteIP().String())
+		s.clog.Log(slog.LevelWarn, "github sign-in refused: state does not match the browser's cookie", "remote", ctx.RemoteIP().String())
 		return errStateOther
 	}
 	g.clearCookie(ctx)
 	pending, ok := g.states.take(string(state), g.now())
 	if !ok {
-		s.log.Warn("github sign-in refused: state unknown, expired or already used", "remote", ctx.RemoteIP().String())
+		s.clog.Log(slog.LevelWarn, "github sign-in refused: state unknown, expired or already used", "remote", ctx.RemoteIP().String())
 		return errStateStale
 	}
 	if e := args.Peek("error"); len(e) > 0 {
@@ -354,7 +356,8 @@ func (s *Server) githubCallback(ctx *fasthttp.RequestCtx) error {
 }
 
 // identify exchanges the code and reads the GitHub user, within cfg.Timeout.
-// Its errors are coded (upstream, unauthorized) with messages safe to show.
+// Its errors are coded (upstream, unauthorized) with messages safe to show,
+// and logged through g.clog (anyone can make a sign-in fail).
 func (g *githubOAuth) identify(code, verifier string) (githubUser, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
 	defer cancel()
@@ -363,13 +366,13 @@ func (g *githubOAuth) identify(code, verifier string) (githubUser, error) {
 	tok, err := g.oc.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		cerr, detail := g.classify(ctx, err, "exchanging the sign-in code")
-		g.log.Warn("github sign-in failed", "stage", "token exchange", "status", statusOf(cerr.Code), "reason", redact(detail, secrets...))
+		g.clog.Log(slog.LevelWarn, "github sign-in failed: token exchange", "status", statusOf(cerr.Code), "reason", redact(detail, secrets...))
 		return githubUser{}, cerr
 	}
 	secrets = append(secrets, tok.AccessToken)
 	u, cerr, detail := g.fetchUser(ctx, tok.AccessToken)
 	if cerr != nil {
-		g.log.Warn("github sign-in failed", "stage", "read user", "status", statusOf(cerr.Code), "reason", redact(detail, secrets...))
+		g.clog.Log(slog.LevelWarn, "github sign-in failed: read user", "status", statusOf(cerr.Code), "reason", redact(detail, secrets...))
 		return u, cerr
 	}
 	return u, nil
@@ -391,7 +394,7 @@ func (g *githubOAuth) classify(ctx context.Context, err error, doing string) (*a
 		detail := fmt.Sprintf("http %d, error %s", st, code)
 		switch {
 		case re.ErrorCode == "incorrect_client_credentials" || re.ErrorCode == "redirect_uri_mismatch" || re.ErrorCode == "unsupported_grant_type":
-			g.log.Error("GitHub rejected this server's OAuth app settings: check --github-client-id, --github-client-secret and --github-redirect-url", "error", code)
+			g.clog.Log(slog.LevelError, "GitHub rejected this server's OAuth app settings: check --github-client-id, --github-client-secret and --github-redirect-url", "error", code)
 			return actors.NewError(actors.CodeUpstream, "GitHub rejected this server's OAuth app settings ("+code+"); tell the operator"), detail
 		case re.ErrorCode != "":
 			return actors.NewError(actors.CodeUnauthorized, "GitHub refused the sign-in code ("+code+"): start again at /auth/github"), detail
@@ -457,7 +460,7 @@ func (s *Server) signIn(u githubUser) (string, error) {
 	r, err := s.store.SignIn(ctx, persistence.GitHubUser{ID: u.ID, Login: u.Login, AvatarURL: u.AvatarURL}, g.cfg.MaxTokensPerUser)
 	if err != nil {
 		if actors.ErrorCode(err) == actors.CodeConflict {
-			s.log.Warn("github sign-in refused: login belongs to another account", "login", u.Login, "github_id", u.ID)
+			s.clog.Log(slog.LevelWarn, "github sign-in refused: login belongs to another account", "login", u.Login, "github_id", u.ID)
 		}
 		return "", err
 	}

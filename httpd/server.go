@@ -13,6 +13,7 @@ package httpd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"time"
@@ -36,6 +37,7 @@ type Server struct {
 	auth   *Authenticator
 	oauth  *githubOAuth // nil: GitHub sign-in not configured (501)
 	log    *slog.Logger
+	clog   *clientLog // every line a client can cause goes through it (clientlog.go)
 	reqs   *requestContexts
 	limit  *inflight // --max-inflight, applied per route (routes.go)
 	r      *router.Router
@@ -72,6 +74,8 @@ type Deps struct {
 	// one Metrics serves one Server.
 	Metrics *Metrics
 	Logger  *slog.Logger // default: discard
+	// Now is the clock of the log's rate limits (default time.Now).
+	Now func() time.Time
 }
 
 // ServerConfig tunes the HTTP server. Zero fields take the defaults below.
@@ -165,7 +169,7 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 	}
 	s := &Server{
 		locks: deps.Locks, limits: deps.Limits, flags: deps.Flags, config: deps.Config,
-		store: deps.Store, auth: deps.Auth, oauth: deps.GitHub.flow(), log: log,
+		store: deps.Store, auth: deps.Auth, oauth: deps.GitHub.flow(), log: log, clog: newClientLog(log, deps.Now),
 		reqs: newRequestContexts(cfg.RequestTimeout), limit: newInflight(cfg.MaxInFlight), r: router.New(),
 		shutdownTimeout: cfg.ShutdownTimeout, done: make(chan error, 1),
 	}
@@ -182,7 +186,7 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		s.writeErr(ctx, actors.NewError(actors.CodeMethodNotAllowed, "method "+string(ctx.Method())+" not allowed on "+string(ctx.Path())))
 	}
 	s.r.PanicHandler = func(ctx *fasthttp.RequestCtx, v any) {
-		s.log.Error("panic in handler", "path", string(ctx.Path()), "panic", v)
+		s.clog.Log(slog.LevelError, "panic in handler", "route", route(ctx), "panic", fmt.Sprint(v))
 		writeCoded(ctx, actors.NewError(actors.CodeInternal, "internal error"))
 	}
 	s.r.GET("/health", s.health)
@@ -205,9 +209,10 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		NoDefaultDate:                 true,
 		CloseOnShutdown:               true,
 		// fasthttp's own error lines (malformed requests) quote the request
-		// bytes by default, which may include an Authorization header.
+		// bytes by default, which may include an Authorization header; some
+		// quote header values even so, which fasthttpLogger withholds.
 		SecureErrorLogMessage: true,
-		Logger:                fasthttpLogger{log},
+		Logger:                fasthttpLogger{s.clog},
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			var small *fasthttp.ErrSmallBuffer
 			switch {

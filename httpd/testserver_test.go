@@ -156,7 +156,7 @@ func StartTestServer(tb testing.TB, o TestOptions) (_ *TestServer, err error) {
 	ts.server = NewServer(o.Server, Deps{
 		Locks: ts.Locks, Limits: ts.Limits, Flags: ts.Flags, Config: ts.ConfigKeys,
 		Sys: ts.Sys, Store: ts.Store, Auth: ts.Auth, GitHub: gh,
-		Events: ts.Events, Metrics: ts.Metrics, Logger: o.Logger,
+		Events: ts.Events, Metrics: ts.Metrics, Logger: o.Logger, Now: o.Now,
 	})
 	ts.server.Serve(ts.ln)
 	ts.closers = append(ts.closers, ts.server.Shutdown)

@@ -247,7 +247,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Server = httpd.NewServer(cfg.Server, httpd.Deps{
 		Locks: m.Locks, Limits: m.Limits, Flags: m.Flags, Config: m.ConfigKeys,
 		Sys: m.Sys, Store: m.Store, Auth: m.Auth, GitHub: m.GitHub,
-		Events: m.Events, Metrics: m.Metrics, Logger: m.Logger,
+		Events: m.Events, Metrics: m.Metrics, Logger: m.Logger, Now: m.Now,
 	})
 	m.Server.Serve(ln)
 	if err := m.opened(ctx, "http server", m.Server.Shutdown); err != nil {
