@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/octostore/octostore/actors"
@@ -64,8 +63,9 @@ const (
 )
 
 const (
-	oauthStateTTL      = 10 * time.Minute // how long a browser has to come back from GitHub
-	maxPendingStates   = 10000            // sign-ins in progress at once
+	oauthStateTTL      = 5 * time.Minute // how long a browser has to come back from GitHub
+	maxPendingStates   = 10000           // sign-ins in progress at once (signinstates.go)
+	maxPendingPerAddr  = 8               // sign-ins in progress from one client address (or IPv6 /64)
 	maxGitHubExchanges = 64               // callbacks talking to GitHub at once
 	maxGitHubBody      = 1 << 20
 )
@@ -152,7 +152,7 @@ func newGitHubOAuth(cfg GitHubOAuth, now func() time.Time, log *slog.Logger) *gi
 		now:    now,
 		log:    log,
 		clog:   newClientLog(log, now),
-		states: &pendingStates{m: map[string]pendingState{}, max: maxPendingStates},
+		states: newPendingStates(maxPendingStates, maxPendingPerAddr),
 		slots:  make(chan struct{}, maxGitHubExchanges),
 	}
 	g.secure = strings.HasPrefix(strings.ToLower(cfg.RedirectURL), "https:")
@@ -186,50 +186,6 @@ func isLoopbackHost(h string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// pendingStates are the states handed out and not yet used: bounded,
-// expiring, and single use (take deletes), so that a replayed callback is
-// refused even with the right cookie.
-type pendingStates struct {
-	mu  sync.Mutex // guards m
-	m   map[string]pendingState
-	max int
-}
-
-type pendingState struct {
-	verifier string // PKCE code verifier for this sign-in
-	expires  time.Time
-}
-
-// add records a state; false when too many sign-ins are in progress.
-func (p *pendingStates) add(state string, ps pendingState, now time.Time) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.m) >= p.max {
-		for k, v := range p.m {
-			if !now.Before(v.expires) {
-				delete(p.m, k)
-			}
-		}
-		if len(p.m) >= p.max {
-			return false
-		}
-	}
-	p.m[state] = ps
-	return true
-}
-
-// take removes state and returns it if it was pending and is not expired.
-func (p *pendingStates) take(state string, now time.Time) (pendingState, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ps, ok := p.m[state]
-	if !ok {
-		return ps, false
-	}
-	delete(p.m, state)
-	return ps, now.Before(ps.expires)
-}
-
 func randomState() string {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -242,8 +198,6 @@ func randomState() string {
 var (
 	errGitHubNotConfigured = actors.NewError(actors.CodeNotImplemented,
 		"GitHub sign-in is not configured on this server (set --github-client-id, --github-client-secret and --github-redirect-url)")
-	errSignInsFull = &actors.Error{Code: actors.CodeUnavailable,
-		Message: "too many sign-ins in progress, retry later", RetryAfter: 10 * time.Second}
 	errExchangesFull = &actors.Error{Code: actors.CodeUnavailable,
 		Message: "too many sign-ins in progress, retry later", RetryAfter: 5 * time.Second}
 	errNoState    = actors.NewError(actors.CodeMalformed, "missing state parameter: start again at /auth/github")
@@ -261,9 +215,7 @@ func (s *Server) githubStart(ctx *fasthttp.RequestCtx) error {
 	}
 	now := g.now()
 	state, verifier := randomState(), oauth2.GenerateVerifier()
-	if !g.states.add(state, pendingState{verifier: verifier, expires: now.Add(oauthStateTTL)}, now) {
-		return errSignInsFull
-	}
+	g.states.add(state, pendingState{verifier: verifier, expires: now.Add(oauthStateTTL)}, ctx.RemoteIP(), now)
 	c := g.stateCookie(state)
 	c.SetMaxAge(int(oauthStateTTL / time.Second))
 	ctx.Response.Header.SetCookie(c)

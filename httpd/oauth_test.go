@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/octostore/octostore/httpd"
 	"github.com/octostore/octostore/httpd/apitest"
+	"github.com/valyala/fasthttp"
 )
 
 // authLogBuf is a goroutine-safe log sink.
@@ -560,6 +562,30 @@ func TestGitHubStateExpires(t *testing.T) {
 	}
 	offset.Store(0)
 	e.signIn(t) // and a fresh one works
+}
+
+// TestGitHubSignInNotLockedOutByOneAddress (issue 12, item 6): one client
+// address starts more sign-ins than the server keeps in all (10,050 GET
+// /auth/github, sent through the handler as from 192.0.2.1: fast, and from
+// an address the test does not use otherwise); another client then signs
+// in over the network as usual. Before, the flood filled the global cap of
+// pending states for ten minutes and every sign-in got 503.
+func TestGitHubSignInNotLockedOutByOneAddress(t *testing.T) {
+	gh := newFakeGitHub(t)
+	e := startAuthApp(t, gh, nil)
+	h := e.app.Handler()
+	flooder := &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 4242}
+	for i := 0; i < 10050; i++ {
+		var req fasthttp.Request
+		req.SetRequestURI("http://x/auth/github")
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&req, flooder, nil)
+		h(&ctx)
+		if st := ctx.Response.StatusCode(); st != http.StatusFound {
+			t.Fatalf("flood request %d: %d %s", i, st, ctx.Response.Body())
+		}
+	}
+	e.signIn(t) // from 127.0.0.1
 }
 
 // TestGitHubSecureCookie: with an https redirect URL the state cookie is
