@@ -66,7 +66,7 @@ const (
 	oauthStateTTL      = 5 * time.Minute // how long a browser has to come back from GitHub
 	maxPendingStates   = 10000           // sign-ins in progress at once (signinstates.go)
 	maxPendingPerAddr  = 8               // sign-ins in progress from one client address (or IPv6 /64)
-	maxGitHubExchanges = 64               // callbacks talking to GitHub at once
+	maxGitHubExchanges = 64              // callbacks talking to GitHub at once
 	maxGitHubBody      = 1 << 20
 )
 
