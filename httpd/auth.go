@@ -245,11 +245,26 @@ func (a *Authenticator) isAdminKey(k []byte) bool {
 // errors.go answers.
 type handler func(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error
 
-// authed wraps a handler with authentication and the request's context.
+// authed wraps a handler with authentication and the request's context. A
+// request that carries a credential from an address that failed too often
+// is answered 429 without looking the credential up (throttle.go); a
+// failed one counts against its address.
 func (s *Server) authed(h handler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
+		cred := carriesCredential(ctx)
+		if cred && s.throttle != nil {
+			if wait := s.throttle.wait(ctx.RemoteIP()); wait > 0 {
+				s.clog.Log(slog.LevelWarn, "authentication throttled: too many failures from this address",
+					"remote", ctx.RemoteIP().String(), "route", route(ctx))
+				s.writeErr(ctx, errThrottled(wait))
+				return
+			}
+		}
 		p, err := s.auth.Authenticate(ctx)
 		if err != nil {
+			if cred && s.throttle != nil {
+				s.throttle.failed(ctx.RemoteIP())
+			}
 			s.logAuthFailure(ctx)
 			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="octostore"`)
 			s.writeErr(ctx, err)
@@ -271,6 +286,14 @@ func (s *Server) public(h func(ctx *fasthttp.RequestCtx) error) fasthttp.Request
 			s.writeErr(ctx, err)
 		}
 	}
+}
+
+// carriesCredential reports whether the request presents a credential
+// (which a failure then counts as a guess): an X-Admin-Key or an
+// Authorization header.
+func carriesCredential(ctx *fasthttp.RequestCtx) bool {
+	h := &ctx.Request.Header
+	return len(h.Peek("X-Admin-Key")) > 0 || len(h.Peek(fasthttp.HeaderAuthorization)) > 0
 }
 
 // logAuthFailure logs a rejected request without its credentials: a wrong

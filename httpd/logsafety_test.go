@@ -79,6 +79,7 @@ func TestClientCausedLogLinesAreRateLimited(t *testing.T) {
 	e := startAuthApp(t, gh, func(o *httpd.TestOptions) {
 		o.Now = clock.Now
 		o.Logger = logs.logger()
+		o.Server.AuthFailureBurst = -1 // every bad token is answered 401 and logged (the throttle has its own line)
 	})
 	// A second server with a small --max-conns and a log of its own (on the
 	// first one, connections closing still count for a moment and would make

@@ -29,19 +29,20 @@ import (
 // closes after Shutdown; the Server itself owns only its router, its
 // event streams and the fasthttp server.
 type Server struct {
-	locks  *actors.Locks
-	limits *actors.Limits
-	flags  *actors.Flags
-	config *actors.ConfigKeys
-	store  *persistence.Store // health, tokens, sign-in
-	auth   *Authenticator
-	oauth  *githubOAuth // nil: GitHub sign-in not configured (501)
-	log    *slog.Logger
-	clog   *clientLog // every line a client can cause goes through it (clientlog.go)
-	reqs   *requestContexts
-	limit  *inflight // --max-inflight, applied per route (routes.go)
-	r      *router.Router
-	srv    *fasthttp.Server
+	locks    *actors.Locks
+	limits   *actors.Limits
+	flags    *actors.Flags
+	config   *actors.ConfigKeys
+	store    *persistence.Store // health, tokens, sign-in
+	auth     *Authenticator
+	oauth    *githubOAuth // nil: GitHub sign-in not configured (501)
+	log      *slog.Logger
+	clog     *clientLog    // every line a client can cause goes through it (clientlog.go)
+	throttle *authThrottle // failed authentications per address (throttle.go); nil: off
+	reqs     *requestContexts
+	limit    *inflight // --max-inflight, applied per route (routes.go)
+	r        *router.Router
+	srv      *fasthttp.Server
 
 	// events serves /events and /locks/{name}/watch, metrics /metrics
 	// (events.go, metrics.go).
@@ -100,6 +101,13 @@ type ServerConfig struct {
 	// RequestTimeout bounds how long a request waits for its resource (503
 	// beyond; DefaultRequestTimeout, reqctx.go).
 	RequestTimeout time.Duration
+	// AuthFailureBurst is how many failed authentications a client address
+	// may make in a row; beyond it, it earns one more attempt every
+	// AuthFailureInterval and is answered 429 + Retry-After meanwhile
+	// (DefaultAuthFailureBurst, DefaultAuthFailureInterval; throttle.go).
+	// A negative burst turns the throttle off.
+	AuthFailureBurst    int
+	AuthFailureInterval time.Duration
 }
 
 // Defaults of ServerConfig (and of the `octostore serve` flags that set
@@ -146,6 +154,10 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = DefaultRequestTimeout
 	}
+	if c.AuthFailureBurst == 0 {
+		c.AuthFailureBurst = DefaultAuthFailureBurst
+	}
+	orDefault(&c.AuthFailureInterval, DefaultAuthFailureInterval)
 	return c
 }
 
@@ -172,6 +184,9 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		store: deps.Store, auth: deps.Auth, oauth: deps.GitHub.flow(), log: log, clog: newClientLog(log, deps.Now),
 		reqs: newRequestContexts(cfg.RequestTimeout), limit: newInflight(cfg.MaxInFlight), r: router.New(),
 		shutdownTimeout: cfg.ShutdownTimeout, done: make(chan error, 1),
+	}
+	if cfg.AuthFailureBurst > 0 {
+		s.throttle = newAuthThrottle(cfg.AuthFailureBurst, cfg.AuthFailureInterval, deps.Now)
 	}
 	s.r.SaveMatchedRoutePath = true // metrics label requests by route template
 	s.r.RedirectTrailingSlash = false

@@ -34,9 +34,12 @@ type ServeConfig struct {
 	// StaticTokens maps token → login (--static-tokens, then
 	// --static-tokens-file).
 	StaticTokens map[string]string
-	AdminKey     string            // key of the admin principal ("": none)
-	GitHub       httpd.GitHubOAuth // sign-in with GitHub (--github-*)
-	LogLevel     slog.Level
+	AdminKey     string // key of the admin principal ("": none)
+	// AllowWeakTokens lets an admin key or static token shorter than
+	// MinSecretBytes be served on a non-loopback address (identity.go).
+	AllowWeakTokens bool
+	GitHub          httpd.GitHubOAuth // sign-in with GitHub (--github-*)
+	LogLevel        slog.Level
 
 	// Server: HTTP limits and timeouts (the request timeout too), event
 	// heartbeat.
@@ -420,6 +423,16 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 				return nil
 			}},
 		&cli.StringFlag{Name: "admin-key", Destination: &cfg.AdminKey, Usage: "key of the admin principal (bearer or X-Admin-Key)", EnvVars: []string{"OCTOSTORE_ADMIN_KEY", "ADMIN_KEY"}},
+		&cli.BoolFlag{Name: "allow-weak-tokens", Destination: &cfg.AllowWeakTokens, Usage: "serve an admin key or static token shorter than 16 bytes on a non-loopback address (refused otherwise; on loopback they are only warned about)", EnvVars: []string{"OCTOSTORE_ALLOW_WEAK_TOKENS"}},
+		&cli.IntFlag{Name: "auth-failure-burst", Value: httpd.DefaultAuthFailureBurst, Destination: &cfg.Server.AuthFailureBurst, Usage: "failed authentications a client address may make in a row before it is answered 429 (-1: no throttle)", EnvVars: []string{"OCTOSTORE_AUTH_FAILURE_BURST"},
+			Action: func(_ *cli.Context, v int) error {
+				if v == 0 || v < -1 {
+					return usage("--auth-failure-burst must be at least 1 (or -1: no throttle)")
+				}
+				return nil
+			}},
+		&cli.DurationFlag{Name: "auth-failure-interval", Value: httpd.DefaultAuthFailureInterval, Destination: &cfg.Server.AuthFailureInterval, Usage: "a throttled client address earns one more authentication attempt per interval", EnvVars: []string{"OCTOSTORE_AUTH_FAILURE_INTERVAL"},
+			Action: positive("auth-failure-interval")},
 		&cli.IntFlag{Name: "max-body-bytes", Value: httpd.DefaultMaxBodyBytes, Destination: &cfg.Server.MaxBodyBytes, Usage: "request body limit (413 beyond)", EnvVars: []string{"OCTOSTORE_MAX_BODY_BYTES"}},
 		&cli.IntFlag{Name: "max-locks-per-user", Value: actors.DefaultMaxLocksPerUser, Destination: &cfg.Locks.MaxPerUser, Usage: "active locks per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_LOCKS_PER_USER"}},
 		&cli.DurationFlag{Name: "idle-timeout", Value: actors.DefaultIdleTimeout, Destination: &cfg.Actors.IdleTimeout, Usage: "passivate a resource actor after this long without requests", EnvVars: []string{"OCTOSTORE_IDLE_TIMEOUT"}},

@@ -511,3 +511,58 @@ func TestDevTokenRefusedOffLoopback(t *testing.T) {
 		m.Config.StaticTokens = map[string]string{persistence.NewToken(): "alice"}
 	}).Close()
 }
+
+// TestWeakSecrets (issue 12, item 10): an admin key or static token under
+// 16 bytes is refused on a non-loopback address (the message names whose,
+// never the secret) unless --allow-weak-tokens, and warned about loudly on
+// loopback. Before, an admin key "x" and a static token "a" were accepted
+// silently anywhere.
+func TestWeakSecrets(t *testing.T) {
+	strong := persistence.NewToken()
+	for _, tc := range []struct {
+		name   string
+		admin  string
+		static map[string]string
+		want   []string
+	}{
+		{"admin key", "x", nil, []string{"the admin key (1 bytes)"}},
+		{"static token", strong, map[string]string{"a": "alice", strong + "b": "bob"}, []string{"the static token of alice (1 bytes)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newTestMain(t)
+			m.Config.Addr, m.Config.AdminKey, m.Config.StaticTokens = "0.0.0.0:0", tc.admin, tc.static
+			err := m.Run(context.Background())
+			if err == nil {
+				m.Close()
+				t.Fatal("a weak secret was served on 0.0.0.0")
+			}
+			for _, w := range append(tc.want, "--allow-weak-tokens", "at least 16 bytes") {
+				if !strings.Contains(err.Error(), w) {
+					t.Fatalf("refusal %q does not say %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), strong) {
+				t.Fatal("the refusal quotes a secret")
+			}
+			// --allow-weak-tokens serves them, with the warning.
+			logs := &logSink{}
+			mustRunMain(t, func(m *Main) {
+				m.Config.Addr, m.Config.AdminKey, m.Config.StaticTokens = "0.0.0.0:0", tc.admin, tc.static
+				m.Config.AllowWeakTokens = true
+				m.Logger = slog.New(slog.NewTextHandler(logs, nil))
+			}).Close()
+			// Loopback: served, and warned about.
+			mustRunMain(t, func(m *Main) {
+				m.Config.AdminKey, m.Config.StaticTokens = tc.admin, tc.static
+				m.Logger = slog.New(slog.NewTextHandler(logs, nil))
+			}).Close()
+			l := logs.String()
+			if strings.Count(l, "WEAK CREDENTIALS") != 2 || !strings.Contains(l, tc.want[0]) {
+				t.Fatalf("log:\n%s", l)
+			}
+			if tc.admin == "x" && strings.Contains(l, `"x"`) || strings.Contains(l, strong) {
+				t.Fatalf("the warning quotes a secret:\n%s", l)
+			}
+		})
+	}
+}
