@@ -265,11 +265,20 @@ func (s *Server) authed(h handler) fasthttp.RequestHandler {
 			if cred && s.throttle != nil {
 				s.throttle.failed(ctx.RemoteIP())
 			}
+			if ctx.RequestBodyStream() != nil && ctx.Request.Header.ContentLength() != 0 {
+				ctx.SetConnectionClose() // its body is not read
+			}
 			s.logAuthFailure(ctx)
 			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="octostore"`)
 			s.writeErr(ctx, err)
 			return
 		}
+		release, err := s.readBody(ctx) // only now: an unauthenticated body is never read
+		if err != nil {
+			s.writeErr(ctx, err)
+			return
+		}
+		defer release()
 		rq := s.reqs.request(ctx.Conn())
 		defer s.reqs.release(rq)
 		if err := h(ctx, rq, &p); err != nil {

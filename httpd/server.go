@@ -39,6 +39,8 @@ type Server struct {
 	log      *slog.Logger
 	clog     *clientLog    // every line a client can cause goes through it (clientlog.go)
 	throttle *authThrottle // failed authentications per address (throttle.go); nil: off
+	bodies   *bodyBudget   // bytes of request bodies in flight (body.go)
+	maxBody  int           // ServerConfig.MaxBodyBytes
 	reqs     *requestContexts
 	limit    *inflight // --max-inflight, applied per route (routes.go)
 	r        *router.Router
@@ -81,11 +83,15 @@ type Deps struct {
 
 // ServerConfig tunes the HTTP server. Zero fields take the defaults below.
 type ServerConfig struct {
-	MaxBodyBytes int           // request body limit (413 beyond; DefaultMaxBodyBytes)
-	ReadTimeout  time.Duration // whole request, headers and body (DefaultReadTimeout)
-	WriteTimeout time.Duration // a response (DefaultWriteTimeout)
-	IdleTimeout  time.Duration // keep-alive connections (DefaultConnIdleTimeout)
-	MaxConns     int           // concurrent connections (DefaultMaxConns)
+	MaxBodyBytes int // request body limit (413 beyond; DefaultMaxBodyBytes)
+	// MaxBodyMemory bounds the bytes of request bodies read or handled at
+	// once: a body that does not fit is answered 503 + Retry-After unread
+	// (DefaultMaxBodyMemory; body.go).
+	MaxBodyMemory int64
+	ReadTimeout   time.Duration // whole request, headers and body (DefaultReadTimeout)
+	WriteTimeout  time.Duration // a response (DefaultWriteTimeout)
+	IdleTimeout   time.Duration // keep-alive connections (DefaultConnIdleTimeout)
+	MaxConns      int           // concurrent connections (DefaultMaxConns)
 	// MaxInFlight bounds requests being handled at once; beyond it the
 	// server answers 503 + Retry-After at once (DefaultMaxInFlight).
 	MaxInFlight int
@@ -137,6 +143,9 @@ func (c ServerConfig) withDefaults() ServerConfig {
 		}
 	}
 	positive(&c.MaxBodyBytes, DefaultMaxBodyBytes)
+	if c.MaxBodyMemory <= 0 {
+		c.MaxBodyMemory = DefaultMaxBodyMemory
+	}
 	orDefault(&c.ReadTimeout, DefaultReadTimeout)
 	orDefault(&c.WriteTimeout, DefaultWriteTimeout)
 	orDefault(&c.IdleTimeout, DefaultConnIdleTimeout)
@@ -185,6 +194,7 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		reqs: newRequestContexts(cfg.RequestTimeout), limit: newInflight(cfg.MaxInFlight), r: router.New(),
 		shutdownTimeout: cfg.ShutdownTimeout, done: make(chan error, 1),
 	}
+	s.bodies, s.maxBody = &bodyBudget{max: cfg.MaxBodyMemory}, cfg.MaxBodyBytes
 	if cfg.AuthFailureBurst > 0 {
 		s.throttle = newAuthThrottle(cfg.AuthFailureBurst, cfg.AuthFailureInterval, deps.Now)
 	}
@@ -211,9 +221,13 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 	s.routeMetrics(deps.Metrics)
 	observe(deps)
 	s.srv = &fasthttp.Server{
-		Handler:                       deps.Metrics.Instrument(s.r.Handler),
-		Name:                          "octostore",
-		MaxRequestBodySize:            cfg.MaxBodyBytes,
+		Handler: deps.Metrics.Instrument(s.r.Handler),
+		Name:    "octostore",
+		// Bodies are streamed and read by readBody (body.go), after the
+		// credentials are checked: fasthttp reads at most preReadBody bytes
+		// of one before the handler runs, whatever its Content-Length.
+		StreamRequestBody:             true,
+		MaxRequestBodySize:            preReadBody,
 		ReadTimeout:                   cfg.ReadTimeout,
 		WriteTimeout:                  cfg.WriteTimeout,
 		IdleTimeout:                   cfg.IdleTimeout,

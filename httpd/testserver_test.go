@@ -222,6 +222,10 @@ func (ts *TestServer) UID(tb testing.TB, login string) string {
 	return u.UID
 }
 
+// BodyBytesInFlight is the request-body budget in use: the bytes reserved
+// by bodies being read or handled (body.go).
+func (ts *TestServer) BodyBytesInFlight() int64 { return ts.server.bodies.used.Load() }
+
 // Handler is the server's whole handler chain, for tests that call it
 // without the network.
 func (ts *TestServer) Handler() fasthttp.RequestHandler { return ts.server.srv.Handler }

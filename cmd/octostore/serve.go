@@ -434,6 +434,13 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 		&cli.DurationFlag{Name: "auth-failure-interval", Value: httpd.DefaultAuthFailureInterval, Destination: &cfg.Server.AuthFailureInterval, Usage: "a throttled client address earns one more authentication attempt per interval", EnvVars: []string{"OCTOSTORE_AUTH_FAILURE_INTERVAL"},
 			Action: positive("auth-failure-interval")},
 		&cli.IntFlag{Name: "max-body-bytes", Value: httpd.DefaultMaxBodyBytes, Destination: &cfg.Server.MaxBodyBytes, Usage: "request body limit (413 beyond)", EnvVars: []string{"OCTOSTORE_MAX_BODY_BYTES"}},
+		&cli.Int64Flag{Name: "max-body-memory", Value: httpd.DefaultMaxBodyMemory, Destination: &cfg.Server.MaxBodyMemory, Usage: "bytes of request bodies read or handled at once, counted as they arrive (503 + Retry-After beyond)", EnvVars: []string{"OCTOSTORE_MAX_BODY_MEMORY"},
+			Action: func(_ *cli.Context, v int64) error {
+				if v < 1 {
+					return usage("--max-body-memory must be positive")
+				}
+				return nil
+			}},
 		&cli.IntFlag{Name: "max-locks-per-user", Value: actors.DefaultMaxLocksPerUser, Destination: &cfg.Locks.MaxPerUser, Usage: "active locks per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_LOCKS_PER_USER"}},
 		&cli.DurationFlag{Name: "idle-timeout", Value: actors.DefaultIdleTimeout, Destination: &cfg.Actors.IdleTimeout, Usage: "passivate a resource actor after this long without requests", EnvVars: []string{"OCTOSTORE_IDLE_TIMEOUT"}},
 		&cli.IntFlag{Name: "max-conns", Value: httpd.DefaultMaxConns, Destination: &cfg.Server.MaxConns, Usage: "concurrent connections at most", EnvVars: []string{"OCTOSTORE_MAX_CONNS"}},
