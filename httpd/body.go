@@ -34,14 +34,17 @@ const preReadBody = 1
 // read or being handled at once (ServerConfig.MaxBodyMemory).
 const DefaultMaxBodyMemory = 64 << 20
 
-// bodyBudget counts the bytes reserved by bodies in flight.
-type bodyBudget struct {
+// byteBudget bounds bytes held at once by requests in flight: request
+// bodies (Server.bodies, --max-body-memory) and large answers
+// (Server.answers, --max-answer-memory; config.go). It never waits: a
+// reservation that does not fit fails, and the request is answered 503.
+type byteBudget struct {
 	max  int64
 	used atomic.Int64
 }
 
 // reserve takes n bytes of the budget; false when they do not fit.
-func (b *bodyBudget) reserve(n int64) bool {
+func (b *byteBudget) reserve(n int64) bool {
 	for {
 		used := b.used.Load()
 		if used+n > b.max {
@@ -53,7 +56,7 @@ func (b *bodyBudget) reserve(n int64) bool {
 	}
 }
 
-func (b *bodyBudget) release(n int64) { b.used.Add(-n) }
+func (b *byteBudget) release(n int64) { b.used.Add(-n) }
 
 // Errors of reading a body.
 var (

@@ -39,7 +39,8 @@ type Server struct {
 	log      *slog.Logger
 	clog     *clientLog    // every line a client can cause goes through it (clientlog.go)
 	throttle *authThrottle // failed authentications per address (throttle.go); nil: off
-	bodies   *bodyBudget   // bytes of request bodies in flight (body.go)
+	bodies   *byteBudget   // bytes of request bodies in flight (body.go)
+	answers  *byteBudget   // bytes of large answers in flight (config.go: history pages)
 	maxBody  int           // ServerConfig.MaxBodyBytes
 	reqs     *requestContexts
 	limit    *inflight // --max-inflight, applied per route (routes.go)
@@ -88,10 +89,14 @@ type ServerConfig struct {
 	// once: a body that does not fit is answered 503 + Retry-After unread
 	// (DefaultMaxBodyMemory; body.go).
 	MaxBodyMemory int64
-	ReadTimeout   time.Duration // whole request, headers and body (DefaultReadTimeout)
-	WriteTimeout  time.Duration // a response (DefaultWriteTimeout)
-	IdleTimeout   time.Duration // keep-alive connections (DefaultConnIdleTimeout)
-	MaxConns      int           // concurrent connections (DefaultMaxConns)
+	// MaxAnswerMemory bounds the bytes of large answers (config history
+	// pages) read or being written at once: a page that does not fit is
+	// answered 503 + Retry-After (DefaultMaxAnswerMemory; config.go).
+	MaxAnswerMemory int64
+	ReadTimeout     time.Duration // whole request, headers and body (DefaultReadTimeout)
+	WriteTimeout    time.Duration // a response (DefaultWriteTimeout)
+	IdleTimeout     time.Duration // keep-alive connections (DefaultConnIdleTimeout)
+	MaxConns        int           // concurrent connections (DefaultMaxConns)
 	// MaxInFlight bounds requests being handled at once; beyond it the
 	// server answers 503 + Retry-After at once (DefaultMaxInFlight).
 	MaxInFlight int
@@ -146,6 +151,9 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	if c.MaxBodyMemory <= 0 {
 		c.MaxBodyMemory = DefaultMaxBodyMemory
 	}
+	if c.MaxAnswerMemory <= 0 {
+		c.MaxAnswerMemory = DefaultMaxAnswerMemory
+	}
 	orDefault(&c.ReadTimeout, DefaultReadTimeout)
 	orDefault(&c.WriteTimeout, DefaultWriteTimeout)
 	orDefault(&c.IdleTimeout, DefaultConnIdleTimeout)
@@ -194,7 +202,8 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		reqs: newRequestContexts(cfg.RequestTimeout), limit: newInflight(cfg.MaxInFlight), r: router.New(),
 		shutdownTimeout: cfg.ShutdownTimeout, done: make(chan error, 1),
 	}
-	s.bodies, s.maxBody = &bodyBudget{max: cfg.MaxBodyMemory}, cfg.MaxBodyBytes
+	s.bodies, s.maxBody = &byteBudget{max: cfg.MaxBodyMemory}, cfg.MaxBodyBytes
+	s.answers = &byteBudget{max: cfg.MaxAnswerMemory}
 	if cfg.AuthFailureBurst > 0 {
 		s.throttle = newAuthThrottle(cfg.AuthFailureBurst, cfg.AuthFailureInterval, deps.Now)
 	}

@@ -226,6 +226,10 @@ func (ts *TestServer) UID(tb testing.TB, login string) string {
 // by bodies being read or handled (body.go).
 func (ts *TestServer) BodyBytesInFlight() int64 { return ts.server.bodies.used.Load() }
 
+// AnswerBytesInFlight is the answer budget in use: the bytes reserved by
+// history pages being read or written (config.go).
+func (ts *TestServer) AnswerBytesInFlight() int64 { return ts.server.answers.used.Load() }
+
 // Handler is the server's whole handler chain, for tests that call it
 // without the network.
 func (ts *TestServer) Handler() fasthttp.RequestHandler { return ts.server.srv.Handler }

@@ -136,7 +136,7 @@ func TestMigrateToUserIDs(t *testing.T) {
 	if c, ok, err := s.LoadConfig("orphan:gh1", "db"); err != nil || !ok || c.Version != 2 || string(c.Value) != `{"v":2}` {
 		t.Fatalf("config db of the old login: %+v %v %v", c, ok, err)
 	}
-	if h, ok, err := s.ConfigHistory(context.Background(), "orphan:gh1", "db"); err != nil || !ok || len(h) != 2 {
+	if h, _, ok, err := s.ConfigHistory(context.Background(), "orphan:gh1", "db", 0, 10); err != nil || !ok || len(h) != 2 {
 		t.Fatalf("history of the old login's key: %d versions %v %v", len(h), ok, err)
 	}
 	if c, ok, err := s.LoadConfig("u:1", "db"); err != nil || !ok || string(c.Value) != `"a"` {

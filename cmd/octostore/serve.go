@@ -524,6 +524,13 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 			Action: quota("max-flags-per-user")},
 		&cli.IntFlag{Name: "max-config-keys-per-user", Value: actors.DefaultMaxConfigKeysPerUser, Destination: &cfg.ConfigKeys.MaxPerUser, Usage: "config keys per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_CONFIG_KEYS_PER_USER"},
 			Action: quota("max-config-keys-per-user")},
+		&cli.Int64Flag{Name: "max-answer-memory", Value: httpd.DefaultMaxAnswerMemory, Destination: &cfg.Server.MaxAnswerMemory, Usage: "bytes of large answers (config history pages) read or being written at once (503 + Retry-After beyond)", EnvVars: []string{"OCTOSTORE_MAX_ANSWER_MEMORY"},
+			Action: func(_ *cli.Context, v int64) error {
+				if v < 1 {
+					return usage("--max-answer-memory must be positive")
+				}
+				return nil
+			}},
 		&cli.IntFlag{Name: "config-history", Value: actors.DefaultConfigHistory, Destination: &cfg.ConfigKeys.History, Usage: "versions kept per config key (older ones are pruned)", EnvVars: []string{"OCTOSTORE_CONFIG_HISTORY"},
 			Action: func(_ *cli.Context, v int) error {
 				if v < 1 {

@@ -213,9 +213,9 @@ func testConfigVersions(t *testing.T, s Store) {
 	if err != nil || !ok || !reflect.DeepEqual(cur, want) {
 		t.Fatalf("LoadConfig = %+v %v %v, want %+v", cur, ok, err, want)
 	}
-	hist, ok, err := s.ConfigHistory(t.Context(), "alice", "db")
-	if err != nil || !ok || len(hist) != 3 {
-		t.Fatalf("ConfigHistory = %+v %v %v, want versions 5, 4, 3 (keep 3)", hist, ok, err)
+	hist, more, ok, err := s.ConfigHistory(t.Context(), "alice", "db", 0, 10)
+	if err != nil || !ok || more || len(hist) != 3 {
+		t.Fatalf("ConfigHistory = %+v %v %v %v, want versions 5, 4, 3 (keep 3)", hist, more, ok, err)
 	}
 	for i, h := range hist {
 		v := int64(5 - i)
@@ -231,6 +231,32 @@ func testConfigVersions(t *testing.T, s Store) {
 	}
 	if _, ok, err := s.ConfigVersion(t.Context(), "alice", "db", 2); ok || err != nil {
 		t.Fatalf("ConfigVersion(2), pruned: %v %v", ok, err)
+	}
+	// Pages: newest first, older than the cursor, more while some remain.
+	for _, pg := range []struct {
+		before     int64
+		limit      int
+		want       []int64
+		more, none bool
+	}{
+		{0, 2, []int64{5, 4}, true, false},
+		{4, 2, []int64{3}, false, false},
+		{3, 2, nil, false, false}, // past the oldest: an empty page of a live key
+		{0, 3, []int64{5, 4, 3}, false, false},
+		{100, 1, []int64{5}, true, false},
+		{5, 1, []int64{4}, true, false},
+	} {
+		page, more, ok, err := s.ConfigHistory(t.Context(), "alice", "db", pg.before, pg.limit)
+		var got []int64
+		for _, h := range page {
+			got = append(got, h.Version)
+		}
+		if err != nil || !ok || more != pg.more || !reflect.DeepEqual(got, pg.want) {
+			t.Fatalf("ConfigHistory(before %d, limit %d) = %v more %v ok %v %v, want %v more %v", pg.before, pg.limit, got, more, ok, err, pg.want, pg.more)
+		}
+	}
+	if _, _, ok, err := s.ConfigHistory(t.Context(), "alice", "nope", 0, 10); ok || err != nil {
+		t.Fatalf("history of an unknown key: %v %v", ok, err)
 	}
 	if _, ok, err := s.LoadConfig("alice", "nope"); ok || err != nil {
 		t.Fatalf("LoadConfig of nothing: %v %v", ok, err)
@@ -249,7 +275,7 @@ func testConfigDeleteAndRecreate(t *testing.T, s Store) {
 	if err != nil || !ok || !del.Deleted || del.Version != 2 || del.Live() {
 		t.Fatalf("LoadConfig of a deleted key = %+v %v %v (want Deleted at version 2)", del, ok, err)
 	}
-	if _, ok, err := s.ConfigHistory(t.Context(), "alice", "db"); ok || err != nil {
+	if _, _, ok, err := s.ConfigHistory(t.Context(), "alice", "db", 0, 10); ok || err != nil {
 		t.Fatalf("history of a deleted key: %v %v", ok, err)
 	}
 	if _, ok, err := s.ConfigVersion(t.Context(), "alice", "db", 2); ok || err != nil {
@@ -264,7 +290,7 @@ func testConfigDeleteAndRecreate(t *testing.T, s Store) {
 	if err != nil || !ok || cur.Version != 3 || cur.Deleted || string(cur.Value) != `3` || !cur.CreatedAt.Equal(T0.Add(2*time.Hour)) {
 		t.Fatalf("re-created key = %+v %v %v", cur, ok, err)
 	}
-	hist, ok, err := s.ConfigHistory(t.Context(), "alice", "db")
+	hist, _, ok, err := s.ConfigHistory(t.Context(), "alice", "db", 0, 10)
 	if err != nil || !ok || len(hist) != 1 || hist[0].Version != 3 {
 		t.Fatalf("history of the re-created key = %+v %v %v", hist, ok, err)
 	}
