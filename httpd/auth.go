@@ -273,12 +273,14 @@ func (s *Server) authed(h handler) fasthttp.RequestHandler {
 			s.writeErr(ctx, err)
 			return
 		}
-		release, err := s.readBody(ctx) // only now: an unauthenticated body is never read
+		reserved, err := s.readBody(ctx) // only now: an unauthenticated body is never read
 		if err != nil {
 			s.writeErr(ctx, err)
 			return
 		}
-		defer release()
+		if reserved > 0 {
+			defer s.bodies.release(reserved)
+		}
 		rq := s.reqs.request(ctx.Conn())
 		defer s.reqs.release(rq)
 		if err := h(ctx, rq, &p); err != nil {

@@ -71,36 +71,30 @@ var (
 // budget and sets it as the request's body (ctx.PostBody). The buffer grows
 // (doubling, from 512 bytes) as bytes arrive, and the budget is taken as it
 // grows, so a client that declares a megabyte and sends 170 bytes holds
-// about a kilobyte, not the megabyte. The returned release gives the budget
-// back: call it once the request is answered. On an error nothing stays
-// reserved and the connection is closed (its body was not read to the end).
-func (s *Server) readBody(ctx *fasthttp.RequestCtx) (release func(), err error) {
+// about a kilobyte, not the megabyte. It returns the bytes reserved: give
+// them back (s.bodies.release) once the request is answered. On an error
+// nothing stays reserved and the connection is closed (its body was not
+// read to the end).
+func (s *Server) readBody(ctx *fasthttp.RequestCtx) (reserved int64, err error) {
 	stream := ctx.RequestBodyStream()
 	if stream == nil {
-		return func() {}, nil // no body (or one fasthttp read whole: at most preReadBody bytes)
+		return 0, nil // no body (or one fasthttp read whole: at most preReadBody bytes)
 	}
 	declared := ctx.Request.Header.ContentLength()
 	limit := s.maxBody + 1 // chunked: one byte more than the limit proves it too large
 	if declared >= 0 {
 		if declared > s.maxBody {
 			ctx.SetConnectionClose()
-			return nil, errBodyTooLarge
+			return 0, errBodyTooLarge
 		}
 		limit = declared
-	}
-	var reserved int64
-	release = func() { s.bodies.release(reserved) }
-	fail := func(err error) (func(), error) {
-		release()
-		ctx.SetConnectionClose()
-		return nil, err
 	}
 	var buf []byte
 	for len(buf) < limit {
 		if len(buf) == cap(buf) {
 			next := min(max(2*cap(buf), 512), limit)
 			if !s.bodies.reserve(int64(next - cap(buf))) {
-				return fail(errBodyBudget)
+				return s.bodyFailed(ctx, reserved, errBodyBudget)
 			}
 			reserved += int64(next - cap(buf))
 			buf = append(make([]byte, 0, next), buf...)
@@ -112,17 +106,25 @@ func (s *Server) readBody(ctx *fasthttp.RequestCtx) (release func(), err error) 
 		}
 		if err != nil {
 			if isTimeout(err) {
-				return fail(errBodyTimeout)
+				return s.bodyFailed(ctx, reserved, errBodyTimeout)
 			}
-			return fail(errBodyRead)
+			return s.bodyFailed(ctx, reserved, errBodyRead)
 		}
 	}
 	switch {
 	case declared >= 0 && len(buf) != declared:
-		return fail(errBodyRead)
+		return s.bodyFailed(ctx, reserved, errBodyRead)
 	case len(buf) > s.maxBody:
-		return fail(errBodyTooLarge)
+		return s.bodyFailed(ctx, reserved, errBodyTooLarge)
 	}
 	ctx.Request.SetBodyRaw(buf)
-	return release, nil
+	return reserved, nil
+}
+
+// bodyFailed gives back what readBody reserved and closes the connection
+// (the rest of the body is not read).
+func (s *Server) bodyFailed(ctx *fasthttp.RequestCtx, reserved int64, err error) (int64, error) {
+	s.bodies.release(reserved)
+	ctx.SetConnectionClose()
+	return 0, err
 }
