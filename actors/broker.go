@@ -69,7 +69,8 @@ type Filter struct {
 	Kind   string // "" (every kind), lock, flag, config or limit
 	Prefix string // name prefix ("" for every name)
 	Name   string // exact name ("" for every name)
-	// Login and Admin say who subscribes. Locks are one shared namespace:
+	// Login (the subscriber's user id, as events' Owner and Holder are)
+	// and Admin say who subscribes. Locks are one shared namespace:
 	// everybody sees every lock event, but its lease id only goes to the
 	// holder and the admin. Events of the other kinds go to their owner and
 	// the admin only.

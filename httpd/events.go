@@ -30,6 +30,7 @@ const shutdownGrace = 250 * time.Millisecond
 // shutdown can end them.
 type eventStreams struct {
 	broker       *actors.Broker
+	login        func(uid string) string // the login shown for a user id (Authenticator.Login)
 	heartbeat    time.Duration
 	writeTimeout time.Duration // per write; renewed before every flush
 
@@ -57,7 +58,7 @@ func (s *Server) routeEvents(broker *actors.Broker, heartbeat time.Duration, wri
 		writeTimeout = 2 * heartbeat // a heartbeat always renews the deadline in time
 	}
 	s.events = &eventStreams{
-		broker: broker, heartbeat: heartbeat, writeTimeout: writeTimeout,
+		broker: broker, login: s.auth.Login, heartbeat: heartbeat, writeTimeout: writeTimeout,
 		streams: map[*stream]struct{}{}, stop: make(chan struct{}),
 	}
 	s.r.GET("/events", s.authed(s.eventsAll))
@@ -125,7 +126,7 @@ func (s *Server) eventsAll(ctx *fasthttp.RequestCtx, _ *request, p *Principal) e
 	if len(prefix) > maxPrefix {
 		return errEventPrefix
 	}
-	sub, err := s.events.broker.Subscribe(actors.Filter{Kind: kind, Prefix: prefix, Login: p.Login, Admin: p.Admin})
+	sub, err := s.events.broker.Subscribe(actors.Filter{Kind: kind, Prefix: prefix, Login: p.ID, Admin: p.Admin})
 	if err != nil {
 		return err
 	}
@@ -139,7 +140,7 @@ func (s *Server) lockWatch(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 	}
 	// Subscribe first, then read the state: nothing that happens after the
 	// read can be missed, and what the state already shows is skipped.
-	sub, err := s.events.broker.Subscribe(actors.Filter{Kind: "lock", Name: name, Login: p.Login, Admin: p.Admin})
+	sub, err := s.events.broker.Subscribe(actors.Filter{Kind: "lock", Name: name, Login: p.ID, Admin: p.Admin})
 	if err != nil {
 		return err
 	}
@@ -203,7 +204,8 @@ func (es *eventStreams) serve(ctx *fasthttp.RequestCtx, sub *actors.Subscription
 	_ = ctx.SetWriteDeadline(time.Now().Add(es.writeTimeout))
 	var hello []byte
 	if first != nil {
-		hello = appendSSE(make([]byte, 0, 512), first)
+		e := es.shown(*first)
+		hello = appendSSE(make([]byte, 0, 512), &e)
 	} else {
 		// Response headers go out with the first chunk: send one at once
 		// so that the client knows it is subscribed.
@@ -211,6 +213,13 @@ func (es *eventStreams) serve(ctx *fasthttp.RequestCtx, sub *actors.Subscription
 	}
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) { es.run(st, w, hello, skip) })
 	return nil
+}
+
+// shown is e as a stream shows it: its owner and holder (user ids, as the
+// broker filters them) as logins.
+func (es *eventStreams) shown(e actors.Event) actors.Event {
+	e.Owner, e.Holder = es.login(e.Owner), es.login(e.Holder)
+	return e
 }
 
 var pingFrame = []byte(": ping\n\n")
@@ -240,7 +249,8 @@ func (es *eventStreams) run(st *stream, w *bufio.Writer, hello []byte, skip func
 			buf = buf[:0]
 			for i := range evs {
 				if skip == nil || !skip(&evs[i]) {
-					buf = appendSSE(buf, &evs[i])
+					e := es.shown(evs[i])
+					buf = appendSSE(buf, &e)
 				}
 			}
 			if len(buf) > 0 && !st.write(w, buf, es.writeTimeout) {

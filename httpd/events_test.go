@@ -288,8 +288,9 @@ func TestEventsCrossUserFiltering(t *testing.T) {
 
 	// Owner-scoped events straight into the broker (whatever publishes
 	// them, the stream filters them the same way).
-	a.Events.Publish(actors.Event{Type: actors.EventFlagSet, Kind: "flag", Owner: "alice", Name: "beta", Time: time.Now()})
-	a.Events.Publish(actors.Event{Type: actors.EventFlagSet, Kind: "flag", Owner: "bob", Name: "beta", Time: time.Now()})
+	// The broker sees owners by user id; streams show their logins.
+	a.Events.Publish(actors.Event{Type: actors.EventFlagSet, Kind: "flag", Owner: a.UID(t, "alice"), Name: "beta", Time: time.Now()})
+	a.Events.Publish(actors.Event{Type: actors.EventFlagSet, Kind: "flag", Owner: a.UID(t, "bob"), Name: "beta", Time: time.Now()})
 	if _, err := alice.Acquire(context.Background(), "deploy", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +320,7 @@ func TestEventsCrossUserFiltering(t *testing.T) {
 		t.Fatalf("prefix=dep got %+v", e)
 	}
 	// Nothing else is queued for bob: a marker event comes next.
-	a.Events.Publish(actors.Event{Type: actors.EventFlagDeleted, Kind: "flag", Owner: "bob", Name: "marker"})
+	a.Events.Publish(actors.Event{Type: actors.EventFlagDeleted, Kind: "flag", Owner: a.UID(t, "bob"), Name: "marker"})
 	if e := next(t, sb, 5*time.Second); e.Name != "marker" {
 		t.Fatalf("bob got %+v before the marker", e)
 	}

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,9 +29,13 @@ var migrationFS embed.FS
 
 // DB is an open octostore database.
 type DB struct {
-	Path  string
-	write *sql.DB // exactly one connection, used only by the Writer and migrations
-	read  *sql.DB // read-only pool
+	Path string
+	// Tightened lists the files whose permissions Open narrowed to 0600
+	// (left group- or world-readable by an older octostore), e.g.
+	// "octostore.db: 0644 → 0600", for the caller to log.
+	Tightened []string
+	write     *sql.DB // exactly one connection, used only by the Writer and migrations
+	read      *sql.DB // read-only pool
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 
@@ -124,6 +130,10 @@ func OpenShared(path string) (*DB, error) {
 // open opens both pools. With migrate it applies the migrations and checks
 // integrity; without, the schema must be the newest this binary knows.
 func open(path string, migrate bool) (*DB, error) {
+	tightened, err := privateFiles(path)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
 	w, err := sql.Open("sqlite3", dsn(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
@@ -131,7 +141,7 @@ func open(path string, migrate bool) (*DB, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	db := &DB{Path: path, write: w, Now: time.Now}
+	db := &DB{Path: path, Tightened: tightened, write: w, Now: time.Now}
 	if err := db.migrate(migrate); err != nil {
 		w.Close()
 		return nil, err
@@ -173,6 +183,65 @@ func (db *DB) ReadDB() *sql.DB { return db.read }
 // WriteDB is the single write connection. Only the Writer and out-of-band
 // admin tools (token create, backup) may use it.
 func (db *DB) WriteDB() *sql.DB { return db.write }
+
+// dataDir creates the directory of the database at path, 0700, if it does
+// not exist (an existing directory is left as it is).
+func dataDir(path string) error {
+	if dir := filepath.Dir(path); dir != "" {
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return fmt.Errorf("create data directory: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// privateFiles makes the database's files readable by their owner only
+// (they hold config values and token hashes): it creates the data directory
+// 0700 when it is missing and the database file 0600 when it is new, and
+// narrows an existing database, WAL or shared-memory file that group or
+// others may read to 0600, reporting each one it narrowed. SQLite creates
+// the -wal and -shm files (and a rollback journal) with the mode of the
+// database file, whatever the umask, so they follow it.
+func privateFiles(path string) ([]string, error) {
+	if err := dataDir(path); err != nil {
+		return nil, err
+	}
+	if err := createPrivate(path); err != nil {
+		return nil, err
+	}
+	var tightened []string
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return tightened, err
+		}
+		if mode := st.Mode().Perm(); mode&0o077 != 0 {
+			if err := os.Chmod(p, mode&0o700); err != nil {
+				return tightened, fmt.Errorf("narrow the permissions of %s (%04o; group or others may read it): %w", p, mode, err)
+			}
+			tightened = append(tightened, fmt.Sprintf("%s: %04o → %04o", filepath.Base(p), mode, mode&0o700))
+		}
+	}
+	return tightened, nil
+}
+
+// createPrivate creates path as an empty 0600 file unless it exists. SQLite
+// takes an empty file for a new database.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
 
 type migration struct {
 	version int

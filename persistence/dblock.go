@@ -54,13 +54,17 @@ func LockPath(path string) string { return path + ".lock" }
 // dbLock is an open lock file.
 type dbLock struct{ f *os.File }
 
-// openLockFile opens (creating) the lock file of the database at path, with
-// the database's permissions when it exists.
+// openLockFile opens (creating, and the data directory with it) the lock
+// file of the database at path: readable by its owner only, like the
+// database (never more than the database's own permissions).
 func openLockFile(path string) (*dbLock, error) {
-	perm := os.FileMode(0o644) // SQLite's default for a new database
+	if err := dataDir(path); err != nil {
+		return nil, err
+	}
+	perm := os.FileMode(0o600) // as the database's own files (privateFiles)
 	st, statErr := os.Stat(path)
 	if statErr == nil {
-		perm = st.Mode().Perm()
+		perm = st.Mode().Perm() & 0o600
 	}
 	f, err := os.OpenFile(LockPath(path), os.O_RDWR|os.O_CREATE, perm)
 	if err != nil {
