@@ -143,7 +143,7 @@ func (s *Server) lockWatch(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 	if err != nil {
 		return err
 	}
-	before := s.events.broker.Seq()
+	before := sub.Position() // in the subscriber's numbering, as its events are
 	st, err := s.locks.Status(rq.ctx(), name)
 	if err != nil {
 		sub.Close()
