@@ -34,6 +34,7 @@ var statuses = map[actors.Code]int{
 	actors.CodeUpstream:         fasthttp.StatusBadGateway,
 	actors.CodeUnavailable:      fasthttp.StatusServiceUnavailable,
 	actors.CodeOverloaded:       fasthttp.StatusServiceUnavailable,
+	actors.CodeTooManyRequests:  fasthttp.StatusTooManyRequests,
 	actors.CodeInternal:         fasthttp.StatusInternalServerError,
 }
 
@@ -50,9 +51,9 @@ func statusOf(c actors.Code) int {
 }
 
 // retryAfter is the Retry-After of an error whose code asks for a retry
-// (503: unavailable, overloaded); 0 for the others.
+// (503: unavailable, overloaded; 429: too_many_requests); 0 for the others.
 func retryAfter(e *actors.Error) int64 {
-	if e.Code != actors.CodeUnavailable && e.Code != actors.CodeOverloaded {
+	if e.Code != actors.CodeUnavailable && e.Code != actors.CodeOverloaded && e.Code != actors.CodeTooManyRequests {
 		return 0
 	}
 	return max(1, int64((e.RetryAfter+time.Second-1)/time.Second))

@@ -118,7 +118,7 @@ func TestEventsInOrder(t *testing.T) {
 		if e.Type != w.typ || e.Name != "build" || e.Kind != "lock" || e.FencingToken != w.token || e.Holder != "alice" {
 			t.Fatalf("event %d = %+v, want %s token %d", i, e, w.typ, w.token)
 		}
-		if e.Seq <= last || e.ID != fmt.Sprint(e.Seq) {
+		if e.Seq != last+1 || e.ID != a.Events.ID(e.Seq) {
 			t.Fatalf("event %d: seq %d (id %q) after %d", i, e.Seq, e.ID, last)
 		}
 		last = e.Seq
@@ -173,8 +173,8 @@ func TestEventsWireFormat(t *testing.T) {
 			t.Errorf("data %s lacks %s", data, f)
 		}
 	}
-	if !strings.Contains(data, `"seq":`+strings.TrimPrefix(frame[0], "id: ")+",") {
-		t.Errorf("seq in data differs from id: %q", frame)
+	if !strings.Contains(data, `"seq":1,`) || frame[0] != "id: "+a.Events.ID(1) {
+		t.Errorf("the stream's first event is not numbered 1 with the id %s: %q", a.Events.ID(1), frame)
 	}
 	// Heartbeats arrive on an idle stream.
 	for !sawPing {
