@@ -165,11 +165,11 @@ func (f *Filter) allows(e *Event) bool {
 func (f *Filter) locksWanted() bool { return f.Kind == "" || f.Kind == "lock" }
 func (f *Filter) ownedWanted() bool { return f.Kind != "lock" }
 
-// Visible returns e as the subscriber may see it: without the lease id
-// unless the subscriber holds the lock or is the admin.
+// Visible returns e as the subscriber may see it: without the lease id and
+// the holder id unless the subscriber holds the lock or is the admin.
 func (f *Filter) Visible(e Event) Event {
-	if e.LeaseID != "" && !f.Admin && e.Holder != f.Login {
-		e.LeaseID = ""
+	if (e.LeaseID != "" || e.HolderID != "") && !f.Admin && e.Holder != f.Login {
+		e.LeaseID, e.HolderID = "", ""
 	}
 	return e
 }

@@ -13,6 +13,7 @@ type Event struct {
 	Name         string    `json:"name"`
 	Owner        string    `json:"owner,omitempty"`
 	Holder       string    `json:"holder,omitempty"`
+	HolderID     string    `json:"holder_id,omitempty"` // lock events: LockRecord.HolderID
 	LeaseID      string    `json:"lease_id,omitempty"`
 	FencingToken uint64    `json:"fencing_token,omitempty"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`

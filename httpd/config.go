@@ -2,12 +2,14 @@ package httpd
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/octostore/octostore/actors"
 	"github.com/octostore/octostore/actors/names"
+	"github.com/octostore/octostore/tools/termtext"
 	"github.com/valyala/fasthttp"
 )
 
@@ -41,7 +43,7 @@ type configBody struct {
 
 var (
 	errConfigKey        = invalid("config key " + names.ConfigKey.Requirement())
-	errIfMatch          = invalid(`If-Match must be a version number (0: create only) or "*"`)
+	errIfMatch          = invalid(`If-Match must be "*", a version N or "N" (N a decimal without sign or leading zeros; 0: the key must not exist), given once`)
 	errValueRequired    = invalid("value is required")
 	errValueDup         = invalid("value is given more than once")
 	errValueTooLarge    = actors.NewError(actors.CodeTooLarge, "value is too large: at most 102400 bytes of JSON")
@@ -49,6 +51,20 @@ var (
 	errExpectedMismatch = invalid("expected_version and If-Match disagree")
 	errVersionParam     = invalid("version must be a positive integer")
 )
+
+// descriptionText refuses a description holding a character a terminal
+// acts on instead of showing (termtext.Unsafe: controls, line breaks, C1,
+// bidi overrides): it is shown by the CLI, the TUI and anything else that
+// lists config, and it is one line of text.
+func descriptionText(d string) error {
+	i := termtext.Index(d)
+	if i < 0 {
+		return nil
+	}
+	r, _ := utf8.DecodeRuneInString(d[i:])
+	return invalid(fmt.Sprintf("description must not contain control or bidirectional formatting characters (U+%04X at character %d)",
+		r, utf8.RuneCountInString(d[:i])+1))
+}
 
 // configKey validates the {key} path parameter (names.ConfigKey).
 func configKey(ctx *fasthttp.RequestCtx) (string, error) {
@@ -59,24 +75,49 @@ func configKey(ctx *fasthttp.RequestCtx) (string, error) {
 	return key, nil
 }
 
-// ifMatch parses the If-Match header: a version ("3" or the ETag "\"3\"";
-// 0 = create only) or "*" (the key must exist).
+// ifMatch parses the If-Match header of a config write (PUT or DELETE).
+// Absent: no condition (given false). Present, it must be exactly one of
+// "*" (the key must exist), a version N or its ETag "N" (0: the key must not
+// exist), N a canonical decimal (no sign, no leading zero unless it is "0",
+// at most MaxInt64). Anything else, an empty value or more than one header
+// included, is errIfMatch (422): a condition the server cannot read is never
+// taken as no condition, nor as another version.
 func ifMatch(ctx *fasthttp.RequestCtx) (expected int64, given bool, err error) {
-	h := bytes.TrimSpace(ctx.Request.Header.Peek(fasthttp.HeaderIfMatch))
-	if len(h) == 0 {
+	all := ctx.Request.Header.PeekAll(fasthttp.HeaderIfMatch)
+	switch len(all) {
+	case 0:
 		return actors.ExpectAny, false, nil
+	case 1:
+	default:
+		return 0, false, errIfMatch
 	}
+	h := bytes.TrimSpace(all[0])
 	if string(h) == "*" {
 		return actors.ExpectExists, true, nil
 	}
 	if len(h) >= 2 && h[0] == '"' && h[len(h)-1] == '"' {
 		h = h[1 : len(h)-1]
 	}
-	v, perr := strconv.ParseInt(string(h), 10, 64)
-	if perr != nil || v < 0 {
+	v, ok := canonicalVersion(h)
+	if !ok {
 		return 0, false, errIfMatch
 	}
 	return v, true, nil
+}
+
+// canonicalVersion parses b as a canonical non-negative decimal: digits
+// only, no leading zero unless b is "0", at most math.MaxInt64.
+func canonicalVersion(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 1 && b[0] == '0' {
+		return 0, false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	return v, err == nil
 }
 
 // configWrite validates the body of a config write, with the condition of
@@ -99,6 +140,9 @@ func configWrite(ctx *fasthttp.RequestCtx, expected int64, fromHeader bool) (act
 		d, err := body.Description.String("description")
 		if err == nil && utf8.RuneCountInString(d) > MaxConfigDescription {
 			err = errDescriptionLong
+		}
+		if err == nil {
+			err = descriptionText(d)
 		}
 		if err != nil {
 			return actors.ConfigWrite{}, err
@@ -163,12 +207,18 @@ func (s *Server) configGet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 	return writeConfig(ctx, c)
 }
 
+// configDelete deletes the key, on the condition of If-Match if given (as
+// for a write: 409 with current_version when it does not hold).
 func (s *Server) configDelete(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
 	owner, key, err := configTarget(ctx, p, true)
 	if err != nil {
 		return err
 	}
-	if err := s.config.Delete(rq.ctx(), owner, key); err != nil {
+	expected, _, err := ifMatch(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.config.DeleteIf(rq.ctx(), owner, key, expected); err != nil {
 		return err
 	}
 	return writeOK(ctx, deletedBody)

@@ -302,7 +302,7 @@ func (s *Server) lockWatch(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 	state := actors.Event{Seq: before, Type: actors.EventLockState, Kind: "lock", Name: name,
 		FencingToken: st.Lock.Token, Time: st.At}
 	if st.Held {
-		state.Holder, state.LeaseID, state.ExpiresAt = st.Lock.Holder, st.Lock.LeaseID, st.Lock.ExpiresAt
+		state.Holder, state.HolderID, state.LeaseID, state.ExpiresAt = st.Lock.Holder, st.Lock.HolderID, st.Lock.LeaseID, st.Lock.ExpiresAt
 	}
 	f := sub.Filter()
 	state = f.Visible(state)
@@ -480,6 +480,10 @@ func appendEventJSON(b []byte, e *actors.Event) []byte {
 	if e.Holder != "" {
 		b = append(b, `,"holder":`...)
 		b = appendString(b, e.Holder)
+	}
+	if e.HolderID != "" {
+		b = append(b, `,"holder_id":`...)
+		b = appendString(b, e.HolderID)
 	}
 	if e.FencingToken != 0 {
 		b = append(b, `,"fencing_token":`...)

@@ -247,8 +247,9 @@ func TestLockRunKillsCommandWhenLockLost(t *testing.T) {
 			}
 			out, _ := io.ReadAll(r.stdout)
 			errOut, _ := io.ReadAll(r.stderr)
-			if !strings.Contains(string(out)+string(errOut), tc.want) || !strings.Contains(string(errOut), "lock lost") {
-				t.Fatalf("stdout %q stderr %q: want %q and a lock-lost message", out, errOut, tc.want)
+			if !strings.Contains(string(out)+string(errOut), tc.want) || !strings.Contains(string(errOut), `octostore: lock "lossy" lost: `) ||
+				strings.Count(string(errOut), "octostore:") != strings.Count(string(errOut), "\n") {
+				t.Fatalf("stdout %q stderr %q: want %q and a lock-lost message, one \"octostore:\" per line", out, errOut, tc.want)
 			}
 			// The whole process group is gone: nothing holds the stdout pipe
 			// open any more (ReadAll above returned), and the lock is free.

@@ -55,8 +55,10 @@ const (
 )
 
 // startServer runs a server (Main) on 127.0.0.1:0 with a temporary
-// database, the CLI tests' users and admin key, and returns its URL. It is
-// closed at cleanup.
+// database, the CLI tests' users and admin key, and returns the URL of a
+// proxy in front of it that holds every exchange of the CLI to the
+// published contract (httpd/apitest.Proxy: a mismatch fails the test). It
+// is closed at cleanup.
 func startServer(t *testing.T) string {
 	t.Helper()
 	u, _ := startServerDB(t)
@@ -70,7 +72,9 @@ func startServerDB(t *testing.T) (url, db string) {
 		m.Config.StaticTokens = map[string]string{tokA: "alice", tokB: "bob"}
 		m.Config.AdminKey = adminKey
 	})
-	return m.URL(), m.Config.DBPath
+	px := apitest.Proxy(t, m.URL()) // checked against docs/openapi.yaml
+	t.Cleanup(px.Close)
+	return px.URL, m.Config.DBPath
 }
 
 // startListening runs the binary with args, waits for its
@@ -120,10 +124,16 @@ type result struct {
 // OCTOSTORE_TOKEN=token in its environment.
 func octo(t *testing.T, url, token string, args ...string) result {
 	t.Helper()
+	return octoEnv(t, url, token, nil, args...)
+}
+
+// octoEnv is octo with extra environment variables ("NAME=value").
+func octoEnv(t *testing.T, url, token string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, octostoreBin, args...)
-	cmd.Env = cliEnv(url, token)
+	cmd.Env = append(cliEnv(url, token), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

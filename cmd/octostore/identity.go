@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"unicode"
 
 	"github.com/octostore/octostore/actors/names"
 	"github.com/octostore/octostore/persistence"
@@ -73,15 +74,24 @@ func parseStaticTokens(s string, into map[string]string) error {
 	return nil
 }
 
-// parseStaticTokensFile reads one "user:token" per line, # comments
-// (--static-tokens-file).
+// parseStaticTokensFile reads one "user:token" per line
+// (--static-tokens-file). A # at the start of a line, or after a space or
+// tab, starts a comment that runs to the end of the line ("ci:tok  # CI"
+// is the token "tok"); a # inside a token ("tok#1") is part of it.
 func parseStaticTokensFile(r io.Reader, into map[string]string) error {
 	sc := bufio.NewScanner(r)
 	line := 0
 	for sc.Scan() {
 		line++
-		t := strings.TrimSpace(sc.Text())
-		if t == "" || strings.HasPrefix(t, "#") {
+		t := sc.Text()
+		for i := strings.IndexByte(t, '#'); i >= 0; i = nextHash(t, i) {
+			if i == 0 || t[i-1] == ' ' || t[i-1] == '\t' {
+				t = t[:i]
+				break
+			}
+		}
+		t = strings.TrimSpace(t)
+		if t == "" {
 			continue
 		}
 		if err := addStatic(t, into); err != nil {
@@ -91,11 +101,22 @@ func parseStaticTokensFile(r io.Reader, into map[string]string) error {
 	return sc.Err()
 }
 
+// nextHash is the index of the next '#' of t after i, or -1.
+func nextHash(t string, i int) int {
+	if j := strings.IndexByte(t[i+1:], '#'); j >= 0 {
+		return i + 1 + j
+	}
+	return -1
+}
+
 func addStatic(entry string, into map[string]string) error {
 	user, tok, ok := strings.Cut(entry, ":")
 	user, tok = strings.TrimSpace(user), strings.TrimSpace(tok)
 	if !ok || user == "" || tok == "" {
 		return errors.New(`static token entries must look like "user:token"`)
+	}
+	if strings.ContainsFunc(tok, unicode.IsSpace) {
+		return fmt.Errorf("the static token of %q holds white space: a token is one word (a comment starts with \" #\")", user)
 	}
 	if !names.Login.Valid(user) {
 		return fmt.Errorf("static token user %q: %s", user, names.Login.Requirement())

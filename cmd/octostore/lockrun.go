@@ -8,10 +8,12 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/octostore/octostore/tools/client"
+	"github.com/octostore/octostore/tools/termtext"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 )
@@ -22,7 +24,9 @@ import (
 // lock`:
 //   - waits up to --wait for the lock (exit 3 when it stays held);
 //   - runs CMD with OCTOSTORE_LOCK_NAME, OCTOSTORE_LEASE_ID and
-//     OCTOSTORE_FENCING_TOKEN in its environment;
+//     OCTOSTORE_FENCING_TOKEN in its environment, and without
+//     OCTOSTORE_TOKEN / OCTOSTORE_TOKEN_FILE (--pass-token gives it the
+//     token);
 //   - renews in the background every TTL/3 (client.Locker);
 //   - forwards SIGINT, SIGTERM and SIGHUP to CMD;
 //   - when CMD exits, releases the lock and exits with CMD's status
@@ -44,34 +48,39 @@ func lockRunCommand() *cli.Command {
 		ArgsUsage: "NAME -- CMD [ARGS...]",
 		Description: "Exit status: CMD's status (128+N if killed by signal N); 3 if the lock stayed held past --wait;\n" +
 			"7 if the lock was lost while CMD ran (CMD gets SIGTERM, then SIGKILL after --grace).",
-		Flags: clientFlags(
-			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live; renewed every ttl/3"},
-			&cli.DurationFlag{Name: "wait", Usage: "wait this long for the lock (0: fail at once if held)"},
+		// No --json: CMD's output is the command's output.
+		Flags: connFlags(
+			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h); renewed every ttl/3"},
+			&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock held by someone else (0: one attempt)"},
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "after a lost lock, time between SIGTERM and SIGKILL"},
+			&cli.BoolFlag{Name: "pass-token", Usage: "give CMD the token in $" + envToken + " (by default CMD gets no credential)"},
+			holderIDFlag(),
 		),
-		Action: clientAction(1, lockRun),
+		Action: leafAction(lockRun),
 	}
 }
 
 func lockRun(c *cli.Context, args []string) error {
-	if err := needArgs(args, 2, -1, "lock run NAME [--ttl 30s] [--wait 2m] [--grace 10s] -- CMD [ARGS...]"); err != nil {
-		return err
-	}
 	name, argv := args[0], args[1:]
 	ttl := c.Duration("ttl")
 	if ttl < time.Second {
 		return exitCode(exitUsage, fmt.Errorf("--ttl must be at least 1s"))
 	}
-	cl, err := newClientFromCtx(c)
+	id, err := holderID(c)
 	if err != nil {
 		return err
 	}
+	cn, err := dial(c)
+	if err != nil {
+		return err
+	}
+	cl := cn.Client
 	// Catch the forwarded signals before anything can arrive.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	locker := client.NewLocker(cl, name, ttl)
+	locker := client.NewLocker(cl, name, ttl, client.WithHolderID(id))
 	if err := acquireForRun(c, locker, sigs); err != nil {
 		return err
 	}
@@ -79,7 +88,7 @@ func lockRun(c *cli.Context, args []string) error {
 
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(childEnv(os.Environ(), cn.token, c.Bool("pass-token")),
 		"OCTOSTORE_LOCK_NAME="+name,
 		"OCTOSTORE_LEASE_ID="+lease.LeaseID,
 		"OCTOSTORE_FENCING_TOKEN="+strconv.FormatUint(lease.FencingToken, 10))
@@ -125,7 +134,7 @@ func lockRun(c *cli.Context, args []string) error {
 		case <-done:
 			done = nil
 			lost = true
-			fmt.Fprintf(c.App.ErrWriter, "octostore: %v; sending SIGTERM to the command\n", locker.Err())
+			fmt.Fprintf(c.App.ErrWriter, "octostore: %s; sending SIGTERM to the command\n", errText(locker.Err()))
 			signalCmd(syscall.SIGTERM)
 			kill = time.After(c.Duration("grace"))
 		case <-kill:
@@ -142,7 +151,7 @@ func lockRun(c *cli.Context, args []string) error {
 	}
 	if err := unlock(c, locker); err != nil && errors.Is(err, client.ErrLockLost) {
 		// CMD finished, but the lock was gone before it did.
-		fmt.Fprintf(c.App.ErrWriter, "octostore: %v\n", err)
+		fmt.Fprintf(c.App.ErrWriter, "octostore: %s\n", errText(err))
 		return exitCode(exitLockLost, nil)
 	}
 	if wErr != nil && cmd.ProcessState == nil {
@@ -188,10 +197,31 @@ func unlock(c *cli.Context, locker *client.Locker) error {
 	defer cancel()
 	err := locker.Unlock(ctx)
 	if err != nil && !errors.Is(err, client.ErrLockLost) {
-		fmt.Fprintf(c.App.ErrWriter, "octostore: release %q: %v (the lease expires by itself)\n", locker.Name(), err)
+		fmt.Fprintf(c.App.ErrWriter, "octostore: release %q: %s (the lease expires by itself)\n", locker.Name(), errText(err))
 	}
 	return err
 }
+
+// childEnv is the environment CMD gets: env without the CLI's credential
+// (OCTOSTORE_TOKEN, OCTOSTORE_TOKEN_FILE), so that the command and whatever
+// it starts cannot act as the caller by accident; with pass, the token in
+// use (from --token, --token-file or the environment) in OCTOSTORE_TOKEN.
+func childEnv(env []string, token string, pass bool) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, envToken+"=") && !strings.HasPrefix(kv, envTokenFile+"=") {
+			out = append(out, kv)
+		}
+	}
+	if pass && token != "" {
+		out = append(out, envToken+"="+token)
+	}
+	return out
+}
+
+// errText is err's message without the client's "octostore: " (the CLI's
+// lines have their own).
+func errText(err error) string { return termtext.Clean(strings.TrimPrefix(err.Error(), "octostore: ")) }
 
 // exitStatus is CMD's exit code, or 128+N when it was killed by signal N.
 func exitStatus(ps *os.ProcessState) int {

@@ -330,7 +330,7 @@ func serveCommand() *cli.Command {
 		Flags: serveFlags(&m.Config),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return exitCode(exitUsage, errors.New("serve takes no arguments"))
+				return usageErr(c, "takes no arguments, got %q", c.Args().First())
 			}
 			if err := m.Config.validate(); err != nil {
 				return err

@@ -230,10 +230,16 @@ func TestTokenRevokeEndsOpenStreams(t *testing.T) {
 }
 
 // TestTokenCreateBeforeFirstServe: self-hosting without GitHub: a token made
-// before the server ever ran works when it starts (and no dev token appears).
+// before the server ever ran (token create --create) works when it starts
+// (and no dev token appears). Without --create a missing database is "not
+// found" (a mistyped path must not start a new, empty one).
 func TestTokenCreateBeforeFirstServe(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "octostore.db")
-	tok := strings.TrimSpace(octo(t, "", "", "token", "create", "--db", db, "--user", "erin").mustCode(t, exitOK, "token create").stdout)
+	octo(t, "", "", "token", "create", "--db", db, "--user", "erin").mustCode(t, exitNotFound, "token create without --create")
+	if _, err := os.Stat(db); err == nil {
+		t.Fatal("token create without --create made a database")
+	}
+	tok := strings.TrimSpace(octo(t, "", "", "token", "create", "--db", db, "--user", "erin", "--create").mustCode(t, exitOK, "token create --create").stdout)
 	var out bytes.Buffer
 	app := mustRunMain(t, func(m *Main) { m.Config.DBPath, m.Stdout = db, &out })
 	req, _ := http.NewRequest("GET", app.URL()+"/locks", nil)

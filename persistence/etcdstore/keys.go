@@ -143,6 +143,7 @@ func fromMS(v int64) time.Time {
 
 type lockValue struct {
 	Holder     string `json:"holder,omitempty"`
+	HolderID   string `json:"holder_id,omitempty"`
 	LeaseID    string `json:"lease,omitempty"`
 	Token      uint64 `json:"token"`
 	ExpiresAt  int64  `json:"expires_ms,omitempty"`
@@ -150,7 +151,7 @@ type lockValue struct {
 }
 
 func encodeLock(r actors.LockRecord) []byte {
-	return mustJSON(lockValue{Holder: r.Holder, LeaseID: r.LeaseID, Token: r.Token,
+	return mustJSON(lockValue{Holder: r.Holder, HolderID: r.HolderID, LeaseID: r.LeaseID, Token: r.Token,
 		ExpiresAt: ms(r.ExpiresAt), AcquiredAt: ms(r.AcquiredAt)})
 }
 
@@ -159,7 +160,7 @@ func decodeLock(name string, b []byte) (actors.LockRecord, error) {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return actors.LockRecord{}, fmt.Errorf("lock %q: %w", name, err)
 	}
-	return actors.LockRecord{Name: name, Holder: v.Holder, LeaseID: v.LeaseID, Token: v.Token,
+	return actors.LockRecord{Name: name, Holder: v.Holder, HolderID: v.HolderID, LeaseID: v.LeaseID, Token: v.Token,
 		ExpiresAt: fromMS(v.ExpiresAt), AcquiredAt: fromMS(v.AcquiredAt)}, nil
 }
 

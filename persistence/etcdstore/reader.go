@@ -138,6 +138,17 @@ func (r *Reader) LoadLock(name string) (actors.LockRecord, bool, error) {
 // record outlives its release to keep the fencing token), one page at a
 // time: recovery reads all locks ever granted, not only held ones.
 func (r *Reader) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
+	return r.scanLocks("active", func(rec actors.LockRecord) bool { return rec.HeldAt(now) }, fn)
+}
+
+// ExpiredLocks implements actors.LockLoader, with the same scan as
+// ActiveLocks.
+func (r *Reader) ExpiredLocks(now time.Time, fn func(actors.LockRecord)) error {
+	return r.scanLocks("expired", func(rec actors.LockRecord) bool { return rec.Holder != "" && !rec.HeldAt(now) }, fn)
+}
+
+// scanLocks calls fn for every lock record that match accepts.
+func (r *Reader) scanLocks(what string, match func(actors.LockRecord) bool, fn func(actors.LockRecord)) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*r.timeout)
 	defer cancel()
 	base := r.ks.locks()
@@ -150,13 +161,13 @@ func (r *Reader) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
 		if err != nil {
 			return err
 		}
-		if rec.HeldAt(now) {
+		if match(rec) {
 			fn(rec)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("load active locks: %w", err)
+		return fmt.Errorf("load %s locks: %w", what, err)
 	}
 	return nil
 }

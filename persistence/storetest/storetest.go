@@ -84,7 +84,7 @@ func apply(t *testing.T, s Store, ms ...actors.Mutation) {
 }
 
 func testLocks(t *testing.T, s Store) {
-	held := actors.LockRecord{Name: "held", Holder: "alice", LeaseID: "lease-1", Token: 7,
+	held := actors.LockRecord{Name: "held", Holder: "alice", HolderID: "host-a:4242", LeaseID: "lease-1", Token: 7,
 		ExpiresAt: T0.Add(time.Minute), AcquiredAt: T0}
 	expired := actors.LockRecord{Name: "expired", Holder: "bob", LeaseID: "lease-2", Token: 3,
 		ExpiresAt: T0.Add(-time.Second), AcquiredAt: T0.Add(-time.Minute)}
@@ -116,6 +116,30 @@ func testLocks(t *testing.T, s Store) {
 	}
 	if len(active) != 0 {
 		t.Fatalf("ActiveLocks after every expiry = %+v", active)
+	}
+	// ExpiredLocks: holds that ran out and whose end is not recorded (the
+	// holder is still set); a freed record (released, or its expiry
+	// recorded) is not one.
+	expiredAt := func(now time.Time) []actors.LockRecord {
+		t.Helper()
+		var out []actors.LockRecord
+		if err := s.ExpiredLocks(now, func(r actors.LockRecord) { out = append(out, r) }); err != nil {
+			t.Fatal(err)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+		return out
+	}
+	if got := expiredAt(T0); len(got) != 1 || got[0] != expired {
+		t.Fatalf("ExpiredLocks(T0) = %+v, want only %+v", got, expired)
+	}
+	if got := expiredAt(renewed.ExpiresAt); len(got) != 2 || got[0] != expired || got[1] != renewed {
+		t.Fatalf("ExpiredLocks at the renewed expiry = %+v, want %+v and %+v", got, expired, renewed)
+	}
+	recorded := expired
+	recorded.Holder, recorded.HolderID, recorded.LeaseID, recorded.ExpiresAt, recorded.AcquiredAt = "", "", "", time.Time{}, time.Time{}
+	apply(t, s, actors.PutLock{Lock: recorded})
+	if got := expiredAt(T0); len(got) != 0 {
+		t.Fatalf("ExpiredLocks(T0) after the expiry was recorded = %+v", got)
 	}
 }
 

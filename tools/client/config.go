@@ -49,7 +49,7 @@ func (c *Client) SetConfig(ctx context.Context, key string, w ConfigWrite) (*Con
 		w.Value = json.RawMessage("null")
 	}
 	e := new(ConfigEntry)
-	if err := c.call(ctx, "PUT", "/config/"+seg(key), w, w.ExpectedVersion != nil, e); err != nil {
+	if err := c.call(ctx, "PUT", c.owned("/config/"+seg(key)), w, w.ExpectedVersion != nil, e); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -69,7 +69,7 @@ func (c *Client) GetConfigVersion(ctx context.Context, key string, n int64) (*Co
 	if n > 0 {
 		path += "?version=" + strconv.FormatInt(n, 10)
 	}
-	return getJSON[ConfigEntry](ctx, c, path)
+	return getJSON[ConfigEntry](ctx, c, c.owned(path))
 }
 
 // ConfigHistory lists the versions of key.
@@ -77,7 +77,7 @@ func (c *Client) ConfigHistory(ctx context.Context, key string) ([]ConfigVersion
 	if err := checkName("config key", key); err != nil {
 		return nil, err
 	}
-	return listOf[ConfigVersion](ctx, c, "/config/"+seg(key)+"/history", "versions")
+	return listOf[ConfigVersion](ctx, c, c.owned("/config/"+seg(key)+"/history"), "versions")
 }
 
 // DeleteConfig deletes key and its history.
@@ -87,5 +87,5 @@ func (c *Client) DeleteConfig(ctx context.Context, key string) error {
 
 // ListConfig lists the caller's keys without values (every user's for an admin).
 func (c *Client) ListConfig(ctx context.Context) ([]ConfigEntry, error) {
-	return listOf[ConfigEntry](ctx, c, "/config", "configs")
+	return listOf[ConfigEntry](ctx, c, c.owned("/config"), "configs")
 }

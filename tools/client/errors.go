@@ -77,12 +77,9 @@ type ConflictError struct {
 	Err            *APIError
 }
 
-func (e *ConflictError) Error() string {
-	if !e.HasVersion {
-		return e.Err.Error()
-	}
-	return fmt.Sprintf("%s (current version %d)", e.Err.Error(), e.CurrentVersion)
-}
+// Error is the server's message, which says the current version itself
+// (CurrentVersion has it for programs).
+func (e *ConflictError) Error() string { return e.Err.Error() }
 func (e *ConflictError) Unwrap() error { return e.Err }
 
 // ValidationError is a 422 (or 400) with the server's message, which names
@@ -100,6 +97,22 @@ func (e *ValidationError) Unwrap() error {
 	}
 	return e.Err
 }
+
+// LockLostError is why a Locker lost its lock: the renewal or release that
+// was refused, or the wait for an unreachable server that outlasted the
+// lease. errors.Is(err, ErrLockLost) is true, and so is errors.Is(err, X)
+// for what the cause matches (ErrNotFound for a lease that is gone).
+type LockLostError struct {
+	Name  string // the lock
+	Cause error
+}
+
+// Error says "octostore: lock NAME lost: CAUSE" with one "octostore: " in
+// front, however many the cause had.
+func (e *LockLostError) Error() string {
+	return fmt.Sprintf("octostore: lock %q lost: %s", e.Name, strings.TrimPrefix(e.Cause.Error(), "octostore: "))
+}
+func (e *LockLostError) Unwrap() []error { return []error{ErrLockLost, e.Cause} }
 
 // checkName rejects an empty resource name before it turns into another URL.
 func checkName(what, name string) error {

@@ -30,6 +30,7 @@ type Event struct {
 	Name         string    `json:"name"`
 	Owner        string    `json:"owner,omitempty"`
 	Holder       string    `json:"holder,omitempty"`
+	HolderID     string    `json:"holder_id,omitempty"` // the grant's holder id; only to the holder or an admin
 	FencingToken uint64    `json:"fencing_token,omitempty"`
 	LeaseID      string    `json:"lease_id,omitempty"` // only to the holder or an admin
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`

@@ -24,15 +24,20 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 // background every TTL/3 while held, Done closed when the lock is lost,
 // Unlock to release it.
 //
-// Mutual exclusion is per Locker, not per identity: two Lockers using the
-// same token exclude each other (the server answers "already held by the
-// caller" to the second; the Locker treats that as held by someone else).
+// Mutual exclusion is per Locker, not per token: each Locker acquires with
+// its own random holder id (NewHolderID; WithHolderID sets one), so two
+// Lockers using the same token, in one process or on two hosts, exclude each
+// other (the server answers 409 to the second, as to any other user). A
+// "held" answer is taken as this Locker's own hold only when it names this
+// Locker's holder id (a server without holder ids answers "held" to every
+// request of the token: that is held by someone else).
 //
 // A Locker is safe for concurrent use.
 type Locker struct {
 	c        *Client
 	name     string
 	ttl      time.Duration
+	holderID string // sent with every acquire; "" none
 	clk      clock
 	pollMin  time.Duration
 	pollMax  time.Duration
@@ -68,10 +73,21 @@ func WithPollInterval(min, max time.Duration) LockerOption {
 // it otherwise uses as a hint that the lock was released.
 func WithoutWatch() LockerOption { return func(l *Locker) { l.useWatch = false } }
 
+// WithHolderID sets the holder id the Locker acquires with, instead of a
+// random one. Lockers given the same id (and token) are one holder on
+// purpose: each takes the other's hold as its own (same lease and fencing
+// token), and either's Unlock releases it for both. "" acquires without a
+// holder id (the server's per-token re-entrance; every "held" answer is then
+// taken as someone else's hold). The id must match ^[A-Za-z0-9._:@/+=-]{1,128}$
+// (the server refuses others: TryLock and Lock return ErrValidation).
+func WithHolderID(id string) LockerOption { return func(l *Locker) { l.holderID = id } }
+
 // NewLocker returns a Locker for the named lock with the given TTL (whole
-// seconds, at least 1s).
+// seconds, at least 1s). It acquires with a random holder id
+// (NewHolderID) unless WithHolderID sets one.
 func NewLocker(c *Client, name string, ttl time.Duration, opts ...LockerOption) *Locker {
-	l := &Locker{c: c, name: name, ttl: ttl, clk: realClock{}, pollMin: 100 * time.Millisecond, pollMax: 2 * time.Second, useWatch: true}
+	l := &Locker{c: c, name: name, ttl: ttl, holderID: NewHolderID(), clk: realClock{},
+		pollMin: 100 * time.Millisecond, pollMax: 2 * time.Second, useWatch: true}
 	for _, o := range opts {
 		o(l)
 	}
@@ -80,6 +96,9 @@ func NewLocker(c *Client, name string, ttl time.Duration, opts ...LockerOption) 
 
 // Name returns the lock name.
 func (l *Locker) Name() string { return l.name }
+
+// HolderID returns the holder id the Locker acquires with ("" none).
+func (l *Locker) HolderID() string { return l.holderID }
 
 // closedChan is returned by Done before the first acquisition.
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -128,18 +147,23 @@ func (l *Locker) Held() bool {
 
 // TryLock makes one attempt. It returns a *LockHeldError (errors.Is
 // ErrLockHeld) when someone else holds the lock, including another process
-// with the same token. Holding it already is not an error.
+// or Locker with the same token. Holding it already is not an error, and
+// neither is a "held" answer for this Locker's holder id: the hold is then
+// this Locker's (an earlier acquire of it whose answer was lost, or a hold
+// it lost track of after failed renewals, which the server still had), and
+// it is taken up with its lease and fencing token.
 func (l *Locker) TryLock(ctx context.Context) error {
 	if l.Held() {
 		return nil
 	}
 	sentAt := l.clk.Now()
-	lease, err := l.c.Acquire(ctx, l.name, l.ttl)
+	lease, err := l.c.AcquireAs(ctx, l.name, l.holderID, l.ttl)
 	if err != nil {
 		return err
 	}
-	if lease.Status == "held" {
-		// Granted earlier to our identity but not to this Locker.
+	if lease.Status == "held" && (l.holderID == "" || lease.HolderID != l.holderID) {
+		// Granted earlier to our token but not to this Locker's holder id
+		// (a server without holder ids, or no holder id given).
 		return &LockHeldError{Name: l.name, Holder: lease.Holder, ExpiresAt: lease.ExpiresAt}
 	}
 	h := &holding{lease: *lease, held: true, done: make(chan struct{}), stopped: make(chan struct{})}
@@ -174,7 +198,9 @@ func (l *Locker) Lock(ctx context.Context) error {
 		}()
 		defer w.close()
 	}
-	sameIdentity := false // the holder has our token: do not poke it with acquires
+	// The holder has our token and the server answered "held" (no holder
+	// ids): each acquire would extend its hold, so poll by status instead.
+	sameIdentity := false
 	for attempt := 0; ; attempt++ {
 		var until time.Time // when the current holder's lease ends, if known
 		try := true
@@ -329,7 +355,7 @@ func (l *Locker) lose(h *holding, cause error) {
 		return
 	}
 	h.held = false
-	h.err = fmt.Errorf("%w: %q: %w", ErrLockLost, l.name, cause)
+	h.err = &LockLostError{Name: l.name, Cause: cause}
 	if !h.closed {
 		h.closed = true
 		close(h.done)
@@ -357,7 +383,7 @@ func (l *Locker) Unlock(ctx context.Context) error {
 	if wasHeld {
 		err = l.c.Release(ctx, l.name, h.lease.LeaseID)
 		if errors.Is(err, ErrNotFound) {
-			err = fmt.Errorf("%w: %q: %w", ErrLockLost, l.name, err)
+			err = &LockLostError{Name: l.name, Cause: err}
 		}
 	} else {
 		err = lostErr
