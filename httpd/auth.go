@@ -55,6 +55,12 @@ type Authenticator struct {
 	// afterLookup, in tests, runs between a database lookup and caching.
 	afterLookup func()
 
+	// changed are called (outside mu) after tokens may have changed: with
+	// the hash of a token rotated or revoked in this process (Invalidate),
+	// with nil when the auth epoch moved. Guarded by mu; the event streams
+	// use it to end the streams of revoked tokens (events.go).
+	changed []func(hash *[32]byte)
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -94,13 +100,17 @@ func (a *Authenticator) poll() {
 				continue
 			}
 			a.mu.Lock()
-			if ep != a.epoch {
+			moved := ep != a.epoch
+			if moved {
 				a.epoch = ep
 				a.cache = map[[32]byte]Principal{}
 				a.logins = map[string]string{}
 				a.gen++
 			}
 			a.mu.Unlock()
+			if moved {
+				a.notify(nil)
+			}
 		}
 	}
 }
@@ -111,12 +121,59 @@ func (a *Authenticator) Close() {
 	<-a.done
 }
 
-// Invalidate drops a token from the cache (after rotate or revoke).
+// Invalidate drops a token from the cache (after rotate or revoke) and
+// tells the change hooks (the event streams of that token end at once).
 func (a *Authenticator) Invalidate(hash [32]byte) {
 	a.mu.Lock()
 	delete(a.cache, hash)
 	a.gen++
 	a.mu.Unlock()
+	a.notify(&hash)
+}
+
+// onChange registers fn to be called after tokens may have changed (see
+// Authenticator.changed). fn runs on the goroutine of the change: the
+// request that rotated or revoked, or the epoch poller.
+func (a *Authenticator) onChange(fn func(hash *[32]byte)) {
+	a.mu.Lock()
+	a.changed = append(a.changed, fn)
+	a.mu.Unlock()
+}
+
+func (a *Authenticator) notify(hash *[32]byte) {
+	a.mu.RLock()
+	fns := a.changed
+	a.mu.RUnlock()
+	for _, fn := range fns {
+		fn(hash)
+	}
+}
+
+// current reports whether p's credential still authenticates p: the admin
+// key always does; a token if the cache or, failing it, the database still
+// maps it to p's login.
+func (a *Authenticator) current(p *Principal) bool {
+	if p.Admin {
+		return true
+	}
+	a.mu.RLock()
+	c, ok := a.cache[p.Hash]
+	a.mu.RUnlock()
+	if ok {
+		return c.ID == p.ID
+	}
+	uid, ok, err := a.resolve(p.Hash)
+	return err == nil && ok && uid == p.ID
+}
+
+// resolve looks a token hash up in the database, bypassing the cache: the
+// user id it authenticates, ok false if none.
+func (a *Authenticator) resolve(hash [32]byte) (uid string, ok bool, err error) {
+	up, found, err := a.store.LookupToken(hash)
+	if err != nil || !found {
+		return "", false, err
+	}
+	return up.ID, true, nil
 }
 
 // Renamed drops every cached login (after a sign-in renamed a user): the
@@ -132,7 +189,7 @@ func (a *Authenticator) Renamed() {
 // Login is the login to show for the user id uid: the account's current
 // login, so a renamed user's locks and resources show the new login at once
 // (and an old login, which another account may have taken since, never
-// points at them). An id no account has (an orphan of migration 0004, or a
+// points at them). An id no account has (an orphan of migration 0005, or a
 // failed read) shows as the id itself. "" stays "".
 func (a *Authenticator) Login(uid string) string {
 	if uid == "" {

@@ -106,6 +106,10 @@ type ServerConfig struct {
 	// EventHeartbeat is the interval of ": ping" comments on idle event
 	// streams (DefaultEventHeartbeat).
 	EventHeartbeat time.Duration
+	// MaxStreamsPerUser bounds the event streams one user (or the admin
+	// key) has open at once; beyond it a stream is refused with 429 and
+	// Retry-After (DefaultMaxStreamsPerUser, events.go).
+	MaxStreamsPerUser int
 	// ShutdownTimeout bounds how long Shutdown waits for in-flight requests
 	// (DefaultShutdownTimeout); requests still waiting then end with 503.
 	ShutdownTimeout time.Duration
@@ -122,8 +126,8 @@ type ServerConfig struct {
 }
 
 // Defaults of ServerConfig (and of the `octostore serve` flags that set
-// it). DefaultMaxInFlight is in overload.go, DefaultEventHeartbeat in
-// events.go.
+// it). DefaultMaxInFlight is in overload.go, DefaultEventHeartbeat and
+// DefaultMaxStreamsPerUser in events.go.
 const (
 	DefaultMaxBodyBytes    = 1 << 20
 	DefaultReadTimeout     = 30 * time.Second
@@ -165,6 +169,7 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	if c.EventHeartbeat <= 0 {
 		c.EventHeartbeat = DefaultEventHeartbeat
 	}
+	positive(&c.MaxStreamsPerUser, DefaultMaxStreamsPerUser)
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -226,7 +231,7 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 	s.r.GET("/health", s.health)
 	s.routes()
 	s.routeOpenAPI()
-	s.routeEvents(deps.Events, cfg.EventHeartbeat, cfg.WriteTimeout)
+	s.routeEvents(deps.Events, cfg)
 	s.routeMetrics(deps.Metrics)
 	observe(deps)
 	s.srv = &fasthttp.Server{

@@ -501,6 +501,13 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 				}
 				return nil
 			}},
+		&cli.IntFlag{Name: "max-streams-per-user", Value: httpd.DefaultMaxStreamsPerUser, Destination: &cfg.Server.MaxStreamsPerUser, Usage: "event streams one user (or the admin key) may have open at once (429 + Retry-After beyond)", EnvVars: []string{"OCTOSTORE_MAX_STREAMS_PER_USER"},
+			Action: func(_ *cli.Context, v int) error {
+				if v <= 0 {
+					return usage("--max-streams-per-user must be positive")
+				}
+				return nil
+			}},
 		&cli.StringFlag{Name: "pprof-addr", Destination: &cfg.PprofAddr, Usage: "serve Go's net/http/pprof profiles on this address (loopback only; for profiling)", EnvVars: []string{"OCTOSTORE_PPROF_ADDR"},
 			Action: func(_ *cli.Context, addr string) error {
 				if addr == "" {
