@@ -32,6 +32,7 @@ settle=${SETTLE:-60}
 concurrency=${CONCURRENCY:-64}
 max_seconds=${MAX_SECONDS:-900}
 token=tok-mem-report-0123456789
+admin=adm-mem-report-0123456789
 command -v wrk >/dev/null || { echo "mem-report: wrk not found (apt-get install -y wrk)" >&2; exit 1; }
 mkdir -p "$out"
 work=$(mktemp -d)
@@ -55,32 +56,22 @@ fi
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 now_ms() { date +%s%3N; }
-# held METRICS_URL: locks held, from the server's own gauge.
-held() {
-	curl -fsS "$1/metrics" | awk '/^octostore_resources\{kind="lock"\}/ {printf "%d", $2}'
+# metric URL NAME: a gauge of the server's /metrics (read with the admin key).
+metric() {
+	curl -fsS -H "X-Admin-Key: $admin" "$1/metrics" | awk -v m="$2" '$1 == m {printf "%d", $2}'
 }
-
-# free_port: a random loopback port nobody listens on.
-free_port() {
-	for _ in $(seq 100); do
-		local p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-	done
-	return 1
-}
+# held URL: locks held, from the server's own gauge.
+held() { metric "$1" 'octostore_resources{kind="lock"}'; }
 
 # start_serve DB LOG: starts serve in the background (its pid in last_pid,
-# its API URL in last_url, the metrics URL in last_metrics), waiting at most
-# 120 s for its "listening on" line.
+# its URL in last_url), waiting at most 120 s for its "listening on" line.
 start_serve() {
-	local db=$1 log=$2 mport
-	mport=$(free_port)
+	local db=$1 log=$2
 	# shellcheck disable=SC2086 # SERVE_ARGS is a list of flags
-	"$bin" serve --addr 127.0.0.1:0 --db "$db" --static-tokens "mem:$token" --log-level info \
-		--max-locks-per-user -1 --metrics-addr "127.0.0.1:$mport" ${SERVE_ARGS:-} >"$log" 2>&1 &
+	"$bin" serve --addr 127.0.0.1:0 --db "$db" --static-tokens "mem:$token" --admin-key "$admin" --log-level info \
+		--max-locks-per-user -1 ${SERVE_ARGS:-} >"$log" 2>&1 &
 	last_pid=$!
 	pids+=("$last_pid")
-	last_metrics=http://127.0.0.1:$mport
 	for _ in $(seq 12000); do
 		if grep -q "listening on http://" "$log"; then
 			last_url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$log" | head -1)
@@ -103,7 +94,7 @@ for n in $scales; do
 	dir=$work/s$n
 	mkdir -p "$dir"
 	start_serve "$dir/octostore.db" "$dir/serve.log"
-	pid=$last_pid url=$last_url murl=$last_metrics
+	pid=$last_pid url=$last_url
 	curl -fsS -o /dev/null "$url/health"
 	rss0=$(rss "$pid")
 	load0=$(cut -d' ' -f1 /proc/loadavg)
@@ -121,14 +112,14 @@ for n in $scales; do
 		sleep 0.5
 		r=$(rss "$pid")
 		((r > peak_seen)) && peak_seen=$r
-		h=$(held "$murl")
+		h=$(held "$url")
 		if [ "$h" -ge "$n" ] || ! kill -0 "$wrk_pid" 2>/dev/null; then break; fi
 	done
 	kill -INT "$wrk_pid" 2>/dev/null || true
 	wait "$wrk_pid" 2>/dev/null || true
 	t1=$(now_ms)
 	sleep 0.5 # the last answers on the wire
-	h=$(held "$murl")
+	h=$(held "$url")
 	rss_during=$(rss "$pid")
 	refused=$(awk '$1 == "hold" && $2 == "refused" {print $3}' "$dir/wrk.txt")
 	echo "mem-report: $h held after $(((t1 - t0) / 1000)) s ($refused refused), VmRSS $(mib "$rss_during") MiB" >&2
@@ -141,8 +132,8 @@ for n in $scales; do
 	done
 	rss_settled=$(rss "$pid")
 	peak=$(hwm "$pid")
-	live=$(curl -fsS "$murl/metrics" | awk '/^octostore_live_actors / {printf "%d", $2}')
-	h2=$(held "$murl")
+	live=$(metric "$url" octostore_live_actors)
+	h2=$(held "$url")
 	load1=$(cut -d' ' -f1 /proc/loadavg)
 
 	# kill -9 and restart on the same database
@@ -150,20 +141,20 @@ for n in $scales; do
 	wait "$pid" 2>/dev/null || true
 	s0=$(now_ms)
 	start_serve "$dir/octostore.db" "$dir/restart.log"
-	pid=$last_pid url=$last_url murl=$last_metrics
+	pid=$last_pid url=$last_url
 	s1=$(now_ms)
 	for _ in $(seq 12000); do
 		curl -fsS -o /dev/null "$url/health" 2>/dev/null && break
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "mem-report: the restarted server exited:" >&2
+			cat "$dir/restart.log" >&2
+			exit 1
+		fi
 		sleep 0.01
 	done
 	s2=$(now_ms)
-	if ! kill -0 "$pid" 2>/dev/null; then
-		echo "mem-report: the restarted server exited:" >&2
-		cat "$dir/restart.log" >&2
-		exit 1
-	fi
 	rss_restart=$(rss "$pid")
-	h3=$(held "$murl")
+	h3=$(held "$url")
 	recovery=$(sed -n 's/.*msg="recovered state" kind=lock.*took=\([^ ]*\).*/\1/p' "$dir/restart.log" | head -1)
 	kill -9 "$pid"
 	wait "$pid" 2>/dev/null || true
