@@ -1,6 +1,8 @@
 package httpd
 
 import (
+	"bytes"
+	"encoding/json"
 	"net"
 	"testing"
 
@@ -60,4 +62,102 @@ func BenchmarkHandlerFlagGet(b *testing.B) {
 			b.Fatalf("set flag: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 		}
 	})
+}
+
+// handlerCall runs one request through the whole handler chain on a reused
+// RequestCtx (allocations are the server's alone).
+type handlerCall struct {
+	h   fasthttp.RequestHandler
+	req fasthttp.Request
+	ctx fasthttp.RequestCtx
+}
+
+func newHandlerCall(a *TestServer, method, uri, body string) *handlerCall {
+	c := &handlerCall{h: a.Handler()}
+	c.req.Header.SetMethod(method)
+	c.req.SetRequestURI(uri)
+	c.req.Header.Set("Authorization", "Bearer tokA")
+	if body != "" {
+		c.req.Header.SetContentType("application/json")
+		c.req.SetBodyString(body)
+	}
+	c.ctx.Init(&c.req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, nil)
+	return c
+}
+
+// do answers the request; the status must be 200.
+func (c *handlerCall) do(tb testing.TB) []byte {
+	c.ctx.Response.Reset()
+	c.h(&c.ctx)
+	if st := c.ctx.Response.StatusCode(); st != 200 {
+		tb.Fatalf("%s %s: %d %s", c.req.Header.Method(), c.req.URI().Path(), st, c.ctx.Response.Body())
+	}
+	return c.ctx.Response.Body()
+}
+
+func mustLease(tb testing.TB, body []byte) string {
+	var g struct {
+		LeaseID string `json:"lease_id"`
+	}
+	if err := json.Unmarshal(body, &g); err != nil || g.LeaseID == "" {
+		tb.Fatalf("no lease in %s: %v", body, err)
+	}
+	return g.LeaseID
+}
+
+// BenchmarkHandlerLockCycle: POST /locks/{name}/acquire then release with
+// the lease (two requests per op: a new grant and its release, both durable
+// writes; allocs/op is for the pair).
+func BenchmarkHandlerLockCycle(b *testing.B) {
+	a := MustStartTestServer(b, TestOptions{StaticTokens: map[string]string{"tokA": "alice"}})
+	acq := newHandlerCall(a, "POST", "/locks/bench/acquire", `{"ttl_seconds":30}`)
+	rel := newHandlerCall(a, "POST", "/locks/bench/release", `{"lease_id":"00000000-0000-0000-0000-000000000000"}`)
+	body := []byte(`{"lease_id":"00000000-0000-0000-0000-000000000000"}`)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		lease := acq.do(b)
+		// the lease is at a fixed place in the answer: copy it into the body
+		j := bytes.Index(lease, []byte(`"lease_id":"`))
+		copy(body[13:49], lease[j+12:j+48])
+		rel.req.SetBodyRaw(body)
+		rel.do(b)
+	}
+}
+
+// BenchmarkHandlerLockRenew: POST /locks/{name}/renew of a held lease (a
+// durable write each).
+func BenchmarkHandlerLockRenew(b *testing.B) {
+	a := MustStartTestServer(b, TestOptions{StaticTokens: map[string]string{"tokA": "alice"}})
+	lease := mustLease(b, newHandlerCall(a, "POST", "/locks/bench/acquire", `{"ttl_seconds":30}`).do(b))
+	c := newHandlerCall(a, "POST", "/locks/bench/renew", `{"lease_id":"`+lease+`","ttl_seconds":30}`)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.do(b)
+	}
+}
+
+// BenchmarkHandlerLockStatus: GET /locks/{name} of a held lock.
+func BenchmarkHandlerLockStatus(b *testing.B) {
+	a := MustStartTestServer(b, TestOptions{StaticTokens: map[string]string{"tokA": "alice"}})
+	newHandlerCall(a, "POST", "/locks/bench/acquire", `{"ttl_seconds":300}`).do(b)
+	c := newHandlerCall(a, "GET", "/locks/bench", "")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.do(b)
+	}
+}
+
+// BenchmarkHandlerConfigGet: GET /config/{key}.
+func BenchmarkHandlerConfigGet(b *testing.B) {
+	a := MustStartTestServer(b, TestOptions{StaticTokens: map[string]string{"tokA": "alice"}})
+	newHandlerCall(a, "PUT", "/config/app", `{"value":{"replicas":3}}`).do(b)
+	c := newHandlerCall(a, "GET", "/config/app", "")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.do(b)
+	}
 }

@@ -244,7 +244,7 @@ func (w *Writer) Close() error {
 	default:
 	}
 	<-w.stopped
-	w.stmts.close()
+	w.stmts.close(w.db.write)
 	return nil
 }
 
@@ -381,7 +381,15 @@ func (w *Writer) commit(batch []entry) error {
 		}
 	}
 	ctx := context.Background()
-	tx, err := w.db.write.BeginTx(ctx, nil)
+	// The batch runs on the write pool's one connection, held as a sql.Conn
+	// so that the hot statements can run on its driver connection inside the
+	// same transaction (rawstmt.go).
+	conn, err := w.db.write.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -390,7 +398,7 @@ func (w *Writer) commit(batch []entry) error {
 		w.log.rolledBack()
 		return err
 	}
-	bt := &batchTx{ctx: ctx, tx: tx, stmts: w.stmts, log: w.log}
+	bt := &batchTx{ctx: ctx, tx: tx, conn: conn, stmts: w.stmts, log: w.log}
 	for i := range batch {
 		e := &batch[i]
 		if e.m == nil {
@@ -434,8 +442,10 @@ func (w *Writer) probe() {
 
 // statements are prepared once on the single write connection; tx.Stmt reuses
 // them without re-preparing because the transaction runs on that connection.
+// The hottest ones are raw (rawstmt.go): prepared on the driver connection
+// at their first use.
 type statements struct {
-	putLock *sql.Stmt
+	putLock *rawStmt
 	res     *resourceStmts // limits, flags, config (resources.go)
 }
 
@@ -443,20 +453,20 @@ func prepare(db *sql.DB) (*statements, error) {
 	s := &statements{}
 	var err error
 	// Lock writes are journaled (locklog.go), not updated in place.
-	s.putLock, err = db.Prepare(`INSERT INTO lock_log(name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at)
+	s.putLock = newRawStmt(`INSERT INTO lock_log(name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at)
 		VALUES(?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
 	if s.res, err = prepareResources(db); err != nil {
-		s.putLock.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *statements) close() {
-	s.putLock.Close()
+// close closes the statements (after the writer goroutine has stopped).
+func (s *statements) close(db *sql.DB) {
+	if conn, err := db.Conn(context.Background()); err == nil {
+		s.putLock.close(conn)
+		conn.Close()
+	}
 	s.res.close()
 }
 
@@ -468,6 +478,7 @@ func (s *statements) close() {
 type batchTx struct {
 	ctx   context.Context
 	tx    *sql.Tx
+	conn  *sql.Conn // the connection tx runs on (raw statements: rawstmt.go)
 	stmts *statements
 	log   *lockLog
 }
@@ -477,7 +488,12 @@ var _ actors.MutationWriter = (*batchTx)(nil)
 // PutLock implements actors.MutationWriter: the write is appended to the
 // lock journal (locklog.go), not updated in place.
 func (b *batchTx) PutLock(l actors.LockRecord) error {
-	return b.log.append(b.ctx, b.tx, b.stmts.putLock, l)
+	seq, err := b.stmts.putLock.exec(b.conn, l.Name, l.Holder, l.HolderID, l.LeaseID, int64(l.Token), ms(l.ExpiresAt), ms(l.AcquiredAt))
+	if err != nil {
+		return err
+	}
+	b.log.append(seq, l)
+	return nil
 }
 
 // sqliteTx returns the batch transaction that persistence's own mutations
