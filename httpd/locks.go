@@ -90,11 +90,35 @@ func leaseField(f *field) (string, error) {
 	if len(s) != 36 {
 		return "", errLeaseFormat
 	}
+	if canonicalUUID(s) {
+		return s, nil // already what u.String() would give: no second string
+	}
 	u, err := uuid.Parse(s)
 	if err != nil {
 		return "", errLeaseFormat
 	}
 	return u.String(), nil
+}
+
+// canonicalUUID reports whether s is a UUID in its canonical text form
+// (36 characters, lower-case hex, hyphens at 8, 13, 18 and 23), as
+// uuid.UUID.String writes it.
+func canonicalUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		switch c := s[i]; {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 var errAdminOwnsNothing = actors.NewError(actors.CodeForbidden, "the admin key cannot own resources; use a user token")

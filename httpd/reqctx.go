@@ -179,6 +179,7 @@ type request struct {
 	reqs *requestContexts
 	conn net.Conn
 	rc   *requestContext
+	p    Principal // the caller (authed): handlers get &p
 }
 
 var requests = sync.Pool{New: func() any { return new(request) }}

@@ -1,5 +1,7 @@
 package httpd
 
+import "github.com/valyala/fasthttp"
+
 // routes registers the API's endpoints (the event streams and /metrics are
 // registered with their services: events.go, metrics.go). Every endpoint
 // but sign-in is authenticated and gets the request's context (authed);
@@ -34,8 +36,21 @@ func (s *Server) routes() {
 		{"POST", "/auth/token/rotate", s.tokenRotate},
 		{"DELETE", "/auth/token", s.tokenRevoke},
 	} {
-		s.r.Handle(r.method, r.path, s.limit.wrap(s.authed(r.h)))
+		s.handle(r.method, r.path, s.limit.wrap(s.authed(r.h)))
 	}
-	s.r.GET("/auth/github", s.limit.wrap(s.public(s.githubStart)))
-	s.r.GET("/auth/github/callback", s.limit.wrap(s.public(s.githubCallback)))
+	s.handle("GET", "/auth/github", s.limit.wrap(s.public(s.githubStart)))
+	s.handle("GET", "/auth/github/callback", s.limit.wrap(s.public(s.githubCallback)))
+}
+
+// handle registers h for method and path with the router, labelling its
+// requests with the route template for the metrics and the log
+// (ctx.UserValue(matchedRouteKey)). The label is boxed once here: the
+// router's own SaveMatchedRoutePath boxes the template and its key on every
+// request (two allocations).
+func (s *Server) handle(method, path string, h fasthttp.RequestHandler) {
+	label := any(path)
+	s.r.Handle(method, path, func(ctx *fasthttp.RequestCtx) {
+		ctx.SetUserValue(matchedRouteKey, label)
+		h(ctx)
+	})
 }

@@ -212,7 +212,8 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 	if cfg.AuthFailureBurst > 0 {
 		s.throttle = newAuthThrottle(cfg.AuthFailureBurst, cfg.AuthFailureInterval, deps.Now)
 	}
-	s.r.SaveMatchedRoutePath = true // metrics label requests by route template
+	// Requests are labelled by route template (metrics, log) by s.handle,
+	// without the router's SaveMatchedRoutePath (it allocates per request).
 	s.r.RedirectTrailingSlash = false
 	s.r.RedirectFixedPath = false
 	s.r.HandleMethodNotAllowed = true
@@ -228,7 +229,7 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		s.clog.Log(slog.LevelError, "panic in handler", "route", route(ctx), "panic", fmt.Sprint(v))
 		writeCoded(ctx, actors.NewError(actors.CodeInternal, "internal error"))
 	}
-	s.r.GET("/health", s.health)
+	s.handle("GET", "/health", s.health)
 	s.routes()
 	s.routeOpenAPI()
 	s.routeEvents(deps.Events, cfg)
