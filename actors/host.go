@@ -23,6 +23,7 @@ type Host struct {
 	b       Behavior
 	self    *actor.PID
 	parent  *actor.PID
+	child   *child // the shard's record of this actor: refs counts requests in flight to it
 	handled uint64
 	// lastSeq is the newest write replies depend on; lastAnySeq also counts
 	// write-behind writes (they only hold back passivation).
@@ -124,6 +125,7 @@ func (h *Host) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *request:
 		h.handled++
+		defer h.child.refs.Add(-1) // handled: the shard may stop us once none is in flight
 		if m.done != nil {
 			select {
 			case <-m.done:
@@ -159,7 +161,7 @@ func (h *Host) Receive(ctx actor.Context) {
 			(h.broken != nil || (h.lastAnySeq <= h.sys.store.Resolved() && h.b.Passivatable(h))) {
 			// The shard stops us only if nothing is in flight to us; if
 			// something is, we stay and check again later.
-			ctx.Send(h.parent, &passivate{key: h.key, pid: h.self, handled: h.handled})
+			ctx.Send(h.parent, &passivate{key: h.key, pid: h.self})
 		}
 		h.handledSeen = h.handled
 		h.idleTimer.Reset(h.sys.cfg.IdleTimeout)

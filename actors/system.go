@@ -84,7 +84,7 @@ type Timer interface {
 type System struct {
 	cfg     Config
 	as      *actor.ActorSystem
-	shards  []*actor.PID
+	shards  []*shard
 	kinds   [numKinds]KindSpec
 	store   Store
 	live    atomic.Int64
@@ -117,10 +117,11 @@ func NewSystem(cfg Config) *System {
 	as := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 	s := &System{cfg: cfg, as: as, store: cfg.Store}
 	s.replies.New = func() any { return make(chan error, 1) }
-	s.shards = make([]*actor.PID, cfg.Shards)
+	s.shards = make([]*shard, cfg.Shards)
 	for i := range s.shards {
-		sh := &shard{sys: s, children: map[Key]*child{}}
-		s.shards[i] = as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return sh }))
+		sh := &shard{sys: s, resident: map[Key]*child{}}
+		sh.pid = as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return sh }))
+		s.shards[i] = sh
 	}
 	return s
 }
@@ -173,7 +174,7 @@ type request struct {
 }
 
 // shardFor hashes a key onto a shard (FNV-1a over kind, owner, name).
-func (s *System) shardFor(k Key) *actor.PID {
+func (s *System) shardFor(k Key) *shard {
 	h := uint32(2166136261)
 	h = (h ^ uint32(k.Kind)) * 16777619
 	for i := 0; i < len(k.Owner); i++ {
@@ -200,14 +201,15 @@ func (s *System) shardFor(k Key) *actor.PID {
 // context.DeadlineExceeded) may therefore or may not have been applied.
 //
 // The hop is a Send with a pooled reply channel (no future, no timer): the
-// caller's context is the only deadline.
+// caller's context is the only deadline. It goes straight to the resource's
+// actor when that is resident (route), through its shard otherwise.
 func (s *System) call(ctx context.Context, k Key, op any) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
 	done := ctx.Done()
 	ch := s.replies.Get().(chan error)
-	s.as.Root.Send(s.shardFor(k), &request{key: k, op: op, reply: ch, done: done})
+	s.route(&request{key: k, op: op, reply: ch, done: done})
 	select {
 	case err := <-ch:
 		s.replies.Put(ch)
@@ -241,7 +243,19 @@ func (s *System) send(k Key, op any) {
 	if s.closed.Load() {
 		return
 	}
-	s.as.Root.Send(s.shardFor(k), &request{key: k, op: op})
+	s.route(&request{key: k, op: op})
+}
+
+// route delivers r to the actor of r.key: directly when it is resident and
+// not stopping (the child counts it: shard.go), else through the key's
+// shard, which spawns the actor if needed.
+func (s *System) route(r *request) {
+	sh := s.shardFor(r.key)
+	if c := sh.lookup(r.key); c != nil && c.enter() {
+		s.as.Root.Send(c.pid, r)
+		return
+	}
+	s.as.Root.Send(sh.pid, r)
 }
 
 // AfterFunc schedules op to be sent to k after d.
@@ -255,8 +269,8 @@ func (s *System) Close() {
 	if s.closed.Swap(true) {
 		return
 	}
-	for _, pid := range s.shards {
-		_ = s.as.Root.PoisonFuture(pid).Wait()
+	for _, sh := range s.shards {
+		_ = s.as.Root.PoisonFuture(sh.pid).Wait()
 	}
 	s.as.Shutdown()
 }
