@@ -22,43 +22,37 @@ var (
 	_ actors.ConfigStore = (*Store)(nil)
 )
 
-// resourceStmts are the prepared statements of the hot resource writes.
+// resourceStmts are the statements of the hot resource writes, raw
+// (rawstmt.go): rate-limit counters are written for every limit that
+// changed in each flush interval.
 type resourceStmts struct {
-	putLimit, putFlag *sql.Stmt
+	putLimit, putFlag *rawStmt
 }
 
-func prepareResources(db *sql.DB) (*resourceStmts, error) {
-	s := &resourceStmts{}
-	var err error
-	s.putLimit, err = db.Prepare(`INSERT INTO limits(owner, name, max_requests, window_seconds, log, updated_at)
+func prepareResources(*sql.DB) (*resourceStmts, error) {
+	return &resourceStmts{
+		putLimit: newRawStmt(`INSERT INTO limits(owner, name, max_requests, window_seconds, log, updated_at)
 		VALUES(?, ?, ?, ?, ?, ?)
 		ON CONFLICT(owner, name) DO UPDATE SET max_requests = excluded.max_requests,
-			window_seconds = excluded.window_seconds, log = excluded.log, updated_at = excluded.updated_at`)
-	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
-	s.putFlag, err = db.Prepare(`INSERT INTO flags(owner, name, enabled, percentage, created_at, updated_at)
+			window_seconds = excluded.window_seconds, log = excluded.log, updated_at = excluded.updated_at`),
+		putFlag: newRawStmt(`INSERT INTO flags(owner, name, enabled, percentage, created_at, updated_at)
 		VALUES(?, ?, ?, ?, ?, ?)
 		ON CONFLICT(owner, name) DO UPDATE SET enabled = excluded.enabled, percentage = excluded.percentage,
-			created_at = excluded.created_at, updated_at = excluded.updated_at`)
-	if err != nil {
-		s.putLimit.Close()
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
-	return s, nil
+			created_at = excluded.created_at, updated_at = excluded.updated_at`),
+	}, nil
 }
 
-func (s *resourceStmts) close() {
-	s.putLimit.Close()
-	s.putFlag.Close()
+// close closes the statements (on conn: rawStmt.close).
+func (s *resourceStmts) close(conn *sql.Conn) {
+	s.putLimit.close(conn)
+	s.putFlag.close(conn)
 }
 
 // PutLimits implements actors.MutationWriter: one upsert per snapshot.
 func (b *batchTx) PutLimits(rows []actors.LimitRow) error {
-	st := b.tx.StmtContext(b.ctx, b.stmts.res.putLimit)
 	for i := range rows {
 		r := &rows[i]
-		if _, err := st.ExecContext(b.ctx, r.Owner, r.Name, r.MaxRequests, r.WindowSeconds, r.Log, ms(r.UpdatedAt)); err != nil {
+		if _, err := b.stmts.res.putLimit.exec(b.conn, r.Owner, r.Name, r.MaxRequests, r.WindowSeconds, r.Log, ms(r.UpdatedAt)); err != nil {
 			return err
 		}
 	}
@@ -77,7 +71,7 @@ func (b *batchTx) PutFlag(f actors.FlagRecord) error {
 	if f.Percentage != actors.NoPercentage {
 		pct = f.Percentage
 	}
-	_, err := b.tx.StmtContext(b.ctx, b.stmts.res.putFlag).ExecContext(b.ctx, f.Owner, f.Name, f.Enabled, pct, ms(f.CreatedAt), ms(f.UpdatedAt))
+	_, err := b.stmts.res.putFlag.exec(b.conn, f.Owner, f.Name, f.Enabled, pct, ms(f.CreatedAt), ms(f.UpdatedAt))
 	return err
 }
 

@@ -465,9 +465,9 @@ func prepare(db *sql.DB) (*statements, error) {
 func (s *statements) close(db *sql.DB) {
 	if conn, err := db.Conn(context.Background()); err == nil {
 		s.putLock.close(conn)
+		s.res.close(conn)
 		conn.Close()
 	}
-	s.res.close()
 }
 
 // batchTx is one batch's write transaction. It implements
