@@ -88,7 +88,7 @@ func (sh *shard) Receive(ctx actor.Context) {
 			}
 			c = &child{}
 			h := &Host{sys: sh.sys, key: m.key, b: f(m.key), parent: ctx.Self(), child: c}
-			c.pid = sh.sys.as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return h }))
+			c.pid = sh.sys.as.Root.Spawn(sh.sys.props(func() actor.Actor { return h }))
 			sh.mu.Lock()
 			sh.resident[m.key] = c
 			sh.mu.Unlock()

@@ -87,6 +87,7 @@ type System struct {
 	shards  []*shard
 	kinds   [numKinds]KindSpec
 	store   Store
+	disp    *workerDispatcher // runs every mailbox of the runtime (dispatch.go)
 	live    atomic.Int64
 	closed  atomic.Bool
 	replies sync.Pool // chan error, capacity 1
@@ -115,12 +116,12 @@ func NewSystem(cfg Config) *System {
 	}
 	logger := cfg.Logger
 	as := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
-	s := &System{cfg: cfg, as: as, store: cfg.Store}
+	s := &System{cfg: cfg, as: as, store: cfg.Store, disp: newWorkerDispatcher(dispatchWorkers(), dispatchThroughput)}
 	s.replies.New = func() any { return make(chan error, 1) }
 	s.shards = make([]*shard, cfg.Shards)
 	for i := range s.shards {
 		sh := &shard{sys: s, resident: map[Key]*child{}}
-		sh.pid = as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return sh }))
+		sh.pid = as.Root.Spawn(s.props(func() actor.Actor { return sh }))
 		s.shards[i] = sh
 	}
 	return s
@@ -273,4 +274,10 @@ func (s *System) Close() {
 		_ = s.as.Root.PoisonFuture(sh.pid).Wait()
 	}
 	s.as.Shutdown()
+	s.disp.stop()
+}
+
+// props are the props of every actor of the runtime: its dispatcher.
+func (s *System) props(p actor.Producer) *actor.Props {
+	return actor.PropsFromProducer(p, actor.WithDispatcher(s.disp))
 }
