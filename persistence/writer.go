@@ -77,8 +77,18 @@ type seqRange struct {
 // WriterOptions tunes the writer. Zero values take defaults.
 type WriterOptions struct {
 	MaxQueue int // queued writes before Enqueue answers ErrOverloaded (default 100000)
-	MaxBatch int // writes per transaction at most (default 4096)
+	MaxBatch int // writes per transaction at most (default DefaultMaxBatch)
 }
+
+// DefaultMaxBatch caps the writes of one transaction. A commit's fixed cost
+// (about 80 µs of CPU here: the WAL locks, the write and the fsync of the
+// virtual disk) is spread over its writes, and its latency grows with them
+// (BenchmarkWriterCommit, synchronous=FULL: 256 writes 1.0 ms and 3.6 µs of
+// CPU each, 1,024 writes 3.2 ms and 3.1 µs, 4,096 writes 12.4 ms and 3.0
+// µs). Beyond 1,024 a bigger batch saves 3% of CPU per write and makes every
+// write in it wait 4 times longer; what is queued beyond the cap is the
+// next batch, committed right after.
+const DefaultMaxBatch = 1024
 
 // NewWriter starts the writer goroutine.
 func NewWriter(db *DB, opt WriterOptions) (*Writer, error) {
@@ -86,7 +96,7 @@ func NewWriter(db *DB, opt WriterOptions) (*Writer, error) {
 		opt.MaxQueue = 100000
 	}
 	if opt.MaxBatch <= 0 {
-		opt.MaxBatch = 4096
+		opt.MaxBatch = DefaultMaxBatch
 	}
 	log := newLockLog()
 	if err := log.foldAll(db.write); err != nil {
