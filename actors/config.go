@@ -46,6 +46,7 @@ type ConfigKeys struct {
 	store   ConfigStore
 	quota   *quota
 	history int
+	gets    opPool[getConfig] // Get is a hot read
 }
 
 // NewConfigKeys registers the config kind with sys.
@@ -93,8 +94,7 @@ func (c *ConfigKeys) Put(ctx context.Context, owner, key string, w ConfigWrite) 
 // Get reads the current version (ErrConfigNotFound if the key does not
 // exist).
 func (c *ConfigKeys) Get(ctx context.Context, owner, key string) (ConfigRecord, error) {
-	op := &getConfig{}
-	return answer(c.sys.call(ctx, configKey(owner, key), op), &op.config)
+	return callPooled(c.sys, ctx, configKey(owner, key), &c.gets, func(op *getConfig) ConfigRecord { return op.config })
 }
 
 // Version reads version n of a live key from the database (every

@@ -126,14 +126,10 @@ func (h *Host) Receive(ctx actor.Context) {
 	case *request:
 		h.handled++
 		defer h.child.refs.Add(-1) // handled: the shard may stop us once none is in flight
-		if m.done != nil {
-			select {
-			case <-m.done:
-				// The caller stopped waiting before the operation started:
-				// drop it unapplied (System.call). Nobody reads a reply.
-				return
-			default:
-			}
+		if m.gaveUp.Load() {
+			// The caller stopped waiting before the operation started:
+			// drop it unapplied (System.call). Nobody reads a reply.
+			return
 		}
 		if h.broken != nil {
 			h.activate() // the store may be back
@@ -200,6 +196,15 @@ func (h *Host) reply(ch chan error, err error) {
 		return
 	}
 	if h.lastSeq == 0 {
+		ch <- err
+		return
+	}
+	if h.lastSeq <= h.sys.store.Resolved() && h.failedGen.Load() < h.gen {
+		// Everything the answer depends on is resolved, and nothing of this
+		// generation failed (a failed write's done callback marks failedGen
+		// before Resolved passes it: Store): committed. Answer now, without
+		// a callback to register (the common case for reads of a resource
+		// whose last write committed long ago).
 		ch <- err
 		return
 	}

@@ -43,6 +43,7 @@ type Locks struct {
 	loader   LockLoader
 	max      int
 	holdings *Holdings
+	statuses opPool[lockStatus] // Status is a hot read
 }
 
 // NewLocks registers the lock kind with sys.
@@ -146,8 +147,7 @@ func (l *Locks) ForceRelease(ctx context.Context, name string) error {
 // Status reads the lock (from its actor: never a state that is not
 // committed).
 func (l *Locks) Status(ctx context.Context, name string) (LockState, error) {
-	op := &lockStatus{}
-	return answer(l.sys.call(ctx, lockKey(name), op), &op.state)
+	return callPooled(l.sys, ctx, lockKey(name), &l.statuses, func(op *lockStatus) LockState { return op.state })
 }
 
 // List returns holder's locks held now, sorted by name, from the holder

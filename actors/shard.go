@@ -41,7 +41,8 @@ type shard struct {
 }
 
 type child struct {
-	pid *actor.PID
+	pid  *actor.PID
+	mbox *mailbox // the child's mailbox: callers post to it directly (System.route)
 	// refs counts the requests sent to the child and not yet handled; -1
 	// once the shard has decided to stop it (then nobody may send to it).
 	refs atomic.Int64
@@ -86,9 +87,9 @@ func (sh *shard) Receive(ctx actor.Context) {
 				}
 				return
 			}
-			c = &child{}
+			c = &child{mbox: newMailbox()}
 			h := &Host{sys: sh.sys, key: m.key, b: f(m.key), parent: ctx.Self(), child: c}
-			c.pid = sh.sys.as.Root.Spawn(sh.sys.props(func() actor.Actor { return h }))
+			c.pid = sh.sys.as.Root.Spawn(sh.sys.props(func() actor.Actor { return h }, c.mbox))
 			sh.mu.Lock()
 			sh.resident[m.key] = c
 			sh.mu.Unlock()
@@ -96,7 +97,7 @@ func (sh *shard) Receive(ctx actor.Context) {
 			sh.sys.live.Add(1)
 		}
 		c.refs.Add(1) // the map holds only children this actor has not stopped: refs >= 0
-		ctx.Send(c.pid, m)
+		c.mbox.PostUserMessage(m)
 	case *passivate:
 		c := sh.resident[m.key]
 		// Stop only if nothing is in flight to the child; otherwise it has

@@ -82,15 +82,15 @@ type Timer interface {
 // (Locks, Limits, Flags, ConfigKeys), which call into the runtime through
 // call.
 type System struct {
-	cfg     Config
-	as      *actor.ActorSystem
-	shards  []*shard
-	kinds   [numKinds]KindSpec
-	store   Store
-	disp    *workerDispatcher // runs every mailbox of the runtime (dispatch.go)
-	live    atomic.Int64
-	closed  atomic.Bool
-	replies sync.Pool // chan error, capacity 1
+	cfg    Config
+	as     *actor.ActorSystem
+	shards []*shard
+	kinds  [numKinds]KindSpec
+	store  Store
+	disp   *workerDispatcher // runs every mailbox of the runtime (dispatch.go)
+	live   atomic.Int64
+	closed atomic.Bool
+	calls  sync.Pool // *request with a reply channel of capacity 1 (call)
 }
 
 // NewSystem starts the shard actors. Register every kind (NewLocks, …) and
@@ -117,11 +117,11 @@ func NewSystem(cfg Config) *System {
 	logger := cfg.Logger
 	as := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 	s := &System{cfg: cfg, as: as, store: cfg.Store, disp: newWorkerDispatcher(dispatchWorkers(), dispatchThroughput)}
-	s.replies.New = func() any { return make(chan error, 1) }
+	s.calls.New = func() any { return &request{reply: make(chan error, 1)} }
 	s.shards = make([]*shard, cfg.Shards)
 	for i := range s.shards {
 		sh := &shard{sys: s, resident: map[Key]*child{}}
-		sh.pid = as.Root.Spawn(s.props(func() actor.Actor { return sh }))
+		sh.pid = as.Root.Spawn(s.props(func() actor.Actor { return sh }, newMailbox()))
 		s.shards[i] = sh
 	}
 	return s
@@ -168,10 +168,10 @@ type request struct {
 	// reply receives the answer (nil: the operation's own fields hold the
 	// rest). nil reply: nobody waits (timers).
 	reply chan error
-	// done is the caller's ctx.Done(): if it is closed when the actor gets
-	// to the request, the caller has stopped waiting and the operation is
-	// dropped unapplied.
-	done <-chan struct{}
+	// gaveUp is set by the caller when it stops waiting (its context is
+	// done): an actor that gets to the request afterwards drops it
+	// unapplied.
+	gaveUp atomic.Bool
 }
 
 // shardFor hashes a key onto a shard (FNV-1a over kind, owner, name).
@@ -201,32 +201,81 @@ func (s *System) shardFor(k Key) *shard {
 // ctx.Err(), with its cause: errors.Is(err, context.Canceled) or
 // context.DeadlineExceeded) may therefore or may not have been applied.
 //
-// The hop is a Send with a pooled reply channel (no future, no timer): the
-// caller's context is the only deadline. It goes straight to the resource's
-// actor when that is resident (route), through its shard otherwise.
+// The hop has no future and no timer: the caller's context is the only
+// deadline, and the request with its reply channel is pooled (recycled
+// once answered: an abandoned one is never reused, the actor may still
+// answer into it). It goes straight to the resource's actor when that is
+// resident, and then the caller runs the actor's turn itself if the actor
+// is idle (mailbox.postAndRun): an answer that needs no commit is there
+// when the post returns, and ctx is not even asked for its Done channel
+// (which would start an HTTP request context's clock: httpd/reqctx.go).
 func (s *System) call(ctx context.Context, k Key, op any) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	done := ctx.Done()
-	ch := s.replies.Get().(chan error)
-	s.route(&request{key: k, op: op, reply: ch, done: done})
+	if ctx.Err() != nil {
+		return contextError(ctx) // given up before it was sent: nothing applied
+	}
+	r := s.calls.Get().(*request)
+	r.key, r.op = k, op
+	s.routeCall(r)
 	select {
-	case err := <-ch:
-		s.replies.Put(ch)
+	case err := <-r.reply:
+		s.recycle(r)
+		return err
+	default:
+	}
+	done := ctx.Done()
+	select {
+	case err := <-r.reply:
+		s.recycle(r)
 		return err
 	case <-done:
+		r.gaveUp.Store(true)
 		// An answer that arrived at the same moment wins.
 		select {
-		case err := <-ch:
-			s.replies.Put(ch)
+		case err := <-r.reply:
 			return err
 		default:
 		}
-		// The actor may still answer into ch (or write to op): never reuse
-		// them.
+		// The actor may still answer into r.reply (or write to op): never
+		// reuse them.
 		return contextError(ctx)
 	}
+}
+
+// recycle returns an answered call's request to the pool.
+func (s *System) recycle(r *request) {
+	r.key, r.op = Key{}, nil
+	s.calls.Put(r)
+}
+
+// opPool recycles the operation values of a kind's hot reads (a status, a
+// get), as Limits.Check does its checks: a call's op goes back only once
+// the call was answered (after a cancelled wait the actor may still write
+// to it).
+type opPool[T any] struct{ p sync.Pool }
+
+func (p *opPool[T]) get() *T {
+	if v, ok := p.p.Get().(*T); ok {
+		return v
+	}
+	return new(T)
+}
+
+// callPooled is call with an op from pool; the answer is what answerOf
+// reads from the op (a plain function: a closure would allocate).
+func callPooled[T, A any](s *System, ctx context.Context, k Key, pool *opPool[T], answerOf func(*T) A) (A, error) {
+	op := pool.get()
+	if err := s.call(ctx, k, op); err != nil {
+		var zero A
+		return zero, err
+	}
+	a := answerOf(op)
+	var zero T
+	*op = zero
+	pool.p.Put(op)
+	return a, nil
 }
 
 // answer is the tail of a typed call: the operation's answer *v once the
@@ -253,7 +302,18 @@ func (s *System) send(k Key, op any) {
 func (s *System) route(r *request) {
 	sh := s.shardFor(r.key)
 	if c := sh.lookup(r.key); c != nil && c.enter() {
-		s.as.Root.Send(c.pid, r)
+		c.mbox.PostUserMessage(r)
+		return
+	}
+	s.as.Root.Send(sh.pid, r)
+}
+
+// routeCall is route for a caller that waits for the answer: it runs the
+// resident actor's turn itself if the actor is idle (mailbox.postAndRun).
+func (s *System) routeCall(r *request) {
+	sh := s.shardFor(r.key)
+	if c := sh.lookup(r.key); c != nil && c.enter() {
+		c.mbox.postAndRun(r)
 		return
 	}
 	s.as.Root.Send(sh.pid, r)
@@ -277,7 +337,8 @@ func (s *System) Close() {
 	s.disp.stop()
 }
 
-// props are the props of every actor of the runtime: its dispatcher.
-func (s *System) props(p actor.Producer) *actor.Props {
-	return actor.PropsFromProducer(p, actor.WithDispatcher(s.disp))
+// props are the props of every actor of the runtime: its dispatcher and
+// its mailbox (mailbox.go), mb.
+func (s *System) props(p actor.Producer, mb *mailbox) *actor.Props {
+	return actor.PropsFromProducer(p, actor.WithDispatcher(s.disp), actor.WithMailbox(func() actor.Mailbox { return mb }))
 }

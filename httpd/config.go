@@ -69,8 +69,9 @@ func descriptionText(d string) error {
 }
 
 // configKey validates the {key} path parameter (names.ConfigKey).
-func configKey(ctx *fasthttp.RequestCtx) (string, error) {
-	key, _ := ctx.UserValue("key").(string)
+func configKey(ctx *fasthttp.RequestCtx) (string, error) { return validConfigKey(pathParam(ctx)) }
+
+func validConfigKey(key string) (string, error) {
 	if !names.ConfigKey.Valid(key) {
 		return "", errConfigKey
 	}
@@ -424,12 +425,14 @@ func writeConfig(ctx *fasthttp.RequestCtx, c actors.ConfigRecord) error {
 	etag := append(nb[:0], '"')
 	etag = strconv.AppendInt(etag, c.Version, 10)
 	ctx.Response.Header.SetBytesV(fasthttp.HeaderETag, append(etag, '"'))
-	b := make([]byte, 0, 128+len(c.Key)+len(c.Value)+len(c.Description))
-	b = append(b, `{"key":`...)
+	bp := scratch.get()
+	defer scratch.put(bp)
+	b := append(*bp, `{"key":`...)
 	b = appendString(b, c.Key)
 	b = append(b, `,"value":`...)
 	b = append(b, c.Value...)
-	return writeOK(ctx, appendConfigTail(b, &c))
+	*bp = appendConfigTail(b, &c)
+	return writeOK(ctx, *bp)
 }
 
 // appendConfigTail renders description, version, created_at and

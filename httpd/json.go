@@ -458,6 +458,35 @@ func writeListing[T any](s *Server, ctx *fasthttp.RequestCtx, rq *request, p *Pr
 }
 
 // writeOK answers 200 with the JSON b.
+// scratch lends answers a buffer to render into (writeOK copies it into
+// the response): a rendered body costs no allocation once the pool is warm.
+var scratch = bufferPool{max: 64 << 10}
+
+// bufferPool is a pool of byte buffers; buffers that grew beyond max are
+// not kept.
+type bufferPool struct {
+	p   sync.Pool
+	max int
+}
+
+// get returns an empty buffer.
+func (bp *bufferPool) get() *[]byte {
+	if b, ok := bp.p.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 512)
+	return &b
+}
+
+// put gives b back (store the grown slice in *b first).
+func (bp *bufferPool) put(b *[]byte) {
+	if cap(*b) > bp.max {
+		return
+	}
+	*b = (*b)[:0]
+	bp.p.Put(b)
+}
+
 func writeOK(ctx *fasthttp.RequestCtx, b []byte) error {
 	writeRaw(ctx, fasthttp.StatusOK, b)
 	return nil

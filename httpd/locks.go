@@ -15,8 +15,9 @@ import (
 var errLockName = invalid("lock name " + names.Lock.Requirement())
 
 // lockName validates the {name} path parameter (names.Lock).
-func lockName(ctx *fasthttp.RequestCtx) (string, error) {
-	name, _ := ctx.UserValue("name").(string)
+func lockName(ctx *fasthttp.RequestCtx) (string, error) { return validLockName(pathParam(ctx)) }
+
+func validLockName(name string) (string, error) {
 	if !names.Lock.Valid(name) {
 		return "", errLockName
 	}

@@ -129,22 +129,22 @@ func (m *Metrics) ObserveBatch(size int, d time.Duration, err error) {
 	}
 }
 
-// matchedRouteKey is the user value key of a request's route template
-// (Server.handle sets it), boxed once, so that setting and looking it up do
-// not allocate. It is the router's own key (router.MatchedRoutePathParam),
-// which nothing else uses.
+// matchedRouteKey is the user value key of a request's route (a
+// *routeInfo: Server.handle sets it, routeOf reads it), boxed once, so
+// that setting and looking it up do not allocate. It is the router's own
+// key (router.MatchedRoutePathParam), which nothing else uses.
 var matchedRouteKey any = router.MatchedRoutePathParam
 
 // Instrument wraps the server's handler. Requests are labelled by route
-// template (the user value under matchedRouteKey: Server.handle).
+// template (routeOf: Server.handle).
 func (m *Metrics) Instrument(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
 		next(ctx)
 		d := time.Since(start)
-		route, _ := ctx.UserValue(matchedRouteKey).(string)
-		if route == "" {
-			route = unmatchedRoute
+		route := unmatchedRoute
+		if ri := routeOf(ctx); ri != nil {
+			route = ri.label
 		}
 		mm := m.method(m.route(route), methodIndex(ctx.Method()))
 		mm.latency.Observe(d.Seconds())

@@ -45,6 +45,7 @@ type Server struct {
 	reqs     *requestContexts
 	limit    *inflight // --max-inflight, applied per route (routes.go)
 	r        *router.Router
+	fast     map[string][]*routeInfo // method → routes (handle, dispatch)
 	srv      *fasthttp.Server
 
 	// events serves /events and /locks/{name}/watch, metrics /metrics
@@ -236,7 +237,7 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 	s.routeMetrics(deps.Metrics)
 	observe(deps)
 	s.srv = &fasthttp.Server{
-		Handler: deps.Metrics.Instrument(s.r.Handler),
+		Handler: deps.Metrics.Instrument(s.dispatch),
 		Name:    "octostore",
 		// Bodies are streamed and read by readBody (body.go), after the
 		// credentials are checked: fasthttp reads at most preReadBody bytes
