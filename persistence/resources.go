@@ -36,9 +36,10 @@ func prepareResources(db *sql.DB) (*resourceStmts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
-	s.putFlag, err = db.Prepare(`INSERT INTO flags(owner, name, enabled, percentage, created_at, updated_at)
-		VALUES(?, ?, ?, ?, ?, ?)
+	s.putFlag, err = db.Prepare(`INSERT INTO flags(owner, name, enabled, percentage, rules, variants, off_variant, created_at, updated_at)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(owner, name) DO UPDATE SET enabled = excluded.enabled, percentage = excluded.percentage,
+			rules = excluded.rules, variants = excluded.variants, off_variant = excluded.off_variant,
 			created_at = excluded.created_at, updated_at = excluded.updated_at`)
 	if err != nil {
 		s.putLimit.Close()
@@ -76,7 +77,9 @@ func (b *batchTx) PutFlag(f actors.FlagRecord) error {
 	if f.Percentage != actors.NoPercentage {
 		pct = f.Percentage
 	}
-	_, err := b.tx.StmtContext(b.ctx, b.stmts.res.putFlag).ExecContext(b.ctx, f.Owner, f.Name, f.Enabled, pct, ms(f.CreatedAt), ms(f.UpdatedAt))
+	rules, variants := actors.EncodeFlagTargeting(&f)
+	_, err := b.tx.StmtContext(b.ctx, b.stmts.res.putFlag).ExecContext(b.ctx, f.Owner, f.Name, f.Enabled, pct,
+		string(rules), string(variants), f.OffVariant, ms(f.CreatedAt), ms(f.UpdatedAt))
 	return err
 }
 
@@ -141,23 +144,36 @@ func (s *Store) LoadLimit(owner, name string) (actors.SlidingWindow, bool, error
 	return w, true, nil
 }
 
-// LoadFlag implements actors.FlagStore.
-func (s *Store) LoadFlag(owner, name string) (actors.FlagRecord, bool, error) {
-	f := actors.FlagRecord{Owner: owner, Name: name, Percentage: actors.NoPercentage}
+// flagColumns are the columns scanFlag reads, after owner and name.
+const flagColumns = `enabled, percentage, rules, variants, off_variant, created_at, updated_at`
+
+// scanFlag scans flagColumns into f (Owner and Name set by the caller or
+// scanned before) and decodes the targeting.
+func scanFlag(row interface{ Scan(...any) error }, f *actors.FlagRecord, lead ...any) error {
 	var pct sql.NullInt64
+	var rules, variants string
 	var created, updated int64
-	err := s.db.read.QueryRow(`SELECT enabled, percentage, created_at, updated_at FROM flags WHERE owner = ? AND name = ?`,
-		owner, name).Scan(&f.Enabled, &pct, &created, &updated)
-	if errors.Is(err, sql.ErrNoRows) {
-		return f, false, nil
+	if err := row.Scan(append(lead, &f.Enabled, &pct, &rules, &variants, &f.OffVariant, &created, &updated)...); err != nil {
+		return err
 	}
-	if err != nil {
-		return f, false, fmt.Errorf("load flag %s/%s: %w", owner, name, err)
-	}
+	f.Percentage = actors.NoPercentage
 	if pct.Valid {
 		f.Percentage = int(pct.Int64)
 	}
 	f.CreatedAt, f.UpdatedAt = fromMS(created), fromMS(updated)
+	return actors.DecodeFlagTargeting(f, []byte(rules), []byte(variants))
+}
+
+// LoadFlag implements actors.FlagStore.
+func (s *Store) LoadFlag(owner, name string) (actors.FlagRecord, bool, error) {
+	f := actors.FlagRecord{Owner: owner, Name: name, Percentage: actors.NoPercentage}
+	err := scanFlag(s.db.read.QueryRow(`SELECT `+flagColumns+` FROM flags WHERE owner = ? AND name = ?`, owner, name), &f)
+	if errors.Is(err, sql.ErrNoRows) {
+		return actors.FlagRecord{Owner: owner, Name: name, Percentage: actors.NoPercentage}, false, nil
+	}
+	if err != nil {
+		return f, false, fmt.Errorf("load flag %s/%s: %w", owner, name, err)
+	}
 	return f, true, nil
 }
 
@@ -277,19 +293,13 @@ func (s *Store) ListLimits(ctx context.Context, owner string) ([]actors.LimitRec
 
 // ListFlags implements actors.FlagStore.
 func (s *Store) ListFlags(ctx context.Context, owner string) ([]actors.FlagRecord, error) {
-	q, args := ownerFilter(`SELECT owner, name, enabled, percentage, created_at, updated_at FROM flags`, "name", owner)
+	q, args := ownerFilter(`SELECT owner, name, `+flagColumns+` FROM flags`, "name", owner)
 	var out []actors.FlagRecord
 	err := s.query(ctx, q, args, func(rows *sql.Rows) error {
-		f := actors.FlagRecord{Percentage: actors.NoPercentage}
-		var pct sql.NullInt64
-		var created, updated int64
-		if err := rows.Scan(&f.Owner, &f.Name, &f.Enabled, &pct, &created, &updated); err != nil {
+		var f actors.FlagRecord
+		if err := scanFlag(rows, &f, &f.Owner, &f.Name); err != nil {
 			return err
 		}
-		if pct.Valid {
-			f.Percentage = int(pct.Int64)
-		}
-		f.CreatedAt, f.UpdatedAt = fromMS(created), fromMS(updated)
 		out = append(out, f)
 		return nil
 	})

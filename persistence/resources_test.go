@@ -72,7 +72,7 @@ func TestFlagsStore(t *testing.T) {
 	mustApply(t, s, actors.PutFlag{Flag: a}, actors.PutFlag{Flag: b}, actors.PutFlag{Flag: c})
 	for _, want := range []actors.FlagRecord{a, b, c} {
 		got, ok, err := s.LoadFlag(want.Owner, want.Name)
-		if err != nil || !ok || got != want {
+		if err != nil || !ok || !reflect.DeepEqual(got, want) {
 			t.Fatalf("load %s/%s: %+v %v %v, want %+v", want.Owner, want.Name, got, ok, err, want)
 		}
 	}
@@ -211,7 +211,7 @@ func TestResourcesReopen(t *testing.T) {
 	s.Close()
 	db.Close()
 	s2 := openStoreAt(t, path)
-	if got, ok, err := s2.LoadFlag("alice", "f"); err != nil || !ok || got != f {
+	if got, ok, err := s2.LoadFlag("alice", "f"); err != nil || !ok || !reflect.DeepEqual(got, f) {
 		t.Fatalf("after reopen: %+v %v %v", got, ok, err)
 	}
 	if SchemaVersion() < 2 {

@@ -58,6 +58,44 @@ func TestFlagCommands(t *testing.T) {
 	octo(t, url, tokA, "flag", "delete", "beta").mustCode(t, exitNotFound, "delete twice")
 }
 
+// flag set --rules/--variants/--off-variant and flag get --attr: the
+// targeting of issue 17 from the shell.
+func TestFlagTargetingCommands(t *testing.T) {
+	url := startServer(t)
+	rules := filepath.Join(t.TempDir(), "rules.json")
+	if err := os.WriteFile(rules, []byte(`[{"attribute":"plan","operator":"in","values":["pro"],"variant":"green"}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := octo(t, url, tokA, "flag", "set", "theme", "on", "--rules", "@"+rules,
+		"--variants", `[{"name":"blue","value":{"hex":"#00f"},"weight":100},{"name":"green","value":"green","weight":0}]`,
+		"--off-variant", "blue").mustCode(t, 0, "set with variants")
+	if !strings.Contains(r.stdout, "blue 100% green 0%") || !strings.Contains(r.stdout, "rules") {
+		t.Fatalf("set = %q", r.stdout)
+	}
+	if r = octo(t, url, tokA, "flag", "get", "theme", "--attr", "plan=pro").mustCode(t, 0, "get by rule"); r.stdout != "\"green\"\n" {
+		t.Fatalf("get by rule = %q", r.stdout)
+	}
+	if r = octo(t, url, tokA, "flag", "get", "theme", "--attr", "plan=free").mustCode(t, 0, "get by split"); r.stdout != `{"hex":"#00f"}`+"\n" {
+		t.Fatalf("get by split = %q", r.stdout)
+	}
+	if r = octo(t, url, tokA, "flag", "list").mustCode(t, 0, "list"); !strings.Contains(r.stdout, "blue 100%") {
+		t.Fatalf("list = %q", r.stdout)
+	}
+	octo(t, url, tokA, "flag", "set", "gate", "on", "--rules", `[{"attribute":"age","operator":"gt","values":[17],"enabled":true}]`,
+		"--percentage", "0").mustCode(t, 0, "set a boolean flag with a rule")
+	if r = octo(t, url, tokA, "flag", "get", "gate", "--attr", "age=18").mustCode(t, 0, "get gate"); r.stdout != "true\n" {
+		t.Fatalf("get gate = %q", r.stdout)
+	}
+	octo(t, url, tokA, "flag", "get", "gate", "--attr", "age").mustCode(t, exitUsage, "--attr without =")
+	octo(t, url, tokA, "flag", "get", "gate", "--attr", "a=1", "--attr", "a=2").mustCode(t, exitUsage, "--attr twice")
+	octo(t, url, tokA, "flag", "set", "gate", "on", "--rules", `{}`).mustCode(t, exitUsage, "--rules not an array")
+	octo(t, url, tokA, "flag", "set", "gate", "on", "--rules", `[nope`).mustCode(t, exitUsage, "--rules not JSON")
+	r = octo(t, url, tokA, "flag", "set", "gate", "on", "--variants", `[{"name":"a","value":1,"weight":90}]`).mustCode(t, exitUsage, "weights not 100 (422)")
+	if !strings.Contains(r.stderr, "sum to 100") {
+		t.Fatalf("422 stderr = %q", r.stderr)
+	}
+}
+
 func TestConfigCommands(t *testing.T) {
 	url := serverFor(t, "/config")
 	file := filepath.Join(t.TempDir(), "db.json")

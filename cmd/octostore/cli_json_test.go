@@ -153,6 +153,10 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		{adminKey, []string{"flag", "set", "jb", "off", "--owner", "bob"}, exitOK},
 		{tokA, []string{"flag", "get", "jf", "--subject", "u1"}, exitOK},
 		{tokA, []string{"flag", "get", "unknown"}, exitOK}, // FLAG_NOT_FOUND
+		{tokA, []string{"flag", "set", "jv", "on", "--variants", `[{"name":"a","value":{"k":[1,2]},"weight":100}]`,
+			"--rules", `[{"attribute":"plan","operator":"eq","values":["pro"],"variant":"a"}]`}, exitOK},
+		{tokA, []string{"flag", "get", "jv", "--attr", "plan=pro", "--subject", "u1"}, exitOK}, // TARGETING_MATCH with a value
+		{tokA, []string{"flag", "set", "jv", "on", "--variants", `[{"name":"a","value":1,"weight":99}]`}, exitUsage},
 		{tokA, []string{"flag", "list"}, exitOK},
 		{adminKey, []string{"flag", "list"}, exitOK},
 		{adminKey, []string{"flag", "list", "--owner", "bob"}, exitOK},

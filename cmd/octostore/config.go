@@ -28,8 +28,9 @@ func configCommand() *cli.Command {
 	)
 }
 
-// readValue turns the VALUE argument into JSON.
-func readValue(c *cli.Context, arg string, stdin io.Reader) (json.RawMessage, error) {
+// readValue turns the VALUE argument (what: "VALUE", "--rules", ...) into
+// JSON: inline, @file.json, or @- for stdin.
+func readValue(c *cli.Context, what, arg string, stdin io.Reader) (json.RawMessage, error) {
 	var b []byte
 	switch {
 	case arg == "@-":
@@ -47,13 +48,13 @@ func readValue(c *cli.Context, arg string, stdin io.Reader) (json.RawMessage, er
 	}
 	b = bytes.TrimSpace(b)
 	if !json.Valid(b) {
-		return nil, errUsage(c, `VALUE is not valid JSON (quote strings: '"text"'; or use @file.json)`)
+		return nil, errUsage(c, what+` is not valid JSON (quote strings: '"text"'; or use @file.json)`)
 	}
 	return b, nil
 }
 
 func configSet(c *cli.Context, args []string) error {
-	v, err := readValue(c, args[1], os.Stdin)
+	v, err := readValue(c, "VALUE", args[1], os.Stdin)
 	if err != nil {
 		return err
 	}

@@ -50,8 +50,11 @@
 //	                          window's bucket log (actors.SlidingWindow.AppendBinary),
 //	                          base64. Written behind: a failover loses at most the
 //	                          last flush interval of counts.
-//	flag/<owner>/<name>       {"enabled","percentage","created_ms","updated_ms"};
-//	                          percentage absent = no rollout percentage.
+//	flag/<owner>/<name>       {"enabled","percentage","rules","variants","off_variant",
+//	                          "created_ms","updated_ms"}; percentage absent = no rollout
+//	                          percentage; rules, variants (JSON arrays as
+//	                          actors.EncodeFlagTargeting writes them, the same text as
+//	                          SQLite's columns) and off_variant absent = none.
 //	config/<owner>/<key>      {"version","description","created_ms","updated_ms","deleted"}:
 //	                          the key's head. A deleted key keeps its head (deleted,
 //	                          its last version) so that a re-created key continues
