@@ -59,9 +59,11 @@ func retryAfter(e *actors.Error) int64 {
 }
 
 // writeErr answers err: its code's status and {"error": message}, with
-// Retry-After where the code asks for a retry. Two errors carry details
+// Retry-After where the code asks for a retry. Three errors carry details
 // that shape the body: *actors.LockHeldError (the lock, its holder and
-// expiry) and *actors.VersionConflictError (the current version). An
+// expiry), *actors.VersionConflictError (the current version) and
+// *ofrepError (OFREP's evaluation failures: 404 FLAG_NOT_FOUND, 400 for the
+// others, in OFREP's shape {"key","errorCode","errorDetails"}). An
 // internal error (a bug) is logged and answered without its details.
 func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 	var held *actors.LockHeldError
@@ -75,6 +77,15 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 		b = appendTime(b, held.ExpiresAt)
 		b = append(b, `}}`...)
 		writeRaw(ctx, statusOf(actors.CodeConflict), b)
+		return
+	}
+	var oe *ofrepError
+	if errors.As(err, &oe) {
+		status := fasthttp.StatusBadRequest
+		if oe.code == ofrepFlagNotFound {
+			status = fasthttp.StatusNotFound
+		}
+		writeRaw(ctx, status, appendOFREPError(make([]byte, 0, 96+len(oe.details)), oe))
 		return
 	}
 	var conflict *actors.VersionConflictError

@@ -30,6 +30,9 @@ func (s *Server) routes() {
 		{"GET", "/config/{key}/history", s.configHistory},
 		{"GET", "/config", s.configList},
 
+		{"POST", "/ofrep/v1/evaluate/flags/{key}", s.ofrepFlag},
+		{"POST", "/ofrep/v1/evaluate/flags", s.ofrepBulk},
+
 		{"POST", "/auth/token/rotate", s.tokenRotate},
 		{"DELETE", "/auth/token", s.tokenRevoke},
 	} {
