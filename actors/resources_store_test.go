@@ -1,6 +1,7 @@
 package actors_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -184,7 +185,7 @@ func TestResourceEvents(t *testing.T) {
 	}
 
 	check := func() actors.LimitReply {
-		return val[actors.LimitReply](t)(e.limits.Check(ctx, "alice", "api", 1, time.Minute))
+		return val[actors.LimitReply](t)(e.limits.Check(ctx, "alice", "api", actors.LimitParams{Max: 1, Window: time.Minute}))
 	}
 	check()
 	for i := 0; i < 5; i++ { // five denials in the same second: one event
@@ -274,7 +275,7 @@ func TestLimitCountersSurviveClose(t *testing.T) {
 			const n, limits = 500, 20
 			start := time.Now()
 			for i := 0; i < n; i++ {
-				ok(t)(e.limits.Check(ctx, "alice", fmt.Sprint("api-", i%limits), 10000, time.Hour))
+				ok(t)(e.limits.Check(ctx, "alice", fmt.Sprint("api-", i%limits), actors.LimitParams{Max: 10000, Window: time.Hour}))
 			}
 			writes, fast := e.store.Stats().Writes, time.Since(start) < 900*time.Millisecond
 			e.close()
@@ -301,7 +302,9 @@ func TestLimitSyncAndRetry(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "db")
 	e := openEnv(t, path, resourceConfig{flushInterval: time.Hour})
-	check := func(name string) { ok(t)(e.limits.Check(ctx, "alice", name, 100, time.Hour)) }
+	check := func(name string) {
+		ok(t)(e.limits.Check(ctx, "alice", name, actors.LimitParams{Max: 100, Window: time.Hour}))
+	}
 	for i := 0; i < 3; i++ {
 		check("a")
 	}
@@ -394,5 +397,42 @@ func TestFlagReadViewForgetsPassivated(t *testing.T) {
 	}
 	if _, ok := flags.Lookup("alice", "f"); !ok {
 		t.Fatal("reloaded flag not in the view")
+	}
+}
+
+// A batch interleaving many limits: checks of one name apply in batch
+// order (each name's first max checks are the allowed ones), checks of
+// different names do not disturb each other, and the results are those of
+// single checks in that order, with and without a binding quota.
+func TestCheckBatchOrder(t *testing.T) {
+	for _, quota := range []int{-1, 4} {
+		e := openEnv(t, filepath.Join(t.TempDir(), "db"), resourceConfig{maxLimits: quota})
+		ctx := context.Background()
+		var checks []actors.LimitCheck
+		for i := 0; i < 100; i++ {
+			checks = append(checks, actors.LimitCheck{Name: fmt.Sprint("n", i%5),
+				LimitParams: actors.LimitParams{Max: 7, Window: time.Hour, Cost: 1 + i%2, Algorithm: actors.Algorithm(i % 5 % 2)}})
+		}
+		res := val[[]actors.BatchResult](t)(e.limits.CheckBatch(ctx, "alice", checks))
+		used := map[string]int{}
+		for i, r := range res {
+			name := checks[i].Name
+			if quota > 0 && name == "n4" {
+				if !errors.Is(r.Err, actors.ErrQuota) {
+					t.Fatalf("quota %d: check %d of the fifth limit: %+v", quota, i, r)
+				}
+				continue
+			}
+			want := used[name]+checks[i].Cost <= 7
+			if r.Err != nil || r.Allowed != want || r.Algorithm != checks[i].Algorithm {
+				t.Fatalf("quota %d: check %d (%s, cost %d, %d used): %+v, want allowed %v", quota, i, name, checks[i].Cost, used[name], r, want)
+			}
+			if want {
+				used[name] += checks[i].Cost
+			}
+			if r.Remaining != 7-used[name] {
+				t.Fatalf("check %d: remaining %d, want %d", i, r.Remaining, 7-used[name])
+			}
+		}
 	}
 }

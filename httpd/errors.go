@@ -106,6 +106,17 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 	writeCoded(ctx, e)
 }
 
+// appendItemError renders the error of one item of a batch answer, which
+// is not the answer's status: `"error":"message","status":N`, N the
+// status the item would have had alone.
+func appendItemError(b []byte, err error) []byte {
+	e := actors.AsError(err)
+	b = append(b, `"error":`...)
+	b = appendString(b, e.Message)
+	b = append(b, `,"status":`...)
+	return strconv.AppendInt(b, int64(statusOf(e.Code)), 10)
+}
+
 // writeCoded answers a coded error.
 func writeCoded(ctx *fasthttp.RequestCtx, e *actors.Error) {
 	if ra := retryAfter(e); ra > 0 {

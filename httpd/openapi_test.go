@@ -141,6 +141,11 @@ func TestContractTour(t *testing.T) {
 	do("GET", "/limits", rsAdmin, "", 200) // with owners
 	do("DELETE", "/limits/api", rsAlice, "", 200)
 	do("DELETE", "/limits/api", rsAlice, "", 404)
+	do("POST", "/limits/tb/check", rsAlice, `{"max_requests":5,"window_seconds":60,"algorithm":"token_bucket","cost":5}`, 200)
+	do("POST", "/limits/tb/check", rsAlice, `{"max_requests":5,"window_seconds":60,"algorithm":"leaky"}`, 422)
+	do("POST", "/limits/check", rsAlice, `{"checks":[{"name":"tb","max_requests":5,"window_seconds":60,"algorithm":"token_bucket"},{"name":"sw","max_requests":1,"window_seconds":60}]}`, 200)
+	do("POST", "/limits/check", rsAlice, `{"checks":[]}`, 422)
+	do("GET", "/limits/check", rsAlice, "", 404) // a limit named check
 
 	// Feature flags.
 	do("PUT", "/flags/beta", rsAlice, `{"enabled":true,"percentage":30}`, 200)

@@ -15,6 +15,7 @@ func (s *Server) routes() {
 		{"GET", "/locks", s.lockList},
 
 		{"POST", "/limits/{name}/check", s.limitCheck},
+		{"POST", "/limits/check", s.limitBatch},
 		{"GET", "/limits/{name}", s.limitStatus},
 		{"DELETE", "/limits/{name}", s.limitReset},
 		{"GET", "/limits", s.limitList},

@@ -29,9 +29,9 @@ type resourceStmts struct {
 func prepareResources(db *sql.DB) (*resourceStmts, error) {
 	s := &resourceStmts{}
 	var err error
-	s.putLimit, err = db.Prepare(`INSERT INTO limits(owner, name, max_requests, window_seconds, log, updated_at)
-		VALUES(?, ?, ?, ?, ?, ?)
-		ON CONFLICT(owner, name) DO UPDATE SET max_requests = excluded.max_requests,
+	s.putLimit, err = db.Prepare(`INSERT INTO limits(owner, name, algorithm, max_requests, window_seconds, log, updated_at)
+		VALUES(?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(owner, name) DO UPDATE SET algorithm = excluded.algorithm, max_requests = excluded.max_requests,
 			window_seconds = excluded.window_seconds, log = excluded.log, updated_at = excluded.updated_at`)
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
@@ -58,7 +58,11 @@ func (b *batchTx) PutLimits(rows []actors.LimitRow) error {
 	st := b.tx.StmtContext(b.ctx, b.stmts.res.putLimit)
 	for i := range rows {
 		r := &rows[i]
-		if _, err := st.ExecContext(b.ctx, r.Owner, r.Name, r.MaxRequests, r.WindowSeconds, r.Log, ms(r.UpdatedAt)); err != nil {
+		alg := r.Algorithm
+		if alg == "" {
+			alg = actors.SlidingWindowName
+		}
+		if _, err := st.ExecContext(b.ctx, r.Owner, r.Name, alg, r.MaxRequests, r.WindowSeconds, r.Log, ms(r.UpdatedAt)); err != nil {
 			return err
 		}
 	}
@@ -126,22 +130,23 @@ func (b *batchTx) RemoveConfig(owner, key string, version int64, at time.Time) e
 // --- loaders ---
 
 // LoadLimit implements actors.LimitStore.
-func (s *Store) LoadLimit(owner, name string) (actors.SlidingWindow, bool, error) {
+func (s *Store) LoadLimit(owner, name string) (actors.LimitState, bool, error) {
+	var alg string
 	var max, win int
 	var log []byte
-	err := s.db.read.QueryRow(`SELECT max_requests, window_seconds, log FROM limits WHERE owner = ? AND name = ?`,
-		owner, name).Scan(&max, &win, &log)
+	err := s.db.read.QueryRow(`SELECT algorithm, max_requests, window_seconds, log FROM limits WHERE owner = ? AND name = ?`,
+		owner, name).Scan(&alg, &max, &win, &log)
 	if errors.Is(err, sql.ErrNoRows) {
-		return actors.SlidingWindow{}, false, nil
+		return actors.LimitState{}, false, nil
 	}
 	if err != nil {
-		return actors.SlidingWindow{}, false, fmt.Errorf("load limit %s/%s: %w", owner, name, err)
+		return actors.LimitState{}, false, fmt.Errorf("load limit %s/%s: %w", owner, name, err)
 	}
-	w, err := actors.DecodeSlidingWindow(max, time.Duration(win)*time.Second, log)
+	st, err := actors.DecodeLimitState(alg, max, time.Duration(win)*time.Second, log)
 	if err != nil {
-		return w, false, fmt.Errorf("load limit %s/%s: %w", owner, name, err)
+		return st, false, fmt.Errorf("load limit %s/%s: %w", owner, name, err)
 	}
-	return w, true, nil
+	return st, true, nil
 }
 
 // flagColumns are the columns scanFlag reads, after owner and name.
@@ -267,21 +272,22 @@ func (s *Store) Barrier() error {
 
 // ListLimits implements actors.LimitStore.
 func (s *Store) ListLimits(ctx context.Context, owner string) ([]actors.LimitRecord, error) {
-	q, args := ownerFilter(`SELECT owner, name, max_requests, window_seconds, log, updated_at FROM limits`, "name", owner)
+	q, args := ownerFilter(`SELECT owner, name, algorithm, max_requests, window_seconds, log, updated_at FROM limits`, "name", owner)
 	var out []actors.LimitRecord
 	err := s.query(ctx, q, args, func(rows *sql.Rows) error {
 		var r actors.LimitRecord
+		var alg string
 		var max, win int
 		var log []byte
 		var updated int64
-		if err := rows.Scan(&r.Owner, &r.Name, &max, &win, &log, &updated); err != nil {
+		if err := rows.Scan(&r.Owner, &r.Name, &alg, &max, &win, &log, &updated); err != nil {
 			return err
 		}
-		w, err := actors.DecodeSlidingWindow(max, time.Duration(win)*time.Second, log)
+		st, err := actors.DecodeLimitState(alg, max, time.Duration(win)*time.Second, log)
 		if err != nil {
 			return fmt.Errorf("limit %s/%s: %w", r.Owner, r.Name, err)
 		}
-		r.Window, r.UpdatedAt = w, fromMS(updated)
+		r.State, r.UpdatedAt = st, fromMS(updated)
 		out = append(out, r)
 		return nil
 	})

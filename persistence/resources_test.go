@@ -175,14 +175,14 @@ func TestLimitsStore(t *testing.T) {
 		t.Fatal(ok, err)
 	}
 	now := resT0.Add(10 * time.Second)
-	if a, b := got.Status(now), w.Status(now); a != b || got.Max != 5 || got.Window != 60000 {
+	if a, b := got.Status(now), w.Status(now); a != b || got.Window.Max != 5 || got.Window.Window != 60000 || got.Algorithm != actors.AlgSlidingWindow {
 		t.Fatalf("loaded window %+v, want %+v", a, b)
 	}
 	if err := s.Barrier(); err != nil {
 		t.Fatal(err)
 	}
 	l, err := s.ListLimits(ctx, "alice")
-	if err != nil || len(l) != 1 || l[0].Name != "api" || l[0].Window.Count(now) != 5 || !l[0].UpdatedAt.Equal(resT0.Add(4*time.Second)) {
+	if err != nil || len(l) != 1 || l[0].Name != "api" || l[0].State.Count(now) != 5 || !l[0].UpdatedAt.Equal(resT0.Add(4*time.Second)) {
 		t.Fatalf("list: %+v %v", l, err)
 	}
 	if all, _ := s.ListLimits(ctx, ""); len(all) != 2 {

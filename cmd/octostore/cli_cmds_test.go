@@ -33,6 +33,21 @@ func TestLimitCommands(t *testing.T) {
 	octo(t, url, tokA, "limit", "check", "api", "--max", "0").mustCode(t, exitUsage, "max 0 (422)")
 }
 
+// limit check --cost --algorithm: a token bucket from the shell.
+func TestLimitTokenBucketCommand(t *testing.T) {
+	url := startServer(t)
+	r := octo(t, url, tokA, "limit", "check", "tb", "--max", "5", "--window", "1h", "--cost", "5", "--algorithm", "token_bucket").mustCode(t, 0, "take all 5")
+	if !strings.Contains(r.stdout, "token_bucket") || !strings.Contains(r.stdout, "remaining") {
+		t.Fatalf("check = %q", r.stdout)
+	}
+	octo(t, url, tokA, "limit", "check", "tb", "--max", "5", "--window", "1h", "--algorithm", "token_bucket").mustCode(t, exitHeld, "empty bucket")
+	if r = octo(t, url, tokA, "limit", "list").mustCode(t, 0, "list"); !strings.Contains(r.stdout, "bucket") || !strings.Contains(r.stdout, "5/5") {
+		t.Fatalf("list = %q", r.stdout)
+	}
+	octo(t, url, tokA, "limit", "check", "tb", "--algorithm", "leaky").mustCode(t, exitUsage, "unknown algorithm")
+	octo(t, url, tokA, "limit", "check", "tb", "--max", "2", "--cost", "3").mustCode(t, exitUsage, "cost over max")
+}
+
 func TestFlagCommands(t *testing.T) {
 	url := serverFor(t, "/flags")
 	octo(t, url, tokA, "flag", "set", "new-ui", "on").mustCode(t, 0, "set on")

@@ -141,6 +141,7 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		{tokA, []string{"limit", "check", "j", "--max", "1", "--window", "1h"}, exitOK},
 		{tokA, []string{"limit", "check", "j", "--max", "1", "--window", "1h"}, exitHeld}, // denied: 200, allowed false
 		{tokA, []string{"limit", "status", "j"}, exitOK},
+		{tokA, []string{"limit", "check", "jb", "--max", "3", "--window", "1m", "--cost", "2", "--algorithm", "token_bucket"}, exitOK},
 		{tokA, []string{"limit", "list"}, exitOK},
 		{adminKey, []string{"limit", "list"}, exitOK}, // every user's, with owner
 		{adminKey, []string{"limit", "status", "j", "--owner", "alice"}, exitOK},

@@ -46,8 +46,10 @@
 //	lock/<name>               {"holder","lease","token","expires_ms","acquired_ms"}
 //	                          one per lock ever granted; holder absent = free. Never
 //	                          deleted, so the fencing token never goes backwards.
-//	limit/<owner>/<name>      {"max","window_s","log","updated_ms"}: log is the sliding
-//	                          window's bucket log (actors.SlidingWindow.AppendBinary),
+//	limit/<owner>/<name>      {"algorithm","max","window_s","log","updated_ms"}: algorithm
+//	                          "token_bucket", or absent for the sliding window; log is
+//	                          the window's bucket log (actors.SlidingWindow.AppendBinary)
+//	                          or the bucket's level and time (actors.LimitState.Row),
 //	                          base64. Written behind: a failover loses at most the
 //	                          last flush interval of counts.
 //	flag/<owner>/<name>       {"enabled","percentage","rules","variants","off_variant",

@@ -165,14 +165,19 @@ func decodeLock(name string, b []byte) (actors.LockRecord, error) {
 }
 
 type limitValue struct {
+	Algorithm string `json:"algorithm,omitempty"` // absent: sliding_window
 	Max       int    `json:"max"`
 	Window    int    `json:"window_s"`
-	Log       []byte `json:"log"` // actors.SlidingWindow.AppendBinary, base64 in JSON
+	Log       []byte `json:"log"` // actors.LimitState.Row's log, base64 in JSON
 	UpdatedAt int64  `json:"updated_ms,omitempty"`
 }
 
 func encodeLimit(r actors.LimitRow) []byte {
-	return mustJSON(limitValue{Max: r.MaxRequests, Window: r.WindowSeconds, Log: r.Log, UpdatedAt: ms(r.UpdatedAt)})
+	alg := r.Algorithm
+	if alg == actors.SlidingWindowName {
+		alg = "" // as written before token buckets
+	}
+	return mustJSON(limitValue{Algorithm: alg, Max: r.MaxRequests, Window: r.WindowSeconds, Log: r.Log, UpdatedAt: ms(r.UpdatedAt)})
 }
 
 func decodeLimit(owner, name string, b []byte) (actors.LimitRecord, error) {
@@ -180,11 +185,11 @@ func decodeLimit(owner, name string, b []byte) (actors.LimitRecord, error) {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return actors.LimitRecord{}, fmt.Errorf("limit %s/%s: %w", owner, name, err)
 	}
-	w, err := actors.DecodeSlidingWindow(v.Max, time.Duration(v.Window)*time.Second, v.Log)
+	st, err := actors.DecodeLimitState(v.Algorithm, v.Max, time.Duration(v.Window)*time.Second, v.Log)
 	if err != nil {
 		return actors.LimitRecord{}, fmt.Errorf("limit %s/%s: %w", owner, name, err)
 	}
-	return actors.LimitRecord{Owner: owner, Name: name, Window: w, UpdatedAt: fromMS(v.UpdatedAt)}, nil
+	return actors.LimitRecord{Owner: owner, Name: name, State: st, UpdatedAt: fromMS(v.UpdatedAt)}, nil
 }
 
 type flagValue struct {

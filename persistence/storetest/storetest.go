@@ -164,10 +164,28 @@ func testLimits(t *testing.T, s Store) {
 	if err != nil || !ok {
 		t.Fatalf("LoadLimit: %v %v", ok, err)
 	}
-	if got.Max != a.Max || got.Window != a.Window || string(got.AppendBinary(nil)) != string(a.AppendBinary(nil)) ||
-		got.Count(T0.Add(3*time.Second)) != 3 {
+	if got.Algorithm != actors.AlgSlidingWindow || got.Window.Max != a.Max || got.Window.Window != a.Window ||
+		string(got.Window.AppendBinary(nil)) != string(a.AppendBinary(nil)) || got.Count(T0.Add(3*time.Second)) != 3 {
 		t.Fatalf("LoadLimit round trip: %+v, want %+v", got, a)
 	}
+	// A token bucket: 10 tokens a minute, 7 taken at T0 (cost 3, 4), one
+	// check denied; stored and loaded it is the same bucket.
+	var tb actors.LimitState
+	p := actors.LimitParams{Max: 10, Window: time.Minute, Algorithm: actors.AlgTokenBucket}
+	for _, c := range []int{3, 4, 5} {
+		p.Cost = c
+		tb.Check(T0.Add(time.Second), p)
+	}
+	apply(t, s, actors.PutLimits{Rows: []actors.LimitRow{tb.Row("carol", "tb")}})
+	gotTB, ok, err := s.LoadLimit("carol", "tb")
+	if err != nil || !ok || !reflect.DeepEqual(gotTB, tb) || gotTB.Bucket.Tokens(T0.Add(7*time.Second)) != 4 {
+		t.Fatalf("LoadLimit(token bucket) = %+v %v %v, want %+v", gotTB, ok, err, tb)
+	}
+	if l, err := s.ListLimits(t.Context(), "carol"); err != nil || len(l) != 1 || !reflect.DeepEqual(l[0].State, tb) ||
+		!l[0].UpdatedAt.Equal(T0.Add(time.Second)) {
+		t.Fatalf("ListLimits(carol) = %+v %v", l, err)
+	}
+	apply(t, s, actors.RemoveLimit{Owner: "carol", Name: "tb"})
 	if _, ok, err := s.LoadLimit("carol", "api"); ok || err != nil {
 		t.Fatalf("LoadLimit of nothing: %v %v", ok, err)
 	}

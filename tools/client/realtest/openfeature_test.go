@@ -3,8 +3,10 @@ package realtest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/octostore/octostore/httpd/apitest"
 	"github.com/octostore/octostore/tools/client"
@@ -130,5 +132,29 @@ func TestOpenFeatureSDK(t *testing.T) {
 	}
 	if d, err := stranger.BooleanValueDetails(ctx, "new-checkout", false, who("bob", nil)); err == nil || d.ErrorCode != openfeature.GeneralCode {
 		t.Fatalf("bad token: %+v %v", d, err)
+	}
+}
+
+// CheckLimitWith and CheckLimits against the real server (the fake has no
+// token buckets or batches), every exchange checked against the contract.
+func TestClientTokenBucketAndBatch(t *testing.T) {
+	url := implementations[0].start(t)
+	ctx := context.Background()
+	alice := newClient(t, url, tokA)
+	r, err := alice.CheckLimitWith(ctx, "tb", client.LimitCheck{MaxRequests: 5, Window: time.Minute, Cost: 4, Algorithm: client.TokenBucket})
+	if err != nil || !r.Allowed || r.Remaining != 1 || r.Algorithm != client.TokenBucket || r.Limit != 5 {
+		t.Fatalf("token bucket check: %+v %v", r, err)
+	}
+	res, err := alice.CheckLimits(ctx, []client.LimitCheck{
+		{Name: "tb", MaxRequests: 5, Window: time.Minute, Cost: 2, Algorithm: client.TokenBucket},
+		{Name: "sw", MaxRequests: 1, Window: time.Minute},
+		{Name: "sw", MaxRequests: 1, Window: time.Minute},
+	})
+	if err != nil || len(res) != 3 || res[0].Allowed || res[0].RetryAfterSeconds < 1 || !res[1].Allowed || res[2].Allowed ||
+		res[1].Name != "sw" || res[1].Algorithm != client.SlidingWindow || res[2].Error != "" {
+		t.Fatalf("batch: %+v %v", res, err)
+	}
+	if _, err := alice.CheckLimits(ctx, []client.LimitCheck{{Name: "x", MaxRequests: 1, Window: time.Minute, Cost: 2}}); !errors.Is(err, client.ErrValidation) {
+		t.Fatalf("cost over max: %v", err)
 	}
 }
