@@ -27,7 +27,8 @@ const EventLockState = "lock.state"
 // long: Take only swaps the queue out), so the critical section is short and
 // bounded by the number of subscribers.
 type Broker struct {
-	buffer int
+	buffer     int
+	valueBytes int // BrokerOptions.ValueBytes
 
 	mu     sync.Mutex
 	seq    uint64
@@ -46,6 +47,12 @@ type BrokerOptions struct {
 	// Buffer is the number of events a subscriber may be behind before it is
 	// cut off (default DefaultEventBuffer).
 	Buffer int
+	// ValueBytes bounds the bytes of config values (Event.Value) queued for
+	// one subscriber that asked for them (Filter.Values); one that falls
+	// further behind is cut off like one over Buffer (default
+	// DefaultEventValueBytes). A config value is up to 100 KiB: without it a
+	// slow watcher could hold Buffer of them.
+	ValueBytes int
 	// Now is the clock of lagged events (default time.Now).
 	Now func() time.Time
 }
@@ -60,7 +67,10 @@ func NewBroker(o BrokerOptions) *Broker {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Broker{buffer: o.Buffer, subs: map[*Subscription]struct{}{}, now: o.Now}
+	if o.ValueBytes <= 0 {
+		o.ValueBytes = DefaultEventValueBytes
+	}
+	return &Broker{buffer: o.Buffer, valueBytes: o.ValueBytes, subs: map[*Subscription]struct{}{}, now: o.Now}
 }
 
 // Filter selects the events of a subscription and what the subscriber may
@@ -69,6 +79,10 @@ type Filter struct {
 	Kind   string // "" (every kind), lock, flag, config or limit
 	Prefix string // name prefix ("" for every name)
 	Name   string // exact name ("" for every name)
+	Owner  string // exact owner of owner-scoped events ("" for every owner the subscriber may see)
+	// Values asks for the values of config events (Event.Value,
+	// Description): a config watch. Without it they are left out.
+	Values bool
 	// Login and Admin say who subscribes. Locks are one shared namespace:
 	// everybody sees every lock event, but its lease id only goes to the
 	// holder and the admin. Events of the other kinds go to their owner and
@@ -88,6 +102,9 @@ func (f *Filter) allows(e *Event) bool {
 	if f.Prefix != "" && !strings.HasPrefix(e.Name, f.Prefix) {
 		return false
 	}
+	if f.Owner != "" && e.Kind != "lock" && e.Owner != f.Owner {
+		return false
+	}
 	if !f.Admin && e.Kind != "lock" && e.Owner != f.Login {
 		return false
 	}
@@ -95,10 +112,14 @@ func (f *Filter) allows(e *Event) bool {
 }
 
 // Visible returns e as the subscriber may see it: without the lease id and
-// the holder id unless the subscriber holds the lock or is the admin.
+// the holder id unless the subscriber holds the lock or is the admin;
+// without config values unless it asked for them (Values).
 func (f *Filter) Visible(e Event) Event {
 	if (e.LeaseID != "" || e.HolderID != "") && !f.Admin && e.Holder != f.Login {
 		e.LeaseID, e.HolderID = "", ""
+	}
+	if !f.Values {
+		e.Value, e.Description = nil, ""
 	}
 	return e
 }
@@ -111,11 +132,13 @@ type Subscription struct {
 	f     Filter
 	ready chan struct{} // capacity 1: there is something to Take, or the subscription ended
 
-	// mu guards queue, done and lagged. Lock order: Broker.mu, then mu.
-	mu     sync.Mutex
-	queue  []Event
-	done   bool
-	lagged bool
+	// mu guards queue, valueBytes, done and lagged. Lock order: Broker.mu,
+	// then mu.
+	mu         sync.Mutex
+	queue      []Event
+	valueBytes int // of the queued events' values
+	done       bool
+	lagged     bool
 }
 
 // Ready is signalled when events are queued or the subscription ends; then
@@ -128,6 +151,7 @@ func (s *Subscription) Ready() <-chan struct{} { return s.ready }
 func (s *Subscription) Take(buf []Event) ([]Event, bool) {
 	s.mu.Lock()
 	buf = append(buf, s.queue...)
+	s.valueBytes = 0
 	if cap(s.queue) > 256 {
 		s.queue = nil // a burst is over: give its memory back
 	} else {
@@ -208,8 +232,10 @@ func (b *Broker) Publish(e Event) {
 			continue
 		}
 		s.mu.Lock()
-		if len(s.queue) < b.buffer {
-			s.queue = append(s.queue, s.f.Visible(e))
+		v := s.f.Visible(e)
+		if len(s.queue) < b.buffer && s.valueBytes+len(v.Value) <= b.valueBytes {
+			s.queue = append(s.queue, v)
+			s.valueBytes += len(v.Value)
 			s.mu.Unlock()
 			b.delivered.Add(1)
 			s.signal()

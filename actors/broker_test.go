@@ -238,3 +238,35 @@ func TestBrokerQueueMemory(t *testing.T) {
 		t.Fatalf("queue keeps %d slots after the burst", cap(s.queue))
 	}
 }
+
+// Config values reach only subscribers that ask for them (a config watch),
+// and one of those that falls ValueBytes behind is cut off like one
+// Buffer behind; Filter.Owner narrows owner-scoped events to one owner.
+func TestBrokerValues(t *testing.T) {
+	b := NewBroker(BrokerOptions{Buffer: 100, ValueBytes: 10})
+	watch, err := b.Subscribe(Filter{Kind: "config", Name: "k", Owner: "alice", Admin: true, Values: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := b.Subscribe(Filter{Admin: true})
+	b.Publish(Event{Type: EventConfigWritten, Kind: "config", Name: "k", Owner: "bob", Version: 1, Value: []byte(`"bob"`)})
+	b.Publish(Event{Type: EventConfigWritten, Kind: "config", Name: "k", Owner: "alice", Version: 1, Value: []byte(`12345`), Description: "d"})
+	got, done := watch.Take(nil)
+	if done || len(got) != 1 || got[0].Owner != "alice" || string(got[0].Value) != "12345" || got[0].Description != "d" {
+		t.Fatalf("watch got %+v (done %v)", got, done)
+	}
+	if got, _ := all.Take(nil); len(got) != 2 || got[0].Value != nil || got[1].Value != nil || got[1].Description != "" {
+		t.Fatalf("/events got %+v", got)
+	}
+	// 10 bytes of values may wait; the 11th byte cuts the watch off.
+	b.Publish(Event{Type: EventConfigWritten, Kind: "config", Name: "k", Owner: "alice", Version: 2, Value: []byte(`123456`)})
+	b.Publish(Event{Type: EventConfigWritten, Kind: "config", Name: "k", Owner: "alice", Version: 3, Value: []byte(`1234`)})
+	b.Publish(Event{Type: EventConfigWritten, Kind: "config", Name: "k", Owner: "alice", Version: 4, Value: []byte(`1`)})
+	got, done = watch.Take(nil)
+	if !done || len(got) != 3 || got[2].Type != EventLagged || !watch.Lagged() {
+		t.Fatalf("after 11 bytes of values: %+v (done %v)", got, done)
+	}
+	if got, done := all.Take(nil); done || len(got) != 3 {
+		t.Fatalf("/events after the values: %+v %v", got, done)
+	}
+}

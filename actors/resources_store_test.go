@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -171,15 +172,15 @@ func TestResourceEvents(t *testing.T) {
 	want := []actors.Event{
 		{Type: actors.EventFlagSet, Kind: "flag", Name: "beta", Owner: "alice", Time: now},
 		{Type: actors.EventFlagDeleted, Kind: "flag", Name: "beta", Owner: "alice", Time: now},
-		{Type: actors.EventConfigWritten, Kind: "config", Name: "k", Owner: "alice", Version: 1, Time: now},
-		{Type: actors.EventConfigWritten, Kind: "config", Name: "k", Owner: "alice", Version: 2, Time: now},
+		{Type: actors.EventConfigWritten, Kind: "config", Name: "k", Owner: "alice", Version: 1, Value: []byte(`1`), Time: now},
+		{Type: actors.EventConfigWritten, Kind: "config", Name: "k", Owner: "alice", Version: 2, Value: []byte(`2`), Time: now},
 		{Type: actors.EventConfigDeleted, Kind: "config", Name: "k", Owner: "alice", Version: 2, Time: now},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("events %+v", got)
 	}
 	for i := range want {
-		if got[i] != want[i] {
+		if !reflect.DeepEqual(got[i], want[i]) {
 			t.Fatalf("event %d: %+v, want %+v", i, got[i], want[i])
 		}
 	}
@@ -434,5 +435,55 @@ func TestCheckBatchOrder(t *testing.T) {
 				t.Fatalf("check %d: remaining %d, want %d", i, r.Remaining, 7-used[name])
 			}
 		}
+	}
+}
+
+// Rollback writes version n's value and description as a new version,
+// durable when answered, on a condition; unknown versions and keys are
+// not found; versions never repeat.
+func TestConfigRollback(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	e := openEnv(t, path, resourceConfig{})
+	ctx := t.Context()
+	put := func(v, d string) actors.ConfigRecord {
+		return val[actors.ConfigRecord](t)(e.config.Put(ctx, "alice", "k", actors.ConfigWrite{Value: []byte(v), Description: d, SetDescription: true, Expected: actors.ExpectAny}))
+	}
+	put(`{"a":1}`, "first")
+	put(`2`, "second")
+	put(`3`, "third")
+	// Straight after the writes (their commits may still be queued).
+	r := val[actors.ConfigRecord](t)(e.config.Rollback(ctx, "alice", "k", 1, actors.ExpectAny))
+	if r.Version != 4 || string(r.Value) != `{"a":1}` || r.Description != "first" {
+		t.Fatalf("rollback to 1: %+v", r)
+	}
+	if r := val[actors.ConfigRecord](t)(e.config.Rollback(ctx, "alice", "k", 4, 4)); r.Version != 5 || string(r.Value) != `{"a":1}` {
+		t.Fatalf("rollback to the current version: %+v", r)
+	}
+	var conflict *actors.VersionConflictError
+	if _, err := e.config.Rollback(ctx, "alice", "k", 2, 3); !errors.As(err, &conflict) || conflict.Current != 5 {
+		t.Fatalf("rollback if at 3: %v", err)
+	}
+	if _, err := e.config.Rollback(ctx, "alice", "k", 9, actors.ExpectAny); !errors.Is(err, actors.ErrConfigVersionNotFound) {
+		t.Fatalf("rollback to 9: %v", err)
+	}
+	if _, err := e.config.Rollback(ctx, "alice", "nope", 1, actors.ExpectAny); !errors.Is(err, actors.ErrConfigNotFound) {
+		t.Fatalf("rollback of an unknown key: %v", err)
+	}
+	if r := val[actors.ConfigRecord](t)(e.config.Rollback(ctx, "alice", "k", 2, actors.ExpectExists)); r.Version != 6 || r.Description != "second" {
+		t.Fatalf("rollback to 2: %+v", r)
+	}
+	// durable: after a restart the history has every version
+	e.close()
+	e = openEnv(t, path, resourceConfig{})
+	h := val[[]actors.ConfigRecord](t)(e.config.History(ctx, "alice", "k"))
+	if len(h) != 6 || h[0].Version != 6 || string(h[0].Value) != `2` || string(h[1].Value) != `{"a":1}` || h[2].Description != "first" {
+		t.Fatalf("history after restart: %+v", h)
+	}
+	mustOK(t, e.config.Delete(ctx, "alice", "k"))
+	if _, err := e.config.Rollback(ctx, "alice", "k", 1, actors.ExpectAny); !errors.Is(err, actors.ErrConfigNotFound) {
+		t.Fatalf("rollback of a deleted key: %v", err)
+	}
+	if st := val[actors.ConfigRecord](t)(e.config.State(ctx, "alice", "k")); !st.Deleted || st.Version != 6 {
+		t.Fatalf("state of the deleted key: %+v", st)
 	}
 }

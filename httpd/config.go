@@ -186,6 +186,53 @@ func (s *Server) configSet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 	return writeConfig(ctx, c)
 }
 
+type rollbackBody struct {
+	Version         field `json:"version"`
+	ExpectedVersion field `json:"expected_version"`
+}
+
+// configRollback answers POST /config/{key}/rollback {"version": N}: a new
+// version (current + 1) with version N's value and description, durable
+// when answered; If-Match / expected_version as for PUT (409 when it does
+// not hold); 404 for a key that does not exist or a version not kept.
+func (s *Server) configRollback(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	key, err := configKey(ctx)
+	if err != nil {
+		return err
+	}
+	expected, fromHeader, err := ifMatch(ctx)
+	if err != nil {
+		return err
+	}
+	var body rollbackBody
+	if err := decodeBody(ctx, &body); err != nil {
+		return err
+	}
+	n, err := body.Version.Int("version", 1, math.MaxInt64)
+	if err != nil {
+		return err
+	}
+	if body.ExpectedVersion.set() {
+		v, err := body.ExpectedVersion.Int("expected_version", 0, math.MaxInt64)
+		if err != nil {
+			return err
+		}
+		if fromHeader && v != expected {
+			return errExpectedMismatch
+		}
+		expected = v
+	}
+	owner, err := scope(ctx, p, true)
+	if err != nil {
+		return err
+	}
+	c, err := s.config.Rollback(rq.ctx(), owner, key, n, expected)
+	if err != nil {
+		return err
+	}
+	return writeConfig(ctx, c)
+}
+
 // configGet reads the current version, or ?version=N (a past one, from
 // the database: every acknowledged write is committed).
 func (s *Server) configGet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {

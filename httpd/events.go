@@ -62,6 +62,7 @@ func (s *Server) routeEvents(broker *actors.Broker, heartbeat time.Duration, wri
 	}
 	s.r.GET("/events", s.authed(s.eventsAll))
 	s.r.GET("/locks/{name}/watch", s.authed(s.lockWatch))
+	s.r.GET("/config/{key}/watch", s.authed(s.configWatch))
 }
 
 // closeStreams ends every open stream cleanly and refuses new ones. Call it
@@ -157,6 +158,52 @@ func (s *Server) lockWatch(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 	f := sub.Filter()
 	state = f.Visible(state)
 	return s.events.serve(ctx, sub, &state, func(e *actors.Event) bool { return staleForState(e, before, st.Held, st.Lock) })
+}
+
+// configWatch streams one config key of the caller's (the admin key:
+// ?owner='s): first config.state, the key as it is (its version, value and
+// description; or "exists": false), then every config.written (with the
+// value) and config.deleted after it, in version order. As for a lock:
+// subscribe first, then read the state, and drop the events the state
+// already reflects.
+func (s *Server) configWatch(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	owner, key, err := configTarget(ctx, p, false)
+	if err != nil {
+		return err
+	}
+	sub, err := s.events.broker.Subscribe(actors.Filter{Kind: "config", Name: key, Owner: owner, Login: p.Login, Admin: p.Admin, Values: true})
+	if err != nil {
+		return err
+	}
+	before := s.events.broker.Seq()
+	st, err := s.config.State(rq.ctx(), owner, key)
+	if err != nil {
+		sub.Close()
+		return err
+	}
+	live := st.Live()
+	state := actors.Event{Seq: before, Type: actors.EventConfigState, Kind: "config", Name: key, Owner: owner,
+		Exists: &live, Time: time.Now().UTC()}
+	if live {
+		state.Version, state.Value, state.Description = st.Version, actors.CompactJSON(st.Value), st.Description
+	}
+	return s.events.serve(ctx, sub, &state, func(e *actors.Event) bool { return staleForConfig(e, before, st) })
+}
+
+// staleForConfig reports whether e is already reflected in a config state
+// read after the subscription started: everything published before the
+// read began (seq <= before), a write of a version the state has reached,
+// a delete the state shows.
+func staleForConfig(e *actors.Event, before uint64, st actors.ConfigRecord) bool {
+	switch {
+	case e.Type == actors.EventLagged:
+		return false
+	case e.Seq <= before:
+		return true
+	case e.Type == actors.EventConfigDeleted:
+		return !st.Live() && e.Version <= st.Version
+	}
+	return e.Version <= st.Version
 }
 
 // staleForState reports whether e is already reflected in a lock state read
@@ -346,6 +393,16 @@ func appendEventJSON(b []byte, e *actors.Event) []byte {
 	if e.Version != 0 {
 		b = append(b, `,"version":`...)
 		b = strconv.AppendInt(b, e.Version, 10)
+	}
+	if e.Exists != nil {
+		b = append(b, `,"exists":`...)
+		b = strconv.AppendBool(b, *e.Exists)
+	}
+	if e.Value != nil {
+		b = append(b, `,"value":`...)
+		b = append(b, e.Value...) // compact JSON (actors.CompactJSON): one line
+		b = append(b, `,"description":`...)
+		b = appendString(b, e.Description)
 	}
 	if !e.Time.IsZero() {
 		b = append(b, `,"time":"`...)

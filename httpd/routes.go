@@ -29,6 +29,7 @@ func (s *Server) routes() {
 		{"GET", "/config/{key}", s.configGet},
 		{"DELETE", "/config/{key}", s.configDelete},
 		{"GET", "/config/{key}/history", s.configHistory},
+		{"POST", "/config/{key}/rollback", s.configRollback},
 		{"GET", "/config", s.configList},
 
 		{"POST", "/ofrep/v1/evaluate/flags/{key}", s.ofrepFlag},

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLimitCommands(t *testing.T) {
@@ -155,4 +160,124 @@ func TestTokenRotateCommand(t *testing.T) {
 	octo(t, url, old, "lock", "list").mustCode(t, exitAuth, "old token after rotate")
 	octo(t, url, fresh, "lock", "list").mustCode(t, 0, "new token")
 	octo(t, url, "nope", "token", "rotate").mustCode(t, exitAuth, "rotate with a bad token")
+}
+
+// watchRun is a CLI command running in the background (config watch).
+type watchRun struct {
+	cmd    *exec.Cmd
+	lines  chan string
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+// startWatch starts the binary with args and reads its stdout line by
+// line; it is killed at cleanup if still running.
+func startWatch(t *testing.T, url, token string, args ...string) *watchRun {
+	t.Helper()
+	cmd := exec.Command(octostoreBin, args...)
+	cmd.Env = cliEnv(url, token)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &watchRun{cmd: cmd, lines: make(chan string, 64), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	cmd.Stderr = w.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			w.lines <- sc.Text()
+		}
+		close(w.lines)
+		w.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return w
+}
+
+// line is the next line of stdout (fails after 30 s or at the end).
+func (w *watchRun) line(t *testing.T) string {
+	t.Helper()
+	select {
+	case l, ok := <-w.lines:
+		if !ok {
+			t.Fatalf("the command ended; stderr: %s", w.stderr)
+		}
+		return l
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no line within 30s; stderr: %s", w.stderr)
+	}
+	return ""
+}
+
+// mustExit waits for the command to end with code.
+func (w *watchRun) mustExit(t *testing.T, code int) {
+	t.Helper()
+	for range w.lines { // drain
+	}
+	select {
+	case err := <-w.done:
+		got := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			got = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if got != code {
+			t.Fatalf("exit %d, want %d; stderr: %s", got, code, w.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("did not exit within 30s; stderr: %s", w.stderr)
+	}
+}
+
+// config rollback and config watch from the shell.
+func TestConfigRollbackAndWatchCommands(t *testing.T) {
+	url := startServer(t)
+	octo(t, url, tokA, "config", "set", "app.db", `{"pool": 5}`, "--description", "five").mustCode(t, 0, "v1")
+	octo(t, url, tokA, "config", "set", "app.db", `{"pool": 9}`).mustCode(t, 0, "v2")
+	r := octo(t, url, tokA, "config", "rollback", "app.db", "1").mustCode(t, 0, "rollback")
+	if !strings.Contains(r.stdout, "version") || !strings.Contains(r.stdout, "3") || !strings.Contains(r.stdout, "five") {
+		t.Fatalf("rollback = %q", r.stdout)
+	}
+	if r = octo(t, url, tokA, "config", "get", "app.db").mustCode(t, 0, "get"); !strings.Contains(r.stdout, `"pool": 5`) {
+		t.Fatalf("after rollback: %q", r.stdout)
+	}
+	octo(t, url, tokA, "config", "rollback", "app.db", "1", "--if-version", "2").mustCode(t, exitHeld, "stale --if-version")
+	octo(t, url, tokA, "config", "rollback", "app.db", "7").mustCode(t, exitNotFound, "unknown version")
+	octo(t, url, tokA, "config", "rollback", "app.db", "x").mustCode(t, exitUsage, "VERSION not a number")
+	octo(t, url, tokA, "config", "rollback", "app.db", "0").mustCode(t, exitUsage, "VERSION 0")
+
+	// watch: the current value, then each new one; a delete on stderr
+	w := startWatch(t, url, tokA, "config", "watch", "app.db", "--changes", "3")
+	if l := w.line(t); l != `{"pool":5}` {
+		t.Fatalf("first line %q", l)
+	}
+	octo(t, url, tokA, "config", "set", "app.db", `"a\u001b[31mb"`).mustCode(t, 0, "a value with an escape character")
+	if l := w.line(t); l != `"a\u001b[31mb"` {
+		t.Fatalf("second line %q", l)
+	}
+	octo(t, url, tokA, "config", "delete", "app.db").mustCode(t, 0, "delete")
+	octo(t, url, tokA, "config", "set", "app.db", `[1, 2]`).mustCode(t, 0, "re-create")
+	if l := w.line(t); l != `[1,2]` {
+		t.Fatalf("third line %q", l)
+	}
+	w.mustExit(t, 0)
+	if !strings.Contains(w.stderr.String(), "app.db deleted (version 4)") {
+		t.Fatalf("stderr %q", w.stderr)
+	}
+	// until interrupted: SIGINT ends it with 0
+	w = startWatch(t, url, tokA, "config", "watch", "nothing-yet")
+	octo(t, url, tokA, "config", "set", "nothing-yet", `true`).mustCode(t, 0, "create")
+	if l := w.line(t); l != "true" {
+		t.Fatalf("created while watched: %q", l)
+	}
+	w.cmd.Process.Signal(os.Interrupt)
+	w.mustExit(t, 0)
+	octo(t, url, tokA, "config", "watch", "a b").mustCode(t, exitUsage, "bad key (422)")
+	octo(t, url, "wrong", "config", "watch", "k").mustCode(t, exitAuth, "bad token")
+	octo(t, url, tokA, "config", "watch", "k", "--changes", "-1").mustCode(t, exitUsage, "negative --changes")
 }

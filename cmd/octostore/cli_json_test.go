@@ -22,6 +22,38 @@ type exchange struct {
 	method, path string
 	status       int
 	body         []byte
+	stream       *streamCopy // an event stream: what passed so far
+}
+
+// streamCopy keeps the bytes of an event stream as the proxy passes them
+// on (it never ends by itself: it cannot be read whole first).
+type streamCopy struct {
+	mu  sync.Mutex // guards b: the proxy's goroutine writes, the test reads
+	b   []byte
+	src io.ReadCloser
+}
+
+func (s *streamCopy) Read(p []byte) (int, error) {
+	n, err := s.src.Read(p)
+	s.mu.Lock()
+	s.b = append(s.b, p[:n]...)
+	s.mu.Unlock()
+	return n, err
+}
+
+func (s *streamCopy) Close() error { return s.src.Close() }
+
+// dataLines are the data lines of the events passed so far.
+func (s *streamCopy) dataLines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, l := range strings.Split(string(s.b), "\n") {
+		if d, ok := strings.CutPrefix(l, "data: "); ok {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // recorder is an http.RoundTripper that keeps every answer's body.
@@ -36,6 +68,14 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		s := &streamCopy{src: resp.Body}
+		resp.Body = s
+		r.mu.Lock()
+		r.got = append(r.got, exchange{method: req.Method, path: req.URL.RequestURI(), status: resp.StatusCode, stream: s})
+		r.mu.Unlock()
+		return resp, nil
+	}
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
@@ -43,7 +83,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	r.mu.Lock()
-	r.got = append(r.got, exchange{req.Method, req.URL.RequestURI(), resp.StatusCode, b})
+	r.got = append(r.got, exchange{method: req.Method, path: req.URL.RequestURI(), status: resp.StatusCode, body: b})
 	r.mu.Unlock()
 	return resp, nil
 }
@@ -172,6 +212,9 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		{tokA, []string{"config", "get", "j.k", "--version", "1"}, exitOK},
 		{adminKey, []string{"config", "get", "j.k", "--owner", "alice"}, exitOK},
 		{tokA, []string{"config", "history", "j.k"}, exitOK},
+		{tokA, []string{"config", "rollback", "j.k", "1", "--if-version", "2"}, exitOK},
+		{tokA, []string{"config", "rollback", "j.k", "1", "--if-version", "2"}, exitHeld}, // 409: now at 3
+		{tokA, []string{"config", "rollback", "j.k", "9"}, exitNotFound},
 		{tokA, []string{"config", "list"}, exitOK},
 		{adminKey, []string{"config", "list"}, exitOK},
 		{tokA, []string{"config", "delete", "j.k"}, exitOK},
@@ -179,6 +222,11 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 	} {
 		run(tc)
 	}
+	// config watch --json prints every event's data line as the server
+	// sent it: the state, then the change made once it is subscribed.
+	watchJSON(t, proxy, rec)
+	covered["config watch"] = true
+
 	// token rotate last: it changes carol's token.
 	carol := strings.TrimSpace(octo(t, "", "", "token", "create", "--db", db, "--user", "carol").mustCode(t, exitOK, "token create").stdout)
 	run(jsonCase{carol, []string{"token", "rotate"}, exitOK})
@@ -190,5 +238,36 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		if hasFlag(n.cmd, "json") && hasFlag(n.cmd, "url") && n.path[0] != "loadtest" && !covered[strings.Join(n.path, " ")] {
 			t.Errorf("%s has --json but no case here", strings.Join(n.path, " "))
 		}
+	}
+}
+
+// watchJSON runs `config watch --json --changes 1` through the recording
+// proxy, writes the key once the state arrived, and holds stdout to the
+// data lines the proxy passed on.
+func watchJSON(t *testing.T, proxy string, rec *recorder) {
+	t.Helper()
+	octo(t, proxy, tokA, "config", "set", "j.w", `{"v": 1}`).mustCode(t, exitOK, "config set before the watch")
+	rec.take()
+	w := startWatch(t, proxy, tokA, "config", "watch", "j.w", "--json", "--changes", "1")
+	first := w.line(t)
+	octo(t, proxy, tokA, "config", "set", "j.w", `[2, "two"]`).mustCode(t, exitOK, "config set during the watch")
+	second := w.line(t)
+	w.mustExit(t, exitOK)
+	var stream *streamCopy
+	for _, x := range rec.take() {
+		if x.stream != nil {
+			stream = x.stream
+		}
+	}
+	if stream == nil {
+		t.Fatal("config watch: no event stream passed the proxy")
+	}
+	data := stream.dataLines()
+	if len(data) < 2 || first != data[0] || second != data[1] {
+		t.Fatalf("config watch --json printed\n%q\n%q\nthe stream's data lines are %q", first, second, data)
+	}
+	if !strings.Contains(first, `"type":"config.state"`) || !strings.Contains(first, `"value":{"v":1}`) ||
+		!strings.Contains(second, `"type":"config.written"`) || !strings.Contains(second, `"value":[2,"two"]`) {
+		t.Fatalf("config watch --json: %s / %s", first, second)
 	}
 }

@@ -274,8 +274,16 @@ func (cl *cluster) configOp(client int, token, key string, in ConfigInput) (Conf
 		}
 	case "delete":
 		method = "DELETE"
+	case "rollback":
+		method, body = "POST", map[string]any{"version": in.To}
+		if in.Expected != nil {
+			hdr = map[string]string{"If-Match": strconv.FormatInt(*in.Expected, 10)}
+		}
 	}
 	path := "/config/" + key
+	if in.Op == "rollback" {
+		path += "/rollback"
+	}
 	call := cl.hist.Now()
 	status, b, outcome := cl.call(method, path, token, body, hdr)
 	ret := cl.hist.Now()
@@ -289,7 +297,7 @@ func (cl *cluster) configOp(client int, token, key string, in ConfigInput) (Conf
 		case status == 200 && in.Op == "delete":
 		case status == 200:
 			out.Version = r.Version
-			if in.Op == "get" {
+			if in.Op == "get" || in.Op == "rollback" {
 				var s string
 				if err := json.Unmarshal(r.Value, &s); err != nil {
 					cl.bug("GET %s: value %s is not the string written", path, r.Value)
@@ -298,7 +306,7 @@ func (cl *cluster) configOp(client int, token, key string, in ConfigInput) (Conf
 			}
 		case status == 404 && in.Op != "put":
 			out.NotFound = true
-		case status == 409 && in.Op == "put" && in.Expected != nil:
+		case status == 409 && (in.Op == "put" || in.Op == "rollback") && in.Expected != nil:
 			out.Conflict, out.Current = true, r.CurrentVersion
 		default:
 			cl.bug("%s %s: unexpected %d %s", method, path, status, b)
@@ -331,7 +339,7 @@ func (c *configClient) step(cl *cluster) bool {
 	key := c.keys[c.rng.IntN(len(c.keys))]
 	c.n++
 	var in ConfigInput
-	switch r := c.rng.IntN(20); {
+	switch r := c.rng.IntN(24); {
 	case r < 8:
 		in = ConfigInput{Op: "put", Value: fmt.Sprintf("c%d-%d", c.id, c.n)}
 	case r < 13:
@@ -339,6 +347,14 @@ func (c *configClient) step(cl *cluster) bool {
 		in = ConfigInput{Op: "put", Value: fmt.Sprintf("c%d-%d", c.id, c.n), Expected: &v}
 	case r < 19:
 		in = ConfigInput{Op: "get"}
+	case r < 23:
+		// a rollback to one of the last versions seen, now and then on the
+		// condition that the key is still at the version seen
+		in = ConfigInput{Op: "rollback", To: max(1, c.seen[key]-c.rng.Int64N(3))}
+		if r == 22 {
+			v := c.seen[key]
+			in.Expected = &v
+		}
 	default:
 		in = ConfigInput{Op: "delete"}
 	}

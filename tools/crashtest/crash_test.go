@@ -355,6 +355,7 @@ func verifyConfig(t *testing.T, cl *cluster, keys []string) {
 	}
 	maxVer := map[string]int64{}
 	byVersion := map[string]map[int64]string{}
+	rollbacks := 0
 	for _, op := range cl.hist.Ops() {
 		in, ok := op.Input.(ConfigInput)
 		if !ok {
@@ -367,14 +368,19 @@ func verifyConfig(t *testing.T, cl *cluster, keys []string) {
 		if out.Version > maxVer[op.Key] {
 			maxVer[op.Key] = out.Version
 		}
-		if in.Op == "put" {
+		if in.Op == "put" || in.Op == "rollback" {
+			value := in.Value
+			if in.Op == "rollback" {
+				value = out.Value // version in.To's, written again
+				rollbacks++
+			}
 			if byVersion[op.Key] == nil {
 				byVersion[op.Key] = map[int64]string{}
 			}
-			if v, dup := byVersion[op.Key][out.Version]; dup && v != in.Value {
-				t.Errorf("config %s: version %d acknowledged for two values, %q and %q", op.Key, out.Version, v, in.Value)
+			if v, dup := byVersion[op.Key][out.Version]; dup && v != value {
+				t.Errorf("config %s: version %d acknowledged for two values, %q and %q", op.Key, out.Version, v, value)
 			}
-			byVersion[op.Key][out.Version] = in.Value
+			byVersion[op.Key][out.Version] = value
 		}
 	}
 	for _, k := range keys {
@@ -386,7 +392,7 @@ func verifyConfig(t *testing.T, cl *cluster, keys []string) {
 			t.Errorf("config %s: write after the last kill -9 got version %d, but %d was acknowledged before", k, out.Version, maxVer[k])
 		}
 	}
-	t.Logf("config: %d keys, versions unique and increasing across restarts", len(keys))
+	t.Logf("config: %d keys, versions unique and increasing across restarts (%d acknowledged rollbacks among the writes)", len(keys), rollbacks)
 }
 
 // verifyBuckets: every token bucket comes back from the last kill -9

@@ -158,3 +158,70 @@ func TestClientTokenBucketAndBatch(t *testing.T) {
 		t.Fatalf("cost over max: %v", err)
 	}
 }
+
+// followConfig applies a config key's value now and every new one until
+// ctx ends (shown in docs/client.md, word for word: docs/docs_test.go
+// checks it).
+func followConfig(ctx context.Context, c *client.Client, key string, apply func(json.RawMessage)) error {
+	s, err := c.WatchConfig(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for ev := range s.C {
+		if ev.Value != nil { // the current value, then every new one
+			apply(ev.Value)
+		}
+	}
+	return s.Err() // nil once ctx ends; client.ErrLagged: watch again
+}
+
+// WatchConfig and RollbackConfig against the real server (the fake has no
+// config watch), through the contract checker.
+func TestClientWatchAndRollbackConfig(t *testing.T) {
+	url := implementations[0].start(t)
+	alice := newClient(t, url, tokA)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := alice.SetConfig(ctx, "app", client.ConfigWrite{Value: map[string]int{"pool": 1}, Description: "one"}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 8)
+	done := make(chan error, 1)
+	go func() { done <- followConfig(ctx, alice, "app", func(v json.RawMessage) { got <- string(v) }) }()
+	next := func() string {
+		select {
+		case v := <-got:
+			return v
+		case <-time.After(10 * time.Second):
+			t.Fatal("no value within 10s")
+		}
+		return ""
+	}
+	if v := next(); v != `{"pool":1}` {
+		t.Fatalf("first value %s", v)
+	}
+	if _, err := alice.SetConfig(ctx, "app", client.ConfigWrite{Value: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if v := next(); v != `2` {
+		t.Fatalf("second value %s", v)
+	}
+	e, err := alice.RollbackConfig(ctx, "app", 1, new(int64(2)))
+	if err != nil || e.Version != 3 || string(e.Value) != `{"pool":1}` || e.Description != "one" {
+		t.Fatalf("rollback: %+v %v", e, err)
+	}
+	if v := next(); v != `{"pool":1}` {
+		t.Fatalf("rolled back value %s", v)
+	}
+	if _, err := alice.RollbackConfig(ctx, "app", 1, new(int64(2))); !errors.Is(err, client.ErrConflict) {
+		t.Fatalf("stale rollback: %v", err)
+	}
+	if _, err := alice.RollbackConfig(ctx, "app", 99, nil); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("unknown version: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("followConfig after cancel: %v", err)
+	}
+}
