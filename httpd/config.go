@@ -149,17 +149,28 @@ func configWrite(ctx *fasthttp.RequestCtx, expected int64, fromHeader bool) (act
 		}
 		w.Description, w.SetDescription = d, true
 	}
-	if body.ExpectedVersion.set() {
-		v, err := body.ExpectedVersion.Int("expected_version", 0, math.MaxInt64)
-		if err != nil {
-			return actors.ConfigWrite{}, err
-		}
-		if fromHeader && v != expected {
-			return actors.ConfigWrite{}, errExpectedMismatch
-		}
-		w.Expected = v
+	var err error
+	if w.Expected, err = bodyCondition(&body.ExpectedVersion, expected, fromHeader); err != nil {
+		return actors.ConfigWrite{}, err
 	}
 	return w, nil
+}
+
+// bodyCondition merges a body's expected_version with the If-Match
+// condition (expected; fromHeader: given): either alone is the condition,
+// both must agree (422 otherwise); null is the same as absent.
+func bodyCondition(f *field, expected int64, fromHeader bool) (int64, error) {
+	if !f.set() {
+		return expected, nil
+	}
+	v, err := f.Int("expected_version", 0, math.MaxInt64)
+	if err != nil {
+		return 0, err
+	}
+	if fromHeader && v != expected {
+		return 0, errExpectedMismatch
+	}
+	return v, nil
 }
 
 func (s *Server) configSet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
@@ -212,15 +223,8 @@ func (s *Server) configRollback(ctx *fasthttp.RequestCtx, rq *request, p *Princi
 	if err != nil {
 		return err
 	}
-	if body.ExpectedVersion.set() {
-		v, err := body.ExpectedVersion.Int("expected_version", 0, math.MaxInt64)
-		if err != nil {
-			return err
-		}
-		if fromHeader && v != expected {
-			return errExpectedMismatch
-		}
-		expected = v
+	if expected, err = bodyCondition(&body.ExpectedVersion, expected, fromHeader); err != nil {
+		return err
 	}
 	owner, err := scope(ctx, p, true)
 	if err != nil {
