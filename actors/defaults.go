@@ -35,6 +35,9 @@ const (
 	// values a config watcher may be behind before it is cut off (80 of the
 	// largest values, 100 KiB each).
 	DefaultEventValueBytes = 8 << 20
+	// DefaultEventReplay is BrokerOptions.Replay: the recent events kept
+	// for streams that resume (Last-Event-ID).
+	DefaultEventReplay = 4096
 )
 
 // LimitFlushEveryBatch is the LimitConfig.FlushInterval that writes

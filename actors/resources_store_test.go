@@ -475,9 +475,9 @@ func TestConfigRollback(t *testing.T) {
 	// durable: after a restart the history has every version
 	e.close()
 	e = openEnv(t, path, resourceConfig{})
-	h := val[[]actors.ConfigRecord](t)(e.config.History(ctx, "alice", "k"))
-	if len(h) != 6 || h[0].Version != 6 || string(h[0].Value) != `2` || string(h[1].Value) != `{"a":1}` || h[2].Description != "first" {
-		t.Fatalf("history after restart: %+v", h)
+	h, more, err := e.config.History(ctx, "alice", "k", 0, 10)
+	if err != nil || more || len(h) != 6 || h[0].Version != 6 || string(h[0].Value) != `2` || string(h[1].Value) != `{"a":1}` || h[2].Description != "first" {
+		t.Fatalf("history after restart: %+v (more %v, %v)", h, more, err)
 	}
 	mustOK(t, e.config.Delete(ctx, "alice", "k"))
 	if _, err := e.config.Rollback(ctx, "alice", "k", 1, actors.ExpectAny); !errors.Is(err, actors.ErrConfigNotFound) {

@@ -124,10 +124,14 @@ func array(f *field, name string, max int) ([]json.RawMessage, error) {
 	return raws, nil
 }
 
-// object decodes element i of an array field into v (a struct of fields).
+// object decodes element i of an array field into v (a struct of fields),
+// its field names exact as in a body (foldedKey).
 func object(raw json.RawMessage, name string, i int, v any) error {
 	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, v) != nil {
 		return invalid(fmt.Sprintf("%s[%d] must be an object", name, i))
+	}
+	if msg := foldedKey(raw, v); msg != "" {
+		return invalid(fmt.Sprintf("%s[%d]: %s", name, i, msg))
 	}
 	return nil
 }
@@ -233,7 +237,7 @@ func (s *Server) flagSet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) er
 	if err := actors.CheckFlagWrite(&w); err != nil {
 		return err // before the owner: a bad definition is 422 whoever sends it
 	}
-	owner, err := scope(ctx, p, true)
+	owner, err := s.scope(ctx, p, true)
 	if err != nil {
 		return err
 	}
@@ -241,7 +245,7 @@ func (s *Server) flagSet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) er
 	if err != nil {
 		return err
 	}
-	return writeOK(ctx, appendFlag(make([]byte, 0, flagSize(&f)), f, false))
+	return writeOK(ctx, s.appendFlag(make([]byte, 0, flagSize(&f)), f, false))
 }
 
 // queryAttrs are the attr.NAME=VALUE parameters of an evaluation, as
@@ -305,7 +309,7 @@ func (qa *queryAttrs) get(name string) (actors.AttrValue, bool) {
 // context either), no encoding/json, no copies of the subject; a query
 // without attributes allocates nothing for them.
 func (s *Server) flagGet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	owner, name, err := flagNames.target(ctx, p, false)
+	owner, name, err := s.target(flagNames, ctx, p, false)
 	if err != nil {
 		return err
 	}
@@ -330,6 +334,11 @@ func (s *Server) flagGet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) er
 			return err
 		}
 	}
+	if len(fc.Subject) == 0 {
+		// The owner's login, not its id: bucketing is by login, as it was
+		// before ids (docs/api.md), so rollouts do not move.
+		fc.Subject = ownerLogin(ctx, p)
+	}
 	r := st.Evaluate(owner, fc)
 	var buf [192]byte
 	b := append(buf[:0], `{"name":`...)
@@ -350,14 +359,14 @@ func (s *Server) flagGet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) er
 }
 
 func (s *Server) flagDelete(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	return deleteTarget(ctx, rq, p, flagNames, s.flags.Delete, deletedBody)
+	return s.deleteTarget(ctx, rq, p, flagNames, s.flags.Delete, deletedBody)
 }
 
 // flagList is served from the database: every acknowledged write is
 // committed, so it is there.
 func (s *Server) flagList(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	return writeListing(ctx, rq, p, "flags", s.flags.List, 160, func(b []byte, f *actors.FlagRecord, all bool) []byte {
-		return appendFlag(b, *f, all)
+	return writeListing(s, ctx, rq, p, "flags", s.flags.List, func(it *actors.FlagRecord) string { return it.Owner }, 160, func(b []byte, f *actors.FlagRecord, all bool) []byte {
+		return s.appendFlag(b, *f, all)
 	})
 }
 
@@ -380,9 +389,9 @@ func flagSize(f *actors.FlagRecord) int {
 // off_variant are left out when the flag has none (every flag answer: PUT,
 // the listing). A rule of a flag without variants shows "enabled", one of a
 // flag with variants "variant", as they were given.
-func appendFlag(b []byte, f actors.FlagRecord, withOwner bool) []byte {
+func (s *Server) appendFlag(b []byte, f actors.FlagRecord, withOwner bool) []byte {
 	b = append(b, '{')
-	b = appendOwner(b, withOwner, f.Owner)
+	b = s.appendOwner(b, withOwner, f.Owner)
 	b = append(b, `"name":`...)
 	b = appendString(b, f.Name)
 	b = append(b, `,"enabled":`...)

@@ -171,7 +171,7 @@ func appendOFREPError(b []byte, e *ofrepError) []byte {
 // flag: FLAG_NOT_FOUND, with the rule in errorDetails.
 func (s *Server) ofrepFlag(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
 	key, _ := ctx.UserValue("key").(string)
-	owner, err := scope(ctx, p, false)
+	owner, err := s.scope(ctx, p, false)
 	if err != nil {
 		return err
 	}
@@ -197,12 +197,12 @@ func (s *Server) ofrepFlag(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 
 // ofrepBulk answers POST /ofrep/v1/evaluate/flags: every flag of the
 // caller evaluated for one context, in name order, each a result or an
-// evaluation failure. The ETag is a digest of the caller's flag
-// definitions and of the answer: it changes whenever any of the flags
+// evaluation failure. The ETag is a digest of the owner's user id, its flag
+// definitions and the answer: it changes whenever any of the flags
 // changes (created, replaced, deleted), and whenever the answer would; an
 // If-None-Match naming it is answered 304 with no body.
 func (s *Server) ofrepBulk(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	owner, err := scope(ctx, p, false)
+	owner, err := s.scope(ctx, p, false)
 	if err != nil {
 		return err
 	}
@@ -215,12 +215,14 @@ func (s *Server) ofrepBulk(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 		return err
 	}
 	h := sha256.New()
+	h.Write([]byte(owner)) // the owner's user id: one user's tags say nothing of another's
+	h.Write([]byte{0})
 	b := make([]byte, 0, 64+96*len(flags))
 	b = append(b, `{"flags":[`...)
 	var def []byte
 	for i := range flags {
 		st := actors.FlagState{Flag: flags[i], Found: true}
-		def = appendFlag(def[:0], st.Flag, false)
+		def = s.appendFlag(def[:0], st.Flag, false)
 		h.Write(def)
 		h.Write([]byte{'\n'})
 		if i > 0 {

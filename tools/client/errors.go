@@ -27,6 +27,11 @@ var (
 	ErrValidation   = errors.New("octostore: validation failed")           // 422 (and 400)
 	ErrLockLost     = errors.New("octostore: lock lost")                   // Locker: renewal refused or lease expired
 	ErrLagged       = errors.New("octostore: event subscriber lagged")     // event stream closed by the server after "lagged"
+	// ErrRevoked ends an event stream whose token was revoked or rotated
+	// while it was open (the server's final "revoked" event). It is a case
+	// of ErrUnauthorized: errors.Is(ErrRevoked, ErrUnauthorized) holds, as
+	// a new request with that token would get 401.
+	ErrRevoked = fmt.Errorf("octostore: token revoked while the event stream was open: %w", ErrUnauthorized)
 )
 
 // APIError is any error response from the server.

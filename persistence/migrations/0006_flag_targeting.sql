@@ -1,4 +1,4 @@
--- 0005: targeting rules and variants of feature flags (issue 17). Both are
+-- 0006: targeting rules and variants of feature flags (issue 17). Both are
 -- JSON arrays as actors.EncodeFlagTargeting writes them ('' for none, which
 -- is what every flag written before this migration has): rules
 -- [{"attribute","operator","values":[text…],"variant"}], variants

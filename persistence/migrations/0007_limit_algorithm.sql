@@ -1,4 +1,4 @@
--- 0006: the algorithm of a rate limit (issue 17): 'sliding_window' (log is
+-- 0007: the algorithm of a rate limit (issue 17): 'sliding_window' (log is
 -- the window's bucket log, as before: every row written before this
 -- migration) or 'token_bucket' (log is the bucket's level and time,
 -- actors.LimitState.Row). Written behind like the window.
