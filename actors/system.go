@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -278,6 +279,63 @@ func callPooled[T, A any](s *System, ctx context.Context, k Key, pool *opPool[T]
 	return a, nil
 }
 
+// call is one operation of callAll: the resource, the operation, and (set
+// by callAll) the operation's error.
+type call struct {
+	key Key
+	op  any
+	err error
+}
+
+// callAll hands every operation to its resource without waiting in
+// between, in slice order (so operations of one resource are applied in
+// that order, and operations of different resources run at once), then
+// waits for every answer. Each operation's own error is in its call's
+// err. callAll fails only when ctx ends first or the runtime is closed: then
+// any of the operations may or may not have been applied (as for call).
+//
+// Order: an operation sent through its shard (the actor was not resident)
+// is forwarded by the shard later; a later operation of the same resource
+// sent straight to the actor (resident by then) could overtake it. So once
+// a resource's operation went through its shard, the later ones of that
+// resource in the batch do too, and the shard forwards them in order.
+func (s *System) callAll(ctx context.Context, calls []call) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if ctx.Err() != nil {
+		return contextError(ctx) // nothing sent: nothing applied
+	}
+	reqs := make([]*request, len(calls))
+	var viaShard []Key // resources an operation of which went through the shard
+	for i := range calls {
+		r := s.calls.Get().(*request)
+		r.key, r.op = calls[i].key, calls[i].op
+		reqs[i] = r
+		if slices.Contains(viaShard, r.key) {
+			s.as.Root.Send(s.shardFor(r.key).pid, r)
+		} else if !s.route(r) {
+			viaShard = append(viaShard, r.key)
+		}
+	}
+	done := ctx.Done()
+	for i, r := range reqs {
+		select {
+		case err := <-r.reply:
+			calls[i].err = err
+			s.recycle(r)
+		case <-done:
+			// Operations still unanswered may answer into their requests
+			// (or write to their ops) later: never reuse those.
+			for _, r := range reqs[i:] {
+				r.gaveUp.Store(true)
+			}
+			return contextError(ctx)
+		}
+	}
+	return nil
+}
+
 // answer is the tail of a typed call: the operation's answer *v once the
 // call succeeded (err from call; v is read only then).
 func answer[T any](err error, v *T) (T, error) {
@@ -297,15 +355,16 @@ func (s *System) send(k Key, op any) {
 }
 
 // route delivers r to the actor of r.key: directly when it is resident and
-// not stopping (the child counts it: shard.go), else through the key's
-// shard, which spawns the actor if needed.
-func (s *System) route(r *request) {
+// not stopping (the child counts it: shard.go; direct is true), else
+// through the key's shard, which spawns the actor if needed.
+func (s *System) route(r *request) (direct bool) {
 	sh := s.shardFor(r.key)
 	if c := sh.lookup(r.key); c != nil && c.enter() {
 		c.mbox.PostUserMessage(r)
-		return
+		return true
 	}
 	s.as.Root.Send(sh.pid, r)
+	return false
 }
 
 // routeCall is route for a caller that waits for the answer: it runs the

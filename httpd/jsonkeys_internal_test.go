@@ -118,13 +118,14 @@ func (a lockBody) equal(b lockBody) bool {
 }
 func (lockBody) marked() lockBody { return lockBody{markField, markField, markField} }
 func (a limitBody) equal(b limitBody) bool {
-	return sameField(a.Max, b.Max) && sameField(a.Window, b.Window)
+	return sameField(a.Max, b.Max) && sameField(a.Window, b.Window) && sameField(a.Cost, b.Cost) && sameField(a.Algorithm, b.Algorithm)
 }
-func (limitBody) marked() limitBody { return limitBody{markField, markField} }
+func (limitBody) marked() limitBody { return limitBody{markField, markField, markField, markField} }
 func (a flagBody) equal(b flagBody) bool {
-	return sameField(a.Enabled, b.Enabled) && sameField(a.Percentage, b.Percentage)
+	return sameField(a.Enabled, b.Enabled) && sameField(a.Percentage, b.Percentage) && sameField(a.Rules, b.Rules) &&
+		sameField(a.Variants, b.Variants) && sameField(a.OffVariant, b.OffVariant)
 }
-func (flagBody) marked() flagBody { return flagBody{markField, markField} }
+func (flagBody) marked() flagBody { return flagBody{markField, markField, markField, markField, markField} }
 
 func TestDecodeFlat(t *testing.T) {
 	for _, c := range []struct {
@@ -158,11 +159,14 @@ func TestDecodeFlat(t *testing.T) {
 			t.Errorf("%q: fast path %v, want %v", c.body, got, c.flat)
 		}
 	}
-	if !checkFlatMatchesJSON[limitBody](t, []byte(`{"max_requests":100,"window_seconds":1}`)) {
+	if !checkFlatMatchesJSON[limitBody](t, []byte(`{"max_requests":100,"window_seconds":1,"cost":2,"algorithm":"token_bucket"}`)) {
 		t.Error("limit body not on the fast path")
 	}
 	if !checkFlatMatchesJSON[flagBody](t, []byte(`{"enabled":true,"percentage":30}`)) {
 		t.Error("flag body not on the fast path")
+	}
+	if checkFlatMatchesJSON[flagBody](t, []byte(`{"enabled":true,"rules":[{"enabled":false}]}`)) {
+		t.Error("a flag body with rules (an array) taken by the fast path")
 	}
 	// A body type with a field of another type is never flat.
 	var cb configBody

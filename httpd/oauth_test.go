@@ -10,33 +10,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/octostore/octostore/httpd"
 	"github.com/octostore/octostore/httpd/apitest"
+	"github.com/octostore/octostore/tools/servertest"
 	"github.com/valyala/fasthttp"
 )
 
 // authLogBuf is a goroutine-safe log sink.
-type authLogBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *authLogBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *authLogBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type authLogBuf = servertest.Buffer
 
 // authEnv is a real server (httpd.StartTestServer: 127.0.0.1:0, temp database) with
 // GitHub sign-in pointed at a fake GitHub, and its captured output.

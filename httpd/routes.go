@@ -23,6 +23,7 @@ func (s *Server) routes() {
 		{"GET", "/locks", s.lockList},
 
 		{"POST", "/limits/{name}/check", s.limitCheck},
+		{"POST", "/limits/check", s.limitBatch},
 		{"GET", "/limits/{name}", s.limitStatus},
 		{"DELETE", "/limits/{name}", s.limitReset},
 		{"GET", "/limits", s.limitList},
@@ -36,7 +37,11 @@ func (s *Server) routes() {
 		{"GET", "/config/{key}", s.configGet},
 		{"DELETE", "/config/{key}", s.configDelete},
 		{"GET", "/config/{key}/history", s.configHistory},
+		{"POST", "/config/{key}/rollback", s.configRollback},
 		{"GET", "/config", s.configList},
+
+		{"POST", "/ofrep/v1/evaluate/flags/{key}", s.ofrepFlag},
+		{"POST", "/ofrep/v1/evaluate/flags", s.ofrepBulk},
 
 		{"POST", "/auth/token/rotate", s.tokenRotate},
 		{"DELETE", "/auth/token", s.tokenRevoke},
@@ -73,7 +78,13 @@ func (s *Server) handle(method, path string, h fasthttp.RequestHandler) {
 	if s.fast == nil {
 		s.fast = map[string][]*routeInfo{}
 	}
-	s.fast[method] = append(s.fast[method], ri)
+	if ri.param < 0 {
+		// Static routes first: where a static segment and a parameter could
+		// both match, the router prefers the static one.
+		s.fast[method] = append([]*routeInfo{ri}, s.fast[method]...)
+	} else {
+		s.fast[method] = append(s.fast[method], ri)
+	}
 }
 
 // routeInfo is a registered route.

@@ -37,8 +37,8 @@ type rawStmt struct {
 
 func newRawStmt(query string) *rawStmt { return &rawStmt{query: query} }
 
-// exec runs the statement on conn's driver connection with args (int,
-// int64, uint64 up to MaxInt64, bool, string, []byte or nil) and returns
+// exec runs the statement on conn's driver connection with args (what
+// database/sql accepts: rawValue) and returns
 // the rowid of the row it inserted, if any.
 func (s *rawStmt) exec(conn *sql.Conn, args ...any) (int64, error) {
 	if cap(s.args) < len(args) {
@@ -114,5 +114,11 @@ func rawValue(a any) (driver.Value, error) {
 		}
 		return int64(v), nil
 	}
-	return nil, fmt.Errorf("persistence: cannot store a %T", a)
+	// Anything else (named types of those kinds, time.Time, ...) as
+	// database/sql would convert it.
+	v, err := driver.DefaultParameterConverter.ConvertValue(a)
+	if err != nil {
+		return nil, fmt.Errorf("persistence: cannot store a %T: %w", a, err)
+	}
+	return v, nil
 }

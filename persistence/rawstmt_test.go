@@ -40,6 +40,12 @@ func TestRawStmtInsertsWhatDatabaseSQLWould(t *testing.T) {
 	}
 }
 
+type (
+	namedString string
+	namedInt    uint8
+)
+
+// rawValue converts what database/sql would (named types by their kind).
 func TestRawValue(t *testing.T) {
 	for _, tc := range []struct {
 		in   any
@@ -48,7 +54,8 @@ func TestRawValue(t *testing.T) {
 	}{
 		{in: "s", want: "s"}, {in: int64(-3), want: int64(-3)}, {in: 7, want: int64(7)}, {in: true, want: true},
 		{in: []byte("b"), want: []byte("b")}, {in: nil, want: nil}, {in: uint64(1 << 63), err: "does not fit"},
-		{in: 1.5, err: "cannot store a float64"},
+		{in: 1.5, want: 1.5}, {in: namedString("alg"), want: "alg"}, {in: namedInt(4), want: int64(4)},
+		{in: complex(1, 2), err: "cannot store a complex128"}, {in: struct{}{}, err: "cannot store a struct {}"},
 	} {
 		got, err := rawValue(tc.in)
 		if tc.err != "" {

@@ -13,11 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/octostore/octostore/httpd"
 	"github.com/octostore/octostore/persistence"
+	"github.com/octostore/octostore/tools/servertest"
 	"go.uber.org/goleak"
 )
 
@@ -379,22 +379,7 @@ func TestGitHubIsIdentitySource(t *testing.T) {
 }
 
 // logSink is a goroutine-safe buffer for a Main's log.
-type logSink struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logSink) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logSink = servertest.Buffer
 
 // acquireAs acquires lock name with token and returns the holder the
 // answer shows (the login the token authenticates as).
