@@ -125,7 +125,9 @@ func (a flagBody) equal(b flagBody) bool {
 	return sameField(a.Enabled, b.Enabled) && sameField(a.Percentage, b.Percentage) && sameField(a.Rules, b.Rules) &&
 		sameField(a.Variants, b.Variants) && sameField(a.OffVariant, b.OffVariant)
 }
-func (flagBody) marked() flagBody { return flagBody{markField, markField, markField, markField, markField} }
+func (flagBody) marked() flagBody {
+	return flagBody{markField, markField, markField, markField, markField}
+}
 
 func TestDecodeFlat(t *testing.T) {
 	for _, c := range []struct {
