@@ -151,11 +151,23 @@ func (l *Locks) Status(ctx context.Context, name string) (LockState, error) {
 }
 
 // List returns holder's locks held now, sorted by name, from the holder
-// index (no scan, no actor).
+// index (no scan, no actor): all of them (ListPage is a page).
 func (l *Locks) List(holder string) []LockRecord { return l.holdings.List(holder, l.sys.Now()) }
 
-// ListAll returns every lock held now, sorted by name (the admin view).
+// ListAll returns every lock held now, sorted by name (the admin view):
+// all of them (ListAllPage is a page).
 func (l *Locks) ListAll() []LockRecord { return l.holdings.All(l.sys.Now()) }
+
+// ListPage is one page of holder's locks held now, by name after
+// q.AfterName, with the count of them all (the holder index: no scan of
+// other holders' locks, no actor).
+func (l *Locks) ListPage(holder string, q PageQuery) Page[LockRecord] {
+	return l.holdings.Page(holder, l.sys.Now(), q)
+}
+
+// ListAllPage is one page of every lock held now, by name after
+// q.AfterName, with the count of them all (the admin view).
+func (l *Locks) ListAllPage(q PageQuery) Page[LockRecord] { return l.holdings.AllPage(l.sys.Now(), q) }
 
 // Indexed is the number of entries in the holder index (held, or expired
 // and not yet removed): the held-locks gauge.

@@ -462,7 +462,7 @@ func appendVersionTail(b []byte, c *actors.ConfigRecord) []byte {
 // configList is served from the database: every acknowledged write is
 // committed, so it is there.
 func (s *Server) configList(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	return writeListing(s, ctx, rq, p, "configs", s.config.List, func(it *actors.ConfigRecord) string { return it.Owner }, 160, func(b []byte, c *actors.ConfigRecord, all bool) []byte {
+	return writeListing(s, ctx, rq, p, "configs", s.config.List, func(it *actors.ConfigRecord) (string, string) { return it.Owner, it.Key }, 160, func(b []byte, c *actors.ConfigRecord, all bool) []byte {
 		b = s.appendOwner(append(b, '{'), all, c.Owner)
 		b = append(b, `"key":`...)
 		b = appendString(b, c.Key)

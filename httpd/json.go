@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -434,27 +433,31 @@ func appendList[T any](b []byte, key string, items []T, item func(b []byte, it *
 	return append(b, ']')
 }
 
-// writeListing answers an owner-scoped listing: the items of the owner
-// listScope resolves, under key, each rendered by item (all: admin
-// listings name each item's owner). list orders them by owner (user id),
-// then name; an admin listing of every owner is ordered by the owners'
-// logins instead (ownerOf gives an item's owner), then name.
+// writeListing answers one page of an owner-scoped listing (paging.go):
+// the items of the owner listScope resolves, under key, each rendered by
+// item (all: admin listings name each item's owner), in the order list
+// gives (owner, then name); pos is an item's position.
 func writeListing[T any](s *Server, ctx *fasthttp.RequestCtx, rq *request, p *Principal, key string,
-	list func(ctx context.Context, owner string) ([]T, error), ownerOf func(*T) string,
+	list func(ctx context.Context, owner string, q actors.PageQuery) (actors.Page[T], error), pos func(*T) (owner, name string),
 	itemSize int, item func(b []byte, it *T, all bool) []byte) error {
 	owner, all, err := s.listScope(ctx, p)
 	if err != nil {
 		return err
 	}
-	items, err := list(rq.ctx(), owner)
+	q, err := listQuery(ctx)
 	if err != nil {
 		return err
 	}
-	if owner == "" {
-		sort.SliceStable(items, func(i, j int) bool { return s.auth.Login(ownerOf(&items[i])) < s.auth.Login(ownerOf(&items[j])) })
+	reserved, err := s.pageBudget(q, itemSize)
+	if err != nil {
+		return err
 	}
-	b := appendList(make([]byte, 0, 32+len(items)*itemSize), key, items, func(b []byte, it *T) []byte { return item(b, it, all) })
-	return writeOK(ctx, append(b, '}'))
+	defer s.answers.release(reserved)
+	pg, err := list(rq.ctx(), owner, q)
+	if err != nil {
+		return err
+	}
+	return writePage(ctx, key, pg, itemSize, owner == "", pos, func(b []byte, it *T) []byte { return item(b, it, all) })
 }
 
 // writeOK answers 200 with the JSON b.

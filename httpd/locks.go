@@ -233,21 +233,29 @@ func (s *Server) lockStatus(ctx *fasthttp.RequestCtx, rq *request, p *Principal)
 	return writeOK(ctx, appendLock(make([]byte, 0, 256), "held", st.Lock, s.auth.Login(st.Lock.Holder), owner))
 }
 
-// lockList answers from the per-holder index (no scan).
+// lockList answers one page of the caller's held locks (the admin key:
+// everyone's) by name, from the per-holder index (no scan; paging.go).
 func (s *Server) lockList(ctx *fasthttp.RequestCtx, _ *request, p *Principal) error {
-	var locks []actors.LockRecord
-	if p.Admin {
-		locks = s.locks.ListAll()
-	} else {
-		locks = s.locks.List(p.ID)
+	q, err := listQuery(ctx)
+	if err != nil {
+		return err
 	}
-	b := appendList(make([]byte, 0, 64+len(locks)*160), "locks", locks, func(b []byte, l *actors.LockRecord) []byte {
-		return appendLockFields(append(b, '{'), *l, s.auth.Login(l.Holder), true)
-	})
-	b = append(b, `,"total":`...)
-	b = strconv.AppendInt(b, int64(len(locks)), 10)
-	b = append(b, '}')
-	return writeOK(ctx, b)
+	const itemSize = 192
+	reserved, err := s.pageBudget(q, itemSize)
+	if err != nil {
+		return err
+	}
+	defer s.answers.release(reserved)
+	var pg actors.Page[actors.LockRecord]
+	if p.Admin {
+		pg = s.locks.ListAllPage(q)
+	} else {
+		pg = s.locks.ListPage(p.ID, q)
+	}
+	return writePage(ctx, "locks", pg, itemSize, false, func(l *actors.LockRecord) (string, string) { return "", l.Name },
+		func(b []byte, l *actors.LockRecord) []byte {
+			return appendLockFields(append(b, '{'), *l, s.auth.Login(l.Holder), true)
+		})
 }
 
 // appendLock renders a LockResponse; the lease id and the holder id only
