@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/actors"
-	"github.com/octostore/octostore/persistence"
 	"github.com/valyala/fasthttp"
 )
 
@@ -33,7 +32,7 @@ const adminLogin = "*admin*"
 // the cache at once; out-of-process changes (octostore token …) bump the
 // database's auth epoch, which a poller notices within PollInterval.
 type Authenticator struct {
-	store    *persistence.Store
+	store    Storage
 	adminKey []byte
 
 	// mu guards cache, epoch and gen.
@@ -64,7 +63,7 @@ const PollInterval = 500 * time.Millisecond
 // NewAuthenticator reads the auth epoch from store and starts the poller
 // that notices out-of-process token changes; adminKey "" disables the admin
 // principal. Close stops the poller.
-func NewAuthenticator(store *persistence.Store, adminKey string) (*Authenticator, error) {
+func NewAuthenticator(store Storage, adminKey string) (*Authenticator, error) {
 	a := &Authenticator{store: store, cache: map[[32]byte]Principal{}, stop: make(chan struct{}), done: make(chan struct{})}
 	if adminKey != "" {
 		a.adminKey = []byte(adminKey)

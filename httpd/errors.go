@@ -34,6 +34,7 @@ var statuses = map[actors.Code]int{
 	actors.CodeUpstream:         fasthttp.StatusBadGateway,
 	actors.CodeUnavailable:      fasthttp.StatusServiceUnavailable,
 	actors.CodeOverloaded:       fasthttp.StatusServiceUnavailable,
+	actors.CodeNotLeader:        fasthttp.StatusServiceUnavailable,
 	actors.CodeInternal:         fasthttp.StatusInternalServerError,
 }
 
@@ -52,7 +53,7 @@ func statusOf(c actors.Code) int {
 // retryAfter is the Retry-After of an error whose code asks for a retry
 // (503: unavailable, overloaded); 0 for the others.
 func retryAfter(e *actors.Error) int64 {
-	if e.Code != actors.CodeUnavailable && e.Code != actors.CodeOverloaded {
+	if e.Code != actors.CodeUnavailable && e.Code != actors.CodeOverloaded && e.Code != actors.CodeNotLeader {
 		return 0
 	}
 	return max(1, int64((e.RetryAfter+time.Second-1)/time.Second))
@@ -97,6 +98,9 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 
 // writeCoded answers a coded error.
 func writeCoded(ctx *fasthttp.RequestCtx, e *actors.Error) {
+	if e.Code == actors.CodeNotLeader {
+		markNotLeader(ctx) // the cluster front may send the request on (front.go)
+	}
 	if ra := retryAfter(e); ra > 0 {
 		var nb [20]byte
 		ctx.Response.Header.SetCanonical(hdrRetryAfter, strconv.AppendInt(nb[:0], ra, 10))

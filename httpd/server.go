@@ -19,7 +19,6 @@ import (
 
 	"github.com/fasthttp/router"
 	"github.com/octostore/octostore/actors"
-	"github.com/octostore/octostore/persistence"
 	"github.com/valyala/fasthttp"
 )
 
@@ -32,7 +31,7 @@ type Server struct {
 	limits *actors.Limits
 	flags  *actors.Flags
 	config *actors.ConfigKeys
-	store  *persistence.Store // health, tokens, sign-in
+	store  Storage // health, tokens, sign-in
 	auth   *Authenticator
 	oauth  *githubOAuth // nil: GitHub sign-in not configured (501)
 	log    *slog.Logger
@@ -62,7 +61,7 @@ type Deps struct {
 	Config *actors.ConfigKeys
 	// Sys is read only by the live-actors gauge; handlers call the kinds.
 	Sys    *actors.System
-	Store  *persistence.Store // tokens, sign-in, the health of writes
+	Store  Storage        // tokens, sign-in, the health of writes
 	Auth   *Authenticator     // bearer tokens and the admin key
 	GitHub *GitHubSignIn      // sign-in with GitHub; nil: not configured (501)
 	Events *actors.Broker     // /events and /locks/{name}/watch
@@ -190,8 +189,16 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 	s.routeEvents(deps.Events, cfg.EventHeartbeat, cfg.WriteTimeout)
 	s.routeMetrics(deps.Metrics)
 	observe(deps)
-	s.srv = &fasthttp.Server{
-		Handler:                       deps.Metrics.Instrument(newInflight(cfg.MaxInFlight).wrap(s.r.Handler)),
+	s.srv = newFastHTTP(cfg, deps.Metrics.Instrument(newInflight(cfg.MaxInFlight).wrap(s.r.Handler)), log)
+	return s
+}
+
+// newFastHTTP is the fasthttp server of cfg around h: the limits, timeouts
+// and the answers to requests that never reach a handler. NewServer and,
+// in cluster mode, NewFront serve through it.
+func newFastHTTP(cfg ServerConfig, h fasthttp.RequestHandler, log *slog.Logger) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:                       h,
 		Name:                          "octostore",
 		MaxRequestBodySize:            cfg.MaxBodyBytes,
 		ReadTimeout:                   cfg.ReadTimeout,
@@ -221,7 +228,6 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 			}
 		},
 	}
-	return s
 }
 
 func (s *Server) health(ctx *fasthttp.RequestCtx) {

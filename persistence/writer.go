@@ -228,6 +228,13 @@ func (w *Writer) Stats() WriterStats {
 	}
 }
 
+// Queued is the number of writes waiting in the queue.
+func (w *Writer) Queued() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue)
+}
+
 // Close stops accepting writes, commits everything queued, and waits for the
 // writer goroutine to finish.
 func (w *Writer) Close() error {

@@ -102,6 +102,8 @@ func translate(r *txnReader, m actors.Mutation) ([]part, error) {
 		return rotateToken(r, m)
 	case persistence.SyncStaticTokens:
 		return syncStatic(r, m)
+	case *signIn:
+		return signInParts(r, m)
 	}
 	t := &translator{ks: r.ks}
 	if err := m.ApplyTo(t); err != nil {

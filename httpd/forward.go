@@ -1,0 +1,283 @@
+package httpd
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/octostore/octostore/actors"
+	"github.com/valyala/fasthttp"
+)
+
+// Forwarding (cluster mode): a follower sends each request to the leader as
+// it came (method, path, query, headers and body unchanged, one header
+// added) and returns the leader's answer as it came (status, headers,
+// body). One keep-alive pool per leader URL. Event streams are proxied
+// chunk by chunk, and ended when the leader changes so that their clients
+// reconnect to the new one.
+
+// hdrForwardedBy names the nodes a request was forwarded by, one value per
+// hop; a request is not forwarded more than maxHops times (a loop between
+// two nodes that each believe the other leads ends there).
+const (
+	hdrForwardedBy = "X-Octostore-Forwarded-By"
+	maxHops        = 2
+)
+
+// hops counts the forwarding hops a request has made.
+func hops(ctx *fasthttp.RequestCtx) int {
+	return len(ctx.Request.Header.PeekAll(hdrForwardedBy))
+}
+
+var (
+	errForwardLost = actors.NewError(actors.CodeUnavailable,
+		"the leader did not answer (it may have failed): the request may or may not have been applied; retry")
+	errLeaderURL = actors.NewError(actors.CodeUnavailable, "the leader's advertised URL is not usable; retry later")
+)
+
+// forwarder holds one upstream (keep-alive pools) per leader URL.
+type forwarder struct {
+	node string
+	cfg  ServerConfig
+	cm   *clusterMetrics
+
+	// mu guards ups and closed.
+	mu     sync.Mutex
+	ups    map[string]*upstream
+	closed bool
+}
+
+// upstream is one leader URL: a pool for ordinary requests and one for
+// event streams (whose responses never end), and the open streams.
+type upstream struct {
+	hc, sc *fasthttp.HostClient
+
+	// mu guards streams and ended.
+	mu      sync.Mutex
+	streams map[fasthttp.ReadCloserWithError]struct{}
+	ended   bool
+}
+
+func newForwarder(node string, cfg ServerConfig, cm *clusterMetrics) *forwarder {
+	return &forwarder{node: node, cfg: cfg, cm: cm, ups: map[string]*upstream{}}
+}
+
+// upstream returns the pools of the leader at apiURL.
+func (fw *forwarder) upstream(apiURL string) (*upstream, error) {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if up, ok := fw.ups[apiURL]; ok {
+		return up, nil
+	}
+	if fw.closed {
+		return nil, actors.ErrClosed
+	}
+	u, err := url.Parse(apiURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errLeaderURL
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
+	}
+	client := func(stream bool) *fasthttp.HostClient {
+		return &fasthttp.HostClient{
+			Addr:                          addr,
+			IsTLS:                         u.Scheme == "https",
+			NoDefaultUserAgentHeader:      true,
+			DisablePathNormalizing:        true, // the path exactly as the client sent it
+			DisableHeaderNamesNormalizing: true, // the headers too
+			SecureErrorLogMessage:         true,
+			MaxConns:                      fw.cfg.MaxInFlight,
+			MaxIdleConnDuration:           fw.cfg.IdleTimeout / 2, // before the leader drops them
+			MaxResponseBodySize:           64 << 20,
+			ReadBufferSize:                fw.cfg.MaxHeaderBytes,
+			StreamResponseBody:            stream,
+			DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
+				return fasthttp.DialTimeout(addr, min(timeout, time.Second))
+			},
+			// Only reads are retried on a broken pooled connection: a write
+			// that was sent may have been applied.
+			RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
+				return false, attempts < 2 && (req.Header.IsGet() || req.Header.IsHead())
+			},
+		}
+	}
+	up := &upstream{hc: client(false), sc: client(true), streams: map[fasthttp.ReadCloserWithError]struct{}{}}
+	fw.ups[apiURL] = up
+	return up, nil
+}
+
+// retain keeps the pools of the leader at apiURL (when forwarding) and
+// ends the streams and idle connections of every other one.
+func (fw *forwarder) retain(apiURL string, forwarding bool) {
+	fw.mu.Lock()
+	var gone []*upstream
+	for u, up := range fw.ups {
+		if forwarding && u == apiURL {
+			continue
+		}
+		gone = append(gone, up)
+		delete(fw.ups, u)
+	}
+	fw.mu.Unlock()
+	for _, up := range gone {
+		up.end()
+	}
+}
+
+// close ends every stream and refuses new upstreams.
+func (fw *forwarder) close() {
+	fw.mu.Lock()
+	fw.closed = true
+	fw.mu.Unlock()
+	fw.retain("", false)
+}
+
+// end closes the upstream's open streams and idle connections.
+func (up *upstream) end() {
+	up.mu.Lock()
+	streams := up.streams
+	up.streams = map[fasthttp.ReadCloserWithError]struct{}{}
+	up.ended = true
+	up.mu.Unlock()
+	for s := range streams {
+		_ = s.CloseWithError(errLeaderChanged)
+	}
+	up.hc.CloseIdleConnections()
+	up.sc.CloseIdleConnections()
+}
+
+var errLeaderChanged = errors.New("the leader changed")
+
+// notSent reports whether a forwarding error certainly happened before the
+// request left: the leader could not be connected to.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, fasthttp.ErrNoFreeConns) ||
+		errors.As(err, &op) && op.Op == "dial"
+}
+
+// forward sends ctx's request to the leader and answers with its answer.
+// It returns false, having answered nothing, when the leader could not be
+// reached (nothing was sent): the caller waits for the election and tries
+// again.
+func (f *Front) forward(ctx *fasthttp.RequestCtx, leader LeaderInfo, start, deadline time.Time) bool {
+	up, err := f.fwd.upstream(leader.APIURL)
+	if err != nil {
+		writeCoded(ctx, actors.AsError(err))
+		return true
+	}
+	if isEventStream(ctx) {
+		return f.fwd.stream(ctx, up)
+	}
+	if f.limit.n.Add(1) > f.limit.max {
+		f.limit.n.Add(-1)
+		overloaded.write(ctx)
+		return true
+	}
+	defer f.limit.n.Add(-1)
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	ctx.Request.CopyTo(req)
+	req.Header.Add(hdrForwardedBy, f.node)
+	t0 := time.Now()
+	// The leader bounds the request by its own request timeout; give it
+	// that long from now, and a second to answer.
+	err = up.hc.DoTimeout(req, resp, f.cfg.RequestTimeout+time.Second)
+	switch {
+	case err == nil:
+		f.cm.fwdOK.Observe(time.Since(t0).Seconds())
+		resp.CopyTo(&ctx.Response)
+		return true
+	case notSent(err) && time.Now().Before(deadline):
+		f.cm.fwdNone.Observe(time.Since(t0).Seconds())
+		return false
+	default:
+		f.cm.fwdErr.Observe(time.Since(t0).Seconds())
+		f.log.Warn("forward to leader failed", "leader", leader.Name, "method", string(ctx.Method()),
+			"path", string(ctx.Path()), "err", err)
+		if notSent(err) {
+			writeCoded(ctx, errNoLeader)
+		} else {
+			writeCoded(ctx, errForwardLost)
+		}
+		return true
+	}
+}
+
+// isEventStream reports an event-stream request (/events, /locks/{n}/watch).
+func isEventStream(ctx *fasthttp.RequestCtx) bool {
+	return ctx.IsGet() && exempt(ctx.Path()) && string(ctx.Path()) != "/health" && string(ctx.Path()) != "/metrics"
+}
+
+// stream proxies an event stream: the leader's status and headers, then
+// its body chunk by chunk, flushed as it comes, until either side ends it
+// or the leader changes (retain).
+func (fw *forwarder) stream(ctx *fasthttp.RequestCtx, up *upstream) bool {
+	req := fasthttp.AcquireRequest()
+	ctx.Request.CopyTo(req)
+	req.Header.Add(hdrForwardedBy, fw.node)
+	resp := fasthttp.AcquireResponse()
+	t0 := time.Now()
+	err := up.sc.Do(req, resp)
+	fasthttp.ReleaseRequest(req)
+	if err != nil {
+		fasthttp.ReleaseResponse(resp)
+		if notSent(err) {
+			fw.cm.fwdNone.Observe(time.Since(t0).Seconds())
+			return false
+		}
+		fw.cm.fwdErr.Observe(time.Since(t0).Seconds())
+		writeCoded(ctx, errForwardLost)
+		return true
+	}
+	fw.cm.fwdOK.Observe(time.Since(t0).Seconds())
+	body, _ := resp.BodyStream().(fasthttp.ReadCloserWithError)
+	resp.Header.CopyTo(&ctx.Response.Header)
+	if body == nil || resp.StatusCode() != fasthttp.StatusOK {
+		// An error answer: small, read whole.
+		b, _ := io.ReadAll(io.LimitReader(resp.BodyStream(), 1<<20))
+		ctx.Response.SetBody(b)
+		fasthttp.ReleaseResponse(resp)
+		return true
+	}
+	up.mu.Lock()
+	if up.ended {
+		_ = body.CloseWithError(errLeaderChanged) // ended while this stream started
+	} else {
+		up.streams[body] = struct{}{}
+	}
+	up.mu.Unlock()
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer func() {
+			up.mu.Lock()
+			delete(up.streams, body)
+			up.mu.Unlock()
+			_ = body.CloseWithError(nil)
+			fasthttp.ReleaseResponse(resp)
+		}()
+		buf := make([]byte, 4096)
+		for {
+			n, err := body.Read(buf)
+			if n > 0 {
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					return
+				}
+				if w.Flush() != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	return true
+}

@@ -1,0 +1,36 @@
+package httpd
+
+import (
+	"context"
+
+	"github.com/octostore/octostore/actors"
+	"github.com/octostore/octostore/persistence"
+)
+
+// Storage is what the server needs of the storage under the actors, besides
+// the kinds' entry points: the health of writes, tokens, sign-in and the
+// resource counts of /metrics. persistence.Store (SQLite, single-node mode)
+// and etcdstore.Store (cluster mode, one per leader term) implement it.
+type Storage interface {
+	// Healthy reports whether the last write batch committed (/health).
+	Healthy() bool
+	// Queued is the number of writes waiting for the writer.
+	Queued() int
+	// LookupToken finds the user of a token hash.
+	LookupToken(hash [32]byte) (persistence.Principal, bool, error)
+	// AuthEpoch changes whenever tokens change outside the server's own
+	// writes; the token cache is dropped when it does.
+	AuthEpoch() (int64, error)
+	// Rotate replaces a token by a new one of the same user and source
+	// (persistence.ErrTokenGone when it no longer exists).
+	Rotate(old [32]byte) (raw string, hash [32]byte, err error)
+	// Revoke deletes a token.
+	Revoke(hash [32]byte) error
+	// SignIn creates or updates a GitHub user and issues a sign-in token,
+	// in one transaction (persistence.Store.SignIn has the policy).
+	SignIn(ctx context.Context, u persistence.GitHubUser, maxTokens int) (persistence.SignInResult, error)
+	// CountOwned counts the resources of kind k per owner.
+	CountOwned(k actors.Kind, fn func(owner string, n int)) error
+}
+
+var _ Storage = (*persistence.Store)(nil)
