@@ -62,9 +62,9 @@ type Deps struct {
 	// Sys is read only by the live-actors gauge; handlers call the kinds.
 	Sys    *actors.System
 	Store  Storage        // tokens, sign-in, the health of writes
-	Auth   *Authenticator     // bearer tokens and the admin key
-	GitHub *GitHubSignIn      // sign-in with GitHub; nil: not configured (501)
-	Events *actors.Broker     // /events and /locks/{name}/watch
+	Auth   *Authenticator // bearer tokens and the admin key
+	GitHub *GitHubSignIn  // sign-in with GitHub; nil: not configured (501)
+	Events *actors.Broker // /events and /locks/{name}/watch
 	// Metrics labels every request and serves /metrics; NewServer also
 	// registers the scrape-time gauges of Sys, Events and Store on it, so
 	// one Metrics serves one Server.
