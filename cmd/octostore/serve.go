@@ -76,15 +76,8 @@ type Main struct {
 	Metrics         *httpd.Metrics
 	DB              *persistence.DB
 	Store           *persistence.Store // the group-commit writer's owner
-	Events          *actors.Broker
-	Sys             *actors.System
-	Locks           *actors.Locks // the typed entry points of the four kinds
-	Limits          *actors.Limits
-	Flags           *actors.Flags
-	ConfigKeys      *actors.ConfigKeys
-	Auth            *httpd.Authenticator
+	stack                              // events broker, actors, authenticator, HTTP server (stack.go)
 	GitHub          *httpd.GitHubSignIn // nil without GitHub sign-in
-	Server          *httpd.Server
 	MetricsListener *httpd.AuxServer // nil without --metrics-addr
 	Pprof           *httpd.AuxServer // nil without --pprof-addr
 
@@ -178,55 +171,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	m.Events = actors.NewBroker(cfg.Events)
-	if err := m.opened(ctx, "events broker", noErr(m.Events.Close)); err != nil {
-		return err
-	}
-
-	ac := cfg.Actors
-	ac.Store, ac.Events, ac.Logger = m.Store, m.Events, m.Logger
-	if ac.Now == nil {
-		ac.Now = m.Now
-	}
-	m.Sys = actors.NewSystem(ac)
-	// One undo for the runtime and the rate-limit flusher that NewLimits
-	// starts: the actors stop first (no more checks), then the flusher
-	// writes what they counted, before the writer closes.
-	if err := m.opened(ctx, "actor system", func() error {
-		m.Sys.Close()
-		if m.Limits == nil {
-			return nil
-		}
-		if err := m.Limits.Close(); err != nil {
-			return fmt.Errorf("write rate limit counters: %w", err)
-		}
-		return nil
+	if err := m.stack.open(&m.Config, m.Store, m.Logger, m.Now, func(step string, undo func() error) error {
+		return m.opened(ctx, step, undo)
 	}); err != nil {
-		return err
-	}
-	// Every kind plugs into the runtime the same way (actors.KindSpec).
-	lc, limc, fc, cc := cfg.Locks, cfg.Limits, cfg.Flags, cfg.ConfigKeys
-	lc.Loader, limc.Store, fc.Store, cc.Store = m.Store, m.Store, m.Store, m.Store
-	m.Locks = actors.NewLocks(m.Sys, lc)
-	m.Limits = actors.NewLimits(m.Sys, limc)
-	m.Flags = actors.NewFlags(m.Sys, fc)
-	m.ConfigKeys = actors.NewConfigKeys(m.Sys, cc)
-	if err := m.opened(ctx, "resource kinds", nil); err != nil {
-		return err
-	}
-	// Each kind's recovery (held locks' timers and holder index; quota
-	// counters), logged per kind.
-	if err := m.Sys.Recover(); err != nil {
-		return err
-	}
-	if err := m.opened(ctx, "recovery", nil); err != nil {
-		return err
-	}
-
-	if m.Auth, err = httpd.NewAuthenticator(m.Store, cfg.AdminKey); err != nil {
-		return err
-	}
-	if err := m.opened(ctx, "authenticator", noErr(m.Auth.Close)); err != nil {
 		return err
 	}
 
@@ -241,11 +188,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	m.Server = httpd.NewServer(cfg.Server, httpd.Deps{
-		Locks: m.Locks, Limits: m.Limits, Flags: m.Flags, Config: m.ConfigKeys,
-		Sys: m.Sys, Store: m.Store, Auth: m.Auth, GitHub: m.GitHub,
-		Events: m.Events, Metrics: m.Metrics, Logger: m.Logger,
-	})
+	m.stack.newServer(&m.Config, m.Store, m.GitHub, m.Metrics, m.Logger)
 	m.Server.Serve(ln)
 	if err := m.opened(ctx, "http server", m.Server.Shutdown); err != nil {
 		return err
