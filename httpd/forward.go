@@ -98,7 +98,10 @@ func (fw *forwarder) upstream(apiURL string) (*upstream, error) {
 			ReadBufferSize:                fw.cfg.MaxHeaderBytes,
 			StreamResponseBody:            stream,
 			DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
-				return fasthttp.DialTimeout(addr, min(timeout, time.Second))
+				if timeout <= 0 || timeout > time.Second {
+					timeout = time.Second // a leader that does not accept at once is gone
+				}
+				return fasthttp.DialTimeout(addr, timeout)
 			},
 			// Only reads are retried on a broken pooled connection: a write
 			// that was sent may have been applied.

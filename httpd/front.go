@@ -146,15 +146,20 @@ func (f *Front) Publish(l *Local) {
 	f.signalLocal()
 }
 
-// Withdraw stops serving from l at once (new requests are forwarded or
-// wait for a leader), then drains it: its event streams end, requests
+// Unpublish stops serving from l at once: new requests are forwarded or
+// wait for a leader. Withdraw drains it afterwards.
+func (f *Front) Unpublish(l *Local) {
+	if f.local.CompareAndSwap(l, nil) {
+		f.signalLocal()
+	}
+}
+
+// Withdraw stops serving from l at once (Unpublish), then drains it: its event streams end, requests
 // inside its handler get timeout to finish, after which those still
 // waiting for a resource are cancelled (503). The caller closes l's
 // dependencies afterwards.
 func (f *Front) Withdraw(l *Local, timeout time.Duration) {
-	if f.local.CompareAndSwap(l, nil) {
-		f.signalLocal()
-	}
+	f.Unpublish(l)
 	l.closing.Store(true)
 	l.Server.closeStreams()
 	wait := func(d time.Duration) bool {

@@ -21,6 +21,7 @@ import (
 	"github.com/octostore/octostore/actors"
 	"github.com/octostore/octostore/httpd"
 	"github.com/octostore/octostore/persistence"
+	"github.com/octostore/octostore/persistence/etcdstore"
 	"github.com/urfave/cli/v2"
 )
 
@@ -55,6 +56,10 @@ type ServeConfig struct {
 
 	MetricsAddr string // separate unauthenticated /metrics listener ("": none)
 	PprofAddr   string // net/http/pprof listener, loopback only ("": none)
+
+	// Cluster mode (--node with --cluster or --etcd-endpoints): the state
+	// lives in etcd instead of DBPath (cluster_serve.go).
+	Cluster ClusterConfig
 }
 
 // Main is a running (or starting, or stopped) octostore server: its
@@ -80,6 +85,9 @@ type Main struct {
 	GitHub          *httpd.GitHubSignIn // nil without GitHub sign-in
 	MetricsListener *httpd.AuxServer // nil without --metrics-addr
 	Pprof           *httpd.AuxServer // nil without --pprof-addr
+	// Cluster is the node's etcd, election and front in cluster mode (nil
+	// on a single node, which has DB, Store and the stack instead).
+	Cluster *clusterNode
 
 	// closers undo what Run opened, in the order it opened it.
 	closers []closer
@@ -121,10 +129,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: m.Config.LogLevel}))
 	}
 	cfg := m.Config
-	shutdownTimeout := cfg.Server.ShutdownTimeout
-	if shutdownTimeout <= 0 {
-		shutdownTimeout = httpd.DefaultShutdownTimeout
-	}
 
 	// The listener first: a bad or busy address fails before the database
 	// is touched. The HTTP server closes it on shutdown; until it serves,
@@ -144,6 +148,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	// The registry exists before the writer, whose batches it observes.
 	m.Metrics = httpd.NewMetrics()
+
+	if cfg.Cluster.Enabled() {
+		if err := m.runCluster(ctx, ln); err != nil {
+			return err
+		}
+		return m.openAux(ctx)
+	}
 
 	if m.DB, err = persistence.Open(cfg.DBPath); err != nil {
 		return err
@@ -195,6 +206,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	fmt.Fprintf(m.Stdout, "listening on http://%s\n", ln.Addr())
 
+	return m.openAux(ctx)
+}
+
+// openAux opens the side listeners, when configured: metrics, then pprof.
+func (m *Main) openAux(ctx context.Context) (err error) {
+	cfg := m.Config
+	shutdownTimeout := cfg.Server.ShutdownTimeout
+	if shutdownTimeout <= 0 {
+		shutdownTimeout = httpd.DefaultShutdownTimeout
+	}
 	if cfg.MetricsAddr != "" {
 		if m.MetricsListener, err = httpd.ServeAux(cfg.MetricsAddr, httpd.MetricsHandler(m.Metrics)); err != nil {
 			return fmt.Errorf("metrics listener on %s: %w", cfg.MetricsAddr, err)
@@ -298,6 +319,9 @@ func serveCommand() *cli.Command {
 // (a usage error naming the missing flag, never quoting the secret).
 func (cfg *ServeConfig) validate() error {
 	if _, err := cfg.GitHub.WithDefaults(); err != nil {
+		return exitCode(exitUsage, err)
+	}
+	if err := cfg.Cluster.validate(); err != nil {
 		return exitCode(exitUsage, err)
 	}
 	return nil
@@ -461,7 +485,46 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 				}
 				return nil
 			}},
+
+		// Cluster mode: three nodes on etcd (README "Three nodes",
+		// docs/operations.md "Cluster mode"). --node turns it on.
+		&cli.StringFlag{Name: "node", Destination: &cfg.Cluster.Node, Usage: "cluster mode: this node's name (its name in --cluster); the state lives in etcd instead of --db", EnvVars: []string{"OCTOSTORE_NODE"}},
+		&cli.StringFlag{Name: "cluster", Destination: &cfg.Cluster.Peers, Usage: `cluster mode, embedded etcd: every member's peer URL, "n1=http://10.0.0.1:2380,n2=…" (the same on every node)`, EnvVars: []string{"OCTOSTORE_CLUSTER"}},
+		&cli.StringFlag{Name: "cluster-state", Value: "new", Destination: &cfg.Cluster.State, Usage: "new: bootstrap the cluster of --cluster; existing: join a running cluster (after `octostore cluster member add`)", EnvVars: []string{"OCTOSTORE_CLUSTER_STATE"}},
+		&cli.StringFlag{Name: "etcd-dir", Destination: &cfg.Cluster.EtcdDir, Usage: "the embedded etcd member's data directory (default ./NODE.etcd)", EnvVars: []string{"OCTOSTORE_ETCD_DIR"}},
+		&cli.StringFlag{Name: "etcd-client-url", Value: defaultEtcdClientURL, Destination: &cfg.Cluster.EtcdClientURL, Usage: "where etcd clients (backup, cluster member, etcdctl) reach the embedded member; keep it private", EnvVars: []string{"OCTOSTORE_ETCD_CLIENT_URL"}},
+		&cli.StringFlag{Name: "etcd-endpoints", Usage: "cluster mode, external etcd: its client URLs, comma-separated (instead of --cluster)", EnvVars: []string{"OCTOSTORE_ETCD_ENDPOINTS"},
+			Action: func(_ *cli.Context, v string) error {
+				cfg.Cluster.Endpoints = splitList(v)
+				return nil
+			}},
+		&cli.StringFlag{Name: "advertise-url", Destination: &cfg.Cluster.AdvertiseURL, Usage: "the API URL the other nodes forward requests to (default http:// + the listen address)", EnvVars: []string{"OCTOSTORE_ADVERTISE_URL"}},
+		&cli.DurationFlag{Name: "leader-ttl", Value: etcdstore.DefaultLeaderTTL, Destination: &cfg.Cluster.LeaderTTL, Usage: "the leader's session lease: a dead leader is replaced within about this long", EnvVars: []string{"OCTOSTORE_LEADER_TTL"}},
+		&cli.IntFlag{Name: "max-txn-ops", Value: etcdstore.DefaultMaxTxnOps, Destination: &cfg.Cluster.MaxTxnOps, Usage: "writes per etcd transaction with --etcd-endpoints (at most the cluster's --max-txn-ops); an embedded member allows 1024", EnvVars: []string{"OCTOSTORE_MAX_TXN_OPS"},
+			Action: func(_ *cli.Context, v int) error {
+				if v < 8 {
+					return usage("--max-txn-ops must be at least 8")
+				}
+				return nil
+			}},
+		&cli.UintFlag{Name: "etcd-heartbeat-ms", Value: 100, Destination: &cfg.Cluster.HeartbeatMs, Usage: "the embedded member's Raft heartbeat interval (ms)", EnvVars: []string{"OCTOSTORE_ETCD_HEARTBEAT_MS"}},
+		&cli.UintFlag{Name: "etcd-election-ms", Value: 1000, Destination: &cfg.Cluster.ElectionMs, Usage: "the embedded member's Raft election timeout (ms; at least 5 × the heartbeat)", EnvVars: []string{"OCTOSTORE_ETCD_ELECTION_MS"}},
 	}
+}
+
+// defaultEtcdClientURL is --etcd-client-url's default: loopback only, etcd's
+// usual port.
+const defaultEtcdClientURL = "http://127.0.0.1:2379"
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // dbPath accepts a plain path or the URL forms upstream's DATABASE_URL uses

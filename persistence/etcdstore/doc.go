@@ -42,6 +42,9 @@
 //	meta/layout               "1": the layout version (LayoutVersion); a newer one is refused
 //	election/<lease hex>      the election keys (concurrency.Election), value
 //	                          {"name","api_url","since"}: the leader's identity (LeaderInfo)
+//	node/<name>               {"name","api_url","peer_url","since"}: a running node
+//	                          (Register), under a lease of its own; not fenced, never
+//	                          read by the writer
 //
 //	lock/<name>               {"holder","lease","token","expires_ms","acquired_ms"}
 //	                          one per lock ever granted; holder absent = free. Never

@@ -96,6 +96,10 @@ func (k keyspace) layout() string          { return k.prefix + "meta/layout" }
 // election is the prefix concurrency.NewElection takes (it appends "/").
 func (k keyspace) election() string { return k.prefix + "election" }
 
+// node is a running node's registration (Register).
+func (k keyspace) node(name string) string { return k.prefix + "node/" + esc(name) }
+func (k keyspace) nodes() string           { return k.prefix + "node/" }
+
 // ownerPrefix is base + owner + "/" (one owner's keys), or base (everyone's).
 func ownerPrefix(base, owner string) string {
 	if owner == "" {
