@@ -80,11 +80,11 @@ type Main struct {
 	Listener        net.Listener
 	Metrics         *httpd.Metrics
 	DB              *persistence.DB
-	Store           *persistence.Store // the group-commit writer's owner
-	stack                              // events broker, actors, authenticator, HTTP server (stack.go)
+	Store           *persistence.Store  // the group-commit writer's owner
+	stack                               // events broker, actors, authenticator, HTTP server (stack.go)
 	GitHub          *httpd.GitHubSignIn // nil without GitHub sign-in
-	MetricsListener *httpd.AuxServer // nil without --metrics-addr
-	Pprof           *httpd.AuxServer // nil without --pprof-addr
+	MetricsListener *httpd.AuxServer    // nil without --metrics-addr
+	Pprof           *httpd.AuxServer    // nil without --pprof-addr
 	// Cluster is the node's etcd, election and front in cluster mode (nil
 	// on a single node, which has DB, Store and the stack instead).
 	Cluster *clusterNode
