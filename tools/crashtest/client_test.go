@@ -22,7 +22,7 @@ import (
 // server run (it changes at every restart), the history, and a record of
 // responses that must never happen (500s, malformed bodies).
 type cluster struct {
-	url  atomic.Pointer[string]
+	url atomic.Pointer[string]
 	// urls, when set, are several servers (cluster mode): each request
 	// goes to one of them at random.
 	urls atomic.Pointer[[]string]
