@@ -16,9 +16,10 @@ func backupCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "backup",
 		Usage:     "write a consistent copy of the database to OUT (safe while the server runs)",
-		UsageText: "octostore backup --db PATH OUT",
+		UsageText: "octostore backup --db PATH OUT\n   octostore backup --etcd-endpoints URL OUT   (cluster mode: an etcd snapshot)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "db", Value: "./octostore.db", Usage: "SQLite database file of the server", EnvVars: []string{"OCTOSTORE_DB", "DATABASE_URL"}},
+			&cli.StringFlag{Name: "etcd-endpoints", Usage: "cluster mode: snapshot the etcd cluster at these client URLs instead (a node's --etcd-client-url)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 		},
 		Action: backupAction,
@@ -30,6 +31,9 @@ func backupAction(c *cli.Context) error {
 		return exitCode(exitUsage, errors.New("usage: octostore backup --db PATH OUT (exactly one output file)"))
 	}
 	out := c.Args().First()
+	if c.IsSet("etcd-endpoints") {
+		return etcdBackup(c, out) // cluster.go
+	}
 	info, err := persistence.Backup(c.Context, c.String("db"), out)
 	if err != nil {
 		return exitCode(exitFailure, err)

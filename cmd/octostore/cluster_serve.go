@@ -308,6 +308,22 @@ func (m *Main) openTerm(n *clusterNode, t *etcdstore.Term, lt *leaderTerm) error
 	if err := opened("etcd store", store.Close); err != nil {
 		return err
 	}
+	// The leader keeps etcd within its quota while its term lasts:
+	// compaction with an external etcd (embedded members compact
+	// themselves), defragmentation, the NOSPACE alarm.
+	mctx, mcancel := context.WithCancel(context.Background())
+	mdone := make(chan struct{})
+	retention := time.Duration(0)
+	if n.Member == nil {
+		retention = externalCompactRetention
+	}
+	go func() {
+		defer close(mdone)
+		etcdstore.Maintain(mctx, etcdstore.MaintainConfig{Client: n.Client, CompactRetention: retention, Logger: m.Logger})
+	}()
+	if err := opened("etcd maintenance", func() error { mcancel(); <-mdone; return nil }); err != nil {
+		return err
+	}
 	static := map[[32]byte]string{}
 	for tok, login := range cfg.StaticTokens {
 		static[persistence.HashToken(tok)] = login
@@ -322,6 +338,10 @@ func (m *Main) openTerm(n *clusterNode, t *etcdstore.Term, lt *leaderTerm) error
 	lt.local = &httpd.Local{Server: srv, Fresh: t.Fresh, Done: t.Done()}
 	return opened("http handlers", nil)
 }
+
+// externalCompactRetention is the MVCC history the leader keeps in an
+// external etcd (the embedded members' AutoCompactionRetention).
+const externalCompactRetention = 5 * time.Minute
 
 // ctxOf is a context done when the term ends.
 func ctxOf(t *etcdstore.Term) context.Context {
