@@ -263,14 +263,16 @@ func (f *Front) handle(ctx *fasthttp.RequestCtx) {
 		// Take the change channels before looking, so that no change
 		// between the look and the wait is missed.
 		leadChanged, localChanged := f.lead.Changed(), f.localChange()
+		var termDone <-chan struct{}
+		info, known := f.lead.Leader()
 		if l := f.local.Load(); l != nil && !l.ended() {
 			if f.serveLocal(l, ctx) {
 				return
 			}
-			continue // refused by a term that just ended: look again
-		}
-		info, known := f.lead.Leader()
-		if known && info.Name != f.node && info.APIURL != "" {
+			// Refused by a term that is ending: wait for it to end (or
+			// for the next leader) before looking again.
+			termDone = l.Done
+		} else if known && info.Name != f.node && info.APIURL != "" {
 			if hops(ctx) >= maxHops {
 				writeCoded(ctx, errHops)
 				return
@@ -285,6 +287,7 @@ func (f *Front) handle(ctx *fasthttp.RequestCtx) {
 		select {
 		case <-leadChanged:
 		case <-localChanged:
+		case <-termDone:
 		case <-t.C:
 			writeCoded(ctx, errNoLeader)
 			return

@@ -1,0 +1,236 @@
+package httpd
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/octostore/octostore/httpd/apitest"
+)
+
+// fakeLeadership is an election the test controls.
+type fakeLeadership struct {
+	mu      sync.Mutex // guards info, ok, changed
+	info    LeaderInfo
+	ok      bool
+	changed chan struct{}
+}
+
+func newFakeLeadership() *fakeLeadership { return &fakeLeadership{changed: make(chan struct{})} }
+
+func (l *fakeLeadership) set(info LeaderInfo, ok bool) {
+	l.mu.Lock()
+	l.info, l.ok = info, ok
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+}
+
+func (l *fakeLeadership) Leader() (LeaderInfo, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.info, l.ok
+}
+
+func (l *fakeLeadership) Changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed
+}
+
+// frontPair is a leader front (serving a test server's stack) and a
+// follower front that forwards to it.
+type frontPair struct {
+	ts                 *TestServer
+	leader, follower   *Front
+	lURL, fURL         string
+	lLead, fLead       *fakeLeadership
+	fresh              atomic.Bool
+	termDone           chan struct{}
+	http               *http.Client
+	leaderInfo         LeaderInfo
+	requestTimeoutUsed time.Duration
+}
+
+func startFront(t *testing.T, f *Front) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Serve(ln)
+	t.Cleanup(func() { f.Shutdown() })
+	return "http://" + ln.Addr().String()
+}
+
+func newFrontPair(t *testing.T) *frontPair {
+	t.Helper()
+	p := &frontPair{termDone: make(chan struct{}), lLead: newFakeLeadership(), fLead: newFakeLeadership(), requestTimeoutUsed: 400 * time.Millisecond}
+	p.ts = MustStartTestServer(t, TestOptions{StaticTokens: map[string]string{"tok-a": "alice"}})
+	p.fresh.Store(true)
+	status := func(context.Context) (ClusterStatus, error) {
+		return ClusterStatus{Members: []ClusterMember{{Name: "n1", Healthy: true}, {Name: "n2", Healthy: true}}}, nil
+	}
+	cfg := func(node string) FrontConfig {
+		return FrontConfig{Server: ServerConfig{RequestTimeout: p.requestTimeoutUsed}, Node: node,
+			Cluster: ClusterDeps{Status: status, Lookup: p.ts.Store.LookupToken}}
+	}
+	p.leader = NewFront(cfg("n1"), p.lLead, NewMetrics(), nil)
+	p.lURL = startFront(t, p.leader)
+	p.leader.Publish(&Local{Server: p.ts.server, Fresh: p.fresh.Load, Done: p.termDone})
+	p.leaderInfo = LeaderInfo{Name: "n1", APIURL: p.lURL, Since: time.Now()}
+	p.lLead.set(p.leaderInfo, true)
+	p.follower = NewFront(cfg("n2"), p.fLead, NewMetrics(), nil)
+	p.fURL = startFront(t, p.follower)
+	p.fLead.set(p.leaderInfo, true)
+	p.http = apitest.Client(t, &http.Client{Timeout: 10 * time.Second}) // every exchange checked against docs/openapi.yaml
+	return p
+}
+
+// A follower forwards requests unchanged and returns the leader's answers
+// unchanged: bodies, statuses, headers (ETag, If-Match), both ways.
+func TestFrontForwards(t *testing.T) {
+	p := newFrontPair(t)
+	resp, b := HTTPCall(t, p.http, "POST", p.fURL+"/locks/fwd/acquire", "tok-a", `{"ttl_seconds":60}`)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"status":"acquired"`) {
+		t.Fatalf("acquire through the follower: %d %s", resp.StatusCode, b)
+	}
+	resp, b = HTTPCall(t, p.http, "GET", p.lURL+"/locks/fwd", "tok-a", "")
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"holder":"alice"`) {
+		t.Fatalf("the leader does not hold what the follower granted: %d %s", resp.StatusCode, b)
+	}
+	resp, _ = HTTPCall(t, p.http, "PUT", p.fURL+"/config/k", "tok-a", `{"value":1}`)
+	if resp.StatusCode != 200 || resp.Header.Get("ETag") == "" {
+		t.Fatalf("config put through the follower: %d, ETag %q", resp.StatusCode, resp.Header.Get("ETag"))
+	}
+	resp, b = HTTPCall(t, p.http, "PUT", p.fURL+"/config/k", "tok-a", `{"value":2}`, "If-Match", `"7"`)
+	if resp.StatusCode != 409 || !strings.Contains(string(b), `"current_version":1`) {
+		t.Fatalf("conditional put through the follower: %d %s", resp.StatusCode, b)
+	}
+	resp, _ = HTTPCall(t, p.http, "GET", p.fURL+"/locks", "", "")
+	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
+		t.Fatalf("unauthenticated through the follower: %d", resp.StatusCode)
+	}
+	// Each node answers /health and /cluster itself.
+	resp, b = HTTPCall(t, p.http, "GET", p.fURL+"/cluster", "tok-a", "")
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"node":"n2","leader":"n1"`) {
+		t.Fatalf("GET /cluster on the follower: %d %s", resp.StatusCode, b)
+	}
+	if resp, _ = HTTPCall(t, p.http, "GET", p.fURL+"/cluster", "wrong", ""); resp.StatusCode != 401 {
+		t.Fatalf("GET /cluster with a wrong token: %d", resp.StatusCode)
+	}
+	if resp, _ = HTTPCall(t, p.http, "GET", p.fURL+"/health", "", ""); resp.StatusCode != 200 {
+		t.Fatalf("follower /health: %d", resp.StatusCode)
+	}
+	// A request already forwarded twice is not forwarded again (loops).
+	req, _ := http.NewRequest("GET", p.fURL+"/locks/fwd", nil)
+	req.Header.Set("Authorization", "Bearer tok-a")
+	req.Header.Add(hdrForwardedBy, "n3")
+	req.Header.Add(hdrForwardedBy, "n4")
+	if resp, err := p.http.Do(req); err != nil || resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third hop: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+}
+
+// With no leader known, a request waits for one up to the request timeout:
+// it is served as soon as a leader appears, and answered 503 + Retry-After
+// if none does; /health is 503 meanwhile.
+func TestFrontWaitsForALeader(t *testing.T) {
+	p := newFrontPair(t)
+	p.fLead.set(LeaderInfo{}, false)
+	start := time.Now()
+	resp, b := HTTPCall(t, p.http, "GET", p.fURL+"/locks/x", "tok-a", "")
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || time.Since(start) < p.requestTimeoutUsed {
+		t.Fatalf("no leader: %d %s after %s", resp.StatusCode, b, time.Since(start))
+	}
+	if resp, _ := HTTPCall(t, p.http, "GET", p.fURL+"/health", "", ""); resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("/health without a leader: %d", resp.StatusCode)
+	}
+	done := make(chan int, 1)
+	go func() {
+		resp, _ := HTTPCall(t, p.http, "GET", p.fURL+"/locks/x", "tok-a", "")
+		done <- resp.StatusCode
+	}()
+	time.Sleep(50 * time.Millisecond) // the request is waiting
+	p.fLead.set(p.leaderInfo, true)
+	if st := <-done; st != 200 {
+		t.Fatalf("request waiting for a leader: %d once it appeared", st)
+	}
+}
+
+// A leader whose lease may have expired answers no read from its memory
+// (the read waits for a leader instead: here, 503 at the timeout), while a
+// write, fenced by the store, is still answered; once its term has ended
+// it serves nothing.
+func TestFrontRefusesStaleReads(t *testing.T) {
+	p := newFrontPair(t)
+	if resp, _ := HTTPCall(t, p.http, "POST", p.lURL+"/locks/s/acquire", "tok-a", `{"ttl_seconds":60}`); resp.StatusCode != 200 {
+		t.Fatalf("acquire: %d", resp.StatusCode)
+	}
+	p.fresh.Store(false)
+	for _, path := range []string{"/locks/s", "/config/k"} {
+		if resp, b := HTTPCall(t, p.http, "GET", p.lURL+path, "tok-a", ""); resp.StatusCode != 503 {
+			t.Fatalf("read %s with a stale lease: %d %s", path, resp.StatusCode, b)
+		}
+		if resp, b := HTTPCall(t, p.http, "GET", p.fURL+path, "tok-a", ""); resp.StatusCode != 503 {
+			t.Fatalf("read %s through the follower, stale leader: %d %s", path, resp.StatusCode, b)
+		}
+	}
+	if resp, b := HTTPCall(t, p.http, "POST", p.lURL+"/limits/l/check", "tok-a", `{"max_requests":5,"window_seconds":60}`); resp.StatusCode != 503 {
+		t.Fatalf("rate-limit check with a stale lease: %d %s", resp.StatusCode, b)
+	}
+	if resp, _ := HTTPCall(t, p.http, "POST", p.lURL+"/locks/s2/acquire", "tok-a", `{"ttl_seconds":60}`); resp.StatusCode != 200 {
+		t.Fatalf("a write with a stale lease (fenced by the store): %d", resp.StatusCode)
+	}
+	p.fresh.Store(true)
+	close(p.termDone)
+	if resp, _ := HTTPCall(t, p.http, "POST", p.lURL+"/locks/s3/acquire", "tok-a", `{"ttl_seconds":60}`); resp.StatusCode != 503 {
+		t.Fatalf("a write after the term ended: %d", resp.StatusCode)
+	}
+}
+
+// Event streams are proxied (events arrive through the follower) and end
+// when the leader changes, so that their clients reconnect to the new one.
+func TestFrontProxiesEventStreams(t *testing.T) {
+	p := newFrontPair(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.fURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("GET /locks/ev/watch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-a\r\n\r\n"))
+	rd := bufio.NewReader(conn)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var seen strings.Builder
+	readUntil := func(want string) {
+		t.Helper()
+		for !strings.Contains(seen.String(), want) {
+			line, err := rd.ReadString('\n')
+			seen.WriteString(line)
+			if err != nil {
+				t.Fatalf("stream ended before %q: %v\n%s", want, err, seen.String())
+			}
+		}
+	}
+	readUntil("event: lock.state")
+	if resp, _ := HTTPCall(t, p.http, "POST", p.lURL+"/locks/ev/acquire", "tok-a", `{"ttl_seconds":60}`); resp.StatusCode != 200 {
+		t.Fatal("acquire")
+	}
+	readUntil("event: lock.acquired")
+	p.fLead.set(LeaderInfo{Name: "n3", APIURL: "http://127.0.0.1:1"}, true) // the leader moved
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			break // ended by the front
+		}
+		seen.WriteString(line)
+	}
+}
