@@ -177,6 +177,10 @@ func TestContractTour(t *testing.T) {
 	do("DELETE", "/auth/token", rsAdmin, "", 409)
 	do("POST", "/auth/token/rotate", "", "", 401)
 
+	// Cluster mode only: a single node has no /cluster (front_test.go and
+	// tools/crashtest's cluster test check its 200s).
+	do("GET", "/cluster", rsAlice, "", 404)
+
 	for _, op := range contract.Operations() {
 		if !seen[op] {
 			t.Errorf("the tour does not reach %s", op)
