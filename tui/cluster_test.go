@@ -1,0 +1,34 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/octostore/octostore/tools/client"
+)
+
+// In cluster mode the header shows the node the view talks to and the
+// leader (or none); a single node (404) shows neither and is not asked again.
+func TestHeaderShowsNodeAndLeader(t *testing.T) {
+	m, _ := newTestModel(t)
+	if strings.Contains(m.headerView(), "leader") {
+		t.Fatalf("header before any cluster answer: %q", m.headerView())
+	}
+	if cmd := update(t, m, clusterMsg{st: client.ClusterStatus{Node: "n2", Leader: "n1"}}); cmd == nil {
+		t.Fatal("no next GET /cluster scheduled")
+	}
+	if h := m.headerView(); !strings.Contains(h, "node n2 · leader n1") {
+		t.Fatalf("header %q, want node n2 and leader n1", h)
+	}
+	update(t, m, clusterMsg{st: client.ClusterStatus{Node: "n2"}})
+	if h := m.headerView(); !strings.Contains(h, "leader none") {
+		t.Fatalf("header %q with no leader", h)
+	}
+	if cmd := update(t, m, clusterMsg{err: fmt.Errorf("GET /cluster: %w", client.ErrNotFound)}); cmd != nil || m.askCluster() != nil {
+		t.Fatal("a single node (404) is asked again")
+	}
+	if h := m.headerView(); strings.Contains(h, "leader") {
+		t.Fatalf("header %q on a single node", h)
+	}
+}
