@@ -13,7 +13,8 @@
 #
 # Usage: loadtest/bench-cluster.sh [OUT_DIR]
 # Environment: DURATION (5s), WARMUP (1s), CONCURRENCY (64), ROUNDS (1),
-# TRIES (5), LEADER_TTL (5s), DRIVER (raw), OCTOSTORE_BIN.
+# TRIES (5), LEADER_TTL (5s), DRIVER (raw), OCTOSTORE_BIN, NODE_FLAGS (more
+# serve flags for the three nodes, e.g. --move-raft-leader).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -74,7 +75,7 @@ start_node() { # NAME
 	local n=$1
 	"$bin" serve --addr "${api_addr[$n]:-127.0.0.1:0}" --node "$n" --cluster "$cluster" --etcd-dir "$work/$n.etcd" \
 		--etcd-client-url "${etcdc[$n]}" --static-tokens "bench:$token" --admin-key adm --leader-ttl "$ttl" \
-		--log-level warn >>"$work/$n.out" 2>&1 &
+		--log-level warn ${NODE_FLAGS:-} >>"$work/$n.out" 2>&1 &
 	pid[$n]=$!; pids+=("${pid[$n]}")
 }
 declare -A api_addr
@@ -140,7 +141,7 @@ stats() { sort -n | awk '{a[NR]=$1} END {if (NR) printf "min %d ms, median %d ms
 	echo "# bench-cluster $(date -u +%Y-%m-%dT%H:%MZ)"
 	echo
 	echo "- machine: $(nproc) CPUs, $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1); $(go version | cut -d' ' -f3)"
-	echo "- three nodes with embedded etcd members on this machine, --leader-ttl $ttl; loadtest lock-cycle, driver $driver, $concurrency workers, $duration after $warmup warmup, best of $rounds round(s)"
+	echo "- three nodes with embedded etcd members on this machine, --leader-ttl $ttl ${NODE_FLAGS:-}; loadtest lock-cycle, driver $driver, $concurrency workers, $duration after $warmup warmup, best of $rounds round(s)"
 	echo "- load average (1/5/15 min) before: $load0, after the load runs: $load1, at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo
 	"$bin" loadtest bench-table "$out"/*.json

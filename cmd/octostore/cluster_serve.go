@@ -51,6 +51,9 @@ type ClusterConfig struct {
 	// MaxTxnOps is --max-txn-ops: writes per etcd transaction with an
 	// external etcd (its --max-txn-ops); an embedded member uses its own.
 	MaxTxnOps int
+	// MoveRaftLeader is --move-raft-leader: after winning, the leader hands
+	// etcd's Raft leadership to another member (embedded members only).
+	MoveRaftLeader bool
 	// HeartbeatMs and ElectionMs are the embedded member's Raft heartbeat
 	// interval and election timeout (--etcd-heartbeat-ms,
 	// --etcd-election-ms; etcd's defaults 100 and 1000).
@@ -276,6 +279,15 @@ func (m *Main) lead(n *clusterNode, t *etcdstore.Term) {
 	}
 	n.Front.Publish(lt.local)
 	m.Logger.Info("leader: serving", "node", m.Config.Cluster.Node, "recovered_in", time.Since(start).Round(time.Millisecond))
+	if m.Config.Cluster.MoveRaftLeader && n.Member != nil {
+		ctx, cancel := context.WithTimeout(ctxOf(t), 5*time.Second)
+		defer cancel()
+		if moved, err := n.Member.MoveRaftLeaderAway(ctx); err != nil {
+			m.Logger.Warn("leader: cannot move etcd's Raft leadership away", "err", err)
+		} else if moved {
+			m.Logger.Info("leader: moved etcd's Raft leadership to another member")
+		}
+	}
 }
 
 // openTerm opens the term's stack: etcd store (fenced) → static tokens →

@@ -319,3 +319,29 @@ func warnLogger() *zap.Logger {
 	}
 	return lg
 }
+
+// MoveRaftLeaderAway hands etcd's Raft leadership to another voting member
+// when this member holds it (etcd's MoveLeader), and reports whether it
+// did. The octostore leader calls it after winning (serve
+// --move-raft-leader), so that its own death does not also cost an etcd
+// election. It waits for the transfer (bounded by ctx).
+func (m *Member) MoveRaftLeaderAway(ctx context.Context) (bool, error) {
+	if !m.IsRaftLeader() {
+		return false, nil
+	}
+	list, err := m.client.MemberList(ctx)
+	if err != nil {
+		return false, fmt.Errorf("move raft leader: %w", err)
+	}
+	self := uint64(m.etcd.Server.MemberID())
+	for _, mm := range list.Members {
+		if mm.ID == self || mm.IsLearner || mm.Name == "" {
+			continue
+		}
+		if _, err := m.client.MoveLeader(ctx, mm.ID); err != nil {
+			return false, fmt.Errorf("move raft leader to %s: %w", mm.Name, err)
+		}
+		return true, nil
+	}
+	return false, nil
+}

@@ -64,3 +64,38 @@ func TestMemberAddedLaterJoins(t *testing.T) {
 		t.Fatal("a member not in its initial cluster started")
 	}
 }
+
+// MoveRaftLeaderAway hands etcd's Raft leadership to another member; on a
+// member that does not hold it, it does nothing.
+func TestMoveRaftLeaderAway(t *testing.T) {
+	ms := startCluster(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var leader *Member
+	for leader == nil {
+		for _, m := range ms {
+			if m.IsRaftLeader() {
+				leader = m
+			}
+		}
+		if leader == nil {
+			if ctx.Err() != nil {
+				t.Fatal("no Raft leader")
+			}
+			time.Sleep(10 * time.Millisecond) // a Raft election in progress
+		}
+	}
+	for _, m := range ms {
+		if m != leader {
+			if moved, err := m.MoveRaftLeaderAway(ctx); moved || err != nil {
+				t.Fatalf("a follower moved the leadership: %v %v", moved, err)
+			}
+		}
+	}
+	if moved, err := leader.MoveRaftLeaderAway(ctx); !moved || err != nil {
+		t.Fatalf("MoveRaftLeaderAway: %v %v", moved, err)
+	}
+	if leader.IsRaftLeader() {
+		t.Fatal("still the Raft leader")
+	}
+}
