@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // MemberConfig starts an embedded etcd member: `octostore serve --node n1
@@ -179,7 +180,60 @@ func (mc MemberConfig) embedConfig() (*embed.Config, error) {
 		cfg.ElectionMs = mc.ElectionMs
 	}
 	cfg.LogLevel = or(mc.LogLevel, "warn")
+	lvl, err := zap.ParseAtomicLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("etcd member: log level %q: %w", cfg.LogLevel, err)
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = lvl
+	zc.Sampling = nil
+	lg, err := zc.Build(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return quietCore{c} }))
+	if err != nil {
+		return nil, fmt.Errorf("etcd member: logger: %w", err)
+	}
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
 	return cfg, nil
+}
+
+// quietCore drops the lines an embedded member logs on every start and
+// stop that say nothing to an operator: its listeners closing at shutdown
+// (at error level, with stack traces) and two warnings about settings
+// octostore chose (one port for gRPC and HTTP, simple auth tokens: etcd's
+// auth is off, its client URL is loopback by default).
+type quietCore struct{ zapcore.Core }
+
+var benignEtcdLines = []string{
+	"use of closed network connection", "server closed", "Server closed",
+	"Running http and grpc server on single port", "simple token is not cryptographically signed",
+}
+
+func (q quietCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	for _, s := range benignEtcdLines {
+		if strings.Contains(e.Message, s) {
+			return ce
+		}
+	}
+	if q.Enabled(e.Level) {
+		return ce.AddCore(e, q) // Write filters by the error field
+	}
+	return ce
+}
+
+func (q quietCore) With(fields []zapcore.Field) zapcore.Core { return quietCore{q.Core.With(fields)} }
+
+func (q quietCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	for _, f := range fields {
+		if f.Key == "error" {
+			if err, ok := f.Interface.(error); ok {
+				for _, s := range benignEtcdLines {
+					if strings.Contains(err.Error(), s) {
+						return nil
+					}
+				}
+			}
+		}
+	}
+	return q.Core.Write(e, fields)
 }
 
 func or(s, def string) string {
