@@ -66,8 +66,9 @@ type Deps struct {
 	GitHub *GitHubSignIn  // sign-in with GitHub; nil: not configured (501)
 	Events *actors.Broker // /events and /locks/{name}/watch
 	// Metrics labels every request and serves /metrics; NewServer also
-	// registers the scrape-time gauges of Sys, Events and Store on it, so
-	// one Metrics serves one Server.
+	// points the scrape-time gauges of Sys, Events and Store at this
+	// Server's runtime (registered once per Metrics: in cluster mode each
+	// leader term's Server takes them over).
 	Metrics *Metrics
 	Logger  *slog.Logger // default: discard
 }

@@ -20,7 +20,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/octostore/octostore/httpd"
-	"github.com/octostore/octostore/persistence"
 	"github.com/octostore/octostore/persistence/etcdstore"
 )
 
@@ -336,11 +335,7 @@ func (m *Main) openTerm(n *clusterNode, t *etcdstore.Term, lt *leaderTerm) error
 	if err := opened("etcd maintenance", func() error { mcancel(); <-mdone; return nil }); err != nil {
 		return err
 	}
-	static := map[[32]byte]string{}
-	for tok, login := range cfg.StaticTokens {
-		static[persistence.HashToken(tok)] = login
-	}
-	if err := store.Apply(persistence.SyncStaticTokens{Tokens: static, Now: m.Now()}); err != nil {
+	if err := store.Apply(cfg.staticTokens(m.Now())); err != nil {
 		return fmt.Errorf("store static tokens: %w", err)
 	}
 	if err := lt.stack.open(cfg, store, m.Logger, m.Now, opened); err != nil {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/octostore/octostore/actors/names"
 	"github.com/octostore/octostore/persistence"
@@ -22,14 +23,10 @@ import (
 // else it refuses to start.
 func (m *Main) setupIdentity(addr net.Addr) error {
 	cfg, now := &m.Config, m.Now()
-	static := map[[32]byte]string{}
-	for tok, login := range cfg.StaticTokens {
-		static[persistence.HashToken(tok)] = login
-	}
-	if err := m.Store.Apply(persistence.SyncStaticTokens{Tokens: static, Now: now}); err != nil {
+	if err := m.Store.Apply(cfg.staticTokens(now)); err != nil {
 		return fmt.Errorf("store static tokens: %w", err)
 	}
-	if len(static) > 0 || cfg.AdminKey != "" || cfg.GitHub.Configured() {
+	if len(cfg.StaticTokens) > 0 || cfg.AdminKey != "" || cfg.GitHub.Configured() {
 		return nil
 	}
 	n, err := m.Store.CountTokens()
@@ -51,6 +48,17 @@ func (m *Main) setupIdentity(addr net.Addr) error {
 	fmt.Fprintf(m.Stdout, "no identity source configured: created user \"dev\" with token (shown once, stored hashed):\n  %s\n", tok)
 	fmt.Fprintf(m.Stdout, "try:\n  curl -s -X POST -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"ttl_seconds\":30}' http://%s/locks/demo/acquire\n", tok, addr)
 	return nil
+}
+
+// staticTokens is the write that makes the stored static tokens exactly
+// the configured ones (by hash), at every start and, in cluster mode, at
+// every term a node wins.
+func (cfg *ServeConfig) staticTokens(now time.Time) persistence.SyncStaticTokens {
+	static := map[[32]byte]string{}
+	for tok, login := range cfg.StaticTokens {
+		static[persistence.HashToken(tok)] = login
+	}
+	return persistence.SyncStaticTokens{Tokens: static, Now: now}
 }
 
 func isLoopback(a net.Addr) bool {

@@ -87,6 +87,8 @@
 // (up to --config-history versions of ≤ 100 KiB each per key), and MVCC
 // history until compaction. An embedded member compacts every
 // AutoCompactionRetention (default 5 m); bbolt reuses freed pages but its
-// file shrinks only by defragmentation, which the leader should schedule;
-// the space quota (QuotaBackendBytes) stops writes when reached.
+// file shrinks only by defragmentation. The leader runs Maintain: it
+// compacts an external etcd, defragments members that waste space one at a
+// time, and disarms the NOSPACE alarm that the space quota
+// (QuotaBackendBytes) raises when reached, after reclaiming space.
 package etcdstore

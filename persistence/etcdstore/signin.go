@@ -116,23 +116,11 @@ func signInParts(r *txnReader, m *signIn) ([]part, error) {
 		gu.Login, gu.AvatarURL = u.Login, u.AvatarURL
 		p = append(p, put(ks.user(id), mustJSON(gu)))
 	} else {
-		seq, err := r.get(ks.userSeq())
-		if err != nil {
+		var np part
+		if id, np, err = newUser(r, userValue{Login: u.Login, GitHubID: u.ID, AvatarURL: u.AvatarURL, CreatedAt: ms(m.now)}); err != nil {
 			return nil, err
 		}
-		var last int64
-		if seq != nil {
-			if last, err = decodeID("user sequence", seq); err != nil {
-				return nil, err
-			}
-		}
-		id = last + 1
-		sid := []byte(strconv.FormatInt(id, 10))
-		p = append(p,
-			put(ks.userSeq(), sid),
-			put(ks.user(id), mustJSON(userValue{Login: u.Login, GitHubID: u.ID, AvatarURL: u.AvatarURL, CreatedAt: ms(m.now)})),
-			put(ks.userLogin(u.Login), sid),
-			put(ks.userGitHub(u.ID), sid))
+		p = append(p, np...)
 	}
 	// The user's tokens, oldest first (as persistence's listTokens).
 	all, err := r.list(ks.tokens())
