@@ -52,15 +52,40 @@ type forwarder struct {
 }
 
 // upstream is one leader URL: a pool for ordinary requests and one for
-// event streams (whose responses never end), and the open streams.
+// event streams (whose responses never end), the open streams and every
+// connection (to cut requests stuck at a leader that froze).
 type upstream struct {
 	hc, sc *fasthttp.HostClient
 
-	// mu guards streams and ended.
+	// mu guards streams, conns and ended.
 	mu      sync.Mutex
 	streams map[fasthttp.ReadCloserWithError]struct{}
+	conns   map[*trackedConn]struct{}
 	ended   bool
 }
+
+// trackedConn is a connection to a leader that its upstream can close.
+type trackedConn struct {
+	net.Conn
+	up   *upstream
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.up.mu.Lock()
+		delete(c.up.conns, c)
+		c.up.mu.Unlock()
+	})
+	return err
+}
+
+// staleGrace is how long requests in flight to a node that stopped leading
+// may still finish (a deposed leader answers them, or sends them on) before
+// their connections are cut: a leader that froze would hold them until the
+// request timeout.
+const staleGrace = time.Second
 
 func newForwarder(node string, cfg ServerConfig, cm *clusterMetrics) *forwarder {
 	return &forwarder{node: node, cfg: cfg, cm: cm, ups: map[string]*upstream{}}
@@ -84,6 +109,7 @@ func (fw *forwarder) upstream(apiURL string) (*upstream, error) {
 	if u.Port() == "" {
 		addr = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
 	}
+	up := &upstream{streams: map[fasthttp.ReadCloserWithError]struct{}{}, conns: map[*trackedConn]struct{}{}}
 	client := func(stream bool) *fasthttp.HostClient {
 		return &fasthttp.HostClient{
 			Addr:                          addr,
@@ -101,7 +127,22 @@ func (fw *forwarder) upstream(apiURL string) (*upstream, error) {
 				if timeout <= 0 || timeout > time.Second {
 					timeout = time.Second // a leader that does not accept at once is gone
 				}
-				return fasthttp.DialTimeout(addr, timeout)
+				c, err := fasthttp.DialTimeout(addr, timeout)
+				if err != nil {
+					return nil, err
+				}
+				tc := &trackedConn{Conn: c, up: up}
+				up.mu.Lock()
+				ended := up.ended
+				if !ended {
+					up.conns[tc] = struct{}{}
+				}
+				up.mu.Unlock()
+				if ended {
+					c.Close()
+					return nil, errLeaderChanged
+				}
+				return tc, nil
 			},
 			// Only reads are retried on a broken pooled connection: a write
 			// that was sent may have been applied.
@@ -110,7 +151,7 @@ func (fw *forwarder) upstream(apiURL string) (*upstream, error) {
 			},
 		}
 	}
-	up := &upstream{hc: client(false), sc: client(true), streams: map[fasthttp.ReadCloserWithError]struct{}{}}
+	up.hc, up.sc = client(false), client(true)
 	fw.ups[apiURL] = up
 	return up, nil
 }
@@ -141,7 +182,9 @@ func (fw *forwarder) close() {
 	fw.retain("", false)
 }
 
-// end closes the upstream's open streams and idle connections.
+// end closes the upstream's open streams and idle connections at once,
+// and after staleGrace every connection still open (requests stuck there
+// then fail with 503, outcome unknown).
 func (up *upstream) end() {
 	up.mu.Lock()
 	streams := up.streams
@@ -153,6 +196,17 @@ func (up *upstream) end() {
 	}
 	up.hc.CloseIdleConnections()
 	up.sc.CloseIdleConnections()
+	time.AfterFunc(staleGrace, func() {
+		up.mu.Lock()
+		conns := make([]*trackedConn, 0, len(up.conns))
+		for c := range up.conns {
+			conns = append(conns, c)
+		}
+		up.mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
 }
 
 var errLeaderChanged = errors.New("the leader changed")
@@ -161,7 +215,7 @@ var errLeaderChanged = errors.New("the leader changed")
 // request left: the leader could not be connected to.
 func notSent(err error) bool {
 	var op *net.OpError
-	return errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, fasthttp.ErrNoFreeConns) ||
+	return errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, fasthttp.ErrNoFreeConns) || errors.Is(err, errLeaderChanged) ||
 		errors.As(err, &op) && op.Op == "dial"
 }
 

@@ -234,3 +234,38 @@ func TestFrontProxiesEventStreams(t *testing.T) {
 		seen.WriteString(line)
 	}
 }
+
+// A request forwarded to a leader that froze (accepts, never answers) does
+// not wait for the request timeout once another node leads: its connection
+// is cut after staleGrace and it gets 503 (outcome unknown).
+func TestFrontCutsRequestsStuckAtAFrozenLeader(t *testing.T) {
+	frozen, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer frozen.Close()
+	go func() {
+		for {
+			c, err := frozen.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // read nothing, answer nothing
+		}
+	}()
+	lead := newFakeLeadership()
+	lead.set(LeaderInfo{Name: "n1", APIURL: "http://" + frozen.Addr().String()}, true)
+	f := NewFront(FrontConfig{Server: ServerConfig{RequestTimeout: 20 * time.Second}, Node: "n2"}, lead, NewMetrics(), nil)
+	url := startFront(t, f)
+	done := make(chan int, 1)
+	start := time.Now()
+	go func() {
+		resp, _ := HTTPCall(t, apitest.Client(t, &http.Client{Timeout: 30 * time.Second}), "POST", url+"/locks/x/acquire", "tok", `{"ttl_seconds":5}`)
+		done <- resp.StatusCode
+	}()
+	time.Sleep(100 * time.Millisecond) // the request is at the frozen leader
+	lead.set(LeaderInfo{Name: "n3", APIURL: "http://127.0.0.1:1"}, true)
+	if st := <-done; st != 503 || time.Since(start) > 10*time.Second {
+		t.Fatalf("request stuck at a frozen leader: %d after %s", st, time.Since(start))
+	}
+}
