@@ -50,8 +50,11 @@ type ClusterConfig struct {
 	// MaxTxnOps is --max-txn-ops: writes per etcd transaction with an
 	// external etcd (its --max-txn-ops); an embedded member uses its own.
 	MaxTxnOps int
-	// MoveRaftLeader is --move-raft-leader: after winning, the leader hands
-	// etcd's Raft leadership to another member (embedded members only).
+	// MoveRaftLeader is --move-raft-leader (default on): after winning, the
+	// leader hands etcd's Raft leadership to another member (embedded
+	// members only), so that its own death costs no etcd election and no
+	// renewal of every lease (a new Raft leader extends them all by their
+	// TTL, the dead leader's session included).
 	MoveRaftLeader bool
 	// HeartbeatMs and ElectionMs are the embedded member's Raft heartbeat
 	// interval and election timeout (--etcd-heartbeat-ms,

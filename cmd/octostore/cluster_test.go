@@ -18,7 +18,7 @@ import (
 // combinations no single flag can check are usage errors (exit 2).
 func TestServeClusterFlags(t *testing.T) {
 	cfg, err := parseServe(t, "--node", "n1", "--cluster", "n1=http://10.0.0.1:2380,n2=http://10.0.0.2:2380", "--leader-ttl", "3s",
-		"--advertise-url", "http://10.0.0.1:3000", "--etcd-dir", "/data/n1", "--cluster-state", "existing", "--move-raft-leader")
+		"--advertise-url", "http://10.0.0.1:3000", "--etcd-dir", "/data/n1", "--cluster-state", "existing")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,6 +27,9 @@ func TestServeClusterFlags(t *testing.T) {
 		c.EtcdDir != "/data/n1" || c.State != "existing" || !c.MoveRaftLeader || c.MaxTxnOps != etcdstore.DefaultMaxTxnOps ||
 		c.EtcdClientURL != defaultEtcdClientURL {
 		t.Fatalf("parsed %+v", c)
+	}
+	if cfg, err = parseServe(t, "--node", "n1", "--cluster", "n1=http://a:1", "--move-raft-leader=false"); err != nil || cfg.Cluster.MoveRaftLeader {
+		t.Fatalf("--move-raft-leader=false: %+v %v", cfg.Cluster, err)
 	}
 	t.Setenv("OCTOSTORE_NODE", "x")
 	t.Setenv("OCTOSTORE_ETCD_ENDPOINTS", "http://e1:2379, http://e2:2379")
