@@ -257,6 +257,17 @@ func (m *Main) runCluster(ctx context.Context, ln net.Listener) error {
 // term ends, and the node campaigns again after a pause.
 func (m *Main) lead(n *clusterNode, t *etcdstore.Term) {
 	start := time.Now()
+	if m.Config.Cluster.MoveRaftLeader && n.Member != nil {
+		// Before the term's first write: etcd drops proposals while its
+		// leadership moves.
+		ctx, cancel := context.WithTimeout(ctxOf(t), 5*time.Second)
+		if moved, err := n.Member.MoveRaftLeaderAway(ctx); err != nil {
+			m.Logger.Warn("leader: cannot move etcd's Raft leadership away", "err", err)
+		} else if moved {
+			m.Logger.Info("leader: moved etcd's Raft leadership to another member", "took", time.Since(start).Round(time.Millisecond))
+		}
+		cancel()
+	}
 	lt := &leaderTerm{}
 	err := m.openTerm(n, t, lt)
 	if err == nil {
@@ -281,15 +292,7 @@ func (m *Main) lead(n *clusterNode, t *etcdstore.Term) {
 	}
 	n.Front.Publish(lt.local)
 	m.Logger.Info("leader: serving", "node", m.Config.Cluster.Node, "recovered_in", time.Since(start).Round(time.Millisecond))
-	if m.Config.Cluster.MoveRaftLeader && n.Member != nil {
-		ctx, cancel := context.WithTimeout(ctxOf(t), 5*time.Second)
-		defer cancel()
-		if moved, err := n.Member.MoveRaftLeaderAway(ctx); err != nil {
-			m.Logger.Warn("leader: cannot move etcd's Raft leadership away", "err", err)
-		} else if moved {
-			m.Logger.Info("leader: moved etcd's Raft leadership to another member")
-		}
-	}
+
 }
 
 // openTerm opens the term's stack: etcd store (fenced) → static tokens →

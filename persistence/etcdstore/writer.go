@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -391,8 +392,13 @@ func (w *Writer) commit(b *txnBuilder) error {
 }
 
 // definite reports whether err certainly means the transaction was not
-// applied: etcd refused it before proposing it.
+// applied: etcd refused it before proposing it, or Raft dropped the
+// proposal (raft.ErrProposalDropped, while etcd's leadership moves: it
+// reaches the client as a message only).
 func definite(err error) bool {
+	if strings.Contains(err.Error(), "raft proposal dropped") {
+		return true
+	}
 	for _, e := range []error{
 		rpctypes.ErrNoSpace, rpctypes.ErrGRPCNoSpace,
 		rpctypes.ErrTooManyOps, rpctypes.ErrGRPCTooManyOps,
