@@ -374,28 +374,20 @@ func warnLogger() *zap.Logger {
 	return lg
 }
 
-// MoveRaftLeaderAway hands etcd's Raft leadership to another voting member
-// when this member holds it (etcd's MoveLeader), and reports whether it
-// did. The octostore leader calls it after winning (serve
-// --move-raft-leader), so that its own death does not also cost an etcd
-// election. It waits for the transfer (bounded by ctx).
+// MoveRaftLeaderAway hands etcd's Raft leadership to another voting
+// member when this member holds it, and reports whether it did. The
+// transferee is the member this one has been connected to longest (etcd's
+// own choice when a leader shuts down), so a dead or frozen member is never
+// chosen. The octostore leader calls it after winning, before its first
+// write (serve --move-raft-leader), so that its own death does not also
+// cost an etcd election. It waits for the transfer (bounded by etcd's
+// request timeout); ctx is checked first.
 func (m *Member) MoveRaftLeaderAway(ctx context.Context) (bool, error) {
-	if !m.IsRaftLeader() {
-		return false, nil
+	if ctx.Err() != nil || !m.IsRaftLeader() {
+		return false, ctx.Err()
 	}
-	list, err := m.client.MemberList(ctx)
-	if err != nil {
+	if err := m.etcd.Server.TryTransferLeadershipOnShutdown(); err != nil {
 		return false, fmt.Errorf("move raft leader: %w", err)
 	}
-	self := uint64(m.etcd.Server.MemberID())
-	for _, mm := range list.Members {
-		if mm.ID == self || mm.IsLearner || mm.Name == "" {
-			continue
-		}
-		if _, err := m.client.MoveLeader(ctx, mm.ID); err != nil {
-			return false, fmt.Errorf("move raft leader to %s: %w", mm.Name, err)
-		}
-		return true, nil
-	}
-	return false, nil
+	return !m.IsRaftLeader(), nil
 }

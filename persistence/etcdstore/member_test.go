@@ -65,8 +65,8 @@ func TestMemberAddedLaterJoins(t *testing.T) {
 	}
 }
 
-// MoveRaftLeaderAway hands etcd's Raft leadership to another member; on a
-// member that does not hold it, it does nothing.
+// MoveRaftLeaderAway hands etcd's Raft leadership to another live member
+// (not to a dead one); on a member that does not hold it, it does nothing.
 func TestMoveRaftLeaderAway(t *testing.T) {
 	ms := startCluster(t, 3, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -92,10 +92,20 @@ func TestMoveRaftLeaderAway(t *testing.T) {
 			}
 		}
 	}
+	// One member dead: the leadership goes to the live one, never to it.
+	var dead, live *Member
+	for _, m := range ms {
+		if m != leader && dead == nil {
+			dead = m
+		} else if m != leader {
+			live = m
+		}
+	}
+	dead.Close()
 	if moved, err := leader.MoveRaftLeaderAway(ctx); !moved || err != nil {
 		t.Fatalf("MoveRaftLeaderAway: %v %v", moved, err)
 	}
-	if leader.IsRaftLeader() {
-		t.Fatal("still the Raft leader")
+	if leader.IsRaftLeader() || !live.IsRaftLeader() {
+		t.Fatalf("after the move: old leader leads %v, the live member leads %v", leader.IsRaftLeader(), live.IsRaftLeader())
 	}
 }
