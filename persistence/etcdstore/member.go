@@ -376,18 +376,46 @@ func warnLogger() *zap.Logger {
 
 // MoveRaftLeaderAway hands etcd's Raft leadership to another voting
 // member when this member holds it, and reports whether it did. The
-// transferee is the member this one has been connected to longest (etcd's
-// own choice when a leader shuts down), so a dead or frozen member is never
-// chosen. The octostore leader calls it after winning, before its first
-// write (serve --move-raft-leader), so that its own death does not also
-// cost an etcd election. It waits for the transfer (bounded by etcd's
-// request timeout); ctx is checked first.
+// transferee must answer a status request on its client URL within
+// probeTimeout: a dead or frozen member is never chosen (a transfer to one
+// waits for etcd's request timeout, seconds, and etcd drops proposals
+// meanwhile). The octostore leader calls it after winning, before its
+// first write (serve --move-raft-leader), so that its own death does not
+// also cost an etcd election.
 func (m *Member) MoveRaftLeaderAway(ctx context.Context) (bool, error) {
 	if ctx.Err() != nil || !m.IsRaftLeader() {
 		return false, ctx.Err()
 	}
-	if err := m.etcd.Server.TryTransferLeadershipOnShutdown(); err != nil {
+	list, err := m.client.MemberList(ctx)
+	if err != nil {
 		return false, fmt.Errorf("move raft leader: %w", err)
 	}
-	return !m.IsRaftLeader(), nil
+	self := uint64(m.etcd.Server.MemberID())
+	for _, mm := range list.Members {
+		if mm.ID == self || mm.IsLearner || mm.Name == "" || len(mm.ClientURLs) == 0 || !answers(ctx, mm.ClientURLs[0]) {
+			continue
+		}
+		if _, err := m.client.MoveLeader(ctx, mm.ID); err != nil {
+			return false, fmt.Errorf("move raft leader to %s: %w", mm.Name, err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// probeTimeout bounds the status request that tells a live member.
+const probeTimeout = 300 * time.Millisecond
+
+// answers reports whether the etcd member at endpoint answers a status
+// request within probeTimeout.
+func answers(ctx context.Context, endpoint string) bool {
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: probeTimeout, Logger: zap.NewNop()})
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	_, err = c.Status(pctx, endpoint)
+	return err == nil
 }

@@ -92,7 +92,8 @@ func TestMoveRaftLeaderAway(t *testing.T) {
 			}
 		}
 	}
-	// One member dead: the leadership goes to the live one, never to it.
+	// One member dead: the leadership goes to the live one, never to it
+	// (whichever of the two comes first in the member list).
 	var dead, live *Member
 	for _, m := range ms {
 		if m != leader && dead == nil {
