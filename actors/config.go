@@ -19,9 +19,12 @@ type ConfigStore interface {
 	// ConfigVersion reads one retained version of a live key; ok is false
 	// for an unknown key or a version not retained.
 	ConfigVersion(ctx context.Context, owner, key string, version int64) (ConfigRecord, bool, error)
-	// ConfigHistory lists the retained versions of a live key, newest
-	// first; ok is false for an unknown key.
-	ConfigHistory(ctx context.Context, owner, key string) ([]ConfigRecord, bool, error)
+	// ConfigHistory lists one page of the retained versions of a live key,
+	// newest first: at most limit of them, older than version before
+	// (before <= 0: from the newest). more reports whether older ones
+	// remain; ok is false for an unknown key (a live key past its oldest
+	// version is ok with an empty page). One snapshot per call.
+	ConfigHistory(ctx context.Context, owner, key string, before int64, limit int) (page []ConfigRecord, more, ok bool, err error)
 }
 
 // ConfigKeysConfig configures the config store.
@@ -102,17 +105,29 @@ func (c *ConfigKeys) Version(ctx context.Context, owner, key string, n int64) (C
 	return found(rec, ok, err, ErrConfigVersionNotFound)
 }
 
-// History lists the kept versions of a live key, newest first
-// (ErrConfigNotFound if the key does not exist).
-func (c *ConfigKeys) History(ctx context.Context, owner, key string) ([]ConfigRecord, error) {
-	versions, ok, err := c.store.ConfigHistory(ctx, owner, key)
-	return found(versions, ok, err, ErrConfigNotFound)
+// History lists one page of the kept versions of a live key, newest first:
+// at most limit versions older than before (<= 0: from the newest), and
+// whether older ones remain (ErrConfigNotFound if the key does not exist).
+// Pages keep the memory of one answer bounded (issue 12, item 8).
+func (c *ConfigKeys) History(ctx context.Context, owner, key string, before int64, limit int) (page []ConfigRecord, more bool, err error) {
+	page, more, ok, err := c.store.ConfigHistory(ctx, owner, key, before, limit)
+	page, err = found(page, ok, err, ErrConfigNotFound)
+	return page, more, err
 }
 
 // Delete deletes the key and its history (ErrConfigNotFound if none), once
 // committed. A key created again later continues after its last version.
 func (c *ConfigKeys) Delete(ctx context.Context, owner, key string) error {
-	return c.sys.call(ctx, configKey(owner, key), &deleteConfig{})
+	return c.DeleteIf(ctx, owner, key, ExpectAny)
+}
+
+// DeleteIf is Delete on a condition, as ConfigWrite.Expected states it for
+// a write: ExpectAny (none), ExpectExists, or the version the key must be at
+// (0: it must not exist). A condition that does not hold is a
+// *VersionConflictError and deletes nothing; one that holds on a key that
+// does not exist (0) is ErrConfigNotFound.
+func (c *ConfigKeys) DeleteIf(ctx context.Context, owner, key string, expected int64) error {
+	return c.sys.call(ctx, configKey(owner, key), &deleteConfig{expected: expected})
 }
 
 // List lists owner's live keys without values ("" for every owner's).
@@ -146,7 +161,7 @@ type (
 		config ConfigRecord
 	}
 	getConfig    struct{ config ConfigRecord }
-	deleteConfig struct{}
+	deleteConfig struct{ expected int64 }
 )
 
 // Conditions of ConfigWrite.Expected besides a version number (0 = create only).
@@ -231,20 +246,10 @@ func (m RemoveConfig) ApplyTo(w MutationWriter) error {
 // key re-created after a delete continues after its last version, so a
 // (key, version) pair never names two different values.
 func NextConfig(cur ConfigRecord, op ConfigWrite, now time.Time) (ConfigRecord, error) {
+	if err := configCondition(cur, op.Expected); err != nil {
+		return cur, err
+	}
 	live := cur.Live()
-	current := int64(0)
-	if live {
-		current = cur.Version
-	}
-	switch {
-	case op.Expected == ExpectAny:
-	case op.Expected == ExpectExists:
-		if !live {
-			return cur, &VersionConflictError{Key: cur.Key, Expected: op.Expected, Current: 0}
-		}
-	case op.Expected != current:
-		return cur, &VersionConflictError{Key: cur.Key, Expected: op.Expected, Current: current}
-	}
 	next := ConfigRecord{
 		Owner: cur.Owner, Key: cur.Key,
 		Version:   cur.Version + 1,
@@ -262,6 +267,25 @@ func NextConfig(cur ConfigRecord, op ConfigWrite, now time.Time) (ConfigRecord, 
 		next.Description = cur.Description
 	}
 	return next, nil
+}
+
+// configCondition checks a write's or delete's condition (ConfigWrite.Expected)
+// against cur: nil when it holds, else a *VersionConflictError.
+func configCondition(cur ConfigRecord, expected int64) error {
+	current := int64(0)
+	if cur.Live() {
+		current = cur.Version
+	}
+	switch {
+	case expected == ExpectAny:
+	case expected == ExpectExists:
+		if current == 0 {
+			return &VersionConflictError{Key: cur.Key, Expected: expected, Current: 0}
+		}
+	case expected != current:
+		return &VersionConflictError{Key: cur.Key, Expected: expected, Current: current}
+	}
+	return nil
 }
 
 // --- the actor behavior ---
@@ -296,7 +320,7 @@ func (b *configBehavior) Handle(h *Host, op any) error {
 	case *setConfig:
 		return b.set(h, op, now)
 	case *deleteConfig:
-		return b.delete(h, now)
+		return b.delete(h, op.expected, now)
 	}
 	return fmt.Errorf("config: unknown operation %T", op)
 }
@@ -333,7 +357,10 @@ func (b *configBehavior) set(h *Host, op *setConfig, now time.Time) error {
 	return nil
 }
 
-func (b *configBehavior) delete(h *Host, now time.Time) error {
+func (b *configBehavior) delete(h *Host, expected int64, now time.Time) error {
+	if err := configCondition(b.state, expected); err != nil {
+		return err
+	}
 	if !b.state.Live() {
 		return ErrConfigNotFound
 	}

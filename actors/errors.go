@@ -33,6 +33,7 @@ const (
 	CodeUpstream         Code = "upstream"           // a service octostore depends on failed (GitHub) (502)
 	CodeUnavailable      Code = "unavailable"        // retry later: storage failing, shutting down, timed out (503)
 	CodeOverloaded       Code = "overloaded"         // retry later: a bounded queue is full (503)
+	CodeTooManyRequests  Code = "too_many_requests"  // retry later: the caller is at a per-caller bound (429)
 	CodeNotLeader        Code = "not_leader"         // cluster mode: this node stopped leading; nothing was applied (503, or forwarded)
 	CodeInternal         Code = "internal"           // a bug; the details are logged, never shown (500)
 )
@@ -44,8 +45,8 @@ type Error struct {
 	Code    Code
 	Message string
 	// RetryAfter is the delay a client should wait before retrying, for
-	// the codes that ask for a retry (unavailable, overloaded); zero means
-	// one second.
+	// the codes that ask for a retry (unavailable, overloaded,
+	// too_many_requests); zero means one second.
 	RetryAfter time.Duration
 
 	kind  *Error // the sentinel this error is a case of (Withf): errors.Is(e, kind)

@@ -4,12 +4,16 @@ import "time"
 
 // Event is one committed state change.
 type Event struct {
+	// Seq numbers the event: as delivered to a subscription, its number in
+	// the subscriber's scope (Broker); as published, ignored (the broker
+	// numbers it).
 	Seq          uint64    `json:"seq"`
 	Type         string    `json:"type"` // lock.acquired, lock.renewed, lock.released, lock.expired, flag.set, …
 	Kind         string    `json:"kind"` // lock | flag | config | limit
 	Name         string    `json:"name"`
 	Owner        string    `json:"owner,omitempty"`
 	Holder       string    `json:"holder,omitempty"`
+	HolderID     string    `json:"holder_id,omitempty"` // lock events: LockRecord.HolderID
 	LeaseID      string    `json:"lease_id,omitempty"`
 	FencingToken uint64    `json:"fencing_token,omitempty"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`

@@ -19,6 +19,11 @@ type LockLoader interface {
 	LoadLock(name string) (LockRecord, bool, error)
 	// ActiveLocks calls fn for every lock held at now (recovery at start).
 	ActiveLocks(now time.Time, fn func(LockRecord)) error
+	// ExpiredLocks calls fn for every lock whose hold ran out by now
+	// (expires_at <= now) but whose end is not recorded yet (Holder is
+	// still set): the holds that ended while no server ran, whose expiry
+	// recovery announces (once: announcing records it).
+	ExpiredLocks(now time.Time, fn func(LockRecord)) error
 }
 
 // LockConfig configures locks.
@@ -56,6 +61,8 @@ func NewLocks(sys *System, cfg LockConfig) *Locks {
 
 // recover rebuilds the derived state of held locks after a start: the
 // holder index and the expiry timers. Lock actors themselves load lazily.
+// A hold that ran out while no server ran gets a timer that fires at once:
+// its expiry is recorded and announced once, without waiting for a request.
 func (l *Locks) recover(now time.Time) (int, error) {
 	n := 0
 	err := l.loader.ActiveLocks(now, func(r LockRecord) {
@@ -65,6 +72,12 @@ func (l *Locks) recover(now time.Time) (int, error) {
 	})
 	if err != nil {
 		return 0, fmt.Errorf("recover held locks: %w", err)
+	}
+	err = l.loader.ExpiredLocks(now, func(r LockRecord) {
+		l.sys.AfterFunc(lockKey(r.Name), 0, &expireLock{})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("recover expired locks: %w", err)
 	}
 	return n, nil
 }
@@ -89,14 +102,24 @@ type LockState struct {
 	At   time.Time // the runtime clock when the state was read
 }
 
-// Acquire grants the lock name to caller for ttl, or extends caller's hold
-// to the later of its expiry and now+ttl. The answer is given once the
-// grant is committed. Errors: *LockHeldError when someone else holds it (a
-// case of CodeConflict); ErrQuota beyond LockConfig.MaxPerUser;
-// ErrUnavailable, ErrOverloaded, ErrClosed; ctx's error if ctx ends first
-// (the grant may then or may not have been made: see System.call).
+// Acquire is AcquireAs without a holder id: the seed API's re-entrance per
+// user (any request of caller that gives no holder id is the same holder).
 func (l *Locks) Acquire(ctx context.Context, name, caller string, ttl time.Duration) (LockGrant, error) {
-	op := &acquireLock{caller: caller, ttl: ttl}
+	return l.AcquireAs(ctx, name, caller, "", ttl)
+}
+
+// AcquireAs grants the lock name to the holder (caller, holderID) for ttl,
+// or extends that holder's hold to the later of its expiry and now+ttl. The
+// holder is the pair: the lock held by caller under another holder id, or
+// under none when holderID is set (or under one when it is not), is held by
+// someone else. holderID is "" or a names.HolderID (the caller checks it).
+// The answer is given once the grant is committed. Errors: *LockHeldError
+// when someone else holds it (a case of CodeConflict); ErrQuota beyond
+// LockConfig.MaxPerUser; ErrUnavailable, ErrOverloaded, ErrClosed; ctx's
+// error if ctx ends first (the grant may then or may not have been made:
+// see System.call).
+func (l *Locks) AcquireAs(ctx context.Context, name, caller, holderID string, ttl time.Duration) (LockGrant, error) {
+	op := &acquireLock{caller: caller, holderID: holderID, ttl: ttl}
 	return answer(l.sys.call(ctx, lockKey(name), op), &op.grant)
 }
 
@@ -143,9 +166,9 @@ func (l *Locks) Indexed() int { return l.holdings.Total() }
 // replies, read by the caller after the reply).
 type (
 	acquireLock struct {
-		caller string
-		ttl    time.Duration
-		grant  LockGrant
+		caller, holderID string
+		ttl              time.Duration
+		grant            LockGrant
 	}
 	renewLock struct {
 		caller, leaseID string
@@ -167,7 +190,7 @@ type LockOutcome uint8
 // Outcomes.
 const (
 	LockAcquired LockOutcome = iota + 1 // a new grant (new lease, new token)
-	LockHeld                            // caller already held it; renewed or re-acquired
+	LockHeld                            // the same holder already held it; renewed or re-acquired
 )
 
 // ErrLockNotOwned answers renew/release of a lease the caller does not hold.
@@ -195,10 +218,13 @@ func (l LockRecord) HeldAt(now time.Time) bool {
 
 // --- the pure state machine: functions of the current state and now ---
 
-// Acquire computes the result of caller acquiring l for ttl at now.
-func Acquire(l LockRecord, caller string, ttl time.Duration, now time.Time, newLease func() string) (LockRecord, LockOutcome, error) {
+// Acquire computes the result of the holder (caller, holderID) acquiring l
+// for ttl at now. Only the same pair re-acquires (LockHeld); "" is a holder
+// id like any other, so a hold taken with a holder id is someone else's to
+// a request without one, and the other way round.
+func Acquire(l LockRecord, caller, holderID string, ttl time.Duration, now time.Time, newLease func() string) (LockRecord, LockOutcome, error) {
 	if l.HeldAt(now) {
-		if l.Holder != caller {
+		if l.Holder != caller || l.HolderID != holderID {
 			return l, 0, &LockHeldError{Name: l.Name, Holder: l.Holder, ExpiresAt: l.ExpiresAt}
 		}
 		if exp := now.Add(ttl); exp.After(l.ExpiresAt) {
@@ -206,7 +232,7 @@ func Acquire(l LockRecord, caller string, ttl time.Duration, now time.Time, newL
 		}
 		return l, LockHeld, nil
 	}
-	l.Holder = caller
+	l.Holder, l.HolderID = caller, holderID
 	l.LeaseID = newLease()
 	l.Token++
 	l.AcquiredAt = now
@@ -241,7 +267,7 @@ func Expire(l LockRecord, now time.Time) (LockRecord, bool) {
 }
 
 func free(l LockRecord) LockRecord {
-	l.Holder, l.LeaseID = "", ""
+	l.Holder, l.HolderID, l.LeaseID = "", "", ""
 	l.ExpiresAt, l.AcquiredAt = time.Time{}, time.Time{}
 	return l // Token is kept: the next grant continues from it
 }
@@ -257,7 +283,15 @@ type lockBehavior struct {
 	locks *Locks
 	state LockRecord
 	timer Timer // expiry timer of the current hold
+	// activated is set after the first Activate: a later one is the
+	// fall-back to durable state after a failed write.
+	activated bool
 }
+
+// expiryRetry is how long an expiry whose write could not be queued or
+// failed waits before it is tried again (the lock is free meanwhile: only
+// recording and announcing its end waits).
+const expiryRetry = time.Second
 
 func (b *lockBehavior) Activate(h *Host) error {
 	r, _, err := b.locks.loader.LoadLock(b.name)
@@ -266,16 +300,29 @@ func (b *lockBehavior) Activate(h *Host) error {
 	}
 	r.Name = b.name
 	b.state = r
-	if r.HeldAt(h.Now()) {
+	switch {
+	case r.HeldAt(h.Now()):
 		b.schedule(h)
+	case r.Holder != "" && b.activated:
+		// A hold that ran out and whose recorded end did not commit:
+		// try again later, not in a loop with a failing disk.
+		b.arm(h, expiryRetry)
+	case r.Holder != "":
+		// A hold that ran out and whose end is not recorded (the server
+		// stopped first): record and announce it now.
+		b.arm(h, 0)
 	}
+	b.activated = true
 	return nil
 }
 
 func (b *lockBehavior) Passivatable(h *Host) bool { return true }
 
-func (b *lockBehavior) schedule(h *Host) {
-	d := b.state.ExpiresAt.Sub(h.Now())
+// schedule arms the expiry timer for the current hold's expiry.
+func (b *lockBehavior) schedule(h *Host) { b.arm(h, b.state.ExpiresAt.Sub(h.Now())) }
+
+// arm makes the expiry timer fire after d.
+func (b *lockBehavior) arm(h *Host, d time.Duration) {
 	if b.timer != nil {
 		// Re-arm the resident actor's timer instead of allocating another:
 		// the op it sends (expireLock through the shard) is the same.
@@ -316,11 +363,12 @@ func (b *lockBehavior) Handle(h *Host, op any) error {
 		return nil
 	case *expireLock:
 		if b.state.Holder == "" {
-			return nil
+			return nil // free, or its end already recorded
 		}
-		if exp, ok := Expire(b.state, now); ok {
-			b.expired(h, b.state, now)
-			b.state = exp
+		if !b.state.HeldAt(now) {
+			if err := b.expire(h, now); err != nil {
+				b.arm(h, expiryRetry) // not queued (overloaded, closing)
+			}
 		} else {
 			b.schedule(h) // fired early (clock skew) or stale: re-arm
 		}
@@ -332,13 +380,13 @@ func (b *lockBehavior) Handle(h *Host, op any) error {
 // acquire runs the acquire state machine on the current state (expiring a
 // hold that ran out first) and persists a change.
 func (b *lockBehavior) acquire(h *Host, op *acquireLock, now time.Time) error {
-	prev := b.state
-	if exp, ok := Expire(prev, now); ok {
-		b.expired(h, prev, now)
-		prev = exp
-		b.state = exp
+	if b.state.Holder != "" && !b.state.HeldAt(now) {
+		if err := b.expire(h, now); err != nil {
+			return err
+		}
 	}
-	next, outcome, err := Acquire(prev, op.caller, op.ttl, now, newLease)
+	prev := b.state
+	next, outcome, err := Acquire(prev, op.caller, op.holderID, op.ttl, now, newLease)
 	if err != nil {
 		return err
 	}
@@ -423,27 +471,35 @@ func (b *lockBehavior) persistRelease(h *Host, prev, next LockRecord, now time.T
 	return nil
 }
 
-// expired handles a hold that ran out: nothing to write (a row whose
-// expires_at has passed is free on reload), but the index and subscribers
-// must learn about it.
-func (b *lockBehavior) expired(h *Host, prev LockRecord, now time.Time) {
+// expire ends a hold that ran out (its expiry has passed; the lock is free
+// whether or not this runs). The end is recorded: the freed record is
+// written, and lock.expired is published once that write commits. So the
+// expiry is decided once: a reloaded actor (after passivation, or a
+// restart) finds the lock free, not a hold whose end it would announce
+// again; and an expiry is announced only once it is durable, after the
+// grant it ends. The holder index forgets the hold at once.
+func (b *lockBehavior) expire(h *Host, now time.Time) error {
+	prev := b.state
+	next, _ := Expire(prev, now)
+	pub := h.sys.cfg.Events
+	err := h.Write(PutLock{Lock: next}, func(err error) {
+		if err == nil {
+			pub.Publish(lockEvent(EventLockExpired, prev, now))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	b.state = next
 	b.locks.holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
 	if b.timer != nil {
 		b.timer.Stop() // kept: the next grant re-arms it
 	}
-	e := lockEvent(EventLockExpired, prev, now)
-	// Publish after anything this actor already queued is durable, so the
-	// stream never shows an expiry ahead of the grant it ends.
-	pub := h.sys.cfg.Events
-	if h.lastSeq > h.sys.store.Resolved() {
-		h.sys.store.AfterCommit(h.lastSeq, func(error) { pub.Publish(e) })
-	} else {
-		pub.Publish(e)
-	}
+	return nil
 }
 
 func lockEvent(typ string, l LockRecord, now time.Time) Event {
-	return Event{Type: typ, Kind: "lock", Name: l.Name, Holder: l.Holder, LeaseID: l.LeaseID,
+	return Event{Type: typ, Kind: "lock", Name: l.Name, Holder: l.Holder, HolderID: l.HolderID, LeaseID: l.LeaseID,
 		FencingToken: l.Token, ExpiresAt: l.ExpiresAt, Time: now}
 }
 

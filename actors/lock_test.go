@@ -19,6 +19,7 @@ func TestLockStateMachine(t *testing.T) {
 		at      time.Duration // offset from t0
 		op      string        // acquire, renew, release, adminrelease, expire
 		caller  string
+		id      string // the caller's holder id
 		lease   string
 		ttl     time.Duration
 		want    LockOutcome // for acquire
@@ -62,6 +63,25 @@ func TestLockStateMachine(t *testing.T) {
 			{at: 3 * sec, op: "adminrelease", token: 2, holder: ""},
 			{at: 3 * sec, op: "adminrelease", wantErr: ErrLockNotOwned, token: 2, holder: ""},
 		}},
+		{"the holder is the user and the holder id: only the same pair re-acquires", []step{
+			{at: 0, op: "acquire", caller: "alice", id: "host-a", ttl: 10 * sec, want: LockAcquired, token: 1, holder: "alice", expires: 10 * sec},
+			{at: 1 * sec, op: "acquire", caller: "alice", id: "host-b", ttl: 10 * sec, wantErr: &LockHeldError{}, token: 1, holder: "alice", expires: 10 * sec},
+			// no holder id is not a wildcard: it is someone else
+			{at: 1 * sec, op: "acquire", caller: "alice", ttl: 10 * sec, wantErr: &LockHeldError{}, token: 1, holder: "alice", expires: 10 * sec},
+			{at: 1 * sec, op: "acquire", caller: "bob", id: "host-a", ttl: 10 * sec, wantErr: &LockHeldError{}, token: 1, holder: "alice", expires: 10 * sec},
+			{at: 2 * sec, op: "acquire", caller: "alice", id: "host-a", ttl: 30 * sec, want: LockHeld, token: 1, holder: "alice", expires: 32 * sec},
+			// renew and release go by lease: the holder id is not asked
+			{at: 3 * sec, op: "renew", caller: "alice", lease: "lease-1", ttl: 10 * sec, token: 1, holder: "alice", expires: 13 * sec},
+			{at: 4 * sec, op: "release", caller: "alice", lease: "lease-1", token: 1, holder: ""},
+			{at: 5 * sec, op: "acquire", caller: "alice", id: "host-b", ttl: 10 * sec, want: LockAcquired, token: 2, holder: "alice", expires: 15 * sec},
+		}},
+		{"a hold without holder id is someone else's to a request with one", []step{
+			{at: 0, op: "acquire", caller: "alice", ttl: 10 * sec, want: LockAcquired, token: 1, holder: "alice", expires: 10 * sec},
+			{at: 1 * sec, op: "acquire", caller: "alice", id: "host-a", ttl: 10 * sec, wantErr: &LockHeldError{}, token: 1, holder: "alice", expires: 10 * sec},
+			{at: 2 * sec, op: "acquire", caller: "alice", ttl: 10 * sec, want: LockHeld, token: 1, holder: "alice", expires: 12 * sec},
+			// after expiry, another holder id gets the next token
+			{at: 12 * sec, op: "acquire", caller: "alice", id: "host-a", ttl: 10 * sec, want: LockAcquired, token: 2, holder: "alice", expires: 22 * sec},
+		}},
 		{"release after expiry is refused", []step{
 			{at: 0, op: "acquire", caller: "alice", ttl: 1 * sec, want: LockAcquired, token: 1, holder: "alice", expires: 1 * sec},
 			{at: 1 * sec, op: "release", caller: "alice", lease: "lease-1", wantErr: ErrLockNotOwned, token: 1, holder: "alice", expires: 1 * sec},
@@ -78,7 +98,7 @@ func TestLockStateMachine(t *testing.T) {
 				var out LockOutcome
 				switch s.op {
 				case "acquire":
-					l, out, err = Acquire(l, s.caller, s.ttl, now, leases)
+					l, out, err = Acquire(l, s.caller, s.id, s.ttl, now, leases)
 					if err == nil && out != s.want {
 						t.Fatalf("step %d: outcome %v, want %v", i, out, s.want)
 					}
@@ -113,6 +133,9 @@ func TestLockStateMachine(t *testing.T) {
 				if l.Token != s.token || l.Holder != s.holder {
 					t.Fatalf("step %d: token=%d holder=%q, want %d %q", i, l.Token, l.Holder, s.token, s.holder)
 				}
+				if s.op == "acquire" && err == nil && l.HolderID != s.id || s.holder == "" && l.Holder == "" && l.HolderID != "" {
+					t.Fatalf("step %d: holder id %q after %s with %q", i, l.HolderID, s.op, s.id)
+				}
 				if s.holder != "" && !l.ExpiresAt.Equal(t0.Add(s.expires)) {
 					t.Fatalf("step %d: expires %v, want %v", i, l.ExpiresAt, t0.Add(s.expires))
 				}
@@ -138,7 +161,7 @@ func TestFencingTokenMonotonic(t *testing.T) {
 		var err error
 		switch i % 4 {
 		case 0, 1:
-			l, out, err = Acquire(l, caller, time.Second, now, leases)
+			l, out, err = Acquire(l, caller, "", time.Second, now, leases)
 			if err == nil && out == LockAcquired {
 				if l.Token <= last {
 					t.Fatalf("token went from %d to %d", last, l.Token)

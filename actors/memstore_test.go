@@ -164,3 +164,18 @@ func (s *memStore) ActiveLocks(now time.Time, fn func(LockRecord)) error {
 	}
 	return nil
 }
+
+func (s *memStore) ExpiredLocks(now time.Time, fn func(LockRecord)) error {
+	s.mu.Lock()
+	var rs []LockRecord
+	for _, r := range s.locks {
+		if r.Holder != "" && !r.HeldAt(now) {
+			rs = append(rs, r)
+		}
+	}
+	s.mu.Unlock()
+	for _, r := range rs {
+		fn(r)
+	}
+	return nil
+}

@@ -51,6 +51,7 @@ type env struct {
 	db     *persistence.DB
 	store  *persistence.Store
 	sys    *actors.System
+	locks  *actors.Locks
 	limits *actors.Limits
 	flags  *actors.Flags
 	config *actors.ConfigKeys
@@ -58,10 +59,17 @@ type env struct {
 	clk    *clock
 }
 
-// resourceConfig is what the tests vary: quotas and the flush interval.
+// resourceConfig is what the tests vary: quotas and the flush interval;
+// and, for tests that restart, the clock and event recorder to keep (nil:
+// new ones), injected timers (nil: real ones) and the idle timeout (0: an
+// hour).
 type resourceConfig struct {
 	maxLimits, maxFlags, maxConfig int
 	flushInterval                  time.Duration
+	clk                            *clock
+	ev                             *recorder
+	timers                         *timers
+	idle                           time.Duration
 }
 
 func openEnv(t *testing.T, path string, cfg resourceConfig) *env {
@@ -74,9 +82,22 @@ func openEnv(t *testing.T, path string, cfg resourceConfig) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{path: path, db: db, store: persistence.NewStore(db, w), ev: &recorder{},
-		clk: &clock{now: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}}
-	e.sys = actors.NewSystem(actors.Config{Store: e.store, Events: e.ev, Now: e.clk.Now, IdleTimeout: time.Hour})
+	e := &env{path: path, db: db, store: persistence.NewStore(db, w), ev: cfg.ev, clk: cfg.clk}
+	if e.ev == nil {
+		e.ev = &recorder{}
+	}
+	if e.clk == nil {
+		e.clk = &clock{now: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}
+	}
+	sc := actors.Config{Store: e.store, Events: e.ev, Now: e.clk.Now, IdleTimeout: cfg.idle}
+	if sc.IdleTimeout == 0 {
+		sc.IdleTimeout = time.Hour
+	}
+	if cfg.timers != nil {
+		sc.AfterFunc = cfg.timers.AfterFunc
+	}
+	e.sys = actors.NewSystem(sc)
+	e.locks = actors.NewLocks(e.sys, actors.LockConfig{Loader: e.store})
 	e.limits = actors.NewLimits(e.sys, actors.LimitConfig{Store: e.store, MaxPerUser: cfg.maxLimits, FlushInterval: cfg.flushInterval})
 	e.flags = actors.NewFlags(e.sys, actors.FlagConfig{Store: e.store, MaxPerUser: cfg.maxFlags})
 	e.config = actors.NewConfigKeys(e.sys, actors.ConfigKeysConfig{Store: e.store, MaxPerUser: cfg.maxConfig})

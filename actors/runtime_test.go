@@ -254,3 +254,88 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// eventLog records published events (the internal tests' Publisher).
+type eventLog struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func (l *eventLog) Publish(e Event) {
+	l.mu.Lock()
+	l.events = append(l.events, e)
+	l.mu.Unlock()
+}
+
+// types lists the recorded events as "type holder token".
+func (l *eventLog) types() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]string, len(l.events))
+	for i, e := range l.events {
+		out[i] = fmt.Sprintf("%s %s %d", e.Type, e.Holder, e.FencingToken)
+	}
+	return out
+}
+
+// One expiry, one event: a lock whose expiry was announced, then whose actor
+// was passivated and reloaded, does not announce it again when the next
+// acquire arrives (the reloaded record must not look like a hold to end).
+// Both ways of noticing the expiry are covered: the timer, and an acquire
+// that arrives first.
+func TestExpiryAnnouncedOnceAcrossPassivation(t *testing.T) {
+	for _, byTimer := range []bool{true, false} {
+		t.Run(fmt.Sprintf("timer=%v", byTimer), func(t *testing.T) {
+			st := newMemStore(false)
+			ev := &eventLog{}
+			clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			sys := NewSystem(Config{Store: st, Now: clk.Now, AfterFunc: noTimers, IdleTimeout: 20 * time.Millisecond, Events: ev})
+			locks := NewLocks(sys, LockConfig{Loader: st})
+			t.Cleanup(sys.Close)
+			ctx := t.Context()
+
+			if _, err := locks.Acquire(ctx, "e", "alice", 2*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			clk.Add(2 * time.Second)
+			if byTimer {
+				if err := sys.call(ctx, lockKey("e"), &expireLock{}); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := locks.Acquire(ctx, "e", "carol", time.Second); err != nil {
+				t.Fatal(err)
+			}
+			for round := 0; round < 3; round++ {
+				waitFor(t, func() bool { return sys.LiveActors() == 0 }) // passivated
+				if byTimer && round == 0 {
+					// The timer may fire again for a reloaded actor (a
+					// recovery timer, a stale one): nothing to announce.
+					if err := sys.call(ctx, lockKey("e"), &expireLock{}); err != nil {
+						t.Fatal(err)
+					}
+					waitFor(t, func() bool { return sys.LiveActors() == 0 })
+				}
+				if _, err := locks.Status(ctx, "e"); err != nil { // reload, read
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, func() bool { return sys.LiveActors() == 0 })
+			clk.Add(time.Second) // carol's hold (if any) ran out too
+			g, err := locks.Acquire(ctx, "e", "bob", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{"lock.acquired alice 1", "lock.expired alice 1", "lock.acquired bob 2"}
+			if !byTimer {
+				want = []string{"lock.acquired alice 1", "lock.expired alice 1", "lock.acquired carol 2",
+					"lock.expired carol 2", "lock.acquired bob 3"}
+			}
+			if got := ev.types(); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("events %q,\nwant %q", got, want)
+			}
+			if g.Lock.Token != uint64(len(want)+1)/2 {
+				t.Fatalf("bob's token %d", g.Lock.Token)
+			}
+		})
+	}
+}

@@ -93,8 +93,12 @@ func (m PutLock) ApplyTo(w MutationWriter) error { return w.PutLock(m.Lock) }
 // LockRecord is the durable state of one lock. Holder == "" means free; the
 // record survives a release so that the fencing token never goes backwards.
 type LockRecord struct {
-	Name       string
-	Holder     string
+	Name   string
+	Holder string // the user holding it
+	// HolderID names the process or task of Holder that holds it, as the
+	// acquire gave it (names.HolderID; "" when it gave none). The holder is
+	// the pair (Holder, HolderID): a re-acquire is "held" only for both.
+	HolderID   string
 	LeaseID    string
 	Token      uint64
 	ExpiresAt  time.Time

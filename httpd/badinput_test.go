@@ -223,7 +223,7 @@ func TestBadInputOtherResourcesChangesNothing(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var n int
-		if err := e.app.DB.ReadDB().QueryRow(`SELECT count(*) FROM limits WHERE owner = 'alice' AND name = 'lim'`).Scan(&n); err != nil {
+		if err := e.app.DB.ReadDB().QueryRow(`SELECT count(*) FROM limits WHERE owner = ? AND name = 'lim'`, e.app.UID(t, "alice")).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n == 1 {
@@ -247,7 +247,7 @@ func TestBadInputOtherResourcesChangesNothing(t *testing.T) {
 		`{"value":"` + strings.Repeat("v", 101<<10) + `"}`, `{"value":1} trailing`, "{\"value\":\"\xff\"}"} {
 		cases = append(cases, tc{"PUT", "/config/cfg", b, nil})
 	}
-	for _, h := range []string{"abc", "-1", "1.0", `W/"1"`, "5", "0", "99999999999999999999"} {
+	for _, h := range []string{"abc", "-1", "1.0", `W/"1"`, "5", "0", "99999999999999999999", "", "+1", "01", `"01"`} {
 		cases = append(cases, tc{"PUT", "/config/cfg", `{"value":2}`, []string{"If-Match", h}})
 	}
 	cases = append(cases, tc{"PUT", "/config/cfg", `{"value":2,"expected_version":1}`, []string{"If-Match", "2"}})

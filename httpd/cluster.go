@@ -2,21 +2,18 @@ package httpd
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"time"
 
 	"github.com/octostore/octostore/actors"
-	"github.com/octostore/octostore/persistence"
 	"github.com/valyala/fasthttp"
 )
 
 // GET /cluster (cluster mode): who this node is, who leads and the members.
 // Every node answers it itself (it is the one request a follower does not
 // forward), so that it shows the node that answered and works while no
-// leader is known. It is authenticated against the tokens in etcd on every
-// request, without a cache: a revoked token is refused as soon as this
-// node's etcd member has applied the revocation.
+// leader is known. It is admitted by the node's own Authenticator, over
+// the tokens in etcd (admission.go: throttled, cached; a token revoked
+// anywhere leaves the cache as soon as this node's etcd watch sees it).
 
 // ClusterStatus is the answer of GET /cluster.
 type ClusterStatus struct {
@@ -36,53 +33,6 @@ type ClusterMember struct {
 	Healthy bool
 }
 
-// ClusterDeps serve GET /cluster.
-type ClusterDeps struct {
-	// Status reads the cluster's state (etcd: members, registrations,
-	// election); ctx bounds it.
-	Status func(ctx context.Context) (ClusterStatus, error)
-	// Lookup finds the user of a token hash (etcdstore.Reader.LookupToken).
-	Lookup func(hash [32]byte) (persistence.Principal, bool, error)
-	// AdminKey is --admin-key ("": no admin principal).
-	AdminKey string
-}
-
-// authenticate checks the request's credentials against the admin key and
-// the stored tokens (no cache).
-func (d *ClusterDeps) authenticate(ctx *fasthttp.RequestCtx) error {
-	matches := func(k []byte) bool {
-		if d.AdminKey == "" {
-			return false
-		}
-		x, y := sha256.Sum256(k), sha256.Sum256([]byte(d.AdminKey))
-		return subtle.ConstantTimeCompare(x[:], y[:]) == 1
-	}
-	if k := ctx.Request.Header.Peek("X-Admin-Key"); len(k) > 0 {
-		if matches(k) {
-			return nil
-		}
-		return errBadAdminKey
-	}
-	tok := bearer(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
-	if len(tok) == 0 || len(tok) > 512 {
-		return errBadToken
-	}
-	if matches(tok) {
-		return nil
-	}
-	if d.Lookup == nil {
-		return errBadToken
-	}
-	_, found, err := d.Lookup(sha256.Sum256(tok))
-	if err != nil {
-		return actors.Wrap(actors.CodeUnavailable, "cannot check the token: etcd unavailable, retry later", err)
-	}
-	if !found {
-		return errBadToken
-	}
-	return nil
-}
-
 // clusterStatus answers GET /cluster.
 func (f *Front) clusterStatus(ctx *fasthttp.RequestCtx) {
 	if !ctx.IsGet() {
@@ -90,19 +40,15 @@ func (f *Front) clusterStatus(ctx *fasthttp.RequestCtx) {
 		writeCoded(ctx, actors.NewError(actors.CodeMethodNotAllowed, "method "+string(ctx.Method())+" not allowed on /cluster"))
 		return
 	}
-	if err := f.cluster.authenticate(ctx); err != nil {
-		e := actors.AsError(err)
-		if e.Code == actors.CodeUnauthorized {
-			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="octostore"`)
-		} else {
-			f.log.Warn("GET /cluster: token check failed", "err", err)
-		}
-		writeCoded(ctx, e)
+	_, reserved, err := f.admit(ctx)
+	if err != nil {
+		writeCoded(ctx, actors.AsError(err))
 		return
 	}
+	f.bodies.release(reserved) // a GET's body is not used
 	c, cancel := context.WithTimeout(context.Background(), f.cfg.RequestTimeout)
 	defer cancel()
-	st, err := f.cluster.Status(c)
+	st, err := f.status(c)
 	if err != nil {
 		f.log.Warn("GET /cluster failed", "err", err)
 		writeCoded(ctx, actors.Wrap(actors.CodeUnavailable, "cannot read the cluster's state: etcd unavailable, retry later", err))

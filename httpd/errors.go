@@ -3,6 +3,7 @@ package httpd
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -34,6 +35,7 @@ var statuses = map[actors.Code]int{
 	actors.CodeUpstream:         fasthttp.StatusBadGateway,
 	actors.CodeUnavailable:      fasthttp.StatusServiceUnavailable,
 	actors.CodeOverloaded:       fasthttp.StatusServiceUnavailable,
+	actors.CodeTooManyRequests:  fasthttp.StatusTooManyRequests,
 	actors.CodeNotLeader:        fasthttp.StatusServiceUnavailable,
 	actors.CodeInternal:         fasthttp.StatusInternalServerError,
 }
@@ -51,9 +53,12 @@ func statusOf(c actors.Code) int {
 }
 
 // retryAfter is the Retry-After of an error whose code asks for a retry
-// (503: unavailable, overloaded); 0 for the others.
+// (503: unavailable, overloaded, not_leader; 429: too_many_requests); 0 for
+// the others.
 func retryAfter(e *actors.Error) int64 {
-	if e.Code != actors.CodeUnavailable && e.Code != actors.CodeOverloaded && e.Code != actors.CodeNotLeader {
+	switch e.Code {
+	case actors.CodeUnavailable, actors.CodeOverloaded, actors.CodeNotLeader, actors.CodeTooManyRequests:
+	default:
 		return 0
 	}
 	return max(1, int64((e.RetryAfter+time.Second-1)/time.Second))
@@ -71,7 +76,7 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 		b = append(b, `{"error":"Lock already held","lock":{"name":`...)
 		b = appendString(b, held.Name)
 		b = append(b, `,"holder":`...)
-		b = appendString(b, held.Holder)
+		b = appendString(b, s.auth.Login(held.Holder))
 		b = append(b, `,"expires_at":`...)
 		b = appendTime(b, held.ExpiresAt)
 		b = append(b, `}}`...)
@@ -91,7 +96,7 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 	}
 	e := actors.AsError(err)
 	if e.Code == actors.CodeInternal {
-		s.log.Error("internal error", "path", string(ctx.Path()), "err", err)
+		s.clog.Log(slog.LevelError, "internal error", "route", route(ctx), "err", err)
 	}
 	writeCoded(ctx, e)
 }

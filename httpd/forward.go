@@ -2,8 +2,10 @@ package httpd
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"sync"
@@ -222,7 +224,11 @@ func notSent(err error) bool {
 // forward sends ctx's request to the leader and answers with its answer.
 // It returns false, having answered nothing, when the leader could not be
 // reached (nothing was sent): the caller waits for the election and tries
-// again.
+// again. The request must have been admitted (its body read: handle).
+//
+// The request and the answer are not copied: ctx's own request goes to
+// the leader, and the leader's answer is read into ctx's response, as
+// fasthttp's reverse proxies do; only the forwarding headers are added.
 func (f *Front) forward(ctx *fasthttp.RequestCtx, leader LeaderInfo, start, deadline time.Time) bool {
 	up, err := f.fwd.upstream(leader.APIURL)
 	if err != nil {
@@ -230,7 +236,10 @@ func (f *Front) forward(ctx *fasthttp.RequestCtx, leader LeaderInfo, start, dead
 		return true
 	}
 	if isEventStream(ctx) {
-		return f.fwd.stream(ctx, up)
+		req := fasthttp.AcquireRequest()
+		ctx.Request.CopyTo(req)
+		f.forwardHeaders(ctx, req)
+		return f.fwd.stream(ctx, up, req)
 	}
 	if f.limit.n.Add(1) > f.limit.max {
 		f.limit.n.Add(-1)
@@ -238,28 +247,37 @@ func (f *Front) forward(ctx *fasthttp.RequestCtx, leader LeaderInfo, start, dead
 		return true
 	}
 	defer f.limit.n.Add(-1)
-	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
-	ctx.Request.CopyTo(req)
-	req.Header.Add(hdrForwardedBy, f.node)
+	req := &ctx.Request
+	f.forwardHeaders(ctx, req)
+	// Connection: close is between the client and this node; the pooled
+	// connection to the leader stays open.
+	clientClose := req.Header.ConnectionClose()
+	req.Header.ResetConnectionClose()
 	t0 := time.Now()
 	// The leader bounds the request by its own request timeout; give it
 	// that long from now, and a second to answer.
-	err = up.hc.DoTimeout(req, resp, f.cfg.RequestTimeout+time.Second)
+	err = up.hc.DoTimeout(req, &ctx.Response, f.cfg.RequestTimeout+time.Second)
+	if clientClose {
+		req.Header.SetConnectionClose()
+	}
 	switch {
 	case err == nil:
 		f.cm.fwdOK.Observe(time.Since(t0).Seconds())
-		resp.CopyTo(&ctx.Response)
+		if !clientClose {
+			// The leader closing its connection to this node is no reason
+			// to close the client's.
+			ctx.Response.Header.ResetConnectionClose()
+		}
 		return true
 	case notSent(err) && time.Now().Before(deadline):
 		f.cm.fwdNone.Observe(time.Since(t0).Seconds())
+		ctx.Response.Reset()
 		return false
 	default:
 		f.cm.fwdErr.Observe(time.Since(t0).Seconds())
-		f.log.Warn("forward to leader failed", "leader", leader.Name, "method", string(ctx.Method()),
-			"path", string(ctx.Path()), "err", err)
+		ctx.Response.Reset()
+		f.clog.Log(slog.LevelWarn, "forward to leader failed", "leader", leader.Name, "method", string(ctx.Method()),
+			"route", forwardRoute(ctx), "reason", forwardErrReason(err))
 		if notSent(err) {
 			writeCoded(ctx, errNoLeader)
 		} else {
@@ -269,18 +287,85 @@ func (f *Front) forward(ctx *fasthttp.RequestCtx, leader LeaderInfo, start, dead
 	}
 }
 
-// isEventStream reports an event-stream request (/events, /locks/{n}/watch).
-func isEventStream(ctx *fasthttp.RequestCtx) bool {
-	return ctx.IsGet() && exempt(ctx.Path()) && string(ctx.Path()) != "/health" && string(ctx.Path()) != "/metrics"
+// forwardErrReason names a forwarding error from a closed set for the log.
+func forwardErrReason(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errLeaderChanged):
+		return "leader changed"
+	case notSent(err):
+		return "unreachable"
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, fasthttp.ErrTimeout):
+		return "timeout"
+	}
+	return "connection lost"
 }
 
-// stream proxies an event stream: the leader's status and headers, then
-// its body chunk by chunk, flushed as it comes, until either side ends it
-// or the leader changes (retain).
-func (fw *forwarder) stream(ctx *fasthttp.RequestCtx, up *upstream) bool {
-	req := fasthttp.AcquireRequest()
-	ctx.Request.CopyTo(req)
-	req.Header.Add(hdrForwardedBy, fw.node)
+// forwardHeaders sets the forwarding headers of req, the request of ctx
+// or its copy: this node among the hops (once per node, however often the
+// request is tried), and, with the cluster's forwarding key, the client's
+// address. A client's own copies of the address headers never go on.
+func (f *Front) forwardHeaders(ctx *fasthttp.RequestCtx, req *fasthttp.Request) {
+	h := &req.Header
+	ip := f.clientIP(ctx) // before the headers change: a peer's forwarded address
+	h.Del(hdrClientAddr)
+	h.Del(hdrForwardKey)
+	if f.hasKey {
+		var b [64]byte
+		addr, _ := ip.AppendText(b[:0])
+		h.SetBytesV(hdrClientAddr, addr)
+		h.SetBytesV(hdrForwardKey, f.fwdKeyRaw)
+	}
+	if ctx.UserValue(forwardedKey) == nil {
+		h.Add(hdrForwardedBy, f.node)
+		ctx.SetUserValue(forwardedKey, true)
+	}
+}
+
+// forwardedKey marks a request this node added itself to the hops of.
+const forwardedKey = "octostore.forwarded"
+
+// forwardRoute names a forwarded request's route for the log: its first
+// path segment ("/locks"), never the rest of a path a client chose.
+func forwardRoute(ctx *fasthttp.RequestCtx) string {
+	p := ctx.Path()
+	if i := bytes.IndexByte(p[min(1, len(p)):], '/'); i >= 0 {
+		p = p[:i+1]
+	}
+	for _, r := range []string{"/locks", "/limits", "/flags", "/config", "/auth", "/events", "/metrics", "/openapi.yaml"} {
+		if string(p) == r {
+			return r
+		}
+	}
+	return "other"
+}
+
+// isEventStream reports an event-stream request: GET /events or GET
+// /locks/{name}/watch, by route (a config key or flag named "watch" is
+// not a stream; lock names have no '/').
+func isEventStream(ctx *fasthttp.RequestCtx) bool {
+	if !ctx.IsGet() {
+		return false
+	}
+	p := ctx.Path()
+	if string(p) == "/events" {
+		return true
+	}
+	rest, ok := bytes.CutPrefix(p, []byte("/locks/"))
+	if !ok {
+		return false
+	}
+	name, ok := bytes.CutSuffix(rest, []byte("/watch"))
+	return ok && len(name) > 0 && bytes.IndexByte(name, '/') < 0
+}
+
+// stream proxies an event stream (req: the client's request with the
+// forwarding headers, released here): the leader's status and headers,
+// then its body chunk by chunk, flushed as it comes, until either side
+// ends it (the leader ends a revoked token's stream with a final revoked
+// event, which the client gets before its stream ends) or the leader
+// changes (retain).
+func (fw *forwarder) stream(ctx *fasthttp.RequestCtx, up *upstream, req *fasthttp.Request) bool {
 	resp := fasthttp.AcquireResponse()
 	t0 := time.Now()
 	err := up.sc.Do(req, resp)

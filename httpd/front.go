@@ -90,23 +90,41 @@ func (l *Local) exit() {
 type FrontConfig struct {
 	Server ServerConfig // the listener's limits and timeouts, the request timeout
 	Node   string       // this node's name (--node)
-	// Cluster answers GET /cluster; its Lookup and AdminKey authenticate it.
-	Cluster ClusterDeps
+	// Auth is the node's own Authenticator, over the tokens every node
+	// reads (etcdstore.Reader): it admits the requests this node forwards
+	// before their bodies are read (admission.go), and GET /cluster.
+	// Required. The leader's term authenticates every request again.
+	Auth *Authenticator
+	// ForwardKey is the cluster's forwarding key (etcdstore.ForwardKey):
+	// this node sends it with the client's address of each request it
+	// forwards, and believes the address of requests forwarded to it that
+	// carry it (the term's Server too: Publish). Empty: no address is
+	// passed on, and every client of a follower counts as the follower.
+	ForwardKey []byte
+	// Status reads the cluster's state for GET /cluster; ctx bounds it.
+	Status func(ctx context.Context) (ClusterStatus, error)
+	// Now is the clock of the client log's rate limits and of the auth
+	// throttle (default time.Now).
+	Now func() time.Time
 }
 
 // Front is a cluster node's HTTP server (see the top of this file). Its
 // zero value is not usable: NewFront builds it.
 type Front struct {
-	cfg     ServerConfig
-	node    string
-	lead    Leadership
-	log     *slog.Logger
-	metrics *Metrics
-	cm      *clusterMetrics
-	cluster ClusterDeps
-	fwd     *forwarder
-	limit   *inflight // forwarded requests
-	srv     *fasthttp.Server
+	cfg    ServerConfig
+	node   string
+	lead   Leadership
+	log    *slog.Logger
+	status func(ctx context.Context) (ClusterStatus, error)
+	// admission admits forwarded requests and GET /cluster as a Server
+	// admits its own (admission.go), with this node's budget and throttle.
+	admission
+	fwdKeyRaw []byte // sent with forwarded requests
+	metrics   *Metrics
+	cm        *clusterMetrics
+	fwd       *forwarder
+	limit     *inflight // forwarded requests
+	srv       *fasthttp.Server
 
 	local atomic.Pointer[Local]
 	// mu guards localChanged.
@@ -122,18 +140,24 @@ type Front struct {
 
 // NewFront builds a node's front: lead says who leads, m gets the request
 // metrics of the local stack and the cluster series (role, leader changes,
-// forwarding, etcd transactions). Serve starts it.
+// forwarding, etcd transactions). Serve starts it. It panics without
+// cfg.Auth (a wiring mistake).
 func NewFront(cfg FrontConfig, lead Leadership, m *Metrics, log *slog.Logger) *Front {
+	if cfg.Auth == nil {
+		panic("httpd.NewFront: FrontConfig.Auth is nil")
+	}
 	sc := cfg.Server.withDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	f := &Front{cfg: sc, node: cfg.Node, lead: lead, log: log, metrics: m, cluster: cfg.Cluster,
+	f := &Front{cfg: sc, node: cfg.Node, lead: lead, log: log, metrics: m, status: cfg.Status,
+		admission: newAdmission(sc, cfg.Auth, log, cfg.Now), fwdKeyRaw: cfg.ForwardKey,
 		limit: newInflight(sc.MaxInFlight), localChanged: make(chan struct{}),
 		stop: make(chan struct{}), watched: make(chan struct{}), done: make(chan error, 1)}
+	f.trustForwardKey(cfg.ForwardKey)
 	f.cm = newClusterMetrics(m, f)
 	f.fwd = newForwarder(cfg.Node, sc, f.cm)
-	f.srv = newFastHTTP(sc, f.handle, log)
+	f.srv = newFastHTTP(sc, f.handle, f.clog)
 	go f.watchLeader()
 	return f
 }
@@ -142,6 +166,9 @@ func NewFront(cfg FrontConfig, lead Leadership, m *Metrics, log *slog.Logger) *F
 // recovered its state).
 func (f *Front) Publish(l *Local) {
 	l.idle = make(chan struct{}, 1)
+	// Before l serves: its Server believes the client addresses this
+	// node's peers forward.
+	l.Server.trustForwardKey(f.fwdKeyRaw)
 	f.local.Store(l)
 	f.signalLocal()
 }
@@ -259,6 +286,13 @@ func (f *Front) handle(ctx *fasthttp.RequestCtx) {
 	}
 	start := time.Now()
 	deadline := start.Add(f.cfg.RequestTimeout)
+	admitted := false
+	var reserved int64
+	defer func() {
+		if reserved > 0 {
+			f.bodies.release(reserved)
+		}
+	}()
 	for {
 		// Take the change channels before looking, so that no change
 		// between the look and the wait is missed.
@@ -277,6 +311,17 @@ func (f *Front) handle(ctx *fasthttp.RequestCtx) {
 				writeCoded(ctx, errHops)
 				return
 			}
+			if !admitted {
+				// Admitted here as the leader would admit it: a request
+				// that fails is answered by this node, and only an
+				// admitted request's body is read (to forward it).
+				var err error
+				if reserved, err = f.admitForward(ctx); err != nil {
+					writeCoded(ctx, actors.AsError(err))
+					return
+				}
+				admitted = true
+			}
 			if f.forward(ctx, info, start, deadline) {
 				return
 			}
@@ -294,6 +339,18 @@ func (f *Front) handle(ctx *fasthttp.RequestCtx) {
 		}
 		t.Stop()
 	}
+}
+
+// admitForward admits a request this node forwards (admission.go) and
+// returns the bytes of the body budget its body holds. A request without
+// credentials and without a body goes on unadmitted: the leader answers
+// it (the public routes: sign-in, the contract; or a 401 or 404).
+func (f *Front) admitForward(ctx *fasthttp.RequestCtx) (int64, error) {
+	if !carriesCredential(ctx) && !hasUnreadBody(ctx) {
+		return 0, nil
+	}
+	_, reserved, err := f.admit(ctx)
+	return reserved, err
 }
 
 // serveLocal serves ctx from the term's stack and reports whether the

@@ -44,6 +44,18 @@ func (l *fakeLeadership) Changed() <-chan struct{} {
 	return l.changed
 }
 
+// nodeAuth is a node's own Authenticator over store (in cluster mode,
+// over the etcd reader), closed at cleanup.
+func nodeAuth(t *testing.T, store TokenStore) *Authenticator {
+	t.Helper()
+	a, err := NewAuthenticator(store, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	return a
+}
+
 // frontPair is a leader front (serving a test server's stack) and a
 // follower front that forwards to it.
 type frontPair struct {
@@ -79,7 +91,7 @@ func newFrontPair(t *testing.T) *frontPair {
 	}
 	cfg := func(node string) FrontConfig {
 		return FrontConfig{Server: ServerConfig{RequestTimeout: p.requestTimeoutUsed}, Node: node,
-			Cluster: ClusterDeps{Status: status, Lookup: p.ts.Store.LookupToken}}
+			Auth: nodeAuth(t, p.ts.Store), ForwardKey: []byte("test-forward-key"), Status: status}
 	}
 	p.leader = NewFront(cfg("n1"), p.lLead, NewMetrics(), nil)
 	p.lURL = startFront(t, p.leader)
@@ -255,7 +267,8 @@ func TestFrontCutsRequestsStuckAtAFrozenLeader(t *testing.T) {
 	}()
 	lead := newFakeLeadership()
 	lead.set(LeaderInfo{Name: "n1", APIURL: "http://" + frozen.Addr().String()}, true)
-	f := NewFront(FrontConfig{Server: ServerConfig{RequestTimeout: 20 * time.Second}, Node: "n2"}, lead, NewMetrics(), nil)
+	ts := MustStartTestServer(t, TestOptions{StaticTokens: map[string]string{"tok": "alice"}}) // the tokens
+	f := NewFront(FrontConfig{Server: ServerConfig{RequestTimeout: 20 * time.Second}, Node: "n2", Auth: nodeAuth(t, ts.Store)}, lead, NewMetrics(), nil)
 	url := startFront(t, f)
 	done := make(chan int, 1)
 	start := time.Now()

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/octostore/octostore/actors"
 	"github.com/octostore/octostore/actors/names"
 	"github.com/valyala/fasthttp"
 )
@@ -295,27 +297,39 @@ func FuzzValidConfigKey(f *testing.F) {
 	})
 }
 
+// ifMatchRule is the contract's If-Match rule (docs/openapi.yaml), checked
+// independently of ifMatch: "*", N or "N", N canonical.
+var ifMatchRule = regexp.MustCompile(`^(\*|0|[1-9][0-9]*|"(0|[1-9][0-9]*)")$`)
+
 func FuzzIfMatch(f *testing.F) {
-	for _, s := range []string{"", "0", "3", `"3"`, "*", "-1", `W/"3"`, `""`, `"`, "9223372036854775808", " 7 ", "1,2", "abc"} {
+	for _, s := range []string{"", "0", "3", `"3"`, "*", "-1", `W/"3"`, `""`, `"`, "9223372036854775808", " 7 ", "1,2", "abc",
+		"+1", "01", `"01"`, "00", " "} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, h string) {
 		var ctx fasthttp.RequestCtx
 		ctx.Request.Header.Set("If-Match", h)
 		v, given, err := ifMatch(&ctx)
+		// What fasthttp keeps of the header value decides.
+		sent := strings.TrimSpace(string(ctx.Request.Header.Peek("If-Match")))
+		n, perr := strconv.ParseInt(strings.Trim(sent, `"`), 10, 64)
+		valid := ifMatchRule.MatchString(sent) && (sent == "*" || perr == nil)
 		if err != nil {
 			if st, body := answerOf(err); st != fasthttp.StatusUnprocessableEntity || !isJSONError(body) {
 				t.Fatalf("If-Match %q rejected with %d %q", h, st, body)
 			}
+			if valid {
+				t.Fatalf("If-Match %q (kept as %q) refused: %v", h, sent, err)
+			}
 			return
 		}
-		// What fasthttp keeps of the header value decides; an accepted
-		// version is never negative, and "given" matches a non-empty header.
-		sent := strings.TrimSpace(string(ctx.Request.Header.Peek("If-Match")))
-		if given != (sent != "") {
-			t.Fatalf("If-Match %q (kept as %q): given = %v", h, sent, given)
+		if !given {
+			t.Fatalf("If-Match %q (kept as %q): a present header was taken as no condition", h, sent)
 		}
-		if given && sent != "*" && v < 0 {
+		if !valid {
+			t.Fatalf("If-Match %q (kept as %q) accepted as %d", h, sent, v)
+		}
+		if sent != "*" && v != n || sent == "*" && v != actors.ExpectExists {
 			t.Fatalf("If-Match %q accepted as %d", h, v)
 		}
 	})

@@ -1,6 +1,8 @@
 package httpd
 
 import (
+	"bytes"
+	"math"
 	"strconv"
 	"time"
 
@@ -22,8 +24,9 @@ func lockName(ctx *fasthttp.RequestCtx) (string, error) {
 }
 
 type lockBody struct {
-	TTL     field `json:"ttl_seconds"`
-	LeaseID field `json:"lease_id"`
+	TTL      field `json:"ttl_seconds"`
+	LeaseID  field `json:"lease_id"`
+	HolderID field `json:"holder_id"`
 }
 
 // lockRequest validates the {name} path parameter and decodes the body.
@@ -36,16 +39,44 @@ func lockRequest(ctx *fasthttp.RequestCtx) (string, lockBody, error) {
 	return name, body, err
 }
 
-// ttlField validates ttl_seconds (an integer, 1..3600).
+// ttlField validates ttl_seconds: an integer, 1..3600. Each error names
+// one cause: missing or repeated (field.present), not an integer, or out of
+// range (the 0.2.2 message).
 func ttlField(f *field) (time.Duration, error) {
-	v, err := f.Int("ttl_seconds", 1, 3600)
-	if err != nil {
-		if f.set() {
-			return 0, invalid("TTL must be between 1 and 3600 seconds: " + err.Error())
-		}
+	if err := f.present("ttl_seconds"); err != nil {
 		return 0, err
 	}
+	v, err := f.Int("ttl_seconds", math.MinInt64, math.MaxInt64)
+	if err != nil {
+		return 0, errTTLNotInteger
+	}
+	if v < 1 || v > 3600 {
+		return 0, errTTLRange
+	}
 	return time.Duration(v) * time.Second, nil
+}
+
+var (
+	errTTLRange      = invalid("TTL must be between 1 and 3600 seconds")
+	errTTLNotInteger = invalid("ttl_seconds must be an integer number of seconds between 1 and 3600")
+)
+
+var errHolderID = invalid("holder_id " + names.HolderID.Requirement())
+
+// holderIDField validates the optional holder_id of an acquire
+// (names.HolderID); absent or null is "" (no holder id).
+func holderIDField(f *field) (string, error) {
+	if !f.set() && !f.dup {
+		return "", nil
+	}
+	s, err := f.String("holder_id")
+	if err != nil {
+		return "", err
+	}
+	if !names.HolderID.Valid(s) {
+		return "", errHolderID
+	}
+	return s, nil
 }
 
 var errLeaseFormat = invalid("Invalid lease_id format")
@@ -86,10 +117,14 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 	if err != nil {
 		return err
 	}
+	holderID, err := holderIDField(&body.HolderID)
+	if err != nil {
+		return err
+	}
 	if err := noAdminWrites(p); err != nil {
 		return err
 	}
-	g, err := s.locks.Acquire(rq.ctx(), name, p.Login, ttl)
+	g, err := s.locks.AcquireAs(rq.ctx(), name, p.ID, holderID, ttl)
 	if err != nil {
 		return err
 	}
@@ -97,7 +132,7 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 	if g.New {
 		status = "acquired"
 	}
-	return writeOK(ctx, appendLock(make([]byte, 0, 256), status, g.Lock, true))
+	return writeOK(ctx, appendLock(make([]byte, 0, 256), status, g.Lock, p.Login, true))
 }
 
 func (s *Server) lockRenew(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
@@ -113,21 +148,29 @@ func (s *Server) lockRenew(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 	if err != nil {
 		return err
 	}
-	l, err := s.locks.Renew(rq.ctx(), name, p.Login, lease, ttl)
+	l, err := s.locks.Renew(rq.ctx(), name, p.ID, lease, ttl)
 	if err != nil {
 		return err
 	}
-	return writeOK(ctx, appendLock(make([]byte, 0, 256), "held", l, true))
+	return writeOK(ctx, appendLock(make([]byte, 0, 256), "held", l, p.Login, true))
 }
 
 var releasedBody = []byte(`{"status":"released","message":"Lock released"}`)
 
 // lockRelease releases the caller's lease; the admin key releases whatever
-// lease is current (lease_id optional, and validated when given).
+// lease is current (lease_id optional, and validated when given). The body
+// is optional: none at all reads as {} (so the admin key may send none, and
+// a user hears that lease_id is required).
 func (s *Server) lockRelease(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	name, body, err := lockRequest(ctx)
+	name, err := lockName(ctx)
 	if err != nil {
 		return err
+	}
+	var body lockBody
+	if len(bytes.TrimSpace(ctx.PostBody())) > 0 {
+		if err := decodeBody(ctx, &body); err != nil {
+			return err
+		}
 	}
 	var lease string
 	if !p.Admin || body.LeaseID.set() {
@@ -138,7 +181,7 @@ func (s *Server) lockRelease(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 	if p.Admin {
 		err = s.locks.ForceRelease(rq.ctx(), name)
 	} else {
-		err = s.locks.Release(rq.ctx(), name, p.Login, lease)
+		err = s.locks.Release(rq.ctx(), name, p.ID, lease)
 	}
 	if err != nil {
 		return err
@@ -161,8 +204,8 @@ func (s *Server) lockStatus(ctx *fasthttp.RequestCtx, rq *request, p *Principal)
 		b = append(b, `,"message":"Lock not currently held"}`...)
 		return writeOK(ctx, b)
 	}
-	owner := p.Admin || st.Lock.Holder == p.Login
-	return writeOK(ctx, appendLock(make([]byte, 0, 256), "held", st.Lock, owner))
+	owner := p.Admin || st.Lock.Holder == p.ID
+	return writeOK(ctx, appendLock(make([]byte, 0, 256), "held", st.Lock, s.auth.Login(st.Lock.Holder), owner))
 }
 
 // lockList answers from the per-holder index (no scan).
@@ -171,10 +214,10 @@ func (s *Server) lockList(ctx *fasthttp.RequestCtx, _ *request, p *Principal) er
 	if p.Admin {
 		locks = s.locks.ListAll()
 	} else {
-		locks = s.locks.List(p.Login)
+		locks = s.locks.List(p.ID)
 	}
 	b := appendList(make([]byte, 0, 64+len(locks)*160), "locks", locks, func(b []byte, l *actors.LockRecord) []byte {
-		return appendLockFields(append(b, '{'), *l, true)
+		return appendLockFields(append(b, '{'), *l, s.auth.Login(l.Holder), true)
 	})
 	b = append(b, `,"total":`...)
 	b = strconv.AppendInt(b, int64(len(locks)), 10)
@@ -182,17 +225,20 @@ func (s *Server) lockList(ctx *fasthttp.RequestCtx, _ *request, p *Principal) er
 	return writeOK(ctx, b)
 }
 
-// appendLock renders a LockResponse; the lease id only for its holder.
-func appendLock(b []byte, status string, l actors.LockRecord, withLease bool) []byte {
+// appendLock renders a LockResponse; the lease id and the holder id only
+// for its holder (and the admin). holder is the login shown for l.Holder (a
+// user id).
+func appendLock(b []byte, status string, l actors.LockRecord, holder string, withLease bool) []byte {
 	b = append(b, `{"status":"`...)
 	b = append(b, status...)
 	b = append(b, `",`...)
-	return appendLockFields(b, l, withLease)
+	return appendLockFields(b, l, holder, withLease)
 }
 
 // appendLockFields renders name, lease_id (if withLease), fencing_token,
-// expires_at and holder, and closes the object.
-func appendLockFields(b []byte, l actors.LockRecord, withLease bool) []byte {
+// expires_at, holder (the holder's login, given: l.Holder is its user id)
+// and holder_id (if withLease and the grant had one), and closes the object.
+func appendLockFields(b []byte, l actors.LockRecord, holder string, withLease bool) []byte {
 	b = append(b, `"name":`...)
 	b = appendString(b, l.Name)
 	if withLease {
@@ -204,6 +250,10 @@ func appendLockFields(b []byte, l actors.LockRecord, withLease bool) []byte {
 	b = append(b, `,"expires_at":`...)
 	b = appendTime(b, l.ExpiresAt)
 	b = append(b, `,"holder":`...)
-	b = appendString(b, l.Holder)
+	b = appendString(b, holder)
+	if withLease && l.HolderID != "" {
+		b = append(b, `,"holder_id":`...)
+		b = appendString(b, l.HolderID)
+	}
 	return append(b, '}')
 }

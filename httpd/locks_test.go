@@ -127,7 +127,15 @@ func TestLockLifecycleHTTP(t *testing.T) {
 	}
 	lkDo(t, a, "POST", "/locks/job-1/acquire", "admin-secret", `{"ttl_seconds":60}`).expect(t, 403)
 	lkDo(t, a, "POST", "/locks/job-1/release", "", `{}`, "X-Admin-Key", "admin-secret").expect(t, 200)
-	lkDo(t, a, "GET", "/locks/job-1", "tokB", "").expect(t, 200)
+	if r := lkDo(t, a, "GET", "/locks/job-1", "tokB", "").expect(t, 200); r.body["status"] != "available" {
+		t.Fatalf("after the admin's release: %v", r.body)
+	}
+	// ... also with no body at all (octostore lock release NAME with the admin key)
+	lkDo(t, a, "POST", "/locks/job-1/acquire", "tokB", `{"ttl_seconds":60}`).expect(t, 200)
+	lkDo(t, a, "POST", "/locks/job-1/release", "admin-secret", "").expect(t, 200)
+	if r := lkDo(t, a, "GET", "/locks/job-1", "tokB", "").expect(t, 200); r.body["status"] != "available" {
+		t.Fatalf("after the admin's release without a body: %v", r.body)
+	}
 	lkDo(t, a, "GET", "/locks", "", "", "X-Admin-Key", "wrong").expect(t, 401)
 }
 
@@ -166,6 +174,8 @@ func TestLockBadInput(t *testing.T) {
 		{"lease not uuid", "POST", "/locks/busy/renew", "tokA", `{"lease_id":"abc","ttl_seconds":5}`, nil, 422, "lease_id"},
 		{"lease number", "POST", "/locks/busy/release", "tokA", `{"lease_id":5}`, nil, 422, "lease_id"},
 		{"lease missing", "POST", "/locks/busy/release", "tokA", `{}`, nil, 422, "lease_id is required"},
+		{"release without a body", "POST", "/locks/busy/release", "tokA", ``, nil, 422, "lease_id is required"},
+		{"ttl given twice", "POST", "/locks/x/acquire", "tokA", `{"ttl_seconds":5,"ttl_seconds":6}`, nil, 422, "ttl_seconds is given more than once"},
 		{"renew ttl missing", "POST", "/locks/busy/renew", "tokA", `{"lease_id":"` + lease + `"}`, nil, 422, "ttl_seconds"},
 		{"unknown route", "GET", "/nope", "tokA", ``, nil, 404, "route"},
 		{"wrong method", "DELETE", "/locks/busy", "tokA", ``, nil, 405, "not allowed"},
@@ -177,6 +187,9 @@ func TestLockBadInput(t *testing.T) {
 			msg, _ := r.body["error"].(string)
 			if !strings.Contains(strings.ToLower(msg), strings.ToLower(c.msg)) {
 				t.Fatalf("error %q does not mention %q", msg, c.msg)
+			}
+			if strings.Contains(c.msg, "more than once") && strings.Contains(msg, "between") {
+				t.Fatalf("error %q gives a range for a repeated field: one cause per message", msg)
 			}
 		})
 	}

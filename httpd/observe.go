@@ -49,6 +49,8 @@ func registerRuntimeGauges(m *Metrics) {
 		with(func(d *Deps) float64 { return float64(d.Events.Stats().Delivered) }))
 	m.CounterFunc("octostore_event_subscribers_dropped_total", "Subscribers cut off with a lagged event because they fell behind.",
 		with(func(d *Deps) float64 { return float64(d.Events.Stats().Dropped) }))
+	m.CounterFunc("octostore_event_subscribers_revoked_total", "Event streams ended with a revoked event because their token was revoked or rotated.",
+		with(func(d *Deps) float64 { return float64(d.Events.Stats().Revoked) }))
 	m.GaugeFunc("octostore_writer_queue", "Writes queued for the group-commit writer.",
 		with(func(d *Deps) float64 { return float64(d.Store.Queued()) }))
 	m.GaugeFunc("octostore_storage_healthy", "1 while the last write batch committed, 0 while writes fail (or, in cluster mode, while this node does not lead).",

@@ -12,15 +12,11 @@ import (
 // resource counts of /metrics. persistence.Store (SQLite, single-node mode)
 // and etcdstore.Store (cluster mode, one per leader term) implement it.
 type Storage interface {
+	TokenStore
 	// Healthy reports whether the last write batch committed (/health).
 	Healthy() bool
 	// Queued is the number of writes waiting for the writer.
 	Queued() int
-	// LookupToken finds the user of a token hash.
-	LookupToken(hash [32]byte) (persistence.Principal, bool, error)
-	// AuthEpoch changes whenever tokens change outside the server's own
-	// writes; the token cache is dropped when it does.
-	AuthEpoch() (int64, error)
 	// Rotate replaces a token by a new one of the same user and source
 	// (persistence.ErrTokenGone when it no longer exists).
 	Rotate(old [32]byte) (raw string, hash [32]byte, err error)
@@ -31,6 +27,22 @@ type Storage interface {
 	SignIn(ctx context.Context, u persistence.GitHubUser, maxTokens int) (persistence.SignInResult, error)
 	// CountOwned counts the resources of kind k per owner.
 	CountOwned(k actors.Kind, fn func(owner string, n int)) error
+}
+
+// TokenStore is what an Authenticator reads: tokens and accounts.
+// persistence.Store and, in cluster mode, etcdstore.Reader (every node's,
+// leader or not) implement it.
+type TokenStore interface {
+	// LookupToken finds the user of a token hash.
+	LookupToken(hash [32]byte) (persistence.Principal, bool, error)
+	// UserByUID finds the account of a stable user id
+	// (persistence/identity.go); found is false when no account has it.
+	UserByUID(ctx context.Context, uid string) (persistence.UserInfo, bool, error)
+	// UserByLogin finds the account that has login now.
+	UserByLogin(ctx context.Context, login string) (persistence.UserInfo, bool, error)
+	// AuthEpoch changes whenever tokens change outside the server's own
+	// writes; the token cache is dropped when it does.
+	AuthEpoch() (int64, error)
 }
 
 var _ Storage = (*persistence.Store)(nil)

@@ -9,8 +9,9 @@ import (
 	"github.com/octostore/octostore/actors"
 )
 
-// Lock writes go to the journal; reads see the newest record whether or not
-// it was folded; the journal is folded when it grows and at every start.
+// Lock writes go to the journal; reads see the newest record (holder id
+// included) whether or not it was folded; the journal is folded when it
+// grows and at every start.
 func TestLockJournalFold(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j.db")
 	db, err := Open(path)
@@ -29,7 +30,7 @@ func TestLockJournalFold(t *testing.T) {
 	maxRows := 0
 	for i := 1; i <= writes; i++ {
 		name := fmt.Sprint("n", i*7%names)
-		if err := st.Apply(actors.PutLock{Lock: actors.LockRecord{Name: name, Holder: "h", LeaseID: "l", Token: uint64(i), ExpiresAt: exp}}); err != nil {
+		if err := st.Apply(actors.PutLock{Lock: actors.LockRecord{Name: name, Holder: "h", HolderID: fmt.Sprint("id", i), LeaseID: "l", Token: uint64(i), ExpiresAt: exp}}); err != nil {
 			t.Fatal(err)
 		}
 		latest[name] = uint64(i)
@@ -41,7 +42,7 @@ func TestLockJournalFold(t *testing.T) {
 			}
 			for n, tok := range latest {
 				r, ok, err := st.LoadLock(n)
-				if err != nil || !ok || r.Token != tok {
+				if err != nil || !ok || r.Token != tok || r.HolderID != fmt.Sprint("id", tok) {
 					t.Fatalf("after %d writes: %s = %+v ok=%v err=%v, want token %d", i, n, r, ok, err, tok)
 				}
 			}
@@ -58,7 +59,7 @@ func TestLockJournalFold(t *testing.T) {
 	active := 0
 	st.ActiveLocks(time.Now(), func(r actors.LockRecord) {
 		active++
-		if r.Token != latest[r.Name] {
+		if r.Token != latest[r.Name] || r.HolderID != fmt.Sprint("id", r.Token) {
 			t.Errorf("ActiveLocks %s token %d, want %d", r.Name, r.Token, latest[r.Name])
 		}
 	})
@@ -86,7 +87,7 @@ func TestLockJournalFold(t *testing.T) {
 	}
 	for n, tok := range latest {
 		r, ok, err := st.LoadLock(n)
-		if err != nil || !ok || r.Token != tok {
+		if err != nil || !ok || r.Token != tok || r.HolderID != fmt.Sprint("id", tok) {
 			t.Fatalf("after restart: %s = %+v, want token %d", n, r, tok)
 		}
 	}

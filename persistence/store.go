@@ -34,8 +34,8 @@ func (s *Store) LoadLock(name string) (actors.LockRecord, bool, error) {
 	}
 	var r actors.LockRecord
 	var token, exp, acq int64
-	err := s.db.read.QueryRow(`SELECT name, holder, lease_id, fencing_token, expires_at, acquired_at
-		FROM locks WHERE name = ?`, name).Scan(&r.Name, &r.Holder, &r.LeaseID, &token, &exp, &acq)
+	err := s.db.read.QueryRow(`SELECT name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at
+		FROM locks WHERE name = ?`, name).Scan(&r.Name, &r.Holder, &r.HolderID, &r.LeaseID, &token, &exp, &acq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return actors.LockRecord{Name: name}, false, nil
 	}
@@ -48,21 +48,35 @@ func (s *Store) LoadLock(name string) (actors.LockRecord, bool, error) {
 	return r, true, nil
 }
 
-// ActiveLocks implements actors.Loader.
+// ActiveLocks implements actors.LockLoader.
 func (s *Store) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
-	// Journal records not folded yet supersede their rows.
+	return s.scanLocks("active", `holder <> '' AND expires_at > ?`, now,
+		func(r actors.LockRecord) bool { return r.HeldAt(now) }, fn)
+}
+
+// ExpiredLocks implements actors.LockLoader. Both it and ActiveLocks read
+// the partial index locks_active (rows with a holder).
+func (s *Store) ExpiredLocks(now time.Time, fn func(actors.LockRecord)) error {
+	return s.scanLocks("expired", `holder <> '' AND expires_at <= ?`, now,
+		func(r actors.LockRecord) bool { return r.Holder != "" && !r.HeldAt(now) }, fn)
+}
+
+// scanLocks calls fn for the rows of locks matching where (one parameter:
+// now in unix ms), and for the journal's newer records that match (they
+// supersede their rows, matching or not).
+func (s *Store) scanLocks(what, where string, now time.Time, match func(actors.LockRecord) bool, fn func(actors.LockRecord)) error {
 	recent := s.log.snapshot()
-	rows, err := s.db.read.Query(`SELECT name, holder, lease_id, fencing_token, expires_at, acquired_at
-		FROM locks WHERE holder <> '' AND expires_at > ?`, now.UnixMilli())
+	rows, err := s.db.read.Query(`SELECT name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at
+		FROM locks WHERE `+where, now.UnixMilli())
 	if err != nil {
-		return fmt.Errorf("load active locks: %w", err)
+		return fmt.Errorf("load %s locks: %w", what, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var r actors.LockRecord
 		var token, exp, acq int64
-		if err := rows.Scan(&r.Name, &r.Holder, &r.LeaseID, &token, &exp, &acq); err != nil {
-			return fmt.Errorf("load active locks: %w", err)
+		if err := rows.Scan(&r.Name, &r.Holder, &r.HolderID, &r.LeaseID, &token, &exp, &acq); err != nil {
+			return fmt.Errorf("load %s locks: %w", what, err)
 		}
 		if _, newer := recent[r.Name]; newer {
 			continue
@@ -73,10 +87,10 @@ func (s *Store) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
 		fn(r)
 	}
 	if err := rows.Err(); err != nil {
-		return err
+		return fmt.Errorf("load %s locks: %w", what, err)
 	}
 	for _, r := range recent {
-		if r.HeldAt(now) {
+		if match(r) {
 			fn(r)
 		}
 	}

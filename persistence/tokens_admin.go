@@ -85,9 +85,16 @@ func (db *DB) ListTokens(ctx context.Context, login string) ([]TokenInfo, error)
 	return listTokens(ctx, db.read, login)
 }
 
+// ListTokens is DB.ListTokens on the store's database: the server's own
+// listing (token admin, the dev-token checks), through the read pool.
+func (s *Store) ListTokens(ctx context.Context, login string) ([]TokenInfo, error) {
+	return s.db.ListTokens(ctx, login)
+}
+
 // UserInfo is a stored user (the etcd store's user reads return it).
 type UserInfo struct {
-	ID        int64
+	ID        int64  // the store's user number
+	UID       string // the stable user id (identity.go)
 	Login     string
 	GitHubID  int64 // 0 for local users (static, dev, cli)
 	AvatarURL string

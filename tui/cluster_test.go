@@ -21,6 +21,11 @@ func TestHeaderShowsNodeAndLeader(t *testing.T) {
 	if h := m.headerView(); !strings.Contains(h, "node n2 · leader n1") {
 		t.Fatalf("header %q, want node n2 and leader n1", h)
 	}
+	// Names from the server cannot drive the terminal.
+	update(t, m, clusterMsg{st: client.ClusterStatus{Node: "n2\x1b]0;pwned\x07", Leader: "n1\x1b[2J"}})
+	if h := m.headerView(); strings.ContainsAny(h[strings.Index(h, "node "):], "\x07") || strings.Contains(h, "\x1b]0;") || strings.Contains(h, "\x1b[2J") {
+		t.Fatalf("header %q passes the server's control sequences on", h)
+	}
 	update(t, m, clusterMsg{st: client.ClusterStatus{Node: "n2"}})
 	if h := m.headerView(); !strings.Contains(h, "leader none") {
 		t.Fatalf("header %q with no leader", h)

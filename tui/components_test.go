@@ -172,7 +172,7 @@ func TestFormatting(t *testing.T) {
 	if got := padLeft("7", 3); got != "  7" {
 		t.Errorf("padLeft = %q", got)
 	}
-	if got := oneLine("a\nb\x1b[2Jc\u0085"); got != "a b [2Jc " {
+	if got := oneLine("a\nb\x1b[2Jc\u0085\u202e"); got != "a b\uFFFD[2Jc\uFFFD\uFFFD" {
 		t.Errorf("oneLine = %q", got)
 	}
 	for i := 1; i < 10; i++ {

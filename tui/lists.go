@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/tools/client"
+	"github.com/octostore/octostore/tools/termtext"
 )
 
 // column of a listTable. A flexible column takes the width left over.
@@ -255,12 +256,6 @@ func configRows(cs []client.ConfigEntry, now time.Time) ([]column, []listRow) {
 	return cols, rows
 }
 
-// oneLine keeps user text on one line.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r >= 0x7f && r < 0xa0 {
-			return ' '
-		}
-		return r
-	}, s)
-}
+// oneLine keeps text from the server on one line and unable to drive the
+// terminal (termtext.Clean, the rule the CLI uses too).
+func oneLine(s string) string { return termtext.Clean(s) }

@@ -58,8 +58,13 @@ const (
 	connRefused                     // the server refused the credentials (401/403): no retry until r
 )
 
-// refusedText is what the header says when the server refuses the token.
-const refusedText = "✗ unauthorized: check --token"
+// refusedText is what the header says when the server refuses the token,
+// revokedText when it ended the stream because the token was revoked or
+// rotated meanwhile.
+const (
+	refusedText = "✗ unauthorized: check --token"
+	revokedText = "✗ token revoked or rotated: restart with a valid one"
+)
 
 // listState tracks the listing of one of the non-lock views.
 type listState struct {
@@ -763,7 +768,8 @@ func (m *Model) headerView() string {
 		if leader == "" {
 			leader = "none"
 		}
-		conn += "  " + m.st.server.Render("node "+m.cluster.Node+" · leader "+leader)
+		// Names from the server never drive the terminal (oneLine).
+		conn += "  " + m.st.server.Render("node "+oneLine(m.cluster.Node)+" · leader "+oneLine(leader))
 	}
 	server := clip(m.cfg.Server, m.width-lipgloss.Width("octostore")-4-lipgloss.Width(conn))
 	left := m.st.title.Render("octostore") + "  " + m.st.server.Render(server) + "  " + conn
@@ -798,6 +804,9 @@ func (m *Model) connView() string {
 	case connLive:
 		return m.st.live.Render("● live")
 	case connRefused:
+		if errors.Is(m.connErr, client.ErrRevoked) {
+			return m.st.down.Render(revokedText)
+		}
 		return m.st.down.Render(refusedText)
 	}
 	wait := m.retryAt.Sub(m.cfg.Now()).Round(100 * time.Millisecond)

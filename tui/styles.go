@@ -8,6 +8,7 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/mattn/go-runewidth"
+	"github.com/octostore/octostore/tools/termtext"
 )
 
 // styles are the view's lipgloss styles. Without a color terminal (tests,
@@ -78,16 +79,9 @@ func padLeft(s string, w int) string {
 	return s
 }
 
-// clip truncates plain text s to w cells, ending in "…" when cut.
-func clip(s string, w int) string {
-	if w <= 0 {
-		return ""
-	}
-	if runewidth.StringWidth(s) <= w {
-		return s
-	}
-	return runewidth.Truncate(s, w, "…")
-}
+// clip truncates plain text s to w cells, ending in "…" when cut (the
+// CLI's tables cut the same way).
+func clip(s string, w int) string { return termtext.Clip(s, w) }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
 

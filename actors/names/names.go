@@ -17,6 +17,11 @@ const (
 	// dotted is the class of config keys: plain and '.' (its letters are
 	// written lower case first, as the API has always quoted it).
 	dotted = "a-zA-Z0-9._-"
+	// ident is the class of holder ids: plain, and what host names, host:pid,
+	// user@host, k8s namespace/pod, UUIDs and base64 need ('.', ':', '@',
+	// '/', '+', '='). No spaces, quotes or control characters: a holder id is
+	// printed in listings and CLI output as it is.
+	ident = "A-Za-z0-9._:@/+=-"
 )
 
 // Rule is the rule of one kind of name: characters from a class, 1 to Max
@@ -40,6 +45,10 @@ var (
 	// Login names a user: static-token users, `octostore token create
 	// --user`, ?owner=, and GitHub logins (at most 39 characters there).
 	Login = newRule(plain, 64, false)
+	// HolderID names one process or task of a user holding a lock (the
+	// acquire's optional holder_id): a lock is held by the user and the
+	// holder id together.
+	HolderID = newRule(ident, 128, false)
 )
 
 func newRule(class string, max int, noDots bool) *Rule {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/octostore/octostore/persistence"
@@ -11,39 +10,39 @@ import (
 
 // `octostore backup --db PATH OUT`: a consistent online copy of the
 // database (SQLite's backup API), safe while the server runs. Restore:
-// docs/operations.md, "Backup and restore".
+// docs/operations.md, "Backup and restore". Flags may come before or after
+// OUT (leafAction).
 func backupCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "backup",
-		Usage:     "write a consistent copy of the database to OUT (safe while the server runs)",
-		UsageText: "octostore backup --db PATH OUT\n   octostore backup --etcd-endpoints URL OUT   (cluster mode: an etcd snapshot)",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "db", Value: "./octostore.db", Usage: "SQLite database file of the server", EnvVars: []string{"OCTOSTORE_DB", "DATABASE_URL"}},
-			&cli.StringFlag{Name: "etcd-endpoints", Usage: "cluster mode: snapshot the etcd cluster at these client URLs instead (a node's --etcd-client-url)"},
-			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
-		},
-		Action: backupAction,
-	}
+	c := leaf("backup", "write a consistent copy of the database to OUT (safe while the server runs)", "OUT", []cli.Flag{
+		&cli.StringFlag{Name: "db", Value: "./octostore.db", Usage: "SQLite database file of the server", EnvVars: []string{"OCTOSTORE_DB", "DATABASE_URL"}},
+		etcdEndpointsFlag(""), // cluster mode: an etcd snapshot instead
+		jsonFlag(),
+	}, backupAction)
+	c.UsageText = "octostore backup --db PATH OUT [--json]\n   octostore backup --etcd-endpoints URL OUT [--json]   (cluster mode: an etcd snapshot)"
+	return c
 }
 
-func backupAction(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return exitCode(exitUsage, errors.New("usage: octostore backup --db PATH OUT (exactly one output file)"))
-	}
-	out := c.Args().First()
+// backupAction writes the copy; with --json it prints persistence.BackupInfo
+// (etcdstore.SnapshotInfo with --etcd-endpoints) as one line of JSON
+// (docs/operations.md names their fields).
+func backupAction(c *cli.Context, args []string) error {
 	if c.IsSet("etcd-endpoints") {
-		return etcdBackup(c, out) // cluster.go
+		return etcdBackup(c, args[0]) // cluster.go
 	}
-	info, err := persistence.Backup(c.Context, c.String("db"), out)
+	db := dbPath(c.String("db"))
+	info, err := persistence.Backup(c.Context, db, args[0])
 	if err != nil {
 		return exitCode(exitFailure, err)
 	}
 	if c.Bool("json") {
-		b, _ := json.Marshal(info)
+		b, err := json.Marshal(info)
+		if err != nil {
+			return exitCode(exitFailure, err)
+		}
 		fmt.Fprintln(c.App.Writer, string(b))
 		return nil
 	}
 	fmt.Fprintf(c.App.Writer, "backup of %s written to %s: %d bytes, %d pages, schema version %d, %d locks, integrity ok, took %s\n",
-		c.String("db"), info.Path, info.Bytes, info.Pages, info.SchemaVersion, info.Locks, info.Took.Round(1e6))
+		db, info.Path, info.Bytes, info.Pages, info.SchemaVersion, info.Locks, info.Took.Round(1e6))
 	return nil
 }

@@ -27,8 +27,14 @@ type running struct {
 // stderr. It is killed at cleanup if still running.
 func start(t *testing.T, url, token string, args ...string) *running {
 	t.Helper()
+	return startEnv(t, url, token, nil, args...)
+}
+
+// startEnv is start with env added to the process's environment.
+func startEnv(t *testing.T, url, token string, env []string, args ...string) *running {
+	t.Helper()
 	cmd := exec.Command(octostoreBin, args...)
-	cmd.Env = cliEnv(url, token)
+	cmd.Env = append(cliEnv(url, token), env...)
 	r := &running{cmd: cmd, done: make(chan struct{})}
 	var err error
 	if r.stdin, err = cmd.StdinPipe(); err != nil {
@@ -247,12 +253,14 @@ func TestLockRunKillsCommandWhenLockLost(t *testing.T) {
 			}
 			out, _ := io.ReadAll(r.stdout)
 			errOut, _ := io.ReadAll(r.stderr)
-			if !strings.Contains(string(out)+string(errOut), tc.want) || !strings.Contains(string(errOut), "lock lost") {
-				t.Fatalf("stdout %q stderr %q: want %q and a lock-lost message", out, errOut, tc.want)
+			if !strings.Contains(string(out)+string(errOut), tc.want) || !strings.Contains(string(errOut), `octostore: lock "lossy" lost: `) ||
+				strings.Count(string(errOut), "octostore:") != strings.Count(string(errOut), "\n") {
+				t.Fatalf("stdout %q stderr %q: want %q and a lock-lost message, one \"octostore:\" per line", out, errOut, tc.want)
 			}
 			// The whole process group is gone: nothing holds the stdout pipe
-			// open any more (ReadAll above returned), and the lock is free.
-			octo(t, url, tokB, "lock", "acquire", "lossy").mustCode(t, 0, "bob acquires after the loss")
+			// open any more (ReadAll above returned), and the lock is free
+			// once the lease has run out (the command was stopped before).
+			octo(t, url, tokB, "lock", "acquire", "lossy", "--wait", "30s").mustCode(t, 0, "bob acquires after the loss")
 		})
 	}
 }

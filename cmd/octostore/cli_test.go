@@ -32,6 +32,9 @@ import (
 var octostoreBin string
 
 func TestMain(m *testing.M) {
+	if mode := os.Getenv(testChildEnv); mode != "" {
+		os.Exit(testChild(mode)) // a command run by `lock run` in a test (lockrun_fault_test.go)
+	}
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "octostore-cli-test")
 	if err != nil {
@@ -55,8 +58,10 @@ const (
 )
 
 // startServer runs a server (Main) on 127.0.0.1:0 with a temporary
-// database, the CLI tests' users and admin key, and returns its URL. It is
-// closed at cleanup.
+// database, the CLI tests' users and admin key, and returns the URL of a
+// proxy in front of it that holds every exchange of the CLI to the
+// published contract (httpd/apitest.Proxy: a mismatch fails the test). It
+// is closed at cleanup.
 func startServer(t *testing.T) string {
 	t.Helper()
 	u, _ := startServerDB(t)
@@ -70,7 +75,9 @@ func startServerDB(t *testing.T) (url, db string) {
 		m.Config.StaticTokens = map[string]string{tokA: "alice", tokB: "bob"}
 		m.Config.AdminKey = adminKey
 	})
-	return m.URL(), m.Config.DBPath
+	px := apitest.Proxy(t, m.URL()) // checked against docs/openapi.yaml
+	t.Cleanup(px.Close)
+	return px.URL, m.Config.DBPath
 }
 
 // startListening runs the binary with args, waits for its
@@ -120,10 +127,16 @@ type result struct {
 // OCTOSTORE_TOKEN=token in its environment.
 func octo(t *testing.T, url, token string, args ...string) result {
 	t.Helper()
+	return octoEnv(t, url, token, nil, args...)
+}
+
+// octoEnv is octo with extra environment variables ("NAME=value").
+func octoEnv(t *testing.T, url, token string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, octostoreBin, args...)
-	cmd.Env = cliEnv(url, token)
+	cmd.Env = append(cliEnv(url, token), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -158,12 +171,15 @@ func (r result) mustCode(t *testing.T, code int, what string) result {
 }
 
 // proxy is a TCP proxy the tests can cut, to make the server unreachable for
-// one client without touching the server.
+// one client without touching the server: Block drops and refuses
+// connections, Stall keeps them open but forwards nothing more (a network
+// that silently stopped delivering).
 type proxy struct {
 	ln      net.Listener
 	target  string
-	mu      sync.Mutex // guards blocked and conns
+	mu      sync.Mutex // guards blocked, stalled and conns
 	blocked bool
+	stalled chan struct{} // non-nil once stalled; closed at cleanup, to let held goroutines go
 	conns   map[net.Conn]struct{}
 }
 
@@ -174,7 +190,15 @@ func newProxy(t *testing.T, targetURL string) (*proxy, string) {
 		t.Fatal(err)
 	}
 	p := &proxy{ln: ln, target: strings.TrimPrefix(targetURL, "http://"), conns: map[net.Conn]struct{}{}}
-	t.Cleanup(func() { ln.Close(); p.Block() })
+	t.Cleanup(func() {
+		ln.Close()
+		p.Block()
+		p.mu.Lock()
+		if p.stalled != nil {
+			close(p.stalled)
+		}
+		p.mu.Unlock()
+	})
 	go p.serve()
 	return p, "http://" + ln.Addr().String()
 }
@@ -191,6 +215,11 @@ func (p *proxy) serve() {
 			c.Close()
 			continue
 		}
+		if p.stalled != nil { // accepted, never answered
+			p.conns[c] = struct{}{}
+			p.mu.Unlock()
+			continue
+		}
 		up, err := net.Dial("tcp", p.target)
 		if err != nil {
 			p.mu.Unlock()
@@ -199,8 +228,42 @@ func (p *proxy) serve() {
 		}
 		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 		p.mu.Unlock()
-		go func() { io.Copy(up, c); up.Close() }()
-		go func() { io.Copy(c, up); c.Close() }()
+		go func() { p.copy(up, c); up.Close() }()
+		go func() { p.copy(c, up); c.Close() }()
+	}
+}
+
+// copy is io.Copy that, once the proxy is stalled, drops what it reads and
+// holds the connection open.
+func (p *proxy) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			stalled := p.stalled
+			p.mu.Unlock()
+			if stalled != nil {
+				<-stalled // until cleanup
+				return
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Stall stops forwarding: open connections stay open but carry nothing
+// more, new ones are accepted and never answered.
+func (p *proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stalled == nil {
+		p.stalled = make(chan struct{})
 	}
 }
 

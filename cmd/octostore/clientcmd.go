@@ -1,128 +1,252 @@
 package main
 
 // Shared plumbing of the client commands (lock, limit, flag, config, token
-// rotate, health): the connection flags, the client, flags after positional
-// arguments, output (tables or --json) and the error -> exit code map.
+// rotate, health): the connection flags and the credential they name, the
+// client, output (text, or with --json the server's answer as it came) and
+// the error -> exit code map.
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
-	"text/tabwriter"
+	"sync"
 	"time"
 
 	"github.com/octostore/octostore/tools/client"
+	"github.com/octostore/octostore/tools/termtext"
 	"github.com/urfave/cli/v2"
+	"github.com/valyala/fasthttp"
 )
 
 const defaultURL = "http://127.0.0.1:3000"
 
-// clientFlags are the flags of every leaf client command, plus extra.
-func clientFlags(extra ...cli.Flag) []cli.Flag {
+// Environment variables of the client's credential.
+const (
+	envToken     = "OCTOSTORE_TOKEN"
+	envTokenFile = "OCTOSTORE_TOKEN_FILE"
+)
+
+// connFlags are the flags that reach the server, plus extra: every client
+// command has them, the TUI too.
+func connFlags(extra ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "url", Value: defaultURL, Usage: "server URL", EnvVars: []string{"OCTOSTORE_URL"}},
-		&cli.StringFlag{Name: "token", Usage: "bearer token", EnvVars: []string{"OCTOSTORE_TOKEN"}},
-		&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
+		tokenFlag(),
+		tokenFileFlag(),
 		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "per-request timeout"},
 	}, extra...)
 }
 
-// clientCommand is a leaf client command: the connection flags plus extra,
-// and an action that takes its positional arguments (flags may follow
-// them, clientAction).
+func tokenFlag() cli.Flag {
+	return &cli.StringFlag{Name: "token", Usage: "bearer token or admin key (shows in ps: prefer $" + envToken + " or --token-file)", EnvVars: []string{envToken}}
+}
+
+func tokenFileFlag() cli.Flag {
+	return &cli.StringFlag{Name: "token-file", Usage: "read the token from the first line of `FILE` (not readable by group or others)", EnvVars: []string{envTokenFile}}
+}
+
+// jsonUsage is the one meaning of --json across the binary.
+const jsonUsage = "print JSON on stdout instead of text"
+
+func jsonFlag() cli.Flag { return &cli.BoolFlag{Name: "json", Usage: jsonUsage} }
+
+// clientFlags are connFlags, --json and extra: the flags of a client
+// command whose answer is one API call.
+func clientFlags(extra ...cli.Flag) []cli.Flag {
+	return connFlags(append([]cli.Flag{jsonFlag()}, extra...)...)
+}
+
+// ownerFlag is --owner, for the commands on owner-scoped resources.
+func ownerFlag() cli.Flag {
+	return &cli.StringFlag{Name: "owner", Usage: "work on this user's resources (the admin key, which owns none; a user may name only itself)"}
+}
+
+// clientCommand is a leaf client command: clientFlags(extra...), and an
+// action that takes its positional arguments (leafAction).
 func clientCommand(name, usage, argsUsage string, action func(c *cli.Context, args []string) error, extra ...cli.Flag) *cli.Command {
-	return &cli.Command{Name: name, Usage: usage, ArgsUsage: argsUsage, Flags: clientFlags(extra...), Action: clientAction(-1, action)}
+	return leaf(name, usage, argsUsage, clientFlags(extra...), action)
 }
 
-// groupCommand is a command made of subcommands; run without one that
-// matches, it shows its help (groupAction).
+// groupCommand is a command made of subcommands (groupAction when none
+// matches).
 func groupCommand(name, usage string, subs ...*cli.Command) *cli.Command {
-	return &cli.Command{Name: name, Usage: usage, Action: groupAction, Subcommands: subs}
+	return &cli.Command{Name: name, Usage: usage, Subcommands: subs}
 }
 
-// newClientFromCtx builds the client from --url and --token.
-func newClientFromCtx(c *cli.Context) (*client.Client, error) {
-	cl, err := client.New(c.String("url"), c.String("token"),
-		client.WithTimeout(c.Duration("timeout")),
-		client.WithUserAgent("octostore-cli/"+Version))
+// resolveToken is the credential the flags name: --token or the first line
+// of --token-file, each also from its environment variable. A flag on the
+// command line wins over the environment; both flags on the command line,
+// or both variables with neither flag, are a usage error. "" when none is
+// given.
+func resolveToken(c *cli.Context) (string, error) {
+	tok, file := c.String("token"), c.String("token-file")
+	tokArg, fileArg := onCommandLine(c, "token", envToken), onCommandLine(c, "token-file", envTokenFile)
+	switch {
+	case tokArg && fileArg:
+		return "", errUsage(c, "give --token or --token-file, not both")
+	case tokArg:
+		return tok, nil
+	case fileArg:
+	case tok != "" && file != "":
+		return "", errUsage(c, "both "+envToken+" and "+envTokenFile+" are set: unset one (or give --token / --token-file)")
+	case tok != "":
+		return tok, nil
+	}
+	if file == "" {
+		return "", nil
+	}
+	return readTokenFile(file)
+}
+
+// onCommandLine reports whether flag name was given on the command line
+// (not only through its environment variable env).
+func onCommandLine(c *cli.Context, name, env string) bool {
+	if !c.IsSet(name) {
+		return false
+	}
+	v, ok := os.LookupEnv(env)
+	return !ok || v != c.String(name)
+}
+
+// readTokenFile reads a token from the first line of path, refusing a file
+// that its group or others may read (like ssh with a private key): exit 5.
+// Named pipes and /dev/fd files (--token-file <(pass show octostore)) are
+// fine when their mode is.
+func readTokenFile(path string) (string, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, exitCode(exitUsage, fmt.Errorf("--url: %w", err))
+		return "", exitCode(exitAuth, fmt.Errorf("token file: %w", err))
 	}
-	return cl, nil
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", exitCode(exitAuth, fmt.Errorf("token file: %w", err))
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return "", exitCode(exitAuth, fmt.Errorf("token file %s is readable by others (mode %04o): refused; chmod 600 %s", path, perm, path))
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return "", exitCode(exitAuth, fmt.Errorf("token file %s: %w", path, err))
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	tok := strings.TrimSpace(string(line))
+	if tok == "" {
+		return "", exitCode(exitAuth, fmt.Errorf("token file %s: the first line is empty", path))
+	}
+	return tok, nil
 }
 
-// clientAction adapts an action that takes its positional arguments.
-//
-// urfave/cli v2 stops parsing flags at the first positional argument, so
-// `lock acquire NAME --ttl 30s` would leave --ttl unparsed. clientAction
-// parses the command's flags found among the arguments (up to "--", and up
-// to maxPos positional arguments; -1 for no limit) and passes the remaining
-// positional arguments plus everything after the limit or "--" to fn.
-func clientAction(maxPos int, fn func(c *cli.Context, args []string) error) cli.ActionFunc {
-	return func(c *cli.Context) error {
-		args, err := reorderFlags(c, c.Args().Slice(), maxPos)
-		if err != nil {
-			return exitCode(exitUsage, err)
-		}
-		return fn(c, args)
-	}
+// conn is a client command's connection: the client built from the flags,
+// and the server's last answer (which --json prints).
+type conn struct {
+	*client.Client
+	token string  // the credential in use ("" for none)
+	last  *answer // the last HTTP answer the client got
+	cmd   *cli.Context
 }
 
-func reorderFlags(c *cli.Context, in []string, maxPos int) ([]string, error) {
-	takesValue := map[string]bool{}
-	for _, f := range c.Command.Flags {
-		tv := true
-		if v, ok := f.(interface{ TakesValue() bool }); ok {
-			tv = v.TakesValue()
+// dial builds the client from --url, the token (resolveToken), --timeout
+// and, on commands that have it, --owner.
+func dial(c *cli.Context) (*conn, error) {
+	tok, err := resolveToken(c)
+	if err != nil {
+		return nil, err
+	}
+	last := &answer{}
+	opts := []client.Option{
+		client.WithTimeout(c.Duration("timeout")),
+		client.WithUserAgent("octostore-cli/" + Version),
+		client.WithTransport(last),
+	}
+	if o := c.String("owner"); o != "" {
+		opts = append(opts, client.WithOwner(o))
+	}
+	cl, err := client.New(c.String("url"), tok, opts...)
+	if err != nil {
+		return nil, usageErr(c, "--url: %v", err)
+	}
+	return &conn{Client: cl, token: tok, last: last, cmd: c}, nil
+}
+
+// answer is a fasthttp transport that keeps a copy of the last answer it
+// passed on: with --json the CLI prints it as the server sent it.
+type answer struct {
+	mu     sync.Mutex // guards the fields: a call its context abandoned may still be running on the client's goroutine
+	got    bool       // an answer came (false after a transport error)
+	isJSON bool       // its Content-Type is application/json
+	body   []byte
+}
+
+// RoundTrip implements fasthttp.RoundTripper.
+func (a *answer) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	retry, err := fasthttp.DefaultTransport.RoundTrip(hc, req, resp)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.got = err == nil
+	if a.got {
+		ct := resp.Header.ContentType()
+		if i := bytes.IndexByte(ct, ';'); i >= 0 {
+			ct = ct[:i]
 		}
+		a.isJSON = bytes.EqualFold(bytes.TrimSpace(ct), []byte("application/json"))
+		a.body = append(a.body[:0], resp.Body()...)
+	}
+	return retry, err
+}
+
+// print writes the last answer's JSON body exactly as it came, and a
+// newline. It writes nothing when the last exchange got no JSON answer.
+func (a *answer) print(w io.Writer) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.got || !a.isJSON {
+		return nil
+	}
+	b := a.body
+	if !bytes.HasSuffix(b, []byte("\n")) {
+		b = append(b[:len(b):len(b)], '\n')
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+// finish ends a command after its calls: on failure (err) it prints the
+// server's error object with --json and returns the exit code (clientErr);
+// on success it prints the answer with --json, else calls human.
+func (cn *conn) finish(err error, human func(w io.Writer) error) error {
+	w := cn.cmd.App.Writer
+	if err != nil {
+		var ae *client.APIError
+		if cn.cmd.Bool("json") && errors.As(err, &ae) {
+			cn.last.print(w)
+		}
+		if ae != nil && (ae.Status == 403 || ae.Status == 422) && strings.Contains(ae.Message, "admin key") &&
+			hasFlag(cn.cmd.Command, "owner") && cn.cmd.String("owner") == "" {
+			err = fmt.Errorf("%w (octostore: give --owner LOGIN)", err) // the server's message says ?owner=
+		}
+		return clientErr(err)
+	}
+	if cn.cmd.Bool("json") {
+		return cn.last.print(w)
+	}
+	return human(w)
+}
+
+// hasFlag reports whether c defines the flag name.
+func hasFlag(c *cli.Command, name string) bool {
+	for _, f := range c.Flags {
 		for _, n := range f.Names() {
-			takesValue[n] = tv
-		}
-	}
-	var out []string
-	for i := 0; i < len(in); i++ {
-		a := in[i]
-		if a == "--" {
-			return append(out, in[i+1:]...), nil
-		}
-		if len(a) < 2 || a[0] != '-' || a == "-" {
-			if maxPos >= 0 && len(out) >= maxPos {
-				return append(out, in[i:]...), nil
-			}
-			out = append(out, a)
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		tv, known := takesValue[name]
-		if !known {
-			return nil, fmt.Errorf("flag provided but not defined: %s", a)
-		}
-		if !hasValue {
-			if !tv {
-				value = "true"
-			} else if i+1 < len(in) {
-				i++
-				value = in[i]
-			} else {
-				return nil, fmt.Errorf("flag needs an argument: %s", a)
+			if n == name {
+				return true
 			}
 		}
-		if err := c.Set(name, value); err != nil {
-			return nil, fmt.Errorf("invalid value %q for flag %s: %w", value, a, err)
-		}
 	}
-	return out, nil
-}
-
-// needArgs checks the number of positional arguments.
-func needArgs(args []string, min, max int, usage string) error {
-	if len(args) < min || max >= 0 && len(args) > max {
-		return exitCode(exitUsage, fmt.Errorf("usage: octostore %s", usage))
-	}
-	return nil
+	return false
 }
 
 // clientErr maps a client error to the CLI's exit codes.
@@ -144,52 +268,153 @@ func clientErr(err error) error {
 		errors.Is(err, context.DeadlineExceeded):
 		code = exitUnavailable
 	}
-	return exitCode(code, cliError{err})
+	return exitCode(code, err)
 }
 
-// cliError drops the client's "octostore: " prefix (main adds its own).
-type cliError struct{ err error }
-
-func (e cliError) Error() string { return strings.TrimPrefix(e.err.Error(), "octostore: ") }
-func (e cliError) Unwrap() error { return e.err }
-
-// printJSON writes v as indented JSON.
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// ctxTimeout bounds a whole command (including retries).
+func ctxTimeout(c *cli.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Context, 3*c.Duration("timeout"))
 }
 
-// table prints rows under a header with aligned columns.
-func printTable(w io.Writer, header []string, rows [][]string) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
-	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+// clientRun is what a client command whose answer is one API call does once
+// its arguments are checked: connect (dial), make the call within
+// --timeout, and finish: the answer with --json, else human's text of v.
+func clientRun[T any](c *cli.Context, call func(cl *client.Client, ctx context.Context) (T, error), human func(w io.Writer, v T) error) error {
+	cn, err := dial(c)
+	if err != nil {
+		return err
 	}
-	return tw.Flush()
+	ctx, cancel := ctxTimeout(c)
+	defer cancel()
+	v, err := call(cn.Client, ctx)
+	return cn.finish(err, func(w io.Writer) error { return human(w, v) })
 }
 
-// fields prints key/value pairs, one per line, aligned.
-func printFields(w io.Writer, kv ...string) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] != "" {
-			fmt.Fprintf(tw, "%s\t%s\n", kv[i], kv[i+1])
+// doneRun is clientRun for a call that answers nothing the text needs: it
+// prints line.
+func doneRun(c *cli.Context, line string, call func(cl *client.Client, ctx context.Context) error) error {
+	return clientRun(c, func(cl *client.Client, ctx context.Context) (struct{}, error) {
+		return struct{}{}, call(cl, ctx)
+	}, func(w io.Writer, _ struct{}) error {
+		_, err := fmt.Fprintln(w, line)
+		return err
+	})
+}
+
+// listRun is clientRun for a listing: a table with a row per item. owner
+// (nil for kinds without one) gives an item's owner: admin listings carry
+// one, and then the table has an OWNER column after the first.
+func listRun[T any](c *cli.Context, list func(cl *client.Client, ctx context.Context) ([]T, error), cols []col, row func(T) []string, owner func(T) string) error {
+	return clientRun(c, list, func(w io.Writer, items []T) error {
+		withOwner := false
+		for _, it := range items {
+			withOwner = withOwner || owner != nil && owner(it) != ""
+		}
+		if withOwner {
+			cols = append(cols[:1:1], append([]col{{title: "OWNER", cut: true}}, cols[1:]...)...)
+		}
+		rows := make([][]string, 0, len(items))
+		for _, it := range items {
+			r := row(it)
+			if withOwner {
+				r = append(r[:1:1], append([]string{owner(it)}, r[1:]...)...)
+			}
+			rows = append(rows, r)
+		}
+		return printTable(w, cols, rows)
+	})
+}
+
+// tableWidth is the width every table and field list of the CLI fits in.
+// A value cut to fit ends in "…"; --json (or config get) has it whole.
+const tableWidth = 80
+
+// col is a table column: its title, and whether its values may be cut to
+// make the table fit (names, descriptions, values: yes; lease ids, numbers
+// and times: no, they are copied or read whole).
+type col struct {
+	title string
+	cut   bool
+}
+
+// printTable prints rows under a header, columns two spaces apart, within
+// tableWidth columns: the widest cuttable column is narrowed first, never
+// below its title. Every cell is cleaned of what a terminal acts on
+// (termtext.Clean): they come from the server.
+func printTable(w io.Writer, cols []col, rows [][]string) error {
+	widths := make([]int, len(cols))
+	for i, c := range cols {
+		widths[i] = termtext.Width(c.title)
+	}
+	for _, r := range rows {
+		for i := range r {
+			r[i] = termtext.Clean(r[i])
+			widths[i] = max(widths[i], termtext.Width(r[i]))
 		}
 	}
-	return tw.Flush()
-}
-
-// output prints v as JSON with --json, else calls human.
-func printOutput(c *cli.Context, v any, human func(w io.Writer) error) error {
-	if c.Bool("json") {
-		return printJSON(c.App.Writer, v)
+	total := 2 * (len(cols) - 1)
+	for _, n := range widths {
+		total += n
 	}
-	return human(c.App.Writer)
+	for total > tableWidth {
+		widest := -1
+		for i, c := range cols {
+			if c.cut && widths[i] > termtext.Width(c.title) && (widest < 0 || widths[i] > widths[widest]) {
+				widest = i
+			}
+		}
+		if widest < 0 {
+			break // nothing left to cut: only whole values remain
+		}
+		widths[widest]--
+		total--
+	}
+	var b strings.Builder
+	line := func(cells []string) {
+		for i, cell := range cells {
+			cell = termtext.Clip(cell, widths[i])
+			b.WriteString(cell)
+			if i < len(cells)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-termtext.Width(cell)+2))
+			}
+		}
+		b.WriteByte('\n')
+	}
+	titles := make([]string, len(cols))
+	for i, c := range cols {
+		titles[i] = c.title
+	}
+	line(titles)
+	for _, r := range rows {
+		line(r)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
-// ts formats a time for tables ("" for zero).
+// printFields prints key/value pairs, one per line, values aligned, each
+// line within tableWidth columns (values cleaned and cut); pairs with an
+// empty value are left out.
+func printFields(w io.Writer, kv ...string) error {
+	kw := 0
+	for i := 0; i+1 < len(kv); i += 2 {
+		kw = max(kw, termtext.Width(kv[i]))
+	}
+	var b strings.Builder
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			continue
+		}
+		b.WriteString(kv[i])
+		b.WriteString(strings.Repeat(" ", kw-termtext.Width(kv[i])+2))
+		b.WriteString(termtext.Clip(termtext.Clean(kv[i+1]), tableWidth-kw-2))
+		b.WriteByte('\n')
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// fmtTime formats a time for text output ("" for zero).
 func fmtTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
@@ -197,7 +422,7 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// until formats the time left before t, for tables.
+// fmtUntil formats the time left before t, for text output.
 func fmtUntil(t time.Time) string {
 	if t.IsZero() {
 		return ""
@@ -207,85 +432,4 @@ func fmtUntil(t time.Time) string {
 		return "expired"
 	}
 	return d.String()
-}
-
-// ctxTimeout bounds a whole command (including retries).
-func ctxTimeout(c *cli.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(c.Context, 3*c.Duration("timeout"))
-}
-
-// groupAction is the Action of a command with subcommands: it runs when no
-// subcommand matched, shows the help and exits with the usage code.
-func groupAction(c *cli.Context) error {
-	cli.ShowSubcommandHelp(c)
-	if c.NArg() > 0 {
-		return exitCode(exitUsage, fmt.Errorf("unknown command %q for %q", c.Args().First(), c.Command.FullName()))
-	}
-	return exitCode(exitUsage, nil)
-}
-
-// clientCall builds the client from the flags and a context bounded by
-// --timeout (for commands that check their arguments themselves).
-func clientCall(c *cli.Context) (*client.Client, context.Context, context.CancelFunc, error) {
-	cl, err := newClientFromCtx(c)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ctx, cancel := ctxTimeout(c)
-	return cl, ctx, cancel, nil
-}
-
-// clientRun is what every client command does once it has checked its
-// arguments: build the client from the flags, make the call within
-// --timeout, map a failure to an exit code (clientErr), and print the
-// result: as JSON with --json, else with human.
-func clientRun[T any](c *cli.Context, call func(cl *client.Client, ctx context.Context) (T, error), human func(w io.Writer, v T) error) error {
-	cl, ctx, cancel, err := clientCall(c)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	v, err := call(cl, ctx)
-	if err != nil {
-		return clientErr(err)
-	}
-	return printOutput(c, v, func(w io.Writer) error { return human(w, v) })
-}
-
-// checkedRun is clientRun for a command that takes exactly n positional
-// arguments (usage is the error's "usage: octostore …" text).
-func checkedRun[T any](c *cli.Context, args []string, n int, usage string, call func(cl *client.Client, ctx context.Context) (T, error), human func(w io.Writer, v T) error) error {
-	if err := needArgs(args, n, n, usage); err != nil {
-		return err
-	}
-	return clientRun(c, call, human)
-}
-
-// listRun is checkedRun for a listing: an empty one is printed as [] with
-// --json, else as a table of header and one row per item.
-func listRun[T any](c *cli.Context, args []string, n int, usage string, list func(cl *client.Client, ctx context.Context) ([]T, error), header []string, row func(T) []string) error {
-	return checkedRun(c, args, n, usage, func(cl *client.Client, ctx context.Context) ([]T, error) {
-		items, err := list(cl, ctx)
-		if items == nil {
-			items = []T{}
-		}
-		return items, err
-	}, func(w io.Writer, items []T) error {
-		rows := make([][]string, 0, len(items))
-		for _, it := range items {
-			rows = append(rows, row(it))
-		}
-		return printTable(w, header, rows)
-	})
-}
-
-// doneRun is clientRun for a call that answers nothing: it prints v with
-// --json, else line.
-func doneRun(c *cli.Context, v map[string]any, line string, call func(cl *client.Client, ctx context.Context) error) error {
-	return clientRun(c, func(cl *client.Client, ctx context.Context) (map[string]any, error) {
-		return v, call(cl, ctx)
-	}, func(w io.Writer, _ map[string]any) error {
-		_, err := fmt.Fprintln(w, line)
-		return err
-	})
 }

@@ -11,40 +11,41 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/octostore/octostore/actors/names"
 	"github.com/octostore/octostore/persistence/etcdstore"
 	"github.com/octostore/octostore/tools/client"
+	"github.com/octostore/octostore/tools/termtext"
 	"github.com/urfave/cli/v2"
 )
 
 func clusterCommand() *cli.Command {
+	list := leaf("list", "list the etcd members", "", etcdFlags(jsonFlag()), memberList)
+	add := leaf("add", "add a member before starting it with --cluster-state existing", "NAME PEER_URL", etcdFlags(), memberAdd)
+	remove := leaf("remove", "remove a (dead) member", "NAME", etcdFlags(), memberRemove)
 	return groupCommand("cluster", "cluster mode: status, etcd members, restore",
 		clientCommand("status", "show the node that answers, the leader and the members (GET /cluster)", "", clusterStatusAction),
-		groupCommand("member", "list, add or remove etcd members (replacing a dead node)",
-			&cli.Command{Name: "list", Usage: "list the etcd members", Flags: etcdFlags(), Action: memberList},
-			&cli.Command{Name: "add", Usage: "add a member before starting it with --cluster-state existing", ArgsUsage: "NAME PEER_URL",
-				Flags: etcdFlags(), Action: memberAdd},
-			&cli.Command{Name: "remove", Usage: "remove a (dead) member", ArgsUsage: "NAME", Flags: etcdFlags(), Action: memberRemove},
-		),
+		groupCommand("member", "list, add or remove etcd members (replacing a dead node)", list, add, remove),
 		restoreCommand(),
 	)
 }
 
-func clusterStatusAction(c *cli.Context, args []string) error {
-	return checkedRun(c, args, 0, "cluster status", func(cl *client.Client, ctx context.Context) (client.ClusterStatus, error) {
+func clusterStatusAction(c *cli.Context, _ []string) error {
+	return clientRun(c, func(cl *client.Client, ctx context.Context) (client.ClusterStatus, error) {
 		return cl.Cluster(ctx)
 	}, func(w io.Writer, st client.ClusterStatus) error {
 		leader := st.Leader
 		if leader == "" {
 			leader = "(none)"
 		} else if st.LeaderSince != nil {
-			leader += " since " + st.LeaderSince.Format(time.RFC3339)
+			leader += " since " + st.LeaderSince.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(w, "node %s, leader %s\n", st.Node, leader)
+		fmt.Fprintf(w, "node %s, leader %s\n", termtext.Clean(st.Node), termtext.Clean(leader))
 		rows := make([][]string, 0, len(st.Members))
 		for _, m := range st.Members {
 			h := "no"
@@ -57,27 +58,35 @@ func clusterStatusAction(c *cli.Context, args []string) error {
 			}
 			rows = append(rows, []string{m.Name, role, h, m.APIURL, m.PeerURL})
 		}
-		return printTable(w, []string{"NAME", "ROLE", "HEALTHY", "API URL", "PEER URL"}, rows)
+		return printTable(w, []col{{title: "NAME"}, {title: "ROLE"}, {title: "HEALTHY"}, {title: "API URL", cut: true}, {title: "PEER URL", cut: true}}, rows)
 	})
 }
 
 // etcdFlags are the flags of the commands that talk to etcd directly.
 func etcdFlags(extra ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
-		&cli.StringFlag{Name: "etcd-endpoints", Value: defaultEtcdClientURL, Usage: "etcd client URLs, comma-separated (a node's --etcd-client-url, or the external etcd)", EnvVars: []string{"OCTOSTORE_ETCD_ENDPOINTS"}},
-		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "bound on the whole operation"},
+		etcdEndpointsFlag(defaultEtcdClientURL),
+		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "per-request timeout"},
 	}, extra...)
 }
 
-// etcdRun connects to --etcd-endpoints and runs fn; connection failures
-// exit 6 (unavailable).
+// etcdEndpointsFlag is --etcd-endpoints, the same on every command that
+// has it (serve's, backup's and the member commands'), with value its
+// default.
+func etcdEndpointsFlag(value string) *cli.StringFlag {
+	return &cli.StringFlag{Name: "etcd-endpoints", Value: value, EnvVars: []string{"OCTOSTORE_ETCD_ENDPOINTS"},
+		Usage: "etcd client URLs, comma-separated: a node's --etcd-client-url, or an external etcd cluster's"}
+}
+
+// etcdRun connects to --etcd-endpoints and runs fn within --timeout;
+// connection failures exit 6 (unavailable).
 func etcdRun(c *cli.Context, fn func(ctx context.Context, cl *clientv3.Client) error) error {
-	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
-	defer cancel()
 	eps := splitList(c.String("etcd-endpoints"))
 	if len(eps) == 0 {
-		return exitCode(exitUsage, errors.New("--etcd-endpoints URL is required"))
+		return errUsage(c, "--etcd-endpoints URL is required")
 	}
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
 	cl, err := etcdstore.Connect(ctx, etcdstore.ConnectConfig{Endpoints: eps})
 	if err != nil {
 		return exitCode(exitUnavailable, err)
@@ -86,14 +95,33 @@ func etcdRun(c *cli.Context, fn func(ctx context.Context, cl *clientv3.Client) e
 	return fn(ctx, cl)
 }
 
-func memberList(c *cli.Context) error {
-	if c.NArg() != 0 {
-		return exitCode(exitUsage, errors.New("usage: octostore cluster member list [--etcd-endpoints URL]"))
-	}
+// memberJSON is one member in member list's --json (etcd's member list,
+// which has no API answer of octostore's to print).
+type memberJSON struct {
+	ID         string   `json:"id"`
+	Name       string   `json:"name"`
+	PeerURLs   []string `json:"peer_urls"`
+	ClientURLs []string `json:"client_urls"`
+}
+
+func memberList(c *cli.Context, _ []string) error {
 	return etcdRun(c, func(ctx context.Context, cl *clientv3.Client) error {
 		ms, err := etcdstore.Members(ctx, cl, false)
 		if err != nil {
 			return exitCode(exitUnavailable, err)
+		}
+		if c.Bool("json") {
+			out := make([]memberJSON, 0, len(ms))
+			for _, m := range ms {
+				out = append(out, memberJSON{ID: fmt.Sprintf("%x", m.ID), Name: m.Name,
+					PeerURLs: orEmpty(m.PeerURLs), ClientURLs: orEmpty(m.ClientURLs)})
+			}
+			b, err := json.Marshal(out)
+			if err != nil {
+				return exitCode(exitFailure, err)
+			}
+			_, err = fmt.Fprintln(c.App.Writer, string(b))
+			return err
 		}
 		rows := make([][]string, 0, len(ms))
 		for _, m := range ms {
@@ -103,15 +131,25 @@ func memberList(c *cli.Context) error {
 			}
 			rows = append(rows, []string{fmt.Sprintf("%x", m.ID), name, strings.Join(m.PeerURLs, ","), strings.Join(m.ClientURLs, ",")})
 		}
-		return printTable(c.App.Writer, []string{"ID", "NAME", "PEER URLS", "CLIENT URLS"}, rows)
+		return printTable(c.App.Writer, []col{{title: "ID"}, {title: "NAME"}, {title: "PEER URLS", cut: true}, {title: "CLIENT URLS", cut: true}}, rows)
 	})
 }
 
-func memberAdd(c *cli.Context) error {
-	if c.NArg() != 2 {
-		return exitCode(exitUsage, errors.New("usage: octostore cluster member add NAME PEER_URL"))
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
 	}
-	name, peer := c.Args().Get(0), c.Args().Get(1)
+	return s
+}
+
+func memberAdd(c *cli.Context, args []string) error {
+	name, peer := args[0], args[1]
+	if !names.Login.Valid(name) {
+		return errUsage(c, fmt.Sprintf("member name %q: %s", name, names.Login.Requirement()))
+	}
+	if u, err := url.Parse(peer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errUsage(c, fmt.Sprintf("peer URL %q: want http://HOST:PORT", peer))
+	}
 	return etcdRun(c, func(ctx context.Context, cl *clientv3.Client) error {
 		initial, err := etcdstore.AddMember(ctx, cl, name, peer)
 		if err != nil {
@@ -123,14 +161,11 @@ func memberAdd(c *cli.Context) error {
 	})
 }
 
-func memberRemove(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return exitCode(exitUsage, errors.New("usage: octostore cluster member remove NAME"))
-	}
-	name := c.Args().First()
+func memberRemove(c *cli.Context, args []string) error {
+	name := args[0]
 	return etcdRun(c, func(ctx context.Context, cl *clientv3.Client) error {
 		if err := etcdstore.RemoveMember(ctx, cl, name); err != nil {
-			if strings.Contains(err.Error(), "no such member") {
+			if errors.Is(err, etcdstore.ErrNoSuchMember) {
 				return exitCode(exitNotFound, err)
 			}
 			return exitCode(exitFailure, err)
@@ -145,44 +180,42 @@ func memberRemove(c *cli.Context) error {
 // node of the new cluster (docs/operations.md "Backup and restore in
 // cluster mode").
 func restoreCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "restore",
-		Usage:     "make a new etcd member directory from a snapshot (run once per node, then serve with it)",
-		UsageText: "octostore cluster restore --node n1 --cluster n1=URL,n2=URL,n3=URL --etcd-dir ./n1.etcd SNAPSHOT",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "node", Usage: "the member's name (required)", EnvVars: []string{"OCTOSTORE_NODE"}},
-			&cli.StringFlag{Name: "cluster", Usage: "every member of the new cluster: n1=URL,… (required)", EnvVars: []string{"OCTOSTORE_CLUSTER"}},
-			&cli.StringFlag{Name: "etcd-dir", Usage: "the new data directory (must not exist; default ./NODE.etcd)", EnvVars: []string{"OCTOSTORE_ETCD_DIR"}},
-		},
-		Action: func(c *cli.Context) error {
-			node, peers := c.String("node"), c.String("cluster")
-			if c.NArg() != 1 || node == "" || peers == "" {
-				return exitCode(exitUsage, errors.New("usage: octostore cluster restore --node NAME --cluster n1=URL,… [--etcd-dir DIR] SNAPSHOT"))
-			}
-			peer, err := peerURL(peers, node)
-			if err != nil {
-				return exitCode(exitUsage, err)
-			}
-			dir := c.String("etcd-dir")
-			if dir == "" {
-				dir = "./" + node + ".etcd"
-			}
-			if err := etcdstore.Restore(etcdstore.RestoreConfig{Snapshot: c.Args().First(), Name: node, PeerURL: peer,
-				InitialCluster: peers, Dir: dir}); err != nil {
-				return exitCode(exitFailure, err)
-			}
-			fmt.Fprintf(c.App.Writer, "restored %s into %s; start it with:\n  octostore serve --node %s --cluster %s --etcd-dir %s\n",
-				c.Args().First(), dir, node, peers, dir)
-			return nil
-		},
+	c := leaf("restore", "make a new etcd member directory from a snapshot (run once per node, then serve with it)", "SNAPSHOT", []cli.Flag{
+		&cli.StringFlag{Name: "node", Usage: "cluster mode: this node's name (its name in --cluster)", EnvVars: []string{"OCTOSTORE_NODE"}},
+		&cli.StringFlag{Name: "cluster", Usage: `every member's peer URL, "n1=http://10.0.0.1:2380,n2=…" (the same on every node)`, EnvVars: []string{"OCTOSTORE_CLUSTER"}},
+		&cli.StringFlag{Name: "etcd-dir", Usage: "the embedded etcd member's data directory (default ./NODE.etcd)", EnvVars: []string{"OCTOSTORE_ETCD_DIR"}},
+	}, restoreAction)
+	c.UsageText = "octostore cluster restore --node n1 --cluster n1=URL,n2=URL,n3=URL [--etcd-dir ./n1.etcd] SNAPSHOT"
+	return c
+}
+
+func restoreAction(c *cli.Context, args []string) error {
+	node, peers := c.String("node"), c.String("cluster")
+	if node == "" || peers == "" {
+		return errUsage(c, "--node NAME and --cluster n1=URL,… are required")
 	}
+	peer, err := peerURL(peers, node)
+	if err != nil {
+		return errUsage(c, err.Error())
+	}
+	dir := c.String("etcd-dir")
+	if dir == "" {
+		dir = "./" + node + ".etcd"
+	}
+	if err := etcdstore.Restore(etcdstore.RestoreConfig{Snapshot: args[0], Name: node, PeerURL: peer,
+		InitialCluster: peers, Dir: dir}); err != nil {
+		return exitCode(exitFailure, err)
+	}
+	fmt.Fprintf(c.App.Writer, "restored %s into %s; start it with:\n  octostore serve --node %s --cluster %s --etcd-dir %s\n",
+		args[0], dir, node, peers, dir)
+	return nil
 }
 
 // etcdBackup is `octostore backup --etcd-endpoints URL OUT`.
 func etcdBackup(c *cli.Context, out string) error {
 	eps := splitList(c.String("etcd-endpoints"))
 	if len(eps) == 0 {
-		return exitCode(exitUsage, errors.New("--etcd-endpoints URL is required"))
+		return errUsage(c, "--etcd-endpoints URL is required")
 	}
 	cl, err := etcdstore.Connect(c.Context, etcdstore.ConnectConfig{Endpoints: eps})
 	if err != nil {
@@ -194,7 +227,10 @@ func etcdBackup(c *cli.Context, out string) error {
 		return exitCode(exitFailure, err)
 	}
 	if c.Bool("json") {
-		b, _ := json.Marshal(info)
+		b, err := json.Marshal(info)
+		if err != nil {
+			return exitCode(exitFailure, err)
+		}
 		fmt.Fprintln(c.App.Writer, string(b))
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"slices"
@@ -19,7 +20,10 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/octostore/octostore/actors"
+	"github.com/octostore/octostore/actors/names"
 	"github.com/octostore/octostore/httpd"
+	"github.com/octostore/octostore/persistence"
 	"github.com/octostore/octostore/persistence/etcdstore"
 )
 
@@ -78,6 +82,9 @@ func (c *ClusterConfig) validate() error {
 	switch {
 	case c.Node == "":
 		return errors.New("cluster mode needs --node NAME (this node's name in --cluster)")
+	case !names.Login.Valid(c.Node):
+		// It is shown by GET /cluster, the CLI and the terminal view.
+		return fmt.Errorf("--node %q: %s", c.Node, names.Login.Requirement())
 	case c.Peers == "" && len(c.Endpoints) == 0:
 		return errors.New("cluster mode needs --cluster n1=URL,… (embedded etcd) or --etcd-endpoints URL,… (external etcd)")
 	case c.Peers != "" && len(c.Endpoints) > 0:
@@ -101,21 +108,28 @@ func (c *ClusterConfig) validate() error {
 	return nil
 }
 
-// peerURL finds node's URL in "n1=URL,n2=URL".
+// peerURL finds node's URL in "n1=URL,n2=URL", checking every entry.
 func peerURL(peers, node string) (string, error) {
+	mine := ""
 	for _, part := range strings.Split(peers, ",") {
 		name, u, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok || name == "" || u == "" {
 			return "", fmt.Errorf("--cluster %q: want n1=http://HOST:PORT,n2=…", peers)
 		}
+		if !names.Login.Valid(name) {
+			return "", fmt.Errorf("--cluster: member name %q: %s", name, names.Login.Requirement())
+		}
 		if pu, err := url.Parse(u); err != nil || pu.Host == "" {
 			return "", fmt.Errorf("--cluster: %s's peer URL %q: want http://HOST:PORT", name, u)
 		}
 		if name == node {
-			return u, nil
+			mine = u
 		}
 	}
-	return "", fmt.Errorf("--node %s is not in --cluster %q", node, peers)
+	if mine == "" {
+		return "", fmt.Errorf("--node %q is not in --cluster %q", node, peers)
+	}
+	return mine, nil
 }
 
 // clusterNode is what Main holds in cluster mode.
@@ -125,6 +139,9 @@ type clusterNode struct {
 	Elector  *etcdstore.Elector
 	Front    *httpd.Front
 	Register *etcdstore.Registration
+	// Auth is the node's own authenticator (leader or not): it admits the
+	// requests the front forwards, and GET /cluster.
+	Auth *httpd.Authenticator
 
 	prefix       string
 	maxTxnOps    int
@@ -163,6 +180,16 @@ func (lt *leaderTerm) close(log func(msg string, args ...any)) {
 func (m *Main) runCluster(ctx context.Context, ln net.Listener) error {
 	cfg := &m.Config
 	cc := &cfg.Cluster
+	// Short secrets are refused off loopback as on a single node; in
+	// cluster mode the static tokens are synchronised (and their changes
+	// logged) by each term (openTerm).
+	if err := m.checkSecretStrength(ln.Addr()); err != nil {
+		return err
+	}
+	if len(cfg.StaticTokens) == 0 && cfg.AdminKey == "" && !cfg.GitHub.Configured() {
+		m.Logger.Warn("cluster mode without an identity source: only tokens already stored in etcd authenticate " +
+			"(configure --static-tokens, --admin-key or GitHub sign-in on every node)")
+	}
 	n := &clusterNode{prefix: etcdstore.DefaultPrefix, terms: map[*etcdstore.Term]*leaderTerm{}}
 	m.Cluster = n
 	advertise := cc.AdvertiseURL
@@ -219,11 +246,35 @@ func (m *Main) runCluster(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 
+	// The node's own authenticator admits what this node forwards (and GET
+	// /cluster) before the leader admits it again; its token cache follows
+	// etcd through a watch, as the terms' authenticators do.
 	reader := etcdstore.NewReader(n.Client, etcdstore.Options{Prefix: n.prefix, SerializableReads: n.serializable})
+	if n.Auth, err = httpd.NewAuthenticator(configuredFirst(cfg.StaticTokens, reader), cfg.AdminKey); err != nil {
+		return err
+	}
+	if err := m.opened(ctx, "node authenticator", noErr(n.Auth.Close)); err != nil {
+		return err
+	}
+	wctx, wcancel := context.WithCancel(context.Background())
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		etcdstore.WatchTokens(wctx, n.Client, n.prefix, n.tokensChanged, m.Logger)
+	}()
+	if err := m.opened(ctx, "token watch", func() error { wcancel(); <-wdone; return nil }); err != nil {
+		return err
+	}
+	kctx, kcancel := context.WithTimeout(ctx, 10*time.Second)
+	fwdKey, err := etcdstore.ForwardKey(kctx, n.Client, n.prefix)
+	kcancel()
+	if err != nil {
+		return err
+	}
+
 	n.lead = newLeadership()
-	n.Front = httpd.NewFront(httpd.FrontConfig{Server: cfg.Server, Node: cc.Node, Cluster: httpd.ClusterDeps{
-		Status: n.status, Lookup: reader.LookupToken, AdminKey: cfg.AdminKey,
-	}}, n.lead, m.Metrics, m.Logger)
+	n.Front = httpd.NewFront(httpd.FrontConfig{Server: cfg.Server, Node: cc.Node, Auth: n.Auth, ForwardKey: fwdKey,
+		Status: n.status, Now: m.Now}, n.lead, m.Metrics, m.Logger)
 	n.Front.Serve(ln)
 	if err := m.opened(ctx, "http server", n.Front.Shutdown); err != nil {
 		return err
@@ -341,15 +392,48 @@ func (m *Main) openTerm(n *clusterNode, t *etcdstore.Term, lt *leaderTerm) error
 	if err := opened("etcd maintenance", func() error { mcancel(); <-mdone; return nil }); err != nil {
 		return err
 	}
-	if err := store.Apply(cfg.staticTokens(m.Now())); err != nil {
-		return fmt.Errorf("store static tokens: %w", err)
+	if err := syncStaticTokens(store, cfg.staticTokens(m.Now()), m.Logger); err != nil {
+		return err
+	}
+	if err := revokeDevTokens(store, m.Logger); err != nil {
+		return err
 	}
 	if err := lt.stack.open(cfg, store, m.Logger, m.Now, opened); err != nil {
 		return err
 	}
-	srv := lt.stack.newServer(cfg, store, m.GitHub, m.Metrics, m.Logger)
+	srv := lt.stack.newServer(cfg, store, m.GitHub, m.Metrics, m.Logger, m.Now)
 	lt.local = &httpd.Local{Server: srv, Fresh: t.Fresh, Done: t.Done()}
 	return opened("http handlers", nil)
+}
+
+// revokeDevTokens revokes every dev token in the cluster's store, and says
+// so. A dev token is made by a single node on loopback for a trial, printed
+// to its terminal; a cluster serves several machines, so one that reached
+// etcd (a copied state) must not authenticate there (issue 12, item 3;
+// a single node refuses to start instead: refuseDevToken).
+func revokeDevTokens(store tokenLister, log *slog.Logger) error {
+	toks, err := store.ListTokens(context.Background(), "")
+	if err != nil {
+		return fmt.Errorf("list tokens: %w", err)
+	}
+	for _, t := range toks {
+		if t.Source != persistence.SourceDev {
+			continue
+		}
+		if err := store.Apply(persistence.RevokeToken{Hash: t.Hash}); err != nil {
+			return fmt.Errorf("revoke dev token: %w", err)
+		}
+		log.Warn("cluster mode: revoked a dev token (made by a single node for a trial on loopback); configure an identity source",
+			"user", t.Login, "fingerprint", t.Fingerprint())
+	}
+	return nil
+}
+
+// tokenLister is what revokeDevTokens needs of a store: its tokens, and
+// the writer that revokes them (etcdstore.Store; persistence.Store too).
+type tokenLister interface {
+	ListTokens(ctx context.Context, login string) ([]persistence.TokenInfo, error)
+	Apply(m actors.Mutation) error
 }
 
 // externalCompactRetention is the MVCC history the leader keeps in an
@@ -386,6 +470,54 @@ func (m *Main) depose(n *clusterNode, t *etcdstore.Term) {
 		n.Front.Withdraw(lt.local, m.Config.Server.RequestTimeout)
 		lt.close(m.Logger.Warn)
 	}()
+}
+
+// staticFirst is the token store of a node's own authenticator: the static
+// tokens this node is configured with, then the tokens in etcd. The first
+// term of a new cluster stores the static tokens only once it has won, and
+// a node's authenticator only decides whether the node reads a request's
+// body and forwards it (the leader authenticates it again, against what
+// its term stored): a token configured here is let through to the leader
+// at once.
+type staticFirst struct {
+	static map[[32]byte]string // token hash → login
+	httpd.TokenStore
+}
+
+func configuredFirst(static map[string]string, next httpd.TokenStore) httpd.TokenStore {
+	s := staticFirst{static: map[[32]byte]string{}, TokenStore: next}
+	for tok, login := range static {
+		s.static[persistence.HashToken(tok)] = login
+	}
+	return s
+}
+
+// LookupToken implements httpd.TokenStore.
+func (s staticFirst) LookupToken(hash [32]byte) (persistence.Principal, bool, error) {
+	if login, ok := s.static[hash]; ok {
+		return persistence.Principal{Login: login, Source: persistence.SourceStatic}, true, nil
+	}
+	return s.TokenStore.LookupToken(hash)
+}
+
+// tokensChanged is the token watch's callback (etcdstore.WatchTokens):
+// the node's and the current term's token caches drop the token (nil: every
+// token), and the term's event streams of a token that no longer
+// authenticates end, whatever wrote the change.
+func (n *clusterNode) tokensChanged(hash *[32]byte) {
+	auths := []*httpd.Authenticator{n.Auth}
+	n.mu.Lock()
+	for _, lt := range n.terms {
+		auths = append(auths, lt.Auth)
+	}
+	n.mu.Unlock()
+	for _, a := range auths {
+		if hash == nil {
+			a.Flush()
+		} else {
+			a.Invalidate(*hash)
+		}
+	}
 }
 
 // closing is done once the node shuts down (its elector is closing).

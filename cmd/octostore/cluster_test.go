@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/httpd/apitest"
+	"github.com/octostore/octostore/persistence"
 	"github.com/octostore/octostore/persistence/etcdstore"
 )
 
@@ -49,6 +51,8 @@ func TestServeClusterFlags(t *testing.T) {
 		{[]string{"--node", "n1"}, "--cluster"},
 		{[]string{"--node", "n3", "--cluster", "n1=http://a:1,n2=http://b:1"}, "not in --cluster"},
 		{[]string{"--node", "n1", "--cluster", "n1"}, "want n1=http"},
+		{[]string{"--node", "n\x1b[2J", "--cluster", "n1=http://a:1"}, "--node"},
+		{[]string{"--node", "n1", "--cluster", "n1=http://a:1,bad name=http://b:1"}, "member name"},
 		{[]string{"--node", "n1", "--cluster", "n1=http://a:1", "--etcd-endpoints", "http://e:2379"}, "not both"},
 		{[]string{"--node", "n1", "--cluster", "n1=http://a:1", "--leader-ttl", "500ms"}, "at least 1s"},
 		{[]string{"--node", "n1", "--cluster", "n1=http://a:1", "--cluster-state", "old"}, "new or existing"},
@@ -169,4 +173,45 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// A term revokes every dev token it finds in the store (a cluster serves
+// more than loopback), logs each by fingerprint and user, never the token,
+// and leaves the other tokens alone.
+func TestTermRevokesDevTokens(t *testing.T) {
+	db, err := persistence.Open(filepath.Join(t.TempDir(), "o.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := persistence.NewWriter(db, persistence.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := persistence.NewStore(db, w)
+	t.Cleanup(func() {
+		store.Close()
+		db.Close()
+	})
+	ctx := context.Background()
+	dev, devInfo, err := db.CreateToken(ctx, "dev", persistence.SourceDev, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.CreateToken(ctx, "carol", persistence.SourceCLI, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	if err := revokeDevTokens(store, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	toks, err := store.ListTokens(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(toks) != 1 || toks[0].Login != "carol" {
+		t.Fatalf("after the term's check: %+v, want carol's token only", toks)
+	}
+	if l := logs.String(); !strings.Contains(l, devInfo.Fingerprint()) || strings.Contains(l, dev) {
+		t.Fatalf("log %q: want the dev token's fingerprint, never the token", l)
+	}
 }

@@ -11,24 +11,25 @@ import (
 	"strings"
 
 	"github.com/octostore/octostore/tools/client"
+	"github.com/octostore/octostore/tools/termtext"
 	"github.com/urfave/cli/v2"
 )
 
 func configCommand() *cli.Command {
 	return groupCommand("config", "versioned JSON configuration: set, get, history, delete, list",
-		clientCommand("set", "write a new version of KEY; VALUE is inline JSON, @file.json, or @- for stdin", "KEY VALUE|@FILE", configSet,
-			&cli.StringFlag{Name: "description", Usage: "description stored with this version"},
-			&cli.Int64Flag{Name: "if-version", Value: -1, Usage: "write only if KEY is at this version now (0: only create); exit 3 otherwise"}),
-		clientCommand("get", "print the value of KEY (the whole entry with --json)", "KEY", configGet,
-			&cli.Int64Flag{Name: "version", Usage: "a past version instead of the current one"}),
-		clientCommand("history", "list the versions of KEY", "KEY", configHistory),
-		clientCommand("delete", "delete KEY and its history", "KEY", configDelete),
-		clientCommand("list", "list your keys", "", configList),
+		clientCommand("set", "write a new version of KEY; VALUE is inline JSON, @file.json, or @- for stdin", "KEY VALUE|@FILE", configSet, ownerFlag(),
+			&cli.StringFlag{Name: "description", Usage: "description stored with this version (one line of text)"},
+			&cli.Int64Flag{Name: "if-version", DefaultText: "none: write whatever the version", Usage: "write only if KEY is at this version now (0: only create); exit 3 otherwise"}),
+		clientCommand("get", "print the value of KEY (the whole entry with --json)", "KEY", configGet, ownerFlag(),
+			&cli.Int64Flag{Name: "version", DefaultText: "the current one", Usage: "a past version of KEY"}),
+		clientCommand("history", "list the versions of KEY (values cut to fit: config get --version N has them whole)", "KEY", configHistory, ownerFlag()),
+		clientCommand("delete", "delete KEY and its history", "KEY", configDelete, ownerFlag()),
+		clientCommand("list", "list your keys (every user's for the admin key, with an OWNER column)", "", configList, ownerFlag()),
 	)
 }
 
 // readValue turns the VALUE argument into JSON.
-func readValue(arg string, stdin io.Reader) (json.RawMessage, error) {
+func readValue(c *cli.Context, arg string, stdin io.Reader) (json.RawMessage, error) {
 	var b []byte
 	switch {
 	case arg == "@-":
@@ -39,23 +40,20 @@ func readValue(arg string, stdin io.Reader) (json.RawMessage, error) {
 	case strings.HasPrefix(arg, "@"):
 		var err error
 		if b, err = os.ReadFile(arg[1:]); err != nil {
-			return nil, exitCode(exitUsage, err)
+			return nil, usageErr(c, "%v", err)
 		}
 	default:
 		b = []byte(arg)
 	}
 	b = bytes.TrimSpace(b)
 	if !json.Valid(b) {
-		return nil, exitCode(exitUsage, fmt.Errorf("VALUE is not valid JSON (quote strings: '\"text\"'; or use @file.json)"))
+		return nil, errUsage(c, `VALUE is not valid JSON (quote strings: '"text"'; or use @file.json)`)
 	}
 	return b, nil
 }
 
 func configSet(c *cli.Context, args []string) error {
-	if err := needArgs(args, 2, 2, "config set KEY VALUE|@FILE [--description D] [--if-version N]"); err != nil {
-		return err
-	}
-	v, err := readValue(args[1], os.Stdin)
+	v, err := readValue(c, args[1], os.Stdin)
 	if err != nil {
 		return err
 	}
@@ -63,7 +61,7 @@ func configSet(c *cli.Context, args []string) error {
 	if c.IsSet("if-version") {
 		n := c.Int64("if-version")
 		if n < 0 {
-			return exitCode(exitUsage, fmt.Errorf("--if-version must be 0 or more"))
+			return errUsage(c, "--if-version must be 0 or more")
 		}
 		w.ExpectedVersion = &n
 	}
@@ -74,9 +72,16 @@ func configSet(c *cli.Context, args []string) error {
 	})
 }
 
+// configGet prints the value as indented JSON; any character inside its
+// strings that a terminal would act on is written as a \uXXXX escape
+// (termtext.EscapeJSON), so it shows and decodes as the same value.
 func configGet(c *cli.Context, args []string) error {
-	return checkedRun(c, args, 1, "config get KEY [--version N]", func(cl *client.Client, ctx context.Context) (*client.ConfigEntry, error) {
-		return cl.GetConfigVersion(ctx, args[0], c.Int64("version"))
+	n := c.Int64("version")
+	if c.IsSet("version") && n < 1 {
+		return errUsage(c, "--version must be 1 or more")
+	}
+	return clientRun(c, func(cl *client.Client, ctx context.Context) (*client.ConfigEntry, error) {
+		return cl.GetConfigVersion(ctx, args[0], n)
 	}, func(w io.Writer, e *client.ConfigEntry) error {
 		var buf bytes.Buffer
 		if json.Indent(&buf, e.Value, "", "  ") != nil {
@@ -84,34 +89,39 @@ func configGet(c *cli.Context, args []string) error {
 			buf.Write(e.Value)
 		}
 		buf.WriteByte('\n')
-		_, err := w.Write(buf.Bytes())
+		_, err := w.Write(termtext.EscapeJSON(buf.Bytes()))
 		return err
 	})
 }
 
 func configHistory(c *cli.Context, args []string) error {
-	return listRun(c, args, 1, "config history KEY", func(cl *client.Client, ctx context.Context) ([]client.ConfigVersion, error) {
+	return listRun(c, func(cl *client.Client, ctx context.Context) ([]client.ConfigVersion, error) {
 		return cl.ConfigHistory(ctx, args[0])
-	}, []string{"VERSION", "CREATED", "DESCRIPTION", "VALUE"}, func(v client.ConfigVersion) []string {
-		val := string(v.Value)
-		if len(val) > 60 {
-			val = val[:57] + "..."
-		}
-		return []string{strconv.FormatInt(v.Version, 10), fmtTime(v.CreatedAt), v.Description, val}
-	})
+	}, []col{{"VERSION", false}, {"CREATED", false}, {"DESCRIPTION", true}, {"VALUE", true}},
+		func(v client.ConfigVersion) []string {
+			return []string{strconv.FormatInt(v.Version, 10), fmtTime(v.CreatedAt), v.Description, compactJSON(v.Value)}
+		}, nil)
+}
+
+// compactJSON is v on one line, for tables.
+func compactJSON(v json.RawMessage) string {
+	var buf bytes.Buffer
+	if json.Compact(&buf, v) != nil {
+		return string(v)
+	}
+	return buf.String()
 }
 
 func configDelete(c *cli.Context, args []string) error {
-	if err := needArgs(args, 1, 1, "config delete KEY"); err != nil {
-		return err
-	}
-	return doneRun(c, map[string]any{"deleted": true, "key": args[0]}, "deleted "+args[0], func(cl *client.Client, ctx context.Context) error {
+	return doneRun(c, "deleted "+args[0], func(cl *client.Client, ctx context.Context) error {
 		return cl.DeleteConfig(ctx, args[0])
 	})
 }
 
 func configList(c *cli.Context, args []string) error {
-	return listRun(c, args, 0, "config list", (*client.Client).ListConfig, []string{"KEY", "VERSION", "UPDATED", "DESCRIPTION"}, func(e client.ConfigEntry) []string {
-		return []string{e.Key, strconv.FormatInt(e.Version, 10), fmtTime(e.UpdatedAt), e.Description}
-	})
+	return listRun(c, (*client.Client).ListConfig,
+		[]col{{"KEY", true}, {"VERSION", false}, {"UPDATED", false}, {"DESCRIPTION", true}},
+		func(e client.ConfigEntry) []string {
+			return []string{e.Key, strconv.FormatInt(e.Version, 10), fmtTime(e.UpdatedAt), e.Description}
+		}, func(e client.ConfigEntry) string { return e.Owner })
 }

@@ -13,22 +13,22 @@ import (
 func flagCommand() *cli.Command {
 	return groupCommand("flag", "set, evaluate, delete and list feature flags",
 		clientCommand("set", "create or update a flag: on or off, optionally rolled out to a percentage of subjects", "NAME on|off", flagSet,
-			&cli.IntFlag{Name: "percentage", Value: -1, Usage: "roll out to this percentage of subjects (0..100)"}),
+			ownerFlag(), &cli.IntFlag{Name: "percentage", DefaultText: "none: on or off for every subject", Usage: "roll out to this percentage of subjects (0..100)"}),
 		clientCommand("get", "evaluate a flag (prints true or false)", "NAME", flagGet,
-			&cli.StringFlag{Name: "subject", Usage: "subject the rollout is bucketed on (user id, host...)"}),
-		clientCommand("delete", "delete a flag", "NAME", flagDelete),
-		clientCommand("list", "list your flags", "", flagList),
+			ownerFlag(), &cli.StringFlag{Name: "subject", Usage: "subject the rollout is bucketed on (user id, host...)"}),
+		clientCommand("delete", "delete a flag", "NAME", flagDelete, ownerFlag()),
+		clientCommand("list", "list your flags (every user's for the admin key, with an OWNER column)", "", flagList, ownerFlag()),
 	)
 }
 
-func parseOnOff(s string) (bool, error) {
+func parseOnOff(c *cli.Context, s string) (bool, error) {
 	switch s {
 	case "on", "true", "enabled", "1", "yes":
 		return true, nil
 	case "off", "false", "disabled", "0", "no":
 		return false, nil
 	}
-	return false, exitCode(exitUsage, fmt.Errorf("flag state %q: want on or off", s))
+	return false, usageErr(c, "flag state %q: want on or off", s)
 }
 
 func pct(p *int) string {
@@ -39,17 +39,14 @@ func pct(p *int) string {
 }
 
 func flagSet(c *cli.Context, args []string) error {
-	if err := needArgs(args, 2, 2, "flag set NAME on|off [--percentage N]"); err != nil {
-		return err
-	}
-	on, err := parseOnOff(args[1])
+	on, err := parseOnOff(c, args[1])
 	if err != nil {
 		return err
 	}
 	spec := client.FlagSpec{Enabled: on}
 	if p := c.Int("percentage"); c.IsSet("percentage") {
 		if p < 0 || p > 100 {
-			return exitCode(exitUsage, fmt.Errorf("--percentage must be between 0 and 100"))
+			return errUsage(c, "--percentage must be between 0 and 100")
 		}
 		spec.Percentage = &p
 	}
@@ -61,7 +58,7 @@ func flagSet(c *cli.Context, args []string) error {
 }
 
 func flagGet(c *cli.Context, args []string) error {
-	return checkedRun(c, args, 1, "flag get NAME [--subject S]", func(cl *client.Client, ctx context.Context) (*client.FlagEvaluation, error) {
+	return clientRun(c, func(cl *client.Client, ctx context.Context) (*client.FlagEvaluation, error) {
 		return cl.GetFlag(ctx, args[0], c.String("subject"))
 	}, func(w io.Writer, e *client.FlagEvaluation) error {
 		_, err := fmt.Fprintln(w, e.Enabled)
@@ -70,16 +67,15 @@ func flagGet(c *cli.Context, args []string) error {
 }
 
 func flagDelete(c *cli.Context, args []string) error {
-	if err := needArgs(args, 1, 1, "flag delete NAME"); err != nil {
-		return err
-	}
-	return doneRun(c, map[string]any{"deleted": true, "name": args[0]}, "deleted "+args[0], func(cl *client.Client, ctx context.Context) error {
+	return doneRun(c, "deleted "+args[0], func(cl *client.Client, ctx context.Context) error {
 		return cl.DeleteFlag(ctx, args[0])
 	})
 }
 
 func flagList(c *cli.Context, args []string) error {
-	return listRun(c, args, 0, "flag list", (*client.Client).ListFlags, []string{"NAME", "ENABLED", "ROLLOUT", "UPDATED"}, func(f client.Flag) []string {
-		return []string{f.Name, strconv.FormatBool(f.Enabled), pct(f.Percentage), fmtTime(f.UpdatedAt)}
-	})
+	return listRun(c, (*client.Client).ListFlags,
+		[]col{{"NAME", true}, {"ENABLED", false}, {"ROLLOUT", false}, {"UPDATED", false}},
+		func(f client.Flag) []string {
+			return []string{f.Name, strconv.FormatBool(f.Enabled), pct(f.Percentage), fmtTime(f.UpdatedAt)}
+		}, func(f client.Flag) string { return f.Owner })
 }

@@ -57,7 +57,7 @@ func loadtestCommand() *cli.Command {
 			Usage:     "run the " + name + " scenario",
 			ArgsUsage: " ",
 			Flags:     loadtestFlags(),
-			Action:    func(c *cli.Context) error { return loadtestRun(c, name) },
+			Action:    leafAction(func(c *cli.Context, _ []string) error { return loadtestRun(c, name) }),
 		})
 	}
 	subs = append(subs, &cli.Command{
@@ -66,24 +66,21 @@ func loadtestCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:0", Usage: "listen address"},
 		},
-		Action: func(c *cli.Context) error {
+		Action: leafAction(func(c *cli.Context, _ []string) error {
 			if err := loadtest.ServeNoop(c.Context, c.String("addr"), c.App.Writer); err != nil {
 				return exitCode(exitFailure, err)
 			}
 			return nil
-		},
+		}),
 	})
 	subs = append(subs, &cli.Command{
 		Name:      "bench-table",
 		Usage:     "print markdown tables (goals and ratios) for reports labelled octostore, redis-always, redis-none, noop",
 		ArgsUsage: "REPORT.json...",
 		Hidden:    true,
-		Action: func(c *cli.Context) error {
-			if c.NArg() == 0 {
-				return exitCode(exitUsage, errors.New("bench-table needs report files"))
-			}
+		Action: leafAction(func(c *cli.Context, args []string) error {
 			var reps []*loadtest.Report
-			for _, p := range c.Args().Slice() {
+			for _, p := range args {
 				r, err := loadtest.ReadReport(p)
 				if err != nil {
 					return exitCode(exitUsage, err)
@@ -92,7 +89,7 @@ func loadtestCommand() *cli.Command {
 			}
 			loadtest.BenchTable(c.App.Writer, reps)
 			return nil
-		},
+		}),
 	})
 	flags := append(loadtestFlags(),
 		&cli.StringFlag{Name: "scenario", Usage: "scenario to run (or give it as a subcommand)"},
@@ -115,11 +112,7 @@ func loadtestCommand() *cli.Command {
 			if s := c.String("scenario"); s != "" {
 				return loadtestRun(c, s)
 			}
-			if c.NArg() > 0 {
-				return exitCode(exitUsage, fmt.Errorf("unknown scenario %q (known: %s, mixed)", c.Args().First(), strings.Join(loadtest.Scenarios, ", ")))
-			}
-			cli.ShowSubcommandHelp(c)
-			return exitCode(exitUsage, nil)
+			return groupAction(c)
 		},
 	}
 }
@@ -128,11 +121,12 @@ func loadtestCommand() *cli.Command {
 // must not be shared between commands).
 func loadtestFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "url", Value: "http://127.0.0.1:3000", EnvVars: []string{"OCTOSTORE_URL"}, Usage: "octostore server"},
+		&cli.StringFlag{Name: "url", Value: defaultURL, EnvVars: []string{"OCTOSTORE_URL"}, Usage: "server URL"},
 		&cli.StringSliceFlag{Name: "token", EnvVars: []string{"OCTOSTORE_TOKEN"}, Usage: "bearer token; repeat to spread workers over several users"},
+		tokenFileFlag(), // one more user's token
 		&cli.StringFlag{Name: "target", Usage: "target instead of --url: http(s)://HOST:PORT, redis://HOST:PORT or etcd://HOST:PORT (etcd's lock recipe, lock-cycle only)"},
 		&cli.StringFlag{Name: "out", Usage: "write the report as JSON to `FILE`"},
-		&cli.BoolFlag{Name: "json", Usage: "print the report as JSON on stdout instead of the table"},
+		jsonFlag(), // the report
 		&cli.StringFlag{Name: "max-error-rate", Value: "1%", Usage: "fail the run when more of its requests than this were errors (1%, 0.5%, 0)"},
 		&cli.BoolFlag{Name: "keep", Usage: "leave what the run created (named lt-RUNID-…) instead of deleting it"},
 		&cli.StringFlag{Name: "label", Usage: "name for this run in reports"},
@@ -176,6 +170,13 @@ func loadtestTarget(c *cli.Context) (loadtest.Target, error) {
 			if t = strings.TrimSpace(t); t != "" {
 				tokens = append(tokens, t)
 			}
+		}
+		if f := c.String("token-file"); f != "" {
+			t, err := readTokenFile(f)
+			if err != nil {
+				return nil, err
+			}
+			tokens = append(tokens, t)
 		}
 		return loadtest.NewHTTPTarget(addr, tokens, loadtest.HTTPOptions{
 			Driver: c.String("driver"), MaxConns: c.Int("concurrency") + 8, Timeout: c.Duration("timeout")})
@@ -223,6 +224,10 @@ func loadtestRun(c *cli.Context, scenario string) error {
 		return exitCode(exitUsage, errors.New("need --concurrency >= 1, --rate >= 0, --duration > 0, --warmup >= 0, 0 <= --abandon <= 1"))
 	}
 	target, err := loadtestTarget(c)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err // the token file's own exit code
+	}
 	if err != nil {
 		return exitCode(exitUsage, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/octostore/octostore/actors/names"
 	"github.com/octostore/octostore/tools/client"
 	"github.com/urfave/cli/v2"
 )
@@ -20,37 +21,65 @@ func lockCommand() *cli.Command {
 	return groupCommand("lock", "acquire, renew, release and inspect distributed locks",
 		clientCommand("acquire", "acquire a lock and print its lease (exit 3 if held by someone else)", "NAME", lockAcquire,
 			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h)"},
-			&cli.DurationFlag{Name: "wait", Usage: "keep trying this long while the lock is held (0: one attempt)"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the lease id"}),
+			&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock held by someone else (0: one attempt)"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the lease id"},
+			holderIDFlag()),
 		clientCommand("renew", "extend a lease", "NAME [LEASE_ID]", lockRenew,
-			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "new time-to-live from now"}, lease()),
-		clientCommand("release", "release a lease", "NAME [LEASE_ID]", lockRelease, lease()),
+			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h), from now"}, lease()),
+		clientCommand("release", "release a lease (the admin key: any lock, without LEASE_ID)", "NAME [LEASE_ID]", lockRelease, lease()),
 		clientCommand("status", "show who holds a lock (exit 0 either way)", "NAME", lockStatus),
-		clientCommand("list", "list your active locks (every user's for an admin)", "", lockList),
+		clientCommand("list", "list your active locks (every user's for the admin key)", "", lockList),
 		lockRunCommand(),
 	)
 }
 
-func leaseFields(w io.Writer, l *client.Lease) error {
-	return lockFields(w, l.Name, l.Status, l.Holder, l.LeaseID, l.FencingToken, l.ExpiresAt)
+// holderIDFlag is --holder-id of `lock acquire` and `lock run`.
+func holderIDFlag() cli.Flag {
+	return &cli.StringFlag{Name: "holder-id", EnvVars: []string{"OCTOSTORE_HOLDER_ID"},
+		Usage: "who holds the lock within your token: processes given the same id are one holder " +
+			"(a re-acquire answers held); default a random id per process, so that two processes " +
+			"sharing a token exclude each other (" + names.HolderID.Pattern() + ")"}
 }
 
-// lockFields prints a held lock, one field per line.
-func lockFields(w io.Writer, name, status, holder, lease string, token uint64, expires time.Time) error {
-	return printFields(w,
-		"name", name,
-		"status", status,
-		"holder", holder,
+// holderID is the --holder-id to acquire with: the flag's, or a new random
+// one (client.NewHolderID) for this process.
+func holderID(c *cli.Context) (string, error) {
+	id := c.String("holder-id")
+	if id == "" {
+		return client.NewHolderID(), nil
+	}
+	if !names.HolderID.Valid(id) {
+		return "", usageErr(c, "--holder-id %s", names.HolderID.Requirement())
+	}
+	return id, nil
+}
+
+func leaseFields(w io.Writer, l *client.Lease) error {
+	return lockFields(w, l.Name, l.Status, l.Holder, l.HolderID, l.LeaseID, l.FencingToken, l.ExpiresAt)
+}
+
+// lockFields prints a held lock, one field per line (holder_id only when
+// the grant has one).
+func lockFields(w io.Writer, name, status, holder, holderID, lease string, token uint64, expires time.Time) error {
+	kv := []string{"name", name, "status", status, "holder", holder}
+	if holderID != "" {
+		kv = append(kv, "holder_id", holderID)
+	}
+	return printFields(w, append(kv,
 		"lease_id", lease,
 		"fencing_token", strconv.FormatUint(token, 10),
-		"expires_at", fmtTime(expires)+" (in "+fmtUntil(expires)+")")
+		"expires_at", fmtTime(expires)+" (in "+fmtUntil(expires)+")")...)
 }
 
 func lockAcquire(c *cli.Context, args []string) error {
-	if err := needArgs(args, 1, 1, "lock acquire NAME [--ttl 30s] [--wait 0] [--json|-q]"); err != nil {
+	if c.Bool("quiet") && c.Bool("json") {
+		return errUsage(c, "give --json or --quiet, not both")
+	}
+	id, err := holderID(c)
+	if err != nil {
 		return err
 	}
-	cl, err := newClientFromCtx(c)
+	cn, err := dial(c)
 	if err != nil {
 		return err
 	}
@@ -58,78 +87,91 @@ func lockAcquire(c *cli.Context, args []string) error {
 	ctx, cancel := context.WithDeadline(c.Context, deadline.Add(3*c.Duration("timeout")))
 	defer cancel()
 	for attempt := 0; ; attempt++ {
-		l, err := cl.Acquire(ctx, args[0], c.Duration("ttl"))
+		l, err := cn.AcquireAs(ctx, args[0], id, c.Duration("ttl"))
+		if err == nil && l.Status == "held" && l.HolderID != id {
+			// Held by another holder of our token (a server without
+			// holder ids answers held to every request of the token):
+			// someone else's lease, not ours to print.
+			err = &client.LockHeldError{Name: args[0], Holder: l.Holder, ExpiresAt: l.ExpiresAt}
+		}
 		var held *client.LockHeldError
 		if errors.As(err, &held) && time.Now().Before(deadline) {
 			if attempt == 0 {
-				fmt.Fprintf(c.App.ErrWriter, "octostore: waiting for lock %q (held by %s)\n", args[0], held.Holder)
+				fmt.Fprintln(c.App.ErrWriter, "octostore: "+waitingLine(held))
 			}
 			backoff := min(time.Duration(50<<min(attempt, 5))*time.Millisecond, time.Until(deadline))
 			select {
 			case <-ctx.Done():
-				return clientErr(err)
+				return cn.finish(err, nil)
 			case <-time.After(backoff):
 			}
 			continue
 		}
-		if err != nil {
-			return clientErr(err)
-		}
-		if c.Bool("quiet") {
-			_, err := fmt.Fprintln(c.App.Writer, l.LeaseID)
-			return err
-		}
-		return printOutput(c, l, func(w io.Writer) error { return leaseFields(w, l) })
+		return cn.finish(err, func(w io.Writer) error {
+			if c.Bool("quiet") {
+				_, err := fmt.Fprintln(w, l.LeaseID)
+				return err
+			}
+			return leaseFields(w, l)
+		})
 	}
 }
 
-func leaseArg(c *cli.Context, args []string, usage string) (string, error) {
-	if err := needArgs(args, 1, 2, usage); err != nil {
-		return "", err
-	}
+// waitingLine says what a waiting acquire (lock acquire --wait, lock run
+// --wait) waits for: the same words in both.
+func waitingLine(held *client.LockHeldError) string {
+	return fmt.Sprintf("waiting for lock %q (held by %s until %s)", held.Name, held.Holder, fmtTime(held.ExpiresAt))
+}
+
+// leaseArg is the lease id of renew and release: the second argument, else
+// --lease (OCTOSTORE_LEASE_ID); "" when neither is given.
+func leaseArg(c *cli.Context, args []string) string {
 	if len(args) == 2 {
-		return args[1], nil
+		return args[1]
 	}
-	if l := c.String("lease"); l != "" {
-		return l, nil
-	}
-	return "", exitCode(exitUsage, fmt.Errorf("usage: octostore %s (or --lease / OCTOSTORE_LEASE_ID)", usage))
+	return c.String("lease")
 }
 
 func lockRenew(c *cli.Context, args []string) error {
-	lease, err := leaseArg(c, args, "lock renew NAME LEASE_ID [--ttl 30s]")
-	if err != nil {
-		return err
+	lease := leaseArg(c, args)
+	if lease == "" {
+		return errUsage(c, "missing LEASE_ID (an argument, --lease or OCTOSTORE_LEASE_ID)")
 	}
 	return clientRun(c, func(cl *client.Client, ctx context.Context) (*client.Lease, error) {
 		return cl.Renew(ctx, args[0], lease, c.Duration("ttl"))
 	}, leaseFields)
 }
 
+// lockRelease releases a lease; without a lease id it asks the server to
+// release whatever lease is current, which only the admin key may do.
 func lockRelease(c *cli.Context, args []string) error {
-	lease, err := leaseArg(c, args, "lock release NAME LEASE_ID")
-	if err != nil {
+	lease := leaseArg(c, args)
+	return doneRun(c, "released "+args[0], func(cl *client.Client, ctx context.Context) error {
+		err := cl.Release(ctx, args[0], lease)
+		var ve *client.ValidationError
+		if lease == "" && errors.As(err, &ve) {
+			return fmt.Errorf("%w (give LEASE_ID, --lease or OCTOSTORE_LEASE_ID: only the admin key releases without one)", err)
+		}
 		return err
-	}
-	return doneRun(c, map[string]any{"status": "released", "name": args[0]}, "released "+args[0], func(cl *client.Client, ctx context.Context) error {
-		return cl.Release(ctx, args[0], lease)
 	})
 }
 
 func lockStatus(c *cli.Context, args []string) error {
-	return checkedRun(c, args, 1, "lock status NAME", func(cl *client.Client, ctx context.Context) (*client.LockState, error) {
+	return clientRun(c, func(cl *client.Client, ctx context.Context) (*client.LockState, error) {
 		return cl.LockStatus(ctx, args[0])
 	}, func(w io.Writer, s *client.LockState) error {
 		if s.Available() {
 			_, err := fmt.Fprintf(w, "%s is available\n", args[0])
 			return err
 		}
-		return lockFields(w, s.Name, s.Status, s.Holder, s.LeaseID, s.FencingToken, s.ExpiresAt)
+		return lockFields(w, s.Name, s.Status, s.Holder, s.HolderID, s.LeaseID, s.FencingToken, s.ExpiresAt)
 	})
 }
 
 func lockList(c *cli.Context, args []string) error {
-	return listRun(c, args, 0, "lock list", (*client.Client).ListLocks, []string{"NAME", "HOLDER", "FENCING", "EXPIRES IN", "LEASE ID"}, func(l client.LockInfo) []string {
-		return []string{l.Name, l.Holder, strconv.FormatUint(l.FencingToken, 10), fmtUntil(l.ExpiresAt), l.LeaseID}
-	})
+	return listRun(c, (*client.Client).ListLocks,
+		[]col{{"NAME", true}, {"HOLDER", true}, {"FENCING", false}, {"EXPIRES IN", false}, {"LEASE ID", false}},
+		func(l client.LockInfo) []string {
+			return []string{l.Name, l.Holder, strconv.FormatUint(l.FencingToken, 10), fmtUntil(l.ExpiresAt), l.LeaseID}
+		}, nil)
 }

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/octostore/octostore/tools/client"
+	"github.com/octostore/octostore/tools/lockrun"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 )
@@ -22,20 +22,18 @@ import (
 // lock`:
 //   - waits up to --wait for the lock (exit 3 when it stays held);
 //   - runs CMD with OCTOSTORE_LOCK_NAME, OCTOSTORE_LEASE_ID and
-//     OCTOSTORE_FENCING_TOKEN in its environment;
+//     OCTOSTORE_FENCING_TOKEN in its environment, and without
+//     OCTOSTORE_TOKEN / OCTOSTORE_TOKEN_FILE (--pass-token gives it the
+//     token);
 //   - renews in the background every TTL/3 (client.Locker);
-//   - forwards SIGINT, SIGTERM and SIGHUP to CMD;
 //   - when CMD exits, releases the lock and exits with CMD's status
-//     (128+N when CMD died of signal N);
-//   - when the lock is lost (renewal refused, or the server unreachable until
-//     the lease ran out) sends SIGTERM to CMD, SIGKILL after --grace, and
-//     exits 7 (exitLockLost).
+//     (128+N when CMD died of signal N).
 //
-// CMD runs in its own process group so that a lost lock stops everything CMD
-// started, not just CMD itself; signals go to that group. When stdin is a
-// terminal CMD stays in the terminal's foreground group instead (so it can
-// read the terminal), and the terminal delivers Ctrl-C / hangup to CMD
-// itself: then only SIGTERM is forwarded, to avoid delivering SIGINT twice.
+// The supervision is tools/lockrun: signals, the guard that kills CMD when
+// the wrapper is killed, and the stop schedule when renewals fail (SIGTERM
+// at the lease's deadline minus --grace, SIGKILL before the deadline; exit
+// 7, exitLockLost). This file takes the lock and maps the outcome to exit
+// codes.
 
 func lockRunCommand() *cli.Command {
 	return &cli.Command{
@@ -43,124 +41,85 @@ func lockRunCommand() *cli.Command {
 		Usage:     "run a command while holding a lock (renewed in the background; released when it exits)",
 		ArgsUsage: "NAME -- CMD [ARGS...]",
 		Description: "Exit status: CMD's status (128+N if killed by signal N); 3 if the lock stayed held past --wait;\n" +
-			"7 if the lock was lost while CMD ran (CMD gets SIGTERM, then SIGKILL after --grace).",
-		Flags: clientFlags(
-			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live; renewed every ttl/3"},
-			&cli.DurationFlag{Name: "wait", Usage: "wait this long for the lock (0: fail at once if held)"},
-			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "after a lost lock, time between SIGTERM and SIGKILL"},
+			"7 if the lock was lost, or at risk, while CMD ran: when renewals fail CMD gets SIGTERM at the lease's\n" +
+			"deadline minus --grace and SIGKILL just before the deadline; when the lock is lost, SIGTERM and\n" +
+			"SIGKILL after --grace. Signals to lock run are passed on to CMD; if lock run is killed, so is CMD.",
+		// No --json: CMD's output is the command's output.
+		Flags: connFlags(
+			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h); renewed every ttl/3"},
+			&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock held by someone else (0: one attempt)"},
+			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "when the lock is at risk or lost, time CMD gets between SIGTERM and SIGKILL"},
+			&cli.BoolFlag{Name: "pass-token", Usage: "give CMD the token in $" + envToken + " (by default CMD gets no credential)"},
+			holderIDFlag(),
 		),
-		Action: clientAction(1, lockRun),
+		Action: leafAction(lockRun),
 	}
 }
 
 func lockRun(c *cli.Context, args []string) error {
-	if err := needArgs(args, 2, -1, "lock run NAME [--ttl 30s] [--wait 2m] [--grace 10s] -- CMD [ARGS...]"); err != nil {
-		return err
-	}
 	name, argv := args[0], args[1:]
 	ttl := c.Duration("ttl")
 	if ttl < time.Second {
 		return exitCode(exitUsage, fmt.Errorf("--ttl must be at least 1s"))
 	}
-	cl, err := newClientFromCtx(c)
+	id, err := holderID(c)
 	if err != nil {
 		return err
 	}
-	// Catch the forwarded signals before anything can arrive.
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	cn, err := dial(c)
+	if err != nil {
+		return err
+	}
+	cl := cn.Client
+	// From here no signal but SIGKILL can end this process before CMD.
+	sigs, stop := lockrun.CatchSignals()
+	defer stop()
 
-	locker := client.NewLocker(cl, name, ttl)
+	locker := client.NewLocker(cl, name, ttl, client.WithHolderID(id))
 	if err := acquireForRun(c, locker, sigs); err != nil {
 		return err
 	}
 	lease := locker.Lease()
-
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
-	cmd.Env = append(os.Environ(),
-		"OCTOSTORE_LOCK_NAME="+name,
-		"OCTOSTORE_LEASE_ID="+lease.LeaseID,
-		"OCTOSTORE_FENCING_TOKEN="+strconv.FormatUint(lease.FencingToken, 10))
-	interactive := lockRunIsTTY(os.Stdin)
-	if !interactive {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	}
-	if err := cmd.Start(); err != nil {
-		unlock(c, locker)
-		code := 127 // like a shell: command not found / not executable
-		if errors.Is(err, os.ErrPermission) {
-			code = 126
-		}
-		return exitCode(code, fmt.Errorf("lock run: %w", err))
-	}
-	signalCmd := func(s syscall.Signal) {
-		if interactive {
-			cmd.Process.Signal(s)
-		} else {
-			syscall.Kill(-cmd.Process.Pid, s) // the whole group
-		}
-	}
-
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-
-	var (
-		lost  bool
-		kill  <-chan time.Time
-		done  = locker.Done()
-		wErr  error
-		alive = true
-	)
-	for alive {
-		select {
-		case wErr = <-exited:
-			alive = false
-		case s := <-sigs:
-			if interactive && s != syscall.SIGTERM {
-				continue // the terminal already sent it to CMD
-			}
-			signalCmd(s.(syscall.Signal))
-		case <-done:
-			done = nil
-			lost = true
-			fmt.Fprintf(c.App.ErrWriter, "octostore: %v; sending SIGTERM to the command\n", locker.Err())
-			signalCmd(syscall.SIGTERM)
-			kill = time.After(c.Duration("grace"))
-		case <-kill:
-			kill = nil
-			fmt.Fprintf(c.App.ErrWriter, "octostore: command still running %s after SIGTERM; sending SIGKILL\n", c.Duration("grace"))
-			signalCmd(syscall.SIGKILL)
-		}
-	}
-	if lost {
-		if !interactive {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // leftovers of the group
-		}
+	res, err := lockrun.Run(lockrun.Config{
+		Locker: locker,
+		Argv:   argv,
+		Env: append(childEnv(os.Environ(), cn.token, c.Bool("pass-token")),
+			"OCTOSTORE_LOCK_NAME="+name,
+			"OCTOSTORE_LEASE_ID="+lease.LeaseID,
+			"OCTOSTORE_FENCING_TOKEN="+strconv.FormatUint(lease.FencingToken, 10)),
+		Stdin: os.Stdin, Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Log: c.App.ErrWriter,
+		Interactive:    lockRunIsTTY(os.Stdin),
+		Signals:        sigs,
+		Grace:          c.Duration("grace"),
+		ReleaseTimeout: c.Duration("timeout"),
+	})
+	switch {
+	case err != nil:
+		return exitCode(res.Status, fmt.Errorf("lock run: %w", err))
+	case res.Stopped:
 		return exitCode(exitLockLost, nil)
 	}
-	if err := unlock(c, locker); err != nil && errors.Is(err, client.ErrLockLost) {
-		// CMD finished, but the lock was gone before it did.
-		fmt.Fprintf(c.App.ErrWriter, "octostore: %v\n", err)
-		return exitCode(exitLockLost, nil)
-	}
-	if wErr != nil && cmd.ProcessState == nil {
-		return exitCode(exitFailure, fmt.Errorf("lock run: %w", wErr))
-	}
-	return exitCode(exitStatus(cmd.ProcessState), nil)
+	return exitCode(res.Status, nil)
 }
 
 // acquireForRun takes the lock, waiting up to --wait, and gives up early on
-// SIGINT/SIGTERM/SIGHUP.
+// a signal that asks the wrapper to stop (exit 128+N).
 func acquireForRun(c *cli.Context, locker *client.Locker, sigs <-chan os.Signal) error {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(c.Context))
 	defer cancel()
+	interrupted := make(chan os.Signal, 1)
 	go func() {
-		select {
-		case <-sigs:
-			cancel()
-		case <-ctx.Done():
+		for {
+			select {
+			case s := <-sigs:
+				if lockrun.Stops(s) {
+					interrupted <- s
+					cancel()
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
 	err := locker.TryLock(ctx)
@@ -176,32 +135,32 @@ func acquireForRun(c *cli.Context, locker *client.Locker, sigs <-chan os.Signal)
 		}
 	}
 	if err != nil && ctx.Err() != nil {
-		return exitCode(130, errors.New("interrupted while waiting for the lock"))
+		code := 130
+		select {
+		case s := <-interrupted:
+			code = 128 + int(s.(syscall.Signal))
+		default:
+		}
+		return exitCode(code, errors.New("interrupted while waiting for the lock"))
 	}
 	return clientErr(err)
 }
 
-// unlock releases with a fresh, bounded context (the command's own context
-// may be cancelled by the signal that ended CMD).
-func unlock(c *cli.Context, locker *client.Locker) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Context), c.Duration("timeout"))
-	defer cancel()
-	err := locker.Unlock(ctx)
-	if err != nil && !errors.Is(err, client.ErrLockLost) {
-		fmt.Fprintf(c.App.ErrWriter, "octostore: release %q: %v (the lease expires by itself)\n", locker.Name(), err)
+// childEnv is the environment CMD gets: env without the CLI's credential
+// (OCTOSTORE_TOKEN, OCTOSTORE_TOKEN_FILE), so that the command and whatever
+// it starts cannot act as the caller by accident; with pass, the token in
+// use (from --token, --token-file or the environment) in OCTOSTORE_TOKEN.
+func childEnv(env []string, token string, pass bool) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, envToken+"=") && !strings.HasPrefix(kv, envTokenFile+"=") {
+			out = append(out, kv)
+		}
 	}
-	return err
-}
-
-// exitStatus is CMD's exit code, or 128+N when it was killed by signal N.
-func exitStatus(ps *os.ProcessState) int {
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
+	if pass && token != "" {
+		out = append(out, envToken+"="+token)
 	}
-	if code := ps.ExitCode(); code >= 0 {
-		return code
-	}
-	return exitFailure
+	return out
 }
 
 // lockRunIsTTY reports whether f is a terminal.

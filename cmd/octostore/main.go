@@ -7,10 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/octostore/octostore/tools/lockrun"
+	"github.com/octostore/octostore/tools/termtext"
 	"github.com/urfave/cli/v2"
 )
 
@@ -43,9 +47,10 @@ const (
 	exitLockLost    = 7 // lock run: the lock was lost while the command ran
 )
 
-// newApp builds the command tree, in the order help lists it.
+// newApp builds the command tree, in the order help lists it, and gives
+// every command the CLI's usage rules (usageRules).
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "octostore",
 		Usage: "coordination primitives as a service: locks, rate limits, flags, config",
 		Commands: []*cli.Command{
@@ -63,33 +68,44 @@ func newApp() *cli.App {
 			versionCommand(),
 		},
 		UseShortOptionHandling: true,
-		Suggest:                true,
 		ExitErrHandler:         func(*cli.Context, error) {}, // main decides exit codes
-		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
-			return exitCode(exitUsage, err)
-		},
 	}
+	usageRules(app)
+	return app
 }
 
 func main() {
+	if lockrun.IsGuard(os.Args) { // `lock run` started this binary again as its guard
+		os.Exit(lockrun.Guard(os.Args))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args, os.Stderr))
 }
 
-// run executes the CLI and maps errors to exit codes.
-func run(ctx context.Context, args []string, stderr *os.File) int {
+// run executes the CLI and maps errors to exit codes. A failure is one line
+// on stderr: "octostore: " and the message, cleaned of anything a terminal
+// would act on (it may quote the server). urfave/cli's own errors (help for
+// an unknown topic) are usage errors.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
 	err := newApp().RunContext(ctx, args)
 	if err == nil {
 		return exitOK
 	}
+	code, msg := exitFailure, err.Error()
 	var ee *exitError
-	if errors.As(err, &ee) {
+	var ec cli.ExitCoder
+	switch {
+	case errors.As(err, &ee):
+		code, msg = ee.code, ""
 		if ee.err != nil {
-			fmt.Fprintln(stderr, "octostore:", ee.err)
+			msg = ee.err.Error()
 		}
-		return ee.code
+	case errors.As(err, &ec):
+		code = exitUsage
 	}
-	fmt.Fprintln(stderr, "octostore:", err)
-	return exitFailure
+	if msg != "" {
+		fmt.Fprintln(stderr, "octostore: "+termtext.Clean(strings.TrimPrefix(msg, "octostore: ")))
+	}
+	return code
 }

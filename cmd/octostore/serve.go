@@ -35,9 +35,12 @@ type ServeConfig struct {
 	// StaticTokens maps token → login (--static-tokens, then
 	// --static-tokens-file).
 	StaticTokens map[string]string
-	AdminKey     string            // key of the admin principal ("": none)
-	GitHub       httpd.GitHubOAuth // sign-in with GitHub (--github-*)
-	LogLevel     slog.Level
+	AdminKey     string // key of the admin principal ("": none)
+	// AllowWeakTokens lets an admin key or static token shorter than
+	// MinSecretBytes be served on a non-loopback address (identity.go).
+	AllowWeakTokens bool
+	GitHub          httpd.GitHubOAuth // sign-in with GitHub (--github-*)
+	LogLevel        slog.Level
 
 	// Server: HTTP limits and timeouts (the request timeout too), event
 	// heartbeat.
@@ -160,6 +163,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.DB.Now = m.Now
+	for _, f := range m.DB.Tightened {
+		m.Logger.Warn("narrowed the permissions of a database file: group and others could read it", "file", f)
+	}
 	if err := m.opened(ctx, "database", m.DB.Close); err != nil {
 		return err
 	}
@@ -199,7 +205,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	m.stack.newServer(&m.Config, m.Store, m.GitHub, m.Metrics, m.Logger)
+	m.stack.newServer(&m.Config, m.Store, m.GitHub, m.Metrics, m.Logger, m.Now)
 	m.Server.Serve(ln)
 	if err := m.opened(ctx, "http server", m.Server.Shutdown); err != nil {
 		return err
@@ -294,7 +300,7 @@ func serveCommand() *cli.Command {
 		Flags: serveFlags(&m.Config),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return exitCode(exitUsage, errors.New("serve takes no arguments"))
+				return usageErr(c, "takes no arguments, got %q", c.Args().First())
 			}
 			if err := m.Config.validate(); err != nil {
 				return err
@@ -384,7 +390,24 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 				return nil
 			}},
 		&cli.StringFlag{Name: "admin-key", Destination: &cfg.AdminKey, Usage: "key of the admin principal (bearer or X-Admin-Key)", EnvVars: []string{"OCTOSTORE_ADMIN_KEY", "ADMIN_KEY"}},
+		&cli.BoolFlag{Name: "allow-weak-tokens", Destination: &cfg.AllowWeakTokens, Usage: "serve an admin key or static token shorter than 16 bytes on a non-loopback address (refused otherwise; on loopback they are only warned about)", EnvVars: []string{"OCTOSTORE_ALLOW_WEAK_TOKENS"}},
+		&cli.IntFlag{Name: "auth-failure-burst", Value: httpd.DefaultAuthFailureBurst, Destination: &cfg.Server.AuthFailureBurst, Usage: "failed authentications a client address may make in a row before it is answered 429 (-1: no throttle)", EnvVars: []string{"OCTOSTORE_AUTH_FAILURE_BURST"},
+			Action: func(_ *cli.Context, v int) error {
+				if v == 0 || v < -1 {
+					return usage("--auth-failure-burst must be at least 1 (or -1: no throttle)")
+				}
+				return nil
+			}},
+		&cli.DurationFlag{Name: "auth-failure-interval", Value: httpd.DefaultAuthFailureInterval, Destination: &cfg.Server.AuthFailureInterval, Usage: "a throttled client address earns one more authentication attempt per interval", EnvVars: []string{"OCTOSTORE_AUTH_FAILURE_INTERVAL"},
+			Action: positive("auth-failure-interval")},
 		&cli.IntFlag{Name: "max-body-bytes", Value: httpd.DefaultMaxBodyBytes, Destination: &cfg.Server.MaxBodyBytes, Usage: "request body limit (413 beyond)", EnvVars: []string{"OCTOSTORE_MAX_BODY_BYTES"}},
+		&cli.Int64Flag{Name: "max-body-memory", Value: httpd.DefaultMaxBodyMemory, Destination: &cfg.Server.MaxBodyMemory, Usage: "bytes of request bodies read or handled at once, counted as they arrive (503 + Retry-After beyond)", EnvVars: []string{"OCTOSTORE_MAX_BODY_MEMORY"},
+			Action: func(_ *cli.Context, v int64) error {
+				if v < 1 {
+					return usage("--max-body-memory must be positive")
+				}
+				return nil
+			}},
 		&cli.IntFlag{Name: "max-locks-per-user", Value: actors.DefaultMaxLocksPerUser, Destination: &cfg.Locks.MaxPerUser, Usage: "active locks per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_LOCKS_PER_USER"}},
 		&cli.DurationFlag{Name: "idle-timeout", Value: actors.DefaultIdleTimeout, Destination: &cfg.Actors.IdleTimeout, Usage: "passivate a resource actor after this long without requests", EnvVars: []string{"OCTOSTORE_IDLE_TIMEOUT"}},
 		&cli.IntFlag{Name: "max-conns", Value: httpd.DefaultMaxConns, Destination: &cfg.Server.MaxConns, Usage: "concurrent connections at most", EnvVars: []string{"OCTOSTORE_MAX_CONNS"}},
@@ -445,6 +468,13 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 				}
 				return nil
 			}},
+		&cli.IntFlag{Name: "max-streams-per-user", Value: httpd.DefaultMaxStreamsPerUser, Destination: &cfg.Server.MaxStreamsPerUser, Usage: "event streams one user (or the admin key) may have open at once (429 + Retry-After beyond)", EnvVars: []string{"OCTOSTORE_MAX_STREAMS_PER_USER"},
+			Action: func(_ *cli.Context, v int) error {
+				if v <= 0 {
+					return usage("--max-streams-per-user must be positive")
+				}
+				return nil
+			}},
 		&cli.StringFlag{Name: "pprof-addr", Destination: &cfg.PprofAddr, Usage: "serve Go's net/http/pprof profiles on this address (loopback only; for profiling)", EnvVars: []string{"OCTOSTORE_PPROF_ADDR"},
 			Action: func(_ *cli.Context, addr string) error {
 				if addr == "" {
@@ -468,6 +498,13 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 			Action: quota("max-flags-per-user")},
 		&cli.IntFlag{Name: "max-config-keys-per-user", Value: actors.DefaultMaxConfigKeysPerUser, Destination: &cfg.ConfigKeys.MaxPerUser, Usage: "config keys per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_CONFIG_KEYS_PER_USER"},
 			Action: quota("max-config-keys-per-user")},
+		&cli.Int64Flag{Name: "max-answer-memory", Value: httpd.DefaultMaxAnswerMemory, Destination: &cfg.Server.MaxAnswerMemory, Usage: "bytes of large answers (config history pages) read or being written at once (503 + Retry-After beyond)", EnvVars: []string{"OCTOSTORE_MAX_ANSWER_MEMORY"},
+			Action: func(_ *cli.Context, v int64) error {
+				if v < 1 {
+					return usage("--max-answer-memory must be positive")
+				}
+				return nil
+			}},
 		&cli.IntFlag{Name: "config-history", Value: actors.DefaultConfigHistory, Destination: &cfg.ConfigKeys.History, Usage: "versions kept per config key (older ones are pruned)", EnvVars: []string{"OCTOSTORE_CONFIG_HISTORY"},
 			Action: func(_ *cli.Context, v int) error {
 				if v < 1 {
@@ -493,11 +530,10 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 		&cli.StringFlag{Name: "cluster-state", Value: "new", Destination: &cfg.Cluster.State, Usage: "new: bootstrap the cluster of --cluster; existing: join a running cluster (after `octostore cluster member add`)", EnvVars: []string{"OCTOSTORE_CLUSTER_STATE"}},
 		&cli.StringFlag{Name: "etcd-dir", Destination: &cfg.Cluster.EtcdDir, Usage: "the embedded etcd member's data directory (default ./NODE.etcd)", EnvVars: []string{"OCTOSTORE_ETCD_DIR"}},
 		&cli.StringFlag{Name: "etcd-client-url", Value: defaultEtcdClientURL, Destination: &cfg.Cluster.EtcdClientURL, Usage: "where etcd clients (backup, cluster member, etcdctl) reach the embedded member; keep it private", EnvVars: []string{"OCTOSTORE_ETCD_CLIENT_URL"}},
-		&cli.StringFlag{Name: "etcd-endpoints", Usage: "cluster mode, external etcd: its client URLs, comma-separated (instead of --cluster)", EnvVars: []string{"OCTOSTORE_ETCD_ENDPOINTS"},
-			Action: func(_ *cli.Context, v string) error {
-				cfg.Cluster.Endpoints = splitList(v)
-				return nil
-			}},
+		withAction(etcdEndpointsFlag(""), func(_ *cli.Context, v string) error { // external etcd, instead of --cluster
+			cfg.Cluster.Endpoints = splitList(v)
+			return nil
+		}),
 		&cli.StringFlag{Name: "advertise-url", Destination: &cfg.Cluster.AdvertiseURL, Usage: "the API URL the other nodes forward requests to (default http:// + the listen address)", EnvVars: []string{"OCTOSTORE_ADVERTISE_URL"}},
 		&cli.DurationFlag{Name: "leader-ttl", Value: etcdstore.DefaultLeaderTTL, Destination: &cfg.Cluster.LeaderTTL, Usage: "the leader's session lease: a dead leader is replaced within about this long", EnvVars: []string{"OCTOSTORE_LEADER_TTL"}},
 		&cli.IntFlag{Name: "max-txn-ops", Value: etcdstore.DefaultMaxTxnOps, Destination: &cfg.Cluster.MaxTxnOps, Usage: "writes per etcd transaction with --etcd-endpoints (at most the cluster's --max-txn-ops); an embedded member allows 1024", EnvVars: []string{"OCTOSTORE_MAX_TXN_OPS"},
@@ -511,6 +547,12 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 		&cli.UintFlag{Name: "etcd-heartbeat-ms", Value: 100, Destination: &cfg.Cluster.HeartbeatMs, Usage: "the embedded member's Raft heartbeat interval (ms)", EnvVars: []string{"OCTOSTORE_ETCD_HEARTBEAT_MS"}},
 		&cli.UintFlag{Name: "etcd-election-ms", Value: 1000, Destination: &cfg.Cluster.ElectionMs, Usage: "the embedded member's Raft election timeout (ms; at least 5 × the heartbeat)", EnvVars: []string{"OCTOSTORE_ETCD_ELECTION_MS"}},
 	}
+}
+
+// withAction sets f's Action.
+func withAction(f *cli.StringFlag, action func(*cli.Context, string) error) *cli.StringFlag {
+	f.Action = action
+	return f
 }
 
 // defaultEtcdClientURL is --etcd-client-url's default: loopback only, etcd's

@@ -97,11 +97,11 @@ func (s *stack) open(cfg *ServeConfig, store stackStore, log *slog.Logger, now f
 }
 
 // newServer builds the HTTP server's handlers over the stack.
-func (s *stack) newServer(cfg *ServeConfig, store stackStore, github *httpd.GitHubSignIn, m *httpd.Metrics, log *slog.Logger) *httpd.Server {
+func (s *stack) newServer(cfg *ServeConfig, store stackStore, github *httpd.GitHubSignIn, m *httpd.Metrics, log *slog.Logger, now func() time.Time) *httpd.Server {
 	s.Server = httpd.NewServer(cfg.Server, httpd.Deps{
 		Locks: s.Locks, Limits: s.Limits, Flags: s.Flags, Config: s.ConfigKeys,
 		Sys: s.Sys, Store: store, Auth: s.Auth, GitHub: github,
-		Events: s.Events, Metrics: m, Logger: log,
+		Events: s.Events, Metrics: m, Logger: log, Now: now,
 	})
 	return s.Server
 }

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/octostore/octostore/actors/names"
@@ -20,69 +20,89 @@ import (
 // one within its poll interval (500 ms), without a restart.
 
 func tokenAdminCommands() []*cli.Command {
-	return []*cli.Command{
-		{
-			Name:      "create",
-			Usage:     "create a token for a local user (created if needed) and print it once",
-			UsageText: "octostore token create --db PATH --user NAME",
-			Flags:     []cli.Flag{tokenDBFlag(), &cli.StringFlag{Name: "user", Usage: "login of the user (" + names.Login.Pattern() + "; required)"}},
-			Action:    tokenCreate,
-		},
-		{
-			Name:      "list",
-			Usage:     "list stored tokens (user, source, created, fingerprint; never the token)",
-			UsageText: "octostore token list --db PATH [--user NAME] [--json]",
-			Flags: []cli.Flag{tokenDBFlag(), &cli.StringFlag{Name: "user", Usage: "only this user's tokens"},
-				&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
-			Action: tokenList,
-		},
-		{
-			Name:      "revoke",
-			Usage:     "revoke tokens by fingerprint or by user",
-			UsageText: "octostore token revoke --db PATH (--fingerprint F | --user NAME [--all-for-user])",
-			Flags: []cli.Flag{tokenDBFlag(),
-				&cli.StringFlag{Name: "fingerprint", Usage: "the token whose fingerprint (as token list shows it, or longer) is F"},
-				&cli.StringFlag{Name: "user", Usage: "the user's token (the user must have exactly one unless --all-for-user)"},
-				&cli.BoolFlag{Name: "all-for-user", Usage: "with --user: every token of the user"}},
-			Action: tokenRevoke,
-		},
-	}
+	create := leaf("create", "create a token for a local user (created if needed) and print it once", "",
+		[]cli.Flag{tokenDBFlag(), &cli.StringFlag{Name: "user", Usage: "login of the user (" + names.Login.Pattern() + "; required)"},
+			&cli.BoolFlag{Name: "create", Usage: "create the database if there is none at --db (a new, empty server state)"},
+			jsonFlag()},
+		tokenCreate)
+	create.UsageText = "octostore token create --db PATH --user NAME [--create] [--json]"
+	list := leaf("list", "list stored tokens (user, source, created, fingerprint; never the token)", "",
+		[]cli.Flag{tokenDBFlag(), &cli.StringFlag{Name: "user", Usage: "only this user's tokens"}, jsonFlag()},
+		tokenList)
+	list.UsageText = "octostore token list --db PATH [--user NAME] [--json]"
+	revoke := leaf("revoke", "revoke tokens by fingerprint or by user", "",
+		[]cli.Flag{tokenDBFlag(),
+			&cli.StringFlag{Name: "fingerprint", Usage: "the token whose fingerprint (as token list shows it, or longer) is F"},
+			&cli.StringFlag{Name: "user", Usage: "the user's token (the user must have exactly one unless --all-for-user)"},
+			&cli.BoolFlag{Name: "all-for-user", Usage: "with --user: every token of the user"}},
+		tokenRevoke)
+	revoke.UsageText = "octostore token revoke --db PATH (--fingerprint F | --user NAME [--all-for-user])"
+	return []*cli.Command{create, list, revoke}
 }
 
 func tokenDBFlag() cli.Flag {
 	return &cli.StringFlag{Name: "db", Usage: "SQLite database file of the server (required)", EnvVars: []string{"OCTOSTORE_DB", "DATABASE_URL"}}
 }
 
-// openTokenDB opens the database; unless create, it must exist already.
+// openTokenDB opens the database at --db. Unless create, it must exist
+// already: a mistyped path is "not found" (exit 4), never a new, empty
+// database that the server does not use.
 func openTokenDB(c *cli.Context, create bool) (*persistence.DB, error) {
-	path := c.String("db")
+	path := dbPath(c.String("db")) // the forms serve takes: a path, sqlite://PATH, file:PATH
 	if path == "" {
-		return nil, exitCode(exitUsage, errors.New("--db PATH is required (or OCTOSTORE_DB)"))
+		return nil, errUsage(c, "--db PATH is required (or OCTOSTORE_DB)")
 	}
 	if !create {
 		if _, err := os.Stat(path); err != nil {
-			return nil, exitCode(exitNotFound, fmt.Errorf("no database at %s", path))
+			hint := ""
+			if c.Command.Name == "create" {
+				hint = " (--create starts a new one)"
+			}
+			return nil, exitCode(exitNotFound, fmt.Errorf("no database at %s%s", path, hint))
 		}
 	}
-	db, err := persistence.Open(path)
+	db, err := persistence.OpenShared(path) // beside a running server: never its serving lock
 	if err != nil {
 		return nil, exitCode(exitFailure, err)
 	}
 	return db, nil
 }
 
-func tokenCreate(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return exitCode(exitUsage, errors.New("token create takes no arguments"))
+// apiTime formats t the way the API does (UTC, milliseconds), for the JSON
+// of the token commands.
+func apiTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+// tokenJSON is one token in the JSON of token create and token list.
+type tokenJSON struct {
+	User        string `json:"user"`
+	Source      string `json:"source"`
+	CreatedAt   string `json:"created_at"`
+	Fingerprint string `json:"fingerprint"`
+	Token       string `json:"token,omitempty"` // token create only: the token itself, shown once
+}
+
+// writeJSONLine writes v as one line of JSON, like the API's answers.
+func writeJSONLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return exitCode(exitFailure, err)
 	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// tokenCreate prints the new token (with --json: {"user","source",
+// "created_at","fingerprint","token"}); the note on stderr names its
+// fingerprint.
+func tokenCreate(c *cli.Context, _ []string) error {
 	user := c.String("user")
 	if user == "" {
-		return exitCode(exitUsage, errors.New("--user NAME is required"))
+		return errUsage(c, "--user NAME is required")
 	}
 	if !names.Login.Valid(user) {
-		return exitCode(exitUsage, fmt.Errorf("--user %q: %s", user, names.Login.Requirement()))
+		return usageErr(c, "--user %q: %s", user, names.Login.Requirement())
 	}
-	db, err := openTokenDB(c, true)
+	db, err := openTokenDB(c, c.Bool("create"))
 	if err != nil {
 		return err
 	}
@@ -91,16 +111,21 @@ func tokenCreate(c *cli.Context) error {
 	if err != nil {
 		return exitCode(exitFailure, err)
 	}
-	fmt.Fprintln(c.App.Writer, raw)
+	if c.Bool("json") {
+		if err := writeJSONLine(c.App.Writer, tokenJSON{User: info.Login, Source: info.Source, CreatedAt: apiTime(info.CreatedAt), Fingerprint: info.Fingerprint(), Token: raw}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(c.App.Writer, raw)
+	}
 	fmt.Fprintf(c.App.ErrWriter, "created a token for user %q (fingerprint %s); it is shown only this once and stored hashed\n",
 		user, info.Fingerprint())
 	return nil
 }
 
-func tokenList(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return exitCode(exitUsage, errors.New("token list takes no arguments"))
-	}
+// tokenList prints a table, or with --json {"tokens":[…],"total":N} like
+// the API's listings.
+func tokenList(c *cli.Context, _ []string) error {
 	db, err := openTokenDB(c, false)
 	if err != nil {
 		return err
@@ -111,40 +136,29 @@ func tokenList(c *cli.Context) error {
 		return exitCode(exitFailure, err)
 	}
 	if c.Bool("json") {
-		type item struct {
-			User        string    `json:"user"`
-			Source      string    `json:"source"`
-			CreatedAt   time.Time `json:"created_at"`
-			Fingerprint string    `json:"fingerprint"`
-		}
 		out := struct {
-			Tokens []item `json:"tokens"`
-		}{Tokens: []item{}}
+			Tokens []tokenJSON `json:"tokens"`
+			Total  int         `json:"total"`
+		}{Tokens: []tokenJSON{}, Total: len(toks)}
 		for _, t := range toks {
-			out.Tokens = append(out.Tokens, item{t.Login, t.Source, t.CreatedAt, t.Fingerprint()})
+			out.Tokens = append(out.Tokens, tokenJSON{User: t.Login, Source: t.Source, CreatedAt: apiTime(t.CreatedAt), Fingerprint: t.Fingerprint()})
 		}
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return writeJSONLine(c.App.Writer, out)
 	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "USER\tSOURCE\tCREATED\tFINGERPRINT")
+	rows := make([][]string, 0, len(toks))
 	for _, t := range toks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Login, t.Source, t.CreatedAt.Format(time.RFC3339), t.Fingerprint())
+		rows = append(rows, []string{t.Login, t.Source, fmtTime(t.CreatedAt), t.Fingerprint()})
 	}
-	return tw.Flush()
+	return printTable(c.App.Writer, []col{{"USER", true}, {"SOURCE", false}, {"CREATED", false}, {"FINGERPRINT", false}}, rows)
 }
 
-func tokenRevoke(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return exitCode(exitUsage, errors.New("token revoke takes no arguments"))
-	}
+func tokenRevoke(c *cli.Context, _ []string) error {
 	sel := persistence.RevokeSelector{Fingerprint: c.String("fingerprint"), Login: c.String("user"), All: c.Bool("all-for-user")}
 	switch {
 	case (sel.Fingerprint == "") == (sel.Login == ""):
-		return exitCode(exitUsage, errors.New("give exactly one of --fingerprint or --user"))
+		return errUsage(c, "give exactly one of --fingerprint or --user")
 	case sel.All && sel.Login == "":
-		return exitCode(exitUsage, errors.New("--all-for-user goes with --user"))
+		return errUsage(c, "--all-for-user goes with --user")
 	}
 	db, err := openTokenDB(c, false)
 	if err != nil {

@@ -12,20 +12,15 @@ import (
 // tokenCommand is `octostore token`: create, list and revoke work on the
 // database (token_admin.go), rotate asks the server.
 func tokenCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "token",
-		Usage: "manage bearer tokens",
-		Subcommands: append(tokenAdminCommands(),
-			clientCommand("rotate", "replace your bearer token with a new one (the old one stops working) and print it", "", tokenRotate)),
-	}
+	return groupCommand("token", "manage bearer tokens", append(tokenAdminCommands(),
+		clientCommand("rotate", "replace your bearer token with a new one (the old one stops working) and print it", "", tokenRotate))...)
 }
 
 func tokenRotate(c *cli.Context, args []string) error {
-	return checkedRun(c, args, 0, "token rotate", func(cl *client.Client, ctx context.Context) (map[string]string, error) {
-		tok, err := cl.RotateToken(ctx)
-		return map[string]string{"token": tok}, err
-	}, func(w io.Writer, v map[string]string) error {
-		_, err := fmt.Fprintln(w, v["token"])
+	return clientRun(c, func(cl *client.Client, ctx context.Context) (string, error) {
+		return cl.RotateToken(ctx)
+	}, func(w io.Writer, tok string) error {
+		_, err := fmt.Fprintln(w, tok)
 		return err
 	})
 }

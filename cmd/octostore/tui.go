@@ -9,25 +9,23 @@ import (
 
 // `octostore tui`: the live terminal view (docs/tui.md).
 func tuiCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "tui",
-		Usage: "live terminal view of locks, limits, flags and config (the admin key shows every user's)",
-		Flags: []cli.Flag{
+	return leaf("tui", "live terminal view of locks, limits, flags and config (the admin key shows every user's)", "",
+		[]cli.Flag{
 			&cli.StringFlag{Name: "url", Value: defaultURL, Usage: "server URL", EnvVars: []string{"OCTOSTORE_URL"}},
-			&cli.StringFlag{Name: "token", Usage: "bearer token, or the admin key", EnvVars: []string{"OCTOSTORE_TOKEN"}},
+			tokenFlag(),
+			tokenFileFlag(),
 		},
-		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return exitCode(exitUsage, errors.New("tui takes no arguments"))
-			}
-			if c.String("token") == "" {
-				return exitCode(exitAuth, errors.New("no token: set --token or OCTOSTORE_TOKEN"))
-			}
-			err := tui.Run(c.Context, tui.Options{URL: c.String("url"), Token: c.String("token")})
+		func(c *cli.Context, _ []string) error {
+			tok, err := resolveToken(c)
 			if err != nil {
+				return err
+			}
+			if tok == "" {
+				return exitCode(exitAuth, errors.New("no token: set "+envToken+", --token-file or --token"))
+			}
+			if err := tui.Run(c.Context, tui.Options{URL: c.String("url"), Token: tok}); err != nil {
 				return exitCode(exitFailure, err)
 			}
 			return nil
-		},
-	}
+		})
 }

@@ -2,6 +2,7 @@ package etcdstore
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,7 +14,8 @@ import (
 // A snapshot of a running member, restored into a new data directory and
 // started as a new one-member cluster, holds every record written before
 // it (a lock with its token, a config version, a token); the restored
-// directory refuses to be overwritten.
+// directory refuses to be overwritten; neither the snapshot nor the
+// restored directory is readable by others.
 func TestSnapshotRestore(t *testing.T) {
 	c := startCluster(t, 1, nil)[0].Client()
 	s, _ := openTestStore(t, c, Options{})
@@ -47,6 +49,17 @@ func TestSnapshotRestore(t *testing.T) {
 	}
 	if err := Restore(RestoreConfig{Snapshot: snap, Name: "r1", PeerURL: peer, InitialCluster: "r1=" + peer, Dir: rdir}); err == nil {
 		t.Fatal("restore over an existing directory succeeded")
+	}
+	// Private at rest, as a single node's backup (issue 12): the snapshot
+	// and the restored member's directory are their owner's only.
+	for _, p := range []string{snap, rdir, filepath.Join(rdir, "member")} {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := st.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s has mode %04o: readable by others", p, perm)
+		}
 	}
 	mc := testMemberConfig(t, "r1", peer, "r1="+peer)
 	mc.Dir = rdir

@@ -20,8 +20,11 @@ import (
 // segment never contains '/' and a prefix never matches a longer segment.
 
 // LayoutVersion is written to meta/layout; a store refuses a keyspace with
-// a newer layout (as persistence refuses a newer schema).
-const LayoutVersion = 1
+// a newer layout (as persistence refuses a newer schema), and one of layout
+// 1, where owners and holders were logins (layout 2 names them by user id,
+// persistence/identity.go; layout 1 was never served by a release, so it is
+// not migrated).
+const LayoutVersion = 2
 
 // keyspace builds the keys under one prefix.
 type keyspace struct{ prefix string }
@@ -91,6 +94,7 @@ func (k keyspace) userSeq() string         { return k.prefix + "meta/user_seq" }
 func (k keyspace) token(h [32]byte) string { return k.prefix + "token/" + hex.EncodeToString(h[:]) }
 func (k keyspace) tokens() string          { return k.prefix + "token/" }
 func (k keyspace) authEpoch() string       { return k.prefix + "meta/auth_epoch" }
+func (k keyspace) forwardKey() string      { return k.prefix + "meta/forward_key" }
 func (k keyspace) layout() string          { return k.prefix + "meta/layout" }
 
 // election is the prefix concurrency.NewElection takes (it appends "/").
@@ -147,6 +151,7 @@ func fromMS(v int64) time.Time {
 
 type lockValue struct {
 	Holder     string `json:"holder,omitempty"`
+	HolderID   string `json:"holder_id,omitempty"`
 	LeaseID    string `json:"lease,omitempty"`
 	Token      uint64 `json:"token"`
 	ExpiresAt  int64  `json:"expires_ms,omitempty"`
@@ -154,7 +159,7 @@ type lockValue struct {
 }
 
 func encodeLock(r actors.LockRecord) []byte {
-	return mustJSON(lockValue{Holder: r.Holder, LeaseID: r.LeaseID, Token: r.Token,
+	return mustJSON(lockValue{Holder: r.Holder, HolderID: r.HolderID, LeaseID: r.LeaseID, Token: r.Token,
 		ExpiresAt: ms(r.ExpiresAt), AcquiredAt: ms(r.AcquiredAt)})
 }
 
@@ -163,7 +168,7 @@ func decodeLock(name string, b []byte) (actors.LockRecord, error) {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return actors.LockRecord{}, fmt.Errorf("lock %q: %w", name, err)
 	}
-	return actors.LockRecord{Name: name, Holder: v.Holder, LeaseID: v.LeaseID, Token: v.Token,
+	return actors.LockRecord{Name: name, Holder: v.Holder, HolderID: v.HolderID, LeaseID: v.LeaseID, Token: v.Token,
 		ExpiresAt: fromMS(v.ExpiresAt), AcquiredAt: fromMS(v.AcquiredAt)}, nil
 }
 

@@ -324,8 +324,11 @@ func RemoveMember(ctx context.Context, c *clientv3.Client, name string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("remove etcd member %s: no such member", name)
+	return fmt.Errorf("remove etcd member %s: %w", name, ErrNoSuchMember)
 }
+
+// ErrNoSuchMember is RemoveMember's error for a name no member has.
+var ErrNoSuchMember = errors.New("no such member")
 
 // ConnectConfig connects to an external etcd cluster (--etcd-endpoints).
 type ConnectConfig struct {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/octostore/octostore/tools/keepreading"
 	"github.com/valyala/fasthttp"
 )
 
@@ -31,6 +32,7 @@ type Client struct {
 	retries                int
 	backoffMin, backoffMax time.Duration
 	userAgent              string
+	ownerQuery             string // "owner=LOGIN" (WithOwner) or ""
 }
 
 // Option configures a Client.
@@ -69,6 +71,39 @@ func WithMaxConns(n int) Option { return func(c *Client) { c.hc.MaxConns = n } }
 
 // WithAdminKey sends the admin key in X-Admin-Key on every request.
 func WithAdminKey(key string) Option { return func(c *Client) { c.adminKey = key } }
+
+// WithOwner makes every call on an owner-scoped resource (rate limits,
+// flags, config) address login's: it adds ?owner=LOGIN to the request. The
+// admin key owns nothing and needs it for every call on one resource (403
+// or 422 without it); on a listing it narrows the admin's view (every
+// user's, each item with its Owner) to login's. A user token may name only
+// its own login (403 otherwise). Locks are not owner-scoped: lock calls are
+// unchanged.
+func WithOwner(login string) Option {
+	return func(c *Client) {
+		c.ownerQuery = ""
+		if login != "" {
+			c.ownerQuery = "owner=" + url.QueryEscape(login)
+		}
+	}
+}
+
+// owned adds the ?owner= of WithOwner to path (which may have a query).
+func (c *Client) owned(path string) string {
+	return path + c.ownerSuffix(strings.Contains(path, "?"))
+}
+
+// ownerSuffix is "?owner=LOGIN" ("&owner=LOGIN" after a query), or "" without
+// WithOwner.
+func (c *Client) ownerSuffix(afterQuery bool) string {
+	switch {
+	case c.ownerQuery == "":
+		return ""
+	case afterQuery:
+		return "&" + c.ownerQuery
+	}
+	return "?" + c.ownerQuery
+}
 
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
@@ -112,6 +147,11 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 			MaxIdemponentCallAttempts: 2, // one immediate retry of GET/PUT on a stale keep-alive connection
 			NoDefaultUserAgentHeader:  true,
 			DisablePathNormalizing:    true,
+			// A server that refuses a body before reading it (413, or 401
+			// for a missing token) answers and closes while the body is
+			// still being written: read that answer rather than report the
+			// write's EPIPE / ECONNRESET.
+			DialTimeout: keepreading.DialTimeout(fasthttp.DialTimeout),
 		},
 	}
 	c.baseURL = c.scheme + "://" + c.host + c.prefix

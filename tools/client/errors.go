@@ -27,6 +27,11 @@ var (
 	ErrValidation   = errors.New("octostore: validation failed")           // 422 (and 400)
 	ErrLockLost     = errors.New("octostore: lock lost")                   // Locker: renewal refused or lease expired
 	ErrLagged       = errors.New("octostore: event subscriber lagged")     // event stream closed by the server after "lagged"
+	// ErrRevoked ends an event stream whose token was revoked or rotated
+	// while it was open (the server's final "revoked" event). It is a case
+	// of ErrUnauthorized: errors.Is(ErrRevoked, ErrUnauthorized) holds, as
+	// a new request with that token would get 401.
+	ErrRevoked = fmt.Errorf("octostore: token revoked while the event stream was open: %w", ErrUnauthorized)
 )
 
 // APIError is any error response from the server.
@@ -72,12 +77,9 @@ type ConflictError struct {
 	Err            *APIError
 }
 
-func (e *ConflictError) Error() string {
-	if !e.HasVersion {
-		return e.Err.Error()
-	}
-	return fmt.Sprintf("%s (current version %d)", e.Err.Error(), e.CurrentVersion)
-}
+// Error is the server's message, which says the current version itself
+// (CurrentVersion has it for programs).
+func (e *ConflictError) Error() string { return e.Err.Error() }
 func (e *ConflictError) Unwrap() error { return e.Err }
 
 // ValidationError is a 422 (or 400) with the server's message, which names
@@ -95,6 +97,22 @@ func (e *ValidationError) Unwrap() error {
 	}
 	return e.Err
 }
+
+// LockLostError is why a Locker lost its lock: the renewal or release that
+// was refused, or the wait for an unreachable server that outlasted the
+// lease. errors.Is(err, ErrLockLost) is true, and so is errors.Is(err, X)
+// for what the cause matches (ErrNotFound for a lease that is gone).
+type LockLostError struct {
+	Name  string // the lock
+	Cause error
+}
+
+// Error says "octostore: lock NAME lost: CAUSE" with one "octostore: " in
+// front, however many the cause had.
+func (e *LockLostError) Error() string {
+	return fmt.Sprintf("octostore: lock %q lost: %s", e.Name, strings.TrimPrefix(e.Cause.Error(), "octostore: "))
+}
+func (e *LockLostError) Unwrap() []error { return []error{ErrLockLost, e.Cause} }
 
 // checkName rejects an empty resource name before it turns into another URL.
 func checkName(what, name string) error {

@@ -174,3 +174,24 @@ func TestRetryAfterHTTPDate(t *testing.T) {
 		t.Fatal("garbage Retry-After should be 0")
 	}
 }
+
+// Each message names its cause once, behind one "octostore: ".
+func TestErrorMessagesSayEachThingOnce(t *testing.T) {
+	msg := "version conflict on config key \"k\": expected version 0, current version is 1" // the server's
+	err := decodeError(409, []byte(`{"error":`+quote(msg)+`,"current_version":1}`), "")
+	if got := err.Error(); got != "octostore: 409 Conflict: "+msg {
+		t.Errorf("conflict: %q", got)
+	}
+	lost := &LockLostError{Name: "lr4", Cause: decodeError(404, []byte(`{"error":"Lock not found or not owned by caller"}`), "")}
+	if got := lost.Error(); got != `octostore: lock "lr4" lost: 404 Not Found: Lock not found or not owned by caller` {
+		t.Errorf("lock lost: %q", got)
+	}
+	if !errors.Is(lost, ErrLockLost) || !errors.Is(lost, ErrNotFound) {
+		t.Errorf("lock lost matches ErrLockLost %v, its cause ErrNotFound %v", errors.Is(lost, ErrLockLost), errors.Is(lost, ErrNotFound))
+	}
+	if got := (&LockLostError{Name: "x", Cause: context.DeadlineExceeded}).Error(); got != `octostore: lock "x" lost: context deadline exceeded` {
+		t.Errorf("lock lost by expiry: %q", got)
+	}
+}
+
+func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }

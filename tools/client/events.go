@@ -16,13 +16,21 @@ import (
 // Event is one server-sent event from /events or /locks/{name}/watch. Fields
 // that do not apply to the event type are zero.
 type Event struct {
-	ID           string    `json:"-"`    // the SSE id line
-	Seq          uint64    `json:"seq"`  // server sequence number
-	Type         string    `json:"type"` // lock.acquired, lock.renewed, lock.released, lock.expired, lock.state, flag.set, flag.deleted, config.written, config.deleted, limit.denied, limit.reset, lagged
+	// ID is the stream's last event id at this event (the SSE id line; as
+	// SSE says, a frame without one, lagged or revoked, keeps the previous
+	// one): give it back as EventFilter.LastEventID to resume after it.
+	ID string `json:"-"`
+	// Seq numbers the events the caller may see (every lock event and the
+	// caller's own flag, config and limit events; the admin key: every
+	// event), consecutive on an unfiltered stream: other users' activity
+	// leaves no gaps.
+	Seq          uint64    `json:"seq"`
+	Type         string    `json:"type"` // lock.acquired, lock.renewed, lock.released, lock.expired, lock.state, flag.set, flag.deleted, config.written, config.deleted, limit.denied, limit.reset, lagged, revoked, reset
 	Kind         string    `json:"kind"` // lock, flag, config, limit
 	Name         string    `json:"name"`
 	Owner        string    `json:"owner,omitempty"`
 	Holder       string    `json:"holder,omitempty"`
+	HolderID     string    `json:"holder_id,omitempty"` // the grant's holder id; only to the holder or an admin
 	FencingToken uint64    `json:"fencing_token,omitempty"`
 	LeaseID      string    `json:"lease_id,omitempty"` // only to the holder or an admin
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
@@ -40,12 +48,24 @@ const (
 	EventLockExpired  = "lock.expired"
 	EventLockState    = "lock.state"
 	EventLagged       = "lagged"
+	// EventRevoked is the last event of a stream whose token was revoked
+	// or rotated; the stream then ends with ErrRevoked.
+	EventRevoked = "revoked"
+	// EventReset is the first event of a stream that could not resume after
+	// EventFilter.LastEventID: events may have been missed, so resynchronise
+	// from a listing. The stream goes on from the present.
+	EventReset = "reset"
 )
 
 // EventFilter selects events on /events. Zero fields select everything.
 type EventFilter struct {
 	Kind   string // lock, flag, config, limit
 	Prefix string // name prefix
+	// LastEventID resumes a stream: the ID of the last event received
+	// (sent as Last-Event-ID). The new stream starts with the events after
+	// it that the filter selects, numbered as before, or with a reset event
+	// when the server no longer has them all.
+	LastEventID string
 }
 
 // EventStream is an open event subscription. Read events from C until it is
@@ -60,8 +80,9 @@ type EventStream struct {
 }
 
 // Err returns why the stream ended: nil after Close or context cancellation,
-// ErrLagged when the server dropped a slow subscriber, io.ErrUnexpectedEOF
-// when the connection ended, or a read error. Valid once C is closed.
+// ErrLagged when the server dropped a slow subscriber, ErrRevoked when the
+// token was revoked or rotated, io.ErrUnexpectedEOF when the connection
+// ended, or a read error. Valid once C is closed.
 func (s *EventStream) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -90,7 +111,7 @@ func (c *Client) Events(ctx context.Context, f EventFilter) (*EventStream, error
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	return c.openStream(ctx, path)
+	return c.openStream(ctx, path, f.LastEventID)
 }
 
 // WatchLock subscribes to one lock's events. The first event is lock.state
@@ -99,10 +120,10 @@ func (c *Client) WatchLock(ctx context.Context, name string) (*EventStream, erro
 	if err := checkName("lock name", name); err != nil {
 		return nil, err
 	}
-	return c.openStream(ctx, "/locks/"+seg(name)+"/watch")
+	return c.openStream(ctx, "/locks/"+seg(name)+"/watch", "")
 }
 
-func (c *Client) openStream(parent context.Context, path string) (*EventStream, error) {
+func (c *Client) openStream(parent context.Context, path, lastEventID string) (*EventStream, error) {
 	ctx, cancel := context.WithCancel(parent)
 	req, err := http.NewRequestWithContext(ctx, "GET", c.baseURL+path, nil)
 	if err != nil {
@@ -111,6 +132,9 @@ func (c *Client) openStream(parent context.Context, path string) (*EventStream, 
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
 	if p := c.auth.Load(); p != nil {
 		req.Header.Set("Authorization", *p)
 	}
@@ -162,8 +186,8 @@ func (c *Client) openStream(parent context.Context, path string) (*EventStream, 
 const maxEventSize = 1 << 20
 
 // readEvents parses a text/event-stream body and calls emit for each event
-// until emit returns false, the body ends, or an event of type "lagged"
-// (after which it returns ErrLagged). Comments (heartbeats ": ping") are
+// until emit returns false, the body ends, or an event of type "lagged" or
+// "revoked" (after which it returns ErrLagged or ErrRevoked). Comments (heartbeats ": ping") are
 // skipped; several data lines are joined with "\n" as the SSE spec says.
 func readEvents(r io.Reader, emit func(Event) bool) error {
 	sc := bufio.NewScanner(r)
@@ -189,8 +213,11 @@ func readEvents(r io.Reader, emit func(Event) bool) error {
 			if !emit(ev) {
 				return nil
 			}
-			if ev.Type == EventLagged {
+			switch ev.Type {
+			case EventLagged:
 				return ErrLagged
+			case EventRevoked:
+				return ErrRevoked
 			}
 			continue
 		}

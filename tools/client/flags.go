@@ -37,7 +37,7 @@ func (c *Client) SetFlag(ctx context.Context, name string, spec FlagSpec) (*Flag
 		return nil, err
 	}
 	f := new(Flag)
-	if err := c.call(ctx, "PUT", "/flags/"+seg(name), spec, true, f); err != nil {
+	if err := c.call(ctx, "PUT", c.owned("/flags/"+seg(name)), spec, true, f); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -51,9 +51,9 @@ func (c *Client) GetFlag(ctx context.Context, name, subject string) (*FlagEvalua
 	}
 	var x *exchange
 	if subject == "" {
-		x = c.start("GET", "/flags/", seg(name))
+		x = c.start("GET", "/flags/", seg(name), c.ownerSuffix(false))
 	} else {
-		x = c.start("GET", "/flags/", seg(name), "?subject=", url.QueryEscape(subject))
+		x = c.start("GET", "/flags/", seg(name), "?subject=", url.QueryEscape(subject), c.ownerSuffix(true))
 	}
 	defer c.finish(x)
 	if err := c.send(ctx, x, true); err != nil {
@@ -73,5 +73,5 @@ func (c *Client) DeleteFlag(ctx context.Context, name string) error {
 
 // ListFlags lists the caller's flags (every user's for an admin).
 func (c *Client) ListFlags(ctx context.Context) ([]Flag, error) {
-	return listOf[Flag](ctx, c, "/flags", "flags")
+	return listOf[Flag](ctx, c, c.owned("/flags"), "flags")
 }

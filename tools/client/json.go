@@ -21,9 +21,15 @@ func seconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
 
-func appendTTLBody(b []byte, ttl time.Duration) []byte {
+// appendAcquireBody renders an acquire: ttl_seconds, and holder_id unless
+// it is "".
+func appendAcquireBody(b []byte, holderID string, ttl time.Duration) []byte {
 	b = append(b, `{"ttl_seconds":`...)
 	b = strconv.AppendInt(b, seconds(ttl), 10)
+	if holderID != "" {
+		b = append(b, `,"holder_id":`...)
+		b = appendJSONString(b, holderID)
+	}
 	return append(b, '}')
 }
 

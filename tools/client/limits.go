@@ -40,7 +40,7 @@ func (c *Client) CheckLimit(ctx context.Context, name string, max int, window ti
 	if err := checkName("limit name", name); err != nil {
 		return nil, err
 	}
-	x := c.start("POST", "/limits/", seg(name), "/check")
+	x := c.start("POST", "/limits/", seg(name), "/check", c.ownerSuffix(false))
 	defer c.finish(x)
 	var buf [64]byte
 	x.setJSON(appendCheckBody(buf[:0], max, window))
@@ -62,7 +62,7 @@ func (c *Client) LimitStatus(ctx context.Context, name string) (*LimitResult, er
 	if err := checkName("limit name", name); err != nil {
 		return nil, err
 	}
-	return getJSON[LimitResult](ctx, c, "/limits/"+seg(name))
+	return getJSON[LimitResult](ctx, c, c.owned("/limits/"+seg(name)))
 }
 
 // ResetLimit clears the limit's counter.
@@ -72,5 +72,5 @@ func (c *Client) ResetLimit(ctx context.Context, name string) error {
 
 // ListLimits lists the caller's limits (every user's for an admin).
 func (c *Client) ListLimits(ctx context.Context) ([]LimitInfo, error) {
-	return listOf[LimitInfo](ctx, c, "/limits", "limits")
+	return listOf[LimitInfo](ctx, c, c.owned("/limits"), "limits")
 }

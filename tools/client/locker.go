@@ -24,15 +24,20 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 // background every TTL/3 while held, Done closed when the lock is lost,
 // Unlock to release it.
 //
-// Mutual exclusion is per Locker, not per identity: two Lockers using the
-// same token exclude each other (the server answers "already held by the
-// caller" to the second; the Locker treats that as held by someone else).
+// Mutual exclusion is per Locker, not per token: each Locker acquires with
+// its own random holder id (NewHolderID; WithHolderID sets one), so two
+// Lockers using the same token, in one process or on two hosts, exclude each
+// other (the server answers 409 to the second, as to any other user). A
+// "held" answer is taken as this Locker's own hold only when it names this
+// Locker's holder id (a server without holder ids answers "held" to every
+// request of the token: that is held by someone else).
 //
 // A Locker is safe for concurrent use.
 type Locker struct {
 	c        *Client
 	name     string
 	ttl      time.Duration
+	holderID string // sent with every acquire; "" none
 	clk      clock
 	pollMin  time.Duration
 	pollMax  time.Duration
@@ -40,19 +45,23 @@ type Locker struct {
 
 	mu  sync.Mutex // guards cur
 	cur *holding   // the current acquisition, nil before the first
+
+	updates chan struct{} // capacity 1: a renewal attempt ended or the lock was lost (Updates)
 }
 
 // holding is one acquisition of the lock. lease and err change under
 // Locker.mu; done is closed exactly once (closed guards it), when the lock is
 // lost or unlocked.
 type holding struct {
-	lease   Lease
-	held    bool
-	done    chan struct{}
-	closed  bool
-	err     error              // why it ended: nil after Unlock, wraps ErrLockLost when lost
-	cancel  context.CancelFunc // stops the renewal goroutine
-	stopped chan struct{}      // closed when the renewal goroutine has returned
+	lease    Lease
+	deadline time.Time // local: send time of the last successful grant or renewal + TTL
+	renewErr error     // the latest renewal attempt's error; nil after a success
+	held     bool
+	done     chan struct{}
+	closed   bool
+	err      error              // why it ended: nil after Unlock, wraps ErrLockLost when lost
+	cancel   context.CancelFunc // stops the renewal goroutine
+	stopped  chan struct{}      // closed when the renewal goroutine has returned
 }
 
 // LockerOption configures a Locker.
@@ -68,10 +77,21 @@ func WithPollInterval(min, max time.Duration) LockerOption {
 // it otherwise uses as a hint that the lock was released.
 func WithoutWatch() LockerOption { return func(l *Locker) { l.useWatch = false } }
 
+// WithHolderID sets the holder id the Locker acquires with, instead of a
+// random one. Lockers given the same id (and token) are one holder on
+// purpose: each takes the other's hold as its own (same lease and fencing
+// token), and either's Unlock releases it for both. "" acquires without a
+// holder id (the server's per-token re-entrance; every "held" answer is then
+// taken as someone else's hold). The id must match ^[A-Za-z0-9._:@/+=-]{1,128}$
+// (the server refuses others: TryLock and Lock return ErrValidation).
+func WithHolderID(id string) LockerOption { return func(l *Locker) { l.holderID = id } }
+
 // NewLocker returns a Locker for the named lock with the given TTL (whole
-// seconds, at least 1s).
+// seconds, at least 1s). It acquires with a random holder id
+// (NewHolderID) unless WithHolderID sets one.
 func NewLocker(c *Client, name string, ttl time.Duration, opts ...LockerOption) *Locker {
-	l := &Locker{c: c, name: name, ttl: ttl, clk: realClock{}, pollMin: 100 * time.Millisecond, pollMax: 2 * time.Second, useWatch: true}
+	l := &Locker{c: c, name: name, ttl: ttl, holderID: NewHolderID(), clk: realClock{},
+		pollMin: 100 * time.Millisecond, pollMax: 2 * time.Second, useWatch: true, updates: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(l)
 	}
@@ -80,6 +100,17 @@ func NewLocker(c *Client, name string, ttl time.Duration, opts ...LockerOption) 
 
 // Name returns the lock name.
 func (l *Locker) Name() string { return l.name }
+
+// HolderID returns the holder id the Locker acquires with ("" none).
+func (l *Locker) HolderID() string { return l.holderID }
+
+// ErrLeaseExpired is the cause (under ErrLockLost) of a loss by the lease's
+// local deadline passing without a successful renewal, as opposed to a
+// renewal the server refused.
+var ErrLeaseExpired = errors.New("lease ran out without a successful renewal")
+
+// TTL returns the lease's time-to-live.
+func (l *Locker) TTL() time.Duration { return l.ttl }
 
 // closedChan is returned by Done before the first acquisition.
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -118,6 +149,49 @@ func (l *Locker) Lease() Lease {
 	return l.cur.lease
 }
 
+// LeaseHealth is what a Locker knows of its current lease, for a holder that
+// must stop acting before the lease can run out (Health).
+type LeaseHealth struct {
+	// Deadline is when the lease ends unless it is renewed, on this
+	// process's clock: the time the last successful grant or renewal was
+	// sent plus the TTL. The server granted it at some instant after that
+	// send, so its own expiry (expires_at: grant time + TTL on its clock)
+	// is no earlier, by the request's one-way latency and the server's
+	// processing time: the server's expires_at minus the round trip's
+	// uncertainty. Only this process's monotonic clock is read; the offset
+	// between the two clocks does not matter, their rates are assumed equal
+	// (a difference in rate over one TTL is the caller's margin to keep).
+	// Zero when the lock is not held.
+	Deadline time.Time
+	// RenewErr is the error of the latest renewal attempt, nil when it
+	// succeeded or none was made since the grant. An attempt that has no
+	// answer within TTL/6 counts as failed (context.DeadlineExceeded), so a
+	// server that stops answering shows here well before the deadline.
+	RenewErr error
+}
+
+// Health returns the state of the current lease (zero when not held).
+func (l *Locker) Health() LeaseHealth {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cur == nil || !l.cur.held {
+		return LeaseHealth{}
+	}
+	return LeaseHealth{Deadline: l.cur.deadline, RenewErr: l.cur.renewErr}
+}
+
+// Updates returns a channel that receives after every renewal attempt, and
+// when the lock is lost or unlocked; read Health (or Done) then. Sends never
+// block: several updates between two receives arrive as one.
+func (l *Locker) Updates() <-chan struct{} { return l.updates }
+
+func (l *Locker) notify() {
+	select {
+	case l.updates <- struct{}{}:
+	default:
+	}
+}
+
 // Held reports whether the lock is held right now (as far as this process
 // knows).
 func (l *Locker) Held() bool {
@@ -128,21 +202,26 @@ func (l *Locker) Held() bool {
 
 // TryLock makes one attempt. It returns a *LockHeldError (errors.Is
 // ErrLockHeld) when someone else holds the lock, including another process
-// with the same token. Holding it already is not an error.
+// or Locker with the same token. Holding it already is not an error, and
+// neither is a "held" answer for this Locker's holder id: the hold is then
+// this Locker's (an earlier acquire of it whose answer was lost, or a hold
+// it lost track of after failed renewals, which the server still had), and
+// it is taken up with its lease and fencing token.
 func (l *Locker) TryLock(ctx context.Context) error {
 	if l.Held() {
 		return nil
 	}
 	sentAt := l.clk.Now()
-	lease, err := l.c.Acquire(ctx, l.name, l.ttl)
+	lease, err := l.c.AcquireAs(ctx, l.name, l.holderID, l.ttl)
 	if err != nil {
 		return err
 	}
-	if lease.Status == "held" {
-		// Granted earlier to our identity but not to this Locker.
+	if lease.Status == "held" && (l.holderID == "" || lease.HolderID != l.holderID) {
+		// Granted earlier to our token but not to this Locker's holder id
+		// (a server without holder ids, or no holder id given).
 		return &LockHeldError{Name: l.name, Holder: lease.Holder, ExpiresAt: lease.ExpiresAt}
 	}
-	h := &holding{lease: *lease, held: true, done: make(chan struct{}), stopped: make(chan struct{})}
+	h := &holding{lease: *lease, deadline: sentAt.Add(l.ttl), held: true, done: make(chan struct{}), stopped: make(chan struct{})}
 	var rctx context.Context
 	rctx, h.cancel = context.WithCancel(context.Background())
 	l.mu.Lock()
@@ -174,7 +253,9 @@ func (l *Locker) Lock(ctx context.Context) error {
 		}()
 		defer w.close()
 	}
-	sameIdentity := false // the holder has our token: do not poke it with acquires
+	// The holder has our token and the server answered "held" (no holder
+	// ids): each acquire would extend its hold, so poll by status instead.
+	sameIdentity := false
 	for attempt := 0; ; attempt++ {
 		var until time.Time // when the current holder's lease ends, if known
 		try := true
@@ -276,7 +357,7 @@ func transient(err error) bool {
 
 // renew keeps h alive until ctx is cancelled (Unlock) or the lease is lost.
 // expiry is the local deadline: the send time of the last successful grant or
-// renewal plus the TTL (the server's clock is not trusted).
+// renewal plus the TTL (the server's clock is not read; LeaseHealth).
 func (l *Locker) renew(ctx context.Context, h *holding, expiry time.Time) {
 	defer close(h.stopped)
 	interval := l.ttl / 3
@@ -293,10 +374,13 @@ func (l *Locker) renew(ctx context.Context, h *holding, expiry time.Time) {
 		}
 		now := l.clk.Now()
 		if !now.Before(expiry) {
-			l.lose(h, fmt.Errorf("lease expired at %s without a successful renewal", expiry.Format(time.RFC3339Nano)))
+			l.lose(h, fmt.Errorf("%w (local deadline %s)", ErrLeaseExpired, expiry.Format(time.RFC3339Nano)))
 			return
 		}
-		rctx, cancel := context.WithTimeout(ctx, expiry.Sub(now))
+		// An attempt gets half the renewal interval: a server that stops
+		// answering is reported (RenewErr) well before the deadline, and
+		// the attempts are retried until it.
+		rctx, cancel := context.WithTimeout(ctx, min(expiry.Sub(now), max(interval/2, time.Millisecond)))
 		lease, err := l.c.Renew(rctx, l.name, leaseID, l.ttl)
 		cancel()
 		if ctx.Err() != nil {
@@ -308,9 +392,15 @@ func (l *Locker) renew(ctx context.Context, h *holding, expiry time.Time) {
 			l.mu.Lock()
 			h.lease.ExpiresAt = lease.ExpiresAt
 			h.lease.Status = lease.Status
+			h.deadline, h.renewErr = expiry, nil
 			l.mu.Unlock()
+			l.notify()
 			continue
 		}
+		l.mu.Lock()
+		h.renewErr = err
+		l.mu.Unlock()
+		l.notify()
 		if !transient(err) && !errors.Is(err, context.DeadlineExceeded) {
 			l.lose(h, err) // refused: not found / not owned, auth, validation
 			return
@@ -329,11 +419,12 @@ func (l *Locker) lose(h *holding, cause error) {
 		return
 	}
 	h.held = false
-	h.err = fmt.Errorf("%w: %q: %w", ErrLockLost, l.name, cause)
+	h.err = &LockLostError{Name: l.name, Cause: cause}
 	if !h.closed {
 		h.closed = true
 		close(h.done)
 	}
+	l.notify()
 }
 
 // Unlock stops renewal and releases the lock. If the lock was already lost it
@@ -357,7 +448,7 @@ func (l *Locker) Unlock(ctx context.Context) error {
 	if wasHeld {
 		err = l.c.Release(ctx, l.name, h.lease.LeaseID)
 		if errors.Is(err, ErrNotFound) {
-			err = fmt.Errorf("%w: %q: %w", ErrLockLost, l.name, err)
+			err = &LockLostError{Name: l.name, Cause: err}
 		}
 	} else {
 		err = lostErr
@@ -371,5 +462,6 @@ func (l *Locker) Unlock(ctx context.Context) error {
 		close(h.done)
 	}
 	l.mu.Unlock()
+	l.notify()
 	return err
 }

@@ -3,8 +3,10 @@ package client
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -221,6 +223,82 @@ func TestLockerSurvivesATransientFailure(t *testing.T) {
 	}
 }
 
+// TestLockerHealth: Health tells the local deadline (send time of the last
+// successful grant or renewal + TTL) and the latest renewal error, and
+// Updates signals every renewal attempt: what lock run's stop schedule reads.
+func TestLockerHealth(t *testing.T) {
+	srv, alice, _ := fakeOffContract(t)
+	l, clk := newFakeLocker(t, alice, "job", 3*time.Second)
+	if h := l.Health(); h != (LeaseHealth{}) {
+		t.Fatalf("health before the lock: %+v", h)
+	}
+	t0 := clk.Now()
+	if err := l.TryLock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h := l.Health(); !h.Deadline.Equal(t0.Add(3*time.Second)) || h.RenewErr != nil {
+		t.Fatalf("health after the grant: %+v", h)
+	}
+	var fail atomic.Bool
+	fail.Store(true)
+	srv.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if fail.Load() {
+			w.WriteHeader(503)
+			return true
+		}
+		return false
+	})
+	clk.Advance(clk.WaitForWaiter(t)) // the renewal at TTL/3 fails
+	<-l.Updates()
+	if h := l.Health(); !h.Deadline.Equal(t0.Add(3*time.Second)) || !errors.Is(h.RenewErr, ErrUnavailable) {
+		t.Fatalf("health after a failed renewal: %+v", h)
+	}
+	fail.Store(false)
+	clk.Advance(clk.WaitForWaiter(t)) // the retry succeeds
+	<-l.Updates()
+	if h := l.Health(); !h.Deadline.Equal(clk.Now().Add(3*time.Second)) || h.RenewErr != nil {
+		t.Fatalf("health after a renewal at %v: %+v", clk.Now(), h)
+	}
+	if err := l.Unlock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-l.Updates()
+	if h := l.Health(); h != (LeaseHealth{}) {
+		t.Fatalf("health after Unlock: %+v", h)
+	}
+}
+
+// TestLockerHangingRenewalIsAFailure: a renewal the server does not answer
+// (a proxy that stopped forwarding) is reported as failed after TTL/6, long
+// before the deadline, so that a holder can start stopping early.
+func TestLockerHangingRenewalIsAFailure(t *testing.T) {
+	srv, alice, _ := fakeOffContract(t)
+	l, clk := newFakeLocker(t, alice, "job", 3*time.Second)
+	if err := l.TryLock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := l.Health().Deadline
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) }) // before the server closes: it waits for its handlers
+	srv.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		select { // no answer: the client gives up (and keeps the connection)
+		case <-r.Context().Done():
+		case <-stop:
+		}
+		return true
+	})
+	clk.Advance(clk.WaitForWaiter(t))
+	<-l.Updates()
+	if h := l.Health(); !h.Deadline.Equal(deadline) || !errors.Is(h.RenewErr, context.DeadlineExceeded) {
+		t.Fatalf("health after a renewal without an answer: %+v", h)
+	}
+	select {
+	case <-l.Done():
+		t.Fatal("lost before the deadline")
+	default:
+	}
+}
+
 func TestLockerTryLockHeld(t *testing.T) {
 	srv, alice, bob := fake(t)
 	a, _ := newFakeLocker(t, alice, "job", 3*time.Second)
@@ -294,35 +372,114 @@ func TestLockerLockWaitsForRelease(t *testing.T) {
 	}
 }
 
+// Two Lockers of one token are two holders (random holder ids): the
+// second's attempts are refused like anyone else's (409), so they never
+// extend the first's hold, and Lock waits by acquire like any contender.
+// Without holder ids (WithHolderID("")) the server would answer "held" and
+// extend the hold: Lock then polls by status instead.
 func TestLockerLockSameTokenDoesNotExtendHolder(t *testing.T) {
+	for _, holderIDs := range []bool{true, false} {
+		t.Run(map[bool]string{true: "holder ids", false: "no holder ids"}[holderIDs], func(t *testing.T) {
+			srv, alice, _ := fake(t)
+			var opts []LockerOption
+			if !holderIDs {
+				opts = append(opts, WithHolderID(""))
+			}
+			first := NewLocker(alice, "job", time.Minute, opts...)
+			if err := first.TryLock(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer first.Unlock(context.Background())
+			before, err := alice.LockStatus(context.Background(), "job")
+			if err != nil {
+				t.Fatal(err)
+			}
+			second := NewLocker(alice, "job", time.Hour, append(opts, WithoutWatch(), WithPollInterval(2*time.Millisecond, 5*time.Millisecond))...)
+			seen := make(chan string, 64)
+			srv.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+				if r.URL.Path == "/locks/job" || r.URL.Path == "/locks/job/acquire" {
+					select {
+					case seen <- r.Method + " " + r.URL.Path:
+					default:
+					}
+				}
+				return false
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			errc := make(chan error, 1)
+			go func() { errc <- second.Lock(ctx) }()
+			// With holder ids the second polls by acquire (each a 409);
+			// without, by status after its first acquire.
+			want := map[bool]string{true: "POST /locks/job/acquire", false: "GET /locks/job"}[holderIDs]
+			for n := 0; n < 3; {
+				if got := <-seen; got == want {
+					n++
+				}
+			}
+			cancel()
+			if err := <-errc; !errors.Is(err, context.Canceled) {
+				t.Fatalf("Lock = %v", err)
+			}
+			after, err := alice.LockStatus(context.Background(), "job")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if second.Held() {
+				t.Fatal("the second Locker thinks it holds the lock")
+			}
+			if holderIDs {
+				if !after.ExpiresAt.Equal(before.ExpiresAt) {
+					t.Fatalf("the second Locker's attempts moved the first's expiry from %s to %s", before.ExpiresAt, after.ExpiresAt)
+				}
+			} else if n := srv.Requests("POST /locks/job/acquire"); n != 2 {
+				t.Fatalf("acquire requests = %d, want 2 (first locker, one try by the second)", n)
+			}
+		})
+	}
+}
+
+// A Locker takes a "held" answer as its own hold only for its own holder
+// id: two Lockers given one holder id on purpose share the hold (same lease
+// and token); a "held" answer without the holder id (a server without holder
+// ids) is someone else's.
+func TestLockerHeldOnlyForItsHolderID(t *testing.T) {
 	srv, alice, _ := fake(t)
-	first := NewLocker(alice, "job", time.Minute)
-	if err := first.TryLock(context.Background()); err != nil {
+	a := NewLocker(alice, "job", time.Minute, WithHolderID("deploy-1"))
+	if err := a.TryLock(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer first.Unlock(context.Background())
-	second := NewLocker(alice, "job", time.Minute, WithoutWatch(), WithPollInterval(2*time.Millisecond, 5*time.Millisecond))
-	statusSeen := make(chan struct{}, 1)
-	srv.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method == "GET" && r.URL.Path == "/locks/job" {
-			select {
-			case statusSeen <- struct{}{}:
-			default:
-			}
-		}
-		return false
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- second.Lock(ctx) }()
-	<-statusSeen
-	<-statusSeen // polling by status, not by acquire
-	cancel()
-	if err := <-errc; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Lock = %v", err)
+	defer a.Unlock(context.Background())
+	if got := a.Lease().HolderID; got != "deploy-1" {
+		t.Fatalf("lease holder id %q", got)
 	}
-	if n := srv.Requests("POST /locks/job/acquire"); n != 2 {
-		t.Fatalf("acquire requests = %d, want 2 (first locker, one try by the second)", n)
+	shared := NewLocker(alice, "job", time.Minute, WithHolderID("deploy-1"))
+	if err := shared.TryLock(context.Background()); err != nil {
+		t.Fatalf("same holder id: %v", err)
+	}
+	defer shared.Unlock(context.Background())
+	if shared.Lease().LeaseID != a.Lease().LeaseID || shared.Lease().FencingToken != a.Lease().FencingToken {
+		t.Fatalf("shared hold %+v, want %+v", shared.Lease(), a.Lease())
+	}
+	other := NewLocker(alice, "job", time.Minute)
+	if err := other.TryLock(context.Background()); !errors.Is(err, ErrLockHeld) {
+		t.Fatalf("another holder id of the same token: %v", err)
+	}
+	if id := other.HolderID(); len(id) != 32 || id == NewHolderID() {
+		t.Fatalf("default holder id %q", id)
+	}
+	// A server that answers "held" without holder_id (it has no holder
+	// ids): not this Locker's hold.
+	srv.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/locks/old/acquire" {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"held","name":"old","lease_id":"550e8400-e29b-41d4-a716-446655440000","fencing_token":3,"expires_at":"2030-01-01T00:00:00Z","holder":"alice"}`)
+		return true
+	})
+	old := NewLocker(alice, "old", time.Minute)
+	if err := old.TryLock(context.Background()); !errors.Is(err, ErrLockHeld) || old.Held() {
+		t.Fatalf("held without holder id: %v (held %v)", err, old.Held())
 	}
 }
 

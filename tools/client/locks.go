@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -15,6 +17,9 @@ type Lease struct {
 	FencingToken uint64    `json:"fencing_token"`
 	ExpiresAt    time.Time `json:"expires_at"`
 	Holder       string    `json:"holder"`
+	// HolderID is the holder id the grant was made to ("" when it was made
+	// without one, or by a server that predates holder ids).
+	HolderID string `json:"holder_id,omitempty"`
 }
 
 // LockState is the answer of LockStatus: a held lock (Status "held" or
@@ -26,6 +31,7 @@ type LockState struct {
 	FencingToken uint64    `json:"fencing_token,omitempty"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
 	Holder       string    `json:"holder,omitempty"`
+	HolderID     string    `json:"holder_id,omitempty"` // like LeaseID, only shown to the holder
 	Message      string    `json:"message,omitempty"`
 }
 
@@ -39,22 +45,43 @@ type LockInfo struct {
 	FencingToken uint64    `json:"fencing_token"`
 	ExpiresAt    time.Time `json:"expires_at"`
 	Holder       string    `json:"holder,omitempty"`
+	HolderID     string    `json:"holder_id,omitempty"`
 	Owner        string    `json:"owner,omitempty"`
 }
 
-// Acquire takes the lock for ttl (whole seconds, rounded up, 1s..1h). If
-// another holder has it, the error is a *LockHeldError (errors.Is ErrLockHeld).
-// If the caller already holds it, the existing lease comes back with Status
-// "held". Never retried once the request may have reached the server.
+// Acquire takes the lock for ttl (whole seconds, rounded up, 1s..1h) without
+// a holder id: every request of the same token is then the same holder. If
+// another holder has it, the error is a *LockHeldError (errors.Is
+// ErrLockHeld). If the caller already holds it, the existing lease comes
+// back with Status "held". Never retried once the request may have reached
+// the server. Several processes sharing one token should use AcquireAs (or
+// a Locker, which does).
 func (c *Client) Acquire(ctx context.Context, name string, ttl time.Duration) (*Lease, error) {
+	return c.AcquireAs(ctx, name, "", ttl)
+}
+
+// AcquireAs is Acquire as the holder holderID of the caller's user ("" for
+// none): the server answers "held" only to the same holder id of the same
+// user, and a *LockHeldError to every other, the same user's other holder
+// ids included. holderID must match ^[A-Za-z0-9._:@/+=-]{1,128}$
+// (ErrValidation otherwise, from the server). See NewHolderID.
+func (c *Client) AcquireAs(ctx context.Context, name, holderID string, ttl time.Duration) (*Lease, error) {
 	if err := checkName("lock name", name); err != nil {
 		return nil, err
 	}
 	x := c.start("POST", "/locks/", seg(name), "/acquire")
 	defer c.finish(x)
-	var buf [48]byte
-	x.setJSON(appendTTLBody(buf[:0], ttl))
+	var buf [192]byte
+	x.setJSON(appendAcquireBody(buf[:0], holderID, ttl))
 	return c.leaseCall(ctx, x)
+}
+
+// NewHolderID returns a random holder id (32 hex digits from crypto/rand),
+// the default of a Locker and of the CLI.
+func NewHolderID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
 }
 
 // Renew extends the lease to now+ttl. A lease that is gone (expired, released,
@@ -82,14 +109,19 @@ func (c *Client) leaseCall(ctx context.Context, x *exchange) (*Lease, error) {
 }
 
 // Release frees the lock. A lease that is no longer valid gives ErrNotFound.
+// An empty leaseID sends no body: the admin key releases whatever lease is
+// current that way; a user token gets a *ValidationError (lease_id is
+// required).
 func (c *Client) Release(ctx context.Context, name, leaseID string) error {
 	if err := checkName("lock name", name); err != nil {
 		return err
 	}
 	x := c.start("POST", "/locks/", seg(name), "/release")
 	defer c.finish(x)
-	var buf [96]byte
-	x.setJSON(appendReleaseBody(buf[:0], leaseID))
+	if leaseID != "" {
+		var buf [96]byte
+		x.setJSON(appendReleaseBody(buf[:0], leaseID))
+	}
 	return c.send(ctx, x, false)
 }
 
@@ -141,7 +173,7 @@ func (c *Client) deleteNamed(ctx context.Context, what, prefix, name string) err
 	if err := checkName(what, name); err != nil {
 		return err
 	}
-	return c.call(ctx, "DELETE", prefix+seg(name), nil, true, nil)
+	return c.call(ctx, "DELETE", c.owned(prefix+seg(name)), nil, true, nil)
 }
 
 // call is the general, reflection-based path for the less hot endpoints.

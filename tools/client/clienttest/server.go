@@ -3,8 +3,8 @@
 // itself, the CLI, the TUI) without the real server.
 //
 // It implements the contract's semantics closely enough for clients: locks
-// with leases, fencing tokens and expiry on an injectable clock, per-identity
-// "already held" re-acquire, limits (fixed window), flags with rollout
+// with leases, fencing tokens and expiry on an injectable clock, "already
+// held" re-acquire per holder (user and holder_id), limits (fixed window), flags with rollout
 // evaluation, versioned config with expected versions, token rotate/revoke,
 // /health, /metrics and the SSE streams (/events and /locks/{name}/watch).
 // Intercept injects failures.
@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -52,6 +53,7 @@ type Server struct {
 
 type lock struct {
 	name, holder, leaseID string
+	holderID              string // the acquire's holder_id ("" none): the holder is (holder, holderID)
 	fencing               uint64
 	expires               time.Time
 }
@@ -161,7 +163,7 @@ func (s *Server) Requests(methodPath string) int {
 func (s *Server) StealLock(name, holder string, ttl time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.grant(name, holder, ttl)
+	s.grant(name, holder, "", ttl)
 }
 
 // ExpireLock drops the lock as if its TTL had passed.
@@ -226,6 +228,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		user = "admin"
 	}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if o := r.URL.Query().Get("owner"); r.URL.Query().Has("owner") && (parts[0] == "limits" || parts[0] == "flags" || parts[0] == "config") {
+		switch {
+		case admin:
+			user = o // the admin key addresses another user's resources
+		case o != user:
+			writeErr(w, http.StatusForbidden, "only the admin key may address another user's resources")
+			return
+		}
+	}
 	var body map[string]json.RawMessage
 	if r.Method == "POST" || r.Method == "PUT" {
 		b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
@@ -300,21 +311,30 @@ func (s *Server) liveLock(name string) *lock {
 	return l
 }
 
-// grant gives name to holder with a fresh lease. Caller holds mu.
-func (s *Server) grant(name, holder string, ttl time.Duration) *lock {
+// grant gives name to (holder, holderID) with a fresh lease. Caller holds mu.
+func (s *Server) grant(name, holder, holderID string, ttl time.Duration) *lock {
 	s.fencing[name]++
-	l := &lock{name: name, holder: holder, leaseID: newID(), fencing: s.fencing[name], expires: s.now().Add(ttl)}
+	l := &lock{name: name, holder: holder, holderID: holderID, leaseID: newID(), fencing: s.fencing[name], expires: s.now().Add(ttl)}
 	s.locks[name] = l
-	s.publish(map[string]any{"type": "lock.acquired", "kind": "lock", "name": name, "owner": holder, "holder": holder,
-		"fencing_token": l.fencing, "lease_id": l.leaseID, "expires_at": l.expires.UTC().Format(time.RFC3339)})
+	ev := map[string]any{"type": "lock.acquired", "kind": "lock", "name": name, "owner": holder, "holder": holder,
+		"fencing_token": l.fencing, "lease_id": l.leaseID, "expires_at": l.expires.UTC().Format(time.RFC3339)}
+	if holderID != "" {
+		ev["holder_id"] = holderID
+	}
+	s.publish(ev)
 	return l
 }
 
+// lockJSON renders a held lock; the lease and holder ids only when
+// showLease (to the holder and the admin).
 func lockJSON(status string, l *lock, showLease bool) map[string]any {
 	m := map[string]any{"status": status, "name": l.name, "fencing_token": l.fencing,
 		"expires_at": l.expires.UTC().Format(time.RFC3339), "holder": l.holder}
 	if showLease {
 		m["lease_id"] = l.leaseID
+		if l.holderID != "" {
+			m["holder_id"] = l.holderID
+		}
 	}
 	return m
 }
@@ -356,6 +376,9 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 		for _, n := range names {
 			if l := s.liveLock(n); l != nil && (admin || l.holder == user) {
 				m := map[string]any{"name": l.name, "lease_id": l.leaseID, "fencing_token": l.fencing, "expires_at": l.expires.UTC().Format(time.RFC3339), "holder": l.holder}
+				if l.holderID != "" {
+					m["holder_id"] = l.holderID
+				}
 				if admin {
 					m["owner"] = l.holder
 				}
@@ -391,13 +414,20 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 			writeErr(w, 422, msg)
 			return
 		}
+		var holderID string
+		if raw, ok := body["holder_id"]; ok && string(raw) != "null" {
+			if json.Unmarshal(raw, &holderID) != nil || !names.HolderID.Valid(holderID) {
+				writeErr(w, 422, "holder_id "+names.HolderID.Requirement())
+				return
+			}
+		}
 		d := time.Duration(ttl) * time.Second
 		l := s.liveLock(name)
 		switch {
 		case l == nil:
-			l = s.grant(name, user, d)
+			l = s.grant(name, user, holderID, d)
 			writeJSON(w, 200, lockJSON("acquired", l, true))
-		case l.holder == user:
+		case l.holder == user && l.holderID == holderID:
 			if e := s.now().Add(d); e.After(l.expires) {
 				l.expires = e
 			}
@@ -407,6 +437,17 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 		}
 	case len(parts) == 3 && (parts[2] == "renew" || parts[2] == "release") && r.Method == "POST":
 		lease, ok := strField(body, "lease_id")
+		if parts[2] == "release" && admin && !ok { // the admin key releases the current lease
+			l := s.liveLock(name)
+			if l == nil {
+				writeErr(w, 404, "Lock not found or not owned by caller")
+				return
+			}
+			delete(s.locks, name)
+			s.publish(map[string]any{"type": "lock.released", "kind": "lock", "name": name, "owner": l.holder, "holder": l.holder, "fencing_token": l.fencing})
+			writeJSON(w, 200, map[string]any{"status": "released", "message": "Lock released"})
+			return
+		}
 		if !ok || !uuidRe.MatchString(lease) {
 			writeErr(w, 422, "Invalid lease_id format")
 			return
@@ -657,7 +698,42 @@ func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request, parts []str
 		etag(v)
 		writeJSON(w, 200, entry(c, v))
 	case len(parts) == 3 && parts[2] == "history" && r.Method == "GET":
-		writeJSON(w, 200, map[string]any{"versions": c.versions})
+		// Pages, newest first, as the server gives them: ?limit= (10, at
+		// most 100) and ?cursor= (the version to start below).
+		limit, before := 10, int64(math.MaxInt64)
+		q := r.URL.Query()
+		if l := q.Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n < 1 || n > 100 {
+				writeErr(w, 422, "limit must be an integer from 1 to 100")
+				return
+			}
+			limit = n
+		}
+		if cur := q.Get("cursor"); cur != "" {
+			n, err := strconv.ParseInt(strings.TrimPrefix(cur, "fake-"), 10, 64)
+			if err != nil || n < 1 || !strings.HasPrefix(cur, "fake-") {
+				writeErr(w, 422, "cursor is not one this server gave")
+				return
+			}
+			before = n
+		}
+		page := []cfgVersion{}
+		var next string
+		for i := len(c.versions) - 1; i >= 0; i-- {
+			if v := c.versions[i]; v.Version < before {
+				if len(page) == limit {
+					next = fmt.Sprint("fake-", page[len(page)-1].Version)
+					break
+				}
+				page = append(page, v)
+			}
+		}
+		out := map[string]any{"versions": page}
+		if next != "" {
+			out["next_cursor"] = next
+		}
+		writeJSON(w, 200, out)
 	case len(parts) == 2 && r.Method == "DELETE":
 		delete(s.configs, user+"/"+parts[1])
 		s.publish(map[string]any{"type": "config.deleted", "kind": "config", "name": parts[1], "owner": user})
@@ -687,7 +763,7 @@ func (s *Server) publish(ev map[string]any) {
 		if _, ok := ev["lease_id"]; ok && !sb.admin && ev["holder"] != sb.user {
 			out = make(map[string]any, len(ev))
 			for k, v := range ev {
-				if k != "lease_id" {
+				if k != "lease_id" && k != "holder_id" {
 					out[k] = v
 				}
 			}

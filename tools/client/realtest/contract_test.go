@@ -230,6 +230,50 @@ func TestContractLocker(t *testing.T) {
 	})
 }
 
+// Two processes sharing one token (README pattern 2 on two hosts): each
+// Locker is its own holder, so the second is refused, never handed the
+// first's lease, and its attempts never extend the first's hold; after the
+// first releases, the second gets the next fencing token.
+func TestContractLockerOneTokenTwoHolders(t *testing.T) {
+	each(t, func(t *testing.T, url string) {
+		hostA, hostB := newClient(t, url, tokA), newClient(t, url, tokA)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		a := client.NewLocker(hostA, "one-token", time.Minute)
+		if err := a.TryLock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		before, err := hostA.LockStatus(ctx, "one-token")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := client.NewLocker(hostB, "one-token", time.Hour, client.WithPollInterval(10*time.Millisecond, 50*time.Millisecond))
+		if err := b.TryLock(ctx); !errors.Is(err, client.ErrLockHeld) || b.Held() {
+			t.Fatalf("second holder of the token: TryLock = %v, held %v", err, b.Held())
+		}
+		// The raw API agrees: another holder id of the same user is 409.
+		if _, err := hostB.AcquireAs(ctx, "one-token", "host-b", time.Hour); !errors.Is(err, client.ErrLockHeld) {
+			t.Fatalf("AcquireAs another holder id = %v", err)
+		}
+		after, err := hostA.LockStatus(ctx, "one-token")
+		if err != nil || !after.ExpiresAt.Equal(before.ExpiresAt) || after.HolderID != a.HolderID() {
+			t.Fatalf("status after the second's attempts %+v (%v), was %+v", after, err, before)
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- b.Lock(ctx) }()
+		if err := a.Unlock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if got := b.Lease(); got.FencingToken != before.FencingToken+1 {
+			t.Fatalf("second holder's lease %+v, first's token %d", got, before.FencingToken)
+		}
+		b.Unlock(ctx)
+	})
+}
+
 func TestContractLimitsFlagsConfig(t *testing.T) {
 	each(t, func(t *testing.T, url string) {
 		alice, _ := clients(t, url)
@@ -271,6 +315,66 @@ func TestContractLimitsFlagsConfig(t *testing.T) {
 				t.Fatalf("conflict err = %v", err)
 			}
 		})
+	})
+}
+
+// The admin key with WithOwner works on a user's flags, limits and config,
+// a user may name only itself, and the admin releases a lock without its
+// lease id.
+func TestContractAdminOwner(t *testing.T) {
+	each(t, func(t *testing.T, url string) {
+		alice, bob := clients(t, url)
+		ctx := context.Background()
+		adminForAlice, err := client.New(url, adminKey, client.WithOwner("alice"),
+			client.WithTransport(apitest.FastTransport(t, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := adminForAlice.SetFlag(ctx, "owned", client.FlagSpec{Enabled: true}); err != nil {
+			t.Fatalf("admin set alice's flag: %v", err)
+		}
+		if ev, err := alice.GetFlag(ctx, "owned", ""); err != nil || !ev.Enabled {
+			t.Fatalf("alice's flag set by the admin = %+v, %v", ev, err)
+		}
+		if ev, err := bob.GetFlag(ctx, "owned", ""); err != nil || ev.Enabled {
+			t.Fatalf("bob sees %+v, %v: the flag went to the wrong owner", ev, err)
+		}
+		if _, err := adminForAlice.SetConfig(ctx, "app.owned", client.ConfigWrite{Value: 1}); err != nil {
+			t.Fatalf("admin set alice's config: %v", err)
+		}
+		if e, err := alice.GetConfig(ctx, "app.owned"); err != nil || e.Version != 1 {
+			t.Fatalf("alice's config = %+v, %v", e, err)
+		}
+		if r, err := adminForAlice.CheckLimit(ctx, "owned", 5, time.Minute); err != nil || r.Remaining != 4 {
+			t.Fatalf("admin check of alice's limit = %+v, %v", r, err)
+		}
+		if r, err := alice.LimitStatus(ctx, "owned"); err != nil || r.Remaining != 4 {
+			t.Fatalf("alice's limit = %+v, %v", r, err)
+		}
+		if err := adminForAlice.DeleteFlag(ctx, "owned"); err != nil {
+			t.Fatalf("admin delete alice's flag: %v", err)
+		}
+		bobAsAlice, err := client.New(url, tokB, client.WithOwner("alice"), client.WithTransport(apitest.FastTransport(t, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bobAsAlice.GetConfig(ctx, "app.owned"); !errors.Is(err, client.ErrForbidden) {
+			t.Fatalf("bob naming alice = %v, want ErrForbidden", err)
+		}
+
+		if _, err := bob.Acquire(ctx, "stuck", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := alice.Release(ctx, "stuck", ""); !errors.Is(err, client.ErrValidation) {
+			t.Fatalf("a user's release without a lease id = %v, want ErrValidation", err)
+		}
+		admin := newClient(t, url, adminKey)
+		if err := admin.Release(ctx, "stuck", ""); err != nil {
+			t.Fatalf("admin release without a lease id: %v", err)
+		}
+		if st, err := bob.LockStatus(ctx, "stuck"); err != nil || !st.Available() {
+			t.Fatalf("after the admin's release = %+v, %v", st, err)
+		}
 	})
 }
 

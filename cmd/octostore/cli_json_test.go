@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/octostore/octostore/httpd/apitest"
+)
+
+// exchange is one answer the recording proxy passed on.
+type exchange struct {
+	method, path string
+	status       int
+	body         []byte
+}
+
+// recorder is an http.RoundTripper that keeps every answer's body.
+type recorder struct {
+	mu   sync.Mutex // guards got
+	got  []exchange
+	base http.RoundTripper
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	r.mu.Lock()
+	r.got = append(r.got, exchange{req.Method, req.URL.RequestURI(), resp.StatusCode, b})
+	r.mu.Unlock()
+	return resp, nil
+}
+
+// take returns the answers recorded since the last take.
+func (r *recorder) take() []exchange {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	got := r.got
+	r.got = nil
+	return got
+}
+
+// recordingProxy starts a reverse proxy to target that checks every
+// exchange against docs/openapi.yaml (apitest) and records every answer.
+func recordingProxy(t *testing.T, target string) (string, *recorder) {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{base: http.DefaultTransport}
+	srv := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(u); r.Out.Host = r.In.Host },
+		Transport: apitest.Transport(t, rec),
+	})
+	t.Cleanup(srv.Close)
+	return srv.URL, rec
+}
+
+// jsonCase is one client command run with --json.
+type jsonCase struct {
+	token string
+	args  []string
+	code  int
+}
+
+// Every client command's --json prints exactly the body of the server's
+// last answer (and a newline): fixed-millisecond timestamps, nulls, empty
+// fields and the list objects as the API sends them; on an error status
+// the error object, with the command's exit code.
+func TestJSONIsTheServersAnswer(t *testing.T) {
+	server, db := startServerDB(t)
+	proxy, rec := recordingProxy(t, server)
+	dir := t.TempDir()
+	value := filepath.Join(dir, "v.json")
+	if err := os.WriteFile(value, []byte(`{"pool": 5, "hosts": [], "note": null}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The lease id of a lock alice holds, for renew and release.
+	lease := func(name string) string {
+		r := octo(t, proxy, tokA, "lock", "acquire", name, "--json").mustCode(t, exitOK, "acquire for a lease")
+		var l struct {
+			LeaseID string `json:"lease_id"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &l); err != nil {
+			t.Fatal(err)
+		}
+		rec.take()
+		return l.LeaseID
+	}
+	covered := map[string]bool{}
+	run := func(tc jsonCase) {
+		t.Helper()
+		args := append(append([]string{}, tc.args...), "--json")
+		r := octo(t, proxy, tc.token, args...).mustCode(t, tc.code, strings.Join(args, " "))
+		got := rec.take()
+		if len(got) == 0 {
+			t.Fatalf("%v: no answer passed the proxy", args)
+		}
+		last := got[len(got)-1]
+		if want := string(last.body) + "\n"; r.stdout != want {
+			t.Fatalf("%v: stdout\n%q\nwant the body of %s %s (%d) as it came\n%q", args, r.stdout, last.method, last.path, last.status, want)
+		}
+		covered[tc.args[0]+" "+tc.args[1]] = true
+	}
+
+	for _, tc := range []jsonCase{
+		{tokA, []string{"lock", "acquire", "j1", "--ttl", "1m"}, exitOK},
+		{tokB, []string{"lock", "acquire", "j1"}, exitHeld},                 // 409 with the holder
+		{tokB, []string{"lock", "acquire", "j1", "--wait", "1s"}, exitHeld}, // the last of several 409s
+		{tokA, []string{"lock", "status", "j1"}, exitOK},
+		{tokB, []string{"lock", "status", "j1"}, exitOK}, // without the lease id
+		{tokA, []string{"lock", "status", "free"}, exitOK},
+		{tokA, []string{"lock", "list"}, exitOK},
+		{adminKey, []string{"lock", "list"}, exitOK},
+		{tokA, []string{"lock", "renew", "j-renew", lease("j-renew"), "--ttl", "2m"}, exitOK},
+		{tokA, []string{"lock", "renew", "j1", "00000000-0000-4000-8000-000000000000"}, exitNotFound},
+		{tokA, []string{"lock", "release", "j-release", lease("j-release")}, exitOK},
+		{tokA, []string{"lock", "release", "j1"}, exitUsage}, // a user without a lease id: 422
+		{adminKey, []string{"lock", "release", "j1"}, exitOK},
+		{tokA, []string{"lock", "acquire", "j2", "--ttl", "2h"}, exitUsage}, // 422
+		{"wrong", []string{"lock", "list"}, exitAuth},
+
+		{tokA, []string{"limit", "check", "j", "--max", "1", "--window", "1h"}, exitOK},
+		{tokA, []string{"limit", "check", "j", "--max", "1", "--window", "1h"}, exitHeld}, // denied: 200, allowed false
+		{tokA, []string{"limit", "status", "j"}, exitOK},
+		{tokA, []string{"limit", "list"}, exitOK},
+		{adminKey, []string{"limit", "list"}, exitOK}, // every user's, with owner
+		{adminKey, []string{"limit", "status", "j", "--owner", "alice"}, exitOK},
+		{adminKey, []string{"limit", "status", "j"}, exitUsage}, // the admin key needs --owner: 422
+		{tokA, []string{"limit", "reset", "j"}, exitOK},
+		{tokA, []string{"limit", "reset", "never"}, exitNotFound},
+
+		{tokA, []string{"flag", "set", "jf", "on"}, exitOK}, // no percentage
+		{tokA, []string{"flag", "set", "jr", "on", "--percentage", "0"}, exitOK},
+		{adminKey, []string{"flag", "set", "jb", "off", "--owner", "bob"}, exitOK},
+		{tokA, []string{"flag", "get", "jf", "--subject", "u1"}, exitOK},
+		{tokA, []string{"flag", "get", "unknown"}, exitOK}, // FLAG_NOT_FOUND
+		{tokA, []string{"flag", "list"}, exitOK},
+		{adminKey, []string{"flag", "list"}, exitOK},
+		{adminKey, []string{"flag", "list", "--owner", "bob"}, exitOK},
+		{tokA, []string{"flag", "delete", "jr"}, exitOK},
+		{tokA, []string{"flag", "delete", "jr"}, exitNotFound},
+		{tokB, []string{"flag", "get", "jf", "--owner", "alice"}, exitAuth}, // 403
+
+		{tokA, []string{"config", "set", "j.k", "@" + value, "--description", ""}, exitOK},
+		{tokA, []string{"config", "set", "j.k", `"two"`, "--if-version", "0"}, exitHeld}, // 409 with current_version
+		{tokA, []string{"config", "set", "j.k", `"two"`, "--description", "second", "--if-version", "1"}, exitOK},
+		{tokA, []string{"config", "get", "j.k"}, exitOK},
+		{tokA, []string{"config", "get", "j.k", "--version", "1"}, exitOK},
+		{adminKey, []string{"config", "get", "j.k", "--owner", "alice"}, exitOK},
+		{tokA, []string{"config", "history", "j.k"}, exitOK},
+		{tokA, []string{"config", "list"}, exitOK},
+		{adminKey, []string{"config", "list"}, exitOK},
+		{tokA, []string{"config", "delete", "j.k"}, exitOK},
+		{tokA, []string{"config", "get", "j.k"}, exitNotFound},
+
+		{tokA, []string{"cluster", "status"}, exitNotFound}, // a single node: 404 (a cluster's: TestClusterCommands)
+	} {
+		run(tc)
+	}
+	// token rotate last: it changes carol's token.
+	carol := strings.TrimSpace(octo(t, "", "", "token", "create", "--db", db, "--user", "carol").mustCode(t, exitOK, "token create").stdout)
+	run(jsonCase{carol, []string{"token", "rotate"}, exitOK})
+	run(jsonCase{carol, []string{"token", "rotate"}, exitAuth}) // the old token is gone: 401
+
+	// Every client command with --json is covered above (the load tester's
+	// --json is its report, TestLoadtestJSONOutAndCleanup).
+	for _, n := range commandTree() {
+		if hasFlag(n.cmd, "json") && hasFlag(n.cmd, "url") && n.path[0] != "loadtest" && !covered[strings.Join(n.path, " ")] {
+			t.Errorf("%s has --json but no case here", strings.Join(n.path, " "))
+		}
+	}
+}
