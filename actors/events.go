@@ -18,7 +18,14 @@ type Event struct {
 	FencingToken uint64    `json:"fencing_token,omitempty"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
 	Version      int64     `json:"version,omitempty"`
-	Time         time.Time `json:"time"`
+	// Value and Description are a config version's (config.written, and
+	// the config.state of a watch); only subscribers whose Filter asks for
+	// Values get them.
+	Value       []byte `json:"value,omitempty"`
+	Description string `json:"description,omitempty"`
+	// Exists is set in config.state only: whether the key exists.
+	Exists *bool     `json:"exists,omitempty"`
+	Time   time.Time `json:"time"`
 }
 
 // Event types.
@@ -31,8 +38,11 @@ const (
 	EventFlagDeleted   = "flag.deleted"
 	EventConfigWritten = "config.written"
 	EventConfigDeleted = "config.deleted"
-	EventLimitDenied   = "limit.denied"
-	EventLimitReset    = "limit.reset"
+	// EventConfigState is the first event of a config watch (never
+	// published: the watch handler makes it).
+	EventConfigState = "config.state"
+	EventLimitDenied = "limit.denied"
+	EventLimitReset  = "limit.reset"
 )
 
 // Publisher receives events. Publish must never block: it is called from

@@ -340,9 +340,10 @@ func forwardRoute(ctx *fasthttp.RequestCtx) string {
 	return "other"
 }
 
-// isEventStream reports an event-stream request: GET /events or GET
-// /locks/{name}/watch, by route (a config key or flag named "watch" is
-// not a stream; lock names have no '/').
+// isEventStream reports an event-stream request: GET /events, GET
+// /locks/{name}/watch or GET /config/{key}/watch, by route (a config key
+// or flag named "watch" is not a stream; lock names and config keys have
+// no '/').
 func isEventStream(ctx *fasthttp.RequestCtx) bool {
 	if !ctx.IsGet() {
 		return false
@@ -351,12 +352,13 @@ func isEventStream(ctx *fasthttp.RequestCtx) bool {
 	if string(p) == "/events" {
 		return true
 	}
-	rest, ok := bytes.CutPrefix(p, []byte("/locks/"))
-	if !ok {
-		return false
+	for _, kind := range [][]byte{[]byte("/locks/"), []byte("/config/")} {
+		if rest, ok := bytes.CutPrefix(p, kind); ok {
+			name, ok := bytes.CutSuffix(rest, []byte("/watch"))
+			return ok && len(name) > 0 && bytes.IndexByte(name, '/') < 0
+		}
 	}
-	name, ok := bytes.CutSuffix(rest, []byte("/watch"))
-	return ok && len(name) > 0 && bytes.IndexByte(name, '/') < 0
+	return false
 }
 
 // stream proxies an event stream (req: the client's request with the

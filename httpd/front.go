@@ -376,7 +376,9 @@ func (f *Front) serveLocal(l *Local, ctx *fasthttp.RequestCtx) bool {
 
 // answeredFromMemory reports whether the answer to ctx depends on the
 // leader's in-memory state alone: reads (GET, except the event streams,
-// which follow commits) and rate-limit checks.
+// which follow commits), rate-limit checks (POST /limits/{name}/check and
+// the batch POST /limits/check: answered before their write) and flag
+// evaluations (POST /ofrep/v1/evaluate/flags[/{key}]).
 func answeredFromMemory(ctx *fasthttp.RequestCtx) bool {
 	if ctx.Response.IsBodyStream() {
 		return false
@@ -384,8 +386,12 @@ func answeredFromMemory(ctx *fasthttp.RequestCtx) bool {
 	if ctx.IsGet() || ctx.IsHead() {
 		return true
 	}
+	if !ctx.IsPost() {
+		return false
+	}
 	p := ctx.Path()
-	return ctx.IsPost() && bytes.HasPrefix(p, []byte("/limits/")) && bytes.HasSuffix(p, []byte("/check"))
+	return bytes.HasPrefix(p, []byte("/limits/")) && bytes.HasSuffix(p, []byte("/check")) ||
+		bytes.HasPrefix(p, []byte("/ofrep/v1/evaluate/flags"))
 }
 
 // health answers /health: 200 while this node serves from its own stack

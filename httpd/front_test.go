@@ -187,6 +187,22 @@ func TestFrontRefusesStaleReads(t *testing.T) {
 	if resp, _ := HTTPCall(t, p.http, "POST", p.lURL+"/locks/s/acquire", "tok-a", `{"ttl_seconds":60}`); resp.StatusCode != 200 {
 		t.Fatalf("acquire: %d", resp.StatusCode)
 	}
+	if resp, _ := HTTPCall(t, p.http, "PUT", p.lURL+"/flags/f", "tok-a", `{"enabled":true}`); resp.StatusCode != 200 {
+		t.Fatalf("flag put: %d", resp.StatusCode)
+	}
+	// Answered from memory by POST too: checks (one, and a batch) and
+	// flag evaluations (OFREP, one and in bulk).
+	memoryPosts := []struct{ path, body string }{
+		{"/limits/l/check", `{"max_requests":5,"window_seconds":60}`},
+		{"/limits/check", `{"checks":[{"name":"l","max_requests":5,"window_seconds":60}]}`},
+		{"/ofrep/v1/evaluate/flags/f", `{"context":{"targetingKey":"u1"}}`},
+		{"/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"u1"}}`},
+	}
+	for _, r := range memoryPosts {
+		if resp, b := HTTPCall(t, p.http, "POST", p.lURL+r.path, "tok-a", r.body); resp.StatusCode != 200 {
+			t.Fatalf("POST %s with a fresh lease: %d %s", r.path, resp.StatusCode, b)
+		}
+	}
 	p.fresh.Store(false)
 	for _, path := range []string{"/locks/s", "/config/k"} {
 		if resp, b := HTTPCall(t, p.http, "GET", p.lURL+path, "tok-a", ""); resp.StatusCode != 503 {
@@ -196,8 +212,10 @@ func TestFrontRefusesStaleReads(t *testing.T) {
 			t.Fatalf("read %s through the follower, stale leader: %d %s", path, resp.StatusCode, b)
 		}
 	}
-	if resp, b := HTTPCall(t, p.http, "POST", p.lURL+"/limits/l/check", "tok-a", `{"max_requests":5,"window_seconds":60}`); resp.StatusCode != 503 {
-		t.Fatalf("rate-limit check with a stale lease: %d %s", resp.StatusCode, b)
+	for _, r := range memoryPosts {
+		if resp, b := HTTPCall(t, p.http, "POST", p.lURL+r.path, "tok-a", r.body); resp.StatusCode != 503 {
+			t.Fatalf("POST %s with a stale lease: %d %s", r.path, resp.StatusCode, b)
+		}
 	}
 	if resp, _ := HTTPCall(t, p.http, "POST", p.lURL+"/locks/s2/acquire", "tok-a", `{"ttl_seconds":60}`); resp.StatusCode != 200 {
 		t.Fatalf("a write with a stale lease (fenced by the store): %d", resp.StatusCode)
@@ -245,6 +263,37 @@ func TestFrontProxiesEventStreams(t *testing.T) {
 		}
 		seen.WriteString(line)
 	}
+}
+
+// A config key's watch is an event stream too: proxied by the follower as
+// it comes (a forward that waited for the answer's end would never answer).
+func TestFrontProxiesConfigWatch(t *testing.T) {
+	p := newFrontPair(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.fURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("GET /config/cw/watch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-a\r\n\r\n"))
+	rd := bufio.NewReader(conn)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var seen strings.Builder
+	readUntil := func(want string) {
+		t.Helper()
+		for !strings.Contains(seen.String(), want) {
+			line, err := rd.ReadString('\n')
+			seen.WriteString(line)
+			if err != nil {
+				t.Fatalf("stream ended before %q: %v\n%s", want, err, seen.String())
+			}
+		}
+	}
+	readUntil("event: config.state")
+	if resp, _ := HTTPCall(t, p.http, "PUT", p.lURL+"/config/cw", "tok-a", `{"value":{"n":1}}`); resp.StatusCode != 200 {
+		t.Fatal("config put")
+	}
+	readUntil("event: config.written")
+	readUntil(`"value":{"n":1}`)
 }
 
 // A request forwarded to a leader that froze (accepts, never answers) does

@@ -16,6 +16,7 @@ func (s *Server) routes() {
 		{"GET", "/locks", s.lockList},
 
 		{"POST", "/limits/{name}/check", s.limitCheck},
+		{"POST", "/limits/check", s.limitBatch},
 		{"GET", "/limits/{name}", s.limitStatus},
 		{"DELETE", "/limits/{name}", s.limitReset},
 		{"GET", "/limits", s.limitList},
@@ -29,7 +30,11 @@ func (s *Server) routes() {
 		{"GET", "/config/{key}", s.configGet},
 		{"DELETE", "/config/{key}", s.configDelete},
 		{"GET", "/config/{key}/history", s.configHistory},
+		{"POST", "/config/{key}/rollback", s.configRollback},
 		{"GET", "/config", s.configList},
+
+		{"POST", "/ofrep/v1/evaluate/flags/{key}", s.ofrepFlag},
+		{"POST", "/ofrep/v1/evaluate/flags", s.ofrepBulk},
 
 		{"POST", "/auth/token/rotate", s.tokenRotate},
 		{"DELETE", "/auth/token", s.tokenRevoke},

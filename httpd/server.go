@@ -44,7 +44,7 @@ type Server struct {
 	r       *router.Router
 	srv     *fasthttp.Server
 
-	// events serves /events and /locks/{name}/watch, metrics /metrics
+	// events serves /events and the watches, metrics /metrics
 	// (events.go, metrics.go).
 	events  *eventStreams
 	metrics *Metrics
@@ -69,7 +69,7 @@ type Deps struct {
 	Store  Storage        // tokens, sign-in, the health of writes
 	Auth   *Authenticator // bearer tokens and the admin key
 	GitHub *GitHubSignIn  // sign-in with GitHub; nil: not configured (501)
-	Events *actors.Broker // /events and /locks/{name}/watch
+	Events *actors.Broker // /events, /locks/{name}/watch, /config/{key}/watch
 	// Metrics labels every request and serves /metrics; NewServer also
 	// points the scrape-time gauges of Sys, Events and Store at this
 	// Server's runtime (registered once per Metrics: in cluster mode each

@@ -33,7 +33,10 @@ type Config struct {
 	Abandon     float64       // lock-contended: fraction of holds left to expire
 	LimitMax    int           // ratelimit-check: max_requests; default 100
 	LimitWindow time.Duration // ratelimit-check: window; default 1s
-	FlagPercent int           // flag-eval: rollout percentage; default 50
+	// LimitAlgorithm is ratelimit-check's algorithm: "" (the server's
+	// default, sliding_window) or "token_bucket" (octostore targets only).
+	LimitAlgorithm string
+	FlagPercent    int // flag-eval: rollout percentage; default 50
 
 	MaxIterations   int64         // 0: bounded by time only
 	SafetyMaxEvents int64         // lock events kept for the checker; default 4,000,000
@@ -220,6 +223,12 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		}
 	} else if !isScenario(cfg.Scenario) {
 		return nil, fmt.Errorf("unknown scenario %q", cfg.Scenario)
+	}
+	if cfg.LimitAlgorithm != "" && cfg.LimitAlgorithm != "sliding_window" && cfg.LimitAlgorithm != "token_bucket" {
+		return nil, fmt.Errorf("limit algorithm %q: want sliding_window or token_bucket", cfg.LimitAlgorithm)
+	}
+	if cfg.LimitAlgorithm == "token_bucket" && cfg.Target.Kind() == "redis" {
+		return nil, fmt.Errorf("%w: the redis target's ratelimit-check is a sliding window", ErrUnsupported)
 	}
 	total := 0
 	for _, m := range mix {

@@ -138,13 +138,13 @@ func (c *etcdConn) Release(name string, lease LeaseID) Status {
 	return 200
 }
 
-func (c *etcdConn) Renew(string, LeaseID, time.Duration) (LockReply, Status) { return LockReply{}, 501 }
-func (c *etcdConn) LockStatus(string) Status                                 { return 501 }
-func (c *etcdConn) CheckLimit(string, int, time.Duration) (bool, Status)     { return false, 501 }
-func (c *etcdConn) EvalFlag(string, string) (bool, Status)                   { return false, 501 }
-func (c *etcdConn) SetFlag(string, int) Status                               { return 501 }
-func (c *etcdConn) ReadConfig(string) Status                                 { return 501 }
-func (c *etcdConn) WriteConfig(string, int64) Status                         { return 501 }
+func (c *etcdConn) Renew(string, LeaseID, time.Duration) (LockReply, Status)     { return LockReply{}, 501 }
+func (c *etcdConn) LockStatus(string) Status                                     { return 501 }
+func (c *etcdConn) CheckLimit(string, int, time.Duration, string) (bool, Status) { return false, 501 }
+func (c *etcdConn) EvalFlag(string, string) (bool, Status)                       { return false, 501 }
+func (c *etcdConn) SetFlag(string, int) Status                                   { return 501 }
+func (c *etcdConn) ReadConfig(string) Status                                     { return 501 }
+func (c *etcdConn) WriteConfig(string, int64) Status                             { return 501 }
 
 func (c *etcdConn) Close() {
 	if c.sess != nil {
