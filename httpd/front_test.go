@@ -3,6 +3,8 @@ package httpd
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -227,20 +229,22 @@ func TestFrontRefusesStaleReads(t *testing.T) {
 	}
 }
 
-// Event streams are proxied (events arrive through the follower) and end
-// when the leader changes, so that their clients reconnect to the new one.
-func TestFrontProxiesEventStreams(t *testing.T) {
-	p := newFrontPair(t)
+// rawStream opens GET path with tok-a on the follower, on a connection of
+// its own (closed at cleanup), and returns the reader of the stream and
+// readUntil, which reads lines until the stream has shown want (failing
+// if it ends first, or after 10 s).
+func (p *frontPair) rawStream(t *testing.T, path string) (*bufio.Reader, func(want string)) {
+	t.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(p.fURL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	conn.Write([]byte("GET /locks/ev/watch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-a\r\n\r\n"))
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-a\r\n\r\n", path)
 	rd := bufio.NewReader(conn)
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var seen strings.Builder
-	readUntil := func(want string) {
+	return rd, func(want string) {
 		t.Helper()
 		for !strings.Contains(seen.String(), want) {
 			line, err := rd.ReadString('\n')
@@ -250,18 +254,21 @@ func TestFrontProxiesEventStreams(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Event streams are proxied (events arrive through the follower) and end
+// when the leader changes, so that their clients reconnect to the new one.
+func TestFrontProxiesEventStreams(t *testing.T) {
+	p := newFrontPair(t)
+	rd, readUntil := p.rawStream(t, "/locks/ev/watch")
 	readUntil("event: lock.state")
 	if resp, _ := HTTPCall(t, p.http, "POST", p.lURL+"/locks/ev/acquire", "tok-a", `{"ttl_seconds":60}`); resp.StatusCode != 200 {
 		t.Fatal("acquire")
 	}
 	readUntil("event: lock.acquired")
 	p.fLead.set(LeaderInfo{Name: "n3", APIURL: "http://127.0.0.1:1"}, true) // the leader moved
-	for {
-		line, err := rd.ReadString('\n')
-		if err != nil {
-			break // ended by the front
-		}
-		seen.WriteString(line)
+	if _, err := io.Copy(io.Discard, rd); err != nil {
+		t.Fatalf("the stream did not end when the leader moved: %v", err) // the read deadline
 	}
 }
 
@@ -269,25 +276,7 @@ func TestFrontProxiesEventStreams(t *testing.T) {
 // it comes (a forward that waited for the answer's end would never answer).
 func TestFrontProxiesConfigWatch(t *testing.T) {
 	p := newFrontPair(t)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(p.fURL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.Write([]byte("GET /config/cw/watch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-a\r\n\r\n"))
-	rd := bufio.NewReader(conn)
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var seen strings.Builder
-	readUntil := func(want string) {
-		t.Helper()
-		for !strings.Contains(seen.String(), want) {
-			line, err := rd.ReadString('\n')
-			seen.WriteString(line)
-			if err != nil {
-				t.Fatalf("stream ended before %q: %v\n%s", want, err, seen.String())
-			}
-		}
-	}
+	_, readUntil := p.rawStream(t, "/config/cw/watch")
 	readUntil("event: config.state")
 	if resp, _ := HTTPCall(t, p.http, "PUT", p.lURL+"/config/cw", "tok-a", `{"value":{"n":1}}`); resp.StatusCode != 200 {
 		t.Fatal("config put")
