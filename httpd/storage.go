@@ -27,6 +27,18 @@ type Storage interface {
 	SignIn(ctx context.Context, u persistence.GitHubUser, maxTokens int) (persistence.SignInResult, error)
 	// CountOwned counts the resources of kind k per owner.
 	CountOwned(k actors.Kind, fn func(owner string, n int)) error
+
+	// Token administration (tokens_admin.go), each change one transaction
+	// of the writer. ListTokens lists the stored tokens (of login, or
+	// all), oldest first, never a secret.
+	ListTokens(ctx context.Context, login string) ([]persistence.TokenInfo, error)
+	// CreateToken creates a token of source for the account that has login
+	// (a local user made for it when none has) and returns it once.
+	CreateToken(login, source string) (raw string, info persistence.TokenInfo, err error)
+	// RevokeTokens deletes the tokens sel selects and returns them:
+	// persistence.ErrBadSelector, ErrTokenNotFound or ErrTokenAmbiguous
+	// (nothing deleted) otherwise.
+	RevokeTokens(ctx context.Context, sel persistence.RevokeSelector) ([]persistence.TokenInfo, error)
 }
 
 // TokenStore is what an Authenticator reads: tokens and accounts.

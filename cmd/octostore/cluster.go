@@ -152,6 +152,9 @@ func memberAdd(c *cli.Context, args []string) error {
 	}
 	return etcdRun(c, func(ctx context.Context, cl *clientv3.Client) error {
 		initial, err := etcdstore.AddMember(ctx, cl, name, peer)
+		if errors.Is(err, etcdstore.ErrUnsafeReconfig) {
+			return exitCode(exitUnavailable, err)
+		}
 		if err != nil {
 			return exitCode(exitFailure, err)
 		}
@@ -165,8 +168,11 @@ func memberRemove(c *cli.Context, args []string) error {
 	name := args[0]
 	return etcdRun(c, func(ctx context.Context, cl *clientv3.Client) error {
 		if err := etcdstore.RemoveMember(ctx, cl, name); err != nil {
-			if errors.Is(err, etcdstore.ErrNoSuchMember) {
+			switch {
+			case errors.Is(err, etcdstore.ErrNoSuchMember):
 				return exitCode(exitNotFound, err)
+			case errors.Is(err, etcdstore.ErrUnsafeReconfig):
+				return exitCode(exitUnavailable, err) // retry later
 			}
 			return exitCode(exitFailure, err)
 		}

@@ -104,6 +104,8 @@ func translate(r *txnReader, m actors.Mutation) ([]part, error) {
 		return syncStatic(r, m)
 	case *signIn:
 		return signInParts(r, m)
+	case *revokeTokens:
+		return revokeParts(r, m)
 	}
 	t := &translator{ks: r.ks}
 	if err := m.ApplyTo(t); err != nil {

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
@@ -294,7 +296,7 @@ func (m *Member) Close() error {
 func AddMember(ctx context.Context, c *clientv3.Client, name, peerURL string) (string, error) {
 	resp, err := c.MemberAdd(ctx, []string{peerURL})
 	if err != nil {
-		return "", fmt.Errorf("add etcd member %s: %w", name, err)
+		return "", fmt.Errorf("add etcd member %s: %w", name, reconfigErr(err))
 	}
 	var parts []string
 	for _, m := range resp.Members {
@@ -306,6 +308,7 @@ func AddMember(ctx context.Context, c *clientv3.Client, name, peerURL string) (s
 			parts = append(parts, n+"="+u)
 		}
 	}
+	slices.Sort(parts) // by name: the same text whichever member answered
 	return strings.Join(parts, ","), nil
 }
 
@@ -319,7 +322,7 @@ func RemoveMember(ctx context.Context, c *clientv3.Client, name string) error {
 	for _, m := range list.Members {
 		if m.Name == name {
 			if _, err := c.MemberRemove(ctx, m.ID); err != nil {
-				return fmt.Errorf("remove etcd member %s: %w", name, err)
+				return fmt.Errorf("remove etcd member %s: %w", name, reconfigErr(err))
 			}
 			return nil
 		}
@@ -329,6 +332,22 @@ func RemoveMember(ctx context.Context, c *clientv3.Client, name string) error {
 
 // ErrNoSuchMember is RemoveMember's error for a name no member has.
 var ErrNoSuchMember = errors.New("no such member")
+
+// ErrUnsafeReconfig is AddMember's and RemoveMember's error when etcd
+// refuses to change its membership now (its strict reconfiguration check):
+// the change could cost the quorum, because a member is down or joined
+// less than etcd's health interval (5 s) ago. Retry once every member has
+// been up that long; a member that is down can always be removed.
+var ErrUnsafeReconfig = errors.New("etcd refuses the membership change now: it could cost the quorum (a member is down, or joined less than 5 s ago); retry once every member is up")
+
+// reconfigErr names etcd's refusals of a membership change that a retry
+// may cure (ErrUnsafeReconfig), keeping etcd's error.
+func reconfigErr(err error) error {
+	if errors.Is(err, rpctypes.ErrUnhealthy) || errors.Is(err, rpctypes.ErrMemberNotEnoughStarted) {
+		return fmt.Errorf("%w (%w)", ErrUnsafeReconfig, err)
+	}
+	return err
+}
 
 // ConnectConfig connects to an external etcd cluster (--etcd-endpoints).
 type ConnectConfig struct {

@@ -38,6 +38,118 @@ func (s *Store) Rotate(old [32]byte) (raw string, hash [32]byte, err error) {
 // Revoke deletes the token with hash h (nothing if it is already gone).
 func (s *Store) Revoke(h [32]byte) error { return s.Apply(persistence.RevokeToken{Hash: h}) }
 
+// CreateToken creates a local user called login if no account has that
+// login, and a new token of source for the account that has it, in one
+// transaction of the writer (as persistence.Store.CreateToken: the API's
+// token administration). The raw token is returned once; etcd holds only
+// its hash.
+func (s *Store) CreateToken(login, source string) (string, persistence.TokenInfo, error) {
+	raw := persistence.NewToken()
+	h := persistence.HashToken(raw)
+	now := fromMS(ms(s.now())) // as stored and listed
+	if err := s.Apply(persistence.IssueToken{Login: login, Hash: h, Source: source, Now: now}); err != nil {
+		return "", persistence.TokenInfo{}, fmt.Errorf("create token: %w", err)
+	}
+	return raw, persistence.TokenInfo{Login: login, Source: source, CreatedAt: now, Hash: h}, nil
+}
+
+// RevokeTokens deletes the tokens sel selects in one transaction of the
+// writer, which reads the users and tokens it selects from (so nothing
+// changes them in between), and returns them; the errors are
+// persistence.Store.RevokeTokens': ErrBadSelector, ErrTokenNotFound,
+// ErrTokenAmbiguous (nothing deleted). ctx bounds the wait for the commit.
+func (s *Store) RevokeTokens(ctx context.Context, sel persistence.RevokeSelector) ([]persistence.TokenInfo, error) {
+	if err := sel.Check(); err != nil {
+		return nil, err
+	}
+	m := &revokeTokens{sel: sel}
+	if err := persistence.AwaitCommit(ctx, s.Enqueue, m); err != nil {
+		return nil, err
+	}
+	if m.refused != nil {
+		return nil, m.refused
+	}
+	return m.victims, nil
+}
+
+// revokeTokens is RevokeTokens' mutation. The writer goroutine fills in
+// refused or victims while translating it (each translation starts
+// afresh); RevokeTokens reads them after the commit callback.
+type revokeTokens struct {
+	sel     persistence.RevokeSelector
+	refused error
+	victims []persistence.TokenInfo
+}
+
+// Table implements actors.Mutation.
+func (*revokeTokens) Table() string { return "tokens" }
+
+// ApplyTo implements actors.Mutation: only the etcd writer applies it
+// (translate).
+func (*revokeTokens) ApplyTo(actors.MutationWriter) error {
+	return fmt.Errorf("%w: an etcd token revocation applies only to the etcd store", errUnknownMutation)
+}
+
+// revokeParts translates m into one part: the selected tokens' deletes.
+func revokeParts(r *txnReader, m *revokeTokens) ([]part, error) {
+	m.refused, m.victims = nil, nil
+	ks := r.ks
+	users, err := r.list(ks.users())
+	if err != nil {
+		return nil, err
+	}
+	logins := make(map[int64]string, len(users))
+	for k, v := range users {
+		if v == nil {
+			continue // deleted in this transaction
+		}
+		id, err := strconv.ParseInt(k[len(ks.users()):], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("user key %q: %w", k, err)
+		}
+		var u userValue
+		if err := decodeJSON("user", v, &u); err != nil {
+			return nil, err
+		}
+		logins[id] = u.Login
+	}
+	toks, err := r.list(ks.tokens())
+	if err != nil {
+		return nil, err
+	}
+	var all []persistence.TokenInfo
+	for k, v := range toks {
+		if v == nil {
+			continue
+		}
+		var t tokenValue
+		if err := decodeJSON("token", v, &t); err != nil {
+			return nil, err
+		}
+		login, ok := logins[t.UserID]
+		if !ok || m.sel.Login != "" && login != m.sel.Login {
+			continue
+		}
+		h, err := tokenHash(k, ks.tokens())
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, persistence.TokenInfo{Login: login, Source: t.Source, CreatedAt: fromMS(t.CreatedAt), Hash: h})
+	}
+	sortTokens(all)
+	victims, err := m.sel.Match(all)
+	if err != nil {
+		m.refused = err
+		return nil, nil
+	}
+	var p part
+	for _, t := range victims {
+		p = append(p, del(ks.token(t.Hash)))
+	}
+	m.victims = victims
+	return []part{p}, nil
+}
+
 // SignIn creates or updates the user of a GitHub account and issues a new
 // sign-in token, in one transaction of the writer, with the policy of
 // persistence.Store.SignIn: a login that belongs to another account is
@@ -53,22 +165,13 @@ func (s *Store) SignIn(ctx context.Context, u persistence.GitHubUser, maxTokens 
 	m := &signIn{user: u, max: maxTokens, now: s.now()}
 	m.result.Token = persistence.NewToken()
 	m.result.Hash = persistence.HashToken(m.result.Token)
-	done := make(chan error, 1)
-	if _, err := s.Enqueue(m, func(err error) { done <- err }); err != nil {
+	if err := persistence.AwaitCommit(ctx, s.Enqueue, m); err != nil {
 		return persistence.SignInResult{}, err
 	}
-	select {
-	case err := <-done:
-		if err == nil {
-			err = m.refused
-		}
-		if err != nil {
-			return persistence.SignInResult{}, err
-		}
-		return m.result, nil
-	case <-ctx.Done():
-		return persistence.SignInResult{}, ctx.Err()
+	if m.refused != nil {
+		return persistence.SignInResult{}, m.refused
 	}
+	return m.result, nil
 }
 
 // signIn is SignIn's mutation. The writer goroutine fills in refused or

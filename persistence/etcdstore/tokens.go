@@ -125,8 +125,15 @@ func (r *Reader) ListTokens(ctx context.Context, login string) ([]persistence.To
 	}); err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
+	sortTokens(out)
+	return out, nil
+}
+
+// sortTokens orders tokens as persistence lists them: oldest first, then
+// by login and hash.
+func sortTokens(ts []persistence.TokenInfo) {
+	sort.Slice(ts, func(i, j int) bool {
+		a, b := ts[i], ts[j]
 		if !a.CreatedAt.Equal(b.CreatedAt) {
 			return a.CreatedAt.Before(b.CreatedAt)
 		}
@@ -135,7 +142,6 @@ func (r *Reader) ListTokens(ctx context.Context, login string) ([]persistence.To
 		}
 		return bytes.Compare(a.Hash[:], b.Hash[:]) < 0
 	})
-	return out, nil
 }
 
 // UserByLogin finds a user by login.
