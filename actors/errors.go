@@ -28,6 +28,7 @@ const (
 	CodeNotFound         Code = "not_found"          // no such resource or route (404)
 	CodeMethodNotAllowed Code = "method_not_allowed" // the route exists, the method does not (405)
 	CodeConflict         Code = "conflict"           // the resource's state refuses the change (409)
+	CodeTooManyRequests  Code = "too_many_requests"  // a bounded per-resource queue is full: retry later (429)
 	CodeCanceled         Code = "canceled"           // the caller went away before the answer (499)
 	CodeNotImplemented   Code = "not_implemented"    // a feature this server is not configured for (501)
 	CodeUpstream         Code = "upstream"           // a service octostore depends on failed (GitHub) (502)
@@ -69,6 +70,12 @@ func Wrap(code Code, message string, err error) *Error {
 // "<e's message>: <detail>", and errors.Is(result, e) holds.
 func (e *Error) Withf(format string, args ...any) *Error {
 	return &Error{Code: e.Code, Message: e.Message + ": " + fmt.Sprintf(format, args...), RetryAfter: e.RetryAfter, kind: e}
+}
+
+// RetryIn returns a case of e (errors.Is holds) that asks the client to
+// retry after d (Retry-After).
+func (e *Error) RetryIn(d time.Duration) *Error {
+	return &Error{Code: e.Code, Message: e.Message, RetryAfter: d, kind: e}
 }
 
 // Error is the message, followed by the cause for logs.

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"time"
 
@@ -32,6 +33,10 @@ type LockConfig struct {
 	// MaxPerUser caps the locks one holder holds at once (0:
 	// DefaultMaxLocksPerUser; negative: no cap).
 	MaxPerUser int
+	// MaxWaiters caps the waiting acquires queued on one lock (0:
+	// DefaultMaxWaitersPerLock; negative: no cap). Beyond it an acquire that
+	// would wait is refused with ErrTooManyWaiters.
+	MaxWaiters int
 }
 
 // Locks is the entry point for locks: typed calls to the lock's actor
@@ -39,10 +44,11 @@ type LockConfig struct {
 // per-holder index that serves listings without a scan. See System.call
 // for what a cancelled ctx means.
 type Locks struct {
-	sys      *System
-	loader   LockLoader
-	max      int
-	holdings *Holdings
+	sys        *System
+	loader     LockLoader
+	max        int
+	maxWaiters int
+	holdings   *Holdings
 }
 
 // NewLocks registers the lock kind with sys.
@@ -50,7 +56,10 @@ func NewLocks(sys *System, cfg LockConfig) *Locks {
 	if cfg.MaxPerUser == 0 {
 		cfg.MaxPerUser = DefaultMaxLocksPerUser
 	}
-	l := &Locks{sys: sys, loader: cfg.Loader, max: cfg.MaxPerUser, holdings: NewHoldings()}
+	if cfg.MaxWaiters == 0 {
+		cfg.MaxWaiters = DefaultMaxWaitersPerLock
+	}
+	l := &Locks{sys: sys, loader: cfg.Loader, max: cfg.MaxPerUser, maxWaiters: cfg.MaxWaiters, holdings: NewHoldings()}
 	sys.Register(KindSpec{
 		Kind:    KindLock,
 		New:     func(k Key) Behavior { return &lockBehavior{name: k.Name, locks: l} },
@@ -99,13 +108,27 @@ type LockState struct {
 	// last fencing token handed out) are set.
 	Lock LockRecord
 	Held bool
-	At   time.Time // the runtime clock when the state was read
+	// Waiters is the number of waiting acquires queued behind the holder.
+	Waiters int
+	At      time.Time // the runtime clock when the state was read
+}
+
+// LockRequest is one acquire (AcquireWith).
+type LockRequest struct {
+	Caller   string // the user
+	HolderID string // "" or a names.HolderID (the caller checks it)
+	TTL      time.Duration
+	// Wait, when positive, makes an acquire of a lock held by someone else
+	// wait its turn: it joins the lock's FIFO queue and is granted the
+	// moment the holders before it are done (released or expired), or
+	// answered *LockHeldError once Wait has passed. 0: one attempt.
+	Wait time.Duration
 }
 
 // Acquire is AcquireAs without a holder id: the seed API's re-entrance per
 // user (any request of caller that gives no holder id is the same holder).
 func (l *Locks) Acquire(ctx context.Context, name, caller string, ttl time.Duration) (LockGrant, error) {
-	return l.AcquireAs(ctx, name, caller, "", ttl)
+	return l.AcquireWith(ctx, name, LockRequest{Caller: caller, TTL: ttl})
 }
 
 // AcquireAs grants the lock name to the holder (caller, holderID) for ttl,
@@ -119,8 +142,27 @@ func (l *Locks) Acquire(ctx context.Context, name, caller string, ttl time.Durat
 // error if ctx ends first (the grant may then or may not have been made:
 // see System.call).
 func (l *Locks) AcquireAs(ctx context.Context, name, caller, holderID string, ttl time.Duration) (LockGrant, error) {
-	op := &acquireLock{caller: caller, holderID: holderID, ttl: ttl}
-	return answer(l.sys.call(ctx, lockKey(name), op), &op.grant)
+	return l.AcquireWith(ctx, name, LockRequest{Caller: caller, HolderID: holderID, TTL: ttl})
+}
+
+// AcquireWith is AcquireAs with every option of an acquire (LockRequest).
+// A waiting acquire (r.Wait > 0) of a lock held by someone else queues in
+// arrival order; no acquire, waiting or not, is granted the lock ahead of
+// the queue (no barging), and on release or expiry the first waiter is
+// granted in the same step of the lock's actor. Beyond
+// LockConfig.MaxWaiters waiters it is refused with ErrTooManyWaiters. When
+// ctx ends while it waits, it leaves the queue and is never granted; if the
+// grant raced the end of ctx, the grant is released at once.
+func (l *Locks) AcquireWith(ctx context.Context, name string, r LockRequest) (LockGrant, error) {
+	op := &acquireLock{req: r}
+	err := l.sys.call(ctx, lockKey(name), op)
+	if err != nil && r.Wait > 0 && ctx.Err() != nil {
+		// The caller is gone: take the waiter out of the queue, or give
+		// back a grant it will never hear of. (op is read by the actor
+		// only: nothing here reads it after the context ended.)
+		l.sys.send(lockKey(name), &abandonWait{op: op})
+	}
+	return answer(err, &op.grant)
 }
 
 // Renew sets the expiry of caller's lease to now+ttl (it can shorten the
@@ -166,9 +208,8 @@ func (l *Locks) Indexed() int { return l.holdings.Total() }
 // replies, read by the caller after the reply).
 type (
 	acquireLock struct {
-		caller, holderID string
-		ttl              time.Duration
-		grant            LockGrant
+		req   LockRequest
+		grant LockGrant
 	}
 	renewLock struct {
 		caller, leaseID string
@@ -182,6 +223,14 @@ type (
 	lockStatus struct{ state LockState }
 	// expireLock is sent by the expiry timer.
 	expireLock struct{}
+	// waitExpired is sent by the timer of the earliest waiter's deadline.
+	waitExpired struct{}
+	// serveWaiters asks the lock to grant its queue what it can (after a
+	// fall-back to durable state).
+	serveWaiters struct{}
+	// abandonWait is sent when the caller of a waiting acquire is gone
+	// (AcquireWith).
+	abandonWait struct{ op *acquireLock }
 )
 
 // LockOutcome says what the acquire state machine did.
@@ -195,6 +244,11 @@ const (
 
 // ErrLockNotOwned answers renew/release of a lease the caller does not hold.
 var ErrLockNotOwned = NewError(CodeNotFound, "Lock not found or not owned by caller")
+
+// ErrTooManyWaiters refuses a waiting acquire of a lock whose queue is full
+// (LockConfig.MaxWaiters); its RetryAfter is the time left of the current
+// hold, at least a second.
+var ErrTooManyWaiters = NewError(CodeTooManyRequests, "too many waiters on this lock")
 
 // errLockHeld is the coded form of every *LockHeldError (AsError).
 var errLockHeld = NewError(CodeConflict, "Lock already held")
@@ -286,6 +340,23 @@ type lockBehavior struct {
 	// activated is set after the first Activate: a later one is the
 	// fall-back to durable state after a failed write.
 	activated bool
+
+	// queue holds the waiting acquires in arrival order (AcquireWith). It
+	// is not empty only while the lock is held: a release or expiry grants
+	// its head in the same step.
+	queue     []*lockWaiter
+	waitTimer Timer // fires at the earliest deadline of the queue
+	// grantOp is the waiting acquire the current lease was granted to, as
+	// long as no other answer has handed the lease out (a "held"
+	// re-acquire): abandonWait releases the lease only then.
+	grantOp *acquireLock
+}
+
+// lockWaiter is one queued waiting acquire.
+type lockWaiter struct {
+	op       *acquireLock
+	p        Parked
+	deadline time.Time
 }
 
 // expiryRetry is how long an expiry whose write could not be queued or
@@ -300,6 +371,7 @@ func (b *lockBehavior) Activate(h *Host) error {
 	}
 	r.Name = b.name
 	b.state = r
+	b.grantOp = nil
 	switch {
 	case r.HeldAt(h.Now()):
 		b.schedule(h)
@@ -312,11 +384,17 @@ func (b *lockBehavior) Activate(h *Host) error {
 		// stopped first): record and announce it now.
 		b.arm(h, 0)
 	}
+	if b.activated && len(b.queue) > 0 {
+		// Back on durable state after a failed write, with waiters: grant
+		// them what is free now (in a step of its own).
+		h.sys.send(h.key, &serveWaiters{})
+	}
 	b.activated = true
 	return nil
 }
 
-func (b *lockBehavior) Passivatable(h *Host) bool { return true }
+// Passivatable: never with waiters (they live in memory only).
+func (b *lockBehavior) Passivatable(h *Host) bool { return len(b.queue) == 0 }
 
 // schedule arms the expiry timer for the current hold's expiry.
 func (b *lockBehavior) schedule(h *Host) { b.arm(h, b.state.ExpiresAt.Sub(h.Now())) }
@@ -355,8 +433,9 @@ func (b *lockBehavior) Handle(h *Host, op any) error {
 		}
 		return b.persistRelease(h, prev, next, now)
 	case *lockStatus:
+		b.endRanOut(h, now)
 		if b.state.HeldAt(now) {
-			op.state = LockState{Lock: b.state, Held: true, At: now}
+			op.state = LockState{Lock: b.state, Held: true, Waiters: len(b.queue), At: now}
 		} else {
 			op.state = LockState{Lock: LockRecord{Name: b.name, Token: b.state.Token}, At: now}
 		}
@@ -373,20 +452,62 @@ func (b *lockBehavior) Handle(h *Host, op any) error {
 			b.schedule(h) // fired early (clock skew) or stale: re-arm
 		}
 		return nil
+	case *waitExpired:
+		b.endRanOut(h, now)
+		b.expireWaiters(h, now)
+		return nil
+	case *serveWaiters:
+		b.endRanOut(h, now)
+		b.serve(h, now)
+		return nil
+	case *abandonWait:
+		b.abandon(h, op.op, now)
+		return nil
 	}
 	return fmt.Errorf("lock: unknown operation %T", op)
 }
 
+// endRanOut records the end of a hold that ran out and whose timer has not
+// fired yet, so that the queue moves on at once (and a waiter is never
+// answered "held by" a holder whose time is over). A failure to queue the
+// write leaves it to the timer.
+func (b *lockBehavior) endRanOut(h *Host, now time.Time) {
+	if b.state.Holder != "" && !b.state.HeldAt(now) && len(b.queue) > 0 {
+		if err := b.expire(h, now); err != nil {
+			b.arm(h, expiryRetry)
+		}
+	}
+}
+
 // acquire runs the acquire state machine on the current state (expiring a
-// hold that ran out first) and persists a change.
+// hold that ran out first, which hands the lock to the queue) and persists
+// a change; a waiting acquire of a lock held by someone else joins the
+// queue instead of failing.
 func (b *lockBehavior) acquire(h *Host, op *acquireLock, now time.Time) error {
 	if b.state.Holder != "" && !b.state.HeldAt(now) {
 		if err := b.expire(h, now); err != nil {
 			return err
 		}
 	}
+	if len(b.queue) > 0 && !b.state.HeldAt(now) {
+		b.serve(h, now) // after a fall-back to durable state: waiters first
+	}
+	err := b.grant(h, op, now)
+	var held *LockHeldError
+	if err == nil || op.req.Wait <= 0 || !errors.As(err, &held) {
+		return err
+	}
+	return b.enqueue(h, op, now)
+}
+
+// grant runs the acquire state machine for op and persists the change.
+// Behind a queue nobody but the holder is granted anything: the queue is
+// not empty only while the lock is held, and Acquire refuses a held lock
+// to everyone but its holder.
+func (b *lockBehavior) grant(h *Host, op *acquireLock, now time.Time) error {
 	prev := b.state
-	next, outcome, err := Acquire(prev, op.caller, op.holderID, op.ttl, now, newLease)
+	r := op.req
+	next, outcome, err := Acquire(prev, r.Caller, r.HolderID, r.TTL, now, newLease)
 	if err != nil {
 		return err
 	}
@@ -397,11 +518,16 @@ func (b *lockBehavior) acquire(h *Host, op *acquireLock, now time.Time) error {
 		// (or fails), so concurrent grants to one user on different
 		// locks cannot overshoot it.
 		if max := b.locks.max; max > 0 {
-			if !b.locks.holdings.Reserve(op.caller, now, max) {
+			if !b.locks.holdings.Reserve(r.Caller, now, max) {
 				return ErrQuota.Withf("at most %d active locks per user", max)
 			}
 			reserved = true
 		}
+	}
+	if outcome == LockAcquired && r.Wait > 0 {
+		b.grantOp = op
+	} else {
+		b.grantOp = nil // the lease is handed out once more
 	}
 	if next == prev {
 		return nil
@@ -412,11 +538,130 @@ func (b *lockBehavior) acquire(h *Host, op *acquireLock, now time.Time) error {
 	}
 	if err := b.persist(h, next, ev, now, reserved); err != nil {
 		if reserved {
-			b.locks.holdings.Unreserve(op.caller)
+			b.locks.holdings.Unreserve(r.Caller)
 		}
 		return err
 	}
 	return nil
+}
+
+// enqueue parks a waiting acquire at the end of the queue.
+func (b *lockBehavior) enqueue(h *Host, op *acquireLock, now time.Time) error {
+	if n := b.locks.maxWaiters; n > 0 && len(b.queue) >= n {
+		retry := max(b.state.ExpiresAt.Sub(now), time.Second)
+		return ErrTooManyWaiters.Withf("at most %d", n).RetryIn(retry)
+	}
+	b.queue = append(b.queue, &lockWaiter{op: op, p: h.Park(), deadline: now.Add(op.req.Wait)})
+	b.armWait(h, now)
+	return nil
+}
+
+// serve hands the free lock to the head of the queue, in this step: the
+// first waiter whose caller still waits is granted (one whose grant fails,
+// at its quota, is answered that error and the next is tried), and queued
+// waiters of the same holder are answered "held" with it.
+func (b *lockBehavior) serve(h *Host, now time.Time) {
+	for len(b.queue) > 0 && !b.state.HeldAt(now) {
+		w := b.pop()
+		if w.p.Gone() {
+			continue // the caller left (abandonWait will find nothing)
+		}
+		err := b.grant(h, w.op, now)
+		h.Answer(w.p, err)
+		if err == nil {
+			b.answerSameHolder(h, now)
+		}
+	}
+	b.armWait(h, now)
+}
+
+// answerSameHolder answers the queued acquires of the lock's holder (a
+// retry of the waiter just granted, say): they hold it.
+func (b *lockBehavior) answerSameHolder(h *Host, now time.Time) {
+	keep := b.queue[:0]
+	for _, w := range b.queue {
+		if w.op.req.Caller != b.state.Holder || w.op.req.HolderID != b.state.HolderID {
+			keep = append(keep, w)
+			continue
+		}
+		h.Answer(w.p, b.grant(h, w.op, now))
+	}
+	clear(b.queue[len(keep):])
+	b.queue = keep
+}
+
+func (b *lockBehavior) pop() *lockWaiter {
+	w := b.queue[0]
+	b.queue[0] = nil
+	b.queue = b.queue[1:]
+	if len(b.queue) == 0 {
+		b.queue = nil
+	}
+	return w
+}
+
+// expireWaiters answers the waiters whose wait is over: the lock is still
+// held by someone else (409).
+func (b *lockBehavior) expireWaiters(h *Host, now time.Time) {
+	keep := b.queue[:0]
+	for _, w := range b.queue {
+		if now.Before(w.deadline) {
+			keep = append(keep, w)
+			continue
+		}
+		h.Answer(w.p, &LockHeldError{Name: b.name, Holder: b.state.Holder, ExpiresAt: b.state.ExpiresAt})
+	}
+	clear(b.queue[len(keep):])
+	b.queue = keep
+	if len(b.queue) == 0 {
+		b.queue = nil
+	}
+	b.armWait(h, now)
+}
+
+// armWait sets the wait timer to the earliest deadline of the queue.
+func (b *lockBehavior) armWait(h *Host, now time.Time) {
+	if len(b.queue) == 0 {
+		if b.waitTimer != nil {
+			b.waitTimer.Stop()
+		}
+		return
+	}
+	due := b.queue[0].deadline
+	for _, w := range b.queue[1:] {
+		if w.deadline.Before(due) {
+			due = w.deadline
+		}
+	}
+	if b.waitTimer == nil {
+		b.waitTimer = h.AfterFunc(due.Sub(now), &waitExpired{})
+		return
+	}
+	b.waitTimer.Reset(due.Sub(now))
+}
+
+// abandon takes a waiter whose caller is gone out of the queue; if it was
+// granted the lock and nobody else has been handed the lease since, the
+// lease is released at once (and the next waiter granted).
+func (b *lockBehavior) abandon(h *Host, op *acquireLock, now time.Time) {
+	for i, w := range b.queue {
+		if w.op == op {
+			b.queue = append(b.queue[:i], b.queue[i+1:]...)
+			if len(b.queue) == 0 {
+				b.queue = nil
+			}
+			b.armWait(h, now)
+			return
+		}
+	}
+	if b.grantOp != op || !b.state.HeldAt(now) || b.state.LeaseID != op.grant.Lock.LeaseID {
+		return
+	}
+	prev := b.state
+	next, err := Release(prev, "", "", true, now)
+	if err == nil {
+		_ = b.persistRelease(h, prev, next, now) // not queued: it expires
+	}
 }
 
 // persist writes next, and once committed updates the holder index and
@@ -452,6 +697,7 @@ func (b *lockBehavior) persist(h *Host, next LockRecord, ev string, now time.Tim
 	return nil
 }
 
+// persistRelease writes the freed lock and hands it to the queue.
 func (b *lockBehavior) persistRelease(h *Host, prev, next LockRecord, now time.Time) error {
 	holdings, pub := b.locks.holdings, h.sys.cfg.Events
 	err := h.Write(PutLock{Lock: next}, func(err error) {
@@ -465,19 +711,22 @@ func (b *lockBehavior) persistRelease(h *Host, prev, next LockRecord, now time.T
 		return err
 	}
 	b.state = next
+	b.grantOp = nil
 	if b.timer != nil {
 		b.timer.Stop() // kept: the next grant re-arms it
 	}
+	b.serve(h, now)
 	return nil
 }
 
 // expire ends a hold that ran out (its expiry has passed; the lock is free
-// whether or not this runs). The end is recorded: the freed record is
-// written, and lock.expired is published once that write commits. So the
-// expiry is decided once: a reloaded actor (after passivation, or a
-// restart) finds the lock free, not a hold whose end it would announce
-// again; and an expiry is announced only once it is durable, after the
-// grant it ends. The holder index forgets the hold at once.
+// whether or not this runs) and hands the lock to the queue. The end is
+// recorded: the freed record is written, and lock.expired is published once
+// that write commits. So the expiry is decided once: a reloaded actor
+// (after passivation, or a restart) finds the lock free, not a hold whose
+// end it would announce again; and an expiry is announced only once it is
+// durable, after the grant it ends. The holder index forgets the hold at
+// once.
 func (b *lockBehavior) expire(h *Host, now time.Time) error {
 	prev := b.state
 	next, _ := Expire(prev, now)
@@ -491,10 +740,12 @@ func (b *lockBehavior) expire(h *Host, now time.Time) error {
 		return err
 	}
 	b.state = next
+	b.grantOp = nil
 	b.locks.holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
 	if b.timer != nil {
 		b.timer.Stop() // kept: the next grant re-arms it
 	}
+	b.serve(h, now)
 	return nil
 }
 

@@ -29,6 +29,7 @@ var statuses = map[actors.Code]int{
 	actors.CodeNotFound:         fasthttp.StatusNotFound,
 	actors.CodeMethodNotAllowed: fasthttp.StatusMethodNotAllowed,
 	actors.CodeConflict:         fasthttp.StatusConflict,
+	actors.CodeTooManyRequests:  fasthttp.StatusTooManyRequests,
 	actors.CodeCanceled:         statusClientClosedRequest,
 	actors.CodeNotImplemented:   fasthttp.StatusNotImplemented,
 	actors.CodeUpstream:         fasthttp.StatusBadGateway,
@@ -50,9 +51,11 @@ func statusOf(c actors.Code) int {
 }
 
 // retryAfter is the Retry-After of an error whose code asks for a retry
-// (503: unavailable, overloaded); 0 for the others.
+// (503: unavailable, overloaded; 429: too many requests); 0 for the others.
 func retryAfter(e *actors.Error) int64 {
-	if e.Code != actors.CodeUnavailable && e.Code != actors.CodeOverloaded {
+	switch e.Code {
+	case actors.CodeUnavailable, actors.CodeOverloaded, actors.CodeTooManyRequests:
+	default:
 		return 0
 	}
 	return max(1, int64((e.RetryAfter+time.Second-1)/time.Second))

@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"bytes"
+	"context"
 	"math"
 	"strconv"
 	"time"
@@ -27,6 +28,7 @@ type lockBody struct {
 	TTL      field `json:"ttl_seconds"`
 	LeaseID  field `json:"lease_id"`
 	HolderID field `json:"holder_id"`
+	Wait     field `json:"wait_seconds"`
 }
 
 // lockRequest validates the {name} path parameter and decodes the body.
@@ -60,6 +62,27 @@ var (
 	errTTLRange      = invalid("TTL must be between 1 and 3600 seconds")
 	errTTLNotInteger = invalid("ttl_seconds must be an integer number of seconds between 1 and 3600")
 )
+
+// MaxWaitSeconds bounds wait_seconds of a waiting acquire.
+const MaxWaitSeconds = 300
+
+var errWait = invalid("wait_seconds must be an integer number of seconds between 0 and 300")
+
+// waitField validates the optional wait_seconds of an acquire: an integer,
+// 0..MaxWaitSeconds; absent or null is 0 (one attempt).
+func waitField(f *field) (time.Duration, error) {
+	if !f.set() && !f.dup {
+		return 0, nil
+	}
+	if err := f.present("wait_seconds"); err != nil {
+		return 0, err
+	}
+	v, err := f.Int("wait_seconds", 0, MaxWaitSeconds)
+	if err != nil {
+		return 0, errWait
+	}
+	return time.Duration(v) * time.Second, nil
+}
 
 var errHolderID = invalid("holder_id " + names.HolderID.Requirement())
 
@@ -121,10 +144,20 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 	if err != nil {
 		return err
 	}
+	wait, err := waitField(&body.Wait)
+	if err != nil {
+		return err
+	}
 	if err := noAdminWrites(p); err != nil {
 		return err
 	}
-	g, err := s.locks.AcquireAs(rq.ctx(), name, p.Login, holderID, ttl)
+	req := actors.LockRequest{Caller: p.Login, HolderID: holderID, TTL: ttl, Wait: wait}
+	var g actors.LockGrant
+	if wait > 0 {
+		g, err = s.acquireWaiting(rq, name, req)
+	} else {
+		g, err = s.locks.AcquireWith(rq.ctx(), name, req)
+	}
 	if err != nil {
 		return err
 	}
@@ -133,6 +166,26 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 		status = "acquired"
 	}
 	return writeOK(ctx, appendLock(make([]byte, 0, 256), status, g.Lock, true))
+}
+
+// acquireWaiting runs a waiting acquire: out of the in-flight count and
+// within the waiting bound while it waits, on a context that allows the
+// wait and ends at shutdown. A grant that arrives for a client who closed
+// its connection meanwhile is released at once (AcquireWith does it when
+// the close is noticed first).
+func (s *Server) acquireWaiting(rq *request, name string, req actors.LockRequest) (actors.LockGrant, error) {
+	if err := s.flight.startWaiting(); err != nil {
+		return actors.LockGrant{}, err
+	}
+	defer s.flight.stopWaiting()
+	g, err := s.locks.AcquireWith(rq.waitCtx(req.Wait), name, req)
+	if err == nil && g.New && rq.clientGone() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.reqs.timeout)
+		defer cancel()
+		_ = s.locks.Release(ctx, name, req.Caller, g.Lock.LeaseID)
+		return actors.LockGrant{}, errClientGone
+	}
+	return g, err
 }
 
 func (s *Server) lockRenew(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
@@ -205,7 +258,10 @@ func (s *Server) lockStatus(ctx *fasthttp.RequestCtx, rq *request, p *Principal)
 		return writeOK(ctx, b)
 	}
 	owner := p.Admin || st.Lock.Holder == p.Login
-	return writeOK(ctx, appendLock(make([]byte, 0, 256), "held", st.Lock, owner))
+	b := appendLock(make([]byte, 0, 256), "held", st.Lock, owner)
+	b = append(b[:len(b)-1], `,"waiters":`...)
+	b = strconv.AppendInt(b, int64(st.Waiters), 10)
+	return writeOK(ctx, append(b, '}'))
 }
 
 // lockList answers from the per-holder index (no scan).

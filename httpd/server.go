@@ -39,6 +39,9 @@ type Server struct {
 	reqs   *requestContexts
 	r      *router.Router
 	srv    *fasthttp.Server
+	// flight bounds the requests in flight and the waiting acquires
+	// (overload.go).
+	flight *inflight
 
 	// events serves /events and /locks/{name}/watch, metrics /metrics
 	// (events.go, metrics.go).
@@ -82,7 +85,11 @@ type ServerConfig struct {
 	MaxConns     int           // concurrent connections (DefaultMaxConns)
 	// MaxInFlight bounds requests being handled at once; beyond it the
 	// server answers 503 + Retry-After at once (DefaultMaxInFlight).
+	// Waiting acquires do not count while they wait.
 	MaxInFlight int
+	// MaxWaiting bounds the waiting acquires (wait_seconds) of the whole
+	// server; beyond it 503 + Retry-After (DefaultMaxWaiting).
+	MaxWaiting int
 	// MaxHeaderBytes is the request line + headers limit (431 beyond;
 	// DefaultMaxHeaderBytes).
 	MaxHeaderBytes int
@@ -131,6 +138,7 @@ func (c ServerConfig) withDefaults() ServerConfig {
 		c.MaxConns = DefaultMaxConns
 	}
 	positive(&c.MaxInFlight, DefaultMaxInFlight)
+	positive(&c.MaxWaiting, DefaultMaxWaiting)
 	positive(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	if c.EventHeartbeat <= 0 {
 		c.EventHeartbeat = DefaultEventHeartbeat
@@ -167,6 +175,7 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		store: deps.Store, auth: deps.Auth, oauth: deps.GitHub.flow(), log: log,
 		reqs: newRequestContexts(cfg.RequestTimeout), r: router.New(),
 		shutdownTimeout: cfg.ShutdownTimeout, done: make(chan error, 1),
+		flight: newInflight(cfg.MaxInFlight, cfg.MaxWaiting),
 	}
 	s.r.SaveMatchedRoutePath = true // metrics label requests by route template
 	s.r.RedirectTrailingSlash = false
@@ -190,8 +199,10 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 	s.routeEvents(deps.Events, cfg.EventHeartbeat, cfg.WriteTimeout)
 	s.routeMetrics(deps.Metrics)
 	observe(deps)
+	deps.Metrics.GaugeFunc("octostore_waiting_requests", "Waiting acquires (wait_seconds) waiting for their turn.",
+		func() float64 { return float64(s.flight.Waiting()) })
 	s.srv = &fasthttp.Server{
-		Handler:                       deps.Metrics.Instrument(newInflight(cfg.MaxInFlight).wrap(s.r.Handler)),
+		Handler:                       deps.Metrics.Instrument(s.flight.wrap(s.r.Handler)),
 		Name:                          "octostore",
 		MaxRequestBodySize:            cfg.MaxBodyBytes,
 		ReadTimeout:                   cfg.ReadTimeout,
@@ -243,7 +254,8 @@ func (s *Server) Serve(ln net.Listener) {
 	go func() { s.done <- s.srv.Serve(ln) }()
 }
 
-// Shutdown ends the event streams, stops accepting, and waits (at most
+// Shutdown ends the event streams, answers the waiting acquires 503 at
+// once (they leave their queues), stops accepting, and waits (at most
 // ServerConfig.ShutdownTimeout) for in-flight requests; requests still
 // waiting for a resource then are cancelled (cause actors.ErrClosed: 503 at
 // once) and the request contexts' reaper stops. It does nothing more if
@@ -253,7 +265,8 @@ func (s *Server) Shutdown() error {
 		s.reqs.shutdown()
 		return nil
 	}
-	s.closeStreams() // open event streams would hold the shutdown up
+	s.closeStreams()  // open event streams would hold the shutdown up
+	s.reqs.endWaits() // so would waiting acquires
 	ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()
 	err := s.srv.ShutdownWithContext(ctx)

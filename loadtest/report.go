@@ -38,7 +38,8 @@ type Report struct {
 	ErrorsBy    map[string]int64     `json:"errors_by_status"`
 	Latency     Latency              `json:"latency_ms"`
 	PerOp       map[string]*OpReport `json:"per_op"`
-	Safety      *SafetyReport        `json:"safety"` // nil: no lock scenario ran
+	Safety      *SafetyReport        `json:"safety"`          // nil: no lock scenario ran
+	Queue       *QueueReport         `json:"queue,omitempty"` // lock-queue: hand-off latency and fairness
 	ToolCPU     CPU                  `json:"tool_cpu"`
 	ServerCPU   *CPU                 `json:"server_cpu,omitempty"` // with --server-pid
 	Interrupted bool                 `json:"interrupted,omitempty"`
@@ -337,6 +338,12 @@ func (r *Report) WriteTable(w io.Writer) {
 		for _, e := range s.Evidence {
 			fmt.Fprintln(w, e)
 		}
+	}
+	if q := r.Queue; q != nil {
+		l := q.HandOff
+		line(fmt.Sprintf("queue: %d grants, %d hand-offs: release → next waiter's 200 p50 %s p99 %s max %s ms",
+			q.Grants, q.HandOffs, ms(l.P50), ms(l.P99), ms(l.Max)))
+		line(fmt.Sprintf("  fairness: %d grants overtaken by a request sent over %.0fms later", q.Overtaken, q.FIFOSlackMS))
 	}
 	c := r.ToolCPU
 	line(fmt.Sprintf("tool cpu: %.2fs user + %.2fs sys = %.2f cores, %.1f µs per request",

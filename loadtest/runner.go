@@ -34,6 +34,8 @@ type Config struct {
 	LimitMax    int           // ratelimit-check: max_requests; default 100
 	LimitWindow time.Duration // ratelimit-check: window; default 1s
 	FlagPercent int           // flag-eval: rollout percentage; default 50
+	QueueWait   time.Duration // lock-queue: wait_seconds of each waiting acquire; default 30s (at most the run's end)
+	Hold        time.Duration // lock-queue: how long a granted waiter holds the lock before releasing; default 0
 
 	MaxIterations   int64         // 0: bounded by time only
 	SafetyMaxEvents int64         // lock events kept for the checker; default 4,000,000
@@ -96,6 +98,15 @@ func (c *Config) defaults() error {
 	if c.LimitWindow <= 0 {
 		c.LimitWindow = time.Second
 	}
+	if c.QueueWait <= 0 {
+		c.QueueWait = 30 * time.Second
+	}
+	if c.QueueWait > 300*time.Second {
+		return errors.New("queue wait must be at most 5m (the server's wait_seconds bound)")
+	}
+	if c.Hold < 0 {
+		return errors.New("hold must not be negative")
+	}
 	if c.FlagPercent <= 0 || c.FlagPercent > 100 {
 		c.FlagPercent = 50
 	}
@@ -135,6 +146,7 @@ type run struct {
 	measureFrom time.Duration
 	measureTo   time.Duration
 	log         *eventLog // nil when no lock scenario runs
+	queue       bool      // lock-queue runs: workers record grants and releases
 	perConn     bool      // each connection is its own lock holder (Redis)
 	stopped     atomic.Bool
 }
@@ -150,6 +162,7 @@ type worker struct {
 	run    *run
 	stats  *workerStats
 	events []LockEvent
+	queue  []queueRec // lock-queue's grants and releases
 	seq    int64
 	cycle  int
 }
@@ -164,10 +177,15 @@ func (w *worker) book(o op, start, end time.Duration, st Status, cl class) {
 // lockEvent records a lock operation for the safety checker. lease is the
 // lease operated on (renew, release); for an acquire it comes from rep.
 func (w *worker) lockEvent(kind OpKind, name string, lease LeaseID, rep LockReply, st Status, ttl, t0, t1 time.Duration) {
+	w.lockEventAs(w.holder, kind, name, lease, rep, st, ttl, t0, t1)
+}
+
+// lockEventAs is lockEvent with the holder (Owner) given.
+func (w *worker) lockEventAs(owner int32, kind OpKind, name string, lease LeaseID, rep LockReply, st Status, ttl, t0, t1 time.Duration) {
 	if w.run.log == nil {
 		return
 	}
-	e := LockEvent{Lock: name, Kind: kind, TTL: ttl, Invoke: t0, Ack: t1, Owner: w.holder, Worker: int32(w.id), Lease: lease}
+	e := LockEvent{Lock: name, Kind: kind, TTL: ttl, Invoke: t0, Ack: t1, Owner: owner, Worker: int32(w.id), Lease: lease}
 	switch {
 	case st == 200:
 		e.Outcome = OutcomeOK
@@ -233,6 +251,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		if s.lock && r.log == nil {
 			r.log = newEventLog(cfg.SafetyMaxEvents)
 		}
+		r.queue = r.queue || s.queue
 		total += m.Weight
 		r.scenarios = append(r.scenarios, s)
 		r.pick = append(r.pick, total)
@@ -446,6 +465,14 @@ func (r *run) report(workers []*worker, measured, elapsed time.Duration, cpu cpu
 	rep.ErrorsBy, rep.Latency = a.ErrorsBy, a.Latency
 	rep.ToolCPU = cpuReport(cpu, elapsed, a.Ops, measured)
 
+	if r.queue {
+		var recs []queueRec
+		for _, w := range workers {
+			recs = append(recs, w.queue...)
+			w.queue = nil
+		}
+		rep.Queue = queueReport(recs, r.measureFrom, r.measureTo)
+	}
 	if r.log != nil {
 		var n int
 		for _, w := range workers {

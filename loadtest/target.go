@@ -40,6 +40,10 @@ type LockReply struct {
 // minimum.
 type Conn interface {
 	Acquire(name string, ttl time.Duration) (LockReply, Status)
+	// AcquireQueued is a waiting acquire as the holder holderID of the
+	// connection's user: queued behind the current holder for up to wait
+	// (whole seconds). Targets without queues answer 501.
+	AcquireQueued(name, holderID string, ttl, wait time.Duration) (LockReply, Status)
 	Renew(name string, lease LeaseID, ttl time.Duration) (LockReply, Status)
 	Release(name string, lease LeaseID) Status
 	LockStatus(name string) Status

@@ -138,6 +138,11 @@ type redisConn struct {
 
 func (c *redisConn) Close() {}
 
+// AcquireQueued: Redis has no queue of waiters (Supports says no).
+func (c *redisConn) AcquireQueued(string, string, time.Duration, time.Duration) (LockReply, Status) {
+	return LockReply{}, 501
+}
+
 func redisStatus(err error) Status {
 	if err == nil {
 		return 200

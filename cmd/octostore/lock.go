@@ -21,7 +21,7 @@ func lockCommand() *cli.Command {
 	return groupCommand("lock", "acquire, renew, release and inspect distributed locks",
 		clientCommand("acquire", "acquire a lock and print its lease (exit 3 if held by someone else)", "NAME", lockAcquire,
 			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h)"},
-			&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock held by someone else (0: one attempt)"},
+			&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock held by someone else, in its queue (0: one attempt)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the lease id"},
 			holderIDFlag()),
 		clientCommand("renew", "extend a lease", "NAME [LEASE_ID]", lockRenew,
@@ -86,8 +86,11 @@ func lockAcquire(c *cli.Context, args []string) error {
 	deadline := time.Now().Add(c.Duration("wait"))
 	ctx, cancel := context.WithDeadline(c.Context, deadline.Add(3*c.Duration("timeout")))
 	defer cancel()
+	// One attempt, then, while the lock is held and --wait lasts, waiting
+	// acquires: the server queues them and answers at the hand-off.
+	opts := client.AcquireOptions{HolderID: id}
 	for attempt := 0; ; attempt++ {
-		l, err := cn.AcquireAs(ctx, args[0], id, c.Duration("ttl"))
+		l, err := acquireUntil(ctx, cn.Client, args[0], c.Duration("ttl"), opts, deadline)
 		if err == nil && l.Status == "held" && l.HolderID != id {
 			// Held by another holder of our token (a server without
 			// holder ids answers held to every request of the token):
@@ -95,16 +98,11 @@ func lockAcquire(c *cli.Context, args []string) error {
 			err = &client.LockHeldError{Name: args[0], Holder: l.Holder, ExpiresAt: l.ExpiresAt}
 		}
 		var held *client.LockHeldError
-		if errors.As(err, &held) && time.Now().Before(deadline) {
+		if rem := time.Until(deadline); errors.As(err, &held) && held.Err != nil && rem > 0 {
 			if attempt == 0 {
 				fmt.Fprintln(c.App.ErrWriter, "octostore: "+waitingLine(held))
 			}
-			backoff := min(time.Duration(50<<min(attempt, 5))*time.Millisecond, time.Until(deadline))
-			select {
-			case <-ctx.Done():
-				return cn.finish(err, nil)
-			case <-time.After(backoff):
-			}
+			opts.Wait = min(rem, client.MaxWait)
 			continue
 		}
 		return cn.finish(err, func(w io.Writer) error {
@@ -115,6 +113,23 @@ func lockAcquire(c *cli.Context, args []string) error {
 			return leaseFields(w, l)
 		})
 	}
+}
+
+// acquireUntil is one acquire; a waiting one (opts.Wait) ends at deadline
+// at the latest (the server counts whole seconds), and then makes one more
+// attempt, so that the last answer is the server's (a grant, or a 409).
+func acquireUntil(ctx context.Context, cl *client.Client, name string, ttl time.Duration, opts client.AcquireOptions, deadline time.Time) (*client.Lease, error) {
+	if opts.Wait <= 0 {
+		return cl.AcquireWith(ctx, name, ttl, opts)
+	}
+	wctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	l, err := cl.AcquireWith(wctx, name, ttl, opts)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		opts.Wait = 0
+		return cl.AcquireWith(ctx, name, ttl, opts)
+	}
+	return l, err
 }
 
 // waitingLine says what a waiting acquire (lock acquire --wait, lock run

@@ -205,7 +205,7 @@ func Example_nightlyReport() {
 
 func migrate(ctx context.Context, c *client.Client, jobs <-chan string) error {
 	l := client.NewLocker(c, "db-migration", 15*time.Second)
-	if err := l.Lock(ctx); err != nil { // waits (watch stream + jittered polling) until acquired or ctx ends
+	if err := l.Lock(ctx); err != nil { // waits in the lock's queue until granted or ctx ends
 		return err
 	}
 	defer l.Unlock(context.Background())

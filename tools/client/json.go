@@ -21,14 +21,18 @@ func seconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
 
-// appendAcquireBody renders an acquire: ttl_seconds, and holder_id unless
-// it is "".
-func appendAcquireBody(b []byte, holderID string, ttl time.Duration) []byte {
+// appendAcquireBody renders an acquire: ttl_seconds, and the options that
+// are set (holder_id unless it is "", wait_seconds when positive).
+func appendAcquireBody(b []byte, ttl time.Duration, o AcquireOptions) []byte {
 	b = append(b, `{"ttl_seconds":`...)
 	b = strconv.AppendInt(b, seconds(ttl), 10)
-	if holderID != "" {
+	if o.HolderID != "" {
 		b = append(b, `,"holder_id":`...)
-		b = appendJSONString(b, holderID)
+		b = appendJSONString(b, o.HolderID)
+	}
+	if o.Wait > 0 {
+		b = append(b, `,"wait_seconds":`...)
+		b = strconv.AppendInt(b, seconds(min(o.Wait, MaxWait)), 10)
 	}
 	return append(b, '}')
 }

@@ -40,10 +40,11 @@ type Server struct {
 	now       func() time.Time
 	tokens    map[string]string // token -> user
 	locks     map[string]*lock
-	fencing   map[string]uint64 // lock name -> last fencing token (survives release)
-	limits    map[string]*limit // owner/name
-	flags     map[string]*flag  // owner/name
-	configs   map[string]*cfg   // owner/key
+	queues    map[string][]*waiter // lock name -> waiting acquires, in arrival order
+	fencing   map[string]uint64    // lock name -> last fencing token (survives release)
+	limits    map[string]*limit    // owner/name
+	flags     map[string]*flag     // owner/name
+	configs   map[string]*cfg      // owner/key
 	seq       uint64
 	subs      map[*sub]struct{}
 	intercept func(w http.ResponseWriter, r *http.Request) bool
@@ -55,6 +56,14 @@ type lock struct {
 	holderID              string // the acquire's holder_id ("" none): the holder is (holder, holderID)
 	fencing               uint64
 	expires               time.Time
+}
+
+// waiter is a waiting acquire (wait_seconds): handOff grants it the lock and
+// sends it on got.
+type waiter struct {
+	holder, holderID string
+	ttl              time.Duration
+	got              chan *lock // capacity 1
 }
 
 type limit struct {
@@ -102,6 +111,7 @@ func New(tokens map[string]string) *Server {
 		now:      time.Now,
 		tokens:   map[string]string{},
 		locks:    map[string]*lock{},
+		queues:   map[string][]*waiter{},
 		fencing:  map[string]uint64{},
 		limits:   map[string]*limit{},
 		flags:    map[string]*flag{},
@@ -172,7 +182,40 @@ func (s *Server) ExpireLock(name string) {
 	if l, ok := s.locks[name]; ok {
 		delete(s.locks, name)
 		s.publish(map[string]any{"type": "lock.expired", "kind": "lock", "name": name, "owner": l.holder, "holder": l.holder, "fencing_token": l.fencing})
+		s.handOff(name)
 	}
+}
+
+// handOff grants the free lock name to the first waiter, if any. Caller
+// holds mu.
+func (s *Server) handOff(name string) {
+	q := s.queues[name]
+	if len(q) == 0 {
+		return
+	}
+	w := q[0]
+	if len(q) == 1 {
+		delete(s.queues, name)
+	} else {
+		s.queues[name] = q[1:]
+	}
+	w.got <- s.grant(name, w.holder, w.holderID, w.ttl)
+}
+
+// leave takes w out of name's queue; false when it was no longer there
+// (it was granted the lock). Caller holds mu.
+func (s *Server) leave(name string, w *waiter) bool {
+	q := s.queues[name]
+	for i, x := range q {
+		if x == w {
+			s.queues[name] = append(q[:i:i], q[i+1:]...)
+			if len(s.queues[name]) == 0 {
+				delete(s.queues, name)
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // Holder returns the current holder of a lock ("" if free).
@@ -305,7 +348,8 @@ func (s *Server) liveLock(name string) *lock {
 	if !s.now().Before(l.expires) {
 		delete(s.locks, name)
 		s.publish(map[string]any{"type": "lock.expired", "kind": "lock", "name": name, "owner": l.holder, "holder": l.holder, "fencing_token": l.fencing})
-		return nil
+		s.handOff(name)
+		return s.locks[name]
 	}
 	return l
 }
@@ -406,7 +450,9 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 			writeJSON(w, 200, map[string]any{"status": "available", "name": name, "message": "Lock not currently held"})
 			return
 		}
-		writeJSON(w, 200, lockJSON("held", l, admin || l.holder == user))
+		m := lockJSON("held", l, admin || l.holder == user)
+		m["waiters"] = len(s.queues[name])
+		writeJSON(w, 200, m)
 	case len(parts) == 3 && parts[2] == "acquire" && r.Method == "POST":
 		ttl, msg := intField(body, "ttl_seconds", 1, 3600)
 		if msg != "" {
@@ -417,6 +463,13 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 		if raw, ok := body["holder_id"]; ok && string(raw) != "null" {
 			if json.Unmarshal(raw, &holderID) != nil || !names.HolderID.Valid(holderID) {
 				writeErr(w, 422, "holder_id "+names.HolderID.Requirement())
+				return
+			}
+		}
+		wait := 0
+		if raw, ok := body["wait_seconds"]; ok && string(raw) != "null" {
+			if wait, msg = intField(body, "wait_seconds", 0, 300); msg != "" {
+				writeErr(w, 422, msg)
 				return
 			}
 		}
@@ -431,6 +484,8 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 				l.expires = e
 			}
 			writeJSON(w, 200, lockJSON("held", l, true))
+		case wait > 0:
+			s.awaitTurn(w, r, name, &waiter{holder: user, holderID: holderID, ttl: d, got: make(chan *lock, 1)}, time.Duration(wait)*time.Second)
 		default:
 			writeJSON(w, 409, map[string]any{"error": "Lock already held", "lock": map[string]any{"name": name, "holder": l.holder, "expires_at": l.expires.UTC().Format(time.RFC3339)}})
 		}
@@ -444,6 +499,7 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 			}
 			delete(s.locks, name)
 			s.publish(map[string]any{"type": "lock.released", "kind": "lock", "name": name, "owner": l.holder, "holder": l.holder, "fencing_token": l.fencing})
+			s.handOff(name)
 			writeJSON(w, 200, map[string]any{"status": "released", "message": "Lock released"})
 			return
 		}
@@ -467,6 +523,7 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 		if parts[2] == "release" {
 			delete(s.locks, name)
 			s.publish(map[string]any{"type": "lock.released", "kind": "lock", "name": name, "owner": user, "holder": user, "fencing_token": l.fencing})
+			s.handOff(name)
 			writeJSON(w, 200, map[string]any{"status": "released", "message": "Lock released"})
 			return
 		}
@@ -475,6 +532,56 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 		writeJSON(w, 200, lockJSON("held", l, true))
 	default:
 		writeErr(w, 404, "not found")
+	}
+}
+
+// awaitTurn queues a waiting acquire and answers it when handOff grants it
+// the lock (200), when its wait runs out (409), or not at all when the
+// client goes away (a grant that raced that is released). The lock's
+// expiry is checked on the fake's clock every few milliseconds, since
+// nothing else drives it. Called with mu held; returns with mu held.
+func (s *Server) awaitTurn(rw http.ResponseWriter, r *http.Request, name string, w *waiter, wait time.Duration) {
+	s.queues[name] = append(s.queues[name], w)
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Unlock()
+		select {
+		case l := <-w.got:
+			s.mu.Lock()
+			writeJSON(rw, 200, lockJSON("acquired", l, true))
+			return
+		case <-tick.C:
+			s.mu.Lock()
+			s.liveLock(name) // hands the lock off if it expired
+			continue
+		case <-deadline.C:
+		case <-r.Context().Done():
+		}
+		s.mu.Lock()
+		if !s.leave(name, w) {
+			l := <-w.got // granted meanwhile
+			if r.Context().Err() != nil {
+				delete(s.locks, name)
+				s.publish(map[string]any{"type": "lock.released", "kind": "lock", "name": name, "owner": l.holder, "holder": l.holder, "fencing_token": l.fencing})
+				s.handOff(name)
+				return
+			}
+			writeJSON(rw, 200, lockJSON("acquired", l, true))
+			return
+		}
+		if r.Context().Err() != nil {
+			return
+		}
+		l := s.liveLock(name)
+		lk := map[string]any{"name": name, "holder": "", "expires_at": s.now().UTC().Format(time.RFC3339)}
+		if l != nil {
+			lk["holder"], lk["expires_at"] = l.holder, l.expires.UTC().Format(time.RFC3339)
+		}
+		writeJSON(rw, 409, map[string]any{"error": "Lock already held", "lock": lk})
+		return
 	}
 }
 
