@@ -94,11 +94,12 @@ func (f *Filter) allows(e *Event) bool {
 	return true
 }
 
-// Visible returns e as the subscriber may see it: without the lease id and
-// the holder id unless the subscriber holds the lock or is the admin.
+// Visible returns e as the subscriber may see it: without the lease id, the
+// holder id and the session id unless the subscriber holds the lock or is
+// the admin.
 func (f *Filter) Visible(e Event) Event {
-	if (e.LeaseID != "" || e.HolderID != "") && !f.Admin && e.Holder != f.Login {
-		e.LeaseID, e.HolderID = "", ""
+	if (e.LeaseID != "" || e.HolderID != "" || e.SessionID != "") && !f.Admin && e.Holder != f.Login {
+		e.LeaseID, e.HolderID, e.SessionID = "", "", ""
 	}
 	return e
 }

@@ -12,6 +12,7 @@ type Event struct {
 	Holder       string    `json:"holder,omitempty"`
 	HolderID     string    `json:"holder_id,omitempty"` // lock events: LockRecord.HolderID
 	LeaseID      string    `json:"lease_id,omitempty"`
+	SessionID    string    `json:"session_id,omitempty"` // lock events of a session hold (like the lease: holder and admin only)
 	FencingToken uint64    `json:"fencing_token,omitempty"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
 	Version      int64     `json:"version,omitempty"`

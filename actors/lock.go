@@ -37,6 +37,9 @@ type LockConfig struct {
 	// DefaultMaxWaitersPerLock; negative: no cap). Beyond it an acquire that
 	// would wait is refused with ErrTooManyWaiters.
 	MaxWaiters int
+	// Sessions, when set, lets locks be held under a session
+	// (LockRequest.SessionID). Create it first (NewSessions).
+	Sessions *Sessions
 }
 
 // Locks is the entry point for locks: typed calls to the lock's actor
@@ -49,6 +52,7 @@ type Locks struct {
 	max        int
 	maxWaiters int
 	holdings   *Holdings
+	sessions   *sessionIndex // nil: no sessions
 }
 
 // NewLocks registers the lock kind with sys.
@@ -60,6 +64,9 @@ func NewLocks(sys *System, cfg LockConfig) *Locks {
 		cfg.MaxWaiters = DefaultMaxWaitersPerLock
 	}
 	l := &Locks{sys: sys, loader: cfg.Loader, max: cfg.MaxPerUser, maxWaiters: cfg.MaxWaiters, holdings: NewHoldings()}
+	if cfg.Sessions != nil {
+		l.sessions = cfg.Sessions.idx
+	}
 	sys.Register(KindSpec{
 		Kind:    KindLock,
 		New:     func(k Key) Behavior { return &lockBehavior{name: k.Name, locks: l} },
@@ -76,6 +83,17 @@ func (l *Locks) recover(now time.Time) (int, error) {
 	n := 0
 	err := l.loader.ActiveLocks(now, func(r LockRecord) {
 		n++
+		if r.SessionID != "" {
+			// Held while its session lives: the session's end (at Start,
+			// for one that expired while no server ran) ends it. A lock
+			// whose session is gone ends now.
+			if l.sessions != nil && l.sessions.addHold(r.SessionID, lockKey(r.Name)) {
+				l.holdings.Put(holdingOf(r))
+			} else {
+				l.sys.AfterFunc(lockKey(r.Name), 0, &expireLock{})
+			}
+			return
+		}
 		l.holdings.Put(r)
 		l.sys.AfterFunc(lockKey(r.Name), r.ExpiresAt.Sub(now), &expireLock{})
 	})
@@ -123,6 +141,11 @@ type LockRequest struct {
 	// moment the holders before it are done (released or expired), or
 	// answered *LockHeldError once Wait has passed. 0: one attempt.
 	Wait time.Duration
+	// SessionID, when set, holds the lock under the caller's session
+	// instead of for TTL: it is held while the session lives
+	// (ErrSessionNotFound for one that is not the caller's live session).
+	// The holder is then (Caller, HolderID, SessionID).
+	SessionID string
 }
 
 // Acquire is AcquireAs without a holder id: the seed API's re-entrance per
@@ -194,10 +217,45 @@ func (l *Locks) Status(ctx context.Context, name string) (LockState, error) {
 
 // List returns holder's locks held now, sorted by name, from the holder
 // index (no scan, no actor).
-func (l *Locks) List(holder string) []LockRecord { return l.holdings.List(holder, l.sys.Now()) }
+func (l *Locks) List(holder string) []LockRecord {
+	return l.withSessions(l.holdings.List(holder, l.sys.Now()))
+}
 
 // ListAll returns every lock held now, sorted by name (the admin view).
-func (l *Locks) ListAll() []LockRecord { return l.holdings.All(l.sys.Now()) }
+func (l *Locks) ListAll() []LockRecord { return l.withSessions(l.holdings.All(l.sys.Now())) }
+
+// withSessions gives the session locks of a listing their session's expiry,
+// and leaves out those whose session has ended.
+func (l *Locks) withSessions(rs []LockRecord) []LockRecord {
+	out := rs[:0]
+	for _, r := range rs {
+		if r.SessionID != "" {
+			if l.sessions == nil {
+				continue
+			}
+			v, ok := l.sessions.view(r.SessionID)
+			if !ok || !v.Live {
+				continue
+			}
+			r.ExpiresAt = v.ExpiresAt
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// sessionHeld is the ExpiresAt of a session lock in the holder index: far
+// enough that the index counts it (quota) and lists it; listings then ask
+// the session (withSessions).
+var sessionHeld = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// holdingOf is r as the holder index keeps it.
+func holdingOf(r LockRecord) LockRecord {
+	if r.SessionID != "" {
+		r.ExpiresAt = sessionHeld
+	}
+	return r
+}
 
 // Indexed is the number of entries in the holder index (held, or expired
 // and not yet removed): the held-locks gauge.
@@ -277,8 +335,16 @@ func (l LockRecord) HeldAt(now time.Time) bool {
 // id like any other, so a hold taken with a holder id is someone else's to
 // a request without one, and the other way round.
 func Acquire(l LockRecord, caller, holderID string, ttl time.Duration, now time.Time, newLease func() string) (LockRecord, LockOutcome, error) {
+	return AcquireIn(l, caller, holderID, "", ttl, now, newLease)
+}
+
+// AcquireIn is Acquire under a session: a lock held under a session is
+// re-acquired (LockHeld) only by the same holder with the same session, and
+// one held for a TTL only without one. For a session hold, ttl is the time
+// left of the session (ExpiresAt is then the session's expiry).
+func AcquireIn(l LockRecord, caller, holderID, sessionID string, ttl time.Duration, now time.Time, newLease func() string) (LockRecord, LockOutcome, error) {
 	if l.HeldAt(now) {
-		if l.Holder != caller || l.HolderID != holderID {
+		if l.Holder != caller || l.HolderID != holderID || l.SessionID != sessionID {
 			return l, 0, &LockHeldError{Name: l.Name, Holder: l.Holder, ExpiresAt: l.ExpiresAt}
 		}
 		if exp := now.Add(ttl); exp.After(l.ExpiresAt) {
@@ -286,7 +352,7 @@ func Acquire(l LockRecord, caller, holderID string, ttl time.Duration, now time.
 		}
 		return l, LockHeld, nil
 	}
-	l.Holder, l.HolderID = caller, holderID
+	l.Holder, l.HolderID, l.SessionID = caller, holderID, sessionID
 	l.LeaseID = newLease()
 	l.Token++
 	l.AcquiredAt = now
@@ -321,7 +387,7 @@ func Expire(l LockRecord, now time.Time) (LockRecord, bool) {
 }
 
 func free(l LockRecord) LockRecord {
-	l.Holder, l.HolderID, l.LeaseID = "", "", ""
+	l.Holder, l.HolderID, l.LeaseID, l.SessionID = "", "", "", ""
 	l.ExpiresAt, l.AcquiredAt = time.Time{}, time.Time{}
 	return l // Token is kept: the next grant continues from it
 }
@@ -350,6 +416,9 @@ type lockBehavior struct {
 	// long as no other answer has handed the lease out (a "held"
 	// re-acquire): abandonWait releases the lease only then.
 	grantOp *acquireLock
+	// sessClosed: the session of the current hold was closed (refresh), so
+	// its end is a release, not an expiry.
+	sessClosed bool
 }
 
 // lockWaiter is one queued waiting acquire.
@@ -372,9 +441,11 @@ func (b *lockBehavior) Activate(h *Host) error {
 	r.Name = b.name
 	b.state = r
 	b.grantOp = nil
+	b.refresh(h.Now())
+	r = b.state
 	switch {
 	case r.HeldAt(h.Now()):
-		b.schedule(h)
+		b.scheduleHold(h)
 	case r.Holder != "" && b.activated:
 		// A hold that ran out and whose recorded end did not commit:
 		// try again later, not in a loop with a failing disk.
@@ -399,6 +470,57 @@ func (b *lockBehavior) Passivatable(h *Host) bool { return len(b.queue) == 0 }
 // schedule arms the expiry timer for the current hold's expiry.
 func (b *lockBehavior) schedule(h *Host) { b.arm(h, b.state.ExpiresAt.Sub(h.Now())) }
 
+// scheduleHold arms the expiry timer of a hold for a TTL; a session hold
+// needs none (its session's end tells the lock: sessionEnded).
+func (b *lockBehavior) scheduleHold(h *Host) {
+	if b.state.SessionID == "" {
+		b.schedule(h)
+	} else if b.timer != nil {
+		b.timer.Stop()
+	}
+}
+
+// refresh gives a session hold its session's expiry, from the session
+// index (the authority on liveness): a hold whose session has ended gets
+// an expiry at or before now, so that it ends like any hold that ran out
+// (endHold), as a release when the session was closed.
+func (b *lockBehavior) refresh(now time.Time) {
+	r := &b.state
+	if r.SessionID == "" || r.Holder == "" {
+		return
+	}
+	var v SessionView
+	ok := false
+	if b.locks.sessions != nil {
+		v, ok = b.locks.sessions.view(r.SessionID)
+	}
+	switch {
+	case ok && v.Live:
+		r.ExpiresAt, b.sessClosed = v.ExpiresAt, false
+	case ok:
+		r.ExpiresAt, b.sessClosed = minTime(v.ExpiresAt, now), v.Closed
+	default: // the session is gone: it expired
+		r.ExpiresAt, b.sessClosed = minTime(r.ExpiresAt, now), false
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// endHold ends a hold that is over (ran out, or its session ended):
+// released when its session was closed, expired otherwise.
+func (b *lockBehavior) endHold(h *Host, now time.Time) error {
+	if b.state.SessionID != "" && b.sessClosed {
+		prev := b.state
+		return b.persistRelease(h, prev, free(prev), now)
+	}
+	return b.expire(h, now)
+}
+
 // arm makes the expiry timer fire after d.
 func (b *lockBehavior) arm(h *Host, d time.Duration) {
 	if b.timer != nil {
@@ -412,6 +534,7 @@ func (b *lockBehavior) arm(h *Host, d time.Duration) {
 
 func (b *lockBehavior) Handle(h *Host, op any) error {
 	now := h.Now()
+	b.refresh(now)
 	switch op := op.(type) {
 	case *acquireLock:
 		return b.acquire(h, op, now)
@@ -419,6 +542,9 @@ func (b *lockBehavior) Handle(h *Host, op any) error {
 		next, err := Renew(b.state, op.caller, op.leaseID, op.ttl, now)
 		if err != nil {
 			return err
+		}
+		if b.state.SessionID != "" {
+			return ErrSessionLock
 		}
 		if err := b.persist(h, next, EventLockRenewed, now, false); err != nil {
 			return err
@@ -445,12 +571,26 @@ func (b *lockBehavior) Handle(h *Host, op any) error {
 			return nil // free, or its end already recorded
 		}
 		if !b.state.HeldAt(now) {
-			if err := b.expire(h, now); err != nil {
+			if err := b.endHold(h, now); err != nil {
 				b.arm(h, expiryRetry) // not queued (overloaded, closing)
 			}
 		} else {
-			b.schedule(h) // fired early (clock skew) or stale: re-arm
+			b.scheduleHold(h) // fired early (clock skew) or stale: re-arm
 		}
+		return nil
+	case *sessionEnded:
+		// The session's end is decided (the index says so, and refresh
+		// made the hold run out): record it, and tell the session.
+		ended := false
+		if b.state.SessionID == op.id && b.state.Holder != "" && !b.state.HeldAt(now) {
+			b.sessClosed = op.closed
+			if err := b.endHold(h, now); err != nil {
+				b.arm(h, expiryRetry) // ended later through the timer
+			} else {
+				ended = true
+			}
+		}
+		h.sys.send(sessionKey(op.id), &holdEnded{key: h.key, ended: ended})
 		return nil
 	case *waitExpired:
 		b.endRanOut(h, now)
@@ -473,7 +613,7 @@ func (b *lockBehavior) Handle(h *Host, op any) error {
 // write leaves it to the timer.
 func (b *lockBehavior) endRanOut(h *Host, now time.Time) {
 	if b.state.Holder != "" && !b.state.HeldAt(now) && len(b.queue) > 0 {
-		if err := b.expire(h, now); err != nil {
+		if err := b.endHold(h, now); err != nil {
 			b.arm(h, expiryRetry)
 		}
 	}
@@ -485,7 +625,7 @@ func (b *lockBehavior) endRanOut(h *Host, now time.Time) {
 // queue instead of failing.
 func (b *lockBehavior) acquire(h *Host, op *acquireLock, now time.Time) error {
 	if b.state.Holder != "" && !b.state.HeldAt(now) {
-		if err := b.expire(h, now); err != nil {
+		if err := b.endHold(h, now); err != nil {
 			return err
 		}
 	}
@@ -507,9 +647,35 @@ func (b *lockBehavior) acquire(h *Host, op *acquireLock, now time.Time) error {
 func (b *lockBehavior) grant(h *Host, op *acquireLock, now time.Time) error {
 	prev := b.state
 	r := op.req
-	next, outcome, err := Acquire(prev, r.Caller, r.HolderID, r.TTL, now, newLease)
+	ttl := r.TTL
+	if r.SessionID != "" {
+		v, ok := SessionView{}, false
+		if b.locks.sessions != nil {
+			v, ok = b.locks.sessions.view(r.SessionID)
+		}
+		if !ok || !v.Live || v.Owner != r.Caller {
+			return ErrSessionNotFound
+		}
+		ttl = v.ExpiresAt.Sub(now)
+	}
+	next, outcome, err := AcquireIn(prev, r.Caller, r.HolderID, r.SessionID, ttl, now, newLease)
 	if err != nil {
 		return err
+	}
+	sessionHold := false
+	if outcome == LockAcquired && r.SessionID != "" {
+		// Decided under the index's lock: the session is live now, and
+		// its end, when it comes, will find this hold.
+		v, err := b.locks.sessions.hold(r.SessionID, r.Caller, h.key)
+		if err != nil {
+			return err
+		}
+		next.ExpiresAt, sessionHold = v.ExpiresAt, true
+	}
+	unhold := func() {
+		if sessionHold {
+			b.locks.sessions.unhold(r.SessionID, h.key)
+		}
 	}
 	op.grant = LockGrant{Lock: next, New: outcome == LockAcquired}
 	reserved := false
@@ -519,6 +685,7 @@ func (b *lockBehavior) grant(h *Host, op *acquireLock, now time.Time) error {
 		// locks cannot overshoot it.
 		if max := b.locks.max; max > 0 {
 			if !b.locks.holdings.Reserve(r.Caller, now, max) {
+				unhold()
 				return ErrQuota.Withf("at most %d active locks per user", max)
 			}
 			reserved = true
@@ -540,6 +707,7 @@ func (b *lockBehavior) grant(h *Host, op *acquireLock, now time.Time) error {
 		if reserved {
 			b.locks.holdings.Unreserve(r.Caller)
 		}
+		unhold()
 		return err
 	}
 	return nil
@@ -669,11 +837,15 @@ func (b *lockBehavior) abandon(h *Host, op *acquireLock, now time.Time) {
 // the commit turns into a holding, or a failure gives back.
 func (b *lockBehavior) persist(h *Host, next LockRecord, ev string, now time.Time, reserved bool) error {
 	prev := b.state
-	holdings, pub := b.locks.holdings, h.sys.cfg.Events
+	holdings, pub, sessions := b.locks.holdings, h.sys.cfg.Events, b.locks.sessions
+	key := h.key
 	err := h.Write(PutLock{Lock: next}, func(err error) {
 		if err != nil {
 			if reserved {
 				holdings.Unreserve(next.Holder)
+			}
+			if next.SessionID != "" && next.LeaseID != prev.LeaseID {
+				sessions.unhold(next.SessionID, key) // the grant never happened
 			}
 			return
 		}
@@ -681,9 +853,9 @@ func (b *lockBehavior) persist(h *Host, next LockRecord, ev string, now time.Tim
 			holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
 		}
 		if reserved {
-			holdings.PutReserved(next)
+			holdings.PutReserved(holdingOf(next))
 		} else {
-			holdings.Put(next)
+			holdings.Put(holdingOf(next))
 		}
 		pub.Publish(lockEvent(ev, next, now))
 	})
@@ -692,9 +864,17 @@ func (b *lockBehavior) persist(h *Host, next LockRecord, ev string, now time.Tim
 	}
 	b.state = next
 	if prev.ExpiresAt != next.ExpiresAt || b.timer == nil {
-		b.schedule(h)
+		b.scheduleHold(h)
 	}
 	return nil
+}
+
+// unholdSession forgets, in the session index, the session hold that prev
+// was (it has ended).
+func (b *lockBehavior) unholdSession(h *Host, prev LockRecord) {
+	if prev.SessionID != "" && b.locks.sessions != nil {
+		b.locks.sessions.unhold(prev.SessionID, h.key)
+	}
 }
 
 // persistRelease writes the freed lock and hands it to the queue.
@@ -712,6 +892,7 @@ func (b *lockBehavior) persistRelease(h *Host, prev, next LockRecord, now time.T
 	}
 	b.state = next
 	b.grantOp = nil
+	b.unholdSession(h, prev)
 	if b.timer != nil {
 		b.timer.Stop() // kept: the next grant re-arms it
 	}
@@ -741,6 +922,7 @@ func (b *lockBehavior) expire(h *Host, now time.Time) error {
 	}
 	b.state = next
 	b.grantOp = nil
+	b.unholdSession(h, prev)
 	b.locks.holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
 	if b.timer != nil {
 		b.timer.Stop() // kept: the next grant re-arms it
@@ -751,7 +933,7 @@ func (b *lockBehavior) expire(h *Host, now time.Time) error {
 
 func lockEvent(typ string, l LockRecord, now time.Time) Event {
 	return Event{Type: typ, Kind: "lock", Name: l.Name, Holder: l.Holder, HolderID: l.HolderID, LeaseID: l.LeaseID,
-		FencingToken: l.Token, ExpiresAt: l.ExpiresAt, Time: now}
+		SessionID: l.SessionID, FencingToken: l.Token, ExpiresAt: l.ExpiresAt, Time: now}
 }
 
 func newLease() string { return uuid.NewString() }

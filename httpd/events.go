@@ -105,13 +105,13 @@ func (es *eventStreams) remove(st *stream) {
 }
 
 // eventKinds are the valid values of ?kind=.
-var eventKinds = map[string]bool{"": true, "lock": true, "flag": true, "config": true, "limit": true}
+var eventKinds = map[string]bool{"": true, "lock": true, "flag": true, "config": true, "limit": true, "session": true}
 
 // maxPrefix bounds ?prefix= (names are at most 128 characters).
 const maxPrefix = 256
 
 var (
-	errEventKind   = invalid("kind must be one of lock, flag, config, limit")
+	errEventKind   = invalid("kind must be one of lock, flag, config, limit, session")
 	errEventPrefix = invalid("prefix must be at most 256 characters")
 )
 
@@ -152,7 +152,7 @@ func (s *Server) lockWatch(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 	state := actors.Event{Seq: before, Type: actors.EventLockState, Kind: "lock", Name: name,
 		FencingToken: st.Lock.Token, Time: st.At}
 	if st.Held {
-		state.Holder, state.HolderID, state.LeaseID, state.ExpiresAt = st.Lock.Holder, st.Lock.HolderID, st.Lock.LeaseID, st.Lock.ExpiresAt
+		state.Holder, state.HolderID, state.LeaseID, state.SessionID, state.ExpiresAt = st.Lock.Holder, st.Lock.HolderID, st.Lock.LeaseID, st.Lock.SessionID, st.Lock.ExpiresAt
 	}
 	f := sub.Filter()
 	state = f.Visible(state)
@@ -338,6 +338,10 @@ func appendEventJSON(b []byte, e *actors.Event) []byte {
 	if e.LeaseID != "" {
 		b = append(b, `,"lease_id":`...)
 		b = appendString(b, e.LeaseID)
+	}
+	if e.SessionID != "" {
+		b = append(b, `,"session_id":`...)
+		b = appendString(b, e.SessionID)
 	}
 	if !e.ExpiresAt.IsZero() {
 		b = append(b, `,"expires_at":`...)

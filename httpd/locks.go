@@ -25,10 +25,11 @@ func lockName(ctx *fasthttp.RequestCtx) (string, error) {
 }
 
 type lockBody struct {
-	TTL      field `json:"ttl_seconds"`
-	LeaseID  field `json:"lease_id"`
-	HolderID field `json:"holder_id"`
-	Wait     field `json:"wait_seconds"`
+	TTL       field `json:"ttl_seconds"`
+	LeaseID   field `json:"lease_id"`
+	HolderID  field `json:"holder_id"`
+	Wait      field `json:"wait_seconds"`
+	SessionID field `json:"session_id"`
 }
 
 // lockRequest validates the {name} path parameter and decodes the body.
@@ -86,6 +87,8 @@ func waitField(f *field) (time.Duration, error) {
 
 var errHolderID = invalid("holder_id " + names.HolderID.Requirement())
 
+var errTTLAndSession = invalid("give ttl_seconds or session_id, not both: a lock held under a session lives as long as the session")
+
 // holderIDField validates the optional holder_id of an acquire
 // (names.HolderID); absent or null is "" (no holder id).
 func holderIDField(f *field) (string, error) {
@@ -136,9 +139,18 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 	if err != nil {
 		return err
 	}
-	ttl, err := ttlField(&body.TTL)
+	sessionID, err := sessionIDField(&body.SessionID)
 	if err != nil {
 		return err
+	}
+	var ttl time.Duration
+	switch {
+	case sessionID == "":
+		if ttl, err = ttlField(&body.TTL); err != nil {
+			return err
+		}
+	case body.TTL.set() || body.TTL.dup:
+		return errTTLAndSession
 	}
 	holderID, err := holderIDField(&body.HolderID)
 	if err != nil {
@@ -151,7 +163,7 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 	if err := noAdminWrites(p); err != nil {
 		return err
 	}
-	req := actors.LockRequest{Caller: p.Login, HolderID: holderID, TTL: ttl, Wait: wait}
+	req := actors.LockRequest{Caller: p.Login, HolderID: holderID, TTL: ttl, Wait: wait, SessionID: sessionID}
 	var g actors.LockGrant
 	if wait > 0 {
 		g, err = s.acquireWaiting(rq, name, req)
@@ -309,6 +321,10 @@ func appendLockFields(b []byte, l actors.LockRecord, withLease bool) []byte {
 	if withLease && l.HolderID != "" {
 		b = append(b, `,"holder_id":`...)
 		b = appendString(b, l.HolderID)
+	}
+	if withLease && l.SessionID != "" {
+		b = append(b, `,"session_id":`...)
+		b = appendString(b, l.SessionID)
 	}
 	return append(b, '}')
 }

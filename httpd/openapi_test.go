@@ -126,6 +126,23 @@ func TestContractTour(t *testing.T) {
 	do("POST", "/locks/tour/release", rsAlice, `{"lease_id":"nope"}`, 422)
 	do("POST", "/locks/tour/acquire", rsBob, `{"ttl_seconds":60}`, 200)
 	do("POST", "/locks/tour/release", "", `{}`, 200, "X-Admin-Key", rsAdmin)
+	do("POST", "/locks/tour/acquire", rsBob, `{"ttl_seconds":60,"wait_seconds":301}`, 422)
+
+	// Sessions, and a lock held under one.
+	sess := do("POST", "/sessions", rsAlice, `{"ttl_seconds":60,"lock_delay_seconds":2}`, 200).obj(t)
+	sid, _ := sess["session_id"].(string)
+	do("POST", "/sessions", rsAlice, `{"ttl_seconds":2}`, 422)
+	do("POST", "/sessions", rsAdmin, `{"ttl_seconds":60}`, 403)
+	do("POST", "/locks/tour-s/acquire", rsAlice, `{"session_id":"`+sid+`"}`, 200)
+	do("POST", "/locks/tour-s/acquire", rsBob, `{"session_id":"`+sid+`"}`, 404)
+	do("GET", "/locks/tour-s", rsAlice, "", 200)
+	do("GET", "/sessions", rsAlice, "", 200)
+	do("GET", "/sessions", rsAdmin, "", 200)
+	do("POST", "/sessions/"+sid+"/keepalive", rsAlice, "", 200)
+	do("POST", "/sessions/"+sid+"/keepalive", rsBob, "", 404)
+	do("POST", "/sessions/nope/keepalive", rsAlice, "", 422)
+	do("DELETE", "/sessions/"+sid, rsAlice, "", 200)
+	do("DELETE", "/sessions/"+sid, rsAlice, "", 404)
 
 	// Rate limits.
 	do("POST", "/limits/api/check", rsAlice, `{"max_requests":1,"window_seconds":60}`, 200)

@@ -14,6 +14,11 @@ func (s *Server) routes() {
 		{"GET", "/locks/{name}", s.lockStatus},
 		{"GET", "/locks", s.lockList},
 
+		{"POST", "/sessions", s.sessionCreate},
+		{"GET", "/sessions", s.sessionList},
+		{"POST", "/sessions/{id}/keepalive", s.sessionKeepAlive},
+		{"DELETE", "/sessions/{id}", s.sessionClose},
+
 		{"POST", "/limits/{name}/check", s.limitCheck},
 		{"GET", "/limits/{name}", s.limitStatus},
 		{"DELETE", "/limits/{name}", s.limitReset},

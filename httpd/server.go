@@ -28,17 +28,18 @@ import (
 // closes after Shutdown; the Server itself owns only its router, its
 // event streams and the fasthttp server.
 type Server struct {
-	locks  *actors.Locks
-	limits *actors.Limits
-	flags  *actors.Flags
-	config *actors.ConfigKeys
-	store  *persistence.Store // health, tokens, sign-in
-	auth   *Authenticator
-	oauth  *githubOAuth // nil: GitHub sign-in not configured (501)
-	log    *slog.Logger
-	reqs   *requestContexts
-	r      *router.Router
-	srv    *fasthttp.Server
+	locks    *actors.Locks
+	sessions *actors.Sessions
+	limits   *actors.Limits
+	flags    *actors.Flags
+	config   *actors.ConfigKeys
+	store    *persistence.Store // health, tokens, sign-in
+	auth     *Authenticator
+	oauth    *githubOAuth // nil: GitHub sign-in not configured (501)
+	log      *slog.Logger
+	reqs     *requestContexts
+	r        *router.Router
+	srv      *fasthttp.Server
 	// flight bounds the requests in flight and the waiting acquires
 	// (overload.go).
 	flight *inflight
@@ -57,12 +58,13 @@ type Server struct {
 // required. They are opened before NewServer and closed after
 // Server.Shutdown by whoever opened them; the Server never closes them.
 type Deps struct {
-	// The typed entry points of the four resource kinds (registered with
-	// Sys, which has recovered: actors.System.Recover).
-	Locks  *actors.Locks
-	Limits *actors.Limits
-	Flags  *actors.Flags
-	Config *actors.ConfigKeys
+	// The typed entry points of the resource kinds (registered with Sys,
+	// which has recovered: actors.System.Recover).
+	Locks    *actors.Locks
+	Sessions *actors.Sessions
+	Limits   *actors.Limits
+	Flags    *actors.Flags
+	Config   *actors.ConfigKeys
 	// Sys is read only by the live-actors gauge; handlers call the kinds.
 	Sys    *actors.System
 	Store  *persistence.Store // tokens, sign-in, the health of writes
@@ -157,7 +159,7 @@ func (c ServerConfig) withDefaults() ServerConfig {
 // missing (a wiring mistake, not a runtime condition). Serve starts it.
 func NewServer(cfg ServerConfig, deps Deps) *Server {
 	for name, missing := range map[string]bool{
-		"Locks": deps.Locks == nil, "Limits": deps.Limits == nil, "Flags": deps.Flags == nil, "Config": deps.Config == nil,
+		"Locks": deps.Locks == nil, "Sessions": deps.Sessions == nil, "Limits": deps.Limits == nil, "Flags": deps.Flags == nil, "Config": deps.Config == nil,
 		"Sys": deps.Sys == nil, "Store": deps.Store == nil,
 		"Auth": deps.Auth == nil, "Events": deps.Events == nil, "Metrics": deps.Metrics == nil,
 	} {
@@ -171,7 +173,7 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		locks: deps.Locks, limits: deps.Limits, flags: deps.Flags, config: deps.Config,
+		locks: deps.Locks, sessions: deps.Sessions, limits: deps.Limits, flags: deps.Flags, config: deps.Config,
 		store: deps.Store, auth: deps.Auth, oauth: deps.GitHub.flow(), log: log,
 		reqs: newRequestContexts(cfg.RequestTimeout), r: router.New(),
 		shutdownTimeout: cfg.ShutdownTimeout, done: make(chan error, 1),

@@ -40,6 +40,7 @@ type TestOptions struct {
 	Server       ServerConfig
 	Actors       actors.Config     // Store, Events and Logger are supplied; Now defaults to TestOptions.Now
 	Locks        actors.LockConfig // the kinds' stores are supplied
+	Sessions     actors.SessionConfig
 	Limits       actors.LimitConfig
 	Flags        actors.FlagConfig
 	ConfigKeys   actors.ConfigKeysConfig
@@ -58,6 +59,7 @@ type TestServer struct {
 	Store      *persistence.Store
 	Sys        *actors.System
 	Locks      *actors.Locks
+	Sessions   *actors.Sessions
 	Limits     *actors.Limits
 	Flags      *actors.Flags
 	ConfigKeys *actors.ConfigKeys
@@ -132,8 +134,10 @@ func StartTestServer(tb testing.TB, o TestOptions) (_ *TestServer, err error) {
 		}
 		return ts.Limits.Close()
 	})
-	lc, limc, fc, cc := o.Locks, o.Limits, o.Flags, o.ConfigKeys
-	lc.Loader, limc.Store, fc.Store, cc.Store = ts.Store, ts.Store, ts.Store, ts.Store
+	lc, sc, limc, fc, cc := o.Locks, o.Sessions, o.Limits, o.Flags, o.ConfigKeys
+	lc.Loader, sc.Store, limc.Store, fc.Store, cc.Store = ts.Store, ts.Store, ts.Store, ts.Store, ts.Store
+	ts.Sessions = actors.NewSessions(ts.Sys, sc)
+	lc.Sessions = ts.Sessions
 	ts.Locks = actors.NewLocks(ts.Sys, lc)
 	ts.Limits = actors.NewLimits(ts.Sys, limc)
 	ts.Flags = actors.NewFlags(ts.Sys, fc)
@@ -153,7 +157,7 @@ func StartTestServer(tb testing.TB, o TestOptions) (_ *TestServer, err error) {
 		ts.closers = append(ts.closers, func() error { gh.Close(); return nil })
 	}
 	ts.server = NewServer(o.Server, Deps{
-		Locks: ts.Locks, Limits: ts.Limits, Flags: ts.Flags, Config: ts.ConfigKeys,
+		Locks: ts.Locks, Sessions: ts.Sessions, Limits: ts.Limits, Flags: ts.Flags, Config: ts.ConfigKeys,
 		Sys: ts.Sys, Store: ts.Store, Auth: ts.Auth, GitHub: gh,
 		Events: ts.Events, Metrics: ts.Metrics, Logger: o.Logger,
 	})

@@ -34,8 +34,8 @@ func (s *Store) LoadLock(name string) (actors.LockRecord, bool, error) {
 	}
 	var r actors.LockRecord
 	var token, exp, acq int64
-	err := s.db.read.QueryRow(`SELECT name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at
-		FROM locks WHERE name = ?`, name).Scan(&r.Name, &r.Holder, &r.HolderID, &r.LeaseID, &token, &exp, &acq)
+	err := s.db.read.QueryRow(`SELECT `+lockColumns+` FROM locks WHERE name = ?`, name).
+		Scan(&r.Name, &r.Holder, &r.HolderID, &r.LeaseID, &token, &exp, &acq, &r.SessionID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return actors.LockRecord{Name: name}, false, nil
 	}
@@ -48,17 +48,23 @@ func (s *Store) LoadLock(name string) (actors.LockRecord, bool, error) {
 	return r, true, nil
 }
 
-// ActiveLocks implements actors.LockLoader.
+// lockColumns are the columns of a lock record, in the order scans read
+// them.
+const lockColumns = `name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at, session_id`
+
+// ActiveLocks implements actors.LockLoader: the holds that have not run out,
+// and every hold under a session (its session decides).
 func (s *Store) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
-	return s.scanLocks("active", `holder <> '' AND expires_at > ?`, now,
-		func(r actors.LockRecord) bool { return r.HeldAt(now) }, fn)
+	return s.scanLocks("active", `holder <> '' AND (expires_at > ? OR session_id <> '')`, now,
+		func(r actors.LockRecord) bool { return r.Holder != "" && (r.SessionID != "" || r.HeldAt(now)) }, fn)
 }
 
-// ExpiredLocks implements actors.LockLoader. Both it and ActiveLocks read
-// the partial index locks_active (rows with a holder).
+// ExpiredLocks implements actors.LockLoader: holds for a TTL that ran out.
+// Both it and ActiveLocks read the partial index locks_active (rows with a
+// holder).
 func (s *Store) ExpiredLocks(now time.Time, fn func(actors.LockRecord)) error {
-	return s.scanLocks("expired", `holder <> '' AND expires_at <= ?`, now,
-		func(r actors.LockRecord) bool { return r.Holder != "" && !r.HeldAt(now) }, fn)
+	return s.scanLocks("expired", `holder <> '' AND expires_at <= ? AND session_id = ''`, now,
+		func(r actors.LockRecord) bool { return r.Holder != "" && r.SessionID == "" && !r.HeldAt(now) }, fn)
 }
 
 // scanLocks calls fn for the rows of locks matching where (one parameter:
@@ -66,8 +72,7 @@ func (s *Store) ExpiredLocks(now time.Time, fn func(actors.LockRecord)) error {
 // supersede their rows, matching or not).
 func (s *Store) scanLocks(what, where string, now time.Time, match func(actors.LockRecord) bool, fn func(actors.LockRecord)) error {
 	recent := s.log.snapshot()
-	rows, err := s.db.read.Query(`SELECT name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at
-		FROM locks WHERE `+where, now.UnixMilli())
+	rows, err := s.db.read.Query(`SELECT `+lockColumns+` FROM locks WHERE `+where, now.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("load %s locks: %w", what, err)
 	}
@@ -75,7 +80,7 @@ func (s *Store) scanLocks(what, where string, now time.Time, match func(actors.L
 	for rows.Next() {
 		var r actors.LockRecord
 		var token, exp, acq int64
-		if err := rows.Scan(&r.Name, &r.Holder, &r.HolderID, &r.LeaseID, &token, &exp, &acq); err != nil {
+		if err := rows.Scan(&r.Name, &r.Holder, &r.HolderID, &r.LeaseID, &token, &exp, &acq, &r.SessionID); err != nil {
 			return fmt.Errorf("load %s locks: %w", what, err)
 		}
 		if _, newer := recent[r.Name]; newer {

@@ -103,3 +103,33 @@ func TestTokenRotateCommand(t *testing.T) {
 	octo(t, url, fresh, "lock", "list").mustCode(t, 0, "new token")
 	octo(t, url, "nope", "token", "rotate").mustCode(t, exitAuth, "rotate with a bad token")
 }
+
+func TestSessionCommands(t *testing.T) {
+	url := serverFor(t, "/sessions")
+	r := octo(t, url, tokA, "session", "create", "--ttl", "1m", "--json").mustCode(t, 0, "create")
+	var s struct {
+		ID string `json:"session_id"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || len(s.ID) != 36 {
+		t.Fatalf("create --json = %q (%v)", r.stdout, err)
+	}
+	if r = octo(t, url, tokA, "session", "create", "--ttl", "10s", "--lock-delay", "2s").mustCode(t, 0, "create text"); !strings.Contains(r.stdout, "lock_delay  2s") {
+		t.Fatalf("create = %q", r.stdout)
+	}
+	octo(t, url, tokA, "lock", "acquire", "deploy", "--session", s.ID).mustCode(t, 0, "acquire under the session")
+	octo(t, url, tokA, "lock", "acquire", "deploy2", "--session", s.ID, "--ttl", "1m").mustCode(t, exitUsage, "--session and --ttl")
+	if r = octo(t, url, tokB, "lock", "status", "deploy").mustCode(t, 0, "status"); !strings.Contains(r.stdout, "holder         alice") {
+		t.Fatalf("status = %q", r.stdout)
+	}
+	if r = octo(t, url, tokA, "session", "list").mustCode(t, 0, "list"); !strings.Contains(r.stdout, s.ID) || !strings.Contains(r.stdout, "1: deploy") {
+		t.Fatalf("list = %q", r.stdout)
+	}
+	octo(t, url, tokA, "session", "keepalive", s.ID).mustCode(t, 0, "keepalive")
+	octo(t, url, tokB, "session", "keepalive", s.ID).mustCode(t, exitNotFound, "another user's keepalive")
+	octo(t, url, tokA, "session", "keepalive", "nope").mustCode(t, exitUsage, "a malformed id (422)")
+	if r = octo(t, url, tokA, "session", "close", s.ID).mustCode(t, 0, "close"); !strings.Contains(r.stdout, "released 1 lock") {
+		t.Fatalf("close = %q", r.stdout)
+	}
+	octo(t, url, tokB, "lock", "acquire", "deploy").mustCode(t, 0, "the lock is free after the close")
+	octo(t, url, tokA, "session", "close", s.ID).mustCode(t, exitNotFound, "close again")
+}

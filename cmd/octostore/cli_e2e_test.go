@@ -252,8 +252,10 @@ func TestLockRunKillsCommandWhenLockLost(t *testing.T) {
 				t.Fatalf("stdout %q stderr %q: want %q and a lock-lost message, one \"octostore:\" per line", out, errOut, tc.want)
 			}
 			// The whole process group is gone: nothing holds the stdout pipe
-			// open any more (ReadAll above returned), and the lock is free.
-			octo(t, url, tokB, "lock", "acquire", "lossy").mustCode(t, 0, "bob acquires after the loss")
+			// open any more (ReadAll above returned), and the lock is free
+			// (once the server's expiry, a few milliseconds after the local
+			// one the command was stopped at, has passed: bob waits for it).
+			octo(t, url, tokB, "lock", "acquire", "lossy", "--wait", "5s").mustCode(t, 0, "bob acquires after the loss")
 		})
 	}
 }

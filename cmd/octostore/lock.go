@@ -23,6 +23,7 @@ func lockCommand() *cli.Command {
 			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h)"},
 			&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock held by someone else, in its queue (0: one attempt)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the lease id"},
+			&cli.StringFlag{Name: "session", Usage: "hold the lock under this session (session create) instead of for --ttl: it lives as long as the session", EnvVars: []string{"OCTOSTORE_SESSION_ID"}},
 			holderIDFlag()),
 		clientCommand("renew", "extend a lease", "NAME [LEASE_ID]", lockRenew,
 			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h), from now"}, lease()),
@@ -55,20 +56,22 @@ func holderID(c *cli.Context) (string, error) {
 }
 
 func leaseFields(w io.Writer, l *client.Lease) error {
-	return lockFields(w, l.Name, l.Status, l.Holder, l.HolderID, l.LeaseID, l.FencingToken, l.ExpiresAt)
+	return lockFields(w, l.Name, l.Status, l.Holder, l.HolderID, l.LeaseID, l.FencingToken, l.ExpiresAt, "session_id", l.SessionID)
 }
 
 // lockFields prints a held lock, one field per line (holder_id only when
-// the grant has one).
-func lockFields(w io.Writer, name, status, holder, holderID, lease string, token uint64, expires time.Time) error {
+// the grant has one), then the extra fields (name, value pairs) that have a
+// value.
+func lockFields(w io.Writer, name, status, holder, holderID, lease string, token uint64, expires time.Time, extra ...string) error {
 	kv := []string{"name", name, "status", status, "holder", holder}
 	if holderID != "" {
 		kv = append(kv, "holder_id", holderID)
 	}
-	return printFields(w, append(kv,
+	kv = append(kv,
 		"lease_id", lease,
 		"fencing_token", strconv.FormatUint(token, 10),
-		"expires_at", fmtTime(expires)+" (in "+fmtUntil(expires)+")")...)
+		"expires_at", fmtTime(expires)+" (in "+fmtUntil(expires)+")")
+	return printFields(w, append(kv, extra...)...)
 }
 
 func lockAcquire(c *cli.Context, args []string) error {
@@ -88,7 +91,10 @@ func lockAcquire(c *cli.Context, args []string) error {
 	defer cancel()
 	// One attempt, then, while the lock is held and --wait lasts, waiting
 	// acquires: the server queues them and answers at the hand-off.
-	opts := client.AcquireOptions{HolderID: id}
+	opts := client.AcquireOptions{HolderID: id, SessionID: c.String("session")}
+	if opts.SessionID != "" && c.IsSet("ttl") {
+		return errUsage(c, "give --session or --ttl, not both: a lock held under a session lives as long as the session")
+	}
 	for attempt := 0; ; attempt++ {
 		l, err := acquireUntil(ctx, cn.Client, args[0], c.Duration("ttl"), opts, deadline)
 		if err == nil && l.Status == "held" && l.HolderID != id {
@@ -179,7 +185,8 @@ func lockStatus(c *cli.Context, args []string) error {
 			_, err := fmt.Fprintf(w, "%s is available\n", args[0])
 			return err
 		}
-		return lockFields(w, s.Name, s.Status, s.Holder, s.HolderID, s.LeaseID, s.FencingToken, s.ExpiresAt)
+		return lockFields(w, s.Name, s.Status, s.Holder, s.HolderID, s.LeaseID, s.FencingToken, s.ExpiresAt,
+			"session_id", s.SessionID, "waiters", strconv.Itoa(s.Waiters))
 	})
 }
 

@@ -61,6 +61,7 @@ func newApp() *cli.App {
 			loadtestCommand(),
 			lockCommand(),
 			serveCommand(),
+			sessionCommand(),
 			tokenCommand(),
 			tuiCommand(),
 			versionCommand(),

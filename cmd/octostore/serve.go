@@ -47,6 +47,7 @@ type ServeConfig struct {
 	// The resource kinds: locks and resources per user, config history,
 	// the limit flush interval. Run supplies their stores.
 	Locks      actors.LockConfig
+	Sessions   actors.SessionConfig
 	Limits     actors.LimitConfig
 	Flags      actors.FlagConfig
 	ConfigKeys actors.ConfigKeysConfig
@@ -78,7 +79,8 @@ type Main struct {
 	Store           *persistence.Store // the group-commit writer's owner
 	Events          *actors.Broker
 	Sys             *actors.System
-	Locks           *actors.Locks // the typed entry points of the four kinds
+	Locks           *actors.Locks // the typed entry points of the kinds
+	Sessions        *actors.Sessions
 	Limits          *actors.Limits
 	Flags           *actors.Flags
 	ConfigKeys      *actors.ConfigKeys
@@ -205,8 +207,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	// Every kind plugs into the runtime the same way (actors.KindSpec).
-	lc, limc, fc, cc := cfg.Locks, cfg.Limits, cfg.Flags, cfg.ConfigKeys
-	lc.Loader, limc.Store, fc.Store, cc.Store = m.Store, m.Store, m.Store, m.Store
+	lc, sc, limc, fc, cc := cfg.Locks, cfg.Sessions, cfg.Limits, cfg.Flags, cfg.ConfigKeys
+	lc.Loader, sc.Store, limc.Store, fc.Store, cc.Store = m.Store, m.Store, m.Store, m.Store, m.Store
+	// Sessions first: they recover before the locks held under them.
+	m.Sessions = actors.NewSessions(m.Sys, sc)
+	lc.Sessions = m.Sessions
 	m.Locks = actors.NewLocks(m.Sys, lc)
 	m.Limits = actors.NewLimits(m.Sys, limc)
 	m.Flags = actors.NewFlags(m.Sys, fc)
@@ -242,7 +247,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 
 	m.Server = httpd.NewServer(cfg.Server, httpd.Deps{
-		Locks: m.Locks, Limits: m.Limits, Flags: m.Flags, Config: m.ConfigKeys,
+		Locks: m.Locks, Sessions: m.Sessions, Limits: m.Limits, Flags: m.Flags, Config: m.ConfigKeys,
 		Sys: m.Sys, Store: m.Store, Auth: m.Auth, GitHub: m.GitHub,
 		Events: m.Events, Metrics: m.Metrics, Logger: m.Logger,
 	})
@@ -427,6 +432,8 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 		&cli.StringFlag{Name: "admin-key", Destination: &cfg.AdminKey, Usage: "key of the admin principal (bearer or X-Admin-Key)", EnvVars: []string{"OCTOSTORE_ADMIN_KEY", "ADMIN_KEY"}},
 		&cli.IntFlag{Name: "max-body-bytes", Value: httpd.DefaultMaxBodyBytes, Destination: &cfg.Server.MaxBodyBytes, Usage: "request body limit (413 beyond)", EnvVars: []string{"OCTOSTORE_MAX_BODY_BYTES"}},
 		&cli.IntFlag{Name: "max-locks-per-user", Value: actors.DefaultMaxLocksPerUser, Destination: &cfg.Locks.MaxPerUser, Usage: "active locks per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_LOCKS_PER_USER"}},
+		&cli.IntFlag{Name: "max-sessions-per-user", Value: actors.DefaultMaxSessionsPerUser, Destination: &cfg.Sessions.MaxPerUser, Usage: "sessions per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_SESSIONS_PER_USER"},
+			Action: quota("max-sessions-per-user")},
 		&cli.DurationFlag{Name: "idle-timeout", Value: actors.DefaultIdleTimeout, Destination: &cfg.Actors.IdleTimeout, Usage: "passivate a resource actor after this long without requests", EnvVars: []string{"OCTOSTORE_IDLE_TIMEOUT"}},
 		&cli.IntFlag{Name: "max-conns", Value: httpd.DefaultMaxConns, Destination: &cfg.Server.MaxConns, Usage: "concurrent connections at most", EnvVars: []string{"OCTOSTORE_MAX_CONNS"}},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"OCTOSTORE_LOG_LEVEL"},

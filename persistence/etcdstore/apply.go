@@ -178,6 +178,16 @@ func (t *translator) RemoveConfig(owner, key string, version int64, at time.Time
 	})
 }
 
+// PutSession implements actors.MutationWriter.
+func (t *translator) PutSession(r actors.SessionRecord) error {
+	return t.add(part{put(t.ks.session(r.ID), encodeSession(r))})
+}
+
+// RemoveSession implements actors.MutationWriter.
+func (t *translator) RemoveSession(id string) error {
+	return t.add(part{del(t.ks.session(id))})
+}
+
 var errUnknownMutation = errors.New("etcdstore: unknown mutation")
 
 // errLoginTaken refuses a GitHub user whose login belongs to another user

@@ -43,9 +43,14 @@
 //	election/<lease hex>      the election keys (concurrency.Election), value
 //	                          {"name","api_url","since"}: the leader's identity (LeaderInfo)
 //
-//	lock/<name>               {"holder","lease","token","expires_ms","acquired_ms"}
-//	                          one per lock ever granted; holder absent = free. Never
-//	                          deleted, so the fencing token never goes backwards.
+//	lock/<name>               {"holder","holder_id","lease","token","expires_ms","acquired_ms",
+//	                          "session"}: one per lock ever granted; holder absent = free.
+//	                          Never deleted, so the fencing token never goes backwards.
+//	                          session: the session the lock is held under (its expiry
+//	                          decides; expires_ms is the session's as last written).
+//	session/<id>              {"owner","ttl_ms","lock_delay_ms","expires_ms","created_ms"}:
+//	                          a session; deleted once it has ended and every lock of it
+//	                          has recorded its end.
 //	limit/<owner>/<name>      {"max","window_s","log","updated_ms"}: log is the sliding
 //	                          window's bucket log (actors.SlidingWindow.AppendBinary),
 //	                          base64. Written behind: a failover loses at most the

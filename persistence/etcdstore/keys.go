@@ -56,8 +56,10 @@ func prefixEnd(p string) string {
 	return "\x00"
 }
 
-func (k keyspace) lock(name string) string { return k.prefix + "lock/" + esc(name) }
-func (k keyspace) locks() string           { return k.prefix + "lock/" }
+func (k keyspace) lock(name string) string  { return k.prefix + "lock/" + esc(name) }
+func (k keyspace) session(id string) string { return k.prefix + "session/" + esc(id) }
+func (k keyspace) sessions() string         { return k.prefix + "session/" }
+func (k keyspace) locks() string            { return k.prefix + "lock/" }
 func (k keyspace) limit(owner, name string) string {
 	return k.prefix + "limit/" + esc(owner) + "/" + esc(name)
 }
@@ -148,11 +150,12 @@ type lockValue struct {
 	Token      uint64 `json:"token"`
 	ExpiresAt  int64  `json:"expires_ms,omitempty"`
 	AcquiredAt int64  `json:"acquired_ms,omitempty"`
+	SessionID  string `json:"session,omitempty"`
 }
 
 func encodeLock(r actors.LockRecord) []byte {
 	return mustJSON(lockValue{Holder: r.Holder, HolderID: r.HolderID, LeaseID: r.LeaseID, Token: r.Token,
-		ExpiresAt: ms(r.ExpiresAt), AcquiredAt: ms(r.AcquiredAt)})
+		ExpiresAt: ms(r.ExpiresAt), AcquiredAt: ms(r.AcquiredAt), SessionID: r.SessionID})
 }
 
 func decodeLock(name string, b []byte) (actors.LockRecord, error) {
@@ -161,7 +164,31 @@ func decodeLock(name string, b []byte) (actors.LockRecord, error) {
 		return actors.LockRecord{}, fmt.Errorf("lock %q: %w", name, err)
 	}
 	return actors.LockRecord{Name: name, Holder: v.Holder, HolderID: v.HolderID, LeaseID: v.LeaseID, Token: v.Token,
-		ExpiresAt: fromMS(v.ExpiresAt), AcquiredAt: fromMS(v.AcquiredAt)}, nil
+		ExpiresAt: fromMS(v.ExpiresAt), AcquiredAt: fromMS(v.AcquiredAt), SessionID: v.SessionID}, nil
+}
+
+// sessionValue is a session (sessions in SQLite); its id is the key's
+// suffix.
+type sessionValue struct {
+	Owner     string `json:"owner"`
+	TTL       int64  `json:"ttl_ms"`
+	LockDelay int64  `json:"lock_delay_ms,omitempty"`
+	ExpiresAt int64  `json:"expires_ms"`
+	CreatedAt int64  `json:"created_ms"`
+}
+
+func encodeSession(r actors.SessionRecord) []byte {
+	return mustJSON(sessionValue{Owner: r.Owner, TTL: r.TTL.Milliseconds(), LockDelay: r.LockDelay.Milliseconds(),
+		ExpiresAt: ms(r.ExpiresAt), CreatedAt: ms(r.CreatedAt)})
+}
+
+func decodeSession(id string, b []byte) (actors.SessionRecord, error) {
+	var v sessionValue
+	if err := json.Unmarshal(b, &v); err != nil {
+		return actors.SessionRecord{}, fmt.Errorf("session %q: %w", id, err)
+	}
+	return actors.SessionRecord{ID: id, Owner: v.Owner, TTL: time.Duration(v.TTL) * time.Millisecond,
+		LockDelay: time.Duration(v.LockDelay) * time.Millisecond, ExpiresAt: fromMS(v.ExpiresAt), CreatedAt: fromMS(v.CreatedAt)}, nil
 }
 
 type limitValue struct {

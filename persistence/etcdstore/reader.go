@@ -134,17 +134,60 @@ func (r *Reader) LoadLock(name string) (actors.LockRecord, bool, error) {
 	return rec, true, nil
 }
 
-// ActiveLocks implements actors.LockLoader. It scans every lock record (a
-// record outlives its release to keep the fencing token), one page at a
-// time: recovery reads all locks ever granted, not only held ones.
+// ActiveLocks implements actors.LockLoader: the holds that have not run
+// out, and every hold under a session (its session decides). It scans every
+// lock record (a record outlives its release to keep the fencing token),
+// one page at a time: recovery reads all locks ever granted, not only held
+// ones.
 func (r *Reader) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
-	return r.scanLocks("active", func(rec actors.LockRecord) bool { return rec.HeldAt(now) }, fn)
+	return r.scanLocks("active", func(rec actors.LockRecord) bool {
+		return rec.Holder != "" && (rec.SessionID != "" || rec.HeldAt(now))
+	}, fn)
 }
 
-// ExpiredLocks implements actors.LockLoader, with the same scan as
-// ActiveLocks.
+// ExpiredLocks implements actors.LockLoader (holds for a TTL that ran out),
+// with the same scan as ActiveLocks.
 func (r *Reader) ExpiredLocks(now time.Time, fn func(actors.LockRecord)) error {
-	return r.scanLocks("expired", func(rec actors.LockRecord) bool { return rec.Holder != "" && !rec.HeldAt(now) }, fn)
+	return r.scanLocks("expired", func(rec actors.LockRecord) bool {
+		return rec.Holder != "" && rec.SessionID == "" && !rec.HeldAt(now)
+	}, fn)
+}
+
+// LoadSession implements actors.SessionStore.
+func (r *Reader) LoadSession(id string) (actors.SessionRecord, bool, error) {
+	ctx, cancel := r.ctx()
+	defer cancel()
+	b, err := r.get(ctx, r.ks.session(id))
+	if err != nil {
+		return actors.SessionRecord{ID: id}, false, fmt.Errorf("load session %q: %w", id, err)
+	}
+	if b == nil {
+		return actors.SessionRecord{ID: id}, false, nil
+	}
+	s, err := decodeSession(id, b)
+	if err != nil {
+		return s, false, fmt.Errorf("load %w", err)
+	}
+	return s, true, nil
+}
+
+// Sessions implements actors.SessionStore.
+func (r *Reader) Sessions(fn func(actors.SessionRecord)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*r.timeout)
+	defer cancel()
+	base := r.ks.sessions()
+	return r.scan(ctx, base, false, func(k string, v []byte) error {
+		id, err := unesc(strings.TrimPrefix(k, base))
+		if err != nil {
+			return fmt.Errorf("session key %q: %w", k, err)
+		}
+		s, err := decodeSession(id, v)
+		if err != nil {
+			return err
+		}
+		fn(s)
+		return nil
+	})
 }
 
 // scanLocks calls fn for every lock record that match accepts.

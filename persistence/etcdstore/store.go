@@ -29,6 +29,7 @@ var (
 	_ actors.LimitStore   = (*Store)(nil)
 	_ actors.FlagStore    = (*Store)(nil)
 	_ actors.ConfigStore  = (*Store)(nil)
+	_ actors.SessionStore = (*Store)(nil)
 )
 
 // Options tunes a Store. Zero values take the defaults.

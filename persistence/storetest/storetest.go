@@ -33,6 +33,7 @@ type Store interface {
 	actors.LimitStore
 	actors.FlagStore
 	actors.ConfigStore
+	actors.SessionStore
 
 	Apply(m actors.Mutation) error
 	Barrier() error
@@ -54,6 +55,8 @@ func Run(t *testing.T, open Opener) {
 		fn   func(*testing.T, Store)
 	}{
 		{"Locks", testLocks},
+		{"SessionLocks", testSessionLocks},
+		{"Sessions", testSessions},
 		{"Limits", testLimits},
 		{"Flags", testFlags},
 		{"ConfigVersions", testConfigVersions},
@@ -140,6 +143,70 @@ func testLocks(t *testing.T, s Store) {
 	apply(t, s, actors.PutLock{Lock: recorded})
 	if got := expiredAt(T0); len(got) != 0 {
 		t.Fatalf("ExpiredLocks(T0) after the expiry was recorded = %+v", got)
+	}
+}
+
+// A lock held under a session is active (recovered) whatever its stored
+// expiry: the session decides; it is never one of the expired holds.
+func testSessionLocks(t *testing.T, s Store) {
+	sess := actors.LockRecord{Name: "sess", Holder: "alice", LeaseID: "lease-s", Token: 4, SessionID: "0b5a1f7e-1d2c-4e8a-9f00-0123456789ab",
+		ExpiresAt: T0.Add(-time.Minute), AcquiredAt: T0.Add(-2 * time.Minute)}
+	apply(t, s, actors.PutLock{Lock: sess})
+	got, ok, err := s.LoadLock("sess")
+	if err != nil || !ok || got != sess {
+		t.Fatalf("LoadLock(sess) = %+v %v %v, want %+v", got, ok, err, sess)
+	}
+	var active, expired []actors.LockRecord
+	if err := s.ActiveLocks(T0, func(r actors.LockRecord) { active = append(active, r) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ExpiredLocks(T0, func(r actors.LockRecord) { expired = append(expired, r) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(active) != 1 || active[0] != sess || len(expired) != 0 {
+		t.Fatalf("a session lock: active %+v, expired %+v", active, expired)
+	}
+	freed := sess
+	freed.Holder, freed.LeaseID, freed.SessionID, freed.ExpiresAt, freed.AcquiredAt = "", "", "", time.Time{}, time.Time{}
+	apply(t, s, actors.PutLock{Lock: freed})
+	active = nil
+	if err := s.ActiveLocks(T0, func(r actors.LockRecord) { active = append(active, r) }); err != nil || len(active) != 0 {
+		t.Fatalf("after its end: active %+v %v", active, err)
+	}
+}
+
+func testSessions(t *testing.T, s Store) {
+	a := actors.SessionRecord{ID: "0b5a1f7e-1d2c-4e8a-9f00-0123456789ab", Owner: "alice", TTL: 30 * time.Second,
+		LockDelay: 5 * time.Second, ExpiresAt: T0.Add(30 * time.Second), CreatedAt: T0}
+	b := actors.SessionRecord{ID: "1c6b2f8f-2e3d-4f9b-8a11-123456789abc", Owner: "bob", TTL: time.Hour,
+		ExpiresAt: T0.Add(-time.Second), CreatedAt: T0.Add(-time.Hour)} // expired, not removed yet
+	apply(t, s, actors.PutSession{Session: a}, actors.PutSession{Session: b})
+	kept := a
+	kept.ExpiresAt = T0.Add(time.Minute) // a keepalive
+	apply(t, s, actors.PutSession{Session: kept})
+	for _, want := range []actors.SessionRecord{kept, b} {
+		got, ok, err := s.LoadSession(want.ID)
+		if err != nil || !ok || got != want {
+			t.Fatalf("LoadSession(%s) = %+v %v %v, want %+v", want.ID, got, ok, err, want)
+		}
+	}
+	if _, ok, err := s.LoadSession("2d7c3a9a-3f4e-4a0c-9b22-23456789abcd"); ok || err != nil {
+		t.Fatalf("LoadSession of nothing: %v %v", ok, err)
+	}
+	all := map[string]actors.SessionRecord{}
+	if err := s.Sessions(func(r actors.SessionRecord) { all[r.ID] = r }); err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[a.ID] != kept || all[b.ID] != b {
+		t.Fatalf("Sessions = %+v", all)
+	}
+	apply(t, s, actors.RemoveSession{ID: b.ID})
+	if _, ok, err := s.LoadSession(b.ID); ok || err != nil {
+		t.Fatalf("LoadSession after removal: %v %v", ok, err)
+	}
+	n := 0
+	if err := s.Sessions(func(actors.SessionRecord) { n++ }); err != nil || n != 1 {
+		t.Fatalf("Sessions after removal: %d %v", n, err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"sort"
 	"time"
 
 	"github.com/octostore/octostore/tools/client"
@@ -276,4 +277,44 @@ func Example_followJobs() {
 	// 3 lock.released job-1 alice 1
 	// 4 lagged job-  0
 	// true
+}
+
+func workers(ctx context.Context, c *client.Client, shards []string) error {
+	s, err := client.NewSession(ctx, c, client.WithSessionTTL(15*time.Second)) // kept alive every 5s
+	if err != nil {
+		return err
+	}
+	defer s.Close(context.Background()) // releases every lock of the session at once
+	for _, shard := range shards {
+		if err := s.NewLocker("shard-" + shard).TryLock(ctx); err != nil {
+			continue // another worker has it
+		}
+		go work(ctx, shard, s.Done()) // stop when the session (and so every lock) is lost
+	}
+	<-ctx.Done()
+	return nil
+}
+
+var worked = make(chan string, 8)
+
+func work(ctx context.Context, shard string, lost <-chan struct{}) { worked <- shard }
+
+func Example_workers() {
+	srv := clienttest.New(map[string]string{"tokA": "alice", "tokB": "bob"})
+	defer srv.Close()
+	alice, _ := client.New(srv.URL, "tokA")
+	bob, _ := client.New(srv.URL, "tokB")
+	bob.Acquire(context.Background(), "shard-b", time.Minute) // another worker has shard b
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- workers(ctx, alice, []string{"a", "b", "c"}) }()
+	got := []string{<-worked, <-worked}
+	sort.Strings(got)
+	fmt.Println("working on", got)
+	cancel()
+	<-done
+	fmt.Println("shard-a released:", srv.Holder("shard-a") == "")
+	// Output:
+	// working on [a c]
+	// shard-a released: true
 }

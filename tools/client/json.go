@@ -21,11 +21,17 @@ func seconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
 
-// appendAcquireBody renders an acquire: ttl_seconds, and the options that
-// are set (holder_id unless it is "", wait_seconds when positive).
+// appendAcquireBody renders an acquire: ttl_seconds (or session_id), and the
+// options that are set (holder_id unless it is "", wait_seconds when
+// positive).
 func appendAcquireBody(b []byte, ttl time.Duration, o AcquireOptions) []byte {
-	b = append(b, `{"ttl_seconds":`...)
-	b = strconv.AppendInt(b, seconds(ttl), 10)
+	if o.SessionID != "" {
+		b = append(b, `{"session_id":`...)
+		b = appendJSONString(b, o.SessionID)
+	} else {
+		b = append(b, `{"ttl_seconds":`...)
+		b = strconv.AppendInt(b, seconds(ttl), 10)
+	}
 	if o.HolderID != "" {
 		b = append(b, `,"holder_id":`...)
 		b = appendJSONString(b, o.HolderID)

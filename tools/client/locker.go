@@ -43,6 +43,7 @@ type Locker struct {
 	clk      clock
 	pollMin  time.Duration
 	pollMax  time.Duration
+	session  *Session // Session.NewLocker: held under the session, not renewed
 
 	mu  sync.Mutex // guards cur
 	cur *holding   // the current acquisition, nil before the first
@@ -159,7 +160,16 @@ func (l *Locker) acquire(ctx context.Context, wait time.Duration) error {
 		return nil
 	}
 	sentAt := l.clk.Now()
-	lease, err := l.c.AcquireWith(ctx, l.name, l.ttl, AcquireOptions{HolderID: l.holderID, Wait: wait})
+	opts := AcquireOptions{HolderID: l.holderID, Wait: wait}
+	if l.session != nil {
+		select {
+		case <-l.session.Done():
+			return &LockLostError{Name: l.name, Cause: fmt.Errorf("%w: the session has ended", ErrSessionLost)}
+		default:
+		}
+		opts.SessionID = l.session.ID()
+	}
+	lease, err := l.c.AcquireWith(ctx, l.name, l.ttl, opts)
 	if err != nil {
 		return err
 	}
@@ -174,8 +184,27 @@ func (l *Locker) acquire(ctx context.Context, wait time.Duration) error {
 	l.mu.Lock()
 	l.cur = h
 	l.mu.Unlock()
-	go l.renew(rctx, h, sentAt.Add(l.ttl))
+	if l.session != nil {
+		go l.follow(rctx, h)
+	} else {
+		go l.renew(rctx, h, sentAt.Add(l.ttl))
+	}
 	return nil
+}
+
+// follow is the renewal of a lock held under a session: none, but the lock
+// is lost when the session ends.
+func (l *Locker) follow(ctx context.Context, h *holding) {
+	defer close(h.stopped)
+	select {
+	case <-ctx.Done():
+	case <-l.session.Done():
+		cause := l.session.Err()
+		if cause == nil {
+			cause = fmt.Errorf("%w: the session was closed", ErrSessionLost)
+		}
+		l.lose(h, cause)
+	}
 }
 
 // Lock waits until the lock is acquired or ctx ends (then it returns

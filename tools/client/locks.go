@@ -23,6 +23,8 @@ type Lease struct {
 	// HolderID is the holder id the grant was made to ("" when it was made
 	// without one, or by a server that predates holder ids).
 	HolderID string `json:"holder_id,omitempty"`
+	// SessionID is the session the lock is held under ("" for a TTL).
+	SessionID string `json:"session_id,omitempty"`
 }
 
 // LockState is the answer of LockStatus: a held lock (Status "held" or
@@ -34,7 +36,8 @@ type LockState struct {
 	FencingToken uint64    `json:"fencing_token,omitempty"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
 	Holder       string    `json:"holder,omitempty"`
-	HolderID     string    `json:"holder_id,omitempty"` // like LeaseID, only shown to the holder
+	HolderID     string    `json:"holder_id,omitempty"`  // like LeaseID, only shown to the holder
+	SessionID    string    `json:"session_id,omitempty"` // like LeaseID, only shown to the holder
 	// Waiters is the number of waiting acquires queued behind the holder.
 	Waiters int    `json:"waiters,omitempty"`
 	Message string `json:"message,omitempty"`
@@ -51,6 +54,7 @@ type LockInfo struct {
 	ExpiresAt    time.Time `json:"expires_at"`
 	Holder       string    `json:"holder,omitempty"`
 	HolderID     string    `json:"holder_id,omitempty"`
+	SessionID    string    `json:"session_id,omitempty"`
 	Owner        string    `json:"owner,omitempty"`
 }
 
@@ -87,6 +91,10 @@ type AcquireOptions struct {
 	// server takes the waiter out of the queue, and gives back a grant that
 	// raced the close.
 	Wait time.Duration
+	// SessionID holds the lock under a session (CreateSession, Session)
+	// instead of for the ttl, which is then not sent: it is held while the
+	// session lives, and renewing it is refused (ErrValidation).
+	SessionID string
 }
 
 // MaxWait is the longest wait the server accepts for one waiting acquire

@@ -436,3 +436,61 @@ func TestContractEvents(t *testing.T) {
 		}
 	})
 }
+
+// A Session keeps itself alive (TTL 5 s: keepalives every ~1.7 s) beyond
+// its TTL, its Lockers hold their locks without renewals, another user
+// waits in the lock's queue, and closing the session hands the lock to the
+// waiter at once.
+func TestContractSession(t *testing.T) {
+	each(t, func(t *testing.T, url string) {
+		alice, bob := clients(t, url)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s, err := client.NewSession(ctx, alice, client.WithSessionTTL(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := s.NewLocker("sess-job")
+		if err := l.Lock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		first := s.ExpiresAt()
+		for s.ExpiresAt().Before(first.Add(time.Second)) { // a keepalive moved it
+			select {
+			case <-s.Done():
+				t.Fatalf("session lost: %v", s.Err())
+			case <-ctx.Done():
+				t.Fatal("no keepalive observed")
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		st, err := bob.LockStatus(ctx, "sess-job")
+		if err != nil || st.Holder != "alice" || !st.ExpiresAt.Equal(s.ExpiresAt()) {
+			t.Fatalf("status = %+v %v, want the session's expiry %s", st, err, s.ExpiresAt())
+		}
+		w := client.NewLocker(bob, "sess-job", time.Minute)
+		errc := make(chan error, 1)
+		go func() { errc <- w.Lock(ctx) }()
+		for {
+			st, err := alice.LockStatus(ctx, "sess-job")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Waiters == 1 {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		<-l.Done()
+		if w.Lease().FencingToken != l.Lease().FencingToken+1 && w.Lease().FencingToken < 2 {
+			t.Fatalf("waiter's lease %+v", w.Lease())
+		}
+		w.Unlock(ctx)
+	})
+}
