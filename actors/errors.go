@@ -131,8 +131,8 @@ func caseOf(kind *Error, message string) *Error {
 }
 
 // AsError returns the coded error that err is, for callers that answer
-// clients: the first *Error in err's chain; a conflict for *LockHeldError
-// and *VersionConflictError; ErrTimeout and ErrCanceled for context
+// clients: the first *Error in err's chain; a conflict for *LockHeldError,
+// *LockDelayError and *VersionConflictError; ErrTimeout and ErrCanceled for context
 // errors; and for anything else (a bug) an internal error whose message
 // hides err.
 func AsError(err error) *Error {
@@ -141,10 +141,13 @@ func AsError(err error) *Error {
 		return e
 	}
 	var held *LockHeldError
+	var delayed *LockDelayError
 	var conflict *VersionConflictError
 	switch {
 	case errors.As(err, &held):
 		return errLockHeld
+	case errors.As(err, &delayed):
+		return errLockDelay
 	case errors.As(err, &conflict):
 		return NewError(CodeConflict, conflict.Error())
 	case errors.Is(err, context.DeadlineExceeded):

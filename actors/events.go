@@ -15,6 +15,7 @@ type Event struct {
 	SessionID    string    `json:"session_id,omitempty"` // lock events of a session hold (like the lease: holder and admin only)
 	FencingToken uint64    `json:"fencing_token,omitempty"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
+	AvailableAt  time.Time `json:"available_at,omitzero"` // lock.expired of a hold with a lock-delay: not granted before
 	Version      int64     `json:"version,omitempty"`
 	Time         time.Time `json:"time"`
 }

@@ -123,9 +123,12 @@ type LockGrant struct {
 // LockState answers Status.
 type LockState struct {
 	// Lock is the lock as held; when not Held, only Name and Token (the
-	// last fencing token handed out) are set.
+	// last fencing token handed out) are set, and when Delayed also
+	// DelayHolder, ExpiresAt (when that hold expired) and AvailableAt.
 	Lock LockRecord
 	Held bool
+	// Delayed: the lock is free but in lock-delay until Lock.AvailableAt.
+	Delayed bool
 	// Waiters is the number of waiting acquires queued behind the holder.
 	Waiters int
 	At      time.Time // the runtime clock when the state was read
@@ -146,6 +149,10 @@ type LockRequest struct {
 	// (ErrSessionNotFound for one that is not the caller's live session).
 	// The holder is then (Caller, HolderID, SessionID).
 	SessionID string
+	// LockDelay is the grant's lock-delay (0..60 s): when the hold is lost
+	// by expiry (not released), nobody is granted the lock before its
+	// expiry plus LockDelay. Under a session, the session's applies.
+	LockDelay time.Duration
 }
 
 // Acquire is AcquireAs without a holder id: the seed API's re-entrance per
@@ -311,6 +318,24 @@ var ErrTooManyWaiters = NewError(CodeTooManyRequests, "too many waiters on this 
 // errLockHeld is the coded form of every *LockHeldError (AsError).
 var errLockHeld = NewError(CodeConflict, "Lock already held")
 
+// errLockDelay is the coded form of every *LockDelayError (AsError).
+var errLockDelay = NewError(CodeConflict, "Lock in lock-delay")
+
+// LockDelayError answers an acquire of a lock in lock-delay: its holder's
+// hold expired at ExpiresAt, and it is not granted before AvailableAt (a
+// conflict: 409 with those).
+type LockDelayError struct {
+	Name        string
+	Holder      string // who held it
+	ExpiresAt   time.Time
+	AvailableAt time.Time
+}
+
+func (e *LockDelayError) Error() string {
+	return fmt.Sprintf("lock %q in lock-delay until %s (%s's hold expired at %s)", e.Name,
+		e.AvailableAt.Format(time.RFC3339), e.Holder, e.ExpiresAt.Format(time.RFC3339))
+}
+
 // LockHeldError answers an acquire of a lock someone else holds (a
 // conflict: the HTTP answer is 409 with the lock's holder and expiry).
 type LockHeldError struct {
@@ -335,24 +360,40 @@ func (l LockRecord) HeldAt(now time.Time) bool {
 // id like any other, so a hold taken with a holder id is someone else's to
 // a request without one, and the other way round.
 func Acquire(l LockRecord, caller, holderID string, ttl time.Duration, now time.Time, newLease func() string) (LockRecord, LockOutcome, error) {
-	return AcquireIn(l, caller, holderID, "", ttl, now, newLease)
+	return AcquireIn(l, Grantee{Caller: caller, HolderID: holderID, TTL: ttl}, now, newLease)
 }
 
-// AcquireIn is Acquire under a session: a lock held under a session is
-// re-acquired (LockHeld) only by the same holder with the same session, and
-// one held for a TTL only without one. For a session hold, ttl is the time
-// left of the session (ExpiresAt is then the session's expiry).
-func AcquireIn(l LockRecord, caller, holderID, sessionID string, ttl time.Duration, now time.Time, newLease func() string) (LockRecord, LockOutcome, error) {
+// Grantee is who an acquire grants the lock to, and on what terms.
+type Grantee struct {
+	Caller, HolderID string
+	// SessionID: the hold lives as long as this session ("" for TTL), and
+	// TTL is then the time left of the session.
+	SessionID string
+	TTL       time.Duration
+	LockDelay time.Duration // of a new grant
+}
+
+// AcquireIn is Acquire with every term of the grant: a lock held under a
+// session is re-acquired (LockHeld) only by the same holder with the same
+// session, and one held for a TTL only without one; a new grant records its
+// lock-delay. A lock in lock-delay (freed by an expiry, before AvailableAt)
+// is granted to nobody: *LockDelayError.
+func AcquireIn(l LockRecord, g Grantee, now time.Time, newLease func() string) (LockRecord, LockOutcome, error) {
 	if l.HeldAt(now) {
-		if l.Holder != caller || l.HolderID != holderID || l.SessionID != sessionID {
+		if l.Holder != g.Caller || l.HolderID != g.HolderID || l.SessionID != g.SessionID {
 			return l, 0, &LockHeldError{Name: l.Name, Holder: l.Holder, ExpiresAt: l.ExpiresAt}
 		}
-		if exp := now.Add(ttl); exp.After(l.ExpiresAt) {
+		if exp := now.Add(g.TTL); exp.After(l.ExpiresAt) {
 			l.ExpiresAt = exp
 		}
 		return l, LockHeld, nil
 	}
-	l.Holder, l.HolderID, l.SessionID = caller, holderID, sessionID
+	if now.Before(l.AvailableAt) {
+		return l, 0, &LockDelayError{Name: l.Name, Holder: l.DelayHolder, ExpiresAt: l.ExpiresAt, AvailableAt: l.AvailableAt}
+	}
+	l.Holder, l.HolderID, l.SessionID = g.Caller, g.HolderID, g.SessionID
+	l.LockDelay, l.AvailableAt, l.DelayHolder = g.LockDelay, time.Time{}, ""
+	ttl := g.TTL
 	l.LeaseID = newLease()
 	l.Token++
 	l.AcquiredAt = now
@@ -378,17 +419,27 @@ func Release(l LockRecord, caller, lease string, admin bool, now time.Time) (Loc
 	return free(l), nil
 }
 
-// Expire reports whether l has expired at now, and the freed state.
+// Expire reports whether l has expired at now, and the freed state: with a
+// lock-delay, in lock-delay until its expiry plus the delay (who held it
+// and when the hold expired kept for the answers).
 func Expire(l LockRecord, now time.Time) (LockRecord, bool) {
 	if l.Holder == "" || now.Before(l.ExpiresAt) {
 		return l, false
 	}
-	return free(l), true
+	next := free(l)
+	if l.LockDelay > 0 {
+		next.AvailableAt, next.DelayHolder, next.ExpiresAt = l.ExpiresAt.Add(l.LockDelay), l.Holder, l.ExpiresAt
+	}
+	return next, true
 }
+
+// InDelayAt reports whether the free lock l is in lock-delay at now.
+func (l LockRecord) InDelayAt(now time.Time) bool { return !l.HeldAt(now) && now.Before(l.AvailableAt) }
 
 func free(l LockRecord) LockRecord {
 	l.Holder, l.HolderID, l.LeaseID, l.SessionID = "", "", "", ""
 	l.ExpiresAt, l.AcquiredAt = time.Time{}, time.Time{}
+	l.LockDelay, l.AvailableAt, l.DelayHolder = 0, time.Time{}, ""
 	return l // Token is kept: the next grant continues from it
 }
 
@@ -560,10 +611,14 @@ func (b *lockBehavior) Handle(h *Host, op any) error {
 		return b.persistRelease(h, prev, next, now)
 	case *lockStatus:
 		b.endRanOut(h, now)
-		if b.state.HeldAt(now) {
-			op.state = LockState{Lock: b.state, Held: true, Waiters: len(b.queue), At: now}
-		} else {
-			op.state = LockState{Lock: LockRecord{Name: b.name, Token: b.state.Token}, At: now}
+		switch st := b.state; {
+		case st.HeldAt(now):
+			op.state = LockState{Lock: st, Held: true, Waiters: len(b.queue), At: now}
+		case st.InDelayAt(now):
+			op.state = LockState{Lock: LockRecord{Name: b.name, Token: st.Token, DelayHolder: st.DelayHolder,
+				ExpiresAt: st.ExpiresAt, AvailableAt: st.AvailableAt}, Delayed: true, Waiters: len(b.queue), At: now}
+		default:
+			op.state = LockState{Lock: LockRecord{Name: b.name, Token: st.Token}, At: now}
 		}
 		return nil
 	case *expireLock:
@@ -595,6 +650,7 @@ func (b *lockBehavior) Handle(h *Host, op any) error {
 	case *waitExpired:
 		b.endRanOut(h, now)
 		b.expireWaiters(h, now)
+		b.serve(h, now) // the end of a lock-delay
 		return nil
 	case *serveWaiters:
 		b.endRanOut(h, now)
@@ -634,10 +690,20 @@ func (b *lockBehavior) acquire(h *Host, op *acquireLock, now time.Time) error {
 	}
 	err := b.grant(h, op, now)
 	var held *LockHeldError
-	if err == nil || op.req.Wait <= 0 || !errors.As(err, &held) {
+	var delayed *LockDelayError
+	if err == nil || op.req.Wait <= 0 || !errors.As(err, &held) && !errors.As(err, &delayed) {
 		return err
 	}
 	return b.enqueue(h, op, now)
+}
+
+// refusal is the answer to an acquire that may not be granted now: held by
+// someone else, or in lock-delay.
+func (b *lockBehavior) refusal(now time.Time) error {
+	if st := b.state; st.InDelayAt(now) {
+		return &LockDelayError{Name: b.name, Holder: st.DelayHolder, ExpiresAt: st.ExpiresAt, AvailableAt: st.AvailableAt}
+	}
+	return &LockHeldError{Name: b.name, Holder: b.state.Holder, ExpiresAt: b.state.ExpiresAt}
 }
 
 // grant runs the acquire state machine for op and persists the change.
@@ -647,7 +713,7 @@ func (b *lockBehavior) acquire(h *Host, op *acquireLock, now time.Time) error {
 func (b *lockBehavior) grant(h *Host, op *acquireLock, now time.Time) error {
 	prev := b.state
 	r := op.req
-	ttl := r.TTL
+	g := Grantee{Caller: r.Caller, HolderID: r.HolderID, SessionID: r.SessionID, TTL: r.TTL, LockDelay: r.LockDelay}
 	if r.SessionID != "" {
 		v, ok := SessionView{}, false
 		if b.locks.sessions != nil {
@@ -656,9 +722,9 @@ func (b *lockBehavior) grant(h *Host, op *acquireLock, now time.Time) error {
 		if !ok || !v.Live || v.Owner != r.Caller {
 			return ErrSessionNotFound
 		}
-		ttl = v.ExpiresAt.Sub(now)
+		g.TTL, g.LockDelay = v.ExpiresAt.Sub(now), v.LockDelay
 	}
-	next, outcome, err := AcquireIn(prev, r.Caller, r.HolderID, r.SessionID, ttl, now, newLease)
+	next, outcome, err := AcquireIn(prev, g, now, newLease)
 	if err != nil {
 		return err
 	}
@@ -729,7 +795,7 @@ func (b *lockBehavior) enqueue(h *Host, op *acquireLock, now time.Time) error {
 // at its quota, is answered that error and the next is tried), and queued
 // waiters of the same holder are answered "held" with it.
 func (b *lockBehavior) serve(h *Host, now time.Time) {
-	for len(b.queue) > 0 && !b.state.HeldAt(now) {
+	for len(b.queue) > 0 && !b.state.HeldAt(now) && !b.state.InDelayAt(now) {
 		w := b.pop()
 		if w.p.Gone() {
 			continue // the caller left (abandonWait will find nothing)
@@ -777,7 +843,7 @@ func (b *lockBehavior) expireWaiters(h *Host, now time.Time) {
 			keep = append(keep, w)
 			continue
 		}
-		h.Answer(w.p, &LockHeldError{Name: b.name, Holder: b.state.Holder, ExpiresAt: b.state.ExpiresAt})
+		h.Answer(w.p, b.refusal(now))
 	}
 	clear(b.queue[len(keep):])
 	b.queue = keep
@@ -787,7 +853,8 @@ func (b *lockBehavior) expireWaiters(h *Host, now time.Time) {
 	b.armWait(h, now)
 }
 
-// armWait sets the wait timer to the earliest deadline of the queue.
+// armWait sets the wait timer to the earliest deadline of the queue, or
+// the end of the lock-delay the queue waits through if that comes first.
 func (b *lockBehavior) armWait(h *Host, now time.Time) {
 	if len(b.queue) == 0 {
 		if b.waitTimer != nil {
@@ -800,6 +867,9 @@ func (b *lockBehavior) armWait(h *Host, now time.Time) {
 		if w.deadline.Before(due) {
 			due = w.deadline
 		}
+	}
+	if b.state.InDelayAt(now) && b.state.AvailableAt.Before(due) {
+		due = b.state.AvailableAt
 	}
 	if b.waitTimer == nil {
 		b.waitTimer = h.AfterFunc(due.Sub(now), &waitExpired{})
@@ -914,7 +984,9 @@ func (b *lockBehavior) expire(h *Host, now time.Time) error {
 	pub := h.sys.cfg.Events
 	err := h.Write(PutLock{Lock: next}, func(err error) {
 		if err == nil {
-			pub.Publish(lockEvent(EventLockExpired, prev, now))
+			e := lockEvent(EventLockExpired, prev, now)
+			e.AvailableAt = next.AvailableAt
+			pub.Publish(e)
 		}
 	})
 	if err != nil {

@@ -130,4 +130,13 @@ type LockRecord struct {
 	SessionID  string
 	ExpiresAt  time.Time
 	AcquiredAt time.Time
+	// LockDelay is the current hold's lock-delay (the acquire's, or its
+	// session's): when the hold is lost by expiry, nobody is granted the
+	// lock before ExpiresAt + LockDelay.
+	LockDelay time.Duration
+	// AvailableAt, on a lock freed by an expiry with a lock-delay, is when
+	// it may be granted again; DelayHolder is who held it, and ExpiresAt is
+	// kept (when the hold expired). Zero otherwise.
+	AvailableAt time.Time
+	DelayHolder string
 }

@@ -62,9 +62,10 @@ func retryAfter(e *actors.Error) int64 {
 }
 
 // writeErr answers err: its code's status and {"error": message}, with
-// Retry-After where the code asks for a retry. Two errors carry details
+// Retry-After where the code asks for a retry. Three errors carry details
 // that shape the body: *actors.LockHeldError (the lock, its holder and
-// expiry) and *actors.VersionConflictError (the current version). An
+// expiry), *actors.LockDelayError (the same and when it is available) and
+// *actors.VersionConflictError (the current version). An
 // internal error (a bug) is logged and answered without its details.
 func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 	var held *actors.LockHeldError
@@ -76,6 +77,21 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 		b = appendString(b, held.Holder)
 		b = append(b, `,"expires_at":`...)
 		b = appendTime(b, held.ExpiresAt)
+		b = append(b, `}}`...)
+		writeRaw(ctx, statusOf(actors.CodeConflict), b)
+		return
+	}
+	var delayed *actors.LockDelayError
+	if errors.As(err, &delayed) {
+		b := make([]byte, 0, 192)
+		b = append(b, `{"error":"Lock in lock-delay","lock":{"name":`...)
+		b = appendString(b, delayed.Name)
+		b = append(b, `,"holder":`...)
+		b = appendString(b, delayed.Holder)
+		b = append(b, `,"expires_at":`...)
+		b = appendTime(b, delayed.ExpiresAt)
+		b = append(b, `,"available_at":`...)
+		b = appendTime(b, delayed.AvailableAt)
 		b = append(b, `}}`...)
 		writeRaw(ctx, statusOf(actors.CodeConflict), b)
 		return

@@ -347,6 +347,10 @@ func appendEventJSON(b []byte, e *actors.Event) []byte {
 		b = append(b, `,"expires_at":`...)
 		b = appendTime(b, e.ExpiresAt)
 	}
+	if !e.AvailableAt.IsZero() {
+		b = append(b, `,"available_at":`...)
+		b = appendTime(b, e.AvailableAt)
+	}
 	if e.Version != 0 {
 		b = append(b, `,"version":`...)
 		b = strconv.AppendInt(b, e.Version, 10)

@@ -30,6 +30,7 @@ type lockBody struct {
 	HolderID  field `json:"holder_id"`
 	Wait      field `json:"wait_seconds"`
 	SessionID field `json:"session_id"`
+	LockDelay field `json:"lock_delay_seconds"`
 }
 
 // lockRequest validates the {name} path parameter and decodes the body.
@@ -86,6 +87,8 @@ func waitField(f *field) (time.Duration, error) {
 }
 
 var errHolderID = invalid("holder_id " + names.HolderID.Requirement())
+
+var errDelayAndSession = invalid("lock_delay_seconds is the session's for a lock held under a session (give it to POST /sessions)")
 
 var errTTLAndSession = invalid("give ttl_seconds or session_id, not both: a lock held under a session lives as long as the session")
 
@@ -160,10 +163,17 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 	if err != nil {
 		return err
 	}
+	delay, err := lockDelayField(&body.LockDelay)
+	if err != nil {
+		return err
+	}
+	if sessionID != "" && (body.LockDelay.set() || body.LockDelay.dup) {
+		return errDelayAndSession
+	}
 	if err := noAdminWrites(p); err != nil {
 		return err
 	}
-	req := actors.LockRequest{Caller: p.Login, HolderID: holderID, TTL: ttl, Wait: wait, SessionID: sessionID}
+	req := actors.LockRequest{Caller: p.Login, HolderID: holderID, TTL: ttl, Wait: wait, SessionID: sessionID, LockDelay: delay}
 	var g actors.LockGrant
 	if wait > 0 {
 		g, err = s.acquireWaiting(rq, name, req)
@@ -262,6 +272,20 @@ func (s *Server) lockStatus(ctx *fasthttp.RequestCtx, rq *request, p *Principal)
 	st, err := s.locks.Status(rq.ctx(), name)
 	if err != nil {
 		return err
+	}
+	if st.Delayed {
+		b := append(make([]byte, 0, 192), `{"status":"delayed","name":`...)
+		b = appendString(b, name)
+		b = append(b, `,"holder":`...)
+		b = appendString(b, st.Lock.DelayHolder)
+		b = append(b, `,"expires_at":`...)
+		b = appendTime(b, st.Lock.ExpiresAt)
+		b = append(b, `,"available_at":`...)
+		b = appendTime(b, st.Lock.AvailableAt)
+		b = append(b, `,"waiters":`...)
+		b = strconv.AppendInt(b, int64(st.Waiters), 10)
+		b = append(b, `,"message":"Lock in lock-delay: its holder's hold expired"}`...)
+		return writeOK(ctx, b)
 	}
 	if !st.Held {
 		b := append(make([]byte, 0, 96), `{"status":"available","name":`...)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLimitCommands(t *testing.T) {
@@ -132,4 +133,21 @@ func TestSessionCommands(t *testing.T) {
 	}
 	octo(t, url, tokB, "lock", "acquire", "deploy").mustCode(t, 0, "the lock is free after the close")
 	octo(t, url, tokA, "session", "close", s.ID).mustCode(t, exitNotFound, "close again")
+}
+
+// lock acquire --lock-delay: after the hold expires, nobody gets the lock
+// until the delay is over; a waiting acquire waits through it.
+func TestLockDelayCommand(t *testing.T) {
+	t.Parallel()
+	url := serverFor(t, "/locks")
+	octo(t, url, tokA, "lock", "acquire", "delayed", "--ttl", "1s", "--lock-delay", "2s").mustCode(t, 0, "acquire with a lock-delay")
+	start := time.Now()
+	r := octo(t, url, tokB, "lock", "acquire", "delayed", "--wait", "20s", "--json").mustCode(t, 0, "bob waits through the delay")
+	if d := time.Since(start); d < 2*time.Second {
+		t.Fatalf("bob got the lock %s after alice's 1 s hold with a 2 s delay: %s", d, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "waiting for lock") {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	octo(t, url, tokA, "lock", "acquire", "delayed", "--lock-delay", "61s").mustCode(t, exitUsage, "a delay over 60s (422)")
 }

@@ -24,6 +24,7 @@ func lockCommand() *cli.Command {
 			&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock held by someone else, in its queue (0: one attempt)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the lease id"},
 			&cli.StringFlag{Name: "session", Usage: "hold the lock under this session (session create) instead of for --ttl: it lives as long as the session", EnvVars: []string{"OCTOSTORE_SESSION_ID"}},
+			lockDelayFlag(),
 			holderIDFlag()),
 		clientCommand("renew", "extend a lease", "NAME [LEASE_ID]", lockRenew,
 			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h), from now"}, lease()),
@@ -32,6 +33,12 @@ func lockCommand() *cli.Command {
 		clientCommand("list", "list your active locks (every user's for the admin key)", "", lockList),
 		lockRunCommand(),
 	)
+}
+
+// lockDelayFlag is --lock-delay of `lock acquire`, `lock run` and
+// `session create`.
+func lockDelayFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "lock-delay", Usage: "lock-delay (0..60s): when a hold (of the lock, or of the session's locks) is lost by expiry, nobody is granted the lock for this long after"}
 }
 
 // holderIDFlag is --holder-id of `lock acquire` and `lock run`.
@@ -91,9 +98,12 @@ func lockAcquire(c *cli.Context, args []string) error {
 	defer cancel()
 	// One attempt, then, while the lock is held and --wait lasts, waiting
 	// acquires: the server queues them and answers at the hand-off.
-	opts := client.AcquireOptions{HolderID: id, SessionID: c.String("session")}
+	opts := client.AcquireOptions{HolderID: id, SessionID: c.String("session"), LockDelay: c.Duration("lock-delay")}
 	if opts.SessionID != "" && c.IsSet("ttl") {
 		return errUsage(c, "give --session or --ttl, not both: a lock held under a session lives as long as the session")
+	}
+	if opts.SessionID != "" && c.IsSet("lock-delay") {
+		return errUsage(c, "give --lock-delay to session create: a lock held under a session has the session's")
 	}
 	for attempt := 0; ; attempt++ {
 		l, err := acquireUntil(ctx, cn.Client, args[0], c.Duration("ttl"), opts, deadline)
@@ -141,6 +151,9 @@ func acquireUntil(ctx context.Context, cl *client.Client, name string, ttl time.
 // waitingLine says what a waiting acquire (lock acquire --wait, lock run
 // --wait) waits for: the same words in both.
 func waitingLine(held *client.LockHeldError) string {
+	if !held.AvailableAt.IsZero() {
+		return fmt.Sprintf("waiting for lock %q (in lock-delay until %s: %s's hold expired)", held.Name, fmtTime(held.AvailableAt), held.Holder)
+	}
 	return fmt.Sprintf("waiting for lock %q (held by %s until %s)", held.Name, held.Holder, fmtTime(held.ExpiresAt))
 }
 
@@ -184,6 +197,11 @@ func lockStatus(c *cli.Context, args []string) error {
 		if s.Available() {
 			_, err := fmt.Fprintf(w, "%s is available\n", args[0])
 			return err
+		}
+		if s.Status == "delayed" {
+			return printFields(w, "name", s.Name, "status", "delayed (lock-delay)", "holder", s.Holder,
+				"expired_at", fmtTime(s.ExpiresAt), "available_at", fmtTime(s.AvailableAt)+" (in "+fmtUntil(s.AvailableAt)+")",
+				"waiters", strconv.Itoa(s.Waiters))
 		}
 		return lockFields(w, s.Name, s.Status, s.Holder, s.HolderID, s.LeaseID, s.FencingToken, s.ExpiresAt,
 			"session_id", s.SessionID, "waiters", strconv.Itoa(s.Waiters))

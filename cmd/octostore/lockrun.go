@@ -54,6 +54,7 @@ func lockRunCommand() *cli.Command {
 			&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock held by someone else, in its queue (0: one attempt)"},
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "after a lost lock, time between SIGTERM and SIGKILL"},
 			&cli.BoolFlag{Name: "pass-token", Usage: "give CMD the token in $" + envToken + " (by default CMD gets no credential)"},
+			lockDelayFlag(),
 			holderIDFlag(),
 		),
 		Action: leafAction(lockRun),
@@ -80,7 +81,7 @@ func lockRun(c *cli.Context, args []string) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	locker := client.NewLocker(cl, name, ttl, client.WithHolderID(id))
+	locker := client.NewLocker(cl, name, ttl, client.WithHolderID(id), client.WithLockerDelay(c.Duration("lock-delay")))
 	if err := acquireForRun(c, locker, sigs); err != nil {
 		return err
 	}
@@ -175,8 +176,7 @@ func acquireForRun(c *cli.Context, locker *client.Locker, sigs <-chan os.Signal)
 	err := locker.TryLock(ctx)
 	var held *client.LockHeldError
 	if errors.As(err, &held) && c.Duration("wait") > 0 {
-		fmt.Fprintf(c.App.ErrWriter, "octostore: waiting for lock %q (held by %s until %s)\n",
-			locker.Name(), held.Holder, fmtTime(held.ExpiresAt))
+		fmt.Fprintln(c.App.ErrWriter, "octostore: "+waitingLine(held))
 		wctx, wcancel := context.WithTimeout(ctx, c.Duration("wait"))
 		defer wcancel()
 		err = locker.Lock(wctx)

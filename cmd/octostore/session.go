@@ -19,7 +19,7 @@ func sessionCommand() *cli.Command {
 	return groupCommand("session", "create, keep alive, close and list sessions (locks held under one live as long as it)",
 		clientCommand("create", "create a session and print its id (keep it alive with session keepalive)", "", sessionCreate,
 			&cli.DurationFlag{Name: "ttl", Value: client.DefaultSessionTTL, Usage: "the session's time-to-live after each keepalive (5s..1h)"},
-			&cli.DurationFlag{Name: "lock-delay", Usage: "lock-delay of the session's locks when it expires (0..60s)"}),
+			lockDelayFlag()),
 		clientCommand("keepalive", "keep a session alive for its ttl from now", "ID", sessionKeepAlive),
 		clientCommand("close", "close a session: every lock held under it is released at once", "ID", sessionClose),
 		clientCommand("list", "list your live sessions and their locks (every user's for the admin key)", "", sessionList),

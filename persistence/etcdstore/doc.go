@@ -44,10 +44,13 @@
 //	                          {"name","api_url","since"}: the leader's identity (LeaderInfo)
 //
 //	lock/<name>               {"holder","holder_id","lease","token","expires_ms","acquired_ms",
-//	                          "session"}: one per lock ever granted; holder absent = free.
-//	                          Never deleted, so the fencing token never goes backwards.
-//	                          session: the session the lock is held under (its expiry
-//	                          decides; expires_ms is the session's as last written).
+//	                          "session","lock_delay_ms","available_ms","delay_holder"}: one
+//	                          per lock ever granted; holder absent = free. Never deleted,
+//	                          so the fencing token never goes backwards. session: the
+//	                          session the lock is held under (its expiry decides;
+//	                          expires_ms is the session's as last written). A lock freed
+//	                          by an expiry with a lock-delay keeps expires_ms and
+//	                          delay_holder, and is not granted before available_ms.
 //	session/<id>              {"owner","ttl_ms","lock_delay_ms","expires_ms","created_ms"}:
 //	                          a session; deleted once it has ended and every lock of it
 //	                          has recorded its end.

@@ -151,11 +151,15 @@ type lockValue struct {
 	ExpiresAt  int64  `json:"expires_ms,omitempty"`
 	AcquiredAt int64  `json:"acquired_ms,omitempty"`
 	SessionID  string `json:"session,omitempty"`
+	LockDelay  int64  `json:"lock_delay_ms,omitempty"`
+	Available  int64  `json:"available_ms,omitempty"`
+	DelayOf    string `json:"delay_holder,omitempty"`
 }
 
 func encodeLock(r actors.LockRecord) []byte {
 	return mustJSON(lockValue{Holder: r.Holder, HolderID: r.HolderID, LeaseID: r.LeaseID, Token: r.Token,
-		ExpiresAt: ms(r.ExpiresAt), AcquiredAt: ms(r.AcquiredAt), SessionID: r.SessionID})
+		ExpiresAt: ms(r.ExpiresAt), AcquiredAt: ms(r.AcquiredAt), SessionID: r.SessionID,
+		LockDelay: r.LockDelay.Milliseconds(), Available: ms(r.AvailableAt), DelayOf: r.DelayHolder})
 }
 
 func decodeLock(name string, b []byte) (actors.LockRecord, error) {
@@ -164,7 +168,8 @@ func decodeLock(name string, b []byte) (actors.LockRecord, error) {
 		return actors.LockRecord{}, fmt.Errorf("lock %q: %w", name, err)
 	}
 	return actors.LockRecord{Name: name, Holder: v.Holder, HolderID: v.HolderID, LeaseID: v.LeaseID, Token: v.Token,
-		ExpiresAt: fromMS(v.ExpiresAt), AcquiredAt: fromMS(v.AcquiredAt), SessionID: v.SessionID}, nil
+		ExpiresAt: fromMS(v.ExpiresAt), AcquiredAt: fromMS(v.AcquiredAt), SessionID: v.SessionID,
+		LockDelay: time.Duration(v.LockDelay) * time.Millisecond, AvailableAt: fromMS(v.Available), DelayHolder: v.DelayOf}, nil
 }
 
 // sessionValue is a session (sessions in SQLite); its id is the key's

@@ -92,11 +92,16 @@ func testLocks(t *testing.T, s Store) {
 	expired := actors.LockRecord{Name: "expired", Holder: "bob", LeaseID: "lease-2", Token: 3,
 		ExpiresAt: T0.Add(-time.Second), AcquiredAt: T0.Add(-time.Minute)}
 	released := actors.LockRecord{Name: "released", Token: 12} // free: the token survives
+	// Freed by an expiry with a lock-delay: who held it, when it expired and
+	// when it is available again survive with the token.
+	delayed := actors.LockRecord{Name: "delayed", Token: 5, ExpiresAt: T0.Add(-time.Second),
+		AvailableAt: T0.Add(29 * time.Second), DelayHolder: "carol"}
 	renewed := held
 	renewed.ExpiresAt = T0.Add(2 * time.Minute)
+	renewed.LockDelay = 30 * time.Second
 	apply(t, s, actors.PutLock{Lock: held}, actors.PutLock{Lock: expired}, actors.PutLock{Lock: released},
-		actors.PutLock{Lock: renewed})
-	for _, want := range []actors.LockRecord{renewed, expired, released} {
+		actors.PutLock{Lock: renewed}, actors.PutLock{Lock: delayed})
+	for _, want := range []actors.LockRecord{renewed, expired, released, delayed} {
 		got, ok, err := s.LoadLock(want.Name)
 		if err != nil || !ok || got != want {
 			t.Fatalf("LoadLock(%s) = %+v %v %v, want %+v", want.Name, got, ok, err, want)

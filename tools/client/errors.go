@@ -50,10 +50,17 @@ type LockHeldError struct {
 	Name      string
 	Holder    string
 	ExpiresAt time.Time
-	Err       *APIError // the underlying 409; nil when produced by Locker for a same-identity holder
+	// AvailableAt is set when the lock is in lock-delay: its holder's hold
+	// expired at ExpiresAt, and nobody is granted it before AvailableAt.
+	AvailableAt time.Time
+	Err         *APIError // the underlying 409; nil when produced by Locker for a same-identity holder
 }
 
 func (e *LockHeldError) Error() string {
+	if !e.AvailableAt.IsZero() {
+		return fmt.Sprintf("octostore: lock %q in lock-delay until %s (%s's hold expired at %s)", e.Name,
+			e.AvailableAt.Format(time.RFC3339), e.Holder, e.ExpiresAt.Format(time.RFC3339))
+	}
 	return fmt.Sprintf("octostore: lock %q held by %s until %s", e.Name, e.Holder, e.ExpiresAt.Format(time.RFC3339))
 }
 func (e *LockHeldError) Is(target error) bool { return target == ErrLockHeld }
@@ -144,9 +151,10 @@ func RetryAfter(err error) time.Duration {
 type errorBody struct {
 	Error string `json:"error"`
 	Lock  *struct {
-		Name      string    `json:"name"`
-		Holder    string    `json:"holder"`
-		ExpiresAt time.Time `json:"expires_at"`
+		Name        string    `json:"name"`
+		Holder      string    `json:"holder"`
+		ExpiresAt   time.Time `json:"expires_at"`
+		AvailableAt time.Time `json:"available_at"`
 	} `json:"lock"`
 	CurrentVersion *int64 `json:"current_version"`
 }
@@ -173,7 +181,8 @@ func decodeError(status int, body []byte, retryAfter string) error {
 		ae.kind = ErrNotFound
 	case http.StatusConflict:
 		if eb.Lock != nil {
-			return &LockHeldError{Name: eb.Lock.Name, Holder: eb.Lock.Holder, ExpiresAt: eb.Lock.ExpiresAt, Err: ae}
+			return &LockHeldError{Name: eb.Lock.Name, Holder: eb.Lock.Holder, ExpiresAt: eb.Lock.ExpiresAt,
+				AvailableAt: eb.Lock.AvailableAt, Err: ae}
 		}
 		ae.kind = ErrConflict
 		ce := &ConflictError{Err: ae}

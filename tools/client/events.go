@@ -27,6 +27,8 @@ type Event struct {
 	FencingToken uint64    `json:"fencing_token,omitempty"`
 	LeaseID      string    `json:"lease_id,omitempty"` // only to the holder or an admin
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
+	AvailableAt  time.Time `json:"available_at,omitzero"` // lock.expired with a lock-delay: not granted before
+	SessionID    string    `json:"session_id,omitempty"`  // a lock held under a session; only to the holder or an admin
 	Version      int64     `json:"version,omitempty"`
 	Time         time.Time `json:"time,omitzero"`
 	// Data is the raw JSON payload.

@@ -40,6 +40,10 @@ func appendAcquireBody(b []byte, ttl time.Duration, o AcquireOptions) []byte {
 		b = append(b, `,"wait_seconds":`...)
 		b = strconv.AppendInt(b, seconds(min(o.Wait, MaxWait)), 10)
 	}
+	if o.LockDelay > 0 {
+		b = append(b, `,"lock_delay_seconds":`...)
+		b = strconv.AppendInt(b, seconds(o.LockDelay), 10)
+	}
 	return append(b, '}')
 }
 

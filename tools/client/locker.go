@@ -44,6 +44,7 @@ type Locker struct {
 	pollMin  time.Duration
 	pollMax  time.Duration
 	session  *Session // Session.NewLocker: held under the session, not renewed
+	delay    time.Duration
 
 	mu  sync.Mutex // guards cur
 	cur *holding   // the current acquisition, nil before the first
@@ -80,6 +81,12 @@ func WithPollInterval(min, max time.Duration) LockerOption {
 // taken as someone else's hold). The id must match ^[A-Za-z0-9._:@/+=-]{1,128}$
 // (the server refuses others: TryLock and Lock return ErrValidation).
 func WithHolderID(id string) LockerOption { return func(l *Locker) { l.holderID = id } }
+
+// WithLockerDelay sets the lock-delay of the Locker's grants (0..60 s): when
+// its hold is lost by expiry (the process died, or could not renew), nobody
+// is granted the lock before its expiry plus d. Ignored for a Locker of a
+// Session (the session's applies).
+func WithLockerDelay(d time.Duration) LockerOption { return func(l *Locker) { l.delay = d } }
 
 // NewLocker returns a Locker for the named lock with the given TTL (whole
 // seconds, at least 1s). It acquires with a random holder id
@@ -160,8 +167,9 @@ func (l *Locker) acquire(ctx context.Context, wait time.Duration) error {
 		return nil
 	}
 	sentAt := l.clk.Now()
-	opts := AcquireOptions{HolderID: l.holderID, Wait: wait}
+	opts := AcquireOptions{HolderID: l.holderID, Wait: wait, LockDelay: l.delay}
 	if l.session != nil {
+		opts.LockDelay = 0 // the session's
 		select {
 		case <-l.session.Done():
 			return &LockLostError{Name: l.name, Cause: fmt.Errorf("%w: the session has ended", ErrSessionLost)}

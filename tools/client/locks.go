@@ -28,7 +28,9 @@ type Lease struct {
 }
 
 // LockState is the answer of LockStatus: a held lock (Status "held" or
-// "acquired") or Status "available". LeaseID is only shown to the holder.
+// "acquired"), Status "available", or Status "delayed" (free, in lock-delay
+// until AvailableAt: Holder's hold expired at ExpiresAt). LeaseID is only
+// shown to the holder.
 type LockState struct {
 	Status       string    `json:"status"`
 	Name         string    `json:"name"`
@@ -39,8 +41,9 @@ type LockState struct {
 	HolderID     string    `json:"holder_id,omitempty"`  // like LeaseID, only shown to the holder
 	SessionID    string    `json:"session_id,omitempty"` // like LeaseID, only shown to the holder
 	// Waiters is the number of waiting acquires queued behind the holder.
-	Waiters int    `json:"waiters,omitempty"`
-	Message string `json:"message,omitempty"`
+	Waiters     int       `json:"waiters,omitempty"`
+	AvailableAt time.Time `json:"available_at,omitzero"`
+	Message     string    `json:"message,omitempty"`
 }
 
 // Available reports whether nobody holds the lock.
@@ -95,6 +98,11 @@ type AcquireOptions struct {
 	// instead of for the ttl, which is then not sent: it is held while the
 	// session lives, and renewing it is refused (ErrValidation).
 	SessionID string
+	// LockDelay (0..60 s, whole seconds) is the grant's lock-delay: when
+	// the hold is lost by expiry, nobody is granted the lock before its
+	// expiry plus LockDelay (an acquire meanwhile gets a *LockHeldError with
+	// AvailableAt). Not with SessionID (the session's applies).
+	LockDelay time.Duration
 }
 
 // MaxWait is the longest wait the server accepts for one waiting acquire
