@@ -66,13 +66,13 @@ func NewBroker(o BrokerOptions) *Broker {
 // Filter selects the events of a subscription and what the subscriber may
 // see of them.
 type Filter struct {
-	Kind   string // "" (every kind), lock, flag, config or limit
+	Kind   string // "" (every kind), lock, semaphore, session, flag, config or limit
 	Prefix string // name prefix ("" for every name)
 	Name   string // exact name ("" for every name)
-	// Login and Admin say who subscribes. Locks are one shared namespace:
-	// everybody sees every lock event, but its lease id only goes to the
-	// holder and the admin. Events of the other kinds go to their owner and
-	// the admin only.
+	// Login and Admin say who subscribes. Locks and semaphores are one
+	// shared namespace: everybody sees their events, but the lease id (and
+	// holder and session ids) only go to the holder and the admin. Events of
+	// the other kinds go to their owner and the admin only.
 	Login string
 	Admin bool
 }
@@ -88,11 +88,15 @@ func (f *Filter) allows(e *Event) bool {
 	if f.Prefix != "" && !strings.HasPrefix(e.Name, f.Prefix) {
 		return false
 	}
-	if !f.Admin && e.Kind != "lock" && e.Owner != f.Login {
+	if !f.Admin && !sharedKind(e.Kind) && e.Owner != f.Login {
 		return false
 	}
 	return true
 }
+
+// sharedKind: locks and semaphores are one namespace shared by every user,
+// whose events everybody sees (lease and holder ids aside).
+func sharedKind(kind string) bool { return kind == "lock" || kind == "semaphore" }
 
 // Visible returns e as the subscriber may see it: without the lease id, the
 // holder id and the session id unless the subscriber holds the lock or is

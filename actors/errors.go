@@ -148,6 +148,8 @@ func AsError(err error) *Error {
 		return errLockHeld
 	case errors.As(err, &delayed):
 		return errLockDelay
+	case errors.Is(err, errSemaphoreFull):
+		return errSemaphoreFull
 	case errors.As(err, &conflict):
 		return NewError(CodeConflict, conflict.Error())
 	case errors.Is(err, context.DeadlineExceeded):

@@ -6,7 +6,7 @@ import "time"
 type Event struct {
 	Seq          uint64    `json:"seq"`
 	Type         string    `json:"type"` // lock.acquired, lock.renewed, lock.released, lock.expired, flag.set, …
-	Kind         string    `json:"kind"` // lock | flag | config | limit
+	Kind         string    `json:"kind"` // lock | semaphore | session | flag | config | limit
 	Name         string    `json:"name"`
 	Owner        string    `json:"owner,omitempty"`
 	Holder       string    `json:"holder,omitempty"`
@@ -17,6 +17,7 @@ type Event struct {
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
 	AvailableAt  time.Time `json:"available_at,omitzero"` // lock.expired of a hold with a lock-delay: not granted before
 	Version      int64     `json:"version,omitempty"`
+	Limit        int       `json:"limit,omitempty"` // semaphore events: the semaphore's limit
 	Time         time.Time `json:"time"`
 }
 

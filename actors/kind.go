@@ -18,6 +18,7 @@ const (
 	KindFlag
 	KindConfig
 	KindSession
+	KindSemaphore
 	numKinds
 )
 
@@ -33,6 +34,8 @@ func (k Kind) String() string {
 		return "config"
 	case KindSession:
 		return "session"
+	case KindSemaphore:
+		return "semaphore"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

@@ -53,6 +53,7 @@ type env struct {
 	sys      *actors.System
 	locks    *actors.Locks
 	sessions *actors.Sessions
+	sems     *actors.Semaphores
 	limits   *actors.Limits
 	flags    *actors.Flags
 	config   *actors.ConfigKeys
@@ -101,6 +102,7 @@ func openEnv(t *testing.T, path string, cfg resourceConfig) *env {
 	e.sys = actors.NewSystem(sc)
 	e.sessions = actors.NewSessions(e.sys, actors.SessionConfig{Store: e.store, MaxPerUser: cfg.maxSessions})
 	e.locks = actors.NewLocks(e.sys, actors.LockConfig{Loader: e.store, Sessions: e.sessions})
+	e.sems = actors.NewSemaphores(e.sys, actors.SemaphoreConfig{Store: e.store, Sessions: e.sessions})
 	e.limits = actors.NewLimits(e.sys, actors.LimitConfig{Store: e.store, MaxPerUser: cfg.maxLimits, FlushInterval: cfg.flushInterval})
 	e.flags = actors.NewFlags(e.sys, actors.FlagConfig{Store: e.store, MaxPerUser: cfg.maxFlags})
 	e.config = actors.NewConfigKeys(e.sys, actors.ConfigKeysConfig{Store: e.store, MaxPerUser: cfg.maxConfig})

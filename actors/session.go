@@ -151,10 +151,11 @@ func (s *Sessions) Close(ctx context.Context, id, owner string, admin bool) (int
 }
 
 // SessionState is a live session as listed: its record and the names of
-// the locks it holds.
+// the locks and semaphores it holds.
 type SessionState struct {
 	SessionRecord
-	Locks []string
+	Locks      []string
+	Semaphores []string
 }
 
 // List returns owner's live sessions ("" : everybody's), sorted by id,
@@ -412,13 +413,17 @@ func (x *sessionIndex) list(owner string) []SessionState {
 		if (owner != "" && e.rec.Owner != owner) || !e.live(now) {
 			continue
 		}
-		st := SessionState{SessionRecord: e.rec, Locks: []string{}}
+		st := SessionState{SessionRecord: e.rec, Locks: []string{}, Semaphores: []string{}}
 		for k := range e.holds {
-			if k.Kind == KindLock {
+			switch k.Kind {
+			case KindLock:
 				st.Locks = append(st.Locks, k.Name)
+			case KindSemaphore:
+				st.Semaphores = append(st.Semaphores, k.Name)
 			}
 		}
 		sort.Strings(st.Locks)
+		sort.Strings(st.Semaphores)
 		out = append(out, st)
 	}
 	x.mu.Unlock()

@@ -83,6 +83,8 @@ type MutationWriter interface {
 	// RemoveSession deletes a session (it ended, and every hold of it has
 	// recorded its end).
 	RemoveSession(id string) error
+	// PutSemaphore stores a semaphore's head and the changes to its slots.
+	PutSemaphore(m PutSemaphore) error
 }
 
 // PutSession writes a session's full state.

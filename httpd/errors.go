@@ -62,9 +62,10 @@ func retryAfter(e *actors.Error) int64 {
 }
 
 // writeErr answers err: its code's status and {"error": message}, with
-// Retry-After where the code asks for a retry. Three errors carry details
+// Retry-After where the code asks for a retry. Four errors carry details
 // that shape the body: *actors.LockHeldError (the lock, its holder and
-// expiry), *actors.LockDelayError (the same and when it is available) and
+// expiry), *actors.LockDelayError (the same and when it is available),
+// *actors.SemaphoreFullError (its limit and holders) and
 // *actors.VersionConflictError (the current version). An
 // internal error (a bug) is logged and answered without its details.
 func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
@@ -92,6 +93,19 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 		b = appendTime(b, delayed.ExpiresAt)
 		b = append(b, `,"available_at":`...)
 		b = appendTime(b, delayed.AvailableAt)
+		b = append(b, `}}`...)
+		writeRaw(ctx, statusOf(actors.CodeConflict), b)
+		return
+	}
+	var full *actors.SemaphoreFullError
+	if errors.As(err, &full) {
+		b := make([]byte, 0, 128)
+		b = append(b, `{"error":"Semaphore full","semaphore":{"name":`...)
+		b = appendString(b, full.Name)
+		b = append(b, `,"limit":`...)
+		b = strconv.AppendInt(b, int64(full.Limit), 10)
+		b = append(b, `,"holders":`...)
+		b = strconv.AppendInt(b, int64(full.Holders), 10)
 		b = append(b, `}}`...)
 		writeRaw(ctx, statusOf(actors.CodeConflict), b)
 		return

@@ -105,13 +105,13 @@ func (es *eventStreams) remove(st *stream) {
 }
 
 // eventKinds are the valid values of ?kind=.
-var eventKinds = map[string]bool{"": true, "lock": true, "flag": true, "config": true, "limit": true, "session": true}
+var eventKinds = map[string]bool{"": true, "lock": true, "semaphore": true, "session": true, "flag": true, "config": true, "limit": true}
 
 // maxPrefix bounds ?prefix= (names are at most 128 characters).
 const maxPrefix = 256
 
 var (
-	errEventKind   = invalid("kind must be one of lock, flag, config, limit, session")
+	errEventKind   = invalid("kind must be one of lock, semaphore, session, flag, config, limit")
 	errEventPrefix = invalid("prefix must be at most 256 characters")
 )
 

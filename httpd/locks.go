@@ -190,23 +190,16 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 	return writeOK(ctx, appendLock(make([]byte, 0, 256), status, g.Lock, true))
 }
 
-// acquireWaiting runs a waiting acquire: out of the in-flight count and
-// within the waiting bound while it waits, on a context that allows the
-// wait and ends at shutdown. A grant that arrives for a client who closed
-// its connection meanwhile is released at once (AcquireWith does it when
-// the close is noticed first).
-func (s *Server) acquireWaiting(rq *request, name string, req actors.LockRequest) (actors.LockGrant, error) {
-	if err := s.flight.startWaiting(); err != nil {
-		return actors.LockGrant{}, err
-	}
-	defer s.flight.stopWaiting()
-	g, err := s.locks.AcquireWith(rq.waitCtx(req.Wait), name, req)
-	if err == nil && g.New && rq.clientGone() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.reqs.timeout)
-		defer cancel()
-		_ = s.locks.Release(ctx, name, req.Caller, g.Lock.LeaseID)
-		return actors.LockGrant{}, errClientGone
-	}
+// acquireWaiting runs a waiting acquire (Server.waiting): a grant that
+// arrives for a client who closed its connection meanwhile is released at
+// once.
+func (s *Server) acquireWaiting(rq *request, name string, req actors.LockRequest) (g actors.LockGrant, err error) {
+	err = s.waiting(rq, req.Wait, func(ctx context.Context) (func(context.Context), error) {
+		if g, err = s.locks.AcquireWith(ctx, name, req); err != nil || !g.New {
+			return nil, err
+		}
+		return func(ctx context.Context) { _ = s.locks.Release(ctx, name, req.Caller, g.Lock.LeaseID) }, nil
+	})
 	return g, err
 }
 

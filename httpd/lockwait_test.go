@@ -130,8 +130,14 @@ type waitAnswer struct {
 
 func startWaiting(t *testing.T, a *httpd.TestServer, token, name, body string) *waiter {
 	t.Helper()
+	return startWaitingPath(t, a, token, "/locks/"+name+"/acquire", body)
+}
+
+// startWaitingPath is startWaiting for any POST path (a semaphore's).
+func startWaitingPath(t *testing.T, a *httpd.TestServer, token, path, body string) *waiter {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	req, err := http.NewRequestWithContext(ctx, "POST", a.URL()+"/locks/"+name+"/acquire", strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, "POST", a.URL()+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,7 @@ func observe(deps Deps) {
 		})
 	m.Registry.MustRegister(&resourceCollector{
 		locks: deps.Locks.Indexed,
+		slots: deps.Semaphores.Held,
 		db:    store.DB().ReadDB(),
 		ttl:   5 * time.Second,
 		now:   time.Now,
@@ -47,6 +48,7 @@ func observe(deps Deps) {
 // the terminal view scrapes every second).
 type resourceCollector struct {
 	locks func() int
+	slots func() int // held semaphore slots
 	db    *sql.DB
 	ttl   time.Duration
 	now   func() time.Time
@@ -58,7 +60,7 @@ type resourceCollector struct {
 }
 
 var resourcesDesc = prometheus.NewDesc("octostore_resources",
-	"Resources by kind: held locks, rate limits, feature flags and config keys.", []string{"kind"}, nil)
+	"Resources by kind: held locks and semaphore slots, rate limits, feature flags and config keys.", []string{"kind"}, nil)
 
 // resourceQueries count the owner-scoped kinds; a kind whose table does not
 // exist (an older schema) is left out.
@@ -72,6 +74,7 @@ func (c *resourceCollector) Describe(ch chan<- *prometheus.Desc) { ch <- resourc
 
 func (c *resourceCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(resourcesDesc, prometheus.GaugeValue, float64(c.locks()), "lock")
+	ch <- prometheus.MustNewConstMetric(resourcesDesc, prometheus.GaugeValue, float64(c.slots()), "semaphore_slot")
 	c.mu.Lock()
 	if now := c.now(); c.counts == nil || now.Sub(c.at) >= c.ttl {
 		counts := map[string]float64{}

@@ -128,6 +128,17 @@ func TestContractTour(t *testing.T) {
 	do("POST", "/locks/tour/release", "", `{}`, 200, "X-Admin-Key", rsAdmin)
 	do("POST", "/locks/tour/acquire", rsBob, `{"ttl_seconds":60,"wait_seconds":301}`, 422)
 
+	// Semaphores.
+	sg := do("POST", "/semaphores/tour/acquire", rsAlice, `{"limit":1,"ttl_seconds":60}`, 200).obj(t)
+	slease, _ := sg["lease_id"].(string)
+	do("POST", "/semaphores/tour/acquire", rsBob, `{"limit":1,"ttl_seconds":60}`, 409)
+	do("POST", "/semaphores/tour/acquire", rsBob, `{"limit":2,"ttl_seconds":60}`, 422)
+	do("GET", "/semaphores/tour", rsBob, "", 200)
+	do("POST", "/semaphores/tour/renew", rsAlice, `{"lease_id":"`+slease+`","ttl_seconds":30}`, 200)
+	do("POST", "/semaphores/tour/renew", rsBob, `{"lease_id":"`+slease+`","ttl_seconds":30}`, 404)
+	do("POST", "/semaphores/tour/release", rsAlice, `{"lease_id":"`+slease+`"}`, 200)
+	do("POST", "/semaphores/tour/release", rsAlice, `{"lease_id":"`+slease+`"}`, 404)
+
 	// Sessions, and a lock held under one.
 	sess := do("POST", "/sessions", rsAlice, `{"ttl_seconds":60,"lock_delay_seconds":2}`, 200).obj(t)
 	sid, _ := sess["session_id"].(string)

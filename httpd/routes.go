@@ -14,6 +14,11 @@ func (s *Server) routes() {
 		{"GET", "/locks/{name}", s.lockStatus},
 		{"GET", "/locks", s.lockList},
 
+		{"POST", "/semaphores/{name}/acquire", s.semaphoreAcquire},
+		{"POST", "/semaphores/{name}/renew", s.semaphoreRenew},
+		{"POST", "/semaphores/{name}/release", s.semaphoreRelease},
+		{"GET", "/semaphores/{name}", s.semaphoreStatus},
+
 		{"POST", "/sessions", s.sessionCreate},
 		{"GET", "/sessions", s.sessionList},
 		{"POST", "/sessions/{id}/keepalive", s.sessionKeepAlive},

@@ -30,6 +30,7 @@ import (
 type Server struct {
 	locks    *actors.Locks
 	sessions *actors.Sessions
+	sems     *actors.Semaphores
 	limits   *actors.Limits
 	flags    *actors.Flags
 	config   *actors.ConfigKeys
@@ -60,11 +61,12 @@ type Server struct {
 type Deps struct {
 	// The typed entry points of the resource kinds (registered with Sys,
 	// which has recovered: actors.System.Recover).
-	Locks    *actors.Locks
-	Sessions *actors.Sessions
-	Limits   *actors.Limits
-	Flags    *actors.Flags
-	Config   *actors.ConfigKeys
+	Locks      *actors.Locks
+	Sessions   *actors.Sessions
+	Semaphores *actors.Semaphores
+	Limits     *actors.Limits
+	Flags      *actors.Flags
+	Config     *actors.ConfigKeys
 	// Sys is read only by the live-actors gauge; handlers call the kinds.
 	Sys    *actors.System
 	Store  *persistence.Store // tokens, sign-in, the health of writes
@@ -159,7 +161,7 @@ func (c ServerConfig) withDefaults() ServerConfig {
 // missing (a wiring mistake, not a runtime condition). Serve starts it.
 func NewServer(cfg ServerConfig, deps Deps) *Server {
 	for name, missing := range map[string]bool{
-		"Locks": deps.Locks == nil, "Sessions": deps.Sessions == nil, "Limits": deps.Limits == nil, "Flags": deps.Flags == nil, "Config": deps.Config == nil,
+		"Locks": deps.Locks == nil, "Sessions": deps.Sessions == nil, "Semaphores": deps.Semaphores == nil, "Limits": deps.Limits == nil, "Flags": deps.Flags == nil, "Config": deps.Config == nil,
 		"Sys": deps.Sys == nil, "Store": deps.Store == nil,
 		"Auth": deps.Auth == nil, "Events": deps.Events == nil, "Metrics": deps.Metrics == nil,
 	} {
@@ -173,7 +175,7 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		locks: deps.Locks, sessions: deps.Sessions, limits: deps.Limits, flags: deps.Flags, config: deps.Config,
+		locks: deps.Locks, sessions: deps.Sessions, sems: deps.Semaphores, limits: deps.Limits, flags: deps.Flags, config: deps.Config,
 		store: deps.Store, auth: deps.Auth, oauth: deps.GitHub.flow(), log: log,
 		reqs: newRequestContexts(cfg.RequestTimeout), r: router.New(),
 		shutdownTimeout: cfg.ShutdownTimeout, done: make(chan error, 1),

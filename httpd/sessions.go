@@ -184,16 +184,23 @@ func (s *Server) sessionList(ctx *fasthttp.RequestCtx, _ *request, p *Principal)
 		b = strconv.AppendInt(b, int64(st.LockDelay/time.Second), 10)
 		b = append(b, `,"expires_at":`...)
 		b = appendTime(b, st.ExpiresAt)
-		b = append(b, `,"locks":[`...)
-		for i, n := range st.Locks {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, n)
-		}
-		return append(b, "]}"...)
+		b = appendNames(append(b, `,"locks":`...), st.Locks)
+		b = appendNames(append(b, `,"semaphores":`...), st.Semaphores)
+		return append(b, '}')
 	})
 	b = append(b, `,"total":`...)
 	b = strconv.AppendInt(b, int64(len(list)), 10)
 	return writeOK(ctx, append(b, '}'))
+}
+
+// appendNames appends a JSON array of strings.
+func appendNames(b []byte, names []string) []byte {
+	b = append(b, '[')
+	for i, n := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, n)
+	}
+	return append(b, ']')
 }

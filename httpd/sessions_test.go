@@ -53,7 +53,7 @@ func TestSessionsHTTP(t *testing.T) {
 		t.Fatalf("the lock's expiry after a keepalive: %v, want %v", s.body["expires_at"], k.body["expires_at"])
 	}
 	list := lkDo(t, a, "GET", "/sessions", "tokA", "").expect(t, 200)
-	if fmt.Sprint(list.body["sessions"]) != fmt.Sprintf("[map[expires_at:%s lock_delay_seconds:5 locks:[s1 s2] session_id:%s ttl_seconds:60]]", k.body["expires_at"], id) ||
+	if fmt.Sprint(list.body["sessions"]) != fmt.Sprintf("[map[expires_at:%s lock_delay_seconds:5 locks:[s1 s2] semaphores:[] session_id:%s ttl_seconds:60]]", k.body["expires_at"], id) ||
 		list.body["total"].(float64) != 1 {
 		t.Fatalf("GET /sessions: %v", list.body)
 	}

@@ -38,8 +38,9 @@ type Report struct {
 	ErrorsBy    map[string]int64     `json:"errors_by_status"`
 	Latency     Latency              `json:"latency_ms"`
 	PerOp       map[string]*OpReport `json:"per_op"`
-	Safety      *SafetyReport        `json:"safety"`          // nil: no lock scenario ran
-	Queue       *QueueReport         `json:"queue,omitempty"` // lock-queue: hand-off latency and fairness
+	Safety      *SafetyReport        `json:"safety"`              // nil: no lock scenario ran
+	Queue       *QueueReport         `json:"queue,omitempty"`     // lock-queue: hand-off latency and fairness
+	Semaphore   *SemaphoreReport     `json:"semaphore,omitempty"` // semaphore: the semaphore checker's verdict
 	ToolCPU     CPU                  `json:"tool_cpu"`
 	ServerCPU   *CPU                 `json:"server_cpu,omitempty"` // with --server-pid
 	Interrupted bool                 `json:"interrupted,omitempty"`
@@ -182,6 +183,14 @@ func (r *Report) Judge(maxErrorRate float64) []string {
 			f = append(f, fmt.Sprintf("%d lock safety violations", s.Violations))
 		} else if s.NotChecked != "" {
 			f = append(f, "lock safety not checked: "+s.NotChecked)
+		}
+	}
+	if s := r.Semaphore; s != nil {
+		switch {
+		case s.Violations > 0:
+			f = append(f, fmt.Sprintf("%d semaphore safety violations", s.Violations))
+		case s.Slots == 0:
+			f = append(f, "semaphore safety not checked: no slot was granted")
 		}
 	}
 	if c := r.Cleanup; c != nil && !c.Complete() {
@@ -335,6 +344,13 @@ func (r *Report) WriteTable(w io.Writer) {
 		if s.CutoffS > 0 {
 			line(fmt.Sprintf("  (history kept up to +%.1fs to bound memory)", s.CutoffS))
 		}
+		for _, e := range s.Evidence {
+			fmt.Fprintln(w, e)
+		}
+	}
+	if s := r.Semaphore; s != nil {
+		line(fmt.Sprintf("semaphores: %d operations on %d slots checked (slack %.0fms), at most %d of %d held at once, %d violations",
+			s.Checked, s.Slots, s.SlackMS, s.MaxHeld, s.Limit, s.Violations))
 		for _, e := range s.Evidence {
 			fmt.Fprintln(w, e)
 		}

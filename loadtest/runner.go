@@ -35,7 +35,8 @@ type Config struct {
 	LimitWindow time.Duration // ratelimit-check: window; default 1s
 	FlagPercent int           // flag-eval: rollout percentage; default 50
 	QueueWait   time.Duration // lock-queue: wait_seconds of each waiting acquire; default 30s (at most the run's end)
-	Hold        time.Duration // lock-queue: how long a granted waiter holds the lock before releasing; default 0
+	Hold        time.Duration // lock-queue, semaphore: how long a grant is held before its release; default 0
+	SemLimit    int           // semaphore: the semaphores' limit; default 3
 
 	MaxIterations   int64         // 0: bounded by time only
 	SafetyMaxEvents int64         // lock events kept for the checker; default 4,000,000
@@ -101,6 +102,12 @@ func (c *Config) defaults() error {
 	if c.QueueWait <= 0 {
 		c.QueueWait = 30 * time.Second
 	}
+	if c.SemLimit <= 0 {
+		c.SemLimit = 3
+	}
+	if c.SemLimit > 10000 {
+		return errors.New("semaphore limit must be at most 10000")
+	}
 	if c.QueueWait > 300*time.Second {
 		return errors.New("queue wait must be at most 5m (the server's wait_seconds bound)")
 	}
@@ -147,6 +154,8 @@ type run struct {
 	measureTo   time.Duration
 	log         *eventLog // nil when no lock scenario runs
 	queue       bool      // lock-queue runs: workers record grants and releases
+	sem         bool      // the semaphore scenario runs: workers record its events
+	semMax      int64     // semaphore events each worker keeps (memory bound)
 	perConn     bool      // each connection is its own lock holder (Redis)
 	stopped     atomic.Bool
 }
@@ -163,6 +172,7 @@ type worker struct {
 	stats  *workerStats
 	events []LockEvent
 	queue  []queueRec // lock-queue's grants and releases
+	sems   []SemEvent // the semaphore scenario's operations
 	seq    int64
 	cycle  int
 }
@@ -252,6 +262,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 			r.log = newEventLog(cfg.SafetyMaxEvents)
 		}
 		r.queue = r.queue || s.queue
+		r.sem = r.sem || s.sem
 		total += m.Weight
 		r.scenarios = append(r.scenarios, s)
 		r.pick = append(r.pick, total)
@@ -277,6 +288,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		}
 	}
 
+	r.semMax = cfg.SafetyMaxEvents / int64(cfg.Concurrency)
 	workers := make([]*worker, cfg.Concurrency)
 	for i := range workers {
 		user := i % cfg.Target.Users()
@@ -465,6 +477,23 @@ func (r *run) report(workers []*worker, measured, elapsed time.Duration, cpu cpu
 	rep.ErrorsBy, rep.Latency = a.ErrorsBy, a.Latency
 	rep.ToolCPU = cpuReport(cpu, elapsed, a.Ops, measured)
 
+	if r.sem {
+		var evs []SemEvent
+		opt := CheckOptions{Slack: r.cfg.Slack}
+		for _, w := range workers {
+			if n := len(w.sems); int64(n) >= r.semMax && n > 0 {
+				// This worker stopped recording (memory bound): check only
+				// the part of the run before its last kept operation.
+				if c := w.sems[n-1].Invoke; opt.Cutoff == 0 || c < opt.Cutoff {
+					opt.Cutoff = c
+				}
+			}
+			evs = append(evs, w.sems...)
+			w.sems = nil
+		}
+		res := CheckSemaphores(evs, opt)
+		rep.Semaphore = &res
+	}
 	if r.queue {
 		var recs []queueRec
 		for _, w := range workers {

@@ -312,3 +312,26 @@ func TestLockQueueOnRealServer(t *testing.T) {
 			driver, q.Grants, q.HandOffs, q.HandOff.P50, q.HandOff.P99, q.Overtaken)
 	}
 }
+
+// The semaphore scenario against the real server: the semaphore checker
+// sees slots held up to the limit, never over it.
+func TestSemaphoreScenarioOnRealServer(t *testing.T) {
+	url := startServer(t)
+	for _, driver := range []string{DriverClient, DriverRaw} {
+		target, err := NewHTTPTarget(url, []string{srvTokA, srvTokB}, HTTPOptions{Driver: driver})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := mustRun(t, Config{Scenario: "semaphore", Target: target, Concurrency: 8, Keys: 2, SemLimit: 2,
+			Duration: time.Second, QueueWait: 10 * time.Second, Hold: time.Millisecond})
+		target.Close()
+		s := rep.Semaphore
+		if s == nil || s.Slots == 0 || s.Violations != 0 || s.MaxHeld != 2 {
+			t.Fatalf("%s: %+v, errors %v", driver, s, rep.ErrorsBy)
+		}
+		if f := rep.Judge(DefaultMaxErrorRate); len(f) != 0 {
+			t.Fatalf("%s: %v", driver, f)
+		}
+		t.Logf("%s: %.0f ops/s, %d slots checked, at most %d held", driver, rep.OpsPerSec, s.Slots, s.MaxHeld)
+	}
+}

@@ -248,6 +248,22 @@ func (c *clientConn) AcquireQueued(name, holderID string, ttl, wait time.Duratio
 	return leaseReply(l)
 }
 
+func (c *clientConn) AcquireSemaphore(name, holderID string, limit int, ttl, wait time.Duration) (LockReply, Status) {
+	l, err := c.c.AcquireSemaphore(c.ctx, name, limit, ttl, client.AcquireOptions{HolderID: holderID, Wait: wait})
+	if err != nil {
+		var full *client.SemaphoreFullError
+		if errors.As(err, &full) {
+			return LockReply{}, 409
+		}
+		return LockReply{}, statusOf(err)
+	}
+	return leaseReply(l)
+}
+
+func (c *clientConn) ReleaseSemaphore(name string, lease LeaseID) Status {
+	return statusOf(c.c.ReleaseSemaphore(c.ctx, name, lease.String()))
+}
+
 func (c *clientConn) Renew(name string, lease LeaseID, ttl time.Duration) (LockReply, Status) {
 	l, err := c.c.Renew(c.ctx, name, lease.String(), ttl)
 	if err != nil {
@@ -378,6 +394,31 @@ func (c *rawConn) AcquireQueued(name, holderID string, ttl, wait time.Duration) 
 	c.body = strconv.AppendInt(c.body, wholeSeconds(wait), 10)
 	c.body = append(c.body, '}')
 	return c.lockReply(c.doWait("POST", c.body, wait))
+}
+
+func (c *rawConn) AcquireSemaphore(name, holderID string, limit int, ttl, wait time.Duration) (LockReply, Status) {
+	c.path("/semaphores/", name, "/acquire")
+	c.body = append(c.body[:0], `{"limit":`...)
+	c.body = strconv.AppendInt(c.body, int64(limit), 10)
+	c.body = append(c.body, `,"ttl_seconds":`...)
+	c.body = strconv.AppendInt(c.body, wholeSeconds(ttl), 10)
+	c.body = append(c.body, `,"holder_id":"`...)
+	c.body = append(c.body, holderID...) // the scenario's ids need no escaping
+	c.body = append(c.body, '"')
+	if wait > 0 {
+		c.body = append(c.body, `,"wait_seconds":`...)
+		c.body = strconv.AppendInt(c.body, wholeSeconds(wait), 10)
+	}
+	c.body = append(c.body, '}')
+	return c.lockReply(c.doWait("POST", c.body, wait))
+}
+
+func (c *rawConn) ReleaseSemaphore(name string, lease LeaseID) Status {
+	c.path("/semaphores/", name, "/release")
+	c.body = c.body[:0]
+	c.appendLease(lease)
+	c.body = append(c.body, '}')
+	return c.do("POST", c.body)
 }
 
 func (c *rawConn) appendLease(lease LeaseID) {

@@ -436,8 +436,9 @@ func (w *Writer) probe() {
 // them without re-preparing because the transaction runs on that connection.
 type statements struct {
 	putLock    *sql.Stmt
-	putSession *sql.Stmt      // sessions.go
-	res        *resourceStmts // limits, flags, config (resources.go)
+	putSession *sql.Stmt       // sessions.go
+	sem        *semaphoreStmts // semaphores.go
+	res        *resourceStmts  // limits, flags, config (resources.go)
 }
 
 func prepare(db *sql.DB) (*statements, error) {
@@ -452,9 +453,15 @@ func prepare(db *sql.DB) (*statements, error) {
 		s.putLock.Close()
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
+	if s.sem, err = prepareSemaphores(db); err != nil {
+		s.putLock.Close()
+		s.putSession.Close()
+		return nil, err
+	}
 	if s.res, err = prepareResources(db); err != nil {
 		s.putLock.Close()
 		s.putSession.Close()
+		s.sem.close()
 		return nil, err
 	}
 	return s, nil
@@ -463,6 +470,7 @@ func prepare(db *sql.DB) (*statements, error) {
 func (s *statements) close() {
 	s.putLock.Close()
 	s.putSession.Close()
+	s.sem.close()
 	s.res.close()
 }
 

@@ -151,6 +151,9 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		{tokA, []string{"lock", "acquire", "j2", "--ttl", "2h"}, exitUsage}, // 422
 		{"wrong", []string{"lock", "list"}, exitAuth},
 
+		{tokA, []string{"semaphore", "status", "never-taken"}, exitOK},
+		{tokA, []string{"semaphore", "status", "a.b"}, exitUsage}, // 422
+
 		{tokA, []string{"session", "create", "--ttl", "30s", "--lock-delay", "5s"}, exitOK},
 		{tokA, []string{"session", "create", "--ttl", "2s"}, exitUsage}, // 422
 		{tokA, []string{"session", "keepalive", sid}, exitOK},

@@ -286,7 +286,7 @@ func clientErr(err error) error {
 	}
 	code := exitFailure
 	switch {
-	case errors.Is(err, client.ErrLockHeld), errors.Is(err, client.ErrConflict):
+	case errors.Is(err, client.ErrLockHeld), errors.Is(err, client.ErrConflict), errors.Is(err, client.ErrSemaphoreFull):
 		code = exitHeld
 	case errors.Is(err, client.ErrNotFound):
 		code = exitNotFound

@@ -21,7 +21,7 @@ func lockCommand() *cli.Command {
 	return groupCommand("lock", "acquire, renew, release and inspect distributed locks",
 		clientCommand("acquire", "acquire a lock and print its lease (exit 3 if held by someone else)", "NAME", lockAcquire,
 			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h)"},
-			&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock held by someone else, in its queue (0: one attempt)"},
+			&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock (or a semaphore slot) held by others, in its queue (0: one attempt)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the lease id"},
 			&cli.StringFlag{Name: "session", Usage: "hold the lock under this session (session create) instead of for --ttl: it lives as long as the session", EnvVars: []string{"OCTOSTORE_SESSION_ID"}},
 			lockDelayFlag(),

@@ -51,8 +51,8 @@ func lockRunCommand() *cli.Command {
 		// No --json: CMD's output is the command's output.
 		Flags: connFlags(
 			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h); renewed every ttl/3"},
-			&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock held by someone else, in its queue (0: one attempt)"},
-			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "after a lost lock, time between SIGTERM and SIGKILL"},
+			&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock (or a semaphore slot) held by others, in its queue (0: one attempt)"},
+			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "after a lost lock (or slot), time between SIGTERM and SIGKILL"},
 			&cli.BoolFlag{Name: "pass-token", Usage: "give CMD the token in $" + envToken + " (by default CMD gets no credential)"},
 			lockDelayFlag(),
 			holderIDFlag(),
@@ -61,7 +61,36 @@ func lockRunCommand() *cli.Command {
 	}
 }
 
+// holder is what `lock run` and `semaphore run` hold while CMD runs: a
+// lock (*client.Locker) or a slot of a semaphore (semaphoreHolder).
+type holder interface {
+	TryLock(ctx context.Context) error
+	Lock(ctx context.Context) error
+	Unlock(ctx context.Context) error
+	Done() <-chan struct{}
+	Err() error
+	Lease() client.Lease
+	Name() string
+}
+
+// semaphoreHolder makes a *client.Semaphore a holder.
+type semaphoreHolder struct{ *client.Semaphore }
+
+func (s semaphoreHolder) TryLock(ctx context.Context) error { return s.TryAcquire(ctx) }
+func (s semaphoreHolder) Lock(ctx context.Context) error    { return s.Acquire(ctx) }
+func (s semaphoreHolder) Unlock(ctx context.Context) error  { return s.Release(ctx) }
+
 func lockRun(c *cli.Context, args []string) error {
+	return runHolding(c, args, func(cl *client.Client, name string, ttl time.Duration, id string) (holder, []string) {
+		return client.NewLocker(cl, name, ttl, client.WithHolderID(id), client.WithLockerDelay(c.Duration("lock-delay"))),
+			[]string{"OCTOSTORE_LOCK_NAME=" + name}
+	})
+}
+
+// runHolding is `lock run` and `semaphore run`: take what hold makes, run
+// CMD while renewing it, release it when CMD exits (the comment at the top
+// of this file). hold also names CMD's extra environment.
+func runHolding(c *cli.Context, args []string, hold func(cl *client.Client, name string, ttl time.Duration, id string) (holder, []string)) error {
 	name, argv := args[0], args[1:]
 	ttl := c.Duration("ttl")
 	if ttl < time.Second {
@@ -81,7 +110,7 @@ func lockRun(c *cli.Context, args []string) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	locker := client.NewLocker(cl, name, ttl, client.WithHolderID(id), client.WithLockerDelay(c.Duration("lock-delay")))
+	locker, env := hold(cl, name, ttl, id)
 	if err := acquireForRun(c, locker, sigs); err != nil {
 		return err
 	}
@@ -89,8 +118,7 @@ func lockRun(c *cli.Context, args []string) error {
 
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
-	cmd.Env = append(childEnv(os.Environ(), cn.token, c.Bool("pass-token")),
-		"OCTOSTORE_LOCK_NAME="+name,
+	cmd.Env = append(append(childEnv(os.Environ(), cn.token, c.Bool("pass-token")), env...),
 		"OCTOSTORE_LEASE_ID="+lease.LeaseID,
 		"OCTOSTORE_FENCING_TOKEN="+strconv.FormatUint(lease.FencingToken, 10))
 	interactive := lockRunIsTTY(os.Stdin)
@@ -163,7 +191,7 @@ func lockRun(c *cli.Context, args []string) error {
 
 // acquireForRun takes the lock, waiting up to --wait, and gives up early on
 // SIGINT/SIGTERM/SIGHUP.
-func acquireForRun(c *cli.Context, locker *client.Locker, sigs <-chan os.Signal) error {
+func acquireForRun(c *cli.Context, locker holder, sigs <-chan os.Signal) error {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(c.Context))
 	defer cancel()
 	go func() {
@@ -175,13 +203,20 @@ func acquireForRun(c *cli.Context, locker *client.Locker, sigs <-chan os.Signal)
 	}()
 	err := locker.TryLock(ctx)
 	var held *client.LockHeldError
-	if errors.As(err, &held) && c.Duration("wait") > 0 {
-		fmt.Fprintln(c.App.ErrWriter, "octostore: "+waitingLine(held))
+	var full *client.SemaphoreFullError
+	if (errors.As(err, &held) || errors.As(err, &full)) && c.Duration("wait") > 0 {
+		what := fmt.Sprintf("lock %q", locker.Name())
+		if full != nil {
+			what = fmt.Sprintf("semaphore %q", locker.Name())
+			fmt.Fprintf(c.App.ErrWriter, "octostore: waiting for a slot of semaphore %q (%d of %d held)\n", full.Name, full.Holders, full.Limit)
+		} else {
+			fmt.Fprintln(c.App.ErrWriter, "octostore: "+waitingLine(held))
+		}
 		wctx, wcancel := context.WithTimeout(ctx, c.Duration("wait"))
 		defer wcancel()
 		err = locker.Lock(wctx)
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			return exitCode(exitHeld, fmt.Errorf("lock %q still held after waiting %s", locker.Name(), c.Duration("wait")))
+			return exitCode(exitHeld, fmt.Errorf("%s still held after waiting %s", what, c.Duration("wait")))
 		}
 	}
 	if err != nil && ctx.Err() != nil {
@@ -192,7 +227,7 @@ func acquireForRun(c *cli.Context, locker *client.Locker, sigs <-chan os.Signal)
 
 // unlock releases with a fresh, bounded context (the command's own context
 // may be cancelled by the signal that ended CMD).
-func unlock(c *cli.Context, locker *client.Locker) error {
+func unlock(c *cli.Context, locker holder) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Context), c.Duration("timeout"))
 	defer cancel()
 	err := locker.Unlock(ctx)

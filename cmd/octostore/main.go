@@ -60,6 +60,7 @@ func newApp() *cli.App {
 			limitCommand(),
 			loadtestCommand(),
 			lockCommand(),
+			semaphoreCommand(),
 			serveCommand(),
 			sessionCommand(),
 			tokenCommand(),

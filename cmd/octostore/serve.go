@@ -81,6 +81,7 @@ type Main struct {
 	Sys             *actors.System
 	Locks           *actors.Locks // the typed entry points of the kinds
 	Sessions        *actors.Sessions
+	Semaphores      *actors.Semaphores
 	Limits          *actors.Limits
 	Flags           *actors.Flags
 	ConfigKeys      *actors.ConfigKeys
@@ -213,6 +214,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Sessions = actors.NewSessions(m.Sys, sc)
 	lc.Sessions = m.Sessions
 	m.Locks = actors.NewLocks(m.Sys, lc)
+	// Semaphore slots count against the per-user lock quota's number (each
+	// kind on its own), and queue under the same per-lock waiter bound.
+	m.Semaphores = actors.NewSemaphores(m.Sys, actors.SemaphoreConfig{Store: m.Store, Sessions: m.Sessions,
+		MaxPerUser: lc.MaxPerUser, MaxWaiters: lc.MaxWaiters})
 	m.Limits = actors.NewLimits(m.Sys, limc)
 	m.Flags = actors.NewFlags(m.Sys, fc)
 	m.ConfigKeys = actors.NewConfigKeys(m.Sys, cc)
@@ -247,7 +252,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 
 	m.Server = httpd.NewServer(cfg.Server, httpd.Deps{
-		Locks: m.Locks, Sessions: m.Sessions, Limits: m.Limits, Flags: m.Flags, Config: m.ConfigKeys,
+		Locks: m.Locks, Sessions: m.Sessions, Semaphores: m.Semaphores, Limits: m.Limits, Flags: m.Flags, Config: m.ConfigKeys,
 		Sys: m.Sys, Store: m.Store, Auth: m.Auth, GitHub: m.GitHub,
 		Events: m.Events, Metrics: m.Metrics, Logger: m.Logger,
 	})

@@ -51,6 +51,10 @@
 //	                          expires_ms is the session's as last written). A lock freed
 //	                          by an expiry with a lock-delay keeps expires_ms and
 //	                          delay_holder, and is not granted before available_ms.
+//	sem/<name>                {"limit","token"}: a semaphore's limit (its holders') and last
+//	                          fencing token; never deleted, so tokens never go backwards.
+//	semslot/<name>/<lease>    {"holder","holder_id","token","session","expires_ms","acquired_ms"}:
+//	                          one held slot; written with its semaphore's head in one Txn.
 //	session/<id>              {"owner","ttl_ms","lock_delay_ms","expires_ms","created_ms"}:
 //	                          a session; deleted once it has ended and every lock of it
 //	                          has recorded its end.

@@ -56,10 +56,16 @@ func prefixEnd(p string) string {
 	return "\x00"
 }
 
-func (k keyspace) lock(name string) string  { return k.prefix + "lock/" + esc(name) }
-func (k keyspace) session(id string) string { return k.prefix + "session/" + esc(id) }
-func (k keyspace) sessions() string         { return k.prefix + "session/" }
-func (k keyspace) locks() string            { return k.prefix + "lock/" }
+func (k keyspace) lock(name string) string      { return k.prefix + "lock/" + esc(name) }
+func (k keyspace) session(id string) string     { return k.prefix + "session/" + esc(id) }
+func (k keyspace) semaphore(name string) string { return k.prefix + "sem/" + esc(name) }
+func (k keyspace) semSlots(name string) string  { return k.prefix + "semslot/" + esc(name) + "/" }
+func (k keyspace) allSemSlots() string          { return k.prefix + "semslot/" }
+func (k keyspace) semSlot(name, lease string) string {
+	return k.semSlots(name) + esc(lease)
+}
+func (k keyspace) sessions() string { return k.prefix + "session/" }
+func (k keyspace) locks() string    { return k.prefix + "lock/" }
 func (k keyspace) limit(owner, name string) string {
 	return k.prefix + "limit/" + esc(owner) + "/" + esc(name)
 }
@@ -170,6 +176,37 @@ func decodeLock(name string, b []byte) (actors.LockRecord, error) {
 	return actors.LockRecord{Name: name, Holder: v.Holder, HolderID: v.HolderID, LeaseID: v.LeaseID, Token: v.Token,
 		ExpiresAt: fromMS(v.ExpiresAt), AcquiredAt: fromMS(v.AcquiredAt), SessionID: v.SessionID,
 		LockDelay: time.Duration(v.LockDelay) * time.Millisecond, AvailableAt: fromMS(v.Available), DelayHolder: v.DelayOf}, nil
+}
+
+// semaphoreValue is a semaphore's head (semaphores in SQLite).
+type semaphoreValue struct {
+	Limit int    `json:"limit"`
+	Token uint64 `json:"token"`
+}
+
+// slotValue is one held slot of a semaphore (semaphore_slots in SQLite);
+// the lease id is the key's suffix.
+type slotValue struct {
+	Holder     string `json:"holder"`
+	HolderID   string `json:"holder_id,omitempty"`
+	Token      uint64 `json:"token"`
+	SessionID  string `json:"session,omitempty"`
+	ExpiresAt  int64  `json:"expires_ms"`
+	AcquiredAt int64  `json:"acquired_ms"`
+}
+
+func encodeSlot(sl actors.SemaphoreSlot) []byte {
+	return mustJSON(slotValue{Holder: sl.Holder, HolderID: sl.HolderID, Token: sl.Token, SessionID: sl.SessionID,
+		ExpiresAt: ms(sl.ExpiresAt), AcquiredAt: ms(sl.AcquiredAt)})
+}
+
+func decodeSlot(lease string, b []byte) (actors.SemaphoreSlot, error) {
+	var v slotValue
+	if err := json.Unmarshal(b, &v); err != nil {
+		return actors.SemaphoreSlot{}, fmt.Errorf("semaphore slot %q: %w", lease, err)
+	}
+	return actors.SemaphoreSlot{Holder: v.Holder, HolderID: v.HolderID, LeaseID: lease, Token: v.Token,
+		SessionID: v.SessionID, ExpiresAt: fromMS(v.ExpiresAt), AcquiredAt: fromMS(v.AcquiredAt)}, nil
 }
 
 // sessionValue is a session (sessions in SQLite); its id is the key's

@@ -34,6 +34,7 @@ type Store interface {
 	actors.FlagStore
 	actors.ConfigStore
 	actors.SessionStore
+	actors.SemaphoreStore
 
 	Apply(m actors.Mutation) error
 	Barrier() error
@@ -57,6 +58,7 @@ func Run(t *testing.T, open Opener) {
 		{"Locks", testLocks},
 		{"SessionLocks", testSessionLocks},
 		{"Sessions", testSessions},
+		{"Semaphores", testSemaphores},
 		{"Limits", testLimits},
 		{"Flags", testFlags},
 		{"ConfigVersions", testConfigVersions},
@@ -212,6 +214,47 @@ func testSessions(t *testing.T, s Store) {
 	n := 0
 	if err := s.Sessions(func(actors.SessionRecord) { n++ }); err != nil || n != 1 {
 		t.Fatalf("Sessions after removal: %d %v", n, err)
+	}
+}
+
+// A semaphore's head and slots: grants add slots, a renew replaces one, a
+// release removes it, and the last token survives when no slot is left.
+func testSemaphores(t *testing.T, s Store) {
+	a := actors.SemaphoreSlot{Holder: "alice", HolderID: "w-1", LeaseID: "lease-a", Token: 1, ExpiresAt: T0.Add(time.Minute), AcquiredAt: T0}
+	b := actors.SemaphoreSlot{Holder: "bob", LeaseID: "lease-b", Token: 2, SessionID: "0b5a1f7e-1d2c-4e8a-9f00-0123456789ab",
+		ExpiresAt: T0.Add(-time.Second), AcquiredAt: T0}
+	apply(t, s, actors.PutSemaphore{Name: "pool", Limit: 3, Token: 1, Put: []actors.SemaphoreSlot{a}},
+		actors.PutSemaphore{Name: "pool", Limit: 3, Token: 2, Put: []actors.SemaphoreSlot{b}},
+		actors.PutSemaphore{Name: "other", Limit: 1, Token: 9, Put: []actors.SemaphoreSlot{{Holder: "carol", LeaseID: "lease-c", Token: 9,
+			ExpiresAt: T0.Add(time.Hour), AcquiredAt: T0}}})
+	renewed := a
+	renewed.ExpiresAt = T0.Add(2 * time.Minute)
+	apply(t, s, actors.PutSemaphore{Name: "pool", Limit: 3, Token: 2, Put: []actors.SemaphoreSlot{renewed}})
+	got, ok, err := s.LoadSemaphore("pool")
+	want := actors.SemaphoreRecord{Name: "pool", Limit: 3, Token: 2, Slots: []actors.SemaphoreSlot{renewed, b}}
+	if err != nil || !ok || !reflect.DeepEqual(got, want) {
+		t.Fatalf("LoadSemaphore(pool) = %+v %v %v,\nwant %+v", got, ok, err, want)
+	}
+	if r, ok, err := s.LoadSemaphore("never"); ok || err != nil || r.Token != 0 || len(r.Slots) != 0 {
+		t.Fatalf("LoadSemaphore(never) = %+v %v %v", r, ok, err)
+	}
+	var held []string
+	if err := s.HeldSemaphores(func(r actors.SemaphoreRecord) {
+		held = append(held, fmt.Sprintf("%s %d %d", r.Name, len(r.Slots), r.Token))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(held) != "[other 1 9 pool 2 2]" {
+		t.Fatalf("HeldSemaphores = %v", held)
+	}
+	apply(t, s, actors.PutSemaphore{Name: "other", Limit: 1, Token: 9, Remove: []string{"lease-c"}})
+	got, ok, err = s.LoadSemaphore("other")
+	if err != nil || !ok || got.Token != 9 || len(got.Slots) != 0 {
+		t.Fatalf("after the last slot left: %+v %v %v", got, ok, err)
+	}
+	held = nil
+	if err := s.HeldSemaphores(func(r actors.SemaphoreRecord) { held = append(held, r.Name) }); err != nil || fmt.Sprint(held) != "[pool]" {
+		t.Fatalf("HeldSemaphores after a release = %v %v", held, err)
 	}
 }
 

@@ -17,16 +17,17 @@ import (
 // exactly one of them with errors.Is (statuses without a sentinel match none
 // and are plain *APIError).
 var (
-	ErrLockHeld     = errors.New("octostore: lock held by another holder") // 409 on acquire
-	ErrNotFound     = errors.New("octostore: not found")                   // 404 (locks: or not owned by caller)
-	ErrUnauthorized = errors.New("octostore: unauthorized")                // 401
-	ErrForbidden    = errors.New("octostore: forbidden")                   // 403
-	ErrConflict     = errors.New("octostore: conflict")                    // 409 other than a held lock (config version)
-	ErrRateLimited  = errors.New("octostore: rate limited")                // 429
-	ErrUnavailable  = errors.New("octostore: unavailable")                 // 503, or the server could not be reached
-	ErrValidation   = errors.New("octostore: validation failed")           // 422 (and 400)
-	ErrLockLost     = errors.New("octostore: lock lost")                   // Locker: renewal refused or lease expired
-	ErrLagged       = errors.New("octostore: event subscriber lagged")     // event stream closed by the server after "lagged"
+	ErrLockHeld      = errors.New("octostore: lock held by another holder") // 409 on acquire
+	ErrNotFound      = errors.New("octostore: not found")                   // 404 (locks: or not owned by caller)
+	ErrUnauthorized  = errors.New("octostore: unauthorized")                // 401
+	ErrForbidden     = errors.New("octostore: forbidden")                   // 403
+	ErrConflict      = errors.New("octostore: conflict")                    // 409 other than a held lock (config version)
+	ErrRateLimited   = errors.New("octostore: rate limited")                // 429
+	ErrUnavailable   = errors.New("octostore: unavailable")                 // 503, or the server could not be reached
+	ErrValidation    = errors.New("octostore: validation failed")           // 422 (and 400)
+	ErrLockLost      = errors.New("octostore: lock lost")                   // Locker: renewal refused or lease expired
+	ErrLagged        = errors.New("octostore: event subscriber lagged")     // event stream closed by the server after "lagged"
+	ErrSemaphoreFull = errors.New("octostore: semaphore full")              // 409 on a semaphore acquire
 )
 
 // APIError is any error response from the server.
@@ -70,6 +71,21 @@ func (e *LockHeldError) Unwrap() error {
 	}
 	return e.Err
 }
+
+// SemaphoreFullError is returned by AcquireSemaphore (and Semaphore's
+// TryAcquire) when limit slots are held. errors.Is(err, ErrSemaphoreFull)
+// is true.
+type SemaphoreFullError struct {
+	Name           string
+	Limit, Holders int
+	Err            *APIError // the underlying 409
+}
+
+func (e *SemaphoreFullError) Error() string {
+	return fmt.Sprintf("octostore: semaphore %q full: %d of %d slots held", e.Name, e.Holders, e.Limit)
+}
+func (e *SemaphoreFullError) Is(target error) bool { return target == ErrSemaphoreFull }
+func (e *SemaphoreFullError) Unwrap() error        { return e.Err }
 
 // ConflictError is a 409 on a config write whose expected version did not
 // match. errors.Is(err, ErrConflict) is true.
@@ -157,6 +173,11 @@ type errorBody struct {
 		AvailableAt time.Time `json:"available_at"`
 	} `json:"lock"`
 	CurrentVersion *int64 `json:"current_version"`
+	Semaphore      *struct {
+		Name    string `json:"name"`
+		Limit   int    `json:"limit"`
+		Holders int    `json:"holders"`
+	} `json:"semaphore"`
 }
 
 // decodeError builds the typed error for a non-2xx response.
@@ -180,6 +201,9 @@ func decodeError(status int, body []byte, retryAfter string) error {
 	case http.StatusNotFound:
 		ae.kind = ErrNotFound
 	case http.StatusConflict:
+		if eb.Semaphore != nil {
+			return &SemaphoreFullError{Name: eb.Semaphore.Name, Limit: eb.Semaphore.Limit, Holders: eb.Semaphore.Holders, Err: ae}
+		}
 		if eb.Lock != nil {
 			return &LockHeldError{Name: eb.Lock.Name, Holder: eb.Lock.Holder, ExpiresAt: eb.Lock.ExpiresAt,
 				AvailableAt: eb.Lock.AvailableAt, Err: ae}

@@ -25,11 +25,24 @@ func seconds(d time.Duration) int64 {
 // options that are set (holder_id unless it is "", wait_seconds when
 // positive).
 func appendAcquireBody(b []byte, ttl time.Duration, o AcquireOptions) []byte {
+	return append(appendAcquireFields(append(b, '{'), ttl, o), '}')
+}
+
+// appendSemaphoreBody renders a semaphore acquire: limit and the fields of
+// an acquire.
+func appendSemaphoreBody(b []byte, limit int, ttl time.Duration, o AcquireOptions) []byte {
+	b = append(b, `{"limit":`...)
+	b = strconv.AppendInt(b, int64(limit), 10)
+	return append(appendAcquireFields(append(b, ','), ttl, o), '}')
+}
+
+// appendAcquireFields appends the fields of an acquire (no braces).
+func appendAcquireFields(b []byte, ttl time.Duration, o AcquireOptions) []byte {
 	if o.SessionID != "" {
-		b = append(b, `{"session_id":`...)
+		b = append(b, `"session_id":`...)
 		b = appendJSONString(b, o.SessionID)
 	} else {
-		b = append(b, `{"ttl_seconds":`...)
+		b = append(b, `"ttl_seconds":`...)
 		b = strconv.AppendInt(b, seconds(ttl), 10)
 	}
 	if o.HolderID != "" {
@@ -44,7 +57,7 @@ func appendAcquireBody(b []byte, ttl time.Duration, o AcquireOptions) []byte {
 		b = append(b, `,"lock_delay_seconds":`...)
 		b = strconv.AppendInt(b, seconds(o.LockDelay), 10)
 	}
-	return append(b, '}')
+	return b
 }
 
 func appendRenewBody(b []byte, leaseID string, ttl time.Duration) []byte {

@@ -45,6 +45,9 @@ type Locker struct {
 	pollMax  time.Duration
 	session  *Session // Session.NewLocker: held under the session, not renewed
 	delay    time.Duration
+	// sem, for a Semaphore's Locker: the semaphore's limit (its calls go to
+	// /semaphores/{name}/…); 0 for a lock.
+	sem int
 
 	mu  sync.Mutex // guards cur
 	cur *holding   // the current acquisition, nil before the first
@@ -177,7 +180,13 @@ func (l *Locker) acquire(ctx context.Context, wait time.Duration) error {
 		}
 		opts.SessionID = l.session.ID()
 	}
-	lease, err := l.c.AcquireWith(ctx, l.name, l.ttl, opts)
+	var lease *Lease
+	var err error
+	if l.sem > 0 {
+		lease, err = l.c.AcquireSemaphore(ctx, l.name, l.sem, l.ttl, opts)
+	} else {
+		lease, err = l.c.AcquireWith(ctx, l.name, l.ttl, opts)
+	}
 	if err != nil {
 		return err
 	}
@@ -254,12 +263,16 @@ func (l *Locker) Lock(ctx context.Context) error {
 			return nil
 		}
 		var he *LockHeldError
+		var full *SemaphoreFullError
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case errors.As(err, &he) && he.Err != nil && l.clk.Now().Sub(sent) >= wait/2:
+		case (errors.As(err, &he) && he.Err != nil || errors.As(err, &full)) && l.clk.Now().Sub(sent) >= wait/2:
 			attempt = -1 // the wait ran out on the server: queue again
 			continue
+		case errors.As(err, &full):
+			// A 409 long before the wait was over (a server that does not
+			// queue): try again later.
 		case errors.As(err, &he) && he.Err == nil:
 			sameIdentity = true
 			attempt = -1
@@ -318,7 +331,13 @@ func (l *Locker) renew(ctx context.Context, h *holding, expiry time.Time) {
 			return
 		}
 		rctx, cancel := context.WithTimeout(ctx, expiry.Sub(now))
-		lease, err := l.c.Renew(rctx, l.name, leaseID, l.ttl)
+		var lease *Lease
+		var err error
+		if l.sem > 0 {
+			lease, err = l.c.RenewSemaphore(rctx, l.name, leaseID, l.ttl)
+		} else {
+			lease, err = l.c.Renew(rctx, l.name, leaseID, l.ttl)
+		}
 		cancel()
 		if ctx.Err() != nil {
 			return // unlocked meanwhile
@@ -376,7 +395,11 @@ func (l *Locker) Unlock(ctx context.Context) error {
 	}
 	var err error
 	if wasHeld {
-		err = l.c.Release(ctx, l.name, h.lease.LeaseID)
+		if l.sem > 0 {
+			err = l.c.ReleaseSemaphore(ctx, l.name, h.lease.LeaseID)
+		} else {
+			err = l.c.Release(ctx, l.name, h.lease.LeaseID)
+		}
 		if errors.Is(err, ErrNotFound) {
 			err = &LockLostError{Name: l.name, Cause: err}
 		}

@@ -25,6 +25,10 @@ type Lease struct {
 	HolderID string `json:"holder_id,omitempty"`
 	// SessionID is the session the lock is held under ("" for a TTL).
 	SessionID string `json:"session_id,omitempty"`
+	// Limit and Holders are a semaphore's (AcquireSemaphore, RenewSemaphore):
+	// its limit and the slots held after this one; 0 for a lock.
+	Limit   int `json:"limit,omitempty"`
+	Holders int `json:"holders,omitempty"`
 }
 
 // LockState is the answer of LockStatus: a held lock (Status "held" or

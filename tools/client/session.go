@@ -16,6 +16,7 @@ type SessionInfo struct {
 	LockDelaySeconds int       `json:"lock_delay_seconds"`
 	ExpiresAt        time.Time `json:"expires_at"`
 	Locks            []string  `json:"locks,omitempty"`
+	Semaphores       []string  `json:"semaphores,omitempty"`
 	Owner            string    `json:"owner,omitempty"` // admin listings
 }
 
