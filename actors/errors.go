@@ -150,6 +150,8 @@ func AsError(err error) *Error {
 		return errLockDelay
 	case errors.Is(err, errSemaphoreFull):
 		return errSemaphoreFull
+	case errors.Is(err, errStaleToken):
+		return errStaleToken
 	case errors.As(err, &conflict):
 		return NewError(CodeConflict, conflict.Error())
 	case errors.Is(err, context.DeadlineExceeded):

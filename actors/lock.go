@@ -222,6 +222,41 @@ func (l *Locks) Status(ctx context.Context, name string) (LockState, error) {
 	return answer(l.sys.call(ctx, lockKey(name), op), &op.state)
 }
 
+// FenceResult answers a fence check: Valid when the token is the one of
+// the current, unexpired grant (Holder then holds it).
+type FenceResult struct {
+	Valid  bool
+	Token  uint64 // the token checked
+	Holder string
+}
+
+// StaleTokenError answers a fence check of a token that is not the current
+// grant's: Current is the last token granted (0 if never). A conflict (409).
+type StaleTokenError struct {
+	Name    string
+	Current uint64
+}
+
+func (e *StaleTokenError) Error() string {
+	return fmt.Sprintf("fencing token of %q is not the current grant's (the last one granted is %d)", e.Name, e.Current)
+}
+
+// Is makes it a case of the conflict code.
+func (e *StaleTokenError) Is(target error) bool { return target == errStaleToken }
+
+var errStaleToken = NewError(CodeConflict, "Fencing token is not the current grant's")
+
+// Fence checks, for the storage a holder writes to, that token is the
+// fencing token of the lock's current, unexpired grant: a *StaleTokenError
+// (with the last token granted) otherwise. Linearizable with grants: the
+// check is an operation of the lock's actor, answered after the writes
+// before it commit, so once a newer grant is acknowledged no check of an
+// older token answers valid.
+func (l *Locks) Fence(ctx context.Context, name string, token uint64) (FenceResult, error) {
+	op := &fenceLock{token: token}
+	return answer(l.sys.call(ctx, lockKey(name), op), &op.res)
+}
+
 // List returns holder's locks held now, sorted by name, from the holder
 // index (no scan, no actor).
 func (l *Locks) List(holder string) []LockRecord {
@@ -286,6 +321,10 @@ type (
 		admin           bool // release whatever lease is current
 	}
 	lockStatus struct{ state LockState }
+	fenceLock  struct {
+		token uint64
+		res   FenceResult
+	}
 	// expireLock is sent by the expiry timer.
 	expireLock struct{}
 	// waitExpired is sent by the timer of the earliest waiter's deadline.
@@ -620,6 +659,13 @@ func (b *lockBehavior) Handle(h *Host, op any) error {
 		default:
 			op.state = LockState{Lock: LockRecord{Name: b.name, Token: st.Token}, At: now}
 		}
+		return nil
+	case *fenceLock:
+		b.endRanOut(h, now)
+		if st := b.state; !st.HeldAt(now) || st.Token != op.token {
+			return &StaleTokenError{Name: b.name, Current: st.Token}
+		}
+		op.res = FenceResult{Valid: true, Token: op.token, Holder: b.state.Holder}
 		return nil
 	case *expireLock:
 		if b.state.Holder == "" {

@@ -247,6 +247,14 @@ func (s *Semaphores) Status(ctx context.Context, name string) (SemaphoreState, e
 	return answer(s.sys.call(ctx, semaphoreKey(name), op), &op.state)
 }
 
+// Fence checks that token is the fencing token of a slot of the semaphore
+// held now (*StaleTokenError with the last token granted otherwise);
+// linearizable with grants, as Locks.Fence.
+func (s *Semaphores) Fence(ctx context.Context, name string, token uint64) (FenceResult, error) {
+	op := &fenceSemaphore{token: token}
+	return answer(s.sys.call(ctx, semaphoreKey(name), op), &op.res)
+}
+
 // Held is the number of slots in the per-user index (the held-slots
 // gauge).
 func (s *Semaphores) Held() int { return s.holdings.Total() }
@@ -266,7 +274,11 @@ type (
 		caller, leaseID string
 		admin           bool
 	}
-	semaphoreStatus      struct{ state SemaphoreState }
+	semaphoreStatus struct{ state SemaphoreState }
+	fenceSemaphore  struct {
+		token uint64
+		res   FenceResult
+	}
 	expireSemaphore      struct{} // the expiry timer (and the wait deadlines)
 	abandonSemaphoreWait struct{ op *acquireSemaphore }
 )
@@ -442,6 +454,14 @@ func (b *semaphoreBehavior) Handle(h *Host, op any) error {
 		op.state = SemaphoreState{Name: b.name, Limit: b.rec.Limit, Token: b.rec.Token,
 			Slots: slices.Clone(b.rec.Slots), Waiters: len(b.queue), At: now}
 		return nil
+	case *fenceSemaphore:
+		for _, sl := range b.rec.Slots {
+			if sl.Token == op.token && now.Before(sl.ExpiresAt) {
+				op.res = FenceResult{Valid: true, Token: op.token, Holder: sl.Holder}
+				return nil
+			}
+		}
+		return &StaleTokenError{Name: b.name, Current: b.rec.Token}
 	case *expireSemaphore:
 		if err := b.endRanOut(h, now); err != nil {
 			b.arm(h, now.Add(expiryRetry)) // retried (the slots are free meanwhile)

@@ -62,10 +62,11 @@ func retryAfter(e *actors.Error) int64 {
 }
 
 // writeErr answers err: its code's status and {"error": message}, with
-// Retry-After where the code asks for a retry. Four errors carry details
+// Retry-After where the code asks for a retry. Five errors carry details
 // that shape the body: *actors.LockHeldError (the lock, its holder and
 // expiry), *actors.LockDelayError (the same and when it is available),
-// *actors.SemaphoreFullError (its limit and holders) and
+// *actors.SemaphoreFullError (its limit and holders),
+// *actors.StaleTokenError (the last token granted) and
 // *actors.VersionConflictError (the current version). An
 // internal error (a bug) is logged and answered without its details.
 func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
@@ -95,6 +96,14 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 		b = appendTime(b, delayed.AvailableAt)
 		b = append(b, `}}`...)
 		writeRaw(ctx, statusOf(actors.CodeConflict), b)
+		return
+	}
+	var stale *actors.StaleTokenError
+	if errors.As(err, &stale) {
+		b := make([]byte, 0, 112)
+		b = append(b, `{"error":"Fencing token is not the current grant's","valid":false,"current_fencing_token":`...)
+		b = strconv.AppendUint(b, stale.Current, 10)
+		writeRaw(ctx, statusOf(actors.CodeConflict), append(b, '}'))
 		return
 	}
 	var full *actors.SemaphoreFullError

@@ -3,6 +3,7 @@ package httpd_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
@@ -127,6 +128,10 @@ func TestContractTour(t *testing.T) {
 	do("POST", "/locks/tour/acquire", rsBob, `{"ttl_seconds":60}`, 200)
 	do("POST", "/locks/tour/release", "", `{}`, 200, "X-Admin-Key", rsAdmin)
 	do("POST", "/locks/tour/acquire", rsBob, `{"ttl_seconds":60,"wait_seconds":301}`, 422)
+	ft := do("POST", "/locks/tour/acquire", rsBob, `{"ttl_seconds":60}`, 200).obj(t)["fencing_token"]
+	do("GET", fmt.Sprintf("/locks/tour/fence?token=%v", ft), rsAlice, "", 200)
+	do("GET", "/locks/tour/fence?token=1", rsAlice, "", 409)
+	do("GET", "/locks/tour/fence?token=x", rsAlice, "", 422)
 
 	// Semaphores.
 	sg := do("POST", "/semaphores/tour/acquire", rsAlice, `{"limit":1,"ttl_seconds":60}`, 200).obj(t)
@@ -136,6 +141,8 @@ func TestContractTour(t *testing.T) {
 	do("GET", "/semaphores/tour", rsBob, "", 200)
 	do("POST", "/semaphores/tour/renew", rsAlice, `{"lease_id":"`+slease+`","ttl_seconds":30}`, 200)
 	do("POST", "/semaphores/tour/renew", rsBob, `{"lease_id":"`+slease+`","ttl_seconds":30}`, 404)
+	do("GET", "/semaphores/tour/fence?token=1", rsBob, "", 200)
+	do("GET", "/semaphores/tour/fence?token=2", rsBob, "", 409)
 	do("POST", "/semaphores/tour/release", rsAlice, `{"lease_id":"`+slease+`"}`, 200)
 	do("POST", "/semaphores/tour/release", rsAlice, `{"lease_id":"`+slease+`"}`, 404)
 

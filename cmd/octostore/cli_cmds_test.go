@@ -151,3 +151,16 @@ func TestLockDelayCommand(t *testing.T) {
 	}
 	octo(t, url, tokA, "lock", "acquire", "delayed", "--lock-delay", "61s").mustCode(t, exitUsage, "a delay over 60s (422)")
 }
+
+func TestLockFenceCommand(t *testing.T) {
+	url := serverFor(t, "/locks")
+	octo(t, url, tokA, "lock", "acquire", "fenced").mustCode(t, 0, "acquire")
+	if r := octo(t, url, tokB, "lock", "fence", "fenced", "1").mustCode(t, 0, "the current token"); !strings.Contains(r.stdout, "held by alice") {
+		t.Fatalf("valid: %q", r.stdout)
+	}
+	if r := octo(t, url, tokB, "lock", "fence", "fenced", "2").mustCode(t, exitHeld, "a token never granted"); !strings.Contains(r.stderr, "stale fencing token (the last one granted is 1)") {
+		t.Fatalf("stale: %q", r.stderr)
+	}
+	octo(t, url, tokB, "lock", "fence", "fenced", "-1").mustCode(t, exitUsage, "a negative token")
+	octo(t, url, tokB, "lock", "fence", "fenced").mustCode(t, exitUsage, "no token")
+}

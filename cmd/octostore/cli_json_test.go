@@ -136,6 +136,8 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 	sid := session()
 	for _, tc := range []jsonCase{
 		{tokA, []string{"lock", "acquire", "j1", "--ttl", "1m"}, exitOK},
+		{tokB, []string{"lock", "fence", "j1", "1"}, exitOK},
+		{tokB, []string{"lock", "fence", "j1", "7"}, exitHeld},
 		{tokB, []string{"lock", "acquire", "j1"}, exitHeld},                 // 409 with the holder
 		{tokB, []string{"lock", "acquire", "j1", "--wait", "1s"}, exitHeld}, // the last of several 409s
 		{tokA, []string{"lock", "status", "j1"}, exitOK},
@@ -152,6 +154,8 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		{"wrong", []string{"lock", "list"}, exitAuth},
 
 		{tokA, []string{"semaphore", "status", "never-taken"}, exitOK},
+		{tokA, []string{"semaphore", "fence", "never-taken", "1"}, exitHeld},
+
 		{tokA, []string{"semaphore", "status", "a.b"}, exitUsage}, // 422
 
 		{tokA, []string{"session", "create", "--ttl", "30s", "--lock-delay", "5s"}, exitOK},

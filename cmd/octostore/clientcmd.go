@@ -286,7 +286,8 @@ func clientErr(err error) error {
 	}
 	code := exitFailure
 	switch {
-	case errors.Is(err, client.ErrLockHeld), errors.Is(err, client.ErrConflict), errors.Is(err, client.ErrSemaphoreFull):
+	case errors.Is(err, client.ErrLockHeld), errors.Is(err, client.ErrConflict), errors.Is(err, client.ErrSemaphoreFull),
+		errors.Is(err, client.ErrStaleToken):
 		code = exitHeld
 	case errors.Is(err, client.ErrNotFound):
 		code = exitNotFound

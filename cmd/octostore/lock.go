@@ -10,6 +10,7 @@ import (
 
 	"github.com/octostore/octostore/actors/names"
 	"github.com/octostore/octostore/tools/client"
+	"github.com/octostore/octostore/tools/termtext"
 	"github.com/urfave/cli/v2"
 )
 
@@ -31,6 +32,7 @@ func lockCommand() *cli.Command {
 		clientCommand("release", "release a lease (the admin key: any lock, without LEASE_ID)", "NAME [LEASE_ID]", lockRelease, lease()),
 		clientCommand("status", "show who holds a lock (exit 0 either way)", "NAME", lockStatus),
 		clientCommand("list", "list your active locks (every user's for the admin key)", "", lockList),
+		clientCommand("fence", "check a fencing token: exit 0 if it is the lock's current grant's, 3 if stale", "NAME TOKEN", lockFence),
 		lockRunCommand(),
 	)
 }
@@ -214,4 +216,24 @@ func lockList(c *cli.Context, args []string) error {
 		func(l client.LockInfo) []string {
 			return []string{l.Name, l.Holder, strconv.FormatUint(l.FencingToken, 10), fmtUntil(l.ExpiresAt), l.LeaseID}
 		}, nil)
+}
+
+// lockFence is `lock fence NAME TOKEN` (the storage side's check): exit 0
+// when TOKEN is the current grant's, 3 when it is stale.
+func lockFence(c *cli.Context, args []string) error {
+	return fenceRun(c, args, (*client.Client).CheckFence)
+}
+
+// fenceRun checks args[1] as a fencing token of args[0] with check.
+func fenceRun(c *cli.Context, args []string, check func(*client.Client, context.Context, string, uint64) (*client.Fence, error)) error {
+	token, err := strconv.ParseUint(args[1], 10, 64)
+	if err != nil {
+		return errUsage(c, "TOKEN must be a fencing token (a non-negative integer)")
+	}
+	return clientRun(c, func(cl *client.Client, ctx context.Context) (*client.Fence, error) {
+		return check(cl, ctx, args[0], token)
+	}, func(w io.Writer, f *client.Fence) error {
+		_, err := fmt.Fprintf(w, "valid: fencing token %d of %s is the current grant's (held by %s)\n", f.FencingToken, args[0], termtext.Clean(f.Holder))
+		return err
+	})
 }

@@ -33,6 +33,7 @@ func semaphoreCommand() *cli.Command {
 			Action: leafAction(semaphoreRun),
 		},
 		clientCommand("status", "show a semaphore's limit and held slots (exit 0 either way)", "NAME", semaphoreStatus),
+		clientCommand("fence", "check a fencing token: exit 0 if a slot with it is held, 3 if stale", "NAME TOKEN", semaphoreFence),
 	)
 }
 
@@ -70,4 +71,8 @@ func semaphoreStatus(c *cli.Context, args []string) error {
 		}
 		return printTable(w, []col{{"HOLDER", true}, {"FENCING", false}, {"EXPIRES IN", false}, {"LEASE ID", false}}, rows)
 	})
+}
+
+func semaphoreFence(c *cli.Context, args []string) error {
+	return fenceRun(c, args, (*client.Client).CheckSemaphoreFence)
 }

@@ -28,6 +28,7 @@ var (
 	ErrLockLost      = errors.New("octostore: lock lost")                   // Locker: renewal refused or lease expired
 	ErrLagged        = errors.New("octostore: event subscriber lagged")     // event stream closed by the server after "lagged"
 	ErrSemaphoreFull = errors.New("octostore: semaphore full")              // 409 on a semaphore acquire
+	ErrStaleToken    = errors.New("octostore: stale fencing token")         // 409 on a fence check
 )
 
 // APIError is any error response from the server.
@@ -86,6 +87,21 @@ func (e *SemaphoreFullError) Error() string {
 }
 func (e *SemaphoreFullError) Is(target error) bool { return target == ErrSemaphoreFull }
 func (e *SemaphoreFullError) Unwrap() error        { return e.Err }
+
+// StaleTokenError is a fence check's 409: the token is not the current
+// grant's; Current is the last token granted (0 if never).
+// errors.Is(err, ErrStaleToken) is true. CheckFence returns it with a
+// Fence whose Valid is false.
+type StaleTokenError struct {
+	Current uint64
+	Err     *APIError
+}
+
+func (e *StaleTokenError) Error() string {
+	return fmt.Sprintf("octostore: stale fencing token (the last one granted is %d)", e.Current)
+}
+func (e *StaleTokenError) Is(target error) bool { return target == ErrStaleToken }
+func (e *StaleTokenError) Unwrap() error        { return e.Err }
 
 // ConflictError is a 409 on a config write whose expected version did not
 // match. errors.Is(err, ErrConflict) is true.
@@ -172,8 +188,9 @@ type errorBody struct {
 		ExpiresAt   time.Time `json:"expires_at"`
 		AvailableAt time.Time `json:"available_at"`
 	} `json:"lock"`
-	CurrentVersion *int64 `json:"current_version"`
-	Semaphore      *struct {
+	CurrentVersion      *int64  `json:"current_version"`
+	CurrentFencingToken *uint64 `json:"current_fencing_token"`
+	Semaphore           *struct {
 		Name    string `json:"name"`
 		Limit   int    `json:"limit"`
 		Holders int    `json:"holders"`
@@ -201,6 +218,9 @@ func decodeError(status int, body []byte, retryAfter string) error {
 	case http.StatusNotFound:
 		ae.kind = ErrNotFound
 	case http.StatusConflict:
+		if eb.CurrentFencingToken != nil {
+			return &StaleTokenError{Current: *eb.CurrentFencingToken, Err: ae}
+		}
 		if eb.Semaphore != nil {
 			return &SemaphoreFullError{Name: eb.Semaphore.Name, Limit: eb.Semaphore.Limit, Holders: eb.Semaphore.Holders, Err: ae}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/octostore/octostore/tools/client"
@@ -317,4 +318,49 @@ func Example_workers() {
 	// Output:
 	// working on [a c]
 	// shard-a released: true
+}
+
+// applyFenced is the write path of a storage service that lock holders
+// write to: it applies a write only while the token it carries is the
+// lock's current grant's, and never one older than a token it has applied.
+func applyFenced(ctx context.Context, c *client.Client, mu *sync.Mutex, seen map[string]uint64, lock string, token uint64, apply func()) error {
+	mu.Lock() // check and apply as one step
+	defer mu.Unlock()
+	if token < seen[lock] {
+		return fmt.Errorf("token %d is older than %d: refused", token, seen[lock])
+	}
+	if _, err := c.CheckFence(ctx, lock, token); err != nil {
+		return err // client.ErrStaleToken: the writer no longer holds the lock
+	}
+	seen[lock] = token
+	apply()
+	return nil
+}
+
+func Example_applyFenced() {
+	srv := clienttest.New(map[string]string{"tokA": "alice", "tokB": "bob", "tokS": "storage"})
+	defer srv.Close()
+	alice, _ := client.New(srv.URL, "tokA")
+	bob, _ := client.New(srv.URL, "tokB")
+	storage, _ := client.New(srv.URL, "tokS")
+	var mu sync.Mutex
+	seen := map[string]uint64{}
+	var rows []string
+	write := func(token uint64, row string) error {
+		return applyFenced(context.Background(), storage, &mu, seen, "accounts", token, func() { rows = append(rows, row) })
+	}
+	ctx := context.Background()
+	a, _ := alice.Acquire(ctx, "accounts", time.Minute)
+	fmt.Println(write(a.FencingToken, "alice 1"))
+	srv.ExpireLock("accounts") // alice pauses too long: her lease ends
+	b, _ := bob.Acquire(ctx, "accounts", time.Minute)
+	err := write(a.FencingToken, "alice 2") // alice wakes up and writes
+	fmt.Println(errors.Is(err, client.ErrStaleToken))
+	fmt.Println(write(b.FencingToken, "bob 1"))
+	fmt.Println(rows)
+	// Output:
+	// <nil>
+	// true
+	// <nil>
+	// [alice 1 bob 1]
 }

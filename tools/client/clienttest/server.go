@@ -595,6 +595,17 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 		m := lockJSON("held", l, admin || l.holder == user)
 		m["waiters"] = len(s.queues[name])
 		writeJSON(w, 200, m)
+	case len(parts) == 3 && parts[2] == "fence" && r.Method == "GET":
+		token, err := strconv.ParseUint(r.URL.Query().Get("token"), 10, 64)
+		if err != nil {
+			writeErr(w, 422, "token must be a fencing token: an integer from 0 to 18446744073709551615")
+			return
+		}
+		if l := s.liveLock(name); l != nil && l.fencing == token {
+			writeJSON(w, 200, map[string]any{"valid": true, "fencing_token": token, "holder": l.holder})
+			return
+		}
+		writeJSON(w, 409, map[string]any{"error": "Fencing token is not the current grant's", "valid": false, "current_fencing_token": s.fencing[name]})
 	case len(parts) == 3 && parts[2] == "acquire" && r.Method == "POST":
 		var sessionID string
 		ttl, msg := 0, ""

@@ -565,3 +565,26 @@ func TestSemaphoreClient(t *testing.T) {
 	b.Release(ctx)
 	c.Release(ctx)
 }
+
+// CheckFence against the real server: the storage side's check.
+func TestFenceClient(t *testing.T) {
+	url := implementations[0].start(t)
+	alice, bob := clients(t, url)
+	ctx := context.Background()
+	l, err := alice.Acquire(ctx, "fenced", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := bob.CheckFence(ctx, "fenced", l.FencingToken); err != nil || !f.Valid || f.Holder != "alice" {
+		t.Fatalf("the current token: %+v %v", f, err)
+	}
+	if err := alice.Release(ctx, "fenced", l.LeaseID); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := bob.CheckFence(ctx, "fenced", l.FencingToken); !errors.Is(err, client.ErrStaleToken) || f.Valid || f.CurrentFencingToken != l.FencingToken {
+		t.Fatalf("after the release: %+v %v", f, err)
+	}
+	if f, err := bob.CheckSemaphoreFence(ctx, "never", 3); !errors.Is(err, client.ErrStaleToken) || f.Valid || f.CurrentFencingToken != 0 {
+		t.Fatalf("a semaphore never taken: %+v %v", f, err)
+	}
+}
