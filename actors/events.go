@@ -17,7 +17,8 @@ type Event struct {
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
 	AvailableAt  time.Time `json:"available_at,omitzero"` // lock.expired of a hold with a lock-delay: not granted before
 	Version      int64     `json:"version,omitempty"`
-	Limit        int       `json:"limit,omitempty"` // semaphore events: the semaphore's limit
+	Limit        int       `json:"limit,omitempty"`    // semaphore events: the semaphore's limit
+	Metadata     string    `json:"metadata,omitempty"` // lock and semaphore events: the hold's metadata (everybody sees it)
 	Time         time.Time `json:"time"`
 }
 

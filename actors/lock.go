@@ -153,6 +153,9 @@ type LockRequest struct {
 	// by expiry (not released), nobody is granted the lock before its
 	// expiry plus LockDelay. Under a session, the session's applies.
 	LockDelay time.Duration
+	// Metadata, when set, is the hold's metadata (a new grant's, or a
+	// re-acquire's new one: "" clears it); nil keeps it (a new grant: none).
+	Metadata *string
 }
 
 // Acquire is AcquireAs without a holder id: the seed API's re-entrance per
@@ -381,6 +384,7 @@ type LockHeldError struct {
 	Name      string
 	Holder    string
 	ExpiresAt time.Time
+	Metadata  string // the hold's, shown to everybody
 }
 
 func (e *LockHeldError) Error() string {
@@ -410,6 +414,7 @@ type Grantee struct {
 	SessionID string
 	TTL       time.Duration
 	LockDelay time.Duration // of a new grant
+	Metadata  *string       // nil: keep (a new grant: none)
 }
 
 // AcquireIn is Acquire with every term of the grant: a lock held under a
@@ -420,10 +425,13 @@ type Grantee struct {
 func AcquireIn(l LockRecord, g Grantee, now time.Time, newLease func() string) (LockRecord, LockOutcome, error) {
 	if l.HeldAt(now) {
 		if l.Holder != g.Caller || l.HolderID != g.HolderID || l.SessionID != g.SessionID {
-			return l, 0, &LockHeldError{Name: l.Name, Holder: l.Holder, ExpiresAt: l.ExpiresAt}
+			return l, 0, &LockHeldError{Name: l.Name, Holder: l.Holder, ExpiresAt: l.ExpiresAt, Metadata: l.Metadata}
 		}
 		if exp := now.Add(g.TTL); exp.After(l.ExpiresAt) {
 			l.ExpiresAt = exp
+		}
+		if g.Metadata != nil {
+			l.Metadata = *g.Metadata
 		}
 		return l, LockHeld, nil
 	}
@@ -432,6 +440,10 @@ func AcquireIn(l LockRecord, g Grantee, now time.Time, newLease func() string) (
 	}
 	l.Holder, l.HolderID, l.SessionID = g.Caller, g.HolderID, g.SessionID
 	l.LockDelay, l.AvailableAt, l.DelayHolder = g.LockDelay, time.Time{}, ""
+	l.Metadata = ""
+	if g.Metadata != nil {
+		l.Metadata = *g.Metadata
+	}
 	ttl := g.TTL
 	l.LeaseID = newLease()
 	l.Token++
@@ -479,6 +491,7 @@ func free(l LockRecord) LockRecord {
 	l.Holder, l.HolderID, l.LeaseID, l.SessionID = "", "", "", ""
 	l.ExpiresAt, l.AcquiredAt = time.Time{}, time.Time{}
 	l.LockDelay, l.AvailableAt, l.DelayHolder = 0, time.Time{}, ""
+	l.Metadata = ""
 	return l // Token is kept: the next grant continues from it
 }
 
@@ -749,7 +762,7 @@ func (b *lockBehavior) refusal(now time.Time) error {
 	if st := b.state; st.InDelayAt(now) {
 		return &LockDelayError{Name: b.name, Holder: st.DelayHolder, ExpiresAt: st.ExpiresAt, AvailableAt: st.AvailableAt}
 	}
-	return &LockHeldError{Name: b.name, Holder: b.state.Holder, ExpiresAt: b.state.ExpiresAt}
+	return &LockHeldError{Name: b.name, Holder: b.state.Holder, ExpiresAt: b.state.ExpiresAt, Metadata: b.state.Metadata}
 }
 
 // grant runs the acquire state machine for op and persists the change.
@@ -759,7 +772,8 @@ func (b *lockBehavior) refusal(now time.Time) error {
 func (b *lockBehavior) grant(h *Host, op *acquireLock, now time.Time) error {
 	prev := b.state
 	r := op.req
-	g := Grantee{Caller: r.Caller, HolderID: r.HolderID, SessionID: r.SessionID, TTL: r.TTL, LockDelay: r.LockDelay}
+	g := Grantee{Caller: r.Caller, HolderID: r.HolderID, SessionID: r.SessionID, TTL: r.TTL, LockDelay: r.LockDelay,
+		Metadata: r.Metadata}
 	if r.SessionID != "" {
 		v, ok := SessionView{}, false
 		if b.locks.sessions != nil {
@@ -1051,7 +1065,7 @@ func (b *lockBehavior) expire(h *Host, now time.Time) error {
 
 func lockEvent(typ string, l LockRecord, now time.Time) Event {
 	return Event{Type: typ, Kind: "lock", Name: l.Name, Holder: l.Holder, HolderID: l.HolderID, LeaseID: l.LeaseID,
-		SessionID: l.SessionID, FencingToken: l.Token, ExpiresAt: l.ExpiresAt, Time: now}
+		SessionID: l.SessionID, FencingToken: l.Token, ExpiresAt: l.ExpiresAt, Metadata: l.Metadata, Time: now}
 }
 
 func newLease() string { return uuid.NewString() }

@@ -33,6 +33,9 @@ type SemaphoreSlot struct {
 	ExpiresAt time.Time
 	// AcquiredAt is when the slot was granted.
 	AcquiredAt time.Time
+	// Metadata is the holder's description of the slot (shown to every
+	// user; never a secret).
+	Metadata string
 }
 
 // SemaphoreRecord is the durable state of a semaphore: its limit (the one
@@ -162,6 +165,9 @@ type SemaphoreRequest struct {
 	// SessionID holds the slot under the caller's session instead of for
 	// TTL.
 	SessionID string
+	// Metadata, when set, is the slot's metadata (a repeated holder id's
+	// new one); nil keeps it (a new slot: none).
+	Metadata *string
 }
 
 // SemaphoreGrant answers Acquire and Renew.
@@ -531,6 +537,9 @@ func (b *semaphoreBehavior) grant(h *Host, op *acquireSemaphore, now time.Time) 
 	}
 	sl := SemaphoreSlot{Holder: r.Caller, HolderID: r.HolderID, LeaseID: newLease(), Token: b.rec.Token + 1,
 		AcquiredAt: now, ExpiresAt: now.Add(r.TTL)}
+	if r.Metadata != nil {
+		sl.Metadata = *r.Metadata
+	}
 	sessionHold := false
 	if r.SessionID != "" {
 		if b.s.sessions == nil {
@@ -572,13 +581,20 @@ func (b *semaphoreBehavior) grant(h *Host, op *acquireSemaphore, now time.Time) 
 // that slot, its TTL extended like a lock's re-acquire.
 func (b *semaphoreBehavior) again(h *Host, op *acquireSemaphore, sl SemaphoreSlot, now time.Time) error {
 	delete(b.grantOps, sl.LeaseID) // handed out once more: an abandoned waiter must not release it
+	next := sl
 	if sl.SessionID == "" && op.req.SessionID == "" {
 		if exp := now.Add(op.req.TTL); exp.After(sl.ExpiresAt) {
-			sl.ExpiresAt = exp
-			if err := b.write(h, now, []SemaphoreSlot{sl}, nil, EventSemaphoreRenewed, false); err != nil {
-				return err
-			}
+			next.ExpiresAt = exp
 		}
+	}
+	if op.req.Metadata != nil {
+		next.Metadata = *op.req.Metadata
+	}
+	if next != sl {
+		if err := b.write(h, now, []SemaphoreSlot{next}, nil, EventSemaphoreRenewed, false); err != nil {
+			return err
+		}
+		sl = next
 	}
 	op.grant = SemaphoreGrant{Slot: sl, Limit: b.rec.Limit, Holders: b.held(now)}
 	return nil
@@ -762,5 +778,5 @@ func (b *semaphoreBehavior) abandon(h *Host, op *acquireSemaphore, now time.Time
 
 func semaphoreEvent(typ, name string, sl SemaphoreSlot, limit int, now time.Time) Event {
 	return Event{Type: typ, Kind: "semaphore", Name: name, Holder: sl.Holder, HolderID: sl.HolderID, LeaseID: sl.LeaseID,
-		SessionID: sl.SessionID, FencingToken: sl.Token, ExpiresAt: sl.ExpiresAt, Limit: limit, Time: now}
+		SessionID: sl.SessionID, FencingToken: sl.Token, ExpiresAt: sl.ExpiresAt, Limit: limit, Metadata: sl.Metadata, Time: now}
 }

@@ -141,4 +141,8 @@ type LockRecord struct {
 	// kept (when the hold expired). Zero otherwise.
 	AvailableAt time.Time
 	DelayHolder string
+	// Metadata is the holder's description of the hold (host, pid, job id:
+	// at most 1,024 bytes, one line), shown to every user; "" none. Never a
+	// secret.
+	Metadata string
 }

@@ -79,6 +79,10 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 		b = appendString(b, held.Holder)
 		b = append(b, `,"expires_at":`...)
 		b = appendTime(b, held.ExpiresAt)
+		if held.Metadata != "" {
+			b = append(b, `,"metadata":`...)
+			b = appendString(b, held.Metadata)
+		}
 		b = append(b, `}}`...)
 		writeRaw(ctx, statusOf(actors.CodeConflict), b)
 		return

@@ -153,6 +153,7 @@ func (s *Server) lockWatch(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 		FencingToken: st.Lock.Token, Time: st.At}
 	if st.Held {
 		state.Holder, state.HolderID, state.LeaseID, state.SessionID, state.ExpiresAt = st.Lock.Holder, st.Lock.HolderID, st.Lock.LeaseID, st.Lock.SessionID, st.Lock.ExpiresAt
+		state.Metadata = st.Lock.Metadata
 	}
 	f := sub.Filter()
 	state = f.Visible(state)
@@ -350,6 +351,14 @@ func appendEventJSON(b []byte, e *actors.Event) []byte {
 	if !e.AvailableAt.IsZero() {
 		b = append(b, `,"available_at":`...)
 		b = appendTime(b, e.AvailableAt)
+	}
+	if e.Limit != 0 {
+		b = append(b, `,"limit":`...)
+		b = strconv.AppendInt(b, int64(e.Limit), 10)
+	}
+	if e.Metadata != "" {
+		b = append(b, `,"metadata":`...)
+		b = appendString(b, e.Metadata)
 	}
 	if e.Version != 0 {
 		b = append(b, `,"version":`...)

@@ -31,6 +31,7 @@ type lockBody struct {
 	Wait      field `json:"wait_seconds"`
 	SessionID field `json:"session_id"`
 	LockDelay field `json:"lock_delay_seconds"`
+	Metadata  field `json:"metadata"`
 }
 
 // lockRequest validates the {name} path parameter and decodes the body.
@@ -87,6 +88,32 @@ func waitField(f *field) (time.Duration, error) {
 }
 
 var errHolderID = invalid("holder_id " + names.HolderID.Requirement())
+
+// MaxMetadataBytes bounds the metadata of a hold.
+const MaxMetadataBytes = 1024
+
+var errMetadataLong = invalid("metadata must be at most 1024 bytes")
+
+// metadataField validates the optional metadata of an acquire: a string of
+// at most MaxMetadataBytes bytes, one line of text a terminal shows as it
+// is (oneLineText, the rule of config descriptions); absent or null is nil
+// (keep the hold's; none for a new grant).
+func metadataField(f *field) (*string, error) {
+	if !f.set() && !f.dup {
+		return nil, nil
+	}
+	s, err := f.String("metadata")
+	if err != nil {
+		return nil, err
+	}
+	if len(s) > MaxMetadataBytes {
+		return nil, errMetadataLong
+	}
+	if err := oneLineText("metadata", s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
 
 var errDelayAndSession = invalid("lock_delay_seconds is the session's for a lock held under a session (give it to POST /sessions)")
 
@@ -170,10 +197,15 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 	if sessionID != "" && (body.LockDelay.set() || body.LockDelay.dup) {
 		return errDelayAndSession
 	}
+	meta, err := metadataField(&body.Metadata)
+	if err != nil {
+		return err
+	}
 	if err := noAdminWrites(p); err != nil {
 		return err
 	}
-	req := actors.LockRequest{Caller: p.Login, HolderID: holderID, TTL: ttl, Wait: wait, SessionID: sessionID, LockDelay: delay}
+	req := actors.LockRequest{Caller: p.Login, HolderID: holderID, TTL: ttl, Wait: wait, SessionID: sessionID, LockDelay: delay,
+		Metadata: meta}
 	var g actors.LockGrant
 	if wait > 0 {
 		g, err = s.acquireWaiting(rq, name, req)
@@ -335,6 +367,10 @@ func appendLockFields(b []byte, l actors.LockRecord, withLease bool) []byte {
 	b = appendTime(b, l.ExpiresAt)
 	b = append(b, `,"holder":`...)
 	b = appendString(b, l.Holder)
+	if l.Metadata != "" {
+		b = append(b, `,"metadata":`...)
+		b = appendString(b, l.Metadata)
+	}
 	if withLease && l.HolderID != "" {
 		b = append(b, `,"holder_id":`...)
 		b = appendString(b, l.HolderID)

@@ -66,10 +66,15 @@ func (s *Server) semaphoreAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Prin
 	if err != nil {
 		return err
 	}
+	meta, err := metadataField(&body.Metadata)
+	if err != nil {
+		return err
+	}
 	if err := noAdminWrites(p); err != nil {
 		return err
 	}
-	req := actors.SemaphoreRequest{Caller: p.Login, HolderID: holderID, Limit: int(limit), TTL: ttl, Wait: wait, SessionID: sessionID}
+	req := actors.SemaphoreRequest{Caller: p.Login, HolderID: holderID, Limit: int(limit), TTL: ttl, Wait: wait, SessionID: sessionID,
+		Metadata: meta}
 	var g actors.SemaphoreGrant
 	if wait > 0 {
 		err = s.waiting(rq, wait, func(ctx context.Context) (func(context.Context), error) {
@@ -189,6 +194,10 @@ func (s *Server) semaphoreStatus(ctx *fasthttp.RequestCtx, rq *request, p *Princ
 func appendSlot(b []byte, sl actors.SemaphoreSlot, own bool) []byte {
 	b = append(b, `"holder":`...)
 	b = appendString(b, sl.Holder)
+	if sl.Metadata != "" {
+		b = append(b, `,"metadata":`...)
+		b = appendString(b, sl.Metadata)
+	}
 	if own && sl.HolderID != "" {
 		b = append(b, `,"holder_id":`...)
 		b = appendString(b, sl.HolderID)

@@ -53,7 +53,7 @@ const foldSQL = `INSERT INTO locks(` + lockColumns + `)
 	ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, holder_id = excluded.holder_id, lease_id = excluded.lease_id,
 		fencing_token = excluded.fencing_token, expires_at = excluded.expires_at, acquired_at = excluded.acquired_at,
 		session_id = excluded.session_id, lock_delay_ms = excluded.lock_delay_ms, available_at = excluded.available_at,
-		delay_holder = excluded.delay_holder`
+		delay_holder = excluded.delay_holder, metadata = excluded.metadata`
 
 func newLockLog() *lockLog { return &lockLog{latest: map[string]loggedLock{}} }
 

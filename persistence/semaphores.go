@@ -15,14 +15,15 @@ import (
 
 var _ actors.SemaphoreStore = (*Store)(nil)
 
-const slotColumns = `lease_id, holder, holder_id, fencing_token, session_id, expires_at, acquired_at`
+const slotColumns = `lease_id, holder, holder_id, fencing_token, session_id, expires_at, acquired_at, metadata`
 
 // Statements of PutSemaphore, prepared once (semaphoreStmts).
 const (
 	putSemaphoreSQL = `INSERT INTO semaphores(name, max_holders, fencing_token) VALUES(?, ?, ?)
 		ON CONFLICT(name) DO UPDATE SET max_holders = excluded.max_holders, fencing_token = excluded.fencing_token`
-	putSlotSQL = `INSERT INTO semaphore_slots(name, ` + slotColumns + `) VALUES(?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT(name, lease_id) DO UPDATE SET expires_at = excluded.expires_at, session_id = excluded.session_id`
+	putSlotSQL = `INSERT INTO semaphore_slots(name, ` + slotColumns + `) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(name, lease_id) DO UPDATE SET expires_at = excluded.expires_at, session_id = excluded.session_id,
+			metadata = excluded.metadata`
 	deleteSlotSQL = `DELETE FROM semaphore_slots WHERE name = ? AND lease_id = ?`
 )
 
@@ -61,7 +62,7 @@ func (b *batchTx) PutSemaphore(m actors.PutSemaphore) error {
 		put := b.tx.StmtContext(b.ctx, st.slot)
 		for _, sl := range m.Put {
 			if _, err := put.ExecContext(b.ctx, m.Name, sl.LeaseID, sl.Holder, sl.HolderID, int64(sl.Token), sl.SessionID,
-				ms(sl.ExpiresAt), ms(sl.AcquiredAt)); err != nil {
+				ms(sl.ExpiresAt), ms(sl.AcquiredAt), sl.Metadata); err != nil {
 				return err
 			}
 		}
@@ -80,7 +81,7 @@ func (b *batchTx) PutSemaphore(m actors.PutSemaphore) error {
 func scanSlot(sc rowScanner) (actors.SemaphoreSlot, error) {
 	var sl actors.SemaphoreSlot
 	var token, exp, acq int64
-	err := sc.Scan(&sl.LeaseID, &sl.Holder, &sl.HolderID, &token, &sl.SessionID, &exp, &acq)
+	err := sc.Scan(&sl.LeaseID, &sl.Holder, &sl.HolderID, &token, &sl.SessionID, &exp, &acq, &sl.Metadata)
 	sl.Token, sl.ExpiresAt, sl.AcquiredAt = uint64(token), fromMS(exp), fromMS(acq)
 	return sl, err
 }
@@ -118,7 +119,7 @@ func (s *Store) LoadSemaphore(name string) (actors.SemaphoreRecord, bool, error)
 // HeldSemaphores implements actors.SemaphoreStore.
 func (s *Store) HeldSemaphores(fn func(actors.SemaphoreRecord)) error {
 	rows, err := s.db.read.Query(`SELECT s.name, s.max_holders, s.fencing_token, l.lease_id, l.holder, l.holder_id,
-		l.fencing_token, l.session_id, l.expires_at, l.acquired_at
+		l.fencing_token, l.session_id, l.expires_at, l.acquired_at, l.metadata
 		FROM semaphores s JOIN semaphore_slots l ON l.name = s.name ORDER BY s.name, l.fencing_token`)
 	if err != nil {
 		return fmt.Errorf("load held semaphores: %w", err)
@@ -131,7 +132,7 @@ func (s *Store) HeldSemaphores(fn func(actors.SemaphoreRecord)) error {
 		var limit int
 		var token, stoken, exp, acq int64
 		var sl actors.SemaphoreSlot
-		if err := rows.Scan(&name, &limit, &token, &sl.LeaseID, &sl.Holder, &sl.HolderID, &stoken, &sl.SessionID, &exp, &acq); err != nil {
+		if err := rows.Scan(&name, &limit, &token, &sl.LeaseID, &sl.Holder, &sl.HolderID, &stoken, &sl.SessionID, &exp, &acq, &sl.Metadata); err != nil {
 			return fmt.Errorf("load held semaphores: %w", err)
 		}
 		sl.Token, sl.ExpiresAt, sl.AcquiredAt = uint64(stoken), fromMS(exp), fromMS(acq)

@@ -46,7 +46,8 @@ func (s *Store) LoadLock(name string) (actors.LockRecord, bool, error) {
 func scanLock(sc rowScanner) (actors.LockRecord, error) {
 	var r actors.LockRecord
 	var token, exp, acq, delay, avail int64
-	err := sc.Scan(&r.Name, &r.Holder, &r.HolderID, &r.LeaseID, &token, &exp, &acq, &r.SessionID, &delay, &avail, &r.DelayHolder)
+	err := sc.Scan(&r.Name, &r.Holder, &r.HolderID, &r.LeaseID, &token, &exp, &acq, &r.SessionID, &delay, &avail, &r.DelayHolder,
+		&r.Metadata)
 	r.Token = uint64(token)
 	r.ExpiresAt, r.AcquiredAt = fromMS(exp), fromMS(acq)
 	r.LockDelay, r.AvailableAt = time.Duration(delay)*time.Millisecond, fromMS(avail)
@@ -56,13 +57,13 @@ func scanLock(sc rowScanner) (actors.LockRecord, error) {
 // lockArgs are r's values for lockColumns.
 func lockArgs(r actors.LockRecord) []any {
 	return []any{r.Name, r.Holder, r.HolderID, r.LeaseID, int64(r.Token), ms(r.ExpiresAt), ms(r.AcquiredAt),
-		r.SessionID, r.LockDelay.Milliseconds(), ms(r.AvailableAt), r.DelayHolder}
+		r.SessionID, r.LockDelay.Milliseconds(), ms(r.AvailableAt), r.DelayHolder, r.Metadata}
 }
 
 // lockColumns are the columns of a lock record, in the order scans read
 // them.
 const lockColumns = `name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at, session_id,
-	lock_delay_ms, available_at, delay_holder`
+	lock_delay_ms, available_at, delay_holder, metadata`
 
 // ActiveLocks implements actors.LockLoader: the holds that have not run out,
 // and every hold under a session (its session decides).

@@ -445,7 +445,7 @@ func prepare(db *sql.DB) (*statements, error) {
 	s := &statements{}
 	var err error
 	// Lock writes are journaled (locklog.go), not updated in place.
-	s.putLock, err = db.Prepare(`INSERT INTO lock_log(` + lockColumns + `) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	s.putLock, err = db.Prepare(`INSERT INTO lock_log(` + lockColumns + `) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}

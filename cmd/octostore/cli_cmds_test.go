@@ -164,3 +164,23 @@ func TestLockFenceCommand(t *testing.T) {
 	octo(t, url, tokB, "lock", "fence", "fenced", "-1").mustCode(t, exitUsage, "a negative token")
 	octo(t, url, tokB, "lock", "fence", "fenced").mustCode(t, exitUsage, "no token")
 }
+
+// --metadata: shown to every user in lock status and lock list; lock run
+// gives "HOST pid PID" by default.
+func TestLockMetadataCommand(t *testing.T) {
+	url := serverFor(t, "/locks")
+	octo(t, url, tokA, "lock", "acquire", "m", "--metadata", "deploy #17").mustCode(t, 0, "acquire")
+	if r := octo(t, url, tokB, "lock", "status", "m").mustCode(t, 0, "status"); !strings.Contains(r.stdout, "metadata       deploy #17") {
+		t.Fatalf("status for bob: %q", r.stdout)
+	}
+	if r := octo(t, url, tokA, "lock", "list").mustCode(t, 0, "list"); !strings.Contains(r.stdout, "deploy") {
+		t.Fatalf("list: %q", r.stdout)
+	}
+	octo(t, url, tokA, "lock", "acquire", "m2", "--metadata", "two\nlines").mustCode(t, exitUsage, "a control character (422)")
+	r := octo(t, url, tokA, "lock", "run", "m3", "--", "sh", "-c", `OCTOSTORE_TOKEN=tokB "$0" lock status m3 --json`, octostoreBin)
+	r.mustCode(t, 0, "lock run")
+	host, _ := os.Hostname()
+	if !strings.Contains(r.stdout, `"metadata":"`+host+` pid `) {
+		t.Fatalf("lock run's metadata: %q", r.stdout)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"time"
 
@@ -26,6 +27,7 @@ func lockCommand() *cli.Command {
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the lease id"},
 			&cli.StringFlag{Name: "session", Usage: "hold the lock under this session (session create) instead of for --ttl: it lives as long as the session", EnvVars: []string{"OCTOSTORE_SESSION_ID"}},
 			lockDelayFlag(),
+			metadataFlag(),
 			holderIDFlag()),
 		clientCommand("renew", "extend a lease", "NAME [LEASE_ID]", lockRenew,
 			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h), from now"}, lease()),
@@ -41,6 +43,35 @@ func lockCommand() *cli.Command {
 // `session create`.
 func lockDelayFlag() cli.Flag {
 	return &cli.DurationFlag{Name: "lock-delay", Usage: "lock-delay (0..60s): when a hold (of the lock, or of the session's locks) is lost by expiry, nobody is granted the lock for this long after"}
+}
+
+// metadataFlag is --metadata of `lock acquire`, `lock run` and `semaphore
+// run`.
+func metadataFlag() cli.Flag {
+	return &cli.StringFlag{Name: "metadata", EnvVars: []string{"OCTOSTORE_METADATA"},
+		Usage: "the hold's metadata, shown to every user (never a secret; at most 1,024 bytes, one line); lock run and semaphore run default to \"HOST pid PID\""}
+}
+
+// metadata is --metadata for acquire: nil when not given and no default.
+func metadata(c *cli.Context, dflt string) *string {
+	if c.IsSet("metadata") {
+		m := c.String("metadata")
+		return &m
+	}
+	if dflt == "" {
+		return nil
+	}
+	return &dflt
+}
+
+// runMetadata is the default metadata of lock run and semaphore run: where
+// the holder runs.
+func runMetadata() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown-host"
+	}
+	return fmt.Sprintf("%s pid %d", host, os.Getpid())
 }
 
 // holderIDFlag is --holder-id of `lock acquire` and `lock run`.
@@ -65,7 +96,8 @@ func holderID(c *cli.Context) (string, error) {
 }
 
 func leaseFields(w io.Writer, l *client.Lease) error {
-	return lockFields(w, l.Name, l.Status, l.Holder, l.HolderID, l.LeaseID, l.FencingToken, l.ExpiresAt, "session_id", l.SessionID)
+	return lockFields(w, l.Name, l.Status, l.Holder, l.HolderID, l.LeaseID, l.FencingToken, l.ExpiresAt,
+		"session_id", l.SessionID, "metadata", l.Metadata)
 }
 
 // lockFields prints a held lock, one field per line (holder_id only when
@@ -100,7 +132,8 @@ func lockAcquire(c *cli.Context, args []string) error {
 	defer cancel()
 	// One attempt, then, while the lock is held and --wait lasts, waiting
 	// acquires: the server queues them and answers at the hand-off.
-	opts := client.AcquireOptions{HolderID: id, SessionID: c.String("session"), LockDelay: c.Duration("lock-delay")}
+	opts := client.AcquireOptions{HolderID: id, SessionID: c.String("session"), LockDelay: c.Duration("lock-delay"),
+		Metadata: metadata(c, "")}
 	if opts.SessionID != "" && c.IsSet("ttl") {
 		return errUsage(c, "give --session or --ttl, not both: a lock held under a session lives as long as the session")
 	}
@@ -206,15 +239,15 @@ func lockStatus(c *cli.Context, args []string) error {
 				"waiters", strconv.Itoa(s.Waiters))
 		}
 		return lockFields(w, s.Name, s.Status, s.Holder, s.HolderID, s.LeaseID, s.FencingToken, s.ExpiresAt,
-			"session_id", s.SessionID, "waiters", strconv.Itoa(s.Waiters))
+			"session_id", s.SessionID, "metadata", s.Metadata, "waiters", strconv.Itoa(s.Waiters))
 	})
 }
 
 func lockList(c *cli.Context, args []string) error {
 	return listRun(c, (*client.Client).ListLocks,
-		[]col{{"NAME", true}, {"HOLDER", true}, {"FENCING", false}, {"EXPIRES IN", false}, {"LEASE ID", false}},
+		[]col{{"NAME", true}, {"HOLDER", true}, {"FENCING", false}, {"EXPIRES IN", false}, {"LEASE ID", false}, {"META", true}},
 		func(l client.LockInfo) []string {
-			return []string{l.Name, l.Holder, strconv.FormatUint(l.FencingToken, 10), fmtUntil(l.ExpiresAt), l.LeaseID}
+			return []string{l.Name, l.Holder, strconv.FormatUint(l.FencingToken, 10), fmtUntil(l.ExpiresAt), l.LeaseID, l.Metadata}
 		}, nil)
 }
 

@@ -55,6 +55,7 @@ func lockRunCommand() *cli.Command {
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "after a lost lock (or slot), time between SIGTERM and SIGKILL"},
 			&cli.BoolFlag{Name: "pass-token", Usage: "give CMD the token in $" + envToken + " (by default CMD gets no credential)"},
 			lockDelayFlag(),
+			metadataFlag(),
 			holderIDFlag(),
 		),
 		Action: leafAction(lockRun),
@@ -82,7 +83,11 @@ func (s semaphoreHolder) Unlock(ctx context.Context) error  { return s.Release(c
 
 func lockRun(c *cli.Context, args []string) error {
 	return runHolding(c, args, func(cl *client.Client, name string, ttl time.Duration, id string) (holder, []string) {
-		return client.NewLocker(cl, name, ttl, client.WithHolderID(id), client.WithLockerDelay(c.Duration("lock-delay"))),
+		opts := []client.LockerOption{client.WithHolderID(id), client.WithLockerDelay(c.Duration("lock-delay"))}
+		if m := metadata(c, runMetadata()); m != nil {
+			opts = append(opts, client.WithMetadata(*m))
+		}
+		return client.NewLocker(cl, name, ttl, opts...),
 			[]string{"OCTOSTORE_LOCK_NAME=" + name}
 	})
 }

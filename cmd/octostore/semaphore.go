@@ -28,6 +28,7 @@ func semaphoreCommand() *cli.Command {
 				&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock (or a semaphore slot) held by others, in its queue (0: one attempt)"},
 				&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "after a lost lock (or slot), time between SIGTERM and SIGKILL"},
 				&cli.BoolFlag{Name: "pass-token", Usage: "give CMD the token in $" + envToken + " (by default CMD gets no credential)"},
+				metadataFlag(),
 				holderIDFlag(),
 			),
 			Action: leafAction(semaphoreRun),
@@ -46,7 +47,11 @@ func semaphoreRun(c *cli.Context, args []string) error {
 		return errUsage(c, "--limit must be between 1 and 10000")
 	}
 	return runHolding(c, args, func(cl *client.Client, name string, ttl time.Duration, id string) (holder, []string) {
-		return semaphoreHolder{client.NewSemaphore(cl, name, limit, ttl, client.WithHolderID(id))},
+		opts := []client.LockerOption{client.WithHolderID(id)}
+		if m := metadata(c, runMetadata()); m != nil {
+			opts = append(opts, client.WithMetadata(*m))
+		}
+		return semaphoreHolder{client.NewSemaphore(cl, name, limit, ttl, opts...)},
 			[]string{"OCTOSTORE_SEMAPHORE_NAME=" + name}
 	})
 }
@@ -64,12 +69,12 @@ func semaphoreStatus(c *cli.Context, args []string) error {
 		}
 		rows := make([][]string, 0, len(s.Holders))
 		for _, h := range s.Holders {
-			rows = append(rows, []string{h.Holder, strconv.FormatUint(h.FencingToken, 10), fmtUntil(h.ExpiresAt), h.LeaseID})
+			rows = append(rows, []string{h.Holder, strconv.FormatUint(h.FencingToken, 10), fmtUntil(h.ExpiresAt), h.LeaseID, h.Metadata})
 		}
 		if _, err := io.WriteString(w, "\n"); err != nil {
 			return err
 		}
-		return printTable(w, []col{{"HOLDER", true}, {"FENCING", false}, {"EXPIRES IN", false}, {"LEASE ID", false}}, rows)
+		return printTable(w, []col{{"HOLDER", true}, {"FENCING", false}, {"EXPIRES IN", false}, {"LEASE ID", false}, {"METADATA", true}}, rows)
 	})
 }
 

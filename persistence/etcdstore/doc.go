@@ -44,7 +44,7 @@
 //	                          {"name","api_url","since"}: the leader's identity (LeaderInfo)
 //
 //	lock/<name>               {"holder","holder_id","lease","token","expires_ms","acquired_ms",
-//	                          "session","lock_delay_ms","available_ms","delay_holder"}: one
+//	                          "session","lock_delay_ms","available_ms","delay_holder","metadata"}: one
 //	                          per lock ever granted; holder absent = free. Never deleted,
 //	                          so the fencing token never goes backwards. session: the
 //	                          session the lock is held under (its expiry decides;
@@ -53,7 +53,7 @@
 //	                          delay_holder, and is not granted before available_ms.
 //	sem/<name>                {"limit","token"}: a semaphore's limit (its holders') and last
 //	                          fencing token; never deleted, so tokens never go backwards.
-//	semslot/<name>/<lease>    {"holder","holder_id","token","session","expires_ms","acquired_ms"}:
+//	semslot/<name>/<lease>    {"holder","holder_id","token","session","expires_ms","acquired_ms","metadata"}:
 //	                          one held slot; written with its semaphore's head in one Txn.
 //	session/<id>              {"owner","ttl_ms","lock_delay_ms","expires_ms","created_ms"}:
 //	                          a session; deleted once it has ended and every lock of it

@@ -160,12 +160,13 @@ type lockValue struct {
 	LockDelay  int64  `json:"lock_delay_ms,omitempty"`
 	Available  int64  `json:"available_ms,omitempty"`
 	DelayOf    string `json:"delay_holder,omitempty"`
+	Metadata   string `json:"metadata,omitempty"`
 }
 
 func encodeLock(r actors.LockRecord) []byte {
 	return mustJSON(lockValue{Holder: r.Holder, HolderID: r.HolderID, LeaseID: r.LeaseID, Token: r.Token,
 		ExpiresAt: ms(r.ExpiresAt), AcquiredAt: ms(r.AcquiredAt), SessionID: r.SessionID,
-		LockDelay: r.LockDelay.Milliseconds(), Available: ms(r.AvailableAt), DelayOf: r.DelayHolder})
+		LockDelay: r.LockDelay.Milliseconds(), Available: ms(r.AvailableAt), DelayOf: r.DelayHolder, Metadata: r.Metadata})
 }
 
 func decodeLock(name string, b []byte) (actors.LockRecord, error) {
@@ -175,7 +176,8 @@ func decodeLock(name string, b []byte) (actors.LockRecord, error) {
 	}
 	return actors.LockRecord{Name: name, Holder: v.Holder, HolderID: v.HolderID, LeaseID: v.LeaseID, Token: v.Token,
 		ExpiresAt: fromMS(v.ExpiresAt), AcquiredAt: fromMS(v.AcquiredAt), SessionID: v.SessionID,
-		LockDelay: time.Duration(v.LockDelay) * time.Millisecond, AvailableAt: fromMS(v.Available), DelayHolder: v.DelayOf}, nil
+		LockDelay: time.Duration(v.LockDelay) * time.Millisecond, AvailableAt: fromMS(v.Available), DelayHolder: v.DelayOf,
+		Metadata: v.Metadata}, nil
 }
 
 // semaphoreValue is a semaphore's head (semaphores in SQLite).
@@ -193,11 +195,12 @@ type slotValue struct {
 	SessionID  string `json:"session,omitempty"`
 	ExpiresAt  int64  `json:"expires_ms"`
 	AcquiredAt int64  `json:"acquired_ms"`
+	Metadata   string `json:"metadata,omitempty"`
 }
 
 func encodeSlot(sl actors.SemaphoreSlot) []byte {
 	return mustJSON(slotValue{Holder: sl.Holder, HolderID: sl.HolderID, Token: sl.Token, SessionID: sl.SessionID,
-		ExpiresAt: ms(sl.ExpiresAt), AcquiredAt: ms(sl.AcquiredAt)})
+		ExpiresAt: ms(sl.ExpiresAt), AcquiredAt: ms(sl.AcquiredAt), Metadata: sl.Metadata})
 }
 
 func decodeSlot(lease string, b []byte) (actors.SemaphoreSlot, error) {
@@ -206,7 +209,7 @@ func decodeSlot(lease string, b []byte) (actors.SemaphoreSlot, error) {
 		return actors.SemaphoreSlot{}, fmt.Errorf("semaphore slot %q: %w", lease, err)
 	}
 	return actors.SemaphoreSlot{Holder: v.Holder, HolderID: v.HolderID, LeaseID: lease, Token: v.Token,
-		SessionID: v.SessionID, ExpiresAt: fromMS(v.ExpiresAt), AcquiredAt: fromMS(v.AcquiredAt)}, nil
+		SessionID: v.SessionID, ExpiresAt: fromMS(v.ExpiresAt), AcquiredAt: fromMS(v.AcquiredAt), Metadata: v.Metadata}, nil
 }
 
 // sessionValue is a session (sessions in SQLite); its id is the key's

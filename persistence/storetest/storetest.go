@@ -90,7 +90,7 @@ func apply(t *testing.T, s Store, ms ...actors.Mutation) {
 
 func testLocks(t *testing.T, s Store) {
 	held := actors.LockRecord{Name: "held", Holder: "alice", HolderID: "host-a:4242", LeaseID: "lease-1", Token: 7,
-		ExpiresAt: T0.Add(time.Minute), AcquiredAt: T0}
+		ExpiresAt: T0.Add(time.Minute), AcquiredAt: T0, Metadata: "host-a pid 4242 ✓"}
 	expired := actors.LockRecord{Name: "expired", Holder: "bob", LeaseID: "lease-2", Token: 3,
 		ExpiresAt: T0.Add(-time.Second), AcquiredAt: T0.Add(-time.Minute)}
 	released := actors.LockRecord{Name: "released", Token: 12} // free: the token survives
@@ -220,7 +220,8 @@ func testSessions(t *testing.T, s Store) {
 // A semaphore's head and slots: grants add slots, a renew replaces one, a
 // release removes it, and the last token survives when no slot is left.
 func testSemaphores(t *testing.T, s Store) {
-	a := actors.SemaphoreSlot{Holder: "alice", HolderID: "w-1", LeaseID: "lease-a", Token: 1, ExpiresAt: T0.Add(time.Minute), AcquiredAt: T0}
+	a := actors.SemaphoreSlot{Holder: "alice", HolderID: "w-1", LeaseID: "lease-a", Token: 1, ExpiresAt: T0.Add(time.Minute), AcquiredAt: T0,
+		Metadata: "job 17"}
 	b := actors.SemaphoreSlot{Holder: "bob", LeaseID: "lease-b", Token: 2, SessionID: "0b5a1f7e-1d2c-4e8a-9f00-0123456789ab",
 		ExpiresAt: T0.Add(-time.Second), AcquiredAt: T0}
 	apply(t, s, actors.PutSemaphore{Name: "pool", Limit: 3, Token: 1, Put: []actors.SemaphoreSlot{a}},

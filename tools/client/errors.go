@@ -55,6 +55,7 @@ type LockHeldError struct {
 	// AvailableAt is set when the lock is in lock-delay: its holder's hold
 	// expired at ExpiresAt, and nobody is granted it before AvailableAt.
 	AvailableAt time.Time
+	Metadata    string    // the current hold's metadata
 	Err         *APIError // the underlying 409; nil when produced by Locker for a same-identity holder
 }
 
@@ -187,6 +188,7 @@ type errorBody struct {
 		Holder      string    `json:"holder"`
 		ExpiresAt   time.Time `json:"expires_at"`
 		AvailableAt time.Time `json:"available_at"`
+		Metadata    string    `json:"metadata"`
 	} `json:"lock"`
 	CurrentVersion      *int64  `json:"current_version"`
 	CurrentFencingToken *uint64 `json:"current_fencing_token"`
@@ -226,7 +228,7 @@ func decodeError(status int, body []byte, retryAfter string) error {
 		}
 		if eb.Lock != nil {
 			return &LockHeldError{Name: eb.Lock.Name, Holder: eb.Lock.Holder, ExpiresAt: eb.Lock.ExpiresAt,
-				AvailableAt: eb.Lock.AvailableAt, Err: ae}
+				AvailableAt: eb.Lock.AvailableAt, Metadata: eb.Lock.Metadata, Err: ae}
 		}
 		ae.kind = ErrConflict
 		ce := &ConflictError{Err: ae}

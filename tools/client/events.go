@@ -29,6 +29,8 @@ type Event struct {
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
 	AvailableAt  time.Time `json:"available_at,omitzero"` // lock.expired with a lock-delay: not granted before
 	SessionID    string    `json:"session_id,omitempty"`  // a lock held under a session; only to the holder or an admin
+	Metadata     string    `json:"metadata,omitempty"`    // lock and semaphore events: the hold's metadata
+	Limit        int       `json:"limit,omitempty"`       // semaphore events: the semaphore's limit
 	Version      int64     `json:"version,omitempty"`
 	Time         time.Time `json:"time,omitzero"`
 	// Data is the raw JSON payload.

@@ -57,6 +57,10 @@ func appendAcquireFields(b []byte, ttl time.Duration, o AcquireOptions) []byte {
 		b = append(b, `,"lock_delay_seconds":`...)
 		b = strconv.AppendInt(b, seconds(o.LockDelay), 10)
 	}
+	if o.Metadata != nil {
+		b = append(b, `,"metadata":`...)
+		b = appendJSONString(b, *o.Metadata)
+	}
 	return b
 }
 

@@ -45,6 +45,7 @@ type Locker struct {
 	pollMax  time.Duration
 	session  *Session // Session.NewLocker: held under the session, not renewed
 	delay    time.Duration
+	meta     *string // WithMetadata
 	// sem, for a Semaphore's Locker: the semaphore's limit (its calls go to
 	// /semaphores/{name}/…); 0 for a lock.
 	sem int
@@ -90,6 +91,10 @@ func WithHolderID(id string) LockerOption { return func(l *Locker) { l.holderID 
 // is granted the lock before its expiry plus d. Ignored for a Locker of a
 // Session (the session's applies).
 func WithLockerDelay(d time.Duration) LockerOption { return func(l *Locker) { l.delay = d } }
+
+// WithMetadata sets the metadata of the Locker's holds (host, pid, job id:
+// at most 1,024 bytes of one line), shown to every user: never a secret.
+func WithMetadata(m string) LockerOption { return func(l *Locker) { l.meta = &m } }
 
 // NewLocker returns a Locker for the named lock with the given TTL (whole
 // seconds, at least 1s). It acquires with a random holder id
@@ -170,7 +175,7 @@ func (l *Locker) acquire(ctx context.Context, wait time.Duration) error {
 		return nil
 	}
 	sentAt := l.clk.Now()
-	opts := AcquireOptions{HolderID: l.holderID, Wait: wait, LockDelay: l.delay}
+	opts := AcquireOptions{HolderID: l.holderID, Wait: wait, LockDelay: l.delay, Metadata: l.meta}
 	if l.session != nil {
 		opts.LockDelay = 0 // the session's
 		select {

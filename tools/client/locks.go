@@ -25,6 +25,8 @@ type Lease struct {
 	HolderID string `json:"holder_id,omitempty"`
 	// SessionID is the session the lock is held under ("" for a TTL).
 	SessionID string `json:"session_id,omitempty"`
+	// Metadata is the hold's metadata ("" none).
+	Metadata string `json:"metadata,omitempty"`
 	// Limit and Holders are a semaphore's (AcquireSemaphore, RenewSemaphore):
 	// its limit and the slots held after this one; 0 for a lock.
 	Limit   int `json:"limit,omitempty"`
@@ -44,6 +46,7 @@ type LockState struct {
 	Holder       string    `json:"holder,omitempty"`
 	HolderID     string    `json:"holder_id,omitempty"`  // like LeaseID, only shown to the holder
 	SessionID    string    `json:"session_id,omitempty"` // like LeaseID, only shown to the holder
+	Metadata     string    `json:"metadata,omitempty"`   // the hold's, shown to everybody
 	// Waiters is the number of waiting acquires queued behind the holder.
 	Waiters     int       `json:"waiters,omitempty"`
 	AvailableAt time.Time `json:"available_at,omitzero"`
@@ -62,6 +65,7 @@ type LockInfo struct {
 	Holder       string    `json:"holder,omitempty"`
 	HolderID     string    `json:"holder_id,omitempty"`
 	SessionID    string    `json:"session_id,omitempty"`
+	Metadata     string    `json:"metadata,omitempty"`
 	Owner        string    `json:"owner,omitempty"`
 }
 
@@ -107,6 +111,11 @@ type AcquireOptions struct {
 	// expiry plus LockDelay (an acquire meanwhile gets a *LockHeldError with
 	// AvailableAt). Not with SessionID (the session's applies).
 	LockDelay time.Duration
+	// Metadata, when set, is the hold's metadata: at most 1,024 bytes of
+	// one line (no control or bidirectional formatting characters), shown
+	// to every user (never a secret). On a "held" re-acquire it replaces
+	// the hold's; nil keeps it.
+	Metadata *string
 }
 
 // MaxWait is the longest wait the server accepts for one waiting acquire

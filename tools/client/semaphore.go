@@ -13,6 +13,7 @@ type SemaphoreSlot struct {
 	HolderID     string    `json:"holder_id,omitempty"`
 	LeaseID      string    `json:"lease_id,omitempty"`
 	SessionID    string    `json:"session_id,omitempty"`
+	Metadata     string    `json:"metadata,omitempty"`
 	FencingToken uint64    `json:"fencing_token"`
 	ExpiresAt    time.Time `json:"expires_at"`
 }

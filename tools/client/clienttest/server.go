@@ -56,6 +56,7 @@ type lock struct {
 	name, holder, leaseID string
 	holderID              string // the acquire's holder_id ("" none): the holder is (holder, holderID)
 	sessionID             string // held under this session ("" for a TTL): expires with it
+	metadata              string
 	fencing               uint64
 	expires               time.Time
 }
@@ -392,6 +393,9 @@ func (s *Server) grant(name, holder, holderID string, ttl time.Duration) *lock {
 func lockJSON(status string, l *lock, showLease bool) map[string]any {
 	m := map[string]any{"status": status, "name": l.name, "fencing_token": l.fencing,
 		"expires_at": stamp(l.expires), "holder": l.holder}
+	if l.metadata != "" {
+		m["metadata"] = l.metadata
+	}
 	if showLease {
 		m["lease_id"] = l.leaseID
 		if l.holderID != "" {
@@ -536,6 +540,13 @@ func intField(body map[string]json.RawMessage, name string, min, max int) (int, 
 	return n, ""
 }
 
+// strValue sets *dst to the string field name when the body has one.
+func strValue(body map[string]json.RawMessage, name string, dst *string) {
+	if v, ok := strField(body, name); ok {
+		*dst = v
+	}
+}
+
 func strField(body map[string]json.RawMessage, name string) (string, bool) {
 	var v string
 	raw, ok := body[name]
@@ -650,8 +661,10 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 			if sessionID != "" {
 				l.sessionID, l.expires = sessionID, s.sessions[sessionID].expires
 			}
+			strValue(body, "metadata", &l.metadata)
 			writeJSON(w, 200, lockJSON("acquired", l, true))
 		case l.holder == user && l.holderID == holderID && l.sessionID == sessionID:
+			strValue(body, "metadata", &l.metadata)
 			if e := s.now().Add(d); e.After(l.expires) {
 				l.expires = e
 			}
