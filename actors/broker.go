@@ -1,66 +1,132 @@
 package actors
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// EventLagged is the last event of a subscription that fell behind: the
-// broker closes the subscription right after it.
-const EventLagged = "lagged"
+// Events that end or start a stream rather than report a change. The broker
+// makes lagged, revoked and reset; the watch handler makes lock.state.
+const (
+	// EventLagged is the last event of a subscription that fell behind: the
+	// broker closes the subscription right after it.
+	EventLagged = "lagged"
+	// EventLockState is the first event of a lock watch: the lock's current
+	// state (holder empty when the lock is available).
+	EventLockState = "lock.state"
+	// EventRevoked is the last event of a subscription whose credentials no
+	// longer hold (Subscription.Revoke): it replaces whatever was queued.
+	EventRevoked = "revoked"
+	// EventReset is the first event of a subscription that was asked to
+	// resume (Broker.Resume) where it could not: events may have been missed.
+	EventReset = "reset"
+)
 
-// EventLockState is the first event of a lock watch: the lock's current
-// state (holder empty when the lock is available). The broker never
-// publishes it; the watch handler makes it.
-const EventLockState = "lock.state"
-
-// Broker is the Publisher that fans events out to subscribers. It numbers
-// every event (Seq), filters per subscriber by kind, name and owner, and
-// never blocks the publisher: each subscriber has a bounded queue, and one
-// that is full gets a final lagged event and is closed.
+// Broker is the Publisher that fans events out to subscribers. It never
+// blocks the publisher: each subscriber has a bounded queue, and one that is
+// full gets a final lagged event and is closed.
 //
-// mu guards seq, subs and closed, and is held while an event is queued for
-// every subscriber, so that each subscriber sees events in Seq order.
+// Numbering. Events are numbered per visibility scope, so that a stream's
+// numbers reveal nothing about what its subscriber may not see: a user's
+// subscriptions number the events that user may see (every lock and
+// semaphore event and the user's own session, flag, config and limit
+// events: 1, 2, 3, … across the
+// user's streams), the admin's number every event. An unfiltered stream's
+// numbers are consecutive; a kind or prefix filter leaves gaps only for
+// events of the subscriber's own scope. Event.Seq of a delivered event is
+// its number in the subscriber's scope; ID renders it with the broker's
+// epoch, a random name of this broker's numbering, for SSE ids.
+//
+// Fan-out. Subscriptions are indexed by what they can see: lock and
+// semaphore events go to the subscriptions of every lock and semaphore and
+// to the watchers of that name; an owner's session, flag, config and limit
+// events go to that owner's subscriptions
+// and the admin's. Publishing costs O(subscriptions indexed under the
+// event), never O(all subscriptions).
+//
+// Resuming. The broker keeps the last Replay events; Resume starts a
+// subscription with the events after a given id that it may see (numbered
+// as they were), or with a reset event when they are not all kept.
+//
+// mu guards everything below it, and is held while an event is numbered and
+// queued for its subscribers, so that each subscriber sees events in order.
 // Queueing is an append under the subscriber's own mutex (never held for
-// long: Take only swaps the queue out), so the critical section is short and
-// bounded by the number of subscribers.
+// long: Take only swaps the queue out), so the critical section is short
+// and bounded by the number of subscriptions indexed under the event.
 type Broker struct {
 	buffer int
+	epoch  string // names this broker's numbering in ids
+	now    func() time.Time
 
-	mu     sync.Mutex
-	seq    uint64
-	subs   map[*Subscription]struct{}
-	closed bool
+	mu      sync.Mutex
+	seq     uint64            // events published: the admin's scope
+	lockSeq uint64            // lock and semaphore events published: every user's scope has them
+	scopes  map[string]*scope // by owner (user id)
+	all     subSet            // every open subscription
+	locks   subSet            // lock and semaphore events of every name
+	watch   map[string]subSet // lock and semaphore events of one name (Filter.Name)
+	admins  subSet            // every owner's flag, config and limit events
+	ring    []Event           // the last events published (Seq: the admin's number), oldest at ringAt when full
+	ringAt  int
+	closed  bool
 
 	subscribers atomic.Int64
 	published   atomic.Uint64
 	delivered   atomic.Uint64
 	dropped     atomic.Uint64 // subscribers cut off as lagged
-	now         func() time.Time
+	revoked     atomic.Uint64 // subscribers ended by Revoke
+	examined    atomic.Uint64 // subscriptions looked at by Publish (tests check the index)
 }
+
+// scope is one user's numbering and the user's subscriptions to owner
+// events.
+type scope struct {
+	seq  uint64 // the owner's flag, config and limit events published
+	subs subSet // subscriptions that take the owner's flag, config and limit events (nil until one does)
+}
+
+type subSet map[*Subscription]struct{}
 
 // BrokerOptions tune a Broker.
 type BrokerOptions struct {
 	// Buffer is the number of events a subscriber may be behind before it is
-	// cut off (default DefaultEventBuffer).
+	// cut off (default DefaultEventBuffer). A resumed subscription replays at
+	// most Buffer events.
 	Buffer int
-	// Now is the clock of lagged events (default time.Now).
+	// Replay is the number of recent events kept for Resume (default
+	// DefaultEventReplay).
+	Replay int
+	// Now is the clock of lagged, revoked and reset events (default
+	// time.Now).
 	Now func() time.Time
 }
 
 var _ Publisher = (*Broker)(nil)
 
-// NewBroker returns a broker with no subscribers.
+// NewBroker returns a broker with no subscribers and a random epoch.
 func NewBroker(o BrokerOptions) *Broker {
 	if o.Buffer <= 0 {
 		o.Buffer = DefaultEventBuffer
 	}
+	if o.Replay <= 0 {
+		o.Replay = DefaultEventReplay
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Broker{buffer: o.Buffer, subs: map[*Subscription]struct{}{}, now: o.Now}
+	var e [4]byte
+	_, _ = rand.Read(e[:]) // never fails (crypto/rand)
+	return &Broker{
+		buffer: o.Buffer, epoch: hex.EncodeToString(e[:]), now: o.Now,
+		scopes: map[string]*scope{}, all: subSet{}, locks: subSet{}, watch: map[string]subSet{}, admins: subSet{},
+		ring: make([]Event, 0, o.Replay),
+	}
 }
 
 // Filter selects the events of a subscription and what the subscriber may
@@ -69,12 +135,20 @@ type Filter struct {
 	Kind   string // "" (every kind), lock, semaphore, session, flag, config or limit
 	Prefix string // name prefix ("" for every name)
 	Name   string // exact name ("" for every name)
-	// Login and Admin say who subscribes. Locks and semaphores are one
-	// shared namespace: everybody sees their events, but the lease id (and
-	// holder and session ids) only go to the holder and the admin. Events of
-	// the other kinds go to their owner and the admin only.
+	// Login (the subscriber's user id, as events' Owner and Holder are)
+	// and Admin say who subscribes. Locks and semaphores are one shared
+	// namespace: everybody sees their events, but the lease id (and the
+	// holder and session ids) only go to the holder and the admin. Events
+	// of the other kinds (sessions included) go to their owner and the
+	// admin only.
 	Login string
 	Admin bool
+}
+
+// sees reports whether the subscriber may see e at all (filters aside):
+// the events its scope numbers.
+func (f *Filter) sees(e *Event) bool {
+	return f.Admin || sharedKind(e.Kind) || e.Owner == f.Login
 }
 
 // allows reports whether e passes the filter (the lease id aside).
@@ -88,19 +162,21 @@ func (f *Filter) allows(e *Event) bool {
 	if f.Prefix != "" && !strings.HasPrefix(e.Name, f.Prefix) {
 		return false
 	}
-	if !f.Admin && !sharedKind(e.Kind) && e.Owner != f.Login {
-		return false
-	}
-	return true
+	return f.sees(e)
 }
 
 // sharedKind: locks and semaphores are one namespace shared by every user,
-// whose events everybody sees (lease and holder ids aside).
+// whose events everybody sees (lease, holder and session ids aside).
 func sharedKind(kind string) bool { return kind == "lock" || kind == "semaphore" }
 
+// locksWanted and ownedWanted say which index the subscription is under:
+// the shared kinds' (locks, semaphores) or the owner's.
+func (f *Filter) locksWanted() bool { return f.Kind == "" || sharedKind(f.Kind) }
+func (f *Filter) ownedWanted() bool { return !sharedKind(f.Kind) }
+
 // Visible returns e as the subscriber may see it: without the lease id, the
-// holder id and the session id unless the subscriber holds the lock or is
-// the admin.
+// holder id and the session id unless the subscriber holds the lock (or
+// slot) or is the admin.
 func (f *Filter) Visible(e Event) Event {
 	if (e.LeaseID != "" || e.HolderID != "" || e.SessionID != "") && !f.Admin && e.Holder != f.Login {
 		e.LeaseID, e.HolderID, e.SessionID = "", "", ""
@@ -114,7 +190,9 @@ func (f *Filter) Visible(e Event) Event {
 type Subscription struct {
 	b     *Broker
 	f     Filter
+	scope *scope        // the subscriber's numbering; nil for the admin
 	ready chan struct{} // capacity 1: there is something to Take, or the subscription ended
+	open  bool          // registered with the broker; guarded by Broker.mu
 
 	// mu guards queue, done and lagged. Lock order: Broker.mu, then mu.
 	mu     sync.Mutex
@@ -127,9 +205,9 @@ type Subscription struct {
 // call Take.
 func (s *Subscription) Ready() <-chan struct{} { return s.ready }
 
-// Take appends the queued events (in Seq order) to buf and reports whether
-// the subscription has ended: then nothing follows them (the last one is
-// the lagged event if the subscriber was cut off).
+// Take appends the queued events (in order) to buf and reports whether the
+// subscription has ended: then nothing follows them (the last one is the
+// lagged or revoked event if it ended for that).
 func (s *Subscription) Take(buf []Event) ([]Event, bool) {
 	s.mu.Lock()
 	buf = append(buf, s.queue...)
@@ -154,6 +232,36 @@ func (s *Subscription) Lagged() bool {
 // Filter is the subscription's filter.
 func (s *Subscription) Filter() Filter { return s.f }
 
+// Position is the number, in the subscription's scope, of the last event
+// published so far: every event queued from now on is numbered higher.
+func (s *Subscription) Position() uint64 {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	return s.b.positionLocked(s)
+}
+
+// ID renders the number seq of this broker's scopes as an SSE event id:
+// "<epoch>-<seq>". Resume accepts it back.
+func (b *Broker) ID(seq uint64) string { return string(b.AppendID(nil, seq)) }
+
+// AppendID appends ID(seq) to dst.
+func (b *Broker) AppendID(dst []byte, seq uint64) []byte {
+	dst = append(dst, b.epoch...)
+	dst = append(dst, '-')
+	return strconv.AppendUint(dst, seq, 10)
+}
+
+// parseID returns the number of an id of this broker (ok false for an id of
+// another broker, a restarted server's or a malformed one).
+func (b *Broker) parseID(id string) (uint64, bool) {
+	ep, n, ok := strings.Cut(id, "-")
+	if !ok || ep != b.epoch {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(n, 10, 64)
+	return seq, err == nil
+}
+
 // Close ends the subscription (idempotent). Events already queued may still
 // be taken.
 func (s *Subscription) Close() {
@@ -161,6 +269,25 @@ func (s *Subscription) Close() {
 	b.mu.Lock()
 	b.removeLocked(s)
 	b.mu.Unlock()
+}
+
+// Revoke ends the subscription with a final revoked event, which replaces
+// the events queued and not taken yet: nothing published for it after the
+// call is delivered. It does nothing if the subscription has ended.
+func (s *Subscription) Revoke() {
+	b := s.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !s.open {
+		return
+	}
+	ev := Event{Seq: b.positionLocked(s), Type: EventRevoked, Time: b.now().UTC()}
+	s.mu.Lock()
+	clear(s.queue)
+	s.queue = append(s.queue[:0], ev)
+	s.mu.Unlock()
+	b.revoked.Add(1)
+	b.removeLocked(s)
 }
 
 func (s *Subscription) signal() {
@@ -174,22 +301,141 @@ func (s *Subscription) signal() {
 // delivered (if they pass f). It fails with ErrClosed once the broker is
 // closed.
 func (b *Broker) Subscribe(f Filter) (*Subscription, error) {
+	return b.subscribe(f, "", false)
+}
+
+// Resume is Subscribe for a subscriber that continues another stream: last
+// is the id of the last event it received (SSE's Last-Event-ID). The
+// subscription starts with the events after last that f allows, numbered as
+// they were, if the broker still keeps all of them (the last Replay events
+// published) and they are at most Buffer; otherwise (or for an id of
+// another broker) it starts with a reset event, numbered as the
+// subscriber's position, and continues from now. Either way nothing is
+// delivered twice or out of order, and nothing is skipped without a reset.
+func (b *Broker) Resume(f Filter, last string) (*Subscription, error) {
+	return b.subscribe(f, last, true)
+}
+
+func (b *Broker) subscribe(f Filter, last string, resume bool) (*Subscription, error) {
 	s := &Subscription{b: b, f: f, ready: make(chan struct{}, 1)}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return nil, ErrClosed
 	}
-	b.subs[s] = struct{}{}
-	b.subscribers.Add(1)
+	if !f.Admin {
+		s.scope = b.scopeLocked(f.Login)
+	}
+	if resume {
+		if evs, ok := b.replayLocked(s, last); ok {
+			s.queue = evs
+		} else {
+			s.queue = []Event{{Seq: b.positionLocked(s), Type: EventReset, Time: b.now().UTC()}}
+		}
+		if len(s.queue) > 0 {
+			s.signal()
+		}
+	}
+	b.addLocked(s)
 	return s, nil
 }
 
+func (b *Broker) scopeLocked(owner string) *scope {
+	sc := b.scopes[owner]
+	if sc == nil {
+		sc = &scope{}
+		b.scopes[owner] = sc
+	}
+	return sc
+}
+
+// positionLocked is the number of the last event of s's scope.
+func (b *Broker) positionLocked(s *Subscription) uint64 {
+	if s.scope == nil {
+		return b.seq
+	}
+	return b.lockSeq + s.scope.seq
+}
+
+// replayLocked returns the events after id last that s may receive,
+// numbered in its scope, or false if they cannot all be had.
+func (b *Broker) replayLocked(s *Subscription, last string) ([]Event, bool) {
+	from, ok := b.parseID(last)
+	n := b.positionLocked(s)
+	if !ok || from > n {
+		return nil, false
+	}
+	// Walk back from the newest event, counting down the scope's numbers,
+	// until the event numbered from+1 has been seen.
+	var out []Event
+	for i := len(b.ring) - 1; i >= 0 && n > from; i-- {
+		e := &b.ring[(b.ringAt+i)%len(b.ring)]
+		if !s.f.sees(e) {
+			continue
+		}
+		if s.f.allows(e) {
+			if len(out) == b.buffer {
+				return nil, false
+			}
+			v := s.f.Visible(*e)
+			v.Seq = n
+			out = append(out, v)
+		}
+		n--
+	}
+	if n != from {
+		return nil, false // events after last are no longer kept
+	}
+	slices.Reverse(out)
+	return out, true
+}
+
+// addLocked indexes s by what it can see.
+func (b *Broker) addLocked(s *Subscription) {
+	s.open = true
+	b.all[s] = struct{}{}
+	if s.f.locksWanted() {
+		if s.f.Name != "" {
+			w := b.watch[s.f.Name]
+			if w == nil {
+				w = subSet{}
+				b.watch[s.f.Name] = w
+			}
+			w[s] = struct{}{}
+		} else {
+			b.locks[s] = struct{}{}
+		}
+	}
+	if s.f.ownedWanted() {
+		if s.scope == nil {
+			b.admins[s] = struct{}{}
+		} else {
+			if s.scope.subs == nil {
+				s.scope.subs = subSet{}
+			}
+			s.scope.subs[s] = struct{}{}
+		}
+	}
+	b.subscribers.Add(1)
+}
+
 func (b *Broker) removeLocked(s *Subscription) {
-	if _, ok := b.subs[s]; !ok {
+	if !s.open {
 		return
 	}
-	delete(b.subs, s)
+	s.open = false
+	delete(b.all, s)
+	delete(b.locks, s)
+	delete(b.admins, s)
+	if s.scope != nil {
+		delete(s.scope.subs, s)
+	}
+	if w := b.watch[s.f.Name]; w != nil {
+		delete(w, s)
+		if len(w) == 0 {
+			delete(b.watch, s.f.Name)
+		}
+	}
 	s.mu.Lock()
 	s.done = true
 	s.mu.Unlock()
@@ -198,7 +444,7 @@ func (b *Broker) removeLocked(s *Subscription) {
 }
 
 // Publish implements Publisher: it numbers e and queues it for every
-// matching subscriber without blocking.
+// subscriber that may receive it, without blocking.
 func (b *Broker) Publish(e Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -208,28 +454,59 @@ func (b *Broker) Publish(e Event) {
 	b.seq++
 	e.Seq = b.seq
 	b.published.Add(1)
-	for s := range b.subs {
-		if !s.f.allows(&e) {
+	b.rememberLocked(e)
+	var n int
+	if sharedKind(e.Kind) {
+		b.lockSeq++
+		n = b.fanOutLocked(&e, b.locks) + b.fanOutLocked(&e, b.watch[e.Name])
+	} else {
+		sc := b.scopeLocked(e.Owner)
+		sc.seq++
+		n = b.fanOutLocked(&e, sc.subs) + b.fanOutLocked(&e, b.admins)
+	}
+	b.examined.Add(uint64(n))
+}
+
+// rememberLocked keeps e among the last Replay events.
+func (b *Broker) rememberLocked(e Event) {
+	if len(b.ring) < cap(b.ring) {
+		b.ring = append(b.ring, e)
+		return
+	}
+	b.ring[b.ringAt] = e
+	b.ringAt = (b.ringAt + 1) % len(b.ring)
+}
+
+// fanOutLocked queues e for the subscriptions of set it passes and returns
+// how many it looked at. A subscription cut off is removed from set
+// meanwhile, which ranging over a map allows.
+func (b *Broker) fanOutLocked(e *Event, set subSet) int {
+	n := len(set)
+	for s := range set {
+		if !s.f.allows(e) {
 			continue
 		}
+		v := s.f.Visible(*e)
+		v.Seq = b.positionLocked(s)
 		s.mu.Lock()
 		if len(s.queue) < b.buffer {
-			s.queue = append(s.queue, s.f.Visible(e))
+			s.queue = append(s.queue, v)
 			s.mu.Unlock()
 			b.delivered.Add(1)
 			s.signal()
 			continue
 		}
 		// Cut off: the lagged event names the first event it misses.
-		s.queue = append(s.queue, Event{Seq: e.Seq, Type: EventLagged, Time: b.now().UTC()})
+		s.queue = append(s.queue, Event{Seq: v.Seq, Type: EventLagged, Time: b.now().UTC()})
 		s.lagged = true
 		s.mu.Unlock()
 		b.dropped.Add(1)
 		b.removeLocked(s)
 	}
+	return n
 }
 
-// Seq is the number of the last event published.
+// Seq is the number of events published (the admin's scope).
 func (b *Broker) Seq() uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -245,7 +522,7 @@ func (b *Broker) Close() {
 		return
 	}
 	b.closed = true
-	for s := range b.subs {
+	for s := range b.all {
 		b.removeLocked(s)
 	}
 }
@@ -256,6 +533,7 @@ type BrokerStats struct {
 	Published   uint64 // events published
 	Delivered   uint64 // events handed to subscribers
 	Dropped     uint64 // subscribers cut off as lagged
+	Revoked     uint64 // subscribers ended by Revoke
 }
 
 // Stats returns the broker's counters.
@@ -265,5 +543,6 @@ func (b *Broker) Stats() BrokerStats {
 		Published:   b.published.Load(),
 		Delivered:   b.delivered.Load(),
 		Dropped:     b.dropped.Load(),
+		Revoked:     b.revoked.Load(),
 	}
 }

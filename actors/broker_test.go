@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -236,5 +237,289 @@ func TestBrokerQueueMemory(t *testing.T) {
 	}
 	if cap(s.queue) != 0 {
 		t.Fatalf("queue keeps %d slots after the burst", cap(s.queue))
+	}
+}
+
+// BenchmarkBrokerPublish: the cost of one publish with 4,000 open
+// subscriptions that may not or do not want the event (other users' config
+// streams, watches of other locks), next to 4,000 that do.
+//
+//	go test -run XXX -bench BrokerPublish ./actors/
+func BenchmarkBrokerPublish(b *testing.B) {
+	const n = 4000
+	cases := []struct {
+		name string
+		sub  func(i int) Filter
+	}{
+		{"uninterested-config", func(i int) Filter { return Filter{Login: fmt.Sprint("u", i%250), Kind: "config"} }},
+		{"uninterested-watch", func(i int) Filter {
+			return Filter{Login: fmt.Sprint("u", i%250), Kind: "lock", Name: fmt.Sprint("other-", i)}
+		}},
+		{"interested", func(i int) Filter { return Filter{Login: fmt.Sprint("u", i%250)} }},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			br := NewBroker(BrokerOptions{Buffer: 1 << 30})
+			subs := make([]*Subscription, n)
+			for i := range subs {
+				s, err := br.Subscribe(tc.sub(i))
+				if err != nil {
+					b.Fatal(err)
+				}
+				subs[i] = s
+			}
+			e := lockEv(EventLockAcquired, "bench", "bob", "lease", 1)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				br.Publish(e)
+				if i++; i%256 == 0 {
+					b.StopTimer()
+					for _, s := range subs {
+						drain(s)
+					}
+					b.StartTimer()
+				}
+			}
+		})
+	}
+}
+
+func ownedEv(typ, kind, owner, name string) Event {
+	return Event{Type: typ, Kind: kind, Owner: owner, Name: name}
+}
+
+// seqs returns the Seq of each event.
+func seqs(evs []Event) []uint64 {
+	out := make([]uint64, len(evs))
+	for i, e := range evs {
+		out[i] = e.Seq
+	}
+	return out
+}
+
+// TestBrokerNumbersPerScope: a stream's numbers count only the events its
+// subscriber may see, so other users' private writes leave no gaps (issue
+// 12 §14; on the one global sequence alice's numbers jumped by bob's
+// writes).
+func TestBrokerNumbersPerScope(t *testing.T) {
+	b := NewBroker(BrokerOptions{})
+	alice, _ := b.Subscribe(Filter{Login: "alice"})
+	aliceFlags, _ := b.Subscribe(Filter{Login: "alice", Kind: "flag"})
+	bob, _ := b.Subscribe(Filter{Login: "bob"})
+	admin, _ := b.Subscribe(Filter{Login: "*admin*", Admin: true})
+	seqOf := []Event{
+		ownedEv(EventConfigWritten, "config", "bob", "secret-1"),
+		lockEv(EventLockAcquired, "build", "alice", "lease", 1),
+		ownedEv(EventConfigWritten, "config", "bob", "secret-2"),
+		ownedEv(EventConfigWritten, "config", "bob", "secret-3"),
+		ownedEv(EventFlagSet, "flag", "alice", "beta"),
+		ownedEv(EventLimitDenied, "limit", "bob", "api"),
+		lockEv(EventLockReleased, "build", "alice", "lease", 1),
+		ownedEv(EventConfigWritten, "config", "alice", "mine"),
+		ownedEv(EventFlagSet, "flag", "alice", "gamma"),
+	}
+	for _, e := range seqOf {
+		b.Publish(e)
+	}
+	cases := []struct {
+		name string
+		s    *Subscription
+		want []uint64
+	}{
+		{"alice: locks and her own, consecutive", alice, []uint64{1, 2, 3, 4, 5}},
+		{"alice's flags: gaps only for her other events", aliceFlags, []uint64{2, 5}},
+		{"bob: locks and his own, consecutive", bob, []uint64{1, 2, 3, 4, 5, 6}},
+		{"admin: every event", admin, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := seqs(drain(tc.s)); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("seqs %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if p := alice.Position(); p != 5 {
+		t.Fatalf("alice's position %d, want 5", p)
+	}
+	// A new subscription of alice continues her numbering.
+	late, _ := b.Subscribe(Filter{Login: "alice"})
+	b.Publish(lockEv(EventLockAcquired, "x", "carol", "", 1))
+	if got := seqs(drain(late)); fmt.Sprint(got) != "[6]" {
+		t.Fatalf("late subscription got %v, want [6]", got)
+	}
+}
+
+// TestBrokerIndexesSubscribers: publishing looks only at the subscriptions
+// indexed under the event (issue 12 §9): watches of other locks and other
+// users' subscriptions to their own resources are never examined.
+func TestBrokerIndexesSubscribers(t *testing.T) {
+	b := NewBroker(BrokerOptions{})
+	for i := 0; i < 500; i++ {
+		if _, err := b.Subscribe(Filter{Login: fmt.Sprint("u", i), Kind: "lock", Name: fmt.Sprint("other-", i)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Subscribe(Filter{Login: fmt.Sprint("u", i), Kind: "config"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var watchers []*Subscription
+	for i := 0; i < 3; i++ {
+		w, _ := b.Subscribe(Filter{Login: "carol", Kind: "lock", Name: "x"})
+		watchers = append(watchers, w)
+	}
+	bobAll, _ := b.Subscribe(Filter{Login: "bob"})
+	admin, _ := b.Subscribe(Filter{Login: "*admin*", Admin: true, Kind: "config"})
+
+	examined := func(e Event) uint64 {
+		before := b.examined.Load()
+		b.Publish(e)
+		return b.examined.Load() - before
+	}
+	// A lock event: the 3 watchers of x and bob's unfiltered stream.
+	if n := examined(lockEv(EventLockAcquired, "x", "bob", "lease", 1)); n != 4 {
+		t.Fatalf("a lock event examined %d subscriptions, want 4", n)
+	}
+	// Bob's config event: bob's stream and the admin's.
+	if n := examined(ownedEv(EventConfigWritten, "config", "bob", "k")); n != 2 {
+		t.Fatalf("bob's config event examined %d subscriptions, want 2", n)
+	}
+	// A user nobody watches: the admin's stream only.
+	if n := examined(ownedEv(EventFlagSet, "flag", "dave", "f")); n != 1 {
+		t.Fatalf("dave's flag event examined %d subscriptions, want 1", n)
+	}
+	for _, w := range watchers {
+		if got := drain(w); len(got) != 1 || got[0].Name != "x" {
+			t.Fatalf("watcher got %+v", got)
+		}
+	}
+	if got := drain(bobAll); len(got) != 2 {
+		t.Fatalf("bob got %+v", got)
+	}
+	if got := drain(admin); len(got) != 1 || got[0].Owner != "bob" {
+		t.Fatalf("admin (kind=config) got %+v", got)
+	}
+	// Closing removes a subscription from every index (and an empty watch
+	// name from the map).
+	for _, w := range watchers {
+		w.Close()
+	}
+	if _, ok := b.watch["x"]; ok {
+		t.Fatal("watch index keeps a name without watchers")
+	}
+	if n := examined(lockEv(EventLockReleased, "x", "bob", "lease", 1)); n != 1 {
+		t.Fatalf("after the watchers closed, a lock event examined %d, want 1", n)
+	}
+}
+
+// TestBrokerResume: a resumed subscription starts with exactly the events
+// after its id that it may see, numbered as before; what cannot be replayed
+// is announced by a reset (issue 12 §14).
+func TestBrokerResume(t *testing.T) {
+	type step struct {
+		name   string
+		filter Filter
+		last   func(b *Broker, aliceAt uint64) string
+		want   string // types and seqs of the first events queued
+	}
+	publish := func(b *Broker) {
+		b.Publish(lockEv(EventLockAcquired, "build", "alice", "la", 1)) // alice 1
+		b.Publish(ownedEv(EventConfigWritten, "config", "bob", "secret"))
+		b.Publish(ownedEv(EventFlagSet, "flag", "alice", "beta")) // alice 2
+		b.Publish(ownedEv(EventConfigWritten, "config", "bob", "secret"))
+		b.Publish(lockEv(EventLockReleased, "build", "alice", "la", 1)) // alice 3
+		b.Publish(ownedEv(EventFlagSet, "flag", "alice", "gamma"))      // alice 4
+	}
+	cases := []step{
+		{"after 1: 2, 3, 4", Filter{Login: "alice"}, func(b *Broker, _ uint64) string { return b.ID(1) },
+			"flag.set/2 lock.released/3 flag.set/4"},
+		{"after 0: all four", Filter{Login: "alice"}, func(b *Broker, _ uint64) string { return b.ID(0) },
+			"lock.acquired/1 flag.set/2 lock.released/3 flag.set/4"},
+		{"up to date: nothing", Filter{Login: "alice"}, func(b *Broker, n uint64) string { return b.ID(n) }, ""},
+		{"filtered: only the flags after 1", Filter{Login: "alice", Kind: "flag"}, func(b *Broker, _ uint64) string { return b.ID(1) },
+			"flag.set/2 flag.set/4"},
+		{"admin: global numbers", Filter{Login: "*admin*", Admin: true}, func(b *Broker, _ uint64) string { return b.ID(4) },
+			"lock.released/5 flag.set/6"},
+		{"another broker's id: reset", Filter{Login: "alice"}, func(b *Broker, _ uint64) string { return "0badbeef-1" }, "reset/4"},
+		{"malformed: reset", Filter{Login: "alice"}, func(b *Broker, _ uint64) string { return "x" }, "reset/4"},
+		{"from the future: reset", Filter{Login: "alice"}, func(b *Broker, _ uint64) string { return b.ID(9) }, "reset/4"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := NewBroker(BrokerOptions{})
+			publish(b)
+			s, err := b.Resume(tc.filter, tc.last(b, 4))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range drain(s) {
+				got = append(got, fmt.Sprintf("%s/%d", e.Type, e.Seq))
+				if e.Owner == "bob" {
+					t.Fatalf("replayed bob's event to %+v: %+v", tc.filter, e)
+				}
+				if e.LeaseID != "" && !tc.filter.Admin && e.Holder != tc.filter.Login {
+					t.Fatalf("replayed a lease id: %+v", e)
+				}
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Fatalf("queued %q, want %q", strings.Join(got, " "), tc.want)
+			}
+			// Live events continue the numbering.
+			b.Publish(ownedEv(EventFlagSet, "flag", "alice", "live"))
+			if e := drain(s); len(e) != 1 || e[0].Name != "live" {
+				t.Fatalf("live event: %+v", e)
+			}
+		})
+	}
+
+	t.Run("evicted: reset", func(t *testing.T) {
+		b := NewBroker(BrokerOptions{Replay: 4})
+		publish(b) // the ring keeps the last 4 of 6: alice's 2, 3, 4
+		s, _ := b.Resume(Filter{Login: "alice"}, b.ID(0))
+		if got := drain(s); len(got) != 1 || got[0].Type != EventReset || got[0].Seq != 4 {
+			t.Fatalf("resume past the ring: %+v", got)
+		}
+		s2, _ := b.Resume(Filter{Login: "alice"}, b.ID(1))
+		if got := seqs(drain(s2)); fmt.Sprint(got) != "[2 3 4]" {
+			t.Fatalf("resume within the ring: %v", got)
+		}
+	})
+	t.Run("more than the buffer: reset", func(t *testing.T) {
+		b := NewBroker(BrokerOptions{Buffer: 2})
+		publish(b)
+		s, _ := b.Resume(Filter{Login: "alice"}, b.ID(1))
+		if got := drain(s); len(got) != 1 || got[0].Type != EventReset {
+			t.Fatalf("3 events to replay with a buffer of 2: %+v", got)
+		}
+		s2, _ := b.Resume(Filter{Login: "alice"}, b.ID(2))
+		if got := seqs(drain(s2)); fmt.Sprint(got) != "[3 4]" {
+			t.Fatalf("2 events with a buffer of 2: %v", got)
+		}
+	})
+}
+
+// TestBrokerRevoke: a revoked subscription gets a revoked event in place of
+// what it had not taken, and nothing after.
+func TestBrokerRevoke(t *testing.T) {
+	b := NewBroker(BrokerOptions{})
+	s, _ := b.Subscribe(Filter{Login: "alice"})
+	other, _ := b.Subscribe(Filter{Login: "alice"})
+	b.Publish(ownedEv(EventFlagSet, "flag", "alice", "queued"))
+	s.Revoke()
+	b.Publish(ownedEv(EventFlagSet, "flag", "alice", "after"))
+	got, done := s.Take(nil)
+	if !done || len(got) != 1 || got[0].Type != EventRevoked || got[0].Seq != 1 {
+		t.Fatalf("revoked subscription: %+v done=%v", got, done)
+	}
+	if got := drain(other); len(got) != 2 {
+		t.Fatalf("the other subscription got %+v", got)
+	}
+	s.Revoke() // ended: nothing more
+	if got := drain(s); len(got) != 0 {
+		t.Fatalf("second Revoke queued %+v", got)
+	}
+	if st := b.Stats(); st.Revoked != 1 || st.Subscribers != 1 {
+		t.Fatalf("stats %+v", st)
 	}
 }

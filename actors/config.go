@@ -19,9 +19,12 @@ type ConfigStore interface {
 	// ConfigVersion reads one retained version of a live key; ok is false
 	// for an unknown key or a version not retained.
 	ConfigVersion(ctx context.Context, owner, key string, version int64) (ConfigRecord, bool, error)
-	// ConfigHistory lists the retained versions of a live key, newest
-	// first; ok is false for an unknown key.
-	ConfigHistory(ctx context.Context, owner, key string) ([]ConfigRecord, bool, error)
+	// ConfigHistory lists one page of the retained versions of a live key,
+	// newest first: at most limit of them, older than version before
+	// (before <= 0: from the newest). more reports whether older ones
+	// remain; ok is false for an unknown key (a live key past its oldest
+	// version is ok with an empty page). One snapshot per call.
+	ConfigHistory(ctx context.Context, owner, key string, before int64, limit int) (page []ConfigRecord, more, ok bool, err error)
 }
 
 // ConfigKeysConfig configures the config store.
@@ -102,11 +105,14 @@ func (c *ConfigKeys) Version(ctx context.Context, owner, key string, n int64) (C
 	return found(rec, ok, err, ErrConfigVersionNotFound)
 }
 
-// History lists the kept versions of a live key, newest first
-// (ErrConfigNotFound if the key does not exist).
-func (c *ConfigKeys) History(ctx context.Context, owner, key string) ([]ConfigRecord, error) {
-	versions, ok, err := c.store.ConfigHistory(ctx, owner, key)
-	return found(versions, ok, err, ErrConfigNotFound)
+// History lists one page of the kept versions of a live key, newest first:
+// at most limit versions older than before (<= 0: from the newest), and
+// whether older ones remain (ErrConfigNotFound if the key does not exist).
+// Pages keep the memory of one answer bounded (issue 12, item 8).
+func (c *ConfigKeys) History(ctx context.Context, owner, key string, before int64, limit int) (page []ConfigRecord, more bool, err error) {
+	page, more, ok, err := c.store.ConfigHistory(ctx, owner, key, before, limit)
+	page, err = found(page, ok, err, ErrConfigNotFound)
+	return page, more, err
 }
 
 // Delete deletes the key and its history (ErrConfigNotFound if none), once

@@ -37,6 +37,9 @@ const (
 	// DefaultEventBuffer is BrokerOptions.Buffer: events a subscriber may
 	// fall behind before it is cut off (serve --event-buffer).
 	DefaultEventBuffer = 1024
+	// DefaultEventReplay is BrokerOptions.Replay: the recent events kept
+	// for streams that resume (Last-Event-ID).
+	DefaultEventReplay = 4096
 )
 
 // LimitFlushEveryBatch is the LimitConfig.FlushInterval that writes

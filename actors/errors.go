@@ -28,12 +28,12 @@ const (
 	CodeNotFound         Code = "not_found"          // no such resource or route (404)
 	CodeMethodNotAllowed Code = "method_not_allowed" // the route exists, the method does not (405)
 	CodeConflict         Code = "conflict"           // the resource's state refuses the change (409)
-	CodeTooManyRequests  Code = "too_many_requests"  // a bounded per-resource queue is full: retry later (429)
 	CodeCanceled         Code = "canceled"           // the caller went away before the answer (499)
 	CodeNotImplemented   Code = "not_implemented"    // a feature this server is not configured for (501)
 	CodeUpstream         Code = "upstream"           // a service octostore depends on failed (GitHub) (502)
 	CodeUnavailable      Code = "unavailable"        // retry later: storage failing, shutting down, timed out (503)
 	CodeOverloaded       Code = "overloaded"         // retry later: a bounded queue is full (503)
+	CodeTooManyRequests  Code = "too_many_requests"  // retry later: a per-caller or per-resource bound (a full queue of waiters) is reached (429)
 	CodeInternal         Code = "internal"           // a bug; the details are logged, never shown (500)
 )
 
@@ -44,8 +44,8 @@ type Error struct {
 	Code    Code
 	Message string
 	// RetryAfter is the delay a client should wait before retrying, for
-	// the codes that ask for a retry (unavailable, overloaded); zero means
-	// one second.
+	// the codes that ask for a retry (unavailable, overloaded,
+	// too_many_requests); zero means one second.
 	RetryAfter time.Duration
 
 	kind  *Error // the sentinel this error is a case of (Withf): errors.Is(e, kind)

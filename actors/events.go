@@ -4,6 +4,9 @@ import "time"
 
 // Event is one committed state change.
 type Event struct {
+	// Seq numbers the event: as delivered to a subscription, its number in
+	// the subscriber's scope (Broker); as published, ignored (the broker
+	// numbers it).
 	Seq          uint64    `json:"seq"`
 	Type         string    `json:"type"` // lock.acquired, lock.renewed, lock.released, lock.expired, flag.set, …
 	Kind         string    `json:"kind"` // lock | semaphore | session | flag | config | limit

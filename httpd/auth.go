@@ -5,10 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/octostore/octostore/actors"
@@ -18,6 +16,11 @@ import (
 
 // Principal is who a request acts for.
 type Principal struct {
+	// ID is the user's stable id (persistence/identity.go): what the user's
+	// resources and locks are owned and held by. "" for the admin key.
+	ID string
+	// Login is the user's current login: what answers and logs show, never
+	// what owns anything.
 	Login  string
 	Admin  bool     // the admin key: sees every user's resources
 	Hash   [32]byte // SHA-256 of the bearer token (zero for the admin key)
@@ -36,23 +39,27 @@ type Authenticator struct {
 	store    *persistence.Store
 	adminKey []byte
 
-	// mu guards cache, epoch and gen.
+	// mu guards cache, logins, epoch and gen.
 	mu    sync.RWMutex
 	cache map[[32]byte]Principal
-	epoch int64
+	// logins maps user ids to the login shown for them (Login): filled on
+	// demand, dropped with the token cache and on renames (Renamed).
+	logins map[string]string
+	epoch  int64
 	// gen counts invalidations. A lookup caches its result only if gen has
 	// not moved since it started: a token read from the database just before
 	// a rotation or revocation committed is never put back into the cache
 	// after the invalidation.
 	gen uint64
 
-	// lastFailLog rate-limits the log lines of rejected credentials (unix
-	// ns of the last line); failSkipped counts the lines left out since.
-	lastFailLog atomic.Int64
-	failSkipped atomic.Int64
-
 	// afterLookup, in tests, runs between a database lookup and caching.
 	afterLookup func()
+
+	// changed are called (outside mu) after tokens may have changed: with
+	// the hash of a token rotated or revoked in this process (Invalidate),
+	// with nil when the auth epoch moved. Guarded by mu; the event streams
+	// use it to end the streams of revoked tokens (events.go).
+	changed []func(hash *[32]byte)
 
 	stop chan struct{}
 	done chan struct{}
@@ -65,7 +72,8 @@ const PollInterval = 500 * time.Millisecond
 // that notices out-of-process token changes; adminKey "" disables the admin
 // principal. Close stops the poller.
 func NewAuthenticator(store *persistence.Store, adminKey string) (*Authenticator, error) {
-	a := &Authenticator{store: store, cache: map[[32]byte]Principal{}, stop: make(chan struct{}), done: make(chan struct{})}
+	a := &Authenticator{store: store, cache: map[[32]byte]Principal{}, logins: map[string]string{},
+		stop: make(chan struct{}), done: make(chan struct{})}
 	if adminKey != "" {
 		a.adminKey = []byte(adminKey)
 	}
@@ -92,12 +100,17 @@ func (a *Authenticator) poll() {
 				continue
 			}
 			a.mu.Lock()
-			if ep != a.epoch {
+			moved := ep != a.epoch
+			if moved {
 				a.epoch = ep
 				a.cache = map[[32]byte]Principal{}
+				a.logins = map[string]string{}
 				a.gen++
 			}
 			a.mu.Unlock()
+			if moved {
+				a.notify(nil)
+			}
 		}
 	}
 }
@@ -108,12 +121,111 @@ func (a *Authenticator) Close() {
 	<-a.done
 }
 
-// Invalidate drops a token from the cache (after rotate or revoke).
+// Invalidate drops a token from the cache (after rotate or revoke) and
+// tells the change hooks (the event streams of that token end at once).
 func (a *Authenticator) Invalidate(hash [32]byte) {
 	a.mu.Lock()
 	delete(a.cache, hash)
 	a.gen++
 	a.mu.Unlock()
+	a.notify(&hash)
+}
+
+// onChange registers fn to be called after tokens may have changed (see
+// Authenticator.changed). fn runs on the goroutine of the change: the
+// request that rotated or revoked, or the epoch poller.
+func (a *Authenticator) onChange(fn func(hash *[32]byte)) {
+	a.mu.Lock()
+	a.changed = append(a.changed, fn)
+	a.mu.Unlock()
+}
+
+func (a *Authenticator) notify(hash *[32]byte) {
+	a.mu.RLock()
+	fns := a.changed
+	a.mu.RUnlock()
+	for _, fn := range fns {
+		fn(hash)
+	}
+}
+
+// current reports whether p's credential still authenticates p: the admin
+// key always does; a token if the cache or, failing it, the database still
+// maps it to p's login.
+func (a *Authenticator) current(p *Principal) bool {
+	if p.Admin {
+		return true
+	}
+	a.mu.RLock()
+	c, ok := a.cache[p.Hash]
+	a.mu.RUnlock()
+	if ok {
+		return c.ID == p.ID
+	}
+	uid, ok, err := a.resolve(p.Hash)
+	return err == nil && ok && uid == p.ID
+}
+
+// resolve looks a token hash up in the database, bypassing the cache: the
+// user id it authenticates, ok false if none.
+func (a *Authenticator) resolve(hash [32]byte) (uid string, ok bool, err error) {
+	up, found, err := a.store.LookupToken(hash)
+	if err != nil || !found {
+		return "", false, err
+	}
+	return up.ID, true, nil
+}
+
+// Renamed drops every cached login (after a sign-in renamed a user): the
+// next answer that shows one of the user's locks or resources reads the new
+// login.
+func (a *Authenticator) Renamed() {
+	a.mu.Lock()
+	a.logins = map[string]string{}
+	a.gen++
+	a.mu.Unlock()
+}
+
+// Login is the login to show for the user id uid: the account's current
+// login, so a renamed user's locks and resources show the new login at once
+// (and an old login, which another account may have taken since, never
+// points at them). An id no account has (an orphan of migration 0005, or a
+// failed read) shows as the id itself. "" stays "".
+func (a *Authenticator) Login(uid string) string {
+	if uid == "" {
+		return ""
+	}
+	a.mu.RLock()
+	l, ok := a.logins[uid]
+	gen := a.gen
+	a.mu.RUnlock()
+	if ok {
+		return l
+	}
+	u, found, err := a.store.UserByUID(context.Background(), uid)
+	if err != nil {
+		return uid // not cached: the next answer tries again
+	}
+	l = uid
+	if found {
+		l = u.Login
+	}
+	a.mu.Lock()
+	if a.gen == gen {
+		a.logins[uid] = l
+	}
+	a.mu.Unlock()
+	return l
+}
+
+// UserID finds the user id of the account that has login now (the admin
+// key's ?owner=LOGIN); ok is false when no account has it.
+func (a *Authenticator) UserID(ctx context.Context, login string) (uid string, ok bool, err error) {
+	u, found, err := a.store.UserByLogin(ctx, login)
+	if err != nil || !found {
+		return "", false, err
+	}
+	return u.UID, true, nil
 }
 
 var bearerPrefix = []byte("bearer ")
@@ -162,7 +274,7 @@ func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (Principal, error
 	if err != nil || !found {
 		return p, errBadToken
 	}
-	p = Principal{Login: up.Login, Hash: h, Source: up.Source}
+	p = Principal{ID: up.ID, Login: up.Login, Hash: h, Source: up.Source}
 	if a.afterLookup != nil {
 		a.afterLookup()
 	}
@@ -190,15 +302,41 @@ func (a *Authenticator) isAdminKey(k []byte) bool {
 // errors.go answers.
 type handler func(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error
 
-// authed wraps a handler with authentication and the request's context.
+// authed wraps a handler with authentication and the request's context. A
+// request that carries a credential from an address that failed too often
+// is answered 429 without looking the credential up (throttle.go); a
+// failed one counts against its address.
 func (s *Server) authed(h handler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
+		cred := carriesCredential(ctx)
+		if cred && s.throttle != nil {
+			if wait := s.throttle.wait(ctx.RemoteIP()); wait > 0 {
+				s.clog.Log(slog.LevelWarn, "authentication throttled: too many failures from this address",
+					"remote", ctx.RemoteIP().String(), "route", route(ctx))
+				s.writeErr(ctx, errThrottled(wait))
+				return
+			}
+		}
 		p, err := s.auth.Authenticate(ctx)
 		if err != nil {
-			s.auth.logFailure(s.log, ctx)
+			if cred && s.throttle != nil {
+				s.throttle.failed(ctx.RemoteIP())
+			}
+			if ctx.RequestBodyStream() != nil && ctx.Request.Header.ContentLength() != 0 {
+				ctx.SetConnectionClose() // its body is not read
+			}
+			s.logAuthFailure(ctx)
 			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="octostore"`)
 			s.writeErr(ctx, err)
 			return
+		}
+		reserved, err := s.readBody(ctx) // only now: an unauthenticated body is never read
+		if err != nil {
+			s.writeErr(ctx, err)
+			return
+		}
+		if reserved > 0 {
+			defer s.bodies.release(reserved)
 		}
 		rq := s.reqs.request(ctx.Conn())
 		defer s.reqs.release(rq)
@@ -218,36 +356,22 @@ func (s *Server) public(h func(ctx *fasthttp.RequestCtx) error) fasthttp.Request
 	}
 }
 
-// logFailure logs a rejected request without its credentials: a wrong
-// X-Admin-Key at warn level, a bad bearer token at debug level. At most one
-// line a second; the count of lines left out goes with the next one.
-func (a *Authenticator) logFailure(log *slog.Logger, ctx *fasthttp.RequestCtx) {
-	admin := len(ctx.Request.Header.Peek("X-Admin-Key")) > 0
-	level := slog.LevelDebug
-	if admin {
-		level = slog.LevelWarn
-	}
-	if !log.Enabled(context.Background(), level) {
-		return
-	}
-	now := time.Now().UnixNano()
-	last := a.lastFailLog.Load()
-	if now-last < int64(time.Second) || !a.lastFailLog.CompareAndSwap(last, now) {
-		a.failSkipped.Add(1)
-		return
-	}
-	msg := "rejected bearer token"
-	if admin {
-		msg = "rejected X-Admin-Key"
-	}
-	log.Log(context.Background(), level, msg, "remote", ctx.RemoteIP().String(), "method", string(ctx.Method()),
-		"path", string(ctx.Path()), "similar_lines_skipped", a.failSkipped.Swap(0))
+// carriesCredential reports whether the request presents a credential
+// (which a failure then counts as a guess): an X-Admin-Key or an
+// Authorization header.
+func carriesCredential(ctx *fasthttp.RequestCtx) bool {
+	h := &ctx.Request.Header
+	return len(h.Peek("X-Admin-Key")) > 0 || len(h.Peek(fasthttp.HeaderAuthorization)) > 0
 }
 
-// fasthttpLogger sends fasthttp's own error lines to the server's logger
-// (with SecureErrorLogMessage set, they do not quote request bytes).
-type fasthttpLogger struct{ log *slog.Logger }
-
-func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Warn("http: " + fmt.Sprintf(format, args...))
+// logAuthFailure logs a rejected request without its credentials: a wrong
+// X-Admin-Key at warn level, a bad bearer token at debug level, through the
+// client log (at most one line a second of each; the count of lines left
+// out goes with the next one).
+func (s *Server) logAuthFailure(ctx *fasthttp.RequestCtx) {
+	level, msg := slog.LevelDebug, "rejected bearer token"
+	if len(ctx.Request.Header.Peek("X-Admin-Key")) > 0 {
+		level, msg = slog.LevelWarn, "rejected X-Admin-Key"
+	}
+	s.clog.Log(level, msg, "remote", ctx.RemoteIP().String(), "method", string(ctx.Method()), "route", route(ctx))
 }

@@ -223,7 +223,7 @@ func TestBadInputOtherResourcesChangesNothing(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var n int
-		if err := e.app.DB.ReadDB().QueryRow(`SELECT count(*) FROM limits WHERE owner = 'alice' AND name = 'lim'`).Scan(&n); err != nil {
+		if err := e.app.DB.ReadDB().QueryRow(`SELECT count(*) FROM limits WHERE owner = ? AND name = 'lim'`, e.app.UID(t, "alice")).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n == 1 {

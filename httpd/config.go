@@ -1,7 +1,9 @@
 package httpd
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"math"
 	"strconv"
@@ -180,7 +182,7 @@ func (s *Server) configSet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 	if err != nil {
 		return err
 	}
-	owner, err := scope(ctx, p, true)
+	owner, err := s.scope(ctx, p, true)
 	if err != nil {
 		return err
 	}
@@ -194,7 +196,7 @@ func (s *Server) configSet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 // configGet reads the current version, or ?version=N (a past one, from
 // the database: every acknowledged write is committed).
 func (s *Server) configGet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	owner, key, err := configTarget(ctx, p, false)
+	owner, key, err := s.configTarget(ctx, p, false)
 	if err != nil {
 		return err
 	}
@@ -215,7 +217,7 @@ func (s *Server) configGet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 // configDelete deletes the key, on the condition of If-Match if given (as
 // for a write: 409 with current_version when it does not hold).
 func (s *Server) configDelete(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	owner, key, err := configTarget(ctx, p, true)
+	owner, key, err := s.configTarget(ctx, p, true)
 	if err != nil {
 		return err
 	}
@@ -229,38 +231,191 @@ func (s *Server) configDelete(ctx *fasthttp.RequestCtx, rq *request, p *Principa
 	return writeOK(ctx, deletedBody)
 }
 
+// History pages (issue 12, item 8): GET /config/{key}/history answers at
+// most ?limit= versions (default DefaultHistoryPage, at most
+// MaxHistoryPage), newest first, and a next_cursor while older ones remain;
+// ?cursor= continues after the page that gave it. A page's memory is taken
+// from the answer budget (--max-answer-memory) before it is read, at the
+// most it can be, and given back when it has been written; a page over
+// streamHistoryAbove bytes is written to the connection version by version
+// instead of being rendered whole first.
+const (
+	DefaultHistoryPage = 10
+	MaxHistoryPage     = 100
+	// DefaultMaxAnswerMemory is the default bound on the bytes of large
+	// answers in flight (ServerConfig.MaxAnswerMemory).
+	DefaultMaxAnswerMemory = 64 << 20
+	// maxVersionBytes is the most one version of a page can hold in memory:
+	// its value, its description (500 characters, up to 4 bytes each) and
+	// the rest of its record.
+	maxVersionBytes    = MaxConfigValue + 4*MaxConfigDescription + 128
+	streamHistoryAbove = 64 << 10
+)
+
+var (
+	errHistoryLimit  = invalid("limit must be an integer from 1 to 100")
+	errHistoryCursor = invalid("cursor is not one this server gave (take next_cursor from the previous page)")
+	errAnswerBudget  = &actors.Error{Code: actors.CodeOverloaded,
+		Message: "server overloaded: too many large answers in flight, retry later"}
+)
+
+// historyPage parses ?limit= and ?cursor=: the page size, and the version
+// the page starts below (0: from the newest).
+func historyPage(ctx *fasthttp.RequestCtx) (limit int, before int64, err error) {
+	q := ctx.QueryArgs()
+	limit = DefaultHistoryPage
+	if q.Has("limit") {
+		n, perr := strconv.Atoi(string(q.Peek("limit")))
+		if perr != nil || n < 1 || n > MaxHistoryPage {
+			return 0, 0, errHistoryLimit
+		}
+		limit = n
+	}
+	if q.Has("cursor") {
+		if before = parseHistoryCursor(q.Peek("cursor")); before < 1 {
+			return 0, 0, errHistoryCursor
+		}
+	}
+	return limit, before, nil
+}
+
+// The cursor is opaque to clients: "v" and the version the next page starts
+// below, base64url-encoded without padding.
+func historyCursor(version int64) string {
+	return base64.RawURLEncoding.EncodeToString(strconv.AppendInt([]byte{'v'}, version, 10))
+}
+
+func parseHistoryCursor(c []byte) int64 {
+	b, err := base64.RawURLEncoding.DecodeString(string(c))
+	if err != nil || len(b) < 2 || b[0] != 'v' {
+		return 0
+	}
+	v, err := strconv.ParseInt(string(b[1:]), 10, 64)
+	if err != nil || v < 1 || strconv.FormatInt(v, 10) != string(b[1:]) {
+		return 0
+	}
+	return v
+}
+
 func (s *Server) configHistory(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	owner, key, err := configTarget(ctx, p, false)
+	owner, key, err := s.configTarget(ctx, p, false)
 	if err != nil {
 		return err
 	}
-	versions, err := s.config.History(rq.ctx(), owner, key)
+	limit, before, err := historyPage(ctx)
 	if err != nil {
 		return err
 	}
-	size := 16
+	reserved := int64(limit) * maxVersionBytes
+	if !s.answers.reserve(reserved) {
+		return errAnswerBudget
+	}
+	versions, more, err := s.config.History(rq.ctx(), owner, key, before, limit)
+	if err != nil {
+		s.answers.release(reserved)
+		return err
+	}
+	// Keep what the page holds, give the rest back.
+	size := int64(64)
 	for i := range versions {
-		size += 96 + len(versions[i].Value) + len(versions[i].Description)
+		size += 128 + int64(len(versions[i].Value)) + 6*int64(len(versions[i].Description))
 	}
-	b := appendList(make([]byte, 0, size), "versions", versions, func(b []byte, c *actors.ConfigRecord) []byte {
-		b = append(b, `{"version":`...)
-		b = strconv.AppendInt(b, c.Version, 10)
-		b = append(b, `,"value":`...)
-		b = append(b, c.Value...)
-		b = append(b, `,"description":`...)
-		b = appendString(b, c.Description)
-		b = append(b, `,"created_at":`...)
-		b = appendTime(b, c.UpdatedAt)
-		return append(b, '}')
+	if size < reserved {
+		s.answers.release(reserved - size)
+		reserved = size
+	}
+	var next string
+	if more && len(versions) > 0 {
+		next = historyCursor(versions[len(versions)-1].Version)
+	}
+	if size <= streamHistoryAbove {
+		b := appendHistory(make([]byte, 0, size), versions, next)
+		s.answers.release(reserved)
+		return writeOK(ctx, b)
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("application/json")
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer s.answers.release(reserved)
+		writeHistory(w, versions, next)
 	})
-	return writeOK(ctx, append(b, '}'))
+	return nil
+}
+
+// appendHistory renders a history page: {"versions":[…],"next_cursor":…}.
+func appendHistory(b []byte, versions []actors.ConfigRecord, next string) []byte {
+	b = append(b, `{"versions":[`...)
+	for i := range versions {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendVersion(b, &versions[i])
+	}
+	b = append(b, ']')
+	if next != "" {
+		b = append(b, `,"next_cursor":`...)
+		b = appendString(b, next)
+	}
+	return append(b, '}')
+}
+
+// writeHistory writes a history page to w version by version: the page's
+// values are never copied into one answer.
+func writeHistory(w *bufio.Writer, versions []actors.ConfigRecord, next string) {
+	buf := make([]byte, 0, 512)
+	w.WriteString(`{"versions":[`)
+	for i := range versions {
+		c := &versions[i]
+		buf = buf[:0]
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"version":`...)
+		buf = strconv.AppendInt(buf, c.Version, 10)
+		buf = append(buf, `,"value":`...)
+		if _, err := w.Write(buf); err != nil {
+			return
+		}
+		if _, err := w.Write(c.Value); err != nil {
+			return
+		}
+		buf = appendVersionTail(buf[:0], c)
+		if _, err := w.Write(buf); err != nil {
+			return
+		}
+		versions[i].Value = nil // written: its memory may go before the page ends
+	}
+	buf = append(buf[:0], ']')
+	if next != "" {
+		buf = append(buf, `,"next_cursor":`...)
+		buf = appendString(buf, next)
+	}
+	w.Write(append(buf, '}'))
+}
+
+func appendVersion(b []byte, c *actors.ConfigRecord) []byte {
+	b = append(b, `{"version":`...)
+	b = strconv.AppendInt(b, c.Version, 10)
+	b = append(b, `,"value":`...)
+	b = append(b, c.Value...)
+	return appendVersionTail(b, c)
+}
+
+// appendVersionTail renders a history version's description and
+// created_at, and closes it.
+func appendVersionTail(b []byte, c *actors.ConfigRecord) []byte {
+	b = append(b, `,"description":`...)
+	b = appendString(b, c.Description)
+	b = append(b, `,"created_at":`...)
+	b = appendTime(b, c.UpdatedAt)
+	return append(b, '}')
 }
 
 // configList is served from the database: every acknowledged write is
 // committed, so it is there.
 func (s *Server) configList(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	return writeListing(ctx, rq, p, "configs", s.config.List, 160, func(b []byte, c *actors.ConfigRecord, all bool) []byte {
-		b = appendOwner(append(b, '{'), all, c.Owner)
+	return writeListing(s, ctx, rq, p, "configs", s.config.List, func(it *actors.ConfigRecord) string { return it.Owner }, 160, func(b []byte, c *actors.ConfigRecord, all bool) []byte {
+		b = s.appendOwner(append(b, '{'), all, c.Owner)
 		b = append(b, `"key":`...)
 		b = appendString(b, c.Key)
 		return appendConfigTail(b, c)
@@ -298,10 +453,10 @@ func appendConfigTail(b []byte, c *actors.ConfigRecord) []byte {
 
 // configTarget validates the {key} path parameter and resolves whose key it
 // is (write: the request changes it).
-func configTarget(ctx *fasthttp.RequestCtx, p *Principal, write bool) (owner, key string, err error) {
+func (s *Server) configTarget(ctx *fasthttp.RequestCtx, p *Principal, write bool) (owner, key string, err error) {
 	if key, err = configKey(ctx); err != nil {
 		return "", "", err
 	}
-	owner, err = scope(ctx, p, write)
+	owner, err = s.scope(ctx, p, write)
 	return owner, key, err
 }

@@ -3,6 +3,7 @@ package httpd
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -51,11 +52,9 @@ func statusOf(c actors.Code) int {
 }
 
 // retryAfter is the Retry-After of an error whose code asks for a retry
-// (503: unavailable, overloaded; 429: too many requests); 0 for the others.
+// (503: unavailable, overloaded; 429: too_many_requests); 0 for the others.
 func retryAfter(e *actors.Error) int64 {
-	switch e.Code {
-	case actors.CodeUnavailable, actors.CodeOverloaded, actors.CodeTooManyRequests:
-	default:
+	if e.Code != actors.CodeUnavailable && e.Code != actors.CodeOverloaded && e.Code != actors.CodeTooManyRequests {
 		return 0
 	}
 	return max(1, int64((e.RetryAfter+time.Second-1)/time.Second))
@@ -76,7 +75,7 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 		b = append(b, `{"error":"Lock already held","lock":{"name":`...)
 		b = appendString(b, held.Name)
 		b = append(b, `,"holder":`...)
-		b = appendString(b, held.Holder)
+		b = appendString(b, s.auth.Login(held.Holder))
 		b = append(b, `,"expires_at":`...)
 		b = appendTime(b, held.ExpiresAt)
 		if held.Metadata != "" {
@@ -93,7 +92,7 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 		b = append(b, `{"error":"Lock in lock-delay","lock":{"name":`...)
 		b = appendString(b, delayed.Name)
 		b = append(b, `,"holder":`...)
-		b = appendString(b, delayed.Holder)
+		b = appendString(b, s.auth.Login(delayed.Holder))
 		b = append(b, `,"expires_at":`...)
 		b = appendTime(b, delayed.ExpiresAt)
 		b = append(b, `,"available_at":`...)
@@ -136,7 +135,7 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 	}
 	e := actors.AsError(err)
 	if e.Code == actors.CodeInternal {
-		s.log.Error("internal error", "path", string(ctx.Path()), "err", err)
+		s.clog.Log(slog.LevelError, "internal error", "route", route(ctx), "err", err)
 	}
 	writeCoded(ctx, e)
 }

@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"strconv"
 	"sync"
@@ -17,49 +18,75 @@ import (
 // the caller's broker subscription and writes SSE frames, plus a goroutine
 // that reads the connection only to notice at once when the client goes
 // away. The subscription is closed whenever the writer returns: client gone,
-// write error, lagged, or server shutdown.
+// write error, lagged, revoked, or server shutdown.
+//
+// Streams are registered by the caller's token (so that a revoked or
+// rotated token's streams end at once: revokeStreams) and counted per user
+// (at most MaxStreamsPerUser open: 429 beyond).
 
 // DefaultEventHeartbeat is how often an idle stream gets a ": ping" comment.
 const DefaultEventHeartbeat = 15 * time.Second
+
+// DefaultMaxStreamsPerUser is ServerConfig.MaxStreamsPerUser: the event
+// streams one user (or the admin key) may have open at once.
+const DefaultMaxStreamsPerUser = 16
+
+// streamRetryAfter is the Retry-After of a stream refused at the cap: a
+// slot frees only when one of the caller's own streams ends.
+const streamRetryAfter = 5 * time.Second
 
 // shutdownGrace bounds the final write of a stream at shutdown (the end of
 // the chunked body); a client that does not read is cut off after it.
 const shutdownGrace = 250 * time.Millisecond
 
 // eventStreams serves the event endpoints and tracks open streams so that
-// shutdown can end them.
+// shutdown and revocation can end them.
 type eventStreams struct {
 	broker       *actors.Broker
+	auth         *Authenticator // token re-checks (revocation) and the login shown for a user id
 	heartbeat    time.Duration
 	writeTimeout time.Duration // per write; renewed before every flush
+	maxPerUser   int
 
-	// mu guards streams and stopped.
+	// mu guards streams, perUser, byToken and stopped.
 	mu      sync.Mutex
 	streams map[*stream]struct{}
+	perUser map[string]int                    // open streams by Principal.ID
+	byToken map[[32]byte]map[*stream]struct{} // open streams by token hash (not the admin key's)
 	stopped bool
 	stop    chan struct{} // closed by close
 }
 
 // stream is one open event stream.
 type stream struct {
-	conn net.Conn
-	sub  *actors.Subscription
-	// mu guards ending and the connection's write deadline, so that the
-	// short deadline set at shutdown is never replaced by a long one.
-	mu     sync.Mutex
-	ending bool
+	conn  net.Conn
+	sub   *actors.Subscription
+	user  string   // the caller (Principal.ID)
+	hash  [32]byte // the caller's token hash
+	admin bool     // the admin key: not revocable, not in byToken
+	// mu guards ending, closing and the connection's write deadline, so
+	// that the short deadline set at shutdown or revocation is never
+	// replaced by a long one.
+	mu      sync.Mutex
+	ending  bool // shutdown: write nothing more
+	closing bool // revoked: the final frame goes out under the short deadline
 }
 
 // routeEvents registers the event endpoints, served from broker (NewServer
-// passes its configuration with the defaults filled in).
-func (s *Server) routeEvents(broker *actors.Broker, heartbeat time.Duration, writeTimeout time.Duration) {
-	if writeTimeout < 2*heartbeat {
-		writeTimeout = 2 * heartbeat // a heartbeat always renews the deadline in time
+// passes its configuration with the defaults filled in), and asks auth to
+// report token changes (revokeStreams).
+func (s *Server) routeEvents(broker *actors.Broker, cfg ServerConfig) {
+	writeTimeout := cfg.WriteTimeout
+	if writeTimeout < 2*cfg.EventHeartbeat {
+		writeTimeout = 2 * cfg.EventHeartbeat // a heartbeat always renews the deadline in time
 	}
 	s.events = &eventStreams{
-		broker: broker, heartbeat: heartbeat, writeTimeout: writeTimeout,
-		streams: map[*stream]struct{}{}, stop: make(chan struct{}),
+		broker: broker, auth: s.auth, heartbeat: cfg.EventHeartbeat, writeTimeout: writeTimeout,
+		maxPerUser: cfg.MaxStreamsPerUser,
+		streams:    map[*stream]struct{}{}, perUser: map[string]int{}, byToken: map[[32]byte]map[*stream]struct{}{},
+		stop: make(chan struct{}),
 	}
+	s.auth.onChange(s.events.revokeStreams)
 	s.r.GET("/events", s.authed(s.eventsAll))
 	s.r.GET("/locks/{name}/watch", s.authed(s.lockWatch))
 }
@@ -88,20 +115,126 @@ func (es *eventStreams) close() {
 	}
 }
 
-func (es *eventStreams) add(st *stream) bool {
+// open registers the stream of sub for p: actors.ErrClosed once streams
+// are closed, a 429 (too_many_requests) when p has MaxStreamsPerUser open,
+// errBadToken when p's token was revoked meanwhile. On error sub is closed.
+//
+// The token is checked again once the stream is registered: a revocation
+// that committed after the request was authenticated either finds the
+// stream registered (revokeStreams) or has dropped the token from the cache
+// before this check, which then reads the database.
+func (es *eventStreams) open(ctx *fasthttp.RequestCtx, p *Principal, sub *actors.Subscription) (*stream, error) {
+	st := &stream{conn: ctx.Conn(), sub: sub, user: p.ID, hash: p.Hash, admin: p.Admin}
+	if err := es.add(st); err != nil {
+		sub.Close()
+		return nil, err
+	}
+	if !es.auth.current(p) {
+		es.remove(st)
+		sub.Close()
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="octostore"`)
+		return nil, errBadToken
+	}
+	return st, nil
+}
+
+func (es *eventStreams) add(st *stream) error {
 	es.mu.Lock()
 	defer es.mu.Unlock()
 	if es.stopped {
-		return false
+		return actors.ErrClosed
 	}
+	if es.perUser[st.user] >= es.maxPerUser {
+		return &actors.Error{Code: actors.CodeTooManyRequests, RetryAfter: streamRetryAfter,
+			Message: fmt.Sprintf("too many event streams: at most %d open per user (serve --max-streams-per-user)", es.maxPerUser)}
+	}
+	es.perUser[st.user]++
 	es.streams[st] = struct{}{}
-	return true
+	if !st.admin {
+		set := es.byToken[st.hash]
+		if set == nil {
+			set = map[*stream]struct{}{}
+			es.byToken[st.hash] = set
+		}
+		set[st] = struct{}{}
+	}
+	return nil
 }
 
 func (es *eventStreams) remove(st *stream) {
 	es.mu.Lock()
+	defer es.mu.Unlock()
+	if _, ok := es.streams[st]; !ok {
+		return
+	}
 	delete(es.streams, st)
+	if es.perUser[st.user]--; es.perUser[st.user] <= 0 {
+		delete(es.perUser, st.user)
+	}
+	if set := es.byToken[st.hash]; set != nil {
+		delete(set, st)
+		if len(set) == 0 {
+			delete(es.byToken, st.hash)
+		}
+	}
+}
+
+// revokeStreams is the Authenticator's change hook: hash names a token
+// rotated or revoked in this process, nil says the auth epoch moved (a
+// change by another process: any token may be gone). Every open stream of
+// the tokens concerned whose token no longer authenticates its caller ends
+// at once with a revoked event. The tokens are looked up in the database,
+// not the cache; one that cannot be read now is looked up again after
+// PollInterval, for as long as it has streams.
+func (es *eventStreams) revokeStreams(hash *[32]byte) {
+	es.mu.Lock()
+	if es.stopped {
+		es.mu.Unlock()
+		return
+	}
+	var hashes [][32]byte
+	if hash != nil {
+		if len(es.byToken[*hash]) > 0 {
+			hashes = append(hashes, *hash)
+		}
+	} else {
+		for h := range es.byToken {
+			hashes = append(hashes, h)
+		}
+	}
 	es.mu.Unlock()
+	var retry [][32]byte
+	for _, h := range hashes {
+		uid, ok, err := es.auth.resolve(h)
+		if err != nil {
+			retry = append(retry, h)
+			continue
+		}
+		es.mu.Lock()
+		for st := range es.byToken[h] {
+			if !ok || st.user != uid {
+				st.revoke()
+			}
+		}
+		es.mu.Unlock()
+	}
+	if len(retry) > 0 {
+		time.AfterFunc(PollInterval, func() {
+			for _, h := range retry {
+				es.revokeStreams(&h)
+			}
+		})
+	}
+}
+
+// revoke ends the stream with a revoked event, written under a short
+// deadline (a client that does not read is cut off after shutdownGrace).
+func (st *stream) revoke() {
+	st.mu.Lock()
+	st.closing = true
+	_ = st.conn.SetWriteDeadline(time.Now().Add(shutdownGrace))
+	st.mu.Unlock()
+	st.sub.Revoke()
 }
 
 // eventKinds are the valid values of ?kind=.
@@ -125,11 +258,22 @@ func (s *Server) eventsAll(ctx *fasthttp.RequestCtx, _ *request, p *Principal) e
 	if len(prefix) > maxPrefix {
 		return errEventPrefix
 	}
-	sub, err := s.events.broker.Subscribe(actors.Filter{Kind: kind, Prefix: prefix, Login: p.Login, Admin: p.Admin})
+	f := actors.Filter{Kind: kind, Prefix: prefix, Login: p.ID, Admin: p.Admin}
+	var sub *actors.Subscription
+	var err error
+	if last := ctx.Request.Header.Peek("Last-Event-ID"); len(last) > 0 {
+		sub, err = s.events.broker.Resume(f, string(last))
+	} else {
+		sub, err = s.events.broker.Subscribe(f)
+	}
 	if err != nil {
 		return err
 	}
-	return s.events.serve(ctx, sub, nil, nil)
+	st, err := s.events.open(ctx, p, sub)
+	if err != nil {
+		return err
+	}
+	return s.events.serve(ctx, st, nil, nil)
 }
 
 func (s *Server) lockWatch(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
@@ -138,14 +282,20 @@ func (s *Server) lockWatch(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 		return err
 	}
 	// Subscribe first, then read the state: nothing that happens after the
-	// read can be missed, and what the state already shows is skipped.
-	sub, err := s.events.broker.Subscribe(actors.Filter{Kind: "lock", Name: name, Login: p.Login, Admin: p.Admin})
+	// read can be missed, and what the state already shows is skipped. The
+	// state is a fresh start, so a Last-Event-ID is not needed (nor read).
+	sub, err := s.events.broker.Subscribe(actors.Filter{Kind: "lock", Name: name, Login: p.ID, Admin: p.Admin})
 	if err != nil {
 		return err
 	}
-	before := s.events.broker.Seq()
+	strm, err := s.events.open(ctx, p, sub)
+	if err != nil {
+		return err
+	}
+	before := sub.Position()
 	st, err := s.locks.Status(rq.ctx(), name)
 	if err != nil {
+		s.events.remove(strm)
 		sub.Close()
 		return err
 	}
@@ -157,7 +307,7 @@ func (s *Server) lockWatch(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 	}
 	f := sub.Filter()
 	state = f.Visible(state)
-	return s.events.serve(ctx, sub, &state, func(e *actors.Event) bool { return staleForState(e, before, st.Held, st.Lock) })
+	return s.events.serve(ctx, strm, &state, func(e *actors.Event) bool { return staleForState(e, before, st.Held, st.Lock) })
 }
 
 // staleForState reports whether e is already reflected in a lock state read
@@ -165,7 +315,7 @@ func (s *Server) lockWatch(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 // seq <= before, always are). Fencing tokens order grants; within one grant,
 // a renewal is new only if it moves the expiry beyond the state's.
 func staleForState(e *actors.Event, before uint64, held bool, l actors.LockRecord) bool {
-	if e.Type == actors.EventLagged {
+	if e.Kind != "lock" { // lagged, revoked: always passed on
 		return false
 	}
 	if e.Seq <= before {
@@ -186,14 +336,9 @@ func staleForState(e *actors.Event, before uint64, held bool, l actors.LockRecor
 	return false // released or expired after the read
 }
 
-// serve answers with an event stream: first (if set), then the events of sub
-// that skip does not reject. actors.ErrClosed once streams are closed.
-func (es *eventStreams) serve(ctx *fasthttp.RequestCtx, sub *actors.Subscription, first *actors.Event, skip func(*actors.Event) bool) error {
-	st := &stream{conn: ctx.Conn(), sub: sub}
-	if !es.add(st) {
-		sub.Close()
-		return actors.ErrClosed
-	}
+// serve answers with the event stream st (opened): first (if set), then the
+// events of its subscription that skip does not reject.
+func (es *eventStreams) serve(ctx *fasthttp.RequestCtx, st *stream, first *actors.Event, skip func(*actors.Event) bool) error {
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
@@ -204,7 +349,8 @@ func (es *eventStreams) serve(ctx *fasthttp.RequestCtx, sub *actors.Subscription
 	_ = ctx.SetWriteDeadline(time.Now().Add(es.writeTimeout))
 	var hello []byte
 	if first != nil {
-		hello = appendSSE(make([]byte, 0, 512), first)
+		e := es.shown(*first)
+		hello = appendSSE(make([]byte, 0, 512), es.broker, &e)
 	} else {
 		// Response headers go out with the first chunk: send one at once
 		// so that the client knows it is subscribed.
@@ -214,11 +360,18 @@ func (es *eventStreams) serve(ctx *fasthttp.RequestCtx, sub *actors.Subscription
 	return nil
 }
 
+// shown is e as a stream shows it: its owner and holder (user ids, as the
+// broker filters them) as logins.
+func (es *eventStreams) shown(e actors.Event) actors.Event {
+	e.Owner, e.Holder = es.auth.Login(e.Owner), es.auth.Login(e.Holder)
+	return e
+}
+
 var pingFrame = []byte(": ping\n\n")
 
 // run is the stream writer. It returns when the client goes away, a write
-// fails, the subscription ends (lagged, after writing the lagged event) or
-// the server shuts down.
+// fails, the subscription ends (lagged or revoked, after writing that
+// event) or the server shuts down.
 func (es *eventStreams) run(st *stream, w *bufio.Writer, hello []byte, skip func(*actors.Event) bool) {
 	defer es.remove(st)
 	defer st.sub.Close()
@@ -241,7 +394,8 @@ func (es *eventStreams) run(st *stream, w *bufio.Writer, hello []byte, skip func
 			buf = buf[:0]
 			for i := range evs {
 				if skip == nil || !skip(&evs[i]) {
-					buf = appendSSE(buf, &evs[i])
+					e := es.shown(evs[i])
+					buf = appendSSE(buf, es.broker, &e)
 				}
 			}
 			if len(buf) > 0 && !st.write(w, buf, es.writeTimeout) {
@@ -251,7 +405,7 @@ func (es *eventStreams) run(st *stream, w *bufio.Writer, hello []byte, skip func
 				buf, evs = make([]byte, 0, 1024), nil // a burst is over
 			}
 			if done {
-				return // lagged (its event written last) or broker closed
+				return // lagged or revoked (its event written last) or broker closed
 			}
 		case <-tick.C:
 			if !st.write(w, pingFrame, es.writeTimeout) {
@@ -265,14 +419,17 @@ func (es *eventStreams) run(st *stream, w *bufio.Writer, hello []byte, skip func
 	}
 }
 
-// write sends b and flushes it to the connection under a fresh deadline.
+// write sends b and flushes it to the connection under a fresh deadline
+// (the short one once the stream is revoked).
 func (st *stream) write(w *bufio.Writer, b []byte, timeout time.Duration) bool {
 	st.mu.Lock()
 	if st.ending {
 		st.mu.Unlock()
 		return false
 	}
-	_ = st.conn.SetWriteDeadline(time.Now().Add(timeout))
+	if !st.closing {
+		_ = st.conn.SetWriteDeadline(time.Now().Add(timeout))
+	}
 	st.mu.Unlock()
 	if _, err := w.Write(b); err != nil {
 		return false
@@ -294,11 +451,17 @@ func watchConn(c net.Conn, gone chan<- struct{}) {
 	}
 }
 
-// appendSSE appends e as one SSE frame.
-func appendSSE(b []byte, e *actors.Event) []byte {
-	b = append(b, "id: "...)
-	b = strconv.AppendUint(b, e.Seq, 10)
-	b = append(b, "\nevent: "...)
+// appendSSE appends e as one SSE frame. Its id is br's rendering of the
+// event's number (Broker.ID), which Last-Event-ID gives back; lagged and
+// revoked have none, so that a client that reconnects resumes after the
+// last event it received.
+func appendSSE(b []byte, br *actors.Broker, e *actors.Event) []byte {
+	if e.Type != actors.EventLagged && e.Type != actors.EventRevoked {
+		b = append(b, "id: "...)
+		b = br.AppendID(b, e.Seq)
+		b = append(b, '\n')
+	}
+	b = append(b, "event: "...)
 	b = append(b, e.Type...)
 	b = append(b, "\ndata: "...)
 	b = appendEventJSON(b, e)

@@ -1,7 +1,9 @@
 package httpd
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -34,6 +36,7 @@ func TestStaleForState(t *testing.T) {
 		{"release the free state shows", ev(11, actors.EventLockReleased, 5, exp), false, free, true},
 		{"grant after the free state", ev(11, actors.EventLockAcquired, 6, exp), false, free, false},
 		{"lagged always passes", &actors.Event{Seq: 3, Type: actors.EventLagged}, true, held, false},
+		{"revoked always passes", &actors.Event{Seq: 3, Type: actors.EventRevoked}, true, held, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,8 +69,17 @@ func TestAppendEventJSON(t *testing.T) {
 	if got := string(appendEventJSON(nil, &lag)); got != `{"seq":9,"type":"lagged"}` {
 		t.Fatalf("lagged = %s", got)
 	}
-	frame := string(appendSSE(nil, &lag))
-	if frame != "id: 9\nevent: lagged\ndata: {\"seq\":9,\"type\":\"lagged\"}\n\n" {
+	// A frame's id is the broker's id of the number; lagged and revoked
+	// have none (a client reconnecting resumes after what it received).
+	br := actors.NewBroker(actors.BrokerOptions{})
+	if frame, want := string(appendSSE(nil, br, &e)), "id: "+br.ID(7)+"\nevent: lock.acquired\ndata: "+got+"\n\n"; frame != want {
+		t.Fatalf("frame = %q, want %q", frame, want)
+	}
+	if frame := string(appendSSE(nil, br, &lag)); frame != "event: lagged\ndata: {\"seq\":9,\"type\":\"lagged\"}\n\n" {
+		t.Fatalf("frame = %q", frame)
+	}
+	rev := actors.Event{Seq: 9, Type: actors.EventRevoked}
+	if frame := string(appendSSE(nil, br, &rev)); frame != "event: revoked\ndata: {\"seq\":9,\"type\":\"revoked\"}\n\n" {
 		t.Fatalf("frame = %q", frame)
 	}
 }
@@ -96,4 +108,51 @@ func BenchmarkInstrument(b *testing.B) {
 	for b.Loop() {
 		h(&ctx)
 	}
+}
+
+// TestStreamOpenedAfterTheSweepIsRefused: the interleaving the check in
+// eventStreams.open exists for. A stream request authenticated (from the
+// cache) before its token was revoked, whose stream is registered only after
+// the revocation swept the open streams, must not be served.
+func TestStreamOpenedAfterTheSweepIsRefused(t *testing.T) {
+	ts := MustStartTestServer(t, TestOptions{})
+	raw, _, err := ts.DB.CreateToken(context.Background(), "carol", "cli", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.Set("Authorization", "Bearer "+raw)
+	p, err := ts.Auth.Authenticate(&ctx) // cached from here on
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Store.Revoke(p.Hash); err != nil {
+		t.Fatal(err)
+	}
+	ts.Auth.Invalidate(p.Hash) // sweeps: no stream registered yet
+	sub, err := ts.Events.Subscribe(actors.Filter{Login: p.Login})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := ts.server.events.open(&ctx, &p, sub); !errors.Is(err, errBadToken) {
+		if st != nil {
+			ts.server.events.remove(st) // no connection to end at shutdown
+		}
+		t.Fatalf("open after the sweep: %v, want errBadToken", err)
+	}
+	if n := len(ts.server.events.streams); n != 0 {
+		t.Fatalf("%d streams registered", n)
+	}
+	if _, done := sub.Take(nil); !done {
+		t.Fatal("the refused stream's subscription is still open")
+	}
+	// A token that is still valid opens.
+	p2 := Principal{Login: "*admin*", Admin: true}
+	sub2, _ := ts.Events.Subscribe(actors.Filter{Login: p2.Login, Admin: true})
+	st, err := ts.server.events.open(&ctx, &p2, sub2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.server.events.remove(st) // never served: no connection to end at shutdown
+	sub2.Close()
 }

@@ -49,7 +49,7 @@ func (s *Server) lockFence(ctx *fasthttp.RequestCtx, rq *request, _ *Principal) 
 	if err != nil {
 		return err
 	}
-	return writeOK(ctx, appendFenceValid(res))
+	return writeOK(ctx, appendFenceValid(res, s.auth.Login(res.Holder)))
 }
 
 func (s *Server) semaphoreFence(ctx *fasthttp.RequestCtx, rq *request, _ *Principal) error {
@@ -65,13 +65,14 @@ func (s *Server) semaphoreFence(ctx *fasthttp.RequestCtx, rq *request, _ *Princi
 	if err != nil {
 		return err
 	}
-	return writeOK(ctx, appendFenceValid(res))
+	return writeOK(ctx, appendFenceValid(res, s.auth.Login(res.Holder)))
 }
 
-func appendFenceValid(r actors.FenceResult) []byte {
+// appendFenceValid renders a valid check; holder is the login of r.Holder.
+func appendFenceValid(r actors.FenceResult, holder string) []byte {
 	b := append(make([]byte, 0, 96), `{"valid":true,"fencing_token":`...)
 	b = strconv.AppendUint(b, r.Token, 10)
 	b = append(b, `,"holder":`...)
-	b = appendString(b, r.Holder)
+	b = appendString(b, holder)
 	return append(b, '}')
 }

@@ -44,7 +44,7 @@ func (s *Server) flagSet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) er
 			return err
 		}
 	}
-	owner, err := scope(ctx, p, true)
+	owner, err := s.scope(ctx, p, true)
 	if err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func (s *Server) flagSet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) er
 	if err != nil {
 		return err
 	}
-	return writeOK(ctx, appendFlag(make([]byte, 0, 160), f, false))
+	return writeOK(ctx, s.appendFlag(make([]byte, 0, 160), f, false))
 }
 
 // flagGet evaluates the flag for ?subject= (default: the caller's login;
@@ -61,7 +61,7 @@ func (s *Server) flagSet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) er
 // trip, and then no request context either), no encoding/json, no copies of
 // the subject.
 func (s *Server) flagGet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	owner, name, err := flagNames.target(ctx, p, false)
+	owner, name, err := s.target(flagNames, ctx, p, false)
 	if err != nil {
 		return err
 	}
@@ -74,6 +74,11 @@ func (s *Server) flagGet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) er
 		if st, err = s.flags.Get(rq.ctx(), owner, name); err != nil {
 			return err
 		}
+	}
+	if len(subject) == 0 {
+		// The owner's login, not its id: bucketing is by login, as it was
+		// before ids (docs/api.md), so rollouts do not move.
+		subject = ownerLogin(ctx, p)
 	}
 	on, reason := st.Evaluate(owner, subject)
 	var buf [192]byte
@@ -88,22 +93,22 @@ func (s *Server) flagGet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) er
 }
 
 func (s *Server) flagDelete(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	return deleteTarget(ctx, rq, p, flagNames, s.flags.Delete, deletedBody)
+	return s.deleteTarget(ctx, rq, p, flagNames, s.flags.Delete, deletedBody)
 }
 
 // flagList is served from the database: every acknowledged write is
 // committed, so it is there.
 func (s *Server) flagList(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	return writeListing(ctx, rq, p, "flags", s.flags.List, 160, func(b []byte, f *actors.FlagRecord, all bool) []byte {
-		return appendFlag(b, *f, all)
+	return writeListing(s, ctx, rq, p, "flags", s.flags.List, func(it *actors.FlagRecord) string { return it.Owner }, 160, func(b []byte, f *actors.FlagRecord, all bool) []byte {
+		return s.appendFlag(b, *f, all)
 	})
 }
 
 // appendFlag renders a flag definition; percentage is left out when the
 // flag has none (every flag answer: PUT, the listing).
-func appendFlag(b []byte, f actors.FlagRecord, withOwner bool) []byte {
+func (s *Server) appendFlag(b []byte, f actors.FlagRecord, withOwner bool) []byte {
 	b = append(b, '{')
-	b = appendOwner(b, withOwner, f.Owner)
+	b = s.appendOwner(b, withOwner, f.Owner)
 	b = append(b, `"name":`...)
 	b = appendString(b, f.Name)
 	b = append(b, `,"enabled":`...)

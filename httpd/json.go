@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -24,7 +25,8 @@ var (
 
 // decodeBody decodes a JSON request body into v. It fails for a body that
 // is not JSON (malformed), has the wrong content type (unsupported media),
-// or has a value of the wrong type (invalid, naming the field).
+// has a value of the wrong type (invalid, naming the field), or spells a
+// field's name in another case (invalid; foldedKey).
 func decodeBody(ctx *fasthttp.RequestCtx, v any) error {
 	if !jsonContentType(ctx.Request.Header.ContentType()) {
 		return errContentType
@@ -47,6 +49,9 @@ func decodeBody(ctx *fasthttp.RequestCtx, v any) error {
 			return errNotObject
 		}
 		return invalid(fmt.Sprintf("%s must be %s", te.Field, jsonTypeName(te.Type.Kind().String())))
+	}
+	if msg := foldedKey(body, v); msg != "" { // field names are exact (jsonkeys.go)
+		return invalid(msg)
 	}
 	return nil
 }
@@ -213,16 +218,22 @@ func appendList[T any](b []byte, key string, items []T, item func(b []byte, it *
 
 // writeListing answers an owner-scoped listing: the items of the owner
 // listScope resolves, under key, each rendered by item (all: admin
-// listings name each item's owner).
-func writeListing[T any](ctx *fasthttp.RequestCtx, rq *request, p *Principal, key string,
-	list func(ctx context.Context, owner string) ([]T, error), itemSize int, item func(b []byte, it *T, all bool) []byte) error {
-	owner, all, err := listScope(ctx, p)
+// listings name each item's owner). list orders them by owner (user id),
+// then name; an admin listing of every owner is ordered by the owners'
+// logins instead (ownerOf gives an item's owner), then name.
+func writeListing[T any](s *Server, ctx *fasthttp.RequestCtx, rq *request, p *Principal, key string,
+	list func(ctx context.Context, owner string) ([]T, error), ownerOf func(*T) string,
+	itemSize int, item func(b []byte, it *T, all bool) []byte) error {
+	owner, all, err := s.listScope(ctx, p)
 	if err != nil {
 		return err
 	}
 	items, err := list(rq.ctx(), owner)
 	if err != nil {
 		return err
+	}
+	if owner == "" {
+		sort.SliceStable(items, func(i, j int) bool { return s.auth.Login(ownerOf(&items[i])) < s.auth.Login(ownerOf(&items[j])) })
 	}
 	b := appendList(make([]byte, 0, 32+len(items)*itemSize), key, items, func(b []byte, it *T) []byte { return item(b, it, all) })
 	return writeOK(ctx, append(b, '}'))

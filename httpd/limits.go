@@ -132,7 +132,7 @@ func (s *Server) limitCheck(ctx *fasthttp.RequestCtx, rq *request, p *Principal)
 	if err != nil {
 		return err
 	}
-	owner, err := scope(ctx, p, true)
+	owner, err := s.scope(ctx, p, true)
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func (s *Server) limitCheck(ctx *fasthttp.RequestCtx, rq *request, p *Principal)
 }
 
 func (s *Server) limitStatus(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	owner, name, err := limitNames.target(ctx, p, false)
+	owner, name, err := s.target(limitNames, ctx, p, false)
 	if err != nil {
 		return err
 	}
@@ -163,14 +163,14 @@ var (
 )
 
 func (s *Server) limitReset(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	return deleteTarget(ctx, rq, p, limitNames, s.limits.Reset, resetBody)
+	return s.deleteTarget(ctx, rq, p, limitNames, s.limits.Reset, resetBody)
 }
 
 // deleteTarget answers a DELETE of an owner-scoped resource: validate the
 // name and the owner, call del, answer body.
-func deleteTarget(ctx *fasthttp.RequestCtx, rq *request, p *Principal, k resourceKind,
+func (s *Server) deleteTarget(ctx *fasthttp.RequestCtx, rq *request, p *Principal, k resourceKind,
 	del func(ctx context.Context, owner, name string) error, body []byte) error {
-	owner, name, err := k.target(ctx, p, true)
+	owner, name, err := s.target(k, ctx, p, true)
 	if err != nil {
 		return err
 	}
@@ -183,8 +183,8 @@ func deleteTarget(ctx *fasthttp.RequestCtx, rq *request, p *Principal, k resourc
 // limitList includes every check acknowledged before the request (the
 // write-behind counters are written first: actors.Limits.List).
 func (s *Server) limitList(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	return writeListing(ctx, rq, p, "limits", s.limits.List, 192, func(b []byte, l *actors.LimitStatus, all bool) []byte {
-		b = appendOwner(append(b, '{'), all, l.Owner)
+	return writeListing(s, ctx, rq, p, "limits", s.limits.List, func(it *actors.LimitStatus) string { return it.Owner }, 192, func(b []byte, l *actors.LimitStatus, all bool) []byte {
+		b = s.appendOwner(append(b, '{'), all, l.Owner)
 		b = append(b, `"name":`...)
 		b = appendString(b, l.Name)
 		b = append(b, `,"max_requests":`...)

@@ -204,7 +204,7 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 	if err := noAdminWrites(p); err != nil {
 		return err
 	}
-	req := actors.LockRequest{Caller: p.Login, HolderID: holderID, TTL: ttl, Wait: wait, SessionID: sessionID, LockDelay: delay,
+	req := actors.LockRequest{Caller: p.ID, HolderID: holderID, TTL: ttl, Wait: wait, SessionID: sessionID, LockDelay: delay,
 		Metadata: meta}
 	var g actors.LockGrant
 	if wait > 0 {
@@ -219,7 +219,7 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 	if g.New {
 		status = "acquired"
 	}
-	return writeOK(ctx, appendLock(make([]byte, 0, 256), status, g.Lock, true))
+	return writeOK(ctx, appendLock(make([]byte, 0, 256), status, g.Lock, p.Login, true))
 }
 
 // acquireWaiting runs a waiting acquire (Server.waiting): a grant that
@@ -248,11 +248,11 @@ func (s *Server) lockRenew(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 	if err != nil {
 		return err
 	}
-	l, err := s.locks.Renew(rq.ctx(), name, p.Login, lease, ttl)
+	l, err := s.locks.Renew(rq.ctx(), name, p.ID, lease, ttl)
 	if err != nil {
 		return err
 	}
-	return writeOK(ctx, appendLock(make([]byte, 0, 256), "held", l, true))
+	return writeOK(ctx, appendLock(make([]byte, 0, 256), "held", l, p.Login, true))
 }
 
 var releasedBody = []byte(`{"status":"released","message":"Lock released"}`)
@@ -281,7 +281,7 @@ func (s *Server) lockRelease(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 	if p.Admin {
 		err = s.locks.ForceRelease(rq.ctx(), name)
 	} else {
-		err = s.locks.Release(rq.ctx(), name, p.Login, lease)
+		err = s.locks.Release(rq.ctx(), name, p.ID, lease)
 	}
 	if err != nil {
 		return err
@@ -302,7 +302,7 @@ func (s *Server) lockStatus(ctx *fasthttp.RequestCtx, rq *request, p *Principal)
 		b := append(make([]byte, 0, 192), `{"status":"delayed","name":`...)
 		b = appendString(b, name)
 		b = append(b, `,"holder":`...)
-		b = appendString(b, st.Lock.DelayHolder)
+		b = appendString(b, s.auth.Login(st.Lock.DelayHolder))
 		b = append(b, `,"expires_at":`...)
 		b = appendTime(b, st.Lock.ExpiresAt)
 		b = append(b, `,"available_at":`...)
@@ -318,8 +318,8 @@ func (s *Server) lockStatus(ctx *fasthttp.RequestCtx, rq *request, p *Principal)
 		b = append(b, `,"message":"Lock not currently held"}`...)
 		return writeOK(ctx, b)
 	}
-	owner := p.Admin || st.Lock.Holder == p.Login
-	b := appendLock(make([]byte, 0, 256), "held", st.Lock, owner)
+	owner := p.Admin || st.Lock.Holder == p.ID
+	b := appendLock(make([]byte, 0, 256), "held", st.Lock, s.auth.Login(st.Lock.Holder), owner)
 	b = append(b[:len(b)-1], `,"waiters":`...)
 	b = strconv.AppendInt(b, int64(st.Waiters), 10)
 	return writeOK(ctx, append(b, '}'))
@@ -331,10 +331,10 @@ func (s *Server) lockList(ctx *fasthttp.RequestCtx, _ *request, p *Principal) er
 	if p.Admin {
 		locks = s.locks.ListAll()
 	} else {
-		locks = s.locks.List(p.Login)
+		locks = s.locks.List(p.ID)
 	}
 	b := appendList(make([]byte, 0, 64+len(locks)*160), "locks", locks, func(b []byte, l *actors.LockRecord) []byte {
-		return appendLockFields(append(b, '{'), *l, true)
+		return appendLockFields(append(b, '{'), *l, s.auth.Login(l.Holder), true)
 	})
 	b = append(b, `,"total":`...)
 	b = strconv.AppendInt(b, int64(len(locks)), 10)
@@ -343,18 +343,19 @@ func (s *Server) lockList(ctx *fasthttp.RequestCtx, _ *request, p *Principal) er
 }
 
 // appendLock renders a LockResponse; the lease id and the holder id only
-// for its holder (and the admin).
-func appendLock(b []byte, status string, l actors.LockRecord, withLease bool) []byte {
+// for its holder (and the admin). holder is the login shown for l.Holder (a
+// user id).
+func appendLock(b []byte, status string, l actors.LockRecord, holder string, withLease bool) []byte {
 	b = append(b, `{"status":"`...)
 	b = append(b, status...)
 	b = append(b, `",`...)
-	return appendLockFields(b, l, withLease)
+	return appendLockFields(b, l, holder, withLease)
 }
 
 // appendLockFields renders name, lease_id (if withLease), fencing_token,
-// expires_at, holder and holder_id (if withLease and the grant had one),
-// and closes the object.
-func appendLockFields(b []byte, l actors.LockRecord, withLease bool) []byte {
+// expires_at, holder (the holder's login, given: l.Holder is its user id)
+// and holder_id (if withLease and the grant had one), and closes the object.
+func appendLockFields(b []byte, l actors.LockRecord, holder string, withLease bool) []byte {
 	b = append(b, `"name":`...)
 	b = appendString(b, l.Name)
 	if withLease {
@@ -366,7 +367,7 @@ func appendLockFields(b []byte, l actors.LockRecord, withLease bool) []byte {
 	b = append(b, `,"expires_at":`...)
 	b = appendTime(b, l.ExpiresAt)
 	b = append(b, `,"holder":`...)
-	b = appendString(b, l.Holder)
+	b = appendString(b, holder)
 	if l.Metadata != "" {
 		b = append(b, `,"metadata":`...)
 		b = appendString(b, l.Metadata)

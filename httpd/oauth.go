@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/octostore/octostore/actors"
@@ -64,9 +63,10 @@ const (
 )
 
 const (
-	oauthStateTTL      = 10 * time.Minute // how long a browser has to come back from GitHub
-	maxPendingStates   = 10000            // sign-ins in progress at once
-	maxGitHubExchanges = 64               // callbacks talking to GitHub at once
+	oauthStateTTL      = 5 * time.Minute // how long a browser has to come back from GitHub
+	maxPendingStates   = 10000           // sign-ins in progress at once (signinstates.go)
+	maxPendingPerAddr  = 8               // sign-ins in progress from one client address (or IPv6 /64)
+	maxGitHubExchanges = 64              // callbacks talking to GitHub at once
 	maxGitHubBody      = 1 << 20
 )
 
@@ -120,6 +120,7 @@ type githubOAuth struct {
 	client *http.Client // separate from everything else; never the hot path
 	now    func() time.Time
 	log    *slog.Logger
+	clog   *clientLog // the lines of sign-ins, which anyone can make fail
 
 	secure     bool   // the redirect URL is https: the state cookie is Secure
 	cookieName string // __Host- prefixed when secure
@@ -150,7 +151,8 @@ func newGitHubOAuth(cfg GitHubOAuth, now func() time.Time, log *slog.Logger) *gi
 		client: &http.Client{Transport: tr, Timeout: cfg.Timeout},
 		now:    now,
 		log:    log,
-		states: &pendingStates{m: map[string]pendingState{}, max: maxPendingStates},
+		clog:   newClientLog(log, now),
+		states: newPendingStates(maxPendingStates, maxPendingPerAddr),
 		slots:  make(chan struct{}, maxGitHubExchanges),
 	}
 	g.secure = strings.HasPrefix(strings.ToLower(cfg.RedirectURL), "https:")
@@ -184,50 +186,6 @@ func isLoopbackHost(h string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// pendingStates are the states handed out and not yet used: bounded,
-// expiring, and single use (take deletes), so that a replayed callback is
-// refused even with the right cookie.
-type pendingStates struct {
-	mu  sync.Mutex // guards m
-	m   map[string]pendingState
-	max int
-}
-
-type pendingState struct {
-	verifier string // PKCE code verifier for this sign-in
-	expires  time.Time
-}
-
-// add records a state; false when too many sign-ins are in progress.
-func (p *pendingStates) add(state string, ps pendingState, now time.Time) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.m) >= p.max {
-		for k, v := range p.m {
-			if !now.Before(v.expires) {
-				delete(p.m, k)
-			}
-		}
-		if len(p.m) >= p.max {
-			return false
-		}
-	}
-	p.m[state] = ps
-	return true
-}
-
-// take removes state and returns it if it was pending and is not expired.
-func (p *pendingStates) take(state string, now time.Time) (pendingState, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ps, ok := p.m[state]
-	if !ok {
-		return ps, false
-	}
-	delete(p.m, state)
-	return ps, now.Before(ps.expires)
-}
-
 func randomState() string {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -240,8 +198,6 @@ func randomState() string {
 var (
 	errGitHubNotConfigured = actors.NewError(actors.CodeNotImplemented,
 		"GitHub sign-in is not configured on this server (set --github-client-id, --github-client-secret and --github-redirect-url)")
-	errSignInsFull = &actors.Error{Code: actors.CodeUnavailable,
-		Message: "too many sign-ins in progress, retry later", RetryAfter: 10 * time.Second}
 	errExchangesFull = &actors.Error{Code: actors.CodeUnavailable,
 		Message: "too many sign-ins in progress, retry later", RetryAfter: 5 * time.Second}
 	errNoState    = actors.NewError(actors.CodeMalformed, "missing state parameter: start again at /auth/github")
@@ -259,9 +215,7 @@ func (s *Server) githubStart(ctx *fasthttp.RequestCtx) error {
 	}
 	now := g.now()
 	state, verifier := randomState(), oauth2.GenerateVerifier()
-	if !g.states.add(state, pendingState{verifier: verifier, expires: now.Add(oauthStateTTL)}, now) {
-		return errSignInsFull
-	}
+	g.states.add(state, pendingState{verifier: verifier, expires: now.Add(oauthStateTTL)}, ctx.RemoteIP(), now)
 	c := g.stateCookie(state)
 	c.SetMaxAge(int(oauthStateTTL / time.Second))
 	ctx.Response.Header.SetCookie(c)
@@ -313,13 +267,13 @@ func (s *Server) githubCallback(ctx *fasthttp.RequestCtx) error {
 	case len(cookie) == 0:
 		return errNoCookie
 	case subtle.ConstantTimeCompare(state, cookie) != 1:
-		s.log.Warn("github sign-in refused: state does not match the browser's cookie", "remote", ctx.RemoteIP().String())
+		s.clog.Log(slog.LevelWarn, "github sign-in refused: state does not match the browser's cookie", "remote", ctx.RemoteIP().String())
 		return errStateOther
 	}
 	g.clearCookie(ctx)
 	pending, ok := g.states.take(string(state), g.now())
 	if !ok {
-		s.log.Warn("github sign-in refused: state unknown, expired or already used", "remote", ctx.RemoteIP().String())
+		s.clog.Log(slog.LevelWarn, "github sign-in refused: state unknown, expired or already used", "remote", ctx.RemoteIP().String())
 		return errStateStale
 	}
 	if e := args.Peek("error"); len(e) > 0 {
@@ -354,7 +308,8 @@ func (s *Server) githubCallback(ctx *fasthttp.RequestCtx) error {
 }
 
 // identify exchanges the code and reads the GitHub user, within cfg.Timeout.
-// Its errors are coded (upstream, unauthorized) with messages safe to show.
+// Its errors are coded (upstream, unauthorized) with messages safe to show,
+// and logged through g.clog (anyone can make a sign-in fail).
 func (g *githubOAuth) identify(code, verifier string) (githubUser, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
 	defer cancel()
@@ -363,13 +318,13 @@ func (g *githubOAuth) identify(code, verifier string) (githubUser, error) {
 	tok, err := g.oc.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		cerr, detail := g.classify(ctx, err, "exchanging the sign-in code")
-		g.log.Warn("github sign-in failed", "stage", "token exchange", "status", statusOf(cerr.Code), "reason", redact(detail, secrets...))
+		g.clog.Log(slog.LevelWarn, "github sign-in failed: token exchange", "status", statusOf(cerr.Code), "reason", redact(detail, secrets...))
 		return githubUser{}, cerr
 	}
 	secrets = append(secrets, tok.AccessToken)
 	u, cerr, detail := g.fetchUser(ctx, tok.AccessToken)
 	if cerr != nil {
-		g.log.Warn("github sign-in failed", "stage", "read user", "status", statusOf(cerr.Code), "reason", redact(detail, secrets...))
+		g.clog.Log(slog.LevelWarn, "github sign-in failed: read user", "status", statusOf(cerr.Code), "reason", redact(detail, secrets...))
 		return u, cerr
 	}
 	return u, nil
@@ -391,7 +346,7 @@ func (g *githubOAuth) classify(ctx context.Context, err error, doing string) (*a
 		detail := fmt.Sprintf("http %d, error %s", st, code)
 		switch {
 		case re.ErrorCode == "incorrect_client_credentials" || re.ErrorCode == "redirect_uri_mismatch" || re.ErrorCode == "unsupported_grant_type":
-			g.log.Error("GitHub rejected this server's OAuth app settings: check --github-client-id, --github-client-secret and --github-redirect-url", "error", code)
+			g.clog.Log(slog.LevelError, "GitHub rejected this server's OAuth app settings: check --github-client-id, --github-client-secret and --github-redirect-url", "error", code)
 			return actors.NewError(actors.CodeUpstream, "GitHub rejected this server's OAuth app settings ("+code+"); tell the operator"), detail
 		case re.ErrorCode != "":
 			return actors.NewError(actors.CodeUnauthorized, "GitHub refused the sign-in code ("+code+"): start again at /auth/github"), detail
@@ -457,7 +412,7 @@ func (s *Server) signIn(u githubUser) (string, error) {
 	r, err := s.store.SignIn(ctx, persistence.GitHubUser{ID: u.ID, Login: u.Login, AvatarURL: u.AvatarURL}, g.cfg.MaxTokensPerUser)
 	if err != nil {
 		if actors.ErrorCode(err) == actors.CodeConflict {
-			s.log.Warn("github sign-in refused: login belongs to another account", "login", u.Login, "github_id", u.ID)
+			s.clog.Log(slog.LevelWarn, "github sign-in refused: login belongs to another account", "login", u.Login, "github_id", u.ID)
 		}
 		return "", err
 	}
@@ -468,6 +423,7 @@ func (s *Server) signIn(u githubUser) (string, error) {
 		s.log.Info("revoked oldest sign-in token", "user", u.Login, "fingerprint", t.Fingerprint())
 	}
 	if r.RenamedFrom != "" {
+		s.auth.Renamed() // answers show the new login for the user's locks and resources at once
 		s.log.Info("github user renamed", "old_login", r.RenamedFrom, "login", u.Login, "github_id", u.ID)
 	}
 	s.log.Info("github sign-in", "user", u.Login, "github_id", u.ID, "fingerprint", persistence.Fingerprint(r.Hash))

@@ -24,6 +24,8 @@ func observe(deps Deps) {
 		func() float64 { return float64(events.Stats().Dropped) })
 	m.GaugeFunc("octostore_sessions", "Sessions known to the server (live, and ended ones whose holds are still being ended).",
 		func() float64 { return float64(deps.Sessions.Live()) })
+	m.CounterFunc("octostore_event_subscribers_revoked_total", "Event streams ended with a revoked event because their token was revoked or rotated.",
+		func() float64 { return float64(events.Stats().Revoked) })
 	m.GaugeFunc("octostore_writer_queue", "Writes queued for the group-commit writer.",
 		func() float64 { return float64(store.Stats().Queued) })
 	m.GaugeFunc("octostore_storage_healthy", "1 while the last write batch committed, 0 while writes fail.",

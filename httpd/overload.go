@@ -1,7 +1,6 @@
 package httpd
 
 import (
-	"bytes"
 	"errors"
 	"net"
 	"sync/atomic"
@@ -17,9 +16,12 @@ const DefaultMaxInFlight = 4096
 // inflight bounds the requests being handled at once. Each one waits for an
 // actor (and often for a commit); protoactor mailboxes are unbounded, so
 // this counter is what bounds them: beyond the limit a request is answered
-// 503 + Retry-After at once, without touching the runtime. Long-lived
-// streams (/events, …/watch) and the probes (/health, /metrics) are not
-// counted: they do not queue work on actors.
+// 503 + Retry-After at once, without touching the runtime. It guards the
+// routes that do work (routes.go wraps each of them); the long-lived
+// streams (/events, /locks/{name}/watch) and the probes (/health,
+// /metrics, /openapi.yaml) are registered without it: they do not queue
+// work on actors. The exemption is by route, never by path text, so a
+// resource named "watch" is counted like any other.
 //
 // A waiting acquire (wait_seconds) may wait minutes for its turn, holding no
 // actor and no write: it leaves the in-flight count while it waits and is
@@ -75,10 +77,6 @@ func (l *inflight) Waiting() int64 { return l.waiting.Load() }
 // wrap returns next guarded by the limit.
 func (l *inflight) wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		if exempt(ctx.Path()) {
-			next(ctx)
-			return
-		}
 		if l.n.Add(1) > l.max {
 			l.n.Add(-1)
 			overloaded.write(ctx)
@@ -87,14 +85,6 @@ func (l *inflight) wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		defer l.n.Add(-1)
 		next(ctx)
 	}
-}
-
-func exempt(path []byte) bool {
-	switch string(path) {
-	case "/health", "/metrics", "/events":
-		return true
-	}
-	return bytes.HasSuffix(path, []byte("/watch"))
 }
 
 // isTimeout reports a read deadline error (a client too slow to send its

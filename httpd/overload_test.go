@@ -22,36 +22,8 @@ import (
 func TestSaturatedServerAnswers503AtOnce(t *testing.T) {
 	const limit = 8
 	e := relStart(t, func(o *httpd.TestOptions) { o.Server.MaxInFlight = limit })
-	entered, gate := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	e.app.SetFaultHook(func() error {
-		once.Do(func() { close(entered) })
-		<-gate
-		return nil
-	})
-	released := false
-	defer func() {
-		if !released {
-			close(gate)
-		}
-	}()
-	admitted := make(chan relResp, limit)
-	slow := func(i int) { admitted <- e.acquire("tokA", fmt.Sprintf("slow-%d", i), 60) }
-	go slow(0)
-	<-entered // the first commit (slow-0's write alone) is stuck
-	for i := 1; i < limit; i++ {
-		go slow(i) // these queue behind it
-	}
-	// Wait until the other slow requests' writes are queued behind the stuck
-	// commit: then all of them are in flight. (Polling with HTTP requests
-	// instead could itself take a slot and make a slow request be refused.)
-	deadline := time.Now().Add(10 * time.Second)
-	for e.app.Store.Stats().Queued < limit-1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the %d stalled requests never filled the in-flight limit (queued %d)", limit, e.app.Store.Stats().Queued)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	admitted, release := e.saturate(limit)
+	defer release()
 	if r := e.do("GET", "/locks", "tokB", ""); r.status != http.StatusServiceUnavailable {
 		t.Fatalf("a request beyond the in-flight limit: %d %s, want 503", r.status, r.body)
 	}
@@ -68,8 +40,7 @@ func TestSaturatedServerAnswers503AtOnce(t *testing.T) {
 		t.Fatalf("/health while saturated: %d %s", r.status, r.body)
 	}
 	t.Logf("50 requests beyond the limit answered 503 while the disk was stalled; slowest %s", slowest)
-	close(gate)
-	released = true
+	release()
 	for i := 0; i < limit; i++ {
 		if r := <-admitted; r.status != 200 {
 			t.Fatalf("admitted request: %d %s", r.status, r.body)
@@ -77,6 +48,85 @@ func TestSaturatedServerAnswers503AtOnce(t *testing.T) {
 	}
 	if r := e.acquire("tokB", "after", 60); r.status != 200 {
 		t.Fatalf("after the stall: %d %s", r.status, r.body)
+	}
+}
+
+// saturate stalls the disk and fills the in-flight limit with lock
+// acquires waiting for their commit. release (idempotent) lets the disk go
+// on; the admitted requests' answers then arrive on admitted.
+func (e *relEnv) saturate(limit int) (admitted <-chan relResp, release func()) {
+	e.t.Helper()
+	entered, gate := make(chan struct{}), make(chan struct{})
+	var once, released sync.Once
+	e.app.SetFaultHook(func() error {
+		once.Do(func() { close(entered) })
+		<-gate
+		return nil
+	})
+	release = func() { released.Do(func() { close(gate) }) }
+	e.t.Cleanup(release)
+	ch := make(chan relResp, limit)
+	slow := func(i int) { ch <- e.acquire("tokA", fmt.Sprintf("slow-%d", i), 60) }
+	go slow(0)
+	<-entered // the first commit (slow-0's write alone) is stuck
+	for i := 1; i < limit; i++ {
+		go slow(i) // these queue behind it
+	}
+	// Wait until the other slow requests' writes are queued behind the stuck
+	// commit: then all of them are in flight. (Polling with HTTP requests
+	// instead could itself take a slot and make a slow request be refused.)
+	deadline := time.Now().Add(10 * time.Second)
+	for e.app.Store.Stats().Queued < limit-1 {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the %d stalled requests never filled the in-flight limit (queued %d)", limit, e.app.Store.Stats().Queued)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return ch, release
+}
+
+// TestInflightExemptsStreamRoutesNotNames: only the event-stream routes
+// (and the probes) are exempt from --max-inflight, chosen by the route
+// that matched, so a resource named "watch" is shed like any other (issue
+// 12 item 7: before, every path ending in /watch was exempt and PUT
+// /config/watch was never shed).
+func TestInflightExemptsStreamRoutesNotNames(t *testing.T) {
+	const limit = 4
+	e := relStart(t, func(o *httpd.TestOptions) { o.Server.MaxInFlight = limit })
+	_, release := e.saturate(limit)
+	defer release()
+	for _, rq := range []struct{ method, path, body string }{
+		{"PUT", "/config/watch", `{"value":1}`},
+		{"GET", "/config/watch", ""},
+		{"PUT", "/flags/watch", `{"enabled":true}`},
+		{"GET", "/flags/watch", ""},
+		{"POST", "/limits/watch/check", `{"max_requests":5,"window_seconds":60}`},
+		{"GET", "/limits/watch", ""},
+		{"POST", "/locks/watch/acquire", `{"ttl_seconds":5}`},
+	} {
+		// Shed at once, not admitted and then timed out waiting for the disk.
+		r := e.do(rq.method, rq.path, "tokB", rq.body)
+		mustJSONError(t, rq.method+" "+rq.path+" while saturated", r, http.StatusServiceUnavailable)
+		if !strings.Contains(r.str("error"), "in flight") {
+			t.Fatalf("%s %s while saturated: %s, want the in-flight limit's answer", rq.method, rq.path, r.body)
+		}
+	}
+	// The streams themselves are admitted: their first bytes arrive while
+	// every slot is taken.
+	for _, path := range []string{"/locks/watch/watch", "/events"} {
+		req, _ := http.NewRequest("GET", e.app.URL()+path, nil)
+		req.Header.Set("Authorization", "Bearer tokB")
+		resp, err := e.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+			t.Fatalf("GET %s while saturated: %d %s, want the stream", path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		resp.Body.Close()
+	}
+	if r := e.do("GET", "/health", "", ""); r.status != 200 {
+		t.Fatalf("/health while saturated: %d %s", r.status, r.body)
 	}
 }
 

@@ -75,7 +75,7 @@ func heldBy(t *testing.T, a *TestServer, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st.Lock.Holder
+	return a.Auth.Login(st.Lock.Holder)
 }
 
 func TestRequestTimeoutEndsTheWaitTheWriteCommits(t *testing.T) {
@@ -207,7 +207,8 @@ func TestShutdownEndsTheWaitTheWriteCommits(t *testing.T) {
 	st := persistence.NewStore(db, w)
 	defer st.Close()
 	l, ok, err := st.LoadLock("late")
-	if err != nil || !ok || l.Holder != "alice" {
+	alice, _, _ := st.UserByLogin(t.Context(), "alice")
+	if err != nil || !ok || l.Holder != alice.UID || alice.UID == "" {
 		t.Fatalf("after the shutdown: %+v %v %v, want the grant committed", l, ok, err)
 	}
 }

@@ -1,6 +1,8 @@
 package httpd
 
 import (
+	"context"
+
 	"github.com/octostore/octostore/actors"
 	"github.com/octostore/octostore/actors/names"
 	"github.com/valyala/fasthttp"
@@ -15,16 +17,18 @@ var (
 	errNotOwner  = actors.NewError(actors.CodeForbidden, "only the admin key may address another user's resources")
 )
 
-// scope resolves whose resource the request addresses. A user addresses
-// their own; ?owner= may name only themselves (forbidden otherwise). The
-// admin key owns nothing: it must name the owner with ?owner=LOGIN;
+// scope resolves whose resource the request addresses, as the owner's user
+// id (resources are owned by ids, never by logins: persistence/identity.go).
+// A user addresses their own; ?owner= may name only themselves (forbidden
+// otherwise). The admin key owns nothing: it must name the owner with
+// ?owner=LOGIN, the login an account has now (invalid when none has it);
 // without it, writes are refused (noAdminWrites, forbidden) and reads are
 // invalid.
-func scope(ctx *fasthttp.RequestCtx, p *Principal, write bool) (string, error) {
+func (s *Server) scope(ctx *fasthttp.RequestCtx, p *Principal, write bool) (string, error) {
 	q := ctx.QueryArgs()
 	if !q.Has("owner") {
 		if !p.Admin {
-			return p.Login, nil
+			return p.ID, nil
 		}
 		if write {
 			return "", noAdminWrites(p)
@@ -35,20 +39,44 @@ func scope(ctx *fasthttp.RequestCtx, p *Principal, write bool) (string, error) {
 	if !names.Login.Valid(owner) {
 		return "", errOwnerName
 	}
-	if !p.Admin && owner != p.Login {
-		return "", errNotOwner
+	if !p.Admin {
+		if owner != p.Login {
+			return "", errNotOwner
+		}
+		return p.ID, nil
 	}
-	return owner, nil
+	// Not ctx: a *fasthttp.RequestCtx is reused once the handler returns,
+	// and database/sql watches the context it is given from a goroutine of
+	// its own (seen as a data race under -race in TestLimitList).
+	qctx, cancel := context.WithTimeout(context.Background(), s.reqs.timeout)
+	defer cancel()
+	uid, ok, err := s.auth.UserID(qctx, owner)
+	if err != nil {
+		return "", actors.Wrap(actors.CodeUnavailable, "could not read the users; retry", err)
+	}
+	if !ok {
+		return "", invalid("owner: no user has the login " + owner + " on this server")
+	}
+	return uid, nil
+}
+
+// ownerLogin is the login of the owner scope resolved: ?owner= when given
+// (scope has checked it), else the caller's.
+func ownerLogin(ctx *fasthttp.RequestCtx, p *Principal) []byte {
+	if o := ctx.QueryArgs().Peek("owner"); len(o) > 0 {
+		return o
+	}
+	return []byte(p.Login)
 }
 
 // listScope resolves whose resources a listing shows: the caller's own; for
 // the admin key every user's (owner "") unless ?owner= narrows it. all
 // reports whether items carry an "owner" field (admin listings).
-func listScope(ctx *fasthttp.RequestCtx, p *Principal) (owner string, all bool, err error) {
+func (s *Server) listScope(ctx *fasthttp.RequestCtx, p *Principal) (owner string, all bool, err error) {
 	if p.Admin && !ctx.QueryArgs().Has("owner") {
 		return "", true, nil
 	}
-	owner, err = scope(ctx, p, false)
+	owner, err = s.scope(ctx, p, false)
 	return owner, p.Admin, err
 }
 
@@ -76,22 +104,23 @@ func (k resourceKind) name(ctx *fasthttp.RequestCtx) (string, error) {
 	return name, nil
 }
 
-// target validates the {name} path parameter and resolves whose resource
-// it is (write: the request changes it).
-func (k resourceKind) target(ctx *fasthttp.RequestCtx, p *Principal, write bool) (owner, name string, err error) {
+// target validates the {name} path parameter of kind k and resolves whose
+// resource it is (write: the request changes it).
+func (s *Server) target(k resourceKind, ctx *fasthttp.RequestCtx, p *Principal, write bool) (owner, name string, err error) {
 	if name, err = k.name(ctx); err != nil {
 		return "", "", err
 	}
-	owner, err = scope(ctx, p, write)
+	owner, err = s.scope(ctx, p, write)
 	return owner, name, err
 }
 
-// appendOwner adds `"owner":"…",` at the start of an admin listing item.
-func appendOwner(b []byte, all bool, owner string) []byte {
+// appendOwner adds `"owner":"…",` at the start of an admin listing item:
+// the login of the owner with user id owner (Authenticator.Login).
+func (s *Server) appendOwner(b []byte, all bool, owner string) []byte {
 	if !all {
 		return b
 	}
 	b = append(b, `"owner":`...)
-	b = appendString(b, owner)
+	b = appendString(b, s.auth.Login(owner))
 	return append(b, ',')
 }

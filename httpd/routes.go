@@ -2,7 +2,8 @@ package httpd
 
 // routes registers the API's endpoints (the event streams and /metrics are
 // registered with their services: events.go, metrics.go). Every endpoint
-// but sign-in is authenticated and gets the request's context (authed).
+// but sign-in is authenticated and gets the request's context (authed);
+// every one counts against --max-inflight (s.limit, overload.go).
 func (s *Server) routes() {
 	for _, r := range []struct {
 		method, path string
@@ -45,8 +46,8 @@ func (s *Server) routes() {
 		{"POST", "/auth/token/rotate", s.tokenRotate},
 		{"DELETE", "/auth/token", s.tokenRevoke},
 	} {
-		s.r.Handle(r.method, r.path, s.authed(r.h))
+		s.r.Handle(r.method, r.path, s.limit.wrap(s.authed(r.h)))
 	}
-	s.r.GET("/auth/github", s.public(s.githubStart))
-	s.r.GET("/auth/github/callback", s.public(s.githubCallback))
+	s.r.GET("/auth/github", s.limit.wrap(s.public(s.githubStart)))
+	s.r.GET("/auth/github/callback", s.limit.wrap(s.public(s.githubCallback)))
 }

@@ -73,7 +73,7 @@ func (s *Server) semaphoreAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Prin
 	if err := noAdminWrites(p); err != nil {
 		return err
 	}
-	req := actors.SemaphoreRequest{Caller: p.Login, HolderID: holderID, Limit: int(limit), TTL: ttl, Wait: wait, SessionID: sessionID,
+	req := actors.SemaphoreRequest{Caller: p.ID, HolderID: holderID, Limit: int(limit), TTL: ttl, Wait: wait, SessionID: sessionID,
 		Metadata: meta}
 	var g actors.SemaphoreGrant
 	if wait > 0 {
@@ -93,7 +93,7 @@ func (s *Server) semaphoreAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Prin
 	if g.New {
 		status = "acquired"
 	}
-	return writeOK(ctx, appendSemaphoreGrant(make([]byte, 0, 320), status, name, g))
+	return writeOK(ctx, appendSemaphoreGrant(make([]byte, 0, 320), status, name, p.Login, g))
 }
 
 // waiting runs a waiting call (a waiting acquire): out of the in-flight
@@ -102,10 +102,10 @@ func (s *Server) semaphoreAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Prin
 // (undo is set) to a client that closed its connection meanwhile, undo
 // gives it back at once (the actors do it when the close is noticed first).
 func (s *Server) waiting(rq *request, wait time.Duration, call func(ctx context.Context) (undo func(context.Context), err error)) error {
-	if err := s.flight.startWaiting(); err != nil {
+	if err := s.limit.startWaiting(); err != nil {
 		return err
 	}
-	defer s.flight.stopWaiting()
+	defer s.limit.stopWaiting()
 	undo, err := call(rq.waitCtx(wait))
 	if err == nil && undo != nil && rq.clientGone() {
 		ctx, cancel := context.WithTimeout(context.Background(), s.reqs.timeout)
@@ -129,11 +129,11 @@ func (s *Server) semaphoreRenew(ctx *fasthttp.RequestCtx, rq *request, p *Princi
 	if err != nil {
 		return err
 	}
-	g, err := s.sems.Renew(rq.ctx(), name, p.Login, lease, ttl)
+	g, err := s.sems.Renew(rq.ctx(), name, p.ID, lease, ttl)
 	if err != nil {
 		return err
 	}
-	return writeOK(ctx, appendSemaphoreGrant(make([]byte, 0, 320), "held", name, g))
+	return writeOK(ctx, appendSemaphoreGrant(make([]byte, 0, 320), "held", name, p.Login, g))
 }
 
 var semaphoreReleasedBody = []byte(`{"status":"released","message":"Semaphore slot released"}`)
@@ -154,7 +154,7 @@ func (s *Server) semaphoreRelease(ctx *fasthttp.RequestCtx, rq *request, p *Prin
 	if err != nil {
 		return err
 	}
-	if err := s.sems.Release(rq.ctx(), name, p.Login, lease, p.Admin); err != nil {
+	if err := s.sems.Release(rq.ctx(), name, p.ID, lease, p.Admin); err != nil {
 		return err
 	}
 	return writeOK(ctx, semaphoreReleasedBody)
@@ -180,7 +180,7 @@ func (s *Server) semaphoreStatus(ctx *fasthttp.RequestCtx, rq *request, p *Princ
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendSlot(append(b, '{'), sl, p.Admin || sl.Holder == p.Login)
+		b = appendSlot(append(b, '{'), sl, s.auth.Login(sl.Holder), p.Admin || sl.Holder == p.ID)
 	}
 	b = append(b, `],"available":`...)
 	b = strconv.AppendInt(b, int64(max(st.Limit-len(st.Slots), 0)), 10)
@@ -190,10 +190,11 @@ func (s *Server) semaphoreStatus(ctx *fasthttp.RequestCtx, rq *request, p *Princ
 }
 
 // appendSlot renders a slot's fields (lease, holder and session ids when
-// own) and closes the object.
-func appendSlot(b []byte, sl actors.SemaphoreSlot, own bool) []byte {
+// own) and closes the object. holder is the login shown for sl.Holder (a
+// user id).
+func appendSlot(b []byte, sl actors.SemaphoreSlot, holder string, own bool) []byte {
 	b = append(b, `"holder":`...)
-	b = appendString(b, sl.Holder)
+	b = appendString(b, holder)
 	if sl.Metadata != "" {
 		b = append(b, `,"metadata":`...)
 		b = appendString(b, sl.Metadata)
@@ -217,8 +218,9 @@ func appendSlot(b []byte, sl actors.SemaphoreSlot, own bool) []byte {
 	return append(b, '}')
 }
 
-// appendSemaphoreGrant renders the answer of an acquire or renew.
-func appendSemaphoreGrant(b []byte, status, name string, g actors.SemaphoreGrant) []byte {
+// appendSemaphoreGrant renders the answer of an acquire or renew to the
+// holder, whose login is holder.
+func appendSemaphoreGrant(b []byte, status, name, holder string, g actors.SemaphoreGrant) []byte {
 	b = append(b, `{"status":"`...)
 	b = append(b, status...)
 	b = append(b, `","name":`...)
@@ -228,5 +230,5 @@ func appendSemaphoreGrant(b []byte, status, name string, g actors.SemaphoreGrant
 	b = append(b, `,"holders":`...)
 	b = strconv.AppendInt(b, int64(g.Holders), 10)
 	b = append(b, ',')
-	return appendSlot(b, g.Slot, true)
+	return appendSlot(b, g.Slot, holder, true)
 }

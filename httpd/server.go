@@ -13,6 +13,7 @@ package httpd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"time"
@@ -38,12 +39,17 @@ type Server struct {
 	auth     *Authenticator
 	oauth    *githubOAuth // nil: GitHub sign-in not configured (501)
 	log      *slog.Logger
+	clog     *clientLog    // every line a client can cause goes through it (clientlog.go)
+	throttle *authThrottle // failed authentications per address (throttle.go); nil: off
+	bodies   *byteBudget   // bytes of request bodies in flight (body.go)
+	answers  *byteBudget   // bytes of large answers in flight (config.go: history pages)
+	maxBody  int           // ServerConfig.MaxBodyBytes
 	reqs     *requestContexts
-	r        *router.Router
-	srv      *fasthttp.Server
-	// flight bounds the requests in flight and the waiting acquires
-	// (overload.go).
-	flight *inflight
+	// limit bounds the requests in flight (--max-inflight, applied per
+	// route: routes.go) and the waiting acquires (overload.go).
+	limit *inflight
+	r     *router.Router
+	srv   *fasthttp.Server
 
 	// events serves /events and /locks/{name}/watch, metrics /metrics
 	// (events.go, metrics.go).
@@ -78,15 +84,25 @@ type Deps struct {
 	// one Metrics serves one Server.
 	Metrics *Metrics
 	Logger  *slog.Logger // default: discard
+	// Now is the clock of the log's rate limits (default time.Now).
+	Now func() time.Time
 }
 
 // ServerConfig tunes the HTTP server. Zero fields take the defaults below.
 type ServerConfig struct {
-	MaxBodyBytes int           // request body limit (413 beyond; DefaultMaxBodyBytes)
-	ReadTimeout  time.Duration // whole request, headers and body (DefaultReadTimeout)
-	WriteTimeout time.Duration // a response (DefaultWriteTimeout)
-	IdleTimeout  time.Duration // keep-alive connections (DefaultConnIdleTimeout)
-	MaxConns     int           // concurrent connections (DefaultMaxConns)
+	MaxBodyBytes int // request body limit (413 beyond; DefaultMaxBodyBytes)
+	// MaxBodyMemory bounds the bytes of request bodies read or handled at
+	// once: a body that does not fit is answered 503 + Retry-After unread
+	// (DefaultMaxBodyMemory; body.go).
+	MaxBodyMemory int64
+	// MaxAnswerMemory bounds the bytes of large answers (config history
+	// pages) read or being written at once: a page that does not fit is
+	// answered 503 + Retry-After (DefaultMaxAnswerMemory; config.go).
+	MaxAnswerMemory int64
+	ReadTimeout     time.Duration // whole request, headers and body (DefaultReadTimeout)
+	WriteTimeout    time.Duration // a response (DefaultWriteTimeout)
+	IdleTimeout     time.Duration // keep-alive connections (DefaultConnIdleTimeout)
+	MaxConns        int           // concurrent connections (DefaultMaxConns)
 	// MaxInFlight bounds requests being handled at once; beyond it the
 	// server answers 503 + Retry-After at once (DefaultMaxInFlight).
 	// Waiting acquires do not count while they wait.
@@ -100,17 +116,28 @@ type ServerConfig struct {
 	// EventHeartbeat is the interval of ": ping" comments on idle event
 	// streams (DefaultEventHeartbeat).
 	EventHeartbeat time.Duration
+	// MaxStreamsPerUser bounds the event streams one user (or the admin
+	// key) has open at once; beyond it a stream is refused with 429 and
+	// Retry-After (DefaultMaxStreamsPerUser, events.go).
+	MaxStreamsPerUser int
 	// ShutdownTimeout bounds how long Shutdown waits for in-flight requests
 	// (DefaultShutdownTimeout); requests still waiting then end with 503.
 	ShutdownTimeout time.Duration
 	// RequestTimeout bounds how long a request waits for its resource (503
 	// beyond; DefaultRequestTimeout, reqctx.go).
 	RequestTimeout time.Duration
+	// AuthFailureBurst is how many failed authentications a client address
+	// may make in a row; beyond it, it earns one more attempt every
+	// AuthFailureInterval and is answered 429 + Retry-After meanwhile
+	// (DefaultAuthFailureBurst, DefaultAuthFailureInterval; throttle.go).
+	// A negative burst turns the throttle off.
+	AuthFailureBurst    int
+	AuthFailureInterval time.Duration
 }
 
 // Defaults of ServerConfig (and of the `octostore serve` flags that set
-// it). DefaultMaxInFlight is in overload.go, DefaultEventHeartbeat in
-// events.go.
+// it). DefaultMaxInFlight is in overload.go, DefaultEventHeartbeat and
+// DefaultMaxStreamsPerUser in events.go.
 const (
 	DefaultMaxBodyBytes    = 1 << 20
 	DefaultReadTimeout     = 30 * time.Second
@@ -135,6 +162,12 @@ func (c ServerConfig) withDefaults() ServerConfig {
 		}
 	}
 	positive(&c.MaxBodyBytes, DefaultMaxBodyBytes)
+	if c.MaxBodyMemory <= 0 {
+		c.MaxBodyMemory = DefaultMaxBodyMemory
+	}
+	if c.MaxAnswerMemory <= 0 {
+		c.MaxAnswerMemory = DefaultMaxAnswerMemory
+	}
 	orDefault(&c.ReadTimeout, DefaultReadTimeout)
 	orDefault(&c.WriteTimeout, DefaultWriteTimeout)
 	orDefault(&c.IdleTimeout, DefaultConnIdleTimeout)
@@ -147,12 +180,17 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	if c.EventHeartbeat <= 0 {
 		c.EventHeartbeat = DefaultEventHeartbeat
 	}
+	positive(&c.MaxStreamsPerUser, DefaultMaxStreamsPerUser)
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = DefaultRequestTimeout
 	}
+	if c.AuthFailureBurst == 0 {
+		c.AuthFailureBurst = DefaultAuthFailureBurst
+	}
+	orDefault(&c.AuthFailureInterval, DefaultAuthFailureInterval)
 	return c
 }
 
@@ -176,10 +214,14 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 	}
 	s := &Server{
 		locks: deps.Locks, sessions: deps.Sessions, sems: deps.Semaphores, limits: deps.Limits, flags: deps.Flags, config: deps.Config,
-		store: deps.Store, auth: deps.Auth, oauth: deps.GitHub.flow(), log: log,
-		reqs: newRequestContexts(cfg.RequestTimeout), r: router.New(),
+		store: deps.Store, auth: deps.Auth, oauth: deps.GitHub.flow(), log: log, clog: newClientLog(log, deps.Now),
+		reqs: newRequestContexts(cfg.RequestTimeout), limit: newInflight(cfg.MaxInFlight, cfg.MaxWaiting), r: router.New(),
 		shutdownTimeout: cfg.ShutdownTimeout, done: make(chan error, 1),
-		flight: newInflight(cfg.MaxInFlight, cfg.MaxWaiting),
+	}
+	s.bodies, s.maxBody = &byteBudget{max: cfg.MaxBodyMemory}, cfg.MaxBodyBytes
+	s.answers = &byteBudget{max: cfg.MaxAnswerMemory}
+	if cfg.AuthFailureBurst > 0 {
+		s.throttle = newAuthThrottle(cfg.AuthFailureBurst, cfg.AuthFailureInterval, deps.Now)
 	}
 	s.r.SaveMatchedRoutePath = true // metrics label requests by route template
 	s.r.RedirectTrailingSlash = false
@@ -194,21 +236,25 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		s.writeErr(ctx, actors.NewError(actors.CodeMethodNotAllowed, "method "+string(ctx.Method())+" not allowed on "+string(ctx.Path())))
 	}
 	s.r.PanicHandler = func(ctx *fasthttp.RequestCtx, v any) {
-		s.log.Error("panic in handler", "path", string(ctx.Path()), "panic", v)
+		s.clog.Log(slog.LevelError, "panic in handler", "route", route(ctx), "panic", fmt.Sprint(v))
 		writeCoded(ctx, actors.NewError(actors.CodeInternal, "internal error"))
 	}
 	s.r.GET("/health", s.health)
 	s.routes()
 	s.routeOpenAPI()
-	s.routeEvents(deps.Events, cfg.EventHeartbeat, cfg.WriteTimeout)
+	s.routeEvents(deps.Events, cfg)
 	s.routeMetrics(deps.Metrics)
 	observe(deps)
 	deps.Metrics.GaugeFunc("octostore_waiting_requests", "Waiting acquires (wait_seconds) waiting for their turn.",
-		func() float64 { return float64(s.flight.Waiting()) })
+		func() float64 { return float64(s.limit.Waiting()) })
 	s.srv = &fasthttp.Server{
-		Handler:                       deps.Metrics.Instrument(s.flight.wrap(s.r.Handler)),
-		Name:                          "octostore",
-		MaxRequestBodySize:            cfg.MaxBodyBytes,
+		Handler: deps.Metrics.Instrument(s.r.Handler),
+		Name:    "octostore",
+		// Bodies are streamed and read by readBody (body.go), after the
+		// credentials are checked: fasthttp reads at most preReadBody bytes
+		// of one before the handler runs, whatever its Content-Length.
+		StreamRequestBody:             true,
+		MaxRequestBodySize:            preReadBody,
 		ReadTimeout:                   cfg.ReadTimeout,
 		WriteTimeout:                  cfg.WriteTimeout,
 		IdleTimeout:                   cfg.IdleTimeout,
@@ -219,9 +265,10 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		NoDefaultDate:                 true,
 		CloseOnShutdown:               true,
 		// fasthttp's own error lines (malformed requests) quote the request
-		// bytes by default, which may include an Authorization header.
+		// bytes by default, which may include an Authorization header; some
+		// quote header values even so, which fasthttpLogger withholds.
 		SecureErrorLogMessage: true,
-		Logger:                fasthttpLogger{log},
+		Logger:                fasthttpLogger{s.clog},
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			var small *fasthttp.ErrSmallBuffer
 			switch {

@@ -117,7 +117,7 @@ func (s *Server) sessionCreate(ctx *fasthttp.RequestCtx, rq *request, p *Princip
 	if err := noAdminWrites(p); err != nil {
 		return err
 	}
-	r, err := s.sessions.Create(rq.ctx(), p.Login, ttl, delay)
+	r, err := s.sessions.Create(rq.ctx(), p.ID, ttl, delay)
 	if err != nil {
 		return err
 	}
@@ -140,7 +140,7 @@ func (s *Server) sessionKeepAlive(ctx *fasthttp.RequestCtx, rq *request, p *Prin
 	if err := noAdminWrites(p); err != nil {
 		return err
 	}
-	r, err := s.sessions.KeepAlive(rq.ctx(), id, p.Login)
+	r, err := s.sessions.KeepAlive(rq.ctx(), id, p.ID)
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func (s *Server) sessionClose(ctx *fasthttp.RequestCtx, rq *request, p *Principa
 	if err != nil {
 		return err
 	}
-	n, err := s.sessions.Close(rq.ctx(), id, p.Login, p.Admin)
+	n, err := s.sessions.Close(rq.ctx(), id, p.ID, p.Admin)
 	if err != nil {
 		return err
 	}
@@ -166,16 +166,17 @@ func (s *Server) sessionClose(ctx *fasthttp.RequestCtx, rq *request, p *Principa
 }
 
 // sessionList answers the caller's live sessions from the session index;
-// the admin key's listing has everybody's, each with its owner.
+// the admin key's listing has everybody's, each with its owner, unless
+// ?owner=LOGIN narrows it (listScope, as for the other owned kinds).
 func (s *Server) sessionList(ctx *fasthttp.RequestCtx, _ *request, p *Principal) error {
-	owner := p.Login
-	if p.Admin {
-		owner = ""
+	owner, all, err := s.listScope(ctx, p)
+	if err != nil {
+		return err
 	}
 	list := s.sessions.List(owner)
 	b := appendList(make([]byte, 0, 64+len(list)*160), "sessions", list, func(b []byte, st *actors.SessionState) []byte {
 		b = append(b, '{')
-		b = appendOwner(b, p.Admin, st.Owner)
+		b = s.appendOwner(b, all, st.Owner)
 		b = append(b, `"session_id":`...)
 		b = appendString(b, st.ID)
 		b = append(b, `,"ttl_seconds":`...)

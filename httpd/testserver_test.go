@@ -9,6 +9,7 @@ package httpd
 // walk over every row of the database that several tests share.
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"io"
@@ -167,7 +168,7 @@ func StartTestServer(tb testing.TB, o TestOptions) (_ *TestServer, err error) {
 	ts.server = NewServer(o.Server, Deps{
 		Locks: ts.Locks, Sessions: ts.Sessions, Semaphores: ts.Semaphores, Limits: ts.Limits, Flags: ts.Flags, Config: ts.ConfigKeys,
 		Sys: ts.Sys, Store: ts.Store, Auth: ts.Auth, GitHub: gh,
-		Events: ts.Events, Metrics: ts.Metrics, Logger: o.Logger,
+		Events: ts.Events, Metrics: ts.Metrics, Logger: o.Logger, Now: o.Now,
 	})
 	ts.server.Serve(ts.ln)
 	ts.closers = append(ts.closers, ts.server.Shutdown)
@@ -220,6 +221,26 @@ func (ts *TestServer) MetricsURL() string {
 	}
 	return "http://" + ts.metrics.Addr().String() + "/metrics"
 }
+
+// UID is the user id (persistence/identity.go) of the account that has
+// login: what its resources and locks are owned and held by in the
+// database, the actors and the broker. It fails tb when no account has it.
+func (ts *TestServer) UID(tb testing.TB, login string) string {
+	tb.Helper()
+	u, ok, err := ts.Store.UserByLogin(context.Background(), login)
+	if err != nil || !ok {
+		tb.Fatalf("user %q: %v %v", login, ok, err)
+	}
+	return u.UID
+}
+
+// BodyBytesInFlight is the request-body budget in use: the bytes reserved
+// by bodies being read or handled (body.go).
+func (ts *TestServer) BodyBytesInFlight() int64 { return ts.server.bodies.used.Load() }
+
+// AnswerBytesInFlight is the answer budget in use: the bytes reserved by
+// history pages being read or written (config.go).
+func (ts *TestServer) AnswerBytesInFlight() int64 { return ts.server.answers.used.Load() }
 
 // Handler is the server's whole handler chain, for tests that call it
 // without the network.

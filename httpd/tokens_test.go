@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/octostore/octostore/httpd"
 	"github.com/octostore/octostore/httpd/apitest"
 )
 
@@ -49,7 +50,10 @@ func TestTokenRotateRefusedForConfiguredCredentials(t *testing.T) {
 // (no lookup that raced the rotation may put it back into the cache).
 func TestTokenRotateUnderLoad(t *testing.T) {
 	gh := newFakeGitHub(t)
-	e := startAuthApp(t, gh, nil)
+	// The old tokens are tried thousands of times: no failure throttle
+	// (TestAuthFailuresAreThrottled), so that each answer says whether the
+	// token itself is accepted.
+	e := startAuthApp(t, gh, func(o *httpd.TestOptions) { o.Server.AuthFailureBurst = -1 })
 	tok := e.signIn(t)
 	for round := 0; round < 5; round++ {
 		old := tok

@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -169,8 +171,80 @@ func TestRunAgainstNoopServer(t *testing.T) {
 	}
 }
 
-// Progress is one terminal line, rewritten, and erased at the end.
+// TestProgressLine: the progress loop, driven tick by tick with a stepped
+// clock, rewrites one terminal line per tick (elapsed of total, the rate of
+// the interval, the errors so far, p99, warmup marked) and erases it at the
+// end. Deterministic: it used to run the load generator for real and need a
+// tick inside the 100 ms warmup, which a loaded machine did not always
+// deliver (1 failure in 5 runs of -count=5).
 func TestProgressLine(t *testing.T) {
+	lines := make(chan string, 16)
+	r := &run{cfg: &Config{Progress: chanWriter(lines)}, measureFrom: 100 * time.Millisecond, measureTo: 400 * time.Millisecond}
+	workers := []*worker{{stats: newWorkerStats()}, {stats: newWorkerStats()}}
+	clk := &stepClock{}
+	ticks, done, finished := make(chan time.Time), make(chan struct{}), make(chan struct{})
+	go func() { r.progress(workers, clk, ticks, done); close(finished) }()
+	next := func(what string) string {
+		t.Helper()
+		select {
+		case l := <-lines:
+			return l
+		case <-time.After(time.Minute):
+			t.Fatalf("%s: nothing printed", what)
+		}
+		return ""
+	}
+	for _, step := range []struct {
+		at       time.Duration
+		ops      int64 // per worker during the step
+		errs     int64
+		want     string
+		isWarmup bool
+	}{
+		{50 * time.Millisecond, 50, 0, "0.1s of 0.4s  2000 ops/s  0 errors  p99 1.50", true},
+		{150 * time.Millisecond, 200, 1, "0.1s of 0.4s  4000 ops/s  2 errors  p99 1.50", false},
+		{400 * time.Millisecond, 0, 0, "0.4s of 0.4s  0 ops/s  2 errors  p99 1.50", false},
+	} {
+		// The previous line is printed: the loop is back waiting for a
+		// tick and reads neither the clock nor the counters.
+		clk.now.Store(int64(step.at))
+		for _, w := range workers {
+			w.stats.done.Add(step.ops)
+			w.stats.errs.Add(step.errs)
+			w.stats.mu.Lock()
+			w.stats.interval.RecordValue(1500) // µs: p99 1.50x ms (two significant digits)
+			w.stats.mu.Unlock()
+		}
+		ticks <- time.Time{}
+		l := next(step.want)
+		body, ok := strings.CutPrefix(l, "\r\033[K")
+		if !ok || strings.ContainsAny(body, "\r\n") {
+			t.Fatalf("progress must rewrite one line: %q", l)
+		}
+		if !strings.HasPrefix(body, step.want) || strings.Contains(body, "(warmup)") != step.isWarmup {
+			t.Fatalf("at %s: %q, want %q..., warmup %v", step.at, body, step.want, step.isWarmup)
+		}
+	}
+	close(done)
+	<-finished
+	if l := next("end"); l != "\r\033[K" {
+		t.Fatalf("progress must erase its line at the end: %q", l)
+	}
+	select {
+	case l := <-lines:
+		t.Fatalf("printed after the end: %q", l)
+	default:
+	}
+	// The widest line there can be still fits 80 columns.
+	if l := progressLine(time.Hour, 2*time.Hour, 1e12, 1e15, 600000, true); utf8.RuneCountInString(l) > 80 {
+		t.Fatalf("%d columns: %q", utf8.RuneCountInString(l), l)
+	}
+}
+
+// TestProgressDuringARun: a real run with progress rewrites only
+// well-formed lines, says when it cleans up, and leaves the line erased.
+// How many lines depends on the machine's speed: not counted.
+func TestProgressDuringARun(t *testing.T) {
 	url := startNoop(t)
 	target, err := NewHTTPTarget(url, nil, HTTPOptions{Driver: DriverRaw})
 	if err != nil {
@@ -178,22 +252,31 @@ func TestProgressLine(t *testing.T) {
 	}
 	defer target.Close()
 	var out bytes.Buffer
-	mustRun(t, Config{Scenario: "flag-eval", Target: target, Concurrency: 2, Duration: 300 * time.Millisecond,
-		Warmup: 100 * time.Millisecond, Progress: &out, ProgressEvery: 50 * time.Millisecond})
+	mustRun(t, Config{Scenario: "flag-eval", Target: target, Concurrency: 2, Duration: 200 * time.Millisecond,
+		Warmup: 50 * time.Millisecond, Progress: &out, ProgressEvery: 20 * time.Millisecond})
 	s := out.String()
-	for _, want := range []string{"s of 0.4s", "ops/s", "0 errors", "p99", "(warmup)", "cleaning up lt-"} {
-		if !strings.Contains(s, want) {
-			t.Fatalf("progress lacks %q: %q", want, s)
+	if strings.Contains(s, "\n") || !strings.HasSuffix(s, "\r\033[K") || !strings.Contains(s, "cleaning up lt-") {
+		t.Fatalf("progress must rewrite one line, say it cleans up, and erase the line at the end: %q", s)
+	}
+	line := regexp.MustCompile(`^[0-9]+\.[0-9]s of [0-9]+\.[0-9]s  [0-9]+ ops/s  [0-9]+ errors  p99 [0-9]+\.[0-9]{3} ms(  \(warmup\))?$`)
+	for _, p := range strings.Split(s, "\r\033[K") {
+		if p != "" && !strings.HasPrefix(p, "cleaning up ") && !line.MatchString(p) {
+			t.Fatalf("malformed progress line %q in %q", p, s)
 		}
 	}
-	if strings.Contains(s, "\n") || strings.Count(s, "\r\033[K") < 4 || !strings.HasSuffix(s, "\r\033[K") {
-		t.Fatalf("progress must rewrite one line and erase it at the end: %q", s)
-	}
-	// The widest line there can be still fits 80 columns.
-	if l := progressLine(time.Hour, 2*time.Hour, 1e12, 1e15, 600000, true); utf8.RuneCountInString(l) > 80 {
-		t.Fatalf("%d columns: %q", utf8.RuneCountInString(l), l)
-	}
 }
+
+// chanWriter sends each write to its channel.
+type chanWriter chan string
+
+func (w chanWriter) Write(p []byte) (int, error) { w <- string(p); return len(p), nil }
+
+// stepClock is a Clock the test sets.
+type stepClock struct{ now atomic.Int64 }
+
+func (c *stepClock) Now() time.Duration { return time.Duration(c.now.Load()) }
+
+func (c *stepClock) Sleep(d time.Duration) bool { c.now.Add(int64(d)); return true }
 
 func TestOpenLoopAgainstNoopServer(t *testing.T) {
 	url := startNoop(t)

@@ -333,9 +333,11 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	var progWG sync.WaitGroup
 	if cfg.Progress != nil {
 		progWG.Add(1)
+		ticker := time.NewTicker(cfg.ProgressEvery)
 		go func() {
 			defer progWG.Done()
-			r.progress(workers, clk, progDone)
+			defer ticker.Stop()
+			r.progress(workers, clk, ticker.C, progDone)
 		}()
 	}
 
@@ -377,21 +379,20 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	return rep, nil
 }
 
-// progress rewrites one terminal line every cfg.ProgressEvery until done
-// closes, then ends it.
-func (r *run) progress(workers []*worker, clk Clock, done <-chan struct{}) {
-	t := time.NewTicker(r.cfg.ProgressEvery)
-	defer t.Stop()
+// progress rewrites one terminal line at every tick (every
+// cfg.ProgressEvery) until done closes, then ends it; the line's time and
+// phase come from clk.
+func (r *run) progress(workers []*worker, clk Clock, ticks <-chan time.Time, done <-chan struct{}) {
 	h := hdrhistogram.New(histMin, histMax, 2)
 	var prev int64
-	prevAt := clk.Now()
+	var prevAt time.Duration // the start of the run: clk counts from it
 	out := r.cfg.Progress
 	for {
 		select {
 		case <-done:
 			fmt.Fprint(out, "\r\033[K")
 			return
-		case <-t.C:
+		case <-ticks:
 		}
 		now := clk.Now()
 		var n, errs int64

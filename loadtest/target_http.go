@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/octostore/octostore/tools/client"
+	"github.com/octostore/octostore/tools/keepreading"
 	"github.com/valyala/fasthttp"
 )
 
@@ -90,6 +91,7 @@ func NewHTTPTarget(baseURL string, tokens []string, opt HTTPOptions) (Target, er
 			MaxIdleConnDuration:      30 * time.Second,
 			NoDefaultUserAgentHeader: true,
 			DisablePathNormalizing:   true,
+			DialTimeout:              keepreading.DialTimeout(fasthttp.DialTimeout), // an early answer is read, not lost to EPIPE
 		}
 	case DriverClient:
 		for _, tok := range tokens {

@@ -29,7 +29,8 @@ type BackupInfo struct {
 // state after some commit (a prefix of the acknowledged writes), never a
 // mix. The copy is switched to rollback-journal mode (one self-contained
 // file), checked with PRAGMA integrity_check, synced, and only then renamed
-// to dst. dst must not exist.
+// to dst. dst must not exist; it is created 0600 (readable by its owner
+// only), as the database is.
 func Backup(ctx context.Context, src, dst string) (BackupInfo, error) {
 	start := time.Now()
 	info := BackupInfo{Path: dst}
@@ -42,6 +43,12 @@ func Backup(ctx context.Context, src, dst string) (BackupInfo, error) {
 	tmp := dst + ".partial"
 	os.Remove(tmp)
 	defer os.Remove(tmp) // no-op after the rename
+	// The copy holds everything the database does: owner-only, whatever the
+	// umask (SQLite keeps the mode of the empty file it is given, and gives
+	// it to the copy's journal too).
+	if err := createPrivate(tmp); err != nil {
+		return info, fmt.Errorf("backup: create %s: %w", tmp, err)
+	}
 
 	// The source is opened without any pragma that would change it; the
 	// busy timeout waits out the server's write transactions at the start

@@ -13,12 +13,15 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"golang.org/x/sys/unix"
 )
 
 //go:embed migrations/*.sql
@@ -26,11 +29,17 @@ var migrationFS embed.FS
 
 // DB is an open octostore database.
 type DB struct {
-	Path  string
-	write *sql.DB // exactly one connection, used only by the Writer and migrations
-	read  *sql.DB // read-only pool
+	Path string
+	// Tightened lists the files whose permissions Open narrowed to 0600
+	// (left group- or world-readable by an older octostore), e.g.
+	// "octostore.db: 0644 → 0600", for the caller to log.
+	Tightened []string
+	write     *sql.DB // exactly one connection, used only by the Writer and migrations
+	read      *sql.DB // read-only pool
 	// Now is the clock; tests replace it.
 	Now func() time.Time
+
+	lock *dbLock // the open lock file (dblock.go), closed last by Close
 }
 
 // ErrNewerSchema means the database was written by a newer octostore.
@@ -64,11 +73,66 @@ func dsn(path string, readOnly bool) string {
 	return "file:" + path + "?" + v.Encode()
 }
 
-// Open opens (creating if needed) the database at path, applies migrations,
-// and checks integrity. It refuses a database with a newer schema.
+// Open opens (creating if needed) the database at path to serve it: it takes
+// the serving lock of the database (dblock.go), held until Close, applies
+// migrations, and checks integrity. It fails with ErrServed while another
+// DB, in this process or another, serves the database, and refuses a
+// database with a newer schema (ErrNewerSchema).
 func Open(path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open database: empty path")
+	}
+	lock, err := lockForServing(path)
+	if err != nil {
+		return nil, err
+	}
+	db, err := open(path, true)
+	if err != nil {
+		lock.close()
+		return nil, err
+	}
+	db.lock = lock
+	if err := lock.set(unix.F_UNLCK, lockByteSchema, false); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("unlock %s: %w", LockPath(path), err)
+	}
+	return db, nil
+}
+
+// OpenShared opens (creating if needed) the database at path for an
+// operator tool that may run beside the server serving it (token create,
+// list, revoke): it never takes the serving lock. With no server it
+// migrates and checks integrity as Open does; beside a server it does
+// neither and requires the schema to be exactly the one this binary knows
+// (a tool must not migrate the database under a running server). Until
+// Close it keeps a server that starts meanwhile from migrating (dblock.go).
+func OpenShared(path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("open database: empty path")
+	}
+	lock, served, err := lockForTool(path)
+	if err != nil {
+		return nil, err
+	}
+	db, err := open(path, !served)
+	if err != nil {
+		lock.close()
+		return nil, err
+	}
+	db.lock = lock
+	if err := lock.set(unix.F_RDLCK, lockByteSchema, false); err != nil { // a downgrade: never conflicts
+		db.Close()
+		return nil, fmt.Errorf("lock %s: %w", LockPath(path), err)
+	}
+	return db, nil
+}
+
+// open opens both pools. With migrate it applies the migrations and checks
+// integrity; without, the schema must be the newest this binary knows.
+func open(path string, migrate bool) (*DB, error) {
+	tightened, err := privateFiles(path)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	w, err := sql.Open("sqlite3", dsn(path, false))
 	if err != nil {
@@ -77,14 +141,16 @@ func Open(path string) (*DB, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	db := &DB{Path: path, write: w, Now: time.Now}
-	if err := db.migrate(); err != nil {
+	db := &DB{Path: path, Tightened: tightened, write: w, Now: time.Now}
+	if err := db.migrate(migrate); err != nil {
 		w.Close()
 		return nil, err
 	}
-	if err := db.quickCheck(); err != nil {
-		w.Close()
-		return nil, err
+	if migrate {
+		if err := db.quickCheck(); err != nil {
+			w.Close()
+			return nil, err
+		}
 	}
 	r, err := sql.Open("sqlite3", dsn(path, true))
 	if err != nil {
@@ -97,13 +163,17 @@ func Open(path string) (*DB, error) {
 	return db, nil
 }
 
-// Close closes both pools. Close the Writer first.
+// Close closes both pools, then releases the database's lock file. Close
+// the Writer first.
 func (db *DB) Close() error {
 	var errs []error
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
 	}
 	errs = append(errs, db.write.Close())
+	if db.lock != nil {
+		errs = append(errs, db.lock.close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -113,6 +183,65 @@ func (db *DB) ReadDB() *sql.DB { return db.read }
 // WriteDB is the single write connection. Only the Writer and out-of-band
 // admin tools (token create, backup) may use it.
 func (db *DB) WriteDB() *sql.DB { return db.write }
+
+// dataDir creates the directory of the database at path, 0700, if it does
+// not exist (an existing directory is left as it is).
+func dataDir(path string) error {
+	if dir := filepath.Dir(path); dir != "" {
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return fmt.Errorf("create data directory: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// privateFiles makes the database's files readable by their owner only
+// (they hold config values and token hashes): it creates the data directory
+// 0700 when it is missing and the database file 0600 when it is new, and
+// narrows an existing database, WAL or shared-memory file that group or
+// others may read to 0600, reporting each one it narrowed. SQLite creates
+// the -wal and -shm files (and a rollback journal) with the mode of the
+// database file, whatever the umask, so they follow it.
+func privateFiles(path string) ([]string, error) {
+	if err := dataDir(path); err != nil {
+		return nil, err
+	}
+	if err := createPrivate(path); err != nil {
+		return nil, err
+	}
+	var tightened []string
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return tightened, err
+		}
+		if mode := st.Mode().Perm(); mode&0o077 != 0 {
+			if err := os.Chmod(p, mode&0o700); err != nil {
+				return tightened, fmt.Errorf("narrow the permissions of %s (%04o; group or others may read it): %w", p, mode, err)
+			}
+			tightened = append(tightened, fmt.Sprintf("%s: %04o → %04o", filepath.Base(p), mode, mode&0o700))
+		}
+	}
+	return tightened, nil
+}
+
+// createPrivate creates path as an empty 0600 file unless it exists. SQLite
+// takes an empty file for a new database.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
 
 type migration struct {
 	version int
@@ -156,7 +285,9 @@ func SchemaVersion() int {
 	return len(ms)
 }
 
-func (db *DB) migrate() error {
+// migrate brings the schema up to date; without apply it only checks that
+// it is (a tool beside a server).
+func (db *DB) migrate(apply bool) error {
 	ms, err := migrations()
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -169,6 +300,11 @@ func (db *DB) migrate() error {
 	if cur > len(ms) {
 		return fmt.Errorf("%w: database %s has schema version %d, this binary knows up to %d; upgrade octostore",
 			ErrNewerSchema, db.Path, cur, len(ms))
+	}
+	if !apply && cur < len(ms) {
+		return fmt.Errorf("database %s has schema version %d and is being served; this octostore knows version %d "+
+			"and does not migrate a database under a running server: use the server's own octostore binary, or stop the server first",
+			db.Path, cur, len(ms))
 	}
 	for _, m := range ms[cur:] {
 		tx, err := db.write.BeginTx(ctx, nil)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/octostore/octostore/actors"
@@ -346,24 +347,46 @@ func (s *Store) ConfigVersion(ctx context.Context, owner, key string, version in
 }
 
 // ConfigHistory implements actors.ConfigStore (UpdatedAt is when each
-// version was written). One statement, so one snapshot: a live key always
-// has at least one version.
-func (s *Store) ConfigHistory(ctx context.Context, owner, key string) ([]actors.ConfigRecord, bool, error) {
-	var out []actors.ConfigRecord
-	err := s.query(ctx, `SELECT v.version, v.value, v.description, v.created_at
-		FROM config_keys k JOIN config_versions v ON v.owner = k.owner AND v.key = k.key
-		WHERE k.owner = ? AND k.key = ? AND k.deleted = 0 ORDER BY v.version DESC`, []any{owner, key}, func(rows *sql.Rows) error {
-		c := actors.ConfigRecord{Owner: owner, Key: key}
-		var written int64
-		if err := rows.Scan(&c.Version, &c.Value, &c.Description, &written); err != nil {
-			return err
-		}
-		c.UpdatedAt = fromMS(written)
-		out = append(out, c)
-		return nil
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("config history %s/%s: %w", owner, key, err)
+// version was written). One statement, so one snapshot: the key's row is
+// joined with the page of its versions (a live key past its oldest version
+// gives one row without a version), and one row beyond the page says
+// whether more remain (its value is never read).
+func (s *Store) ConfigHistory(ctx context.Context, owner, key string, before int64, limit int) ([]actors.ConfigRecord, bool, bool, error) {
+	if before <= 0 {
+		before = math.MaxInt64
 	}
-	return out, len(out) > 0, nil
+	if limit < 1 {
+		limit = 1
+	}
+	rows, err := s.db.read.QueryContext(ctx, `SELECT v.version, v.value, v.description, v.created_at
+		FROM config_keys k LEFT JOIN config_versions v ON v.owner = k.owner AND v.key = k.key AND v.version < ?
+		WHERE k.owner = ? AND k.key = ? AND k.deleted = 0 ORDER BY v.version DESC LIMIT ?`, before, owner, key, limit+1)
+	if err != nil {
+		return nil, false, false, fmt.Errorf("config history %s/%s: %w", owner, key, err)
+	}
+	defer rows.Close()
+	var out []actors.ConfigRecord
+	ok, more := false, false
+	for rows.Next() {
+		ok = true
+		if len(out) == limit {
+			more = true
+			break
+		}
+		var version, written sql.NullInt64
+		var desc sql.NullString
+		c := actors.ConfigRecord{Owner: owner, Key: key}
+		if err := rows.Scan(&version, &c.Value, &desc, &written); err != nil {
+			return nil, false, false, fmt.Errorf("config history %s/%s: %w", owner, key, err)
+		}
+		if !version.Valid {
+			break // the key, and no version older than before
+		}
+		c.Version, c.Description, c.UpdatedAt = version.Int64, desc.String, fromMS(written.Int64)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, false, fmt.Errorf("config history %s/%s: %w", owner, key, err)
+	}
+	return out, more, ok, nil
 }

@@ -117,7 +117,7 @@ func TestConfigStore(t *testing.T) {
 		!c.CreatedAt.Equal(resT0) || !c.UpdatedAt.Equal(resT0.Add(5*time.Minute)) {
 		t.Fatalf("load: %+v %v %v", c, ok, err)
 	}
-	hist, ok, err := s.ConfigHistory(ctx, "alice", "app.timeout")
+	hist, _, ok, err := s.ConfigHistory(ctx, "alice", "app.timeout", 0, 1000)
 	if err != nil || !ok || len(hist) != 3 || hist[0].Version != 5 || hist[2].Version != 3 || string(hist[0].Value) != odd {
 		t.Fatalf("history keeps the newest 3: %+v %v %v", hist, ok, err)
 	}
@@ -139,7 +139,7 @@ func TestConfigStore(t *testing.T) {
 	if err != nil || !ok || c.Live() || !c.Deleted || c.Version != 5 {
 		t.Fatalf("deleted key: %+v %v %v", c, ok, err)
 	}
-	if _, ok, _ := s.ConfigHistory(ctx, "alice", "app.timeout"); ok {
+	if _, _, ok, _ := s.ConfigHistory(ctx, "alice", "app.timeout", 0, 1000); ok {
 		t.Fatal("deleted key has a history")
 	}
 	if _, ok, _ := s.ConfigVersion(ctx, "alice", "app.timeout", 5); ok {
@@ -152,7 +152,7 @@ func TestConfigStore(t *testing.T) {
 		t.Fatalf("deleted key counted: %v", got)
 	}
 	put(6, `null`, "", 3)
-	hist, ok, _ = s.ConfigHistory(ctx, "alice", "app.timeout")
+	hist, _, ok, _ = s.ConfigHistory(ctx, "alice", "app.timeout", 0, 1000)
 	if !ok || len(hist) != 1 || hist[0].Version != 6 || string(hist[0].Value) != `null` {
 		t.Fatalf("re-created history: %+v", hist)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/octostore/octostore/actors"
 )
 
-// Semaphores (migration 0007): the head row (limit, last fencing token) and
+// Semaphores (migrations/*_semaphores.sql): the head row (limit, last fencing token) and
 // one row per held slot. A grant writes the head and its slot; a release or
 // expiry deletes slots and keeps the head (the token never goes back).
 

@@ -9,7 +9,7 @@ import (
 	"github.com/octostore/octostore/actors"
 )
 
-// Sessions (migration 0005): one row per session, rewritten by every
+// Sessions (migrations/*_sessions.sql): one row per session, rewritten by every
 // keepalive (a primary-key upsert of one short row) and deleted once the
 // session has ended and every lock of it has recorded its end.
 

@@ -113,9 +113,9 @@ func (m *signIn) ApplyTo(w actors.MutationWriter) error {
 	if prev != "" && prev != u.Login {
 		m.result.RenamedFrom = prev
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO users(login, github_id, avatar_url, created_at) VALUES(?, ?, ?, ?)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO users(uid, login, github_id, avatar_url, created_at) VALUES(?, ?, ?, ?, ?)
 		ON CONFLICT(github_id) DO UPDATE SET login = excluded.login, avatar_url = excluded.avatar_url`,
-		u.Login, u.ID, u.AvatarURL, m.now.UnixMilli()); err != nil {
+		GitHubUID(u.ID), u.Login, u.ID, u.AvatarURL, m.now.UnixMilli()); err != nil {
 		return fmt.Errorf("sign-in: upsert user: %w", err)
 	}
 	toks, err := listTokens(ctx, tx, u.Login)

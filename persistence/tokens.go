@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 
@@ -40,8 +41,9 @@ const (
 
 // Principal is an authenticated user.
 type Principal struct {
-	UserID int64
-	Login  string
+	UserID int64  // the store's user number
+	ID     string // the stable user id (identity.go) that the user's resources and locks name
+	Login  string // the current login: a display name, never an owner
 	Source string
 }
 
@@ -108,10 +110,22 @@ func (m RotateToken) ApplyTo(w actors.MutationWriter) error {
 }
 
 // SyncStaticTokens makes the static tokens in the database exactly Tokens
-// (login → hash); static tokens no longer configured are deleted.
+// (hash → login), users included: a static token no longer configured is
+// deleted, and one configured for another login than it had (a token moved
+// to another user, or its user renamed in the configuration) now
+// authenticates as the configured login. When Changes is not nil, the
+// writer appends what it changed (no token: fingerprints), for the log.
 type SyncStaticTokens struct {
-	Tokens map[[32]byte]string
-	Now    time.Time
+	Tokens  map[[32]byte]string
+	Now     time.Time
+	Changes *[]StaticTokenChange
+}
+
+// StaticTokenChange is one change of a static-token sync.
+type StaticTokenChange struct {
+	Fingerprint string // of the token (Fingerprint): never the token
+	Login       string // whom it authenticates as now; "" when removed
+	Previous    string // whom it authenticated as before; "" when added
 }
 
 // Table implements actors.Mutation.
@@ -130,11 +144,14 @@ func applyIssueToken(ctx context.Context, tx *sql.Tx, m IssueToken) error {
 	now := m.Now.UnixMilli()
 	var err error
 	if m.GitHubID != 0 {
-		_, err = tx.ExecContext(ctx, `INSERT INTO users(login, github_id, avatar_url, created_at) VALUES(?, ?, ?, ?)
+		_, err = tx.ExecContext(ctx, `INSERT INTO users(uid, login, github_id, avatar_url, created_at) VALUES(?, ?, ?, ?, ?)
 			ON CONFLICT(github_id) DO UPDATE SET login = excluded.login, avatar_url = excluded.avatar_url`,
-			m.Login, m.GitHubID, m.AvatarURL, now)
+			GitHubUID(m.GitHubID), m.Login, m.GitHubID, m.AvatarURL, now)
 	} else {
 		_, err = tx.ExecContext(ctx, `INSERT INTO users(login, created_at) VALUES(?, ?) ON CONFLICT(login) DO NOTHING`, m.Login, now)
+		if err == nil {
+			err = nameLocalUsers(ctx, tx)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("upsert user: %w", err)
@@ -163,38 +180,69 @@ func applyRotateToken(ctx context.Context, tx *sql.Tx, m RotateToken) error {
 }
 
 func applySyncStatic(ctx context.Context, tx *sql.Tx, m SyncStaticTokens) error {
-	rows, err := tx.QueryContext(ctx, `SELECT hash FROM tokens WHERE source = ?`, SourceStatic)
+	rows, err := tx.QueryContext(ctx, `SELECT t.hash, u.login FROM tokens t JOIN users u ON u.id = t.user_id
+		WHERE t.source = ?`, SourceStatic)
 	if err != nil {
 		return err
 	}
-	have := map[[32]byte]bool{}
+	have := map[[32]byte]string{} // hash → login now
 	for rows.Next() {
 		var h []byte
-		if err := rows.Scan(&h); err != nil {
+		var login string
+		if err := rows.Scan(&h, &login); err != nil {
 			rows.Close()
 			return err
 		}
 		var k [32]byte
 		copy(k[:], h)
-		have[k] = true
+		have[k] = login
 	}
 	rows.Close()
-	for h := range have {
-		if _, ok := m.Tokens[h]; !ok {
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var changes []StaticTokenChange
+	for h, was := range have {
+		if login, keep := m.Tokens[h]; !keep || login != was {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE hash = ?`, h[:]); err != nil {
 				return err
+			}
+			if !keep {
+				changes = append(changes, StaticTokenChange{Fingerprint: Fingerprint(h), Previous: was})
 			}
 		}
 	}
 	for h, login := range m.Tokens {
-		if have[h] {
+		was, had := have[h]
+		if had && was == login {
 			continue
 		}
 		if err := applyIssueToken(ctx, tx, IssueToken{Login: login, Hash: h, Source: SourceStatic, Now: m.Now}); err != nil {
 			return err
 		}
+		changes = append(changes, StaticTokenChange{Fingerprint: Fingerprint(h), Login: login, Previous: was})
+	}
+	if m.Changes != nil {
+		SortStaticChanges(changes)
+		*m.Changes = append(*m.Changes, changes...)
 	}
 	return nil
+}
+
+// SortStaticChanges orders changes by login, then previous login, then
+// fingerprint, so the log reads the same on every start (both backends use
+// it).
+func SortStaticChanges(cs []StaticTokenChange) {
+	sort.Slice(cs, func(i, j int) bool {
+		a, b := cs[i], cs[j]
+		if a.Login != b.Login {
+			return a.Login < b.Login
+		}
+		if a.Previous != b.Previous {
+			return a.Previous < b.Previous
+		}
+		return a.Fingerprint < b.Fingerprint
+	})
 }
 
 // ErrTokenGone answers the rotation of a token that was revoked (or
@@ -228,8 +276,8 @@ func (s *Store) Revoke(h [32]byte) error { return s.Apply(RevokeToken{Hash: h}) 
 // LookupToken finds the user a token hash belongs to.
 func (s *Store) LookupToken(hash [32]byte) (Principal, bool, error) {
 	var p Principal
-	err := s.db.read.QueryRow(`SELECT u.id, u.login, t.source FROM tokens t JOIN users u ON u.id = t.user_id
-		WHERE t.hash = ?`, hash[:]).Scan(&p.UserID, &p.Login, &p.Source)
+	err := s.db.read.QueryRow(`SELECT u.id, u.uid, u.login, t.source FROM tokens t JOIN users u ON u.id = t.user_id
+		WHERE t.hash = ?`, hash[:]).Scan(&p.UserID, &p.ID, &p.Login, &p.Source)
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, false, nil
 	}

@@ -87,7 +87,8 @@ func (db *DB) ListTokens(ctx context.Context, login string) ([]TokenInfo, error)
 
 // UserInfo is a stored user (the etcd store's user reads return it).
 type UserInfo struct {
-	ID        int64
+	ID        int64  // the store's user number
+	UID       string // the stable user id (identity.go)
 	Login     string
 	GitHubID  int64 // 0 for local users (static, dev, cli)
 	AvatarURL string

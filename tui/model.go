@@ -58,8 +58,13 @@ const (
 	connRefused                     // the server refused the credentials (401/403): no retry until r
 )
 
-// refusedText is what the header says when the server refuses the token.
-const refusedText = "✗ unauthorized: check --token"
+// refusedText is what the header says when the server refuses the token,
+// revokedText when it ended the stream because the token was revoked or
+// rotated meanwhile.
+const (
+	refusedText = "✗ unauthorized: check --token"
+	revokedText = "✗ token revoked or rotated: restart with a valid one"
+)
 
 // listState tracks the listing of one of the non-lock views.
 type listState struct {
@@ -756,6 +761,9 @@ func (m *Model) connView() string {
 	case connLive:
 		return m.st.live.Render("● live")
 	case connRefused:
+		if errors.Is(m.connErr, client.ErrRevoked) {
+			return m.st.down.Render(revokedText)
+		}
 		return m.st.down.Render(refusedText)
 	}
 	wait := m.retryAt.Sub(m.cfg.Now()).Round(100 * time.Millisecond)

@@ -638,6 +638,20 @@ func TestRefusedTokenStopsRetrying(t *testing.T) {
 	}
 }
 
+// A stream the server ended because the token was revoked or rotated stops
+// the reconnect loop (the token is refused from now on) and says why.
+func TestRevokedTokenStopsRetrying(t *testing.T) {
+	m, _ := newTestModel(t)
+	if cmd := update(t, m, streamEndedMsg{gen: 1, err: client.ErrRevoked}); m.state != connRefused || m.attempt != 0 {
+		t.Fatalf("revoked: state %v attempt %d (a retry scheduled: %v)", m.state, m.attempt, cmd != nil)
+	}
+	lines := strings.Split(m.View(), "\n")
+	if !strings.Contains(lines[0], "token revoked or rotated") || lipgloss.Width(lines[0]) > 80 {
+		t.Fatalf("header %q", lines[0])
+	}
+	mustNotContain(t, m.View(), "retry in")
+}
+
 // The relative times of the limits, flags and config views move with the
 // clock on every tick, as the lock view's do.
 func TestListViewsTick(t *testing.T) {

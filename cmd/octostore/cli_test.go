@@ -32,6 +32,9 @@ import (
 var octostoreBin string
 
 func TestMain(m *testing.M) {
+	if mode := os.Getenv(testChildEnv); mode != "" {
+		os.Exit(testChild(mode)) // a command run by `lock run` in a test (lockrun_fault_test.go)
+	}
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "octostore-cli-test")
 	if err != nil {
@@ -168,12 +171,15 @@ func (r result) mustCode(t *testing.T, code int, what string) result {
 }
 
 // proxy is a TCP proxy the tests can cut, to make the server unreachable for
-// one client without touching the server.
+// one client without touching the server: Block drops and refuses
+// connections, Stall keeps them open but forwards nothing more (a network
+// that silently stopped delivering).
 type proxy struct {
 	ln      net.Listener
 	target  string
-	mu      sync.Mutex // guards blocked and conns
+	mu      sync.Mutex // guards blocked, stalled and conns
 	blocked bool
+	stalled chan struct{} // non-nil once stalled; closed at cleanup, to let held goroutines go
 	conns   map[net.Conn]struct{}
 }
 
@@ -184,7 +190,15 @@ func newProxy(t *testing.T, targetURL string) (*proxy, string) {
 		t.Fatal(err)
 	}
 	p := &proxy{ln: ln, target: strings.TrimPrefix(targetURL, "http://"), conns: map[net.Conn]struct{}{}}
-	t.Cleanup(func() { ln.Close(); p.Block() })
+	t.Cleanup(func() {
+		ln.Close()
+		p.Block()
+		p.mu.Lock()
+		if p.stalled != nil {
+			close(p.stalled)
+		}
+		p.mu.Unlock()
+	})
 	go p.serve()
 	return p, "http://" + ln.Addr().String()
 }
@@ -201,6 +215,11 @@ func (p *proxy) serve() {
 			c.Close()
 			continue
 		}
+		if p.stalled != nil { // accepted, never answered
+			p.conns[c] = struct{}{}
+			p.mu.Unlock()
+			continue
+		}
 		up, err := net.Dial("tcp", p.target)
 		if err != nil {
 			p.mu.Unlock()
@@ -209,8 +228,42 @@ func (p *proxy) serve() {
 		}
 		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 		p.mu.Unlock()
-		go func() { io.Copy(up, c); up.Close() }()
-		go func() { io.Copy(c, up); c.Close() }()
+		go func() { p.copy(up, c); up.Close() }()
+		go func() { p.copy(c, up); c.Close() }()
+	}
+}
+
+// copy is io.Copy that, once the proxy is stalled, drops what it reads and
+// holds the connection open.
+func (p *proxy) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			stalled := p.stalled
+			p.mu.Unlock()
+			if stalled != nil {
+				<-stalled // until cleanup
+				return
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Stall stops forwarding: open connections stay open but carry nothing
+// more, new ones are accepted and never answered.
+func (p *proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stalled == nil {
+		p.stalled = make(chan struct{})
 	}
 }
 

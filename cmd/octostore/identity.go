@@ -6,10 +6,12 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"sort"
 	"strings"
 	"unicode"
 
@@ -18,17 +20,40 @@ import (
 )
 
 // setupIdentity stores the static tokens (they replace the ones of the
-// previous start) and, with no identity source at all, creates a dev user
-// and token and prints it to m.Stdout: only on a loopback address, anywhere
-// else it refuses to start.
+// previous start, users included: a token moved to another user in the
+// configuration authenticates as that user from now on) and logs what
+// changed, by fingerprint. It refuses a non-loopback address while the
+// dev user's token is valid. With no identity source at all, it creates a
+// dev user and token and prints it to m.Stdout: only on a loopback
+// address, anywhere else it refuses to start.
 func (m *Main) setupIdentity(addr net.Addr) error {
 	cfg, now := &m.Config, m.Now()
 	static := map[[32]byte]string{}
 	for tok, login := range cfg.StaticTokens {
 		static[persistence.HashToken(tok)] = login
 	}
-	if err := m.Store.Apply(persistence.SyncStaticTokens{Tokens: static, Now: now}); err != nil {
+	var changes []persistence.StaticTokenChange
+	if err := m.Store.Apply(persistence.SyncStaticTokens{Tokens: static, Now: now, Changes: &changes}); err != nil {
 		return fmt.Errorf("store static tokens: %w", err)
+	}
+	for _, c := range changes {
+		switch {
+		case c.Previous == "":
+			m.Logger.Info("static token added", "user", c.Login, "fingerprint", c.Fingerprint)
+		case c.Login == "":
+			m.Logger.Info("static token removed: no longer configured", "user", c.Previous, "fingerprint", c.Fingerprint)
+		default:
+			m.Logger.Warn("static token moved to another user: it now authenticates as the configured one",
+				"fingerprint", c.Fingerprint, "from", c.Previous, "to", c.Login)
+		}
+	}
+	if err := m.checkSecretStrength(addr); err != nil {
+		return err
+	}
+	if !isLoopback(addr) {
+		if err := m.refuseDevToken(addr); err != nil {
+			return err
+		}
 	}
 	if len(static) > 0 || cfg.AdminKey != "" || cfg.GitHub.Configured() {
 		return nil
@@ -38,7 +63,7 @@ func (m *Main) setupIdentity(addr net.Addr) error {
 		return err
 	}
 	if n > 0 {
-		return nil // tokens created earlier (dev, octostore token create, sign-in)
+		return nil // tokens created earlier (octostore token create, sign-in; a dev token only on loopback)
 	}
 	if !isLoopback(addr) {
 		return errors.New("no identity source configured and the address is not loopback: " +
@@ -52,6 +77,77 @@ func (m *Main) setupIdentity(addr net.Addr) error {
 	fmt.Fprintf(m.Stdout, "no identity source configured: created user \"dev\" with token (shown once, stored hashed):\n  %s\n", tok)
 	fmt.Fprintf(m.Stdout, "try:\n  curl -s -X POST -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"ttl_seconds\":30}' http://%s/locks/demo/acquire\n", tok, addr)
 	return nil
+}
+
+// refuseDevToken refuses to serve on addr (not loopback) while the database
+// holds a dev token: it was printed to a terminal for trying octostore on
+// one machine, and must not open the database to the network (issue 12,
+// item 3). The message says what to do instead.
+func (m *Main) refuseDevToken(addr net.Addr) error {
+	toks, err := m.DB.ListTokens(context.Background(), "")
+	if err != nil {
+		return err
+	}
+	var fps []string
+	for _, t := range toks {
+		if t.Source == persistence.SourceDev {
+			fps = append(fps, t.Fingerprint())
+		}
+	}
+	if len(fps) == 0 {
+		return nil
+	}
+	return fmt.Errorf("refusing to serve %s on %s: it holds the dev token (fingerprint %s) that serve created for trying octostore on loopback, "+
+		"and that token would be valid on this public address. Revoke it first: "+
+		"`octostore token revoke --db %s --fingerprint %s` (its user's resources stay), "+
+		"and configure an identity source: --static-tokens / --static-tokens-file, GitHub OAuth (--github-client-id, --github-client-secret, --github-redirect-url), "+
+		"or `octostore token create --db %s --user NAME`",
+		m.Config.DBPath, addr, strings.Join(fps, ", "), m.Config.DBPath, fps[0], m.Config.DBPath)
+}
+
+// MinSecretBytes is the shortest admin key or static token served on a
+// non-loopback address without --allow-weak-tokens: 16 bytes (128 bits if
+// random; `openssl rand -base64 32` gives 44 characters).
+const MinSecretBytes = 16
+
+// checkSecretStrength refuses an admin key or static token shorter than
+// MinSecretBytes on a non-loopback address unless --allow-weak-tokens, and
+// warns about each on loopback (where tests and trials use short ones): a
+// short secret falls to guessing, throttle or not (issue 12, item 10). The
+// messages name the credential by user or role, never quote it.
+func (m *Main) checkSecretStrength(addr net.Addr) error {
+	cfg := &m.Config
+	var weak []string
+	if k := len(cfg.AdminKey); k > 0 && k < MinSecretBytes {
+		weak = append(weak, fmt.Sprintf("the admin key (%d bytes)", k))
+	}
+	var users []string
+	for tok, login := range cfg.StaticTokens {
+		if len(tok) < MinSecretBytes {
+			users = append(users, fmt.Sprintf("the static token of %s (%d bytes)", login, len(tok)))
+		}
+	}
+	sort.Strings(users)
+	weak = append(weak, users...)
+	if len(weak) == 0 {
+		return nil
+	}
+	what := strings.Join(weak, ", ")
+	if isLoopback(addr) || cfg.AllowWeakTokens {
+		m.Logger.Warn(fmt.Sprintf("WEAK CREDENTIALS: %s shorter than %d bytes can be guessed; use long random values (openssl rand -base64 32)",
+			what, MinSecretBytes), "addr", addr.String(), "allowed_by", allowedBy(isLoopback(addr)))
+		return nil
+	}
+	return fmt.Errorf("refusing to serve on %s with %s: admin keys and static tokens must be at least %d bytes on a non-loopback address, "+
+		"or they can be guessed; use long random values (openssl rand -base64 32), or pass --allow-weak-tokens (OCTOSTORE_ALLOW_WEAK_TOKENS) to serve them anyway",
+		addr, what, MinSecretBytes)
+}
+
+func allowedBy(loopback bool) string {
+	if loopback {
+		return "loopback address"
+	}
+	return "--allow-weak-tokens"
 }
 
 func isLoopback(a net.Addr) bool {

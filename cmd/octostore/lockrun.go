@@ -5,15 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/octostore/octostore/tools/client"
-	"github.com/octostore/octostore/tools/termtext"
+	"github.com/octostore/octostore/tools/lockrun"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 )
@@ -28,18 +26,14 @@ import (
 //     OCTOSTORE_TOKEN / OCTOSTORE_TOKEN_FILE (--pass-token gives it the
 //     token);
 //   - renews in the background every TTL/3 (client.Locker);
-//   - forwards SIGINT, SIGTERM and SIGHUP to CMD;
 //   - when CMD exits, releases the lock and exits with CMD's status
-//     (128+N when CMD died of signal N);
-//   - when the lock is lost (renewal refused, or the server unreachable until
-//     the lease ran out) sends SIGTERM to CMD, SIGKILL after --grace, and
-//     exits 7 (exitLockLost).
+//     (128+N when CMD died of signal N).
 //
-// CMD runs in its own process group so that a lost lock stops everything CMD
-// started, not just CMD itself; signals go to that group. When stdin is a
-// terminal CMD stays in the terminal's foreground group instead (so it can
-// read the terminal), and the terminal delivers Ctrl-C / hangup to CMD
-// itself: then only SIGTERM is forwarded, to avoid delivering SIGINT twice.
+// The supervision is tools/lockrun: signals, the guard that kills CMD when
+// the wrapper is killed, and the stop schedule when renewals fail (SIGTERM
+// at the lease's deadline minus --grace, SIGKILL before the deadline; exit
+// 7, exitLockLost). This file takes the lock and maps the outcome to exit
+// codes.
 
 func lockRunCommand() *cli.Command {
 	return &cli.Command{
@@ -47,12 +41,14 @@ func lockRunCommand() *cli.Command {
 		Usage:     "run a command while holding a lock (renewed in the background; released when it exits)",
 		ArgsUsage: "NAME -- CMD [ARGS...]",
 		Description: "Exit status: CMD's status (128+N if killed by signal N); 3 if the lock stayed held past --wait;\n" +
-			"7 if the lock was lost while CMD ran (CMD gets SIGTERM, then SIGKILL after --grace).",
+			"7 if the lock was lost, or at risk, while CMD ran: when renewals fail CMD gets SIGTERM at the lease's\n" +
+			"deadline minus --grace and SIGKILL just before the deadline; when the lock is lost, SIGTERM and\n" +
+			"SIGKILL after --grace. Signals to lock run are passed on to CMD; if lock run is killed, so is CMD.",
 		// No --json: CMD's output is the command's output.
 		Flags: connFlags(
 			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h); renewed every ttl/3"},
 			&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock (or a semaphore slot) held by others, in its queue (0: one attempt)"},
-			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "after a lost lock (or slot), time between SIGTERM and SIGKILL"},
+			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "when the lock (or slot) is at risk or lost, time CMD gets between SIGTERM and SIGKILL"},
 			&cli.BoolFlag{Name: "pass-token", Usage: "give CMD the token in $" + envToken + " (by default CMD gets no credential)"},
 			lockDelayFlag(),
 			metadataFlag(),
@@ -64,14 +60,12 @@ func lockRunCommand() *cli.Command {
 
 // holder is what `lock run` and `semaphore run` hold while CMD runs: a
 // lock (*client.Locker) or a slot of a semaphore (semaphoreHolder).
+// lockrun.Run supervises it.
 type holder interface {
+	lockrun.Holder
 	TryLock(ctx context.Context) error
 	Lock(ctx context.Context) error
-	Unlock(ctx context.Context) error
-	Done() <-chan struct{}
-	Err() error
 	Lease() client.Lease
-	Name() string
 }
 
 // semaphoreHolder makes a *client.Semaphore a holder.
@@ -110,100 +104,54 @@ func runHolding(c *cli.Context, args []string, hold func(cl *client.Client, name
 		return err
 	}
 	cl := cn.Client
-	// Catch the forwarded signals before anything can arrive.
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	// From here no signal but SIGKILL can end this process before CMD.
+	sigs, stop := lockrun.CatchSignals()
+	defer stop()
 
 	locker, env := hold(cl, name, ttl, id)
 	if err := acquireForRun(c, locker, sigs); err != nil {
 		return err
 	}
 	lease := locker.Lease()
-
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.App.Writer, c.App.ErrWriter
-	cmd.Env = append(append(childEnv(os.Environ(), cn.token, c.Bool("pass-token")), env...),
-		"OCTOSTORE_LEASE_ID="+lease.LeaseID,
-		"OCTOSTORE_FENCING_TOKEN="+strconv.FormatUint(lease.FencingToken, 10))
-	interactive := lockRunIsTTY(os.Stdin)
-	if !interactive {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	}
-	if err := cmd.Start(); err != nil {
-		unlock(c, locker)
-		code := 127 // like a shell: command not found / not executable
-		if errors.Is(err, os.ErrPermission) {
-			code = 126
-		}
-		return exitCode(code, fmt.Errorf("lock run: %w", err))
-	}
-	signalCmd := func(s syscall.Signal) {
-		if interactive {
-			cmd.Process.Signal(s)
-		} else {
-			syscall.Kill(-cmd.Process.Pid, s) // the whole group
-		}
-	}
-
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-
-	var (
-		lost  bool
-		kill  <-chan time.Time
-		done  = locker.Done()
-		wErr  error
-		alive = true
-	)
-	for alive {
-		select {
-		case wErr = <-exited:
-			alive = false
-		case s := <-sigs:
-			if interactive && s != syscall.SIGTERM {
-				continue // the terminal already sent it to CMD
-			}
-			signalCmd(s.(syscall.Signal))
-		case <-done:
-			done = nil
-			lost = true
-			fmt.Fprintf(c.App.ErrWriter, "octostore: %s; sending SIGTERM to the command\n", errText(locker.Err()))
-			signalCmd(syscall.SIGTERM)
-			kill = time.After(c.Duration("grace"))
-		case <-kill:
-			kill = nil
-			fmt.Fprintf(c.App.ErrWriter, "octostore: command still running %s after SIGTERM; sending SIGKILL\n", c.Duration("grace"))
-			signalCmd(syscall.SIGKILL)
-		}
-	}
-	if lost {
-		if !interactive {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // leftovers of the group
-		}
+	res, err := lockrun.Run(lockrun.Config{
+		Locker: locker,
+		Argv:   argv,
+		Env: append(append(childEnv(os.Environ(), cn.token, c.Bool("pass-token")), env...),
+			"OCTOSTORE_LEASE_ID="+lease.LeaseID,
+			"OCTOSTORE_FENCING_TOKEN="+strconv.FormatUint(lease.FencingToken, 10)),
+		Stdin: os.Stdin, Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Log: c.App.ErrWriter,
+		Interactive:    lockRunIsTTY(os.Stdin),
+		Signals:        sigs,
+		Grace:          c.Duration("grace"),
+		ReleaseTimeout: c.Duration("timeout"),
+	})
+	switch {
+	case err != nil:
+		return exitCode(res.Status, fmt.Errorf("%s: %w", c.Command.FullName(), err))
+	case res.Stopped:
 		return exitCode(exitLockLost, nil)
 	}
-	if err := unlock(c, locker); err != nil && errors.Is(err, client.ErrLockLost) {
-		// CMD finished, but the lock was gone before it did.
-		fmt.Fprintf(c.App.ErrWriter, "octostore: %s\n", errText(err))
-		return exitCode(exitLockLost, nil)
-	}
-	if wErr != nil && cmd.ProcessState == nil {
-		return exitCode(exitFailure, fmt.Errorf("lock run: %w", wErr))
-	}
-	return exitCode(exitStatus(cmd.ProcessState), nil)
+	return exitCode(res.Status, nil)
 }
 
 // acquireForRun takes the lock, waiting up to --wait, and gives up early on
-// SIGINT/SIGTERM/SIGHUP.
+// a signal that asks the wrapper to stop (exit 128+N).
 func acquireForRun(c *cli.Context, locker holder, sigs <-chan os.Signal) error {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(c.Context))
 	defer cancel()
+	interrupted := make(chan os.Signal, 1)
 	go func() {
-		select {
-		case <-sigs:
-			cancel()
-		case <-ctx.Done():
+		for {
+			select {
+			case s := <-sigs:
+				if lockrun.Stops(s) {
+					interrupted <- s
+					cancel()
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
 	err := locker.TryLock(ctx)
@@ -225,21 +173,15 @@ func acquireForRun(c *cli.Context, locker holder, sigs <-chan os.Signal) error {
 		}
 	}
 	if err != nil && ctx.Err() != nil {
-		return exitCode(130, errors.New("interrupted while waiting for the lock"))
+		code := 130
+		select {
+		case s := <-interrupted:
+			code = 128 + int(s.(syscall.Signal))
+		default:
+		}
+		return exitCode(code, errors.New("interrupted while waiting for the lock"))
 	}
 	return clientErr(err)
-}
-
-// unlock releases with a fresh, bounded context (the command's own context
-// may be cancelled by the signal that ended CMD).
-func unlock(c *cli.Context, locker holder) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Context), c.Duration("timeout"))
-	defer cancel()
-	err := locker.Unlock(ctx)
-	if err != nil && !errors.Is(err, client.ErrLockLost) {
-		fmt.Fprintf(c.App.ErrWriter, "octostore: release %q: %s (the lease expires by itself)\n", locker.Name(), errText(err))
-	}
-	return err
 }
 
 // childEnv is the environment CMD gets: env without the CLI's credential
@@ -257,21 +199,6 @@ func childEnv(env []string, token string, pass bool) []string {
 		out = append(out, envToken+"="+token)
 	}
 	return out
-}
-
-// errText is err's message without the client's "octostore: " (the CLI's
-// lines have their own).
-func errText(err error) string { return termtext.Clean(strings.TrimPrefix(err.Error(), "octostore: ")) }
-
-// exitStatus is CMD's exit code, or 128+N when it was killed by signal N.
-func exitStatus(ps *os.ProcessState) int {
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	if code := ps.ExitCode(); code >= 0 {
-		return code
-	}
-	return exitFailure
 }
 
 // lockRunIsTTY reports whether f is a terminal.

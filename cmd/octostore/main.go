@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/octostore/octostore/tools/lockrun"
 	"github.com/octostore/octostore/tools/termtext"
 	"github.com/urfave/cli/v2"
 )
@@ -75,6 +76,9 @@ func newApp() *cli.App {
 }
 
 func main() {
+	if lockrun.IsGuard(os.Args) { // `lock run` started this binary again as its guard
+		os.Exit(lockrun.Guard(os.Args))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args, os.Stderr))

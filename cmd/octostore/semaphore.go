@@ -26,7 +26,7 @@ func semaphoreCommand() *cli.Command {
 				&cli.IntFlag{Name: "limit", Usage: "the semaphore's number of slots (1..10000; the same for every runner; required)"},
 				&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h); renewed every ttl/3"},
 				&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock (or a semaphore slot) held by others, in its queue (0: one attempt)"},
-				&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "after a lost lock (or slot), time between SIGTERM and SIGKILL"},
+				&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "when the lock (or slot) is at risk or lost, time CMD gets between SIGTERM and SIGKILL"},
 				&cli.BoolFlag{Name: "pass-token", Usage: "give CMD the token in $" + envToken + " (by default CMD gets no credential)"},
 				metadataFlag(),
 				holderIDFlag(),

@@ -34,9 +34,12 @@ type ServeConfig struct {
 	// StaticTokens maps token → login (--static-tokens, then
 	// --static-tokens-file).
 	StaticTokens map[string]string
-	AdminKey     string            // key of the admin principal ("": none)
-	GitHub       httpd.GitHubOAuth // sign-in with GitHub (--github-*)
-	LogLevel     slog.Level
+	AdminKey     string // key of the admin principal ("": none)
+	// AllowWeakTokens lets an admin key or static token shorter than
+	// MinSecretBytes be served on a non-loopback address (identity.go).
+	AllowWeakTokens bool
+	GitHub          httpd.GitHubOAuth // sign-in with GitHub (--github-*)
+	LogLevel        slog.Level
 
 	// Server: HTTP limits and timeouts (the request timeout too), event
 	// heartbeat.
@@ -159,6 +162,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.DB.Now = m.Now
+	for _, f := range m.DB.Tightened {
+		m.Logger.Warn("narrowed the permissions of a database file: group and others could read it", "file", f)
+	}
 	if err := m.opened(ctx, "database", m.DB.Close); err != nil {
 		return err
 	}
@@ -254,7 +260,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Server = httpd.NewServer(cfg.Server, httpd.Deps{
 		Locks: m.Locks, Sessions: m.Sessions, Semaphores: m.Semaphores, Limits: m.Limits, Flags: m.Flags, Config: m.ConfigKeys,
 		Sys: m.Sys, Store: m.Store, Auth: m.Auth, GitHub: m.GitHub,
-		Events: m.Events, Metrics: m.Metrics, Logger: m.Logger,
+		Events: m.Events, Metrics: m.Metrics, Logger: m.Logger, Now: m.Now,
 	})
 	m.Server.Serve(ln)
 	if err := m.opened(ctx, "http server", m.Server.Shutdown); err != nil {
@@ -435,7 +441,24 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 				return nil
 			}},
 		&cli.StringFlag{Name: "admin-key", Destination: &cfg.AdminKey, Usage: "key of the admin principal (bearer or X-Admin-Key)", EnvVars: []string{"OCTOSTORE_ADMIN_KEY", "ADMIN_KEY"}},
+		&cli.BoolFlag{Name: "allow-weak-tokens", Destination: &cfg.AllowWeakTokens, Usage: "serve an admin key or static token shorter than 16 bytes on a non-loopback address (refused otherwise; on loopback they are only warned about)", EnvVars: []string{"OCTOSTORE_ALLOW_WEAK_TOKENS"}},
+		&cli.IntFlag{Name: "auth-failure-burst", Value: httpd.DefaultAuthFailureBurst, Destination: &cfg.Server.AuthFailureBurst, Usage: "failed authentications a client address may make in a row before it is answered 429 (-1: no throttle)", EnvVars: []string{"OCTOSTORE_AUTH_FAILURE_BURST"},
+			Action: func(_ *cli.Context, v int) error {
+				if v == 0 || v < -1 {
+					return usage("--auth-failure-burst must be at least 1 (or -1: no throttle)")
+				}
+				return nil
+			}},
+		&cli.DurationFlag{Name: "auth-failure-interval", Value: httpd.DefaultAuthFailureInterval, Destination: &cfg.Server.AuthFailureInterval, Usage: "a throttled client address earns one more authentication attempt per interval", EnvVars: []string{"OCTOSTORE_AUTH_FAILURE_INTERVAL"},
+			Action: positive("auth-failure-interval")},
 		&cli.IntFlag{Name: "max-body-bytes", Value: httpd.DefaultMaxBodyBytes, Destination: &cfg.Server.MaxBodyBytes, Usage: "request body limit (413 beyond)", EnvVars: []string{"OCTOSTORE_MAX_BODY_BYTES"}},
+		&cli.Int64Flag{Name: "max-body-memory", Value: httpd.DefaultMaxBodyMemory, Destination: &cfg.Server.MaxBodyMemory, Usage: "bytes of request bodies read or handled at once, counted as they arrive (503 + Retry-After beyond)", EnvVars: []string{"OCTOSTORE_MAX_BODY_MEMORY"},
+			Action: func(_ *cli.Context, v int64) error {
+				if v < 1 {
+					return usage("--max-body-memory must be positive")
+				}
+				return nil
+			}},
 		&cli.IntFlag{Name: "max-locks-per-user", Value: actors.DefaultMaxLocksPerUser, Destination: &cfg.Locks.MaxPerUser, Usage: "active locks per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_LOCKS_PER_USER"}},
 		&cli.IntFlag{Name: "max-sessions-per-user", Value: actors.DefaultMaxSessionsPerUser, Destination: &cfg.Sessions.MaxPerUser, Usage: "sessions per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_SESSIONS_PER_USER"},
 			Action: quota("max-sessions-per-user")},
@@ -502,6 +525,13 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 				}
 				return nil
 			}},
+		&cli.IntFlag{Name: "max-streams-per-user", Value: httpd.DefaultMaxStreamsPerUser, Destination: &cfg.Server.MaxStreamsPerUser, Usage: "event streams one user (or the admin key) may have open at once (429 + Retry-After beyond)", EnvVars: []string{"OCTOSTORE_MAX_STREAMS_PER_USER"},
+			Action: func(_ *cli.Context, v int) error {
+				if v <= 0 {
+					return usage("--max-streams-per-user must be positive")
+				}
+				return nil
+			}},
 		&cli.StringFlag{Name: "pprof-addr", Destination: &cfg.PprofAddr, Usage: "serve Go's net/http/pprof profiles on this address (loopback only; for profiling)", EnvVars: []string{"OCTOSTORE_PPROF_ADDR"},
 			Action: func(_ *cli.Context, addr string) error {
 				if addr == "" {
@@ -525,6 +555,13 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 			Action: quota("max-flags-per-user")},
 		&cli.IntFlag{Name: "max-config-keys-per-user", Value: actors.DefaultMaxConfigKeysPerUser, Destination: &cfg.ConfigKeys.MaxPerUser, Usage: "config keys per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_CONFIG_KEYS_PER_USER"},
 			Action: quota("max-config-keys-per-user")},
+		&cli.Int64Flag{Name: "max-answer-memory", Value: httpd.DefaultMaxAnswerMemory, Destination: &cfg.Server.MaxAnswerMemory, Usage: "bytes of large answers (config history pages) read or being written at once (503 + Retry-After beyond)", EnvVars: []string{"OCTOSTORE_MAX_ANSWER_MEMORY"},
+			Action: func(_ *cli.Context, v int64) error {
+				if v < 1 {
+					return usage("--max-answer-memory must be positive")
+				}
+				return nil
+			}},
 		&cli.IntFlag{Name: "config-history", Value: actors.DefaultConfigHistory, Destination: &cfg.ConfigKeys.History, Usage: "versions kept per config key (older ones are pruned)", EnvVars: []string{"OCTOSTORE_CONFIG_HISTORY"},
 			Action: func(_ *cli.Context, v int) error {
 				if v < 1 {

@@ -113,6 +113,30 @@ func TestServeResourceFlags(t *testing.T) {
 	}
 }
 
+// TestServeStreamCapFlag: --max-streams-per-user (and its variable) sets the
+// per-user event stream cap; it defaults to httpd's default and must be
+// positive.
+func TestServeStreamCapFlag(t *testing.T) {
+	t.Setenv("OCTOSTORE_MAX_STREAMS_PER_USER", "")
+	os.Unsetenv("OCTOSTORE_MAX_STREAMS_PER_USER")
+	o, err := parseServe(t)
+	if err != nil || o.Server.MaxStreamsPerUser != httpd.DefaultMaxStreamsPerUser || httpd.DefaultMaxStreamsPerUser != 16 {
+		t.Fatalf("default: %d %v", o.Server.MaxStreamsPerUser, err)
+	}
+	if o, err = parseServe(t, "--max-streams-per-user=64"); err != nil || o.Server.MaxStreamsPerUser != 64 {
+		t.Fatalf("set: %d %v", o.Server.MaxStreamsPerUser, err)
+	}
+	for _, bad := range []string{"0", "-1"} {
+		if _, err := parseServe(t, "--max-streams-per-user="+bad); exitCodeOf(err) != exitUsage {
+			t.Errorf("--max-streams-per-user=%s: %v, want a usage error", bad, err)
+		}
+	}
+	t.Setenv("OCTOSTORE_MAX_STREAMS_PER_USER", "3")
+	if o, err = parseServe(t); err != nil || o.Server.MaxStreamsPerUser != 3 {
+		t.Fatalf("from the environment: %d %v", o.Server.MaxStreamsPerUser, err)
+	}
+}
+
 func TestDBPath(t *testing.T) {
 	for in, want := range map[string]string{
 		"./octostore.db":                "./octostore.db",

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/octostore/octostore/httpd"
 	"github.com/octostore/octostore/persistence"
+	"github.com/octostore/octostore/tools/servertest"
 	"go.uber.org/goleak"
 )
 
@@ -373,5 +375,179 @@ func TestGitHubIsIdentitySource(t *testing.T) {
 	if err := m.Run(context.Background()); err == nil {
 		m.Close()
 		t.Fatal("no identity source on 0.0.0.0 must be refused")
+	}
+}
+
+// logSink is a goroutine-safe buffer for a Main's log.
+type logSink = servertest.Buffer
+
+// acquireAs acquires lock name with token and returns the holder the
+// answer shows (the login the token authenticates as).
+func acquireAs(t *testing.T, m *Main, token, name string) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", m.URL()+"/locks/"+name+"/acquire", strings.NewReader(`{"ttl_seconds":60}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct{ Holder string }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("acquire %s: %d %v", name, resp.StatusCode, err)
+	}
+	return body.Holder
+}
+
+// TestStaticTokensFollowTheConfiguration (issue 12, item 2): a static token
+// moved from u1 to u2 in the configuration authenticates as u2 after the
+// restart, not as u1; a user renamed in the configuration likewise; a token
+// removed stops working. The log says what changed by fingerprint, never
+// with the token. Before, the token kept its first user forever.
+func TestStaticTokensFollowTheConfiguration(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "static.db")
+	tok, other := "static-"+persistence.NewToken(), "static-"+persistence.NewToken()
+	logs := &logSink{}
+	start := func(tokens map[string]string) *Main {
+		return mustRunMain(t, func(m *Main) {
+			m.Config.DBPath, m.Config.StaticTokens = db, tokens
+			m.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		})
+	}
+	m := start(map[string]string{tok: "u1", other: "keep"})
+	if h := acquireAs(t, m, tok, "one"); h != "u1" {
+		t.Fatalf("the token acts as %q, want u1", h)
+	}
+	m.Close()
+
+	m = start(map[string]string{tok: "u2", other: "keep"})
+	if h := acquireAs(t, m, tok, "two"); h != "u2" {
+		t.Fatalf("after moving the token to u2 it acts as %q", h)
+	}
+	// u2 sees its own lock only, not u1's.
+	if code, body := get(t, m.URL()+"/locks", tok); code != 200 || strings.Contains(body, `"one"`) || !strings.Contains(body, `"two"`) {
+		t.Fatalf("u2's locks: %d %s", code, body)
+	}
+	fp := persistence.Fingerprint(persistence.HashToken(tok))
+	if l := logs.String(); !strings.Contains(l, "static token moved") || !strings.Contains(l, "fingerprint="+fp) ||
+		!strings.Contains(l, "from=u1") || !strings.Contains(l, "to=u2") {
+		t.Fatalf("the log does not say the token moved:\n%s", l)
+	}
+	m.Close()
+
+	m = start(map[string]string{other: "keep"})
+	if code, _ := get(t, m.URL()+"/locks", tok); code != http.StatusUnauthorized {
+		t.Fatalf("a token removed from the configuration: %d, want 401", code)
+	}
+	if code, _ := get(t, m.URL()+"/locks", other); code != 200 {
+		t.Fatalf("the unchanged token: %d", code)
+	}
+	m.Close()
+	if l := logs.String(); !strings.Contains(l, "static token removed") || strings.Contains(l, tok) || strings.Contains(l, other) {
+		t.Fatalf("log (must say the token was removed, and never quote a token):\n%s", l)
+	}
+}
+
+// TestDevTokenRefusedOffLoopback (issue 12, item 3): a dev token created on
+// loopback does not become valid on a public address: serve refuses to
+// start there, whatever identity source is configured, with a message that
+// says how to revoke it and what to configure; once revoked it starts.
+// Before, the second start served the database on 0.0.0.0 with the dev
+// token valid.
+func TestDevTokenRefusedOffLoopback(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "dev.db")
+	var out bytes.Buffer
+	m := mustRunMain(t, func(m *Main) { m.Config.DBPath, m.Stdout = db, &out })
+	m.Close()
+	if !strings.Contains(out.String(), "octo_") {
+		t.Fatalf("no dev token was created: %q", out.String())
+	}
+	for name, mod := range map[string]func(m *Main){
+		"no identity source": func(m *Main) {},
+		"static tokens":      func(m *Main) { m.Config.StaticTokens = map[string]string{persistence.NewToken(): "alice"} },
+		"admin key":          func(m *Main) { m.Config.AdminKey = persistence.NewToken() },
+	} {
+		m := newTestMain(t)
+		m.Config.Addr, m.Config.DBPath = "0.0.0.0:0", db
+		mod(m)
+		err := m.Run(context.Background())
+		if err == nil {
+			m.Close()
+			t.Fatalf("%s: serve on 0.0.0.0 started with the dev token valid", name)
+		}
+		for _, want := range []string{"dev token", "octostore token revoke --db " + db + " --fingerprint", "--static-tokens"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Fatalf("%s: the refusal %q does not say %q", name, err, want)
+			}
+		}
+	}
+	ctx := context.Background()
+	pdb, err := persistence.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pdb.RevokeTokens(ctx, persistence.RevokeSelector{Login: "dev", All: true}); err != nil {
+		t.Fatal(err)
+	}
+	pdb.Close()
+	mustRunMain(t, func(m *Main) {
+		m.Config.Addr, m.Config.DBPath = "0.0.0.0:0", db
+		m.Config.StaticTokens = map[string]string{persistence.NewToken(): "alice"}
+	}).Close()
+}
+
+// TestWeakSecrets (issue 12, item 10): an admin key or static token under
+// 16 bytes is refused on a non-loopback address (the message names whose,
+// never the secret) unless --allow-weak-tokens, and warned about loudly on
+// loopback. Before, an admin key "x" and a static token "a" were accepted
+// silently anywhere.
+func TestWeakSecrets(t *testing.T) {
+	strong := persistence.NewToken()
+	for _, tc := range []struct {
+		name   string
+		admin  string
+		static map[string]string
+		want   []string
+	}{
+		{"admin key", "x", nil, []string{"the admin key (1 bytes)"}},
+		{"static token", strong, map[string]string{"a": "alice", strong + "b": "bob"}, []string{"the static token of alice (1 bytes)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newTestMain(t)
+			m.Config.Addr, m.Config.AdminKey, m.Config.StaticTokens = "0.0.0.0:0", tc.admin, tc.static
+			err := m.Run(context.Background())
+			if err == nil {
+				m.Close()
+				t.Fatal("a weak secret was served on 0.0.0.0")
+			}
+			for _, w := range append(tc.want, "--allow-weak-tokens", "at least 16 bytes") {
+				if !strings.Contains(err.Error(), w) {
+					t.Fatalf("refusal %q does not say %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), strong) {
+				t.Fatal("the refusal quotes a secret")
+			}
+			// --allow-weak-tokens serves them, with the warning.
+			logs := &logSink{}
+			mustRunMain(t, func(m *Main) {
+				m.Config.Addr, m.Config.AdminKey, m.Config.StaticTokens = "0.0.0.0:0", tc.admin, tc.static
+				m.Config.AllowWeakTokens = true
+				m.Logger = slog.New(slog.NewTextHandler(logs, nil))
+			}).Close()
+			// Loopback: served, and warned about.
+			mustRunMain(t, func(m *Main) {
+				m.Config.AdminKey, m.Config.StaticTokens = tc.admin, tc.static
+				m.Logger = slog.New(slog.NewTextHandler(logs, nil))
+			}).Close()
+			l := logs.String()
+			if strings.Count(l, "WEAK CREDENTIALS") != 2 || !strings.Contains(l, tc.want[0]) {
+				t.Fatalf("log:\n%s", l)
+			}
+			if tc.admin == "x" && strings.Contains(l, `"x"`) || strings.Contains(l, strong) {
+				t.Fatalf("the warning quotes a secret:\n%s", l)
+			}
+		})
 	}
 }

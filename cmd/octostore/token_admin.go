@@ -61,7 +61,7 @@ func openTokenDB(c *cli.Context, create bool) (*persistence.DB, error) {
 			return nil, exitCode(exitNotFound, fmt.Errorf("no database at %s%s", path, hint))
 		}
 	}
-	db, err := persistence.Open(path)
+	db, err := persistence.OpenShared(path) // beside a running server: never its serving lock
 	if err != nil {
 		return nil, exitCode(exitFailure, err)
 	}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"github.com/octostore/octostore/httpd"
 	"github.com/octostore/octostore/httpd/apitest"
 	"github.com/octostore/octostore/persistence"
+	"github.com/octostore/octostore/tools/client"
 )
 
 // TestTokenAdminWhileServing runs `octostore token create|list|revoke` (the
@@ -157,6 +160,72 @@ func TestTokenAdminWhileServing(t *testing.T) {
 				t.Fatalf("%s holds a raw token", filepath.Base(p))
 			}
 		}
+	}
+}
+
+// TestTokenRevokeEndsOpenStreams: `octostore token revoke` (the real
+// binary, another process writing the database) ends the open /events and
+// /watch streams of the revoked token with a revoked event, within the
+// server's auth-epoch poll interval (issue 12 §4); the user's stream of
+// another token goes on.
+func TestTokenRevokeEndsOpenStreams(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "octostore.db")
+	app := mustRunMain(t, func(m *Main) { m.Config.DBPath = db })
+	newToken := func() string {
+		t.Helper()
+		r := octo(t, "", "", "token", "create", "--db", db, "--user", "carol").mustCode(t, exitOK, "token create")
+		return strings.TrimSpace(r.stdout)
+	}
+	tok, other := newToken(), newToken()
+	ctx := context.Background()
+	open := func(tok string, watch bool) *client.EventStream {
+		t.Helper()
+		c, err := client.New(app.URL(), tok, client.WithRetries(0), // every exchange checked against docs/openapi.yaml
+			client.WithTransport(apitest.FastTransport(t, nil)), client.WithHTTPClient(apitest.Client(t, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s *client.EventStream
+		if watch {
+			s, err = c.WatchLock(ctx, "job")
+		} else {
+			s, err = c.Events(ctx, client.EventFilter{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	events, watch, survivor := open(tok, false), open(tok, true), open(other, false)
+
+	start := time.Now()
+	fp := persistence.Fingerprint(persistence.HashToken(tok))
+	octo(t, "", "", "token", "revoke", "--db", db, "--fingerprint", fp).mustCode(t, exitOK, "token revoke")
+	bound := time.After(10 * httpd.PollInterval) // a bound on the wait, which ends on the stream's end
+	for _, s := range []*client.EventStream{events, watch} {
+		var last client.Event
+	read:
+		for {
+			select {
+			case e, ok := <-s.C:
+				if !ok {
+					break read
+				}
+				last = e
+			case <-bound:
+				t.Fatalf("a stream of the revoked token still open %v after token revoke", time.Since(start))
+			}
+		}
+		if last.Type != client.EventRevoked || !errors.Is(s.Err(), client.ErrRevoked) {
+			t.Fatalf("the stream ended with %+v (%v), want a revoked event", last, s.Err())
+		}
+	}
+	t.Logf("streams of the revoked token ended %v after token revoke began", time.Since(start).Round(time.Millisecond))
+	select {
+	case e, ok := <-survivor.C:
+		t.Fatalf("the other token's stream got %+v (open %v)", e, ok)
+	default:
 	}
 }
 

@@ -3,9 +3,12 @@ package apitest
 import (
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"time"
 
+	"github.com/octostore/octostore/tools/keepreading"
 	"github.com/valyala/fasthttp"
 )
 
@@ -22,8 +25,8 @@ func Client(t T, hc *http.Client) *http.Client {
 	return &cp
 }
 
-// Transport wraps base (nil: http.DefaultTransport) so that every exchange
-// is checked against the contract (Default), reporting mismatches to t. It
+// Transport wraps base (nil: BaseTransport) so that every exchange is
+// checked against the contract (Default), reporting mismatches to t. It
 // fails t at once if the document does not load.
 func Transport(t T, base http.RoundTripper) http.RoundTripper {
 	t.Helper()
@@ -40,14 +43,26 @@ func mustDefault(t T) *Contract {
 	return c
 }
 
-// Transport wraps base (nil: http.DefaultTransport) so that every exchange
-// is checked against c, reporting mismatches to t.
+// Transport wraps base (nil: BaseTransport) so that every exchange is
+// checked against c, reporting mismatches to t.
 func (c *Contract) Transport(t T, base http.RoundTripper) http.RoundTripper {
 	if base == nil {
-		base = http.DefaultTransport
+		base = BaseTransport
 	}
 	return &transport{c: c, t: t, base: base}
 }
+
+// BaseTransport is http.DefaultTransport with connections that read the
+// server's answer even when writing the request body failed
+// (tools/keepreading): a server may refuse a body (413) before reading it and
+// close, and a test must see the 413, not "write: broken pipe". Test clients
+// that build their own http.Transport set its DialContext with
+// keepreading.DialContext.
+var BaseTransport http.RoundTripper = func() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = keepreading.DialContext((&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext)
+	return tr
+}()
 
 type transport struct {
 	c    *Contract
@@ -110,7 +125,9 @@ func (r *replay) Close() error { return nil }
 // exchange of a fasthttp.HostClient is checked against the contract
 // (Default), reporting mismatches to t. Set it as HostClient.Transport (the
 // Go client: client.WithTransport). It fails t at once if the document does
-// not load.
+// not load. The HostClient's dialer decides what a failed body write does:
+// the Go client's reads the answer anyway (tools/keepreading); a bare
+// HostClient in a test should set DialTimeout with keepreading.DialTimeout.
 func FastTransport(t T, base fasthttp.RoundTripper) fasthttp.RoundTripper {
 	t.Helper()
 	return mustDefault(t).FastTransport(t, base)

@@ -319,16 +319,19 @@ func rotateToken(r *txnReader, m persistence.RotateToken) ([]part, error) {
 	return []part{{put(r.ks.token(m.New), mustJSON(t)), del(r.ks.token(m.Old))}}, nil
 }
 
-// syncStatic makes the static tokens exactly m.Tokens: one part per token
-// removed or added, so any number of them fits the transaction cap (the
-// sync is idempotent: a partial one is completed at the next start).
+// syncStatic makes the static tokens exactly m.Tokens, users included: one
+// part per token removed, added or moved to another login, so any number of
+// them fits the transaction cap (the sync is idempotent: a partial one is
+// completed at the next start). A moved token's key is overwritten by its
+// new record (one Txn may not both delete and put a key).
 func syncStatic(r *txnReader, m persistence.SyncStaticTokens) ([]part, error) {
 	all, err := r.list(r.ks.tokens())
 	if err != nil {
 		return nil, err
 	}
-	have := map[[32]byte]bool{}
+	have := map[[32]byte]string{} // hash → login now
 	var parts []part
+	var changes []persistence.StaticTokenChange
 	for k, v := range all {
 		var t tokenValue
 		if err := decodeJSON("token", v, &t); err != nil {
@@ -341,15 +344,31 @@ func syncStatic(r *txnReader, m persistence.SyncStaticTokens) ([]part, error) {
 		if err != nil {
 			return nil, err
 		}
-		have[h] = true
-		if _, keep := m.Tokens[h]; !keep {
+		ub, err := r.get(r.ks.user(t.UserID))
+		if err != nil {
+			return nil, err
+		}
+		var u userValue
+		if ub != nil {
+			if err := decodeJSON("user", ub, &u); err != nil {
+				return nil, err
+			}
+		}
+		have[h] = u.Login
+		login, keep := m.Tokens[h]
+		switch {
+		case !keep:
 			p := part{del(k)}
 			r.note(p)
 			parts = append(parts, p)
+			changes = append(changes, persistence.StaticTokenChange{Fingerprint: persistence.Fingerprint(h), Previous: u.Login})
+		case login != u.Login:
+			r.note(part{del(k)}) // issueToken overwrites it below
 		}
 	}
 	for h, login := range m.Tokens {
-		if have[h] {
+		was, had := have[h]
+		if had && was == login {
 			continue
 		}
 		p, err := issueToken(r, persistence.IssueToken{Login: login, Hash: h, Source: persistence.SourceStatic, Now: m.Now})
@@ -358,6 +377,11 @@ func syncStatic(r *txnReader, m persistence.SyncStaticTokens) ([]part, error) {
 		}
 		r.note(p) // the next token of a new login finds its user
 		parts = append(parts, p)
+		changes = append(changes, persistence.StaticTokenChange{Fingerprint: persistence.Fingerprint(h), Login: login, Previous: was})
+	}
+	if m.Changes != nil {
+		persistence.SortStaticChanges(changes)
+		*m.Changes = append(*m.Changes, changes...)
 	}
 	return parts, nil
 }

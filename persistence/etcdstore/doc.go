@@ -33,13 +33,16 @@
 // # Key layout
 //
 // Every key starts with the keyspace prefix (Options.Prefix, default
-// "/octostore/"). <owner>, <name>, <key> and <login> are path-escaped
+// "/octostore/"). <owner> (and a lock's "holder") is the account's user id
+// (gh:<GitHub id> or u:<user id>, persistence/identity.go), never its login.
+// <owner>, <name>, <key> and <login> are path-escaped
 // (url.PathEscape: "/" becomes "%2F"), so a segment never contains "/" and
 // one owner's prefix never matches another's. Times are unix milliseconds,
 // 0 (or absent) for none. Values are JSON, readable with etcdctl, except
 // where noted.
 //
-//	meta/layout               "1": the layout version (LayoutVersion); a newer one is refused
+//	meta/layout               "2": the layout version (LayoutVersion); a newer one is refused,
+//	                          and so is 1 (owners named by login; never released)
 //	election/<lease hex>      the election keys (concurrency.Election), value
 //	                          {"name","api_url","since"}: the leader's identity (LeaderInfo)
 //
@@ -75,7 +78,8 @@
 //	                          than the newest --config-history are deleted by a range
 //	                          delete in the same Txn as the write that passes them.
 //
-//	user/<id, 20 digits>      {"login","github_id","avatar_url","created_ms"}
+//	user/<id, 20 digits>      {"login","github_id","avatar_url","created_ms"}; its user id
+//	                          is gh:<github_id> when it has one, else u:<id>
 //	userlogin/<login>         the user id (decimal) of a login
 //	usergithub/<github id>    the user id of a GitHub account (a rename moves the login
 //	                          index, not the user: tokens keep working)

@@ -20,8 +20,11 @@ import (
 // segment never contains '/' and a prefix never matches a longer segment.
 
 // LayoutVersion is written to meta/layout; a store refuses a keyspace with
-// a newer layout (as persistence refuses a newer schema).
-const LayoutVersion = 1
+// a newer layout (as persistence refuses a newer schema), and one of layout
+// 1, where owners and holders were logins (layout 2 names them by user id,
+// persistence/identity.go; layout 1 was never served by a release, so it is
+// not migrated).
+const LayoutVersion = 2
 
 // keyspace builds the keys under one prefix.
 type keyspace struct{ prefix string }

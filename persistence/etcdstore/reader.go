@@ -547,45 +547,52 @@ func (r *Reader) ConfigVersion(ctx context.Context, owner, key string, version i
 	return c, true, nil
 }
 
-// ConfigHistory lists the retained versions of a live key, newest first
-// (UpdatedAt is when each was written). ok is false for an unknown key.
-func (r *Reader) ConfigHistory(ctx context.Context, owner, key string) ([]actors.ConfigRecord, bool, error) {
+// ConfigHistory lists one page of the retained versions of a live key,
+// newest first, older than before (<= 0: from the newest); more reports
+// whether older ones remain (UpdatedAt is when each was written). ok is
+// false for an unknown key. The page is read at the head's revision: one
+// snapshot.
+func (r *Reader) ConfigHistory(ctx context.Context, owner, key string, before int64, limit int) ([]actors.ConfigRecord, bool, bool, error) {
 	ctx, cancel := r.bounded(ctx)
 	defer cancel()
 	resp, err := r.kv.Get(ctx, r.ks.config(owner, key), r.opts...)
 	if err != nil {
-		return nil, false, fmt.Errorf("config history %s/%s: %w", owner, key, err)
+		return nil, false, false, fmt.Errorf("config history %s/%s: %w", owner, key, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return nil, false, nil
+		return nil, false, false, nil
 	}
 	hc, err := decodeConfigHead(owner, key, resp.Kvs[0].Value)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	if hc.Deleted {
-		return nil, false, nil
+		return nil, false, false, nil
 	}
-	var out []actors.ConfigRecord
-	// The versions at the head's revision: one snapshot.
-	err = scanAt(ctx, r.kv, r.ks.configVersions(owner, key), resp.Header.Revision, false, func(k string, v []byte) error {
-		ver, err := versionOf(k)
+	if before <= 0 || before > hc.Version+1 {
+		before = hc.Version + 1
+	}
+	if limit < 1 {
+		limit = 1
+	}
+	page, err := r.kv.Get(ctx, r.ks.configVersion(owner, key, 0), append([]clientv3.OpOption{
+		clientv3.WithRange(r.ks.configVersion(owner, key, before)), clientv3.WithLimit(int64(limit)),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithRev(resp.Header.Revision)}, r.opts...)...)
+	if err != nil {
+		return nil, false, false, fmt.Errorf("config history %s/%s: %w", owner, key, err)
+	}
+	out := make([]actors.ConfigRecord, 0, len(page.Kvs))
+	for _, kv := range page.Kvs {
+		ver, err := versionOf(string(kv.Key))
 		if err != nil {
-			return err
+			return nil, false, false, err
 		}
-		h, value, err := decodeConfigVersion(v)
+		h, value, err := decodeConfigVersion(kv.Value)
 		if err != nil {
-			return err
+			return nil, false, false, err
 		}
 		out = append(out, actors.ConfigRecord{Owner: owner, Key: key, Version: ver, Value: value,
 			Description: h.Description, UpdatedAt: fromMS(h.WrittenAt)})
-		return nil
-	}, r.opts...)
-	if err != nil {
-		return nil, false, fmt.Errorf("config history %s/%s: %w", owner, key, err)
 	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out, len(out) > 0, nil
+	return out, page.More, true, nil
 }

@@ -113,6 +113,17 @@ func TestUsersAndTokenListing(t *testing.T) {
 	if _, ok, err := s.UserByLogin(ctx, "nobody"); ok || err != nil {
 		t.Fatalf("UserByLogin(nobody): %v %v", ok, err)
 	}
+	// User ids: gh:<GitHub id> for bob, u:<n> for the local alice.
+	alice, _, _ := s.UserByLogin(ctx, "alice")
+	if bob.UID != "gh:7" || alice.UID != persistence.LocalUID(alice.ID) {
+		t.Fatalf("user ids: bob %q, alice %q (user %d)", bob.UID, alice.UID, alice.ID)
+	}
+	for uid, want := range map[string]string{"gh:7": "bob", alice.UID: "alice", "u:" + fmt.Sprint(bob.ID): "", "orphan:x": "", "gh:8": ""} {
+		u, ok, err := s.UserByUID(ctx, uid)
+		if err != nil || ok != (want != "") || u.Login != want {
+			t.Fatalf("UserByUID(%s) = %+v %v %v, want %q", uid, u, ok, err, want)
+		}
+	}
 	// A GitHub account may not take a login that belongs to another user:
 	// that write fails alone.
 	err = s.Apply(persistence.IssueToken{Login: "alice", GitHubID: 9, Hash: persistence.HashToken("d"), Source: persistence.SourceOAuth, Now: t0})
@@ -154,5 +165,14 @@ func TestOpenChecksLayout(t *testing.T) {
 	fence, _ := testFence(t, c, "/future/")
 	if _, err := Open(context.Background(), c, fence, Options{Prefix: "/future/"}); !errors.Is(err, ErrNewerLayout) {
 		t.Fatalf("open of a newer layout: %v", err)
+	}
+	// Layout 1 named owners by login: refused, never read as user ids.
+	old := newKeyspace("/old/")
+	if _, err := c.Put(context.Background(), old.layout(), "1"); err != nil {
+		t.Fatal(err)
+	}
+	fence, _ = testFence(t, c, "/old/")
+	if _, err := Open(context.Background(), c, fence, Options{Prefix: "/old/"}); !errors.Is(err, ErrOldLayout) {
+		t.Fatalf("open of layout 1: %v", err)
 	}
 }

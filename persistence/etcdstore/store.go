@@ -94,6 +94,10 @@ func (o *Options) defaults() {
 // ErrNewerLayout means the keyspace was written by a newer octostore.
 var ErrNewerLayout = errors.New("etcd keyspace layout is newer than this octostore")
 
+// ErrOldLayout means the keyspace has a layout this octostore does not
+// migrate (LayoutVersion).
+var ErrOldLayout = errors.New("etcd keyspace layout is older than this octostore reads")
+
 // Open checks the keyspace's layout version (writing it, guarded, on first
 // use) and starts a writer for the term fence. kv is the node's client
 // (Member.Client, or Connect).
@@ -115,6 +119,11 @@ func Open(ctx context.Context, kv clientv3.KV, fence Fence, opt Options) (*Store
 		if v > LayoutVersion {
 			return nil, fmt.Errorf("%w: %s has layout %d, this binary knows up to %d; upgrade octostore",
 				ErrNewerLayout, s.Reader.ks.layout(), v, LayoutVersion)
+		}
+		if v < LayoutVersion {
+			return nil, fmt.Errorf("%w: %s has layout %d (owners named by login), this octostore names them by user id (layout %d); "+
+				"layout %d came only from development builds and is not migrated: start from an empty --etcd prefix",
+				ErrOldLayout, s.Reader.ks.layout(), v, LayoutVersion, v)
 		}
 	} else {
 		put, err := kv.Txn(ctx).

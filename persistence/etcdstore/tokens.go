@@ -37,7 +37,7 @@ func (r *Reader) LookupToken(hash [32]byte) (persistence.Principal, bool, error)
 	if err != nil || !ok {
 		return p, false, err // a token of a deleted user authenticates no one
 	}
-	return persistence.Principal{UserID: t.UserID, Login: u.Login, Source: t.Source}, true, nil
+	return persistence.Principal{UserID: t.UserID, ID: persistence.UserUID(t.UserID, u.GitHubID), Login: u.Login, Source: t.Source}, true, nil
 }
 
 func (r *Reader) user(ctx context.Context, id int64) (userValue, bool, error) {
@@ -157,5 +157,23 @@ func (r *Reader) userBy(ctx context.Context, indexKey, what string) (persistence
 	if err != nil || !ok {
 		return out, false, err
 	}
-	return persistence.UserInfo{ID: id, Login: u.Login, GitHubID: u.GitHubID, AvatarURL: u.AvatarURL}, true, nil
+	return persistence.UserInfo{ID: id, UID: persistence.UserUID(id, u.GitHubID), Login: u.Login, GitHubID: u.GitHubID, AvatarURL: u.AvatarURL}, true, nil
+}
+
+// UserByUID finds the account with user id uid (persistence/identity.go):
+// gh:N through the GitHub index, u:N by its key. An orphan or malformed id
+// finds none, and so does u:N of a GitHub account.
+func (r *Reader) UserByUID(ctx context.Context, uid string) (persistence.UserInfo, bool, error) {
+	gh, local, ok := persistence.ParseUID(uid)
+	switch {
+	case !ok:
+		return persistence.UserInfo{}, false, nil
+	case gh != 0:
+		return r.UserByGitHubID(ctx, gh)
+	}
+	u, found, err := r.user(ctx, local)
+	if err != nil || !found || u.GitHubID != 0 {
+		return persistence.UserInfo{}, false, err
+	}
+	return persistence.UserInfo{ID: local, UID: uid, Login: u.Login, AvatarURL: u.AvatarURL}, true, nil
 }

@@ -349,7 +349,7 @@ func TestDeleteThenRecreateConfigInOneBatch(t *testing.T) {
 	if err != nil || !ok || got.Version != 3 || got.Deleted || string(got.Value) != ` [ 3 ] ` {
 		t.Fatalf("re-created key: %+v %v %v", got, ok, err)
 	}
-	hist, _, err := s.ConfigHistory(t.Context(), "alice", "db")
+	hist, _, _, err := s.ConfigHistory(t.Context(), "alice", "db", 0, 1000)
 	if err != nil || len(hist) != 1 || hist[0].Version != 3 {
 		t.Fatalf("history of the re-created key: %+v %v (the delete must drop version 1)", hist, err)
 	}

@@ -12,6 +12,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -43,6 +44,8 @@ type Store interface {
 	LookupToken(hash [32]byte) (persistence.Principal, bool, error)
 	CountTokens() (int, error)
 	AuthEpoch() (int64, error)
+	UserByLogin(ctx context.Context, login string) (persistence.UserInfo, bool, error)
+	UserByUID(ctx context.Context, uid string) (persistence.UserInfo, bool, error)
 }
 
 // Opener opens a new, empty store for one test and arranges its cleanup
@@ -350,9 +353,9 @@ func testConfigVersions(t *testing.T, s Store) {
 	if err != nil || !ok || !reflect.DeepEqual(cur, want) {
 		t.Fatalf("LoadConfig = %+v %v %v, want %+v", cur, ok, err, want)
 	}
-	hist, ok, err := s.ConfigHistory(t.Context(), "alice", "db")
-	if err != nil || !ok || len(hist) != 3 {
-		t.Fatalf("ConfigHistory = %+v %v %v, want versions 5, 4, 3 (keep 3)", hist, ok, err)
+	hist, more, ok, err := s.ConfigHistory(t.Context(), "alice", "db", 0, 10)
+	if err != nil || !ok || more || len(hist) != 3 {
+		t.Fatalf("ConfigHistory = %+v %v %v %v, want versions 5, 4, 3 (keep 3)", hist, more, ok, err)
 	}
 	for i, h := range hist {
 		v := int64(5 - i)
@@ -368,6 +371,32 @@ func testConfigVersions(t *testing.T, s Store) {
 	}
 	if _, ok, err := s.ConfigVersion(t.Context(), "alice", "db", 2); ok || err != nil {
 		t.Fatalf("ConfigVersion(2), pruned: %v %v", ok, err)
+	}
+	// Pages: newest first, older than the cursor, more while some remain.
+	for _, pg := range []struct {
+		before     int64
+		limit      int
+		want       []int64
+		more, none bool
+	}{
+		{0, 2, []int64{5, 4}, true, false},
+		{4, 2, []int64{3}, false, false},
+		{3, 2, nil, false, false}, // past the oldest: an empty page of a live key
+		{0, 3, []int64{5, 4, 3}, false, false},
+		{100, 1, []int64{5}, true, false},
+		{5, 1, []int64{4}, true, false},
+	} {
+		page, more, ok, err := s.ConfigHistory(t.Context(), "alice", "db", pg.before, pg.limit)
+		var got []int64
+		for _, h := range page {
+			got = append(got, h.Version)
+		}
+		if err != nil || !ok || more != pg.more || !reflect.DeepEqual(got, pg.want) {
+			t.Fatalf("ConfigHistory(before %d, limit %d) = %v more %v ok %v %v, want %v more %v", pg.before, pg.limit, got, more, ok, err, pg.want, pg.more)
+		}
+	}
+	if _, _, ok, err := s.ConfigHistory(t.Context(), "alice", "nope", 0, 10); ok || err != nil {
+		t.Fatalf("history of an unknown key: %v %v", ok, err)
 	}
 	if _, ok, err := s.LoadConfig("alice", "nope"); ok || err != nil {
 		t.Fatalf("LoadConfig of nothing: %v %v", ok, err)
@@ -386,7 +415,7 @@ func testConfigDeleteAndRecreate(t *testing.T, s Store) {
 	if err != nil || !ok || !del.Deleted || del.Version != 2 || del.Live() {
 		t.Fatalf("LoadConfig of a deleted key = %+v %v %v (want Deleted at version 2)", del, ok, err)
 	}
-	if _, ok, err := s.ConfigHistory(t.Context(), "alice", "db"); ok || err != nil {
+	if _, _, ok, err := s.ConfigHistory(t.Context(), "alice", "db", 0, 10); ok || err != nil {
 		t.Fatalf("history of a deleted key: %v %v", ok, err)
 	}
 	if _, ok, err := s.ConfigVersion(t.Context(), "alice", "db", 2); ok || err != nil {
@@ -401,7 +430,7 @@ func testConfigDeleteAndRecreate(t *testing.T, s Store) {
 	if err != nil || !ok || cur.Version != 3 || cur.Deleted || string(cur.Value) != `3` || !cur.CreatedAt.Equal(T0.Add(2*time.Hour)) {
 		t.Fatalf("re-created key = %+v %v %v", cur, ok, err)
 	}
-	hist, ok, err := s.ConfigHistory(t.Context(), "alice", "db")
+	hist, _, ok, err := s.ConfigHistory(t.Context(), "alice", "db", 0, 10)
 	if err != nil || !ok || len(hist) != 1 || hist[0].Version != 3 {
 		t.Fatalf("history of the re-created key = %+v %v %v", hist, ok, err)
 	}
@@ -461,6 +490,22 @@ func testTokens(t *testing.T, s Store) {
 	if p1.UserID != p2.UserID || p1.UserID == p3.UserID || p1.UserID <= 0 {
 		t.Fatalf("user ids: alice %d and %d, bob %d (one user, one id; ids differ)", p1.UserID, p2.UserID, p3.UserID)
 	}
+	// Local users' stable ids: u:<user number>, found both ways.
+	if p1.ID != persistence.LocalUID(p1.UserID) || p2.ID != p1.ID || p3.ID != persistence.LocalUID(p3.UserID) {
+		t.Fatalf("user ids: alice %q and %q, bob %q", p1.ID, p2.ID, p3.ID)
+	}
+	ctx := context.Background()
+	if u, ok, err := s.UserByLogin(ctx, "alice"); err != nil || !ok || u.UID != p1.ID || u.ID != p1.UserID {
+		t.Fatalf("UserByLogin(alice) = %+v %v %v", u, ok, err)
+	}
+	if u, ok, err := s.UserByUID(ctx, p3.ID); err != nil || !ok || u.Login != "bob" {
+		t.Fatalf("UserByUID(%s) = %+v %v %v", p3.ID, u, ok, err)
+	}
+	for _, uid := range []string{"bob", "u:999", "gh:1", "orphan:alice", "u:01", ""} {
+		if u, ok, err := s.UserByUID(ctx, uid); err != nil || ok {
+			t.Fatalf("UserByUID(%q) = %+v %v %v, want none", uid, u, ok, err)
+		}
+	}
 	if _, ok, err := s.LookupToken(persistence.HashToken("unknown")); ok || err != nil {
 		t.Fatalf("unknown token: %v %v", ok, err)
 	}
@@ -508,6 +553,23 @@ func testGitHubRename(t *testing.T, s Store) {
 	if old.Login != "octo2" || now.Login != "octo2" || old.UserID != before.UserID || now.UserID != before.UserID {
 		t.Fatalf("after rename: old token %+v, new %+v, before %+v", old, now, before)
 	}
+	// The stable id is the GitHub id's, before and after the rename.
+	if before.ID != "gh:42" || old.ID != "gh:42" || now.ID != "gh:42" {
+		t.Fatalf("user ids around a rename: %q, %q, %q, want gh:42", before.ID, old.ID, now.ID)
+	}
+	ctx := context.Background()
+	if u, ok, err := s.UserByUID(ctx, "gh:42"); err != nil || !ok || u.Login != "octo2" || u.GitHubID != 42 {
+		t.Fatalf("UserByUID(gh:42) = %+v %v %v", u, ok, err)
+	}
+	if _, ok, err := s.UserByLogin(ctx, "octo"); ok || err != nil {
+		t.Fatalf("the old login still finds a user: %v %v", ok, err)
+	}
+	// Another account taking the freed login is a new user with its own id.
+	h3 := persistence.HashToken("gh3")
+	apply(t, s, persistence.IssueToken{Login: "octo", GitHubID: 43, Hash: h3, Source: persistence.SourceOAuth, Now: T0})
+	if p, ok, err := s.LookupToken(h3); err != nil || !ok || p.ID != "gh:43" || p.UserID == before.UserID {
+		t.Fatalf("the account that took the freed login: %+v %v %v", p, ok, err)
+	}
 }
 
 func testStaticTokens(t *testing.T, s Store) {
@@ -532,8 +594,10 @@ func testStaticTokens(t *testing.T, s Store) {
 	if _, ok, _ := s.LookupToken(ha); !ok {
 		t.Fatal("a static token was rotated away")
 	}
-	// The next sync drops what is no longer configured and keeps the rest.
-	apply(t, s, persistence.SyncStaticTokens{Tokens: map[[32]byte]string{hb: "ben", hc: "cy"}, Now: T0})
+	// The next sync drops what is no longer configured and keeps the rest,
+	// and says what it changed.
+	var changes []persistence.StaticTokenChange
+	apply(t, s, persistence.SyncStaticTokens{Tokens: map[[32]byte]string{hb: "ben", hc: "cy"}, Now: T0, Changes: &changes})
 	if _, ok, _ := s.LookupToken(ha); ok {
 		t.Fatal("a static token no longer configured still authenticates")
 	}
@@ -544,6 +608,37 @@ func testStaticTokens(t *testing.T, s Store) {
 	}
 	if n, err := s.CountTokens(); err != nil || n != 3 {
 		t.Fatalf("CountTokens = %d %v, want 3", n, err)
+	}
+	want := []persistence.StaticTokenChange{
+		{Fingerprint: persistence.Fingerprint(ha), Previous: "ann"},
+		{Fingerprint: persistence.Fingerprint(hc), Login: "cy"},
+	}
+	if !reflect.DeepEqual(changes, want) {
+		t.Fatalf("changes %+v, want %+v", changes, want)
+	}
+	// A token moved to another user, and a user renamed in the
+	// configuration: the token follows the configuration (issue 12, item 2).
+	pb, _, _ := s.LookupToken(hb)
+	changes = nil
+	apply(t, s, persistence.SyncStaticTokens{Tokens: map[[32]byte]string{hb: "cy", hc: "dee"}, Now: T0, Changes: &changes})
+	if p, ok, err := s.LookupToken(hb); err != nil || !ok || p.Login != "cy" || p.ID == pb.ID || p.Source != persistence.SourceStatic {
+		t.Fatalf("the token moved from ben to cy: %+v %v %v (ben was %+v)", p, ok, err, pb)
+	}
+	if p, ok, err := s.LookupToken(hc); err != nil || !ok || p.Login != "dee" {
+		t.Fatalf("the token of cy renamed dee: %+v %v %v", p, ok, err)
+	}
+	want = []persistence.StaticTokenChange{
+		{Fingerprint: persistence.Fingerprint(hb), Login: "cy", Previous: "ben"},
+		{Fingerprint: persistence.Fingerprint(hc), Login: "dee", Previous: "cy"},
+	}
+	if !reflect.DeepEqual(changes, want) {
+		t.Fatalf("changes %+v, want %+v", changes, want)
+	}
+	// The same configuration again changes nothing.
+	changes = nil
+	apply(t, s, persistence.SyncStaticTokens{Tokens: map[[32]byte]string{hb: "cy", hc: "dee"}, Now: T0, Changes: &changes})
+	if len(changes) != 0 {
+		t.Fatalf("an unchanged configuration changed %+v", changes)
 	}
 }
 

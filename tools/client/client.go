@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/octostore/octostore/tools/keepreading"
 	"github.com/valyala/fasthttp"
 )
 
@@ -146,6 +147,11 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 			MaxIdemponentCallAttempts: 2, // one immediate retry of GET/PUT on a stale keep-alive connection
 			NoDefaultUserAgentHeader:  true,
 			DisablePathNormalizing:    true,
+			// A server that refuses a body before reading it (413, or 401
+			// for a missing token) answers and closes while the body is
+			// still being written: read that answer rather than report the
+			// write's EPIPE / ECONNRESET.
+			DialTimeout: keepreading.DialTimeout(fasthttp.DialTimeout),
 		},
 	}
 	c.baseURL = c.scheme + "://" + c.host + c.prefix

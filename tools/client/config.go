@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -72,12 +74,61 @@ func (c *Client) GetConfigVersion(ctx context.Context, key string, n int64) (*Co
 	return getJSON[ConfigEntry](ctx, c, c.owned(path))
 }
 
-// ConfigHistory lists the versions of key.
-func (c *Client) ConfigHistory(ctx context.Context, key string) ([]ConfigVersion, error) {
+// HistoryPage is one page of a config key's history (ConfigHistoryPage).
+type HistoryPage struct {
+	Versions []ConfigVersion `json:"versions"` // newest first
+	// NextCursor continues with the older versions; "" on the last page.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// MaxHistoryPage is the largest page the server gives (ConfigHistoryPage's
+// limit); it gives 10 versions a page by default.
+const MaxHistoryPage = 100
+
+// ConfigHistoryPage reads one page of key's history, newest first: at most
+// limit versions (0: the server's default, 10; at most MaxHistoryPage),
+// starting where cursor says ("": from the newest; else the NextCursor of
+// the previous page).
+func (c *Client) ConfigHistoryPage(ctx context.Context, key, cursor string, limit int) (*HistoryPage, error) {
 	if err := checkName("config key", key); err != nil {
 		return nil, err
 	}
-	return listOf[ConfigVersion](ctx, c, c.owned("/config/"+seg(key)+"/history"), "versions")
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	path := "/config/" + seg(key) + "/history"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return getJSON[HistoryPage](ctx, c, c.owned(path))
+}
+
+// ConfigHistory lists every kept version of key, newest first, following
+// the pages (MaxHistoryPage versions each). A server that repeats a cursor
+// is an error, not a loop.
+func (c *Client) ConfigHistory(ctx context.Context, key string) ([]ConfigVersion, error) {
+	var all []ConfigVersion
+	seen := map[string]bool{}
+	cursor := ""
+	for {
+		p, err := c.ConfigHistoryPage(ctx, key, cursor, MaxHistoryPage)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, p.Versions...)
+		if p.NextCursor == "" {
+			return all, nil
+		}
+		if seen[p.NextCursor] {
+			return nil, fmt.Errorf("octostore: config history of %s: the server repeated a cursor", key)
+		}
+		seen[p.NextCursor] = true
+		cursor = p.NextCursor
+	}
 }
 
 // DeleteConfig deletes key and its history.

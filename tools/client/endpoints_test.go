@@ -175,8 +175,25 @@ func TestConfigEndpoints(t *testing.T) {
 		t.Fatalf("get v1 = %+v, %v", e, err)
 	}
 	h, err := alice.ConfigHistory(ctx, "app.db")
-	if err != nil || len(h) != 2 || h[0].Description != "db settings" {
-		t.Fatalf("history = %+v, %v", h, err)
+	if err != nil || len(h) != 2 || h[0].Version != 2 || h[1].Description != "db settings" {
+		t.Fatalf("history = %+v, %v (newest first)", h, err)
+	}
+	// Pages: 25 more versions, read 10 at a time and whole.
+	for i := 0; i < 25; i++ {
+		if _, err := alice.SetConfig(ctx, "app.db", ConfigWrite{Value: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := alice.ConfigHistoryPage(ctx, "app.db", "", 10)
+	if err != nil || len(p.Versions) != 10 || p.Versions[0].Version != 27 || p.NextCursor == "" {
+		t.Fatalf("first page = %+v, %v", p, err)
+	}
+	p, err = alice.ConfigHistoryPage(ctx, "app.db", p.NextCursor, 10)
+	if err != nil || len(p.Versions) != 10 || p.Versions[0].Version != 17 {
+		t.Fatalf("second page = %+v, %v", p, err)
+	}
+	if h, err = alice.ConfigHistory(ctx, "app.db"); err != nil || len(h) != 27 || h[26].Version != 1 {
+		t.Fatalf("whole history: %d versions, %v", len(h), err)
 	}
 	ls, err := alice.ListConfig(ctx)
 	if err != nil || len(ls) != 1 || ls[0].Key != "app.db" || ls[0].Value != nil {

@@ -29,6 +29,11 @@ var (
 	ErrLagged        = errors.New("octostore: event subscriber lagged")     // event stream closed by the server after "lagged"
 	ErrSemaphoreFull = errors.New("octostore: semaphore full")              // 409 on a semaphore acquire
 	ErrStaleToken    = errors.New("octostore: stale fencing token")         // 409 on a fence check
+	// ErrRevoked ends an event stream whose token was revoked or rotated
+	// while it was open (the server's final "revoked" event). It is a case
+	// of ErrUnauthorized: errors.Is(ErrRevoked, ErrUnauthorized) holds, as
+	// a new request with that token would get 401.
+	ErrRevoked = fmt.Errorf("octostore: token revoked while the event stream was open: %w", ErrUnauthorized)
 )
 
 // APIError is any error response from the server.

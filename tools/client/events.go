@@ -16,9 +16,16 @@ import (
 // Event is one server-sent event from /events or /locks/{name}/watch. Fields
 // that do not apply to the event type are zero.
 type Event struct {
-	ID           string    `json:"-"`    // the SSE id line
-	Seq          uint64    `json:"seq"`  // server sequence number
-	Type         string    `json:"type"` // lock.acquired, lock.renewed, lock.released, lock.expired, lock.state, flag.set, flag.deleted, config.written, config.deleted, limit.denied, limit.reset, lagged
+	// ID is the stream's last event id at this event (the SSE id line; as
+	// SSE says, a frame without one, lagged or revoked, keeps the previous
+	// one): give it back as EventFilter.LastEventID to resume after it.
+	ID string `json:"-"`
+	// Seq numbers the events the caller may see (every lock event and the
+	// caller's own flag, config and limit events; the admin key: every
+	// event), consecutive on an unfiltered stream: other users' activity
+	// leaves no gaps.
+	Seq          uint64    `json:"seq"`
+	Type         string    `json:"type"` // lock.acquired, lock.renewed, lock.released, lock.expired, lock.state, flag.set, flag.deleted, config.written, config.deleted, limit.denied, limit.reset, lagged, revoked, reset
 	Kind         string    `json:"kind"` // lock, flag, config, limit
 	Name         string    `json:"name"`
 	Owner        string    `json:"owner,omitempty"`
@@ -45,12 +52,24 @@ const (
 	EventLockExpired  = "lock.expired"
 	EventLockState    = "lock.state"
 	EventLagged       = "lagged"
+	// EventRevoked is the last event of a stream whose token was revoked
+	// or rotated; the stream then ends with ErrRevoked.
+	EventRevoked = "revoked"
+	// EventReset is the first event of a stream that could not resume after
+	// EventFilter.LastEventID: events may have been missed, so resynchronise
+	// from a listing. The stream goes on from the present.
+	EventReset = "reset"
 )
 
 // EventFilter selects events on /events. Zero fields select everything.
 type EventFilter struct {
 	Kind   string // lock, flag, config, limit
 	Prefix string // name prefix
+	// LastEventID resumes a stream: the ID of the last event received
+	// (sent as Last-Event-ID). The new stream starts with the events after
+	// it that the filter selects, numbered as before, or with a reset event
+	// when the server no longer has them all.
+	LastEventID string
 }
 
 // EventStream is an open event subscription. Read events from C until it is
@@ -65,8 +84,9 @@ type EventStream struct {
 }
 
 // Err returns why the stream ended: nil after Close or context cancellation,
-// ErrLagged when the server dropped a slow subscriber, io.ErrUnexpectedEOF
-// when the connection ended, or a read error. Valid once C is closed.
+// ErrLagged when the server dropped a slow subscriber, ErrRevoked when the
+// token was revoked or rotated, io.ErrUnexpectedEOF when the connection
+// ended, or a read error. Valid once C is closed.
 func (s *EventStream) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -95,7 +115,7 @@ func (c *Client) Events(ctx context.Context, f EventFilter) (*EventStream, error
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	return c.openStream(ctx, path)
+	return c.openStream(ctx, path, f.LastEventID)
 }
 
 // WatchLock subscribes to one lock's events. The first event is lock.state
@@ -104,10 +124,10 @@ func (c *Client) WatchLock(ctx context.Context, name string) (*EventStream, erro
 	if err := checkName("lock name", name); err != nil {
 		return nil, err
 	}
-	return c.openStream(ctx, "/locks/"+seg(name)+"/watch")
+	return c.openStream(ctx, "/locks/"+seg(name)+"/watch", "")
 }
 
-func (c *Client) openStream(parent context.Context, path string) (*EventStream, error) {
+func (c *Client) openStream(parent context.Context, path, lastEventID string) (*EventStream, error) {
 	ctx, cancel := context.WithCancel(parent)
 	req, err := http.NewRequestWithContext(ctx, "GET", c.baseURL+path, nil)
 	if err != nil {
@@ -116,6 +136,9 @@ func (c *Client) openStream(parent context.Context, path string) (*EventStream, 
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
 	if p := c.auth.Load(); p != nil {
 		req.Header.Set("Authorization", *p)
 	}
@@ -167,8 +190,8 @@ func (c *Client) openStream(parent context.Context, path string) (*EventStream, 
 const maxEventSize = 1 << 20
 
 // readEvents parses a text/event-stream body and calls emit for each event
-// until emit returns false, the body ends, or an event of type "lagged"
-// (after which it returns ErrLagged). Comments (heartbeats ": ping") are
+// until emit returns false, the body ends, or an event of type "lagged" or
+// "revoked" (after which it returns ErrLagged or ErrRevoked). Comments (heartbeats ": ping") are
 // skipped; several data lines are joined with "\n" as the SSE spec says.
 func readEvents(r io.Reader, emit func(Event) bool) error {
 	sc := bufio.NewScanner(r)
@@ -194,8 +217,11 @@ func readEvents(r io.Reader, emit func(Event) bool) error {
 			if !emit(ev) {
 				return nil
 			}
-			if ev.Type == EventLagged {
+			switch ev.Type {
+			case EventLagged:
 				return ErrLagged
+			case EventRevoked:
+				return ErrRevoked
 			}
 			continue
 		}

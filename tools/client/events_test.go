@@ -76,6 +76,12 @@ func TestReadEvents(t *testing.T) {
 			wantErr: ErrLagged,
 		},
 		{
+			name:    "revoked ends the stream, keeping the last id",
+			stream:  "id: e-4\nevent: flag.set\ndata: {\"seq\":4,\"type\":\"flag.set\"}\n\nevent: revoked\ndata: {\"seq\":4,\"type\":\"revoked\"}\n\nid: e-5\ndata: {\"seq\":5}\n\n",
+			want:    []Event{{ID: "e-4", Seq: 4, Type: "flag.set"}, {ID: "e-4", Seq: 4, Type: "revoked"}},
+			wantErr: ErrRevoked,
+		},
+		{
 			name:    "event without data is not dispatched",
 			stream:  "event: lock.acquired\n\ndata: {\"seq\":3}\n\n",
 			want:    []Event{{Seq: 3, Type: "message"}},
@@ -116,6 +122,7 @@ func FuzzReadEvents(f *testing.F) {
 	f.Add("id: 1\nevent: lock.acquired\ndata: {\"seq\":1}\n\n: ping\n\n")
 	f.Add("data: a\r\ndata: b\r\r\n\n")
 	f.Add("event: lagged\ndata: {\"type\":\"lagged\"}\n\n")
+	f.Add("event: revoked\ndata: {\"type\":\"revoked\"}\n\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		n := 0
 		readEvents(strings.NewReader(s), func(Event) bool { n++; return n < 1000 })

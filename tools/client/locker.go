@@ -52,19 +52,23 @@ type Locker struct {
 
 	mu  sync.Mutex // guards cur
 	cur *holding   // the current acquisition, nil before the first
+
+	updates chan struct{} // capacity 1: a renewal attempt ended or the lock was lost (Updates)
 }
 
 // holding is one acquisition of the lock. lease and err change under
 // Locker.mu; done is closed exactly once (closed guards it), when the lock is
 // lost or unlocked.
 type holding struct {
-	lease   Lease
-	held    bool
-	done    chan struct{}
-	closed  bool
-	err     error              // why it ended: nil after Unlock, wraps ErrLockLost when lost
-	cancel  context.CancelFunc // stops the renewal goroutine
-	stopped chan struct{}      // closed when the renewal goroutine has returned
+	lease    Lease
+	deadline time.Time // local: send time of the last successful grant or renewal + TTL
+	renewErr error     // the latest renewal attempt's error; nil after a success
+	held     bool
+	done     chan struct{}
+	closed   bool
+	err      error              // why it ended: nil after Unlock, wraps ErrLockLost when lost
+	cancel   context.CancelFunc // stops the renewal goroutine
+	stopped  chan struct{}      // closed when the renewal goroutine has returned
 }
 
 // LockerOption configures a Locker.
@@ -101,7 +105,7 @@ func WithMetadata(m string) LockerOption { return func(l *Locker) { l.meta = &m 
 // (NewHolderID) unless WithHolderID sets one.
 func NewLocker(c *Client, name string, ttl time.Duration, opts ...LockerOption) *Locker {
 	l := &Locker{c: c, name: name, ttl: ttl, holderID: NewHolderID(), clk: realClock{},
-		pollMin: 100 * time.Millisecond, pollMax: 2 * time.Second}
+		pollMin: 100 * time.Millisecond, pollMax: 2 * time.Second, updates: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(l)
 	}
@@ -113,6 +117,14 @@ func (l *Locker) Name() string { return l.name }
 
 // HolderID returns the holder id the Locker acquires with ("" none).
 func (l *Locker) HolderID() string { return l.holderID }
+
+// ErrLeaseExpired is the cause (under ErrLockLost) of a loss by the lease's
+// local deadline passing without a successful renewal, as opposed to a
+// renewal the server refused.
+var ErrLeaseExpired = errors.New("lease ran out without a successful renewal")
+
+// TTL returns the lease's time-to-live.
+func (l *Locker) TTL() time.Duration { return l.ttl }
 
 // closedChan is returned by Done before the first acquisition.
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -149,6 +161,49 @@ func (l *Locker) Lease() Lease {
 		return Lease{}
 	}
 	return l.cur.lease
+}
+
+// LeaseHealth is what a Locker knows of its current lease, for a holder that
+// must stop acting before the lease can run out (Health).
+type LeaseHealth struct {
+	// Deadline is when the lease ends unless it is renewed, on this
+	// process's clock: the time the last successful grant or renewal was
+	// sent plus the TTL. The server granted it at some instant after that
+	// send, so its own expiry (expires_at: grant time + TTL on its clock)
+	// is no earlier, by the request's one-way latency and the server's
+	// processing time: the server's expires_at minus the round trip's
+	// uncertainty. Only this process's monotonic clock is read; the offset
+	// between the two clocks does not matter, their rates are assumed equal
+	// (a difference in rate over one TTL is the caller's margin to keep).
+	// Zero when the lock is not held.
+	Deadline time.Time
+	// RenewErr is the error of the latest renewal attempt, nil when it
+	// succeeded or none was made since the grant. An attempt that has no
+	// answer within TTL/6 counts as failed (context.DeadlineExceeded), so a
+	// server that stops answering shows here well before the deadline.
+	RenewErr error
+}
+
+// Health returns the state of the current lease (zero when not held).
+func (l *Locker) Health() LeaseHealth {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cur == nil || !l.cur.held {
+		return LeaseHealth{}
+	}
+	return LeaseHealth{Deadline: l.cur.deadline, RenewErr: l.cur.renewErr}
+}
+
+// Updates returns a channel that receives after every renewal attempt, and
+// when the lock is lost or unlocked; read Health (or Done) then. Sends never
+// block: several updates between two receives arrive as one.
+func (l *Locker) Updates() <-chan struct{} { return l.updates }
+
+func (l *Locker) notify() {
+	select {
+	case l.updates <- struct{}{}:
+	default:
+	}
 }
 
 // Held reports whether the lock is held right now (as far as this process
@@ -200,7 +255,7 @@ func (l *Locker) acquire(ctx context.Context, wait time.Duration) error {
 		// (a server without holder ids, or no holder id given).
 		return &LockHeldError{Name: l.name, Holder: lease.Holder, ExpiresAt: lease.ExpiresAt}
 	}
-	h := &holding{lease: *lease, held: true, done: make(chan struct{}), stopped: make(chan struct{})}
+	h := &holding{lease: *lease, deadline: sentAt.Add(l.ttl), held: true, done: make(chan struct{}), stopped: make(chan struct{})}
 	var rctx context.Context
 	rctx, h.cancel = context.WithCancel(context.Background())
 	l.mu.Lock()
@@ -315,7 +370,7 @@ func transient(err error) bool {
 
 // renew keeps h alive until ctx is cancelled (Unlock) or the lease is lost.
 // expiry is the local deadline: the send time of the last successful grant or
-// renewal plus the TTL (the server's clock is not trusted).
+// renewal plus the TTL (the server's clock is not read; LeaseHealth).
 func (l *Locker) renew(ctx context.Context, h *holding, expiry time.Time) {
 	defer close(h.stopped)
 	interval := l.ttl / 3
@@ -332,10 +387,13 @@ func (l *Locker) renew(ctx context.Context, h *holding, expiry time.Time) {
 		}
 		now := l.clk.Now()
 		if !now.Before(expiry) {
-			l.lose(h, fmt.Errorf("lease expired at %s without a successful renewal", expiry.Format(time.RFC3339Nano)))
+			l.lose(h, fmt.Errorf("%w (local deadline %s)", ErrLeaseExpired, expiry.Format(time.RFC3339Nano)))
 			return
 		}
-		rctx, cancel := context.WithTimeout(ctx, expiry.Sub(now))
+		// An attempt gets half the renewal interval: a server that stops
+		// answering is reported (RenewErr) well before the deadline, and
+		// the attempts are retried until it.
+		rctx, cancel := context.WithTimeout(ctx, min(expiry.Sub(now), max(interval/2, time.Millisecond)))
 		var lease *Lease
 		var err error
 		if l.sem > 0 {
@@ -353,9 +411,15 @@ func (l *Locker) renew(ctx context.Context, h *holding, expiry time.Time) {
 			l.mu.Lock()
 			h.lease.ExpiresAt = lease.ExpiresAt
 			h.lease.Status = lease.Status
+			h.deadline, h.renewErr = expiry, nil
 			l.mu.Unlock()
+			l.notify()
 			continue
 		}
+		l.mu.Lock()
+		h.renewErr = err
+		l.mu.Unlock()
+		l.notify()
 		if !transient(err) && !errors.Is(err, context.DeadlineExceeded) {
 			l.lose(h, err) // refused: not found / not owned, auth, validation
 			return
@@ -379,6 +443,7 @@ func (l *Locker) lose(h *holding, cause error) {
 		h.closed = true
 		close(h.done)
 	}
+	l.notify()
 }
 
 // Unlock stops renewal and releases the lock. If the lock was already lost it
@@ -420,5 +485,6 @@ func (l *Locker) Unlock(ctx context.Context) error {
 		close(h.done)
 	}
 	l.mu.Unlock()
+	l.notify()
 	return err
 }

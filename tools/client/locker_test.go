@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -220,6 +221,82 @@ func TestLockerSurvivesATransientFailure(t *testing.T) {
 	select {
 	case <-l.Done():
 		t.Fatalf("lost after one transient failure: %v", l.Err())
+	default:
+	}
+}
+
+// TestLockerHealth: Health tells the local deadline (send time of the last
+// successful grant or renewal + TTL) and the latest renewal error, and
+// Updates signals every renewal attempt: what lock run's stop schedule reads.
+func TestLockerHealth(t *testing.T) {
+	srv, alice, _ := fakeOffContract(t)
+	l, clk := newFakeLocker(t, alice, "job", 3*time.Second)
+	if h := l.Health(); h != (LeaseHealth{}) {
+		t.Fatalf("health before the lock: %+v", h)
+	}
+	t0 := clk.Now()
+	if err := l.TryLock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h := l.Health(); !h.Deadline.Equal(t0.Add(3*time.Second)) || h.RenewErr != nil {
+		t.Fatalf("health after the grant: %+v", h)
+	}
+	var fail atomic.Bool
+	fail.Store(true)
+	srv.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if fail.Load() {
+			w.WriteHeader(503)
+			return true
+		}
+		return false
+	})
+	clk.Advance(clk.WaitForWaiter(t)) // the renewal at TTL/3 fails
+	<-l.Updates()
+	if h := l.Health(); !h.Deadline.Equal(t0.Add(3*time.Second)) || !errors.Is(h.RenewErr, ErrUnavailable) {
+		t.Fatalf("health after a failed renewal: %+v", h)
+	}
+	fail.Store(false)
+	clk.Advance(clk.WaitForWaiter(t)) // the retry succeeds
+	<-l.Updates()
+	if h := l.Health(); !h.Deadline.Equal(clk.Now().Add(3*time.Second)) || h.RenewErr != nil {
+		t.Fatalf("health after a renewal at %v: %+v", clk.Now(), h)
+	}
+	if err := l.Unlock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-l.Updates()
+	if h := l.Health(); h != (LeaseHealth{}) {
+		t.Fatalf("health after Unlock: %+v", h)
+	}
+}
+
+// TestLockerHangingRenewalIsAFailure: a renewal the server does not answer
+// (a proxy that stopped forwarding) is reported as failed after TTL/6, long
+// before the deadline, so that a holder can start stopping early.
+func TestLockerHangingRenewalIsAFailure(t *testing.T) {
+	srv, alice, _ := fakeOffContract(t)
+	l, clk := newFakeLocker(t, alice, "job", 3*time.Second)
+	if err := l.TryLock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := l.Health().Deadline
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) }) // before the server closes: it waits for its handlers
+	srv.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		select { // no answer: the client gives up (and keeps the connection)
+		case <-r.Context().Done():
+		case <-stop:
+		}
+		return true
+	})
+	clk.Advance(clk.WaitForWaiter(t))
+	<-l.Updates()
+	if h := l.Health(); !h.Deadline.Equal(deadline) || !errors.Is(h.RenewErr, context.DeadlineExceeded) {
+		t.Fatalf("health after a renewal without an answer: %+v", h)
+	}
+	select {
+	case <-l.Done():
+		t.Fatal("lost before the deadline")
 	default:
 	}
 }

@@ -131,6 +131,16 @@ func (s *Semaphore) Err() error { return s.l.Err() }
 // expiry, and the semaphore's Limit and Holders when granted.
 func (s *Semaphore) Lease() Lease { return s.l.Lease() }
 
+// TTL is the slot's time-to-live (as Locker.TTL).
+func (s *Semaphore) TTL() time.Duration { return s.l.TTL() }
+
+// Health is the state of the held slot's lease (as Locker.Health).
+func (s *Semaphore) Health() LeaseHealth { return s.l.Health() }
+
+// Updates receives after every renewal attempt and when the slot is lost
+// or released (as Locker.Updates).
+func (s *Semaphore) Updates() <-chan struct{} { return s.l.Updates() }
+
 // Held reports whether the slot is held.
 func (s *Semaphore) Held() bool { return s.l.Held() }
 

@@ -11,12 +11,13 @@ import (
 	"testing"
 
 	"github.com/octostore/octostore/persistence"
+	"github.com/octostore/octostore/tools/servertest"
 )
 
 // TestServeRefusesBadDatabases: `octostore serve` exits with status 1 and
-// a clear message instead of serving a database written by a newer
-// octostore, or a file that is not a database: exactly the message
-// docs/operations.md ("Start-up checks") quotes.
+// a clear message instead of serving a database another process serves, a
+// database written by a newer octostore, or a file that is not a database:
+// exactly the message docs/operations.md ("Start-up checks") quotes.
 func TestServeRefusesBadDatabases(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "operations.md"))
 	if err != nil {
@@ -38,10 +39,15 @@ func TestServeRefusesBadDatabases(t *testing.T) {
 	if err := os.WriteFile(garbage, bytes.Repeat([]byte("not a database "), 1000), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A database served by another process (the lock file's holder).
+	served := filepath.Join(dir, "served.db")
+	first := servertest.Serve(t, binary(t), "--db", served, "--static-tokens", "a:tok")
 	for _, c := range []struct {
 		db, doc string
 		subst   []string // doc placeholder, value, ...
 	}{
+		{served, "database is being served by another process: PATH (pid N holds the lock on PATH.lock); stop that server first, or give this one another --db",
+			[]string{"PATH.lock", persistence.LockPath(served), "PATH", served, "pid N", fmt.Sprint("pid ", first.Cmd.Process.Pid)}},
 		{newer, "database schema is newer than this octostore: database PATH has schema version N, this binary knows up to M; upgrade octostore",
 			[]string{"PATH", newer, "version N", fmt.Sprint("version ", v), "up to M", fmt.Sprint("up to ", persistence.SchemaVersion())}},
 		{garbage, "open database PATH: file is not a database", []string{"PATH", garbage}},

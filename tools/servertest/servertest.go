@@ -145,7 +145,7 @@ func Serve(t testing.TB, bin string, args ...string) *Proc {
 	if !slices.Contains(args, "--db") {
 		all = append(all, "--db", filepath.Join(t.TempDir(), "octostore.db"))
 	}
-	var stderr lockedBuffer
+	var stderr Buffer
 	p, err := Start(bin, append(all, args...), &stderr, time.Minute)
 	if err != nil {
 		t.Fatalf("%v: %s", err, stderr.String())
@@ -158,20 +158,22 @@ func Serve(t testing.TB, bin string, args ...string) *Proc {
 	return p
 }
 
-// lockedBuffer is a bytes.Buffer safe for the writer goroutine of
-// exec.Cmd and a reader.
-type lockedBuffer struct {
+// Buffer is a bytes.Buffer that one goroutine may write (a process's
+// stderr, a server's log) while another reads it. The zero value is ready.
+type Buffer struct {
 	mu sync.Mutex // guards b
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (l *Buffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+// String is everything written so far.
+func (l *Buffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -993,7 +994,42 @@ func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request, parts []str
 		etag(v)
 		writeJSON(w, 200, entry(c, v))
 	case len(parts) == 3 && parts[2] == "history" && r.Method == "GET":
-		writeJSON(w, 200, map[string]any{"versions": c.versions})
+		// Pages, newest first, as the server gives them: ?limit= (10, at
+		// most 100) and ?cursor= (the version to start below).
+		limit, before := 10, int64(math.MaxInt64)
+		q := r.URL.Query()
+		if l := q.Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n < 1 || n > 100 {
+				writeErr(w, 422, "limit must be an integer from 1 to 100")
+				return
+			}
+			limit = n
+		}
+		if cur := q.Get("cursor"); cur != "" {
+			n, err := strconv.ParseInt(strings.TrimPrefix(cur, "fake-"), 10, 64)
+			if err != nil || n < 1 || !strings.HasPrefix(cur, "fake-") {
+				writeErr(w, 422, "cursor is not one this server gave")
+				return
+			}
+			before = n
+		}
+		page := []cfgVersion{}
+		var next string
+		for i := len(c.versions) - 1; i >= 0; i-- {
+			if v := c.versions[i]; v.Version < before {
+				if len(page) == limit {
+					next = fmt.Sprint("fake-", page[len(page)-1].Version)
+					break
+				}
+				page = append(page, v)
+			}
+		}
+		out := map[string]any{"versions": page}
+		if next != "" {
+			out["next_cursor"] = next
+		}
+		writeJSON(w, 200, out)
 	case len(parts) == 2 && r.Method == "DELETE":
 		delete(s.configs, user+"/"+parts[1])
 		s.publish(map[string]any{"type": "config.deleted", "kind": "config", "name": parts[1], "owner": user})
