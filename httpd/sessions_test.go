@@ -166,3 +166,36 @@ func TestSessionExpiresOverHTTP(t *testing.T) {
 	}
 	lkDo(t, a, "POST", "/locks/e1/acquire", "tokB", `{"ttl_seconds":5}`).expect(t, 200)
 }
+
+// GET /sessions?owner=: the admin key narrows its listing to one user's
+// sessions (by login, shown as the owner); a user may name only themselves;
+// an owner no account has is 422, as for the other owned listings.
+func TestSessionsListOwner(t *testing.T) {
+	a := waitStart(t, httpd.TestOptions{})
+	alice := lkDo(t, a, "POST", "/sessions", "tokA", `{"ttl_seconds":60}`).expect(t, 200).body["session_id"]
+	bob := lkDo(t, a, "POST", "/sessions", "tokB", `{"ttl_seconds":60}`).expect(t, 200).body["session_id"]
+	ids := func(r lkResp) (out []string) {
+		for _, s := range r.body["sessions"].([]any) {
+			m := s.(map[string]any)
+			out = append(out, fmt.Sprint(m["owner"], ":", m["session_id"]))
+		}
+		return out
+	}
+	admin := []string{"X-Admin-Key", "admin-secret"}
+	if got := ids(lkDo(t, a, "GET", "/sessions?owner=bob", "", "", admin...).expect(t, 200)); fmt.Sprint(got) != fmt.Sprint([]string{"bob:" + bob.(string)}) {
+		t.Fatalf("admin ?owner=bob: %v", got)
+	}
+	if got := ids(lkDo(t, a, "GET", "/sessions", "", "", admin...).expect(t, 200)); len(got) != 2 {
+		t.Fatalf("admin, every user's: %v", got)
+	}
+	if r := lkDo(t, a, "GET", "/sessions?owner=alice", "tokA", "").expect(t, 200); r.body["total"].(float64) != 1 ||
+		r.body["sessions"].([]any)[0].(map[string]any)["session_id"] != alice {
+		t.Fatalf("alice ?owner=alice: %v", r.body)
+	}
+	lkDo(t, a, "GET", "/sessions?owner=bob", "tokA", "").expect(t, 403)
+	e := lkDo(t, a, "GET", "/sessions?owner=nobody", "", "", admin...).expect(t, 422)
+	if !strings.Contains(e.body["error"].(string), "owner") {
+		t.Fatalf("unknown owner: %v", e.body)
+	}
+	lkDo(t, a, "GET", "/sessions?owner=bad.name", "", "", admin...).expect(t, 422)
+}
