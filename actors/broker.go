@@ -12,7 +12,8 @@ import (
 )
 
 // Events that end or start a stream rather than report a change. The broker
-// makes lagged, revoked and reset; the watch handler makes lock.state.
+// makes lagged, revoked and reset; the watch handlers make lock.state and
+// config.state (EventConfigState).
 const (
 	// EventLagged is the last event of a subscription that fell behind: the
 	// broker closes the subscription right after it.
@@ -46,9 +47,15 @@ const (
 // Fan-out. Subscriptions are indexed by what they can see: lock and
 // semaphore events go to the subscriptions of every lock and semaphore and
 // to the watchers of that name; an owner's session, flag, config and limit
-// events go to that owner's subscriptions
-// and the admin's. Publishing costs O(subscriptions indexed under the
-// event), never O(all subscriptions).
+// events go to that owner's subscriptions, the admin's, and the watchers of
+// that one owner's resource (a filter with an owned Kind, a Name and an
+// Owner: a config watch). Publishing costs O(subscriptions indexed under
+// the event), never O(all subscriptions).
+//
+// Values. A config event carries the version's value and description
+// (Event.Value, up to 100 KiB) for the subscriptions that ask for them
+// (Filter.Values); each of those may have at most ValueBytes of values
+// queued, or it is cut off as lagged. The replay buffer keeps no values.
 //
 // Resuming. The broker keeps the last Replay events; Resume starts a
 // subscription with the events after a given id that it may see (numbered
@@ -60,19 +67,21 @@ const (
 // long: Take only swaps the queue out), so the critical section is short
 // and bounded by the number of subscriptions indexed under the event.
 type Broker struct {
-	buffer int
-	epoch  string // names this broker's numbering in ids
-	now    func() time.Time
+	buffer     int
+	valueBytes int    // BrokerOptions.ValueBytes
+	epoch      string // names this broker's numbering in ids
+	now        func() time.Time
 
 	mu      sync.Mutex
-	seq     uint64            // events published: the admin's scope
-	lockSeq uint64            // lock and semaphore events published: every user's scope has them
-	scopes  map[string]*scope // by owner (user id)
-	all     subSet            // every open subscription
-	locks   subSet            // lock and semaphore events of every name
-	watch   map[string]subSet // lock and semaphore events of one name (Filter.Name)
-	admins  subSet            // every owner's flag, config and limit events
-	ring    []Event           // the last events published (Seq: the admin's number), oldest at ringAt when full
+	seq     uint64                 // events published: the admin's scope
+	lockSeq uint64                 // lock and semaphore events published: every user's scope has them
+	scopes  map[string]*scope      // by owner (user id)
+	all     subSet                 // every open subscription
+	locks   subSet                 // lock and semaphore events of every name
+	watch   map[string]subSet      // lock and semaphore events of one name (Filter.Name)
+	owned   map[watchedName]subSet // events of one owner's one flag, config key or limit (Filter.watches)
+	admins  subSet                 // every owner's session, flag, config and limit events
+	ring    []Event                // the last events published (Seq: the admin's number), oldest at ringAt when full
 	ringAt  int
 	closed  bool
 
@@ -93,12 +102,22 @@ type scope struct {
 
 type subSet map[*Subscription]struct{}
 
+// watchedName names one owner's resource of one kind: the index of the
+// subscriptions that watch it.
+type watchedName struct{ kind, owner, name string }
+
 // BrokerOptions tune a Broker.
 type BrokerOptions struct {
 	// Buffer is the number of events a subscriber may be behind before it is
 	// cut off (default DefaultEventBuffer). A resumed subscription replays at
 	// most Buffer events.
 	Buffer int
+	// ValueBytes bounds the bytes of config values (Event.Value) queued for
+	// one subscriber that asked for them (Filter.Values); one that falls
+	// further behind is cut off like one over Buffer (default
+	// DefaultEventValueBytes). A config value is up to 100 KiB: without it a
+	// slow watcher could hold Buffer of them.
+	ValueBytes int
 	// Replay is the number of recent events kept for Resume (default
 	// DefaultEventReplay).
 	Replay int
@@ -120,11 +139,15 @@ func NewBroker(o BrokerOptions) *Broker {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.ValueBytes <= 0 {
+		o.ValueBytes = DefaultEventValueBytes
+	}
 	var e [4]byte
 	_, _ = rand.Read(e[:]) // never fails (crypto/rand)
 	return &Broker{
-		buffer: o.Buffer, epoch: hex.EncodeToString(e[:]), now: o.Now,
-		scopes: map[string]*scope{}, all: subSet{}, locks: subSet{}, watch: map[string]subSet{}, admins: subSet{},
+		buffer: o.Buffer, valueBytes: o.ValueBytes, epoch: hex.EncodeToString(e[:]), now: o.Now,
+		scopes: map[string]*scope{}, all: subSet{}, locks: subSet{}, watch: map[string]subSet{},
+		owned: map[watchedName]subSet{}, admins: subSet{},
 		ring: make([]Event, 0, o.Replay),
 	}
 }
@@ -135,6 +158,13 @@ type Filter struct {
 	Kind   string // "" (every kind), lock, semaphore, session, flag, config or limit
 	Prefix string // name prefix ("" for every name)
 	Name   string // exact name ("" for every name)
+	// Owner is the exact owner (a user id) of the session, flag, config and
+	// limit events ("" for every owner the subscriber may see). With an owned Kind
+	// and a Name it makes a watch of one resource, indexed under it alone.
+	Owner string
+	// Values asks for the values of config events (Event.Value,
+	// Description): a config watch. Without it they are left out.
+	Values bool
 	// Login (the subscriber's user id, as events' Owner and Holder are)
 	// and Admin say who subscribes. Locks and semaphores are one shared
 	// namespace: everybody sees their events, but the lease id (and the
@@ -162,6 +192,9 @@ func (f *Filter) allows(e *Event) bool {
 	if f.Prefix != "" && !strings.HasPrefix(e.Name, f.Prefix) {
 		return false
 	}
+	if f.Owner != "" && !sharedKind(e.Kind) && e.Owner != f.Owner {
+		return false
+	}
 	return f.sees(e)
 }
 
@@ -169,17 +202,28 @@ func (f *Filter) allows(e *Event) bool {
 // whose events everybody sees (lease, holder and session ids aside).
 func sharedKind(kind string) bool { return kind == "lock" || kind == "semaphore" }
 
-// locksWanted and ownedWanted say which index the subscription is under:
-// the shared kinds' (locks, semaphores) or the owner's.
+// locksWanted, ownedWanted and watches say which index the subscription is
+// under: the shared kinds' (locks, semaphores), the owner's, or watches
+// (one owner's resource), which excludes the other two.
 func (f *Filter) locksWanted() bool { return f.Kind == "" || sharedKind(f.Kind) }
 func (f *Filter) ownedWanted() bool { return !sharedKind(f.Kind) }
+func (f *Filter) watches() (watchedName, bool) {
+	if f.Kind == "" || sharedKind(f.Kind) || f.Name == "" || f.Owner == "" {
+		return watchedName{}, false
+	}
+	return watchedName{f.Kind, f.Owner, f.Name}, true
+}
 
 // Visible returns e as the subscriber may see it: without the lease id, the
 // holder id and the session id unless the subscriber holds the lock (or
-// slot) or is the admin.
+// slot) or is the admin; without config values unless it asked for them
+// (Values).
 func (f *Filter) Visible(e Event) Event {
 	if (e.LeaseID != "" || e.HolderID != "" || e.SessionID != "") && !f.Admin && e.Holder != f.Login {
 		e.LeaseID, e.HolderID, e.SessionID = "", "", ""
+	}
+	if !f.Values {
+		e.Value, e.Description = nil, ""
 	}
 	return e
 }
@@ -194,11 +238,13 @@ type Subscription struct {
 	ready chan struct{} // capacity 1: there is something to Take, or the subscription ended
 	open  bool          // registered with the broker; guarded by Broker.mu
 
-	// mu guards queue, done and lagged. Lock order: Broker.mu, then mu.
-	mu     sync.Mutex
-	queue  []Event
-	done   bool
-	lagged bool
+	// mu guards queue, valueBytes, done and lagged. Lock order: Broker.mu,
+	// then mu.
+	mu         sync.Mutex
+	queue      []Event
+	valueBytes int // of the queued events' values
+	done       bool
+	lagged     bool
 }
 
 // Ready is signalled when events are queued or the subscription ends; then
@@ -211,6 +257,7 @@ func (s *Subscription) Ready() <-chan struct{} { return s.ready }
 func (s *Subscription) Take(buf []Event) ([]Event, bool) {
 	s.mu.Lock()
 	buf = append(buf, s.queue...)
+	s.valueBytes = 0
 	if cap(s.queue) > 256 {
 		s.queue = nil // a burst is over: give its memory back
 	} else {
@@ -285,6 +332,7 @@ func (s *Subscription) Revoke() {
 	s.mu.Lock()
 	clear(s.queue)
 	s.queue = append(s.queue[:0], ev)
+	s.valueBytes = 0
 	s.mu.Unlock()
 	b.revoked.Add(1)
 	b.removeLocked(s)
@@ -312,6 +360,8 @@ func (b *Broker) Subscribe(f Filter) (*Subscription, error) {
 // another broker) it starts with a reset event, numbered as the
 // subscriber's position, and continues from now. Either way nothing is
 // delivered twice or out of order, and nothing is skipped without a reset.
+// Replayed config events carry no values (Filter.Values): the broker does
+// not keep them.
 func (b *Broker) Resume(f Filter, last string) (*Subscription, error) {
 	return b.subscribe(f, last, true)
 }
@@ -394,6 +444,16 @@ func (b *Broker) replayLocked(s *Subscription, last string) ([]Event, bool) {
 func (b *Broker) addLocked(s *Subscription) {
 	s.open = true
 	b.all[s] = struct{}{}
+	b.subscribers.Add(1)
+	if k, ok := s.f.watches(); ok {
+		w := b.owned[k]
+		if w == nil {
+			w = subSet{}
+			b.owned[k] = w
+		}
+		w[s] = struct{}{}
+		return
+	}
 	if s.f.locksWanted() {
 		if s.f.Name != "" {
 			w := b.watch[s.f.Name]
@@ -416,7 +476,6 @@ func (b *Broker) addLocked(s *Subscription) {
 			s.scope.subs[s] = struct{}{}
 		}
 	}
-	b.subscribers.Add(1)
 }
 
 func (b *Broker) removeLocked(s *Subscription) {
@@ -434,6 +493,14 @@ func (b *Broker) removeLocked(s *Subscription) {
 		delete(w, s)
 		if len(w) == 0 {
 			delete(b.watch, s.f.Name)
+		}
+	}
+	if k, ok := s.f.watches(); ok {
+		if w := b.owned[k]; w != nil {
+			delete(w, s)
+			if len(w) == 0 {
+				delete(b.owned, k)
+			}
 		}
 	}
 	s.mu.Lock()
@@ -462,13 +529,16 @@ func (b *Broker) Publish(e Event) {
 	} else {
 		sc := b.scopeLocked(e.Owner)
 		sc.seq++
-		n = b.fanOutLocked(&e, sc.subs) + b.fanOutLocked(&e, b.admins)
+		n = b.fanOutLocked(&e, sc.subs) + b.fanOutLocked(&e, b.admins) +
+			b.fanOutLocked(&e, b.owned[watchedName{e.Kind, e.Owner, e.Name}])
 	}
 	b.examined.Add(uint64(n))
 }
 
-// rememberLocked keeps e among the last Replay events.
+// rememberLocked keeps e among the last Replay events, without its config
+// value (Replay of them would be up to 100 KiB each).
 func (b *Broker) rememberLocked(e Event) {
+	e.Value, e.Description = nil, ""
 	if len(b.ring) < cap(b.ring) {
 		b.ring = append(b.ring, e)
 		return
@@ -478,7 +548,8 @@ func (b *Broker) rememberLocked(e Event) {
 }
 
 // fanOutLocked queues e for the subscriptions of set it passes and returns
-// how many it looked at. A subscription cut off is removed from set
+// how many it looked at. One with Buffer events or ValueBytes of values
+// queued is cut off instead. A subscription cut off is removed from set
 // meanwhile, which ranging over a map allows.
 func (b *Broker) fanOutLocked(e *Event, set subSet) int {
 	n := len(set)
@@ -489,8 +560,9 @@ func (b *Broker) fanOutLocked(e *Event, set subSet) int {
 		v := s.f.Visible(*e)
 		v.Seq = b.positionLocked(s)
 		s.mu.Lock()
-		if len(s.queue) < b.buffer {
+		if len(s.queue) < b.buffer && s.valueBytes+len(v.Value) <= b.valueBytes {
 			s.queue = append(s.queue, v)
+			s.valueBytes += len(v.Value)
 			s.mu.Unlock()
 			b.delivered.Add(1)
 			s.signal()

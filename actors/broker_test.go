@@ -240,6 +240,47 @@ func TestBrokerQueueMemory(t *testing.T) {
 	}
 }
 
+// Config values reach only subscribers that ask for them (a config watch),
+// and one of those that falls ValueBytes behind is cut off like one
+// Buffer behind; Filter.Owner narrows owner-scoped events to one owner (and
+// never widens what a user may see); the replay buffer keeps no values.
+func TestBrokerValues(t *testing.T) {
+	b := NewBroker(BrokerOptions{Buffer: 100, ValueBytes: 10})
+	watch, err := b.Subscribe(Filter{Kind: "config", Name: "k", Owner: "alice", Admin: true, Values: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := b.Subscribe(Filter{Admin: true})
+	spy, _ := b.Subscribe(Filter{Kind: "config", Name: "k", Owner: "alice", Login: "bob", Values: true})
+	b.Publish(Event{Type: EventConfigWritten, Kind: "config", Name: "k", Owner: "bob", Version: 1, Value: []byte(`"bob"`)})
+	b.Publish(Event{Type: EventConfigWritten, Kind: "config", Name: "k", Owner: "alice", Version: 1, Value: []byte(`12345`), Description: "d"})
+	got, done := watch.Take(nil)
+	if done || len(got) != 1 || got[0].Owner != "alice" || string(got[0].Value) != "12345" || got[0].Description != "d" {
+		t.Fatalf("watch got %+v (done %v)", got, done)
+	}
+	if got, _ := all.Take(nil); len(got) != 2 || got[0].Value != nil || got[1].Value != nil || got[1].Description != "" {
+		t.Fatalf("/events got %+v", got)
+	}
+	if got, _ := spy.Take(nil); len(got) != 0 {
+		t.Fatalf("bob's watch of alice's key got %+v", got)
+	}
+	resumed, _ := b.Resume(Filter{Admin: true, Values: true}, b.ID(0))
+	if got, _ := resumed.Take(nil); len(got) != 2 || got[1].Owner != "alice" || got[1].Value != nil || got[1].Description != "" {
+		t.Fatalf("replayed with values: %+v", got)
+	}
+	// 10 bytes of values may wait; the 11th byte cuts the watch off.
+	b.Publish(Event{Type: EventConfigWritten, Kind: "config", Name: "k", Owner: "alice", Version: 2, Value: []byte(`123456`)})
+	b.Publish(Event{Type: EventConfigWritten, Kind: "config", Name: "k", Owner: "alice", Version: 3, Value: []byte(`1234`)})
+	b.Publish(Event{Type: EventConfigWritten, Kind: "config", Name: "k", Owner: "alice", Version: 4, Value: []byte(`1`)})
+	got, done = watch.Take(nil)
+	if !done || len(got) != 3 || got[2].Type != EventLagged || !watch.Lagged() {
+		t.Fatalf("after 11 bytes of values: %+v (done %v)", got, done)
+	}
+	if got, done := all.Take(nil); done || len(got) != 3 {
+		t.Fatalf("/events after the values: %+v %v", got, done)
+	}
+}
+
 // BenchmarkBrokerPublish: the cost of one publish with 4,000 open
 // subscriptions that may not or do not want the event (other users' config
 // streams, watches of other locks), next to 4,000 that do.
@@ -351,8 +392,9 @@ func TestBrokerNumbersPerScope(t *testing.T) {
 }
 
 // TestBrokerIndexesSubscribers: publishing looks only at the subscriptions
-// indexed under the event (issue 12 §9): watches of other locks and other
-// users' subscriptions to their own resources are never examined.
+// indexed under the event (issue 12 §9): watches of other locks, config
+// watches of other keys (the same owner's too) and other users'
+// subscriptions to their own resources are never examined.
 func TestBrokerIndexesSubscribers(t *testing.T) {
 	b := NewBroker(BrokerOptions{})
 	for i := 0; i < 500; i++ {
@@ -362,6 +404,14 @@ func TestBrokerIndexesSubscribers(t *testing.T) {
 		if _, err := b.Subscribe(Filter{Login: fmt.Sprint("u", i), Kind: "config"}); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := b.Subscribe(Filter{Login: "bob", Kind: "config", Owner: "bob", Name: fmt.Sprint("other-", i), Values: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var keyWatchers []*Subscription
+	for i := 0; i < 2; i++ {
+		w, _ := b.Subscribe(Filter{Login: "bob", Kind: "config", Owner: "bob", Name: "k", Values: true})
+		keyWatchers = append(keyWatchers, w)
 	}
 	var watchers []*Subscription
 	for i := 0; i < 3; i++ {
@@ -380,9 +430,10 @@ func TestBrokerIndexesSubscribers(t *testing.T) {
 	if n := examined(lockEv(EventLockAcquired, "x", "bob", "lease", 1)); n != 4 {
 		t.Fatalf("a lock event examined %d subscriptions, want 4", n)
 	}
-	// Bob's config event: bob's stream and the admin's.
-	if n := examined(ownedEv(EventConfigWritten, "config", "bob", "k")); n != 2 {
-		t.Fatalf("bob's config event examined %d subscriptions, want 2", n)
+	// Bob's config event: bob's stream, the admin's and the 2 watchers of
+	// bob's key k.
+	if n := examined(ownedEv(EventConfigWritten, "config", "bob", "k")); n != 4 {
+		t.Fatalf("bob's config event examined %d subscriptions, want 4", n)
 	}
 	// A user nobody watches: the admin's stream only.
 	if n := examined(ownedEv(EventFlagSet, "flag", "dave", "f")); n != 1 {
@@ -395,6 +446,15 @@ func TestBrokerIndexesSubscribers(t *testing.T) {
 	}
 	if got := drain(bobAll); len(got) != 2 {
 		t.Fatalf("bob got %+v", got)
+	}
+	for _, w := range keyWatchers {
+		if got := drain(w); len(got) != 1 || got[0].Name != "k" || got[0].Seq != 2 {
+			t.Fatalf("bob's watcher of k got %+v", got)
+		}
+		w.Close()
+	}
+	if _, ok := b.owned[watchedName{"config", "bob", "k"}]; ok {
+		t.Fatal("the owned index keeps a key without watchers")
 	}
 	if got := drain(admin); len(got) != 1 || got[0].Owner != "bob" {
 		t.Fatalf("admin (kind=config) got %+v", got)

@@ -1,7 +1,10 @@
 package actors
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -90,6 +93,26 @@ func (c *ConfigKeys) Put(ctx context.Context, owner, key string, w ConfigWrite) 
 	return answer(c.sys.call(ctx, configKey(owner, key), op), &op.config)
 }
 
+// Rollback writes a new version of owner's key (current + 1) whose value
+// and description are version n's, once committed, on the condition
+// expected (as ConfigWrite.Expected). Errors: *VersionConflictError when
+// the condition does not hold (checked first); ErrConfigNotFound for a key
+// that does not exist; ErrConfigVersionNotFound for a version never
+// written or no longer kept.
+func (c *ConfigKeys) Rollback(ctx context.Context, owner, key string, n, expected int64) (ConfigRecord, error) {
+	op := &rollbackConfig{version: n, expected: expected}
+	return answer(c.sys.call(ctx, configKey(owner, key), op), &op.config)
+}
+
+// State reads the key as its actor has it, committed: the current version
+// of a live key, the last version of a deleted one (Deleted set), or
+// version 0 for a key never written. For watches: every event of the key
+// with a version above it (or a delete of a live key) is news.
+func (c *ConfigKeys) State(ctx context.Context, owner, key string) (ConfigRecord, error) {
+	op := &stateConfig{}
+	return answer(c.sys.call(ctx, configKey(owner, key), op), &op.config)
+}
+
 // Get reads the current version (ErrConfigNotFound if the key does not
 // exist).
 func (c *ConfigKeys) Get(ctx context.Context, owner, key string) (ConfigRecord, error) {
@@ -160,8 +183,13 @@ type (
 		write  ConfigWrite
 		config ConfigRecord
 	}
-	getConfig    struct{ config ConfigRecord }
-	deleteConfig struct{ expected int64 }
+	getConfig      struct{ config ConfigRecord }
+	stateConfig    struct{ config ConfigRecord }
+	deleteConfig   struct{ expected int64 }
+	rollbackConfig struct {
+		version, expected int64
+		config            ConfigRecord
+	}
 )
 
 // Conditions of ConfigWrite.Expected besides a version number (0 = create only).
@@ -237,6 +265,22 @@ func (RemoveConfig) Table() string { return "config" }
 // ApplyTo implements Mutation.
 func (m RemoveConfig) ApplyTo(w MutationWriter) error {
 	return w.RemoveConfig(m.Owner, m.Key, m.Version, m.At)
+}
+
+// CompactJSON is v without the whitespace between its tokens (v itself when
+// it has none): the form of a value in an event, which is one line of an
+// event stream. v must be valid JSON; a value that somehow is not is
+// returned as it is.
+func CompactJSON(v []byte) []byte {
+	if !bytes.ContainsAny(v, " \t\r\n") {
+		return v
+	}
+	var b bytes.Buffer
+	b.Grow(len(v))
+	if json.Compact(&b, v) != nil {
+		return v
+	}
+	return b.Bytes()
 }
 
 // --- the pure versioning rule ---
@@ -317,12 +361,58 @@ func (b *configBehavior) Handle(h *Host, op any) error {
 		}
 		op.config = b.state
 		return nil
+	case *stateConfig:
+		op.config = b.state
+		return nil
+	case *rollbackConfig:
+		return b.rollback(h, op, now)
 	case *setConfig:
 		return b.set(h, op, now)
 	case *deleteConfig:
 		return b.delete(h, op.expected, now)
 	}
 	return fmt.Errorf("config: unknown operation %T", op)
+}
+
+// rollback writes version op.version's value and description as a new
+// version. The version is read from the store once every write of this
+// key has resolved (a rollback is rare: the actor waits for its own
+// writes rather than keep past values in memory), so the store holds
+// exactly the versions the actor knows; a failed write since is handled
+// by the usual fall-back before this operation runs.
+func (b *configBehavior) rollback(h *Host, op *rollbackConfig, now time.Time) error {
+	if err := configCondition(b.state, op.expected); err != nil {
+		return err
+	}
+	if !b.state.Live() {
+		return ErrConfigNotFound
+	}
+	var old ConfigRecord
+	if op.version == b.state.Version {
+		old = b.state
+	} else {
+		if op.version < 1 || op.version > b.state.Version {
+			return ErrConfigVersionNotFound
+		}
+		h.sys.store.WaitResolved(h.lastAnySeq)
+		if h.failedGen.Load() >= h.gen {
+			return errDependsOnFailed // the fall-back to durable state comes first
+		}
+		rec, ok, err := b.config.store.ConfigVersion(context.Background(), b.key.Owner, b.key.Name, op.version)
+		if err != nil {
+			return errors.Join(ErrUnavailable, err)
+		}
+		if !ok {
+			return ErrConfigVersionNotFound
+		}
+		old = rec
+	}
+	set := &setConfig{write: ConfigWrite{Value: old.Value, Description: old.Description, SetDescription: true, Expected: ExpectAny}}
+	if err := b.set(h, set, now); err != nil {
+		return err
+	}
+	op.config = set.config
+	return nil
 }
 
 func (b *configBehavior) set(h *Host, op *setConfig, now time.Time) error {
@@ -338,12 +428,14 @@ func (b *configBehavior) set(h *Host, op *setConfig, now time.Time) error {
 		reserved = true
 	}
 	pub, q := h.sys.cfg.Events, b.config.quota
+	value := CompactJSON(next.Value) // here, not on the writer's goroutine
 	err = h.Write(PutConfig{Config: next, Keep: b.config.history}, func(err error) {
 		if reserved {
 			q.created(next.Owner, err)
 		}
 		if err == nil {
-			pub.Publish(Event{Type: EventConfigWritten, Kind: "config", Name: next.Key, Owner: next.Owner, Version: next.Version, Time: now})
+			pub.Publish(Event{Type: EventConfigWritten, Kind: "config", Name: next.Key, Owner: next.Owner, Version: next.Version,
+				Value: value, Description: next.Description, Time: now})
 		}
 	})
 	if err != nil {

@@ -37,6 +37,10 @@ const (
 	// DefaultEventBuffer is BrokerOptions.Buffer: events a subscriber may
 	// fall behind before it is cut off (serve --event-buffer).
 	DefaultEventBuffer = 1024
+	// DefaultEventValueBytes is BrokerOptions.ValueBytes: bytes of config
+	// values a config watcher may be behind before it is cut off (80 of the
+	// largest values, 100 KiB each).
+	DefaultEventValueBytes = 8 << 20
 	// DefaultEventReplay is BrokerOptions.Replay: the recent events kept
 	// for streams that resume (Last-Event-ID).
 	DefaultEventReplay = 4096

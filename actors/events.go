@@ -22,7 +22,14 @@ type Event struct {
 	Version      int64     `json:"version,omitempty"`
 	Limit        int       `json:"limit,omitempty"`    // semaphore events: the semaphore's limit
 	Metadata     string    `json:"metadata,omitempty"` // lock and semaphore events: the hold's metadata (everybody sees it)
-	Time         time.Time `json:"time"`
+	// Value and Description are a config version's (config.written, and
+	// the config.state of a watch); only subscribers whose Filter asks for
+	// Values get them.
+	Value       []byte `json:"value,omitempty"`
+	Description string `json:"description,omitempty"`
+	// Exists is set in config.state only: whether the key exists.
+	Exists *bool     `json:"exists,omitempty"`
+	Time   time.Time `json:"time"`
 }
 
 // Event types.
@@ -35,8 +42,11 @@ const (
 	EventFlagDeleted   = "flag.deleted"
 	EventConfigWritten = "config.written"
 	EventConfigDeleted = "config.deleted"
-	EventLimitDenied   = "limit.denied"
-	EventLimitReset    = "limit.reset"
+	// EventConfigState is the first event of a config watch (never
+	// published: the watch handler makes it).
+	EventConfigState = "config.state"
+	EventLimitDenied = "limit.denied"
+	EventLimitReset  = "limit.reset"
 )
 
 // Publisher receives events. Publish must never block: it is called from

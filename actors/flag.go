@@ -53,11 +53,16 @@ func NewFlags(sys *System, cfg FlagConfig) *Flags {
 
 func flagKey(owner, name string) Key { return Key{Kind: KindFlag, Owner: owner, Name: name} }
 
-// FlagWrite is a flag's new definition. Percentage is 0..100, or
-// NoPercentage for a plain on/off flag.
+// FlagWrite is a flag's new definition (a PUT replaces the whole flag).
+// Percentage is 0..100, or NoPercentage for none. Rules, Variants and
+// OffVariant are the targeting of flagrules.go; CheckFlagWrite validates
+// the whole definition (Put does).
 type FlagWrite struct {
 	Enabled    bool
 	Percentage int
+	Rules      []FlagRule
+	Variants   []FlagVariant
+	OffVariant string
 }
 
 // FlagState is a flag's definition as read: Found is false for a flag that
@@ -68,8 +73,12 @@ type FlagState struct {
 }
 
 // Put creates or replaces owner's flag name and returns it, once committed.
-// ErrQuota for a new flag beyond FlagConfig.MaxPerUser.
+// Errors: CodeInvalid for a definition CheckFlagWrite refuses (nothing is
+// written); ErrQuota for a new flag beyond FlagConfig.MaxPerUser.
 func (f *Flags) Put(ctx context.Context, owner, name string, w FlagWrite) (FlagRecord, error) {
+	if err := CheckFlagWrite(&w); err != nil {
+		return FlagRecord{}, err
+	}
 	op := &setFlag{write: w}
 	return answer(f.sys.call(ctx, flagKey(owner, name), op), &op.flag)
 }
@@ -84,27 +93,26 @@ func (f *Flags) Get(ctx context.Context, owner, name string) (FlagState, error) 
 	return answer(f.sys.call(ctx, flagKey(owner, name), op), &op.state)
 }
 
-// Evaluate decides the flag for subject (FlagState.Evaluate: an unknown
-// flag is false with ReasonFlagNotFound; an empty subject evaluates for the
-// owner), from the read view when it can (Get).
-func (f *Flags) Evaluate(ctx context.Context, owner, name string, subject []byte) (on bool, reason string, err error) {
+// Evaluate decides the flag for ctx (FlagState.Evaluate: an unknown flag
+// is ReasonFlagNotFound; an empty subject evaluates for the owner), from the
+// read view when it can (Get).
+func (f *Flags) Evaluate(ctx context.Context, owner, name string, c FlagContext) (FlagResult, error) {
 	st, err := f.Get(ctx, owner, name)
 	if err != nil {
-		return false, "", err
+		return FlagResult{}, err
 	}
-	on, reason = st.Evaluate(owner, subject)
-	return on, reason, nil
+	return st.Evaluate(owner, c), nil
 }
 
-// Evaluate decides the flag for subject (EvaluateFlag); an empty subject
-// evaluates for owner. Neither the subject nor the answer is copied or
-// allocated.
-func (st *FlagState) Evaluate(owner string, subject []byte) (on bool, reason string) {
-	if len(subject) == 0 {
+// Evaluate decides the flag for c (EvaluateFlag); an empty subject
+// evaluates for owner. For a flag without rules and variants neither the
+// subject nor the answer is copied or allocated.
+func (st *FlagState) Evaluate(owner string, c FlagContext) FlagResult {
+	if len(c.Subject) == 0 {
 		var sb [64]byte // logins are at most names.Login.Max() bytes
-		subject = append(sb[:0], owner...)
+		c.Subject = append(sb[:0], owner...)
 	}
-	return EvaluateFlag(st.Flag, st.Found, subject)
+	return EvaluateFlag(&st.Flag, st.Found, c)
 }
 
 // Lookup answers from the committed read view only: ok is false when the
@@ -142,11 +150,16 @@ const NoPercentage = -1
 // ErrFlagNotFound answers Delete of an unknown flag.
 var ErrFlagNotFound = caseOf(ErrNotFound, "flag not found")
 
-// FlagRecord is the durable state of one flag.
+// FlagRecord is the durable state of one flag. Rules and Variants are
+// never modified once the record is made (records are shared by the read
+// view and the writer): a write makes a new record.
 type FlagRecord struct {
 	Owner, Name string
 	Enabled     bool
 	Percentage  int // 0..100 or NoPercentage
+	Rules       []FlagRule
+	Variants    []FlagVariant
+	OffVariant  string // served when disabled ("": none); only with Variants
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 }
@@ -171,10 +184,12 @@ func (m RemoveFlag) ApplyTo(w MutationWriter) error { return w.RemoveFlag(m.Owne
 
 // Evaluation reasons, as OpenFeature names them.
 const (
-	ReasonDisabled     = "DISABLED"       // the flag is off
-	ReasonStatic       = "STATIC"         // on for everyone (no percentage, or 100)
-	ReasonSplit        = "SPLIT"          // a percentage rollout decided
-	ReasonFlagNotFound = "FLAG_NOT_FOUND" // no such flag: false
+	ReasonDisabled       = "DISABLED"        // the flag is off
+	ReasonStatic         = "STATIC"          // on for everyone: no rules, no percentage (or 100), no variants
+	ReasonSplit          = "SPLIT"           // a percentage rollout or the variant weights decided
+	ReasonTargetingMatch = "TARGETING_MATCH" // a rule matched
+	ReasonDefault        = "DEFAULT"         // on, the flag has rules and none matched
+	ReasonFlagNotFound   = "FLAG_NOT_FOUND"  // no such flag: false
 )
 
 // --- the pure part: bucketing and evaluation ---
@@ -195,27 +210,12 @@ func FlagBucket(name string, subject []byte) int {
 	return int(binary.BigEndian.Uint32(sum[:4]) % 100)
 }
 
-// EvaluateFlag decides the flag for subject: disabled → false; no
-// percentage or 100 → true; otherwise true iff FlagBucket < percentage.
-// Raising the percentage therefore only ever adds subjects, and a subject's
-// answer changes only when the flag does.
-func EvaluateFlag(f FlagRecord, found bool, subject []byte) (bool, string) {
-	switch {
-	case !found:
-		return false, ReasonFlagNotFound
-	case !f.Enabled:
-		return false, ReasonDisabled
-	case f.Percentage == NoPercentage || f.Percentage >= 100:
-		return true, ReasonStatic
-	}
-	return FlagBucket(f.Name, subject) < f.Percentage, ReasonSplit
-}
-
 // ApplyFlagWrite computes the flag after w at now: created_at stays,
 // updated_at moves.
 func ApplyFlagWrite(cur FlagRecord, found bool, w FlagWrite, now time.Time) FlagRecord {
 	next := cur
 	next.Enabled, next.Percentage = w.Enabled, w.Percentage
+	next.Rules, next.Variants, next.OffVariant = w.Rules, w.Variants, w.OffVariant
 	if !found {
 		next.CreatedAt = now
 	}

@@ -41,10 +41,10 @@ func TestFlagDistribution(t *testing.T) {
 		f := FlagRecord{Name: name, Enabled: true, Percentage: 30}
 		on := 0
 		for i := 0; i < 10000; i++ {
-			if ok, reason := EvaluateFlag(f, true, []byte(fmt.Sprintf("user-%d", i))); ok {
+			if r := EvaluateFlag(&f, true, FlagContext{Subject: []byte(fmt.Sprintf("user-%d", i))}); r.Enabled {
 				on++
-				if reason != ReasonSplit {
-					t.Fatalf("reason %s", reason)
+				if r.Reason != ReasonSplit {
+					t.Fatalf("reason %s", r.Reason)
 				}
 			}
 		}
@@ -62,11 +62,11 @@ func TestFlagRolloutMonotonic(t *testing.T) {
 		was := false
 		for p := 0; p <= 100; p++ {
 			f := FlagRecord{Name: "rollout", Enabled: true, Percentage: p}
-			on, _ := EvaluateFlag(f, true, subject)
+			on := EvaluateFlag(&f, true, FlagContext{Subject: subject}).Enabled
 			if was && !on {
 				t.Fatalf("subject %s: on at %d%%, off at %d%%", subject, p-1, p)
 			}
-			if again, _ := EvaluateFlag(f, true, subject); again != on {
+			if again := EvaluateFlag(&f, true, FlagContext{Subject: subject}).Enabled; again != on {
 				t.Fatalf("subject %s: unstable at %d%%", subject, p)
 			}
 			was = on
@@ -97,9 +97,20 @@ func TestEvaluateFlag(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			on, reason := EvaluateFlag(tt.f, tt.found, alice)
-			if on != tt.on || reason != tt.reason {
-				t.Fatalf("got %v %s, want %v %s", on, reason, tt.on, tt.reason)
+			r := EvaluateFlag(&tt.f, tt.found, FlagContext{Subject: alice})
+			if r.Enabled != tt.on || r.Reason != tt.reason {
+				t.Fatalf("got %+v, want %v %s", r, tt.on, tt.reason)
+			}
+			// A flag without variants serves its implicit variants.
+			wantVariant, wantValue := "", ""
+			if tt.found {
+				wantVariant, wantValue = VariantOff, "false"
+				if tt.on {
+					wantVariant, wantValue = VariantOn, "true"
+				}
+			}
+			if r.Variant != wantVariant || string(r.Value) != wantValue {
+				t.Fatalf("variant %q value %s, want %q %s", r.Variant, r.Value, wantVariant, wantValue)
 			}
 		})
 	}
@@ -122,6 +133,6 @@ func BenchmarkEvaluateFlag(b *testing.B) {
 	subject := []byte("user-123456")
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		EvaluateFlag(f, true, subject)
+		EvaluateFlag(&f, true, FlagContext{Subject: subject})
 	}
 }

@@ -12,8 +12,8 @@ import (
 // LimitStore is what rate limits need from persistence.
 type LimitStore interface {
 	OwnerCounter
-	// LoadLimit loads a limit's window; ok is false if it does not exist.
-	LoadLimit(owner, name string) (w SlidingWindow, ok bool, err error)
+	// LoadLimit loads a limit's state; ok is false if it does not exist.
+	LoadLimit(owner, name string) (s LimitState, ok bool, err error)
 	// ListLimits lists owner's limits ("" for every owner's), ordered by
 	// owner and name.
 	ListLimits(ctx context.Context, owner string) ([]LimitRecord, error)
@@ -75,20 +75,73 @@ func NewLimits(sys *System, cfg LimitConfig) *Limits {
 
 func limitKey(owner, name string) Key { return Key{Kind: KindLimit, Owner: owner, Name: name} }
 
-// Check consumes one request of owner's limit name if fewer than max
-// checks were allowed in the last window; max and window replace the
-// limit's parameters from this check on. A denied check is answered with
-// Allowed false, not an error. Errors: ErrQuota for a new limit beyond
-// LimitConfig.MaxPerUser; ctx's error if ctx ends first.
-func (l *Limits) Check(ctx context.Context, owner, name string, max int, window time.Duration) (LimitReply, error) {
+// Check takes p.Cost units of owner's limit name if they are available
+// (LimitState.Check: a sliding window admits them if at most p.Max units
+// were taken in the last p.Window, a token bucket if it holds them); p
+// replaces the limit's parameters from this check on. A denied check takes
+// nothing and is answered with Allowed false, not an error. Errors:
+// ErrQuota for a new limit beyond LimitConfig.MaxPerUser; ctx's error if
+// ctx ends first.
+func (l *Limits) Check(ctx context.Context, owner, name string, p LimitParams) (LimitReply, error) {
 	op := l.checks.Get().(*checkLimit)
-	op.max, op.window = max, window
+	op.p = p
 	if err := l.sys.call(ctx, limitKey(owner, name), op); err != nil {
 		return LimitReply{}, err // op not pooled again: after a cancelled wait the actor may still write to it
 	}
 	r := op.reply
 	l.checks.Put(op)
 	return r, nil
+}
+
+// LimitCheck is one check of a batch: the limit's name and the check's
+// parameters.
+type LimitCheck struct {
+	Name string
+	LimitParams
+}
+
+// BatchResult is one check's outcome in a batch: its answer, or the error
+// a single check would have had (ErrQuota for a new limit beyond the
+// quota), which does not stop the others.
+type BatchResult struct {
+	LimitReply
+	Err error
+}
+
+// CheckBatch applies checks, each exactly as Check would at that point, and
+// returns their results in order. Checks of one name reach its actor in
+// batch order, so a name repeated in a batch sees its earlier checks.
+// Checks of different limits run at once (each limit's actor serialises its
+// own), unless the owner's quota could refuse one of them: then one after
+// the other, so that it is the later new limits that are refused, as
+// single checks in that order would be. A per-check refusal is in its
+// BatchResult; an error of the whole call (ctx ended, shutting down) leaves
+// unknown which checks were applied, as for Check.
+func (l *Limits) CheckBatch(ctx context.Context, owner string, checks []LimitCheck) ([]BatchResult, error) {
+	ops := make([]checkLimit, len(checks))
+	calls := make([]call, len(checks))
+	distinct := map[string]bool{}
+	for i := range checks {
+		ops[i].p = checks[i].LimitParams
+		calls[i] = call{key: limitKey(owner, checks[i].Name), op: &ops[i]}
+		distinct[checks[i].Name] = true
+	}
+	if q := l.quota; q.max <= 0 || q.owned(owner)+len(distinct) <= q.max {
+		if err := l.sys.callAll(ctx, calls); err != nil {
+			return nil, err
+		}
+	} else {
+		for i := range calls {
+			if err := l.sys.callAll(ctx, calls[i:i+1]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	out := make([]BatchResult, len(checks))
+	for i := range calls {
+		out[i] = BatchResult{LimitReply: ops[i].reply, Err: calls[i].err}
+	}
+	return out, nil
 }
 
 // Status reports the limit's state without consuming (ErrLimitNotFound for
@@ -109,6 +162,7 @@ type LimitStatus struct {
 	Owner, Name string
 	Max         int
 	Window      time.Duration
+	Algorithm   Algorithm
 	LimitDecision
 }
 
@@ -127,8 +181,9 @@ func (l *Limits) List(ctx context.Context, owner string) ([]LimitStatus, error) 
 	out := make([]LimitStatus, len(recs))
 	for i := range recs {
 		r := &recs[i]
-		out[i] = LimitStatus{Owner: r.Owner, Name: r.Name, Max: r.Window.Max,
-			Window: time.Duration(r.Window.Window) * time.Millisecond, LimitDecision: r.Window.Status(now)}
+		max, win := r.State.Params()
+		out[i] = LimitStatus{Owner: r.Owner, Name: r.Name, Max: max, Window: win, Algorithm: r.State.Algorithm,
+			LimitDecision: r.State.Status(now)}
 	}
 	return out, nil
 }
@@ -149,9 +204,8 @@ func (l *Limits) Close() error { return l.flusher.close() }
 // Rate-limit operations (see the lock operations for the pattern).
 type (
 	checkLimit struct {
-		max    int
-		window time.Duration // whole seconds
-		reply  LimitReply
+		p     LimitParams // Window: whole seconds
+		reply LimitReply
 	}
 	peekLimit  struct{ reply LimitReply }
 	resetLimit struct{}
@@ -161,8 +215,9 @@ type (
 // parameters in force.
 type LimitReply struct {
 	LimitDecision
-	Max    int
-	Window time.Duration
+	Max       int
+	Window    time.Duration
+	Algorithm Algorithm
 }
 
 // ErrLimitNotFound answers Status and Reset of an unknown limit.
@@ -275,14 +330,21 @@ func (w *SlidingWindow) Changes(now time.Time, max int, window time.Duration) bo
 // the previous ones) and returns the decision. An allowed check is counted;
 // a denied one is not.
 func (w *SlidingWindow) Check(now time.Time, max int, window time.Duration) LimitDecision {
+	return w.CheckCost(now, max, window, 1)
+}
+
+// CheckCost is Check of a check worth cost units (1..max): admitted iff
+// the window holds at most max-cost units, and then counted as cost units
+// at now; a denied check counts nothing.
+func (w *SlidingWindow) CheckCost(now time.Time, max int, window time.Duration, cost int) LimitDecision {
 	t := now.UnixMilli()
 	w.Max, w.Window = max, window.Milliseconds()
 	w.prune(t)
-	if w.count >= max {
-		return w.decide(t, false)
+	if w.count+cost > max {
+		return w.decideFrom(t, 0, w.count, false, cost)
 	}
-	w.add(t)
-	return w.decide(t, true)
+	w.add(t, cost)
+	return w.decideFrom(t, 0, w.count, true, cost)
 }
 
 // Status reports the state at now without changing it: Allowed says
@@ -291,7 +353,7 @@ func (w *SlidingWindow) Status(now time.Time) LimitDecision {
 	t := now.UnixMilli()
 	k, gone := w.expired(t)
 	allowed := w.count-gone < w.Max
-	return w.decideFrom(t, k, w.count-gone, allowed)
+	return w.decideFrom(t, k, w.count-gone, allowed, 1)
 }
 
 // Count is the number of allowed checks in the window at now.
@@ -300,14 +362,11 @@ func (w *SlidingWindow) Count(now time.Time) int {
 	return w.count - gone
 }
 
-func (w *SlidingWindow) decide(t int64, allowed bool) LimitDecision {
-	return w.decideFrom(t, 0, w.count, allowed)
-}
-
 // decideFrom computes a decision from the live buckets (those from index
-// skip on, holding count checks). For an admitted check the count already
-// includes it, so Remaining is what is left after it.
-func (w *SlidingWindow) decideFrom(t int64, skip, count int, allowed bool) LimitDecision {
+// skip on, holding count checks) for a check of cost units. For an
+// admitted check the count already includes it, so Remaining is what is
+// left after it.
+func (w *SlidingWindow) decideFrom(t int64, skip, count int, allowed bool, cost int) LimitDecision {
 	d := LimitDecision{Allowed: allowed, Count: count}
 	if rem := w.Max - count; rem > 0 {
 		d.Remaining = rem
@@ -320,12 +379,12 @@ func (w *SlidingWindow) decideFrom(t int64, skip, count int, allowed bool) Limit
 	d.ResetIn = time.Duration(reset-t) * time.Millisecond
 	if !allowed {
 		// The earliest time enough of the oldest buckets have left for the
-		// count to drop below Max.
+		// check's cost to fit.
 		left := count
 		for i := skip; i < w.n; i++ {
 			b := w.at(i)
 			left -= int(b.n)
-			if left < w.Max {
+			if left+cost <= w.Max {
 				d.RetryAfter = time.Duration(b.last+w.Window-t) * time.Millisecond
 				break
 			}
@@ -334,8 +393,8 @@ func (w *SlidingWindow) decideFrom(t int64, skip, count int, allowed bool) Limit
 	return d
 }
 
-// add counts one allowed check at t.
-func (w *SlidingWindow) add(t int64) {
+// add counts an allowed check of n units at t.
+func (w *SlidingWindow) add(t int64, n int) {
 	if w.n > 0 {
 		nb := w.at(w.n - 1)
 		first := nb.last - int64(nb.span)
@@ -346,8 +405,8 @@ func (w *SlidingWindow) add(t int64) {
 				nb.span += uint32(t - nb.last)
 				nb.last = t
 			}
-			nb.n++
-			w.count++
+			nb.n += uint32(n)
+			w.count += n
 			return
 		}
 	}
@@ -357,9 +416,9 @@ func (w *SlidingWindow) add(t int64) {
 	if w.n == len(w.ring) {
 		w.grow()
 	}
-	*w.at(w.n) = limitBucket{last: t, n: 1}
+	*w.at(w.n) = limitBucket{last: t, n: uint32(n)}
 	w.n++
-	w.count++
+	w.count += n
 }
 
 // mergeClosest frees a bucket by merging the two adjacent buckets whose
@@ -493,9 +552,10 @@ func DecodeSlidingWindow(max int, window time.Duration, log []byte) (SlidingWind
 // immutable snapshot (Log is never written to after the row is made).
 type LimitRow struct {
 	Owner, Name   string
+	Algorithm     string // SlidingWindowName or TokenBucketName ("": a sliding window)
 	MaxRequests   int
 	WindowSeconds int
-	Log           []byte // SlidingWindow.AppendBinary
+	Log           []byte // SlidingWindow.AppendBinary, or a token bucket's (LimitState.Row)
 	UpdatedAt     time.Time
 }
 
@@ -503,7 +563,7 @@ type LimitRow struct {
 func (w *SlidingWindow) Row(owner, name string) LimitRow {
 	return LimitRow{
 		Owner: owner, Name: name,
-		MaxRequests: w.Max, WindowSeconds: int(w.Window / 1000),
+		Algorithm: SlidingWindowName, MaxRequests: w.Max, WindowSeconds: int(w.Window / 1000),
 		Log: w.AppendBinary(make([]byte, 0, 2+w.n*8)), UpdatedAt: w.Newest(),
 	}
 }
@@ -511,7 +571,7 @@ func (w *SlidingWindow) Row(owner, name string) LimitRow {
 // LimitRecord is a limit as loaded for listing.
 type LimitRecord struct {
 	Owner, Name string
-	Window      SlidingWindow
+	State       LimitState
 	UpdatedAt   time.Time
 }
 
@@ -549,7 +609,7 @@ func (m RemoveLimit) ApplyTo(w MutationWriter) error { return w.RemoveLimit(m.Ow
 type limitBehavior struct {
 	key      Key
 	limits   *Limits
-	w        SlidingWindow
+	w        LimitState
 	exists   bool   // the limit has been checked and not reset
 	handed   uint64 // flush epoch of the last snapshot handed over (0: none since the last load or reset)
 	deniedAt int64  // unix ms of the last limit.denied event
@@ -580,7 +640,8 @@ func (b *limitBehavior) Handle(h *Host, op any) error {
 		if !b.exists {
 			return ErrLimitNotFound
 		}
-		op.reply = LimitReply{LimitDecision: b.w.Status(now), Max: b.w.Max, Window: time.Duration(b.w.Window) * time.Millisecond}
+		max, win := b.w.Params()
+		op.reply = LimitReply{LimitDecision: b.w.Status(now), Max: max, Window: win, Algorithm: b.w.Algorithm}
 		return nil
 	case *resetLimit:
 		return b.reset(h, now)
@@ -597,8 +658,8 @@ func (b *limitBehavior) check(h *Host, now time.Time, op *checkLimit) error {
 		}
 		b.exists = true
 	}
-	changes := b.w.Changes(now, op.max, op.window)
-	d := b.w.Check(now, op.max, op.window)
+	changes := b.w.Changes(now, op.p)
+	d := b.w.Check(now, op.p)
 	if changes {
 		b.handed = b.limits.flusher.put(b.w.Row(b.key.Owner, b.key.Name))
 	}
@@ -609,7 +670,7 @@ func (b *limitBehavior) check(h *Host, now time.Time, op *checkLimit) error {
 			h.Publish(Event{Type: EventLimitDenied, Kind: "limit", Name: b.key.Name, Owner: b.key.Owner, Time: now})
 		}
 	}
-	op.reply = LimitReply{LimitDecision: d, Max: op.max, Window: op.window}
+	op.reply = LimitReply{LimitDecision: d, Max: op.p.Max, Window: op.p.Window, Algorithm: op.p.Algorithm}
 	return nil
 }
 
@@ -637,6 +698,6 @@ func (b *limitBehavior) reset(h *Host, now time.Time) error {
 		}
 		return err
 	}
-	b.w, b.exists, b.handed = SlidingWindow{}, false, 0
+	b.w, b.exists, b.handed = LimitState{}, false, 0
 	return nil
 }

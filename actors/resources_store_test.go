@@ -1,9 +1,11 @@
 package actors_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -175,21 +177,21 @@ func TestResourceEvents(t *testing.T) {
 	want := []actors.Event{
 		{Type: actors.EventFlagSet, Kind: "flag", Name: "beta", Owner: "alice", Time: now},
 		{Type: actors.EventFlagDeleted, Kind: "flag", Name: "beta", Owner: "alice", Time: now},
-		{Type: actors.EventConfigWritten, Kind: "config", Name: "k", Owner: "alice", Version: 1, Time: now},
-		{Type: actors.EventConfigWritten, Kind: "config", Name: "k", Owner: "alice", Version: 2, Time: now},
+		{Type: actors.EventConfigWritten, Kind: "config", Name: "k", Owner: "alice", Version: 1, Value: []byte(`1`), Time: now},
+		{Type: actors.EventConfigWritten, Kind: "config", Name: "k", Owner: "alice", Version: 2, Value: []byte(`2`), Time: now},
 		{Type: actors.EventConfigDeleted, Kind: "config", Name: "k", Owner: "alice", Version: 2, Time: now},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("events %+v", got)
 	}
 	for i := range want {
-		if got[i] != want[i] {
+		if !reflect.DeepEqual(got[i], want[i]) {
 			t.Fatalf("event %d: %+v, want %+v", i, got[i], want[i])
 		}
 	}
 
 	check := func() actors.LimitReply {
-		return val[actors.LimitReply](t)(e.limits.Check(ctx, "alice", "api", 1, time.Minute))
+		return val[actors.LimitReply](t)(e.limits.Check(ctx, "alice", "api", actors.LimitParams{Max: 1, Window: time.Minute}))
 	}
 	check()
 	for i := 0; i < 5; i++ { // five denials in the same second: one event
@@ -279,7 +281,7 @@ func TestLimitCountersSurviveClose(t *testing.T) {
 			const n, limits = 500, 20
 			start := time.Now()
 			for i := 0; i < n; i++ {
-				ok(t)(e.limits.Check(ctx, "alice", fmt.Sprint("api-", i%limits), 10000, time.Hour))
+				ok(t)(e.limits.Check(ctx, "alice", fmt.Sprint("api-", i%limits), actors.LimitParams{Max: 10000, Window: time.Hour}))
 			}
 			writes, fast := e.store.Stats().Writes, time.Since(start) < 900*time.Millisecond
 			e.close()
@@ -306,7 +308,9 @@ func TestLimitSyncAndRetry(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "db")
 	e := openEnv(t, path, resourceConfig{flushInterval: time.Hour})
-	check := func(name string) { ok(t)(e.limits.Check(ctx, "alice", name, 100, time.Hour)) }
+	check := func(name string) {
+		ok(t)(e.limits.Check(ctx, "alice", name, actors.LimitParams{Max: 100, Window: time.Hour}))
+	}
 	for i := 0; i < 3; i++ {
 		check("a")
 	}
@@ -399,5 +403,92 @@ func TestFlagReadViewForgetsPassivated(t *testing.T) {
 	}
 	if _, ok := flags.Lookup("alice", "f"); !ok {
 		t.Fatal("reloaded flag not in the view")
+	}
+}
+
+// A batch interleaving many limits: checks of one name apply in batch
+// order (each name's first max checks are the allowed ones), checks of
+// different names do not disturb each other, and the results are those of
+// single checks in that order, with and without a binding quota.
+func TestCheckBatchOrder(t *testing.T) {
+	for _, quota := range []int{-1, 4} {
+		e := openEnv(t, filepath.Join(t.TempDir(), "db"), resourceConfig{maxLimits: quota})
+		ctx := context.Background()
+		var checks []actors.LimitCheck
+		for i := 0; i < 100; i++ {
+			checks = append(checks, actors.LimitCheck{Name: fmt.Sprint("n", i%5),
+				LimitParams: actors.LimitParams{Max: 7, Window: time.Hour, Cost: 1 + i%2, Algorithm: actors.Algorithm(i % 5 % 2)}})
+		}
+		res := val[[]actors.BatchResult](t)(e.limits.CheckBatch(ctx, "alice", checks))
+		used := map[string]int{}
+		for i, r := range res {
+			name := checks[i].Name
+			if quota > 0 && name == "n4" {
+				if !errors.Is(r.Err, actors.ErrQuota) {
+					t.Fatalf("quota %d: check %d of the fifth limit: %+v", quota, i, r)
+				}
+				continue
+			}
+			want := used[name]+checks[i].Cost <= 7
+			if r.Err != nil || r.Allowed != want || r.Algorithm != checks[i].Algorithm {
+				t.Fatalf("quota %d: check %d (%s, cost %d, %d used): %+v, want allowed %v", quota, i, name, checks[i].Cost, used[name], r, want)
+			}
+			if want {
+				used[name] += checks[i].Cost
+			}
+			if r.Remaining != 7-used[name] {
+				t.Fatalf("check %d: remaining %d, want %d", i, r.Remaining, 7-used[name])
+			}
+		}
+	}
+}
+
+// Rollback writes version n's value and description as a new version,
+// durable when answered, on a condition; unknown versions and keys are
+// not found; versions never repeat.
+func TestConfigRollback(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	e := openEnv(t, path, resourceConfig{})
+	ctx := t.Context()
+	put := func(v, d string) actors.ConfigRecord {
+		return val[actors.ConfigRecord](t)(e.config.Put(ctx, "alice", "k", actors.ConfigWrite{Value: []byte(v), Description: d, SetDescription: true, Expected: actors.ExpectAny}))
+	}
+	put(`{"a":1}`, "first")
+	put(`2`, "second")
+	put(`3`, "third")
+	// Straight after the writes (their commits may still be queued).
+	r := val[actors.ConfigRecord](t)(e.config.Rollback(ctx, "alice", "k", 1, actors.ExpectAny))
+	if r.Version != 4 || string(r.Value) != `{"a":1}` || r.Description != "first" {
+		t.Fatalf("rollback to 1: %+v", r)
+	}
+	if r := val[actors.ConfigRecord](t)(e.config.Rollback(ctx, "alice", "k", 4, 4)); r.Version != 5 || string(r.Value) != `{"a":1}` {
+		t.Fatalf("rollback to the current version: %+v", r)
+	}
+	var conflict *actors.VersionConflictError
+	if _, err := e.config.Rollback(ctx, "alice", "k", 2, 3); !errors.As(err, &conflict) || conflict.Current != 5 {
+		t.Fatalf("rollback if at 3: %v", err)
+	}
+	if _, err := e.config.Rollback(ctx, "alice", "k", 9, actors.ExpectAny); !errors.Is(err, actors.ErrConfigVersionNotFound) {
+		t.Fatalf("rollback to 9: %v", err)
+	}
+	if _, err := e.config.Rollback(ctx, "alice", "nope", 1, actors.ExpectAny); !errors.Is(err, actors.ErrConfigNotFound) {
+		t.Fatalf("rollback of an unknown key: %v", err)
+	}
+	if r := val[actors.ConfigRecord](t)(e.config.Rollback(ctx, "alice", "k", 2, actors.ExpectExists)); r.Version != 6 || r.Description != "second" {
+		t.Fatalf("rollback to 2: %+v", r)
+	}
+	// durable: after a restart the history has every version
+	e.close()
+	e = openEnv(t, path, resourceConfig{})
+	h, more, err := e.config.History(ctx, "alice", "k", 0, 10)
+	if err != nil || more || len(h) != 6 || h[0].Version != 6 || string(h[0].Value) != `2` || string(h[1].Value) != `{"a":1}` || h[2].Description != "first" {
+		t.Fatalf("history after restart: %+v (more %v, %v)", h, more, err)
+	}
+	mustOK(t, e.config.Delete(ctx, "alice", "k"))
+	if _, err := e.config.Rollback(ctx, "alice", "k", 1, actors.ExpectAny); !errors.Is(err, actors.ErrConfigNotFound) {
+		t.Fatalf("rollback of a deleted key: %v", err)
+	}
+	if st := val[actors.ConfigRecord](t)(e.config.State(ctx, "alice", "k")); !st.Deleted || st.Version != 6 {
+		t.Fatalf("state of the deleted key: %+v", st)
 	}
 }

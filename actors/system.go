@@ -241,6 +241,44 @@ func (s *System) call(ctx context.Context, k Key, op any) error {
 	}
 }
 
+// call is one operation of callAll: the resource, the operation, and (set
+// by callAll) the operation's error.
+type call struct {
+	key Key
+	op  any
+	err error
+}
+
+// callAll hands every operation to its resource without waiting in
+// between, in slice order (so operations of one resource are applied in
+// that order, and operations of different resources run at once), then
+// waits for every answer. Each operation's own error is in its call's
+// err. callAll fails only when ctx ends first or the runtime is closed: then
+// any of the operations may or may not have been applied (as for call).
+func (s *System) callAll(ctx context.Context, calls []call) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	done := ctx.Done()
+	chs := make([]chan error, len(calls))
+	for i := range calls {
+		chs[i] = s.replies.Get().(chan error)
+		s.as.Root.Send(s.shardFor(calls[i].key), &request{key: calls[i].key, op: calls[i].op, reply: chs[i], done: done})
+	}
+	for i := range calls {
+		select {
+		case err := <-chs[i]:
+			calls[i].err = err
+			s.replies.Put(chs[i])
+		case <-done:
+			// Operations still unanswered may answer into their channels
+			// (or write to their ops) later: never reuse those.
+			return contextError(ctx)
+		}
+	}
+	return nil
+}
+
 // answer is the tail of a typed call: the operation's answer *v once the
 // call succeeded (err from call; v is read only then).
 func answer[T any](err error, v *T) (T, error) {

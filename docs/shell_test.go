@@ -217,6 +217,7 @@ OCTOSTORE_TOKEN=tokB octostore semaphore status reports --json > held-during-rep
 		`[ "$(octostore flag get new-ui --subject "$USER")" = true ] && echo "new UI"`: 0,
 		"octostore config set app.db @db.json --if-version 3":                          0,
 		"octostore semaphore run reports --limit 3 --wait 1m -- ./report.sh":           0,
+		"octostore config watch app.db --changes 1 > app-db.log 2>&1 &":                0,
 	}
 	for c, rc := range r.rc {
 		w, ok := want[c]
@@ -280,6 +281,24 @@ OCTOSTORE_TOKEN=tokB octostore semaphore status reports --json > held-during-rep
 		t.Errorf("deploy still held by %q after the script", h)
 	}
 
+	// 3. config watch printed app.db's value, then the next one written: the
+	// script's write if it subscribed first ({"pool": 3} then 5), else
+	// (it subscribed after that write) 5, then the write made here.
+	watchLog := filepath.Join(dir, "app-db.log")
+	lines1 := logLines(t, watchLog, 1)
+	switch lines1[0] {
+	case `{"pool":3}`:
+	case `{"pool":5}`:
+		if r := runLines(t, dir, alice, []string{`octostore config set app.db '{"pool": 6}'`}); len(r.rc) != 1 {
+			t.Fatalf("a write for the watch: %v %s", r.rc, r.stderr)
+		}
+	default:
+		t.Fatalf("config watch's first line %q", lines1[0])
+	}
+	if got := logLines(t, watchLog, 2); got[1] != `{"pool":5}` && got[1] != `{"pool":6}` || got[0] == got[1] {
+		t.Fatalf("config watch printed %q", got)
+	}
+
 	// 3. "exit 3 when denied" (one check is counted: a limit of 1 denies),
 	// "exit 3 if someone wrote first" (app.db is at version 4 now).
 	check := "octostore limit check emails --max 1 --window 1h"
@@ -287,6 +306,23 @@ OCTOSTORE_TOKEN=tokB octostore semaphore status reports --json > held-during-rep
 	r = runLines(t, dir, alice, []string{check, configLine})
 	if r.rc[check] != 3 || r.rc[configLine] != 3 {
 		t.Errorf("denied / conflict: %v\n%s", r.rc, r.stderr)
+	}
+}
+
+// logLines waits (up to a minute) until the file has n lines, written by a
+// background command, and returns them.
+func logLines(t *testing.T, path string, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		b, _ := os.ReadFile(path)
+		if lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n"); len(b) > 0 && strings.HasSuffix(string(b), "\n") && len(lines) >= n {
+			return lines
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has %q, want %d lines", path, b, n)
+		}
+		time.Sleep(20 * time.Millisecond) // another process writes the file: no signal to wait on
 	}
 }
 

@@ -98,6 +98,75 @@ func BenchmarkHTTPLimitCheck(b *testing.B) {
 	}
 }
 
+// BenchmarkHTTPLimitCheckTokenBucket: BenchmarkHTTPLimitCheck/spread with
+// "algorithm":"token_bucket" (each client its own bucket).
+func BenchmarkHTTPLimitCheckTokenBucket(b *testing.B) {
+	a := benchApp(b)
+	benchLoad(b, a.Addr(), func(req *fasthttp.Request, g int) {
+		req.SetRequestURI(a.URL() + fmt.Sprintf("/limits/client-%d/check", g))
+		req.Header.SetMethod("POST")
+		req.Header.Set("Authorization", "Bearer "+rsAlice)
+		req.Header.SetContentType("application/json")
+		req.SetBodyString(`{"max_requests":10000,"window_seconds":1,"algorithm":"token_bucket"}`)
+	})
+}
+
+// BenchmarkHTTPLimitBatch: 10 checks per request. "batch10": one POST
+// /limits/check of 10 limits; "single10": the same 10 checks as 10 POST
+// /limits/{name}/check in a row. One op is 10 checks either way: compare
+// ns/op (checks/s = 10 × op/s).
+func BenchmarkHTTPLimitBatch(b *testing.B) {
+	const n = 10
+	check := `{"max_requests":10000,"window_seconds":1}`
+	b.Run("batch10", func(b *testing.B) {
+		a := benchApp(b)
+		benchLoad(b, a.Addr(), func(req *fasthttp.Request, g int) {
+			items := make([]string, n)
+			for i := range items {
+				items[i] = fmt.Sprintf(`{"name":"c%d-%d","max_requests":10000,"window_seconds":1}`, g, i)
+			}
+			req.SetRequestURI(a.URL() + "/limits/check")
+			req.Header.SetMethod("POST")
+			req.Header.Set("Authorization", "Bearer "+rsAlice)
+			req.Header.SetContentType("application/json")
+			req.SetBodyString(`{"checks":[` + strings.Join(items, ",") + `]}`)
+		})
+	})
+	b.Run("single10", func(b *testing.B) {
+		a := benchApp(b)
+		hc := &fasthttp.HostClient{Addr: a.Addr(), MaxConns: benchConcurrency, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+		var gid, failed atomic.Int64
+		b.SetParallelism((benchConcurrency + 1) / 2)
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			g := int(gid.Add(1))
+			reqs := make([]*fasthttp.Request, n)
+			for i := range reqs {
+				reqs[i] = fasthttp.AcquireRequest()
+				reqs[i].SetRequestURI(a.URL() + fmt.Sprintf("/limits/c%d-%d/check", g, i))
+				reqs[i].Header.SetMethod("POST")
+				reqs[i].Header.Set("Authorization", "Bearer "+rsAlice)
+				reqs[i].Header.SetContentType("application/json")
+				reqs[i].SetBodyString(check)
+			}
+			resp := fasthttp.AcquireResponse()
+			for pb.Next() {
+				for _, req := range reqs {
+					if err := hc.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+						failed.Add(1)
+					}
+				}
+			}
+		})
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "op/s")
+		if f := failed.Load(); f > 0 {
+			b.Fatalf("%d requests failed", f)
+		}
+	})
+}
+
 // BenchmarkHTTPFlagEval: GET /flags/{name}?subject=… on a 30% rollout.
 func BenchmarkHTTPFlagEval(b *testing.B) {
 	a := benchApp(b)

@@ -82,7 +82,8 @@ func configKey(ctx *fasthttp.RequestCtx) (string, error) {
 	return key, nil
 }
 
-// ifMatch parses the If-Match header of a config write (PUT or DELETE).
+// ifMatch parses the If-Match header of a config write (PUT, DELETE or
+// POST rollback).
 // Absent: no condition (given false). Present, it must be exactly one of
 // "*" (the key must exist), a version N or its ETag "N" (0: the key must not
 // exist), N a canonical decimal (no sign, no leading zero unless it is "0",
@@ -156,17 +157,28 @@ func configWrite(ctx *fasthttp.RequestCtx, expected int64, fromHeader bool) (act
 		}
 		w.Description, w.SetDescription = d, true
 	}
-	if body.ExpectedVersion.set() {
-		v, err := body.ExpectedVersion.Int("expected_version", 0, math.MaxInt64)
-		if err != nil {
-			return actors.ConfigWrite{}, err
-		}
-		if fromHeader && v != expected {
-			return actors.ConfigWrite{}, errExpectedMismatch
-		}
-		w.Expected = v
+	var err error
+	if w.Expected, err = bodyCondition(&body.ExpectedVersion, expected, fromHeader); err != nil {
+		return actors.ConfigWrite{}, err
 	}
 	return w, nil
+}
+
+// bodyCondition merges a body's expected_version with the If-Match
+// condition (expected; fromHeader: given): either alone is the condition,
+// both must agree (422 otherwise); null is the same as absent.
+func bodyCondition(f *field, expected int64, fromHeader bool) (int64, error) {
+	if !f.set() {
+		return expected, nil
+	}
+	v, err := f.Int("expected_version", 0, math.MaxInt64)
+	if err != nil {
+		return 0, err
+	}
+	if fromHeader && v != expected {
+		return 0, errExpectedMismatch
+	}
+	return v, nil
 }
 
 func (s *Server) configSet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
@@ -187,6 +199,46 @@ func (s *Server) configSet(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 		return err
 	}
 	c, err := s.config.Put(rq.ctx(), owner, key, w)
+	if err != nil {
+		return err
+	}
+	return writeConfig(ctx, c)
+}
+
+type rollbackBody struct {
+	Version         field `json:"version"`
+	ExpectedVersion field `json:"expected_version"`
+}
+
+// configRollback answers POST /config/{key}/rollback {"version": N}: a new
+// version (current + 1) with version N's value and description, durable
+// when answered; If-Match / expected_version as for PUT (409 when it does
+// not hold); 404 for a key that does not exist or a version not kept.
+func (s *Server) configRollback(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	key, err := configKey(ctx)
+	if err != nil {
+		return err
+	}
+	expected, fromHeader, err := ifMatch(ctx)
+	if err != nil {
+		return err
+	}
+	var body rollbackBody
+	if err := decodeBody(ctx, &body); err != nil {
+		return err
+	}
+	n, err := body.Version.Int("version", 1, math.MaxInt64)
+	if err != nil {
+		return err
+	}
+	if expected, err = bodyCondition(&body.ExpectedVersion, expected, fromHeader); err != nil {
+		return err
+	}
+	owner, err := s.scope(ctx, p, true)
+	if err != nil {
+		return err
+	}
+	c, err := s.config.Rollback(rq.ctx(), owner, key, n, expected)
 	if err != nil {
 		return err
 	}

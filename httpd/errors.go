@@ -61,12 +61,14 @@ func retryAfter(e *actors.Error) int64 {
 }
 
 // writeErr answers err: its code's status and {"error": message}, with
-// Retry-After where the code asks for a retry. Five errors carry details
+// Retry-After where the code asks for a retry. Six errors carry details
 // that shape the body: *actors.LockHeldError (the lock, its holder and
 // expiry), *actors.LockDelayError (the same and when it is available),
 // *actors.SemaphoreFullError (its limit and holders),
-// *actors.StaleTokenError (the last token granted) and
-// *actors.VersionConflictError (the current version). An
+// *actors.StaleTokenError (the last token granted),
+// *actors.VersionConflictError (the current version) and *ofrepError
+// (OFREP's evaluation failures: 404 FLAG_NOT_FOUND, 400 for the others, in
+// OFREP's shape {"key","errorCode","errorDetails"}). An
 // internal error (a bug) is logged and answered without its details.
 func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 	var held *actors.LockHeldError
@@ -122,6 +124,15 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 		writeRaw(ctx, statusOf(actors.CodeConflict), b)
 		return
 	}
+	var oe *ofrepError
+	if errors.As(err, &oe) {
+		status := fasthttp.StatusBadRequest
+		if oe.code == ofrepFlagNotFound {
+			status = fasthttp.StatusNotFound
+		}
+		writeRaw(ctx, status, appendOFREPError(make([]byte, 0, 96+len(oe.details)), oe))
+		return
+	}
 	var conflict *actors.VersionConflictError
 	if errors.As(err, &conflict) {
 		b := make([]byte, 0, 160)
@@ -138,6 +149,17 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 		s.clog.Log(slog.LevelError, "internal error", "route", route(ctx), "err", err)
 	}
 	writeCoded(ctx, e)
+}
+
+// appendItemError renders the error of one item of a batch answer, which
+// is not the answer's status: `"error":"message","status":N`, N the
+// status the item would have had alone.
+func appendItemError(b []byte, err error) []byte {
+	e := actors.AsError(err)
+	b = append(b, `"error":`...)
+	b = appendString(b, e.Message)
+	b = append(b, `,"status":`...)
+	return strconv.AppendInt(b, int64(statusOf(e.Code)), 10)
 }
 
 // writeCoded answers a coded error.

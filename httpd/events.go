@@ -12,7 +12,8 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Server-sent events: GET /events and GET /locks/{name}/watch.
+// Server-sent events: GET /events, GET /locks/{name}/watch and
+// GET /config/{key}/watch.
 //
 // Each stream is a fasthttp body stream writer (its own goroutine) that reads
 // the caller's broker subscription and writes SSE frames, plus a goroutine
@@ -22,7 +23,7 @@ import (
 //
 // Streams are registered by the caller's token (so that a revoked or
 // rotated token's streams end at once: revokeStreams) and counted per user
-// (at most MaxStreamsPerUser open: 429 beyond).
+// (at most MaxStreamsPerUser open: 429 beyond), watches as any other.
 
 // DefaultEventHeartbeat is how often an idle stream gets a ": ping" comment.
 const DefaultEventHeartbeat = 15 * time.Second
@@ -89,6 +90,7 @@ func (s *Server) routeEvents(broker *actors.Broker, cfg ServerConfig) {
 	s.auth.onChange(s.events.revokeStreams)
 	s.r.GET("/events", s.authed(s.eventsAll))
 	s.r.GET("/locks/{name}/watch", s.authed(s.lockWatch))
+	s.r.GET("/config/{key}/watch", s.authed(s.configWatch))
 }
 
 // closeStreams ends every open stream cleanly and refuses new ones. Call it
@@ -310,6 +312,65 @@ func (s *Server) lockWatch(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 	return s.events.serve(ctx, strm, &state, func(e *actors.Event) bool { return staleForState(e, before, st.Held, st.Lock) })
 }
 
+// configWatch streams one config key of the caller's (the admin key:
+// ?owner='s): first config.state, the key as it is (its version, value and
+// description; or "exists": false), then every config.written (with the
+// value) and config.deleted after it, in version order. As for a lock:
+// subscribe first, then read the state, and drop the events the state
+// already reflects.
+func (s *Server) configWatch(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
+	owner, key, err := s.configTarget(ctx, p, false)
+	if err != nil {
+		return err
+	}
+	// The broker indexes this subscription under the owner's key alone
+	// (Filter.Owner with Name): other keys' writes never look at it. Like a
+	// lock watch it is one of the caller's streams (the per-user cap, ended
+	// by revocation), numbered in the caller's scope; the state is a fresh
+	// start, so a Last-Event-ID is not needed (nor read).
+	sub, err := s.events.broker.Subscribe(actors.Filter{Kind: "config", Name: key, Owner: owner,
+		Login: p.ID, Admin: p.Admin, Values: true})
+	if err != nil {
+		return err
+	}
+	strm, err := s.events.open(ctx, p, sub)
+	if err != nil {
+		return err
+	}
+	before := sub.Position()
+	st, err := s.config.State(rq.ctx(), owner, key)
+	if err != nil {
+		s.events.remove(strm)
+		sub.Close()
+		return err
+	}
+	// The version of a deleted key is its last one (the next write is one
+	// more); a key never written has none.
+	live := st.Live()
+	state := actors.Event{Seq: before, Type: actors.EventConfigState, Kind: "config", Name: key, Owner: owner,
+		Version: st.Version, Exists: &live, Time: time.Now().UTC()}
+	if live {
+		state.Value, state.Description = actors.CompactJSON(st.Value), st.Description
+	}
+	return s.events.serve(ctx, strm, &state, func(e *actors.Event) bool { return staleForConfig(e, before, st) })
+}
+
+// staleForConfig reports whether e is already reflected in a config state
+// read after the subscription started: everything published before the
+// read began (seq <= before), a write of a version the state has reached,
+// a delete the state shows.
+func staleForConfig(e *actors.Event, before uint64, st actors.ConfigRecord) bool {
+	switch {
+	case e.Kind != "config": // lagged, revoked: always passed on
+		return false
+	case e.Seq <= before:
+		return true
+	case e.Type == actors.EventConfigDeleted:
+		return !st.Live() && e.Version <= st.Version
+	}
+	return e.Version <= st.Version
+}
+
 // staleForState reports whether e is already reflected in a lock state read
 // after the subscription started (events published before the read began,
 // seq <= before, always are). Fencing tokens order grants; within one grant,
@@ -526,6 +587,16 @@ func appendEventJSON(b []byte, e *actors.Event) []byte {
 	if e.Version != 0 {
 		b = append(b, `,"version":`...)
 		b = strconv.AppendInt(b, e.Version, 10)
+	}
+	if e.Exists != nil {
+		b = append(b, `,"exists":`...)
+		b = strconv.AppendBool(b, *e.Exists)
+	}
+	if e.Value != nil {
+		b = append(b, `,"value":`...)
+		b = append(b, e.Value...) // compact JSON (actors.CompactJSON): one line
+		b = append(b, `,"description":`...)
+		b = appendString(b, e.Description)
 	}
 	if !e.Time.IsZero() {
 		b = append(b, `,"time":"`...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -61,8 +62,15 @@ func TestAppendEventJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(got), &back); err != nil {
 		t.Fatal(err)
 	}
-	if back != e {
+	if !reflect.DeepEqual(back, e) {
 		t.Fatalf("round trip: %+v", back)
+	}
+	// A config watch's events: value (compact) and description, exists.
+	yes := true
+	ce := actors.Event{Seq: 8, Type: actors.EventConfigState, Kind: "config", Name: "app", Owner: "alice", Version: 3,
+		Exists: &yes, Value: []byte(`{"a":[1,"<b>"]}`), Description: "d\"q", Time: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if got := string(appendEventJSON(nil, &ce)); got != `{"seq":8,"type":"config.state","kind":"config","name":"app","owner":"alice","version":3,"exists":true,"value":{"a":[1,"<b>"]},"description":"d\"q","time":"2030-01-01T00:00:00Z"}` {
+		t.Fatalf("config state = %s", got)
 	}
 	// Fields that do not apply are left out.
 	lag := actors.Event{Seq: 9, Type: actors.EventLagged}

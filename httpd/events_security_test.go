@@ -47,7 +47,8 @@ func createToken(t *testing.T, a *httpd.TestServer, login string) string {
 }
 
 // TestEventStreamsEndOnRevocation: once a token is revoked or rotated, its
-// open /events and /watch streams end with a final revoked event; the same
+// open /events and /watch streams (a lock's, a config key's) end with a
+// final revoked event; the same
 // user's streams of another token, and the admin's, go on. In process
 // (DELETE /auth/token, POST /auth/token/rotate) the streams end before the
 // answer; `octostore token revoke` writes the database from another process,
@@ -93,6 +94,14 @@ func TestEventStreamsEndOnRevocation(t *testing.T) {
 			if e := next(t, watch, 5*time.Second); e.Type != "lock.state" {
 				t.Fatalf("watch began with %+v", e)
 			}
+			cfgWatch, err := carol1.WatchConfig(ctx, "cfg")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cfgWatch.Close()
+			if e := next(t, cfgWatch, 5*time.Second); e.Type != client.EventConfigState {
+				t.Fatalf("config watch began with %+v", e)
+			}
 			other := subscribe(t, carol2, client.EventFilter{})
 			admin := subscribe(t, evClient(t, a, "adminkey"), client.EventFilter{})
 
@@ -103,12 +112,15 @@ func TestEventStreamsEndOnRevocation(t *testing.T) {
 				if _, err := bob.Acquire(ctx, "job", 30*time.Second); err != nil {
 					t.Fatal(err)
 				}
+				if _, err := carol2.SetConfig(ctx, "cfg", client.ConfigWrite{Value: 1}); err != nil {
+					t.Fatal(err)
+				}
 			}
 			bound := 10 * time.Second
 			if !tc.inProcess {
 				bound = 10 * httpd.PollInterval
 			}
-			for name, s := range map[string]*client.EventStream{"/events": all, "/watch": watch} {
+			for name, s := range map[string]*client.EventStream{"/events": all, "/watch": watch, "/config/cfg/watch": cfgWatch} {
 				evs := collect(t, s, bound)
 				if len(evs) == 0 || evs[len(evs)-1].Type != client.EventRevoked || !errors.Is(s.Err(), client.ErrRevoked) {
 					t.Fatalf("%s: events %+v, err %v; want a final revoked event and ErrRevoked", name, evs, s.Err())
@@ -141,8 +153,8 @@ func TestEventStreamsEndOnRevocation(t *testing.T) {
 			if _, err := evClient(t, a, tok1).Events(ctx, client.EventFilter{}); !errors.Is(err, client.ErrUnauthorized) {
 				t.Fatalf("a new stream with the revoked token: %v, want 401", err)
 			}
-			if st := a.Events.Stats(); st.Revoked != 2 {
-				t.Fatalf("broker stats %+v, want 2 revoked", st)
+			if st := a.Events.Stats(); st.Revoked != 3 {
+				t.Fatalf("broker stats %+v, want 3 revoked", st)
 			}
 		})
 	}
@@ -191,14 +203,20 @@ func TestEventStreamCap(t *testing.T) {
 	ctx := context.Background()
 	for _, tok := range []string{"tokA", "adminkey"} {
 		c := evClient(t, a, tok)
+		if tok == "adminkey" {
+			client.WithOwner("alice")(c) // config watches name the owner
+		}
 		var streams []*client.EventStream
 		for i := 0; i < httpd.DefaultMaxStreamsPerUser; i++ {
 			var s *client.EventStream
 			var err error
-			if i%2 == 0 {
+			switch i % 3 {
+			case 0:
 				s, err = c.Events(ctx, client.EventFilter{})
-			} else {
+			case 1:
 				s, err = c.WatchLock(ctx, fmt.Sprint("w", i))
+			default:
+				s, err = c.WatchConfig(ctx, fmt.Sprint("c", i))
 			}
 			if err != nil {
 				t.Fatalf("%s: stream %d: %v", tok, i+1, err)
@@ -209,6 +227,7 @@ func TestEventStreamCap(t *testing.T) {
 		for _, open := range []func() (*client.EventStream, error){
 			func() (*client.EventStream, error) { return c.Events(ctx, client.EventFilter{}) },
 			func() (*client.EventStream, error) { return c.WatchLock(ctx, "one-more") },
+			func() (*client.EventStream, error) { return c.WatchConfig(ctx, "one-more") },
 		} {
 			_, err := open()
 			var ae *client.APIError
@@ -342,6 +361,23 @@ func TestEventIDsPerScope(t *testing.T) {
 	visible(8)
 	if e := next(t, x, 5*time.Second); e.Seq != 17 {
 		t.Fatalf("after the reset: %+v, want number 17", e)
+	}
+	// A config watch numbers in its caller's scope too: its state has the
+	// caller's position, its events follow without gaps for other users'
+	// writes, and it sees its key only.
+	w := watchConfig(t, a, "tokA", "mine")
+	if e := next(t, w, 5*time.Second); e.Type != client.EventConfigState || e.Seq != 18 || e.ID != a.Events.ID(18) {
+		t.Fatalf("config watch began with %+v (id %s), want config.state numbered 18", e, e.ID)
+	}
+	bobPrivate(9)
+	if _, err := alice.SetConfig(ctx, "other", client.ConfigWrite{Value: 1}); err != nil { // 19, not this key
+		t.Fatal(err)
+	}
+	if _, err := alice.SetConfig(ctx, "mine", client.ConfigWrite{Value: 2}); err != nil { // 20
+		t.Fatal(err)
+	}
+	if e := next(t, w, 5*time.Second); e.Type != client.EventConfigWritten || e.Seq != 20 || e.ID != a.Events.ID(20) || e.Name != "mine" {
+		t.Fatalf("config watch event %+v (id %s), want config.written of mine numbered 20", e, e.ID)
 	}
 	// The admin's stream numbers every event.
 	ad := subscribe(t, evClient(t, a, "adminkey"), client.EventFilter{LastEventID: a.Events.ID(a.Events.Seq() - 1)})

@@ -10,8 +10,9 @@ import (
 // another case (encoding/json would take {"TTL_SECONDS": 60} as
 // ttl_seconds), or equal under Unicode case folding (ſ for s, K for k), is
 // a 422 that names the key, for a required field as for an optional one,
-// and changes nothing. Each exchange is checked against the contract, so
-// the 422 must be declared for the operation. (Before, every one of these
+// and changes nothing; so are the keys of the objects inside a body (a
+// batch's checks, a flag's rules and variants). Each exchange is checked
+// against the contract, so the 422 must be declared for the operation. (Before, every one of these
 // requests was taken: acquired, renewed, released, counted, set.)
 func TestFieldNamesAreCaseSensitive(t *testing.T) {
 	e := relStart(t, nil)
@@ -51,6 +52,14 @@ func TestFieldNamesAreCaseSensitive(t *testing.T) {
 		{"config", "PUT", "/config/cfg", `{"value":2,"Description":"e"}`, `"Description"`},
 		{"config", "PUT", "/config/cfg", `{"value":2,"EXPECTED_VERSION":1}`, `"EXPECTED_VERSION"`},
 		{"config", "PUT", "/config/cfg", `{"value":2,"expected_version":1,"Expected_Version":1}`, `"Expected_Version"`},
+		{"rollback", "POST", "/config/cfg/rollback", `{"VERSION":1}`, `"VERSION"`},
+		{"rollback", "POST", "/config/cfg/rollback", `{"version":1,"Expected_Version":1}`, `"Expected_Version"`},
+		{"batch", "POST", "/limits/check", `{"CHECKS":[{"name":"lim","max_requests":10,"window_seconds":60}]}`, `"CHECKS"`},
+		{"batch", "POST", "/limits/check", `{"checks":[{"NAME":"lim","max_requests":10,"window_seconds":60}]}`, `"NAME"`},
+		{"batch", "POST", "/limits/check", `{"checks":[{"name":"lim","max_requests":10,"window_seconds":60},{"name":"lim","Max_Requests":10,"window_seconds":60}]}`, `"Max_Requests"`},
+		{"flag", "PUT", "/flags/flg", `{"enabled":true,"RULES":[]}`, `"RULES"`},
+		{"flag", "PUT", "/flags/flg", `{"enabled":true,"rules":[{"Attribute":"plan","operator":"in","values":["pro"],"enabled":true}]}`, `"Attribute"`},
+		{"flag", "PUT", "/flags/flg", `{"enabled":true,"variants":[{"name":"a","value":1,"WEIGHT":100}]}`, `"WEIGHT"`},
 	} {
 		tok := "tokA"
 		if c.op == "acquire" {
@@ -74,6 +83,9 @@ func TestFieldNamesAreCaseSensitive(t *testing.T) {
 		{"POST", "/limits/lim/check", "tokA", `{"window_seconds":60,"max_requests":10,"comment":"x"}`},
 		{"PUT", "/flags/flg", "tokA", `{"enabled":false}`},
 		{"PUT", "/config/cfg", "tokA", `{"value":{"VALUE":"nested keys are data"},"expected_version":1}`},
+		{"POST", "/config/cfg/rollback", "tokA", `{"version":1,"expected_version":2}`},
+		{"POST", "/limits/check", "tokA", `{"checks":[{"name":"lim","max_requests":10,"window_seconds":60,"note":1}]}`},
+		{"PUT", "/flags/flg", "tokA", `{"enabled":true,"variants":[{"name":"a","value":{"WEIGHT":1},"weight":100}]}`},
 	} {
 		if r := e.do(w.method, w.path, w.tok, w.body); r.status != 200 {
 			t.Errorf("%s %s %s: %d %s", w.method, w.path, w.body, r.status, r.body)

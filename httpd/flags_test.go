@@ -35,7 +35,7 @@ func TestFlagLifecycle(t *testing.T) {
 	}
 	// subjects are taken as given, query-decoded
 	subj := "user@example.com/ü"
-	want, _ := actors.EvaluateFlag(actors.FlagRecord{Name: "beta", Enabled: true, Percentage: 30}, true, []byte(subj))
+	want := actors.EvaluateFlag(&actors.FlagRecord{Name: "beta", Enabled: true, Percentage: 30}, true, actors.FlagContext{Subject: []byte(subj)}).Enabled
 	if m := e.do(t, "GET", "/flags/beta?subject="+url.QueryEscape(subj), rsAlice, "").obj(t); m["enabled"] != want {
 		t.Fatalf("escaped subject: %v, want %v", m, want)
 	}
@@ -150,5 +150,165 @@ func TestFlagValidation(t *testing.T) {
 	}
 	if l := e.do(t, "GET", "/flags", rsAlice, "").list(t, "flags"); len(l) != 0 {
 		t.Fatalf("rejected requests created flags: %v", l)
+	}
+}
+
+// Rules and variants over HTTP: the definition round-trips (also across a
+// restart), GET evaluates with attr. parameters and answers variant and
+// value, and the split follows the documented hash.
+func TestFlagTargetingAndVariants(t *testing.T) {
+	e := rsStart(t, nil)
+	def := `{"enabled":true,
+		"rules":[{"attribute":"plan","operator":"in","values":["pro","team"],"variant":"green"},
+		         {"attribute":"app","operator":"semver_lt","values":["2.0.0"],"variant":"legacy"},
+		         {"attribute":"age","operator":"gt","values":[1e2],"variant":"blue"}],
+		"variants":[{"name":"blue","value":"blue","weight":50},
+		            {"name":"green","value":{ "hex" : "#0f0", "n": 1.50 },"weight":50},
+		            {"name":"legacy","value":null,"weight":0}],
+		"off_variant":"blue"}`
+	put := e.do(t, "PUT", "/flags/exp", rsAlice, def).want(t, 200)
+	const wantDef = `"rules":[{"attribute":"plan","operator":"in","values":["pro","team"],"variant":"green"},` +
+		`{"attribute":"app","operator":"semver_lt","values":["2.0.0"],"variant":"legacy"},` +
+		`{"attribute":"age","operator":"gt","values":[1e2],"variant":"blue"}],` +
+		`"variants":[{"name":"blue","value":"blue","weight":50},{"name":"green","value":{"hex":"#0f0","n":1.50},"weight":50},` +
+		`{"name":"legacy","value":null,"weight":0}],"off_variant":"blue"`
+	if !strings.Contains(put.String(), wantDef) {
+		t.Fatalf("PUT answer %s\nwant it to hold %s", put, wantDef)
+	}
+	eval := func(query string) map[string]any {
+		t.Helper()
+		return e.do(t, "GET", "/flags/exp?"+query, rsAlice, "").want(t, 200).obj(t)
+	}
+	for _, tc := range []struct {
+		query, reason, variant, value string
+	}{
+		{"subject=alice&attr.plan=team", "TARGETING_MATCH", "green", `{"hex":"#0f0","n":1.50}`},
+		{"subject=alice&attr.plan=free&attr.app=1.9.3", "TARGETING_MATCH", "legacy", `null`},
+		{"subject=alice&attr.app=v2.1.0&attr.age=101", "TARGETING_MATCH", "blue", `"blue"`},
+		{"subject=alice&attr.age=100", "SPLIT", "blue", `"blue"`}, // 100 is not > 1e2; "exp:alice" is in bucket 27
+	} {
+		m := eval(tc.query)
+		raw := string(e.do(t, "GET", "/flags/exp?"+tc.query, rsAlice, "").body)
+		if m["reason"] != tc.reason || m["variant"] != tc.variant || m["enabled"] != true || !strings.Contains(raw, `"value":`+tc.value+`}`) {
+			t.Fatalf("%s: %s, want %s %s %s", tc.query, raw, tc.reason, tc.variant, tc.value)
+		}
+	}
+	// The split is the documented one: bucket < 50 → blue.
+	for i := 0; i < 200; i++ {
+		subj := fmt.Sprintf("s-%d", i)
+		want := "green"
+		if actors.FlagBucket("exp", []byte(subj)) < 50 {
+			want = "blue"
+		}
+		if m := eval("subject=" + subj); m["variant"] != want || m["reason"] != "SPLIT" {
+			t.Fatalf("%s: %v, want %s", subj, m, want)
+		}
+	}
+	// targetingKey is the subject
+	e.do(t, "PUT", "/flags/gate", rsAlice, `{"enabled":true,"percentage":0,"rules":[{"attribute":"targetingKey","operator":"in","values":["vip"],"enabled":true}]}`).want(t, 200)
+	if m := e.do(t, "GET", "/flags/gate?subject=vip", rsAlice, "").obj(t); m["enabled"] != true || m["reason"] != "TARGETING_MATCH" || m["variant"] != "on" || m["value"] != true {
+		t.Fatalf("vip: %v", m)
+	}
+	if m := e.do(t, "GET", "/flags/gate?subject=other", rsAlice, "").obj(t); m["enabled"] != false || m["reason"] != "SPLIT" || m["variant"] != "off" || m["value"] != false {
+		t.Fatalf("other: %v", m)
+	}
+	// a rule on a flag without variants is shown with enabled, as given
+	if l := e.do(t, "GET", "/flags", rsAlice, "").list(t, "flags"); len(l) != 2 || !strings.Contains(fmt.Sprint(l[1]["rules"]), "enabled:true") {
+		t.Fatalf("list: %v", l)
+	}
+	// disabled: the off variant
+	e.do(t, "PUT", "/flags/exp2", rsAlice, `{"enabled":false,"variants":[{"name":"a","value":1,"weight":100}]}`).want(t, 200)
+	if m := e.do(t, "GET", "/flags/exp2", rsAlice, "").obj(t); m["reason"] != "DISABLED" || m["enabled"] != false {
+		t.Fatalf("disabled without off variant: %v", m)
+	} else if _, has := m["variant"]; has {
+		t.Fatalf("disabled without off variant serves %v", m)
+	}
+	if m := e.do(t, "GET", "/flags/exp?attr.plan=pro", rsAlice, "").obj(t); m["variant"] != "green" {
+		t.Fatalf("before restart: %v", m)
+	}
+	e.restart(t)
+	after := e.do(t, "GET", "/flags", rsAlice, "").want(t, 200)
+	if !strings.Contains(after.String(), wantDef) {
+		t.Fatalf("after restart: %s", after)
+	}
+	if m := e.do(t, "GET", "/flags/exp?attr.plan=pro", rsAlice, "").obj(t); m["variant"] != "green" || m["reason"] != "TARGETING_MATCH" {
+		t.Fatalf("after restart: %v", m)
+	}
+}
+
+// Every bad definition and attribute is 422 naming the field, and changes
+// nothing: the flag keeps its definition.
+func TestFlagTargetingValidation(t *testing.T) {
+	e := rsStart(t, nil)
+	good := `{"enabled":true,"variants":[{"name":"a","value":1,"weight":60},{"name":"b","value":2,"weight":40}]}`
+	e.do(t, "PUT", "/flags/f", rsAlice, good).want(t, 200)
+	before := e.do(t, "GET", "/flags", rsAlice, "").body
+	rule := func(r string) string { return `{"enabled":true,"rules":[` + r + `]}` }
+	vrule := func(r string) string {
+		return `{"enabled":true,"variants":[{"name":"a","value":1,"weight":100}],"rules":[` + r + `]}`
+	}
+	many := func(n int, item string) string {
+		s := make([]string, n)
+		for i := range s {
+			s[i] = item
+		}
+		return strings.Join(s, ",")
+	}
+	for _, tc := range []struct{ name, body, fragment string }{
+		{"rules not an array", `{"enabled":true,"rules":{}}`, "rules must be an array"},
+		{"rules null", `{"enabled":true,"rules":null}`, "rules must be an array"},
+		{"rule not an object", rule(`5`), "rules[0] must be an object"},
+		{"unknown operator", rule(`{"attribute":"a","operator":"like","values":["x"],"enabled":true}`), "rules[0].operator must be one of"},
+		{"operator missing", rule(`{"attribute":"a","values":["x"],"enabled":true}`), "rules[0].operator is required"},
+		{"attribute missing", rule(`{"operator":"eq","values":["x"],"enabled":true}`), "rules[0].attribute is required"},
+		{"attribute bad", rule(`{"attribute":"a b","operator":"eq","values":["x"],"enabled":true}`), "rules[0].attribute must match"},
+		{"values missing", rule(`{"attribute":"a","operator":"in","enabled":true}`), "rules[0].values is required"},
+		{"values not an array", rule(`{"attribute":"a","operator":"in","values":"x","enabled":true}`), "rules[0].values must be an array"},
+		{"values empty", rule(`{"attribute":"a","operator":"in","values":[],"enabled":true}`), "rules[0].values must have 1 to 100"},
+		{"number for in", rule(`{"attribute":"a","operator":"in","values":["x",5],"enabled":true}`), "rules[0].values[1] must be a string"},
+		{"string for gt", rule(`{"attribute":"a","operator":"gt","values":["5"],"enabled":true}`), "rules[0].values[0] must be a number"},
+		{"two for lt", rule(`{"attribute":"a","operator":"lt","values":[1,2],"enabled":true}`), "lt takes exactly one value"},
+		{"bad semver", rule(`{"attribute":"a","operator":"semver_gte","values":["one"],"enabled":true}`), "semantic version"},
+		{"neither enabled nor variant", rule(`{"attribute":"a","operator":"eq","values":["x"]}`), "rules[0].enabled is required"},
+		{"both", rule(`{"attribute":"a","operator":"eq","values":["x"],"enabled":true,"variant":"a"}`), "not both"},
+		{"variant on a boolean flag", rule(`{"attribute":"a","operator":"eq","values":["x"],"variant":"a"}`), "rules[0].variant: the flag has no variants"},
+		{"enabled on a variant flag", vrule(`{"attribute":"a","operator":"eq","values":["x"],"enabled":true}`), "rules[0].enabled: the flag has variants"},
+		{"unknown variant", vrule(`{"attribute":"a","operator":"eq","values":["x"],"variant":"z"}`), "rules[0].variant: no variant"},
+		{"51 rules", rule(many(51, `{"attribute":"a","operator":"eq","values":["x"],"enabled":true}`)), "rules: at most 50"},
+		{"101 values", rule(`{"attribute":"a","operator":"in","values":[` + many(101, `"v"`) + `],"enabled":true}`), "rules[0].values must have 1 to 100"},
+		{"weights 90", `{"enabled":true,"variants":[{"name":"a","value":1,"weight":90}]}`, "sum to 100"},
+		{"weight 101", `{"enabled":true,"variants":[{"name":"a","value":1,"weight":101}]}`, "variants[0].weight"},
+		{"weight fraction", `{"enabled":true,"variants":[{"name":"a","value":1,"weight":50.5}]}`, "variants[0].weight"},
+		{"value missing", `{"enabled":true,"variants":[{"name":"a","weight":100}]}`, "variants[0].value is required"},
+		{"name missing", `{"enabled":true,"variants":[{"value":1,"weight":100}]}`, "variants[0].name is required"},
+		{"duplicate names", `{"enabled":true,"variants":[{"name":"a","value":1,"weight":50},{"name":"a","value":2,"weight":50}]}`, "variants[1].name"},
+		{"percentage with variants", `{"enabled":true,"percentage":10,"variants":[{"name":"a","value":1,"weight":100}]}`, "percentage"},
+		{"off variant unknown", `{"enabled":true,"off_variant":"z","variants":[{"name":"a","value":1,"weight":100}]}`, "off_variant"},
+		{"off variant without variants", `{"enabled":true,"off_variant":"a"}`, "off_variant"},
+		{"off variant not a string", `{"enabled":true,"off_variant":1,"variants":[{"name":"a","value":1,"weight":100}]}`, "off_variant must be a string"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.do(t, "PUT", "/flags/f", rsAlice, tc.body).want(t, 422, tc.fragment)
+		})
+	}
+	for _, tc := range []struct{ name, query, fragment string }{
+		{"bad attribute name", "attr.a%20b=1", "attr.a b"},
+		{"empty attribute name", "attr.=1", "attr."},
+		{"attribute twice", "attr.a=1&attr.a=2", "attr.a is given more than once"},
+		{"attribute too long", "attr.a=" + strings.Repeat("x", 1025), "attr.a must be at most 1024 bytes"},
+		{"51 attributes", func() string {
+			q := make([]string, 51)
+			for i := range q {
+				q[i] = fmt.Sprintf("attr.a%d=1", i)
+			}
+			return strings.Join(q, "&")
+		}(), "at most 50"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.do(t, "GET", "/flags/f?"+tc.query, rsAlice, "").want(t, 422, tc.fragment)
+		})
+	}
+	if after := e.do(t, "GET", "/flags", rsAlice, "").body; string(after) != string(before) {
+		t.Fatalf("rejected requests changed the flag:\n%s\n%s", before, after)
 	}
 }

@@ -7,6 +7,27 @@ import (
 	"strings"
 )
 
+// foldedName returns the json name of a field of the struct type t (the
+// fields of embedded structs included, as encoding/json sees them) that key
+// equals only case-insensitively, or "".
+func foldedName(t reflect.Type, key []byte) string {
+	for f := range t.NumField() {
+		sf := t.Field(f)
+		tag := sf.Tag.Get("json")
+		if sf.Anonymous && tag == "" && sf.Type.Kind() == reflect.Struct {
+			if name := foldedName(sf.Type, key); name != "" {
+				return name
+			}
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if name != "" && name != "-" && string(key) != name && bytes.EqualFold(key, []byte(name)) {
+			return name
+		}
+	}
+	return ""
+}
+
 // foldedKey checks the top-level keys of body, a valid JSON text, against
 // the json tags of the struct v points to. encoding/json matches keys to
 // fields case-insensitively, so {"TTL_SECONDS": 5} would be taken as
@@ -40,11 +61,8 @@ func foldedKey(body []byte, v any) string {
 			}
 			key = []byte(s)
 		}
-		for f := range t.NumField() {
-			name, _, _ := strings.Cut(t.Field(f).Tag.Get("json"), ",")
-			if name != "" && name != "-" && string(key) != name && bytes.EqualFold(key, []byte(name)) {
-				return "field names are case-sensitive: " + quoteKey(key) + " is not " + name
-			}
+		if name := foldedName(t, key); name != "" {
+			return "field names are case-sensitive: " + quoteKey(key) + " is not " + name
 		}
 		i = skipWS(body, end)
 		if i >= len(body) || body[i] != ':' {

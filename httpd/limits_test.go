@@ -1,10 +1,13 @@
 package httpd_test
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/octostore/octostore/httpd"
 )
 
 const check3 = `{"max_requests":3,"window_seconds":60}`
@@ -215,4 +218,159 @@ func TestLimitConcurrentChecks(t *testing.T) {
 	if num(t, l[0]["current_count"]) != 123 {
 		t.Fatalf("listing: %v", l)
 	}
+}
+
+// A token bucket over HTTP: burst, continuous refill, cost, the RateLimit
+// headers, the algorithm in every answer; state kept across a graceful
+// restart; a change of algorithm carries the usage over.
+func TestLimitTokenBucket(t *testing.T) {
+	e := rsStart(t, nil)
+	tb := func(cost int) string {
+		return `{"max_requests":4,"window_seconds":8,"algorithm":"token_bucket","cost":` + strconv.Itoa(cost) + `}`
+	}
+	r := e.do(t, "POST", "/limits/tb/check", rsAlice, tb(3)).want(t, 200)
+	if m := r.obj(t); m["allowed"] != true || num(t, m["remaining"]) != 1 || m["algorithm"] != "token_bucket" ||
+		!rsTime(t, m["reset_at"]).Equal(rsT0.Add(6*time.Second)) {
+		t.Fatalf("first check: %s", r)
+	}
+	if r.header.Get("RateLimit-Limit") != "4" || r.header.Get("RateLimit-Remaining") != "1" || r.header.Get("RateLimit-Reset") != "6" ||
+		r.header.Get("RateLimit-Policy") != "4;w=8" {
+		t.Fatalf("headers %v", r.header)
+	}
+	// one token left: a cost of 2 is denied (takes nothing) until one more is back (2 s)
+	r = e.do(t, "POST", "/limits/tb/check", rsAlice, tb(2)).want(t, 200)
+	if m := r.obj(t); m["allowed"] != false || num(t, m["retry_after_seconds"]) != 2 || r.header.Get("Retry-After") != "2" {
+		t.Fatalf("denied: %s %v", r, r.header)
+	}
+	e.clock.Add(time.Second) // half a token back
+	if m := e.do(t, "POST", "/limits/tb/check", rsAlice, tb(2)).obj(t); m["allowed"] != false || num(t, m["retry_after_seconds"]) != 1 {
+		t.Fatalf("after 1s: %v", m)
+	}
+	e.clock.Add(time.Second)
+	if m := e.do(t, "POST", "/limits/tb/check", rsAlice, tb(2)).obj(t); m["allowed"] != true || num(t, m["remaining"]) != 0 {
+		t.Fatalf("after 2s: %v", m)
+	}
+	st := e.do(t, "GET", "/limits/tb", rsAlice, "").want(t, 200).obj(t)
+	if st["allowed"] != false || st["algorithm"] != "token_bucket" || num(t, st["remaining"]) != 0 {
+		t.Fatalf("status: %v", st)
+	}
+	l := e.do(t, "GET", "/limits", rsAlice, "").list(t, "limits")
+	if len(l) != 1 || l[0]["algorithm"] != "token_bucket" || num(t, l[0]["current_count"]) != 4 || num(t, l[0]["max_requests"]) != 4 {
+		t.Fatalf("list: %v", l)
+	}
+	e.restart(t) // a graceful restart writes the bucket
+	e.clock.Add(2 * time.Second)
+	if m := e.do(t, "POST", "/limits/tb/check", rsAlice, tb(1)).obj(t); m["allowed"] != true || num(t, m["remaining"]) != 0 {
+		t.Fatalf("after the restart, one token back: %v", m)
+	}
+	// to a sliding window of 4: the 4 tokens in use count from the change
+	if m := e.do(t, "POST", "/limits/tb/check", rsAlice, `{"max_requests":4,"window_seconds":8}`).obj(t); m["allowed"] != false || m["algorithm"] != "sliding_window" {
+		t.Fatalf("switched to a window: %v", m)
+	}
+}
+
+// Cost in the sliding window, and the bounds of cost and algorithm.
+func TestLimitCostAndValidation(t *testing.T) {
+	e := rsStart(t, nil)
+	if m := e.do(t, "POST", "/limits/c/check", rsAlice, `{"max_requests":5,"window_seconds":60,"cost":4}`).obj(t); m["allowed"] != true || num(t, m["remaining"]) != 1 || m["algorithm"] != "sliding_window" {
+		t.Fatalf("cost 4: %v", m)
+	}
+	if m := e.do(t, "POST", "/limits/c/check", rsAlice, `{"max_requests":5,"window_seconds":60,"cost":2}`).obj(t); m["allowed"] != false || num(t, m["remaining"]) != 1 {
+		t.Fatalf("cost 2 of 1 left: %v", m)
+	}
+	before := e.do(t, "GET", "/limits", rsAlice, "").body
+	for _, tc := range []struct{ body, fragment string }{
+		{`{"max_requests":5,"window_seconds":60,"cost":0}`, "cost must be between 1 and 5"},
+		{`{"max_requests":5,"window_seconds":60,"cost":6}`, "cost must be between 1 and 5"},
+		{`{"max_requests":5,"window_seconds":60,"cost":"1"}`, "cost"},
+		{`{"max_requests":5,"window_seconds":60,"cost":1.5}`, "cost"},
+		{`{"max_requests":5,"window_seconds":60,"algorithm":"leaky_bucket"}`, "algorithm must be sliding_window or token_bucket"},
+		{`{"max_requests":5,"window_seconds":60,"algorithm":5}`, "algorithm must be a string"},
+		{`{"max_requests":5,"window_seconds":60,"algorithm":"token_bucket","algorithm":"token_bucket"}`, "algorithm is given more than once"},
+	} {
+		e.do(t, "POST", "/limits/c/check", rsAlice, tc.body).want(t, 422, tc.fragment)
+	}
+	if after := e.do(t, "GET", "/limits", rsAlice, "").body; string(after) != string(before) {
+		t.Fatalf("rejected checks changed the limit:\n%s\n%s", before, after)
+	}
+}
+
+// A batch answers in order, each check as a single one at that point (a
+// repeated name sees its earlier checks); invalid batches change nothing;
+// the quota refuses single checks in place.
+func TestLimitBatch(t *testing.T) {
+	e := rsStart(t, func(o *httpd.TestOptions) { o.Limits.MaxPerUser = 3 })
+	e.do(t, "POST", "/limits/a/check", rsAlice, `{"max_requests":2,"window_seconds":60}`).want(t, 200)
+	r := e.do(t, "POST", "/limits/check", rsAlice, `{"checks":[
+		{"name":"a","max_requests":2,"window_seconds":60},
+		{"name":"b","max_requests":3,"window_seconds":60,"algorithm":"token_bucket","cost":2},
+		{"name":"a","max_requests":2,"window_seconds":60},
+		{"name":"b","max_requests":3,"window_seconds":60,"algorithm":"token_bucket","cost":2},
+		{"name":"c","max_requests":1,"window_seconds":60},
+		{"name":"d","max_requests":1,"window_seconds":60}]}`).want(t, 200)
+	const want = `{"results":[` +
+		`{"name":"a","allowed":true,"remaining":0,"reset_at":"2026-04-01T09:01:00.000Z","algorithm":"sliding_window"},` +
+		`{"name":"b","allowed":true,"remaining":1,"reset_at":"2026-04-01T09:00:40.000Z","algorithm":"token_bucket"},` +
+		`{"name":"a","allowed":false,"remaining":0,"reset_at":"2026-04-01T09:01:00.000Z","retry_after_seconds":60,"algorithm":"sliding_window"},` +
+		`{"name":"b","allowed":false,"remaining":1,"reset_at":"2026-04-01T09:00:40.000Z","retry_after_seconds":20,"algorithm":"token_bucket"},` +
+		`{"name":"c","allowed":true,"remaining":0,"reset_at":"2026-04-01T09:01:00.000Z","algorithm":"sliding_window"},` +
+		`{"name":"d","error":"quota exceeded: at most 3 rate limits per user","status":403}]}`
+	if r.String() != want {
+		t.Fatalf("batch:\n got %s\nwant %s", r, want)
+	}
+	if r.header.Get("RateLimit-Limit") != "" {
+		t.Fatalf("a batch has no RateLimit headers: %v", r.header)
+	}
+	// Each result is what a single check says at that point.
+	if m := e.do(t, "GET", "/limits/b", rsAlice, "").obj(t); num(t, m["remaining"]) != 1 {
+		t.Fatalf("b after the batch: %v", m)
+	}
+	before := e.do(t, "GET", "/limits", rsAlice, "").body
+	checks := func(n int) string {
+		s := make([]string, n)
+		for i := range s {
+			s[i] = `{"name":"a","max_requests":2,"window_seconds":60}`
+		}
+		return `{"checks":[` + strings.Join(s, ",") + `]}`
+	}
+	for _, tc := range []struct{ body, fragment string }{
+		{`{"checks":[]}`, "checks must be an array of 1 to 100"},
+		{`{}`, "checks must be an array of 1 to 100"},
+		{`{"checks":null}`, "checks must be an array"},
+		{`{"checks":{}}`, "checks must be an array"},
+		{checks(101), "checks: at most 100"},
+		{`{"checks":[{"name":"a","max_requests":2,"window_seconds":60},5]}`, "checks[1] must be an object"},
+		{`{"checks":[{"name":"a","max_requests":2,"window_seconds":60},{"max_requests":2,"window_seconds":60}]}`, "checks[1].name is required"},
+		{`{"checks":[{"name":"a.b","max_requests":2,"window_seconds":60}]}`, "checks[0].name: rate limit name must match"},
+		{`{"checks":[{"name":"a","max_requests":2,"window_seconds":60},{"name":"a","max_requests":2,"window_seconds":60,"cost":3}]}`, "checks[1].cost must be between 1 and 2"},
+		{`{"checks":[{"name":"a","max_requests":0,"window_seconds":60}]}`, "checks[0].max_requests"},
+		{`{"checks":[{"name":"a","max_requests":2,"window_seconds":60,"algorithm":"x"}]}`, "checks[0].algorithm must be"},
+	} {
+		e.do(t, "POST", "/limits/check", rsAlice, tc.body).want(t, 422, tc.fragment)
+	}
+	e.do(t, "POST", "/limits/check", rsAlice, `{"checks":[`).want(t, 400)
+	e.do(t, "POST", "/limits/check", rsAdmin, checks(1)).want(t, 403)
+	e.do(t, "POST", "/limits/check?owner=bob", rsAlice, checks(1)).want(t, 403)
+	if after := e.do(t, "GET", "/limits", rsAlice, "").body; string(after) != string(before) {
+		t.Fatalf("rejected batches changed limits:\n%s\n%s", before, after)
+	}
+	// 100 checks of one name: exactly the first two allowed, in order.
+	var res struct {
+		Results []struct{ Allowed bool } `json:"results"`
+	}
+	e.do(t, "DELETE", "/limits/a", rsAlice, "").want(t, 200)
+	if err := json.Unmarshal(e.do(t, "POST", "/limits/check", rsAlice, checks(100)).want(t, 200).body, &res); err != nil || len(res.Results) != 100 {
+		t.Fatalf("%v %v", res, err)
+	}
+	for i, r := range res.Results {
+		if r.Allowed != (i < 2) {
+			t.Fatalf("check %d of one name: allowed %v", i, r.Allowed)
+		}
+	}
+	// a limit named check is a limit like any other
+	e.do(t, "POST", "/limits/check/check", rsBob, check3).want(t, 200)
+	if m := e.do(t, "GET", "/limits/check", rsBob, "").want(t, 200).obj(t); num(t, m["remaining"]) != 2 {
+		t.Fatalf("limit named check: %v", m)
+	}
+	e.do(t, "DELETE", "/limits/check", rsBob, "").want(t, 200)
 }

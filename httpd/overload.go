@@ -18,9 +18,9 @@ const DefaultMaxInFlight = 4096
 // this counter is what bounds them: beyond the limit a request is answered
 // 503 + Retry-After at once, without touching the runtime. It guards the
 // routes that do work (routes.go wraps each of them); the long-lived
-// streams (/events, /locks/{name}/watch) and the probes (/health,
-// /metrics, /openapi.yaml) are registered without it: they do not queue
-// work on actors. The exemption is by route, never by path text, so a
+// streams (/events, /locks/{name}/watch, /config/{key}/watch) and the
+// probes (/health, /metrics, /openapi.yaml) are registered without it: they
+// do not queue work on actors (a watch reads one state when it starts). The exemption is by route, never by path text, so a
 // resource named "watch" is counted like any other.
 //
 // A waiting acquire (wait_seconds) may wait minutes for its turn, holding no

@@ -28,6 +28,7 @@ func (s *Server) routes() {
 		{"DELETE", "/sessions/{id}", s.sessionClose},
 
 		{"POST", "/limits/{name}/check", s.limitCheck},
+		{"POST", "/limits/check", s.limitBatch},
 		{"GET", "/limits/{name}", s.limitStatus},
 		{"DELETE", "/limits/{name}", s.limitReset},
 		{"GET", "/limits", s.limitList},
@@ -41,7 +42,11 @@ func (s *Server) routes() {
 		{"GET", "/config/{key}", s.configGet},
 		{"DELETE", "/config/{key}", s.configDelete},
 		{"GET", "/config/{key}/history", s.configHistory},
+		{"POST", "/config/{key}/rollback", s.configRollback},
 		{"GET", "/config", s.configList},
+
+		{"POST", "/ofrep/v1/evaluate/flags/{key}", s.ofrepFlag},
+		{"POST", "/ofrep/v1/evaluate/flags", s.ofrepBulk},
 
 		{"POST", "/auth/token/rotate", s.tokenRotate},
 		{"DELETE", "/auth/token", s.tokenRevoke},

@@ -51,7 +51,7 @@ type Server struct {
 	r     *router.Router
 	srv   *fasthttp.Server
 
-	// events serves /events and /locks/{name}/watch, metrics /metrics
+	// events serves /events and the watches, metrics /metrics
 	// (events.go, metrics.go).
 	events  *eventStreams
 	metrics *Metrics
@@ -78,7 +78,7 @@ type Deps struct {
 	Store  *persistence.Store // tokens, sign-in, the health of writes
 	Auth   *Authenticator     // bearer tokens and the admin key
 	GitHub *GitHubSignIn      // sign-in with GitHub; nil: not configured (501)
-	Events *actors.Broker     // /events and /locks/{name}/watch
+	Events *actors.Broker     // /events, /locks/{name}/watch, /config/{key}/watch
 	// Metrics labels every request and serves /metrics; NewServer also
 	// registers the scrape-time gauges of Sys, Events and Store on it, so
 	// one Metrics serves one Server.

@@ -33,10 +33,13 @@ type Config struct {
 	Abandon     float64       // lock-contended: fraction of holds left to expire
 	LimitMax    int           // ratelimit-check: max_requests; default 100
 	LimitWindow time.Duration // ratelimit-check: window; default 1s
-	FlagPercent int           // flag-eval: rollout percentage; default 50
-	QueueWait   time.Duration // lock-queue: wait_seconds of each waiting acquire; default 30s (at most the run's end)
-	Hold        time.Duration // lock-queue, semaphore: how long a grant is held before its release; default 0
-	SemLimit    int           // semaphore: the semaphores' limit; default 3
+	// LimitAlgorithm is ratelimit-check's algorithm: "" (the server's
+	// default, sliding_window) or "token_bucket" (octostore targets only).
+	LimitAlgorithm string
+	FlagPercent    int           // flag-eval: rollout percentage; default 50
+	QueueWait      time.Duration // lock-queue: wait_seconds of each waiting acquire; default 30s (at most the run's end)
+	Hold           time.Duration // lock-queue, semaphore: how long a grant is held before its release; default 0
+	SemLimit       int           // semaphore: the semaphores' limit; default 3
 
 	MaxIterations   int64         // 0: bounded by time only
 	SafetyMaxEvents int64         // lock events kept for the checker; default 4,000,000
@@ -248,6 +251,12 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		}
 	} else if !isScenario(cfg.Scenario) {
 		return nil, fmt.Errorf("unknown scenario %q", cfg.Scenario)
+	}
+	if cfg.LimitAlgorithm != "" && cfg.LimitAlgorithm != "sliding_window" && cfg.LimitAlgorithm != "token_bucket" {
+		return nil, fmt.Errorf("limit algorithm %q: want sliding_window or token_bucket", cfg.LimitAlgorithm)
+	}
+	if cfg.LimitAlgorithm == "token_bucket" && cfg.Target.Kind() == "redis" {
+		return nil, fmt.Errorf("%w: the redis target's ratelimit-check is a sliding window", ErrUnsupported)
 	}
 	total := 0
 	for _, m := range mix {

@@ -249,7 +249,7 @@ func lockStatus(w *worker, s *scenario, due time.Duration) {
 // ratelimit-check: a check that is denied is an expected refusal.
 func limitCheck(w *worker, s *scenario, due time.Duration) {
 	name := s.names[w.rng.IntN(len(s.names))]
-	allowed, st := w.conn.CheckLimit(name, w.run.cfg.LimitMax, w.run.cfg.LimitWindow)
+	allowed, st := w.conn.CheckLimit(name, w.run.cfg.LimitMax, w.run.cfg.LimitWindow, w.run.cfg.LimitAlgorithm)
 	cl := classify(st)
 	if cl == classOK && !allowed {
 		cl = classRejected

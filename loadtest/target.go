@@ -52,7 +52,9 @@ type Conn interface {
 	Renew(name string, lease LeaseID, ttl time.Duration) (LockReply, Status)
 	Release(name string, lease LeaseID) Status
 	LockStatus(name string) Status
-	CheckLimit(name string, max int, window time.Duration) (allowed bool, st Status)
+	// CheckLimit checks a rate limit; algorithm is "" (the server's
+	// default, the sliding window) or "token_bucket" (octostore only).
+	CheckLimit(name string, max int, window time.Duration, algorithm string) (allowed bool, st Status)
 	EvalFlag(name, subject string) (enabled bool, st Status)
 	SetFlag(name string, percentage int) Status
 	ReadConfig(key string) Status

@@ -283,8 +283,8 @@ func (c *clientConn) LockStatus(name string) Status {
 	return statusOf(err)
 }
 
-func (c *clientConn) CheckLimit(name string, max int, window time.Duration) (bool, Status) {
-	r, err := c.c.CheckLimit(c.ctx, name, max, window)
+func (c *clientConn) CheckLimit(name string, max int, window time.Duration, algorithm string) (bool, Status) {
+	r, err := c.c.CheckLimitWith(c.ctx, name, client.LimitCheck{MaxRequests: max, Window: window, Algorithm: algorithm})
 	if err != nil {
 		return false, statusOf(err)
 	}
@@ -454,12 +454,17 @@ func (c *rawConn) LockStatus(name string) Status {
 	return c.do("GET", nil)
 }
 
-func (c *rawConn) CheckLimit(name string, max int, window time.Duration) (bool, Status) {
+func (c *rawConn) CheckLimit(name string, max int, window time.Duration, algorithm string) (bool, Status) {
 	c.path("/limits/", name, "/check")
 	c.body = append(c.body[:0], `{"max_requests":`...)
 	c.body = strconv.AppendInt(c.body, int64(max), 10)
 	c.body = append(c.body, `,"window_seconds":`...)
 	c.body = strconv.AppendInt(c.body, wholeSeconds(window), 10)
+	if algorithm != "" {
+		c.body = append(c.body, `,"algorithm":"`...)
+		c.body = append(c.body, algorithm...)
+		c.body = append(c.body, '"')
+	}
 	c.body = append(c.body, '}')
 	st := c.do("POST", c.body)
 	if st != 200 {

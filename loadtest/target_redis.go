@@ -228,7 +228,7 @@ func (c *redisConn) LockStatus(name string) Status {
 	return redisStatus(err)
 }
 
-func (c *redisConn) CheckLimit(name string, max int, window time.Duration) (bool, Status) {
+func (c *redisConn) CheckLimit(name string, max int, window time.Duration, _ string) (bool, Status) {
 	c.seq++
 	member := strconv.FormatUint(c.id, 36) + ":" + strconv.FormatUint(c.seq, 36)
 	res, err := redisSlidingWindow.Run(c.ctx, c.t.rdb, []string{"lt:rl:" + name},

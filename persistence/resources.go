@@ -30,16 +30,17 @@ type resourceStmts struct {
 func prepareResources(db *sql.DB) (*resourceStmts, error) {
 	s := &resourceStmts{}
 	var err error
-	s.putLimit, err = db.Prepare(`INSERT INTO limits(owner, name, max_requests, window_seconds, log, updated_at)
-		VALUES(?, ?, ?, ?, ?, ?)
-		ON CONFLICT(owner, name) DO UPDATE SET max_requests = excluded.max_requests,
+	s.putLimit, err = db.Prepare(`INSERT INTO limits(owner, name, algorithm, max_requests, window_seconds, log, updated_at)
+		VALUES(?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(owner, name) DO UPDATE SET algorithm = excluded.algorithm, max_requests = excluded.max_requests,
 			window_seconds = excluded.window_seconds, log = excluded.log, updated_at = excluded.updated_at`)
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
-	s.putFlag, err = db.Prepare(`INSERT INTO flags(owner, name, enabled, percentage, created_at, updated_at)
-		VALUES(?, ?, ?, ?, ?, ?)
+	s.putFlag, err = db.Prepare(`INSERT INTO flags(owner, name, enabled, percentage, rules, variants, off_variant, created_at, updated_at)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(owner, name) DO UPDATE SET enabled = excluded.enabled, percentage = excluded.percentage,
+			rules = excluded.rules, variants = excluded.variants, off_variant = excluded.off_variant,
 			created_at = excluded.created_at, updated_at = excluded.updated_at`)
 	if err != nil {
 		s.putLimit.Close()
@@ -58,7 +59,11 @@ func (b *batchTx) PutLimits(rows []actors.LimitRow) error {
 	st := b.tx.StmtContext(b.ctx, b.stmts.res.putLimit)
 	for i := range rows {
 		r := &rows[i]
-		if _, err := st.ExecContext(b.ctx, r.Owner, r.Name, r.MaxRequests, r.WindowSeconds, r.Log, ms(r.UpdatedAt)); err != nil {
+		alg := r.Algorithm
+		if alg == "" {
+			alg = actors.SlidingWindowName
+		}
+		if _, err := st.ExecContext(b.ctx, r.Owner, r.Name, alg, r.MaxRequests, r.WindowSeconds, r.Log, ms(r.UpdatedAt)); err != nil {
 			return err
 		}
 	}
@@ -77,7 +82,9 @@ func (b *batchTx) PutFlag(f actors.FlagRecord) error {
 	if f.Percentage != actors.NoPercentage {
 		pct = f.Percentage
 	}
-	_, err := b.tx.StmtContext(b.ctx, b.stmts.res.putFlag).ExecContext(b.ctx, f.Owner, f.Name, f.Enabled, pct, ms(f.CreatedAt), ms(f.UpdatedAt))
+	rules, variants := actors.EncodeFlagTargeting(&f)
+	_, err := b.tx.StmtContext(b.ctx, b.stmts.res.putFlag).ExecContext(b.ctx, f.Owner, f.Name, f.Enabled, pct,
+		string(rules), string(variants), f.OffVariant, ms(f.CreatedAt), ms(f.UpdatedAt))
 	return err
 }
 
@@ -124,41 +131,55 @@ func (b *batchTx) RemoveConfig(owner, key string, version int64, at time.Time) e
 // --- loaders ---
 
 // LoadLimit implements actors.LimitStore.
-func (s *Store) LoadLimit(owner, name string) (actors.SlidingWindow, bool, error) {
+func (s *Store) LoadLimit(owner, name string) (actors.LimitState, bool, error) {
+	var alg string
 	var max, win int
 	var log []byte
-	err := s.db.read.QueryRow(`SELECT max_requests, window_seconds, log FROM limits WHERE owner = ? AND name = ?`,
-		owner, name).Scan(&max, &win, &log)
+	err := s.db.read.QueryRow(`SELECT algorithm, max_requests, window_seconds, log FROM limits WHERE owner = ? AND name = ?`,
+		owner, name).Scan(&alg, &max, &win, &log)
 	if errors.Is(err, sql.ErrNoRows) {
-		return actors.SlidingWindow{}, false, nil
+		return actors.LimitState{}, false, nil
 	}
 	if err != nil {
-		return actors.SlidingWindow{}, false, fmt.Errorf("load limit %s/%s: %w", owner, name, err)
+		return actors.LimitState{}, false, fmt.Errorf("load limit %s/%s: %w", owner, name, err)
 	}
-	w, err := actors.DecodeSlidingWindow(max, time.Duration(win)*time.Second, log)
+	st, err := actors.DecodeLimitState(alg, max, time.Duration(win)*time.Second, log)
 	if err != nil {
-		return w, false, fmt.Errorf("load limit %s/%s: %w", owner, name, err)
+		return st, false, fmt.Errorf("load limit %s/%s: %w", owner, name, err)
 	}
-	return w, true, nil
+	return st, true, nil
+}
+
+// flagColumns are the columns scanFlag reads, after owner and name.
+const flagColumns = `enabled, percentage, rules, variants, off_variant, created_at, updated_at`
+
+// scanFlag scans flagColumns into f (Owner and Name set by the caller or
+// scanned before) and decodes the targeting.
+func scanFlag(row interface{ Scan(...any) error }, f *actors.FlagRecord, lead ...any) error {
+	var pct sql.NullInt64
+	var rules, variants string
+	var created, updated int64
+	if err := row.Scan(append(lead, &f.Enabled, &pct, &rules, &variants, &f.OffVariant, &created, &updated)...); err != nil {
+		return err
+	}
+	f.Percentage = actors.NoPercentage
+	if pct.Valid {
+		f.Percentage = int(pct.Int64)
+	}
+	f.CreatedAt, f.UpdatedAt = fromMS(created), fromMS(updated)
+	return actors.DecodeFlagTargeting(f, []byte(rules), []byte(variants))
 }
 
 // LoadFlag implements actors.FlagStore.
 func (s *Store) LoadFlag(owner, name string) (actors.FlagRecord, bool, error) {
 	f := actors.FlagRecord{Owner: owner, Name: name, Percentage: actors.NoPercentage}
-	var pct sql.NullInt64
-	var created, updated int64
-	err := s.db.read.QueryRow(`SELECT enabled, percentage, created_at, updated_at FROM flags WHERE owner = ? AND name = ?`,
-		owner, name).Scan(&f.Enabled, &pct, &created, &updated)
+	err := scanFlag(s.db.read.QueryRow(`SELECT `+flagColumns+` FROM flags WHERE owner = ? AND name = ?`, owner, name), &f)
 	if errors.Is(err, sql.ErrNoRows) {
-		return f, false, nil
+		return actors.FlagRecord{Owner: owner, Name: name, Percentage: actors.NoPercentage}, false, nil
 	}
 	if err != nil {
 		return f, false, fmt.Errorf("load flag %s/%s: %w", owner, name, err)
 	}
-	if pct.Valid {
-		f.Percentage = int(pct.Int64)
-	}
-	f.CreatedAt, f.UpdatedAt = fromMS(created), fromMS(updated)
 	return f, true, nil
 }
 
@@ -252,21 +273,22 @@ func (s *Store) Barrier() error {
 
 // ListLimits implements actors.LimitStore.
 func (s *Store) ListLimits(ctx context.Context, owner string) ([]actors.LimitRecord, error) {
-	q, args := ownerFilter(`SELECT owner, name, max_requests, window_seconds, log, updated_at FROM limits`, "name", owner)
+	q, args := ownerFilter(`SELECT owner, name, algorithm, max_requests, window_seconds, log, updated_at FROM limits`, "name", owner)
 	var out []actors.LimitRecord
 	err := s.query(ctx, q, args, func(rows *sql.Rows) error {
 		var r actors.LimitRecord
+		var alg string
 		var max, win int
 		var log []byte
 		var updated int64
-		if err := rows.Scan(&r.Owner, &r.Name, &max, &win, &log, &updated); err != nil {
+		if err := rows.Scan(&r.Owner, &r.Name, &alg, &max, &win, &log, &updated); err != nil {
 			return err
 		}
-		w, err := actors.DecodeSlidingWindow(max, time.Duration(win)*time.Second, log)
+		st, err := actors.DecodeLimitState(alg, max, time.Duration(win)*time.Second, log)
 		if err != nil {
 			return fmt.Errorf("limit %s/%s: %w", r.Owner, r.Name, err)
 		}
-		r.Window, r.UpdatedAt = w, fromMS(updated)
+		r.State, r.UpdatedAt = st, fromMS(updated)
 		out = append(out, r)
 		return nil
 	})
@@ -278,19 +300,13 @@ func (s *Store) ListLimits(ctx context.Context, owner string) ([]actors.LimitRec
 
 // ListFlags implements actors.FlagStore.
 func (s *Store) ListFlags(ctx context.Context, owner string) ([]actors.FlagRecord, error) {
-	q, args := ownerFilter(`SELECT owner, name, enabled, percentage, created_at, updated_at FROM flags`, "name", owner)
+	q, args := ownerFilter(`SELECT owner, name, `+flagColumns+` FROM flags`, "name", owner)
 	var out []actors.FlagRecord
 	err := s.query(ctx, q, args, func(rows *sql.Rows) error {
-		f := actors.FlagRecord{Percentage: actors.NoPercentage}
-		var pct sql.NullInt64
-		var created, updated int64
-		if err := rows.Scan(&f.Owner, &f.Name, &f.Enabled, &pct, &created, &updated); err != nil {
+		var f actors.FlagRecord
+		if err := scanFlag(rows, &f, &f.Owner, &f.Name); err != nil {
 			return err
 		}
-		if pct.Valid {
-			f.Percentage = int(pct.Int64)
-		}
-		f.CreatedAt, f.UpdatedAt = fromMS(created), fromMS(updated)
 		out = append(out, f)
 		return nil
 	})

@@ -72,7 +72,7 @@ func TestFlagsStore(t *testing.T) {
 	mustApply(t, s, actors.PutFlag{Flag: a}, actors.PutFlag{Flag: b}, actors.PutFlag{Flag: c})
 	for _, want := range []actors.FlagRecord{a, b, c} {
 		got, ok, err := s.LoadFlag(want.Owner, want.Name)
-		if err != nil || !ok || got != want {
+		if err != nil || !ok || !reflect.DeepEqual(got, want) {
 			t.Fatalf("load %s/%s: %+v %v %v, want %+v", want.Owner, want.Name, got, ok, err, want)
 		}
 	}
@@ -175,14 +175,14 @@ func TestLimitsStore(t *testing.T) {
 		t.Fatal(ok, err)
 	}
 	now := resT0.Add(10 * time.Second)
-	if a, b := got.Status(now), w.Status(now); a != b || got.Max != 5 || got.Window != 60000 {
+	if a, b := got.Status(now), w.Status(now); a != b || got.Window.Max != 5 || got.Window.Window != 60000 || got.Algorithm != actors.AlgSlidingWindow {
 		t.Fatalf("loaded window %+v, want %+v", a, b)
 	}
 	if err := s.Barrier(); err != nil {
 		t.Fatal(err)
 	}
 	l, err := s.ListLimits(ctx, "alice")
-	if err != nil || len(l) != 1 || l[0].Name != "api" || l[0].Window.Count(now) != 5 || !l[0].UpdatedAt.Equal(resT0.Add(4*time.Second)) {
+	if err != nil || len(l) != 1 || l[0].Name != "api" || l[0].State.Count(now) != 5 || !l[0].UpdatedAt.Equal(resT0.Add(4*time.Second)) {
 		t.Fatalf("list: %+v %v", l, err)
 	}
 	if all, _ := s.ListLimits(ctx, ""); len(all) != 2 {
@@ -211,7 +211,7 @@ func TestResourcesReopen(t *testing.T) {
 	s.Close()
 	db.Close()
 	s2 := openStoreAt(t, path)
-	if got, ok, err := s2.LoadFlag("alice", "f"); err != nil || !ok || got != f {
+	if got, ok, err := s2.LoadFlag("alice", "f"); err != nil || !ok || !reflect.DeepEqual(got, f) {
 		t.Fatalf("after reopen: %+v %v %v", got, ok, err)
 	}
 	if SchemaVersion() < 2 {

@@ -211,8 +211,8 @@ func flagRows(fs []client.Flag, now time.Time) ([]column, []listRow) {
 	if withOwner {
 		cols = append(cols, column{title: "OWNER", width: 12})
 	}
-	cols = append(cols, column{title: "ENABLED", width: 7}, column{title: "ROLLOUT", width: 7, right: true},
-		column{title: "UPDATED", width: 12, right: true})
+	cols = append(cols, column{title: "ENABLED", width: 7}, column{title: "ROLLOUT", width: 10, right: true},
+		column{title: "RULES", width: 5, right: true}, column{title: "UPDATED", width: 12, right: true})
 	rows := make([]listRow, len(fs))
 	for i, f := range fs {
 		cells := []string{f.Name}
@@ -223,10 +223,17 @@ func flagRows(fs []client.Flag, now time.Time) ([]column, []listRow) {
 		if f.Enabled {
 			enabled = "on"
 		}
-		if f.Percentage != nil {
+		switch {
+		case f.Percentage != nil:
 			rollout = fmt.Sprintf("%d%%", *f.Percentage)
+		case len(f.Variants) > 0:
+			rollout = fmt.Sprintf("%d variants", len(f.Variants))
 		}
-		cells = append(cells, enabled, rollout, ago(f.UpdatedAt, now))
+		rules := "–"
+		if len(f.Rules) > 0 {
+			rules = fmt.Sprint(len(f.Rules))
+		}
+		cells = append(cells, enabled, rollout, rules, ago(f.UpdatedAt, now))
 		rows[i] = listRow{name: f.Name, cells: cells}
 	}
 	return cols, rows

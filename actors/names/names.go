@@ -49,6 +49,12 @@ var (
 	// acquire's optional holder_id): a lock is held by the user and the
 	// holder id together.
 	HolderID = newRule(ident, 128, false)
+	// Variant names a variant of a feature flag, unique within the flag.
+	Variant = newRule(dotted, 64, false)
+	// Attribute names an attribute of a flag evaluation context, as a
+	// targeting rule reads it (GET /flags/{name}?attr.NAME=…, an OFREP
+	// context's properties).
+	Attribute = newRule(dotted, 128, false)
 )
 
 func newRule(class string, max int, noDots bool) *Rule {

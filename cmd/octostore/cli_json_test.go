@@ -22,6 +22,38 @@ type exchange struct {
 	method, path string
 	status       int
 	body         []byte
+	stream       *streamCopy // an event stream: what passed so far
+}
+
+// streamCopy keeps the bytes of an event stream as the proxy passes them
+// on (it never ends by itself: it cannot be read whole first).
+type streamCopy struct {
+	mu  sync.Mutex // guards b: the proxy's goroutine writes, the test reads
+	b   []byte
+	src io.ReadCloser
+}
+
+func (s *streamCopy) Read(p []byte) (int, error) {
+	n, err := s.src.Read(p)
+	s.mu.Lock()
+	s.b = append(s.b, p[:n]...)
+	s.mu.Unlock()
+	return n, err
+}
+
+func (s *streamCopy) Close() error { return s.src.Close() }
+
+// dataLines are the data lines of the events passed so far.
+func (s *streamCopy) dataLines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, l := range strings.Split(string(s.b), "\n") {
+		if d, ok := strings.CutPrefix(l, "data: "); ok {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // recorder is an http.RoundTripper that keeps every answer's body.
@@ -36,6 +68,14 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		s := &streamCopy{src: resp.Body}
+		resp.Body = s
+		r.mu.Lock()
+		r.got = append(r.got, exchange{method: req.Method, path: req.URL.RequestURI(), status: resp.StatusCode, stream: s})
+		r.mu.Unlock()
+		return resp, nil
+	}
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
@@ -43,7 +83,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	r.mu.Lock()
-	r.got = append(r.got, exchange{req.Method, req.URL.RequestURI(), resp.StatusCode, b})
+	r.got = append(r.got, exchange{method: req.Method, path: req.URL.RequestURI(), status: resp.StatusCode, body: b})
 	r.mu.Unlock()
 	return resp, nil
 }
@@ -171,6 +211,7 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		{tokA, []string{"limit", "check", "j", "--max", "1", "--window", "1h"}, exitOK},
 		{tokA, []string{"limit", "check", "j", "--max", "1", "--window", "1h"}, exitHeld}, // denied: 200, allowed false
 		{tokA, []string{"limit", "status", "j"}, exitOK},
+		{tokA, []string{"limit", "check", "jb", "--max", "3", "--window", "1m", "--cost", "2", "--algorithm", "token_bucket"}, exitOK},
 		{tokA, []string{"limit", "list"}, exitOK},
 		{adminKey, []string{"limit", "list"}, exitOK}, // every user's, with owner
 		{adminKey, []string{"limit", "status", "j", "--owner", "alice"}, exitOK},
@@ -183,6 +224,10 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		{adminKey, []string{"flag", "set", "jb", "off", "--owner", "bob"}, exitOK},
 		{tokA, []string{"flag", "get", "jf", "--subject", "u1"}, exitOK},
 		{tokA, []string{"flag", "get", "unknown"}, exitOK}, // FLAG_NOT_FOUND
+		{tokA, []string{"flag", "set", "jv", "on", "--variants", `[{"name":"a","value":{"k":[1,2]},"weight":100}]`,
+			"--rules", `[{"attribute":"plan","operator":"eq","values":["pro"],"variant":"a"}]`}, exitOK},
+		{tokA, []string{"flag", "get", "jv", "--attr", "plan=pro", "--subject", "u1"}, exitOK}, // TARGETING_MATCH with a value
+		{tokA, []string{"flag", "set", "jv", "on", "--variants", `[{"name":"a","value":1,"weight":99}]`}, exitUsage},
 		{tokA, []string{"flag", "list"}, exitOK},
 		{adminKey, []string{"flag", "list"}, exitOK},
 		{adminKey, []string{"flag", "list", "--owner", "bob"}, exitOK},
@@ -197,6 +242,9 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		{tokA, []string{"config", "get", "j.k", "--version", "1"}, exitOK},
 		{adminKey, []string{"config", "get", "j.k", "--owner", "alice"}, exitOK},
 		{tokA, []string{"config", "history", "j.k"}, exitOK},
+		{tokA, []string{"config", "rollback", "j.k", "1", "--if-version", "2"}, exitOK},
+		{tokA, []string{"config", "rollback", "j.k", "1", "--if-version", "2"}, exitHeld}, // 409: now at 3
+		{tokA, []string{"config", "rollback", "j.k", "9"}, exitNotFound},
 		{tokA, []string{"config", "list"}, exitOK},
 		{adminKey, []string{"config", "list"}, exitOK},
 		{tokA, []string{"config", "delete", "j.k"}, exitOK},
@@ -204,6 +252,11 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 	} {
 		run(tc)
 	}
+	// config watch --json prints every event's data line as the server
+	// sent it: the state, then the change made once it is subscribed.
+	watchJSON(t, proxy, rec)
+	covered["config watch"] = true
+
 	// token rotate last: it changes carol's token.
 	carol := strings.TrimSpace(octo(t, "", "", "token", "create", "--db", db, "--user", "carol").mustCode(t, exitOK, "token create").stdout)
 	run(jsonCase{carol, []string{"token", "rotate"}, exitOK})
@@ -215,5 +268,36 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		if hasFlag(n.cmd, "json") && hasFlag(n.cmd, "url") && n.path[0] != "loadtest" && !covered[strings.Join(n.path, " ")] {
 			t.Errorf("%s has --json but no case here", strings.Join(n.path, " "))
 		}
+	}
+}
+
+// watchJSON runs `config watch --json --changes 1` through the recording
+// proxy, writes the key once the state arrived, and holds stdout to the
+// data lines the proxy passed on.
+func watchJSON(t *testing.T, proxy string, rec *recorder) {
+	t.Helper()
+	octo(t, proxy, tokA, "config", "set", "j.w", `{"v": 1}`).mustCode(t, exitOK, "config set before the watch")
+	rec.take()
+	w := startWatch(t, proxy, tokA, "config", "watch", "j.w", "--json", "--changes", "1")
+	first := w.line(t)
+	octo(t, proxy, tokA, "config", "set", "j.w", `[2, "two"]`).mustCode(t, exitOK, "config set during the watch")
+	second := w.line(t)
+	w.mustExit(t, exitOK)
+	var stream *streamCopy
+	for _, x := range rec.take() {
+		if x.stream != nil {
+			stream = x.stream
+		}
+	}
+	if stream == nil {
+		t.Fatal("config watch: no event stream passed the proxy")
+	}
+	data := stream.dataLines()
+	if len(data) < 2 || first != data[0] || second != data[1] {
+		t.Fatalf("config watch --json printed\n%q\n%q\nthe stream's data lines are %q", first, second, data)
+	}
+	if !strings.Contains(first, `"type":"config.state"`) || !strings.Contains(first, `"value":{"v":1}`) ||
+		!strings.Contains(second, `"type":"config.written"`) || !strings.Contains(second, `"value":[2,"two"]`) {
+		t.Fatalf("config watch --json: %s / %s", first, second)
 	}
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/octostore/octostore/tools/client"
 	"github.com/octostore/octostore/tools/termtext"
@@ -16,20 +18,25 @@ import (
 )
 
 func configCommand() *cli.Command {
-	return groupCommand("config", "versioned JSON configuration: set, get, history, delete, list",
+	return groupCommand("config", "versioned JSON configuration: set, get, history, rollback, watch, delete, list",
 		clientCommand("set", "write a new version of KEY; VALUE is inline JSON, @file.json, or @- for stdin", "KEY VALUE|@FILE", configSet, ownerFlag(),
 			&cli.StringFlag{Name: "description", Usage: "description stored with this version (one line of text)"},
 			&cli.Int64Flag{Name: "if-version", DefaultText: "none: write whatever the version", Usage: "write only if KEY is at this version now (0: only create); exit 3 otherwise"}),
 		clientCommand("get", "print the value of KEY (the whole entry with --json)", "KEY", configGet, ownerFlag(),
 			&cli.Int64Flag{Name: "version", DefaultText: "the current one", Usage: "a past version of KEY"}),
 		clientCommand("history", "list the versions of KEY (values cut to fit: config get --version N has them whole)", "KEY", configHistory, ownerFlag()),
+		clientCommand("rollback", "write a new version of KEY with VERSION's value and description", "KEY VERSION", configRollback, ownerFlag(),
+			&cli.Int64Flag{Name: "if-version", DefaultText: "none: write whatever the version", Usage: "write only if KEY is at this version now (0: only create); exit 3 otherwise"}),
+		clientCommand("watch", "print KEY's value, then every new value as it is written (one line of JSON each; --json: every event), until interrupted", "KEY", configWatch, ownerFlag(),
+			&cli.IntFlag{Name: "changes", DefaultText: "0: until interrupted", Usage: "exit after this many changes (writes and deletes) after the current value"}),
 		clientCommand("delete", "delete KEY and its history", "KEY", configDelete, ownerFlag()),
 		clientCommand("list", "list your keys (every user's for the admin key, with an OWNER column)", "", configList, ownerFlag()),
 	)
 }
 
-// readValue turns the VALUE argument into JSON.
-func readValue(c *cli.Context, arg string, stdin io.Reader) (json.RawMessage, error) {
+// readValue turns the VALUE argument (what: "VALUE", "--rules", ...) into
+// JSON: inline, @file.json, or @- for stdin.
+func readValue(c *cli.Context, what, arg string, stdin io.Reader) (json.RawMessage, error) {
 	var b []byte
 	switch {
 	case arg == "@-":
@@ -47,13 +54,13 @@ func readValue(c *cli.Context, arg string, stdin io.Reader) (json.RawMessage, er
 	}
 	b = bytes.TrimSpace(b)
 	if !json.Valid(b) {
-		return nil, errUsage(c, `VALUE is not valid JSON (quote strings: '"text"'; or use @file.json)`)
+		return nil, errUsage(c, what+` is not valid JSON (quote strings: '"text"'; or use @file.json)`)
 	}
 	return b, nil
 }
 
 func configSet(c *cli.Context, args []string) error {
-	v, err := readValue(c, args[1], os.Stdin)
+	v, err := readValue(c, "VALUE", args[1], os.Stdin)
 	if err != nil {
 		return err
 	}
@@ -110,6 +117,91 @@ func compactJSON(v json.RawMessage) string {
 		return string(v)
 	}
 	return buf.String()
+}
+
+func configRollback(c *cli.Context, args []string) error {
+	n, err := strconv.ParseInt(args[1], 10, 64)
+	if err != nil || n < 1 {
+		return errUsage(c, "VERSION must be a version number (1 or more)")
+	}
+	var expected *int64
+	if c.IsSet("if-version") {
+		v := c.Int64("if-version")
+		if v < 0 {
+			return errUsage(c, "--if-version must be 0 or more")
+		}
+		expected = &v
+	}
+	return clientRun(c, func(cl *client.Client, ctx context.Context) (*client.ConfigEntry, error) {
+		return cl.RollbackConfig(ctx, args[0], n, expected)
+	}, func(w io.Writer, e *client.ConfigEntry) error {
+		return printFields(w, "key", e.Key, "version", strconv.FormatInt(e.Version, 10), "value of", strconv.FormatInt(n, 10),
+			"description", e.Description, "updated_at", fmtTime(e.UpdatedAt))
+	})
+}
+
+// configWatch streams KEY: its value, then each new one, one line of
+// compact JSON each (strings escaped as config get escapes them); a delete
+// is a line on stderr. --json prints every event's data as the server sent
+// it. --timeout bounds the connection, not the watch. Interrupted (SIGINT,
+// SIGTERM) it exits 0; a stream the server ends (lagged, shutdown) exits 6.
+func configWatch(c *cli.Context, args []string) error {
+	changes := c.Int("changes")
+	if changes < 0 {
+		return errUsage(c, "--changes must be 0 or more")
+	}
+	cn, err := dial(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	timer := time.AfterFunc(c.Duration("timeout"), cancel)
+	s, err := cn.WatchConfig(ctx, args[0])
+	if !timer.Stop() && c.Context.Err() == nil { // the timer cancelled ctx: the stream (if any) is gone
+		if err == nil {
+			s.Close()
+		}
+		err = fmt.Errorf("%w: no answer within --timeout %s", client.ErrUnavailable, c.Duration("timeout"))
+	}
+	if err != nil {
+		if c.Context.Err() != nil {
+			return nil // interrupted while connecting
+		}
+		return clientErr(err)
+	}
+	defer s.Close()
+	out, errw := c.App.Writer, c.App.ErrWriter
+	seen := 0
+	for e := range s.C {
+		if c.Bool("json") {
+			if _, err := fmt.Fprintf(out, "%s\n", e.Data); err != nil {
+				return exitCode(exitFailure, err)
+			}
+		} else {
+			switch {
+			case e.Value != nil:
+				if _, err := out.Write(termtext.EscapeJSON(append(append([]byte(nil), e.Value...), '\n'))); err != nil {
+					return exitCode(exitFailure, err)
+				}
+			case e.Type == client.EventConfigDeleted:
+				fmt.Fprintf(errw, "octostore: config key %s deleted (version %d)\n", termtext.Clean(args[0]), e.Version)
+			}
+		}
+		if e.Type == client.EventConfigWritten || e.Type == client.EventConfigDeleted {
+			if seen++; changes > 0 && seen >= changes {
+				return nil
+			}
+		}
+	}
+	switch err := s.Err(); {
+	case c.Context.Err() != nil:
+		return nil // interrupted
+	case errors.Is(err, client.ErrLagged):
+		return exitCode(exitUnavailable, fmt.Errorf("config watch %s fell behind and was cut off: watch again", args[0]))
+	default:
+		return exitCode(exitUnavailable, fmt.Errorf("config watch %s: the server ended the stream: %v", args[0], err))
+	}
 }
 
 func configDelete(c *cli.Context, args []string) error {

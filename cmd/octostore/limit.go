@@ -13,9 +13,11 @@ import (
 
 func limitCommand() *cli.Command {
 	return groupCommand("limit", "check, inspect and reset rate limits",
-		clientCommand("check", "consume one request (exit 3 when denied)", "NAME", limitCheck, ownerFlag(),
-			&cli.IntFlag{Name: "max", Value: 60, Usage: "requests allowed per window (1..10000)"},
-			&cli.DurationFlag{Name: "window", Value: time.Minute, Usage: "window length (1s..24h)"}),
+		clientCommand("check", "consume one request, or --cost units (exit 3 when denied)", "NAME", limitCheck, ownerFlag(),
+			&cli.IntFlag{Name: "max", Value: 60, Usage: "requests allowed per window, or the bucket's capacity (1..10000)"},
+			&cli.DurationFlag{Name: "window", Value: time.Minute, Usage: "window length, or the time to refill an empty bucket (1s..24h)"},
+			&cli.IntFlag{Name: "cost", Value: 1, Usage: "units this check takes (1..--max)"},
+			&cli.StringFlag{Name: "algorithm", Value: "sliding_window", Usage: "sliding_window or token_bucket"}),
 		clientCommand("status", "show a limit without consuming a request", "NAME", limitStatus, ownerFlag()),
 		clientCommand("reset", "reset a limit's counter", "NAME", limitReset, ownerFlag()),
 		clientCommand("list", "list your rate limits (every user's for the admin key, with an OWNER column)", "", limitList, ownerFlag()),
@@ -31,13 +33,27 @@ func limitFields(w io.Writer, r *client.LimitResult) error {
 		"allowed", strconv.FormatBool(r.Allowed),
 		"remaining", strconv.Itoa(r.Remaining),
 		"reset_at", fmtTime(r.ResetAt),
-		"retry_after", ra)
+		"retry_after", ra,
+		"algorithm", r.Algorithm)
 }
 
 func limitCheck(c *cli.Context, args []string) error {
+	switch alg := c.String("algorithm"); {
+	case alg != client.SlidingWindow && alg != client.TokenBucket:
+		return errUsage(c, "--algorithm must be sliding_window or token_bucket")
+	case c.Int("cost") < 1 || c.Int("cost") > c.Int("max"):
+		return errUsage(c, "--cost must be between 1 and --max")
+	}
+	chk := client.LimitCheck{MaxRequests: c.Int("max"), Window: c.Duration("window"), Cost: c.Int("cost"), Algorithm: c.String("algorithm")}
+	if !c.IsSet("cost") {
+		chk.Cost = 0 // the server's default: the body the API documents
+	}
+	if !c.IsSet("algorithm") {
+		chk.Algorithm = ""
+	}
 	var denied bool
 	err := clientRun(c, func(cl *client.Client, ctx context.Context) (*client.LimitResult, error) {
-		r, err := cl.CheckLimit(ctx, args[0], c.Int("max"), c.Duration("window"))
+		r, err := cl.CheckLimitWith(ctx, args[0], chk)
 		denied = err == nil && !r.Allowed
 		return r, err
 	}, limitFields)
@@ -61,9 +77,13 @@ func limitReset(c *cli.Context, args []string) error {
 
 func limitList(c *cli.Context, args []string) error {
 	return listRun(c, (*client.Client).ListLimits,
-		[]col{{"NAME", true}, {"USED", false}, {"WINDOW", false}, {"REMAINING", false}, {"RESETS", false}},
+		[]col{{"NAME", true}, {"ALGORITHM", false}, {"USED", false}, {"WINDOW", false}, {"REMAINING", false}, {"RESETS", false}},
 		func(l client.LimitInfo) []string {
-			return []string{l.Name, fmt.Sprintf("%d/%d", l.CurrentCount, l.MaxRequests),
+			alg := "window"
+			if l.Algorithm == client.TokenBucket {
+				alg = "bucket"
+			}
+			return []string{l.Name, alg, fmt.Sprintf("%d/%d", l.CurrentCount, l.MaxRequests),
 				(time.Duration(l.WindowSeconds) * time.Second).String(), strconv.Itoa(l.Remaining), fmtTime(l.ResetAt)}
 		}, func(l client.LimitInfo) string { return l.Owner })
 }

@@ -222,7 +222,7 @@ type Exchange struct {
 // Check holds one exchange to the contract. The error says what is wrong.
 func (c *Contract) Check(x *Exchange) error {
 	path := x.Request.URL.EscapedPath()
-	r, params := c.match(path)
+	r, params, methods := c.match(x.Request.Method, path)
 	if r == nil {
 		return c.checkUnrouted(x, http.StatusNotFound, "the document has no path "+path, nil)
 	}
@@ -235,7 +235,7 @@ func (c *Contract) Check(x *Exchange) error {
 	}
 	op := r.item.GetOperation(x.Request.Method)
 	if op == nil {
-		return c.checkUnrouted(x, http.StatusMethodNotAllowed, "the document has no "+x.Request.Method+" on "+r.path, r.item)
+		return c.checkUnrouted(x, http.StatusMethodNotAllowed, "the document has no "+x.Request.Method+" on "+r.path, methods)
 	}
 	ctx := context.Background()
 	req := x.Request.Clone(ctx)
@@ -280,8 +280,11 @@ func (c *Contract) Check(x *Exchange) error {
 
 // match finds the path template of a raw path and its parameters (as
 // received, not unescaped: the server matches names that way too).
-func (c *Contract) match(path string) (*route, map[string]string) {
+func (c *Contract) match(method, path string) (*route, map[string]string, []string) {
 	segs := strings.Split(path, "/")
+	var first *route
+	var firstParams map[string]string
+	var methods []string // of every path that matches, as the server's router unites them
 	for i := range c.routes {
 		r := &c.routes[i]
 		if len(r.segs) != len(segs) {
@@ -302,25 +305,37 @@ func (c *Contract) match(path string) (*route, map[string]string) {
 				break
 			}
 		}
-		if ok {
-			return r, params
+		if !ok {
+			continue
+		}
+		// A literal path and a template that both match (/limits/check and
+		// /limits/{name}) are told apart by the method, as the server's
+		// router does: the most literal path that has it.
+		if r.item.GetOperation(method) != nil {
+			return r, params, nil
+		}
+		if first == nil {
+			first, firstParams = r, params
+		}
+		for m := range r.item.Operations() {
+			if !slices.Contains(methods, m) {
+				methods = append(methods, m)
+			}
 		}
 	}
-	return nil, nil
+	return first, firstParams, methods
 }
 
 // checkUnrouted holds an exchange the document has no operation for to the
 // conventions: want (404 or 405), or a status every operation declares;
-// a JSON {"error"} body; on 405, Allow listing item's methods exactly.
-func (c *Contract) checkUnrouted(x *Exchange, want int, why string, item *openapi3.PathItem) error {
+// a JSON {"error"} body; on 405, Allow listing exactly the methods the
+// document declares on the paths that match (nil: no path matches).
+func (c *Contract) checkUnrouted(x *Exchange, want int, why string, methods []string) error {
 	if x.Status != want && !c.common[x.Status] {
 		return fmt.Errorf("%s: want %d, got an undeclared status", why, want)
 	}
-	if x.Status == http.StatusMethodNotAllowed && item != nil {
-		var declared []string
-		for m := range item.Operations() {
-			declared = append(declared, m)
-		}
+	if x.Status == http.StatusMethodNotAllowed && methods != nil {
+		declared := slices.Clone(methods)
 		slices.Sort(declared)
 		var allow []string
 		for _, m := range strings.Split(x.Header.Get("Allow"), ",") {
@@ -429,7 +444,7 @@ func (c *Contract) Operations() []string {
 // /path/{template}", as Operations lists it), or "" when the document has
 // none. path is the escaped path as sent.
 func (c *Contract) OperationOf(method, path string) string {
-	r, _ := c.match(path)
+	r, _, _ := c.match(method, path)
 	if r == nil || r.item.GetOperation(method) == nil {
 		return ""
 	}

@@ -148,7 +148,7 @@ func planted() http.Handler {
 	// Paths ServeMux would clean or redirect, answered as they are.
 	raw := map[string]http.Handler{
 		"GET /locks/": answer(404, "application/json", `{"error":"no such route: /locks/"}`),
-		"POST /limits//check": answer(200, "application/json", `{"allowed":true,"remaining":0,"reset_at":"2030-01-01T00:00:00.000Z"}`,
+		"POST /limits//check": answer(200, "application/json", `{"allowed":true,"remaining":0,"reset_at":"2030-01-01T00:00:00.000Z","algorithm":"sliding_window"}`,
 			"RateLimit-Limit", "1", "RateLimit-Remaining", "0", "RateLimit-Reset", "1", "RateLimit-Policy", "1;w=1"),
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

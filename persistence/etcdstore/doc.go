@@ -61,12 +61,17 @@
 //	session/<id>              {"owner","ttl_ms","lock_delay_ms","expires_ms","created_ms"}:
 //	                          a session; deleted once it has ended and every lock of it
 //	                          has recorded its end.
-//	limit/<owner>/<name>      {"max","window_s","log","updated_ms"}: log is the sliding
-//	                          window's bucket log (actors.SlidingWindow.AppendBinary),
+//	limit/<owner>/<name>      {"algorithm","max","window_s","log","updated_ms"}: algorithm
+//	                          "token_bucket", or absent for the sliding window; log is
+//	                          the window's bucket log (actors.SlidingWindow.AppendBinary)
+//	                          or the bucket's level and time (actors.LimitState.Row),
 //	                          base64. Written behind: a failover loses at most the
 //	                          last flush interval of counts.
-//	flag/<owner>/<name>       {"enabled","percentage","created_ms","updated_ms"};
-//	                          percentage absent = no rollout percentage.
+//	flag/<owner>/<name>       {"enabled","percentage","rules","variants","off_variant",
+//	                          "created_ms","updated_ms"}; percentage absent = no rollout
+//	                          percentage; rules, variants (JSON arrays as
+//	                          actors.EncodeFlagTargeting writes them, the same text as
+//	                          SQLite's columns) and off_variant absent = none.
 //	config/<owner>/<key>      {"version","description","created_ms","updated_ms","deleted"}:
 //	                          the key's head. A deleted key keeps its head (deleted,
 //	                          its last version) so that a re-created key continues

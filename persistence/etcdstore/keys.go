@@ -240,14 +240,19 @@ func decodeSession(id string, b []byte) (actors.SessionRecord, error) {
 }
 
 type limitValue struct {
+	Algorithm string `json:"algorithm,omitempty"` // absent: sliding_window
 	Max       int    `json:"max"`
 	Window    int    `json:"window_s"`
-	Log       []byte `json:"log"` // actors.SlidingWindow.AppendBinary, base64 in JSON
+	Log       []byte `json:"log"` // actors.LimitState.Row's log, base64 in JSON
 	UpdatedAt int64  `json:"updated_ms,omitempty"`
 }
 
 func encodeLimit(r actors.LimitRow) []byte {
-	return mustJSON(limitValue{Max: r.MaxRequests, Window: r.WindowSeconds, Log: r.Log, UpdatedAt: ms(r.UpdatedAt)})
+	alg := r.Algorithm
+	if alg == actors.SlidingWindowName {
+		alg = "" // as written before token buckets
+	}
+	return mustJSON(limitValue{Algorithm: alg, Max: r.MaxRequests, Window: r.WindowSeconds, Log: r.Log, UpdatedAt: ms(r.UpdatedAt)})
 }
 
 func decodeLimit(owner, name string, b []byte) (actors.LimitRecord, error) {
@@ -255,22 +260,27 @@ func decodeLimit(owner, name string, b []byte) (actors.LimitRecord, error) {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return actors.LimitRecord{}, fmt.Errorf("limit %s/%s: %w", owner, name, err)
 	}
-	w, err := actors.DecodeSlidingWindow(v.Max, time.Duration(v.Window)*time.Second, v.Log)
+	st, err := actors.DecodeLimitState(v.Algorithm, v.Max, time.Duration(v.Window)*time.Second, v.Log)
 	if err != nil {
 		return actors.LimitRecord{}, fmt.Errorf("limit %s/%s: %w", owner, name, err)
 	}
-	return actors.LimitRecord{Owner: owner, Name: name, Window: w, UpdatedAt: fromMS(v.UpdatedAt)}, nil
+	return actors.LimitRecord{Owner: owner, Name: name, State: st, UpdatedAt: fromMS(v.UpdatedAt)}, nil
 }
 
 type flagValue struct {
-	Enabled    bool  `json:"enabled"`
-	Percentage *int  `json:"percentage,omitempty"` // absent: no rollout percentage
-	CreatedAt  int64 `json:"created_ms"`
-	UpdatedAt  int64 `json:"updated_ms"`
+	Enabled    bool            `json:"enabled"`
+	Percentage *int            `json:"percentage,omitempty"` // absent: no rollout percentage
+	Rules      json.RawMessage `json:"rules,omitempty"`      // actors.EncodeFlagTargeting; absent: none
+	Variants   json.RawMessage `json:"variants,omitempty"`
+	OffVariant string          `json:"off_variant,omitempty"`
+	CreatedAt  int64           `json:"created_ms"`
+	UpdatedAt  int64           `json:"updated_ms"`
 }
 
 func encodeFlag(f actors.FlagRecord) []byte {
-	v := flagValue{Enabled: f.Enabled, CreatedAt: ms(f.CreatedAt), UpdatedAt: ms(f.UpdatedAt)}
+	rules, variants := actors.EncodeFlagTargeting(&f)
+	v := flagValue{Enabled: f.Enabled, Rules: rules, Variants: variants, OffVariant: f.OffVariant,
+		CreatedAt: ms(f.CreatedAt), UpdatedAt: ms(f.UpdatedAt)}
 	if f.Percentage != actors.NoPercentage {
 		p := f.Percentage
 		v.Percentage = &p
@@ -284,9 +294,12 @@ func decodeFlag(owner, name string, b []byte) (actors.FlagRecord, error) {
 		return actors.FlagRecord{}, fmt.Errorf("flag %s/%s: %w", owner, name, err)
 	}
 	f := actors.FlagRecord{Owner: owner, Name: name, Enabled: v.Enabled, Percentage: actors.NoPercentage,
-		CreatedAt: fromMS(v.CreatedAt), UpdatedAt: fromMS(v.UpdatedAt)}
+		OffVariant: v.OffVariant, CreatedAt: fromMS(v.CreatedAt), UpdatedAt: fromMS(v.UpdatedAt)}
 	if v.Percentage != nil {
 		f.Percentage = *v.Percentage
+	}
+	if err := actors.DecodeFlagTargeting(&f, v.Rules, v.Variants); err != nil {
+		return actors.FlagRecord{}, err
 	}
 	return f, nil
 }
@@ -392,11 +405,15 @@ func tokenHash(key, base string) ([32]byte, error) {
 	return h, nil
 }
 
-// mustJSON encodes the record types above, which cannot fail to encode.
+// mustJSON encodes the record types above, which cannot fail to encode. It
+// does not escape <, > and & (encoding/json's default): embedded raw JSON
+// (a flag's variant values) keeps its text.
 func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		panic(fmt.Sprintf("etcdstore: encode %T: %v", v, err))
 	}
-	return b
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }

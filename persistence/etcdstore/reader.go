@@ -303,21 +303,21 @@ func (r *Reader) scanLocks(what string, match func(actors.LockRecord) bool, fn f
 // --- limits, flags, config (actors.LimitStore, FlagStore, ConfigStore) ---
 
 // LoadLimit implements actors.LimitStore.
-func (r *Reader) LoadLimit(owner, name string) (actors.SlidingWindow, bool, error) {
+func (r *Reader) LoadLimit(owner, name string) (actors.LimitState, bool, error) {
 	ctx, cancel := r.ctx()
 	defer cancel()
 	b, err := r.get(ctx, r.ks.limit(owner, name))
 	if err != nil {
-		return actors.SlidingWindow{}, false, fmt.Errorf("load limit %s/%s: %w", owner, name, err)
+		return actors.LimitState{}, false, fmt.Errorf("load limit %s/%s: %w", owner, name, err)
 	}
 	if b == nil {
-		return actors.SlidingWindow{}, false, nil
+		return actors.LimitState{}, false, nil
 	}
 	rec, err := decodeLimit(owner, name, b)
 	if err != nil {
-		return actors.SlidingWindow{}, false, fmt.Errorf("load %w", err)
+		return actors.LimitState{}, false, fmt.Errorf("load %w", err)
 	}
-	return rec.Window, true, nil
+	return rec.State, true, nil
 }
 
 // LoadFlag implements actors.FlagStore.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -29,7 +30,7 @@ func TestKeysEscapeNames(t *testing.T) {
 		}
 	}
 	for _, f := range recs {
-		if got, ok, err := s.LoadFlag(f.Owner, f.Name); !ok || err != nil || got != f {
+		if got, ok, err := s.LoadFlag(f.Owner, f.Name); !ok || err != nil || !reflect.DeepEqual(got, f) {
 			t.Fatalf("LoadFlag(%q, %q) = %+v %v %v", f.Owner, f.Name, got, ok, err)
 		}
 	}

@@ -283,10 +283,28 @@ func testLimits(t *testing.T, s Store) {
 	if err != nil || !ok {
 		t.Fatalf("LoadLimit: %v %v", ok, err)
 	}
-	if got.Max != a.Max || got.Window != a.Window || string(got.AppendBinary(nil)) != string(a.AppendBinary(nil)) ||
-		got.Count(T0.Add(3*time.Second)) != 3 {
+	if got.Algorithm != actors.AlgSlidingWindow || got.Window.Max != a.Max || got.Window.Window != a.Window ||
+		string(got.Window.AppendBinary(nil)) != string(a.AppendBinary(nil)) || got.Count(T0.Add(3*time.Second)) != 3 {
 		t.Fatalf("LoadLimit round trip: %+v, want %+v", got, a)
 	}
+	// A token bucket: 10 tokens a minute, 7 taken at T0 (cost 3, 4), one
+	// check denied; stored and loaded it is the same bucket.
+	var tb actors.LimitState
+	p := actors.LimitParams{Max: 10, Window: time.Minute, Algorithm: actors.AlgTokenBucket}
+	for _, c := range []int{3, 4, 5} {
+		p.Cost = c
+		tb.Check(T0.Add(time.Second), p)
+	}
+	apply(t, s, actors.PutLimits{Rows: []actors.LimitRow{tb.Row("carol", "tb")}})
+	gotTB, ok, err := s.LoadLimit("carol", "tb")
+	if err != nil || !ok || !reflect.DeepEqual(gotTB, tb) || gotTB.Bucket.Tokens(T0.Add(7*time.Second)) != 4 {
+		t.Fatalf("LoadLimit(token bucket) = %+v %v %v, want %+v", gotTB, ok, err, tb)
+	}
+	if l, err := s.ListLimits(t.Context(), "carol"); err != nil || len(l) != 1 || !reflect.DeepEqual(l[0].State, tb) ||
+		!l[0].UpdatedAt.Equal(T0.Add(time.Second)) {
+		t.Fatalf("ListLimits(carol) = %+v %v", l, err)
+	}
+	apply(t, s, actors.RemoveLimit{Owner: "carol", Name: "tb"})
 	if _, ok, err := s.LoadLimit("carol", "api"); ok || err != nil {
 		t.Fatalf("LoadLimit of nothing: %v %v", ok, err)
 	}
@@ -307,14 +325,50 @@ func testLimits(t *testing.T, s Store) {
 	}
 }
 
+// TargetedFlag is a flag with every kind of rule and variant value, its
+// rules compiled (actors.CheckFlagWrite), as a store must give it back:
+// values of every JSON type, text that JSON encoders like to escape
+// (<, >, &, non-ASCII), numbers as they were written.
+func TargetedFlag(t testing.TB, owner, name string) actors.FlagRecord {
+	t.Helper()
+	w := actors.FlagWrite{Enabled: false, Percentage: actors.NoPercentage, OffVariant: "control",
+		Variants: []actors.FlagVariant{
+			{Name: "control", Value: []byte(`{"color":"<grey> & \u00fc","sizes":[1,2.50,1e3]}`), Weight: 50},
+			{Name: "blue", Value: []byte(`"blue"`), Weight: 30},
+			{Name: "v.2", Value: []byte(`12.50`), Weight: 20},
+			{Name: "never", Value: []byte(`null`), Weight: 0},
+		},
+		Rules: []actors.FlagRule{
+			{Attribute: "plan", Operator: actors.OpIn, Values: []string{"pro", "<team> & ü"}, Variant: "blue"},
+			{Attribute: "email", Operator: actors.OpEndsWith, Values: []string{"@example.com"}, Variant: "v.2"},
+			{Attribute: "app.version", Operator: actors.OpSemverGte, Values: []string{"2.0.0-rc.1"}, Variant: "blue"},
+			{Attribute: "age", Operator: actors.OpGt, Values: []string{"1e2"}, Variant: "control"},
+		}}
+	if err := actors.CheckFlagWrite(&w); err != nil {
+		t.Fatal(err)
+	}
+	return actors.FlagRecord{Owner: owner, Name: name, Enabled: w.Enabled, Percentage: w.Percentage,
+		Rules: w.Rules, Variants: w.Variants, OffVariant: w.OffVariant, CreatedAt: T0, UpdatedAt: T0.Add(time.Second)}
+}
+
 func testFlags(t *testing.T, s Store) {
 	a := actors.FlagRecord{Owner: "alice", Name: "beta", Enabled: true, Percentage: 30, CreatedAt: T0, UpdatedAt: T0.Add(time.Minute)}
 	b := actors.FlagRecord{Owner: "bob", Name: "beta", Enabled: false, Percentage: actors.NoPercentage, CreatedAt: T0, UpdatedAt: T0}
 	c := actors.FlagRecord{Owner: "alice", Name: "alpha", Enabled: true, Percentage: 0, CreatedAt: T0, UpdatedAt: T0}
-	apply(t, s, actors.PutFlag{Flag: a}, actors.PutFlag{Flag: b}, actors.PutFlag{Flag: c})
-	for _, want := range []actors.FlagRecord{a, b, c} {
+	d := TargetedFlag(t, "bob", "exp")
+	e := actors.FlagRecord{Owner: "bob", Name: "gate", Enabled: true, Percentage: 40, CreatedAt: T0, UpdatedAt: T0}
+	w := actors.FlagWrite{Enabled: true, Percentage: 40, Rules: []actors.FlagRule{
+		{Attribute: "plan", Operator: actors.OpIn, Values: []string{"pro", "team"}, Variant: actors.VariantOn},
+		{Attribute: "age", Operator: actors.OpLt, Values: []string{"18"}, Variant: actors.VariantOff},
+	}}
+	if err := actors.CheckFlagWrite(&w); err != nil {
+		t.Fatal(err)
+	}
+	e.Rules = w.Rules
+	apply(t, s, actors.PutFlag{Flag: a}, actors.PutFlag{Flag: b}, actors.PutFlag{Flag: c}, actors.PutFlag{Flag: d}, actors.PutFlag{Flag: e})
+	for _, want := range []actors.FlagRecord{a, b, c, d, e} {
 		got, ok, err := s.LoadFlag(want.Owner, want.Name)
-		if err != nil || !ok || got != want {
+		if err != nil || !ok || !reflect.DeepEqual(got, want) {
 			t.Fatalf("LoadFlag(%s/%s) = %+v %v %v, want %+v", want.Owner, want.Name, got, ok, err, want)
 		}
 	}
@@ -327,7 +381,7 @@ func testFlags(t *testing.T, s Store) {
 		t.Fatalf("ListFlags(alice) = %+v %v", mine, err)
 	}
 	all, err := s.ListFlags(t.Context(), "")
-	if err != nil || !reflect.DeepEqual(all, []actors.FlagRecord{c, a, b}) {
+	if err != nil || !reflect.DeepEqual(all, []actors.FlagRecord{c, a, b, d, e}) {
 		t.Fatalf("ListFlags() = %+v %v", all, err)
 	}
 	apply(t, s, actors.RemoveFlag{Owner: "alice", Name: "beta"})

@@ -131,6 +131,25 @@ func (c *Client) ConfigHistory(ctx context.Context, key string) ([]ConfigVersion
 	}
 }
 
+// RollbackConfig writes a new version of key whose value and description
+// are version n's (ErrNotFound for a version no longer kept). expected, when
+// set, makes it conditional as ConfigWrite.ExpectedVersion does. Not
+// retried after it may have been sent unless expected is set.
+func (c *Client) RollbackConfig(ctx context.Context, key string, n int64, expected *int64) (*ConfigEntry, error) {
+	if err := checkName("config key", key); err != nil {
+		return nil, err
+	}
+	body := struct {
+		Version         int64  `json:"version"`
+		ExpectedVersion *int64 `json:"expected_version,omitempty"`
+	}{n, expected}
+	e := new(ConfigEntry)
+	if err := c.call(ctx, "POST", c.owned("/config/"+seg(key)+"/rollback"), body, expected != nil, e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
 // DeleteConfig deletes key and its history.
 func (c *Client) DeleteConfig(ctx context.Context, key string) error {
 	return c.deleteNamed(ctx, "config key", "/config/", key)

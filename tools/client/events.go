@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// Event is one server-sent event from /events or /locks/{name}/watch. Fields
-// that do not apply to the event type are zero.
+// Event is one server-sent event from /events, /locks/{name}/watch or
+// /config/{key}/watch. Fields that do not apply to the event type are zero.
 type Event struct {
 	// ID is the stream's last event id at this event (the SSE id line; as
 	// SSE says, a frame without one, lagged or revoked, keeps the previous
@@ -25,7 +25,7 @@ type Event struct {
 	// admin key: every event), consecutive on an unfiltered stream: other
 	// users' activity leaves no gaps.
 	Seq          uint64    `json:"seq"`
-	Type         string    `json:"type"` // lock.acquired, lock.renewed, lock.released, lock.expired, lock.state, semaphore.acquired, semaphore.renewed, semaphore.released, semaphore.expired, session.created, session.closed, session.expired, flag.set, flag.deleted, config.written, config.deleted, limit.denied, limit.reset, lagged, revoked, reset
+	Type         string    `json:"type"` // lock.acquired, lock.renewed, lock.released, lock.expired, lock.state, semaphore.acquired, semaphore.renewed, semaphore.released, semaphore.expired, session.created, session.closed, session.expired, flag.set, flag.deleted, config.state, config.written, config.deleted, limit.denied, limit.reset, lagged, revoked, reset
 	Kind         string    `json:"kind"` // lock, semaphore, session, flag, config, limit (a session event's Name is the session id)
 	Name         string    `json:"name"`
 	Owner        string    `json:"owner,omitempty"`
@@ -39,19 +39,28 @@ type Event struct {
 	Metadata     string    `json:"metadata,omitempty"`    // lock and semaphore events: the hold's metadata
 	Limit        int       `json:"limit,omitempty"`       // semaphore events: the semaphore's limit
 	Version      int64     `json:"version,omitempty"`
-	Time         time.Time `json:"time,omitzero"`
+	// Value and Description are a config version's, in a config watch's
+	// config.state (of a key that exists) and config.written: compact JSON.
+	Value       json.RawMessage `json:"value,omitempty"`
+	Description string          `json:"description,omitempty"`
+	// Exists is set in config.state only.
+	Exists *bool     `json:"exists,omitempty"`
+	Time   time.Time `json:"time,omitzero"`
 	// Data is the raw JSON payload.
 	Data json.RawMessage `json:"-"`
 }
 
 // Event types the Locker and callers commonly test for.
 const (
-	EventLockAcquired = "lock.acquired"
-	EventLockRenewed  = "lock.renewed"
-	EventLockReleased = "lock.released"
-	EventLockExpired  = "lock.expired"
-	EventLockState    = "lock.state"
-	EventLagged       = "lagged"
+	EventLockAcquired  = "lock.acquired"
+	EventLockRenewed   = "lock.renewed"
+	EventLockReleased  = "lock.released"
+	EventLockExpired   = "lock.expired"
+	EventLockState     = "lock.state"
+	EventConfigState   = "config.state"
+	EventConfigWritten = "config.written"
+	EventConfigDeleted = "config.deleted"
+	EventLagged        = "lagged"
 	// EventRevoked is the last event of a stream whose token was revoked
 	// or rotated; the stream then ends with ErrRevoked.
 	EventRevoked = "revoked"
@@ -125,6 +134,19 @@ func (c *Client) WatchLock(ctx context.Context, name string) (*EventStream, erro
 		return nil, err
 	}
 	return c.openStream(ctx, "/locks/"+seg(name)+"/watch", "")
+}
+
+// WatchConfig subscribes to one config key of the caller's (WithOwner:
+// that user's). The first event is config.state: Exists, and for a key
+// that exists its Version, Value and Description; then every
+// config.written (with Value) and config.deleted, in version order, with
+// nothing the state already showed. It returns once the server has
+// accepted the subscription.
+func (c *Client) WatchConfig(ctx context.Context, key string) (*EventStream, error) {
+	if err := checkName("config key", key); err != nil {
+		return nil, err
+	}
+	return c.openStream(ctx, "/config/"+seg(key)+"/watch"+c.ownerSuffix(false), "")
 }
 
 func (c *Client) openStream(parent context.Context, path, lastEventID string) (*EventStream, error) {

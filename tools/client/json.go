@@ -1,10 +1,11 @@
 package client
 
 import (
-	"github.com/octostore/octostore/tools/jsonw"
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/octostore/octostore/tools/jsonw"
 )
 
 // Hand-written encoders for the small request bodies on hot paths (acquire,
@@ -79,10 +80,30 @@ func appendReleaseBody(b []byte, leaseID string) []byte {
 }
 
 func appendCheckBody(b []byte, max int, window time.Duration) []byte {
-	b = append(b, `{"max_requests":`...)
-	b = strconv.AppendInt(b, int64(max), 10)
+	return appendCheck(b, LimitCheck{MaxRequests: max, Window: window})
+}
+
+// appendCheck renders a check's body: {"name"?,"max_requests",
+// "window_seconds","cost"?,"algorithm"?}.
+func appendCheck(b []byte, c LimitCheck) []byte {
+	b = append(b, '{')
+	if c.Name != "" {
+		b = append(b, `"name":`...)
+		b = jsonw.AppendString(b, c.Name)
+		b = append(b, ',')
+	}
+	b = append(b, `"max_requests":`...)
+	b = strconv.AppendInt(b, int64(c.MaxRequests), 10)
 	b = append(b, `,"window_seconds":`...)
-	b = strconv.AppendInt(b, seconds(window), 10)
+	b = strconv.AppendInt(b, seconds(c.Window), 10)
+	if c.Cost != 0 {
+		b = append(b, `,"cost":`...)
+		b = strconv.AppendInt(b, int64(c.Cost), 10)
+	}
+	if c.Algorithm != "" {
+		b = append(b, `,"algorithm":`...)
+		b = jsonw.AppendString(b, c.Algorithm)
+	}
 	return append(b, '}')
 }
 

@@ -312,8 +312,16 @@ func (cl *cluster) configOp(client int, token, key string, in ConfigInput) (Conf
 		}
 	case "delete":
 		method = "DELETE"
+	case "rollback":
+		method, body = "POST", map[string]any{"version": in.To}
+		if in.Expected != nil {
+			hdr = map[string]string{"If-Match": strconv.FormatInt(*in.Expected, 10)}
+		}
 	}
 	path := "/config/" + key
+	if in.Op == "rollback" {
+		path += "/rollback"
+	}
 	call := cl.hist.Now()
 	status, b, outcome := cl.call(method, path, token, body, hdr)
 	ret := cl.hist.Now()
@@ -327,7 +335,7 @@ func (cl *cluster) configOp(client int, token, key string, in ConfigInput) (Conf
 		case status == 200 && in.Op == "delete":
 		case status == 200:
 			out.Version = r.Version
-			if in.Op == "get" {
+			if in.Op == "get" || in.Op == "rollback" {
 				var s string
 				if err := json.Unmarshal(r.Value, &s); err != nil {
 					cl.bug("GET %s: value %s is not the string written", path, r.Value)
@@ -336,7 +344,7 @@ func (cl *cluster) configOp(client int, token, key string, in ConfigInput) (Conf
 			}
 		case status == 404 && in.Op != "put":
 			out.NotFound = true
-		case status == 409 && in.Op == "put" && in.Expected != nil:
+		case status == 409 && (in.Op == "put" || in.Op == "rollback") && in.Expected != nil:
 			out.Conflict, out.Current = true, r.CurrentVersion
 		default:
 			cl.bug("%s %s: unexpected %d %s", method, path, status, b)
@@ -369,7 +377,7 @@ func (c *configClient) step(cl *cluster) bool {
 	key := c.keys[c.rng.IntN(len(c.keys))]
 	c.n++
 	var in ConfigInput
-	switch r := c.rng.IntN(20); {
+	switch r := c.rng.IntN(24); {
 	case r < 8:
 		in = ConfigInput{Op: "put", Value: fmt.Sprintf("c%d-%d", c.id, c.n)}
 	case r < 13:
@@ -377,6 +385,14 @@ func (c *configClient) step(cl *cluster) bool {
 		in = ConfigInput{Op: "put", Value: fmt.Sprintf("c%d-%d", c.id, c.n), Expected: &v}
 	case r < 19:
 		in = ConfigInput{Op: "get"}
+	case r < 23:
+		// a rollback to one of the last versions seen, now and then on the
+		// condition that the key is still at the version seen
+		in = ConfigInput{Op: "rollback", To: max(1, c.seen[key]-c.rng.Int64N(3))}
+		if r == 22 {
+			v := c.seen[key]
+			in.Expected = &v
+		}
 	default:
 		in = ConfigInput{Op: "delete"}
 	}
@@ -457,4 +473,115 @@ func (c *flagClient) step(cl *cluster) bool {
 func flagsAvailable(cl *cluster, token string) bool {
 	status, b, outcome := cl.call("GET", "/flags", token, nil, nil)
 	return outcome == Acked && status == 200 && !bytes.Contains(b, []byte("no such route"))
+}
+
+// --- token-bucket rate limits ---
+
+// bucketClient checks token buckets of its own user: capacity
+// bucketCapacity, refilled over a day (about a token every 9 s), 1..3
+// tokens a check, on three buckets at a time; a bucket is left for a new
+// one before it can run dry. So the client knows, for every check, a lower
+// bound of the tokens left (capacity minus every acknowledged and every
+// unknown consumption, refill ignored) that covers the check: a denial means
+// the server remembers more consumption than happened, which a crash must
+// never cause ("allow slightly more across a crash, never less").
+type bucketClient struct {
+	id          int
+	user, token string
+	names       []string // every bucket used, the open ones last
+	open        []string // at most three, each with at least 3 tokens provably left
+	rng         *rand.Rand
+	acked       map[string]int // tokens taken by acknowledged allowed checks
+	unknown     map[string]int // tokens of checks whose outcome is unknown
+	checked     int
+}
+
+const (
+	bucketCapacity = 10000
+	bucketWindow   = 86400 * time.Second
+)
+
+func newBucketClient(id int, seed uint64) *bucketClient {
+	return &bucketClient{id: id, user: fmt.Sprintf("b%d", id), token: fmt.Sprintf("tok-b%d", id),
+		rng: rand.New(rand.NewPCG(seed, uint64(id)+3000)), acked: map[string]int{}, unknown: map[string]int{}}
+}
+
+// pick returns a bucket with at least 3 tokens provably left, opening a
+// new one when fewer than three are.
+func (c *bucketClient) pick() string {
+	open := c.open[:0]
+	for _, n := range c.open {
+		if bucketCapacity-c.acked[n]-c.unknown[n] >= 3 {
+			open = append(open, n)
+		}
+	}
+	for len(open) < 3 {
+		n := fmt.Sprintf("tb-%d", len(c.names))
+		c.names = append(c.names, n)
+		open = append(open, n)
+	}
+	c.open = open
+	return open[c.rng.IntN(len(open))]
+}
+
+func bucketBody(cost int) map[string]any {
+	return map[string]any{"max_requests": bucketCapacity, "window_seconds": int(bucketWindow / time.Second), "algorithm": "token_bucket", "cost": cost}
+}
+
+func (c *bucketClient) step(cl *cluster) bool {
+	name := c.pick()
+	cost := 1 + c.rng.IntN(3)
+	status, b, outcome := cl.call("POST", "/limits/"+name+"/check", c.token, bucketBody(cost), nil)
+	switch outcome {
+	case NotSent:
+		return false
+	case Unknown:
+		c.unknown[name] += cost
+		return true
+	}
+	var r struct {
+		Allowed   bool   `json:"allowed"`
+		Remaining int    `json:"remaining"`
+		Algorithm string `json:"algorithm"`
+	}
+	if status != 200 || json.Unmarshal(b, &r) != nil || r.Algorithm != "token_bucket" {
+		cl.bug("POST /limits/%s/check: %d %s", name, status, b)
+		c.unknown[name] += cost
+		return true
+	}
+	c.checked++
+	if r.Allowed {
+		c.acked[name] += cost
+		return true
+	}
+	if left := bucketCapacity - c.acked[name] - c.unknown[name]; left >= cost {
+		cl.bug("token bucket %s of %s denied %d tokens with at least %d left (%d acknowledged, %d unknown): the server remembers consumption that never happened",
+			name, c.user, cost, left, c.acked[name], c.unknown[name])
+	}
+	return true
+}
+
+// bucketsUsed reads the tokens in use of c's buckets (GET /limits, which
+// writes the counters held behind first).
+func (c *bucketClient) bucketsUsed(t *testing.T, cl *cluster) map[string]int {
+	t.Helper()
+	status, b, outcome := cl.call("GET", "/limits", c.token, nil, nil)
+	var l struct {
+		Limits []struct {
+			Name         string `json:"name"`
+			Algorithm    string `json:"algorithm"`
+			CurrentCount int    `json:"current_count"`
+		} `json:"limits"`
+	}
+	if outcome != Acked || status != 200 || json.Unmarshal(b, &l) != nil {
+		t.Fatalf("GET /limits as %s: %d %s", c.user, status, b)
+	}
+	used := map[string]int{}
+	for _, x := range l.Limits {
+		if x.Algorithm != "token_bucket" {
+			t.Errorf("limit %s of %s: algorithm %q", x.Name, c.user, x.Algorithm)
+		}
+		used[x.Name] = x.CurrentCount
+	}
+	return used
 }

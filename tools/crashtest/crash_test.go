@@ -24,6 +24,7 @@ type crashConfig struct {
 	configWorkers int // share one user and its config keys
 	configKeys    int //
 	flagWorkers   int // one user each, five flags each
+	bucketWorkers int // one user each, three token buckets each
 	// Sessions, semaphores and lock-delay (kinds_test.go).
 	sessionWorkers, sessionLocks int           // one user each; locks contended
 	semWorkers, semaphores       int           // one user each; semaphores of limit semLimit
@@ -44,7 +45,7 @@ type crashConfig struct {
 //	go test ./tools/crashtest -run CrashLoop -count=1 -crash.cycles=50
 func TestCrashLoop(t *testing.T) {
 	runCrash(t, crashConfig{
-		cycles: *flagCycles, lockWorkers: 6, hotLocks: 3, ownLocks: 30, configWorkers: 3, configKeys: 2, flagWorkers: 2,
+		cycles: *flagCycles, lockWorkers: 6, hotLocks: 3, ownLocks: 30, configWorkers: 3, configKeys: 2, flagWorkers: 2, bucketWorkers: 2,
 		sessionWorkers: 3, sessionLocks: 2, semWorkers: 4, semaphores: 2, delayWorkers: 2, delayLocks: 2,
 		minUp: 300 * time.Millisecond, maxUp: 1200 * time.Millisecond,
 		// Short passivation: actors are stopped and re-activated all the
@@ -119,6 +120,12 @@ func runCrash(t *testing.T, cfg crashConfig) {
 		c := newDelayClient(60+i, delayLocks, seed)
 		sc.tokens[c.user] = c.token
 		delayers = append(delayers, c)
+	}
+	var buckets []*bucketClient
+	for i := 0; i < cfg.bucketWorkers; i++ {
+		c := newBucketClient(cfg.lockWorkers+cfg.configWorkers+cfg.flagWorkers+i, seed)
+		sc.tokens[c.user] = c.token
+		buckets = append(buckets, c)
 	}
 
 	cl := newCluster()
@@ -197,6 +204,10 @@ func runCrash(t *testing.T, cfg crashConfig) {
 		wg.Add(1)
 		go loop(c.id, c.step)
 	}
+	for _, c := range buckets {
+		wg.Add(1)
+		go loop(c.id, c.step)
+	}
 
 	begin := time.Now()
 	for cycle := 1; cycle <= cfg.cycles; cycle++ {
@@ -213,6 +224,13 @@ func runCrash(t *testing.T, cfg crashConfig) {
 	time.Sleep(cfg.minUp)
 	close(stop)
 	wg.Wait()
+	// The token buckets as the server sees them, with every counter held
+	// behind written (GET /limits writes them first).
+	bucketsBefore := make([]map[string]int, len(buckets))
+	readBefore := time.Now()
+	for i, c := range buckets {
+		bucketsBefore[i] = c.bucketsUsed(t, cl)
+	}
 	// One last kill with nothing in flight: what follows is read back from
 	// the database alone.
 	p.kill()
@@ -231,6 +249,7 @@ func runCrash(t *testing.T, cfg crashConfig) {
 	verifySessions(t, cl, sessioners)
 	verifySemaphores(t, cl, semers, sems)
 	verifyDelay(t, cl, delayers, delayLocks)
+	verifyBuckets(t, cl, buckets, bucketsBefore, readBefore)
 	checkLinearizable(t, cl.hist.Ops(), dir)
 
 	p.stop(t)
@@ -390,6 +409,7 @@ func verifyConfig(t *testing.T, cl *cluster, keys []string) {
 	}
 	maxVer := map[string]int64{}
 	byVersion := map[string]map[int64]string{}
+	rollbacks := 0
 	for _, op := range cl.hist.Ops() {
 		in, ok := op.Input.(ConfigInput)
 		if !ok {
@@ -402,14 +422,19 @@ func verifyConfig(t *testing.T, cl *cluster, keys []string) {
 		if out.Version > maxVer[op.Key] {
 			maxVer[op.Key] = out.Version
 		}
-		if in.Op == "put" {
+		if in.Op == "put" || in.Op == "rollback" {
+			value := in.Value
+			if in.Op == "rollback" {
+				value = out.Value // version in.To's, written again
+				rollbacks++
+			}
 			if byVersion[op.Key] == nil {
 				byVersion[op.Key] = map[int64]string{}
 			}
-			if v, dup := byVersion[op.Key][out.Version]; dup && v != in.Value {
-				t.Errorf("config %s: version %d acknowledged for two values, %q and %q", op.Key, out.Version, v, in.Value)
+			if v, dup := byVersion[op.Key][out.Version]; dup && v != value {
+				t.Errorf("config %s: version %d acknowledged for two values, %q and %q", op.Key, out.Version, v, value)
 			}
-			byVersion[op.Key][out.Version] = in.Value
+			byVersion[op.Key][out.Version] = value
 		}
 	}
 	for _, k := range keys {
@@ -421,7 +446,37 @@ func verifyConfig(t *testing.T, cl *cluster, keys []string) {
 			t.Errorf("config %s: write after the last kill -9 got version %d, but %d was acknowledged before", k, out.Version, maxVer[k])
 		}
 	}
-	t.Logf("config: %d keys, versions unique and increasing across restarts", len(keys))
+	t.Logf("config: %d keys, versions unique and increasing across restarts (%d acknowledged rollbacks among the writes)", len(keys), rollbacks)
+}
+
+// verifyBuckets: every token bucket comes back from the last kill -9
+// exactly as the server had it written before it, and never holds more
+// tokens in use than the checks that could have taken them (acknowledged
+// and unknown): a crash may forget consumption, never invent it. The
+// online half (no denial while tokens are provably left) is checked by
+// each bucketClient as it runs.
+func verifyBuckets(t *testing.T, cl *cluster, buckets []*bucketClient, before []map[string]int, readBefore time.Time) {
+	t.Helper()
+	nBuckets, checked := 0, 0
+	for i, c := range buckets {
+		after := c.bucketsUsed(t, cl)
+		// tokens refilled between the two reads, and one for the rounding
+		refill := int(time.Since(readBefore)*bucketCapacity/bucketWindow) + 1
+		for _, name := range c.names {
+			if after[name] > before[i][name] || after[name] < before[i][name]-refill {
+				t.Errorf("token bucket %s of %s: %d tokens in use after the last kill -9, %d written before it", name, c.user, after[name], before[i][name])
+			}
+			if most := c.acked[name] + c.unknown[name]; after[name] > most {
+				t.Errorf("token bucket %s of %s: %d tokens in use, but checks took at most %d", name, c.user, after[name], most)
+			}
+			nBuckets++
+		}
+		checked += c.checked
+	}
+	if len(buckets) > 0 {
+		t.Logf("token buckets: %d checks answered, none denied while tokens were provably left; %d buckets checked after the last kill -9",
+			checked, nBuckets)
+	}
 }
 
 // verifyFlags: after the last restart every flag whose last write was

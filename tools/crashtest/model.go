@@ -361,19 +361,21 @@ func stepLock(s lockState, i LockInput, o LockOutput) []interface{} {
 
 // --- the config key model ---
 
-// ConfigInput is a config operation: Op is put, get or delete. Expected is
-// the If-Match condition of a put (nil: unconditional; 0: create only).
+// ConfigInput is a config operation: Op is put, get, delete or rollback
+// (to version To). Expected is the If-Match condition of a put or rollback
+// (nil: unconditional; 0: create only).
 type ConfigInput struct {
 	Op       string
 	Value    string
+	To       int64
 	Expected *int64
 }
 
 // ConfigOutput is what the server answered.
 type ConfigOutput struct {
 	Unknown  bool
-	Version  int64  // put/get: the version written or read
-	Value    string // get
+	Version  int64  // put/get/rollback: the version written or read
+	Value    string // get, rollback: the value read or written
 	NotFound bool   // get/delete: 404
 	Conflict bool   // put: 409
 	Current  int64  // 409's current_version
@@ -383,6 +385,44 @@ type configState struct {
 	Version int64 // last version ever written (kept after a delete)
 	Value   string
 	Live    bool
+	// Since is the first version of the key's current life (a delete drops
+	// every version before); Hist holds the values of the last len(Hist)
+	// versions, version v at Hist[v%len(Hist)] (an array: states compare
+	// with ==).
+	Since int64
+	Hist  [32]string
+}
+
+// written is s after a write of value at version s.Version+1.
+func (s configState) written(value string) configState {
+	next := configState{Version: s.Version + 1, Value: value, Live: true, Since: s.Since, Hist: s.Hist}
+	if !s.Live {
+		next.Since, next.Hist = next.Version, [32]string{}
+	}
+	next.Hist[next.Version%int64(len(next.Hist))] = value
+	return next
+}
+
+// What the state says of a past version: its value is known, it does not
+// exist (the key does not, or the version is of an earlier life or not yet
+// written: a rollback to it is 404), or it exists but is older than Hist
+// (the server keeps it: a rollback to it writes a value the model takes
+// from the answer).
+const (
+	versionKnown = iota
+	versionAbsent
+	versionForgotten
+)
+
+// valueOf is the value of version v, and which of the three cases it is.
+func (s configState) valueOf(v int64) (string, int) {
+	switch {
+	case !s.Live || v < s.Since || v > s.Version:
+		return "", versionAbsent
+	case v <= s.Version-int64(len(s.Hist)):
+		return "", versionForgotten
+	}
+	return s.Hist[v%int64(len(s.Hist))], versionKnown
 }
 
 func (s configState) current() int64 {
@@ -396,7 +436,10 @@ func (s configState) current() int64 {
 // write creates version last+1 (after a delete too, so a version never
 // names two values); a conditional write whose condition fails is a 409 with
 // the current version (0 when the key does not exist); reads see the last
-// write; delete removes a live key (404 otherwise). Partitioned by key.
+// write; delete removes a live key (404 otherwise); a rollback to version N
+// writes version last+1 with N's value (404 for a key that does not exist
+// or a version of an earlier life or not yet written; the crash test's
+// keys never prune). Partitioned by key.
 var ConfigModel = (&porcupine.NondeterministicModel{
 	Partition: partitionByKey,
 	Init:      func() []interface{} { return []interface{}{configState{}} },
@@ -406,8 +449,11 @@ var ConfigModel = (&porcupine.NondeterministicModel{
 	DescribeOperation: func(in, out interface{}) string {
 		i, o := in.(ConfigInput), out.(ConfigOutput)
 		exp := ""
+		if i.Op == "rollback" {
+			exp = fmt.Sprintf(" to %d", i.To)
+		}
 		if i.Expected != nil {
-			exp = fmt.Sprintf(" if-match %d", *i.Expected)
+			exp += fmt.Sprintf(" if-match %d", *i.Expected)
 		}
 		res := "?"
 		switch {
@@ -430,9 +476,32 @@ var ConfigModel = (&porcupine.NondeterministicModel{
 func stepConfig(s configState, i ConfigInput, o ConfigOutput) []interface{} {
 	none := []interface{}{}
 	switch i.Op {
+	case "rollback":
+		ok := i.Expected == nil || *i.Expected == s.current()
+		v, has := s.valueOf(i.To)
+		switch {
+		case o.Unknown:
+			if ok && has == versionKnown {
+				return []interface{}{s, s.written(v)}
+			}
+			return []interface{}{s} // (a forgotten version's value is unknown: assumed not applied)
+		case o.Conflict:
+			if !ok && o.Current == s.current() {
+				return []interface{}{s}
+			}
+		case o.NotFound:
+			if ok && has == versionAbsent {
+				return []interface{}{s}
+			}
+		default:
+			if ok && o.Version == s.Version+1 && (has == versionKnown && o.Value == v || has == versionForgotten) {
+				return []interface{}{s.written(o.Value)}
+			}
+		}
+		return none
 	case "put":
 		ok := i.Expected == nil || *i.Expected == s.current()
-		next := configState{Version: s.Version + 1, Value: i.Value, Live: true}
+		next := s.written(i.Value)
 		switch {
 		case o.Unknown:
 			if ok {
@@ -467,7 +536,7 @@ func stepConfig(s configState, i ConfigInput, o ConfigOutput) []interface{} {
 		switch {
 		case o.Unknown:
 			if s.Live {
-				return []interface{}{s, configState{Version: s.Version}}
+				return []interface{}{s, configState{Version: s.Version, Since: s.Since}}
 			}
 			return []interface{}{s}
 		case o.NotFound:
@@ -476,7 +545,7 @@ func stepConfig(s configState, i ConfigInput, o ConfigOutput) []interface{} {
 			}
 		default:
 			if s.Live {
-				return []interface{}{configState{Version: s.Version}}
+				return []interface{}{configState{Version: s.Version, Since: s.Since}}
 			}
 		}
 		return none

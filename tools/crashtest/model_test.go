@@ -156,6 +156,7 @@ func ver(v int64) *int64 { return &v }
 
 func TestConfigModel(t *testing.T) {
 	put := func(v string, exp *int64) ConfigInput { return ConfigInput{Op: "put", Value: v, Expected: exp} }
+	rb := func(to int64, exp *int64) ConfigInput { return ConfigInput{Op: "rollback", To: to, Expected: exp} }
 	get := ConfigInput{Op: "get"}
 	bad := []struct {
 		name string
@@ -178,6 +179,28 @@ func TestConfigModel(t *testing.T) {
 			opb{client: 0, in: put("a", nil), out: ConfigOutput{Version: 1}, call: 0, ret: 10},
 			opb{client: 1, in: put("b", ver(0)), out: ConfigOutput{Version: 2}, call: 20, ret: 30},
 		)},
+		{"rollback reuses a version", build(
+			opb{client: 0, in: put("a", nil), out: ConfigOutput{Version: 1}, call: 0, ret: 10},
+			opb{client: 0, in: put("b", nil), out: ConfigOutput{Version: 2}, call: 20, ret: 30},
+			opb{client: 1, in: rb(1, nil), out: ConfigOutput{Version: 2, Value: "a"}, call: 40, ret: 50},
+		)},
+		{"rollback writes the wrong value", build(
+			opb{client: 0, in: put("a", nil), out: ConfigOutput{Version: 1}, call: 0, ret: 10},
+			opb{client: 0, in: put("b", nil), out: ConfigOutput{Version: 2}, call: 20, ret: 30},
+			opb{client: 1, in: rb(1, nil), out: ConfigOutput{Version: 3, Value: "b"}, call: 40, ret: 50},
+		)},
+		{"rollback to a version of an earlier life", build(
+			opb{client: 0, in: put("a", nil), out: ConfigOutput{Version: 1}, call: 0, ret: 10},
+			opb{client: 0, in: ConfigInput{Op: "delete"}, out: ConfigOutput{}, call: 20, ret: 30},
+			opb{client: 0, in: put("b", nil), out: ConfigOutput{Version: 2}, call: 40, ret: 50},
+			opb{client: 1, in: rb(1, nil), out: ConfigOutput{Version: 3, Value: "a"}, call: 60, ret: 70},
+		)},
+		{"acknowledged rollback lost", build(
+			opb{client: 0, in: put("a", nil), out: ConfigOutput{Version: 1}, call: 0, ret: 10},
+			opb{client: 0, in: put("b", nil), out: ConfigOutput{Version: 2}, call: 20, ret: 30},
+			opb{client: 0, in: rb(1, ver(2)), out: ConfigOutput{Version: 3, Value: "a"}, call: 40, ret: 50},
+			opb{client: 1, in: get, out: ConfigOutput{Version: 2, Value: "b"}, call: 60, ret: 70},
+		)},
 	}
 	for _, c := range bad {
 		t.Run("rejects "+c.name, func(t *testing.T) {
@@ -194,6 +217,12 @@ func TestConfigModel(t *testing.T) {
 		opb{client: 0, in: get, out: ConfigOutput{Version: 2, Value: "c"}, call: 50, ret: 60},
 		opb{client: 0, in: ConfigInput{Op: "delete"}, out: ConfigOutput{}, call: 70, ret: 80},
 		opb{client: 0, in: put("e", ver(0)), out: ConfigOutput{Version: 3}, call: 90, ret: 100},
+		opb{client: 1, in: rb(1, nil), out: ConfigOutput{NotFound: true}, call: 110, ret: 120}, // of the life before the delete
+		opb{client: 0, in: put("f", nil), out: ConfigOutput{Version: 4}, call: 130, ret: 140},
+		opb{client: 1, in: rb(3, ver(4)), out: ConfigOutput{Version: 5, Value: "e"}, call: 150, ret: 160},
+		opb{client: 0, in: rb(4, ver(4)), out: ConfigOutput{Conflict: true, Current: 5}, call: 170, ret: 180},
+		opb{client: 0, in: rb(4, nil), out: ConfigOutput{Unknown: true}, call: 190, ret: Never},
+		opb{client: 1, in: get, out: ConfigOutput{Version: 6, Value: "f"}, call: 200, ret: 210},
 	)
 	if res, _ := porcupine.CheckOperationsVerbose(ConfigModel, good, 10*time.Second); res != porcupine.Ok {
 		t.Fatalf("linearizable config history: result %v, want Ok", res)

@@ -4,7 +4,7 @@
 //
 // It implements the contract's semantics closely enough for clients: locks
 // with leases, fencing tokens and expiry on an injectable clock, "already
-// held" re-acquire per holder (user and holder_id), limits (fixed window), flags with rollout
+// held" re-acquire per holder (user and holder_id), limits (a fixed window, with cost, whatever the algorithm), flags with rollout
 // evaluation, versioned config with expected versions, token rotate/revoke,
 // /health, /metrics and the SSE streams (/events and /locks/{name}/watch).
 // Intercept injects failures.
@@ -80,6 +80,7 @@ type waiter struct {
 type limit struct {
 	name          string
 	max, window   int
+	algorithm     string // as the check named it ("": the default); counted as a fixed window whatever it is
 	count         int
 	windowStarted time.Time
 }
@@ -783,8 +784,12 @@ func (s *Server) serveLimits(w http.ResponseWriter, r *http.Request, parts []str
 		if now.Sub(l.windowStarted) >= time.Duration(l.window)*time.Second {
 			l.count, l.windowStarted = 0, now
 		}
+		alg := l.algorithm
+		if alg == "" {
+			alg = "sliding_window"
+		}
 		m := map[string]any{"allowed": l.count < l.max, "remaining": max(l.max-l.count, 0),
-			"reset_at": stamp(l.windowStarted.Add(time.Duration(l.window) * time.Second))}
+			"reset_at": stamp(l.windowStarted.Add(time.Duration(l.window) * time.Second)), "algorithm": alg}
 		return m
 	}
 	// headers sets the RateLimit-* headers of a check or status answer.
@@ -813,15 +818,27 @@ func (s *Server) serveLimits(w http.ResponseWriter, r *http.Request, parts []str
 			var win int
 			win, msg = intField(body, "window_seconds", 1, 86400)
 			if msg == "" {
+				cost := 1
+				if _, given := body["cost"]; given {
+					if cost, msg = intField(body, "cost", 1, mx); msg != "" {
+						writeErr(w, 422, msg)
+						return
+					}
+				}
+				var alg string
+				if raw, given := body["algorithm"]; given && (json.Unmarshal(raw, &alg) != nil || (alg != "sliding_window" && alg != "token_bucket")) {
+					writeErr(w, 422, "algorithm must be sliding_window or token_bucket")
+					return
+				}
 				k := user + "/" + parts[1]
 				l := s.limits[k]
-				if l == nil || l.max != mx || l.window != win {
-					l = &limit{name: parts[1], max: mx, window: win, windowStarted: now}
+				if l == nil || l.max != mx || l.window != win || l.algorithm != alg {
+					l = &limit{name: parts[1], max: mx, window: win, algorithm: alg, windowStarted: now}
 					s.limits[k] = l
 				}
 				m := state(l)
-				if l.count < l.max {
-					l.count++
+				if l.count+cost <= l.max {
+					l.count += cost
 					m["allowed"], m["remaining"] = true, l.max-l.count
 				} else {
 					ra := int(l.windowStarted.Add(time.Duration(l.window)*time.Second).Sub(now)/time.Second) + 1

@@ -1,4 +1,4 @@
--- 0005: sessions (issue 16). A session lives ttl_ms after its last keepalive;
+-- 0008: sessions (issue 16). A session lives ttl_ms after its last keepalive;
 -- locks held under it have its id in session_id and are held while it lives.
 -- A session's row is removed once it has ended (closed or expired) and every
 -- lock of it has recorded its end. Times are unix ms.

@@ -1,4 +1,4 @@
--- 0006: lock-delay (issue 16). lock_delay_ms is the delay of the current hold
+-- 0009: lock-delay (issue 16). lock_delay_ms is the delay of the current hold
 -- (the acquire's lock_delay_seconds, or its session's). When a hold is lost by
 -- expiry, the freed row keeps who held it (delay_holder) and when it expired
 -- (expires_at), and nobody is granted the lock before available_at (unix ms;

@@ -1,4 +1,4 @@
--- 0007: semaphores (issue 16). One row per semaphore ever granted: its limit
+-- 0010: semaphores (issue 16). One row per semaphore ever granted: its limit
 -- (the one its holders use) and the last fencing token handed out, kept when
 -- its slots are gone so that tokens never go backwards. One row per held slot.
 -- Times are unix ms.
