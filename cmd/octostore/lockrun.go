@@ -109,6 +109,10 @@ func runHolding(c *cli.Context, args []string, hold func(cl *client.Client, name
 	defer stop()
 
 	locker, env := hold(cl, name, ttl, id)
+	what := "lock"
+	if _, ok := locker.(semaphoreHolder); ok {
+		what = "semaphore"
+	}
 	if err := acquireForRun(c, locker, sigs); err != nil {
 		return err
 	}
@@ -124,6 +128,7 @@ func runHolding(c *cli.Context, args []string, hold func(cl *client.Client, name
 		Signals:        sigs,
 		Grace:          c.Duration("grace"),
 		ReleaseTimeout: c.Duration("timeout"),
+		What:           what,
 	})
 	switch {
 	case err != nil:
