@@ -1,7 +1,6 @@
 package tui
 
 import (
-	"sort"
 	"strings"
 	"time"
 
@@ -39,25 +38,11 @@ type lockRow struct {
 // by fencing token, so that it converges whatever order they arrive in: a
 // grant replaces an older one, a release or expiry removes the grant it
 // names (or an older one), stale events are ignored.
-type lockTable struct {
-	rows   map[string]*lockRow
-	view   []*lockRow // rows passing the filter, by name
-	filter string
-	cursor int
-	offset int
-	// selected is the name under the cursor, kept when rows come and go.
-	selected      string
-	width, height int
-	stale         bool // view needs rebuilding
+type lockTable struct{ namedRows[*lockRow] }
+
+func newLockTable() lockTable {
+	return lockTable{newNamedRows(func(r *lockRow) string { return r.Name })}
 }
-
-func newLockTable() lockTable { return lockTable{rows: map[string]*lockRow{}} }
-
-// SetSize sets the area the table draws in (height includes its header).
-func (t *lockTable) SetSize(w, h int) { t.width, t.height = w, h; t.clamp() }
-
-// Len is the number of locks shown (after the filter).
-func (t *lockTable) Len() int { t.rebuild(); return len(t.view) }
 
 // Total is the number of held locks known (locks in lock-delay are not
 // held).
@@ -85,37 +70,6 @@ func (t *lockTable) Prune(now time.Time) bool {
 		t.stale = true
 	}
 	return gone
-}
-
-// Selected is the lock under the cursor (nil when the table is empty).
-func (t *lockTable) Selected() *lockRow {
-	t.rebuild()
-	if t.cursor < 0 || t.cursor >= len(t.view) {
-		return nil
-	}
-	return t.view[t.cursor]
-}
-
-// Get returns the row of a lock.
-func (t *lockTable) Get(name string) *lockRow { return t.rows[name] }
-
-// SetFilter shows only names with the prefix.
-func (t *lockTable) SetFilter(prefix string) {
-	if prefix != t.filter {
-		t.filter = prefix
-		t.stale = true
-	}
-}
-
-// Move moves the cursor by delta rows.
-func (t *lockTable) Move(delta int) {
-	t.rebuild()
-	if len(t.view) == 0 {
-		return
-	}
-	t.cursor += delta
-	t.clamp()
-	t.selected = t.view[t.cursor].Name
 }
 
 // Apply merges one event; it reports whether the table changed.
@@ -225,27 +179,6 @@ func (t *lockTable) Reset(locks []client.LockInfo, now time.Time) {
 	}
 	t.rows = rows
 	t.stale = true
-}
-
-func (t *lockTable) rebuild() {
-	if !t.stale && t.view != nil {
-		return
-	}
-	t.stale = false
-	t.view = t.view[:0]
-	for _, r := range t.rows {
-		if strings.HasPrefix(r.Name, t.filter) {
-			t.view = append(t.view, r)
-		}
-	}
-	sort.Slice(t.view, func(i, j int) bool { return t.view[i].Name < t.view[j].Name })
-	// Keep the cursor on the same lock; if it is gone, stay at the same
-	// position.
-	t.cursor, t.offset, t.selected = keepSelection(t.view, func(r *lockRow) string { return r.Name }, t.selected, t.cursor, t.offset, t.height-1)
-}
-
-func (t *lockTable) clamp() {
-	t.cursor, t.offset = clampWindow(t.cursor, t.offset, t.height-1, len(t.view))
 }
 
 // lock table columns: marker, name (flexible), holder, token, time left

@@ -55,15 +55,7 @@ const semLogSize = 2000
 // replaying events the read already reflects changes nothing, and the
 // table ends as the server is whatever order reads and events arrive in.
 type semTable struct {
-	rows     map[string]*semRow
-	view     []*semRow
-	filter   string
-	cursor   int
-	offset   int
-	selected string
-	width    int
-	height   int
-	stale    bool
+	namedRows[*semRow]
 
 	// log holds the recent semaphore events, oldest first; event number
 	// logBase+i is log[i] (Count is the number of the next one).
@@ -71,47 +63,12 @@ type semTable struct {
 	logBase uint64
 }
 
-func newSemTable() semTable { return semTable{rows: map[string]*semRow{}} }
-
-// SetSize sets the area the table draws in (height includes its header).
-func (t *semTable) SetSize(w, h int) { t.width, t.height = w, h; t.clamp() }
+func newSemTable() semTable {
+	return semTable{namedRows: newNamedRows(func(r *semRow) string { return r.Name })}
+}
 
 // Total is the number of semaphores shown (before the filter).
 func (t *semTable) Total() int { return len(t.rows) }
-
-// Len is the number of semaphores passing the filter.
-func (t *semTable) Len() int { t.rebuild(); return len(t.view) }
-
-// Get returns the row of a semaphore.
-func (t *semTable) Get(name string) *semRow { return t.rows[name] }
-
-// Selected is the semaphore under the cursor (nil when none).
-func (t *semTable) Selected() *semRow {
-	t.rebuild()
-	if t.cursor < 0 || t.cursor >= len(t.view) {
-		return nil
-	}
-	return t.view[t.cursor]
-}
-
-// SetFilter shows only names with the prefix.
-func (t *semTable) SetFilter(prefix string) {
-	if prefix != t.filter {
-		t.filter = prefix
-		t.stale = true
-	}
-}
-
-// Move moves the cursor by delta rows.
-func (t *semTable) Move(delta int) {
-	t.rebuild()
-	if len(t.view) == 0 {
-		return
-	}
-	t.cursor += delta
-	t.clamp()
-	t.selected = t.view[t.cursor].Name
-}
 
 // Count is the number of semaphore events recorded so far: a status read
 // sent now replays the events from this number on.
@@ -246,25 +203,6 @@ func (t *semTable) Events(name string, n int) []client.Event {
 		}
 	}
 	return out
-}
-
-func (t *semTable) rebuild() {
-	if !t.stale && t.view != nil {
-		return
-	}
-	t.stale = false
-	t.view = t.view[:0]
-	for _, r := range t.rows {
-		if strings.HasPrefix(r.Name, t.filter) {
-			t.view = append(t.view, r)
-		}
-	}
-	sort.Slice(t.view, func(i, j int) bool { return t.view[i].Name < t.view[j].Name })
-	t.cursor, t.offset, t.selected = keepSelection(t.view, func(r *semRow) string { return r.Name }, t.selected, t.cursor, t.offset, t.height-1)
-}
-
-func (t *semTable) clamp() {
-	t.cursor, t.offset = clampWindow(t.cursor, t.offset, t.height-1, len(t.view))
 }
 
 // semaphore table columns: marker, name (flexible), slots held of the
