@@ -22,6 +22,8 @@ func observe(deps Deps) {
 		func() float64 { return float64(events.Stats().Delivered) })
 	m.CounterFunc("octostore_event_subscribers_dropped_total", "Subscribers cut off with a lagged event because they fell behind.",
 		func() float64 { return float64(events.Stats().Dropped) })
+	m.GaugeFunc("octostore_sessions", "Sessions known to the server (live, and ended ones whose holds are still being ended).",
+		func() float64 { return float64(deps.Sessions.Live()) })
 	m.CounterFunc("octostore_event_subscribers_revoked_total", "Event streams ended with a revoked event because their token was revoked or rotated.",
 		func() float64 { return float64(events.Stats().Revoked) })
 	m.GaugeFunc("octostore_writer_queue", "Writes queued for the group-commit writer.",
@@ -35,6 +37,7 @@ func observe(deps Deps) {
 		})
 	m.Registry.MustRegister(&resourceCollector{
 		locks: deps.Locks.Indexed,
+		slots: deps.Semaphores.Held,
 		db:    store.DB().ReadDB(),
 		ttl:   5 * time.Second,
 		now:   time.Now,
@@ -47,6 +50,7 @@ func observe(deps Deps) {
 // the terminal view scrapes every second).
 type resourceCollector struct {
 	locks func() int
+	slots func() int // held semaphore slots
 	db    *sql.DB
 	ttl   time.Duration
 	now   func() time.Time
@@ -58,7 +62,7 @@ type resourceCollector struct {
 }
 
 var resourcesDesc = prometheus.NewDesc("octostore_resources",
-	"Resources by kind: held locks, rate limits, feature flags and config keys.", []string{"kind"}, nil)
+	"Resources by kind: held locks and semaphore slots, rate limits, feature flags and config keys.", []string{"kind"}, nil)
 
 // resourceQueries count the owner-scoped kinds; a kind whose table does not
 // exist (an older schema) is left out.
@@ -72,6 +76,7 @@ func (c *resourceCollector) Describe(ch chan<- *prometheus.Desc) { ch <- resourc
 
 func (c *resourceCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(resourcesDesc, prometheus.GaugeValue, float64(c.locks()), "lock")
+	ch <- prometheus.MustNewConstMetric(resourcesDesc, prometheus.GaugeValue, float64(c.slots()), "semaphore_slot")
 	c.mu.Lock()
 	if now := c.now(); c.counts == nil || now.Sub(c.at) >= c.ttl {
 		counts := map[string]float64{}

@@ -30,6 +30,8 @@ import (
 // event streams and the fasthttp server.
 type Server struct {
 	locks    *actors.Locks
+	sessions *actors.Sessions
+	sems     *actors.Semaphores
 	limits   *actors.Limits
 	flags    *actors.Flags
 	config   *actors.ConfigKeys
@@ -43,9 +45,11 @@ type Server struct {
 	answers  *byteBudget   // bytes of large answers in flight (config.go: history pages)
 	maxBody  int           // ServerConfig.MaxBodyBytes
 	reqs     *requestContexts
-	limit    *inflight // --max-inflight, applied per route (routes.go)
-	r        *router.Router
-	srv      *fasthttp.Server
+	// limit bounds the requests in flight (--max-inflight, applied per
+	// route: routes.go) and the waiting acquires (overload.go).
+	limit *inflight
+	r     *router.Router
+	srv   *fasthttp.Server
 
 	// events serves /events and the watches, metrics /metrics
 	// (events.go, metrics.go).
@@ -61,12 +65,14 @@ type Server struct {
 // required. They are opened before NewServer and closed after
 // Server.Shutdown by whoever opened them; the Server never closes them.
 type Deps struct {
-	// The typed entry points of the four resource kinds (registered with
-	// Sys, which has recovered: actors.System.Recover).
-	Locks  *actors.Locks
-	Limits *actors.Limits
-	Flags  *actors.Flags
-	Config *actors.ConfigKeys
+	// The typed entry points of the resource kinds (registered with Sys,
+	// which has recovered: actors.System.Recover).
+	Locks      *actors.Locks
+	Sessions   *actors.Sessions
+	Semaphores *actors.Semaphores
+	Limits     *actors.Limits
+	Flags      *actors.Flags
+	Config     *actors.ConfigKeys
 	// Sys is read only by the live-actors gauge; handlers call the kinds.
 	Sys    *actors.System
 	Store  *persistence.Store // tokens, sign-in, the health of writes
@@ -99,7 +105,11 @@ type ServerConfig struct {
 	MaxConns        int           // concurrent connections (DefaultMaxConns)
 	// MaxInFlight bounds requests being handled at once; beyond it the
 	// server answers 503 + Retry-After at once (DefaultMaxInFlight).
+	// Waiting acquires do not count while they wait.
 	MaxInFlight int
+	// MaxWaiting bounds the waiting acquires (wait_seconds) of the whole
+	// server; beyond it 503 + Retry-After (DefaultMaxWaiting).
+	MaxWaiting int
 	// MaxHeaderBytes is the request line + headers limit (431 beyond;
 	// DefaultMaxHeaderBytes).
 	MaxHeaderBytes int
@@ -165,6 +175,7 @@ func (c ServerConfig) withDefaults() ServerConfig {
 		c.MaxConns = DefaultMaxConns
 	}
 	positive(&c.MaxInFlight, DefaultMaxInFlight)
+	positive(&c.MaxWaiting, DefaultMaxWaiting)
 	positive(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	if c.EventHeartbeat <= 0 {
 		c.EventHeartbeat = DefaultEventHeartbeat
@@ -188,7 +199,7 @@ func (c ServerConfig) withDefaults() ServerConfig {
 // missing (a wiring mistake, not a runtime condition). Serve starts it.
 func NewServer(cfg ServerConfig, deps Deps) *Server {
 	for name, missing := range map[string]bool{
-		"Locks": deps.Locks == nil, "Limits": deps.Limits == nil, "Flags": deps.Flags == nil, "Config": deps.Config == nil,
+		"Locks": deps.Locks == nil, "Sessions": deps.Sessions == nil, "Semaphores": deps.Semaphores == nil, "Limits": deps.Limits == nil, "Flags": deps.Flags == nil, "Config": deps.Config == nil,
 		"Sys": deps.Sys == nil, "Store": deps.Store == nil,
 		"Auth": deps.Auth == nil, "Events": deps.Events == nil, "Metrics": deps.Metrics == nil,
 	} {
@@ -202,9 +213,9 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		locks: deps.Locks, limits: deps.Limits, flags: deps.Flags, config: deps.Config,
+		locks: deps.Locks, sessions: deps.Sessions, sems: deps.Semaphores, limits: deps.Limits, flags: deps.Flags, config: deps.Config,
 		store: deps.Store, auth: deps.Auth, oauth: deps.GitHub.flow(), log: log, clog: newClientLog(log, deps.Now),
-		reqs: newRequestContexts(cfg.RequestTimeout), limit: newInflight(cfg.MaxInFlight), r: router.New(),
+		reqs: newRequestContexts(cfg.RequestTimeout), limit: newInflight(cfg.MaxInFlight, cfg.MaxWaiting), r: router.New(),
 		shutdownTimeout: cfg.ShutdownTimeout, done: make(chan error, 1),
 	}
 	s.bodies, s.maxBody = &byteBudget{max: cfg.MaxBodyMemory}, cfg.MaxBodyBytes
@@ -234,6 +245,8 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 	s.routeEvents(deps.Events, cfg)
 	s.routeMetrics(deps.Metrics)
 	observe(deps)
+	deps.Metrics.GaugeFunc("octostore_waiting_requests", "Waiting acquires (wait_seconds) waiting for their turn.",
+		func() float64 { return float64(s.limit.Waiting()) })
 	s.srv = &fasthttp.Server{
 		Handler: deps.Metrics.Instrument(s.r.Handler),
 		Name:    "octostore",
@@ -292,7 +305,8 @@ func (s *Server) Serve(ln net.Listener) {
 	go func() { s.done <- s.srv.Serve(ln) }()
 }
 
-// Shutdown ends the event streams, stops accepting, and waits (at most
+// Shutdown ends the event streams, answers the waiting acquires 503 at
+// once (they leave their queues), stops accepting, and waits (at most
 // ServerConfig.ShutdownTimeout) for in-flight requests; requests still
 // waiting for a resource then are cancelled (cause actors.ErrClosed: 503 at
 // once) and the request contexts' reaper stops. It does nothing more if
@@ -302,7 +316,8 @@ func (s *Server) Shutdown() error {
 		s.reqs.shutdown()
 		return nil
 	}
-	s.closeStreams() // open event streams would hold the shutdown up
+	s.closeStreams()  // open event streams would hold the shutdown up
+	s.reqs.endWaits() // so would waiting acquires
 	ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()
 	err := s.srv.ShutdownWithContext(ctx)
