@@ -33,7 +33,7 @@ const (
 	CodeUpstream         Code = "upstream"           // a service octostore depends on failed (GitHub) (502)
 	CodeUnavailable      Code = "unavailable"        // retry later: storage failing, shutting down, timed out (503)
 	CodeOverloaded       Code = "overloaded"         // retry later: a bounded queue is full (503)
-	CodeTooManyRequests  Code = "too_many_requests"  // retry later: the caller is at a per-caller bound (429)
+	CodeTooManyRequests  Code = "too_many_requests"  // retry later: a per-caller or per-resource bound (a full queue of waiters) is reached (429)
 	CodeNotLeader        Code = "not_leader"         // cluster mode: this node stopped leading; nothing was applied (503, or forwarded)
 	CodeInternal         Code = "internal"           // a bug; the details are logged, never shown (500)
 )
@@ -71,6 +71,12 @@ func Wrap(code Code, message string, err error) *Error {
 // "<e's message>: <detail>", and errors.Is(result, e) holds.
 func (e *Error) Withf(format string, args ...any) *Error {
 	return &Error{Code: e.Code, Message: e.Message + ": " + fmt.Sprintf(format, args...), RetryAfter: e.RetryAfter, kind: e}
+}
+
+// RetryIn returns a case of e (errors.Is holds) that asks the client to
+// retry after d (Retry-After).
+func (e *Error) RetryIn(d time.Duration) *Error {
+	return &Error{Code: e.Code, Message: e.Message, RetryAfter: d, kind: e}
 }
 
 // Error is the message, followed by the cause for logs.
@@ -133,8 +139,8 @@ func caseOf(kind *Error, message string) *Error {
 }
 
 // AsError returns the coded error that err is, for callers that answer
-// clients: the first *Error in err's chain; a conflict for *LockHeldError
-// and *VersionConflictError; ErrTimeout and ErrCanceled for context
+// clients: the first *Error in err's chain; a conflict for *LockHeldError,
+// *LockDelayError and *VersionConflictError; ErrTimeout and ErrCanceled for context
 // errors; and for anything else (a bug) an internal error whose message
 // hides err.
 func AsError(err error) *Error {
@@ -143,10 +149,17 @@ func AsError(err error) *Error {
 		return e
 	}
 	var held *LockHeldError
+	var delayed *LockDelayError
 	var conflict *VersionConflictError
 	switch {
 	case errors.As(err, &held):
 		return errLockHeld
+	case errors.As(err, &delayed):
+		return errLockDelay
+	case errors.Is(err, errSemaphoreFull):
+		return errSemaphoreFull
+	case errors.Is(err, errStaleToken):
+		return errStaleToken
 	case errors.As(err, &conflict):
 		return NewError(CodeConflict, conflict.Error())
 	case errors.Is(err, context.DeadlineExceeded):

@@ -3,6 +3,7 @@ package httpd
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -58,6 +59,7 @@ type forwarder struct {
 // connection (to cut requests stuck at a leader that froze).
 type upstream struct {
 	hc, sc *fasthttp.HostClient
+	addr   string // host:port of the leader's API
 
 	// mu guards streams, conns and ended.
 	mu      sync.Mutex
@@ -111,7 +113,7 @@ func (fw *forwarder) upstream(apiURL string) (*upstream, error) {
 	if u.Port() == "" {
 		addr = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
 	}
-	up := &upstream{streams: map[fasthttp.ReadCloserWithError]struct{}{}, conns: map[*trackedConn]struct{}{}}
+	up := &upstream{addr: addr, streams: map[fasthttp.ReadCloserWithError]struct{}{}, conns: map[*trackedConn]struct{}{}}
 	client := func(stream bool) *fasthttp.HostClient {
 		return &fasthttp.HostClient{
 			Addr:                          addr,
@@ -125,27 +127,7 @@ func (fw *forwarder) upstream(apiURL string) (*upstream, error) {
 			MaxResponseBodySize:           64 << 20,
 			ReadBufferSize:                fw.cfg.MaxHeaderBytes,
 			StreamResponseBody:            stream,
-			DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
-				if timeout <= 0 || timeout > time.Second {
-					timeout = time.Second // a leader that does not accept at once is gone
-				}
-				c, err := fasthttp.DialTimeout(addr, timeout)
-				if err != nil {
-					return nil, err
-				}
-				tc := &trackedConn{Conn: c, up: up}
-				up.mu.Lock()
-				ended := up.ended
-				if !ended {
-					up.conns[tc] = struct{}{}
-				}
-				up.mu.Unlock()
-				if ended {
-					c.Close()
-					return nil, errLeaderChanged
-				}
-				return tc, nil
-			},
+			DialTimeout:                   up.dial,
 			// Only reads are retried on a broken pooled connection: a write
 			// that was sent may have been applied.
 			RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
@@ -156,6 +138,31 @@ func (fw *forwarder) upstream(apiURL string) (*upstream, error) {
 	up.hc, up.sc = client(false), client(true)
 	fw.ups[apiURL] = up
 	return up, nil
+}
+
+// dial connects to the leader at addr, within a second at most (a leader
+// that does not accept at once is gone), and tracks the connection: a
+// change of leader closes it (end).
+func (up *upstream) dial(addr string, timeout time.Duration) (net.Conn, error) {
+	if timeout <= 0 || timeout > time.Second {
+		timeout = time.Second
+	}
+	c, err := fasthttp.DialTimeout(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, up: up}
+	up.mu.Lock()
+	ended := up.ended
+	if !ended {
+		up.conns[tc] = struct{}{}
+	}
+	up.mu.Unlock()
+	if ended {
+		c.Close()
+		return nil, errLeaderChanged
+	}
+	return tc, nil
 }
 
 // retain keeps the pools of the leader at apiURL (when forwarding) and
@@ -241,6 +248,9 @@ func (f *Front) forward(ctx *fasthttp.RequestCtx, leader LeaderInfo, start, dead
 		f.forwardHeaders(ctx, req)
 		return f.fwd.stream(ctx, up, req)
 	}
+	if wait := waitOf(ctx); wait > 0 {
+		return f.forwardWaiting(ctx, up, leader, wait, deadline)
+	}
 	if f.limit.n.Add(1) > f.limit.max {
 		f.limit.n.Add(-1)
 		overloaded.write(ctx)
@@ -285,6 +295,130 @@ func (f *Front) forward(ctx *fasthttp.RequestCtx, leader LeaderInfo, start, dead
 		}
 		return true
 	}
+}
+
+// waitOf is how long a request may wait at the leader for its turn: the
+// wait_seconds of a waiting acquire (POST /locks/{name}/acquire or
+// /semaphores/{name}/acquire, at most MaxWaitSeconds), 0 for any other
+// request. The body has been read (admission). A body the leader will
+// refuse counts as not waiting.
+func waitOf(ctx *fasthttp.RequestCtx) time.Duration {
+	p := ctx.Path()
+	if !ctx.IsPost() || !bytes.HasSuffix(p, []byte("/acquire")) ||
+		!bytes.HasPrefix(p, []byte("/locks/")) && !bytes.HasPrefix(p, []byte("/semaphores/")) {
+		return 0
+	}
+	var body struct {
+		Wait json.Number `json:"wait_seconds"`
+	}
+	if json.Unmarshal(ctx.PostBody(), &body) != nil {
+		return 0
+	}
+	s, err := body.Wait.Float64()
+	if err != nil || s <= 0 {
+		return 0
+	}
+	return time.Duration(min(s, MaxWaitSeconds) * float64(time.Second))
+}
+
+// forwardWaiting forwards a waiting acquire, which the leader may answer
+// only after wait (plus its request timeout), on a connection of its own:
+// when the client leaves while it waits, this node closes that connection,
+// and the leader, seeing its waiter gone, takes it out of the queue
+// instead of granting a lock nobody would hear of (as it does for its own
+// clients). It counts against the waiting bound (MaxWaiting), not the
+// in-flight one. It returns false, having answered nothing, when the
+// leader could not be connected to.
+func (f *Front) forwardWaiting(ctx *fasthttp.RequestCtx, up *upstream, leader LeaderInfo, wait time.Duration, deadline time.Time) bool {
+	if f.limit.waiting.Add(1) > f.limit.maxWaiting {
+		f.limit.waiting.Add(-1)
+		writeCoded(ctx, errTooManyWaiting)
+		return true
+	}
+	defer f.limit.waiting.Add(-1)
+	t0 := time.Now()
+	c, err := up.dial(up.addr, time.Second)
+	if err != nil {
+		if time.Now().Before(deadline) {
+			f.cm.fwdNone.Observe(time.Since(t0).Seconds())
+			return false
+		}
+		writeCoded(ctx, errNoLeader)
+		return true
+	}
+	defer c.Close()
+	req := &ctx.Request
+	f.forwardHeaders(ctx, req)
+	clientClose := req.Header.ConnectionClose()
+	req.Header.SetConnectionClose() // one exchange on this connection
+	done := make(chan error, 1)
+	go func() {
+		bw := bufio.NewWriter(c)
+		err := req.Write(bw)
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err == nil {
+			err = ctx.Response.ReadLimitBody(bufio.NewReaderSize(c, max(4096, f.cfg.MaxHeaderBytes)), 1<<20)
+		}
+		done <- err
+	}()
+	// Watch the client while the leader holds the request (peerClosed);
+	// the watch ends before this returns (a read deadline in the past wakes
+	// it; fasthttp sets its own before it reads the next request).
+	client := ctx.Conn()
+	watch := make(chan bool, 1)
+	go func() { watch <- peerClosed(client) }()
+	watching := true
+	defer func() {
+		if watching {
+			_ = client.SetReadDeadline(time.Unix(1, 0))
+			<-watch
+			_ = client.SetReadDeadline(time.Time{})
+		}
+	}()
+	timer := time.NewTimer(f.cfg.RequestTimeout + wait + time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case err = <-done:
+		case gone := <-watch:
+			watching = false
+			if !gone {
+				watch = nil // a pipelined request follows: the client is there
+				continue
+			}
+			c.Close() // the leader's waiter leaves the queue
+			<-done
+			f.cm.fwdErr.Observe(time.Since(t0).Seconds())
+			ctx.Response.Reset()
+			writeCoded(ctx, errClientGone)
+			return true
+		case <-timer.C:
+			c.Close()
+			err = <-done
+			if err == nil {
+				err = fasthttp.ErrTimeout
+			}
+		}
+		break
+	}
+	if !clientClose {
+		req.Header.ResetConnectionClose()
+	}
+	if err != nil {
+		f.cm.fwdErr.Observe(time.Since(t0).Seconds())
+		ctx.Response.Reset()
+		f.clog.Log(slog.LevelWarn, "forward to leader failed", "leader", leader.Name, "method", string(ctx.Method()),
+			"route", forwardRoute(ctx), "reason", forwardErrReason(err))
+		writeCoded(ctx, errForwardLost)
+		return true
+	}
+	f.cm.fwdOK.Observe(time.Since(t0).Seconds())
+	if !clientClose {
+		ctx.Response.Header.ResetConnectionClose()
+	}
+	return true
 }
 
 // forwardErrReason names a forwarding error from a closed set for the log.
@@ -332,7 +466,8 @@ func forwardRoute(ctx *fasthttp.RequestCtx) string {
 	if i := bytes.IndexByte(p[min(1, len(p)):], '/'); i >= 0 {
 		p = p[:i+1]
 	}
-	for _, r := range []string{"/locks", "/limits", "/flags", "/config", "/auth", "/events", "/metrics", "/openapi.yaml"} {
+	for _, r := range []string{"/locks", "/semaphores", "/sessions", "/limits", "/flags", "/config", "/ofrep", "/auth", "/admin",
+		"/events", "/metrics", "/openapi.yaml"} {
 		if string(p) == r {
 			return r
 		}

@@ -152,7 +152,7 @@ func NewFront(cfg FrontConfig, lead Leadership, m *Metrics, log *slog.Logger) *F
 	}
 	f := &Front{cfg: sc, node: cfg.Node, lead: lead, log: log, metrics: m, status: cfg.Status,
 		admission: newAdmission(sc, cfg.Auth, log, cfg.Now), fwdKeyRaw: cfg.ForwardKey,
-		limit: newInflight(sc.MaxInFlight), localChanged: make(chan struct{}),
+		limit: newInflight(sc.MaxInFlight, sc.MaxWaiting), localChanged: make(chan struct{}),
 		stop: make(chan struct{}), watched: make(chan struct{}), done: make(chan error, 1)}
 	f.trustForwardKey(cfg.ForwardKey)
 	f.cm = newClusterMetrics(m, f)
@@ -181,7 +181,7 @@ func (f *Front) Unpublish(l *Local) {
 	}
 }
 
-// Withdraw stops serving from l at once (Unpublish), then drains it: its event streams end, requests
+// Withdraw stops serving from l at once (Unpublish), then drains it: its event streams and waiting acquires end, requests
 // inside its handler get timeout to finish, after which those still
 // waiting for a resource are cancelled (503). The caller closes l's
 // dependencies afterwards.
@@ -189,6 +189,7 @@ func (f *Front) Withdraw(l *Local, timeout time.Duration) {
 	f.Unpublish(l)
 	l.closing.Store(true)
 	l.Server.closeStreams()
+	l.Server.reqs.endWaits() // waiting acquires: 503 now (the term's queues end with it)
 	wait := func(d time.Duration) bool {
 		t := time.NewTimer(d)
 		defer t.Stop()

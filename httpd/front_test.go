@@ -3,6 +3,7 @@ package httpd
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -318,5 +319,91 @@ func TestFrontCutsRequestsStuckAtAFrozenLeader(t *testing.T) {
 	lead.set(LeaderInfo{Name: "n3", APIURL: "http://127.0.0.1:1"}, true)
 	if st := <-done; st != 503 || time.Since(start) > 10*time.Second {
 		t.Fatalf("request stuck at a frozen leader: %d after %s", st, time.Since(start))
+	}
+}
+
+// waitersAt reads the waiters of lock name from the leader.
+func (p *frontPair) waitersAt(t *testing.T, name string) int {
+	t.Helper()
+	resp, b := HTTPCall(t, p.http, "GET", p.lURL+"/locks/"+name, "tok-a", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /locks/%s: %d %s", name, resp.StatusCode, b)
+	}
+	var st struct {
+		Waiters int `json:"waiters"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Waiters
+}
+
+// waitWaiters polls the leader until lock name has n waiters (a waiter
+// joins or leaves the queue asynchronously to anything the test sees).
+func (p *frontPair) waitWaiters(t *testing.T, name string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for got := p.waitersAt(t, name); got != n; got = p.waitersAt(t, name) {
+		if time.Now().After(deadline) {
+			t.Fatalf("lock %s: %d waiters, want %d", name, got, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A waiting acquire through a follower waits at the leader as long as its
+// wait_seconds says, past the follower's request timeout (400 ms here),
+// and is granted when the holder releases; a client that leaves while
+// it waits leaves the leader's queue too (the follower closes its
+// connection to the leader), and is never granted.
+func TestFrontForwardsWaitingAcquires(t *testing.T) {
+	p := newFrontPair(t)
+	acquire := func(name, holder string) string {
+		t.Helper()
+		resp, b := HTTPCall(t, p.http, "POST", p.lURL+"/locks/"+name+"/acquire", "tok-a", `{"ttl_seconds":60,"holder_id":"`+holder+`"}`)
+		var l struct {
+			Lease string `json:"lease_id"`
+		}
+		if resp.StatusCode != 200 || json.Unmarshal(b, &l) != nil {
+			t.Fatalf("acquire %s as %s: %d %s", name, holder, resp.StatusCode, b)
+		}
+		return l.Lease
+	}
+	lease := acquire("q", "h1")
+	got := make(chan string, 1)
+	go func() {
+		resp, b := HTTPCall(t, p.http, "POST", p.fURL+"/locks/q/acquire", "tok-a", `{"ttl_seconds":60,"wait_seconds":30,"holder_id":"h2"}`)
+		got <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	p.waitWaiters(t, "q", 1)
+	time.Sleep(p.requestTimeoutUsed + 1500*time.Millisecond) // past the follower's bound on other requests (request timeout + 1 s)
+	if resp, b := HTTPCall(t, p.http, "POST", p.lURL+"/locks/q/release", "tok-a", `{"lease_id":"`+lease+`"}`); resp.StatusCode != 200 {
+		t.Fatalf("release: %d %s", resp.StatusCode, b)
+	}
+	select {
+	case r := <-got:
+		if !strings.HasPrefix(r, "200 ") || !strings.Contains(r, `"status":"acquired"`) || !strings.Contains(r, `"holder_id":"h2"`) {
+			t.Fatalf("the waiting acquire through the follower: %s", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting acquire was not answered after the release")
+	}
+
+	// A client that leaves.
+	lease = acquire("r", "h1")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.fURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"ttl_seconds":60,"wait_seconds":30,"holder_id":"h3"}`
+	fmt.Fprintf(conn, "POST /locks/r/acquire HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-a\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	p.waitWaiters(t, "r", 1)
+	conn.Close()
+	p.waitWaiters(t, "r", 0)
+	if resp, b := HTTPCall(t, p.http, "POST", p.lURL+"/locks/r/release", "tok-a", `{"lease_id":"`+lease+`"}`); resp.StatusCode != 200 {
+		t.Fatalf("release: %d %s", resp.StatusCode, b)
+	}
+	if resp, b := HTTPCall(t, p.http, "GET", p.lURL+"/locks/r", "tok-a", ""); resp.StatusCode != 200 || !strings.Contains(string(b), `"status":"available"`) {
+		t.Fatalf("after the release, the gone waiter holds it: %d %s", resp.StatusCode, b)
 	}
 }

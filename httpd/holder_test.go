@@ -67,9 +67,8 @@ func TestLockHolderID(t *testing.T) {
 	// Renew and release go by lease, whatever the holder id.
 	lkDo(t, a, "POST", "/locks/deploy/renew", "tokA", `{"lease_id":"`+lease+`","ttl_seconds":60}`).expect(t, 200)
 
-	// Events (read before the restart, which ends the streams
-	// and drops what they have not written yet): the holder id only to the
-	// holder.
+	// Events: the holder id only to the holder (read before the restart:
+	// a shutdown ends the streams, and what they have not sent yet is lost).
 	for _, s := range []struct {
 		stream *client.EventStream
 		want   string
@@ -103,7 +102,6 @@ func TestLockHolderID(t *testing.T) {
 		t.Fatalf("seed re-acquire: %v", r.body)
 	}
 	lkDo(t, a, "POST", "/locks/seed/acquire", "tokA", `{"ttl_seconds":60,"holder_id":"host-a:101"}`).expect(t, 409)
-
 }
 
 // A holder_id that is not 1 to 128 of [A-Za-z0-9._:@/+=-] is 422 naming

@@ -42,7 +42,7 @@ type Metrics struct {
 
 	// observed is the runtime the scrape-time gauges read (observe.go);
 	// nil while there is none (a follower in cluster mode).
-	observed    atomic.Pointer[Deps]
+	observed    atomic.Pointer[observedRuntime]
 	observeOnce sync.Once
 }
 

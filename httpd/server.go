@@ -28,11 +28,13 @@ import (
 // closes after Shutdown; the Server itself owns only its router, its
 // event streams and the fasthttp server.
 type Server struct {
-	locks  *actors.Locks
-	limits *actors.Limits
-	flags  *actors.Flags
-	config *actors.ConfigKeys
-	store  Storage // health, tokens, sign-in
+	locks    *actors.Locks
+	sessions *actors.Sessions
+	sems     *actors.Semaphores
+	limits   *actors.Limits
+	flags    *actors.Flags
+	config   *actors.ConfigKeys
+	store    Storage // health, tokens, sign-in
 	// admission: the authenticator, the auth throttle, the client log and
 	// the body budget (admission.go).
 	admission
@@ -40,9 +42,11 @@ type Server struct {
 	log     *slog.Logger
 	answers *byteBudget // bytes of large answers in flight (config.go: history pages)
 	reqs    *requestContexts
-	limit   *inflight // --max-inflight, applied per route (routes.go)
-	r       *router.Router
-	srv     *fasthttp.Server
+	// limit bounds the requests in flight (--max-inflight, applied per
+	// route: routes.go) and the waiting acquires (overload.go).
+	limit *inflight
+	r     *router.Router
+	srv   *fasthttp.Server
 
 	// events serves /events and the watches, metrics /metrics
 	// (events.go, metrics.go).
@@ -58,12 +62,14 @@ type Server struct {
 // required. They are opened before NewServer and closed after
 // Server.Shutdown by whoever opened them; the Server never closes them.
 type Deps struct {
-	// The typed entry points of the four resource kinds (registered with
-	// Sys, which has recovered: actors.System.Recover).
-	Locks  *actors.Locks
-	Limits *actors.Limits
-	Flags  *actors.Flags
-	Config *actors.ConfigKeys
+	// The typed entry points of the resource kinds (registered with Sys,
+	// which has recovered: actors.System.Recover).
+	Locks      *actors.Locks
+	Sessions   *actors.Sessions
+	Semaphores *actors.Semaphores
+	Limits     *actors.Limits
+	Flags      *actors.Flags
+	Config     *actors.ConfigKeys
 	// Sys is read only by the live-actors gauge; handlers call the kinds.
 	Sys    *actors.System
 	Store  Storage        // tokens, sign-in, the health of writes
@@ -97,7 +103,11 @@ type ServerConfig struct {
 	MaxConns        int           // concurrent connections (DefaultMaxConns)
 	// MaxInFlight bounds requests being handled at once; beyond it the
 	// server answers 503 + Retry-After at once (DefaultMaxInFlight).
+	// Waiting acquires do not count while they wait.
 	MaxInFlight int
+	// MaxWaiting bounds the waiting acquires (wait_seconds) of the whole
+	// server; beyond it 503 + Retry-After (DefaultMaxWaiting).
+	MaxWaiting int
 	// MaxHeaderBytes is the request line + headers limit (431 beyond;
 	// DefaultMaxHeaderBytes).
 	MaxHeaderBytes int
@@ -163,6 +173,7 @@ func (c ServerConfig) withDefaults() ServerConfig {
 		c.MaxConns = DefaultMaxConns
 	}
 	positive(&c.MaxInFlight, DefaultMaxInFlight)
+	positive(&c.MaxWaiting, DefaultMaxWaiting)
 	positive(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	if c.EventHeartbeat <= 0 {
 		c.EventHeartbeat = DefaultEventHeartbeat
@@ -186,7 +197,7 @@ func (c ServerConfig) withDefaults() ServerConfig {
 // missing (a wiring mistake, not a runtime condition). Serve starts it.
 func NewServer(cfg ServerConfig, deps Deps) *Server {
 	for name, missing := range map[string]bool{
-		"Locks": deps.Locks == nil, "Limits": deps.Limits == nil, "Flags": deps.Flags == nil, "Config": deps.Config == nil,
+		"Locks": deps.Locks == nil, "Sessions": deps.Sessions == nil, "Semaphores": deps.Semaphores == nil, "Limits": deps.Limits == nil, "Flags": deps.Flags == nil, "Config": deps.Config == nil,
 		"Sys": deps.Sys == nil, "Store": deps.Store == nil,
 		"Auth": deps.Auth == nil, "Events": deps.Events == nil, "Metrics": deps.Metrics == nil,
 	} {
@@ -200,9 +211,9 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		locks: deps.Locks, limits: deps.Limits, flags: deps.Flags, config: deps.Config,
+		locks: deps.Locks, sessions: deps.Sessions, sems: deps.Semaphores, limits: deps.Limits, flags: deps.Flags, config: deps.Config,
 		store: deps.Store, admission: newAdmission(cfg, deps.Auth, log, deps.Now), oauth: deps.GitHub.flow(), log: log,
-		reqs: newRequestContexts(cfg.RequestTimeout), limit: newInflight(cfg.MaxInFlight), r: router.New(),
+		reqs: newRequestContexts(cfg.RequestTimeout), limit: newInflight(cfg.MaxInFlight, cfg.MaxWaiting), r: router.New(),
 		shutdownTimeout: cfg.ShutdownTimeout, done: make(chan error, 1),
 	}
 	s.answers = &byteBudget{max: cfg.MaxAnswerMemory}
@@ -227,7 +238,7 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 	s.routeOpenAPI()
 	s.routeEvents(deps.Events, cfg)
 	s.routeMetrics(deps.Metrics)
-	observe(deps)
+	observe(deps, s.limit)
 	s.srv = newFastHTTP(cfg, deps.Metrics.Instrument(s.r.Handler), s.clog)
 	return s
 }
@@ -294,7 +305,8 @@ func (s *Server) Serve(ln net.Listener) {
 	go func() { s.done <- s.srv.Serve(ln) }()
 }
 
-// Shutdown ends the event streams, stops accepting, and waits (at most
+// Shutdown ends the event streams, answers the waiting acquires 503 at
+// once (they leave their queues), stops accepting, and waits (at most
 // ServerConfig.ShutdownTimeout) for in-flight requests; requests still
 // waiting for a resource then are cancelled (cause actors.ErrClosed: 503 at
 // once) and the request contexts' reaper stops. It does nothing more if
@@ -304,7 +316,8 @@ func (s *Server) Shutdown() error {
 		s.reqs.shutdown()
 		return nil
 	}
-	s.closeStreams() // open event streams would hold the shutdown up
+	s.closeStreams()  // open event streams would hold the shutdown up
+	s.reqs.endWaits() // so would waiting acquires
 	ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()
 	err := s.srv.ShutdownWithContext(ctx)

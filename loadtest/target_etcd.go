@@ -138,6 +138,16 @@ func (c *etcdConn) Release(name string, lease LeaseID) Status {
 	return 200
 }
 
+// The recipe has queues (Mutex.Lock waits in revision order), but the
+// comparison runs lock-cycle only: the other operations are not the
+// recipe's.
+func (c *etcdConn) AcquireQueued(string, string, time.Duration, time.Duration) (LockReply, Status) {
+	return LockReply{}, 501
+}
+func (c *etcdConn) AcquireSemaphore(string, string, int, time.Duration, time.Duration) (LockReply, Status) {
+	return LockReply{}, 501
+}
+func (c *etcdConn) ReleaseSemaphore(string, LeaseID) Status                      { return 501 }
 func (c *etcdConn) Renew(string, LeaseID, time.Duration) (LockReply, Status)     { return LockReply{}, 501 }
 func (c *etcdConn) LockStatus(string) Status                                     { return 501 }
 func (c *etcdConn) CheckLimit(string, int, time.Duration, string) (bool, Status) { return false, 501 }

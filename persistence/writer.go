@@ -461,21 +461,33 @@ func (w *Writer) probe() {
 // statements are prepared once on the single write connection; tx.Stmt reuses
 // them without re-preparing because the transaction runs on that connection.
 type statements struct {
-	putLock *sql.Stmt
-	res     *resourceStmts // limits, flags, config (resources.go)
+	putLock    *sql.Stmt
+	putSession *sql.Stmt       // sessions.go
+	sem        *semaphoreStmts // semaphores.go
+	res        *resourceStmts  // limits, flags, config (resources.go)
 }
 
 func prepare(db *sql.DB) (*statements, error) {
 	s := &statements{}
 	var err error
 	// Lock writes are journaled (locklog.go), not updated in place.
-	s.putLock, err = db.Prepare(`INSERT INTO lock_log(name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at)
-		VALUES(?, ?, ?, ?, ?, ?, ?)`)
+	s.putLock, err = db.Prepare(`INSERT INTO lock_log(` + lockColumns + `) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
+	if s.putSession, err = db.Prepare(putSessionSQL); err != nil {
+		s.putLock.Close()
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	if s.sem, err = prepareSemaphores(db); err != nil {
+		s.putLock.Close()
+		s.putSession.Close()
+		return nil, err
+	}
 	if s.res, err = prepareResources(db); err != nil {
 		s.putLock.Close()
+		s.putSession.Close()
+		s.sem.close()
 		return nil, err
 	}
 	return s, nil
@@ -483,6 +495,8 @@ func prepare(db *sql.DB) (*statements, error) {
 
 func (s *statements) close() {
 	s.putLock.Close()
+	s.putSession.Close()
+	s.sem.close()
 	s.res.close()
 }
 

@@ -51,6 +51,7 @@ type ServeConfig struct {
 	// The resource kinds: locks and resources per user, config history,
 	// the limit flush interval. Run supplies their stores.
 	Locks      actors.LockConfig
+	Sessions   actors.SessionConfig
 	Limits     actors.LimitConfig
 	Flags      actors.FlagConfig
 	ConfigKeys actors.ConfigKeysConfig
@@ -349,6 +350,14 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 		}
 	}
 	// quota accepts -1 (no limit) or a positive count.
+	positiveInt := func(name string) func(*cli.Context, int) error {
+		return func(_ *cli.Context, v int) error {
+			if v <= 0 {
+				return usage("--%s must be positive", name)
+			}
+			return nil
+		}
+	}
 	quota := func(name string) func(*cli.Context, int) error {
 		return func(_ *cli.Context, v int) error {
 			if v != -1 && v < 1 {
@@ -409,6 +418,8 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 				return nil
 			}},
 		&cli.IntFlag{Name: "max-locks-per-user", Value: actors.DefaultMaxLocksPerUser, Destination: &cfg.Locks.MaxPerUser, Usage: "active locks per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_LOCKS_PER_USER"}},
+		&cli.IntFlag{Name: "max-sessions-per-user", Value: actors.DefaultMaxSessionsPerUser, Destination: &cfg.Sessions.MaxPerUser, Usage: "sessions per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_SESSIONS_PER_USER"},
+			Action: quota("max-sessions-per-user")},
 		&cli.DurationFlag{Name: "idle-timeout", Value: actors.DefaultIdleTimeout, Destination: &cfg.Actors.IdleTimeout, Usage: "passivate a resource actor after this long without requests", EnvVars: []string{"OCTOSTORE_IDLE_TIMEOUT"}},
 		&cli.IntFlag{Name: "max-conns", Value: httpd.DefaultMaxConns, Destination: &cfg.Server.MaxConns, Usage: "concurrent connections at most", EnvVars: []string{"OCTOSTORE_MAX_CONNS"}},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"OCTOSTORE_LOG_LEVEL"},
@@ -453,7 +464,11 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 		&cli.DurationFlag{Name: "read-timeout", Value: httpd.DefaultReadTimeout, Destination: &cfg.Server.ReadTimeout, Usage: "a request (line, headers and body) must arrive within this; slower clients are cut off", EnvVars: []string{"OCTOSTORE_READ_TIMEOUT"}},
 		&cli.DurationFlag{Name: "write-timeout", Value: httpd.DefaultWriteTimeout, Destination: &cfg.Server.WriteTimeout, Usage: "a response must be written within this", EnvVars: []string{"OCTOSTORE_WRITE_TIMEOUT"}},
 		&cli.DurationFlag{Name: "conn-idle-timeout", Value: httpd.DefaultConnIdleTimeout, Destination: &cfg.Server.IdleTimeout, Usage: "close keep-alive connections idle this long", EnvVars: []string{"OCTOSTORE_CONN_IDLE_TIMEOUT"}},
-		&cli.IntFlag{Name: "max-inflight", Value: httpd.DefaultMaxInFlight, Destination: &cfg.Server.MaxInFlight, Usage: "requests handled at once; beyond it the server answers 503 + Retry-After", EnvVars: []string{"OCTOSTORE_MAX_INFLIGHT"}},
+		&cli.IntFlag{Name: "max-inflight", Value: httpd.DefaultMaxInFlight, Destination: &cfg.Server.MaxInFlight, Usage: "requests handled at once (waiting acquires not counted); beyond it the server answers 503 + Retry-After", EnvVars: []string{"OCTOSTORE_MAX_INFLIGHT"}},
+		&cli.IntFlag{Name: "max-waiting", Value: httpd.DefaultMaxWaiting, Destination: &cfg.Server.MaxWaiting, Usage: "waiting acquires (wait_seconds) in the whole server; beyond it 503 + Retry-After", EnvVars: []string{"OCTOSTORE_MAX_WAITING"},
+			Action: positiveInt("max-waiting")},
+		&cli.IntFlag{Name: "max-waiters-per-lock", Value: actors.DefaultMaxWaitersPerLock, Destination: &cfg.Locks.MaxWaiters, Usage: "waiting acquires queued on one lock; beyond it 429 + Retry-After", EnvVars: []string{"OCTOSTORE_MAX_WAITERS_PER_LOCK"},
+			Action: positiveInt("max-waiters-per-lock")},
 		&cli.IntFlag{Name: "max-header-bytes", Value: httpd.DefaultMaxHeaderBytes, Destination: &cfg.Server.MaxHeaderBytes, Usage: "request line and headers limit (431 beyond)", EnvVars: []string{"OCTOSTORE_MAX_HEADER_BYTES"}},
 		&cli.DurationFlag{Name: "request-timeout", Value: httpd.DefaultRequestTimeout, Destination: &cfg.Server.RequestTimeout, Usage: "longest wait for a resource to answer (503 beyond)", EnvVars: []string{"OCTOSTORE_REQUEST_TIMEOUT"}},
 

@@ -17,7 +17,9 @@ import (
 type stack struct {
 	Events     *actors.Broker
 	Sys        *actors.System
-	Locks      *actors.Locks // the typed entry points of the four kinds
+	Locks      *actors.Locks // the typed entry points of the kinds
+	Sessions   *actors.Sessions
+	Semaphores *actors.Semaphores
 	Limits     *actors.Limits
 	Flags      *actors.Flags
 	ConfigKeys *actors.ConfigKeys
@@ -31,6 +33,8 @@ type stackStore interface {
 	httpd.Storage
 	actors.Store
 	actors.LockLoader
+	actors.SessionStore
+	actors.SemaphoreStore
 	actors.LimitStore
 	actors.FlagStore
 	actors.ConfigStore
@@ -71,9 +75,16 @@ func (s *stack) open(cfg *ServeConfig, store stackStore, log *slog.Logger, now f
 		return err
 	}
 	// Every kind plugs into the runtime the same way (actors.KindSpec).
-	lc, limc, fc, cc := cfg.Locks, cfg.Limits, cfg.Flags, cfg.ConfigKeys
-	lc.Loader, limc.Store, fc.Store, cc.Store = store, store, store, store
+	lc, sc, limc, fc, cc := cfg.Locks, cfg.Sessions, cfg.Limits, cfg.Flags, cfg.ConfigKeys
+	lc.Loader, sc.Store, limc.Store, fc.Store, cc.Store = store, store, store, store, store
+	// Sessions first: they recover before the locks held under them.
+	s.Sessions = actors.NewSessions(s.Sys, sc)
+	lc.Sessions = s.Sessions
 	s.Locks = actors.NewLocks(s.Sys, lc)
+	// Semaphore slots count against the per-user lock quota's number (each
+	// kind on its own), and queue under the same per-lock waiter bound.
+	s.Semaphores = actors.NewSemaphores(s.Sys, actors.SemaphoreConfig{Store: store, Sessions: s.Sessions,
+		MaxPerUser: lc.MaxPerUser, MaxWaiters: lc.MaxWaiters})
 	s.Limits = actors.NewLimits(s.Sys, limc)
 	s.Flags = actors.NewFlags(s.Sys, fc)
 	s.ConfigKeys = actors.NewConfigKeys(s.Sys, cc)
@@ -99,7 +110,7 @@ func (s *stack) open(cfg *ServeConfig, store stackStore, log *slog.Logger, now f
 // newServer builds the HTTP server's handlers over the stack.
 func (s *stack) newServer(cfg *ServeConfig, store stackStore, github *httpd.GitHubSignIn, m *httpd.Metrics, log *slog.Logger, now func() time.Time) *httpd.Server {
 	s.Server = httpd.NewServer(cfg.Server, httpd.Deps{
-		Locks: s.Locks, Limits: s.Limits, Flags: s.Flags, Config: s.ConfigKeys,
+		Locks: s.Locks, Sessions: s.Sessions, Semaphores: s.Semaphores, Limits: s.Limits, Flags: s.Flags, Config: s.ConfigKeys,
 		Sys: s.Sys, Store: store, Auth: s.Auth, GitHub: github,
 		Events: s.Events, Metrics: m, Logger: log, Now: now,
 	})

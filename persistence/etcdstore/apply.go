@@ -182,6 +182,29 @@ func (t *translator) RemoveConfig(owner, key string, version int64, at time.Time
 	})
 }
 
+// PutSession implements actors.MutationWriter.
+func (t *translator) PutSession(r actors.SessionRecord) error {
+	return t.add(part{put(t.ks.session(r.ID), encodeSession(r))})
+}
+
+// RemoveSession implements actors.MutationWriter.
+func (t *translator) RemoveSession(id string) error {
+	return t.add(part{del(t.ks.session(id))})
+}
+
+// PutSemaphore implements actors.MutationWriter: the head and the slot
+// changes, in one part (one transaction).
+func (t *translator) PutSemaphore(m actors.PutSemaphore) error {
+	p := part{put(t.ks.semaphore(m.Name), mustJSON(semaphoreValue{Limit: m.Limit, Token: m.Token}))}
+	for _, sl := range m.Put {
+		p = append(p, put(t.ks.semSlot(m.Name, sl.LeaseID), encodeSlot(sl)))
+	}
+	for _, lease := range m.Remove {
+		p = append(p, del(t.ks.semSlot(m.Name, lease)))
+	}
+	return t.add(p)
+}
+
 var errUnknownMutation = errors.New("etcdstore: unknown mutation")
 
 // errLoginTaken refuses a GitHub user whose login belongs to another user

@@ -49,9 +49,21 @@
 //	                          (Register), under a lease of its own; not fenced, never
 //	                          read by the writer
 //
-//	lock/<name>               {"holder","lease","token","expires_ms","acquired_ms"}
-//	                          one per lock ever granted; holder absent = free. Never
-//	                          deleted, so the fencing token never goes backwards.
+//	lock/<name>               {"holder","holder_id","lease","token","expires_ms","acquired_ms",
+//	                          "session","lock_delay_ms","available_ms","delay_holder","metadata"}: one
+//	                          per lock ever granted; holder absent = free. Never deleted,
+//	                          so the fencing token never goes backwards. session: the
+//	                          session the lock is held under (its expiry decides;
+//	                          expires_ms is the session's as last written). A lock freed
+//	                          by an expiry with a lock-delay keeps expires_ms and
+//	                          delay_holder, and is not granted before available_ms.
+//	sem/<name>                {"limit","token"}: a semaphore's limit (its holders') and last
+//	                          fencing token; never deleted, so tokens never go backwards.
+//	semslot/<name>/<lease>    {"holder","holder_id","token","session","expires_ms","acquired_ms","metadata"}:
+//	                          one held slot; written with its semaphore's head in one Txn.
+//	session/<id>              {"owner","ttl_ms","lock_delay_ms","expires_ms","created_ms"}:
+//	                          a session; deleted once it has ended and every lock of it
+//	                          has recorded its end.
 //	limit/<owner>/<name>      {"algorithm","max","window_s","log","updated_ms"}: algorithm
 //	                          "token_bucket", or absent for the sliding window; log is
 //	                          the window's bucket log (actors.SlidingWindow.AppendBinary)

@@ -24,12 +24,14 @@ type Store struct {
 }
 
 var (
-	_ actors.Store        = (*Store)(nil)
-	_ actors.GuardedStore = (*Store)(nil)
-	_ actors.LockLoader   = (*Store)(nil)
-	_ actors.LimitStore   = (*Store)(nil)
-	_ actors.FlagStore    = (*Store)(nil)
-	_ actors.ConfigStore  = (*Store)(nil)
+	_ actors.Store          = (*Store)(nil)
+	_ actors.GuardedStore   = (*Store)(nil)
+	_ actors.LockLoader     = (*Store)(nil)
+	_ actors.LimitStore     = (*Store)(nil)
+	_ actors.FlagStore      = (*Store)(nil)
+	_ actors.ConfigStore    = (*Store)(nil)
+	_ actors.SessionStore   = (*Store)(nil)
+	_ actors.SemaphoreStore = (*Store)(nil)
 )
 
 // Options tunes a Store. Zero values take the defaults.

@@ -134,6 +134,8 @@ func (cl *cluster) callAt(base, method, path, token string, body any, hdr map[st
 
 type lockResp struct {
 	Status       string    `json:"status"`
+	Valid        bool      `json:"valid"`
+	Current      uint64    `json:"current_fencing_token"`
 	Name         string    `json:"name"`
 	LeaseID      string    `json:"lease_id"`
 	FencingToken uint64    `json:"fencing_token"`
@@ -162,7 +164,18 @@ func (cl *cluster) lockOp(client int, user, token, name string, in LockInput, tt
 	)
 	switch in.Op {
 	case "acquire":
-		body = map[string]any{"ttl_seconds": ttl}
+		req := map[string]any{"ttl_seconds": ttl}
+		if in.Session != "" {
+			req = map[string]any{"session_id": in.Session}
+		}
+		if in.Wait > 0 {
+			req["wait_seconds"] = in.Wait
+		}
+		body = req
+	case "fence":
+		method, path = "GET", "/locks/"+name+"/fence?token="+strconv.FormatUint(in.Token, 10)
+	case "close":
+		method, path = "DELETE", "/sessions/"+in.Session
 	case "renew":
 		body = map[string]any{"ttl_seconds": ttl, "lease_id": in.Lease}
 	case "release":
@@ -180,12 +193,22 @@ func (cl *cluster) lockOp(client int, user, token, name string, in LockInput, tt
 			cl.bug("%s %s: %d, body is not JSON: %q", method, path, status, b)
 		}
 		switch {
+		case status == 200 && in.Op == "fence":
+			out.Valid, out.Token, out.Holder = r.Valid, r.FencingToken, r.Holder
+			if !r.Valid || r.FencingToken != in.Token {
+				cl.bug("%s %s: 200 that is not a valid check of token %d: %s", method, path, in.Token, b)
+			}
 		case status == 200:
 			out.Status, out.Lease, out.Token, out.Holder = r.Status, r.LeaseID, r.FencingToken, r.Holder
-		case status == 404 && in.Op != "acquire" && in.Op != "status":
+		case status == 404 && in.Op != "acquire" && in.Op != "status" && in.Op != "fence":
 			out.NotOwned = true
-		case status == 409 && in.Op == "acquire":
+		case status == 409 && in.Op == "acquire" && r.Lock.Holder != "":
 			out.Conflict, out.Holder = true, r.Lock.Holder
+		case status == 409 && in.Op == "fence":
+			out.Conflict, out.Current = true, r.Current
+			if r.Valid {
+				cl.bug("%s %s: 409 with valid true: %s", method, path, b)
+			}
 		default:
 			cl.bug("%s %s as %s: unexpected %d %s", method, path, user, status, b)
 			out = LockOutput{Unknown: true}
@@ -193,7 +216,7 @@ func (cl *cluster) lockOp(client int, user, token, name string, in LockInput, tt
 		}
 	}
 	rec := lockRecord{Op: Op{Client: client, Key: name, Input: in, Output: out, Call: call, Return: ret, Outcome: outcome}, ExpiresAt: r.ExpiresAt, TTL: ttl}
-	if outcome != NotSent && !(in.Op == "status" && outcome == Unknown) {
+	if outcome != NotSent && !((in.Op == "status" || in.Op == "fence") && outcome == Unknown) {
 		cl.hist.Add(rec.Op)
 	}
 	return out, rec
@@ -211,13 +234,15 @@ type lockClient struct {
 	own         []string
 	rng         *rand.Rand
 	held        map[string]string // lock → lease the worker believes it holds
+	seen        map[string]uint64 // lock → highest token seen (for fence checks)
 	retry       map[string]LockInput
 	records     []lockRecord // every sent operation, in order
 }
 
 func newLockClient(id int, hot []string, own int, seed uint64) *lockClient {
 	c := &lockClient{id: id, user: fmt.Sprintf("u%d", id), token: fmt.Sprintf("tok-u%d", id), hot: hot,
-		rng: rand.New(rand.NewPCG(seed, uint64(id))), held: map[string]string{}, retry: map[string]LockInput{}}
+		rng: rand.New(rand.NewPCG(seed, uint64(id))), held: map[string]string{}, seen: map[string]uint64{},
+		retry: map[string]LockInput{}}
 	for k := 0; k < own; k++ {
 		c.own = append(c.own, fmt.Sprintf("own-%d-%d", id, k))
 	}
@@ -238,6 +263,12 @@ func (c *lockClient) step(cl *cluster) (sent bool) {
 		switch lease, holding := c.held[name]; {
 		case c.rng.IntN(10) == 0:
 			in = LockInput{Op: "status", User: c.user}
+		case c.rng.IntN(10) == 0:
+			// A fence check of the last token seen here, or its neighbours.
+			tok := c.seen[name] + uint64(c.rng.IntN(3))
+			in = LockInput{Op: "fence", User: c.user, Token: max(tok, 1) - 1}
+		case !holding && ttl == 3600 && c.rng.IntN(4) == 0:
+			in = LockInput{Op: "acquire", User: c.user, Wait: 1} // waits in the lock's queue
 		case !holding:
 			in = LockInput{Op: "acquire", User: c.user}
 		case c.rng.IntN(5) < 2:
@@ -251,8 +282,14 @@ func (c *lockClient) step(cl *cluster) (sent bool) {
 		return false
 	}
 	c.records = append(c.records, rec)
+	if out.Token > c.seen[name] {
+		c.seen[name] = out.Token
+	}
+	if out.Current > c.seen[name] {
+		c.seen[name] = out.Current
+	}
 	if out.Unknown {
-		if in.Op != "status" {
+		if in.Op != "status" && in.Op != "fence" {
 			c.retry[name] = in
 		}
 		return true

@@ -205,6 +205,65 @@ func (tc *testCluster) lock(n *clusterNode, op, name string, body map[string]any
 	return status, pl
 }
 
+// sessionProbe opens a session (TTL 60 s) through n, acquires the lock
+// probe-session under it and a slot of the semaphore probe-sem (limit 2,
+// TTL 300 s): the session's id, the lock and the slot as granted.
+func (tc *testCluster) sessionProbe(n *clusterNode) (string, probeLock, probeLock) {
+	tc.t.Helper()
+	status, b, out := tc.cl.callAt(n.url, "POST", "/sessions", probeToken, map[string]any{"ttl_seconds": 60}, nil)
+	var sess struct {
+		ID string `json:"session_id"`
+	}
+	if out != Acked || status != 200 || json.Unmarshal(b, &sess) != nil || sess.ID == "" {
+		tc.t.Fatalf("session create: %d %s", status, b)
+	}
+	st, lock := tc.lock(n, "acquire", "probe-session", map[string]any{"session_id": sess.ID})
+	if st != 200 || lock.Status != "acquired" {
+		tc.t.Fatalf("lock under the session: %d %+v", st, lock)
+	}
+	status, b, out = tc.cl.callAt(n.url, "POST", "/semaphores/probe-sem/acquire", probeToken,
+		map[string]any{"limit": 2, "ttl_seconds": 300, "holder_id": "slot-1"}, nil)
+	var slot probeLock
+	if out != Acked || status != 200 || json.Unmarshal(b, &slot) != nil || slot.Status != "acquired" {
+		tc.t.Fatalf("semaphore slot: %d %s", status, b)
+	}
+	return sess.ID, lock, slot
+}
+
+// checkSessionProbe checks, through n on a new leader, what sessionProbe
+// made before the failover: the session lives (a keepalive extends it),
+// the lock under it is held with its lease and token, the slot is held
+// with its token, and the semaphore has one slot free, then none.
+func (tc *testCluster) checkSessionProbe(n *clusterNode, sess string, lock, slot probeLock) {
+	t := tc.t
+	t.Helper()
+	status, b, _ := tc.cl.callAt(n.url, "POST", "/sessions/"+sess+"/keepalive", probeToken, nil, nil)
+	if status != 200 {
+		t.Errorf("keepalive of the session on the new leader: %d %s", status, b)
+	}
+	if st, got := tc.lock(n, "status", "probe-session", nil); st != 200 || got.Lease != lock.Lease || got.Token != lock.Token {
+		t.Errorf("the session's lock after failover: %d %+v, want %+v", st, got, lock)
+	}
+	status, b, _ = tc.cl.callAt(n.url, "GET", "/semaphores/probe-sem", probeToken, nil, nil)
+	var sem struct {
+		Limit   int `json:"limit"`
+		Holders []struct {
+			Token uint64 `json:"fencing_token"`
+		} `json:"holders"`
+	}
+	if status != 200 || json.Unmarshal(b, &sem) != nil || sem.Limit != 2 || len(sem.Holders) != 1 || sem.Holders[0].Token != slot.Token {
+		t.Errorf("the semaphore after failover: %d %s, want its slot with token %d", status, b, slot.Token)
+	}
+	for i, want := range []int{200, 409} {
+		status, b, _ = tc.cl.callAt(n.url, "POST", "/semaphores/probe-sem/acquire", probeToken,
+			map[string]any{"limit": 2, "ttl_seconds": 300, "holder_id": fmt.Sprintf("slot-%d", i+2)}, nil)
+		if status != want {
+			t.Errorf("semaphore acquire %d after failover: %d %s, want %d", i+2, status, b, want)
+		}
+	}
+	t.Logf("session, its lock and a semaphore slot recovered by the new leader")
+}
+
 // grantWithin acquires fresh locks through n until one is granted.
 func (tc *testCluster) grantWithin(n *clusterNode, prefix string, d time.Duration) time.Duration {
 	tc.t.Helper()
@@ -307,6 +366,9 @@ func TestClusterFaults(t *testing.T) {
 	if held.Status != "acquired" || short.Status != "acquired" {
 		t.Fatalf("probe locks before the kill: %+v %+v", held, short)
 	}
+	// A session with a lock held under it, and a semaphore slot: the new
+	// leader recovers both (issue 16's kinds, issue 14's recovery).
+	sess, sessLock, slot := tc.sessionProbe(via)
 	dead := tc.node(leader)
 	dead.p.kill()
 	dead.p = nil
@@ -332,6 +394,7 @@ func TestClusterFaults(t *testing.T) {
 	if st, got := tc.lock(via, "acquire", "probe-held", map[string]any{"ttl_seconds": 300}); st != 200 || got.Token != held.Token+1 {
 		t.Errorf("grant after release: %d token %d, want %d", st, got.Token, held.Token+1)
 	}
+	tc.checkSessionProbe(via, sess, sessLock, slot)
 	// A lock whose TTL ran out during the failover is free once its
 	// expires_at has passed.
 	time.Sleep(time.Until(short.Expires.Add(50 * time.Millisecond)))
