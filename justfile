@@ -42,6 +42,10 @@ loadtest SCENARIO *ARGS:
 bench-compare:
     loadtest/bench-compare.sh bench-out
 
+# cluster mode: lock-cycle through a leader and a follower vs single node vs etcd's mutex recipe; failover times
+bench-cluster:
+    loadtest/bench-cluster.sh bench-cluster
+
 # the live terminal view against a running server
 tui *ARGS:
     go run ./cmd/octostore tui {{ARGS}}

@@ -34,6 +34,7 @@ const (
 	CodeUnavailable      Code = "unavailable"        // retry later: storage failing, shutting down, timed out (503)
 	CodeOverloaded       Code = "overloaded"         // retry later: a bounded queue is full (503)
 	CodeTooManyRequests  Code = "too_many_requests"  // retry later: a per-caller or per-resource bound (a full queue of waiters) is reached (429)
+	CodeNotLeader        Code = "not_leader"         // cluster mode: this node stopped leading; nothing was applied (503, or forwarded)
 	CodeInternal         Code = "internal"           // a bug; the details are logged, never shown (500)
 )
 
@@ -115,6 +116,13 @@ var (
 	// ErrUnavailable means a durable write failed: nothing was acknowledged.
 	// The storage error is wrapped for the log, never shown.
 	ErrUnavailable = NewError(CodeUnavailable, "storage unavailable, retry later")
+	// ErrNotLeader means this node's leadership ended (cluster mode): the
+	// operation was refused before anything was applied (its write failed
+	// the election guard, or a read could not be confirmed as current), so
+	// it may be sent again, to the new leader. It is a case of
+	// ErrUnavailable; its own code lets the HTTP front forward the request
+	// instead of failing it.
+	ErrNotLeader = &Error{Code: CodeNotLeader, Message: "this node is no longer the leader, retry", kind: ErrUnavailable}
 	// ErrTimeout is what a call returns when its context's deadline passes
 	// before the answer (context.DeadlineExceeded maps to it).
 	ErrTimeout = NewError(CodeUnavailable, "request timed out")

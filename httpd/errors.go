@@ -36,6 +36,7 @@ var statuses = map[actors.Code]int{
 	actors.CodeUpstream:         fasthttp.StatusBadGateway,
 	actors.CodeUnavailable:      fasthttp.StatusServiceUnavailable,
 	actors.CodeOverloaded:       fasthttp.StatusServiceUnavailable,
+	actors.CodeNotLeader:        fasthttp.StatusServiceUnavailable,
 	actors.CodeInternal:         fasthttp.StatusInternalServerError,
 }
 
@@ -52,9 +53,12 @@ func statusOf(c actors.Code) int {
 }
 
 // retryAfter is the Retry-After of an error whose code asks for a retry
-// (503: unavailable, overloaded; 429: too_many_requests); 0 for the others.
+// (503: unavailable, overloaded, not_leader; 429: too_many_requests); 0 for
+// the others.
 func retryAfter(e *actors.Error) int64 {
-	if e.Code != actors.CodeUnavailable && e.Code != actors.CodeOverloaded && e.Code != actors.CodeTooManyRequests {
+	switch e.Code {
+	case actors.CodeUnavailable, actors.CodeOverloaded, actors.CodeNotLeader, actors.CodeTooManyRequests:
+	default:
 		return 0
 	}
 	return max(1, int64((e.RetryAfter+time.Second-1)/time.Second))
@@ -164,6 +168,9 @@ func appendItemError(b []byte, err error) []byte {
 
 // writeCoded answers a coded error.
 func writeCoded(ctx *fasthttp.RequestCtx, e *actors.Error) {
+	if e.Code == actors.CodeNotLeader {
+		markNotLeader(ctx) // the cluster front may send the request on (front.go)
+	}
 	if ra := retryAfter(e); ra > 0 {
 		var nb [20]byte
 		ctx.Response.Header.SetCanonical(hdrRetryAfter, strconv.AppendInt(nb[:0], ra, 10))

@@ -237,6 +237,25 @@ func TestContractTour(t *testing.T) {
 	do("DELETE", "/auth/token", rsAdmin, "", 409)
 	do("POST", "/auth/token/rotate", "", "", 401)
 
+	// Token administration (the admin key).
+	do("POST", "/admin/tokens", rsAdmin, `{"user":"carol"}`, 201)
+	do("POST", "/admin/tokens", rsAdmin, `{"user":"carol"}`, 201)
+	do("POST", "/admin/tokens", rsAdmin, `{"user":"no way"}`, 422)
+	do("POST", "/admin/tokens", rsAlice, `{"user":"carol"}`, 403)
+	do("GET", "/admin/tokens", rsAdmin, "", 200)
+	do("GET", "/admin/tokens?user=carol", rsAdmin, "", 200)
+	do("GET", "/admin/tokens?user=", rsAdmin, "", 422)
+	do("GET", "/admin/tokens", rsAlice, "", 403)
+	do("POST", "/admin/tokens/revoke", rsAdmin, `{"user":"carol"}`, 409)
+	do("POST", "/admin/tokens/revoke", rsAdmin, `{"user":"carol","all_for_user":true}`, 200)
+	do("POST", "/admin/tokens/revoke", rsAdmin, `{"user":"carol"}`, 404)
+	do("POST", "/admin/tokens/revoke", rsAdmin, `{"fingerprint":"xyz"}`, 422)
+	do("POST", "/admin/tokens/revoke", rsAlice, `{"user":"carol"}`, 403)
+
+	// Cluster mode only: a single node has no /cluster (front_test.go and
+	// tools/crashtest's cluster test check its 200s).
+	do("GET", "/cluster", rsAlice, "", 404)
+
 	for _, op := range contract.Operations() {
 		if !seen[op] {
 			t.Errorf("the tour does not reach %s", op)

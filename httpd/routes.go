@@ -50,6 +50,10 @@ func (s *Server) routes() {
 
 		{"POST", "/auth/token/rotate", s.tokenRotate},
 		{"DELETE", "/auth/token", s.tokenRevoke},
+
+		{"GET", "/admin/tokens", s.tokenAdminList},
+		{"POST", "/admin/tokens", s.tokenAdminCreate},
+		{"POST", "/admin/tokens/revoke", s.tokenAdminRevoke},
 	} {
 		s.r.Handle(r.method, r.path, s.limit.wrap(s.authed(r.h)))
 	}

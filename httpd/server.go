@@ -20,7 +20,6 @@ import (
 
 	"github.com/fasthttp/router"
 	"github.com/octostore/octostore/actors"
-	"github.com/octostore/octostore/persistence"
 	"github.com/valyala/fasthttp"
 )
 
@@ -35,16 +34,14 @@ type Server struct {
 	limits   *actors.Limits
 	flags    *actors.Flags
 	config   *actors.ConfigKeys
-	store    *persistence.Store // health, tokens, sign-in
-	auth     *Authenticator
-	oauth    *githubOAuth // nil: GitHub sign-in not configured (501)
-	log      *slog.Logger
-	clog     *clientLog    // every line a client can cause goes through it (clientlog.go)
-	throttle *authThrottle // failed authentications per address (throttle.go); nil: off
-	bodies   *byteBudget   // bytes of request bodies in flight (body.go)
-	answers  *byteBudget   // bytes of large answers in flight (config.go: history pages)
-	maxBody  int           // ServerConfig.MaxBodyBytes
-	reqs     *requestContexts
+	store    Storage // health, tokens, sign-in
+	// admission: the authenticator, the auth throttle, the client log and
+	// the body budget (admission.go).
+	admission
+	oauth   *githubOAuth // nil: GitHub sign-in not configured (501)
+	log     *slog.Logger
+	answers *byteBudget // bytes of large answers in flight (config.go: history pages)
+	reqs    *requestContexts
 	// limit bounds the requests in flight (--max-inflight, applied per
 	// route: routes.go) and the waiting acquires (overload.go).
 	limit *inflight
@@ -75,13 +72,14 @@ type Deps struct {
 	Config     *actors.ConfigKeys
 	// Sys is read only by the live-actors gauge; handlers call the kinds.
 	Sys    *actors.System
-	Store  *persistence.Store // tokens, sign-in, the health of writes
-	Auth   *Authenticator     // bearer tokens and the admin key
-	GitHub *GitHubSignIn      // sign-in with GitHub; nil: not configured (501)
-	Events *actors.Broker     // /events, /locks/{name}/watch, /config/{key}/watch
+	Store  Storage        // tokens, sign-in, the health of writes
+	Auth   *Authenticator // bearer tokens and the admin key
+	GitHub *GitHubSignIn  // sign-in with GitHub; nil: not configured (501)
+	Events *actors.Broker // /events, /locks/{name}/watch, /config/{key}/watch
 	// Metrics labels every request and serves /metrics; NewServer also
-	// registers the scrape-time gauges of Sys, Events and Store on it, so
-	// one Metrics serves one Server.
+	// points the scrape-time gauges of Sys, Events and Store at this
+	// Server's runtime (registered once per Metrics: in cluster mode each
+	// leader term's Server takes them over).
 	Metrics *Metrics
 	Logger  *slog.Logger // default: discard
 	// Now is the clock of the log's rate limits (default time.Now).
@@ -214,15 +212,11 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 	}
 	s := &Server{
 		locks: deps.Locks, sessions: deps.Sessions, sems: deps.Semaphores, limits: deps.Limits, flags: deps.Flags, config: deps.Config,
-		store: deps.Store, auth: deps.Auth, oauth: deps.GitHub.flow(), log: log, clog: newClientLog(log, deps.Now),
+		store: deps.Store, admission: newAdmission(cfg, deps.Auth, log, deps.Now), oauth: deps.GitHub.flow(), log: log,
 		reqs: newRequestContexts(cfg.RequestTimeout), limit: newInflight(cfg.MaxInFlight, cfg.MaxWaiting), r: router.New(),
 		shutdownTimeout: cfg.ShutdownTimeout, done: make(chan error, 1),
 	}
-	s.bodies, s.maxBody = &byteBudget{max: cfg.MaxBodyMemory}, cfg.MaxBodyBytes
 	s.answers = &byteBudget{max: cfg.MaxAnswerMemory}
-	if cfg.AuthFailureBurst > 0 {
-		s.throttle = newAuthThrottle(cfg.AuthFailureBurst, cfg.AuthFailureInterval, deps.Now)
-	}
 	s.r.SaveMatchedRoutePath = true // metrics label requests by route template
 	s.r.RedirectTrailingSlash = false
 	s.r.RedirectFixedPath = false
@@ -244,11 +238,18 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 	s.routeOpenAPI()
 	s.routeEvents(deps.Events, cfg)
 	s.routeMetrics(deps.Metrics)
-	observe(deps)
-	deps.Metrics.GaugeFunc("octostore_waiting_requests", "Waiting acquires (wait_seconds) waiting for their turn.",
-		func() float64 { return float64(s.limit.Waiting()) })
-	s.srv = &fasthttp.Server{
-		Handler: deps.Metrics.Instrument(s.r.Handler),
+	observe(deps, s.limit)
+	s.srv = newFastHTTP(cfg, deps.Metrics.Instrument(s.r.Handler), s.clog)
+	return s
+}
+
+// newFastHTTP is the fasthttp server of cfg around h: the limits, timeouts
+// and the answers to requests that never reach a handler; fasthttp's own
+// log lines go through clog. NewServer and, in cluster mode, NewFront serve
+// through it.
+func newFastHTTP(cfg ServerConfig, h fasthttp.RequestHandler, clog *clientLog) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler: h,
 		Name:    "octostore",
 		// Bodies are streamed and read by readBody (body.go), after the
 		// credentials are checked: fasthttp reads at most preReadBody bytes
@@ -268,7 +269,7 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		// bytes by default, which may include an Authorization header; some
 		// quote header values even so, which fasthttpLogger withholds.
 		SecureErrorLogMessage: true,
-		Logger:                fasthttpLogger{s.clog},
+		Logger:                fasthttpLogger{clog},
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			var small *fasthttp.ErrSmallBuffer
 			switch {
@@ -283,7 +284,6 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 			}
 		},
 	}
-	return s
 }
 
 func (s *Server) health(ctx *fasthttp.RequestCtx) {

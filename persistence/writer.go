@@ -119,6 +119,25 @@ func (w *Writer) Enqueue(m actors.Mutation, done func(error)) (uint64, error) {
 	return w.EnqueueGuarded(m, actors.Guard{}, done)
 }
 
+// AwaitCommit enqueues m with enqueue (a writer's Enqueue: this one's or
+// the etcd store's) and waits for its commit: nil, the error that failed
+// it, or ctx.Err() when ctx ends first (the write may still commit after).
+// The mutations that carry an answer back (a sign-in, a token revocation)
+// are read only after it returned nil: the commit callback runs after the
+// writer filled them in.
+func AwaitCommit(ctx context.Context, enqueue func(actors.Mutation, func(error)) (uint64, error), m actors.Mutation) error {
+	done := make(chan error, 1)
+	if _, err := enqueue(m, func(err error) { done <- err }); err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // errSkipped fails a guarded write whose guard was no longer valid.
 var errSkipped = fmt.Errorf("%w: an earlier write of this resource failed", actors.ErrUnavailable)
 
@@ -226,6 +245,13 @@ func (w *Writer) Stats() WriterStats {
 		Batches: w.batches.Load(), Writes: w.writes.Load(), Failures: w.failures.Load(),
 		CommitTime: time.Duration(w.commitDur.Load()), Queued: q,
 	}
+}
+
+// Queued is the number of writes waiting in the queue.
+func (w *Writer) Queued() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue)
 }
 
 // Close stops accepting writes, commits everything queued, and waits for the

@@ -18,6 +18,7 @@ type API interface {
 	ListFlags(ctx context.Context) ([]client.Flag, error)
 	ListConfig(ctx context.Context) ([]client.ConfigEntry, error)
 	Metrics(ctx context.Context) (string, error)
+	Cluster(ctx context.Context) (client.ClusterStatus, error)
 }
 
 var _ API = (*client.Client)(nil)

@@ -138,6 +138,12 @@ type Model struct {
 	rates      rates
 	metricsNA  bool  // the credentials may not read /metrics
 	metricsErr error // last scrape error (other than auth)
+	// cluster is the last GET /cluster (cluster mode), shown in the header
+	// while clusterOK; clusterNA once the server said it has none (404: a
+	// single node) or refused the credentials.
+	cluster   client.ClusterStatus
+	clusterOK bool
+	clusterNA bool
 
 	now      time.Time
 	quitting bool
@@ -202,7 +208,7 @@ func defaultBackoff(attempt int) time.Duration {
 
 // Init starts the connection, the redraw tick and the metrics scrape.
 func (m *Model) Init() tea.Cmd {
-	return tea.Batch(m.connect(m.gen), m.tick(), m.scrape())
+	return tea.Batch(m.connect(m.gen), m.tick(), m.scrape(), m.askCluster())
 }
 
 // Close cancels every request in flight and ends the event stream.
@@ -446,6 +452,18 @@ func (m *Model) scrape() tea.Cmd {
 	}
 }
 
+// askCluster asks GET /cluster for the header's node and leader.
+func (m *Model) askCluster() tea.Cmd {
+	if m.clusterNA {
+		return nil
+	}
+	api, ctx := m.cfg.API, m.ctx
+	return func() tea.Msg {
+		st, err := api.Cluster(ctx)
+		return clusterMsg{st: st, err: err}
+	}
+}
+
 func (m *Model) tick() tea.Cmd {
 	return tea.Tick(m.cfg.Tick, func(t time.Time) tea.Msg { return tickMsg(t) })
 }
@@ -624,6 +642,23 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		return m, m.scrape()
+
+	case clusterMsg:
+		switch {
+		case errors.Is(msg.err, client.ErrNotFound) || isAuthErr(msg.err):
+			m.clusterNA, m.clusterOK = true, false
+			return m, nil
+		case msg.err != nil:
+			m.clusterOK = false // node unreachable: the connection state says so
+		default:
+			m.cluster, m.clusterOK = msg.st, true
+		}
+		return m, tea.Tick(m.cfg.MetricsEvery, func(time.Time) tea.Msg { return clusterTickMsg{} })
+	case clusterTickMsg:
+		if m.quitting {
+			return m, nil
+		}
+		return m, m.askCluster()
 	}
 	return m, nil
 }
@@ -943,6 +978,14 @@ func (m *Model) listStatus(v view) string {
 // The connection state is never cut: the server URL gives way first.
 func (m *Model) headerView() string {
 	conn := m.connView()
+	if m.clusterOK {
+		leader := m.cluster.Leader
+		if leader == "" {
+			leader = "none"
+		}
+		// Names from the server never drive the terminal (oneLine).
+		conn += "  " + m.st.server.Render("node "+oneLine(m.cluster.Node)+" · leader "+oneLine(leader))
+	}
 	server := clip(m.cfg.Server, m.width-lipgloss.Width("octostore")-4-lipgloss.Width(conn))
 	left := m.st.title.Render("octostore") + "  " + m.st.server.Render(server) + "  " + conn
 	right := "ops/s n/a  p99 n/a"

@@ -89,6 +89,14 @@ type (
 	}
 	// metricsTickMsg: time to scrape /metrics again.
 	metricsTickMsg struct{}
+	// clusterMsg: GET /cluster answered (cluster mode: node and leader for
+	// the header; a single node answers 404 and is not asked again).
+	clusterMsg struct {
+		st  client.ClusterStatus
+		err error
+	}
+	// clusterTickMsg: time to ask GET /cluster again.
+	clusterTickMsg struct{}
 	// tickMsg: redraw time-dependent cells (time left, highlights).
 	tickMsg time.Time
 )

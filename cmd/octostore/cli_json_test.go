@@ -249,6 +249,15 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		{adminKey, []string{"config", "list"}, exitOK},
 		{tokA, []string{"config", "delete", "j.k"}, exitOK},
 		{tokA, []string{"config", "get", "j.k"}, exitNotFound},
+
+		// Token administration through the server (--url: here from
+		// $OCTOSTORE_URL; the admin key as the token).
+		{adminKey, []string{"token", "create", "--user", "jt"}, exitOK},
+		{adminKey, []string{"token", "list"}, exitOK},
+		{adminKey, []string{"token", "list", "--user", "jt"}, exitOK},
+		{tokA, []string{"token", "list"}, exitAuth}, // 403
+
+		{tokA, []string{"cluster", "status"}, exitNotFound}, // a single node: 404 (a cluster's: TestClusterCommands)
 	} {
 		run(tc)
 	}

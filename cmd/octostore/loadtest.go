@@ -130,7 +130,7 @@ func loadtestFlags() []cli.Flag {
 		&cli.StringFlag{Name: "url", Value: defaultURL, EnvVars: []string{"OCTOSTORE_URL"}, Usage: "server URL"},
 		&cli.StringSliceFlag{Name: "token", EnvVars: []string{"OCTOSTORE_TOKEN"}, Usage: "bearer token; repeat to spread workers over several users"},
 		tokenFileFlag(), // one more user's token
-		&cli.StringFlag{Name: "target", Usage: "target instead of --url: http(s)://HOST:PORT or redis://HOST:PORT"},
+		&cli.StringFlag{Name: "target", Usage: "target instead of --url: http(s)://HOST:PORT, redis://HOST:PORT or etcd://HOST:PORT (etcd's lock recipe, lock-cycle only)"},
 		&cli.StringFlag{Name: "out", Usage: "write the report as JSON to `FILE`"},
 		jsonFlag(), // the report
 		&cli.StringFlag{Name: "max-error-rate", Value: "1%", Usage: "fail the run when more of its requests than this were errors (1%, 0.5%, 0)"},
@@ -172,6 +172,8 @@ func loadtestTarget(c *cli.Context) (loadtest.Target, error) {
 	case strings.HasPrefix(addr, "redis://") || strings.HasPrefix(addr, "rediss://"):
 		return loadtest.NewRedisTarget(addr, loadtest.RedisOptions{
 			Fencing: c.Bool("redis-fencing"), PoolSize: c.Int("concurrency") + 8, Timeout: c.Duration("timeout")})
+	case strings.HasPrefix(addr, "etcd://"):
+		return loadtest.NewEtcdTarget(addr, loadtest.EtcdOptions{Timeout: c.Duration("timeout"), TTL: c.Duration("lock-ttl")})
 	case strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://"):
 		var tokens []string
 		for _, t := range c.StringSlice("token") {
@@ -189,7 +191,7 @@ func loadtestTarget(c *cli.Context) (loadtest.Target, error) {
 		return loadtest.NewHTTPTarget(addr, tokens, loadtest.HTTPOptions{
 			Driver: c.String("driver"), MaxConns: c.Int("concurrency") + 8, Timeout: c.Duration("timeout")})
 	}
-	return nil, fmt.Errorf("target %q: want http(s)://HOST:PORT or redis://HOST:PORT", addr)
+	return nil, fmt.Errorf("target %q: want http(s)://HOST:PORT, redis://HOST:PORT or etcd://HOST:PORT", addr)
 }
 
 func loadtestRun(c *cli.Context, scenario string) error {

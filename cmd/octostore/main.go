@@ -55,6 +55,7 @@ func newApp() *cli.App {
 		Usage: "coordination primitives as a service: locks, rate limits, flags, config",
 		Commands: []*cli.Command{
 			backupCommand(),
+			clusterCommand(),
 			configCommand(),
 			flagCommand(),
 			healthCommand(),

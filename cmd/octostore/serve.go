@@ -21,6 +21,7 @@ import (
 	"github.com/octostore/octostore/actors"
 	"github.com/octostore/octostore/httpd"
 	"github.com/octostore/octostore/persistence"
+	"github.com/octostore/octostore/persistence/etcdstore"
 	"github.com/urfave/cli/v2"
 )
 
@@ -59,6 +60,10 @@ type ServeConfig struct {
 
 	MetricsAddr string // separate unauthenticated /metrics listener ("": none)
 	PprofAddr   string // net/http/pprof listener, loopback only ("": none)
+
+	// Cluster mode (--node with --cluster or --etcd-endpoints): the state
+	// lives in etcd instead of DBPath (cluster_serve.go).
+	Cluster ClusterConfig
 }
 
 // Main is a running (or starting, or stopped) octostore server: its
@@ -79,20 +84,14 @@ type Main struct {
 	Listener        net.Listener
 	Metrics         *httpd.Metrics
 	DB              *persistence.DB
-	Store           *persistence.Store // the group-commit writer's owner
-	Events          *actors.Broker
-	Sys             *actors.System
-	Locks           *actors.Locks // the typed entry points of the kinds
-	Sessions        *actors.Sessions
-	Semaphores      *actors.Semaphores
-	Limits          *actors.Limits
-	Flags           *actors.Flags
-	ConfigKeys      *actors.ConfigKeys
-	Auth            *httpd.Authenticator
+	Store           *persistence.Store  // the group-commit writer's owner
+	stack                               // events broker, actors, authenticator, HTTP server (stack.go)
 	GitHub          *httpd.GitHubSignIn // nil without GitHub sign-in
-	Server          *httpd.Server
-	MetricsListener *httpd.AuxServer // nil without --metrics-addr
-	Pprof           *httpd.AuxServer // nil without --pprof-addr
+	MetricsListener *httpd.AuxServer    // nil without --metrics-addr
+	Pprof           *httpd.AuxServer    // nil without --pprof-addr
+	// Cluster is the node's etcd, election and front in cluster mode (nil
+	// on a single node, which has DB, Store and the stack instead).
+	Cluster *clusterNode
 
 	// closers undo what Run opened, in the order it opened it.
 	closers []closer
@@ -134,10 +133,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: m.Config.LogLevel}))
 	}
 	cfg := m.Config
-	shutdownTimeout := cfg.Server.ShutdownTimeout
-	if shutdownTimeout <= 0 {
-		shutdownTimeout = httpd.DefaultShutdownTimeout
-	}
 
 	// The listener first: a bad or busy address fails before the database
 	// is touched. The HTTP server closes it on shutdown; until it serves,
@@ -157,6 +152,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	// The registry exists before the writer, whose batches it observes.
 	m.Metrics = httpd.NewMetrics()
+
+	if cfg.Cluster.Enabled() {
+		if err := m.runCluster(ctx, ln); err != nil {
+			return err
+		}
+		return m.openAux(ctx)
+	}
 
 	if m.DB, err = persistence.Open(cfg.DBPath); err != nil {
 		return err
@@ -187,62 +189,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	m.Events = actors.NewBroker(cfg.Events)
-	if err := m.opened(ctx, "events broker", noErr(m.Events.Close)); err != nil {
-		return err
-	}
-
-	ac := cfg.Actors
-	ac.Store, ac.Events, ac.Logger = m.Store, m.Events, m.Logger
-	if ac.Now == nil {
-		ac.Now = m.Now
-	}
-	m.Sys = actors.NewSystem(ac)
-	// One undo for the runtime and the rate-limit flusher that NewLimits
-	// starts: the actors stop first (no more checks), then the flusher
-	// writes what they counted, before the writer closes.
-	if err := m.opened(ctx, "actor system", func() error {
-		m.Sys.Close()
-		if m.Limits == nil {
-			return nil
-		}
-		if err := m.Limits.Close(); err != nil {
-			return fmt.Errorf("write rate limit counters: %w", err)
-		}
-		return nil
+	if err := m.stack.open(&m.Config, m.Store, m.Logger, m.Now, func(step string, undo func() error) error {
+		return m.opened(ctx, step, undo)
 	}); err != nil {
-		return err
-	}
-	// Every kind plugs into the runtime the same way (actors.KindSpec).
-	lc, sc, limc, fc, cc := cfg.Locks, cfg.Sessions, cfg.Limits, cfg.Flags, cfg.ConfigKeys
-	lc.Loader, sc.Store, limc.Store, fc.Store, cc.Store = m.Store, m.Store, m.Store, m.Store, m.Store
-	// Sessions first: they recover before the locks held under them.
-	m.Sessions = actors.NewSessions(m.Sys, sc)
-	lc.Sessions = m.Sessions
-	m.Locks = actors.NewLocks(m.Sys, lc)
-	// Semaphore slots count against the per-user lock quota's number (each
-	// kind on its own), and queue under the same per-lock waiter bound.
-	m.Semaphores = actors.NewSemaphores(m.Sys, actors.SemaphoreConfig{Store: m.Store, Sessions: m.Sessions,
-		MaxPerUser: lc.MaxPerUser, MaxWaiters: lc.MaxWaiters})
-	m.Limits = actors.NewLimits(m.Sys, limc)
-	m.Flags = actors.NewFlags(m.Sys, fc)
-	m.ConfigKeys = actors.NewConfigKeys(m.Sys, cc)
-	if err := m.opened(ctx, "resource kinds", nil); err != nil {
-		return err
-	}
-	// Each kind's recovery (held locks' timers and holder index; quota
-	// counters), logged per kind.
-	if err := m.Sys.Recover(); err != nil {
-		return err
-	}
-	if err := m.opened(ctx, "recovery", nil); err != nil {
-		return err
-	}
-
-	if m.Auth, err = httpd.NewAuthenticator(m.Store, cfg.AdminKey); err != nil {
-		return err
-	}
-	if err := m.opened(ctx, "authenticator", noErr(m.Auth.Close)); err != nil {
 		return err
 	}
 
@@ -257,17 +206,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	m.Server = httpd.NewServer(cfg.Server, httpd.Deps{
-		Locks: m.Locks, Sessions: m.Sessions, Semaphores: m.Semaphores, Limits: m.Limits, Flags: m.Flags, Config: m.ConfigKeys,
-		Sys: m.Sys, Store: m.Store, Auth: m.Auth, GitHub: m.GitHub,
-		Events: m.Events, Metrics: m.Metrics, Logger: m.Logger, Now: m.Now,
-	})
+	m.stack.newServer(&m.Config, m.Store, m.GitHub, m.Metrics, m.Logger, m.Now)
 	m.Server.Serve(ln)
 	if err := m.opened(ctx, "http server", m.Server.Shutdown); err != nil {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "listening on http://%s\n", ln.Addr())
 
+	return m.openAux(ctx)
+}
+
+// openAux opens the side listeners, when configured: metrics, then pprof.
+func (m *Main) openAux(ctx context.Context) (err error) {
+	cfg := m.Config
+	shutdownTimeout := cfg.Server.ShutdownTimeout
+	if shutdownTimeout <= 0 {
+		shutdownTimeout = httpd.DefaultShutdownTimeout
+	}
 	if cfg.MetricsAddr != "" {
 		if m.MetricsListener, err = httpd.ServeAux(cfg.MetricsAddr, httpd.MetricsHandler(m.Metrics)); err != nil {
 			return fmt.Errorf("metrics listener on %s: %w", cfg.MetricsAddr, err)
@@ -371,6 +326,9 @@ func serveCommand() *cli.Command {
 // (a usage error naming the missing flag, never quoting the secret).
 func (cfg *ServeConfig) validate() error {
 	if _, err := cfg.GitHub.WithDefaults(); err != nil {
+		return exitCode(exitUsage, err)
+	}
+	if err := cfg.Cluster.validate(); err != nil {
 		return exitCode(exitUsage, err)
 	}
 	return nil
@@ -579,7 +537,52 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 				}
 				return nil
 			}},
+
+		// Cluster mode: three nodes on etcd (README "Three nodes",
+		// docs/operations.md "Cluster mode"). --node turns it on.
+		&cli.StringFlag{Name: "node", Destination: &cfg.Cluster.Node, Usage: "cluster mode: this node's name (its name in --cluster); the state lives in etcd instead of --db", EnvVars: []string{"OCTOSTORE_NODE"}},
+		&cli.StringFlag{Name: "cluster", Destination: &cfg.Cluster.Peers, Usage: `cluster mode, embedded etcd: every member's peer URL, "n1=http://10.0.0.1:2380,n2=…" (the same on every node)`, EnvVars: []string{"OCTOSTORE_CLUSTER"}},
+		&cli.StringFlag{Name: "cluster-state", Value: "new", Destination: &cfg.Cluster.State, Usage: "new: bootstrap the cluster of --cluster; existing: join a running cluster (after `octostore cluster member add`)", EnvVars: []string{"OCTOSTORE_CLUSTER_STATE"}},
+		&cli.StringFlag{Name: "etcd-dir", Destination: &cfg.Cluster.EtcdDir, Usage: "the embedded etcd member's data directory (default ./NODE.etcd)", EnvVars: []string{"OCTOSTORE_ETCD_DIR"}},
+		&cli.StringFlag{Name: "etcd-client-url", Value: defaultEtcdClientURL, Destination: &cfg.Cluster.EtcdClientURL, Usage: "where etcd clients (backup, cluster member, etcdctl) reach the embedded member; keep it private", EnvVars: []string{"OCTOSTORE_ETCD_CLIENT_URL"}},
+		withAction(etcdEndpointsFlag(""), func(_ *cli.Context, v string) error { // external etcd, instead of --cluster
+			cfg.Cluster.Endpoints = splitList(v)
+			return nil
+		}),
+		&cli.StringFlag{Name: "advertise-url", Destination: &cfg.Cluster.AdvertiseURL, Usage: "the API URL the other nodes forward requests to (default http:// + the listen address)", EnvVars: []string{"OCTOSTORE_ADVERTISE_URL"}},
+		&cli.DurationFlag{Name: "leader-ttl", Value: etcdstore.DefaultLeaderTTL, Destination: &cfg.Cluster.LeaderTTL, Usage: "the leader's session lease: a dead leader is replaced within about this long", EnvVars: []string{"OCTOSTORE_LEADER_TTL"}},
+		&cli.IntFlag{Name: "max-txn-ops", Value: etcdstore.DefaultMaxTxnOps, Destination: &cfg.Cluster.MaxTxnOps, Usage: "writes per etcd transaction with --etcd-endpoints (at most the cluster's --max-txn-ops); an embedded member allows 1024", EnvVars: []string{"OCTOSTORE_MAX_TXN_OPS"},
+			Action: func(_ *cli.Context, v int) error {
+				if v < 8 {
+					return usage("--max-txn-ops must be at least 8")
+				}
+				return nil
+			}},
+		&cli.BoolFlag{Name: "move-raft-leader", Value: true, Destination: &cfg.Cluster.MoveRaftLeader, Usage: "embedded etcd: after winning, hand etcd's Raft leadership to another member, so that the leader's death does not also cost an etcd election and a renewal of every lease (about 2.5 s off a failover for about 10% of throughput: docs/benchmarks.md, \"Cluster mode\"; --move-raft-leader=false to keep it)", EnvVars: []string{"OCTOSTORE_MOVE_RAFT_LEADER"}},
+		&cli.UintFlag{Name: "etcd-heartbeat-ms", Value: 100, Destination: &cfg.Cluster.HeartbeatMs, Usage: "the embedded member's Raft heartbeat interval (ms)", EnvVars: []string{"OCTOSTORE_ETCD_HEARTBEAT_MS"}},
+		&cli.UintFlag{Name: "etcd-election-ms", Value: 1000, Destination: &cfg.Cluster.ElectionMs, Usage: "the embedded member's Raft election timeout (ms; at least 5 × the heartbeat)", EnvVars: []string{"OCTOSTORE_ETCD_ELECTION_MS"}},
 	}
+}
+
+// withAction sets f's Action.
+func withAction(f *cli.StringFlag, action func(*cli.Context, string) error) *cli.StringFlag {
+	f.Action = action
+	return f
+}
+
+// defaultEtcdClientURL is --etcd-client-url's default: loopback only, etcd's
+// usual port.
+const defaultEtcdClientURL = "http://127.0.0.1:2379"
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // dbPath accepts a plain path or the URL forms upstream's DATABASE_URL uses

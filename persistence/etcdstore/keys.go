@@ -102,10 +102,15 @@ func (k keyspace) userSeq() string         { return k.prefix + "meta/user_seq" }
 func (k keyspace) token(h [32]byte) string { return k.prefix + "token/" + hex.EncodeToString(h[:]) }
 func (k keyspace) tokens() string          { return k.prefix + "token/" }
 func (k keyspace) authEpoch() string       { return k.prefix + "meta/auth_epoch" }
+func (k keyspace) forwardKey() string      { return k.prefix + "meta/forward_key" }
 func (k keyspace) layout() string          { return k.prefix + "meta/layout" }
 
 // election is the prefix concurrency.NewElection takes (it appends "/").
 func (k keyspace) election() string { return k.prefix + "election" }
+
+// node is a running node's registration (Register).
+func (k keyspace) node(name string) string { return k.prefix + "node/" + esc(name) }
+func (k keyspace) nodes() string           { return k.prefix + "node/" }
 
 // ownerPrefix is base + owner + "/" (one owner's keys), or base (everyone's).
 func ownerPrefix(base, owner string) string {

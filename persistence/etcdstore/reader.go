@@ -59,6 +59,19 @@ func (r *Reader) get(ctx context.Context, key string) ([]byte, error) {
 	return resp.Kvs[0].Value, nil
 }
 
+// getLinearizable reads one key as of the last commit of the cluster,
+// whatever Options.SerializableReads says.
+func (r *Reader) getLinearizable(ctx context.Context, key string) ([]byte, error) {
+	resp, err := r.kv.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	return resp.Kvs[0].Value, nil
+}
+
 // scanPage is the keys read per range request of a scan.
 const scanPage = 512
 

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -46,6 +47,11 @@ type Store interface {
 	AuthEpoch() (int64, error)
 	UserByLogin(ctx context.Context, login string) (persistence.UserInfo, bool, error)
 	UserByUID(ctx context.Context, uid string) (persistence.UserInfo, bool, error)
+
+	// Token administration (the API's /admin/tokens).
+	ListTokens(ctx context.Context, login string) ([]persistence.TokenInfo, error)
+	CreateToken(login, source string) (string, persistence.TokenInfo, error)
+	RevokeTokens(ctx context.Context, sel persistence.RevokeSelector) ([]persistence.TokenInfo, error)
 }
 
 // Opener opens a new, empty store for one test and arranges its cleanup
@@ -68,6 +74,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConfigDeleteAndRecreate", testConfigDeleteAndRecreate},
 		{"CountOwned", testCountOwned},
 		{"Tokens", testTokens},
+		{"TokenAdmin", testTokenAdmin},
 		{"GitHubRename", testGitHubRename},
 		{"StaticTokens", testStaticTokens},
 		{"CallbacksInOrder", testCallbacksInOrder},
@@ -88,6 +95,75 @@ func apply(t *testing.T, s Store, ms ...actors.Mutation) {
 		if err := s.Apply(m); err != nil {
 			t.Fatalf("apply %T: %v", m, err)
 		}
+	}
+}
+
+// testTokenAdmin: tokens created through the writer authenticate their
+// user and are listed (never with a secret); a revocation deletes exactly
+// what its selector names, or nothing with the error that says why.
+func testTokenAdmin(t *testing.T, s Store) {
+	ctx := context.Background()
+	var raws []string
+	var infos []persistence.TokenInfo
+	for _, login := range []string{"carol", "carol", "dave"} {
+		raw, info, err := s.CreateToken(login, persistence.SourceCLI)
+		if err != nil {
+			t.Fatalf("CreateToken(%s): %v", login, err)
+		}
+		if info.Login != login || info.Source != persistence.SourceCLI || info.Hash != persistence.HashToken(raw) ||
+			info.CreatedAt.IsZero() {
+			t.Fatalf("CreateToken(%s) = %+v", login, info)
+		}
+		if p, ok, err := s.LookupToken(info.Hash); err != nil || !ok || p.Login != login {
+			t.Fatalf("the created token of %s: %+v %v %v", login, p, ok, err)
+		}
+		raws, infos = append(raws, raw), append(infos, info)
+	}
+	if raws[0] == raws[1] {
+		t.Fatal("two created tokens are equal")
+	}
+	carols, err := s.ListTokens(ctx, "carol")
+	if err != nil || len(carols) != 2 || carols[0].Login != "carol" {
+		t.Fatalf("ListTokens(carol) = %+v %v", carols, err)
+	}
+	if all, err := s.ListTokens(ctx, ""); err != nil || len(all) != 3 {
+		t.Fatalf("ListTokens() = %+v %v", all, err)
+	}
+	fp := func(i int) string { return infos[i].Fingerprint() }
+	for _, c := range []struct {
+		sel  persistence.RevokeSelector
+		want error
+	}{
+		{persistence.RevokeSelector{Login: "carol"}, persistence.ErrTokenAmbiguous},
+		{persistence.RevokeSelector{Login: "nobody"}, persistence.ErrTokenNotFound},
+		{persistence.RevokeSelector{Fingerprint: "0123"}, persistence.ErrBadSelector},
+		{persistence.RevokeSelector{Fingerprint: fp(0), Login: "carol"}, persistence.ErrBadSelector},
+		{persistence.RevokeSelector{Fingerprint: fp(0), All: true}, persistence.ErrBadSelector},
+		{persistence.RevokeSelector{}, persistence.ErrBadSelector},
+	} {
+		if got, err := s.RevokeTokens(ctx, c.sel); !errors.Is(err, c.want) || got != nil {
+			t.Fatalf("RevokeTokens(%+v) = %+v %v, want %v", c.sel, got, err, c.want)
+		}
+	}
+	if all, err := s.ListTokens(ctx, ""); err != nil || len(all) != 3 {
+		t.Fatalf("after refused revocations: %+v %v, want the 3 tokens", all, err)
+	}
+	got, err := s.RevokeTokens(ctx, persistence.RevokeSelector{Fingerprint: strings.ToUpper(fp(1))})
+	if err != nil || len(got) != 1 || got[0].Hash != infos[1].Hash {
+		t.Fatalf("RevokeTokens(fingerprint) = %+v %v", got, err)
+	}
+	if _, ok, _ := s.LookupToken(infos[1].Hash); ok {
+		t.Fatal("a revoked token still authenticates")
+	}
+	if _, _, err := s.CreateToken("carol", persistence.SourceCLI); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.RevokeTokens(ctx, persistence.RevokeSelector{Login: "carol", All: true})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("RevokeTokens(carol, all) = %+v %v", got, err)
+	}
+	if left, err := s.ListTokens(ctx, ""); err != nil || len(left) != 1 || left[0].Hash != infos[2].Hash {
+		t.Fatalf("left: %+v %v, want dave's token only", left, err)
 	}
 }
 

@@ -23,7 +23,10 @@ import (
 // server run (it changes at every restart), the history, and a record of
 // responses that must never happen (500s, malformed bodies).
 type cluster struct {
-	url  atomic.Pointer[string]
+	url atomic.Pointer[string]
+	// urls, when set, are several servers (cluster mode): each request
+	// goes to one of them at random.
+	urls atomic.Pointer[[]string]
 	hist *History
 	http *http.Client
 
@@ -55,6 +58,16 @@ func (cl *cluster) Fatalf(format string, args ...any) { cl.bug(format, args...) 
 
 func (cl *cluster) setURL(u string) { cl.url.Store(&u) }
 
+func (cl *cluster) setURLs(us []string) { cl.urls.Store(&us) }
+
+// target is the server of the next request.
+func (cl *cluster) target() string {
+	if us := cl.urls.Load(); us != nil && len(*us) > 0 {
+		return (*us)[rand.IntN(len(*us))]
+	}
+	return *cl.url.Load()
+}
+
 func (cl *cluster) bug(format string, args ...any) {
 	cl.mu.Lock()
 	if len(cl.bugs) < 50 {
@@ -75,12 +88,17 @@ func (cl *cluster) checkBugs(t *testing.T) {
 // call does one request. NotSent: refused before reaching a server;
 // Unknown: no definite answer (lost connection, timeout, 5xx).
 func (cl *cluster) call(method, path, token string, body any, hdr map[string]string) (int, []byte, Outcome) {
+	return cl.callAt(cl.target(), method, path, token, body, hdr)
+}
+
+// callAt is call to the server at base.
+func (cl *cluster) callAt(base, method, path, token string, body any, hdr map[string]string) (int, []byte, Outcome) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, *cl.url.Load()+path, rd)
+	req, _ := http.NewRequest(method, base+path, rd)
 	req.Header.Set("Authorization", "Bearer "+token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -134,6 +152,7 @@ type lockResp struct {
 type lockRecord struct {
 	Op
 	ExpiresAt time.Time // acquire/renew/status 200
+	TTL       int       // seconds, of an acquire or renew
 }
 
 // lockOp runs one lock operation as user and records it.
@@ -196,7 +215,7 @@ func (cl *cluster) lockOp(client int, user, token, name string, in LockInput, tt
 			outcome = Unknown
 		}
 	}
-	rec := lockRecord{Op: Op{Client: client, Key: name, Input: in, Output: out, Call: call, Return: ret, Outcome: outcome}, ExpiresAt: r.ExpiresAt}
+	rec := lockRecord{Op: Op{Client: client, Key: name, Input: in, Output: out, Call: call, Return: ret, Outcome: outcome}, ExpiresAt: r.ExpiresAt, TTL: ttl}
 	if outcome != NotSent && !((in.Op == "status" || in.Op == "fence") && outcome == Unknown) {
 		cl.hist.Add(rec.Op)
 	}
