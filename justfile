@@ -46,6 +46,10 @@ bench-compare:
 mem-report-rss SCALES="200000 1000000":
     SCALES="{{SCALES}}" loadtest/mem-report.sh mem-out
 
+# cluster mode: lock-cycle through a leader and a follower vs single node vs etcd's mutex recipe; failover times
+bench-cluster:
+    loadtest/bench-cluster.sh bench-cluster
+
 # the live terminal view against a running server
 tui *ARGS:
     go run ./cmd/octostore tui {{ARGS}}

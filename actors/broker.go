@@ -35,20 +35,22 @@ const (
 //
 // Numbering. Events are numbered per visibility scope, so that a stream's
 // numbers reveal nothing about what its subscriber may not see: a user's
-// subscriptions number the events that user may see (every lock event and
-// the user's own flag, config and limit events: 1, 2, 3, … across the
+// subscriptions number the events that user may see (every lock and
+// semaphore event and the user's own session, flag, config and limit
+// events: 1, 2, 3, … across the
 // user's streams), the admin's number every event. An unfiltered stream's
 // numbers are consecutive; a kind or prefix filter leaves gaps only for
 // events of the subscriber's own scope. Event.Seq of a delivered event is
 // its number in the subscriber's scope; ID renders it with the broker's
 // epoch, a random name of this broker's numbering, for SSE ids.
 //
-// Fan-out. Subscriptions are indexed by what they can see: lock events go to
-// the subscriptions of every lock and to the watchers of that lock's name;
-// an owner's flag, config and limit events go to that owner's subscriptions,
-// the admin's, and the watchers of that one owner's resource (a filter with
-// an owned Kind, a Name and an Owner: a config watch). Publishing costs
-// O(subscriptions indexed under the event), never O(all subscriptions).
+// Fan-out. Subscriptions are indexed by what they can see: lock and
+// semaphore events go to the subscriptions of every lock and semaphore and
+// to the watchers of that name; an owner's session, flag, config and limit
+// events go to that owner's subscriptions, the admin's, and the watchers of
+// that one owner's resource (a filter with an owned Kind, a Name and an
+// Owner: a config watch). Publishing costs O(subscriptions indexed under
+// the event), never O(all subscriptions).
 //
 // Values. A config event carries the version's value and description
 // (Event.Value, up to 100 KiB) for the subscriptions that ask for them
@@ -72,13 +74,13 @@ type Broker struct {
 
 	mu      sync.Mutex
 	seq     uint64                 // events published: the admin's scope
-	lockSeq uint64                 // lock events published: every user's scope has them
-	scopes  map[string]*scope      // by owner (user login)
+	lockSeq uint64                 // lock and semaphore events published: every user's scope has them
+	scopes  map[string]*scope      // by owner (user id)
 	all     subSet                 // every open subscription
-	locks   subSet                 // lock events of every name
-	watch   map[string]subSet      // lock events of one name (Filter.Name)
+	locks   subSet                 // lock and semaphore events of every name
+	watch   map[string]subSet      // lock and semaphore events of one name (Filter.Name)
 	owned   map[watchedName]subSet // events of one owner's one flag, config key or limit (Filter.watches)
-	admins  subSet                 // every owner's flag, config and limit events
+	admins  subSet                 // every owner's session, flag, config and limit events
 	ring    []Event                // the last events published (Seq: the admin's number), oldest at ringAt when full
 	ringAt  int
 	closed  bool
@@ -153,21 +155,22 @@ func NewBroker(o BrokerOptions) *Broker {
 // Filter selects the events of a subscription and what the subscriber may
 // see of them.
 type Filter struct {
-	Kind   string // "" (every kind), lock, flag, config or limit
+	Kind   string // "" (every kind), lock, semaphore, session, flag, config or limit
 	Prefix string // name prefix ("" for every name)
 	Name   string // exact name ("" for every name)
-	// Owner is the exact owner (a user id) of the flag, config and limit
-	// events ("" for every owner the subscriber may see). With an owned Kind
+	// Owner is the exact owner (a user id) of the session, flag, config and
+	// limit events ("" for every owner the subscriber may see). With an owned Kind
 	// and a Name it makes a watch of one resource, indexed under it alone.
 	Owner string
 	// Values asks for the values of config events (Event.Value,
 	// Description): a config watch. Without it they are left out.
 	Values bool
 	// Login (the subscriber's user id, as events' Owner and Holder are)
-	// and Admin say who subscribes. Locks are one shared namespace:
-	// everybody sees every lock event, but its lease id only goes to the
-	// holder and the admin. Events of the other kinds go to their owner and
-	// the admin only.
+	// and Admin say who subscribes. Locks and semaphores are one shared
+	// namespace: everybody sees their events, but the lease id (and the
+	// holder and session ids) only go to the holder and the admin. Events
+	// of the other kinds (sessions included) go to their owner and the
+	// admin only.
 	Login string
 	Admin bool
 }
@@ -175,7 +178,7 @@ type Filter struct {
 // sees reports whether the subscriber may see e at all (filters aside):
 // the events its scope numbers.
 func (f *Filter) sees(e *Event) bool {
-	return f.Admin || e.Kind == "lock" || e.Owner == f.Login
+	return f.Admin || sharedKind(e.Kind) || e.Owner == f.Login
 }
 
 // allows reports whether e passes the filter (the lease id aside).
@@ -189,29 +192,35 @@ func (f *Filter) allows(e *Event) bool {
 	if f.Prefix != "" && !strings.HasPrefix(e.Name, f.Prefix) {
 		return false
 	}
-	if f.Owner != "" && e.Kind != "lock" && e.Owner != f.Owner {
+	if f.Owner != "" && !sharedKind(e.Kind) && e.Owner != f.Owner {
 		return false
 	}
 	return f.sees(e)
 }
 
+// sharedKind: locks and semaphores are one namespace shared by every user,
+// whose events everybody sees (lease, holder and session ids aside).
+func sharedKind(kind string) bool { return kind == "lock" || kind == "semaphore" }
+
 // locksWanted, ownedWanted and watches say which index the subscription is
-// under: watches (one owner's resource) excludes the other two.
-func (f *Filter) locksWanted() bool { return f.Kind == "" || f.Kind == "lock" }
-func (f *Filter) ownedWanted() bool { return f.Kind != "lock" }
+// under: the shared kinds' (locks, semaphores), the owner's, or watches
+// (one owner's resource), which excludes the other two.
+func (f *Filter) locksWanted() bool { return f.Kind == "" || sharedKind(f.Kind) }
+func (f *Filter) ownedWanted() bool { return !sharedKind(f.Kind) }
 func (f *Filter) watches() (watchedName, bool) {
-	if f.Kind == "" || f.Kind == "lock" || f.Name == "" || f.Owner == "" {
+	if f.Kind == "" || sharedKind(f.Kind) || f.Name == "" || f.Owner == "" {
 		return watchedName{}, false
 	}
 	return watchedName{f.Kind, f.Owner, f.Name}, true
 }
 
-// Visible returns e as the subscriber may see it: without the lease id and
-// the holder id unless the subscriber holds the lock or is the admin;
-// without config values unless it asked for them (Values).
+// Visible returns e as the subscriber may see it: without the lease id, the
+// holder id and the session id unless the subscriber holds the lock (or
+// slot) or is the admin; without config values unless it asked for them
+// (Values).
 func (f *Filter) Visible(e Event) Event {
-	if (e.LeaseID != "" || e.HolderID != "") && !f.Admin && e.Holder != f.Login {
-		e.LeaseID, e.HolderID = "", ""
+	if (e.LeaseID != "" || e.HolderID != "" || e.SessionID != "") && !f.Admin && e.Holder != f.Login {
+		e.LeaseID, e.HolderID, e.SessionID = "", "", ""
 	}
 	if !f.Values {
 		e.Value, e.Description = nil, ""
@@ -514,7 +523,7 @@ func (b *Broker) Publish(e Event) {
 	b.published.Add(1)
 	b.rememberLocked(e)
 	var n int
-	if e.Kind == "lock" {
+	if sharedKind(e.Kind) {
 		b.lockSeq++
 		n = b.fanOutLocked(&e, b.locks) + b.fanOutLocked(&e, b.watch[e.Name])
 	} else {

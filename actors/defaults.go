@@ -17,6 +17,12 @@ const (
 	// DefaultMaxLocksPerUser is LockConfig.MaxPerUser: active locks one
 	// holder may hold at once (serve --max-locks-per-user).
 	DefaultMaxLocksPerUser = 1000
+	// DefaultMaxSessionsPerUser is SessionConfig.MaxPerUser: sessions one
+	// user has at once (serve --max-sessions-per-user).
+	DefaultMaxSessionsPerUser = 1000
+	// DefaultMaxWaitersPerLock is LockConfig.MaxWaiters: waiting acquires
+	// queued on one lock (serve --max-waiters-per-lock).
+	DefaultMaxWaitersPerLock = 1000
 
 	// Per-user quotas of the owner-scoped kinds (LimitConfig, FlagConfig,
 	// ConfigKeysConfig .MaxPerUser; serve --max-limits-per-user,

@@ -33,7 +33,8 @@ const (
 	CodeUpstream         Code = "upstream"           // a service octostore depends on failed (GitHub) (502)
 	CodeUnavailable      Code = "unavailable"        // retry later: storage failing, shutting down, timed out (503)
 	CodeOverloaded       Code = "overloaded"         // retry later: a bounded queue is full (503)
-	CodeTooManyRequests  Code = "too_many_requests"  // retry later: the caller is at a per-caller bound (429)
+	CodeTooManyRequests  Code = "too_many_requests"  // retry later: a per-caller or per-resource bound (a full queue of waiters) is reached (429)
+	CodeNotLeader        Code = "not_leader"         // cluster mode: this node stopped leading; nothing was applied (503, or forwarded)
 	CodeInternal         Code = "internal"           // a bug; the details are logged, never shown (500)
 )
 
@@ -70,6 +71,12 @@ func Wrap(code Code, message string, err error) *Error {
 // "<e's message>: <detail>", and errors.Is(result, e) holds.
 func (e *Error) Withf(format string, args ...any) *Error {
 	return &Error{Code: e.Code, Message: e.Message + ": " + fmt.Sprintf(format, args...), RetryAfter: e.RetryAfter, kind: e}
+}
+
+// RetryIn returns a case of e (errors.Is holds) that asks the client to
+// retry after d (Retry-After).
+func (e *Error) RetryIn(d time.Duration) *Error {
+	return &Error{Code: e.Code, Message: e.Message, RetryAfter: d, kind: e}
 }
 
 // Error is the message, followed by the cause for logs.
@@ -109,6 +116,13 @@ var (
 	// ErrUnavailable means a durable write failed: nothing was acknowledged.
 	// The storage error is wrapped for the log, never shown.
 	ErrUnavailable = NewError(CodeUnavailable, "storage unavailable, retry later")
+	// ErrNotLeader means this node's leadership ended (cluster mode): the
+	// operation was refused before anything was applied (its write failed
+	// the election guard, or a read could not be confirmed as current), so
+	// it may be sent again, to the new leader. It is a case of
+	// ErrUnavailable; its own code lets the HTTP front forward the request
+	// instead of failing it.
+	ErrNotLeader = &Error{Code: CodeNotLeader, Message: "this node is no longer the leader, retry", kind: ErrUnavailable}
 	// ErrTimeout is what a call returns when its context's deadline passes
 	// before the answer (context.DeadlineExceeded maps to it).
 	ErrTimeout = NewError(CodeUnavailable, "request timed out")
@@ -125,8 +139,8 @@ func caseOf(kind *Error, message string) *Error {
 }
 
 // AsError returns the coded error that err is, for callers that answer
-// clients: the first *Error in err's chain; a conflict for *LockHeldError
-// and *VersionConflictError; ErrTimeout and ErrCanceled for context
+// clients: the first *Error in err's chain; a conflict for *LockHeldError,
+// *LockDelayError and *VersionConflictError; ErrTimeout and ErrCanceled for context
 // errors; and for anything else (a bug) an internal error whose message
 // hides err.
 func AsError(err error) *Error {
@@ -135,10 +149,17 @@ func AsError(err error) *Error {
 		return e
 	}
 	var held *LockHeldError
+	var delayed *LockDelayError
 	var conflict *VersionConflictError
 	switch {
 	case errors.As(err, &held):
 		return errLockHeld
+	case errors.As(err, &delayed):
+		return errLockDelay
+	case errors.Is(err, errSemaphoreFull):
+		return errSemaphoreFull
+	case errors.Is(err, errStaleToken):
+		return errStaleToken
 	case errors.As(err, &conflict):
 		return NewError(CodeConflict, conflict.Error())
 	case errors.Is(err, context.DeadlineExceeded):

@@ -9,15 +9,19 @@ type Event struct {
 	// numbers it).
 	Seq          uint64    `json:"seq"`
 	Type         string    `json:"type"` // lock.acquired, lock.renewed, lock.released, lock.expired, flag.set, …
-	Kind         string    `json:"kind"` // lock | flag | config | limit
+	Kind         string    `json:"kind"` // lock | semaphore | session | flag | config | limit
 	Name         string    `json:"name"`
 	Owner        string    `json:"owner,omitempty"`
 	Holder       string    `json:"holder,omitempty"`
 	HolderID     string    `json:"holder_id,omitempty"` // lock events: LockRecord.HolderID
 	LeaseID      string    `json:"lease_id,omitempty"`
+	SessionID    string    `json:"session_id,omitempty"` // lock events of a session hold (like the lease: holder and admin only)
 	FencingToken uint64    `json:"fencing_token,omitempty"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
+	AvailableAt  time.Time `json:"available_at,omitzero"` // lock.expired of a hold with a lock-delay: not granted before
 	Version      int64     `json:"version,omitempty"`
+	Limit        int       `json:"limit,omitempty"`    // semaphore events: the semaphore's limit
+	Metadata     string    `json:"metadata,omitempty"` // lock and semaphore events: the hold's metadata (everybody sees it)
 	// Value and Description are a config version's (config.written, and
 	// the config.state of a watch); only subscribers whose Filter asks for
 	// Values get them.

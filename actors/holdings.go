@@ -147,6 +147,21 @@ func (h *Holdings) Count(holder string, now time.Time) int {
 	return heldIn(p.byHolder[holder], now)
 }
 
+// listedIn counts the locks of t listed at now as view shows them (t may
+// be nil).
+func listedIn(t *lockTree, now time.Time, view LockView) int {
+	n := 0
+	if t != nil {
+		t.Scan(func(r LockRecord) bool {
+			if listed(&r, now, view) {
+				n++
+			}
+			return true
+		})
+	}
+	return n
+}
+
 // heldIn counts the locks of t held at now (t may be nil).
 func heldIn(t *lockTree, now time.Time) int {
 	n := 0
@@ -161,12 +176,25 @@ func heldIn(t *lockTree, now time.Time) int {
 	return n
 }
 
-// List returns holder's locks held at now, sorted by name (all of them:
-// the API lists a page at a time, Page).
-func (h *Holdings) List(holder string, now time.Time) []LockRecord {
+// LockView is how a listing shows an entry of the index: it may change
+// the record (a session lock shows its session's expiry) and reports
+// whether to list it at all. nil shows every entry as it is.
+type LockView func(r *LockRecord) bool
+
+// listed reports whether r, as view shows it, is listed at now.
+func listed(r *LockRecord, now time.Time, view LockView) bool {
+	if view != nil && !view(r) {
+		return false
+	}
+	return now.Before(r.ExpiresAt)
+}
+
+// List returns holder's locks held at now as view shows them, sorted by
+// name (all of them: the API lists a page at a time, Page).
+func (h *Holdings) List(holder string, now time.Time, view LockView) []LockRecord {
 	var out []LockRecord
 	for {
-		pg := h.Page(holder, now, PageQuery{AfterName: lastName(out), Limit: 1024})
+		pg := h.Page(holder, now, PageQuery{AfterName: lastName(out), Limit: 1024}, view)
 		out = append(out, pg.Items...)
 		if !pg.More {
 			return out
@@ -174,12 +202,12 @@ func (h *Holdings) List(holder string, now time.Time) []LockRecord {
 	}
 }
 
-// All returns every lock held at now, sorted by name (all of them: the
-// API lists a page at a time, AllPage).
-func (h *Holdings) All(now time.Time) []LockRecord {
+// All returns every lock held at now as view shows them, sorted by name
+// (all of them: the API lists a page at a time, AllPage).
+func (h *Holdings) All(now time.Time, view LockView) []LockRecord {
 	var out []LockRecord
 	for {
-		pg := h.AllPage(now, PageQuery{AfterName: lastName(out), Limit: 1024})
+		pg := h.AllPage(now, PageQuery{AfterName: lastName(out), Limit: 1024}, view)
 		out = append(out, pg.Items...)
 		if !pg.More {
 			return out
@@ -194,19 +222,20 @@ func lastName(rs []LockRecord) string {
 	return rs[len(rs)-1].Name
 }
 
-// Page is one page of holder's locks held at now, by name after
-// q.AfterName, with the count of all of them.
-func (h *Holdings) Page(holder string, now time.Time, q PageQuery) Page[LockRecord] {
+// Page is one page of holder's locks held at now as view shows them, by
+// name after q.AfterName, with the count of all of them. view is called
+// with the part locked: it must not call into the index.
+func (h *Holdings) Page(holder string, now time.Time, q PageQuery, view LockView) Page[LockRecord] {
 	p := h.part(holder)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	t := p.byHolder[holder]
-	pg := Page[LockRecord]{Total: heldIn(t, now)}
+	pg := Page[LockRecord]{Total: listedIn(t, now, view)}
 	if t == nil {
 		return pg
 	}
 	t.Ascend(LockRecord{Name: q.AfterName}, func(r LockRecord) bool {
-		if r.Name == q.AfterName || !now.Before(r.ExpiresAt) {
+		if r.Name == q.AfterName || !listed(&r, now, view) {
 			return true
 		}
 		if len(pg.Items) == q.Limit {
@@ -219,11 +248,11 @@ func (h *Holdings) Page(holder string, now time.Time, q PageQuery) Page[LockReco
 	return pg
 }
 
-// AllPage is one page of every lock held at now, by name after
-// q.AfterName, with the count of all of them: the holders' trees are
-// merged from the position on (a heap of one iterator per holder), with
-// every part locked, in order, for the page's time.
-func (h *Holdings) AllPage(now time.Time, q PageQuery) Page[LockRecord] {
+// AllPage is one page of every lock held at now as view shows them, by
+// name after q.AfterName, with the count of all of them: the holders'
+// trees are merged from the position on (a heap of one iterator per
+// holder), with every part locked, in order, for the page's time.
+func (h *Holdings) AllPage(now time.Time, q PageQuery, view LockView) Page[LockRecord] {
 	for i := range h.parts {
 		h.parts[i].mu.Lock()
 	}
@@ -237,7 +266,7 @@ func (h *Holdings) AllPage(now time.Time, q PageQuery) Page[LockRecord] {
 	defer its.release()
 	for i := range h.parts {
 		for _, t := range h.parts[i].byHolder {
-			pg.Total += heldIn(t, now)
+			pg.Total += listedIn(t, now, view)
 			it := t.Iter()
 			ok := it.Seek(LockRecord{Name: q.AfterName})
 			if ok && it.Item().Name == q.AfterName {
@@ -254,7 +283,7 @@ func (h *Holdings) AllPage(now time.Time, q PageQuery) Page[LockRecord] {
 	for its.Len() > 0 {
 		it := &its[0]
 		r := it.Item()
-		if now.Before(r.ExpiresAt) {
+		if listed(&r, now, view) {
 			if len(pg.Items) == q.Limit {
 				pg.More = true
 				break

@@ -42,7 +42,40 @@ type Host struct {
 	// ReceiveTimeout races with the actor goroutine under -race.)
 	idleTimer   *time.Timer
 	handledSeen uint64
+	// cur is the request being handled (Park takes it over); parked says
+	// Handle parked it.
+	cur    *request
+	parked bool
 }
+
+// Parked is an operation whose answer a Behavior gives later (Host.Park):
+// a waiting acquire queued behind the current holder. The zero Parked
+// answers nobody.
+type Parked struct {
+	reply chan error
+	req   *request // its gaveUp flag; the request is not read after the answer (System.call recycles it)
+}
+
+// Gone reports whether the caller has stopped waiting for the answer (its
+// context is done): answering it would reach nobody.
+func (p Parked) Gone() bool { return p.req != nil && p.req.gaveUp.Load() }
+
+// Park takes over the answer of the operation being handled: the Host does
+// not answer it when Handle returns, and the Behavior answers it later with
+// Answer, on the actor's goroutine (from the Handle of another operation).
+// Call it only from Handle.
+func (h *Host) Park() Parked {
+	h.parked = true
+	if h.cur == nil {
+		return Parked{}
+	}
+	return Parked{reply: h.cur.reply, req: h.cur}
+}
+
+// Answer answers a parked operation with err, once every write queued so far
+// (its grant's among them) has committed, like the answer of the operation
+// being handled. Call it only from Handle or Activate.
+func (h *Host) Answer(p Parked, err error) { h.reply(p.reply, err) }
 
 // writeFailed tells the actor that one of its writes of generation gen failed.
 type writeFailed struct{ gen uint64 }
@@ -135,10 +168,15 @@ func (h *Host) Receive(ctx actor.Context) {
 			h.activate() // the store may be back
 		}
 		err := h.broken
+		h.cur, h.parked = m, false
 		if err == nil {
 			err = h.b.Handle(h, m.op)
 		}
-		h.reply(m.reply, err)
+		parked := h.parked && err == nil
+		h.cur, h.parked = nil, false
+		if !parked {
+			h.reply(m.reply, err)
+		}
 	case writeFailed:
 		if m.gen != h.gen {
 			return // a later write of a generation we already left

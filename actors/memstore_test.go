@@ -16,6 +16,7 @@ type memStore struct {
 	queue    []memEntry
 	waiters  []memWaiter
 	locks    map[string]LockRecord
+	sessions map[string]SessionRecord
 	failNext bool
 	failed   map[uint64]bool
 	loads    int
@@ -33,7 +34,7 @@ type memWaiter struct {
 }
 
 func newMemStore(manual bool) *memStore {
-	s := &memStore{manual: manual, locks: map[string]LockRecord{}, failed: map[uint64]bool{}}
+	s := &memStore{manual: manual, locks: map[string]LockRecord{}, sessions: map[string]SessionRecord{}, failed: map[uint64]bool{}}
 	s.cond = sync.NewCond(&s.mu)
 	return s
 }
@@ -67,8 +68,13 @@ func (s *memStore) commit() int {
 		}
 	} else {
 		for _, e := range batch {
-			if p, ok := e.m.(PutLock); ok {
-				s.locks[p.Lock.Name] = p.Lock
+			switch m := e.m.(type) {
+			case PutLock:
+				s.locks[m.Lock.Name] = m.Lock
+			case PutSession:
+				s.sessions[m.Session.ID] = m.Session
+			case RemoveSession:
+				delete(s.sessions, m.ID)
 			}
 		}
 	}
@@ -175,6 +181,26 @@ func (s *memStore) ExpiredLocks(now time.Time, fn func(LockRecord)) error {
 		if r.Holder != "" && !r.HeldAt(now) {
 			rs = append(rs, r)
 		}
+	}
+	s.mu.Unlock()
+	for _, r := range rs {
+		fn(r)
+	}
+	return nil
+}
+
+func (s *memStore) LoadSession(id string) (SessionRecord, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.sessions[id]
+	return r, ok, nil
+}
+
+func (s *memStore) Sessions(fn func(SessionRecord)) error {
+	s.mu.Lock()
+	var rs []SessionRecord
+	for _, r := range s.sessions {
+		rs = append(rs, r)
 	}
 	s.mu.Unlock()
 	for _, r := range rs {

@@ -49,16 +49,18 @@ func (c *clock) Add(d time.Duration) {
 }
 
 type env struct {
-	path   string
-	db     *persistence.DB
-	store  *persistence.Store
-	sys    *actors.System
-	locks  *actors.Locks
-	limits *actors.Limits
-	flags  *actors.Flags
-	config *actors.ConfigKeys
-	ev     *recorder
-	clk    *clock
+	path     string
+	db       *persistence.DB
+	store    *persistence.Store
+	sys      *actors.System
+	locks    *actors.Locks
+	sessions *actors.Sessions
+	sems     *actors.Semaphores
+	limits   *actors.Limits
+	flags    *actors.Flags
+	config   *actors.ConfigKeys
+	ev       *recorder
+	clk      *clock
 }
 
 // resourceConfig is what the tests vary: quotas and the flush interval;
@@ -67,6 +69,7 @@ type env struct {
 // hour).
 type resourceConfig struct {
 	maxLimits, maxFlags, maxConfig int
+	maxSessions                    int
 	flushInterval                  time.Duration
 	clk                            *clock
 	ev                             *recorder
@@ -99,7 +102,9 @@ func openEnv(t *testing.T, path string, cfg resourceConfig) *env {
 		sc.AfterFunc = cfg.timers.AfterFunc
 	}
 	e.sys = actors.NewSystem(sc)
-	e.locks = actors.NewLocks(e.sys, actors.LockConfig{Loader: e.store})
+	e.sessions = actors.NewSessions(e.sys, actors.SessionConfig{Store: e.store, MaxPerUser: cfg.maxSessions})
+	e.locks = actors.NewLocks(e.sys, actors.LockConfig{Loader: e.store, Sessions: e.sessions})
+	e.sems = actors.NewSemaphores(e.sys, actors.SemaphoreConfig{Store: e.store, Sessions: e.sessions})
 	e.limits = actors.NewLimits(e.sys, actors.LimitConfig{Store: e.store, MaxPerUser: cfg.maxLimits, FlushInterval: cfg.flushInterval})
 	e.flags = actors.NewFlags(e.sys, actors.FlagConfig{Store: e.store, MaxPerUser: cfg.maxFlags})
 	e.config = actors.NewConfigKeys(e.sys, actors.ConfigKeysConfig{Store: e.store, MaxPerUser: cfg.maxConfig})

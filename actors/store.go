@@ -79,7 +79,32 @@ type MutationWriter interface {
 	// RemoveConfig deletes a key's versions and marks the key deleted at
 	// version (its last one, so that a re-created key continues after it).
 	RemoveConfig(owner, key string, version int64, at time.Time) error
+	// PutSession stores a session's full state.
+	PutSession(s SessionRecord) error
+	// RemoveSession deletes a session (it ended, and every hold of it has
+	// recorded its end).
+	RemoveSession(id string) error
+	// PutSemaphore stores a semaphore's head and the changes to its slots.
+	PutSemaphore(m PutSemaphore) error
 }
+
+// PutSession writes a session's full state.
+type PutSession struct{ Session SessionRecord }
+
+// Table implements Mutation.
+func (PutSession) Table() string { return "sessions" }
+
+// ApplyTo implements Mutation.
+func (m PutSession) ApplyTo(w MutationWriter) error { return w.PutSession(m.Session) }
+
+// RemoveSession deletes a session.
+type RemoveSession struct{ ID string }
+
+// Table implements Mutation.
+func (RemoveSession) Table() string { return "sessions" }
+
+// ApplyTo implements Mutation.
+func (m RemoveSession) ApplyTo(w MutationWriter) error { return w.RemoveSession(m.ID) }
 
 // PutLock writes a lock's full state (a snapshot, so a later write always
 // supersedes an earlier one).
@@ -99,9 +124,26 @@ type LockRecord struct {
 	// HolderID names the process or task of Holder that holds it, as the
 	// acquire gave it (names.HolderID; "" when it gave none). The holder is
 	// the pair (Holder, HolderID): a re-acquire is "held" only for both.
-	HolderID   string
-	LeaseID    string
-	Token      uint64
+	HolderID string
+	LeaseID  string
+	Token    uint64
+	// SessionID is the session the lock is held under ("" none): it is held
+	// while the session lives, and ExpiresAt follows the session's expiry
+	// (stored as last seen; the session index is the authority).
+	SessionID  string
 	ExpiresAt  time.Time
 	AcquiredAt time.Time
+	// LockDelay is the current hold's lock-delay (the acquire's, or its
+	// session's): when the hold is lost by expiry, nobody is granted the
+	// lock before ExpiresAt + LockDelay.
+	LockDelay time.Duration
+	// AvailableAt, on a lock freed by an expiry with a lock-delay, is when
+	// it may be granted again; DelayHolder is who held it, and ExpiresAt is
+	// kept (when the hold expired). Zero otherwise.
+	AvailableAt time.Time
+	DelayHolder string
+	// Metadata is the holder's description of the hold (host, pid, job id:
+	// at most 1,024 bytes, one line), shown to every user; "" none. Never a
+	// secret.
+	Metadata string
 }

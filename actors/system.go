@@ -50,8 +50,13 @@ type KindSpec struct {
 	// server takes requests: it rebuilds what the kind derives from durable
 	// state and keeps outside its actors (lock expiry timers and the holder
 	// index; per-owner quota counters), and returns how many resources it
-	// found (for the log). now is the runtime clock.
+	// found (for the log). now is the runtime clock. Kinds recover in the
+	// order they registered (sessions before the locks that refer to them).
 	Recover func(now time.Time) (int, error)
+	// Start, if set, runs once after every kind's Recover: timers whose
+	// operations read what other kinds rebuilt (a session's expiry ends the
+	// holds the lock recovery indexed).
+	Start func(now time.Time)
 }
 
 // Config configures a System.
@@ -87,6 +92,7 @@ type System struct {
 	as     *actor.ActorSystem
 	shards []*shard
 	kinds  [numKinds]KindSpec
+	order  []Kind // registration order (Recover)
 	store  Store
 	disp   *workerDispatcher // runs every mailbox of the runtime (dispatch.go)
 	live   atomic.Int64
@@ -130,13 +136,17 @@ func NewSystem(cfg Config) *System {
 
 // Register plugs a kind into the runtime (see KindSpec). Call it before
 // serving requests; the kind constructors (NewLocks, …) do.
-func (s *System) Register(spec KindSpec) { s.kinds[spec.Kind] = spec }
+func (s *System) Register(spec KindSpec) {
+	s.kinds[spec.Kind] = spec
+	s.order = append(s.order, spec.Kind)
+}
 
 // Recover runs every registered kind's start-up recovery (KindSpec.Recover),
-// in kind order, and logs what each found. Call it once, after registering
+// in registration order, and logs what each found; then every kind's Start. Call it once, after registering
 // every kind and before serving.
 func (s *System) Recover() error {
-	for _, k := range s.kinds {
+	for _, kind := range s.order {
+		k := s.kinds[kind]
 		if k.Recover == nil {
 			continue
 		}
@@ -146,6 +156,11 @@ func (s *System) Recover() error {
 			return err // the kind's hook says what it was recovering
 		}
 		s.cfg.Logger.Info("recovered state", "kind", k.Kind.String(), "resources", n, "took", time.Since(start).Round(time.Millisecond))
+	}
+	for _, kind := range s.order {
+		if k := s.kinds[kind]; k.Start != nil {
+			k.Start(s.Now())
+		}
 	}
 	return nil
 }

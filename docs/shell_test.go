@@ -184,6 +184,8 @@ exit "${BACKUP_STATUS:-0}"`)
 octostore lock status deploy --json > held-during-migrate.json`)
 	writeScript(t, filepath.Join(dir, "rollout.sh"), `echo "rollout ran"`)
 	writeScript(t, filepath.Join(dir, "send-digest.sh"), `echo "digest sent"`)
+	writeScript(t, filepath.Join(dir, "report.sh"), `echo "report ran: semaphore=$OCTOSTORE_SEMAPHORE_NAME token=$OCTOSTORE_FENCING_TOKEN"
+OCTOSTORE_TOKEN=tokB octostore semaphore status reports --json > held-during-report.json`)
 	if err := os.WriteFile(filepath.Join(dir, "db.json"), []byte(`{"pool": 5}`+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -214,6 +216,7 @@ octostore lock status deploy --json > held-during-migrate.json`)
 		"octostore limit check emails --max 100 --window 1h && ./send-digest.sh":       0,
 		`[ "$(octostore flag get new-ui --subject "$USER")" = true ] && echo "new UI"`: 0,
 		"octostore config set app.db @db.json --if-version 3":                          0,
+		"octostore semaphore run reports --limit 3 --wait 1m -- ./report.sh":           0,
 		"octostore config watch app.db --changes 1 > app-db.log 2>&1 &":                0,
 	}
 	for c, rc := range r.rc {
@@ -233,7 +236,7 @@ octostore lock status deploy --json > held-during-migrate.json`)
 	// Their output, in order.
 	leaseRE := `[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`
 	order := regexp.MustCompile(`(?s)backup ran: lock=nightly-backup token=1 lease=` + leaseRE + `\n.*` +
-		`migrate ran\nrollout ran\n.*digest sent\nnew UI\n.*version +4\n.*released deploy\n$`)
+		`migrate ran\nrollout ran\n.*digest sent\nnew UI\n.*version +4\n.*report ran: semaphore=reports token=1\n.*released deploy\n$`)
 	if !order.MatchString(r.stdout) {
 		t.Fatalf("output:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	}
@@ -248,6 +251,12 @@ octostore lock status deploy --json > held-during-migrate.json`)
 	}
 	if tok, _ := os.ReadFile(filepath.Join(dir, "token-during-backup.txt")); string(tok) != "no token\n" {
 		t.Errorf("the job got OCTOSTORE_TOKEN=%q: lock run must not hand it the caller's token", tok)
+	}
+	// 4. semaphore run held a slot of "reports" (limit 3) while the job
+	// ran, and freed it when the job exited.
+	if b, err := os.ReadFile(filepath.Join(dir, "held-during-report.json")); err != nil ||
+		!strings.Contains(string(b), `"limit":3`) || !strings.Contains(string(b), `"holder":"alice"`) {
+		t.Errorf("during the report job: %s %v", b, err)
 	}
 	if h := lockHolder(t, alice, dir, "nightly-backup"); h != "" {
 		t.Errorf("nightly-backup still held by %q after the job", h)

@@ -5,12 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/octostore/octostore/actors"
-	"github.com/octostore/octostore/persistence"
 	"github.com/valyala/fasthttp"
 )
 
@@ -36,7 +34,7 @@ const adminLogin = "*admin*"
 // the cache at once; out-of-process changes (octostore token …) bump the
 // database's auth epoch, which a poller notices within PollInterval.
 type Authenticator struct {
-	store    *persistence.Store
+	store    TokenStore
 	adminKey []byte
 
 	// mu guards cache, logins, epoch and gen.
@@ -71,7 +69,7 @@ const PollInterval = 500 * time.Millisecond
 // NewAuthenticator reads the auth epoch from store and starts the poller
 // that notices out-of-process token changes; adminKey "" disables the admin
 // principal. Close stops the poller.
-func NewAuthenticator(store *persistence.Store, adminKey string) (*Authenticator, error) {
+func NewAuthenticator(store TokenStore, adminKey string) (*Authenticator, error) {
 	a := &Authenticator{store: store, cache: map[[32]byte]Principal{}, logins: map[string]string{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if adminKey != "" {
@@ -101,15 +99,10 @@ func (a *Authenticator) poll() {
 			}
 			a.mu.Lock()
 			moved := ep != a.epoch
-			if moved {
-				a.epoch = ep
-				a.cache = map[[32]byte]Principal{}
-				a.logins = map[string]string{}
-				a.gen++
-			}
+			a.epoch = ep
 			a.mu.Unlock()
 			if moved {
-				a.notify(nil)
+				a.Flush()
 			}
 		}
 	}
@@ -129,6 +122,20 @@ func (a *Authenticator) Invalidate(hash [32]byte) {
 	a.gen++
 	a.mu.Unlock()
 	a.notify(&hash)
+}
+
+// Flush drops every cached token and login and tells the change hooks that
+// any token may have changed (the event streams look each of theirs up
+// again), as when the auth epoch moves. In cluster mode a node calls it
+// when its watch of the tokens in etcd had to start again
+// (etcdstore.WatchTokens), and Invalidate for each token the watch reports.
+func (a *Authenticator) Flush() {
+	a.mu.Lock()
+	a.cache = map[[32]byte]Principal{}
+	a.logins = map[string]string{}
+	a.gen++
+	a.mu.Unlock()
+	a.notify(nil)
 }
 
 // onChange registers fn to be called after tokens may have changed (see
@@ -246,7 +253,8 @@ var (
 )
 
 // Authenticate resolves the request's credentials: errBadAdminKey or
-// errBadToken when they are missing or unknown.
+// errBadToken when they are missing or unknown, an unavailable error (503)
+// when the token store cannot be read.
 func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (Principal, error) {
 	var p Principal
 	if k := ctx.Request.Header.Peek("X-Admin-Key"); len(k) > 0 {
@@ -271,7 +279,11 @@ func (a *Authenticator) Authenticate(ctx *fasthttp.RequestCtx) (Principal, error
 		return p, nil
 	}
 	up, found, err := a.store.LookupToken(h)
-	if err != nil || !found {
+	if err != nil {
+		// Not a verdict on the token: 503, not counted as a guess.
+		return p, actors.Wrap(actors.CodeUnavailable, "cannot check the token now: its store is unavailable, retry later", err)
+	}
+	if !found {
 		return p, errBadToken
 	}
 	p = Principal{ID: up.ID, Login: up.Login, Hash: h, Source: up.Source}
@@ -302,35 +314,12 @@ func (a *Authenticator) isAdminKey(k []byte) bool {
 // errors.go answers.
 type handler func(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error
 
-// authed wraps a handler with authentication and the request's context. A
-// request that carries a credential from an address that failed too often
-// is answered 429 without looking the credential up (throttle.go); a
-// failed one counts against its address.
+// authed wraps a handler with admission (admission.go: the throttle of
+// failed authentications, the credentials, then the body) and the
+// request's context.
 func (s *Server) authed(h handler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		cred := carriesCredential(ctx)
-		if cred && s.throttle != nil {
-			if wait := s.throttle.wait(ctx.RemoteIP()); wait > 0 {
-				s.clog.Log(slog.LevelWarn, "authentication throttled: too many failures from this address",
-					"remote", ctx.RemoteIP().String(), "route", route(ctx))
-				s.writeErr(ctx, errThrottled(wait))
-				return
-			}
-		}
-		p, err := s.auth.Authenticate(ctx)
-		if err != nil {
-			if cred && s.throttle != nil {
-				s.throttle.failed(ctx.RemoteIP())
-			}
-			if ctx.RequestBodyStream() != nil && ctx.Request.Header.ContentLength() != 0 {
-				ctx.SetConnectionClose() // its body is not read
-			}
-			s.logAuthFailure(ctx)
-			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="octostore"`)
-			s.writeErr(ctx, err)
-			return
-		}
-		reserved, err := s.readBody(ctx) // only now: an unauthenticated body is never read
+		p, reserved, err := s.admit(ctx)
 		if err != nil {
 			s.writeErr(ctx, err)
 			return
@@ -355,24 +344,4 @@ func (s *Server) public(h func(ctx *fasthttp.RequestCtx) error) fasthttp.Request
 			s.writeErr(ctx, err)
 		}
 	}
-}
-
-// carriesCredential reports whether the request presents a credential
-// (which a failure then counts as a guess): an X-Admin-Key or an
-// Authorization header.
-func carriesCredential(ctx *fasthttp.RequestCtx) bool {
-	h := &ctx.Request.Header
-	return len(h.Peek("X-Admin-Key")) > 0 || len(h.Peek(fasthttp.HeaderAuthorization)) > 0
-}
-
-// logAuthFailure logs a rejected request without its credentials: a wrong
-// X-Admin-Key at warn level, a bad bearer token at debug level, through the
-// client log (at most one line a second of each; the count of lines left
-// out goes with the next one).
-func (s *Server) logAuthFailure(ctx *fasthttp.RequestCtx) {
-	level, msg := slog.LevelDebug, "rejected bearer token"
-	if len(ctx.Request.Header.Peek("X-Admin-Key")) > 0 {
-		level, msg = slog.LevelWarn, "rejected X-Admin-Key"
-	}
-	s.clog.Log(level, msg, "remote", ctx.RemoteIP().String(), "method", string(ctx.Method()), "route", route(ctx))
 }

@@ -76,14 +76,21 @@ var (
 // nothing stays reserved and the connection is closed (its body was not
 // read to the end).
 func (s *Server) readBody(ctx *fasthttp.RequestCtx) (reserved int64, err error) {
+	return readBody(ctx, s.bodies, s.maxBody)
+}
+
+// readBody reads ctx's body within budget, at most maxBody bytes
+// (Server.readBody; in cluster mode the Front reads the body of a request
+// it forwards the same way, after authenticating it).
+func readBody(ctx *fasthttp.RequestCtx, budget *byteBudget, maxBody int) (reserved int64, err error) {
 	stream := ctx.RequestBodyStream()
 	if stream == nil {
 		return 0, nil // no body (or one fasthttp read whole: at most preReadBody bytes)
 	}
 	declared := ctx.Request.Header.ContentLength()
-	limit := s.maxBody + 1 // chunked: one byte more than the limit proves it too large
+	limit := maxBody + 1 // chunked: one byte more than the limit proves it too large
 	if declared >= 0 {
-		if declared > s.maxBody {
+		if declared > maxBody {
 			ctx.SetConnectionClose()
 			return 0, errBodyTooLarge
 		}
@@ -93,8 +100,8 @@ func (s *Server) readBody(ctx *fasthttp.RequestCtx) (reserved int64, err error) 
 	for len(buf) < limit {
 		if len(buf) == cap(buf) {
 			next := min(max(2*cap(buf), 512), limit)
-			if !s.bodies.reserve(int64(next - cap(buf))) {
-				return s.bodyFailed(ctx, reserved, errBodyBudget)
+			if !budget.reserve(int64(next - cap(buf))) {
+				return bodyFailed(ctx, budget, reserved, errBodyBudget)
 			}
 			reserved += int64(next - cap(buf))
 			buf = append(make([]byte, 0, next), buf...)
@@ -106,16 +113,16 @@ func (s *Server) readBody(ctx *fasthttp.RequestCtx) (reserved int64, err error) 
 		}
 		if err != nil {
 			if isTimeout(err) {
-				return s.bodyFailed(ctx, reserved, errBodyTimeout)
+				return bodyFailed(ctx, budget, reserved, errBodyTimeout)
 			}
-			return s.bodyFailed(ctx, reserved, errBodyRead)
+			return bodyFailed(ctx, budget, reserved, errBodyRead)
 		}
 	}
 	switch {
 	case declared >= 0 && len(buf) != declared:
-		return s.bodyFailed(ctx, reserved, errBodyRead)
-	case len(buf) > s.maxBody:
-		return s.bodyFailed(ctx, reserved, errBodyTooLarge)
+		return bodyFailed(ctx, budget, reserved, errBodyRead)
+	case len(buf) > maxBody:
+		return bodyFailed(ctx, budget, reserved, errBodyTooLarge)
 	}
 	ctx.Request.SetBodyRaw(buf)
 	return reserved, nil
@@ -123,8 +130,8 @@ func (s *Server) readBody(ctx *fasthttp.RequestCtx) (reserved int64, err error) 
 
 // bodyFailed gives back what readBody reserved and closes the connection
 // (the rest of the body is not read).
-func (s *Server) bodyFailed(ctx *fasthttp.RequestCtx, reserved int64, err error) (int64, error) {
-	s.bodies.release(reserved)
+func bodyFailed(ctx *fasthttp.RequestCtx, budget *byteBudget, reserved int64, err error) (int64, error) {
+	budget.release(reserved)
 	ctx.SetConnectionClose()
 	return 0, err
 }

@@ -58,14 +58,19 @@ var (
 // acts on instead of showing (termtext.Unsafe: controls, line breaks, C1,
 // bidi overrides): it is shown by the CLI, the TUI and anything else that
 // lists config, and it is one line of text.
-func descriptionText(d string) error {
+func descriptionText(d string) error { return oneLineText("description", d) }
+
+// oneLineText refuses, naming field, a text holding a character a terminal
+// acts on instead of showing (termtext.Unsafe): the rule of every text the
+// server stores to be shown to people (config descriptions, metadata).
+func oneLineText(field, d string) error {
 	i := termtext.Index(d)
 	if i < 0 {
 		return nil
 	}
 	r, _ := utf8.DecodeRuneInString(d[i:])
-	return invalid(fmt.Sprintf("description must not contain control or bidirectional formatting characters (U+%04X at character %d)",
-		r, utf8.RuneCountInString(d[:i])+1))
+	return invalid(fmt.Sprintf("%s must not contain control or bidirectional formatting characters (U+%04X at character %d)",
+		field, r, utf8.RuneCountInString(d[:i])+1))
 }
 
 // configKey validates the {key} path parameter (names.ConfigKey).

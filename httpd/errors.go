@@ -30,12 +30,13 @@ var statuses = map[actors.Code]int{
 	actors.CodeNotFound:         fasthttp.StatusNotFound,
 	actors.CodeMethodNotAllowed: fasthttp.StatusMethodNotAllowed,
 	actors.CodeConflict:         fasthttp.StatusConflict,
+	actors.CodeTooManyRequests:  fasthttp.StatusTooManyRequests,
 	actors.CodeCanceled:         statusClientClosedRequest,
 	actors.CodeNotImplemented:   fasthttp.StatusNotImplemented,
 	actors.CodeUpstream:         fasthttp.StatusBadGateway,
 	actors.CodeUnavailable:      fasthttp.StatusServiceUnavailable,
 	actors.CodeOverloaded:       fasthttp.StatusServiceUnavailable,
-	actors.CodeTooManyRequests:  fasthttp.StatusTooManyRequests,
+	actors.CodeNotLeader:        fasthttp.StatusServiceUnavailable,
 	actors.CodeInternal:         fasthttp.StatusInternalServerError,
 }
 
@@ -52,20 +53,26 @@ func statusOf(c actors.Code) int {
 }
 
 // retryAfter is the Retry-After of an error whose code asks for a retry
-// (503: unavailable, overloaded; 429: too_many_requests); 0 for the others.
+// (503: unavailable, overloaded, not_leader; 429: too_many_requests); 0 for
+// the others.
 func retryAfter(e *actors.Error) int64 {
-	if e.Code != actors.CodeUnavailable && e.Code != actors.CodeOverloaded && e.Code != actors.CodeTooManyRequests {
+	switch e.Code {
+	case actors.CodeUnavailable, actors.CodeOverloaded, actors.CodeNotLeader, actors.CodeTooManyRequests:
+	default:
 		return 0
 	}
 	return max(1, int64((e.RetryAfter+time.Second-1)/time.Second))
 }
 
 // writeErr answers err: its code's status and {"error": message}, with
-// Retry-After where the code asks for a retry. Three errors carry details
+// Retry-After where the code asks for a retry. Six errors carry details
 // that shape the body: *actors.LockHeldError (the lock, its holder and
-// expiry), *actors.VersionConflictError (the current version) and
-// *ofrepError (OFREP's evaluation failures: 404 FLAG_NOT_FOUND, 400 for the
-// others, in OFREP's shape {"key","errorCode","errorDetails"}). An
+// expiry), *actors.LockDelayError (the same and when it is available),
+// *actors.SemaphoreFullError (its limit and holders),
+// *actors.StaleTokenError (the last token granted),
+// *actors.VersionConflictError (the current version) and *ofrepError
+// (OFREP's evaluation failures: 404 FLAG_NOT_FOUND, 400 for the others, in
+// OFREP's shape {"key","errorCode","errorDetails"}). An
 // internal error (a bug) is logged and answered without its details.
 func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 	var held *actors.LockHeldError
@@ -77,6 +84,46 @@ func (s *Server) writeErr(ctx *fasthttp.RequestCtx, err error) {
 		b = appendString(b, s.auth.Login(held.Holder))
 		b = append(b, `,"expires_at":`...)
 		b = appendTime(b, held.ExpiresAt)
+		if held.Metadata != "" {
+			b = append(b, `,"metadata":`...)
+			b = appendString(b, held.Metadata)
+		}
+		b = append(b, `}}`...)
+		writeRaw(ctx, statusOf(actors.CodeConflict), b)
+		return
+	}
+	var delayed *actors.LockDelayError
+	if errors.As(err, &delayed) {
+		b := make([]byte, 0, 192)
+		b = append(b, `{"error":"Lock in lock-delay","lock":{"name":`...)
+		b = appendString(b, delayed.Name)
+		b = append(b, `,"holder":`...)
+		b = appendString(b, s.auth.Login(delayed.Holder))
+		b = append(b, `,"expires_at":`...)
+		b = appendTime(b, delayed.ExpiresAt)
+		b = append(b, `,"available_at":`...)
+		b = appendTime(b, delayed.AvailableAt)
+		b = append(b, `}}`...)
+		writeRaw(ctx, statusOf(actors.CodeConflict), b)
+		return
+	}
+	var stale *actors.StaleTokenError
+	if errors.As(err, &stale) {
+		b := make([]byte, 0, 112)
+		b = append(b, `{"error":"Fencing token is not the current grant's","valid":false,"current_fencing_token":`...)
+		b = strconv.AppendUint(b, stale.Current, 10)
+		writeRaw(ctx, statusOf(actors.CodeConflict), append(b, '}'))
+		return
+	}
+	var full *actors.SemaphoreFullError
+	if errors.As(err, &full) {
+		b := make([]byte, 0, 128)
+		b = append(b, `{"error":"Semaphore full","semaphore":{"name":`...)
+		b = appendString(b, full.Name)
+		b = append(b, `,"limit":`...)
+		b = strconv.AppendInt(b, int64(full.Limit), 10)
+		b = append(b, `,"holders":`...)
+		b = strconv.AppendInt(b, int64(full.Holders), 10)
 		b = append(b, `}}`...)
 		writeRaw(ctx, statusOf(actors.CodeConflict), b)
 		return
@@ -121,6 +168,9 @@ func appendItemError(b []byte, err error) []byte {
 
 // writeCoded answers a coded error.
 func writeCoded(ctx *fasthttp.RequestCtx, e *actors.Error) {
+	if e.Code == actors.CodeNotLeader {
+		markNotLeader(ctx) // the cluster front may send the request on (front.go)
+	}
 	if ra := retryAfter(e); ra > 0 {
 		var nb [20]byte
 		ctx.Response.Header.SetCanonical(hdrRetryAfter, strconv.AppendInt(nb[:0], ra, 10))

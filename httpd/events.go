@@ -240,13 +240,13 @@ func (st *stream) revoke() {
 }
 
 // eventKinds are the valid values of ?kind=.
-var eventKinds = map[string]bool{"": true, "lock": true, "flag": true, "config": true, "limit": true}
+var eventKinds = map[string]bool{"": true, "lock": true, "semaphore": true, "session": true, "flag": true, "config": true, "limit": true}
 
 // maxPrefix bounds ?prefix= (names are at most 128 characters).
 const maxPrefix = 256
 
 var (
-	errEventKind   = invalid("kind must be one of lock, flag, config, limit")
+	errEventKind   = invalid("kind must be one of lock, semaphore, session, flag, config, limit")
 	errEventPrefix = invalid("prefix must be at most 256 characters")
 )
 
@@ -304,7 +304,8 @@ func (s *Server) lockWatch(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 	state := actors.Event{Seq: before, Type: actors.EventLockState, Kind: "lock", Name: name,
 		FencingToken: st.Lock.Token, Time: st.At}
 	if st.Held {
-		state.Holder, state.HolderID, state.LeaseID, state.ExpiresAt = st.Lock.Holder, st.Lock.HolderID, st.Lock.LeaseID, st.Lock.ExpiresAt
+		state.Holder, state.HolderID, state.LeaseID, state.SessionID, state.ExpiresAt = st.Lock.Holder, st.Lock.HolderID, st.Lock.LeaseID, st.Lock.SessionID, st.Lock.ExpiresAt
+		state.Metadata = st.Lock.Metadata
 	}
 	f := sub.Filter()
 	state = f.Visible(state)
@@ -563,9 +564,25 @@ func appendEventJSON(b []byte, e *actors.Event) []byte {
 		b = append(b, `,"lease_id":`...)
 		b = appendString(b, e.LeaseID)
 	}
+	if e.SessionID != "" {
+		b = append(b, `,"session_id":`...)
+		b = appendString(b, e.SessionID)
+	}
 	if !e.ExpiresAt.IsZero() {
 		b = append(b, `,"expires_at":`...)
 		b = appendTime(b, e.ExpiresAt)
+	}
+	if !e.AvailableAt.IsZero() {
+		b = append(b, `,"available_at":`...)
+		b = appendTime(b, e.AvailableAt)
+	}
+	if e.Limit != 0 {
+		b = append(b, `,"limit":`...)
+		b = strconv.AppendInt(b, int64(e.Limit), 10)
+	}
+	if e.Metadata != "" {
+		b = append(b, `,"metadata":`...)
+		b = appendString(b, e.Metadata)
 	}
 	if e.Version != 0 {
 		b = append(b, `,"version":`...)

@@ -114,9 +114,13 @@ func sameField(a, b field) bool {
 var markField = field{raw: []byte("mark"), seen: true}
 
 func (a lockBody) equal(b lockBody) bool {
-	return sameField(a.TTL, b.TTL) && sameField(a.LeaseID, b.LeaseID) && sameField(a.HolderID, b.HolderID)
+	return sameField(a.TTL, b.TTL) && sameField(a.LeaseID, b.LeaseID) && sameField(a.HolderID, b.HolderID) &&
+		sameField(a.Wait, b.Wait) && sameField(a.SessionID, b.SessionID) && sameField(a.LockDelay, b.LockDelay) &&
+		sameField(a.Metadata, b.Metadata)
 }
-func (lockBody) marked() lockBody { return lockBody{markField, markField, markField} }
+func (lockBody) marked() lockBody {
+	return lockBody{markField, markField, markField, markField, markField, markField, markField}
+}
 func (a limitBody) equal(b limitBody) bool {
 	return sameField(a.Max, b.Max) && sameField(a.Window, b.Window) && sameField(a.Cost, b.Cost) && sameField(a.Algorithm, b.Algorithm)
 }

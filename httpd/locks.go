@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"bytes"
+	"context"
 	"math"
 	"strconv"
 	"time"
@@ -25,9 +26,13 @@ func validLockName(name string) (string, error) {
 }
 
 type lockBody struct {
-	TTL      field `json:"ttl_seconds"`
-	LeaseID  field `json:"lease_id"`
-	HolderID field `json:"holder_id"`
+	TTL       field `json:"ttl_seconds"`
+	LeaseID   field `json:"lease_id"`
+	HolderID  field `json:"holder_id"`
+	Wait      field `json:"wait_seconds"`
+	SessionID field `json:"session_id"`
+	LockDelay field `json:"lock_delay_seconds"`
+	Metadata  field `json:"metadata"`
 }
 
 // lockRequest validates the {name} path parameter and decodes the body.
@@ -62,7 +67,58 @@ var (
 	errTTLNotInteger = invalid("ttl_seconds must be an integer number of seconds between 1 and 3600")
 )
 
+// MaxWaitSeconds bounds wait_seconds of a waiting acquire.
+const MaxWaitSeconds = 300
+
+var errWait = invalid("wait_seconds must be an integer number of seconds between 0 and 300")
+
+// waitField validates the optional wait_seconds of an acquire: an integer,
+// 0..MaxWaitSeconds; absent or null is 0 (one attempt).
+func waitField(f *field) (time.Duration, error) {
+	if !f.set() && !f.dup {
+		return 0, nil
+	}
+	if err := f.present("wait_seconds"); err != nil {
+		return 0, err
+	}
+	v, err := f.Int("wait_seconds", 0, MaxWaitSeconds)
+	if err != nil {
+		return 0, errWait
+	}
+	return time.Duration(v) * time.Second, nil
+}
+
 var errHolderID = invalid("holder_id " + names.HolderID.Requirement())
+
+// MaxMetadataBytes bounds the metadata of a hold.
+const MaxMetadataBytes = 1024
+
+var errMetadataLong = invalid("metadata must be at most 1024 bytes")
+
+// metadataField validates the optional metadata of an acquire: a string of
+// at most MaxMetadataBytes bytes, one line of text a terminal shows as it
+// is (oneLineText, the rule of config descriptions); absent or null is nil
+// (keep the hold's; none for a new grant).
+func metadataField(f *field) (*string, error) {
+	if !f.set() && !f.dup {
+		return nil, nil
+	}
+	s, err := f.String("metadata")
+	if err != nil {
+		return nil, err
+	}
+	if len(s) > MaxMetadataBytes {
+		return nil, errMetadataLong
+	}
+	if err := oneLineText("metadata", s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+var errDelayAndSession = invalid("lock_delay_seconds is the session's for a lock held under a session (give it to POST /sessions)")
+
+var errTTLAndSession = invalid("give ttl_seconds or session_id, not both: a lock held under a session lives as long as the session")
 
 // holderIDField validates the optional holder_id of an acquire
 // (names.HolderID); absent or null is "" (no holder id).
@@ -91,7 +147,7 @@ func leaseField(f *field) (string, error) {
 	if len(s) != 36 {
 		return "", errLeaseFormat
 	}
-	if canonicalUUID(s) {
+	if isCanonicalUUID(s) {
 		return s, nil // already what u.String() would give: no second string
 	}
 	u, err := uuid.Parse(s)
@@ -101,10 +157,10 @@ func leaseField(f *field) (string, error) {
 	return u.String(), nil
 }
 
-// canonicalUUID reports whether s is a UUID in its canonical text form
+// isCanonicalUUID reports whether s is a UUID in its canonical text form
 // (36 characters, lower-case hex, hyphens at 8, 13, 18 and 23), as
 // uuid.UUID.String writes it.
-func canonicalUUID(s string) bool {
+func isCanonicalUUID(s string) bool {
 	if len(s) != 36 {
 		return false
 	}
@@ -138,18 +194,49 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 	if err != nil {
 		return err
 	}
-	ttl, err := ttlField(&body.TTL)
+	sessionID, err := sessionIDField(&body.SessionID)
 	if err != nil {
 		return err
 	}
+	var ttl time.Duration
+	switch {
+	case sessionID == "":
+		if ttl, err = ttlField(&body.TTL); err != nil {
+			return err
+		}
+	case body.TTL.set() || body.TTL.dup:
+		return errTTLAndSession
+	}
 	holderID, err := holderIDField(&body.HolderID)
+	if err != nil {
+		return err
+	}
+	wait, err := waitField(&body.Wait)
+	if err != nil {
+		return err
+	}
+	delay, err := lockDelayField(&body.LockDelay)
+	if err != nil {
+		return err
+	}
+	if sessionID != "" && (body.LockDelay.set() || body.LockDelay.dup) {
+		return errDelayAndSession
+	}
+	meta, err := metadataField(&body.Metadata)
 	if err != nil {
 		return err
 	}
 	if err := noAdminWrites(p); err != nil {
 		return err
 	}
-	g, err := s.locks.AcquireAs(rq.ctx(), name, p.ID, holderID, ttl)
+	req := actors.LockRequest{Caller: p.ID, HolderID: holderID, TTL: ttl, Wait: wait, SessionID: sessionID, LockDelay: delay,
+		Metadata: meta}
+	var g actors.LockGrant
+	if wait > 0 {
+		g, err = s.acquireWaiting(rq, name, req)
+	} else {
+		g, err = s.locks.AcquireWith(rq.ctx(), name, req)
+	}
 	if err != nil {
 		return err
 	}
@@ -158,6 +245,19 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 		status = "acquired"
 	}
 	return writeOK(ctx, appendLock(make([]byte, 0, 256), status, g.Lock, p.Login, true))
+}
+
+// acquireWaiting runs a waiting acquire (Server.waiting): a grant that
+// arrives for a client who closed its connection meanwhile is released at
+// once.
+func (s *Server) acquireWaiting(rq *request, name string, req actors.LockRequest) (g actors.LockGrant, err error) {
+	err = s.waiting(rq, req.Wait, func(ctx context.Context) (func(context.Context), error) {
+		if g, err = s.locks.AcquireWith(ctx, name, req); err != nil || !g.New {
+			return nil, err
+		}
+		return func(ctx context.Context) { _ = s.locks.Release(ctx, name, req.Caller, g.Lock.LeaseID) }, nil
+	})
+	return g, err
 }
 
 func (s *Server) lockRenew(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
@@ -223,6 +323,20 @@ func (s *Server) lockStatus(ctx *fasthttp.RequestCtx, rq *request, p *Principal)
 	if err != nil {
 		return err
 	}
+	if st.Delayed {
+		b := append(make([]byte, 0, 192), `{"status":"delayed","name":`...)
+		b = appendString(b, name)
+		b = append(b, `,"holder":`...)
+		b = appendString(b, s.auth.Login(st.Lock.DelayHolder))
+		b = append(b, `,"expires_at":`...)
+		b = appendTime(b, st.Lock.ExpiresAt)
+		b = append(b, `,"available_at":`...)
+		b = appendTime(b, st.Lock.AvailableAt)
+		b = append(b, `,"waiters":`...)
+		b = strconv.AppendInt(b, int64(st.Waiters), 10)
+		b = append(b, `,"message":"Lock in lock-delay: its holder's hold expired"}`...)
+		return writeOK(ctx, b)
+	}
 	if !st.Held {
 		b := append(make([]byte, 0, 96), `{"status":"available","name":`...)
 		b = appendString(b, name)
@@ -230,7 +344,10 @@ func (s *Server) lockStatus(ctx *fasthttp.RequestCtx, rq *request, p *Principal)
 		return writeOK(ctx, b)
 	}
 	owner := p.Admin || st.Lock.Holder == p.ID
-	return writeOK(ctx, appendLock(make([]byte, 0, 256), "held", st.Lock, s.auth.Login(st.Lock.Holder), owner))
+	b := appendLock(make([]byte, 0, 256), "held", st.Lock, s.auth.Login(st.Lock.Holder), owner)
+	b = append(b[:len(b)-1], `,"waiters":`...)
+	b = strconv.AppendInt(b, int64(st.Waiters), 10)
+	return writeOK(ctx, append(b, '}'))
 }
 
 // lockList answers one page of the caller's held locks (the admin key:
@@ -284,9 +401,17 @@ func appendLockFields(b []byte, l actors.LockRecord, holder string, withLease bo
 	b = appendTime(b, l.ExpiresAt)
 	b = append(b, `,"holder":`...)
 	b = appendString(b, holder)
+	if l.Metadata != "" {
+		b = append(b, `,"metadata":`...)
+		b = appendString(b, l.Metadata)
+	}
 	if withLease && l.HolderID != "" {
 		b = append(b, `,"holder_id":`...)
 		b = appendString(b, l.HolderID)
+	}
+	if withLease && l.SessionID != "" {
+		b = append(b, `,"session_id":`...)
+		b = appendString(b, l.SessionID)
 	}
 	return append(b, '}')
 }

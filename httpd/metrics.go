@@ -39,6 +39,11 @@ type Metrics struct {
 
 	routes atomic.Pointer[map[string]*routeMetrics]
 	mu     sync.Mutex // serialises additions to routes and to a route's methods and codes
+
+	// observed is the runtime the scrape-time gauges read (observe.go);
+	// nil while there is none (a follower in cluster mode).
+	observed    atomic.Pointer[observedRuntime]
+	observeOnce sync.Once
 }
 
 // The method label is one of a few fixed values.

@@ -215,7 +215,7 @@ func (s *Server) githubStart(ctx *fasthttp.RequestCtx) error {
 	}
 	now := g.now()
 	state, verifier := randomState(), oauth2.GenerateVerifier()
-	g.states.add(state, pendingState{verifier: verifier, expires: now.Add(oauthStateTTL)}, ctx.RemoteIP(), now)
+	g.states.add(state, pendingState{verifier: verifier, expires: now.Add(oauthStateTTL)}, s.clientIP(ctx), now)
 	c := g.stateCookie(state)
 	c.SetMaxAge(int(oauthStateTTL / time.Second))
 	ctx.Response.Header.SetCookie(c)
@@ -267,13 +267,13 @@ func (s *Server) githubCallback(ctx *fasthttp.RequestCtx) error {
 	case len(cookie) == 0:
 		return errNoCookie
 	case subtle.ConstantTimeCompare(state, cookie) != 1:
-		s.clog.Log(slog.LevelWarn, "github sign-in refused: state does not match the browser's cookie", "remote", ctx.RemoteIP().String())
+		s.clog.Log(slog.LevelWarn, "github sign-in refused: state does not match the browser's cookie", "remote", s.clientIP(ctx).String())
 		return errStateOther
 	}
 	g.clearCookie(ctx)
 	pending, ok := g.states.take(string(state), g.now())
 	if !ok {
-		s.clog.Log(slog.LevelWarn, "github sign-in refused: state unknown, expired or already used", "remote", ctx.RemoteIP().String())
+		s.clog.Log(slog.LevelWarn, "github sign-in refused: state unknown, expired or already used", "remote", s.clientIP(ctx).String())
 		return errStateStale
 	}
 	if e := args.Peek("error"); len(e) > 0 {

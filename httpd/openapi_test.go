@@ -3,6 +3,7 @@ package httpd_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
@@ -126,6 +127,40 @@ func TestContractTour(t *testing.T) {
 	do("POST", "/locks/tour/release", rsAlice, `{"lease_id":"nope"}`, 422)
 	do("POST", "/locks/tour/acquire", rsBob, `{"ttl_seconds":60}`, 200)
 	do("POST", "/locks/tour/release", "", `{}`, 200, "X-Admin-Key", rsAdmin)
+	do("POST", "/locks/tour/acquire", rsBob, `{"ttl_seconds":60,"wait_seconds":301}`, 422)
+	ft := do("POST", "/locks/tour/acquire", rsBob, `{"ttl_seconds":60}`, 200).obj(t)["fencing_token"]
+	do("GET", fmt.Sprintf("/locks/tour/fence?token=%v", ft), rsAlice, "", 200)
+	do("GET", "/locks/tour/fence?token=1", rsAlice, "", 409)
+	do("GET", "/locks/tour/fence?token=x", rsAlice, "", 422)
+
+	// Semaphores.
+	sg := do("POST", "/semaphores/tour/acquire", rsAlice, `{"limit":1,"ttl_seconds":60}`, 200).obj(t)
+	slease, _ := sg["lease_id"].(string)
+	do("POST", "/semaphores/tour/acquire", rsBob, `{"limit":1,"ttl_seconds":60}`, 409)
+	do("POST", "/semaphores/tour/acquire", rsBob, `{"limit":2,"ttl_seconds":60}`, 422)
+	do("GET", "/semaphores/tour", rsBob, "", 200)
+	do("POST", "/semaphores/tour/renew", rsAlice, `{"lease_id":"`+slease+`","ttl_seconds":30}`, 200)
+	do("POST", "/semaphores/tour/renew", rsBob, `{"lease_id":"`+slease+`","ttl_seconds":30}`, 404)
+	do("GET", "/semaphores/tour/fence?token=1", rsBob, "", 200)
+	do("GET", "/semaphores/tour/fence?token=2", rsBob, "", 409)
+	do("POST", "/semaphores/tour/release", rsAlice, `{"lease_id":"`+slease+`"}`, 200)
+	do("POST", "/semaphores/tour/release", rsAlice, `{"lease_id":"`+slease+`"}`, 404)
+
+	// Sessions, and a lock held under one.
+	sess := do("POST", "/sessions", rsAlice, `{"ttl_seconds":60,"lock_delay_seconds":2}`, 200).obj(t)
+	sid, _ := sess["session_id"].(string)
+	do("POST", "/sessions", rsAlice, `{"ttl_seconds":2}`, 422)
+	do("POST", "/sessions", rsAdmin, `{"ttl_seconds":60}`, 403)
+	do("POST", "/locks/tour-s/acquire", rsAlice, `{"session_id":"`+sid+`"}`, 200)
+	do("POST", "/locks/tour-s/acquire", rsBob, `{"session_id":"`+sid+`"}`, 404)
+	do("GET", "/locks/tour-s", rsAlice, "", 200)
+	do("GET", "/sessions", rsAlice, "", 200)
+	do("GET", "/sessions", rsAdmin, "", 200)
+	do("POST", "/sessions/"+sid+"/keepalive", rsAlice, "", 200)
+	do("POST", "/sessions/"+sid+"/keepalive", rsBob, "", 404)
+	do("POST", "/sessions/nope/keepalive", rsAlice, "", 422)
+	do("DELETE", "/sessions/"+sid, rsAlice, "", 200)
+	do("DELETE", "/sessions/"+sid, rsAlice, "", 404)
 
 	// Rate limits.
 	do("POST", "/limits/api/check", rsAlice, `{"max_requests":1,"window_seconds":60}`, 200)
@@ -201,6 +236,25 @@ func TestContractTour(t *testing.T) {
 	do("POST", "/auth/token/rotate", rsAlice, "", 409) // a static token
 	do("DELETE", "/auth/token", rsAdmin, "", 409)
 	do("POST", "/auth/token/rotate", "", "", 401)
+
+	// Token administration (the admin key).
+	do("POST", "/admin/tokens", rsAdmin, `{"user":"carol"}`, 201)
+	do("POST", "/admin/tokens", rsAdmin, `{"user":"carol"}`, 201)
+	do("POST", "/admin/tokens", rsAdmin, `{"user":"no way"}`, 422)
+	do("POST", "/admin/tokens", rsAlice, `{"user":"carol"}`, 403)
+	do("GET", "/admin/tokens", rsAdmin, "", 200)
+	do("GET", "/admin/tokens?user=carol", rsAdmin, "", 200)
+	do("GET", "/admin/tokens?user=", rsAdmin, "", 422)
+	do("GET", "/admin/tokens", rsAlice, "", 403)
+	do("POST", "/admin/tokens/revoke", rsAdmin, `{"user":"carol"}`, 409)
+	do("POST", "/admin/tokens/revoke", rsAdmin, `{"user":"carol","all_for_user":true}`, 200)
+	do("POST", "/admin/tokens/revoke", rsAdmin, `{"user":"carol"}`, 404)
+	do("POST", "/admin/tokens/revoke", rsAdmin, `{"fingerprint":"xyz"}`, 422)
+	do("POST", "/admin/tokens/revoke", rsAlice, `{"user":"carol"}`, 403)
+
+	// Cluster mode only: a single node has no /cluster (front_test.go and
+	// tools/crashtest's cluster test check its 200s).
+	do("GET", "/cluster", rsAlice, "", 404)
 
 	for _, op := range contract.Operations() {
 		if !seen[op] {

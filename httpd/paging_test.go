@@ -143,11 +143,34 @@ func TestListingsPage(t *testing.T) {
 	}
 }
 
+// Sessions page by id, for their owner and for the admin key.
+func TestSessionListingPages(t *testing.T) {
+	e := rsStart(t, nil)
+	var ids []string
+	for range 5 {
+		m := e.do(t, "POST", "/sessions", rsAlice, `{"ttl_seconds":60}`).want(t, 200).obj(t)
+		ids = append(ids, m["session_id"].(string))
+	}
+	e.do(t, "POST", "/sessions", rsBob, `{"ttl_seconds":60}`).want(t, 200)
+	sort.Strings(ids)
+	for _, limit := range []int{1, 2, 5, 6} {
+		got, _ := e.walk(t, "/sessions", "sessions", rsAlice, "", limit)
+		if !slices.Equal(names(got, "session_id"), ids) {
+			t.Fatalf("alice's sessions in pages of %d: %v, want %v", limit, names(got, "session_id"), ids)
+		}
+		all, _ := e.walk(t, "/sessions", "sessions", rsAdmin, "", limit)
+		if len(all) != 6 || !slices.IsSorted(names(all, "session_id")) {
+			t.Fatalf("everyone's sessions in pages of %d: %v", limit, names(all, "session_id"))
+		}
+	}
+	e.do(t, "GET", "/sessions?limit=0", rsAlice, "").want(t, 422, "limit")
+}
+
 // Bad paging parameters are 422 and name what is wrong; a cursor is only a
 // position (one from another listing is not refused).
 func TestListingPageValidation(t *testing.T) {
 	e := rsStart(t, nil)
-	for _, path := range []string{"/locks", "/limits", "/flags", "/config"} {
+	for _, path := range []string{"/locks", "/sessions", "/limits", "/flags", "/config"} {
 		for _, q := range []string{"limit=0", "limit=10001", "limit=-1", "limit=ten", "limit=", "limit=1.5"} {
 			e.do(t, "GET", path+"?"+q, rsAlice, "").want(t, 422, "limit must be an integer from 1 to 10000")
 		}

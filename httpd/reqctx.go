@@ -76,6 +76,7 @@ type requestContexts struct {
 	next  atomic.Uint32 // round-robin shard of the next armed context
 
 	closing atomic.Bool   // the shutdown grace is over: contexts are born done
+	noWaits atomic.Bool   // shutdown began: waiting contexts are born done (endWaits)
 	waiting atomic.Int64  // armed contexts not yet ended
 	wake    chan struct{} // capacity 1: "waiting went from 0 to 1"
 	start   sync.Once     // the reaper starts with the first wait
@@ -149,6 +150,10 @@ type requestContext struct {
 	conn net.Conn // watched for the client going away (nil: not watchable)
 	arm  sync.Once
 
+	// Set before the first use (request.waitCtx), then read-only.
+	extra  time.Duration // added to the request timeout: the acquire's wait
+	waiter bool          // a waiting acquire: shutdown ends it at once (endWaits)
+
 	// Set by start (under mu), then read-only.
 	deadline int64 // reqs.now() nanoseconds
 	doneCh   chan struct{}
@@ -209,6 +214,29 @@ func (rq *request) ctx() context.Context {
 	return rq.rc
 }
 
+// waitCtx is the context of a waiting acquire that may wait for its turn up
+// to wait: the request timeout is counted on top of it, and a shutdown ends
+// it at once (endWaits) instead of after the shutdown grace. Call it
+// instead of ctx, before anything uses the request's context.
+func (rq *request) waitCtx(wait time.Duration) context.Context {
+	if rq.rc == nil {
+		rq.rc = rq.reqs.get(rq.conn)
+		rq.rc.extra, rq.rc.waiter = wait, true
+	}
+	return rq.rc
+}
+
+// clientGone reports whether the request's context ended because the
+// client closed its connection.
+func (rq *request) clientGone() bool {
+	if rq.rc == nil {
+		return false
+	}
+	rq.rc.mu.Lock()
+	defer rq.rc.mu.Unlock()
+	return rq.rc.cause == errClientGone
+}
+
 // explain turns an error that ended the request's wait into the answer's
 // reason (requestContext.explain).
 func (rq *request) explain(err error) error {
@@ -236,12 +264,12 @@ func (rc *requestContext) start() {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	rc.doneCh = make(chan struct{})
-	rc.deadline = now + int64(p.timeout)
+	rc.deadline = now + int64(p.timeout+rc.extra)
 	switch {
 	case rc.ended:
 		rc.cancelLocked(context.Canceled, errRequestEnded)
 		return
-	case p.closing.Load():
+	case p.closing.Load(), rc.waiter && p.noWaits.Load():
 		rc.cancelLocked(context.Canceled, actors.ErrClosed)
 		return
 	}
@@ -255,6 +283,11 @@ func (rc *requestContext) start() {
 	rc.list = &p.lists[p.next.Add(1)%listShards]
 	rc.list.push(rc)
 	rc.listed = true
+	if rc.waiter && p.noWaits.Load() {
+		// endWaits ran between the check above and the push: its walk may
+		// have missed this context.
+		rc.cancelLocked(context.Canceled, actors.ErrClosed)
+	}
 	if p.waiting.Add(1) == 1 {
 		select {
 		case p.wake <- struct{}{}:
@@ -384,6 +417,25 @@ func (rc *requestContext) watch() {
 	}
 	close(rc.watched)
 	rc.mu.Unlock()
+}
+
+// endWaits cancels every waiting acquire (request.waitCtx), with cause
+// actors.ErrClosed (503), and every one that starts later: called when a
+// graceful shutdown begins, since they could wait minutes for their turn.
+// Their waits end (actors.Locks.AcquireWith takes them out of the queues).
+func (p *requestContexts) endWaits() {
+	p.noWaits.Store(true)
+	var waiting []*requestContext
+	p.each(func(rc *requestContext) {
+		if rc.waiter {
+			waiting = append(waiting, rc)
+		}
+	})
+	for _, rc := range waiting {
+		rc.mu.Lock()
+		rc.cancelLocked(context.Canceled, actors.ErrClosed)
+		rc.mu.Unlock()
+	}
 }
 
 // shutdown cancels every request still waiting, with cause

@@ -1,6 +1,8 @@
 package httpd
 
 import (
+	"context"
+
 	"github.com/octostore/octostore/actors"
 	"github.com/octostore/octostore/actors/names"
 	"github.com/valyala/fasthttp"
@@ -43,7 +45,12 @@ func (s *Server) scope(ctx *fasthttp.RequestCtx, p *Principal, write bool) (stri
 		}
 		return p.ID, nil
 	}
-	uid, ok, err := s.auth.UserID(ctx, owner)
+	// Not ctx: a *fasthttp.RequestCtx is reused once the handler returns,
+	// and database/sql watches the context it is given from a goroutine of
+	// its own (seen as a data race under -race in TestLimitList).
+	qctx, cancel := context.WithTimeout(context.Background(), s.reqs.timeout)
+	defer cancel()
+	uid, ok, err := s.auth.UserID(qctx, owner)
 	if err != nil {
 		return "", actors.Wrap(actors.CodeUnavailable, "could not read the users; retry", err)
 	}

@@ -20,7 +20,19 @@ func (s *Server) routes() {
 		{"POST", "/locks/{name}/renew", s.lockRenew},
 		{"POST", "/locks/{name}/release", s.lockRelease},
 		{"GET", "/locks/{name}", s.lockStatus},
+		{"GET", "/locks/{name}/fence", s.lockFence},
 		{"GET", "/locks", s.lockList},
+
+		{"POST", "/semaphores/{name}/acquire", s.semaphoreAcquire},
+		{"POST", "/semaphores/{name}/renew", s.semaphoreRenew},
+		{"POST", "/semaphores/{name}/release", s.semaphoreRelease},
+		{"GET", "/semaphores/{name}", s.semaphoreStatus},
+		{"GET", "/semaphores/{name}/fence", s.semaphoreFence},
+
+		{"POST", "/sessions", s.sessionCreate},
+		{"GET", "/sessions", s.sessionList},
+		{"POST", "/sessions/{id}/keepalive", s.sessionKeepAlive},
+		{"DELETE", "/sessions/{id}", s.sessionClose},
 
 		{"POST", "/limits/{name}/check", s.limitCheck},
 		{"POST", "/limits/check", s.limitBatch},
@@ -45,6 +57,10 @@ func (s *Server) routes() {
 
 		{"POST", "/auth/token/rotate", s.tokenRotate},
 		{"DELETE", "/auth/token", s.tokenRevoke},
+
+		{"GET", "/admin/tokens", s.tokenAdminList},
+		{"POST", "/admin/tokens", s.tokenAdminCreate},
+		{"POST", "/admin/tokens/revoke", s.tokenAdminRevoke},
 	} {
 		s.handle(r.method, r.path, s.limit.wrap(s.authed(r.h)))
 	}

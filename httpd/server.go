@@ -20,7 +20,6 @@ import (
 
 	"github.com/fasthttp/router"
 	"github.com/octostore/octostore/actors"
-	"github.com/octostore/octostore/persistence"
 	"github.com/valyala/fasthttp"
 )
 
@@ -30,23 +29,25 @@ import (
 // event streams and the fasthttp server.
 type Server struct {
 	locks    *actors.Locks
+	sessions *actors.Sessions
+	sems     *actors.Semaphores
 	limits   *actors.Limits
 	flags    *actors.Flags
 	config   *actors.ConfigKeys
-	store    *persistence.Store // health, tokens, sign-in
-	auth     *Authenticator
-	oauth    *githubOAuth // nil: GitHub sign-in not configured (501)
-	log      *slog.Logger
-	clog     *clientLog    // every line a client can cause goes through it (clientlog.go)
-	throttle *authThrottle // failed authentications per address (throttle.go); nil: off
-	bodies   *byteBudget   // bytes of request bodies in flight (body.go)
-	answers  *byteBudget   // bytes of large answers in flight (config.go: history pages)
-	maxBody  int           // ServerConfig.MaxBodyBytes
-	reqs     *requestContexts
-	limit    *inflight // --max-inflight, applied per route (routes.go)
-	r        *router.Router
-	fast     map[string][]*routeInfo // method → routes (handle, dispatch)
-	srv      *fasthttp.Server
+	store    Storage // health, tokens, sign-in
+	// admission: the authenticator, the auth throttle, the client log and
+	// the body budget (admission.go).
+	admission
+	oauth   *githubOAuth // nil: GitHub sign-in not configured (501)
+	log     *slog.Logger
+	answers *byteBudget // bytes of large answers in flight (config.go: history pages)
+	reqs    *requestContexts
+	// limit bounds the requests in flight (--max-inflight, applied per
+	// route: routes.go) and the waiting acquires (overload.go).
+	limit *inflight
+	r     *router.Router
+	fast  map[string][]*routeInfo // method → routes (handle, dispatch)
+	srv   *fasthttp.Server
 
 	// events serves /events and the watches, metrics /metrics
 	// (events.go, metrics.go).
@@ -62,21 +63,24 @@ type Server struct {
 // required. They are opened before NewServer and closed after
 // Server.Shutdown by whoever opened them; the Server never closes them.
 type Deps struct {
-	// The typed entry points of the four resource kinds (registered with
-	// Sys, which has recovered: actors.System.Recover).
-	Locks  *actors.Locks
-	Limits *actors.Limits
-	Flags  *actors.Flags
-	Config *actors.ConfigKeys
+	// The typed entry points of the resource kinds (registered with Sys,
+	// which has recovered: actors.System.Recover).
+	Locks      *actors.Locks
+	Sessions   *actors.Sessions
+	Semaphores *actors.Semaphores
+	Limits     *actors.Limits
+	Flags      *actors.Flags
+	Config     *actors.ConfigKeys
 	// Sys is read only by the live-actors gauge; handlers call the kinds.
 	Sys    *actors.System
-	Store  *persistence.Store // tokens, sign-in, the health of writes
-	Auth   *Authenticator     // bearer tokens and the admin key
-	GitHub *GitHubSignIn      // sign-in with GitHub; nil: not configured (501)
-	Events *actors.Broker     // /events, /locks/{name}/watch, /config/{key}/watch
+	Store  Storage        // tokens, sign-in, the health of writes
+	Auth   *Authenticator // bearer tokens and the admin key
+	GitHub *GitHubSignIn  // sign-in with GitHub; nil: not configured (501)
+	Events *actors.Broker // /events, /locks/{name}/watch, /config/{key}/watch
 	// Metrics labels every request and serves /metrics; NewServer also
-	// registers the scrape-time gauges of Sys, Events and Store on it, so
-	// one Metrics serves one Server.
+	// points the scrape-time gauges of Sys, Events and Store at this
+	// Server's runtime (registered once per Metrics: in cluster mode each
+	// leader term's Server takes them over).
 	Metrics *Metrics
 	Logger  *slog.Logger // default: discard
 	// Now is the clock of the log's rate limits (default time.Now).
@@ -100,7 +104,11 @@ type ServerConfig struct {
 	MaxConns        int           // concurrent connections (DefaultMaxConns)
 	// MaxInFlight bounds requests being handled at once; beyond it the
 	// server answers 503 + Retry-After at once (DefaultMaxInFlight).
+	// Waiting acquires do not count while they wait.
 	MaxInFlight int
+	// MaxWaiting bounds the waiting acquires (wait_seconds) of the whole
+	// server; beyond it 503 + Retry-After (DefaultMaxWaiting).
+	MaxWaiting int
 	// MaxHeaderBytes is the request line + headers limit (431 beyond;
 	// DefaultMaxHeaderBytes).
 	MaxHeaderBytes int
@@ -166,6 +174,7 @@ func (c ServerConfig) withDefaults() ServerConfig {
 		c.MaxConns = DefaultMaxConns
 	}
 	positive(&c.MaxInFlight, DefaultMaxInFlight)
+	positive(&c.MaxWaiting, DefaultMaxWaiting)
 	positive(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	if c.EventHeartbeat <= 0 {
 		c.EventHeartbeat = DefaultEventHeartbeat
@@ -189,7 +198,7 @@ func (c ServerConfig) withDefaults() ServerConfig {
 // missing (a wiring mistake, not a runtime condition). Serve starts it.
 func NewServer(cfg ServerConfig, deps Deps) *Server {
 	for name, missing := range map[string]bool{
-		"Locks": deps.Locks == nil, "Limits": deps.Limits == nil, "Flags": deps.Flags == nil, "Config": deps.Config == nil,
+		"Locks": deps.Locks == nil, "Sessions": deps.Sessions == nil, "Semaphores": deps.Semaphores == nil, "Limits": deps.Limits == nil, "Flags": deps.Flags == nil, "Config": deps.Config == nil,
 		"Sys": deps.Sys == nil, "Store": deps.Store == nil,
 		"Auth": deps.Auth == nil, "Events": deps.Events == nil, "Metrics": deps.Metrics == nil,
 	} {
@@ -203,16 +212,12 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		locks: deps.Locks, limits: deps.Limits, flags: deps.Flags, config: deps.Config,
-		store: deps.Store, auth: deps.Auth, oauth: deps.GitHub.flow(), log: log, clog: newClientLog(log, deps.Now),
-		reqs: newRequestContexts(cfg.RequestTimeout), limit: newInflight(cfg.MaxInFlight), r: router.New(),
+		locks: deps.Locks, sessions: deps.Sessions, sems: deps.Semaphores, limits: deps.Limits, flags: deps.Flags, config: deps.Config,
+		store: deps.Store, admission: newAdmission(cfg, deps.Auth, log, deps.Now), oauth: deps.GitHub.flow(), log: log,
+		reqs: newRequestContexts(cfg.RequestTimeout), limit: newInflight(cfg.MaxInFlight, cfg.MaxWaiting), r: router.New(),
 		shutdownTimeout: cfg.ShutdownTimeout, done: make(chan error, 1),
 	}
-	s.bodies, s.maxBody = &byteBudget{max: cfg.MaxBodyMemory}, cfg.MaxBodyBytes
 	s.answers = &byteBudget{max: cfg.MaxAnswerMemory}
-	if cfg.AuthFailureBurst > 0 {
-		s.throttle = newAuthThrottle(cfg.AuthFailureBurst, cfg.AuthFailureInterval, deps.Now)
-	}
 	// Requests are labelled by route template (metrics, log) by s.handle,
 	// without the router's SaveMatchedRoutePath (it allocates per request).
 	s.r.RedirectTrailingSlash = false
@@ -235,9 +240,18 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 	s.routeOpenAPI()
 	s.routeEvents(deps.Events, cfg)
 	s.routeMetrics(deps.Metrics)
-	observe(deps)
-	s.srv = &fasthttp.Server{
-		Handler: deps.Metrics.Instrument(s.dispatch),
+	observe(deps, s.limit)
+	s.srv = newFastHTTP(cfg, deps.Metrics.Instrument(s.dispatch), s.clog)
+	return s
+}
+
+// newFastHTTP is the fasthttp server of cfg around h: the limits, timeouts
+// and the answers to requests that never reach a handler; fasthttp's own
+// log lines go through clog. NewServer and, in cluster mode, NewFront serve
+// through it.
+func newFastHTTP(cfg ServerConfig, h fasthttp.RequestHandler, clog *clientLog) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler: h,
 		Name:    "octostore",
 		// Bodies are streamed and read by readBody (body.go), after the
 		// credentials are checked: fasthttp reads at most preReadBody bytes
@@ -257,7 +271,7 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		// bytes by default, which may include an Authorization header; some
 		// quote header values even so, which fasthttpLogger withholds.
 		SecureErrorLogMessage: true,
-		Logger:                fasthttpLogger{s.clog},
+		Logger:                fasthttpLogger{clog},
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			var small *fasthttp.ErrSmallBuffer
 			switch {
@@ -272,7 +286,6 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 			}
 		},
 	}
-	return s
 }
 
 func (s *Server) health(ctx *fasthttp.RequestCtx) {
@@ -294,7 +307,8 @@ func (s *Server) Serve(ln net.Listener) {
 	go func() { s.done <- s.srv.Serve(ln) }()
 }
 
-// Shutdown ends the event streams, stops accepting, and waits (at most
+// Shutdown ends the event streams, answers the waiting acquires 503 at
+// once (they leave their queues), stops accepting, and waits (at most
 // ServerConfig.ShutdownTimeout) for in-flight requests; requests still
 // waiting for a resource then are cancelled (cause actors.ErrClosed: 503 at
 // once) and the request contexts' reaper stops. It does nothing more if
@@ -304,7 +318,8 @@ func (s *Server) Shutdown() error {
 		s.reqs.shutdown()
 		return nil
 	}
-	s.closeStreams() // open event streams would hold the shutdown up
+	s.closeStreams()  // open event streams would hold the shutdown up
+	s.reqs.endWaits() // so would waiting acquires
 	ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()
 	err := s.srv.ShutdownWithContext(ctx)

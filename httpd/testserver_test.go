@@ -41,6 +41,8 @@ type TestOptions struct {
 	Server       ServerConfig
 	Actors       actors.Config     // Store, Events and Logger are supplied; Now defaults to TestOptions.Now
 	Locks        actors.LockConfig // the kinds' stores are supplied
+	Sessions     actors.SessionConfig
+	Semaphores   actors.SemaphoreConfig
 	Limits       actors.LimitConfig
 	Flags        actors.FlagConfig
 	ConfigKeys   actors.ConfigKeysConfig
@@ -59,6 +61,8 @@ type TestServer struct {
 	Store      *persistence.Store
 	Sys        *actors.System
 	Locks      *actors.Locks
+	Sessions   *actors.Sessions
+	Semaphores *actors.Semaphores
 	Limits     *actors.Limits
 	Flags      *actors.Flags
 	ConfigKeys *actors.ConfigKeys
@@ -133,9 +137,17 @@ func StartTestServer(tb testing.TB, o TestOptions) (_ *TestServer, err error) {
 		}
 		return ts.Limits.Close()
 	})
-	lc, limc, fc, cc := o.Locks, o.Limits, o.Flags, o.ConfigKeys
-	lc.Loader, limc.Store, fc.Store, cc.Store = ts.Store, ts.Store, ts.Store, ts.Store
+	lc, sc, limc, fc, cc := o.Locks, o.Sessions, o.Limits, o.Flags, o.ConfigKeys
+	lc.Loader, sc.Store, limc.Store, fc.Store, cc.Store = ts.Store, ts.Store, ts.Store, ts.Store, ts.Store
+	ts.Sessions = actors.NewSessions(ts.Sys, sc)
+	lc.Sessions = ts.Sessions
 	ts.Locks = actors.NewLocks(ts.Sys, lc)
+	semc := o.Semaphores
+	semc.Store, semc.Sessions = ts.Store, ts.Sessions
+	if semc.MaxPerUser == 0 {
+		semc.MaxPerUser = lc.MaxPerUser
+	}
+	ts.Semaphores = actors.NewSemaphores(ts.Sys, semc)
 	ts.Limits = actors.NewLimits(ts.Sys, limc)
 	ts.Flags = actors.NewFlags(ts.Sys, fc)
 	ts.ConfigKeys = actors.NewConfigKeys(ts.Sys, cc)
@@ -154,7 +166,7 @@ func StartTestServer(tb testing.TB, o TestOptions) (_ *TestServer, err error) {
 		ts.closers = append(ts.closers, func() error { gh.Close(); return nil })
 	}
 	ts.server = NewServer(o.Server, Deps{
-		Locks: ts.Locks, Limits: ts.Limits, Flags: ts.Flags, Config: ts.ConfigKeys,
+		Locks: ts.Locks, Sessions: ts.Sessions, Semaphores: ts.Semaphores, Limits: ts.Limits, Flags: ts.Flags, Config: ts.ConfigKeys,
 		Sys: ts.Sys, Store: ts.Store, Auth: ts.Auth, GitHub: gh,
 		Events: ts.Events, Metrics: ts.Metrics, Logger: o.Logger, Now: o.Now,
 	})

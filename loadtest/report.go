@@ -38,7 +38,9 @@ type Report struct {
 	ErrorsBy    map[string]int64     `json:"errors_by_status"`
 	Latency     Latency              `json:"latency_ms"`
 	PerOp       map[string]*OpReport `json:"per_op"`
-	Safety      *SafetyReport        `json:"safety"` // nil: no lock scenario ran
+	Safety      *SafetyReport        `json:"safety"`              // nil: no lock scenario ran
+	Queue       *QueueReport         `json:"queue,omitempty"`     // lock-queue: hand-off latency and fairness
+	Semaphore   *SemaphoreReport     `json:"semaphore,omitempty"` // semaphore: the semaphore checker's verdict
 	ToolCPU     CPU                  `json:"tool_cpu"`
 	ServerCPU   *CPU                 `json:"server_cpu,omitempty"` // with --server-pid
 	Interrupted bool                 `json:"interrupted,omitempty"`
@@ -181,6 +183,14 @@ func (r *Report) Judge(maxErrorRate float64) []string {
 			f = append(f, fmt.Sprintf("%d lock safety violations", s.Violations))
 		} else if s.NotChecked != "" {
 			f = append(f, "lock safety not checked: "+s.NotChecked)
+		}
+	}
+	if s := r.Semaphore; s != nil {
+		switch {
+		case s.Violations > 0:
+			f = append(f, fmt.Sprintf("%d semaphore safety violations", s.Violations))
+		case s.Slots == 0:
+			f = append(f, "semaphore safety not checked: no slot was granted")
 		}
 	}
 	if c := r.Cleanup; c != nil && !c.Complete() {
@@ -337,6 +347,19 @@ func (r *Report) WriteTable(w io.Writer) {
 		for _, e := range s.Evidence {
 			fmt.Fprintln(w, e)
 		}
+	}
+	if s := r.Semaphore; s != nil {
+		line(fmt.Sprintf("semaphores: %d operations on %d slots checked (slack %.0fms), at most %d of %d held at once, %d violations",
+			s.Checked, s.Slots, s.SlackMS, s.MaxHeld, s.Limit, s.Violations))
+		for _, e := range s.Evidence {
+			fmt.Fprintln(w, e)
+		}
+	}
+	if q := r.Queue; q != nil {
+		l := q.HandOff
+		line(fmt.Sprintf("queue: %d grants, %d hand-offs: release → next waiter's 200 p50 %s p99 %s max %s ms",
+			q.Grants, q.HandOffs, ms(l.P50), ms(l.P99), ms(l.Max)))
+		line(fmt.Sprintf("  fairness: %d grants overtaken by a request sent over %.0fms later", q.Overtaken, q.FIFOSlackMS))
 	}
 	c := r.ToolCPU
 	line(fmt.Sprintf("tool cpu: %.2fs user + %.2fs sys = %.2f cores, %.1f µs per request",

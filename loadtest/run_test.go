@@ -142,8 +142,8 @@ func TestRunAgainstNoopServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, sc := range append(append([]string{}, Scenarios...), "mixed") {
-				if sc == "lock-contended" {
-					continue // the no-op server is no lock service; see TestSafetyCatchesBrokenLockService
+				if sc == "lock-contended" || sc == "semaphore" {
+					continue // the no-op server is no lock service (nor semaphore); see TestSafetyCatchesBrokenLockService
 				}
 				mix, _ := ParseMix("lock-cycle=1,flag-eval=1,config-write=1")
 				var progress bytes.Buffer

@@ -36,7 +36,10 @@ type Config struct {
 	// LimitAlgorithm is ratelimit-check's algorithm: "" (the server's
 	// default, sliding_window) or "token_bucket" (octostore targets only).
 	LimitAlgorithm string
-	FlagPercent    int // flag-eval: rollout percentage; default 50
+	FlagPercent    int           // flag-eval: rollout percentage; default 50
+	QueueWait      time.Duration // lock-queue: wait_seconds of each waiting acquire; default 30s (at most the run's end)
+	Hold           time.Duration // lock-queue, semaphore: how long a grant is held before its release; default 0
+	SemLimit       int           // semaphore: the semaphores' limit; default 3
 
 	MaxIterations   int64         // 0: bounded by time only
 	SafetyMaxEvents int64         // lock events kept for the checker; default 4,000,000
@@ -99,6 +102,21 @@ func (c *Config) defaults() error {
 	if c.LimitWindow <= 0 {
 		c.LimitWindow = time.Second
 	}
+	if c.QueueWait <= 0 {
+		c.QueueWait = 30 * time.Second
+	}
+	if c.SemLimit <= 0 {
+		c.SemLimit = 3
+	}
+	if c.SemLimit > 10000 {
+		return errors.New("semaphore limit must be at most 10000")
+	}
+	if c.QueueWait > 300*time.Second {
+		return errors.New("queue wait must be at most 5m (the server's wait_seconds bound)")
+	}
+	if c.Hold < 0 {
+		return errors.New("hold must not be negative")
+	}
 	if c.FlagPercent <= 0 || c.FlagPercent > 100 {
 		c.FlagPercent = 50
 	}
@@ -138,6 +156,9 @@ type run struct {
 	measureFrom time.Duration
 	measureTo   time.Duration
 	log         *eventLog // nil when no lock scenario runs
+	queue       bool      // lock-queue runs: workers record grants and releases
+	sem         bool      // the semaphore scenario runs: workers record its events
+	semMax      int64     // semaphore events each worker keeps (memory bound)
 	perConn     bool      // each connection is its own lock holder (Redis)
 	stopped     atomic.Bool
 }
@@ -153,6 +174,8 @@ type worker struct {
 	run    *run
 	stats  *workerStats
 	events []LockEvent
+	queue  []queueRec // lock-queue's grants and releases
+	sems   []SemEvent // the semaphore scenario's operations
 	seq    int64
 	cycle  int
 }
@@ -167,10 +190,15 @@ func (w *worker) book(o op, start, end time.Duration, st Status, cl class) {
 // lockEvent records a lock operation for the safety checker. lease is the
 // lease operated on (renew, release); for an acquire it comes from rep.
 func (w *worker) lockEvent(kind OpKind, name string, lease LeaseID, rep LockReply, st Status, ttl, t0, t1 time.Duration) {
+	w.lockEventAs(w.holder, kind, name, lease, rep, st, ttl, t0, t1)
+}
+
+// lockEventAs is lockEvent with the holder (Owner) given.
+func (w *worker) lockEventAs(owner int32, kind OpKind, name string, lease LeaseID, rep LockReply, st Status, ttl, t0, t1 time.Duration) {
 	if w.run.log == nil {
 		return
 	}
-	e := LockEvent{Lock: name, Kind: kind, TTL: ttl, Invoke: t0, Ack: t1, Owner: w.holder, Worker: int32(w.id), Lease: lease}
+	e := LockEvent{Lock: name, Kind: kind, TTL: ttl, Invoke: t0, Ack: t1, Owner: owner, Worker: int32(w.id), Lease: lease}
 	switch {
 	case st == 200:
 		e.Outcome = OutcomeOK
@@ -242,6 +270,8 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		if s.lock && r.log == nil {
 			r.log = newEventLog(cfg.SafetyMaxEvents)
 		}
+		r.queue = r.queue || s.queue
+		r.sem = r.sem || s.sem
 		total += m.Weight
 		r.scenarios = append(r.scenarios, s)
 		r.pick = append(r.pick, total)
@@ -267,6 +297,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		}
 	}
 
+	r.semMax = cfg.SafetyMaxEvents / int64(cfg.Concurrency)
 	workers := make([]*worker, cfg.Concurrency)
 	for i := range workers {
 		user := i % cfg.Target.Users()
@@ -456,6 +487,31 @@ func (r *run) report(workers []*worker, measured, elapsed time.Duration, cpu cpu
 	rep.ErrorsBy, rep.Latency = a.ErrorsBy, a.Latency
 	rep.ToolCPU = cpuReport(cpu, elapsed, a.Ops, measured)
 
+	if r.sem {
+		var evs []SemEvent
+		opt := CheckOptions{Slack: r.cfg.Slack}
+		for _, w := range workers {
+			if n := len(w.sems); int64(n) >= r.semMax && n > 0 {
+				// This worker stopped recording (memory bound): check only
+				// the part of the run before its last kept operation.
+				if c := w.sems[n-1].Invoke; opt.Cutoff == 0 || c < opt.Cutoff {
+					opt.Cutoff = c
+				}
+			}
+			evs = append(evs, w.sems...)
+			w.sems = nil
+		}
+		res := CheckSemaphores(evs, opt)
+		rep.Semaphore = &res
+	}
+	if r.queue {
+		var recs []queueRec
+		for _, w := range workers {
+			recs = append(recs, w.queue...)
+			w.queue = nil
+		}
+		rep.Queue = queueReport(recs, r.measureFrom, r.measureTo)
+	}
 	if r.log != nil {
 		var n int
 		for _, w := range workers {

@@ -257,8 +257,9 @@ const forever = time.Duration(math.MaxInt64)
 //   - when it was not released, it lived until its expiry. The expiry was set
 //     by the last extending operation Y (grant, renew, re-acquire) applied,
 //     expiry = lin(Y) + ttl(Y) >= Invoke(Y) + ttl(Y). Y is not known, but it
-//     was applied after every other extending operation was sent, so
-//     Ack(Y) >= M, the latest Invoke among them. The minimum of Invoke+ttl over
+//     was applied after every other applied extending operation was sent, so
+//     Ack(Y) >= M, the latest Invoke among the successful ones (an
+//     unanswered one may not have been applied at all). The minimum of Invoke+ttl over
 //     the operations with Ack >= M (unknown outcomes count as never answered)
 //     is therefore a lower bound of the expiry. A release whose answer was lost
 //     may have ended the lease as early as its Invoke.
@@ -420,9 +421,13 @@ func (c *checker) computeEnd(l *lease) {
 	if l.released {
 		return
 	}
-	var m time.Duration = -1 // latest send of an extending operation
+	// m: the latest send of an extending operation certainly applied. An
+	// unanswered one may never have been applied (a renew of a lease that
+	// had expired is refused), so it cannot say when the last applied one
+	// was sent.
+	var m time.Duration = -1
 	for _, i := range l.ops {
-		if e := &c.ev[i]; isExtending(e) && e.Invoke > m {
+		if e := &c.ev[i]; isExtending(e) && e.Outcome == OutcomeOK && e.Invoke > m {
 			m = e.Invoke
 		}
 	}

@@ -128,6 +128,11 @@ func TestCheckCleanHistories(t *testing.T) {
 			ev(OpAcquire, rej, "a", 0, 0, sec, 500, 501, 1),
 			ev(OpAcquire, ok, "a", 2, 2, sec, 995, 1001, 1), // applied at +1s, just when lease 1 expired
 		}},
+		{"a renew with no answer, sent after the lease expired, proves nothing", []LockEvent{
+			ev(OpAcquire, ok, "a", 1, 1, sec, 0, 1, 0),
+			ev(OpRenew, unk, "a", 1, 0, sec, 10000, 0, 0), // may never have been applied (404: expired)
+			ev(OpAcquire, ok, "a", 2, 2, sec, 10100, 10105, 1),
+		}},
 		{"renew extends, later grant after the extended expiry", []LockEvent{
 			ev(OpAcquire, ok, "a", 1, 1, sec, 0, 1, 0),
 			ev(OpRenew, ok, "a", 1, 1, sec, 800, 801, 0),

@@ -10,7 +10,7 @@ import (
 
 // Scenarios are the single scenarios, in the order the help lists them;
 // "mixed" runs a weighted mix of them.
-var Scenarios = []string{"lock-cycle", "lock-contended", "lock-status", "ratelimit-check", "flag-eval", "config-read", "config-write"}
+var Scenarios = []string{"lock-cycle", "lock-contended", "lock-queue", "semaphore", "lock-status", "ratelimit-check", "flag-eval", "config-read", "config-write"}
 
 // DefaultMix is the mix of "mixed" when no weights are given.
 const DefaultMix = "lock-cycle=2,lock-contended=1,lock-status=2,ratelimit-check=3,flag-eval=3,config-read=2,config-write=1"
@@ -70,6 +70,8 @@ type scenario struct {
 	name    string
 	names   []string
 	lock    bool // records lock events for the safety checker
+	queue   bool // records grants and releases for the hand-off figures (lock-queue)
+	sem     bool // records semaphore grants and releases for the semaphore checker
 	setup   func(r *run, s *scenario) error
 	iterate func(w *worker, s *scenario, due time.Duration)
 }
@@ -78,7 +80,7 @@ func defaultKeys(name string) int {
 	switch name {
 	case "lock-cycle":
 		return 10000
-	case "lock-contended":
+	case "lock-contended", "lock-queue", "semaphore":
 		return 4
 	case "lock-status", "ratelimit-check":
 		return 1000
@@ -92,6 +94,8 @@ func defaultKeys(name string) int {
 var keyPart = map[string]string{
 	"lock-cycle":      "cycle-",
 	"lock-contended":  "cont-",
+	"lock-queue":      "queue-",
+	"semaphore":       "sem-",
 	"lock-status":     "status-",
 	"ratelimit-check": "rl-",
 	"flag-eval":       "flag-",
@@ -122,6 +126,10 @@ func newScenario(name string, cfg *Config) (*scenario, error) {
 		s.lock, s.iterate = true, lockCycle
 	case "lock-contended":
 		s.lock, s.iterate = true, lockContended
+	case "lock-queue":
+		s.lock, s.queue, s.iterate = true, true, lockQueue
+	case "semaphore":
+		s.sem, s.iterate = true, semaphoreIter
 	case "lock-status":
 		s.setup, s.iterate = setupLockStatus, lockStatus
 	case "ratelimit-check":

@@ -287,3 +287,51 @@ func TestCleanupWithAdminKeyAmongTokens(t *testing.T) {
 		t.Fatalf("left %v", left)
 	}
 }
+
+// lock-queue against the real server: workers wait their turn in the
+// server's queues; the hand-off latency is measured, grants follow arrival
+// order, and the safety checker finds no two holders at once.
+func TestLockQueueOnRealServer(t *testing.T) {
+	url := startServer(t)
+	for _, driver := range []string{DriverClient, DriverRaw} {
+		target, err := NewHTTPTarget(url, []string{srvTokA, srvTokB}, HTTPOptions{Driver: driver})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := mustRun(t, Config{Scenario: "lock-queue", Target: target, Concurrency: 8, Keys: 2,
+			Duration: time.Second, QueueWait: 10 * time.Second})
+		target.Close()
+		q := rep.Queue
+		if q == nil || q.Grants == 0 || q.HandOffs == 0 || q.HandOff.P50 <= 0 || rep.Safety == nil || rep.Safety.Violations != 0 {
+			t.Fatalf("%s: queue %+v, safety %+v, errors %v", driver, q, rep.Safety, rep.ErrorsBy)
+		}
+		if f := rep.Judge(DefaultMaxErrorRate); len(f) != 0 {
+			t.Fatalf("%s: %v", driver, f)
+		}
+		t.Logf("%s: %d grants, %d hand-offs, p50 %.3f ms p99 %.3f ms, %d overtaken",
+			driver, q.Grants, q.HandOffs, q.HandOff.P50, q.HandOff.P99, q.Overtaken)
+	}
+}
+
+// The semaphore scenario against the real server: the semaphore checker
+// sees slots held up to the limit, never over it.
+func TestSemaphoreScenarioOnRealServer(t *testing.T) {
+	url := startServer(t)
+	for _, driver := range []string{DriverClient, DriverRaw} {
+		target, err := NewHTTPTarget(url, []string{srvTokA, srvTokB}, HTTPOptions{Driver: driver})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := mustRun(t, Config{Scenario: "semaphore", Target: target, Concurrency: 8, Keys: 2, SemLimit: 2,
+			Duration: time.Second, QueueWait: 10 * time.Second, Hold: time.Millisecond})
+		target.Close()
+		s := rep.Semaphore
+		if s == nil || s.Slots == 0 || s.Violations != 0 || s.MaxHeld != 2 {
+			t.Fatalf("%s: %+v, errors %v", driver, s, rep.ErrorsBy)
+		}
+		if f := rep.Judge(DefaultMaxErrorRate); len(f) != 0 {
+			t.Fatalf("%s: %v", driver, f)
+		}
+		t.Logf("%s: %.0f ops/s, %d slots checked, at most %d held", driver, rep.OpsPerSec, s.Slots, s.MaxHeld)
+	}
+}

@@ -20,10 +20,13 @@ const (
 	opFlagEval
 	opConfigRead
 	opConfigWrite
+	opSemAcquire
+	opSemRelease
 	numOps
 )
 
-var opNames = [numOps]string{"acquire", "renew", "release", "lock-status", "ratelimit-check", "flag-eval", "config-read", "config-write"}
+var opNames = [numOps]string{"acquire", "renew", "release", "lock-status", "ratelimit-check", "flag-eval", "config-read", "config-write",
+	"sem-acquire", "sem-release"}
 
 func (o op) String() string { return opNames[o] }
 

@@ -40,6 +40,15 @@ type LockReply struct {
 // minimum.
 type Conn interface {
 	Acquire(name string, ttl time.Duration) (LockReply, Status)
+	// AcquireQueued is a waiting acquire as the holder holderID of the
+	// connection's user: queued behind the current holder for up to wait
+	// (whole seconds). Targets without queues answer 501.
+	AcquireQueued(name, holderID string, ttl, wait time.Duration) (LockReply, Status)
+	// AcquireSemaphore takes a slot of a semaphore as the holder holderID
+	// of the connection's user (waiting up to wait in its queue; 0: one
+	// attempt); 409 when full. Targets without semaphores answer 501.
+	AcquireSemaphore(name, holderID string, limit int, ttl, wait time.Duration) (LockReply, Status)
+	ReleaseSemaphore(name string, lease LeaseID) Status
 	Renew(name string, lease LeaseID, ttl time.Duration) (LockReply, Status)
 	Release(name string, lease LeaseID) Status
 	LockStatus(name string) Status

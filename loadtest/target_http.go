@@ -242,6 +242,30 @@ func (c *clientConn) Acquire(name string, ttl time.Duration) (LockReply, Status)
 	return leaseReply(l)
 }
 
+func (c *clientConn) AcquireQueued(name, holderID string, ttl, wait time.Duration) (LockReply, Status) {
+	l, err := c.c.AcquireWith(c.ctx, name, ttl, client.AcquireOptions{HolderID: holderID, Wait: wait})
+	if err != nil {
+		return LockReply{}, statusOf(err)
+	}
+	return leaseReply(l)
+}
+
+func (c *clientConn) AcquireSemaphore(name, holderID string, limit int, ttl, wait time.Duration) (LockReply, Status) {
+	l, err := c.c.AcquireSemaphore(c.ctx, name, limit, ttl, client.AcquireOptions{HolderID: holderID, Wait: wait})
+	if err != nil {
+		var full *client.SemaphoreFullError
+		if errors.As(err, &full) {
+			return LockReply{}, 409
+		}
+		return LockReply{}, statusOf(err)
+	}
+	return leaseReply(l)
+}
+
+func (c *clientConn) ReleaseSemaphore(name string, lease LeaseID) Status {
+	return statusOf(c.c.ReleaseSemaphore(c.ctx, name, lease.String()))
+}
+
 func (c *clientConn) Renew(name string, lease LeaseID, ttl time.Duration) (LockReply, Status) {
 	l, err := c.c.Renew(c.ctx, name, lease.String(), ttl)
 	if err != nil {
@@ -317,7 +341,10 @@ func (c *rawConn) path(parts ...string) {
 }
 
 // do sends the request built by path (and body, when not nil).
-func (c *rawConn) do(method string, body []byte) Status {
+func (c *rawConn) do(method string, body []byte) Status { return c.doWait(method, body, 0) }
+
+// doWait is do for a request the server may hold up to wait longer.
+func (c *rawConn) doWait(method string, body []byte, wait time.Duration) Status {
 	c.req.Reset()
 	// Keep the body buffers with the connection instead of returning them to
 	// fasthttp's global pool, whose size calibration can make it allocate
@@ -332,7 +359,7 @@ func (c *rawConn) do(method string, body []byte) Status {
 		c.req.Header.SetContentType("application/json")
 		c.req.SetBodyRaw(body)
 	}
-	if err := c.t.hc.DoTimeout(&c.req, &c.resp, c.t.opt.Timeout); err != nil {
+	if err := c.t.hc.DoTimeout(&c.req, &c.resp, c.t.opt.Timeout+wait); err != nil {
 		return StatusTransport
 	}
 	return Status(c.resp.StatusCode())
@@ -357,6 +384,43 @@ func (c *rawConn) Acquire(name string, ttl time.Duration) (LockReply, Status) {
 	c.body = strconv.AppendInt(c.body, wholeSeconds(ttl), 10)
 	c.body = append(c.body, '}')
 	return c.lockReply(c.do("POST", c.body))
+}
+
+func (c *rawConn) AcquireQueued(name, holderID string, ttl, wait time.Duration) (LockReply, Status) {
+	c.path("/locks/", name, "/acquire")
+	c.body = append(c.body[:0], `{"ttl_seconds":`...)
+	c.body = strconv.AppendInt(c.body, wholeSeconds(ttl), 10)
+	c.body = append(c.body, `,"holder_id":"`...)
+	c.body = append(c.body, holderID...) // the scenario's ids need no escaping
+	c.body = append(c.body, `","wait_seconds":`...)
+	c.body = strconv.AppendInt(c.body, wholeSeconds(wait), 10)
+	c.body = append(c.body, '}')
+	return c.lockReply(c.doWait("POST", c.body, wait))
+}
+
+func (c *rawConn) AcquireSemaphore(name, holderID string, limit int, ttl, wait time.Duration) (LockReply, Status) {
+	c.path("/semaphores/", name, "/acquire")
+	c.body = append(c.body[:0], `{"limit":`...)
+	c.body = strconv.AppendInt(c.body, int64(limit), 10)
+	c.body = append(c.body, `,"ttl_seconds":`...)
+	c.body = strconv.AppendInt(c.body, wholeSeconds(ttl), 10)
+	c.body = append(c.body, `,"holder_id":"`...)
+	c.body = append(c.body, holderID...) // the scenario's ids need no escaping
+	c.body = append(c.body, '"')
+	if wait > 0 {
+		c.body = append(c.body, `,"wait_seconds":`...)
+		c.body = strconv.AppendInt(c.body, wholeSeconds(wait), 10)
+	}
+	c.body = append(c.body, '}')
+	return c.lockReply(c.doWait("POST", c.body, wait))
+}
+
+func (c *rawConn) ReleaseSemaphore(name string, lease LeaseID) Status {
+	c.path("/semaphores/", name, "/release")
+	c.body = c.body[:0]
+	c.appendLease(lease)
+	c.body = append(c.body, '}')
+	return c.do("POST", c.body)
 }
 
 func (c *rawConn) appendLease(lease LeaseID) {

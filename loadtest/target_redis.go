@@ -138,6 +138,19 @@ type redisConn struct {
 
 func (c *redisConn) Close() {}
 
+// AcquireSemaphore: no semaphores on Redis here (Supports says no).
+func (c *redisConn) AcquireSemaphore(string, string, int, time.Duration, time.Duration) (LockReply, Status) {
+	return LockReply{}, 501
+}
+
+// ReleaseSemaphore: see AcquireSemaphore.
+func (c *redisConn) ReleaseSemaphore(string, LeaseID) Status { return 501 }
+
+// AcquireQueued: Redis has no queue of waiters (Supports says no).
+func (c *redisConn) AcquireQueued(string, string, time.Duration, time.Duration) (LockReply, Status) {
+	return LockReply{}, 501
+}
+
 func redisStatus(err error) Status {
 	if err == nil {
 		return 200

@@ -46,11 +46,13 @@ type loggedLock struct {
 // foldThreshold is the journal size that triggers a fold.
 const foldThreshold = 4096
 
-const foldSQL = `INSERT INTO locks(name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at)
-	SELECT name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at FROM lock_log
+const foldSQL = `INSERT INTO locks(` + lockColumns + `)
+	SELECT ` + lockColumns + ` FROM lock_log
 	WHERE seq IN (SELECT max(seq) FROM lock_log WHERE seq <= ? GROUP BY name)
 	ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, holder_id = excluded.holder_id, lease_id = excluded.lease_id,
-		fencing_token = excluded.fencing_token, expires_at = excluded.expires_at, acquired_at = excluded.acquired_at`
+		fencing_token = excluded.fencing_token, expires_at = excluded.expires_at, acquired_at = excluded.acquired_at,
+		session_id = excluded.session_id, lock_delay_ms = excluded.lock_delay_ms, available_at = excluded.available_at,
+		delay_holder = excluded.delay_holder, metadata = excluded.metadata`
 
 func newLockLog() *lockLog { return &lockLog{latest: map[string]loggedLock{}} }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,5 +174,93 @@ func TestMigrateToUserIDs(t *testing.T) {
 	}
 	if p, ok, _ := s.LookupToken(HashToken("zed")); !ok || p.ID != LocalUID(p.UserID) || p.UserID <= 2 {
 		t.Fatalf("a user made after the migration: %+v", p)
+	}
+}
+
+// TestMigrateToSessionsAndSemaphores: a database as the octostore before
+// issue 16 left it (every migration before the sessions one), with a held
+// lock, a freed one and a journal entry, is migrated to sessions,
+// lock-delay, semaphores and metadata: the locks keep their holders,
+// leases and fencing tokens, with no session, no lock-delay and no
+// metadata; the new tables take writes.
+func TestMigrateToSessionsAndSemaphores(t *testing.T) {
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := -1
+	for i, m := range ms {
+		if strings.HasSuffix(m.name, "_sessions.sql") {
+			before = i
+		}
+	}
+	if before < 5 {
+		t.Fatalf("no sessions migration after the user ids one: %d", before)
+	}
+	path := filepath.Join(t.TempDir(), "v.db")
+	old := openAtVersion(t, path, before)
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	t0, later := now.UnixMilli(), now.Add(time.Hour).UnixMilli()
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO locks(name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at) VALUES('held', 'u:1', 'w1', 'lease-h', 7, ?, ?)`, []any{later, t0}},
+		{`INSERT INTO locks(name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at) VALUES('free', '', '', '', 4, 0, 0)`, nil},
+		{`INSERT INTO lock_log(name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at) VALUES('logged', 'gh:9', '', 'lease-l', 2, ?, ?)`, []any{later, t0}},
+	} {
+		if _, err := old.Exec(q.sql, q.args...); err != nil {
+			t.Fatalf("%s: %v", q.sql, err)
+		}
+	}
+	old.Close()
+
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	if err := db.write.QueryRow("PRAGMA user_version").Scan(&v); err != nil || v != SchemaVersion() || v != len(ms) {
+		t.Fatalf("schema version %d %v, want %d", v, err, len(ms))
+	}
+	w, err := NewWriter(db, WriterOptions{}) // folds the journal
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(db, w)
+	defer func() { s.Close(); db.Close() }()
+	for name, want := range map[string]actors.LockRecord{
+		"held":   {Name: "held", Holder: "u:1", HolderID: "w1", LeaseID: "lease-h", Token: 7},
+		"free":   {Name: "free", Token: 4},
+		"logged": {Name: "logged", Holder: "gh:9", LeaseID: "lease-l", Token: 2},
+	} {
+		l, ok, err := s.LoadLock(name)
+		if err != nil || !ok {
+			t.Fatalf("lock %s: %v %v", name, ok, err)
+		}
+		got := actors.LockRecord{Name: l.Name, Holder: l.Holder, HolderID: l.HolderID, LeaseID: l.LeaseID, Token: l.Token}
+		if got != want || l.SessionID != "" || l.LockDelay != 0 || l.Metadata != "" || !l.AvailableAt.IsZero() || l.DelayHolder != "" {
+			t.Fatalf("lock %s: %+v, want %+v and no session, lock-delay or metadata", name, l, want)
+		}
+	}
+	var active []string
+	if err := s.ActiveLocks(now, func(l actors.LockRecord) { active = append(active, l.Name) }); err != nil || len(active) != 2 {
+		t.Fatalf("active locks after migration: %v %v", active, err)
+	}
+	// The new tables take writes.
+	exp := now.Add(time.Minute)
+	if err := s.Apply(actors.PutSession{Session: actors.SessionRecord{ID: "0b5a1f7e-1d2c-4e8a-9f00-0123456789ab", Owner: "u:1",
+		TTL: time.Minute, ExpiresAt: exp, CreatedAt: now}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(actors.PutSemaphore{Name: "pool", Limit: 3, Token: 1, Put: []actors.SemaphoreSlot{{Holder: "u:1", LeaseID: "lease-s",
+		Token: 1, ExpiresAt: exp, AcquiredAt: now, Metadata: "host-1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if ss, ok, err := s.LoadSession("0b5a1f7e-1d2c-4e8a-9f00-0123456789ab"); err != nil || !ok || ss.Owner != "u:1" || !ss.ExpiresAt.Equal(exp) {
+		t.Fatalf("session after migration: %+v %v %v", ss, ok, err)
+	}
+	if sem, ok, err := s.LoadSemaphore("pool"); err != nil || !ok || sem.Limit != 3 || sem.Token != 1 || len(sem.Slots) != 1 || sem.Slots[0].Metadata != "host-1" {
+		t.Fatalf("semaphore after migration: %+v %v %v", sem, ok, err)
 	}
 }

@@ -56,22 +56,13 @@ func (s *Store) SignIn(ctx context.Context, u GitHubUser, maxTokens int) (SignIn
 	m := &signIn{user: u, max: maxTokens, now: s.db.Now()}
 	m.result.Token = NewToken()
 	m.result.Hash = HashToken(m.result.Token)
-	done := make(chan error, 1)
-	if _, err := s.Enqueue(m, func(err error) { done <- err }); err != nil {
+	if err := AwaitCommit(ctx, s.Enqueue, m); err != nil {
 		return SignInResult{}, err
 	}
-	select {
-	case err := <-done:
-		if err == nil {
-			err = m.refused
-		}
-		if err != nil {
-			return SignInResult{}, err
-		}
-		return m.result, nil
-	case <-ctx.Done():
-		return SignInResult{}, ctx.Err()
+	if m.refused != nil {
+		return SignInResult{}, m.refused
 	}
+	return m.result, nil
 }
 
 // signIn is the mutation of SignIn. The writer fills in refused or result

@@ -32,33 +32,52 @@ func (s *Store) LoadLock(name string) (actors.LockRecord, bool, error) {
 	if r, ok := s.log.lookup(name); ok {
 		return r, true, nil
 	}
-	var r actors.LockRecord
-	var token, exp, acq int64
-	err := s.db.read.QueryRow(`SELECT name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at
-		FROM locks WHERE name = ?`, name).Scan(&r.Name, &r.Holder, &r.HolderID, &r.LeaseID, &token, &exp, &acq)
+	r, err := scanLock(s.db.read.QueryRow(`SELECT `+lockColumns+` FROM locks WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return actors.LockRecord{Name: name}, false, nil
 	}
 	if err != nil {
 		return r, false, fmt.Errorf("load lock %q: %w", name, err)
 	}
-	r.Token = uint64(token)
-	r.ExpiresAt = fromMS(exp)
-	r.AcquiredAt = fromMS(acq)
 	return r, true, nil
 }
 
-// ActiveLocks implements actors.LockLoader.
-func (s *Store) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
-	return s.scanLocks("active", `holder <> '' AND expires_at > ?`, now,
-		func(r actors.LockRecord) bool { return r.HeldAt(now) }, fn)
+// scanLock reads one row of lockColumns.
+func scanLock(sc rowScanner) (actors.LockRecord, error) {
+	var r actors.LockRecord
+	var token, exp, acq, delay, avail int64
+	err := sc.Scan(&r.Name, &r.Holder, &r.HolderID, &r.LeaseID, &token, &exp, &acq, &r.SessionID, &delay, &avail, &r.DelayHolder,
+		&r.Metadata)
+	r.Token = uint64(token)
+	r.ExpiresAt, r.AcquiredAt = fromMS(exp), fromMS(acq)
+	r.LockDelay, r.AvailableAt = time.Duration(delay)*time.Millisecond, fromMS(avail)
+	return r, err
 }
 
-// ExpiredLocks implements actors.LockLoader. Both it and ActiveLocks read
-// the partial index locks_active (rows with a holder).
+// lockArgs are r's values for lockColumns.
+func lockArgs(r actors.LockRecord) []any {
+	return []any{r.Name, r.Holder, r.HolderID, r.LeaseID, int64(r.Token), ms(r.ExpiresAt), ms(r.AcquiredAt),
+		r.SessionID, r.LockDelay.Milliseconds(), ms(r.AvailableAt), r.DelayHolder, r.Metadata}
+}
+
+// lockColumns are the columns of a lock record, in the order scans read
+// them.
+const lockColumns = `name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at, session_id,
+	lock_delay_ms, available_at, delay_holder, metadata`
+
+// ActiveLocks implements actors.LockLoader: the holds that have not run out,
+// and every hold under a session (its session decides).
+func (s *Store) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
+	return s.scanLocks("active", `holder <> '' AND (expires_at > ? OR session_id <> '')`, now,
+		func(r actors.LockRecord) bool { return r.Holder != "" && (r.SessionID != "" || r.HeldAt(now)) }, fn)
+}
+
+// ExpiredLocks implements actors.LockLoader: holds for a TTL that ran out.
+// Both it and ActiveLocks read the partial index locks_active (rows with a
+// holder).
 func (s *Store) ExpiredLocks(now time.Time, fn func(actors.LockRecord)) error {
-	return s.scanLocks("expired", `holder <> '' AND expires_at <= ?`, now,
-		func(r actors.LockRecord) bool { return r.Holder != "" && !r.HeldAt(now) }, fn)
+	return s.scanLocks("expired", `holder <> '' AND expires_at <= ? AND session_id = ''`, now,
+		func(r actors.LockRecord) bool { return r.Holder != "" && r.SessionID == "" && !r.HeldAt(now) }, fn)
 }
 
 // scanLocks calls fn for the rows of locks matching where (one parameter:
@@ -66,24 +85,19 @@ func (s *Store) ExpiredLocks(now time.Time, fn func(actors.LockRecord)) error {
 // supersede their rows, matching or not).
 func (s *Store) scanLocks(what, where string, now time.Time, match func(actors.LockRecord) bool, fn func(actors.LockRecord)) error {
 	recent := s.log.snapshot()
-	rows, err := s.db.read.Query(`SELECT name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at
-		FROM locks WHERE `+where, now.UnixMilli())
+	rows, err := s.db.read.Query(`SELECT `+lockColumns+` FROM locks WHERE `+where, now.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("load %s locks: %w", what, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var r actors.LockRecord
-		var token, exp, acq int64
-		if err := rows.Scan(&r.Name, &r.Holder, &r.HolderID, &r.LeaseID, &token, &exp, &acq); err != nil {
+		r, err := scanLock(rows)
+		if err != nil {
 			return fmt.Errorf("load %s locks: %w", what, err)
 		}
 		if _, newer := recent[r.Name]; newer {
 			continue
 		}
-		r.Token = uint64(token)
-		r.ExpiresAt = fromMS(exp)
-		r.AcquiredAt = fromMS(acq)
 		fn(r)
 	}
 	if err := rows.Err(); err != nil {

@@ -85,6 +85,12 @@ func (db *DB) ListTokens(ctx context.Context, login string) ([]TokenInfo, error)
 	return listTokens(ctx, db.read, login)
 }
 
+// ListTokens is DB.ListTokens on the store's database: the server's own
+// listing (token admin, the dev-token checks), through the read pool.
+func (s *Store) ListTokens(ctx context.Context, login string) ([]TokenInfo, error) {
+	return s.db.ListTokens(ctx, login)
+}
+
 // UserInfo is a stored user (the etcd store's user reads return it).
 type UserInfo struct {
 	ID        int64  // the store's user number
@@ -136,19 +142,63 @@ type RevokeSelector struct {
 	All         bool
 }
 
+// Check validates the selector's form: ErrBadSelector (CodeInvalid) names
+// what is wrong.
+func (sel RevokeSelector) Check() error {
+	_, err := sel.fingerprint()
+	return err
+}
+
+// fingerprint is the selector's fingerprint, lower case, once the
+// selector's form is checked.
+func (sel RevokeSelector) fingerprint() (string, error) {
+	fp := strings.ToLower(strings.TrimSpace(sel.Fingerprint))
+	switch {
+	case (fp == "") == (sel.Login == ""):
+		return "", fmt.Errorf("%w: give either a fingerprint or a login", ErrBadSelector)
+	case fp != "" && (len(fp) < FingerprintLen || len(fp) > 64 || !isHex(fp)):
+		return "", fmt.Errorf("%w: a fingerprint is %d to 64 hex digits", ErrBadSelector, FingerprintLen)
+	case fp != "" && sel.All:
+		return "", fmt.Errorf("%w: all goes with a login, not a fingerprint", ErrBadSelector)
+	}
+	return fp, nil
+}
+
+// Match picks from all (everyone's tokens, or at least the selected
+// login's) the tokens sel selects. ErrBadSelector for a malformed
+// selector; ErrTokenNotFound when nothing matches; ErrTokenAmbiguous when a
+// fingerprint, or a login without All, matches several tokens. Both stores'
+// revocations use it, so they select alike.
+func (sel RevokeSelector) Match(all []TokenInfo) ([]TokenInfo, error) {
+	fp, err := sel.fingerprint()
+	if err != nil {
+		return nil, err
+	}
+	var victims []TokenInfo
+	for _, t := range all {
+		if sel.Login != "" && t.Login != sel.Login {
+			continue
+		}
+		if fp == "" || strings.HasPrefix(hex.EncodeToString(t.Hash[:]), fp) {
+			victims = append(victims, t)
+		}
+	}
+	switch {
+	case len(victims) == 0:
+		return nil, ErrTokenNotFound
+	case len(victims) > 1 && !sel.All:
+		return nil, fmt.Errorf("%w: %s", ErrTokenAmbiguous, describe(victims))
+	}
+	return victims, nil
+}
+
 // RevokeTokens deletes the selected tokens out of process (`octostore token
 // revoke`) and returns what it deleted. ErrTokenNotFound when nothing
 // matches; ErrTokenAmbiguous (nothing deleted) when a fingerprint or a login
 // without All matches several tokens.
 func (db *DB) RevokeTokens(ctx context.Context, sel RevokeSelector) ([]TokenInfo, error) {
-	fp := strings.ToLower(strings.TrimSpace(sel.Fingerprint))
-	switch {
-	case (fp == "") == (sel.Login == ""):
-		return nil, fmt.Errorf("%w: give either a fingerprint or a login", ErrBadSelector)
-	case fp != "" && (len(fp) < FingerprintLen || len(fp) > 64 || !isHex(fp)):
-		return nil, fmt.Errorf("%w: a fingerprint is %d to 64 hex digits", ErrBadSelector, FingerprintLen)
-	case fp != "" && sel.All:
-		return nil, fmt.Errorf("%w: all goes with a login, not a fingerprint", ErrBadSelector)
+	if err := sel.Check(); err != nil {
+		return nil, err
 	}
 	var victims []TokenInfo
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
@@ -156,28 +206,96 @@ func (db *DB) RevokeTokens(ctx context.Context, sel RevokeSelector) ([]TokenInfo
 		if err != nil {
 			return err
 		}
-		for _, t := range all {
-			if fp == "" || strings.HasPrefix(hex.EncodeToString(t.Hash[:]), fp) {
-				victims = append(victims, t)
-			}
+		if victims, err = sel.Match(all); err != nil {
+			return err
 		}
-		switch {
-		case len(victims) == 0:
-			return ErrTokenNotFound
-		case len(victims) > 1 && !sel.All:
-			return fmt.Errorf("%w: %s", ErrTokenAmbiguous, describe(victims))
-		}
-		for _, t := range victims {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE hash = ?`, t.Hash[:]); err != nil {
-				return fmt.Errorf("delete token: %w", err)
-			}
-		}
-		return nil
+		return deleteTokens(ctx, tx, victims)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return victims, nil
+}
+
+func deleteTokens(ctx context.Context, tx *sql.Tx, ts []TokenInfo) error {
+	for _, t := range ts {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE hash = ?`, t.Hash[:]); err != nil {
+			return fmt.Errorf("delete token: %w", err)
+		}
+	}
+	return nil
+}
+
+// CreateToken creates a local user called login if no account has that
+// login, and a new token of source for the account that has it, through
+// the server's writer (the API's token administration: POST
+// /admin/tokens); DB.CreateToken is the same beside a running server. The
+// raw token is returned once and stored only hashed.
+func (s *Store) CreateToken(login, source string) (string, TokenInfo, error) {
+	raw := NewToken()
+	h := HashToken(raw)
+	now := fromMS(s.db.Now().UnixMilli()) // as stored and listed
+	if err := s.Apply(IssueToken{Login: login, Hash: h, Source: source, Now: now}); err != nil {
+		return "", TokenInfo{}, fmt.Errorf("create token: %w", err)
+	}
+	return raw, TokenInfo{Login: login, Source: source, CreatedAt: now, Hash: h}, nil
+}
+
+// RevokeTokens deletes the tokens sel selects in one transaction of the
+// server's writer (the API's token administration: POST
+// /admin/tokens/revoke) and returns them, with the errors of
+// DB.RevokeTokens: ErrBadSelector, ErrTokenNotFound, ErrTokenAmbiguous
+// (nothing deleted). ctx bounds the wait for the commit (the revocation
+// may still commit after it ends). The caller drops the tokens from its
+// cache.
+func (s *Store) RevokeTokens(ctx context.Context, sel RevokeSelector) ([]TokenInfo, error) {
+	if err := sel.Check(); err != nil {
+		return nil, err
+	}
+	m := &revokeSelected{sel: sel}
+	if err := AwaitCommit(ctx, s.Enqueue, m); err != nil {
+		return nil, err
+	}
+	if m.refused != nil {
+		return nil, m.refused
+	}
+	return m.victims, nil
+}
+
+// revokeSelected is the mutation of Store.RevokeTokens. The writer fills
+// in refused or victims inside the transaction (each application starts
+// afresh); RevokeTokens reads them after the commit callback.
+type revokeSelected struct {
+	sel     RevokeSelector
+	refused error // nothing matched, or too much: nothing was deleted
+	victims []TokenInfo
+}
+
+// Table implements actors.Mutation.
+func (*revokeSelected) Table() string { return "tokens" }
+
+// ApplyTo implements actors.Mutation. A refusal is not an error of the
+// batch (it would fail every other write in it): it is recorded in m.
+func (m *revokeSelected) ApplyTo(w actors.MutationWriter) error {
+	m.refused, m.victims = nil, nil
+	b, err := sqliteTx(w)
+	if err != nil {
+		return err
+	}
+	all, err := listTokens(b.ctx, b.tx, m.sel.Login)
+	if err != nil {
+		return err
+	}
+	victims, err := m.sel.Match(all)
+	if err != nil {
+		m.refused = err
+		return nil
+	}
+	if err := deleteTokens(b.ctx, b.tx, victims); err != nil {
+		return err
+	}
+	m.victims = victims
+	return nil
 }
 
 func describe(ts []TokenInfo) string {

@@ -129,6 +129,25 @@ func (w *Writer) Enqueue(m actors.Mutation, done func(error)) (uint64, error) {
 	return w.EnqueueGuarded(m, actors.Guard{}, done)
 }
 
+// AwaitCommit enqueues m with enqueue (a writer's Enqueue: this one's or
+// the etcd store's) and waits for its commit: nil, the error that failed
+// it, or ctx.Err() when ctx ends first (the write may still commit after).
+// The mutations that carry an answer back (a sign-in, a token revocation)
+// are read only after it returned nil: the commit callback runs after the
+// writer filled them in.
+func AwaitCommit(ctx context.Context, enqueue func(actors.Mutation, func(error)) (uint64, error), m actors.Mutation) error {
+	done := make(chan error, 1)
+	if _, err := enqueue(m, func(err error) { done <- err }); err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // errSkipped fails a guarded write whose guard was no longer valid.
 var errSkipped = fmt.Errorf("%w: an earlier write of this resource failed", actors.ErrUnavailable)
 
@@ -236,6 +255,13 @@ func (w *Writer) Stats() WriterStats {
 		Batches: w.batches.Load(), Writes: w.writes.Load(), Failures: w.failures.Load(),
 		CommitTime: time.Duration(w.commitDur.Load()), Queued: q,
 	}
+}
+
+// Queued is the number of writes waiting in the queue.
+func (w *Writer) Queued() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue)
 }
 
 // Close stops accepting writes, commits everything queued, and waits for the
@@ -455,24 +481,37 @@ func (w *Writer) probe() {
 // The hottest ones are raw (rawstmt.go): prepared on the driver connection
 // at their first use.
 type statements struct {
-	putLock *rawStmt
-	res     *resourceStmts // limits, flags, config (resources.go)
+	putLock    *rawStmt
+	putSession *sql.Stmt       // sessions.go
+	sem        *semaphoreStmts // semaphores.go
+	res        *resourceStmts  // limits, flags, config (resources.go)
 }
 
 func prepare(db *sql.DB) (*statements, error) {
 	s := &statements{}
 	var err error
 	// Lock writes are journaled (locklog.go), not updated in place.
-	s.putLock = newRawStmt(`INSERT INTO lock_log(name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at)
-		VALUES(?, ?, ?, ?, ?, ?, ?)`)
+	s.putLock = newRawStmt(`INSERT INTO lock_log(` + lockColumns + `) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if s.putSession, err = db.Prepare(putSessionSQL); err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	if s.sem, err = prepareSemaphores(db); err != nil {
+		s.putSession.Close()
+		return nil, err
+	}
 	if s.res, err = prepareResources(db); err != nil {
+		s.putSession.Close()
+		s.sem.close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// close closes the statements (after the writer goroutine has stopped).
+// close closes the statements (after the writer goroutine has stopped;
+// the raw ones on the write connection: rawStmt.close).
 func (s *statements) close(db *sql.DB) {
+	s.putSession.Close()
+	s.sem.close()
 	if conn, err := db.Conn(context.Background()); err == nil {
 		s.putLock.close(conn)
 		s.res.close(conn)
@@ -498,7 +537,7 @@ var _ actors.MutationWriter = (*batchTx)(nil)
 // PutLock implements actors.MutationWriter: the write is appended to the
 // lock journal (locklog.go), not updated in place.
 func (b *batchTx) PutLock(l actors.LockRecord) error {
-	seq, err := b.stmts.putLock.exec(b.conn, l.Name, l.Holder, l.HolderID, l.LeaseID, int64(l.Token), ms(l.ExpiresAt), ms(l.AcquiredAt))
+	seq, err := b.stmts.putLock.exec(b.conn, lockArgs(l)...)
 	if err != nil {
 		return err
 	}

@@ -11,10 +11,14 @@ import (
 type API interface {
 	Events(ctx context.Context, f client.EventFilter) (*client.EventStream, error)
 	ListLocks(ctx context.Context) ([]client.LockInfo, error)
+	LockStatus(ctx context.Context, name string) (*client.LockState, error)
+	SemaphoreStatus(ctx context.Context, name string) (*client.SemaphoreState, error)
+	ListSessions(ctx context.Context) ([]client.SessionInfo, error)
 	ListLimits(ctx context.Context) ([]client.LimitInfo, error)
 	ListFlags(ctx context.Context) ([]client.Flag, error)
 	ListConfig(ctx context.Context) ([]client.ConfigEntry, error)
 	Metrics(ctx context.Context) (string, error)
+	Cluster(ctx context.Context) (client.ClusterStatus, error)
 }
 
 var _ API = (*client.Client)(nil)

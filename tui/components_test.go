@@ -181,3 +181,104 @@ func TestFormatting(t *testing.T) {
 		}
 	}
 }
+
+func semEvent(typ, name, holder string, limit int, token uint64, exp time.Time) client.Event {
+	return client.Event{Type: typ, Kind: "semaphore", Name: name, Holder: holder, Limit: limit, FencingToken: token, Time: t0, ExpiresAt: exp}
+}
+
+func semState(name string, limit, waiters int, slots ...client.SemaphoreSlot) client.SemaphoreState {
+	return client.SemaphoreState{Name: name, Limit: limit, Holders: slots, Available: limit - len(slots), Waiters: waiters}
+}
+
+func slot(holder string, token uint64, exp time.Time) client.SemaphoreSlot {
+	return client.SemaphoreSlot{Holder: holder, FencingToken: token, ExpiresAt: exp}
+}
+
+func semRowsOf(t *semTable) []string {
+	t.rebuild()
+	var out []string
+	for _, r := range t.view {
+		var slots []string
+		for _, s := range r.sorted() {
+			slots = append(slots, fmt.Sprintf("%s:%d", s.Holder, s.Token))
+		}
+		out = append(out, fmt.Sprintf("%s/%d%v", r.Name, r.Limit, slots))
+	}
+	return out
+}
+
+// TestSemTableConverges: a status read of a semaphore merged with the
+// events around it (the read sent at any point of the event history, its
+// answer reflecting any later point, the events recorded before and after
+// it in order) always ends as the final state.
+func TestSemTableConverges(t *testing.T) {
+	exp := t0.Add(time.Minute)
+	events := []client.Event{
+		semEvent("semaphore.acquired", "p", "u1", 2, 1, exp),
+		semEvent("semaphore.acquired", "p", "u2", 2, 2, exp),
+		semEvent("semaphore.released", "p", "u1", 2, 1, exp),
+		semEvent("semaphore.acquired", "p", "u3", 2, 3, exp),
+		semEvent("semaphore.renewed", "p", "u2", 2, 2, exp.Add(time.Minute)),
+		semEvent("semaphore.expired", "p", "u3", 2, 3, exp),
+		semEvent("semaphore.acquired", "p", "u1", 2, 4, exp),
+	}
+	// The semaphore as a read answers after events[:k].
+	states := []client.SemaphoreState{
+		semState("p", 0, 0),
+		semState("p", 2, 0, slot("u1", 1, exp)),
+		semState("p", 2, 0, slot("u1", 1, exp), slot("u2", 2, exp)),
+		semState("p", 2, 0, slot("u2", 2, exp)),
+		semState("p", 2, 1, slot("u2", 2, exp), slot("u3", 3, exp)),
+		semState("p", 2, 1, slot("u2", 2, exp.Add(time.Minute)), slot("u3", 3, exp)),
+		semState("p", 2, 0, slot("u2", 2, exp.Add(time.Minute))),
+		semState("p", 2, 0, slot("u2", 2, exp.Add(time.Minute)), slot("u1", 4, exp)),
+	}
+	want := "[p/2[u2:2 u1:4]]"
+	for sent := 0; sent <= len(events); sent++ {
+		for k := sent; k < len(states); k++ {
+			// Every event is received in order; the read is sent after
+			// `sent` of them and answered after `got` of them, reflecting
+			// events[:k] (k >= sent: the server is ahead of the stream).
+			for got := sent; got <= len(events); got++ {
+				tb := newSemTable()
+				tb.SetSize(80, 10)
+				var since uint64
+				for i, e := range events {
+					if i == sent {
+						since = tb.Count()
+					}
+					if i == got {
+						tb.SetStatus(states[k], since, t0)
+					}
+					tb.Record(e)
+					tb.Apply(e, t0)
+				}
+				if got == len(events) {
+					if sent == len(events) {
+						since = tb.Count()
+					}
+					tb.SetStatus(states[k], since, t0)
+				}
+				if g := fmt.Sprint(semRowsOf(&tb)); g != want {
+					t.Fatalf("read sent after %d events, reflecting %d, answered after %d: %s, want %s", sent, k, got, g, want)
+				}
+				if r := tb.Get("p"); !r.Slots[2].ExpiresAt.Equal(exp.Add(time.Minute)) {
+					t.Fatalf("read %d/%d/%d: u2's expiry %v", sent, k, got, r.Slots[2].ExpiresAt)
+				}
+			}
+		}
+	}
+	// Nothing held and nobody waiting: the semaphore leaves the table.
+	tb := newSemTable()
+	tb.Record(events[0])
+	tb.Apply(events[0], t0)
+	tb.SetStatus(semState("p", 0, 0), tb.Count(), t0)
+	if tb.Total() != 0 {
+		t.Fatalf("an empty semaphore stays: %v", semRowsOf(&tb))
+	}
+	// Waiters keep an empty semaphore on screen.
+	tb.SetStatus(semState("p", 1, 3), tb.Count(), t0)
+	if r := tb.Get("p"); r == nil || r.Waiters != 3 {
+		t.Fatalf("a semaphore with waiters: %+v", r)
+	}
+}

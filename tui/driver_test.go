@@ -87,7 +87,7 @@ func TestDriverAgainstFakeServer(t *testing.T) {
 	// A user token: the fake lists only the caller's own flags.
 	api, _ := client.New(srv.URL, "tokA", append(checked, client.WithRetries(0))...)
 	m := New(Config{API: api, Server: srv.URL, Tick: 20 * time.Millisecond, MetricsEvery: 50 * time.Millisecond,
-		Backoff: func(int) time.Duration { return 10 * time.Millisecond }})
+		PollEvery: 20 * time.Millisecond, Backoff: func(int) time.Duration { return 10 * time.Millisecond }})
 	d := newDriver(t, m)
 	d.handle(tea.WindowSizeMsg{Width: 80, Height: 24})
 	d.until("live", func() bool { return m.state == connLive })
@@ -109,13 +109,37 @@ func TestDriverAgainstFakeServer(t *testing.T) {
 	d.until("job-1 gone", func() bool { return !strings.Contains(m.View(), "job-1") })
 
 	// Flags refresh by listing when a flag event comes while they show.
-	d.key("tab")
-	d.key("tab")
+	for range 4 { // semaphores, sessions, limits, flags
+		d.key("tab")
+	}
 	d.until("flags listed", func() bool { return m.lists[viewFlags].loaded })
 	if _, err := alice.SetFlag(ctx, "beta", client.FlagSpec{Enabled: true}); err != nil {
 		t.Fatal(err)
 	}
 	d.until("beta listed", func() bool { return strings.Contains(m.View(), "beta") })
+	for range 4 {
+		d.key("shift+tab")
+	}
+
+	// Sessions: listed while shown (keepalives publish nothing: polled),
+	// gone when closed.
+	d.key("tab")
+	d.key("tab")
+	sess, err := alice.CreateSession(ctx, time.Minute, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.AcquireWith(ctx, "in-session", 0, client.AcquireOptions{SessionID: sess.SessionID}); err != nil {
+		t.Fatal(err)
+	}
+	d.until("the session listed", func() bool { return strings.Contains(m.View(), shortID(sess.SessionID)) })
+	if !strings.Contains(m.View(), "in-session") {
+		t.Fatalf("the session's lock is not shown:\n%s", m.View())
+	}
+	if _, err := alice.CloseSession(ctx, sess.SessionID); err != nil {
+		t.Fatal(err)
+	}
+	d.until("the session gone", func() bool { return !strings.Contains(m.View(), shortID(sess.SessionID)) })
 	d.key("shift+tab")
 	d.key("shift+tab")
 

@@ -266,3 +266,64 @@ func configRows(cs []client.ConfigEntry, now time.Time) ([]column, []listRow) {
 // oneLine keeps text from the server on one line and unable to drive the
 // terminal (termtext.Clean, the rule the CLI uses too).
 func oneLine(s string) string { return termtext.Clean(s) }
+
+// sessionRows are the sessions view's rows: each session's id (its first
+// eight characters), owner (admin listings), time to expiry, TTL,
+// lock-delay, and what it holds (locks, then semaphore slots).
+func sessionRows(ss []client.SessionInfo, now time.Time) ([]column, []listRow) {
+	owners := make([]string, len(ss))
+	for i, s := range ss {
+		owners[i] = s.Owner
+	}
+	withOwner := ownerColumn(owners)
+	cols := []column{{title: "SESSION", width: 9}}
+	if withOwner {
+		cols = append(cols, column{title: "OWNER", width: 12})
+	}
+	cols = append(cols, column{title: "EXPIRES", width: 7, right: true}, column{title: "TTL", width: 5, right: true},
+		column{title: "DELAY", width: 5, right: true}, column{title: "HOLDS", width: 10, flex: true})
+	rows := make([]listRow, len(ss))
+	for i, s := range ss {
+		cells := []string{shortID(s.SessionID)}
+		if withOwner {
+			cells = append(cells, s.Owner)
+		}
+		delay := "–"
+		if s.LockDelaySeconds > 0 {
+			delay = shortDur(time.Duration(s.LockDelaySeconds) * time.Second)
+		}
+		cells = append(cells, shortDur(s.ExpiresAt.Sub(now)), shortDur(time.Duration(s.TTLSeconds)*time.Second), delay,
+			holdsSummary(s))
+		rows[i] = listRow{name: s.SessionID, cells: cells}
+	}
+	return cols, rows
+}
+
+// shortID is the first eight characters of a session id, enough to tell
+// a user's sessions apart (the detail is in `octostore session list`).
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8] + "…"
+	}
+	return id
+}
+
+// holdsSummary names a session's locks, then its semaphore slots:
+// "deploy, shard-1, sem:pool".
+func holdsSummary(s client.SessionInfo) string {
+	parts := append([]string(nil), s.Locks...)
+	for _, n := range s.Semaphores {
+		parts = append(parts, "sem:"+n)
+	}
+	if len(parts) == 0 {
+		return "–"
+	}
+	return oneLine(strings.Join(parts, ", "))
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -1,7 +1,6 @@
 package tui
 
 import (
-	"sort"
 	"strings"
 	"time"
 
@@ -11,11 +10,20 @@ import (
 // highlightFor is how long a new holder stays highlighted.
 const highlightFor = 3 * time.Second
 
-// lockRow is one held lock.
+// lockRow is one held lock, or one in lock-delay (Delayed).
 type lockRow struct {
 	Name, Holder, LeaseID string
 	Token                 uint64
 	ExpiresAt             time.Time
+	// Metadata is the hold's description (shown to everybody); SessionID
+	// the session it is held under (only the holder and the admin key see
+	// it).
+	Metadata, SessionID string
+	// Delayed: the hold expired at ExpiresAt with a lock-delay, and nobody
+	// is granted the lock before AvailableAt (lock.expired says so). The
+	// row goes at AvailableAt (Prune) or with the next grant.
+	Delayed     bool
+	AvailableAt time.Time
 	// barStart is when the current expiry was set: the time-left bar is
 	// full then and empty at ExpiresAt.
 	barStart time.Time
@@ -30,58 +38,38 @@ type lockRow struct {
 // by fencing token, so that it converges whatever order they arrive in: a
 // grant replaces an older one, a release or expiry removes the grant it
 // names (or an older one), stale events are ignored.
-type lockTable struct {
-	rows   map[string]*lockRow
-	view   []*lockRow // rows passing the filter, by name
-	filter string
-	cursor int
-	offset int
-	// selected is the name under the cursor, kept when rows come and go.
-	selected      string
-	width, height int
-	stale         bool // view needs rebuilding
+type lockTable struct{ namedRows[*lockRow] }
+
+func newLockTable() lockTable {
+	return lockTable{newNamedRows(func(r *lockRow) string { return r.Name })}
 }
 
-func newLockTable() lockTable { return lockTable{rows: map[string]*lockRow{}} }
-
-// SetSize sets the area the table draws in (height includes its header).
-func (t *lockTable) SetSize(w, h int) { t.width, t.height = w, h; t.clamp() }
-
-// Len is the number of locks shown (after the filter).
-func (t *lockTable) Len() int { t.rebuild(); return len(t.view) }
-
-// Total is the number of held locks known.
-func (t *lockTable) Total() int { return len(t.rows) }
-
-// Selected is the lock under the cursor (nil when the table is empty).
-func (t *lockTable) Selected() *lockRow {
-	t.rebuild()
-	if t.cursor < 0 || t.cursor >= len(t.view) {
-		return nil
+// Total is the number of held locks known (locks in lock-delay are not
+// held).
+func (t *lockTable) Total() int {
+	n := 0
+	for _, r := range t.rows {
+		if !r.Delayed {
+			n++
+		}
 	}
-	return t.view[t.cursor]
+	return n
 }
 
-// Get returns the row of a lock.
-func (t *lockTable) Get(name string) *lockRow { return t.rows[name] }
-
-// SetFilter shows only names with the prefix.
-func (t *lockTable) SetFilter(prefix string) {
-	if prefix != t.filter {
-		t.filter = prefix
+// Prune drops the rows whose lock-delay is over at now; it reports whether
+// any went.
+func (t *lockTable) Prune(now time.Time) bool {
+	gone := false
+	for name, r := range t.rows {
+		if r.Delayed && !now.Before(r.AvailableAt) {
+			delete(t.rows, name)
+			gone = true
+		}
+	}
+	if gone {
 		t.stale = true
 	}
-}
-
-// Move moves the cursor by delta rows.
-func (t *lockTable) Move(delta int) {
-	t.rebuild()
-	if len(t.view) == 0 {
-		return
-	}
-	t.cursor += delta
-	t.clamp()
-	t.selected = t.view[t.cursor].Name
+	return gone
 }
 
 // Apply merges one event; it reports whether the table changed.
@@ -98,7 +86,7 @@ func (t *lockTable) Apply(e client.Event, now time.Time) bool {
 		if r != nil && r.Token > e.FencingToken {
 			return false // older than what we show
 		}
-		if r != nil && r.Token == e.FencingToken {
+		if r != nil && r.Token == e.FencingToken && !r.Delayed {
 			if e.ExpiresAt.Before(r.ExpiresAt) {
 				return false
 			}
@@ -106,10 +94,18 @@ func (t *lockTable) Apply(e client.Event, now time.Time) bool {
 			if e.LeaseID != "" {
 				r.LeaseID = e.LeaseID
 			}
+			if e.SessionID != "" {
+				r.SessionID = e.SessionID
+			}
+			r.Metadata = oneLine(e.Metadata) // a re-acquire may change it
 			return true
 		}
+		if r != nil && r.Token == e.FencingToken {
+			return false // its end (a lock-delay) is known already
+		}
 		nr := &lockRow{Name: e.Name, Holder: e.Holder, LeaseID: e.LeaseID, Token: e.FencingToken,
-			ExpiresAt: e.ExpiresAt, barStart: eventTime(e, now), seenAt: now}
+			ExpiresAt: e.ExpiresAt, barStart: eventTime(e, now), seenAt: now,
+			Metadata: oneLine(e.Metadata), SessionID: e.SessionID}
 		if e.Type == client.EventLockAcquired {
 			nr.AcquiredAt = eventTime(e, now)
 			nr.highlightUntil = now.Add(highlightFor)
@@ -119,7 +115,23 @@ func (t *lockTable) Apply(e client.Event, now time.Time) bool {
 		t.rows[e.Name] = nr
 		t.stale = true
 		return true
-	case client.EventLockReleased, client.EventLockExpired:
+	case client.EventLockExpired:
+		if e.AvailableAt.After(now) && (r == nil || r.Token <= e.FencingToken) {
+			// Lost by expiry with a lock-delay: shown until it is over.
+			nr := &lockRow{Name: e.Name, Holder: e.Holder, Token: e.FencingToken, ExpiresAt: e.ExpiresAt,
+				Delayed: true, AvailableAt: e.AvailableAt, barStart: e.ExpiresAt, seenAt: now}
+			if nr.barStart.IsZero() || nr.barStart.After(now) {
+				nr.barStart = now
+			}
+			if r != nil && r.Token == e.FencingToken {
+				nr.Metadata, nr.AcquiredAt, nr.seenAt = r.Metadata, r.AcquiredAt, r.seenAt
+			}
+			t.rows[e.Name] = nr
+			t.stale = true
+			return true
+		}
+		return t.remove(e.Name, e.FencingToken)
+	case client.EventLockReleased:
 		return t.remove(e.Name, e.FencingToken)
 	}
 	return false
@@ -144,13 +156,14 @@ func eventTime(e client.Event, now time.Time) time.Time {
 }
 
 // Reset replaces the table with a fresh listing, keeping what it knew of
-// the same grants (acquisition time, highlight).
+// the same grants (acquisition time, highlight). Locks in lock-delay are
+// not listed: those the table knows stay until their delay is over.
 func (t *lockTable) Reset(locks []client.LockInfo, now time.Time) {
 	rows := make(map[string]*lockRow, len(locks))
 	for _, l := range locks {
 		r := &lockRow{Name: l.Name, Holder: l.Holder, LeaseID: l.LeaseID, Token: l.FencingToken,
-			ExpiresAt: l.ExpiresAt, barStart: now, seenAt: now}
-		if old := t.rows[l.Name]; old != nil && old.Token == l.FencingToken {
+			ExpiresAt: l.ExpiresAt, barStart: now, seenAt: now, Metadata: oneLine(l.Metadata), SessionID: l.SessionID}
+		if old := t.rows[l.Name]; old != nil && old.Token == l.FencingToken && !old.Delayed {
 			r.AcquiredAt, r.seenAt, r.highlightUntil = old.AcquiredAt, old.seenAt, old.highlightUntil
 			r.barStart = old.barStart
 			if r.LeaseID == "" {
@@ -159,29 +172,13 @@ func (t *lockTable) Reset(locks []client.LockInfo, now time.Time) {
 		}
 		rows[l.Name] = r
 	}
-	t.rows = rows
-	t.stale = true
-}
-
-func (t *lockTable) rebuild() {
-	if !t.stale && t.view != nil {
-		return
-	}
-	t.stale = false
-	t.view = t.view[:0]
-	for _, r := range t.rows {
-		if strings.HasPrefix(r.Name, t.filter) {
-			t.view = append(t.view, r)
+	for name, r := range t.rows {
+		if _, listed := rows[name]; !listed && r.Delayed && now.Before(r.AvailableAt) {
+			rows[name] = r
 		}
 	}
-	sort.Slice(t.view, func(i, j int) bool { return t.view[i].Name < t.view[j].Name })
-	// Keep the cursor on the same lock; if it is gone, stay at the same
-	// position.
-	t.cursor, t.offset, t.selected = keepSelection(t.view, func(r *lockRow) string { return r.Name }, t.selected, t.cursor, t.offset, t.height-1)
-}
-
-func (t *lockTable) clamp() {
-	t.cursor, t.offset = clampWindow(t.cursor, t.offset, t.height-1, len(t.view))
+	t.rows = rows
+	t.stale = true
 }
 
 // lock table columns: marker, name (flexible), holder, token, time left
@@ -194,6 +191,14 @@ const (
 	colHeld   = 8
 )
 
+// metaFrom is the table width from which a METADATA column shows (the
+// name column keeps metaName cells, the metadata takes the rest); below it
+// the metadata is in the detail pane only.
+const (
+	metaFrom = 100
+	metaName = 30
+)
+
 // View renders the table in exactly height lines of at most width cells.
 func (t *lockTable) View(now time.Time, st *styles) string {
 	t.rebuild()
@@ -201,9 +206,17 @@ func (t *lockTable) View(now time.Time, st *styles) string {
 	if nameW < 8 {
 		nameW = 8
 	}
+	metaW := 0
+	if t.width >= metaFrom && nameW > metaName+8 {
+		metaW = nameW - metaName - 1
+		nameW = metaName
+	}
 	var b strings.Builder
 	head := "  " + pad("NAME", nameW) + " " + pad("HOLDER", colHolder) + " " + padLeft("TOKEN", colToken) + " " +
 		pad("TIME LEFT", colBar+1+colLeft) + " " + pad("HELD FOR", colHeld)
+	if metaW > 0 {
+		head += " " + pad("METADATA", metaW)
+	}
 	b.WriteString(st.tableHead.Render(clip(head, t.width)))
 	lines := 1
 	if len(t.view) == 0 {
@@ -228,10 +241,21 @@ func (t *lockTable) View(now time.Time, st *styles) string {
 		if !r.AcquiredAt.IsZero() {
 			held = shortDur(now.Sub(r.AcquiredAt))
 		}
+		bar := st.bar(barFraction(r, now), colBar)
+		if r.Delayed {
+			// Lock-delay: the time left until anybody may take it.
+			left, held = max(r.AvailableAt.Sub(now), 0), "delayed"
+			bar = st.delayBar(delayFraction(r, now), colBar)
+		}
 		line := marker + pad(r.Name, nameW) + " " + pad(r.Holder, colHolder) + " " +
-			padLeft(itoa(r.Token), colToken) + " " + st.bar(barFraction(r, now), colBar) + " " +
+			padLeft(itoa(r.Token), colToken) + " " + bar + " " +
 			padLeft(shortDur(left), colLeft) + " " + pad(held, colHeld)
+		if metaW > 0 {
+			line += " " + pad(r.Metadata, metaW)
+		}
 		switch {
+		case r.Delayed && i != t.cursor:
+			line = st.faint.Render(line)
 		case now.Before(r.highlightUntil):
 			line = st.fresh.Render(line)
 		case i == t.cursor:
@@ -260,6 +284,15 @@ func barFraction(r *lockRow, now time.Time) float64 {
 		return 1
 	}
 	return f
+}
+
+// delayFraction is the share of a lock-delay still to run.
+func delayFraction(r *lockRow, now time.Time) float64 {
+	total := r.AvailableAt.Sub(r.barStart)
+	if total <= 0 {
+		return 0
+	}
+	return min(max(float64(r.AvailableAt.Sub(now))/float64(total), 0), 1)
 }
 
 // clampWindow keeps a cursor inside n rows and the scroll offset such that

@@ -32,6 +32,10 @@ type Config struct {
 	Tick time.Duration
 	// ConnectTimeout bounds opening the event stream (default 10s).
 	ConnectTimeout time.Duration
+	// PollEvery is how often what changes without an event is read again
+	// while it is on screen: the open lock's waiters, the semaphores shown,
+	// the sessions (default 2s).
+	PollEvery time.Duration
 }
 
 // view is one of the tabs.
@@ -39,13 +43,18 @@ type view int
 
 const (
 	viewLocks view = iota
+	viewSemaphores
+	viewSessions
 	viewLimits
 	viewFlags
 	viewConfig
 	numViews
 )
 
-var viewNames = [numViews]string{"Locks", "Limits", "Flags", "Config"}
+var viewNames = [numViews]string{"Locks", "Semaphores", "Sessions", "Limits", "Flags", "Config"}
+
+// listViews are the views that are tables of a listing (listTable).
+var listViews = []view{viewSessions, viewLimits, viewFlags, viewConfig}
 
 // connection states.
 type connState int
@@ -91,14 +100,29 @@ type Model struct {
 	detailOpen    bool
 	detailName    string
 
-	locks                  lockTable
-	limits, flags, configs listTable
-	lists                  [numViews]listState
+	locks                            lockTable
+	sems                             semTable
+	sessions, limits, flags, configs listTable
+	lists                            [numViews]listState
 	// The last listings, kept so that their relative times ("resets in",
 	// "ago") are recomputed on every tick.
-	limitData  []client.LimitInfo
-	flagData   []client.Flag
-	configData []client.ConfigEntry
+	sessionData []client.SessionInfo
+	limitData   []client.LimitInfo
+	flagData    []client.Flag
+	configData  []client.ConfigEntry
+
+	// The lock detail pane's status read (waiters, lock-delay, metadata).
+	lockState     *client.LockState
+	lockStateName string // whose lockState is
+	lockStateErr  error
+	lockReading   bool
+	// Semaphore status reads: one batch in flight; names wanted meanwhile
+	// wait for the next.
+	semReading bool
+	semWant    map[string]bool
+	semErr     error
+	// poll numbers the screen whose reads are polled (pollTickMsg).
+	poll int
 
 	// connection
 	state   connState
@@ -114,6 +138,12 @@ type Model struct {
 	rates      rates
 	metricsNA  bool  // the credentials may not read /metrics
 	metricsErr error // last scrape error (other than auth)
+	// cluster is the last GET /cluster (cluster mode), shown in the header
+	// while clusterOK; clusterNA once the server said it has none (404: a
+	// single node) or refused the credentials.
+	cluster   client.ClusterStatus
+	clusterOK bool
+	clusterNA bool
 
 	now      time.Time
 	quitting bool
@@ -136,6 +166,9 @@ func New(cfg Config) *Model {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
+	if cfg.PollEvery <= 0 {
+		cfg.PollEvery = 2 * time.Second
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	in := textinput.New()
 	in.Prompt = "/"
@@ -143,14 +176,18 @@ func New(cfg Config) *Model {
 	in.CharLimit = 128
 	m := &Model{
 		cfg: cfg, ctx: ctx, cancel: cancel, keys: defaultKeyMap(), st: defaultStyles(), help: help.New(), input: in,
-		locks:   newLockTable(),
-		limits:  listTable{what: "rate limits"},
-		flags:   listTable{what: "flags"},
-		configs: listTable{what: "config keys"},
-		gen:     1,
-		now:     cfg.Now(),
-		rates:   rates{p99: math.NaN()},
+		locks:    newLockTable(),
+		sems:     newSemTable(),
+		sessions: listTable{what: "sessions"},
+		limits:   listTable{what: "rate limits"},
+		flags:    listTable{what: "flags"},
+		configs:  listTable{what: "config keys"},
+		semWant:  map[string]bool{},
+		gen:      1,
+		now:      cfg.Now(),
+		rates:    rates{p99: math.NaN()},
 	}
+	m.sessions.SetRows(sessionRows(nil, m.now))
 	m.limits.SetRows(limitRows(nil, m.now))
 	m.flags.SetRows(flagRows(nil, m.now))
 	m.configs.SetRows(configRows(nil, m.now))
@@ -171,7 +208,7 @@ func defaultBackoff(attempt int) time.Duration {
 
 // Init starts the connection, the redraw tick and the metrics scrape.
 func (m *Model) Init() tea.Cmd {
-	return tea.Batch(m.connect(m.gen), m.tick(), m.scrape())
+	return tea.Batch(m.connect(m.gen), m.tick(), m.scrape(), m.askCluster())
 }
 
 // Close cancels every request in flight and ends the event stream.
@@ -195,6 +232,8 @@ func (m *Model) SetSize(w, h int) {
 	m.help.Width = w
 	tableH, _ := m.layout()
 	m.locks.SetSize(w, tableH)
+	m.sems.SetSize(w, tableH)
+	m.sessions.SetSize(w, tableH)
 	m.limits.SetSize(w, tableH)
 	m.flags.SetSize(w, tableH)
 	m.configs.SetSize(w, tableH)
@@ -210,7 +249,7 @@ func (m *Model) layout() (tableH, detailH int) {
 		}
 	}
 	avail := m.height - 2 - helpH
-	if m.detailOpen && m.active == viewLocks {
+	if m.detailOpen && (m.active == viewLocks || m.active == viewSemaphores) {
 		detailH = avail / 2
 		if detailH < 4 {
 			detailH = 4
@@ -302,6 +341,8 @@ func (m *Model) list(v view) tea.Cmd {
 	st.inFlight, st.dirty = true, false
 	api, ctx := m.cfg.API, m.ctx
 	switch v {
+	case viewSessions:
+		return func() tea.Msg { ss, err := api.ListSessions(ctx); return sessionsListedMsg{sessions: ss, err: err} }
 	case viewLimits:
 		return func() tea.Msg { ls, err := api.ListLimits(ctx); return limitsListedMsg{limits: ls, err: err} }
 	case viewFlags:
@@ -313,6 +354,93 @@ func (m *Model) list(v view) tea.Cmd {
 	return nil
 }
 
+// readLockStatus reads the lock of the detail pane (GET /locks/{name}).
+func (m *Model) readLockStatus(name string) tea.Cmd {
+	if m.lockReading {
+		return nil
+	}
+	m.lockReading = true
+	api, ctx := m.cfg.API, m.ctx
+	return func() tea.Msg {
+		st, err := api.LockStatus(ctx, name)
+		return lockStatusMsg{name: name, state: st, err: err}
+	}
+}
+
+// readSemaphores reads the status of the named semaphores, one batch at a
+// time: names asked for while a batch is in flight go in the next one.
+func (m *Model) readSemaphores(names []string) tea.Cmd {
+	for _, n := range names {
+		m.semWant[n] = true
+	}
+	if m.semReading || len(m.semWant) == 0 {
+		return nil
+	}
+	batch := make([]string, 0, len(m.semWant))
+	for n := range m.semWant {
+		batch = append(batch, n)
+	}
+	clear(m.semWant)
+	m.semReading = true
+	api, ctx, since := m.cfg.API, m.ctx, m.sems.Count()
+	return func() tea.Msg {
+		msg := semaphoresReadMsg{since: since}
+		for _, n := range batch {
+			st, err := api.SemaphoreStatus(ctx, n)
+			switch {
+			case errors.Is(err, client.ErrNotFound):
+				msg.gone = append(msg.gone, n)
+			case err != nil:
+				msg.err = err
+				return msg
+			default:
+				msg.states = append(msg.states, *st)
+			}
+		}
+		return msg
+	}
+}
+
+// restartPoll starts polling what the current screen shows that changes
+// without an event, at once and then every PollEvery; the previous
+// screen's polling stops (its ticks are dropped).
+func (m *Model) restartPoll() tea.Cmd {
+	m.poll++
+	if !m.polled() {
+		return nil
+	}
+	return tea.Batch(m.pollNow(), m.pollTick())
+}
+
+// polled reports whether the current screen has something to poll.
+func (m *Model) polled() bool {
+	return m.active == viewLocks && m.detailOpen || m.active == viewSemaphores || m.active == viewSessions
+}
+
+func (m *Model) pollTick() tea.Cmd {
+	poll := m.poll
+	return tea.Tick(m.cfg.PollEvery, func(time.Time) tea.Msg { return pollTickMsg{poll: poll} })
+}
+
+// pollNow reads what the current screen needs (nothing while the view is
+// not in sync with the server: the (re)connect reads it).
+func (m *Model) pollNow() tea.Cmd {
+	if m.state != connLive {
+		return nil
+	}
+	switch m.active {
+	case viewLocks:
+		if m.detailOpen {
+			return m.readLockStatus(m.detailName)
+		}
+	case viewSemaphores:
+		return m.readSemaphores(m.sems.OnScreen())
+	case viewSessions:
+		return m.list(viewSessions)
+	}
+	return nil
+}
+
 func (m *Model) scrape() tea.Cmd {
 	if m.metricsNA {
 		return nil
@@ -321,6 +449,18 @@ func (m *Model) scrape() tea.Cmd {
 	return func() tea.Msg {
 		text, err := api.Metrics(ctx)
 		return metricsMsg{at: now(), text: text, err: err}
+	}
+}
+
+// askCluster asks GET /cluster for the header's node and leader.
+func (m *Model) askCluster() tea.Cmd {
+	if m.clusterNA {
+		return nil
+	}
+	api, ctx := m.cfg.API, m.ctx
+	return func() tea.Msg {
+		st, err := api.Cluster(ctx)
+		return clusterMsg{st: st, err: err}
 	}
 }
 
@@ -363,6 +503,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.key(msg)
 	case tickMsg:
 		m.now = m.cfg.Now()
+		m.locks.Prune(m.now) // lock-delays that are over
 		m.refreshRows(m.active)
 		return m, m.tick()
 
@@ -372,10 +513,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.stream, m.state, m.pending = msg.stream, connSyncing, nil
 		cmds := []tea.Cmd{waitEvents(msg.gen, msg.stream), m.listLocks(msg.gen)}
-		for v := viewLimits; v < numViews; v++ {
+		for _, v := range listViews {
 			m.lists[v].inFlight = false // answers of the old connection no longer count
 			cmds = append(cmds, m.list(v))
 		}
+		// Every semaphore known is read again (events may have been missed).
+		cmds = append(cmds, m.readSemaphores(m.sems.Names()))
 		return m, tea.Batch(cmds...)
 	case connectFailedMsg:
 		if msg.gen != m.gen {
@@ -417,7 +560,49 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.pending = nil
 		m.state, m.attempt, m.connErr = connLive, 0, nil
+		return m, m.pollNow()
+	case sessionsListedMsg:
+		var cmd tea.Cmd
+		if msg.err == nil {
+			m.sessionData = msg.sessions
+			m.refreshRows(viewSessions)
+			// Semaphores held under a session that the view has not seen.
+			var unknown []string
+			for _, s := range msg.sessions {
+				for _, n := range s.Semaphores {
+					if m.sems.Get(n) == nil {
+						unknown = append(unknown, n)
+					}
+				}
+			}
+			cmd = m.readSemaphores(unknown)
+		}
+		return m, tea.Batch(cmd, m.listed(viewSessions, msg.err))
+	case lockStatusMsg:
+		m.lockReading = false
+		if msg.name != m.detailName {
+			if m.detailOpen && m.active == viewLocks {
+				return m, m.readLockStatus(m.detailName) // the cursor moved meanwhile
+			}
+			return m, nil
+		}
+		m.lockState, m.lockStateName, m.lockStateErr = msg.state, msg.name, msg.err
 		return m, nil
+	case semaphoresReadMsg:
+		m.semReading, m.semErr = false, msg.err
+		now := m.cfg.Now()
+		for _, st := range msg.states {
+			m.sems.SetStatus(st, msg.since, now)
+		}
+		for _, n := range msg.gone {
+			m.sems.Forget(n, msg.since, now)
+		}
+		return m, m.readSemaphores(nil) // names wanted meanwhile
+	case pollTickMsg:
+		if msg.poll != m.poll || m.quitting || !m.polled() {
+			return m, nil
+		}
+		return m, tea.Batch(m.pollNow(), m.pollTick())
 	case limitsListedMsg:
 		if msg.err == nil {
 			m.limitData = msg.limits
@@ -457,6 +642,23 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		return m, m.scrape()
+
+	case clusterMsg:
+		switch {
+		case errors.Is(msg.err, client.ErrNotFound) || isAuthErr(msg.err):
+			m.clusterNA, m.clusterOK = true, false
+			return m, nil
+		case msg.err != nil:
+			m.clusterOK = false // node unreachable: the connection state says so
+		default:
+			m.cluster, m.clusterOK = msg.st, true
+		}
+		return m, tea.Tick(m.cfg.MetricsEvery, func(time.Time) tea.Msg { return clusterTickMsg{} })
+	case clusterTickMsg:
+		if m.quitting {
+			return m, nil
+		}
+		return m, m.askCluster()
 	}
 	return m, nil
 }
@@ -466,6 +668,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (m *Model) refreshRows(v view) {
 	now := m.cfg.Now()
 	switch v {
+	case viewSessions:
+		m.sessions.SetRows(sessionRows(m.sessionData, now))
 	case viewLimits:
 		m.limits.SetRows(limitRows(m.limitData, now))
 	case viewFlags:
@@ -479,7 +683,11 @@ func (m *Model) refreshRows(v view) {
 func (m *Model) events(evs []client.Event) tea.Cmd {
 	now := m.cfg.Now()
 	var refresh [numViews]bool
+	var cmds []tea.Cmd
 	for _, e := range evs {
+		if e.SessionID != "" {
+			refresh[viewSessions] = true // a hold of one of the sessions shown
+		}
 		switch e.Kind {
 		case "lock":
 			m.ring = append(m.ring, e)
@@ -488,6 +696,14 @@ func (m *Model) events(evs []client.Event) tea.Cmd {
 			} else {
 				m.locks.Apply(e, now)
 			}
+			if m.detailOpen && m.active == viewLocks && e.Name == m.detailName {
+				cmds = append(cmds, m.readLockStatus(e.Name)) // the queue moved
+			}
+		case "semaphore":
+			m.sems.Record(e)
+			m.sems.Apply(e, now)
+		case "session":
+			refresh[viewSessions] = true
 		case "limit":
 			refresh[viewLimits] = true
 		case "flag":
@@ -499,8 +715,7 @@ func (m *Model) events(evs []client.Event) tea.Cmd {
 	if len(m.ring) > ringSize {
 		m.ring = append(m.ring[:0:0], m.ring[len(m.ring)-ringSize:]...)
 	}
-	var cmds []tea.Cmd
-	for v := viewLimits; v < numViews; v++ {
+	for _, v := range listViews {
 		if !refresh[v] {
 			continue
 		}
@@ -571,28 +786,32 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 		if m.detailOpen {
 			m.detailOpen = false
 			m.SetSize(m.width, m.height)
+			return m.restartPoll()
 		} else if m.input.Value() != "" {
 			m.input.SetValue("")
 			m.applyFilter()
 		}
 	case key.Matches(msg, k.Up):
-		m.move(-1)
+		return m.move(-1)
 	case key.Matches(msg, k.Down):
-		m.move(1)
+		return m.move(1)
 	case key.Matches(msg, k.PageUp):
-		m.move(-m.pageSize())
+		return m.move(-m.pageSize())
 	case key.Matches(msg, k.PageDown):
-		m.move(m.pageSize())
+		return m.move(m.pageSize())
 	case key.Matches(msg, k.Detail):
-		if m.active != viewLocks {
+		switch {
+		case m.active != viewLocks && m.active != viewSemaphores:
 			return nil
-		}
-		if m.detailOpen {
+		case m.detailOpen:
 			m.detailOpen = false
-		} else if r := m.locks.Selected(); r != nil {
-			m.detailOpen, m.detailName = true, r.Name
+		case m.active == viewLocks && m.locks.Selected() != nil:
+			m.detailOpen, m.detailName = true, m.locks.Selected().Name
+		case m.active == viewSemaphores && m.sems.Selected() != nil:
+			m.detailOpen, m.detailName = true, m.sems.Selected().Name
 		}
 		m.SetSize(m.width, m.height)
+		return m.restartPoll()
 	case key.Matches(msg, k.NextView):
 		return m.switchView((m.active + 1) % numViews)
 	case key.Matches(msg, k.PrevView):
@@ -603,12 +822,15 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 			m.state, m.connErr = connConnecting, nil
 			return m.connect(m.gen)
 		}
-		if m.active == viewLocks {
+		switch m.active {
+		case viewLocks:
 			if m.stream == nil || m.state == connSyncing {
 				return nil
 			}
 			m.state, m.pending = connSyncing, nil
-			return m.listLocks(m.gen)
+			return tea.Batch(m.listLocks(m.gen), m.pollNow())
+		case viewSemaphores:
+			return m.readSemaphores(m.sems.Names())
 		}
 		return m.list(m.active)
 	}
@@ -632,15 +854,23 @@ func (m *Model) pageSize() int {
 	return 1
 }
 
-func (m *Model) move(delta int) {
+// move moves the cursor of the current view; with the detail pane open it
+// follows, and its polling restarts for the new row.
+func (m *Model) move(delta int) tea.Cmd {
 	switch m.active {
 	case viewLocks:
 		m.locks.Move(delta)
-		if m.detailOpen {
-			if r := m.locks.Selected(); r != nil {
-				m.detailName = r.Name
-			}
+		if r := m.locks.Selected(); m.detailOpen && r != nil && r.Name != m.detailName {
+			m.detailName = r.Name
+			return m.restartPoll()
 		}
+	case viewSemaphores:
+		m.sems.Move(delta)
+		if r := m.sems.Selected(); m.detailOpen && r != nil {
+			m.detailName = r.Name
+		}
+	case viewSessions:
+		m.sessions.Move(delta)
 	case viewLimits:
 		m.limits.Move(delta)
 	case viewFlags:
@@ -648,24 +878,28 @@ func (m *Model) move(delta int) {
 	case viewConfig:
 		m.configs.Move(delta)
 	}
+	return nil
 }
 
 func (m *Model) applyFilter() {
 	f := m.input.Value()
 	m.locks.SetFilter(f)
+	m.sems.SetFilter(f)
+	m.sessions.SetFilter(f)
 	m.limits.SetFilter(f)
 	m.flags.SetFilter(f)
 	m.configs.SetFilter(f)
 }
 
 func (m *Model) switchView(v view) tea.Cmd {
-	m.active = v
+	m.active, m.detailOpen = v, false
 	m.SetSize(m.width, m.height)
 	m.refreshRows(v)
-	if v != viewLocks && m.stream != nil && (m.lists[v].dirty || !m.lists[v].loaded) {
-		return m.list(v)
+	var cmd tea.Cmd
+	if v != viewLocks && v != viewSemaphores && m.stream != nil && (m.lists[v].dirty || !m.lists[v].loaded) {
+		cmd = m.list(v)
 	}
-	return nil
+	return tea.Batch(cmd, m.restartPoll())
 }
 
 // --- view ---
@@ -685,6 +919,10 @@ func (m *Model) View() string {
 	switch m.active {
 	case viewLocks:
 		parts = append(parts, m.locks.View(now, m.st))
+	case viewSemaphores:
+		parts = append(parts, m.sems.View(now, m.st, m.semStatus()))
+	case viewSessions:
+		parts = append(parts, m.sessions.View(m.st, m.listStatus(viewSessions)))
 	case viewLimits:
 		parts = append(parts, m.limits.View(m.st, m.listStatus(viewLimits)))
 	case viewFlags:
@@ -711,6 +949,18 @@ func (m *Model) View() string {
 	return strings.Join(lines, "\n")
 }
 
+// semStatus is what the semaphores view says while it has no rows to show
+// for a reason other than there being none.
+func (m *Model) semStatus() string {
+	switch {
+	case m.state == connRefused:
+		return "the server refused the token (" + shortErr(m.connErr) + "): check --token, then press r"
+	case m.semErr != nil:
+		return "error: " + oneLine(m.semErr.Error())
+	}
+	return ""
+}
+
 func (m *Model) listStatus(v view) string {
 	st := m.lists[v]
 	switch {
@@ -728,6 +978,14 @@ func (m *Model) listStatus(v view) string {
 // The connection state is never cut: the server URL gives way first.
 func (m *Model) headerView() string {
 	conn := m.connView()
+	if m.clusterOK {
+		leader := m.cluster.Leader
+		if leader == "" {
+			leader = "none"
+		}
+		// Names from the server never drive the terminal (oneLine).
+		conn += "  " + m.st.server.Render("node "+oneLine(m.cluster.Node)+" · leader "+oneLine(leader))
+	}
 	server := clip(m.cfg.Server, m.width-lipgloss.Width("octostore")-4-lipgloss.Width(conn))
 	left := m.st.title.Render("octostore") + "  " + m.st.server.Render(server) + "  " + conn
 	right := "ops/s n/a  p99 n/a"
@@ -800,12 +1058,50 @@ func shortErr(err error) string {
 }
 
 func (m *Model) tabsView() string {
+	filter := ""
+	switch {
+	case m.filtering:
+		filter = m.input.View()
+	case m.input.Value() != "":
+		filter = m.st.faint.Render("filter /" + m.input.Value())
+	}
+	// The widest layout that fits: wide separators, narrow ones, then
+	// short names (six tabs, their counts and a filter in 80 columns).
+	var line string
+	for _, f := range []struct {
+		sep, gap string
+		names    [numViews]string
+	}{
+		{"  │  ", "    ", viewNames},
+		{" │ ", "  ", viewNames},
+		{" │ ", "  ", shortViewNames},
+	} {
+		line = " " + strings.Join(m.tabs(f.names), f.sep)
+		if filter != "" {
+			line += f.gap + filter
+		}
+		if lipgloss.Width(line) <= m.width {
+			break
+		}
+	}
+	return line
+}
+
+// shortViewNames are the tab names when the full ones do not fit.
+var shortViewNames = [numViews]string{"Locks", "Sems", "Sess", "Limits", "Flags", "Config"}
+
+// tabs renders the tabs with their counts.
+func (m *Model) tabs(names [numViews]string) []string {
 	var tabs []string
 	for v := view(0); v < numViews; v++ {
-		name := viewNames[v]
+		name := names[v]
 		switch v {
 		case viewLocks:
 			name += fmt.Sprintf(" %d", m.locks.Total())
+		case viewSemaphores:
+			name += fmt.Sprintf(" %d", m.sems.Total())
+		case viewSessions:
+			name += countLabel(m.sessions.rows, m.lists[v].loaded)
 		case viewLimits:
 			name += countLabel(m.limits.rows, m.lists[v].loaded)
 		case viewFlags:
@@ -819,14 +1115,7 @@ func (m *Model) tabsView() string {
 			tabs = append(tabs, m.st.tabInactive.Render(name))
 		}
 	}
-	line := " " + strings.Join(tabs, "  │  ")
-	switch {
-	case m.filtering:
-		line += "    " + m.input.View()
-	case m.input.Value() != "":
-		line += "    " + m.st.faint.Render("filter /"+m.input.Value())
-	}
-	return line
+	return tabs
 }
 
 func countLabel(rows []listRow, loaded bool) string {
@@ -836,22 +1125,33 @@ func countLabel(rows []listRow, loaded bool) string {
 	return fmt.Sprintf(" %d", len(rows))
 }
 
-// detailView: the selected lock and its recent events, newest first.
+// detailView: the selected lock or semaphore and its recent events,
+// newest first.
 func (m *Model) detailView(now time.Time, h int) string {
+	if m.active == viewSemaphores {
+		return m.semDetailView(now, h)
+	}
 	w := m.width
 	name := m.detailName
 	lines := []string{m.st.rule.Render(strings.Repeat("─", w))}
 	title := name + "  "
-	if r := m.locks.Get(name); r != nil {
+	r := m.locks.Get(name)
+	switch {
+	case r != nil && r.Delayed:
+		title += fmt.Sprintf("in lock-delay: %s's hold expired %s · free at %s (in %s) · token %d", r.Holder,
+			r.ExpiresAt.Local().Format("15:04:05"), r.AvailableAt.Local().Format("15:04:05"),
+			shortDur(r.AvailableAt.Sub(now)), r.Token)
+	case r != nil:
 		title += fmt.Sprintf("held by %s · token %d · expires %s (in %s)", r.Holder, r.Token,
 			r.ExpiresAt.Local().Format("15:04:05"), shortDur(r.ExpiresAt.Sub(now)))
 		if r.LeaseID != "" {
 			title += " · lease " + r.LeaseID
 		}
-	} else {
+	default:
 		title += "not held"
 	}
 	lines = append(lines, m.st.detailTitle.Render(clip(title, w)))
+	lines = append(lines, clip(m.lockStatusLine(r), w))
 	n := 0
 	for i := len(m.ring) - 1; i >= 0 && len(lines) < h; i-- {
 		e := m.ring[i]
@@ -864,13 +1164,107 @@ func (m *Model) detailView(now time.Time, h int) string {
 			t = now
 		}
 		line := fmt.Sprintf("  %s  %-13s %-12s token %d", t.Local().Format("15:04:05.000"), e.Type, e.Holder, e.FencingToken)
-		if !e.ExpiresAt.IsZero() && (e.Type == client.EventLockAcquired || e.Type == client.EventLockRenewed) {
+		switch {
+		case !e.ExpiresAt.IsZero() && (e.Type == client.EventLockAcquired || e.Type == client.EventLockRenewed):
 			line += "  until " + e.ExpiresAt.Local().Format("15:04:05")
+		case !e.AvailableAt.IsZero():
+			line += "  free at " + e.AvailableAt.Local().Format("15:04:05")
 		}
 		lines = append(lines, clip(line, w))
 	}
 	if n == 0 && len(lines) < h {
 		lines = append(lines, m.st.faint.Render("  no events for this lock since the view started"))
+	}
+	for len(lines) < h {
+		lines = append(lines, "")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// lockStatusLine is the detail pane's second line: what GET /locks/{name}
+// says beyond the table (the waiters queued, the hold's session), and the
+// hold's metadata.
+func (m *Model) lockStatusLine(r *lockRow) string {
+	var parts []string
+	st := m.lockState
+	if m.lockStateName != m.detailName {
+		st = nil
+	}
+	switch {
+	case st != nil && (st.Status == "held" || st.Status == "delayed"):
+		parts = append(parts, fmt.Sprintf("waiters %d", st.Waiters))
+	case st != nil:
+		parts = append(parts, "available")
+	case m.lockStateErr != nil && m.lockStateName == m.detailName:
+		parts = append(parts, "status: "+shortErr(m.lockStateErr))
+	default:
+		parts = append(parts, "waiters …")
+	}
+	meta := ""
+	if r != nil {
+		meta = r.Metadata
+		if r.SessionID != "" {
+			parts = append(parts, "session "+shortID(r.SessionID))
+		}
+	}
+	if meta == "" && st != nil {
+		meta = oneLine(st.Metadata)
+	}
+	if meta != "" {
+		parts = append(parts, "metadata: "+meta)
+	}
+	return "  " + strings.Join(parts, " · ")
+}
+
+// semDetailView: the selected semaphore's slots (grant order) and its
+// recent events, newest first.
+func (m *Model) semDetailView(now time.Time, h int) string {
+	w := m.width
+	name := m.detailName
+	lines := []string{m.st.rule.Render(strings.Repeat("─", w))}
+	r := m.sems.Get(name)
+	title := name + "  "
+	if r == nil {
+		title += "nothing held"
+	} else {
+		limit := "?"
+		if r.Limit > 0 {
+			limit = fmt.Sprint(r.Limit)
+		}
+		title += fmt.Sprintf("limit %s · %d held", limit, len(r.Slots))
+		if r.Waiters >= 0 {
+			title += fmt.Sprintf(" · %d waiting", r.Waiters)
+		}
+	}
+	lines = append(lines, m.st.detailTitle.Render(clip(title, w)))
+	if r != nil {
+		for _, sl := range r.sorted() {
+			if len(lines) >= h {
+				break
+			}
+			line := fmt.Sprintf("  token %-5d %-12s expires in %-6s", sl.Token, sl.Holder, shortDur(sl.ExpiresAt.Sub(now)))
+			if sl.SessionID != "" {
+				line += " session " + shortID(sl.SessionID)
+			}
+			if sl.LeaseID != "" {
+				line += " lease " + shortID(sl.LeaseID)
+			}
+			if sl.Metadata != "" {
+				line += "  " + sl.Metadata
+			}
+			lines = append(lines, clip(line, w))
+		}
+	}
+	for _, e := range m.sems.Events(name, h) {
+		if len(lines) >= h {
+			break
+		}
+		t := e.Time
+		if t.IsZero() {
+			t = now
+		}
+		lines = append(lines, m.st.faint.Render(clip(fmt.Sprintf("  %s  %-18s %-12s token %d", t.Local().Format("15:04:05.000"),
+			e.Type, e.Holder, e.FencingToken), w)))
 	}
 	for len(lines) < h {
 		lines = append(lines, "")

@@ -259,8 +259,8 @@ func TestKeyDetail(t *testing.T) {
 	if m.detailOpen {
 		t.Fatal("enter does not toggle the pane")
 	}
-	// Not on other views.
-	press(t, m, "tab", "enter")
+	// Not on the list views.
+	press(t, m, "tab", "tab", "tab", "enter")
 	if m.detailOpen {
 		t.Fatal("detail opened on the limits view")
 	}
@@ -274,7 +274,7 @@ func TestKeyTabSwitchesViews(t *testing.T) {
 			t.Fatalf("%s not listed at connect", viewNames[v])
 		}
 	}
-	want := []view{viewLimits, viewFlags, viewConfig, viewLocks}
+	want := []view{viewSemaphores, viewSessions, viewLimits, viewFlags, viewConfig, viewLocks}
 	for _, w := range want {
 		press(t, m, "tab")
 		if m.active != w {
@@ -292,7 +292,7 @@ func TestKeyTabSwitchesViews(t *testing.T) {
 	v := m.View()
 	mustContain(t, v, "db.url", "1m00s ago", "Config 1")
 	mustNotContain(t, v, "\x1b[31m")
-	press(t, m, "tab", "tab") // locks, limits
+	press(t, m, "tab", "tab", "tab", "tab") // locks, semaphores, sessions, limits
 	update(t, m, limitsListedMsg{limits: []client.LimitInfo{{Name: "api", MaxRequests: 10, WindowSeconds: 60, CurrentCount: 10, Allowed: false, ResetAt: t0.Add(5 * time.Second), Owner: "alice"}}})
 	update(t, m, flagsListedMsg{flags: []client.Flag{{Name: "beta", Enabled: true, Percentage: ptr(30)}}})
 	mustContain(t, m.View(), "api", "alice", "10/10", "1m00s", "no", "5s", "OWNER")
@@ -334,7 +334,7 @@ func TestKeyRefresh(t *testing.T) {
 	}
 	// r on a list view lists it again.
 	update(t, m, limitsListedMsg{})
-	press(t, m, "tab")
+	press(t, m, "tab", "tab", "tab")
 	if cmd := press(t, m, "r"); cmd == nil || !m.lists[viewLimits].inFlight {
 		t.Fatal("r does not list limits")
 	}
@@ -391,7 +391,7 @@ func TestLockEventsLive(t *testing.T) {
 	// the others when shown.
 	update(t, m, limitsListedMsg{})
 	update(t, m, flagsListedMsg{})
-	press(t, m, "tab") // limits
+	press(t, m, "tab", "tab", "tab") // limits
 	cmd := update(t, m, eventsMsg{gen: 1, events: []client.Event{
 		{Type: "limit.denied", Kind: "limit", Name: "api"}, {Type: "flag.set", Kind: "flag", Name: "beta"},
 	}})
@@ -577,7 +577,7 @@ func TestMainViewAt80x24(t *testing.T) {
 	lines := strings.Split(m.View(), "\n")
 	want := []string{
 		"octostore  http://test:3000  ● live",
-		" Locks 3  │  Limits  │  Flags  │  Config",
+		" Locks 3  │  Semaphores 0  │  Sessions  │  Limits  │  Flags  │  Config",
 		"  NAME                           HOLDER         TOKEN TIME LEFT         HELD FOR",
 		"▸ build                          alice              3 ███████░░░    20s ≥10s",
 		"  deploy                         bob                7 ███████░░░    20s ≥10s",
@@ -665,7 +665,7 @@ func TestListViewsTick(t *testing.T) {
 		tab         int
 		before, now string
 	}{
-		{1, "40s", "25s"},
+		{3, "40s", "25s"}, // past the semaphores and sessions
 		{1, "5s ago", "20s ago"},
 		{1, "1m00s ago", "1m15s ago"},
 	} {

@@ -39,6 +39,32 @@ type (
 		locks []client.LockInfo
 		err   error
 	}
+	// lockStatusMsg: GET /locks/{name} answered, for the detail pane
+	// (waiters, lock-delay, metadata).
+	lockStatusMsg struct {
+		name  string
+		state *client.LockState
+		err   error
+	}
+	// semaphoresReadMsg: GET /semaphores/{name} answered for names (the
+	// semaphore view's resync or poll). since is the semaphore event count
+	// when the reads were sent: events after it are replayed on top.
+	semaphoresReadMsg struct {
+		since  uint64
+		states []client.SemaphoreState
+		gone   []string // names the server does not know (404)
+		err    error
+	}
+	// sessionsListedMsg: GET /sessions answered.
+	sessionsListedMsg struct {
+		sessions []client.SessionInfo
+		err      error
+	}
+	// pollTickMsg: time to read again what the screen shows that changes
+	// without an event (a lock's waiters, semaphores' waiters, sessions'
+	// expiries after keepalives). poll is the screen it was set for: a
+	// tick of a screen left since is dropped.
+	pollTickMsg struct{ poll int }
 	// limitsListedMsg: GET /limits answered.
 	limitsListedMsg struct {
 		limits []client.LimitInfo
@@ -63,6 +89,14 @@ type (
 	}
 	// metricsTickMsg: time to scrape /metrics again.
 	metricsTickMsg struct{}
+	// clusterMsg: GET /cluster answered (cluster mode: node and leader for
+	// the header; a single node answers 404 and is not asked again).
+	clusterMsg struct {
+		st  client.ClusterStatus
+		err error
+	}
+	// clusterTickMsg: time to ask GET /cluster again.
+	clusterTickMsg struct{}
 	// tickMsg: redraw time-dependent cells (time left, highlights).
 	tickMsg time.Time
 )

@@ -45,6 +45,30 @@ func defaultStyles() *styles {
 	}
 }
 
+// usage draws how full a semaphore is: f of width cells filled, amber from
+// 80 %, red when every slot is held.
+func (s *styles) usage(f float64, width int) string {
+	full := min(int(f*float64(width)+0.5), width)
+	if f > 0 && full == 0 {
+		full = 1 // a held slot always shows
+	}
+	st := s.barFull
+	switch {
+	case f >= 1:
+		st = s.barLow
+	case f >= 0.8:
+		st = s.barMid
+	}
+	return st.Render(strings.Repeat("█", full)) + s.barRest.Render(strings.Repeat("░", width-full))
+}
+
+// delayBar draws the lock-delay left: f of width cells, in the waiting
+// colour (nobody may take the lock until it has drained).
+func (s *styles) delayBar(f float64, width int) string {
+	full := min(max(int(f*float64(width)+0.5), 0), width)
+	return s.waiting.Render(strings.Repeat("▒", full)) + s.barRest.Render(strings.Repeat("░", width-full))
+}
+
 // bar draws a draining bar of width cells, f of it filled.
 func (s *styles) bar(f float64, width int) string {
 	full := int(f*float64(width) + 0.5)

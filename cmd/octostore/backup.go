@@ -15,15 +15,20 @@ import (
 func backupCommand() *cli.Command {
 	c := leaf("backup", "write a consistent copy of the database to OUT (safe while the server runs)", "OUT", []cli.Flag{
 		&cli.StringFlag{Name: "db", Value: "./octostore.db", Usage: "SQLite database file of the server", EnvVars: []string{"OCTOSTORE_DB", "DATABASE_URL"}},
+		etcdEndpointsFlag(""), // cluster mode: an etcd snapshot instead
 		jsonFlag(),
 	}, backupAction)
-	c.UsageText = "octostore backup --db PATH OUT [--json]"
+	c.UsageText = "octostore backup --db PATH OUT [--json]\n   octostore backup --etcd-endpoints URL OUT [--json]   (cluster mode: an etcd snapshot)"
 	return c
 }
 
 // backupAction writes the copy; with --json it prints persistence.BackupInfo
-// as one line of JSON (docs/operations.md names its fields).
+// (etcdstore.SnapshotInfo with --etcd-endpoints) as one line of JSON
+// (docs/operations.md names their fields).
 func backupAction(c *cli.Context, args []string) error {
+	if c.IsSet("etcd-endpoints") {
+		return etcdBackup(c, args[0]) // cluster.go
+	}
 	db := dbPath(c.String("db"))
 	info, err := persistence.Backup(c.Context, db, args[0])
 	if err != nil {

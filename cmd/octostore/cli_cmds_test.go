@@ -162,6 +162,86 @@ func TestTokenRotateCommand(t *testing.T) {
 	octo(t, url, "nope", "token", "rotate").mustCode(t, exitAuth, "rotate with a bad token")
 }
 
+func TestSessionCommands(t *testing.T) {
+	url := serverFor(t, "/sessions")
+	r := octo(t, url, tokA, "session", "create", "--ttl", "1m", "--json").mustCode(t, 0, "create")
+	var s struct {
+		ID string `json:"session_id"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || len(s.ID) != 36 {
+		t.Fatalf("create --json = %q (%v)", r.stdout, err)
+	}
+	if r = octo(t, url, tokA, "session", "create", "--ttl", "10s", "--lock-delay", "2s").mustCode(t, 0, "create text"); !strings.Contains(r.stdout, "lock_delay  2s") {
+		t.Fatalf("create = %q", r.stdout)
+	}
+	octo(t, url, tokA, "lock", "acquire", "deploy", "--session", s.ID).mustCode(t, 0, "acquire under the session")
+	octo(t, url, tokA, "lock", "acquire", "deploy2", "--session", s.ID, "--ttl", "1m").mustCode(t, exitUsage, "--session and --ttl")
+	if r = octo(t, url, tokB, "lock", "status", "deploy").mustCode(t, 0, "status"); !strings.Contains(r.stdout, "holder         alice") {
+		t.Fatalf("status = %q", r.stdout)
+	}
+	if r = octo(t, url, tokA, "session", "list").mustCode(t, 0, "list"); !strings.Contains(r.stdout, s.ID) || !strings.Contains(r.stdout, "1: deploy") {
+		t.Fatalf("list = %q", r.stdout)
+	}
+	octo(t, url, tokA, "session", "keepalive", s.ID).mustCode(t, 0, "keepalive")
+	octo(t, url, tokB, "session", "keepalive", s.ID).mustCode(t, exitNotFound, "another user's keepalive")
+	octo(t, url, tokA, "session", "keepalive", "nope").mustCode(t, exitUsage, "a malformed id (422)")
+	if r = octo(t, url, tokA, "session", "close", s.ID).mustCode(t, 0, "close"); !strings.Contains(r.stdout, "released 1 lock") {
+		t.Fatalf("close = %q", r.stdout)
+	}
+	octo(t, url, tokB, "lock", "acquire", "deploy").mustCode(t, 0, "the lock is free after the close")
+	octo(t, url, tokA, "session", "close", s.ID).mustCode(t, exitNotFound, "close again")
+}
+
+// lock acquire --lock-delay: after the hold expires, nobody gets the lock
+// until the delay is over; a waiting acquire waits through it.
+func TestLockDelayCommand(t *testing.T) {
+	t.Parallel()
+	url := serverFor(t, "/locks")
+	octo(t, url, tokA, "lock", "acquire", "delayed", "--ttl", "1s", "--lock-delay", "2s").mustCode(t, 0, "acquire with a lock-delay")
+	start := time.Now()
+	r := octo(t, url, tokB, "lock", "acquire", "delayed", "--wait", "20s", "--json").mustCode(t, 0, "bob waits through the delay")
+	if d := time.Since(start); d < 2*time.Second {
+		t.Fatalf("bob got the lock %s after alice's 1 s hold with a 2 s delay: %s", d, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "waiting for lock") {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	octo(t, url, tokA, "lock", "acquire", "delayed", "--lock-delay", "61s").mustCode(t, exitUsage, "a delay over 60s (422)")
+}
+
+func TestLockFenceCommand(t *testing.T) {
+	url := serverFor(t, "/locks")
+	octo(t, url, tokA, "lock", "acquire", "fenced").mustCode(t, 0, "acquire")
+	if r := octo(t, url, tokB, "lock", "fence", "fenced", "1").mustCode(t, 0, "the current token"); !strings.Contains(r.stdout, "held by alice") {
+		t.Fatalf("valid: %q", r.stdout)
+	}
+	if r := octo(t, url, tokB, "lock", "fence", "fenced", "2").mustCode(t, exitHeld, "a token never granted"); !strings.Contains(r.stderr, "stale fencing token (the last one granted is 1)") {
+		t.Fatalf("stale: %q", r.stderr)
+	}
+	octo(t, url, tokB, "lock", "fence", "fenced", "-1").mustCode(t, exitUsage, "a negative token")
+	octo(t, url, tokB, "lock", "fence", "fenced").mustCode(t, exitUsage, "no token")
+}
+
+// --metadata: shown to every user in lock status and lock list; lock run
+// gives "HOST pid PID" by default.
+func TestLockMetadataCommand(t *testing.T) {
+	url := serverFor(t, "/locks")
+	octo(t, url, tokA, "lock", "acquire", "m", "--metadata", "deploy #17").mustCode(t, 0, "acquire")
+	if r := octo(t, url, tokB, "lock", "status", "m").mustCode(t, 0, "status"); !strings.Contains(r.stdout, "metadata       deploy #17") {
+		t.Fatalf("status for bob: %q", r.stdout)
+	}
+	if r := octo(t, url, tokA, "lock", "list").mustCode(t, 0, "list"); !strings.Contains(r.stdout, "deploy") {
+		t.Fatalf("list: %q", r.stdout)
+	}
+	octo(t, url, tokA, "lock", "acquire", "m2", "--metadata", "two\nlines").mustCode(t, exitUsage, "a control character (422)")
+	r := octo(t, url, tokA, "lock", "run", "m3", "--", "sh", "-c", `OCTOSTORE_TOKEN=tokB "$0" lock status m3 --json`, octostoreBin)
+	r.mustCode(t, 0, "lock run")
+	host, _ := os.Hostname()
+	if !strings.Contains(r.stdout, `"metadata":"`+host+` pid `) {
+		t.Fatalf("lock run's metadata: %q", r.stdout)
+	}
+}
+
 // watchRun is a CLI command running in the background (config watch).
 type watchRun struct {
 	cmd    *exec.Cmd

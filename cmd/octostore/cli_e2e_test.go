@@ -259,7 +259,8 @@ func TestLockRunKillsCommandWhenLockLost(t *testing.T) {
 			}
 			// The whole process group is gone: nothing holds the stdout pipe
 			// open any more (ReadAll above returned), and the lock is free
-			// once the lease has run out (the command was stopped before).
+			// once the lease has run out (the command was stopped before; the
+			// server's expiry follows the local one: bob waits in the queue).
 			octo(t, url, tokB, "lock", "acquire", "lossy", "--wait", "30s").mustCode(t, 0, "bob acquires after the loss")
 		})
 	}
@@ -301,4 +302,48 @@ func TestLockRunForwardsSignals(t *testing.T) {
 			t.Fatalf("exit %d, want 130", code)
 		}
 	})
+}
+
+// semaphore run --limit 2: two commands run at once, a third (the same
+// token) waits for a slot and runs when one finishes, with the next fencing
+// token; without --wait it exits 3.
+func TestSemaphoreRun(t *testing.T) {
+	url := startServer(t)
+	script := `echo "started $OCTOSTORE_SEMAPHORE_NAME $OCTOSTORE_FENCING_TOKEN"; read x; echo "done"`
+	run := func(extra ...string) *running {
+		args := append([]string{"semaphore", "run", "pool", "--limit", "2", "--ttl", "5s"}, extra...)
+		return start(t, url, tokA, append(args, "--", "sh", "-c", script)...)
+	}
+	first, second := run(), run()
+	got := map[string]bool{}
+	for _, r := range []*running{first, second} {
+		got[line(t, r.stdout, "runner")] = true
+	}
+	if !got["started pool 1"] || !got["started pool 2"] {
+		t.Fatalf("the two runners: %v, want tokens 1 and 2", got)
+	}
+	octo(t, url, tokB, "semaphore", "run", "pool", "--limit", "2", "--", "true").mustCode(t, exitHeld, "a third without --wait")
+	octo(t, url, tokB, "semaphore", "run", "pool", "--limit", "3", "--", "true").mustCode(t, exitUsage, "another limit (422)")
+	octo(t, url, tokB, "semaphore", "run", "pool", "--", "true").mustCode(t, exitUsage, "no --limit")
+	if st := octo(t, url, tokA, "semaphore", "status", "pool").mustCode(t, 0, "status"); !strings.Contains(st.stdout, "available  0") {
+		t.Fatalf("status: %q", st.stdout)
+	}
+	third := run("--wait", "1m")
+	lineContaining(t, third.stderr, "waiting for a slot of semaphore", "the third waits")
+	io.WriteString(second.stdin, "go\n")
+	if code := second.wait(t); code != 0 {
+		t.Fatalf("second exit %d", code)
+	}
+	if l := line(t, third.stdout, "third"); l != "started pool 3" {
+		t.Fatalf("third: %q", l)
+	}
+	for _, r := range []*running{first, third} {
+		io.WriteString(r.stdin, "go\n")
+		if code := r.wait(t); code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+	}
+	if st := octo(t, url, tokA, "semaphore", "status", "pool", "--json").mustCode(t, 0, "status"); !strings.Contains(st.stdout, `"holders":[]`) {
+		t.Fatalf("slots left after every runner exited: %s", st.stdout)
+	}
 }

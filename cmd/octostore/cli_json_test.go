@@ -145,6 +145,18 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		rec.take()
 		return l.LeaseID
 	}
+	// A session of alice's, for keepalive, close and acquire --session.
+	session := func() string {
+		r := octo(t, proxy, tokA, "session", "create", "--ttl", "1m", "--json").mustCode(t, exitOK, "session create")
+		var s struct {
+			ID string `json:"session_id"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+			t.Fatal(err)
+		}
+		rec.take()
+		return s.ID
+	}
 	covered := map[string]bool{}
 	run := func(tc jsonCase) {
 		t.Helper()
@@ -161,8 +173,11 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		covered[tc.args[0]+" "+tc.args[1]] = true
 	}
 
+	sid := session()
 	for _, tc := range []jsonCase{
 		{tokA, []string{"lock", "acquire", "j1", "--ttl", "1m"}, exitOK},
+		{tokB, []string{"lock", "fence", "j1", "1"}, exitOK},
+		{tokB, []string{"lock", "fence", "j1", "7"}, exitHeld},
 		{tokB, []string{"lock", "acquire", "j1"}, exitHeld},                 // 409 with the holder
 		{tokB, []string{"lock", "acquire", "j1", "--wait", "1s"}, exitHeld}, // the last of several 409s
 		{tokA, []string{"lock", "status", "j1"}, exitOK},
@@ -177,6 +192,21 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		{adminKey, []string{"lock", "release", "j1"}, exitOK},
 		{tokA, []string{"lock", "acquire", "j2", "--ttl", "2h"}, exitUsage}, // 422
 		{"wrong", []string{"lock", "list"}, exitAuth},
+
+		{tokA, []string{"semaphore", "status", "never-taken"}, exitOK},
+		{tokA, []string{"semaphore", "fence", "never-taken", "1"}, exitHeld},
+
+		{tokA, []string{"semaphore", "status", "a.b"}, exitUsage}, // 422
+
+		{tokA, []string{"session", "create", "--ttl", "30s", "--lock-delay", "5s"}, exitOK},
+		{tokA, []string{"session", "create", "--ttl", "2s"}, exitUsage}, // 422
+		{tokA, []string{"session", "keepalive", sid}, exitOK},
+		{tokB, []string{"session", "keepalive", sid}, exitNotFound},
+		{tokA, []string{"lock", "acquire", "js", "--session", sid}, exitOK},
+		{tokA, []string{"session", "list"}, exitOK},
+		{adminKey, []string{"session", "list"}, exitOK},
+		{tokA, []string{"session", "close", sid}, exitOK},
+		{tokA, []string{"session", "close", sid}, exitNotFound},
 
 		{tokA, []string{"limit", "check", "j", "--max", "1", "--window", "1h"}, exitOK},
 		{tokA, []string{"limit", "check", "j", "--max", "1", "--window", "1h"}, exitHeld}, // denied: 200, allowed false
@@ -219,6 +249,15 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		{adminKey, []string{"config", "list"}, exitOK},
 		{tokA, []string{"config", "delete", "j.k"}, exitOK},
 		{tokA, []string{"config", "get", "j.k"}, exitNotFound},
+
+		// Token administration through the server (--url: here from
+		// $OCTOSTORE_URL; the admin key as the token).
+		{adminKey, []string{"token", "create", "--user", "jt"}, exitOK},
+		{adminKey, []string{"token", "list"}, exitOK},
+		{adminKey, []string{"token", "list", "--user", "jt"}, exitOK},
+		{tokA, []string{"token", "list"}, exitAuth}, // 403
+
+		{tokA, []string{"cluster", "status"}, exitNotFound}, // a single node: 404 (a cluster's: TestClusterCommands)
 	} {
 		run(tc)
 	}

@@ -129,11 +129,13 @@ func TestParseArgSpec(t *testing.T) {
 // several commands with different texts must be here (a new one is a
 // deliberate choice, reviewed); every other name has one text everywhere.
 var sharedMeaning = map[string]string{
-	"ttl":   "the lease's time-to-live (renew: from now; lock run: renewed every ttl/3)",
-	"db":    "the server's SQLite database file (serve's default ./octostore.db; token commands need it given)",
-	"user":  "a user's login, whose tokens a token command works on",
-	"token": "the bearer token (or admin key) to call the server with; the load tester's is repeatable",
-	"addr":  "the address to listen on",
+	"ttl":     "a time-to-live: the lease's (renew: from now; lock run: renewed every ttl/3) or, for session create, the session's",
+	"db":      "the server's SQLite database file (serve's default ./octostore.db; token commands need it given)",
+	"user":    "a user's login, whose tokens a token command works on",
+	"token":   "the bearer token (or admin key) to call the server with; the load tester's is repeatable",
+	"addr":    "the address to listen on",
+	"node":    "a cluster node's name, its name in --cluster (serve: this node's; cluster restore: the member restored)",
+	"cluster": "every embedded etcd member's peer URL, n1=URL,n2=URL,…",
 }
 
 // ownEnv lists the flag names whose environment variables differ between

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -162,6 +163,7 @@ func dial(c *cli.Context) (*conn, error) {
 		client.WithTimeout(c.Duration("timeout")),
 		client.WithUserAgent("octostore-cli/" + Version),
 		client.WithTransport(last),
+		client.WithHTTPClient(&http.Client{Transport: httpAnswer{last}}),
 	}
 	if o := c.String("owner"); o != "" {
 		opts = append(opts, client.WithOwner(o))
@@ -197,6 +199,34 @@ func (a *answer) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp 
 		a.body = append(a.body[:0], resp.Body()...)
 	}
 	return retry, err
+}
+
+// httpAnswer keeps the last answer of the client's net/http calls (waiting
+// acquires) in its answer too; event streams pass through untouched.
+type httpAnswer struct{ a *answer }
+
+// RoundTrip implements http.RoundTripper.
+func (h httpAnswer) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		h.a.mu.Lock()
+		h.a.got = false
+		h.a.mu.Unlock()
+		return nil, err
+	}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		return resp, nil
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	h.a.mu.Lock()
+	defer h.a.mu.Unlock()
+	h.a.got = err == nil
+	ct, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
+	h.a.isJSON = strings.EqualFold(strings.TrimSpace(ct), "application/json")
+	h.a.body = append(h.a.body[:0], body...)
+	return resp, err
 }
 
 // print writes the last answer's JSON body exactly as it came, and a
@@ -256,7 +286,8 @@ func clientErr(err error) error {
 	}
 	code := exitFailure
 	switch {
-	case errors.Is(err, client.ErrLockHeld), errors.Is(err, client.ErrConflict):
+	case errors.Is(err, client.ErrLockHeld), errors.Is(err, client.ErrConflict), errors.Is(err, client.ErrSemaphoreFull),
+		errors.Is(err, client.ErrStaleToken):
 		code = exitHeld
 	case errors.Is(err, client.ErrNotFound):
 		code = exitNotFound

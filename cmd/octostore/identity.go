@@ -10,11 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sort"
 	"strings"
+	"time"
 	"unicode"
 
+	"github.com/octostore/octostore/actors"
 	"github.com/octostore/octostore/actors/names"
 	"github.com/octostore/octostore/persistence"
 )
@@ -28,34 +31,18 @@ import (
 // address, anywhere else it refuses to start.
 func (m *Main) setupIdentity(addr net.Addr) error {
 	cfg, now := &m.Config, m.Now()
-	static := map[[32]byte]string{}
-	for tok, login := range cfg.StaticTokens {
-		static[persistence.HashToken(tok)] = login
-	}
-	var changes []persistence.StaticTokenChange
-	if err := m.Store.Apply(persistence.SyncStaticTokens{Tokens: static, Now: now, Changes: &changes}); err != nil {
-		return fmt.Errorf("store static tokens: %w", err)
-	}
-	for _, c := range changes {
-		switch {
-		case c.Previous == "":
-			m.Logger.Info("static token added", "user", c.Login, "fingerprint", c.Fingerprint)
-		case c.Login == "":
-			m.Logger.Info("static token removed: no longer configured", "user", c.Previous, "fingerprint", c.Fingerprint)
-		default:
-			m.Logger.Warn("static token moved to another user: it now authenticates as the configured one",
-				"fingerprint", c.Fingerprint, "from", c.Previous, "to", c.Login)
-		}
+	if err := syncStaticTokens(m.Store, cfg.staticTokens(now), m.Logger); err != nil {
+		return err
 	}
 	if err := m.checkSecretStrength(addr); err != nil {
 		return err
 	}
 	if !isLoopback(addr) {
-		if err := m.refuseDevToken(addr); err != nil {
+		if err := refuseDevToken(addr, m.DB.ListTokens, "--db "+m.Config.DBPath); err != nil {
 			return err
 		}
 	}
-	if len(static) > 0 || cfg.AdminKey != "" || cfg.GitHub.Configured() {
+	if len(cfg.StaticTokens) > 0 || cfg.AdminKey != "" || cfg.GitHub.Configured() {
 		return nil
 	}
 	n, err := m.Store.CountTokens()
@@ -79,12 +66,48 @@ func (m *Main) setupIdentity(addr net.Addr) error {
 	return nil
 }
 
-// refuseDevToken refuses to serve on addr (not loopback) while the database
-// holds a dev token: it was printed to a terminal for trying octostore on
-// one machine, and must not open the database to the network (issue 12,
-// item 3). The message says what to do instead.
-func (m *Main) refuseDevToken(addr net.Addr) error {
-	toks, err := m.DB.ListTokens(context.Background(), "")
+// staticTokens is the write that makes the stored static tokens exactly
+// the configured ones (by hash), at every start and, in cluster mode, at
+// every term a node wins.
+func (cfg *ServeConfig) staticTokens(now time.Time) persistence.SyncStaticTokens {
+	static := map[[32]byte]string{}
+	for tok, login := range cfg.StaticTokens {
+		static[persistence.HashToken(tok)] = login
+	}
+	return persistence.SyncStaticTokens{Tokens: static, Now: now}
+}
+
+// syncStaticTokens applies sync (ServeConfig.staticTokens) to store and
+// logs what changed, by fingerprint and user, never the token: at a single
+// node's start, and in cluster mode at each term a node wins (the node that
+// wins applies its own configuration: every node is given the same).
+func syncStaticTokens(store interface{ Apply(actors.Mutation) error }, sync persistence.SyncStaticTokens, log *slog.Logger) error {
+	var changes []persistence.StaticTokenChange
+	sync.Changes = &changes
+	if err := store.Apply(sync); err != nil {
+		return fmt.Errorf("store static tokens: %w", err)
+	}
+	for _, c := range changes {
+		switch {
+		case c.Previous == "":
+			log.Info("static token added", "user", c.Login, "fingerprint", c.Fingerprint)
+		case c.Login == "":
+			log.Info("static token removed: no longer configured", "user", c.Previous, "fingerprint", c.Fingerprint)
+		default:
+			log.Warn("static token moved to another user: it now authenticates as the configured one",
+				"fingerprint", c.Fingerprint, "from", c.Previous, "to", c.Login)
+		}
+	}
+	return nil
+}
+
+// refuseDevToken refuses to serve on addr (not loopback) while the tokens
+// that list reads hold a dev token: it was printed to a terminal for trying
+// octostore on one machine, and must not open the database to the network
+// (issue 12, item 3). where names the store in the commands the message
+// suggests ("--db PATH", or "--etcd-endpoints URL" in cluster mode).
+func refuseDevToken(addr net.Addr, list func(ctx context.Context, login string) ([]persistence.TokenInfo, error), where string) error {
+	toks, err := list(context.Background(), "")
 	if err != nil {
 		return err
 	}
@@ -97,12 +120,12 @@ func (m *Main) refuseDevToken(addr net.Addr) error {
 	if len(fps) == 0 {
 		return nil
 	}
-	return fmt.Errorf("refusing to serve %s on %s: it holds the dev token (fingerprint %s) that serve created for trying octostore on loopback, "+
+	return fmt.Errorf("refusing to serve on %s: the tokens of %s hold the dev token (fingerprint %s) that serve created for trying octostore on loopback, "+
 		"and that token would be valid on this public address. Revoke it first: "+
-		"`octostore token revoke --db %s --fingerprint %s` (its user's resources stay), "+
+		"`octostore token revoke %s --fingerprint %s` (its user's resources stay), "+
 		"and configure an identity source: --static-tokens / --static-tokens-file, GitHub OAuth (--github-client-id, --github-client-secret, --github-redirect-url), "+
-		"or `octostore token create --db %s --user NAME`",
-		m.Config.DBPath, addr, strings.Join(fps, ", "), m.Config.DBPath, fps[0], m.Config.DBPath)
+		"or `octostore token create %s --user NAME`",
+		addr, where, strings.Join(fps, ", "), where, fps[0], where)
 }
 
 // MinSecretBytes is the shortest admin key or static token served on a

@@ -32,6 +32,12 @@ when the cleanup left something behind.
 Scenarios:
   lock-cycle       acquire then release, each worker on names of its own
   lock-contended   workers fight over a few names (--keys), renew, release
+  lock-queue       workers wait their turn for a few locks (--keys) in the
+                   server's queue (wait_seconds), hold (--hold), release;
+                   reports the hand-off latency and grant-order fairness
+  semaphore        workers take slots of a few semaphores (--keys, --sem-limit
+                   slots each), waiting in the queue, hold (--hold), release;
+                   the semaphore checker proves never more than the limit held
   lock-status      GET a lock (half of the names held)
   ratelimit-check  POST /limits/NAME/check
   flag-eval        GET /flags/NAME?subject=S
@@ -124,7 +130,7 @@ func loadtestFlags() []cli.Flag {
 		&cli.StringFlag{Name: "url", Value: defaultURL, EnvVars: []string{"OCTOSTORE_URL"}, Usage: "server URL"},
 		&cli.StringSliceFlag{Name: "token", EnvVars: []string{"OCTOSTORE_TOKEN"}, Usage: "bearer token; repeat to spread workers over several users"},
 		tokenFileFlag(), // one more user's token
-		&cli.StringFlag{Name: "target", Usage: "target instead of --url: http(s)://HOST:PORT or redis://HOST:PORT"},
+		&cli.StringFlag{Name: "target", Usage: "target instead of --url: http(s)://HOST:PORT, redis://HOST:PORT or etcd://HOST:PORT (etcd's lock recipe, lock-cycle only)"},
 		&cli.StringFlag{Name: "out", Usage: "write the report as JSON to `FILE`"},
 		jsonFlag(), // the report
 		&cli.StringFlag{Name: "max-error-rate", Value: "1%", Usage: "fail the run when more of its requests than this were errors (1%, 0.5%, 0)"},
@@ -141,6 +147,9 @@ func loadtestFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "lock-ttl", Value: 10 * time.Second, Usage: "TTL of acquires and renews"},
 		&cli.IntFlag{Name: "renews", Value: 1, Usage: "lock-contended: renews per hold (-1: none)"},
 		&cli.Float64Flag{Name: "abandon", Usage: "lock-contended: fraction of holds left to expire instead of released"},
+		&cli.DurationFlag{Name: "queue-wait", Value: 30 * time.Second, Usage: "lock-queue: wait_seconds of each waiting acquire (at most 5m)"},
+		&cli.DurationFlag{Name: "hold", Usage: "lock-queue, semaphore: how long a grant is held before its release"},
+		&cli.IntFlag{Name: "sem-limit", Value: 3, Usage: "semaphore: the semaphores' limit (1..10000)"},
 		&cli.IntFlag{Name: "limit-max", Value: 100, Usage: "ratelimit-check: max_requests"},
 		&cli.DurationFlag{Name: "limit-window", Value: time.Second, Usage: "ratelimit-check: window"},
 		&cli.StringFlag{Name: "limit-algorithm", Usage: "ratelimit-check: sliding_window or token_bucket (octostore only; default: the server's)"},
@@ -163,6 +172,8 @@ func loadtestTarget(c *cli.Context) (loadtest.Target, error) {
 	case strings.HasPrefix(addr, "redis://") || strings.HasPrefix(addr, "rediss://"):
 		return loadtest.NewRedisTarget(addr, loadtest.RedisOptions{
 			Fencing: c.Bool("redis-fencing"), PoolSize: c.Int("concurrency") + 8, Timeout: c.Duration("timeout")})
+	case strings.HasPrefix(addr, "etcd://"):
+		return loadtest.NewEtcdTarget(addr, loadtest.EtcdOptions{Timeout: c.Duration("timeout"), TTL: c.Duration("lock-ttl")})
 	case strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://"):
 		var tokens []string
 		for _, t := range c.StringSlice("token") {
@@ -180,7 +191,7 @@ func loadtestTarget(c *cli.Context) (loadtest.Target, error) {
 		return loadtest.NewHTTPTarget(addr, tokens, loadtest.HTTPOptions{
 			Driver: c.String("driver"), MaxConns: c.Int("concurrency") + 8, Timeout: c.Duration("timeout")})
 	}
-	return nil, fmt.Errorf("target %q: want http(s)://HOST:PORT or redis://HOST:PORT", addr)
+	return nil, fmt.Errorf("target %q: want http(s)://HOST:PORT, redis://HOST:PORT or etcd://HOST:PORT", addr)
 }
 
 func loadtestRun(c *cli.Context, scenario string) error {
@@ -201,6 +212,9 @@ func loadtestRun(c *cli.Context, scenario string) error {
 		LockTTL:         c.Duration("lock-ttl"),
 		Renews:          c.Int("renews"),
 		Abandon:         c.Float64("abandon"),
+		QueueWait:       c.Duration("queue-wait"),
+		Hold:            c.Duration("hold"),
+		SemLimit:        c.Int("sem-limit"),
 		LimitMax:        c.Int("limit-max"),
 		LimitWindow:     c.Duration("limit-window"),
 		LimitAlgorithm:  c.String("limit-algorithm"),
@@ -220,8 +234,9 @@ func loadtestRun(c *cli.Context, scenario string) error {
 	} else if !isLoadtestScenario(scenario) {
 		return exitCode(exitUsage, fmt.Errorf("unknown scenario %q (known: %s, mixed)", scenario, strings.Join(loadtest.Scenarios, ", ")))
 	}
-	if cfg.Concurrency < 1 || cfg.Rate < 0 || cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Abandon < 0 || cfg.Abandon > 1 {
-		return exitCode(exitUsage, errors.New("need --concurrency >= 1, --rate >= 0, --duration > 0, --warmup >= 0, 0 <= --abandon <= 1"))
+	if cfg.Concurrency < 1 || cfg.Rate < 0 || cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Abandon < 0 || cfg.Abandon > 1 ||
+		cfg.QueueWait <= 0 || cfg.QueueWait > 5*time.Minute || cfg.Hold < 0 || cfg.SemLimit < 1 || cfg.SemLimit > 10000 {
+		return exitCode(exitUsage, errors.New("need --concurrency >= 1, --rate >= 0, --duration > 0, --warmup >= 0, 0 <= --abandon <= 1, 0 < --queue-wait <= 5m, --hold >= 0, 1 <= --sem-limit <= 10000"))
 	}
 	target, err := loadtestTarget(c)
 	var ee *exitError

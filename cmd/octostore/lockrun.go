@@ -47,16 +47,49 @@ func lockRunCommand() *cli.Command {
 		// No --json: CMD's output is the command's output.
 		Flags: connFlags(
 			&cli.DurationFlag{Name: "ttl", Value: 30 * time.Second, Usage: "lease time-to-live (1s..1h); renewed every ttl/3"},
-			&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock held by someone else (0: one attempt)"},
-			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "when the lock is at risk or lost, time CMD gets between SIGTERM and SIGKILL"},
+			&cli.DurationFlag{Name: "wait", Usage: "wait this long for a lock (or a semaphore slot) held by others, in its queue (0: one attempt)"},
+			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "when the lock (or slot) is at risk or lost, time CMD gets between SIGTERM and SIGKILL"},
 			&cli.BoolFlag{Name: "pass-token", Usage: "give CMD the token in $" + envToken + " (by default CMD gets no credential)"},
+			lockDelayFlag(),
+			metadataFlag(),
 			holderIDFlag(),
 		),
 		Action: leafAction(lockRun),
 	}
 }
 
+// holder is what `lock run` and `semaphore run` hold while CMD runs: a
+// lock (*client.Locker) or a slot of a semaphore (semaphoreHolder).
+// lockrun.Run supervises it.
+type holder interface {
+	lockrun.Holder
+	TryLock(ctx context.Context) error
+	Lock(ctx context.Context) error
+	Lease() client.Lease
+}
+
+// semaphoreHolder makes a *client.Semaphore a holder.
+type semaphoreHolder struct{ *client.Semaphore }
+
+func (s semaphoreHolder) TryLock(ctx context.Context) error { return s.TryAcquire(ctx) }
+func (s semaphoreHolder) Lock(ctx context.Context) error    { return s.Acquire(ctx) }
+func (s semaphoreHolder) Unlock(ctx context.Context) error  { return s.Release(ctx) }
+
 func lockRun(c *cli.Context, args []string) error {
+	return runHolding(c, args, func(cl *client.Client, name string, ttl time.Duration, id string) (holder, []string) {
+		opts := []client.LockerOption{client.WithHolderID(id), client.WithLockerDelay(c.Duration("lock-delay"))}
+		if m := metadata(c, runMetadata()); m != nil {
+			opts = append(opts, client.WithMetadata(*m))
+		}
+		return client.NewLocker(cl, name, ttl, opts...),
+			[]string{"OCTOSTORE_LOCK_NAME=" + name}
+	})
+}
+
+// runHolding is `lock run` and `semaphore run`: take what hold makes, run
+// CMD while renewing it, release it when CMD exits (the comment at the top
+// of this file). hold also names CMD's extra environment.
+func runHolding(c *cli.Context, args []string, hold func(cl *client.Client, name string, ttl time.Duration, id string) (holder, []string)) error {
 	name, argv := args[0], args[1:]
 	ttl := c.Duration("ttl")
 	if ttl < time.Second {
@@ -75,7 +108,11 @@ func lockRun(c *cli.Context, args []string) error {
 	sigs, stop := lockrun.CatchSignals()
 	defer stop()
 
-	locker := client.NewLocker(cl, name, ttl, client.WithHolderID(id))
+	locker, env := hold(cl, name, ttl, id)
+	what := "lock"
+	if _, ok := locker.(semaphoreHolder); ok {
+		what = "semaphore"
+	}
 	if err := acquireForRun(c, locker, sigs); err != nil {
 		return err
 	}
@@ -83,8 +120,7 @@ func lockRun(c *cli.Context, args []string) error {
 	res, err := lockrun.Run(lockrun.Config{
 		Locker: locker,
 		Argv:   argv,
-		Env: append(childEnv(os.Environ(), cn.token, c.Bool("pass-token")),
-			"OCTOSTORE_LOCK_NAME="+name,
+		Env: append(append(childEnv(os.Environ(), cn.token, c.Bool("pass-token")), env...),
 			"OCTOSTORE_LEASE_ID="+lease.LeaseID,
 			"OCTOSTORE_FENCING_TOKEN="+strconv.FormatUint(lease.FencingToken, 10)),
 		Stdin: os.Stdin, Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Log: c.App.ErrWriter,
@@ -92,10 +128,11 @@ func lockRun(c *cli.Context, args []string) error {
 		Signals:        sigs,
 		Grace:          c.Duration("grace"),
 		ReleaseTimeout: c.Duration("timeout"),
+		What:           what,
 	})
 	switch {
 	case err != nil:
-		return exitCode(res.Status, fmt.Errorf("lock run: %w", err))
+		return exitCode(res.Status, fmt.Errorf("%s: %w", c.Command.FullName(), err))
 	case res.Stopped:
 		return exitCode(exitLockLost, nil)
 	}
@@ -104,7 +141,7 @@ func lockRun(c *cli.Context, args []string) error {
 
 // acquireForRun takes the lock, waiting up to --wait, and gives up early on
 // a signal that asks the wrapper to stop (exit 128+N).
-func acquireForRun(c *cli.Context, locker *client.Locker, sigs <-chan os.Signal) error {
+func acquireForRun(c *cli.Context, locker holder, sigs <-chan os.Signal) error {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(c.Context))
 	defer cancel()
 	interrupted := make(chan os.Signal, 1)
@@ -124,14 +161,20 @@ func acquireForRun(c *cli.Context, locker *client.Locker, sigs <-chan os.Signal)
 	}()
 	err := locker.TryLock(ctx)
 	var held *client.LockHeldError
-	if errors.As(err, &held) && c.Duration("wait") > 0 {
-		fmt.Fprintf(c.App.ErrWriter, "octostore: waiting for lock %q (held by %s until %s)\n",
-			locker.Name(), held.Holder, fmtTime(held.ExpiresAt))
+	var full *client.SemaphoreFullError
+	if (errors.As(err, &held) || errors.As(err, &full)) && c.Duration("wait") > 0 {
+		what := fmt.Sprintf("lock %q", locker.Name())
+		if full != nil {
+			what = fmt.Sprintf("semaphore %q", locker.Name())
+			fmt.Fprintf(c.App.ErrWriter, "octostore: waiting for a slot of semaphore %q (%d of %d held)\n", full.Name, full.Holders, full.Limit)
+		} else {
+			fmt.Fprintln(c.App.ErrWriter, "octostore: "+waitingLine(held))
+		}
 		wctx, wcancel := context.WithTimeout(ctx, c.Duration("wait"))
 		defer wcancel()
 		err = locker.Lock(wctx)
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			return exitCode(exitHeld, fmt.Errorf("lock %q still held after waiting %s", locker.Name(), c.Duration("wait")))
+			return exitCode(exitHeld, fmt.Errorf("%s still held after waiting %s", what, c.Duration("wait")))
 		}
 	}
 	if err != nil && ctx.Err() != nil {

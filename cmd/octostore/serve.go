@@ -23,6 +23,7 @@ import (
 	"github.com/octostore/octostore/actors"
 	"github.com/octostore/octostore/httpd"
 	"github.com/octostore/octostore/persistence"
+	"github.com/octostore/octostore/persistence/etcdstore"
 	"github.com/urfave/cli/v2"
 )
 
@@ -52,6 +53,7 @@ type ServeConfig struct {
 	// The resource kinds: locks and resources per user, config history,
 	// the limit flush interval. Run supplies their stores.
 	Locks      actors.LockConfig
+	Sessions   actors.SessionConfig
 	Limits     actors.LimitConfig
 	Flags      actors.FlagConfig
 	ConfigKeys actors.ConfigKeysConfig
@@ -66,6 +68,10 @@ type ServeConfig struct {
 	// 0: defaultMemoryLimit(), unless the GOMEMLIMIT environment variable
 	// set one; negative: none.
 	MemoryLimit int64
+
+	// Cluster mode (--node with --cluster or --etcd-endpoints): the state
+	// lives in etcd instead of DBPath (cluster_serve.go).
+	Cluster ClusterConfig
 }
 
 // Main is a running (or starting, or stopped) octostore server: its
@@ -86,18 +92,14 @@ type Main struct {
 	Listener        net.Listener
 	Metrics         *httpd.Metrics
 	DB              *persistence.DB
-	Store           *persistence.Store // the group-commit writer's owner
-	Events          *actors.Broker
-	Sys             *actors.System
-	Locks           *actors.Locks // the typed entry points of the four kinds
-	Limits          *actors.Limits
-	Flags           *actors.Flags
-	ConfigKeys      *actors.ConfigKeys
-	Auth            *httpd.Authenticator
+	Store           *persistence.Store  // the group-commit writer's owner
+	stack                               // events broker, actors, authenticator, HTTP server (stack.go)
 	GitHub          *httpd.GitHubSignIn // nil without GitHub sign-in
-	Server          *httpd.Server
-	MetricsListener *httpd.AuxServer // nil without --metrics-addr
-	Pprof           *httpd.AuxServer // nil without --pprof-addr
+	MetricsListener *httpd.AuxServer    // nil without --metrics-addr
+	Pprof           *httpd.AuxServer    // nil without --pprof-addr
+	// Cluster is the node's etcd, election and front in cluster mode (nil
+	// on a single node, which has DB, Store and the stack instead).
+	Cluster *clusterNode
 
 	// closers undo what Run opened, in the order it opened it.
 	closers []closer
@@ -151,11 +153,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	shutdownTimeout := cfg.Server.ShutdownTimeout
-	if shutdownTimeout <= 0 {
-		shutdownTimeout = httpd.DefaultShutdownTimeout
-	}
-
 	// The listener first: a bad or busy address fails before the database
 	// is touched. The HTTP server closes it on shutdown; until it serves,
 	// this closer does.
@@ -174,6 +171,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	// The registry exists before the writer, whose batches it observes.
 	m.Metrics = httpd.NewMetrics()
+
+	if cfg.Cluster.Enabled() {
+		if err := m.runCluster(ctx, ln); err != nil {
+			return err
+		}
+		return m.openAux(ctx)
+	}
 
 	if m.DB, err = persistence.Open(cfg.DBPath); err != nil {
 		return err
@@ -204,55 +208,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	m.Events = actors.NewBroker(cfg.Events)
-	if err := m.opened(ctx, "events broker", noErr(m.Events.Close)); err != nil {
-		return err
-	}
-
-	ac := cfg.Actors
-	ac.Store, ac.Events, ac.Logger = m.Store, m.Events, m.Logger
-	if ac.Now == nil {
-		ac.Now = m.Now
-	}
-	m.Sys = actors.NewSystem(ac)
-	// One undo for the runtime and the rate-limit flusher that NewLimits
-	// starts: the actors stop first (no more checks), then the flusher
-	// writes what they counted, before the writer closes.
-	if err := m.opened(ctx, "actor system", func() error {
-		m.Sys.Close()
-		if m.Limits == nil {
-			return nil
-		}
-		if err := m.Limits.Close(); err != nil {
-			return fmt.Errorf("write rate limit counters: %w", err)
-		}
-		return nil
+	if err := m.stack.open(&m.Config, m.Store, m.Logger, m.Now, func(step string, undo func() error) error {
+		return m.opened(ctx, step, undo)
 	}); err != nil {
-		return err
-	}
-	// Every kind plugs into the runtime the same way (actors.KindSpec).
-	lc, limc, fc, cc := cfg.Locks, cfg.Limits, cfg.Flags, cfg.ConfigKeys
-	lc.Loader, limc.Store, fc.Store, cc.Store = m.Store, m.Store, m.Store, m.Store
-	m.Locks = actors.NewLocks(m.Sys, lc)
-	m.Limits = actors.NewLimits(m.Sys, limc)
-	m.Flags = actors.NewFlags(m.Sys, fc)
-	m.ConfigKeys = actors.NewConfigKeys(m.Sys, cc)
-	if err := m.opened(ctx, "resource kinds", nil); err != nil {
-		return err
-	}
-	// Each kind's recovery (held locks' timers and holder index; quota
-	// counters), logged per kind.
-	if err := m.Sys.Recover(); err != nil {
-		return err
-	}
-	if err := m.opened(ctx, "recovery", nil); err != nil {
-		return err
-	}
-
-	if m.Auth, err = httpd.NewAuthenticator(m.Store, cfg.AdminKey); err != nil {
-		return err
-	}
-	if err := m.opened(ctx, "authenticator", noErr(m.Auth.Close)); err != nil {
 		return err
 	}
 
@@ -267,17 +225,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	m.Server = httpd.NewServer(cfg.Server, httpd.Deps{
-		Locks: m.Locks, Limits: m.Limits, Flags: m.Flags, Config: m.ConfigKeys,
-		Sys: m.Sys, Store: m.Store, Auth: m.Auth, GitHub: m.GitHub,
-		Events: m.Events, Metrics: m.Metrics, Logger: m.Logger, Now: m.Now,
-	})
+	m.stack.newServer(&m.Config, m.Store, m.GitHub, m.Metrics, m.Logger, m.Now)
 	m.Server.Serve(ln)
 	if err := m.opened(ctx, "http server", m.Server.Shutdown); err != nil {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "listening on http://%s\n", ln.Addr())
 
+	return m.openAux(ctx)
+}
+
+// openAux opens the side listeners, when configured: metrics, then pprof.
+func (m *Main) openAux(ctx context.Context) (err error) {
+	cfg := m.Config
+	shutdownTimeout := cfg.Server.ShutdownTimeout
+	if shutdownTimeout <= 0 {
+		shutdownTimeout = httpd.DefaultShutdownTimeout
+	}
 	if cfg.MetricsAddr != "" {
 		if m.MetricsListener, err = httpd.ServeAux(cfg.MetricsAddr, httpd.MetricsHandler(m.Metrics)); err != nil {
 			return fmt.Errorf("metrics listener on %s: %w", cfg.MetricsAddr, err)
@@ -401,6 +365,9 @@ func (cfg *ServeConfig) validate() error {
 	if _, err := cfg.GitHub.WithDefaults(); err != nil {
 		return exitCode(exitUsage, err)
 	}
+	if err := cfg.Cluster.validate(); err != nil {
+		return exitCode(exitUsage, err)
+	}
 	return nil
 }
 
@@ -420,6 +387,14 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 		}
 	}
 	// quota accepts -1 (no limit) or a positive count.
+	positiveInt := func(name string) func(*cli.Context, int) error {
+		return func(_ *cli.Context, v int) error {
+			if v <= 0 {
+				return usage("--%s must be positive", name)
+			}
+			return nil
+		}
+	}
 	quota := func(name string) func(*cli.Context, int) error {
 		return func(_ *cli.Context, v int) error {
 			if v != -1 && v < 1 {
@@ -480,6 +455,8 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 				return nil
 			}},
 		&cli.IntFlag{Name: "max-locks-per-user", Value: actors.DefaultMaxLocksPerUser, Destination: &cfg.Locks.MaxPerUser, Usage: "active locks per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_LOCKS_PER_USER"}},
+		&cli.IntFlag{Name: "max-sessions-per-user", Value: actors.DefaultMaxSessionsPerUser, Destination: &cfg.Sessions.MaxPerUser, Usage: "sessions per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_SESSIONS_PER_USER"},
+			Action: quota("max-sessions-per-user")},
 		&cli.DurationFlag{Name: "idle-timeout", Value: actors.DefaultIdleTimeout, Destination: &cfg.Actors.IdleTimeout, Usage: "passivate a resource actor after this long without requests", EnvVars: []string{"OCTOSTORE_IDLE_TIMEOUT"}},
 		&cli.IntFlag{Name: "max-conns", Value: httpd.DefaultMaxConns, Destination: &cfg.Server.MaxConns, Usage: "concurrent connections at most", EnvVars: []string{"OCTOSTORE_MAX_CONNS"}},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"OCTOSTORE_LOG_LEVEL"},
@@ -524,7 +501,11 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 		&cli.DurationFlag{Name: "read-timeout", Value: httpd.DefaultReadTimeout, Destination: &cfg.Server.ReadTimeout, Usage: "a request (line, headers and body) must arrive within this; slower clients are cut off", EnvVars: []string{"OCTOSTORE_READ_TIMEOUT"}},
 		&cli.DurationFlag{Name: "write-timeout", Value: httpd.DefaultWriteTimeout, Destination: &cfg.Server.WriteTimeout, Usage: "a response must be written within this", EnvVars: []string{"OCTOSTORE_WRITE_TIMEOUT"}},
 		&cli.DurationFlag{Name: "conn-idle-timeout", Value: httpd.DefaultConnIdleTimeout, Destination: &cfg.Server.IdleTimeout, Usage: "close keep-alive connections idle this long", EnvVars: []string{"OCTOSTORE_CONN_IDLE_TIMEOUT"}},
-		&cli.IntFlag{Name: "max-inflight", Value: httpd.DefaultMaxInFlight, Destination: &cfg.Server.MaxInFlight, Usage: "requests handled at once; beyond it the server answers 503 + Retry-After", EnvVars: []string{"OCTOSTORE_MAX_INFLIGHT"}},
+		&cli.IntFlag{Name: "max-inflight", Value: httpd.DefaultMaxInFlight, Destination: &cfg.Server.MaxInFlight, Usage: "requests handled at once (waiting acquires not counted); beyond it the server answers 503 + Retry-After", EnvVars: []string{"OCTOSTORE_MAX_INFLIGHT"}},
+		&cli.IntFlag{Name: "max-waiting", Value: httpd.DefaultMaxWaiting, Destination: &cfg.Server.MaxWaiting, Usage: "waiting acquires (wait_seconds) in the whole server; beyond it 503 + Retry-After", EnvVars: []string{"OCTOSTORE_MAX_WAITING"},
+			Action: positiveInt("max-waiting")},
+		&cli.IntFlag{Name: "max-waiters-per-lock", Value: actors.DefaultMaxWaitersPerLock, Destination: &cfg.Locks.MaxWaiters, Usage: "waiting acquires queued on one lock; beyond it 429 + Retry-After", EnvVars: []string{"OCTOSTORE_MAX_WAITERS_PER_LOCK"},
+			Action: positiveInt("max-waiters-per-lock")},
 		&cli.IntFlag{Name: "max-header-bytes", Value: httpd.DefaultMaxHeaderBytes, Destination: &cfg.Server.MaxHeaderBytes, Usage: "request line and headers limit (431 beyond)", EnvVars: []string{"OCTOSTORE_MAX_HEADER_BYTES"}},
 		&cli.DurationFlag{Name: "request-timeout", Value: httpd.DefaultRequestTimeout, Destination: &cfg.Server.RequestTimeout, Usage: "longest wait for a resource to answer (503 beyond)", EnvVars: []string{"OCTOSTORE_REQUEST_TIMEOUT"}},
 
@@ -601,7 +582,52 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 				}
 				return nil
 			}},
+
+		// Cluster mode: three nodes on etcd (README "Three nodes",
+		// docs/operations.md "Cluster mode"). --node turns it on.
+		&cli.StringFlag{Name: "node", Destination: &cfg.Cluster.Node, Usage: "cluster mode: this node's name (its name in --cluster); the state lives in etcd instead of --db", EnvVars: []string{"OCTOSTORE_NODE"}},
+		&cli.StringFlag{Name: "cluster", Destination: &cfg.Cluster.Peers, Usage: `cluster mode, embedded etcd: every member's peer URL, "n1=http://10.0.0.1:2380,n2=…" (the same on every node)`, EnvVars: []string{"OCTOSTORE_CLUSTER"}},
+		&cli.StringFlag{Name: "cluster-state", Value: "new", Destination: &cfg.Cluster.State, Usage: "new: bootstrap the cluster of --cluster; existing: join a running cluster (after `octostore cluster member add`)", EnvVars: []string{"OCTOSTORE_CLUSTER_STATE"}},
+		&cli.StringFlag{Name: "etcd-dir", Destination: &cfg.Cluster.EtcdDir, Usage: "the embedded etcd member's data directory (default ./NODE.etcd)", EnvVars: []string{"OCTOSTORE_ETCD_DIR"}},
+		&cli.StringFlag{Name: "etcd-client-url", Value: defaultEtcdClientURL, Destination: &cfg.Cluster.EtcdClientURL, Usage: "where etcd clients (backup, cluster member, etcdctl) reach the embedded member; keep it private", EnvVars: []string{"OCTOSTORE_ETCD_CLIENT_URL"}},
+		withAction(etcdEndpointsFlag(""), func(_ *cli.Context, v string) error { // external etcd, instead of --cluster
+			cfg.Cluster.Endpoints = splitList(v)
+			return nil
+		}),
+		&cli.StringFlag{Name: "advertise-url", Destination: &cfg.Cluster.AdvertiseURL, Usage: "the API URL the other nodes forward requests to (default http:// + the listen address)", EnvVars: []string{"OCTOSTORE_ADVERTISE_URL"}},
+		&cli.DurationFlag{Name: "leader-ttl", Value: etcdstore.DefaultLeaderTTL, Destination: &cfg.Cluster.LeaderTTL, Usage: "the leader's session lease: a dead leader is replaced within about this long", EnvVars: []string{"OCTOSTORE_LEADER_TTL"}},
+		&cli.IntFlag{Name: "max-txn-ops", Value: etcdstore.DefaultMaxTxnOps, Destination: &cfg.Cluster.MaxTxnOps, Usage: "writes per etcd transaction with --etcd-endpoints (at most the cluster's --max-txn-ops); an embedded member allows 1024", EnvVars: []string{"OCTOSTORE_MAX_TXN_OPS"},
+			Action: func(_ *cli.Context, v int) error {
+				if v < 8 {
+					return usage("--max-txn-ops must be at least 8")
+				}
+				return nil
+			}},
+		&cli.BoolFlag{Name: "move-raft-leader", Value: true, Destination: &cfg.Cluster.MoveRaftLeader, Usage: "embedded etcd: after winning, hand etcd's Raft leadership to another member, so that the leader's death does not also cost an etcd election and a renewal of every lease (about 2.5 s off a failover for about 10% of throughput: docs/benchmarks.md, \"Cluster mode\"; --move-raft-leader=false to keep it)", EnvVars: []string{"OCTOSTORE_MOVE_RAFT_LEADER"}},
+		&cli.UintFlag{Name: "etcd-heartbeat-ms", Value: 100, Destination: &cfg.Cluster.HeartbeatMs, Usage: "the embedded member's Raft heartbeat interval (ms)", EnvVars: []string{"OCTOSTORE_ETCD_HEARTBEAT_MS"}},
+		&cli.UintFlag{Name: "etcd-election-ms", Value: 1000, Destination: &cfg.Cluster.ElectionMs, Usage: "the embedded member's Raft election timeout (ms; at least 5 × the heartbeat)", EnvVars: []string{"OCTOSTORE_ETCD_ELECTION_MS"}},
 	}
+}
+
+// withAction sets f's Action.
+func withAction(f *cli.StringFlag, action func(*cli.Context, string) error) *cli.StringFlag {
+	f.Action = action
+	return f
+}
+
+// defaultEtcdClientURL is --etcd-client-url's default: loopback only, etcd's
+// usual port.
+const defaultEtcdClientURL = "http://127.0.0.1:2379"
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // dbPath accepts a plain path or the URL forms upstream's DATABASE_URL uses

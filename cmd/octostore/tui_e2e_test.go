@@ -135,6 +135,86 @@ func TestTUIEndToEnd(t *testing.T) {
 	}
 }
 
+// TestTUISemaphoresSessionsDelayWaiters runs `octostore tui` against
+// `octostore serve` in tmux for the views of issue 16: a semaphore's slots
+// with their metadata, a session and the lock it holds, a lock in
+// lock-delay, and the waiters queued on a lock.
+func TestTUISemaphoresSessionsDelayWaiters(t *testing.T) {
+	url := startServer(t)
+	s := newTmux(t, 80, 24, octostoreBin, "tui", "--url", url, "--token", adminKey)
+	s.waitScreen(15*time.Second, "the view to go live", func(scr string) bool {
+		return strings.Contains(scr, "live") && strings.Contains(scr, "NAME")
+	})
+	checked := []client.Option{client.WithTransport(apitest.FastTransport(t, nil)), client.WithHTTPClient(apitest.Client(t, nil))}
+	alice, err := client.New(url, tokA, checked...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := client.New(url, tokB, checked...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	// A semaphore slot, with its metadata in the detail pane.
+	if _, err := alice.AcquireSemaphore(ctx, "e2e-pool", 2, time.Minute, client.AcquireOptions{Metadata: ptrTo("host-e2e pid 1")}); err != nil {
+		t.Fatal(err)
+	}
+	s.keys("Tab")
+	s.waitScreen(10*time.Second, "the semaphore", func(scr string) bool { return lineWith(scr, "e2e-pool", "1/2", "alice") != "" })
+	s.keys("Enter")
+	s.waitScreen(5*time.Second, "the semaphore's slots", func(scr string) bool {
+		return strings.Contains(scr, "e2e-pool  limit 2 · 1 held · 0 waiting") && lineWith(scr, "token 1", "alice", "host-e2e pid 1") != ""
+	})
+	s.keys("Escape")
+
+	// A session and the lock it holds (listed while the view shows).
+	s.keys("Tab")
+	sess, err := alice.CreateSession(ctx, time.Minute, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.AcquireWith(ctx, "e2e-held-by-session", 0, client.AcquireOptions{SessionID: sess.SessionID}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitScreen(10*time.Second, "the session", func(scr string) bool {
+		return lineWith(scr, sess.SessionID[:8], "alice", "e2e-held-by-session") != ""
+	})
+	s.keys("BTab", "BTab") // back to the locks
+
+	// The waiters queued on a lock, in its detail pane.
+	if _, err := bob.Acquire(ctx, "e2e-queue", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	waited := make(chan error, 1)
+	go func() {
+		_, err := alice.AcquireWith(wctx, "e2e-queue", time.Minute, client.AcquireOptions{Wait: time.Minute})
+		waited <- err
+	}()
+	s.keys("/", "e", "2", "e", "-", "q", "Enter", "Enter")
+	s.waitScreen(10*time.Second, "the waiter", func(scr string) bool {
+		return strings.Contains(scr, "e2e-queue  held by bob") && strings.Contains(scr, "waiters 1")
+	})
+	cancel()
+	<-waited
+	// One key at a time: two escapes in one write read as alt+escape.
+	s.keys("Escape")
+	s.waitScreen(5*time.Second, "the pane closed", func(scr string) bool { return !strings.Contains(scr, "waiters") })
+	s.keys("Escape")
+	s.waitScreen(5*time.Second, "the filter cleared", func(scr string) bool { return !strings.Contains(scr, "filter /") })
+
+	// A lock lost by expiry with a lock-delay shows until the delay is over.
+	if _, err := bob.AcquireWith(ctx, "e2e-delay", time.Second, client.AcquireOptions{LockDelay: 3 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitScreen(10*time.Second, "the lock in lock-delay", func(scr string) bool { return lineWith(scr, "e2e-delay", "bob", "delayed") != "" })
+	s.waitScreen(10*time.Second, "the end of the lock-delay", func(scr string) bool { return !strings.Contains(scr, "e2e-delay") })
+}
+
+func ptrTo(s string) *string { return &s }
+
 // TestTUIWrongToken: a refused token is said in full on an 80-column
 // terminal, and the view stops retrying.
 func TestTUIWrongToken(t *testing.T) {

@@ -102,6 +102,10 @@ func translate(r *txnReader, m actors.Mutation) ([]part, error) {
 		return rotateToken(r, m)
 	case persistence.SyncStaticTokens:
 		return syncStatic(r, m)
+	case *signIn:
+		return signInParts(r, m)
+	case *revokeTokens:
+		return revokeParts(r, m)
 	}
 	t := &translator{ks: r.ks}
 	if err := m.ApplyTo(t); err != nil {
@@ -178,6 +182,29 @@ func (t *translator) RemoveConfig(owner, key string, version int64, at time.Time
 	})
 }
 
+// PutSession implements actors.MutationWriter.
+func (t *translator) PutSession(r actors.SessionRecord) error {
+	return t.add(part{put(t.ks.session(r.ID), encodeSession(r))})
+}
+
+// RemoveSession implements actors.MutationWriter.
+func (t *translator) RemoveSession(id string) error {
+	return t.add(part{del(t.ks.session(id))})
+}
+
+// PutSemaphore implements actors.MutationWriter: the head and the slot
+// changes, in one part (one transaction).
+func (t *translator) PutSemaphore(m actors.PutSemaphore) error {
+	p := part{put(t.ks.semaphore(m.Name), mustJSON(semaphoreValue{Limit: m.Limit, Token: m.Token}))}
+	for _, sl := range m.Put {
+		p = append(p, put(t.ks.semSlot(m.Name, sl.LeaseID), encodeSlot(sl)))
+	}
+	for _, lease := range m.Remove {
+		p = append(p, del(t.ks.semSlot(m.Name, lease)))
+	}
+	return t.add(p)
+}
+
 var errUnknownMutation = errors.New("etcdstore: unknown mutation")
 
 // errLoginTaken refuses a GitHub user whose login belongs to another user
@@ -190,7 +217,7 @@ func issueToken(r *txnReader, m persistence.IssueToken) (part, error) {
 	ks := r.ks
 	now := ms(m.Now)
 	var p part
-	id, u, found, err := userByLogin(r, m.Login)
+	id, _, found, err := userByLogin(r, m.Login)
 	if err != nil {
 		return nil, err
 	}
@@ -212,25 +239,11 @@ func issueToken(r *txnReader, m persistence.IssueToken) (part, error) {
 		}
 	}
 	if !found {
-		seq, err := r.get(ks.userSeq())
-		if err != nil {
+		var np part
+		if id, np, err = newUser(r, userValue{Login: m.Login, GitHubID: m.GitHubID, AvatarURL: m.AvatarURL, CreatedAt: now}); err != nil {
 			return nil, err
 		}
-		var last int64
-		if seq != nil {
-			if last, err = decodeID("user sequence", seq); err != nil {
-				return nil, err
-			}
-		}
-		id = last + 1
-		u = userValue{Login: m.Login, GitHubID: m.GitHubID, AvatarURL: m.AvatarURL, CreatedAt: now}
-		p = append(p,
-			put(ks.userSeq(), []byte(strconv.FormatInt(id, 10))),
-			put(ks.user(id), mustJSON(u)),
-			put(ks.userLogin(m.Login), []byte(strconv.FormatInt(id, 10))))
-		if m.GitHubID != 0 {
-			p = append(p, put(ks.userGitHub(m.GitHubID), []byte(strconv.FormatInt(id, 10))))
-		}
+		p = append(p, np...)
 	}
 	tk := ks.token(m.Hash)
 	old, err := r.get(tk)
@@ -241,6 +254,29 @@ func issueToken(r *txnReader, m persistence.IssueToken) (part, error) {
 		return nil, errors.New("issue token: the token exists already")
 	}
 	return append(p, put(tk, mustJSON(tokenValue{UserID: id, Source: m.Source, CreatedAt: now}))), nil
+}
+
+// newUser creates user u with the next id: the sequence, the record, its
+// login index and (for a GitHub user) its GitHub index.
+func newUser(r *txnReader, u userValue) (int64, part, error) {
+	ks := r.ks
+	seq, err := r.get(ks.userSeq())
+	if err != nil {
+		return 0, nil, err
+	}
+	var last int64
+	if seq != nil {
+		if last, err = decodeID("user sequence", seq); err != nil {
+			return 0, nil, err
+		}
+	}
+	id := last + 1
+	sid := []byte(strconv.FormatInt(id, 10))
+	p := part{put(ks.userSeq(), sid), put(ks.user(id), mustJSON(u)), put(ks.userLogin(u.Login), sid)}
+	if u.GitHubID != 0 {
+		p = append(p, put(ks.userGitHub(u.GitHubID), sid))
+	}
+	return id, p, nil
 }
 
 func userByLogin(r *txnReader, login string) (int64, userValue, bool, error) {

@@ -45,10 +45,25 @@
 //	                          and so is 1 (owners named by login; never released)
 //	election/<lease hex>      the election keys (concurrency.Election), value
 //	                          {"name","api_url","since"}: the leader's identity (LeaderInfo)
+//	node/<name>               {"name","api_url","peer_url","since"}: a running node
+//	                          (Register), under a lease of its own; not fenced, never
+//	                          read by the writer
 //
-//	lock/<name>               {"holder","lease","token","expires_ms","acquired_ms"}
-//	                          one per lock ever granted; holder absent = free. Never
-//	                          deleted, so the fencing token never goes backwards.
+//	lock/<name>               {"holder","holder_id","lease","token","expires_ms","acquired_ms",
+//	                          "session","lock_delay_ms","available_ms","delay_holder","metadata"}: one
+//	                          per lock ever granted; holder absent = free. Never deleted,
+//	                          so the fencing token never goes backwards. session: the
+//	                          session the lock is held under (its expiry decides;
+//	                          expires_ms is the session's as last written). A lock freed
+//	                          by an expiry with a lock-delay keeps expires_ms and
+//	                          delay_holder, and is not granted before available_ms.
+//	sem/<name>                {"limit","token"}: a semaphore's limit (its holders') and last
+//	                          fencing token; never deleted, so tokens never go backwards.
+//	semslot/<name>/<lease>    {"holder","holder_id","token","session","expires_ms","acquired_ms","metadata"}:
+//	                          one held slot; written with its semaphore's head in one Txn.
+//	session/<id>              {"owner","ttl_ms","lock_delay_ms","expires_ms","created_ms"}:
+//	                          a session; deleted once it has ended and every lock of it
+//	                          has recorded its end.
 //	limit/<owner>/<name>      {"algorithm","max","window_s","log","updated_ms"}: algorithm
 //	                          "token_bucket", or absent for the sliding window; log is
 //	                          the window's bucket log (actors.SlidingWindow.AppendBinary)
@@ -82,6 +97,9 @@
 //	meta/auth_epoch           the auth epoch servers poll to drop their token caches;
 //	                          absent = 0. Reserved for token changes made outside the
 //	                          leader's writer (none exist in cluster mode yet).
+//	meta/forward_key          the cluster's forwarding key (ForwardKey): a node that
+//	                          forwards a request vouches for its client's address with
+//	                          it. Written once by the first node; not the writer's.
 //
 // SQLite's lock journal (persistence/locklog.go) has no counterpart: it
 // exists to dirty fewer SQLite pages, and etcd writes a log already.
@@ -93,6 +111,8 @@
 // (up to --config-history versions of ≤ 100 KiB each per key), and MVCC
 // history until compaction. An embedded member compacts every
 // AutoCompactionRetention (default 5 m); bbolt reuses freed pages but its
-// file shrinks only by defragmentation, which the leader should schedule;
-// the space quota (QuotaBackendBytes) stops writes when reached.
+// file shrinks only by defragmentation. The leader runs Maintain: it
+// compacts an external etcd, defragments members that waste space one at a
+// time, and disarms the NOSPACE alarm that the space quota
+// (QuotaBackendBytes) raises when reached, after reclaiming space.
 package etcdstore

@@ -271,8 +271,15 @@ func (e *Elector) observe() {
 	c := e.cfg.Client
 	pfx := e.ks.election() + "/"
 	retry := min(e.cfg.TTL/5, time.Second)
+	// The view is confirmed with a linearizable read at least every TTL/2:
+	// a node cut off from the quorum (whose watch simply goes quiet) knows
+	// no leader within about a TTL, so it stops forwarding to one and its
+	// /health fails.
+	confirm := e.cfg.TTL / 2
 	for e.ctx.Err() == nil {
-		resp, err := c.Get(e.ctx, pfx, clientv3.WithFirstCreate()...)
+		gctx, gcancel := context.WithTimeout(e.ctx, confirm)
+		resp, err := c.Get(gctx, pfx, clientv3.WithFirstCreate()...)
+		gcancel()
 		if err != nil {
 			e.update(func(s *Status) {
 				if !s.IsLeader() {
@@ -302,11 +309,19 @@ func (e *Elector) observe() {
 		// Wait for any change under the prefix, then read the leader again.
 		wctx, cancel := context.WithCancel(e.ctx)
 		wc := c.Watch(wctx, pfx, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
-		for wr := range wc {
-			if len(wr.Events) > 0 || wr.Err() != nil {
-				break
+		recheck := time.NewTimer(confirm)
+	watch:
+		for {
+			select {
+			case wr, ok := <-wc:
+				if !ok || len(wr.Events) > 0 || wr.Err() != nil {
+					break watch
+				}
+			case <-recheck.C:
+				break watch
 			}
 		}
+		recheck.Stop()
 		cancel()
 	}
 }

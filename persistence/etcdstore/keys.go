@@ -59,8 +59,16 @@ func prefixEnd(p string) string {
 	return "\x00"
 }
 
-func (k keyspace) lock(name string) string { return k.prefix + "lock/" + esc(name) }
-func (k keyspace) locks() string           { return k.prefix + "lock/" }
+func (k keyspace) lock(name string) string      { return k.prefix + "lock/" + esc(name) }
+func (k keyspace) session(id string) string     { return k.prefix + "session/" + esc(id) }
+func (k keyspace) semaphore(name string) string { return k.prefix + "sem/" + esc(name) }
+func (k keyspace) semSlots(name string) string  { return k.prefix + "semslot/" + esc(name) + "/" }
+func (k keyspace) allSemSlots() string          { return k.prefix + "semslot/" }
+func (k keyspace) semSlot(name, lease string) string {
+	return k.semSlots(name) + esc(lease)
+}
+func (k keyspace) sessions() string { return k.prefix + "session/" }
+func (k keyspace) locks() string    { return k.prefix + "lock/" }
 func (k keyspace) limit(owner, name string) string {
 	return k.prefix + "limit/" + esc(owner) + "/" + esc(name)
 }
@@ -94,10 +102,15 @@ func (k keyspace) userSeq() string         { return k.prefix + "meta/user_seq" }
 func (k keyspace) token(h [32]byte) string { return k.prefix + "token/" + hex.EncodeToString(h[:]) }
 func (k keyspace) tokens() string          { return k.prefix + "token/" }
 func (k keyspace) authEpoch() string       { return k.prefix + "meta/auth_epoch" }
+func (k keyspace) forwardKey() string      { return k.prefix + "meta/forward_key" }
 func (k keyspace) layout() string          { return k.prefix + "meta/layout" }
 
 // election is the prefix concurrency.NewElection takes (it appends "/").
 func (k keyspace) election() string { return k.prefix + "election" }
+
+// node is a running node's registration (Register).
+func (k keyspace) node(name string) string { return k.prefix + "node/" + esc(name) }
+func (k keyspace) nodes() string           { return k.prefix + "node/" }
 
 // ownerPrefix is base + owner + "/" (one owner's keys), or base (everyone's).
 func ownerPrefix(base, owner string) string {
@@ -151,11 +164,17 @@ type lockValue struct {
 	Token      uint64 `json:"token"`
 	ExpiresAt  int64  `json:"expires_ms,omitempty"`
 	AcquiredAt int64  `json:"acquired_ms,omitempty"`
+	SessionID  string `json:"session,omitempty"`
+	LockDelay  int64  `json:"lock_delay_ms,omitempty"`
+	Available  int64  `json:"available_ms,omitempty"`
+	DelayOf    string `json:"delay_holder,omitempty"`
+	Metadata   string `json:"metadata,omitempty"`
 }
 
 func encodeLock(r actors.LockRecord) []byte {
 	return mustJSON(lockValue{Holder: r.Holder, HolderID: r.HolderID, LeaseID: r.LeaseID, Token: r.Token,
-		ExpiresAt: ms(r.ExpiresAt), AcquiredAt: ms(r.AcquiredAt)})
+		ExpiresAt: ms(r.ExpiresAt), AcquiredAt: ms(r.AcquiredAt), SessionID: r.SessionID,
+		LockDelay: r.LockDelay.Milliseconds(), Available: ms(r.AvailableAt), DelayOf: r.DelayHolder, Metadata: r.Metadata})
 }
 
 func decodeLock(name string, b []byte) (actors.LockRecord, error) {
@@ -164,7 +183,65 @@ func decodeLock(name string, b []byte) (actors.LockRecord, error) {
 		return actors.LockRecord{}, fmt.Errorf("lock %q: %w", name, err)
 	}
 	return actors.LockRecord{Name: name, Holder: v.Holder, HolderID: v.HolderID, LeaseID: v.LeaseID, Token: v.Token,
-		ExpiresAt: fromMS(v.ExpiresAt), AcquiredAt: fromMS(v.AcquiredAt)}, nil
+		ExpiresAt: fromMS(v.ExpiresAt), AcquiredAt: fromMS(v.AcquiredAt), SessionID: v.SessionID,
+		LockDelay: time.Duration(v.LockDelay) * time.Millisecond, AvailableAt: fromMS(v.Available), DelayHolder: v.DelayOf,
+		Metadata: v.Metadata}, nil
+}
+
+// semaphoreValue is a semaphore's head (semaphores in SQLite).
+type semaphoreValue struct {
+	Limit int    `json:"limit"`
+	Token uint64 `json:"token"`
+}
+
+// slotValue is one held slot of a semaphore (semaphore_slots in SQLite);
+// the lease id is the key's suffix.
+type slotValue struct {
+	Holder     string `json:"holder"`
+	HolderID   string `json:"holder_id,omitempty"`
+	Token      uint64 `json:"token"`
+	SessionID  string `json:"session,omitempty"`
+	ExpiresAt  int64  `json:"expires_ms"`
+	AcquiredAt int64  `json:"acquired_ms"`
+	Metadata   string `json:"metadata,omitempty"`
+}
+
+func encodeSlot(sl actors.SemaphoreSlot) []byte {
+	return mustJSON(slotValue{Holder: sl.Holder, HolderID: sl.HolderID, Token: sl.Token, SessionID: sl.SessionID,
+		ExpiresAt: ms(sl.ExpiresAt), AcquiredAt: ms(sl.AcquiredAt), Metadata: sl.Metadata})
+}
+
+func decodeSlot(lease string, b []byte) (actors.SemaphoreSlot, error) {
+	var v slotValue
+	if err := json.Unmarshal(b, &v); err != nil {
+		return actors.SemaphoreSlot{}, fmt.Errorf("semaphore slot %q: %w", lease, err)
+	}
+	return actors.SemaphoreSlot{Holder: v.Holder, HolderID: v.HolderID, LeaseID: lease, Token: v.Token,
+		SessionID: v.SessionID, ExpiresAt: fromMS(v.ExpiresAt), AcquiredAt: fromMS(v.AcquiredAt), Metadata: v.Metadata}, nil
+}
+
+// sessionValue is a session (sessions in SQLite); its id is the key's
+// suffix.
+type sessionValue struct {
+	Owner     string `json:"owner"`
+	TTL       int64  `json:"ttl_ms"`
+	LockDelay int64  `json:"lock_delay_ms,omitempty"`
+	ExpiresAt int64  `json:"expires_ms"`
+	CreatedAt int64  `json:"created_ms"`
+}
+
+func encodeSession(r actors.SessionRecord) []byte {
+	return mustJSON(sessionValue{Owner: r.Owner, TTL: r.TTL.Milliseconds(), LockDelay: r.LockDelay.Milliseconds(),
+		ExpiresAt: ms(r.ExpiresAt), CreatedAt: ms(r.CreatedAt)})
+}
+
+func decodeSession(id string, b []byte) (actors.SessionRecord, error) {
+	var v sessionValue
+	if err := json.Unmarshal(b, &v); err != nil {
+		return actors.SessionRecord{}, fmt.Errorf("session %q: %w", id, err)
+	}
+	return actors.SessionRecord{ID: id, Owner: v.Owner, TTL: time.Duration(v.TTL) * time.Millisecond,
+		LockDelay: time.Duration(v.LockDelay) * time.Millisecond, ExpiresAt: fromMS(v.ExpiresAt), CreatedAt: fromMS(v.CreatedAt)}, nil
 }
 
 type limitValue struct {

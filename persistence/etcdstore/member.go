@@ -5,14 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // MemberConfig starts an embedded etcd member: `octostore serve --node n1
@@ -179,7 +182,60 @@ func (mc MemberConfig) embedConfig() (*embed.Config, error) {
 		cfg.ElectionMs = mc.ElectionMs
 	}
 	cfg.LogLevel = or(mc.LogLevel, "warn")
+	lvl, err := zap.ParseAtomicLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("etcd member: log level %q: %w", cfg.LogLevel, err)
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = lvl
+	zc.Sampling = nil
+	lg, err := zc.Build(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return quietCore{c} }))
+	if err != nil {
+		return nil, fmt.Errorf("etcd member: logger: %w", err)
+	}
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
 	return cfg, nil
+}
+
+// quietCore drops the lines an embedded member logs on every start and
+// stop that say nothing to an operator: its listeners closing at shutdown
+// (at error level, with stack traces) and two warnings about settings
+// octostore chose (one port for gRPC and HTTP, simple auth tokens: etcd's
+// auth is off, its client URL is loopback by default).
+type quietCore struct{ zapcore.Core }
+
+var benignEtcdLines = []string{
+	"use of closed network connection", "server closed", "Server closed",
+	"Running http and grpc server on single port", "simple token is not cryptographically signed",
+}
+
+func (q quietCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	for _, s := range benignEtcdLines {
+		if strings.Contains(e.Message, s) {
+			return ce
+		}
+	}
+	if q.Enabled(e.Level) {
+		return ce.AddCore(e, q) // Write filters by the error field
+	}
+	return ce
+}
+
+func (q quietCore) With(fields []zapcore.Field) zapcore.Core { return quietCore{q.Core.With(fields)} }
+
+func (q quietCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	for _, f := range fields {
+		if f.Key == "error" {
+			if err, ok := f.Interface.(error); ok {
+				for _, s := range benignEtcdLines {
+					if strings.Contains(err.Error(), s) {
+						return nil
+					}
+				}
+			}
+		}
+	}
+	return q.Core.Write(e, fields)
 }
 
 func or(s, def string) string {
@@ -240,7 +296,7 @@ func (m *Member) Close() error {
 func AddMember(ctx context.Context, c *clientv3.Client, name, peerURL string) (string, error) {
 	resp, err := c.MemberAdd(ctx, []string{peerURL})
 	if err != nil {
-		return "", fmt.Errorf("add etcd member %s: %w", name, err)
+		return "", fmt.Errorf("add etcd member %s: %w", name, reconfigErr(err))
 	}
 	var parts []string
 	for _, m := range resp.Members {
@@ -252,6 +308,7 @@ func AddMember(ctx context.Context, c *clientv3.Client, name, peerURL string) (s
 			parts = append(parts, n+"="+u)
 		}
 	}
+	slices.Sort(parts) // by name: the same text whichever member answered
 	return strings.Join(parts, ","), nil
 }
 
@@ -265,12 +322,31 @@ func RemoveMember(ctx context.Context, c *clientv3.Client, name string) error {
 	for _, m := range list.Members {
 		if m.Name == name {
 			if _, err := c.MemberRemove(ctx, m.ID); err != nil {
-				return fmt.Errorf("remove etcd member %s: %w", name, err)
+				return fmt.Errorf("remove etcd member %s: %w", name, reconfigErr(err))
 			}
 			return nil
 		}
 	}
-	return fmt.Errorf("remove etcd member %s: no such member", name)
+	return fmt.Errorf("remove etcd member %s: %w", name, ErrNoSuchMember)
+}
+
+// ErrNoSuchMember is RemoveMember's error for a name no member has.
+var ErrNoSuchMember = errors.New("no such member")
+
+// ErrUnsafeReconfig is AddMember's and RemoveMember's error when etcd
+// refuses to change its membership now (its strict reconfiguration check):
+// the change could cost the quorum, because a member is down or joined
+// less than etcd's health interval (5 s) ago. Retry once every member has
+// been up that long; a member that is down can always be removed.
+var ErrUnsafeReconfig = errors.New("etcd refuses the membership change now: it could cost the quorum (a member is down, or joined less than 5 s ago); retry once every member is up")
+
+// reconfigErr names etcd's refusals of a membership change that a retry
+// may cure (ErrUnsafeReconfig), keeping etcd's error.
+func reconfigErr(err error) error {
+	if errors.Is(err, rpctypes.ErrUnhealthy) || errors.Is(err, rpctypes.ErrMemberNotEnoughStarted) {
+		return fmt.Errorf("%w (%w)", ErrUnsafeReconfig, err)
+	}
+	return err
 }
 
 // ConnectConfig connects to an external etcd cluster (--etcd-endpoints).
@@ -318,4 +394,50 @@ func warnLogger() *zap.Logger {
 		return zap.NewNop()
 	}
 	return lg
+}
+
+// MoveRaftLeaderAway hands etcd's Raft leadership to another voting
+// member when this member holds it, and reports whether it did. The
+// transferee must answer a status request on its client URL within
+// probeTimeout: a dead or frozen member is never chosen (a transfer to one
+// waits for etcd's request timeout, seconds, and etcd drops proposals
+// meanwhile). The octostore leader calls it after winning, before its
+// first write (serve --move-raft-leader), so that its own death does not
+// also cost an etcd election.
+func (m *Member) MoveRaftLeaderAway(ctx context.Context) (bool, error) {
+	if ctx.Err() != nil || !m.IsRaftLeader() {
+		return false, ctx.Err()
+	}
+	list, err := m.client.MemberList(ctx)
+	if err != nil {
+		return false, fmt.Errorf("move raft leader: %w", err)
+	}
+	self := uint64(m.etcd.Server.MemberID())
+	for _, mm := range list.Members {
+		if mm.ID == self || mm.IsLearner || mm.Name == "" || len(mm.ClientURLs) == 0 || !answers(ctx, mm.ClientURLs[0]) {
+			continue
+		}
+		if _, err := m.client.MoveLeader(ctx, mm.ID); err != nil {
+			return false, fmt.Errorf("move raft leader to %s: %w", mm.Name, err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// probeTimeout bounds the status request that tells a live member.
+const probeTimeout = 300 * time.Millisecond
+
+// answers reports whether the etcd member at endpoint answers a status
+// request within probeTimeout.
+func answers(ctx context.Context, endpoint string) bool {
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: probeTimeout, Logger: zap.NewNop()})
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	_, err = c.Status(pctx, endpoint)
+	return err == nil
 }

@@ -64,3 +64,49 @@ func TestMemberAddedLaterJoins(t *testing.T) {
 		t.Fatal("a member not in its initial cluster started")
 	}
 }
+
+// MoveRaftLeaderAway hands etcd's Raft leadership to another live member
+// (not to a dead one); on a member that does not hold it, it does nothing.
+func TestMoveRaftLeaderAway(t *testing.T) {
+	ms := startCluster(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var leader *Member
+	for leader == nil {
+		for _, m := range ms {
+			if m.IsRaftLeader() {
+				leader = m
+			}
+		}
+		if leader == nil {
+			if ctx.Err() != nil {
+				t.Fatal("no Raft leader")
+			}
+			time.Sleep(10 * time.Millisecond) // a Raft election in progress
+		}
+	}
+	for _, m := range ms {
+		if m != leader {
+			if moved, err := m.MoveRaftLeaderAway(ctx); moved || err != nil {
+				t.Fatalf("a follower moved the leadership: %v %v", moved, err)
+			}
+		}
+	}
+	// One member dead: the leadership goes to the live one, never to it
+	// (whichever of the two comes first in the member list).
+	var dead, live *Member
+	for _, m := range ms {
+		if m != leader && dead == nil {
+			dead = m
+		} else if m != leader {
+			live = m
+		}
+	}
+	dead.Close()
+	if moved, err := leader.MoveRaftLeaderAway(ctx); !moved || err != nil {
+		t.Fatalf("MoveRaftLeaderAway: %v %v", moved, err)
+	}
+	if leader.IsRaftLeader() || !live.IsRaftLeader() {
+		t.Fatalf("after the move: old leader leads %v, the live member leads %v", leader.IsRaftLeader(), live.IsRaftLeader())
+	}
+}

@@ -59,6 +59,19 @@ func (r *Reader) get(ctx context.Context, key string) ([]byte, error) {
 	return resp.Kvs[0].Value, nil
 }
 
+// getLinearizable reads one key as of the last commit of the cluster,
+// whatever Options.SerializableReads says.
+func (r *Reader) getLinearizable(ctx context.Context, key string) ([]byte, error) {
+	resp, err := r.kv.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	return resp.Kvs[0].Value, nil
+}
+
 // scanPage is the keys read per range request of a scan.
 const scanPage = 512
 
@@ -134,17 +147,145 @@ func (r *Reader) LoadLock(name string) (actors.LockRecord, bool, error) {
 	return rec, true, nil
 }
 
-// ActiveLocks implements actors.LockLoader. It scans every lock record (a
-// record outlives its release to keep the fencing token), one page at a
-// time: recovery reads all locks ever granted, not only held ones.
+// ActiveLocks implements actors.LockLoader: the holds that have not run
+// out, and every hold under a session (its session decides). It scans every
+// lock record (a record outlives its release to keep the fencing token),
+// one page at a time: recovery reads all locks ever granted, not only held
+// ones.
 func (r *Reader) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
-	return r.scanLocks("active", func(rec actors.LockRecord) bool { return rec.HeldAt(now) }, fn)
+	return r.scanLocks("active", func(rec actors.LockRecord) bool {
+		return rec.Holder != "" && (rec.SessionID != "" || rec.HeldAt(now))
+	}, fn)
 }
 
-// ExpiredLocks implements actors.LockLoader, with the same scan as
-// ActiveLocks.
+// ExpiredLocks implements actors.LockLoader (holds for a TTL that ran out),
+// with the same scan as ActiveLocks.
 func (r *Reader) ExpiredLocks(now time.Time, fn func(actors.LockRecord)) error {
-	return r.scanLocks("expired", func(rec actors.LockRecord) bool { return rec.Holder != "" && !rec.HeldAt(now) }, fn)
+	return r.scanLocks("expired", func(rec actors.LockRecord) bool {
+		return rec.Holder != "" && rec.SessionID == "" && !rec.HeldAt(now)
+	}, fn)
+}
+
+// LoadSemaphore implements actors.SemaphoreStore: the head and the slots,
+// read at one revision.
+func (r *Reader) LoadSemaphore(name string) (actors.SemaphoreRecord, bool, error) {
+	rec := actors.SemaphoreRecord{Name: name}
+	ctx, cancel := r.ctx()
+	defer cancel()
+	resp, err := r.kv.Get(ctx, r.ks.semaphore(name), r.opts...)
+	if err != nil {
+		return rec, false, fmt.Errorf("load semaphore %q: %w", name, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return rec, false, nil
+	}
+	var h semaphoreValue
+	if err := decodeJSON("semaphore "+name, resp.Kvs[0].Value, &h); err != nil {
+		return rec, false, err
+	}
+	rec.Limit, rec.Token = h.Limit, h.Token
+	base := r.ks.semSlots(name)
+	err = scanAt(ctx, r.kv, base, resp.Header.Revision, false, func(k string, v []byte) error {
+		lease, err := unesc(strings.TrimPrefix(k, base))
+		if err != nil {
+			return fmt.Errorf("semaphore slot key %q: %w", k, err)
+		}
+		sl, err := decodeSlot(lease, v)
+		if err != nil {
+			return err
+		}
+		rec.Slots = append(rec.Slots, sl)
+		return nil
+	}, r.opts...)
+	if err != nil {
+		return rec, false, fmt.Errorf("load semaphore %q: %w", name, err)
+	}
+	sort.Slice(rec.Slots, func(i, j int) bool { return rec.Slots[i].Token < rec.Slots[j].Token })
+	return rec, true, nil
+}
+
+// HeldSemaphores implements actors.SemaphoreStore: one scan of every slot,
+// then each semaphore's head.
+func (r *Reader) HeldSemaphores(fn func(actors.SemaphoreRecord)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*r.timeout)
+	defer cancel()
+	base := r.ks.allSemSlots()
+	held := map[string][]actors.SemaphoreSlot{}
+	err := r.scan(ctx, base, false, func(k string, v []byte) error {
+		n, l, ok := strings.Cut(strings.TrimPrefix(k, base), "/")
+		if !ok {
+			return fmt.Errorf("semaphore slot key %q: no lease", k)
+		}
+		name, err := unesc(n)
+		if err != nil {
+			return fmt.Errorf("semaphore slot key %q: %w", k, err)
+		}
+		lease, err := unesc(l)
+		if err != nil {
+			return fmt.Errorf("semaphore slot key %q: %w", k, err)
+		}
+		sl, err := decodeSlot(lease, v)
+		if err != nil {
+			return err
+		}
+		held[name] = append(held[name], sl)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load held semaphores: %w", err)
+	}
+	names := make([]string, 0, len(held))
+	for n := range held {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		rec, ok, err := r.LoadSemaphore(n)
+		if err != nil {
+			return err
+		}
+		if ok {
+			fn(rec)
+		}
+	}
+	return nil
+}
+
+// LoadSession implements actors.SessionStore.
+func (r *Reader) LoadSession(id string) (actors.SessionRecord, bool, error) {
+	ctx, cancel := r.ctx()
+	defer cancel()
+	b, err := r.get(ctx, r.ks.session(id))
+	if err != nil {
+		return actors.SessionRecord{ID: id}, false, fmt.Errorf("load session %q: %w", id, err)
+	}
+	if b == nil {
+		return actors.SessionRecord{ID: id}, false, nil
+	}
+	s, err := decodeSession(id, b)
+	if err != nil {
+		return s, false, fmt.Errorf("load %w", err)
+	}
+	return s, true, nil
+}
+
+// Sessions implements actors.SessionStore.
+func (r *Reader) Sessions(fn func(actors.SessionRecord)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*r.timeout)
+	defer cancel()
+	base := r.ks.sessions()
+	return r.scan(ctx, base, false, func(k string, v []byte) error {
+		id, err := unesc(strings.TrimPrefix(k, base))
+		if err != nil {
+			return fmt.Errorf("session key %q: %w", k, err)
+		}
+		s, err := decodeSession(id, v)
+		if err != nil {
+			return err
+		}
+		fn(s)
+		return nil
+	})
 }
 
 // scanLocks calls fn for every lock record that match accepts.

@@ -20,15 +20,18 @@ import (
 type Store struct {
 	*Writer
 	*Reader
+	now func() time.Time
 }
 
 var (
-	_ actors.Store        = (*Store)(nil)
-	_ actors.GuardedStore = (*Store)(nil)
-	_ actors.LockLoader   = (*Store)(nil)
-	_ actors.LimitStore   = (*Store)(nil)
-	_ actors.FlagStore    = (*Store)(nil)
-	_ actors.ConfigStore  = (*Store)(nil)
+	_ actors.Store          = (*Store)(nil)
+	_ actors.GuardedStore   = (*Store)(nil)
+	_ actors.LockLoader     = (*Store)(nil)
+	_ actors.LimitStore     = (*Store)(nil)
+	_ actors.FlagStore      = (*Store)(nil)
+	_ actors.ConfigStore    = (*Store)(nil)
+	_ actors.SessionStore   = (*Store)(nil)
+	_ actors.SemaphoreStore = (*Store)(nil)
 )
 
 // Options tunes a Store. Zero values take the defaults.
@@ -66,6 +69,9 @@ type Options struct {
 	OnLost func(error)
 	// OnBatch is called after every transaction (metrics).
 	OnBatch func(size int, d time.Duration, err error)
+	// Now is the clock of the token operations (sign-in, rotation);
+	// default time.Now.
+	Now func() time.Time
 }
 
 // DefaultMaxTxnOps is etcd's default --max-txn-ops.
@@ -87,6 +93,9 @@ func (o *Options) defaults() {
 	if o.TxnTimeout <= 0 {
 		o.TxnTimeout = 5 * time.Second
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 }
 
 // ErrNewerLayout means the keyspace was written by a newer octostore.
@@ -104,7 +113,7 @@ func Open(ctx context.Context, kv clientv3.KV, fence Fence, opt Options) (*Store
 	if fence.Key == "" || fence.Rev <= 0 {
 		return nil, errors.New("etcdstore: open: no fence (win an election first)")
 	}
-	s := &Store{Reader: NewReader(kv, opt)}
+	s := &Store{Reader: NewReader(kv, opt), now: opt.Now}
 	resp, err := kv.Get(ctx, s.Reader.ks.layout())
 	if err != nil {
 		return nil, fmt.Errorf("etcdstore: open: %w", err)

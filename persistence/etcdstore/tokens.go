@@ -22,7 +22,15 @@ func (r *Reader) LookupToken(hash [32]byte) (persistence.Principal, bool, error)
 	ctx, cancel := r.ctx()
 	defer cancel()
 	var p persistence.Principal
-	b, err := r.get(ctx, r.ks.token(hash))
+	key := r.ks.token(hash)
+	b, err := r.get(ctx, key)
+	if err == nil && b == nil && len(r.opts) > 0 {
+		// A serializable read of this node's member may lag the leader by
+		// the token just issued (a sign-in answered a moment ago): an
+		// unknown token is looked up again, linearizably, before it is
+		// refused. It needs the quorum (an error without one: 503).
+		b, err = r.getLinearizable(ctx, key)
+	}
 	if err != nil {
 		return p, false, fmt.Errorf("lookup token: %w", err)
 	}
@@ -117,8 +125,15 @@ func (r *Reader) ListTokens(ctx context.Context, login string) ([]persistence.To
 	}); err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
+	sortTokens(out)
+	return out, nil
+}
+
+// sortTokens orders tokens as persistence lists them: oldest first, then
+// by login and hash.
+func sortTokens(ts []persistence.TokenInfo) {
+	sort.Slice(ts, func(i, j int) bool {
+		a, b := ts[i], ts[j]
 		if !a.CreatedAt.Equal(b.CreatedAt) {
 			return a.CreatedAt.Before(b.CreatedAt)
 		}
@@ -127,7 +142,6 @@ func (r *Reader) ListTokens(ctx context.Context, login string) ([]persistence.To
 		}
 		return bytes.Compare(a.Hash[:], b.Hash[:]) < 0
 	})
-	return out, nil
 }
 
 // UserByLogin finds a user by login.

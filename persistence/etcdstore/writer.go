@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,12 +101,13 @@ type Fence struct {
 	Done <-chan struct{}
 }
 
-// Errors of the etcd store. Each wraps actors.ErrUnavailable (nothing was
-// acknowledged) so that callers need not know the backend.
+// Errors of the etcd store. Each is a case of actors.ErrUnavailable
+// (nothing was acknowledged) so that callers need not know the backend.
 var (
 	// ErrNotLeader: the write's term is over (its guard failed, or the
-	// session ended); nothing was written.
-	ErrNotLeader = fmt.Errorf("%w: %w", actors.ErrUnavailable, errors.New("this node is not the leader"))
+	// session ended); nothing was written. It wraps actors.ErrNotLeader,
+	// whose code lets the HTTP front send the request to the new leader.
+	ErrNotLeader = fmt.Errorf("%w: %w", actors.ErrNotLeader, errors.New("this node is not the leader"))
 	// ErrOutcomeUnknown: a transaction timed out or lost its connection; it
 	// may or may not commit. It ends the term (see Writer).
 	ErrOutcomeUnknown = fmt.Errorf("%w: %w", actors.ErrUnavailable, errors.New("outcome of an etcd transaction unknown"))
@@ -199,6 +201,13 @@ func (w *Writer) Stats() WriterStats {
 	w.mu.Unlock()
 	return WriterStats{Txns: w.txns.Load(), Writes: w.writes.Load(), Failures: w.failures.Load(),
 		CommitTime: time.Duration(w.commitDur.Load()), Queued: q}
+}
+
+// Queued is the number of writes waiting in the queue.
+func (w *Writer) Queued() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue)
 }
 
 // SetFaultHook makes every transaction call f first; a non-nil error fails
@@ -383,8 +392,13 @@ func (w *Writer) commit(b *txnBuilder) error {
 }
 
 // definite reports whether err certainly means the transaction was not
-// applied: etcd refused it before proposing it.
+// applied: etcd refused it before proposing it, or Raft dropped the
+// proposal (raft.ErrProposalDropped, while etcd's leadership moves: it
+// reaches the client as a message only).
 func definite(err error) bool {
+	if strings.Contains(err.Error(), "raft proposal dropped") {
+		return true
+	}
 	for _, e := range []error{
 		rpctypes.ErrNoSpace, rpctypes.ErrGRPCNoSpace,
 		rpctypes.ErrTooManyOps, rpctypes.ErrGRPCTooManyOps,

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,6 +35,8 @@ type Store interface {
 	actors.LimitStore
 	actors.FlagStore
 	actors.ConfigStore
+	actors.SessionStore
+	actors.SemaphoreStore
 
 	Apply(m actors.Mutation) error
 	Barrier() error
@@ -44,6 +47,11 @@ type Store interface {
 	AuthEpoch() (int64, error)
 	UserByLogin(ctx context.Context, login string) (persistence.UserInfo, bool, error)
 	UserByUID(ctx context.Context, uid string) (persistence.UserInfo, bool, error)
+
+	// Token administration (the API's /admin/tokens).
+	ListTokens(ctx context.Context, login string) ([]persistence.TokenInfo, error)
+	CreateToken(login, source string) (string, persistence.TokenInfo, error)
+	RevokeTokens(ctx context.Context, sel persistence.RevokeSelector) ([]persistence.TokenInfo, error)
 }
 
 // Opener opens a new, empty store for one test and arranges its cleanup
@@ -57,6 +65,9 @@ func Run(t *testing.T, open Opener) {
 		fn   func(*testing.T, Store)
 	}{
 		{"Locks", testLocks},
+		{"SessionLocks", testSessionLocks},
+		{"Sessions", testSessions},
+		{"Semaphores", testSemaphores},
 		{"Limits", testLimits},
 		{"Flags", testFlags},
 		{"ConfigVersions", testConfigVersions},
@@ -64,6 +75,7 @@ func Run(t *testing.T, open Opener) {
 		{"CountOwned", testCountOwned},
 		{"ListingPages", testListingPages},
 		{"Tokens", testTokens},
+		{"TokenAdmin", testTokenAdmin},
 		{"GitHubRename", testGitHubRename},
 		{"StaticTokens", testStaticTokens},
 		{"CallbacksInOrder", testCallbacksInOrder},
@@ -87,17 +99,91 @@ func apply(t *testing.T, s Store, ms ...actors.Mutation) {
 	}
 }
 
+// testTokenAdmin: tokens created through the writer authenticate their
+// user and are listed (never with a secret); a revocation deletes exactly
+// what its selector names, or nothing with the error that says why.
+func testTokenAdmin(t *testing.T, s Store) {
+	ctx := context.Background()
+	var raws []string
+	var infos []persistence.TokenInfo
+	for _, login := range []string{"carol", "carol", "dave"} {
+		raw, info, err := s.CreateToken(login, persistence.SourceCLI)
+		if err != nil {
+			t.Fatalf("CreateToken(%s): %v", login, err)
+		}
+		if info.Login != login || info.Source != persistence.SourceCLI || info.Hash != persistence.HashToken(raw) ||
+			info.CreatedAt.IsZero() {
+			t.Fatalf("CreateToken(%s) = %+v", login, info)
+		}
+		if p, ok, err := s.LookupToken(info.Hash); err != nil || !ok || p.Login != login {
+			t.Fatalf("the created token of %s: %+v %v %v", login, p, ok, err)
+		}
+		raws, infos = append(raws, raw), append(infos, info)
+	}
+	if raws[0] == raws[1] {
+		t.Fatal("two created tokens are equal")
+	}
+	carols, err := s.ListTokens(ctx, "carol")
+	if err != nil || len(carols) != 2 || carols[0].Login != "carol" {
+		t.Fatalf("ListTokens(carol) = %+v %v", carols, err)
+	}
+	if all, err := s.ListTokens(ctx, ""); err != nil || len(all) != 3 {
+		t.Fatalf("ListTokens() = %+v %v", all, err)
+	}
+	fp := func(i int) string { return infos[i].Fingerprint() }
+	for _, c := range []struct {
+		sel  persistence.RevokeSelector
+		want error
+	}{
+		{persistence.RevokeSelector{Login: "carol"}, persistence.ErrTokenAmbiguous},
+		{persistence.RevokeSelector{Login: "nobody"}, persistence.ErrTokenNotFound},
+		{persistence.RevokeSelector{Fingerprint: "0123"}, persistence.ErrBadSelector},
+		{persistence.RevokeSelector{Fingerprint: fp(0), Login: "carol"}, persistence.ErrBadSelector},
+		{persistence.RevokeSelector{Fingerprint: fp(0), All: true}, persistence.ErrBadSelector},
+		{persistence.RevokeSelector{}, persistence.ErrBadSelector},
+	} {
+		if got, err := s.RevokeTokens(ctx, c.sel); !errors.Is(err, c.want) || got != nil {
+			t.Fatalf("RevokeTokens(%+v) = %+v %v, want %v", c.sel, got, err, c.want)
+		}
+	}
+	if all, err := s.ListTokens(ctx, ""); err != nil || len(all) != 3 {
+		t.Fatalf("after refused revocations: %+v %v, want the 3 tokens", all, err)
+	}
+	got, err := s.RevokeTokens(ctx, persistence.RevokeSelector{Fingerprint: strings.ToUpper(fp(1))})
+	if err != nil || len(got) != 1 || got[0].Hash != infos[1].Hash {
+		t.Fatalf("RevokeTokens(fingerprint) = %+v %v", got, err)
+	}
+	if _, ok, _ := s.LookupToken(infos[1].Hash); ok {
+		t.Fatal("a revoked token still authenticates")
+	}
+	if _, _, err := s.CreateToken("carol", persistence.SourceCLI); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.RevokeTokens(ctx, persistence.RevokeSelector{Login: "carol", All: true})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("RevokeTokens(carol, all) = %+v %v", got, err)
+	}
+	if left, err := s.ListTokens(ctx, ""); err != nil || len(left) != 1 || left[0].Hash != infos[2].Hash {
+		t.Fatalf("left: %+v %v, want dave's token only", left, err)
+	}
+}
+
 func testLocks(t *testing.T, s Store) {
 	held := actors.LockRecord{Name: "held", Holder: "alice", HolderID: "host-a:4242", LeaseID: "lease-1", Token: 7,
-		ExpiresAt: T0.Add(time.Minute), AcquiredAt: T0}
+		ExpiresAt: T0.Add(time.Minute), AcquiredAt: T0, Metadata: "host-a pid 4242 ✓"}
 	expired := actors.LockRecord{Name: "expired", Holder: "bob", LeaseID: "lease-2", Token: 3,
 		ExpiresAt: T0.Add(-time.Second), AcquiredAt: T0.Add(-time.Minute)}
 	released := actors.LockRecord{Name: "released", Token: 12} // free: the token survives
+	// Freed by an expiry with a lock-delay: who held it, when it expired and
+	// when it is available again survive with the token.
+	delayed := actors.LockRecord{Name: "delayed", Token: 5, ExpiresAt: T0.Add(-time.Second),
+		AvailableAt: T0.Add(29 * time.Second), DelayHolder: "carol"}
 	renewed := held
 	renewed.ExpiresAt = T0.Add(2 * time.Minute)
+	renewed.LockDelay = 30 * time.Second
 	apply(t, s, actors.PutLock{Lock: held}, actors.PutLock{Lock: expired}, actors.PutLock{Lock: released},
-		actors.PutLock{Lock: renewed})
-	for _, want := range []actors.LockRecord{renewed, expired, released} {
+		actors.PutLock{Lock: renewed}, actors.PutLock{Lock: delayed})
+	for _, want := range []actors.LockRecord{renewed, expired, released, delayed} {
 		got, ok, err := s.LoadLock(want.Name)
 		if err != nil || !ok || got != want {
 			t.Fatalf("LoadLock(%s) = %+v %v %v, want %+v", want.Name, got, ok, err, want)
@@ -144,6 +230,112 @@ func testLocks(t *testing.T, s Store) {
 	apply(t, s, actors.PutLock{Lock: recorded})
 	if got := expiredAt(T0); len(got) != 0 {
 		t.Fatalf("ExpiredLocks(T0) after the expiry was recorded = %+v", got)
+	}
+}
+
+// A lock held under a session is active (recovered) whatever its stored
+// expiry: the session decides; it is never one of the expired holds.
+func testSessionLocks(t *testing.T, s Store) {
+	sess := actors.LockRecord{Name: "sess", Holder: "alice", LeaseID: "lease-s", Token: 4, SessionID: "0b5a1f7e-1d2c-4e8a-9f00-0123456789ab",
+		ExpiresAt: T0.Add(-time.Minute), AcquiredAt: T0.Add(-2 * time.Minute)}
+	apply(t, s, actors.PutLock{Lock: sess})
+	got, ok, err := s.LoadLock("sess")
+	if err != nil || !ok || got != sess {
+		t.Fatalf("LoadLock(sess) = %+v %v %v, want %+v", got, ok, err, sess)
+	}
+	var active, expired []actors.LockRecord
+	if err := s.ActiveLocks(T0, func(r actors.LockRecord) { active = append(active, r) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ExpiredLocks(T0, func(r actors.LockRecord) { expired = append(expired, r) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(active) != 1 || active[0] != sess || len(expired) != 0 {
+		t.Fatalf("a session lock: active %+v, expired %+v", active, expired)
+	}
+	freed := sess
+	freed.Holder, freed.LeaseID, freed.SessionID, freed.ExpiresAt, freed.AcquiredAt = "", "", "", time.Time{}, time.Time{}
+	apply(t, s, actors.PutLock{Lock: freed})
+	active = nil
+	if err := s.ActiveLocks(T0, func(r actors.LockRecord) { active = append(active, r) }); err != nil || len(active) != 0 {
+		t.Fatalf("after its end: active %+v %v", active, err)
+	}
+}
+
+func testSessions(t *testing.T, s Store) {
+	a := actors.SessionRecord{ID: "0b5a1f7e-1d2c-4e8a-9f00-0123456789ab", Owner: "alice", TTL: 30 * time.Second,
+		LockDelay: 5 * time.Second, ExpiresAt: T0.Add(30 * time.Second), CreatedAt: T0}
+	b := actors.SessionRecord{ID: "1c6b2f8f-2e3d-4f9b-8a11-123456789abc", Owner: "bob", TTL: time.Hour,
+		ExpiresAt: T0.Add(-time.Second), CreatedAt: T0.Add(-time.Hour)} // expired, not removed yet
+	apply(t, s, actors.PutSession{Session: a}, actors.PutSession{Session: b})
+	kept := a
+	kept.ExpiresAt = T0.Add(time.Minute) // a keepalive
+	apply(t, s, actors.PutSession{Session: kept})
+	for _, want := range []actors.SessionRecord{kept, b} {
+		got, ok, err := s.LoadSession(want.ID)
+		if err != nil || !ok || got != want {
+			t.Fatalf("LoadSession(%s) = %+v %v %v, want %+v", want.ID, got, ok, err, want)
+		}
+	}
+	if _, ok, err := s.LoadSession("2d7c3a9a-3f4e-4a0c-9b22-23456789abcd"); ok || err != nil {
+		t.Fatalf("LoadSession of nothing: %v %v", ok, err)
+	}
+	all := map[string]actors.SessionRecord{}
+	if err := s.Sessions(func(r actors.SessionRecord) { all[r.ID] = r }); err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[a.ID] != kept || all[b.ID] != b {
+		t.Fatalf("Sessions = %+v", all)
+	}
+	apply(t, s, actors.RemoveSession{ID: b.ID})
+	if _, ok, err := s.LoadSession(b.ID); ok || err != nil {
+		t.Fatalf("LoadSession after removal: %v %v", ok, err)
+	}
+	n := 0
+	if err := s.Sessions(func(actors.SessionRecord) { n++ }); err != nil || n != 1 {
+		t.Fatalf("Sessions after removal: %d %v", n, err)
+	}
+}
+
+// A semaphore's head and slots: grants add slots, a renew replaces one, a
+// release removes it, and the last token survives when no slot is left.
+func testSemaphores(t *testing.T, s Store) {
+	a := actors.SemaphoreSlot{Holder: "alice", HolderID: "w-1", LeaseID: "lease-a", Token: 1, ExpiresAt: T0.Add(time.Minute), AcquiredAt: T0,
+		Metadata: "job 17"}
+	b := actors.SemaphoreSlot{Holder: "bob", LeaseID: "lease-b", Token: 2, SessionID: "0b5a1f7e-1d2c-4e8a-9f00-0123456789ab",
+		ExpiresAt: T0.Add(-time.Second), AcquiredAt: T0}
+	apply(t, s, actors.PutSemaphore{Name: "pool", Limit: 3, Token: 1, Put: []actors.SemaphoreSlot{a}},
+		actors.PutSemaphore{Name: "pool", Limit: 3, Token: 2, Put: []actors.SemaphoreSlot{b}},
+		actors.PutSemaphore{Name: "other", Limit: 1, Token: 9, Put: []actors.SemaphoreSlot{{Holder: "carol", LeaseID: "lease-c", Token: 9,
+			ExpiresAt: T0.Add(time.Hour), AcquiredAt: T0}}})
+	renewed := a
+	renewed.ExpiresAt = T0.Add(2 * time.Minute)
+	apply(t, s, actors.PutSemaphore{Name: "pool", Limit: 3, Token: 2, Put: []actors.SemaphoreSlot{renewed}})
+	got, ok, err := s.LoadSemaphore("pool")
+	want := actors.SemaphoreRecord{Name: "pool", Limit: 3, Token: 2, Slots: []actors.SemaphoreSlot{renewed, b}}
+	if err != nil || !ok || !reflect.DeepEqual(got, want) {
+		t.Fatalf("LoadSemaphore(pool) = %+v %v %v,\nwant %+v", got, ok, err, want)
+	}
+	if r, ok, err := s.LoadSemaphore("never"); ok || err != nil || r.Token != 0 || len(r.Slots) != 0 {
+		t.Fatalf("LoadSemaphore(never) = %+v %v %v", r, ok, err)
+	}
+	var held []string
+	if err := s.HeldSemaphores(func(r actors.SemaphoreRecord) {
+		held = append(held, fmt.Sprintf("%s %d %d", r.Name, len(r.Slots), r.Token))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(held) != "[other 1 9 pool 2 2]" {
+		t.Fatalf("HeldSemaphores = %v", held)
+	}
+	apply(t, s, actors.PutSemaphore{Name: "other", Limit: 1, Token: 9, Remove: []string{"lease-c"}})
+	got, ok, err = s.LoadSemaphore("other")
+	if err != nil || !ok || got.Token != 9 || len(got.Slots) != 0 {
+		t.Fatalf("after the last slot left: %+v %v %v", got, ok, err)
+	}
+	held = nil
+	if err := s.HeldSemaphores(func(r actors.SemaphoreRecord) { held = append(held, r.Name) }); err != nil || fmt.Sprint(held) != "[pool]" {
+		t.Fatalf("HeldSemaphores after a release = %v %v", held, err)
 	}
 }
 

@@ -17,16 +17,18 @@ import (
 // exactly one of them with errors.Is (statuses without a sentinel match none
 // and are plain *APIError).
 var (
-	ErrLockHeld     = errors.New("octostore: lock held by another holder") // 409 on acquire
-	ErrNotFound     = errors.New("octostore: not found")                   // 404 (locks: or not owned by caller)
-	ErrUnauthorized = errors.New("octostore: unauthorized")                // 401
-	ErrForbidden    = errors.New("octostore: forbidden")                   // 403
-	ErrConflict     = errors.New("octostore: conflict")                    // 409 other than a held lock (config version)
-	ErrRateLimited  = errors.New("octostore: rate limited")                // 429
-	ErrUnavailable  = errors.New("octostore: unavailable")                 // 503, or the server could not be reached
-	ErrValidation   = errors.New("octostore: validation failed")           // 422 (and 400)
-	ErrLockLost     = errors.New("octostore: lock lost")                   // Locker: renewal refused or lease expired
-	ErrLagged       = errors.New("octostore: event subscriber lagged")     // event stream closed by the server after "lagged"
+	ErrLockHeld      = errors.New("octostore: lock held by another holder") // 409 on acquire
+	ErrNotFound      = errors.New("octostore: not found")                   // 404 (locks: or not owned by caller)
+	ErrUnauthorized  = errors.New("octostore: unauthorized")                // 401
+	ErrForbidden     = errors.New("octostore: forbidden")                   // 403
+	ErrConflict      = errors.New("octostore: conflict")                    // 409 other than a held lock (config version)
+	ErrRateLimited   = errors.New("octostore: rate limited")                // 429
+	ErrUnavailable   = errors.New("octostore: unavailable")                 // 503, or the server could not be reached
+	ErrValidation    = errors.New("octostore: validation failed")           // 422 (and 400)
+	ErrLockLost      = errors.New("octostore: lock lost")                   // Locker: renewal refused or lease expired
+	ErrLagged        = errors.New("octostore: event subscriber lagged")     // event stream closed by the server after "lagged"
+	ErrSemaphoreFull = errors.New("octostore: semaphore full")              // 409 on a semaphore acquire
+	ErrStaleToken    = errors.New("octostore: stale fencing token")         // 409 on a fence check
 	// ErrRevoked ends an event stream whose token was revoked or rotated
 	// while it was open (the server's final "revoked" event). It is a case
 	// of ErrUnauthorized: errors.Is(ErrRevoked, ErrUnauthorized) holds, as
@@ -55,10 +57,18 @@ type LockHeldError struct {
 	Name      string
 	Holder    string
 	ExpiresAt time.Time
-	Err       *APIError // the underlying 409; nil when produced by Locker for a same-identity holder
+	// AvailableAt is set when the lock is in lock-delay: its holder's hold
+	// expired at ExpiresAt, and nobody is granted it before AvailableAt.
+	AvailableAt time.Time
+	Metadata    string    // the current hold's metadata
+	Err         *APIError // the underlying 409; nil when produced by Locker for a same-identity holder
 }
 
 func (e *LockHeldError) Error() string {
+	if !e.AvailableAt.IsZero() {
+		return fmt.Sprintf("octostore: lock %q in lock-delay until %s (%s's hold expired at %s)", e.Name,
+			e.AvailableAt.Format(time.RFC3339), e.Holder, e.ExpiresAt.Format(time.RFC3339))
+	}
 	return fmt.Sprintf("octostore: lock %q held by %s until %s", e.Name, e.Holder, e.ExpiresAt.Format(time.RFC3339))
 }
 func (e *LockHeldError) Is(target error) bool { return target == ErrLockHeld }
@@ -68,6 +78,36 @@ func (e *LockHeldError) Unwrap() error {
 	}
 	return e.Err
 }
+
+// SemaphoreFullError is returned by AcquireSemaphore (and Semaphore's
+// TryAcquire) when limit slots are held. errors.Is(err, ErrSemaphoreFull)
+// is true.
+type SemaphoreFullError struct {
+	Name           string
+	Limit, Holders int
+	Err            *APIError // the underlying 409
+}
+
+func (e *SemaphoreFullError) Error() string {
+	return fmt.Sprintf("octostore: semaphore %q full: %d of %d slots held", e.Name, e.Holders, e.Limit)
+}
+func (e *SemaphoreFullError) Is(target error) bool { return target == ErrSemaphoreFull }
+func (e *SemaphoreFullError) Unwrap() error        { return e.Err }
+
+// StaleTokenError is a fence check's 409: the token is not the current
+// grant's; Current is the last token granted (0 if never).
+// errors.Is(err, ErrStaleToken) is true. CheckFence returns it with a
+// Fence whose Valid is false.
+type StaleTokenError struct {
+	Current uint64
+	Err     *APIError
+}
+
+func (e *StaleTokenError) Error() string {
+	return fmt.Sprintf("octostore: stale fencing token (the last one granted is %d)", e.Current)
+}
+func (e *StaleTokenError) Is(target error) bool { return target == ErrStaleToken }
+func (e *StaleTokenError) Unwrap() error        { return e.Err }
 
 // ConflictError is a 409 on a config write whose expected version did not
 // match. errors.Is(err, ErrConflict) is true.
@@ -149,11 +189,19 @@ func RetryAfter(err error) time.Duration {
 type errorBody struct {
 	Error string `json:"error"`
 	Lock  *struct {
-		Name      string    `json:"name"`
-		Holder    string    `json:"holder"`
-		ExpiresAt time.Time `json:"expires_at"`
+		Name        string    `json:"name"`
+		Holder      string    `json:"holder"`
+		ExpiresAt   time.Time `json:"expires_at"`
+		AvailableAt time.Time `json:"available_at"`
+		Metadata    string    `json:"metadata"`
 	} `json:"lock"`
-	CurrentVersion *int64 `json:"current_version"`
+	CurrentVersion      *int64  `json:"current_version"`
+	CurrentFencingToken *uint64 `json:"current_fencing_token"`
+	Semaphore           *struct {
+		Name    string `json:"name"`
+		Limit   int    `json:"limit"`
+		Holders int    `json:"holders"`
+	} `json:"semaphore"`
 }
 
 // decodeError builds the typed error for a non-2xx response.
@@ -177,8 +225,15 @@ func decodeError(status int, body []byte, retryAfter string) error {
 	case http.StatusNotFound:
 		ae.kind = ErrNotFound
 	case http.StatusConflict:
+		if eb.CurrentFencingToken != nil {
+			return &StaleTokenError{Current: *eb.CurrentFencingToken, Err: ae}
+		}
+		if eb.Semaphore != nil {
+			return &SemaphoreFullError{Name: eb.Semaphore.Name, Limit: eb.Semaphore.Limit, Holders: eb.Semaphore.Holders, Err: ae}
+		}
 		if eb.Lock != nil {
-			return &LockHeldError{Name: eb.Lock.Name, Holder: eb.Lock.Holder, ExpiresAt: eb.Lock.ExpiresAt, Err: ae}
+			return &LockHeldError{Name: eb.Lock.Name, Holder: eb.Lock.Holder, ExpiresAt: eb.Lock.ExpiresAt,
+				AvailableAt: eb.Lock.AvailableAt, Metadata: eb.Lock.Metadata, Err: ae}
 		}
 		ae.kind = ErrConflict
 		ce := &ConflictError{Err: ae}

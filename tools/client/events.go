@@ -20,13 +20,13 @@ type Event struct {
 	// SSE says, a frame without one, lagged or revoked, keeps the previous
 	// one): give it back as EventFilter.LastEventID to resume after it.
 	ID string `json:"-"`
-	// Seq numbers the events the caller may see (every lock event and the
-	// caller's own flag, config and limit events; the admin key: every
-	// event), consecutive on an unfiltered stream: other users' activity
-	// leaves no gaps.
+	// Seq numbers the events the caller may see (every lock and semaphore
+	// event and the caller's own session, flag, config and limit events; the
+	// admin key: every event), consecutive on an unfiltered stream: other
+	// users' activity leaves no gaps.
 	Seq          uint64    `json:"seq"`
-	Type         string    `json:"type"` // lock.acquired, lock.renewed, lock.released, lock.expired, lock.state, flag.set, flag.deleted, config.state, config.written, config.deleted, limit.denied, limit.reset, lagged, revoked, reset
-	Kind         string    `json:"kind"` // lock, flag, config, limit
+	Type         string    `json:"type"` // lock.acquired, lock.renewed, lock.released, lock.expired, lock.state, semaphore.acquired, semaphore.renewed, semaphore.released, semaphore.expired, session.created, session.closed, session.expired, flag.set, flag.deleted, config.state, config.written, config.deleted, limit.denied, limit.reset, lagged, revoked, reset
+	Kind         string    `json:"kind"` // lock, semaphore, session, flag, config, limit (a session event's Name is the session id)
 	Name         string    `json:"name"`
 	Owner        string    `json:"owner,omitempty"`
 	Holder       string    `json:"holder,omitempty"`
@@ -34,6 +34,10 @@ type Event struct {
 	FencingToken uint64    `json:"fencing_token,omitempty"`
 	LeaseID      string    `json:"lease_id,omitempty"` // only to the holder or an admin
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
+	AvailableAt  time.Time `json:"available_at,omitzero"` // lock.expired with a lock-delay: not granted before
+	SessionID    string    `json:"session_id,omitempty"`  // a lock held under a session; only to the holder or an admin
+	Metadata     string    `json:"metadata,omitempty"`    // lock and semaphore events: the hold's metadata
+	Limit        int       `json:"limit,omitempty"`       // semaphore events: the semaphore's limit
 	Version      int64     `json:"version,omitempty"`
 	// Value and Description are a config version's, in a config watch's
 	// config.state (of a key that exists) and config.written: compact JSON.

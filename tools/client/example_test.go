@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/octostore/octostore/tools/client"
@@ -205,7 +207,7 @@ func Example_nightlyReport() {
 
 func migrate(ctx context.Context, c *client.Client, jobs <-chan string) error {
 	l := client.NewLocker(c, "db-migration", 15*time.Second)
-	if err := l.Lock(ctx); err != nil { // waits (watch stream + jittered polling) until acquired or ctx ends
+	if err := l.Lock(ctx); err != nil { // waits in the lock's queue until granted or ctx ends
 		return err
 	}
 	defer l.Unlock(context.Background())
@@ -276,4 +278,89 @@ func Example_followJobs() {
 	// 3 lock.released job-1 alice 1
 	// 4 lagged job-  0
 	// true
+}
+
+func workers(ctx context.Context, c *client.Client, shards []string) error {
+	s, err := client.NewSession(ctx, c, client.WithSessionTTL(15*time.Second)) // kept alive every 5s
+	if err != nil {
+		return err
+	}
+	defer s.Close(context.Background()) // releases every lock of the session at once
+	for _, shard := range shards {
+		if err := s.NewLocker("shard-" + shard).TryLock(ctx); err != nil {
+			continue // another worker has it
+		}
+		go work(ctx, shard, s.Done()) // stop when the session (and so every lock) is lost
+	}
+	<-ctx.Done()
+	return nil
+}
+
+var worked = make(chan string, 8)
+
+func work(ctx context.Context, shard string, lost <-chan struct{}) { worked <- shard }
+
+func Example_workers() {
+	srv := clienttest.New(map[string]string{"tokA": "alice", "tokB": "bob"})
+	defer srv.Close()
+	alice, _ := client.New(srv.URL, "tokA")
+	bob, _ := client.New(srv.URL, "tokB")
+	bob.Acquire(context.Background(), "shard-b", time.Minute) // another worker has shard b
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- workers(ctx, alice, []string{"a", "b", "c"}) }()
+	got := []string{<-worked, <-worked}
+	sort.Strings(got)
+	fmt.Println("working on", got)
+	cancel()
+	<-done
+	fmt.Println("shard-a released:", srv.Holder("shard-a") == "")
+	// Output:
+	// working on [a c]
+	// shard-a released: true
+}
+
+// applyFenced is the write path of a storage service that lock holders
+// write to: it applies a write only while the token it carries is the
+// lock's current grant's, and never one older than a token it has applied.
+func applyFenced(ctx context.Context, c *client.Client, mu *sync.Mutex, seen map[string]uint64, lock string, token uint64, apply func()) error {
+	mu.Lock() // check and apply as one step
+	defer mu.Unlock()
+	if token < seen[lock] {
+		return fmt.Errorf("token %d is older than %d: refused", token, seen[lock])
+	}
+	if _, err := c.CheckFence(ctx, lock, token); err != nil {
+		return err // client.ErrStaleToken: the writer no longer holds the lock
+	}
+	seen[lock] = token
+	apply()
+	return nil
+}
+
+func Example_applyFenced() {
+	srv := clienttest.New(map[string]string{"tokA": "alice", "tokB": "bob", "tokS": "storage"})
+	defer srv.Close()
+	alice, _ := client.New(srv.URL, "tokA")
+	bob, _ := client.New(srv.URL, "tokB")
+	storage, _ := client.New(srv.URL, "tokS")
+	var mu sync.Mutex
+	seen := map[string]uint64{}
+	var rows []string
+	write := func(token uint64, row string) error {
+		return applyFenced(context.Background(), storage, &mu, seen, "accounts", token, func() { rows = append(rows, row) })
+	}
+	ctx := context.Background()
+	a, _ := alice.Acquire(ctx, "accounts", time.Minute)
+	fmt.Println(write(a.FencingToken, "alice 1"))
+	srv.ExpireLock("accounts") // alice pauses too long: her lease ends
+	b, _ := bob.Acquire(ctx, "accounts", time.Minute)
+	err := write(a.FencingToken, "alice 2") // alice wakes up and writes
+	fmt.Println(errors.Is(err, client.ErrStaleToken))
+	fmt.Println(write(b.FencingToken, "bob 1"))
+	fmt.Println(rows)
+	// Output:
+	// <nil>
+	// true
+	// <nil>
+	// [alice 1 bob 1]
 }

@@ -22,16 +22,47 @@ func seconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
 
-// appendAcquireBody renders an acquire: ttl_seconds, and holder_id unless
-// it is "".
-func appendAcquireBody(b []byte, holderID string, ttl time.Duration) []byte {
-	b = append(b, `{"ttl_seconds":`...)
-	b = strconv.AppendInt(b, seconds(ttl), 10)
-	if holderID != "" {
-		b = append(b, `,"holder_id":`...)
-		b = appendJSONString(b, holderID)
+// appendAcquireBody renders an acquire: ttl_seconds (or session_id), and the
+// options that are set (holder_id unless it is "", wait_seconds when
+// positive).
+func appendAcquireBody(b []byte, ttl time.Duration, o AcquireOptions) []byte {
+	return append(appendAcquireFields(append(b, '{'), ttl, o), '}')
+}
+
+// appendSemaphoreBody renders a semaphore acquire: limit and the fields of
+// an acquire.
+func appendSemaphoreBody(b []byte, limit int, ttl time.Duration, o AcquireOptions) []byte {
+	b = append(b, `{"limit":`...)
+	b = strconv.AppendInt(b, int64(limit), 10)
+	return append(appendAcquireFields(append(b, ','), ttl, o), '}')
+}
+
+// appendAcquireFields appends the fields of an acquire (no braces).
+func appendAcquireFields(b []byte, ttl time.Duration, o AcquireOptions) []byte {
+	if o.SessionID != "" {
+		b = append(b, `"session_id":`...)
+		b = appendJSONString(b, o.SessionID)
+	} else {
+		b = append(b, `"ttl_seconds":`...)
+		b = strconv.AppendInt(b, seconds(ttl), 10)
 	}
-	return append(b, '}')
+	if o.HolderID != "" {
+		b = append(b, `,"holder_id":`...)
+		b = appendJSONString(b, o.HolderID)
+	}
+	if o.Wait > 0 {
+		b = append(b, `,"wait_seconds":`...)
+		b = strconv.AppendInt(b, seconds(min(o.Wait, MaxWait)), 10)
+	}
+	if o.LockDelay > 0 {
+		b = append(b, `,"lock_delay_seconds":`...)
+		b = strconv.AppendInt(b, seconds(o.LockDelay), 10)
+	}
+	if o.Metadata != nil {
+		b = append(b, `,"metadata":`...)
+		b = appendJSONString(b, *o.Metadata)
+	}
+	return b
 }
 
 func appendRenewBody(b []byte, leaseID string, ttl time.Duration) []byte {

@@ -12,9 +12,11 @@ func TestHotBodies(t *testing.T) {
 		got  []byte
 		want any
 	}{
-		{appendAcquireBody(nil, "", 30*time.Second), map[string]any{"ttl_seconds": 30.0}},
-		{appendAcquireBody(nil, "", 1500*time.Millisecond), map[string]any{"ttl_seconds": 2.0}},
-		{appendAcquireBody(nil, "host-1:42", time.Second), map[string]any{"ttl_seconds": 1.0, "holder_id": "host-1:42"}},
+		{appendAcquireBody(nil, 30*time.Second, AcquireOptions{}), map[string]any{"ttl_seconds": 30.0}},
+		{appendAcquireBody(nil, 1500*time.Millisecond, AcquireOptions{}), map[string]any{"ttl_seconds": 2.0}},
+		{appendAcquireBody(nil, time.Second, AcquireOptions{HolderID: "host-1:42"}), map[string]any{"ttl_seconds": 1.0, "holder_id": "host-1:42"}},
+		{appendAcquireBody(nil, time.Second, AcquireOptions{Wait: 1500 * time.Millisecond}), map[string]any{"ttl_seconds": 1.0, "wait_seconds": 2.0}},
+		{appendAcquireBody(nil, time.Second, AcquireOptions{Wait: time.Hour}), map[string]any{"ttl_seconds": 1.0, "wait_seconds": 300.0}},
 		{appendRenewBody(nil, "550e8400-e29b-41d4-a716-446655440000", time.Minute), map[string]any{"lease_id": "550e8400-e29b-41d4-a716-446655440000", "ttl_seconds": 60.0}},
 		{appendReleaseBody(nil, "a\"b\\c\n\x01é"), map[string]any{"lease_id": "a\"b\\c\n\x01é"}},
 		{appendCheckBody(nil, 100, time.Hour), map[string]any{"max_requests": 100.0, "window_seconds": 3600.0}},

@@ -22,7 +22,9 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 // Locker holds one named lock for a process, in the style of etcd's
 // concurrency.Mutex: TryLock or Lock(ctx) to take it, renewal in the
 // background every TTL/3 while held, Done closed when the lock is lost,
-// Unlock to release it.
+// Unlock to release it. Lock waits in the lock's FIFO queue on the server
+// (a waiting acquire, AcquireOptions.Wait): it is granted the lock the moment
+// the holders before it are done, without polling.
 //
 // Mutual exclusion is per Locker, not per token: each Locker acquires with
 // its own random holder id (NewHolderID; WithHolderID sets one), so two
@@ -41,7 +43,12 @@ type Locker struct {
 	clk      clock
 	pollMin  time.Duration
 	pollMax  time.Duration
-	useWatch bool
+	session  *Session // Session.NewLocker: held under the session, not renewed
+	delay    time.Duration
+	meta     *string // WithMetadata
+	// sem, for a Semaphore's Locker: the semaphore's limit (its calls go to
+	// /semaphores/{name}/…); 0 for a lock.
+	sem int
 
 	mu  sync.Mutex // guards cur
 	cur *holding   // the current acquisition, nil before the first
@@ -67,15 +74,12 @@ type holding struct {
 // LockerOption configures a Locker.
 type LockerOption func(*Locker)
 
-// WithPollInterval bounds the jittered backoff between attempts while Lock
-// waits (default 100ms up to 2s).
+// WithPollInterval bounds the jittered backoff between attempts of Lock
+// after a transient failure (server unreachable, 503, a full queue: 429)
+// and renewal retries (default 100ms up to 2s).
 func WithPollInterval(min, max time.Duration) LockerOption {
 	return func(l *Locker) { l.pollMin, l.pollMax = min, max }
 }
-
-// WithoutWatch makes Lock poll only, without the /locks/{name}/watch stream
-// it otherwise uses as a hint that the lock was released.
-func WithoutWatch() LockerOption { return func(l *Locker) { l.useWatch = false } }
 
 // WithHolderID sets the holder id the Locker acquires with, instead of a
 // random one. Lockers given the same id (and token) are one holder on
@@ -86,12 +90,22 @@ func WithoutWatch() LockerOption { return func(l *Locker) { l.useWatch = false }
 // (the server refuses others: TryLock and Lock return ErrValidation).
 func WithHolderID(id string) LockerOption { return func(l *Locker) { l.holderID = id } }
 
+// WithLockerDelay sets the lock-delay of the Locker's grants (0..60 s): when
+// its hold is lost by expiry (the process died, or could not renew), nobody
+// is granted the lock before its expiry plus d. Ignored for a Locker of a
+// Session (the session's applies).
+func WithLockerDelay(d time.Duration) LockerOption { return func(l *Locker) { l.delay = d } }
+
+// WithMetadata sets the metadata of the Locker's holds (host, pid, job id:
+// at most 1,024 bytes of one line), shown to every user: never a secret.
+func WithMetadata(m string) LockerOption { return func(l *Locker) { l.meta = &m } }
+
 // NewLocker returns a Locker for the named lock with the given TTL (whole
 // seconds, at least 1s). It acquires with a random holder id
 // (NewHolderID) unless WithHolderID sets one.
 func NewLocker(c *Client, name string, ttl time.Duration, opts ...LockerOption) *Locker {
 	l := &Locker{c: c, name: name, ttl: ttl, holderID: NewHolderID(), clk: realClock{},
-		pollMin: 100 * time.Millisecond, pollMax: 2 * time.Second, useWatch: true, updates: make(chan struct{}, 1)}
+		pollMin: 100 * time.Millisecond, pollMax: 2 * time.Second, updates: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(l)
 	}
@@ -207,12 +221,32 @@ func (l *Locker) Held() bool {
 // this Locker's (an earlier acquire of it whose answer was lost, or a hold
 // it lost track of after failed renewals, which the server still had), and
 // it is taken up with its lease and fencing token.
-func (l *Locker) TryLock(ctx context.Context) error {
+func (l *Locker) TryLock(ctx context.Context) error { return l.acquire(ctx, 0) }
+
+// acquire makes one attempt, waiting up to wait in the lock's queue (0: no
+// wait), and takes up the hold it gets.
+func (l *Locker) acquire(ctx context.Context, wait time.Duration) error {
 	if l.Held() {
 		return nil
 	}
 	sentAt := l.clk.Now()
-	lease, err := l.c.AcquireAs(ctx, l.name, l.holderID, l.ttl)
+	opts := AcquireOptions{HolderID: l.holderID, Wait: wait, LockDelay: l.delay, Metadata: l.meta}
+	if l.session != nil {
+		opts.LockDelay = 0 // the session's
+		select {
+		case <-l.session.Done():
+			return &LockLostError{Name: l.name, Cause: fmt.Errorf("%w: the session has ended", ErrSessionLost)}
+		default:
+		}
+		opts.SessionID = l.session.ID()
+	}
+	var lease *Lease
+	var err error
+	if l.sem > 0 {
+		lease, err = l.c.AcquireSemaphore(ctx, l.name, l.sem, l.ttl, opts)
+	} else {
+		lease, err = l.c.AcquireWith(ctx, l.name, l.ttl, opts)
+	}
 	if err != nil {
 		return err
 	}
@@ -227,127 +261,106 @@ func (l *Locker) TryLock(ctx context.Context) error {
 	l.mu.Lock()
 	l.cur = h
 	l.mu.Unlock()
-	go l.renew(rctx, h, sentAt.Add(l.ttl))
+	if l.session != nil {
+		go l.follow(rctx, h)
+	} else {
+		go l.renew(rctx, h, sentAt.Add(l.ttl))
+	}
 	return nil
 }
 
-// Lock waits until the lock is acquired or ctx ends (then it returns
-// ctx.Err()). While waiting it polls with jittered backoff, woken early by
-// release/expiry events on the lock's watch stream. Transient failures
-// (ErrUnavailable, ErrRateLimited) are waited out; other errors are returned.
-func (l *Locker) Lock(ctx context.Context) error {
-	var w watchHint
-	if l.useWatch {
-		// Subscribe in the background: the stream is only a hint and must
-		// never hold up the attempts. Its first event (lock.state) tells the
-		// current state, so nothing is missed between subscribing and trying.
-		wctx, cancel := context.WithCancel(ctx)
-		pending := make(chan *EventStream, 1)
-		w.pending, w.cancel = pending, cancel
-		go func() {
-			s, err := l.c.WatchLock(wctx, l.name)
-			if err != nil {
-				s = nil
-			}
-			pending <- s
-		}()
-		defer w.close()
+// follow is the renewal of a lock held under a session: none, but the lock
+// is lost when the session ends.
+func (l *Locker) follow(ctx context.Context, h *holding) {
+	defer close(h.stopped)
+	select {
+	case <-ctx.Done():
+	case <-l.session.Done():
+		cause := l.session.Err()
+		if cause == nil {
+			cause = fmt.Errorf("%w: the session was closed", ErrSessionLost)
+		}
+		l.lose(h, cause)
 	}
-	// The holder has our token and the server answered "held" (no holder
-	// ids): each acquire would extend its hold, so poll by status instead.
+}
+
+// Lock waits until the lock is acquired or ctx ends (then it returns
+// ctx.Err()). It waits in the lock's FIFO queue on the server (at most
+// MaxWait per request, or until ctx's deadline, then it queues again at the
+// back), so it is granted the lock in turn, the moment the holders before it
+// are done; when ctx ends, the request's connection closes and the server
+// takes it out of the queue. Transient failures (ErrUnavailable,
+// ErrRateLimited: a full queue) are waited out with jittered backoff; other
+// errors are returned.
+func (l *Locker) Lock(ctx context.Context) error {
+	// sameIdentity: the holder is another Locker of our token without
+	// holder ids, and the server answered "held": each acquire would
+	// extend that hold, so wait by status reads until it ends instead.
 	sameIdentity := false
 	for attempt := 0; ; attempt++ {
-		var until time.Time // when the current holder's lease ends, if known
-		try := true
 		if sameIdentity {
 			st, err := l.c.LockStatus(ctx, l.name)
 			switch {
-			case err == nil && !st.Available() && !st.ExpiresAt.IsZero():
-				try, until = false, st.ExpiresAt
 			case err != nil && !transient(err):
 				return err
-			case err != nil:
-				try = false
+			case err == nil && st.Available():
+				sameIdentity = false
+				continue
 			}
-		}
-		if try {
-			err := l.TryLock(ctx)
-			if err == nil {
-				return nil
-			}
-			var he *LockHeldError
-			switch {
-			case errors.As(err, &he):
-				until = he.ExpiresAt
-				sameIdentity = he.Err == nil
-			case ctx.Err() != nil:
-				return ctx.Err()
-			case !transient(err):
+			if err := l.sleep(ctx, attempt, err); err != nil {
 				return err
 			}
+			continue
 		}
-		wait := jitter(l.pollMin, l.pollMax, attempt)
-		if !until.IsZero() {
-			if d := until.Sub(l.clk.Now()) + 20*time.Millisecond; d < wait {
-				wait = max(d, l.pollMin/2)
-			}
+		wait := MaxWait
+		if dl, ok := ctx.Deadline(); ok {
+			// Rounded up to whole seconds by the client: ctx cuts it short.
+			wait = max(min(wait, dl.Sub(l.clk.Now())), time.Second)
 		}
-		if err := l.wait(ctx, wait, &w); err != nil {
+		sent := l.clk.Now()
+		err := l.acquire(ctx, wait)
+		if err == nil {
+			return nil
+		}
+		var he *LockHeldError
+		var full *SemaphoreFullError
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case (errors.As(err, &he) && he.Err != nil || errors.As(err, &full)) && l.clk.Now().Sub(sent) >= wait/2:
+			attempt = -1 // the wait ran out on the server: queue again
+			continue
+		case errors.As(err, &full):
+			// A 409 long before the wait was over (a server that does not
+			// queue): try again later.
+		case errors.As(err, &he) && he.Err == nil:
+			sameIdentity = true
+			attempt = -1
+			continue
+		case errors.As(err, &he):
+			// A 409 long before the wait was over (a server that does not
+			// queue): try again later.
+		case !transient(err):
+			return err
+		}
+		if err := l.sleep(ctx, attempt, err); err != nil {
 			return err
 		}
 	}
 }
 
-// watchHint is the optional watch stream used by Lock.
-type watchHint struct {
-	pending <-chan *EventStream // delivers the stream (nil: none) once subscribed
-	cancel  context.CancelFunc  // ends the subscription attempt and the stream
-	stream  *EventStream
-	events  <-chan Event
-}
-
-func (w *watchHint) close() {
-	if w.cancel != nil {
-		w.cancel()
+// sleep waits the jittered backoff of attempt (at least the Retry-After
+// that err carries), or until ctx ends (its error).
+func (l *Locker) sleep(ctx context.Context, attempt int, err error) error {
+	d := jitter(l.pollMin, l.pollMax, attempt)
+	if ra := RetryAfter(err); ra > d {
+		d = ra
 	}
-	if w.pending != nil {
-		if s := <-w.pending; s != nil { // the subscriber goroutine always delivers
-			s.Close()
-		}
-	}
-	if w.stream != nil {
-		w.stream.Close()
-	}
-}
-
-// wait sleeps for d, or until a watch event says the lock may be free.
-func (l *Locker) wait(ctx context.Context, d time.Duration, w *watchHint) error {
-	timer := l.clk.After(d)
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer:
-			return nil
-		case s := <-w.pending:
-			w.pending = nil
-			if s != nil {
-				w.stream, w.events = s, s.C
-			}
-		case ev, ok := <-w.events:
-			if !ok {
-				w.events = nil // stream ended: poll only
-				continue
-			}
-			switch ev.Type {
-			case EventLockReleased, EventLockExpired:
-				return nil
-			case EventLockState:
-				if ev.Holder == "" {
-					return nil
-				}
-			}
-		}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.clk.After(d):
+		return nil
 	}
 }
 
@@ -381,7 +394,13 @@ func (l *Locker) renew(ctx context.Context, h *holding, expiry time.Time) {
 		// answering is reported (RenewErr) well before the deadline, and
 		// the attempts are retried until it.
 		rctx, cancel := context.WithTimeout(ctx, min(expiry.Sub(now), max(interval/2, time.Millisecond)))
-		lease, err := l.c.Renew(rctx, l.name, leaseID, l.ttl)
+		var lease *Lease
+		var err error
+		if l.sem > 0 {
+			lease, err = l.c.RenewSemaphore(rctx, l.name, leaseID, l.ttl)
+		} else {
+			lease, err = l.c.Renew(rctx, l.name, leaseID, l.ttl)
+		}
 		cancel()
 		if ctx.Err() != nil {
 			return // unlocked meanwhile
@@ -446,7 +465,11 @@ func (l *Locker) Unlock(ctx context.Context) error {
 	}
 	var err error
 	if wasHeld {
-		err = l.c.Release(ctx, l.name, h.lease.LeaseID)
+		if l.sem > 0 {
+			err = l.c.ReleaseSemaphore(ctx, l.name, h.lease.LeaseID)
+		} else {
+			err = l.c.Release(ctx, l.name, h.lease.LeaseID)
+		}
 		if errors.Is(err, ErrNotFound) {
 			err = &LockLostError{Name: l.name, Cause: err}
 		}

@@ -1,10 +1,12 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -93,7 +95,7 @@ func (c *fakeClock) WaitForWaiter(t *testing.T) time.Duration {
 func newFakeLocker(t *testing.T, c *Client, name string, ttl time.Duration) (*Locker, *fakeClock) {
 	t.Helper()
 	clk := newFakeClock()
-	l := NewLocker(c, name, ttl, WithoutWatch(), WithPollInterval(10*time.Millisecond, 40*time.Millisecond))
+	l := NewLocker(c, name, ttl, WithPollInterval(10*time.Millisecond, 40*time.Millisecond))
 	l.clk = clk
 	t.Cleanup(func() { l.Unlock(context.Background()) })
 	return l, clk
@@ -323,52 +325,87 @@ func TestLockerTryLockHeld(t *testing.T) {
 	}
 }
 
+// Lock waits in the server's queue: one acquire request with wait_seconds,
+// answered when the holder releases, no polling.
 func TestLockerLockWaitsForRelease(t *testing.T) {
-	for _, watch := range []bool{true, false} {
-		name := map[bool]string{true: "watch", false: "poll"}[watch]
-		t.Run(name, func(t *testing.T) {
-			srv, alice, bob := fake(t)
-			holder := NewLocker(alice, "job", time.Minute)
-			if err := holder.TryLock(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			defer holder.Unlock(context.Background())
-			opts := []LockerOption{WithPollInterval(5*time.Millisecond, 20*time.Millisecond)}
-			if !watch {
-				opts = append(opts, WithoutWatch())
-			}
-			waiter := NewLocker(bob, "job", time.Minute, opts...)
-			defer waiter.Unlock(context.Background())
-			tried := make(chan struct{}, 1)
-			srv.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
-				if r.URL.Path == "/locks/job/acquire" && r.Header.Get("Authorization") == "Bearer tokB" {
-					select {
-					case tried <- struct{}{}:
-					default:
-					}
-				}
-				return false
-			})
-			errc := make(chan error, 1)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			go func() { errc <- waiter.Lock(ctx) }()
-			<-tried
-			select {
-			case err := <-errc:
-				t.Fatalf("Lock returned while held: %v", err)
-			default:
-			}
-			if err := holder.Unlock(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			if err := <-errc; err != nil {
-				t.Fatal(err)
-			}
-			if got := waiter.Lease(); got.FencingToken != 2 || srv.Holder("job") != "bob" {
-				t.Fatalf("waiter lease = %+v holder %q", got, srv.Holder("job"))
-			}
-		})
+	srv, alice, bob := fake(t)
+	holder := NewLocker(alice, "job", time.Minute)
+	if err := holder.TryLock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Unlock(context.Background())
+	waiter := NewLocker(bob, "job", time.Minute)
+	defer waiter.Unlock(context.Background())
+	bodies := make(chan string, 8)
+	srv.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/locks/job/acquire" && r.Header.Get("Authorization") == "Bearer tokB" {
+			b, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			bodies <- string(b)
+		}
+		return false
+	})
+	errc := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	go func() { errc <- waiter.Lock(ctx) }()
+	if b := <-bodies; !strings.Contains(b, `"wait_seconds":20`) && !strings.Contains(b, `"wait_seconds":19`) {
+		t.Fatalf("Lock's acquire %s, want wait_seconds up to the context's deadline", b)
+	}
+	waitQueued(t, alice, "job", 1)
+	if err := holder.Unlock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if got := waiter.Lease(); got.FencingToken != 2 || srv.Holder("job") != "bob" {
+		t.Fatalf("waiter lease = %+v holder %q", got, srv.Holder("job"))
+	}
+	if n := srv.Requests("POST /locks/job/acquire"); n != 2 {
+		t.Fatalf("acquire requests = %d, want 2: the holder's and one waiting acquire", n)
+	}
+}
+
+// waitQueued waits until name has n waiters.
+func waitQueued(t *testing.T, c *Client, name string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := c.LockStatus(context.Background(), name)
+		if err == nil && st.Waiters == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiters of %s: %+v %v, want %d", name, st, err, n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// When Lock's context ends, its request's connection closes and the server
+// takes it out of the queue: it is never granted the lock.
+func TestLockerLockCancelLeavesTheQueue(t *testing.T) {
+	srv, alice, bob := fake(t)
+	holder := NewLocker(alice, "job", time.Minute)
+	if err := holder.TryLock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w := NewLocker(bob, "job", time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- w.Lock(ctx) }()
+	waitQueued(t, alice, "job", 1)
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Lock = %v", err)
+	}
+	waitQueued(t, alice, "job", 0)
+	if err := holder.Unlock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h := srv.Holder("job"); h != "" || w.Held() {
+		t.Fatalf("after the release: holder %q, waiter held %v", h, w.Held())
 	}
 }
 
@@ -394,7 +431,7 @@ func TestLockerLockSameTokenDoesNotExtendHolder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			second := NewLocker(alice, "job", time.Hour, append(opts, WithoutWatch(), WithPollInterval(2*time.Millisecond, 5*time.Millisecond))...)
+			second := NewLocker(alice, "job", time.Hour, append(opts, WithPollInterval(2*time.Millisecond, 5*time.Millisecond))...)
 			seen := make(chan string, 64)
 			srv.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
 				if r.URL.Path == "/locks/job" || r.URL.Path == "/locks/job/acquire" {
@@ -408,12 +445,15 @@ func TestLockerLockSameTokenDoesNotExtendHolder(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			errc := make(chan error, 1)
 			go func() { errc <- second.Lock(ctx) }()
-			// With holder ids the second polls by acquire (each a 409);
-			// without, by status after its first acquire.
-			want := map[bool]string{true: "POST /locks/job/acquire", false: "GET /locks/job"}[holderIDs]
-			for n := 0; n < 3; {
-				if got := <-seen; got == want {
-					n++
+			// With holder ids the second waits in the queue (one acquire);
+			// without, the server answers "held" and it polls by status.
+			if holderIDs {
+				waitQueued(t, alice, "job", 1)
+			} else {
+				for n := 0; n < 3; {
+					if got := <-seen; got == "GET /locks/job" {
+						n++
+					}
 				}
 			}
 			cancel()
@@ -431,7 +471,8 @@ func TestLockerLockSameTokenDoesNotExtendHolder(t *testing.T) {
 				if !after.ExpiresAt.Equal(before.ExpiresAt) {
 					t.Fatalf("the second Locker's attempts moved the first's expiry from %s to %s", before.ExpiresAt, after.ExpiresAt)
 				}
-			} else if n := srv.Requests("POST /locks/job/acquire"); n != 2 {
+			}
+			if n := srv.Requests("POST /locks/job/acquire"); n != 2 {
 				t.Fatalf("acquire requests = %d, want 2 (first locker, one try by the second)", n)
 			}
 		})
@@ -508,32 +549,4 @@ func TestLockerLockReturnsPermanentErrors(t *testing.T) {
 	if err := l.Lock(context.Background()); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("Lock = %v", err)
 	}
-}
-
-func TestLockerLockDoesNotWaitForASlowWatch(t *testing.T) {
-	srv, alice, bob := fake(t)
-	srv.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.URL.Path == "/locks/job/watch" {
-			<-r.Context().Done() // never answers
-			return true
-		}
-		return false
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	l := NewLocker(alice, "job", time.Minute)
-	if err := l.Lock(context.Background()); err != nil { // must not wait for the watch to answer
-		t.Fatal(err)
-	}
-	// Waiting for a held lock works by polling while the watch hangs.
-	w := NewLocker(bob, "job", time.Minute, WithPollInterval(5*time.Millisecond, 10*time.Millisecond))
-	errc := make(chan error, 1)
-	go func() { errc <- w.Lock(ctx) }()
-	if err := l.Unlock(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	w.Unlock(ctx)
 }

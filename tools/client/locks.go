@@ -1,11 +1,14 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"time"
 )
 
@@ -20,10 +23,20 @@ type Lease struct {
 	// HolderID is the holder id the grant was made to ("" when it was made
 	// without one, or by a server that predates holder ids).
 	HolderID string `json:"holder_id,omitempty"`
+	// SessionID is the session the lock is held under ("" for a TTL).
+	SessionID string `json:"session_id,omitempty"`
+	// Metadata is the hold's metadata ("" none).
+	Metadata string `json:"metadata,omitempty"`
+	// Limit and Holders are a semaphore's (AcquireSemaphore, RenewSemaphore):
+	// its limit and the slots held after this one; 0 for a lock.
+	Limit   int `json:"limit,omitempty"`
+	Holders int `json:"holders,omitempty"`
 }
 
 // LockState is the answer of LockStatus: a held lock (Status "held" or
-// "acquired") or Status "available". LeaseID is only shown to the holder.
+// "acquired"), Status "available", or Status "delayed" (free, in lock-delay
+// until AvailableAt: Holder's hold expired at ExpiresAt). LeaseID is only
+// shown to the holder.
 type LockState struct {
 	Status       string    `json:"status"`
 	Name         string    `json:"name"`
@@ -31,8 +44,13 @@ type LockState struct {
 	FencingToken uint64    `json:"fencing_token,omitempty"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
 	Holder       string    `json:"holder,omitempty"`
-	HolderID     string    `json:"holder_id,omitempty"` // like LeaseID, only shown to the holder
-	Message      string    `json:"message,omitempty"`
+	HolderID     string    `json:"holder_id,omitempty"`  // like LeaseID, only shown to the holder
+	SessionID    string    `json:"session_id,omitempty"` // like LeaseID, only shown to the holder
+	Metadata     string    `json:"metadata,omitempty"`   // the hold's, shown to everybody
+	// Waiters is the number of waiting acquires queued behind the holder.
+	Waiters     int       `json:"waiters,omitempty"`
+	AvailableAt time.Time `json:"available_at,omitzero"`
+	Message     string    `json:"message,omitempty"`
 }
 
 // Available reports whether nobody holds the lock.
@@ -46,6 +64,8 @@ type LockInfo struct {
 	ExpiresAt    time.Time `json:"expires_at"`
 	Holder       string    `json:"holder,omitempty"`
 	HolderID     string    `json:"holder_id,omitempty"`
+	SessionID    string    `json:"session_id,omitempty"`
+	Metadata     string    `json:"metadata,omitempty"`
 	Owner        string    `json:"owner,omitempty"`
 }
 
@@ -66,14 +86,104 @@ func (c *Client) Acquire(ctx context.Context, name string, ttl time.Duration) (*
 // ids included. holderID must match ^[A-Za-z0-9._:@/+=-]{1,128}$
 // (ErrValidation otherwise, from the server). See NewHolderID.
 func (c *Client) AcquireAs(ctx context.Context, name, holderID string, ttl time.Duration) (*Lease, error) {
+	return c.AcquireWith(ctx, name, ttl, AcquireOptions{HolderID: holderID})
+}
+
+// AcquireOptions are the optional parts of an acquire (AcquireWith).
+type AcquireOptions struct {
+	// HolderID names the holder within the caller's user ("" none): see
+	// AcquireAs.
+	HolderID string
+	// Wait, when positive, waits up to Wait (whole seconds, rounded up, at
+	// most MaxWait) in the lock's FIFO queue while someone else holds it:
+	// the answer comes the moment the lock is granted, or a *LockHeldError
+	// when Wait runs out. The request then goes over net/http (the event
+	// streams' client), so that ctx ending closes its connection: the
+	// server takes the waiter out of the queue, and gives back a grant that
+	// raced the close.
+	Wait time.Duration
+	// SessionID holds the lock under a session (CreateSession, Session)
+	// instead of for the ttl, which is then not sent: it is held while the
+	// session lives, and renewing it is refused (ErrValidation).
+	SessionID string
+	// LockDelay (0..60 s, whole seconds) is the grant's lock-delay: when
+	// the hold is lost by expiry, nobody is granted the lock before its
+	// expiry plus LockDelay (an acquire meanwhile gets a *LockHeldError with
+	// AvailableAt). Not with SessionID (the session's applies).
+	LockDelay time.Duration
+	// Metadata, when set, is the hold's metadata: at most 1,024 bytes of
+	// one line (no control or bidirectional formatting characters), shown
+	// to every user (never a secret). On a "held" re-acquire it replaces
+	// the hold's; nil keeps it.
+	Metadata *string
+}
+
+// MaxWait is the longest wait the server accepts for one waiting acquire
+// (wait_seconds 300); Locker.Lock queues again after it.
+const MaxWait = 300 * time.Second
+
+// AcquireWith is AcquireAs with every option of an acquire. Never retried
+// once the request may have reached the server.
+func (c *Client) AcquireWith(ctx context.Context, name string, ttl time.Duration, o AcquireOptions) (*Lease, error) {
 	if err := checkName("lock name", name); err != nil {
 		return nil, err
+	}
+	if o.Wait > 0 {
+		l := new(Lease)
+		if err := c.longCall(ctx, "POST", "/locks/"+seg(name)+"/acquire", appendAcquireBody(nil, ttl, o), l); err != nil {
+			return nil, err
+		}
+		return l, nil
 	}
 	x := c.start("POST", "/locks/", seg(name), "/acquire")
 	defer c.finish(x)
 	var buf [192]byte
-	x.setJSON(appendAcquireBody(buf[:0], holderID, ttl))
+	x.setJSON(appendAcquireBody(buf[:0], ttl, o))
 	return c.leaseCall(ctx, x)
+}
+
+// longCall sends one request that may wait long for its answer (a waiting
+// acquire) over net/http, which closes the connection when ctx ends: the
+// server notices and stops waiting. Not retried; the answer is decoded into
+// out, an error status into its typed error.
+func (c *Client) longCall(ctx context.Context, method, path string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("octostore: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if p := c.auth.Load(); p != nil {
+		req.Header.Set("Authorization", *p)
+	}
+	if c.adminKey != "" {
+		req.Header.Set("X-Admin-Key", c.adminKey)
+	}
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
+	resp, err := c.sse.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &TransportError{Op: method + " " + path, Err: err}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &TransportError{Op: method + " " + path, Err: err}
+	}
+	if resp.StatusCode >= 400 {
+		return decodeError(resp.StatusCode, b, resp.Header.Get("Retry-After"))
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("octostore: decode %s %s response (status %d): %w", method, path, resp.StatusCode, err)
+	}
+	return nil
 }
 
 // NewHolderID returns a random holder id (32 hex digits from crypto/rand),

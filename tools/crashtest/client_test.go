@@ -23,7 +23,10 @@ import (
 // server run (it changes at every restart), the history, and a record of
 // responses that must never happen (500s, malformed bodies).
 type cluster struct {
-	url  atomic.Pointer[string]
+	url atomic.Pointer[string]
+	// urls, when set, are several servers (cluster mode): each request
+	// goes to one of them at random.
+	urls atomic.Pointer[[]string]
 	hist *History
 	http *http.Client
 
@@ -55,6 +58,16 @@ func (cl *cluster) Fatalf(format string, args ...any) { cl.bug(format, args...) 
 
 func (cl *cluster) setURL(u string) { cl.url.Store(&u) }
 
+func (cl *cluster) setURLs(us []string) { cl.urls.Store(&us) }
+
+// target is the server of the next request.
+func (cl *cluster) target() string {
+	if us := cl.urls.Load(); us != nil && len(*us) > 0 {
+		return (*us)[rand.IntN(len(*us))]
+	}
+	return *cl.url.Load()
+}
+
 func (cl *cluster) bug(format string, args ...any) {
 	cl.mu.Lock()
 	if len(cl.bugs) < 50 {
@@ -75,12 +88,17 @@ func (cl *cluster) checkBugs(t *testing.T) {
 // call does one request. NotSent: refused before reaching a server;
 // Unknown: no definite answer (lost connection, timeout, 5xx).
 func (cl *cluster) call(method, path, token string, body any, hdr map[string]string) (int, []byte, Outcome) {
+	return cl.callAt(cl.target(), method, path, token, body, hdr)
+}
+
+// callAt is call to the server at base.
+func (cl *cluster) callAt(base, method, path, token string, body any, hdr map[string]string) (int, []byte, Outcome) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, *cl.url.Load()+path, rd)
+	req, _ := http.NewRequest(method, base+path, rd)
 	req.Header.Set("Authorization", "Bearer "+token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -116,6 +134,8 @@ func (cl *cluster) call(method, path, token string, body any, hdr map[string]str
 
 type lockResp struct {
 	Status       string    `json:"status"`
+	Valid        bool      `json:"valid"`
+	Current      uint64    `json:"current_fencing_token"`
 	Name         string    `json:"name"`
 	LeaseID      string    `json:"lease_id"`
 	FencingToken uint64    `json:"fencing_token"`
@@ -132,6 +152,7 @@ type lockResp struct {
 type lockRecord struct {
 	Op
 	ExpiresAt time.Time // acquire/renew/status 200
+	TTL       int       // seconds, of an acquire or renew
 }
 
 // lockOp runs one lock operation as user and records it.
@@ -143,7 +164,18 @@ func (cl *cluster) lockOp(client int, user, token, name string, in LockInput, tt
 	)
 	switch in.Op {
 	case "acquire":
-		body = map[string]any{"ttl_seconds": ttl}
+		req := map[string]any{"ttl_seconds": ttl}
+		if in.Session != "" {
+			req = map[string]any{"session_id": in.Session}
+		}
+		if in.Wait > 0 {
+			req["wait_seconds"] = in.Wait
+		}
+		body = req
+	case "fence":
+		method, path = "GET", "/locks/"+name+"/fence?token="+strconv.FormatUint(in.Token, 10)
+	case "close":
+		method, path = "DELETE", "/sessions/"+in.Session
 	case "renew":
 		body = map[string]any{"ttl_seconds": ttl, "lease_id": in.Lease}
 	case "release":
@@ -161,20 +193,30 @@ func (cl *cluster) lockOp(client int, user, token, name string, in LockInput, tt
 			cl.bug("%s %s: %d, body is not JSON: %q", method, path, status, b)
 		}
 		switch {
+		case status == 200 && in.Op == "fence":
+			out.Valid, out.Token, out.Holder = r.Valid, r.FencingToken, r.Holder
+			if !r.Valid || r.FencingToken != in.Token {
+				cl.bug("%s %s: 200 that is not a valid check of token %d: %s", method, path, in.Token, b)
+			}
 		case status == 200:
 			out.Status, out.Lease, out.Token, out.Holder = r.Status, r.LeaseID, r.FencingToken, r.Holder
-		case status == 404 && in.Op != "acquire" && in.Op != "status":
+		case status == 404 && in.Op != "acquire" && in.Op != "status" && in.Op != "fence":
 			out.NotOwned = true
-		case status == 409 && in.Op == "acquire":
+		case status == 409 && in.Op == "acquire" && r.Lock.Holder != "":
 			out.Conflict, out.Holder = true, r.Lock.Holder
+		case status == 409 && in.Op == "fence":
+			out.Conflict, out.Current = true, r.Current
+			if r.Valid {
+				cl.bug("%s %s: 409 with valid true: %s", method, path, b)
+			}
 		default:
 			cl.bug("%s %s as %s: unexpected %d %s", method, path, user, status, b)
 			out = LockOutput{Unknown: true}
 			outcome = Unknown
 		}
 	}
-	rec := lockRecord{Op: Op{Client: client, Key: name, Input: in, Output: out, Call: call, Return: ret, Outcome: outcome}, ExpiresAt: r.ExpiresAt}
-	if outcome != NotSent && !(in.Op == "status" && outcome == Unknown) {
+	rec := lockRecord{Op: Op{Client: client, Key: name, Input: in, Output: out, Call: call, Return: ret, Outcome: outcome}, ExpiresAt: r.ExpiresAt, TTL: ttl}
+	if outcome != NotSent && !((in.Op == "status" || in.Op == "fence") && outcome == Unknown) {
 		cl.hist.Add(rec.Op)
 	}
 	return out, rec
@@ -192,13 +234,15 @@ type lockClient struct {
 	own         []string
 	rng         *rand.Rand
 	held        map[string]string // lock → lease the worker believes it holds
+	seen        map[string]uint64 // lock → highest token seen (for fence checks)
 	retry       map[string]LockInput
 	records     []lockRecord // every sent operation, in order
 }
 
 func newLockClient(id int, hot []string, own int, seed uint64) *lockClient {
 	c := &lockClient{id: id, user: fmt.Sprintf("u%d", id), token: fmt.Sprintf("tok-u%d", id), hot: hot,
-		rng: rand.New(rand.NewPCG(seed, uint64(id))), held: map[string]string{}, retry: map[string]LockInput{}}
+		rng: rand.New(rand.NewPCG(seed, uint64(id))), held: map[string]string{}, seen: map[string]uint64{},
+		retry: map[string]LockInput{}}
 	for k := 0; k < own; k++ {
 		c.own = append(c.own, fmt.Sprintf("own-%d-%d", id, k))
 	}
@@ -219,6 +263,12 @@ func (c *lockClient) step(cl *cluster) (sent bool) {
 		switch lease, holding := c.held[name]; {
 		case c.rng.IntN(10) == 0:
 			in = LockInput{Op: "status", User: c.user}
+		case c.rng.IntN(10) == 0:
+			// A fence check of the last token seen here, or its neighbours.
+			tok := c.seen[name] + uint64(c.rng.IntN(3))
+			in = LockInput{Op: "fence", User: c.user, Token: max(tok, 1) - 1}
+		case !holding && ttl == 3600 && c.rng.IntN(4) == 0:
+			in = LockInput{Op: "acquire", User: c.user, Wait: 1} // waits in the lock's queue
 		case !holding:
 			in = LockInput{Op: "acquire", User: c.user}
 		case c.rng.IntN(5) < 2:
@@ -232,8 +282,14 @@ func (c *lockClient) step(cl *cluster) (sent bool) {
 		return false
 	}
 	c.records = append(c.records, rec)
+	if out.Token > c.seen[name] {
+		c.seen[name] = out.Token
+	}
+	if out.Current > c.seen[name] {
+		c.seen[name] = out.Current
+	}
 	if out.Unknown {
-		if in.Op != "status" {
+		if in.Op != "status" && in.Op != "fence" {
 			c.retry[name] = in
 		}
 		return true

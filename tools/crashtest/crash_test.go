@@ -17,28 +17,36 @@ import (
 
 // crashConfig shapes one crash run.
 type crashConfig struct {
-	cycles        int           // kill -9 / restart cycles under load
-	lockWorkers   int           // one user each
-	hotLocks      int           // contended by every lock worker
-	ownLocks      int           // per worker, uncontended
-	configWorkers int           // share one user and its config keys
-	configKeys    int           //
-	flagWorkers   int           // one user each, five flags each
-	bucketWorkers int           // one user each, three token buckets each
-	minUp, maxUp  time.Duration // uptime before each kill, uniformly random
-	serveFlags    []string
+	cycles        int // kill -9 / restart cycles under load
+	lockWorkers   int // one user each
+	hotLocks      int // contended by every lock worker
+	ownLocks      int // per worker, uncontended
+	configWorkers int // share one user and its config keys
+	configKeys    int //
+	flagWorkers   int // one user each, five flags each
+	bucketWorkers int // one user each, three token buckets each
+	// Sessions, semaphores and lock-delay (kinds_test.go).
+	sessionWorkers, sessionLocks int           // one user each; locks contended
+	semWorkers, semaphores       int           // one user each; semaphores of limit semLimit
+	delayWorkers, delayLocks     int           // one user each; locks with lock-delay
+	minUp, maxUp                 time.Duration // uptime before each kill, uniformly random
+	serveFlags                   []string
 }
 
 // TestCrashLoop kills the server with SIGKILL at random moments while
-// clients acquire, renew and release contended and uncontended locks and
-// write config keys, restarts it on the same database each time, and then
-// checks every promise of docs/guarantees.md "Durability" and
-// "Linearizability" against what the clients were told.
+// clients acquire (some waiting in the queue), renew, release and
+// fence-check contended and uncontended locks, hold locks under sessions
+// and close them, take and give back semaphore slots, hold locks with a
+// lock-delay until they expire, and write config keys and flags; it
+// restarts the server on the same database each time, and then checks
+// every promise of docs/guarantees.md "Durability" and "Linearizability"
+// against what the clients were told.
 //
 //	go test ./tools/crashtest -run CrashLoop -count=1 -crash.cycles=50
 func TestCrashLoop(t *testing.T) {
 	runCrash(t, crashConfig{
 		cycles: *flagCycles, lockWorkers: 6, hotLocks: 3, ownLocks: 30, configWorkers: 3, configKeys: 2, flagWorkers: 2, bucketWorkers: 2,
+		sessionWorkers: 3, sessionLocks: 2, semWorkers: 4, semaphores: 2, delayWorkers: 2, delayLocks: 2,
 		minUp: 300 * time.Millisecond, maxUp: 1200 * time.Millisecond,
 		// Short passivation: actors are stopped and re-activated all the
 		// time, so recovery of passivated state is exercised too.
@@ -85,6 +93,34 @@ func runCrash(t *testing.T, cfg crashConfig) {
 		flaggers = append(flaggers, c)
 	}
 
+	var sessLocks, sems, delayLocks []string
+	for i := 0; i < cfg.sessionLocks; i++ {
+		sessLocks = append(sessLocks, fmt.Sprintf("shot-%d", i))
+	}
+	for i := 0; i < cfg.semaphores; i++ {
+		sems = append(sems, fmt.Sprintf("sem-%d", i))
+	}
+	for i := 0; i < cfg.delayLocks; i++ {
+		delayLocks = append(delayLocks, fmt.Sprintf("delay-%d", i))
+	}
+	var sessioners []*sessionClient
+	for i := 0; i < cfg.sessionWorkers; i++ {
+		c := newSessionClient(20+i, sessLocks, seed)
+		sc.tokens[c.user] = c.token
+		sessioners = append(sessioners, c)
+	}
+	var semers []*semClient
+	for i := 0; i < cfg.semWorkers; i++ {
+		c := newSemClient(40+i, sems, seed)
+		sc.tokens[c.user] = c.token
+		semers = append(semers, c)
+	}
+	var delayers []*delayClient
+	for i := 0; i < cfg.delayWorkers; i++ {
+		c := newDelayClient(60+i, delayLocks, seed)
+		sc.tokens[c.user] = c.token
+		delayers = append(delayers, c)
+	}
 	var buckets []*bucketClient
 	for i := 0; i < cfg.bucketWorkers; i++ {
 		c := newBucketClient(cfg.lockWorkers+cfg.configWorkers+cfg.flagWorkers+i, seed)
@@ -156,6 +192,18 @@ func runCrash(t *testing.T, cfg crashConfig) {
 		wg.Add(1)
 		go loop(c.id, c.step)
 	}
+	for _, c := range sessioners {
+		wg.Add(1)
+		go loop(c.id, c.step)
+	}
+	for _, c := range semers {
+		wg.Add(1)
+		go loop(c.id, c.step)
+	}
+	for _, c := range delayers {
+		wg.Add(1)
+		go loop(c.id, c.step)
+	}
 	for _, c := range buckets {
 		wg.Add(1)
 		go loop(c.id, c.step)
@@ -171,6 +219,9 @@ func runCrash(t *testing.T, cfg crashConfig) {
 		p = start(t, sc, run)
 		cl.setURL(p.URL)
 	}
+	// A moment on the last run before the workers stop, so that what was
+	// in flight at the last kill is retried to a definite answer.
+	time.Sleep(cfg.minUp)
 	close(stop)
 	wg.Wait()
 	// The token buckets as the server sees them, with every counter held
@@ -195,6 +246,9 @@ func runCrash(t *testing.T, cfg crashConfig) {
 	verifyLocks(t, cl, lockers, hot)
 	verifyConfig(t, cl, keys)
 	verifyFlags(t, cl, flaggers)
+	verifySessions(t, cl, sessioners)
+	verifySemaphores(t, cl, semers, sems)
+	verifyDelay(t, cl, delayers, delayLocks)
 	verifyBuckets(t, cl, buckets, bucketsBefore, readBefore)
 	checkLinearizable(t, cl.hist.Ops(), dir)
 
@@ -218,7 +272,7 @@ func expectations(c *lockClient) map[string]expectation {
 		in, out := r.Input.(LockInput), r.Output.(LockOutput)
 		name := r.Key
 		switch {
-		case in.Op == "status":
+		case in.Op == "status", in.Op == "fence":
 			continue
 		case out.Unknown:
 			ex[name] = expectation{}
@@ -465,20 +519,23 @@ func verifyFlags(t *testing.T, cl *cluster, flaggers []*flagClient) {
 
 // --- linearizability ---
 
-// checkLinearizable checks the contended locks' and the config keys'
-// histories with porcupine. Uncontended locks use short TTLs (expiry is
-// outside the model) and are covered by verifyLocks.
+// checkLinearizable checks the histories of the contended locks (with and
+// without sessions), the semaphores and the config keys with porcupine.
+// Uncontended locks use short TTLs (expiry is outside the model) and are
+// covered by verifyLocks; the lock-delay locks by verifyDelay.
 func checkLinearizable(t *testing.T, ops []Op, dir string) {
 	t.Helper()
-	var locks, cfgs []Op
+	var locks, cfgs, sems []Op
 	for _, op := range ops {
 		switch op.Input.(type) {
 		case LockInput:
-			if strings.HasPrefix(op.Key, "hot-") {
+			if strings.HasPrefix(op.Key, "hot-") || strings.HasPrefix(op.Key, "shot-") {
 				locks = append(locks, op)
 			}
 		case ConfigInput:
 			cfgs = append(cfgs, op)
+		case SemInput:
+			sems = append(sems, op)
 		}
 	}
 	check := func(what string, model porcupine.Model, ops []Op) {
@@ -503,6 +560,7 @@ func checkLinearizable(t *testing.T, ops []Op, dir string) {
 		}
 	}
 	check("locks", LockModel, locks)
+	check("semaphores", SemaphoreModel(semLimit), sems)
 	check("config", ConfigModel, cfgs)
 }
 

@@ -128,30 +128,41 @@ func partitionByKey(history []porcupine.Operation) [][]porcupine.Operation {
 
 // --- the lock model ---
 
-// LockInput is a lock operation: Op is acquire, renew, release or status.
+// LockInput is a lock operation: Op is acquire, renew, release, status,
+// fence (is Token the current grant's?) or close (of Session, whose one
+// lock this partition is: a session worker holds one lock per session).
+// Session is the session an acquire holds the lock under; Wait is an
+// acquire's wait_seconds (a waiting acquire takes effect at one instant
+// between call and return like any other: the model is the same).
 type LockInput struct {
-	Op    string
-	User  string
-	Lease string // renew, release
+	Op      string
+	User    string
+	Lease   string // renew, release
+	Session string // acquire, close
+	Token   uint64 // fence
+	Wait    int    // acquire
 }
 
 // LockOutput is what the server answered. Unknown: no definite answer.
 type LockOutput struct {
 	Unknown  bool
-	Status   string // 200: acquired, held, released, available
+	Status   string // 200: acquired, held, released, available, closed
 	Lease    string // shown to the holder only
 	Token    uint64
 	Holder   string // 200 held, or 409's current holder
-	NotOwned bool   // 404
+	NotOwned bool   // 404 (close: the session is gone)
 	Conflict bool   // 409
+	Valid    bool   // fence 200
+	Current  uint64 // fence 409: the last token granted
 }
 
 // lockState is the model's state of one lock. Lease "?" is a lease that a
 // grant with an unknown outcome created: nobody has seen it yet.
 type lockState struct {
-	Holder string
-	Lease  string
-	Token  uint64
+	Holder  string
+	Session string
+	Lease   string
+	Token   uint64
 }
 
 const unseenLease = "?"
@@ -162,13 +173,21 @@ func (s lockState) owns(user, lease string) bool {
 
 func (s lockState) free() lockState { return lockState{Token: s.Token} }
 
+// heldBy: the lock is held by user under session (a re-acquire is "held").
+func (s lockState) heldBy(user, session string) bool {
+	return s.Holder != "" && s.Holder == user && s.Session == session
+}
+
 // LockModel is the sequential specification of one lock without expiry
-// (histories use TTLs far longer than the test): a grant of a free lock gets
-// a new lease and the next fencing token; the holder re-acquiring keeps
-// lease and token; anyone else gets 409 naming the holder; renew and release
-// need the holder's lease (404 otherwise); release frees the lock and keeps
-// the token. An operation with an unknown outcome either took effect or did
-// not. Partitioned by lock name.
+// (histories use TTLs and session TTLs far longer than the test): a grant
+// of a free lock gets a new lease and the next fencing token; the holder
+// re-acquiring (the same user under the same session, or none) keeps lease
+// and token; anyone else gets 409 naming the holder; renew and release need
+// the holder's lease (404 otherwise); release frees the lock and keeps the
+// token; closing the session that holds it frees it too; a fence check is
+// valid exactly for the token of the current hold, and otherwise names the
+// last token granted. An operation with an unknown outcome either took
+// effect or did not. Partitioned by lock name.
 var LockModel = (&porcupine.NondeterministicModel{
 	Partition: partitionByKey,
 	Init:      func() []interface{} { return []interface{}{lockState{}} },
@@ -185,15 +204,29 @@ var LockModel = (&porcupine.NondeterministicModel{
 			res = "409 held by " + o.Holder
 		case o.NotOwned:
 			res = "404"
+		case i.Op == "fence" && o.Valid:
+			res = fmt.Sprintf("valid %s", o.Holder)
+		case i.Op == "fence":
+			res = fmt.Sprintf("stale current=%d", o.Current)
 		default:
 			res = fmt.Sprintf("%s %s tok=%d %s", o.Status, o.Holder, o.Token, short(o.Lease))
 		}
-		return fmt.Sprintf("%s(%s %s) -> %s", i.Op, i.User, short(i.Lease), res)
+		arg := short(i.Lease)
+		switch {
+		case i.Op == "fence":
+			arg = fmt.Sprintf("tok=%d", i.Token)
+		case i.Session != "":
+			arg += " s=" + short(i.Session)
+		}
+		return fmt.Sprintf("%s(%s %s) -> %s", i.Op, i.User, arg, res)
 	},
 	DescribeState: func(st interface{}) string {
 		s := st.(lockState)
 		if s.Holder == "" {
 			return fmt.Sprintf("free tok=%d", s.Token)
+		}
+		if s.Session != "" {
+			return fmt.Sprintf("%s s=%s %s tok=%d", s.Holder, short(s.Session), short(s.Lease), s.Token)
 		}
 		return fmt.Sprintf("%s %s tok=%d", s.Holder, short(s.Lease), s.Token)
 	},
@@ -212,18 +245,18 @@ func stepLock(s lockState, i LockInput, o LockOutput) []interface{} {
 	case "acquire":
 		if o.Unknown {
 			if s.Holder == "" {
-				return []interface{}{s, lockState{Holder: i.User, Lease: unseenLease, Token: s.Token + 1}}
+				return []interface{}{s, lockState{Holder: i.User, Session: i.Session, Lease: unseenLease, Token: s.Token + 1}}
 			}
 			return []interface{}{s}
 		}
 		switch {
 		case s.Holder == "":
 			if o.Status == "acquired" && o.Token == s.Token+1 && o.Holder == i.User && o.Lease != "" {
-				return []interface{}{lockState{Holder: i.User, Lease: o.Lease, Token: o.Token}}
+				return []interface{}{lockState{Holder: i.User, Session: i.Session, Lease: o.Lease, Token: o.Token}}
 			}
-		case s.Holder == i.User:
+		case s.heldBy(i.User, i.Session):
 			if o.Status == "held" && o.Token == s.Token && (s.Lease == unseenLease || s.Lease == o.Lease) {
-				return []interface{}{lockState{Holder: i.User, Lease: o.Lease, Token: o.Token}}
+				return []interface{}{lockState{Holder: i.User, Session: i.Session, Lease: o.Lease, Token: o.Token}}
 			}
 		default:
 			if o.Conflict && o.Holder == s.Holder {
@@ -280,9 +313,44 @@ func stepLock(s lockState, i LockInput, o LockOutput) []interface{} {
 				return []interface{}{s}
 			}
 			if s.Lease == unseenLease && o.Lease != "" {
-				return []interface{}{lockState{Holder: s.Holder, Lease: o.Lease, Token: s.Token}}
+				s.Lease = o.Lease
+				return []interface{}{s}
 			}
 			if s.Lease == o.Lease {
+				return []interface{}{s}
+			}
+		}
+		return none
+	case "fence":
+		valid := s.Holder != "" && s.Token == i.Token
+		switch {
+		case o.Unknown:
+			return []interface{}{s}
+		case o.Valid:
+			if valid && o.Holder == s.Holder {
+				return []interface{}{s}
+			}
+		case o.Conflict:
+			if !valid && o.Current == s.Token {
+				return []interface{}{s}
+			}
+		}
+		return none
+	case "close":
+		mine := s.Holder != "" && s.Session == i.Session
+		switch {
+		case o.Unknown:
+			if mine {
+				return []interface{}{s, s.free()}
+			}
+			return []interface{}{s}
+		case o.Status == "closed":
+			if mine {
+				return []interface{}{s.free()}
+			}
+			return []interface{}{s}
+		case o.NotOwned: // a retried close whose first try ended it
+			if !mine {
 				return []interface{}{s}
 			}
 		}
@@ -478,6 +546,229 @@ func stepConfig(s configState, i ConfigInput, o ConfigOutput) []interface{} {
 		default:
 			if s.Live {
 				return []interface{}{configState{Version: s.Version, Since: s.Since}}
+			}
+		}
+		return none
+	}
+	return none
+}
+
+// --- the semaphore model ---
+
+// MaxSemLimit bounds the limit SemaphoreModel checks (the state is a fixed
+// array, so that porcupine can compare states).
+const MaxSemLimit = 4
+
+// SemInput is a semaphore operation: Op is acquire (by User with HolderID:
+// a retry of the same holder answers "held" with its slot), renew, release
+// (Lease), status, or fence (Token).
+type SemInput struct {
+	Op       string
+	User     string
+	HolderID string
+	Lease    string
+	Token    uint64
+	Wait     int // acquire's wait_seconds
+}
+
+// SemOutput is what the server answered. Unknown: no definite answer.
+type SemOutput struct {
+	Unknown  bool
+	Status   string // 200: acquired, held, released
+	Lease    string
+	Token    uint64
+	Full     bool   // 409 Semaphore full
+	Holders  int    // 200 acquire/renew, 409: slots held
+	NotOwned bool   // 404
+	Valid    bool   // fence 200
+	Stale    bool   // fence 409
+	Current  uint64 // fence 409: the last token granted
+	// Status: the tokens of the held slots, ascending.
+	Tokens [MaxSemLimit]uint64
+	N      int
+}
+
+type semSlot struct {
+	User, HolderID, Lease string
+	Token                 uint64
+}
+
+// semState is a semaphore's slots in grant order (ascending tokens) and the
+// last token granted.
+type semState struct {
+	Slots [MaxSemLimit]semSlot
+	N     int
+	Last  uint64
+}
+
+func (s semState) find(match func(semSlot) bool) int {
+	for k := 0; k < s.N; k++ {
+		if match(s.Slots[k]) {
+			return k
+		}
+	}
+	return -1
+}
+
+func (s semState) remove(k int) semState {
+	copy(s.Slots[k:s.N], s.Slots[k+1:s.N])
+	s.N--
+	s.Slots[s.N] = semSlot{}
+	return s
+}
+
+func (s semState) add(sl semSlot) semState {
+	s.Slots[s.N] = sl
+	s.N++
+	s.Last = sl.Token
+	return s
+}
+
+// SemaphoreModel is the sequential specification of one semaphore of the
+// given limit without expiry: an acquire of a new holder (user, holder_id)
+// takes a slot with a new lease and the next fencing token while fewer
+// than limit are held, and is 409 full (naming how many) otherwise; the
+// same holder again is "held" with its slot; renew and release need a
+// slot's lease (404 otherwise); release frees it; status lists exactly the
+// held slots' tokens; a fence check is valid exactly for a held slot's
+// token and otherwise names the last token granted. Never more than limit
+// slots: no state has more. Partitioned by semaphore name.
+func SemaphoreModel(limit int) porcupine.Model {
+	if limit < 1 || limit > MaxSemLimit {
+		panic("crashtest: semaphore limit out of the model's range")
+	}
+	return (&porcupine.NondeterministicModel{
+		Partition: partitionByKey,
+		Init:      func() []interface{} { return []interface{}{semState{}} },
+		Step: func(st, in, out interface{}) []interface{} {
+			return stepSem(limit, st.(semState), in.(SemInput), out.(SemOutput))
+		},
+		DescribeOperation: func(in, out interface{}) string {
+			i, o := in.(SemInput), out.(SemOutput)
+			res := "?"
+			switch {
+			case o.Unknown:
+			case o.Full:
+				res = fmt.Sprintf("409 full holders=%d", o.Holders)
+			case o.NotOwned:
+				res = "404"
+			case o.Valid:
+				res = "valid"
+			case o.Stale:
+				res = fmt.Sprintf("stale current=%d", o.Current)
+			case i.Op == "status":
+				res = fmt.Sprintf("tokens %v", o.Tokens[:o.N])
+			default:
+				res = fmt.Sprintf("%s tok=%d %s", o.Status, o.Token, short(o.Lease))
+			}
+			arg := short(i.Lease)
+			switch i.Op {
+			case "acquire":
+				arg = i.HolderID
+			case "fence":
+				arg = fmt.Sprintf("tok=%d", i.Token)
+			}
+			return fmt.Sprintf("%s(%s %s) -> %s", i.Op, i.User, arg, res)
+		},
+		DescribeState: func(st interface{}) string {
+			s := st.(semState)
+			d := fmt.Sprintf("last=%d", s.Last)
+			for _, sl := range s.Slots[:s.N] {
+				d += fmt.Sprintf(" [%s/%s %s tok=%d]", sl.User, sl.HolderID, short(sl.Lease), sl.Token)
+			}
+			return d
+		},
+	}).ToModel()
+}
+
+func stepSem(limit int, s semState, i SemInput, o SemOutput) []interface{} {
+	none := []interface{}{}
+	owned := func(sl semSlot) bool { return sl.User == i.User && sl.Lease != unseenLease && sl.Lease == i.Lease }
+	switch i.Op {
+	case "acquire":
+		k := s.find(func(sl semSlot) bool { return sl.User == i.User && sl.HolderID == i.HolderID })
+		next := semSlot{User: i.User, HolderID: i.HolderID, Lease: unseenLease, Token: s.Last + 1}
+		switch {
+		case o.Unknown:
+			if k < 0 && s.N < limit {
+				return []interface{}{s, s.add(next)}
+			}
+			return []interface{}{s}
+		case o.Full:
+			if k < 0 && s.N >= limit && o.Holders == s.N {
+				return []interface{}{s}
+			}
+		case o.Status == "acquired":
+			if k < 0 && s.N < limit && o.Token == next.Token && o.Lease != "" && o.Holders == s.N+1 {
+				next.Lease = o.Lease
+				return []interface{}{s.add(next)}
+			}
+		case o.Status == "held":
+			if k >= 0 && o.Token == s.Slots[k].Token && o.Holders == s.N &&
+				(s.Slots[k].Lease == unseenLease || s.Slots[k].Lease == o.Lease) && o.Lease != "" {
+				s.Slots[k].Lease = o.Lease
+				return []interface{}{s}
+			}
+		}
+		return none
+	case "renew":
+		k := s.find(owned)
+		switch {
+		case o.Unknown:
+			return []interface{}{s}
+		case o.NotOwned:
+			if k < 0 {
+				return []interface{}{s}
+			}
+		case o.Status == "held":
+			if k >= 0 && o.Token == s.Slots[k].Token && o.Lease == i.Lease && o.Holders == s.N {
+				return []interface{}{s}
+			}
+		}
+		return none
+	case "release":
+		k := s.find(owned)
+		switch {
+		case o.Unknown:
+			if k >= 0 {
+				return []interface{}{s, s.remove(k)}
+			}
+			return []interface{}{s}
+		case o.NotOwned:
+			if k < 0 {
+				return []interface{}{s}
+			}
+		case o.Status == "released":
+			if k >= 0 {
+				return []interface{}{s.remove(k)}
+			}
+		}
+		return none
+	case "status":
+		if o.Unknown {
+			return []interface{}{s}
+		}
+		if o.N != s.N {
+			return none
+		}
+		for k := 0; k < s.N; k++ {
+			if o.Tokens[k] != s.Slots[k].Token {
+				return none
+			}
+		}
+		return []interface{}{s}
+	case "fence":
+		valid := s.find(func(sl semSlot) bool { return sl.Token == i.Token }) >= 0
+		switch {
+		case o.Unknown:
+			return []interface{}{s}
+		case o.Valid:
+			if valid {
+				return []interface{}{s}
+			}
+		case o.Stale:
+			if !valid && o.Current == s.Last {
+				return []interface{}{s}
 			}
 		}
 		return none

@@ -228,3 +228,187 @@ func TestConfigModel(t *testing.T) {
 		t.Fatalf("linearizable config history: result %v, want Ok", res)
 	}
 }
+
+func fence(user string, tok uint64) LockInput { return LockInput{Op: "fence", User: user, Token: tok} }
+func sacq(user, sess string) LockInput        { return LockInput{Op: "acquire", User: user, Session: sess} }
+func closeS(user, sess string) LockInput      { return LockInput{Op: "close", User: user, Session: sess} }
+
+var closed = LockOutput{Status: "closed"}
+
+// Fence checks and session closes in the lock model: planted histories
+// rejected, correct ones accepted.
+func TestLockModelFenceAndSessions(t *testing.T) {
+	bad := []struct {
+		name string
+		h    []porcupine.Operation
+	}{
+		{"fence valid for a released grant", build(
+			opb{client: 0, in: acq("a"), out: granted("a", "L1", 1), call: 0, ret: 10},
+			opb{client: 0, in: rel("a", "L1"), out: LockOutput{Status: "released"}, call: 20, ret: 30},
+			opb{client: 1, in: fence("b", 1), out: LockOutput{Valid: true, Token: 1, Holder: "a"}, call: 40, ret: 50},
+		)},
+		{"fence valid for an older grant", build(
+			opb{client: 0, in: acq("a"), out: granted("a", "L1", 1), call: 0, ret: 10},
+			opb{client: 0, in: rel("a", "L1"), out: LockOutput{Status: "released"}, call: 20, ret: 30},
+			opb{client: 1, in: acq("b"), out: granted("b", "L2", 2), call: 40, ret: 50},
+			opb{client: 2, in: fence("c", 1), out: LockOutput{Valid: true, Token: 1, Holder: "a"}, call: 60, ret: 70},
+		)},
+		{"fence stale for the current grant", build(
+			opb{client: 0, in: acq("a"), out: granted("a", "L1", 1), call: 0, ret: 10},
+			opb{client: 1, in: fence("b", 1), out: LockOutput{Conflict: true, Current: 1}, call: 20, ret: 30},
+		)},
+		{"fence names a wrong current token", build(
+			opb{client: 0, in: acq("a"), out: granted("a", "L1", 1), call: 0, ret: 10},
+			opb{client: 1, in: fence("b", 7), out: LockOutput{Conflict: true, Current: 0}, call: 20, ret: 30},
+		)},
+		{"closed session still holds its lock", build(
+			opb{client: 0, in: sacq("a", "S1"), out: granted("a", "L1", 1), call: 0, ret: 10},
+			opb{client: 0, in: closeS("a", "S1"), out: closed, call: 20, ret: 30},
+			opb{client: 1, in: acq("b"), out: LockOutput{Conflict: true, Holder: "a"}, call: 40, ret: 50},
+		)},
+		{"a close frees another session's lock", build(
+			opb{client: 0, in: sacq("a", "S1"), out: granted("a", "L1", 1), call: 0, ret: 10},
+			opb{client: 1, in: closeS("b", "S2"), out: closed, call: 20, ret: 30},
+			opb{client: 1, in: acq("b"), out: granted("b", "L2", 2), call: 40, ret: 50},
+		)},
+		{"another session of the same user re-acquires", build(
+			opb{client: 0, in: sacq("a", "S1"), out: granted("a", "L1", 1), call: 0, ret: 10},
+			opb{client: 0, in: sacq("a", "S2"), out: LockOutput{Status: "held", Holder: "a", Lease: "L1", Token: 1}, call: 20, ret: 30},
+		)},
+	}
+	for _, c := range bad {
+		t.Run("rejects "+c.name, func(t *testing.T) {
+			if res := checkLock(t, c.h); res != porcupine.Illegal {
+				t.Fatalf("result %v, want Illegal", res)
+			}
+		})
+	}
+	good := []struct {
+		name string
+		h    []porcupine.Operation
+	}{
+		{"fence valid, then stale after the next grant", build(
+			opb{client: 0, in: acq("a"), out: granted("a", "L1", 1), call: 0, ret: 10},
+			opb{client: 1, in: fence("b", 1), out: LockOutput{Valid: true, Token: 1, Holder: "a"}, call: 20, ret: 30},
+			opb{client: 1, in: fence("b", 2), out: LockOutput{Conflict: true, Current: 1}, call: 32, ret: 34},
+			opb{client: 0, in: rel("a", "L1"), out: LockOutput{Status: "released"}, call: 40, ret: 50},
+			opb{client: 1, in: fence("b", 1), out: LockOutput{Conflict: true, Current: 1}, call: 60, ret: 70},
+			opb{client: 2, in: acq("c"), out: granted("c", "L3", 2), call: 80, ret: 90},
+			opb{client: 1, in: fence("b", 1), out: LockOutput{Conflict: true, Current: 2}, call: 100, ret: 110},
+		)},
+		{"a fence concurrent with a grant sees either", build(
+			opb{client: 0, in: acq("a"), out: granted("a", "L1", 1), call: 0, ret: 100},
+			opb{client: 1, in: fence("b", 1), out: LockOutput{Conflict: true, Current: 0}, call: 10, ret: 20},
+			opb{client: 2, in: fence("c", 1), out: LockOutput{Valid: true, Token: 1, Holder: "a"}, call: 30, ret: 40},
+		)},
+		{"session lock: held again, closed, taken by another", build(
+			opb{client: 0, in: sacq("a", "S1"), out: granted("a", "L1", 1), call: 0, ret: 10},
+			opb{client: 0, in: sacq("a", "S1"), out: LockOutput{Status: "held", Holder: "a", Lease: "L1", Token: 1}, call: 20, ret: 30},
+			opb{client: 1, in: sacq("b", "S2"), out: LockOutput{Conflict: true, Holder: "a"}, call: 25, ret: 35},
+			opb{client: 0, in: closeS("a", "S1"), out: closed, call: 40, ret: 50},
+			opb{client: 1, in: sacq("b", "S2"), out: granted("b", "L2", 2), call: 60, ret: 70},
+		)},
+		{"unknown close, retried: 404", build(
+			opb{client: 0, in: sacq("a", "S1"), out: granted("a", "L1", 1), call: 0, ret: 10},
+			opb{client: 0, in: closeS("a", "S1"), out: unknownLock, call: 20, ret: 30},
+			opb{client: 0, in: closeS("a", "S1"), out: LockOutput{NotOwned: true}, call: 40, ret: 50},
+			opb{client: 1, in: acq("b"), out: granted("b", "L2", 2), call: 60, ret: 70},
+		)},
+		{"unknown close that did not happen", build(
+			opb{client: 0, in: sacq("a", "S1"), out: granted("a", "L1", 1), call: 0, ret: 10},
+			opb{client: 0, in: closeS("a", "S1"), out: unknownLock, call: 20, ret: 30},
+			opb{client: 1, in: acq("b"), out: LockOutput{Conflict: true, Holder: "a"}, call: 60, ret: 70},
+		)},
+	}
+	for _, c := range good {
+		t.Run("accepts "+c.name, func(t *testing.T) {
+			if res := checkLock(t, c.h); res != porcupine.Ok {
+				t.Fatalf("result %v, want Ok", res)
+			}
+		})
+	}
+}
+
+func sAcq(user, holder string) SemInput { return SemInput{Op: "acquire", User: user, HolderID: holder} }
+func sRel(user, lease string) SemInput  { return SemInput{Op: "release", User: user, Lease: lease} }
+func sGot(lease string, tok uint64, holders int) SemOutput {
+	return SemOutput{Status: "acquired", Lease: lease, Token: tok, Holders: holders}
+}
+func sStatus(toks ...uint64) SemOutput {
+	o := SemOutput{N: len(toks)}
+	copy(o.Tokens[:], toks)
+	return o
+}
+
+var sReleased = SemOutput{Status: "released"}
+
+func checkSem(t *testing.T, limit int, h []porcupine.Operation) porcupine.CheckResult {
+	t.Helper()
+	res, _ := porcupine.CheckOperationsVerbose(SemaphoreModel(limit), h, 10*time.Second)
+	return res
+}
+
+// The semaphore model: never more than limit, tokens strictly increasing,
+// holder-id retries, fence checks.
+func TestSemaphoreModel(t *testing.T) {
+	bad := []struct {
+		name string
+		h    []porcupine.Operation
+	}{
+		{"more than limit held", build(
+			opb{client: 0, in: sAcq("a", "x"), out: sGot("L1", 1, 1), call: 0, ret: 10},
+			opb{client: 1, in: sAcq("b", "y"), out: sGot("L2", 2, 2), call: 20, ret: 30},
+			opb{client: 2, in: sAcq("c", "z"), out: sGot("L3", 3, 3), call: 40, ret: 50},
+		)},
+		{"token repeats after a release", build(
+			opb{client: 0, in: sAcq("a", "x"), out: sGot("L1", 1, 1), call: 0, ret: 10},
+			opb{client: 0, in: sRel("a", "L1"), out: sReleased, call: 20, ret: 30},
+			opb{client: 1, in: sAcq("b", "y"), out: sGot("L2", 1, 1), call: 40, ret: 50},
+		)},
+		{"full while a slot is free", build(
+			opb{client: 0, in: sAcq("a", "x"), out: sGot("L1", 1, 1), call: 0, ret: 10},
+			opb{client: 1, in: sAcq("b", "y"), out: SemOutput{Full: true, Holders: 1}, call: 20, ret: 30},
+		)},
+		{"a retry of the same holder gets a second slot", build(
+			opb{client: 0, in: sAcq("a", "x"), out: sGot("L1", 1, 1), call: 0, ret: 10},
+			opb{client: 0, in: sAcq("a", "x"), out: sGot("L2", 2, 2), call: 20, ret: 30},
+		)},
+		{"acknowledged slot lost", build(
+			opb{client: 0, in: sAcq("a", "x"), out: sGot("L1", 1, 1), call: 0, ret: 10},
+			opb{client: 1, in: SemInput{Op: "status", User: "b"}, out: sStatus(), call: 20, ret: 30},
+		)},
+		{"fence valid for a released slot", build(
+			opb{client: 0, in: sAcq("a", "x"), out: sGot("L1", 1, 1), call: 0, ret: 10},
+			opb{client: 0, in: sRel("a", "L1"), out: sReleased, call: 20, ret: 30},
+			opb{client: 1, in: SemInput{Op: "fence", Token: 1}, out: SemOutput{Valid: true}, call: 40, ret: 50},
+		)},
+		{"release of another user's slot", build(
+			opb{client: 0, in: sAcq("a", "x"), out: sGot("L1", 1, 1), call: 0, ret: 10},
+			opb{client: 1, in: sRel("b", "L1"), out: sReleased, call: 20, ret: 30},
+		)},
+	}
+	for _, c := range bad {
+		t.Run("rejects "+c.name, func(t *testing.T) {
+			if res := checkSem(t, 2, c.h); res != porcupine.Illegal {
+				t.Fatalf("result %v, want Illegal", res)
+			}
+		})
+	}
+	good := build(
+		opb{client: 0, in: sAcq("a", "x"), out: sGot("L1", 1, 1), call: 0, ret: 10},
+		opb{client: 1, in: sAcq("b", "y"), out: SemOutput{Unknown: true}, call: 20, ret: 100},
+		opb{client: 2, in: sAcq("c", "z"), out: SemOutput{Full: true, Holders: 2}, call: 110, ret: 120},
+		opb{client: 1, in: sAcq("b", "y"), out: SemOutput{Status: "held", Lease: "L2", Token: 2, Holders: 2}, call: 130, ret: 140},
+		opb{client: 3, in: SemInput{Op: "status", User: "d"}, out: sStatus(1, 2), call: 150, ret: 160},
+		opb{client: 3, in: SemInput{Op: "fence", Token: 2}, out: SemOutput{Valid: true}, call: 150, ret: 160},
+		opb{client: 0, in: sRel("a", "L1"), out: sReleased, call: 170, ret: 180},
+		opb{client: 3, in: SemInput{Op: "fence", Token: 1}, out: SemOutput{Stale: true, Current: 2}, call: 190, ret: 200},
+		opb{client: 2, in: sAcq("c", "z"), out: sGot("L3", 3, 2), call: 210, ret: 220},
+		opb{client: 1, in: SemInput{Op: "renew", User: "b", Lease: "L2"}, out: SemOutput{Status: "held", Lease: "L2", Token: 2, Holders: 2}, call: 230, ret: 240},
+		opb{client: 0, in: sRel("a", "L1"), out: SemOutput{NotOwned: true}, call: 250, ret: 260},
+		opb{client: 3, in: SemInput{Op: "status", User: "d"}, out: sStatus(2, 3), call: 270, ret: 280},
+	)
+	if res := checkSem(t, 2, good); res != porcupine.Ok {
+		t.Fatalf("linearizable semaphore history: result %v, want Ok", res)
+	}
+}

@@ -32,11 +32,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Holder is what a run holds: a lock (*client.Locker) or a slot of a
+// semaphore (cmd/octostore adapts a *client.Semaphore). Run reads its lease
+// health and releases it with Unlock.
+type Holder interface {
+	Name() string
+	TTL() time.Duration
+	Health() client.LeaseHealth
+	Updates() <-chan struct{}
+	Done() <-chan struct{}
+	Err() error
+	Unlock(ctx context.Context) error
+}
+
+var _ Holder = (*client.Locker)(nil)
+
 // Config is one supervised run.
 type Config struct {
-	Locker *client.Locker // held; Run releases it once the command has exited
-	Argv   []string       // the command and its arguments
-	Env    []string       // the command's environment
+	Locker Holder   // held; Run releases it once the command has exited
+	Argv   []string // the command and its arguments
+	Env    []string // the command's environment
 
 	Stdin          *os.File  // nil: /dev/null
 	Stdout, Stderr io.Writer // nil: /dev/null
@@ -52,6 +67,7 @@ type Config struct {
 	Margin  time.Duration    // SIGKILL this long before the lease's deadline (0: Margin(TTL))
 
 	ReleaseTimeout time.Duration // bound on the final release (0: 10s)
+	What           string        // what is held, in messages: "lock" (the default) or "semaphore"
 	Self           string        // the octostore binary, run again as the guard (default /proc/self/exe)
 }
 
@@ -76,6 +92,9 @@ func Run(cfg Config) (Result, error) {
 	}
 	if cfg.Margin <= 0 {
 		cfg.Margin = Margin(cfg.Locker.TTL())
+	}
+	if cfg.What == "" {
+		cfg.What = "lock"
 	}
 	if cfg.Self == "" {
 		cfg.Self = "/proc/self/exe" // the running binary, even if replaced on disk since
@@ -248,9 +267,9 @@ func (s *supervisor) supervise() Result {
 	case stopped:
 		res.Stopped, res.Reason = true, fmt.Errorf("%w: %q: the command was stopped while renewals were failing", client.ErrLockLost, l.Name())
 		if err == nil {
-			s.logf("lock %q: the command was stopped while renewals were failing; the lock is released", l.Name())
+			s.logf("%s %q: the command was stopped while renewals were failing; it is released", s.cfg.What, l.Name())
 		} else {
-			s.logf("lock %q lost: the command was stopped while renewals were failing", l.Name())
+			s.logf("%s %q lost: the command was stopped while renewals were failing", s.cfg.What, l.Name())
 		}
 	}
 	return res
@@ -268,8 +287,8 @@ func (s *supervisor) act(timer *time.Timer) {
 		case syscall.SIGTERM:
 			s.plan.TermSent = now
 			if s.plan.LostAt.IsZero() {
-				s.logf("renewing lock %q is failing (%v); the lease ends by %s: sending SIGTERM to the command",
-					l.Name(), h.RenewErr, h.Deadline.Format(time.RFC3339Nano))
+				s.logf("renewing %s %q is failing (%v); the lease ends by %s: sending SIGTERM to the command",
+					s.cfg.What, l.Name(), h.RenewErr, h.Deadline.Format(time.RFC3339Nano))
 			} else {
 				s.logf("sending SIGTERM to the command")
 			}
@@ -280,7 +299,7 @@ func (s *supervisor) act(timer *time.Timer) {
 			if !s.plan.TermSent.IsZero() && !now.Before(s.plan.TermSent.Add(s.plan.Grace)) {
 				s.logf("command still running %s after SIGTERM; sending SIGKILL", s.plan.Grace)
 			} else {
-				s.logf("lock %q: the lease may end within %s: sending SIGKILL to the command", l.Name(), s.plan.Margin)
+				s.logf("%s %q: the lease may end within %s: sending SIGKILL to the command", s.cfg.What, l.Name(), s.plan.Margin)
 			}
 			s.signal(syscall.SIGKILL)
 			continue

@@ -42,10 +42,12 @@ type Server struct {
 	now       func() time.Time
 	tokens    map[string]string // token -> user
 	locks     map[string]*lock
-	fencing   map[string]uint64 // lock name -> last fencing token (survives release)
-	limits    map[string]*limit // owner/name
-	flags     map[string]*flag  // owner/name
-	configs   map[string]*cfg   // owner/key
+	sessions  map[string]*session  // session id -> session
+	queues    map[string][]*waiter // lock name -> waiting acquires, in arrival order
+	fencing   map[string]uint64    // lock name -> last fencing token (survives release)
+	limits    map[string]*limit    // owner/name
+	flags     map[string]*flag     // owner/name
+	configs   map[string]*cfg      // owner/key
 	seq       uint64
 	subs      map[*sub]struct{}
 	intercept func(w http.ResponseWriter, r *http.Request) bool
@@ -55,8 +57,25 @@ type Server struct {
 type lock struct {
 	name, holder, leaseID string
 	holderID              string // the acquire's holder_id ("" none): the holder is (holder, holderID)
+	sessionID             string // held under this session ("" for a TTL): expires with it
+	metadata              string
 	fencing               uint64
 	expires               time.Time
+}
+
+// session is a session: its locks live until expires (moved by keepalives).
+type session struct {
+	id, user   string
+	ttl, delay time.Duration
+	expires    time.Time
+}
+
+// waiter is a waiting acquire (wait_seconds): handOff grants it the lock and
+// sends it on got.
+type waiter struct {
+	holder, holderID string
+	ttl              time.Duration
+	got              chan *lock // capacity 1
 }
 
 type limit struct {
@@ -105,6 +124,8 @@ func New(tokens map[string]string) *Server {
 		now:      time.Now,
 		tokens:   map[string]string{},
 		locks:    map[string]*lock{},
+		sessions: map[string]*session{},
+		queues:   map[string][]*waiter{},
 		fencing:  map[string]uint64{},
 		limits:   map[string]*limit{},
 		flags:    map[string]*flag{},
@@ -175,7 +196,40 @@ func (s *Server) ExpireLock(name string) {
 	if l, ok := s.locks[name]; ok {
 		delete(s.locks, name)
 		s.publish(map[string]any{"type": "lock.expired", "kind": "lock", "name": name, "owner": l.holder, "holder": l.holder, "fencing_token": l.fencing})
+		s.handOff(name)
 	}
+}
+
+// handOff grants the free lock name to the first waiter, if any. Caller
+// holds mu.
+func (s *Server) handOff(name string) {
+	q := s.queues[name]
+	if len(q) == 0 {
+		return
+	}
+	w := q[0]
+	if len(q) == 1 {
+		delete(s.queues, name)
+	} else {
+		s.queues[name] = q[1:]
+	}
+	w.got <- s.grant(name, w.holder, w.holderID, w.ttl)
+}
+
+// leave takes w out of name's queue; false when it was no longer there
+// (it was granted the lock). Caller holds mu.
+func (s *Server) leave(name string, w *waiter) bool {
+	q := s.queues[name]
+	for i, x := range q {
+		if x == w {
+			s.queues[name] = append(q[:i:i], q[i+1:]...)
+			if len(s.queues[name]) == 0 {
+				delete(s.queues, name)
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // Holder returns the current holder of a lock ("" if free).
@@ -252,6 +306,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case parts[0] == "locks":
 		s.serveLocks(w, r, parts, body, user, admin)
+	case parts[0] == "sessions":
+		s.serveSessions(w, r, parts, body, user, admin)
 	case parts[0] == "limits":
 		s.serveLimits(w, r, parts, body, user)
 	case parts[0] == "flags":
@@ -305,10 +361,18 @@ func (s *Server) liveLock(name string) *lock {
 	if !ok {
 		return nil
 	}
+	if l.sessionID != "" {
+		if ss := s.liveSession(l.sessionID); ss != nil {
+			l.expires = ss.expires
+		} else if l.expires.After(s.now()) {
+			l.expires = s.now()
+		}
+	}
 	if !s.now().Before(l.expires) {
 		delete(s.locks, name)
 		s.publish(map[string]any{"type": "lock.expired", "kind": "lock", "name": name, "owner": l.holder, "holder": l.holder, "fencing_token": l.fencing})
-		return nil
+		s.handOff(name)
+		return s.locks[name]
 	}
 	return l
 }
@@ -319,7 +383,7 @@ func (s *Server) grant(name, holder, holderID string, ttl time.Duration) *lock {
 	l := &lock{name: name, holder: holder, holderID: holderID, leaseID: newID(), fencing: s.fencing[name], expires: s.now().Add(ttl)}
 	s.locks[name] = l
 	ev := map[string]any{"type": "lock.acquired", "kind": "lock", "name": name, "owner": holder, "holder": holder,
-		"fencing_token": l.fencing, "lease_id": l.leaseID, "expires_at": l.expires.UTC().Format(time.RFC3339)}
+		"fencing_token": l.fencing, "lease_id": l.leaseID, "expires_at": stamp(l.expires)}
 	if holderID != "" {
 		ev["holder_id"] = holderID
 	}
@@ -331,14 +395,140 @@ func (s *Server) grant(name, holder, holderID string, ttl time.Duration) *lock {
 // showLease (to the holder and the admin).
 func lockJSON(status string, l *lock, showLease bool) map[string]any {
 	m := map[string]any{"status": status, "name": l.name, "fencing_token": l.fencing,
-		"expires_at": l.expires.UTC().Format(time.RFC3339), "holder": l.holder}
+		"expires_at": stamp(l.expires), "holder": l.holder}
+	if l.metadata != "" {
+		m["metadata"] = l.metadata
+	}
 	if showLease {
 		m["lease_id"] = l.leaseID
 		if l.holderID != "" {
 			m["holder_id"] = l.holderID
 		}
+		if l.sessionID != "" {
+			m["session_id"] = l.sessionID
+		}
 	}
 	return m
+}
+
+// liveSession returns the live session id, or nil (expired sessions are
+// dropped, their locks with them when next looked at). Caller holds mu.
+func (s *Server) liveSession(id string) *session {
+	ss := s.sessions[id]
+	if ss == nil {
+		return nil
+	}
+	if !s.now().Before(ss.expires) {
+		delete(s.sessions, id)
+		s.publish(map[string]any{"type": "session.expired", "kind": "session", "name": id, "owner": ss.user})
+		return nil
+	}
+	return ss
+}
+
+// ExpireSession ends a session as if its TTL had passed without a
+// keepalive: its locks expire.
+func (s *Server) ExpireSession(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss := s.sessions[id]; ss != nil {
+		ss.expires = s.now()
+		s.liveSession(id)
+		for name, l := range s.locks {
+			if l.sessionID == id {
+				s.liveLock(name)
+			}
+		}
+	}
+}
+
+// stamp formats t as the server does: RFC 3339, UTC, milliseconds.
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+func sessionJSON(ss *session) map[string]any {
+	return map[string]any{"session_id": ss.id, "ttl_seconds": int(ss.ttl / time.Second),
+		"lock_delay_seconds": int(ss.delay / time.Second), "expires_at": stamp(ss.expires)}
+}
+
+func (s *Server) serveSessions(w http.ResponseWriter, r *http.Request, parts []string, body map[string]json.RawMessage, user string, admin bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case len(parts) == 1 && r.Method == "POST":
+		ttl, msg := intField(body, "ttl_seconds", 5, 3600)
+		if msg != "" {
+			writeErr(w, 422, msg)
+			return
+		}
+		delay := 0
+		if _, ok := body["lock_delay_seconds"]; ok {
+			if delay, msg = intField(body, "lock_delay_seconds", 0, 60); msg != "" {
+				writeErr(w, 422, msg)
+				return
+			}
+		}
+		ss := &session{id: newID(), user: user, ttl: time.Duration(ttl) * time.Second, delay: time.Duration(delay) * time.Second}
+		ss.expires = s.now().Add(ss.ttl)
+		s.sessions[ss.id] = ss
+		writeJSON(w, 200, sessionJSON(ss))
+	case len(parts) == 1 && r.Method == "GET":
+		out := []map[string]any{}
+		ids := make([]string, 0, len(s.sessions))
+		for id := range s.sessions {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			ss := s.liveSession(id)
+			if ss == nil || (!admin && ss.user != user) {
+				continue
+			}
+			m := sessionJSON(ss)
+			locks := []string{}
+			for name, l := range s.locks {
+				if l.sessionID == id {
+					locks = append(locks, name)
+				}
+			}
+			sort.Strings(locks)
+			m["locks"] = locks
+			if admin {
+				m["owner"] = ss.user
+			}
+			out = append(out, m)
+		}
+		writeJSON(w, 200, map[string]any{"sessions": out, "total": len(out)})
+	case len(parts) >= 2 && !uuidRe.MatchString(parts[1]):
+		writeErr(w, 422, "session id must be a UUID")
+	case len(parts) == 3 && parts[2] == "keepalive" && r.Method == "POST":
+		ss := s.liveSession(parts[1])
+		if ss == nil || ss.user != user {
+			writeErr(w, 404, "Session not found or not owned by caller")
+			return
+		}
+		ss.expires = s.now().Add(ss.ttl)
+		writeJSON(w, 200, map[string]any{"session_id": ss.id, "expires_at": stamp(ss.expires)})
+	case len(parts) == 2 && r.Method == "DELETE":
+		ss := s.liveSession(parts[1])
+		if ss == nil || (!admin && ss.user != user) {
+			writeErr(w, 404, "Session not found or not owned by caller")
+			return
+		}
+		delete(s.sessions, ss.id)
+		n := 0
+		for name, l := range s.locks {
+			if l.sessionID == ss.id {
+				delete(s.locks, name)
+				s.publish(map[string]any{"type": "lock.released", "kind": "lock", "name": name, "owner": l.holder, "holder": l.holder, "fencing_token": l.fencing})
+				s.handOff(name)
+				n++
+			}
+		}
+		s.publish(map[string]any{"type": "session.closed", "kind": "session", "name": ss.id, "owner": ss.user})
+		writeJSON(w, 200, map[string]any{"status": "closed", "released": n})
+	default:
+		writeErr(w, 404, "not found")
+	}
 }
 
 func intField(body map[string]json.RawMessage, name string, min, max int) (int, string) {
@@ -351,6 +541,13 @@ func intField(body map[string]json.RawMessage, name string, min, max int) (int, 
 		return 0, fmt.Sprintf("%s must be an integer between %d and %d", name, min, max)
 	}
 	return n, ""
+}
+
+// strValue sets *dst to the string field name when the body has one.
+func strValue(body map[string]json.RawMessage, name string, dst *string) {
+	if v, ok := strField(body, name); ok {
+		*dst = v
+	}
 }
 
 func strField(body map[string]json.RawMessage, name string) (string, bool) {
@@ -377,7 +574,7 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 		sort.Strings(names)
 		for _, n := range names {
 			if l := s.liveLock(n); l != nil && (admin || l.holder == user) {
-				m := map[string]any{"name": l.name, "lease_id": l.leaseID, "fencing_token": l.fencing, "expires_at": l.expires.UTC().Format(time.RFC3339), "holder": l.holder}
+				m := map[string]any{"name": l.name, "lease_id": l.leaseID, "fencing_token": l.fencing, "expires_at": stamp(l.expires), "holder": l.holder}
 				if l.holderID != "" {
 					m["holder_id"] = l.holderID
 				}
@@ -409,10 +606,39 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 			writeJSON(w, 200, map[string]any{"status": "available", "name": name, "message": "Lock not currently held"})
 			return
 		}
-		writeJSON(w, 200, lockJSON("held", l, admin || l.holder == user))
+		m := lockJSON("held", l, admin || l.holder == user)
+		m["waiters"] = len(s.queues[name])
+		writeJSON(w, 200, m)
+	case len(parts) == 3 && parts[2] == "fence" && r.Method == "GET":
+		token, err := strconv.ParseUint(r.URL.Query().Get("token"), 10, 64)
+		if err != nil {
+			writeErr(w, 422, "token must be a fencing token: an integer from 0 to 18446744073709551615")
+			return
+		}
+		if l := s.liveLock(name); l != nil && l.fencing == token {
+			writeJSON(w, 200, map[string]any{"valid": true, "fencing_token": token, "holder": l.holder})
+			return
+		}
+		writeJSON(w, 409, map[string]any{"error": "Fencing token is not the current grant's", "valid": false, "current_fencing_token": s.fencing[name]})
 	case len(parts) == 3 && parts[2] == "acquire" && r.Method == "POST":
-		ttl, msg := intField(body, "ttl_seconds", 1, 3600)
-		if msg != "" {
+		var sessionID string
+		ttl, msg := 0, ""
+		if raw, ok := body["session_id"]; ok {
+			if _, both := body["ttl_seconds"]; both {
+				writeErr(w, 422, "give ttl_seconds or session_id, not both")
+				return
+			}
+			if json.Unmarshal(raw, &sessionID) != nil || !uuidRe.MatchString(sessionID) {
+				writeErr(w, 422, "Invalid session_id format")
+				return
+			}
+			ss := s.liveSession(sessionID)
+			if ss == nil || ss.user != user {
+				writeErr(w, 404, "Session not found or not owned by caller")
+				return
+			}
+			ttl = int(ss.expires.Sub(s.now()) / time.Second)
+		} else if ttl, msg = intField(body, "ttl_seconds", 1, 3600); msg != "" {
 			writeErr(w, 422, msg)
 			return
 		}
@@ -423,19 +649,33 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 				return
 			}
 		}
+		wait := 0
+		if raw, ok := body["wait_seconds"]; ok && string(raw) != "null" {
+			if wait, msg = intField(body, "wait_seconds", 0, 300); msg != "" {
+				writeErr(w, 422, msg)
+				return
+			}
+		}
 		d := time.Duration(ttl) * time.Second
 		l := s.liveLock(name)
 		switch {
 		case l == nil:
 			l = s.grant(name, user, holderID, d)
+			if sessionID != "" {
+				l.sessionID, l.expires = sessionID, s.sessions[sessionID].expires
+			}
+			strValue(body, "metadata", &l.metadata)
 			writeJSON(w, 200, lockJSON("acquired", l, true))
-		case l.holder == user && l.holderID == holderID:
+		case l.holder == user && l.holderID == holderID && l.sessionID == sessionID:
+			strValue(body, "metadata", &l.metadata)
 			if e := s.now().Add(d); e.After(l.expires) {
 				l.expires = e
 			}
 			writeJSON(w, 200, lockJSON("held", l, true))
+		case wait > 0:
+			s.awaitTurn(w, r, name, &waiter{holder: user, holderID: holderID, ttl: d, got: make(chan *lock, 1)}, time.Duration(wait)*time.Second)
 		default:
-			writeJSON(w, 409, map[string]any{"error": "Lock already held", "lock": map[string]any{"name": name, "holder": l.holder, "expires_at": l.expires.UTC().Format(time.RFC3339)}})
+			writeJSON(w, 409, map[string]any{"error": "Lock already held", "lock": map[string]any{"name": name, "holder": l.holder, "expires_at": stamp(l.expires)}})
 		}
 	case len(parts) == 3 && (parts[2] == "renew" || parts[2] == "release") && r.Method == "POST":
 		lease, ok := strField(body, "lease_id")
@@ -447,6 +687,7 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 			}
 			delete(s.locks, name)
 			s.publish(map[string]any{"type": "lock.released", "kind": "lock", "name": name, "owner": l.holder, "holder": l.holder, "fencing_token": l.fencing})
+			s.handOff(name)
 			writeJSON(w, 200, map[string]any{"status": "released", "message": "Lock released"})
 			return
 		}
@@ -470,14 +711,69 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 		if parts[2] == "release" {
 			delete(s.locks, name)
 			s.publish(map[string]any{"type": "lock.released", "kind": "lock", "name": name, "owner": user, "holder": user, "fencing_token": l.fencing})
+			s.handOff(name)
 			writeJSON(w, 200, map[string]any{"status": "released", "message": "Lock released"})
 			return
 		}
+		if l.sessionID != "" {
+			writeErr(w, 422, "this lock is held by a session: keep the session alive instead of renewing the lock")
+			return
+		}
 		l.expires = s.now().Add(time.Duration(ttl) * time.Second)
-		s.publish(map[string]any{"type": "lock.renewed", "kind": "lock", "name": name, "owner": user, "holder": user, "fencing_token": l.fencing, "expires_at": l.expires.UTC().Format(time.RFC3339)})
+		s.publish(map[string]any{"type": "lock.renewed", "kind": "lock", "name": name, "owner": user, "holder": user, "fencing_token": l.fencing, "expires_at": stamp(l.expires)})
 		writeJSON(w, 200, lockJSON("held", l, true))
 	default:
 		writeErr(w, 404, "not found")
+	}
+}
+
+// awaitTurn queues a waiting acquire and answers it when handOff grants it
+// the lock (200), when its wait runs out (409), or not at all when the
+// client goes away (a grant that raced that is released). The lock's
+// expiry is checked on the fake's clock every few milliseconds, since
+// nothing else drives it. Called with mu held; returns with mu held.
+func (s *Server) awaitTurn(rw http.ResponseWriter, r *http.Request, name string, w *waiter, wait time.Duration) {
+	s.queues[name] = append(s.queues[name], w)
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Unlock()
+		select {
+		case l := <-w.got:
+			s.mu.Lock()
+			writeJSON(rw, 200, lockJSON("acquired", l, true))
+			return
+		case <-tick.C:
+			s.mu.Lock()
+			s.liveLock(name) // hands the lock off if it expired
+			continue
+		case <-deadline.C:
+		case <-r.Context().Done():
+		}
+		s.mu.Lock()
+		if !s.leave(name, w) {
+			l := <-w.got // granted meanwhile
+			if r.Context().Err() != nil {
+				delete(s.locks, name)
+				s.publish(map[string]any{"type": "lock.released", "kind": "lock", "name": name, "owner": l.holder, "holder": l.holder, "fencing_token": l.fencing})
+				s.handOff(name)
+				return
+			}
+			writeJSON(rw, 200, lockJSON("acquired", l, true))
+			return
+		}
+		if r.Context().Err() != nil {
+			return
+		}
+		l := s.liveLock(name)
+		lk := map[string]any{"name": name, "holder": "", "expires_at": stamp(s.now())}
+		if l != nil {
+			lk["holder"], lk["expires_at"] = l.holder, stamp(l.expires)
+		}
+		writeJSON(rw, 409, map[string]any{"error": "Lock already held", "lock": lk})
+		return
 	}
 }
 
@@ -494,7 +790,7 @@ func (s *Server) serveLimits(w http.ResponseWriter, r *http.Request, parts []str
 			alg = "sliding_window"
 		}
 		m := map[string]any{"allowed": l.count < l.max, "remaining": max(l.max-l.count, 0),
-			"reset_at": l.windowStarted.Add(time.Duration(l.window) * time.Second).UTC().Format(time.RFC3339), "algorithm": alg}
+			"reset_at": stamp(l.windowStarted.Add(time.Duration(l.window) * time.Second)), "algorithm": alg}
 		return m
 	}
 	// headers sets the RateLimit-* headers of a check or status answer.
@@ -831,7 +1127,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, sb *sub, wa
 		st := map[string]any{"type": "lock.state", "kind": "lock", "name": watch}
 		if l := s.liveLock(watch); l != nil {
 			st["holder"], st["owner"], st["fencing_token"] = l.holder, l.holder, l.fencing
-			st["expires_at"] = l.expires.UTC().Format(time.RFC3339)
+			st["expires_at"] = stamp(l.expires)
 		}
 		s.seq++
 		st["seq"], st["time"] = s.seq, s.now().UTC().Format(time.RFC3339Nano)

@@ -436,3 +436,155 @@ func TestContractEvents(t *testing.T) {
 		}
 	})
 }
+
+// A Session keeps itself alive (TTL 5 s: keepalives every ~1.7 s) beyond
+// its TTL, its Lockers hold their locks without renewals, another user
+// waits in the lock's queue, and closing the session hands the lock to the
+// waiter at once.
+func TestContractSession(t *testing.T) {
+	each(t, func(t *testing.T, url string) {
+		alice, bob := clients(t, url)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s, err := client.NewSession(ctx, alice, client.WithSessionTTL(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := s.NewLocker("sess-job")
+		if err := l.Lock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		first := s.ExpiresAt()
+		for s.ExpiresAt().Before(first.Add(time.Second)) { // a keepalive moved it
+			select {
+			case <-s.Done():
+				t.Fatalf("session lost: %v", s.Err())
+			case <-ctx.Done():
+				t.Fatal("no keepalive observed")
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		st, err := bob.LockStatus(ctx, "sess-job")
+		if err != nil || st.Holder != "alice" || !st.ExpiresAt.Equal(s.ExpiresAt()) {
+			t.Fatalf("status = %+v %v, want the session's expiry %s", st, err, s.ExpiresAt())
+		}
+		w := client.NewLocker(bob, "sess-job", time.Minute)
+		errc := make(chan error, 1)
+		go func() { errc <- w.Lock(ctx) }()
+		for {
+			st, err := alice.LockStatus(ctx, "sess-job")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Waiters == 1 {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		<-l.Done()
+		if w.Lease().FencingToken != l.Lease().FencingToken+1 && w.Lease().FencingToken < 2 {
+			t.Fatalf("waiter's lease %+v", w.Lease())
+		}
+		w.Unlock(ctx)
+	})
+}
+
+// The Semaphore type against the real server (the fake has no semaphores):
+// two slots of a limit-2 semaphore, a third waits in the queue and gets the
+// next fencing token when one is released; Limit and Holders come back;
+// renewal keeps a 1 s slot alive.
+func TestSemaphoreClient(t *testing.T) {
+	url := implementations[0].start(t)
+	alice, bob := clients(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := client.NewSemaphore(alice, "sem-client", 2, time.Second) // renewed every ~333ms
+	b := client.NewSemaphore(bob, "sem-client", 2, time.Minute)
+	for _, s := range []*client.Semaphore{a, b} {
+		if err := s.Acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l := b.Lease(); l.Limit != 2 || l.Holders != 2 || l.FencingToken != 2 {
+		t.Fatalf("second slot %+v", l)
+	}
+	c := client.NewSemaphore(bob, "sem-client", 2, time.Minute)
+	if err := c.TryAcquire(ctx); !errors.Is(err, client.ErrSemaphoreFull) {
+		t.Fatalf("TryAcquire of a full semaphore: %v", err)
+	}
+	if _, err := bob.AcquireSemaphore(ctx, "sem-client", 3, time.Minute, client.AcquireOptions{}); !errors.Is(err, client.ErrValidation) {
+		t.Fatalf("another limit: %v", err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- c.Acquire(ctx) }()
+	for {
+		st, err := alice.SemaphoreStatus(ctx, "sem-client")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Waiters == 1 {
+			if st.Available != 0 || len(st.Holders) != 2 || st.Holders[0].LeaseID != a.Lease().LeaseID || st.Holders[1].LeaseID != "" {
+				t.Fatalf("status for alice: %+v", st)
+			}
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// a's 1 s slot outlives its TTL by renewal: the server shows an expiry a
+	// second past the grant's.
+	first := a.Lease().ExpiresAt
+	for seen := first; seen.Before(first.Add(time.Second)); {
+		select {
+		case <-a.Done():
+			t.Fatalf("a lost its slot: %v", a.Err())
+		case <-ctx.Done():
+			t.Fatal("no renewal observed")
+		case <-time.After(50 * time.Millisecond):
+		}
+		st, err := alice.SemaphoreStatus(ctx, "sem-client")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = st.Holders[0].ExpiresAt
+	}
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if l := c.Lease(); l.FencingToken != 3 {
+		t.Fatalf("the waiter's slot %+v", l)
+	}
+	b.Release(ctx)
+	c.Release(ctx)
+}
+
+// CheckFence against the real server: the storage side's check.
+func TestFenceClient(t *testing.T) {
+	url := implementations[0].start(t)
+	alice, bob := clients(t, url)
+	ctx := context.Background()
+	l, err := alice.Acquire(ctx, "fenced", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := bob.CheckFence(ctx, "fenced", l.FencingToken); err != nil || !f.Valid || f.Holder != "alice" {
+		t.Fatalf("the current token: %+v %v", f, err)
+	}
+	if err := alice.Release(ctx, "fenced", l.LeaseID); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := bob.CheckFence(ctx, "fenced", l.FencingToken); !errors.Is(err, client.ErrStaleToken) || f.Valid || f.CurrentFencingToken != l.FencingToken {
+		t.Fatalf("after the release: %+v %v", f, err)
+	}
+	if f, err := bob.CheckSemaphoreFence(ctx, "never", 3); !errors.Is(err, client.ErrStaleToken) || f.Valid || f.CurrentFencingToken != 0 {
+		t.Fatalf("a semaphore never taken: %+v %v", f, err)
+	}
+}
