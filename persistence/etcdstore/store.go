@@ -54,6 +54,12 @@ type Options struct {
 	// transaction (default 4 × MaxTxnOps; same-key writes merge, so a
 	// transaction may carry more writes than ops).
 	MaxBatch int
+	// TxnsInFlight is how many transactions the writer keeps in flight at
+	// once (default DefaultTxnsInFlight). Each after the first is guarded
+	// by the effect of the one before it (Writer), so they commit in order
+	// and one that fails fails every later one. 1 sends a transaction only
+	// after the previous one's answer.
+	TxnsInFlight int
 	// TxnTimeout bounds one transaction or read (default 5 s). A
 	// transaction that times out has an unknown outcome and ends the term.
 	TxnTimeout time.Duration
@@ -77,6 +83,11 @@ type Options struct {
 // DefaultMaxTxnOps is etcd's default --max-txn-ops.
 const DefaultMaxTxnOps = 128
 
+// DefaultTxnsInFlight is Options.TxnsInFlight's default: a transaction is
+// built and sent while the previous one commits, hiding its latency
+// (docs/benchmarks.md "Cluster mode").
+const DefaultTxnsInFlight = 2
+
 func (o *Options) defaults() {
 	if o.MaxTxnOps <= 0 {
 		o.MaxTxnOps = DefaultMaxTxnOps
@@ -89,6 +100,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 4 * o.MaxTxnOps
+	}
+	if o.TxnsInFlight <= 0 {
+		o.TxnsInFlight = DefaultTxnsInFlight
 	}
 	if o.TxnTimeout <= 0 {
 		o.TxnTimeout = 5 * time.Second
