@@ -17,13 +17,12 @@
 //     still have the create revision it had when the term began (Fence). A
 //     deposed or paused leader therefore commits nothing, whatever it
 //     believes: its belief only decides whether it answers or says 503.
-//   - Up to two Txns are in flight at a time (Options.TxnsInFlight); the
-//     second also requires the first one's value at meta/txn_chain, so
-//     batches commit in the order of their writes and a failed one fails
-//     the one behind it (Writer); callbacks run in enqueue order on the
-//     writer goroutine, each after its own Txn and every earlier one
-//     committed.
-//     The writer's queue is guarded by its mutex (see Writer); the
+//   - One Txn is in flight at a time (or up to Options.TxnsInFlight: one
+//     sent while another is unresolved also requires that other's value at
+//     meta/txn_chain), so batches commit in the order of their writes and
+//     a failed one fails the ones behind it (Writer); callbacks run in
+//     enqueue order on the writer goroutine, each after its own Txn and
+//     every earlier one committed. The writer's queue is guarded by its mutex (see Writer); the
 //     transaction being built (txnBuilder) belongs to the writer goroutine.
 //   - A Txn refused by its guard, or whose outcome is unknown (a timeout: it
 //     may still commit), ends the term: the store fails every later write,

@@ -114,7 +114,7 @@ func openReorder(t *testing.T, opt Options) (*Store, *reorderKV, *clientv3.Clien
 // is what etcd holds. (Planted bug, once: without the chain compare the
 // second commits first and the first then overwrites it: token 1.)
 func TestTxnsInFlightCommitInOrder(t *testing.T) {
-	s, kv, _ := openReorder(t, Options{})
+	s, kv, _ := openReorder(t, Options{TxnsInFlight: 2})
 	kv.arm()
 	var mu sync.Mutex
 	var order []int
@@ -163,7 +163,7 @@ func TestTxnsInFlightCommitInOrder(t *testing.T) {
 // refusal was definite), and the term goes on. (Planted bug, once: without
 // the chain compare the second commits although the first failed.)
 func TestFailedTxnFailsTheOneInFlightBehindIt(t *testing.T) {
-	s, kv, c := openReorder(t, Options{})
+	s, kv, c := openReorder(t, Options{TxnsInFlight: 2})
 	kv.first = rpctypes.ErrTooManyOps // etcd refused it before proposing it
 	kv.arm()
 	errs := make(chan error, 2)
@@ -203,7 +203,7 @@ func TestFailedTxnFailsTheOneInFlightBehindIt(t *testing.T) {
 // two transactions in flight at once get different ids. (Without the
 // overlay both would read the same sequence and bob would overwrite alice.)
 func TestTranslationReadsTxnsInFlight(t *testing.T) {
-	s, kv, _ := openReorder(t, Options{})
+	s, kv, _ := openReorder(t, Options{TxnsInFlight: 2})
 	kv.arm()
 	errs := make(chan error, 2)
 	issue := func(login, tok string) {
@@ -237,7 +237,7 @@ func TestTranslationReadsTxnsInFlight(t *testing.T) {
 // write at once into a second transaction in flight applied it; without
 // the doomed generations, the one in the same transaction was applied.)
 func TestWriteFailingAloneHoldsLaterGuards(t *testing.T) {
-	s, kv, c := openReorder(t, Options{MaxTxnBytes: 1024})
+	s, kv, c := openReorder(t, Options{MaxTxnBytes: 1024, TxnsInFlight: 2})
 	var failed atomic.Uint64
 	g := actors.Guard{Failed: &failed, Gen: 1}
 	bump := func(errs chan<- error) func(error) {

@@ -83,10 +83,15 @@ type Options struct {
 // DefaultMaxTxnOps is etcd's default --max-txn-ops.
 const DefaultMaxTxnOps = 128
 
-// DefaultTxnsInFlight is Options.TxnsInFlight's default: a transaction is
-// built and sent while the previous one commits, hiding its latency
-// (docs/benchmarks.md "Cluster mode").
-const DefaultTxnsInFlight = 2
+// DefaultTxnsInFlight is Options.TxnsInFlight's default: one transaction
+// at a time. Measured with three members on one 2-core machine
+// (docs/benchmarks.md "Cluster mode"), a second in flight did not raise
+// throughput, nor with a 2 ms round trip added to every transaction: it
+// splits the same writes into smaller batches, and etcd received about one
+// chained transaction in four (in twelve with the round trip) before the
+// one it chains to, which costs a second send. With four in flight nearly
+// every chained one was sent twice.
+const DefaultTxnsInFlight = 1
 
 func (o *Options) defaults() {
 	if o.MaxTxnOps <= 0 {

@@ -79,6 +79,7 @@ type Writer struct {
 	txns      atomic.Uint64
 	writes    atomic.Uint64
 	failures  atomic.Uint64
+	resent    atomic.Uint64
 	commitDur atomic.Int64 // total nanoseconds spent committing
 
 	// OnBatch, when set before the first write, is called after every
@@ -212,9 +213,11 @@ func (w *Writer) LastError() string {
 
 // WriterStats are cumulative counters.
 type WriterStats struct {
-	Txns, Writes, Failures uint64
-	CommitTime             time.Duration
-	Queued                 int
+	// Resent counts transactions sent a second time: etcd received them
+	// before the transaction they chain to (Writer).
+	Txns, Writes, Failures, Resent uint64
+	CommitTime                     time.Duration
+	Queued                         int
 }
 
 // Stats returns cumulative counters.
@@ -222,7 +225,7 @@ func (w *Writer) Stats() WriterStats {
 	w.mu.Lock()
 	q := len(w.queue)
 	w.mu.Unlock()
-	return WriterStats{Txns: w.txns.Load(), Writes: w.writes.Load(), Failures: w.failures.Load(),
+	return WriterStats{Txns: w.txns.Load(), Writes: w.writes.Load(), Failures: w.failures.Load(), Resent: w.resent.Load(),
 		CommitTime: time.Duration(w.commitDur.Load()), Queued: q}
 }
 
@@ -527,6 +530,7 @@ func (w *Writer) retry(f *flight, r txnResult, poison error) bool {
 		return false
 	}
 	f.retried = true
+	w.resent.Add(1)
 	if err := w.admit(); err != nil {
 		f.sent, f.err = false, err
 		return false
