@@ -42,7 +42,9 @@ func (g Guard) Valid() bool { return g.Failed == nil || g.Failed.Load() < g.Gen 
 // writer reaches it is not applied and fails (done gets an error wrapping
 // ErrUnavailable) without failing the other writes of its batch. Guards are
 // evaluated on the writer goroutine after the done callbacks of every
-// earlier write have run.
+// earlier failed write have run; a write whose guard was read while earlier
+// writes were still in flight (etcdstore's pipelined transactions) fails if
+// any of them fails.
 type GuardedStore interface {
 	EnqueueGuarded(m Mutation, g Guard, done func(error)) (uint64, error)
 }

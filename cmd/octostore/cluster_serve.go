@@ -54,6 +54,9 @@ type ClusterConfig struct {
 	// MaxTxnOps is --max-txn-ops: writes per etcd transaction with an
 	// external etcd (its --max-txn-ops); an embedded member uses its own.
 	MaxTxnOps int
+	// TxnsInFlight is --txns-in-flight: the leader's etcd transactions in
+	// flight at once (etcdstore.Options.TxnsInFlight).
+	TxnsInFlight int
 	// MoveRaftLeader is --move-raft-leader (default on): after winning, the
 	// leader hands etcd's Raft leadership to another member (embedded
 	// members only), so that its own death costs no etcd election and no
@@ -145,6 +148,7 @@ type clusterNode struct {
 
 	prefix       string
 	maxTxnOps    int
+	txnsInFlight int
 	serializable bool // the node's own member: local reads are current
 	lead         *leadership
 
@@ -190,7 +194,7 @@ func (m *Main) runCluster(ctx context.Context, ln net.Listener) error {
 		m.Logger.Warn("cluster mode without an identity source: only tokens already stored in etcd authenticate " +
 			"(configure --static-tokens, --admin-key or GitHub sign-in on every node)")
 	}
-	n := &clusterNode{prefix: etcdstore.DefaultPrefix, terms: map[*etcdstore.Term]*leaderTerm{}}
+	n := &clusterNode{prefix: etcdstore.DefaultPrefix, txnsInFlight: cc.TxnsInFlight, terms: map[*etcdstore.Term]*leaderTerm{}}
 	m.Cluster = n
 	advertise := cc.AdvertiseURL
 	if advertise == "" {
@@ -366,7 +370,7 @@ func (m *Main) openTerm(n *clusterNode, t *etcdstore.Term, lt *leaderTerm) error
 	stop := context.AfterFunc(ctxOf(t), cancel)
 	defer stop()
 	store, err := etcdstore.Open(ctx, n.Client, t.Fence(), etcdstore.Options{
-		Prefix: n.prefix, MaxTxnOps: n.maxTxnOps, SerializableReads: n.serializable,
+		Prefix: n.prefix, MaxTxnOps: n.maxTxnOps, TxnsInFlight: n.txnsInFlight, SerializableReads: n.serializable,
 		OnLost: t.End, OnBatch: n.Front.ObserveTxn, Now: m.Now,
 	})
 	if err != nil {

@@ -58,6 +58,7 @@ func TestServeClusterFlags(t *testing.T) {
 		{[]string{"--node", "n1", "--cluster", "n1=http://a:1", "--cluster-state", "old"}, "new or existing"},
 		{[]string{"--node", "n1", "--cluster", "n1=http://a:1", "--advertise-url", "10.0.0.1:3000"}, "http://HOST:PORT"},
 		{[]string{"--node", "n1", "--etcd-endpoints", "http://e:2379", "--max-txn-ops", "4"}, "at least 8"},
+		{[]string{"--node", "n1", "--cluster", "n1=http://a:1", "--txns-in-flight", "0"}, "1 to 4"},
 	} {
 		_, err := parseServe(t, c.args...)
 		if exitCodeOf(err) != exitUsage || !strings.Contains(err.Error(), c.want) {

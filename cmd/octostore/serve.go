@@ -603,6 +603,13 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 				}
 				return nil
 			}},
+		&cli.IntFlag{Name: "txns-in-flight", Value: etcdstore.DefaultTxnsInFlight, Destination: &cfg.Cluster.TxnsInFlight, Usage: "the leader's etcd transactions in flight at once (1 to 4), each guarded by the one before it; more than 1 did not raise throughput in any measurement so far (docs/benchmarks.md, \"Cluster mode\")", EnvVars: []string{"OCTOSTORE_TXNS_IN_FLIGHT"},
+			Action: func(_ *cli.Context, v int) error {
+				if v < 1 || v > 4 {
+					return usage("--txns-in-flight must be 1 to 4")
+				}
+				return nil
+			}},
 		&cli.BoolFlag{Name: "move-raft-leader", Value: true, Destination: &cfg.Cluster.MoveRaftLeader, Usage: "embedded etcd: after winning, hand etcd's Raft leadership to another member, so that the leader's death does not also cost an etcd election and a renewal of every lease (about 2.5 s off a failover for about 10% of throughput: docs/benchmarks.md, \"Cluster mode\"; --move-raft-leader=false to keep it)", EnvVars: []string{"OCTOSTORE_MOVE_RAFT_LEADER"}},
 		&cli.UintFlag{Name: "etcd-heartbeat-ms", Value: 100, Destination: &cfg.Cluster.HeartbeatMs, Usage: "the embedded member's Raft heartbeat interval (ms)", EnvVars: []string{"OCTOSTORE_ETCD_HEARTBEAT_MS"}},
 		&cli.UintFlag{Name: "etcd-election-ms", Value: 1000, Destination: &cfg.Cluster.ElectionMs, Usage: "the embedded member's Raft election timeout (ms; at least 5 × the heartbeat)", EnvVars: []string{"OCTOSTORE_ETCD_ELECTION_MS"}},

@@ -18,7 +18,7 @@ import (
 // Most translations are pure. The token mutations read what they update
 // (users, the token being rotated, the static tokens): reads go through a
 // txnReader, which sees etcd as of the last committed transaction plus the
-// writes of the transaction being built. The writer is the only writer of
+// writes of the transactions in flight and of the one being built. The writer is the only writer of
 // the keyspace while its term lasts, so nothing else changes what it read
 // before its transaction commits; a write it computed under a term that has
 // ended fails the transaction's guard.
@@ -29,6 +29,10 @@ type txnReader struct {
 	kv  clientv3.KV
 	ks  keyspace
 	b   *txnBuilder
+	// pending are the transactions in flight, oldest first: the one being
+	// built commits only after them (or not at all), so it reads etcd
+	// through their writes.
+	pending []*txnBuilder
 	// local holds the point writes of the parts the current translation has
 	// produced so far (not in b yet): nil value = deleted.
 	local map[string][]byte
@@ -57,6 +61,11 @@ func (r *txnReader) get(key string) ([]byte, error) {
 	if v, found := r.b.lookup(key); found {
 		return v, nil
 	}
+	for i := len(r.pending) - 1; i >= 0; i-- {
+		if v, found := r.pending[i].lookup(key); found {
+			return v, nil
+		}
+	}
 	resp, err := r.kv.Get(r.ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
@@ -75,6 +84,9 @@ func (r *txnReader) list(prefix string) (map[string][]byte, error) {
 		return nil
 	}); err != nil {
 		return nil, err
+	}
+	for _, p := range r.pending {
+		p.overlay(prefix, prefixEnd(prefix), kvs)
 	}
 	r.b.overlay(prefix, prefixEnd(prefix), kvs)
 	return kvs, nil

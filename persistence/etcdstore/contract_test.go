@@ -34,3 +34,10 @@ func TestStoreContractSerializableSmallTxns(t *testing.T) {
 	c := startCluster(t, 1, func(mc *MemberConfig) { mc.MaxTxnOps = 8 })[0].Client()
 	storetest.Run(t, contractOpener(c, Options{MaxTxnOps: 8, SerializableReads: true}))
 }
+
+// The contract holds with two transactions in flight, capped at a few ops
+// (batches split across transactions in flight at once).
+func TestStoreContractTxnsInFlight(t *testing.T) {
+	c := startCluster(t, 1, func(mc *MemberConfig) { mc.MaxTxnOps = 8 })[0].Client()
+	storetest.Run(t, contractOpener(c, Options{MaxTxnOps: 8, TxnsInFlight: 2}))
+}

@@ -17,9 +17,12 @@
 //     still have the create revision it had when the term began (Fence). A
 //     deposed or paused leader therefore commits nothing, whatever it
 //     believes: its belief only decides whether it answers or says 503.
-//   - One Txn is in flight at a time, so batches commit in the order of
-//     their writes; callbacks run in enqueue order on the writer goroutine.
-//     The writer's queue is guarded by its mutex (see Writer); the
+//   - One Txn is in flight at a time (or up to Options.TxnsInFlight: one
+//     sent while another is unresolved also requires that other's value at
+//     meta/txn_chain), so batches commit in the order of their writes and
+//     a failed one fails the ones behind it (Writer); callbacks run in
+//     enqueue order on the writer goroutine, each after its own Txn and
+//     every earlier one committed. The writer's queue is guarded by its mutex (see Writer); the
 //     transaction being built (txnBuilder) belongs to the writer goroutine.
 //   - A Txn refused by its guard, or whose outcome is unknown (a timeout: it
 //     may still commit), ends the term: the store fails every later write,
@@ -97,6 +100,9 @@
 //	meta/auth_epoch           the auth epoch servers poll to drop their token caches;
 //	                          absent = 0. Reserved for token changes made outside the
 //	                          leader's writer (none exist in cluster mode yet).
+//	meta/txn_chain            "<election key revision, hex>/<n>": written by every Txn of the
+//	                          leader's writer (the n-th of its term); a Txn sent while another
+//	                          is in flight requires the other's value here (Writer)
 //	meta/forward_key          the cluster's forwarding key (ForwardKey): a node that
 //	                          forwards a request vouches for its client's address with
 //	                          it. Written once by the first node; not the writer's.

@@ -104,6 +104,7 @@ func (k keyspace) tokens() string          { return k.prefix + "token/" }
 func (k keyspace) authEpoch() string       { return k.prefix + "meta/auth_epoch" }
 func (k keyspace) forwardKey() string      { return k.prefix + "meta/forward_key" }
 func (k keyspace) layout() string          { return k.prefix + "meta/layout" }
+func (k keyspace) txnChain() string        { return k.prefix + "meta/txn_chain" }
 
 // election is the prefix concurrency.NewElection takes (it appends "/").
 func (k keyspace) election() string { return k.prefix + "election" }

@@ -19,9 +19,25 @@ import (
 // Writer is the group-commit writer over etcd: the counterpart of
 // persistence.Writer. Enqueue appends to an in-memory queue; the writer
 // goroutine merges what is queued into one etcd transaction (txn.go),
-// commits it, then runs the waiters' callbacks in sequence order. One
-// transaction is in flight at a time, so transactions commit in the order
-// of the writes they carry.
+// sends it, and runs the waiters' callbacks in sequence order once it has
+// committed.
+//
+// Up to Options.TxnsInFlight transactions are in flight at once: while one
+// commits (a Raft round trip and the members' fsyncs, milliseconds), the
+// writes queued meanwhile become the next. Every transaction puts a value
+// of its own at the chain key (meta/txn_chain), and one sent while an
+// earlier one is unresolved also requires the chain key to hold that
+// earlier one's value. So transactions commit in the order they were
+// built: if etcd receives the later one first, it refuses it, and the
+// writer sends it again once the earlier one has committed; and if the
+// earlier one fails, the later one cannot commit and fails with it (so do
+// all after it; nothing new is sent until every one in flight is answered).
+// Writes are acknowledged in order, each only after its own transaction
+// and every earlier one committed. A transaction is not built behind one
+// holding a write that fails alone (translation, size) until that
+// one resolved, so that the failure's callback precedes the later guards
+// (actors.GuardedStore). Translations that read etcd see the writes of the
+// transactions in flight (txnReader).
 //
 // Every transaction is guarded: its If requires the leader's election key
 // (Fence.Key) to still have the create revision it had when this node won
@@ -30,7 +46,8 @@ import (
 // it believes. Acknowledged means committed by the etcd majority.
 //
 // A transaction whose outcome is unknown (a timeout, a lost connection: it
-// may still commit) or that fails its guard ends the writer's term: it and
+// may still commit) or that fails its guard (a second time, if it failed
+// first as a reordered chained one) ends the writer's term: it and
 // every later write fail with ErrUnavailable, OnLost is called once, and the
 // owner must stand down and let the next leader (maybe this node again,
 // after a new Campaign) load the state from etcd. Continuing would build on
@@ -62,6 +79,7 @@ type Writer struct {
 	txns      atomic.Uint64
 	writes    atomic.Uint64
 	failures  atomic.Uint64
+	resent    atomic.Uint64
 	commitDur atomic.Int64 // total nanoseconds spent committing
 
 	// OnBatch, when set before the first write, is called after every
@@ -72,7 +90,11 @@ type Writer struct {
 	// fails it as a refused transaction would (fault tests).
 	fault atomic.Pointer[func() error]
 
-	b *txnBuilder // writer goroutine only
+	// writer goroutine only
+	maxOps, maxBytes int           // of one transaction's builder
+	inFlight         int           // transactions in flight at most
+	free             []*txnBuilder // builders of resolved flights
+	chainSeq         uint64        // transactions sent in this term
 }
 
 // entry is one queued write.
@@ -129,7 +151,9 @@ func newWriter(kv clientv3.KV, ks keyspace, fence Fence, opt Options) *Writer {
 		wake:     make(chan struct{}, 1),
 		stopped:  make(chan struct{}),
 		OnBatch:  opt.OnBatch,
-		b:        newTxnBuilder(opt.MaxTxnOps, opt.MaxTxnBytes),
+		maxOps:   max(opt.MaxTxnOps-1, 1), // one op is the chain key's put
+		maxBytes: opt.MaxTxnBytes,
+		inFlight: opt.TxnsInFlight,
 		Tracker:  commitq.New(),
 	}
 	w.healthy.Store(true)
@@ -189,9 +213,11 @@ func (w *Writer) LastError() string {
 
 // WriterStats are cumulative counters.
 type WriterStats struct {
-	Txns, Writes, Failures uint64
-	CommitTime             time.Duration
-	Queued                 int
+	// Resent counts transactions sent a second time: etcd received them
+	// before the transaction they chain to (Writer).
+	Txns, Writes, Failures, Resent uint64
+	CommitTime                     time.Duration
+	Queued                         int
 }
 
 // Stats returns cumulative counters.
@@ -199,7 +225,7 @@ func (w *Writer) Stats() WriterStats {
 	w.mu.Lock()
 	q := len(w.queue)
 	w.mu.Unlock()
-	return WriterStats{Txns: w.txns.Load(), Writes: w.writes.Load(), Failures: w.failures.Load(),
+	return WriterStats{Txns: w.txns.Load(), Writes: w.writes.Load(), Failures: w.failures.Load(), Resent: w.resent.Load(),
 		CommitTime: time.Duration(w.commitDur.Load()), Queued: q}
 }
 
@@ -244,7 +270,9 @@ func (w *Writer) loop() {
 	defer close(w.stopped)
 	probe := time.NewTicker(time.Second)
 	defer probe.Stop()
-	var work []entry // taken from the queue, not resolved; work[0] may be part-way through its parts
+	var work []entry      // taken from the queue, not in a flight yet; work[0] may be part-way through its parts
+	var flights []*flight // built, in order; flights[0] resolves first
+	var poison error      // a flight failed: every later one fails too, and nothing is sent until all are resolved
 	for {
 		w.mu.Lock()
 		if n := w.maxTake - len(work); n > 0 && len(w.queue) > 0 {
@@ -258,6 +286,44 @@ func (w *Writer) loop() {
 		}
 		closed := w.closed
 		w.mu.Unlock()
+		if len(work) > 0 && w.mayBuild(flights, poison) {
+			f := w.build(work, flights)
+			n := len(f.entries)
+			clear(work[:n])
+			work = append(work[:0], work[n:]...)
+			flights = append(flights, f)
+			continue
+		}
+		if len(flights) > 0 {
+			f := flights[0]
+			var r txnResult
+			if f.sent {
+				select {
+				case r = <-f.res:
+				case <-w.wake:
+					continue // more writes: maybe another transaction can go
+				}
+			}
+			if w.retry(f, r, poison) {
+				continue
+			}
+			err := w.outcome(f, r, &poison)
+			flights[0] = nil
+			flights = flights[1:]
+			w.resolve(f.entries, err, time.Since(f.start))
+			w.free = append(w.free, f.b)
+			if len(flights) == 0 {
+				flights = flights[:0:0]
+				if poison != nil && len(work) > 0 && work[0].next > 0 {
+					// Some of its parts were in a failed transaction.
+					w.resolve(work[:1], poison, 0)
+					clear(work[:1])
+					work = append(work[:0], work[1:]...)
+				}
+				poison = nil
+			}
+			continue
+		}
 		if len(work) == 0 {
 			if closed {
 				w.Tracker.Close()
@@ -267,36 +333,95 @@ func (w *Writer) loop() {
 			case <-w.wake:
 			case <-probe.C:
 				if !w.healthy.Load() && w.Lost() == nil {
-					w.b.reset()
-					if w.commit(w.b) == nil {
+					if w.probe() == nil {
 						w.healthy.Store(true)
 					}
 				}
 			}
-			continue
 		}
-		n := w.run(work)
-		clear(work[:n])
-		work = append(work[:0], work[n:]...)
 	}
 }
 
-// run builds one transaction from the front of work, commits it, and
-// resolves the writes it completed, in order. It returns how many entries
-// of work are resolved.
-func (w *Writer) run(work []entry) int {
-	b := w.b
+// flight is one transaction of the writer: built from the front of the
+// work, sent (unless it has nothing to send or the term is over), and
+// resolved in order.
+type flight struct {
+	b       *txnBuilder
+	entries []entry // the writes it resolves: their last parts are in it
+	alone   bool    // some of its writes fail alone (translation, size): their callbacks change guards
+	start   time.Time
+
+	sent    bool
+	err     error // not sent: why, or nil (nothing to send)
+	ops     []clientv3.Op
+	chain   string // the value it puts at the chain key
+	prev    string // the chain value it requires; "" when sent with nothing in flight
+	retried bool
+	res     chan txnResult // capacity 1
+}
+
+// txnResult is what etcd answered to a flight.
+type txnResult struct {
+	ok  bool // committed
+	err error
+}
+
+// mayBuild reports whether another transaction may be built now: fewer than
+// inFlight are unresolved, no earlier one failed, and none has writes that
+// fail alone (their callbacks must run before later guards are read: see
+// actors.GuardedStore).
+func (w *Writer) mayBuild(flights []*flight, poison error) bool {
+	if poison != nil || len(flights) >= w.inFlight {
+		return false
+	}
+	for _, f := range flights {
+		if f.alone || f.err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// build makes the next flight from the front of work and sends it. Its
+// translations read etcd through the writes of every flight still
+// unresolved (all of which commit before it, or it fails with them).
+func (w *Writer) build(work []entry, flights []*flight) *flight {
+	var b *txnBuilder
+	if n := len(w.free); n > 0 {
+		b, w.free = w.free[n-1], w.free[:n-1]
+	} else {
+		b = newTxnBuilder(w.maxOps, w.maxBytes)
+	}
 	b.reset()
+	f := &flight{b: b, start: time.Now()}
 	r := &txnReader{ctx: context.Background(), kv: w.kv, ks: w.ks, b: b}
+	for _, g := range flights {
+		r.pending = append(r.pending, g.b)
+	}
+	// doomed: the generations that writes failing alone in this flight
+	// will mark failed (their callbacks, actors.Host) by guard.
+	var doomed map[*atomic.Uint64]uint64
+	fail := func(e *entry, err error) {
+		e.err, f.alone = err, true
+		if g := e.guard; g.Failed != nil && doomed[g.Failed] < g.Gen {
+			if doomed == nil {
+				doomed = map[*atomic.Uint64]uint64{}
+			}
+			doomed[g.Failed] = g.Gen
+		}
+	}
 	i, cut := 0, false
 	for ; i < len(work) && !cut; i++ {
 		e := &work[i]
 		if !e.translated {
 			e.translated = true
-			// Guards are read here, on the writer goroutine, after the done
-			// callbacks of every earlier transaction have run.
-			if e.m != nil && !e.guard.Valid() {
-				e.skip = true
+			// Guards are read here, on the writer goroutine. Every earlier
+			// write either resolved (its callback ran), or is in a flight
+			// that had no write failing alone (if that flight fails, this
+			// one fails with it: the chain guard), or is in this one (then
+			// doomed has what its failure will mark).
+			if e.m != nil && (!e.guard.Valid() || (e.guard.Failed != nil && doomed[e.guard.Failed] >= e.guard.Gen)) {
+				e.skip = true // its callback marks nothing new: the guard is failed already
 			} else if w.Lost() == nil {
 				r.local = nil
 				ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
@@ -304,7 +429,7 @@ func (w *Writer) run(work []entry) int {
 				parts, err := translate(r, e.m)
 				cancel()
 				if err != nil {
-					e.err = fmt.Errorf("%w: %s: %w", actors.ErrUnavailable, tableOf(e.m), err)
+					fail(e, fmt.Errorf("%w: %s: %w", actors.ErrUnavailable, tableOf(e.m), err))
 				}
 				e.parts = parts
 			}
@@ -318,7 +443,7 @@ func (w *Writer) run(work []entry) int {
 			}
 			if b.empty() {
 				// Cannot fit even alone: fail this write, not the others.
-				e.err = fmt.Errorf("%w: %s: %w", actors.ErrUnavailable, tableOf(e.m), errTooLarge)
+				fail(e, fmt.Errorf("%w: %s: %w", actors.ErrUnavailable, tableOf(e.m), errTooLarge))
 				e.next = len(e.parts)
 				break
 			}
@@ -326,36 +451,38 @@ func (w *Writer) run(work []entry) int {
 			break
 		}
 		if cut {
-			break
+			i-- // e is not resolved by this flight
 		}
 	}
-	start := time.Now()
-	var err error
-	if !b.empty() {
-		err = w.commit(b)
-	} else if lost := w.Lost(); lost != nil {
-		err = lost
+	f.entries = append(f.entries, work[:i]...)
+	switch {
+	case b.empty():
+		f.err = w.Lost()
+	default:
+		if err := w.admit(); err != nil {
+			f.err = err
+			break
+		}
+		w.chainSeq++
+		f.chain = fmt.Sprintf("%x/%d", w.fence.Rev, w.chainSeq)
+		f.ops = append(b.clientOps(), clientv3.OpPut(w.ks.txnChain(), f.chain))
+		// Chain to the newest flight still unresolved, if any: this one
+		// then commits only after it, and never if it does not.
+		for j := len(flights) - 1; j >= 0; j-- {
+			if flights[j].sent {
+				f.prev = flights[j].chain
+				break
+			}
+		}
+		f.res = make(chan txnResult, 1)
+		w.send(f)
 	}
-	d := time.Since(start)
-	resolved := i
-	if cut && err != nil {
-		// The cut write's first parts were in the failed transaction, or it
-		// was translated reading that transaction's writes: it fails too.
-		resolved++
-	}
-	w.resolve(work[:resolved], err, d)
-	return resolved
+	return f
 }
 
-func tableOf(m actors.Mutation) string {
-	if m == nil {
-		return "barrier"
-	}
-	return m.Table()
-}
-
-// commit sends the transaction, guarded by the fence.
-func (w *Writer) commit(b *txnBuilder) error {
+// admit is checked before every send: the term still lasts (else it ends
+// the writer's), and the fault hook lets it go.
+func (w *Writer) admit() error {
 	if lost := w.Lost(); lost != nil {
 		return lost
 	}
@@ -372,11 +499,88 @@ func (w *Writer) commit(b *txnBuilder) error {
 			return fmt.Errorf("%w: %v", actors.ErrUnavailable, err)
 		}
 	}
+	return nil
+}
+
+// send commits f in the background, guarded by the fence and, when f.prev
+// is set, by the chain key holding f.prev: the effect of the transaction
+// sent before it, which etcd may receive after it (then f fails and is sent
+// again, once) or never apply (then f cannot apply either).
+func (w *Writer) send(f *flight) {
+	f.sent = true
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(w.fence.Key), "=", w.fence.Rev)}
+	if f.prev != "" {
+		cmps = append(cmps, clientv3.Compare(clientv3.Value(w.ks.txnChain()), "=", f.prev))
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
+		defer cancel()
+		resp, err := w.kv.Txn(ctx).If(cmps...).Then(f.ops...).Commit()
+		f.res <- txnResult{ok: err == nil && resp.Succeeded, err: err}
+	}()
+}
+
+// retry sends f, the oldest unresolved flight, again when it failed only
+// its chain guard: it was sent before the flight it chains to was known
+// committed, and etcd received it first. Every earlier flight has now
+// committed, so the chain holds f.prev unless this node was deposed (then
+// the second refusal ends the term).
+func (w *Writer) retry(f *flight, r txnResult, poison error) bool {
+	if poison != nil || !f.sent || r.ok || r.err != nil || f.prev == "" || f.retried {
+		return false
+	}
+	f.retried = true
+	w.resent.Add(1)
+	if err := w.admit(); err != nil {
+		f.sent, f.err = false, err
+		return false
+	}
+	w.send(f)
+	return true
+}
+
+// outcome is the error that resolves f, the oldest unresolved flight (nil:
+// committed). poison is the error of an earlier flight of this run of
+// flights; f then fails too, and a first failure becomes the poison.
+func (w *Writer) outcome(f *flight, r txnResult, poison *error) error {
+	var err error
+	switch {
+	case !f.sent:
+		err = f.err
+	case r.err != nil && definite(r.err):
+		err = fmt.Errorf("%w: %v", actors.ErrUnavailable, r.err)
+	case r.err != nil:
+		w.endTerm(fmt.Errorf("%w: %v", ErrOutcomeUnknown, r.err))
+		err = w.Lost()
+	case !r.ok && *poison == nil:
+		w.endTerm(fmt.Errorf("%w: election key %s no longer has create revision %d", ErrNotLeader, w.fence.Key, w.fence.Rev))
+		err = w.Lost()
+	}
+	if *poison == nil {
+		*poison = err
+		return err
+	}
+	if f.sent && r.ok {
+		// Committed after an earlier transaction failed: possible only when
+		// that one's outcome was unknown (it committed after all). The
+		// term is over; this write is not acknowledged.
+		w.endTerm(fmt.Errorf("%w: a transaction committed after an earlier one failed", ErrOutcomeUnknown))
+	}
+	if lost := w.Lost(); lost != nil {
+		return lost
+	}
+	return fmt.Errorf("%w: an earlier etcd transaction failed: %w", actors.ErrUnavailable, *poison)
+}
+
+// probe sends an empty guarded transaction (health while idle).
+func (w *Writer) probe() error {
+	if err := w.admit(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 	defer cancel()
 	resp, err := w.kv.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(w.fence.Key), "=", w.fence.Rev)).
-		Then(b.clientOps()...).
 		Commit()
 	switch {
 	case err != nil && definite(err):
@@ -389,6 +593,13 @@ func (w *Writer) commit(b *txnBuilder) error {
 		return w.Lost()
 	}
 	return nil
+}
+
+func tableOf(m actors.Mutation) string {
+	if m == nil {
+		return "barrier"
+	}
+	return m.Table()
 }
 
 // definite reports whether err certainly means the transaction was not
