@@ -42,6 +42,10 @@ loadtest SCENARIO *ARGS:
 bench-compare:
     loadtest/bench-compare.sh bench-out
 
+# memory of held locks and start-up time, measured from outside a real serve process (wrk)
+mem-report-rss SCALES="200000 1000000":
+    SCALES="{{SCALES}}" loadtest/mem-report.sh mem-out
+
 # cluster mode: lock-cycle through a leader and a follower vs single node vs etcd's mutex recipe; failover times
 bench-cluster:
     loadtest/bench-cluster.sh bench-cluster

@@ -16,9 +16,10 @@ type ConfigStore interface {
 	// the key never existed. A deleted key is returned with Deleted set and
 	// Version = its last version (versions never repeat).
 	LoadConfig(owner, key string) (ConfigRecord, bool, error)
-	// ListConfig lists owner's live keys without values ("" for every
-	// owner's), ordered by owner and key.
-	ListConfig(ctx context.Context, owner string) ([]ConfigRecord, error)
+	// ListConfig lists one page of owner's live keys without values (""
+	// for every owner's), ordered by owner and key (PageQuery: AfterName is
+	// a key), with the count of them all, from one snapshot.
+	ListConfig(ctx context.Context, owner string, q PageQuery) (Page[ConfigRecord], error)
 	// ConfigVersion reads one retained version of a live key; ok is false
 	// for an unknown key or a version not retained.
 	ConfigVersion(ctx context.Context, owner, key string, version int64) (ConfigRecord, bool, error)
@@ -49,6 +50,7 @@ type ConfigKeys struct {
 	store   ConfigStore
 	quota   *quota
 	history int
+	gets    opPool[getConfig] // Get is a hot read
 }
 
 // NewConfigKeys registers the config kind with sys.
@@ -116,8 +118,7 @@ func (c *ConfigKeys) State(ctx context.Context, owner, key string) (ConfigRecord
 // Get reads the current version (ErrConfigNotFound if the key does not
 // exist).
 func (c *ConfigKeys) Get(ctx context.Context, owner, key string) (ConfigRecord, error) {
-	op := &getConfig{}
-	return answer(c.sys.call(ctx, configKey(owner, key), op), &op.config)
+	return callPooled(c.sys, ctx, configKey(owner, key), &c.gets, func(op *getConfig) ConfigRecord { return op.config })
 }
 
 // Version reads version n of a live key from the database (every
@@ -153,9 +154,10 @@ func (c *ConfigKeys) DeleteIf(ctx context.Context, owner, key string, expected i
 	return c.sys.call(ctx, configKey(owner, key), &deleteConfig{expected: expected})
 }
 
-// List lists owner's live keys without values ("" for every owner's).
-func (c *ConfigKeys) List(ctx context.Context, owner string) ([]ConfigRecord, error) {
-	return c.store.ListConfig(ctx, owner)
+// List lists one page of owner's live keys without values ("" for every
+// owner's; PageQuery: ordered by owner, then key).
+func (c *ConfigKeys) List(ctx context.Context, owner string, q PageQuery) (Page[ConfigRecord], error) {
+	return c.store.ListConfig(ctx, owner, q)
 }
 
 // Owned is how many live keys owner has.

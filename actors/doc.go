@@ -28,8 +28,11 @@
 //   - A request is routed by hash(kind, owner, name) to one of a fixed set of
 //     shard actors (shard.go). The shard owns the map name → child actor: it
 //     spawns a child on first use and stops it when the child asks to be
-//     passivated and no message is in flight to it. Only the shard touches
-//     that map, so it needs no lock.
+//     passivated and no message is in flight to it. Only the shard writes
+//     that map; callers read it (under the shard's RWMutex) to send to a
+//     resident child directly, and each child counts the requests in flight
+//     to it, which is what the shard's stop decision (a compare-and-swap of
+//     that count from 0) rests on.
 //   - A resource actor (host.go + one Behavior per kind: lock.go, …) owns the
 //     resource's state. Nothing else reads or writes it; other goroutines
 //     learn about it only through messages, replies and copies: a limit

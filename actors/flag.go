@@ -13,9 +13,10 @@ type FlagStore interface {
 	OwnerCounter
 	// LoadFlag loads a flag; ok is false if it does not exist.
 	LoadFlag(owner, name string) (FlagRecord, bool, error)
-	// ListFlags lists owner's flags ("" for every owner's), ordered by
-	// owner and name.
-	ListFlags(ctx context.Context, owner string) ([]FlagRecord, error)
+	// ListFlags lists one page of owner's flags ("" for every owner's),
+	// ordered by owner and name (PageQuery), with the count of them all,
+	// from one snapshot.
+	ListFlags(ctx context.Context, owner string, q PageQuery) (Page[FlagRecord], error)
 }
 
 // FlagConfig configures feature flags.
@@ -125,10 +126,11 @@ func (f *Flags) Delete(ctx context.Context, owner, name string) error {
 	return f.sys.call(ctx, flagKey(owner, name), &deleteFlag{})
 }
 
-// List lists owner's flags ("" for every owner's) from the database:
-// every acknowledged write is committed, so it is there.
-func (f *Flags) List(ctx context.Context, owner string) ([]FlagRecord, error) {
-	return f.store.ListFlags(ctx, owner)
+// List lists one page of owner's flags ("" for every owner's; PageQuery:
+// ordered by owner, then name) from the database: every acknowledged write
+// is committed, so it is there.
+func (f *Flags) List(ctx context.Context, owner string, q PageQuery) (Page[FlagRecord], error) {
+	return f.store.ListFlags(ctx, owner, q)
 }
 
 // Owned is how many flags owner has.

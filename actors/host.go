@@ -23,6 +23,7 @@ type Host struct {
 	b       Behavior
 	self    *actor.PID
 	parent  *actor.PID
+	child   *child // the shard's record of this actor: refs counts requests in flight to it
 	handled uint64
 	// lastSeq is the newest write replies depend on; lastAnySeq also counts
 	// write-behind writes (they only hold back passivation).
@@ -52,22 +53,12 @@ type Host struct {
 // answers nobody.
 type Parked struct {
 	reply chan error
-	done  <-chan struct{}
+	req   *request // its gaveUp flag; the request is not read after the answer (System.call recycles it)
 }
 
 // Gone reports whether the caller has stopped waiting for the answer (its
 // context is done): answering it would reach nobody.
-func (p Parked) Gone() bool {
-	if p.done == nil {
-		return false
-	}
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
+func (p Parked) Gone() bool { return p.req != nil && p.req.gaveUp.Load() }
 
 // Park takes over the answer of the operation being handled: the Host does
 // not answer it when Handle returns, and the Behavior answers it later with
@@ -78,7 +69,7 @@ func (h *Host) Park() Parked {
 	if h.cur == nil {
 		return Parked{}
 	}
-	return Parked{reply: h.cur.reply, done: h.cur.done}
+	return Parked{reply: h.cur.reply, req: h.cur}
 }
 
 // Answer answers a parked operation with err, once every write queued so far
@@ -167,14 +158,11 @@ func (h *Host) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *request:
 		h.handled++
-		if m.done != nil {
-			select {
-			case <-m.done:
-				// The caller stopped waiting before the operation started:
-				// drop it unapplied (System.call). Nobody reads a reply.
-				return
-			default:
-			}
+		defer h.child.refs.Add(-1) // handled: the shard may stop us once none is in flight
+		if m.gaveUp.Load() {
+			// The caller stopped waiting before the operation started:
+			// drop it unapplied (System.call). Nobody reads a reply.
+			return
 		}
 		if h.broken != nil {
 			h.activate() // the store may be back
@@ -207,7 +195,7 @@ func (h *Host) Receive(ctx actor.Context) {
 			(h.broken != nil || (h.lastAnySeq <= h.sys.store.Resolved() && h.b.Passivatable(h))) {
 			// The shard stops us only if nothing is in flight to us; if
 			// something is, we stay and check again later.
-			ctx.Send(h.parent, &passivate{key: h.key, pid: h.self, handled: h.handled})
+			ctx.Send(h.parent, &passivate{key: h.key, pid: h.self})
 		}
 		h.handledSeen = h.handled
 		h.idleTimer.Reset(h.sys.cfg.IdleTimeout)
@@ -246,6 +234,15 @@ func (h *Host) reply(ch chan error, err error) {
 		return
 	}
 	if h.lastSeq == 0 {
+		ch <- err
+		return
+	}
+	if h.lastSeq <= h.sys.store.Resolved() && h.failedGen.Load() < h.gen {
+		// Everything the answer depends on is resolved, and nothing of this
+		// generation failed (a failed write's done callback marks failedGen
+		// before Resolved passes it: Store): committed. Answer now, without
+		// a callback to register (the common case for reads of a resource
+		// whose last write committed long ago).
 		ch <- err
 		return
 	}

@@ -52,7 +52,8 @@ type Locks struct {
 	max        int
 	maxWaiters int
 	holdings   *Holdings
-	sessions   *sessionIndex // nil: no sessions
+	sessions   *sessionIndex      // nil: no sessions
+	statuses   opPool[lockStatus] // Status is a hot read
 }
 
 // NewLocks registers the lock kind with sys.
@@ -221,8 +222,7 @@ func (l *Locks) ForceRelease(ctx context.Context, name string) error {
 // Status reads the lock (from its actor: never a state that is not
 // committed).
 func (l *Locks) Status(ctx context.Context, name string) (LockState, error) {
-	op := &lockStatus{}
-	return answer(l.sys.call(ctx, lockKey(name), op), &op.state)
+	return callPooled(l.sys, ctx, lockKey(name), &l.statuses, func(op *lockStatus) LockState { return op.state })
 }
 
 // FenceResult answers a fence check: Valid when the token is the one of
@@ -261,37 +261,36 @@ func (l *Locks) Fence(ctx context.Context, name string, token uint64) (FenceResu
 }
 
 // List returns holder's locks held now, sorted by name, from the holder
-// index (no scan, no actor).
+// index (no scan, no actor): all of them (ListPage is a page).
 func (l *Locks) List(holder string) []LockRecord {
-	return l.withSessions(l.holdings.List(holder, l.sys.Now()))
+	return l.holdings.List(holder, l.sys.Now(), l.sessionView)
 }
 
-// ListAll returns every lock held now, sorted by name (the admin view).
-func (l *Locks) ListAll() []LockRecord { return l.withSessions(l.holdings.All(l.sys.Now())) }
+// ListAll returns every lock held now, sorted by name (the admin view):
+// all of them (ListAllPage is a page).
+func (l *Locks) ListAll() []LockRecord { return l.holdings.All(l.sys.Now(), l.sessionView) }
 
-// withSessions gives the session locks of a listing their session's expiry,
-// and leaves out those whose session has ended.
-func (l *Locks) withSessions(rs []LockRecord) []LockRecord {
-	out := rs[:0]
-	for _, r := range rs {
-		if r.SessionID != "" {
-			if l.sessions == nil {
-				continue
-			}
-			v, ok := l.sessions.view(r.SessionID)
-			if !ok || !v.Live {
-				continue
-			}
-			r.ExpiresAt = v.ExpiresAt
-		}
-		out = append(out, r)
+// sessionView is how a listing shows a lock of the holder index: a session
+// lock with its session's expiry, and not at all once its session has
+// ended (false).
+func (l *Locks) sessionView(r *LockRecord) bool {
+	if r.SessionID == "" {
+		return true
 	}
-	return out
+	if l.sessions == nil {
+		return false
+	}
+	v, ok := l.sessions.view(r.SessionID)
+	if !ok || !v.Live {
+		return false
+	}
+	r.ExpiresAt = v.ExpiresAt
+	return true
 }
 
 // sessionHeld is the ExpiresAt of a session lock in the holder index: far
 // enough that the index counts it (quota) and lists it; listings then ask
-// the session (withSessions).
+// the session (sessionView).
 var sessionHeld = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // holdingOf is r as the holder index keeps it.
@@ -300,6 +299,19 @@ func holdingOf(r LockRecord) LockRecord {
 		r.ExpiresAt = sessionHeld
 	}
 	return r
+}
+
+// ListPage is one page of holder's locks held now, by name after
+// q.AfterName, with the count of them all (the holder index: no scan of
+// other holders' locks, no actor).
+func (l *Locks) ListPage(holder string, q PageQuery) Page[LockRecord] {
+	return l.holdings.Page(holder, l.sys.Now(), q, l.sessionView)
+}
+
+// ListAllPage is one page of every lock held now, by name after
+// q.AfterName, with the count of them all (the admin view).
+func (l *Locks) ListAllPage(q PageQuery) Page[LockRecord] {
+	return l.holdings.AllPage(l.sys.Now(), q, l.sessionView)
 }
 
 // Indexed is the number of entries in the holder index (held, or expired

@@ -85,7 +85,10 @@ func (s *memStore) commit() int {
 		}
 	}
 	s.mu.Lock()
-	if len(batch) > 0 {
+	// Actors commit from their own goroutines: a batch taken earlier may
+	// finish after a later one, and resolved must not go back (a waiter of
+	// the later batch would then wait for a commit that never comes).
+	if len(batch) > 0 && batch[len(batch)-1].seq > s.resolved {
 		s.resolved = batch[len(batch)-1].seq
 	}
 	var ready []memWaiter

@@ -14,9 +14,10 @@ type LimitStore interface {
 	OwnerCounter
 	// LoadLimit loads a limit's state; ok is false if it does not exist.
 	LoadLimit(owner, name string) (s LimitState, ok bool, err error)
-	// ListLimits lists owner's limits ("" for every owner's), ordered by
-	// owner and name.
-	ListLimits(ctx context.Context, owner string) ([]LimitRecord, error)
+	// ListLimits lists one page of owner's limits ("" for every owner's),
+	// ordered by owner and name (PageQuery), with the count of them all,
+	// from one snapshot.
+	ListLimits(ctx context.Context, owner string, q PageQuery) (Page[LimitRecord], error)
 }
 
 // LimitConfig configures rate limits.
@@ -166,23 +167,24 @@ type LimitStatus struct {
 	LimitDecision
 }
 
-// List lists owner's limits ("" for every owner's) with their state now.
-// It first writes the counters still held behind (Sync), so it includes
-// every check acknowledged before the call.
-func (l *Limits) List(ctx context.Context, owner string) ([]LimitStatus, error) {
+// List lists one page of owner's limits ("" for every owner's) with their
+// state now (PageQuery: ordered by owner, then name). It first writes the
+// counters still held behind (Sync), so it includes every check
+// acknowledged before the call.
+func (l *Limits) List(ctx context.Context, owner string, q PageQuery) (Page[LimitStatus], error) {
 	if err := l.Sync(); err != nil {
-		return nil, err
+		return Page[LimitStatus]{}, err
 	}
-	recs, err := l.store.ListLimits(ctx, owner)
+	recs, err := l.store.ListLimits(ctx, owner, q)
 	if err != nil {
-		return nil, err
+		return Page[LimitStatus]{}, err
 	}
 	now := l.sys.Now()
-	out := make([]LimitStatus, len(recs))
-	for i := range recs {
-		r := &recs[i]
+	out := Page[LimitStatus]{Items: make([]LimitStatus, len(recs.Items)), Total: recs.Total, More: recs.More}
+	for i := range recs.Items {
+		r := &recs.Items[i]
 		max, win := r.State.Params()
-		out[i] = LimitStatus{Owner: r.Owner, Name: r.Name, Max: max, Window: win, Algorithm: r.State.Algorithm,
+		out.Items[i] = LimitStatus{Owner: r.Owner, Name: r.Name, Max: max, Window: win, Algorithm: r.State.Algorithm,
 			LimitDecision: r.State.Status(now)}
 	}
 	return out, nil

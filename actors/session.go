@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"sort"
@@ -159,8 +160,16 @@ type SessionState struct {
 }
 
 // List returns owner's live sessions ("" : everybody's), sorted by id,
-// from the index (no actor, no scan of the store).
+// from the index (no actor, no scan of the store): all of them (ListPage is
+// a page).
 func (s *Sessions) List(owner string) []SessionState { return s.idx.list(owner) }
+
+// ListPage is one page of owner's live sessions ("": everybody's) by id
+// after q.AfterName (sessions are ordered by id whoever owns them), with
+// the count of them all.
+func (s *Sessions) ListPage(owner string, q PageQuery) Page[SessionState] {
+	return s.idx.page(owner, q)
+}
 
 // Live is the number of sessions in the index (the sessions gauge).
 func (s *Sessions) Live() int { return s.idx.len() }
@@ -406,13 +415,51 @@ func (x *sessionIndex) len() int {
 
 // list returns owner's live sessions ("": everybody's), by id.
 func (x *sessionIndex) list(owner string) []SessionState {
-	x.mu.Lock()
-	now := x.now()
 	var out []SessionState
+	q := PageQuery{Limit: 1024}
+	for {
+		pg := x.page(owner, q)
+		out = append(out, pg.Items...)
+		if !pg.More || len(pg.Items) == 0 {
+			return out
+		}
+		q.AfterName = pg.Items[len(pg.Items)-1].ID
+	}
+}
+
+// page is one page of owner's live sessions ("": everybody's) by id after
+// q.AfterName, with the count of them all. The index is a map by id: the
+// page is the q.Limit+1 smallest ids after the position, kept in a bounded
+// heap while the map is walked once (memory: the page, not the index).
+func (x *sessionIndex) page(owner string, q PageQuery) Page[SessionState] {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	now := x.now()
+	var pg Page[SessionState]
+	var h idHeap // max-heap of the smallest ids seen
 	for _, e := range x.byID {
 		if (owner != "" && e.rec.Owner != owner) || !e.live(now) {
 			continue
 		}
+		pg.Total++
+		if e.rec.ID <= q.AfterName {
+			continue
+		}
+		if len(h) <= q.Limit {
+			heap.Push(&h, e)
+		} else if e.rec.ID < h[0].rec.ID {
+			h[0] = e
+			heap.Fix(&h, 0)
+		}
+	}
+	if len(h) > q.Limit {
+		pg.More = true
+		heap.Pop(&h) // the largest: the first of the next page
+	}
+	es := []*sessionEntry(h)
+	sort.Slice(es, func(i, j int) bool { return es[i].rec.ID < es[j].rec.ID })
+	pg.Items = make([]SessionState, len(es))
+	for i, e := range es {
 		st := SessionState{SessionRecord: e.rec, Locks: []string{}, Semaphores: []string{}}
 		for k := range e.holds {
 			switch k.Kind {
@@ -424,11 +471,23 @@ func (x *sessionIndex) list(owner string) []SessionState {
 		}
 		sort.Strings(st.Locks)
 		sort.Strings(st.Semaphores)
-		out = append(out, st)
+		pg.Items[i] = st
 	}
-	x.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
+	return pg
+}
+
+// idHeap is a max-heap of session entries by id.
+type idHeap []*sessionEntry
+
+func (h idHeap) Len() int           { return len(h) }
+func (h idHeap) Less(i, j int) bool { return h[i].rec.ID > h[j].rec.ID }
+func (h idHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *idHeap) Push(x any)        { *h = append(*h, x.(*sessionEntry)) }
+func (h *idHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // --- the session actor ---

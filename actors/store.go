@@ -18,7 +18,8 @@ type Store interface {
 	// order run in order, after the callbacks of the writes they follow.
 	AfterCommit(seq uint64, fn func(error))
 	// Resolved is the highest sequence number whose outcome (commit or
-	// failure) is known; every write up to it is resolved.
+	// failure) is known; every write up to it is resolved, and the done
+	// callbacks of those writes have run (Host.reply relies on this).
 	Resolved() uint64
 	// WaitResolved blocks until seq is resolved.
 	WaitResolved(seq uint64)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,15 +88,16 @@ type Timer interface {
 // (Locks, Limits, Flags, ConfigKeys), which call into the runtime through
 // call.
 type System struct {
-	cfg     Config
-	as      *actor.ActorSystem
-	shards  []*actor.PID
-	kinds   [numKinds]KindSpec
-	order   []Kind // registration order (Recover)
-	store   Store
-	live    atomic.Int64
-	closed  atomic.Bool
-	replies sync.Pool // chan error, capacity 1
+	cfg    Config
+	as     *actor.ActorSystem
+	shards []*shard
+	kinds  [numKinds]KindSpec
+	order  []Kind // registration order (Recover)
+	store  Store
+	disp   *workerDispatcher // runs every mailbox of the runtime (dispatch.go)
+	live   atomic.Int64
+	closed atomic.Bool
+	calls  sync.Pool // *request with a reply channel of capacity 1 (call)
 }
 
 // NewSystem starts the shard actors. Register every kind (NewLocks, …) and
@@ -121,12 +123,13 @@ func NewSystem(cfg Config) *System {
 	}
 	logger := cfg.Logger
 	as := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
-	s := &System{cfg: cfg, as: as, store: cfg.Store}
-	s.replies.New = func() any { return make(chan error, 1) }
-	s.shards = make([]*actor.PID, cfg.Shards)
+	s := &System{cfg: cfg, as: as, store: cfg.Store, disp: newWorkerDispatcher(dispatchWorkers(), dispatchThroughput)}
+	s.calls.New = func() any { return &request{reply: make(chan error, 1)} }
+	s.shards = make([]*shard, cfg.Shards)
 	for i := range s.shards {
-		sh := &shard{sys: s, children: map[Key]*child{}}
-		s.shards[i] = as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return sh }))
+		sh := &shard{sys: s, resident: map[Key]*child{}}
+		sh.pid = as.Root.Spawn(s.props(func() actor.Actor { return sh }, newMailbox()))
+		s.shards[i] = sh
 	}
 	return s
 }
@@ -181,14 +184,14 @@ type request struct {
 	// reply receives the answer (nil: the operation's own fields hold the
 	// rest). nil reply: nobody waits (timers).
 	reply chan error
-	// done is the caller's ctx.Done(): if it is closed when the actor gets
-	// to the request, the caller has stopped waiting and the operation is
-	// dropped unapplied.
-	done <-chan struct{}
+	// gaveUp is set by the caller when it stops waiting (its context is
+	// done): an actor that gets to the request afterwards drops it
+	// unapplied.
+	gaveUp atomic.Bool
 }
 
 // shardFor hashes a key onto a shard (FNV-1a over kind, owner, name).
-func (s *System) shardFor(k Key) *actor.PID {
+func (s *System) shardFor(k Key) *shard {
 	h := uint32(2166136261)
 	h = (h ^ uint32(k.Kind)) * 16777619
 	for i := 0; i < len(k.Owner); i++ {
@@ -214,31 +217,81 @@ func (s *System) shardFor(k Key) *actor.PID {
 // ctx.Err(), with its cause: errors.Is(err, context.Canceled) or
 // context.DeadlineExceeded) may therefore or may not have been applied.
 //
-// The hop is a Send with a pooled reply channel (no future, no timer): the
-// caller's context is the only deadline.
+// The hop has no future and no timer: the caller's context is the only
+// deadline, and the request with its reply channel is pooled (recycled
+// once answered: an abandoned one is never reused, the actor may still
+// answer into it). It goes straight to the resource's actor when that is
+// resident, and then the caller runs the actor's turn itself if the actor
+// is idle (mailbox.postAndRun): an answer that needs no commit is there
+// when the post returns, and ctx is not even asked for its Done channel
+// (which would start an HTTP request context's clock: httpd/reqctx.go).
 func (s *System) call(ctx context.Context, k Key, op any) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	done := ctx.Done()
-	ch := s.replies.Get().(chan error)
-	s.as.Root.Send(s.shardFor(k), &request{key: k, op: op, reply: ch, done: done})
+	if ctx.Err() != nil {
+		return contextError(ctx) // given up before it was sent: nothing applied
+	}
+	r := s.calls.Get().(*request)
+	r.key, r.op = k, op
+	s.routeCall(r)
 	select {
-	case err := <-ch:
-		s.replies.Put(ch)
+	case err := <-r.reply:
+		s.recycle(r)
+		return err
+	default:
+	}
+	done := ctx.Done()
+	select {
+	case err := <-r.reply:
+		s.recycle(r)
 		return err
 	case <-done:
+		r.gaveUp.Store(true)
 		// An answer that arrived at the same moment wins.
 		select {
-		case err := <-ch:
-			s.replies.Put(ch)
+		case err := <-r.reply:
 			return err
 		default:
 		}
-		// The actor may still answer into ch (or write to op): never reuse
-		// them.
+		// The actor may still answer into r.reply (or write to op): never
+		// reuse them.
 		return contextError(ctx)
 	}
+}
+
+// recycle returns an answered call's request to the pool.
+func (s *System) recycle(r *request) {
+	r.key, r.op = Key{}, nil
+	s.calls.Put(r)
+}
+
+// opPool recycles the operation values of a kind's hot reads (a status, a
+// get), as Limits.Check does its checks: a call's op goes back only once
+// the call was answered (after a cancelled wait the actor may still write
+// to it).
+type opPool[T any] struct{ p sync.Pool }
+
+func (p *opPool[T]) get() *T {
+	if v, ok := p.p.Get().(*T); ok {
+		return v
+	}
+	return new(T)
+}
+
+// callPooled is call with an op from pool; the answer is what answerOf
+// reads from the op (a plain function: a closure would allocate).
+func callPooled[T, A any](s *System, ctx context.Context, k Key, pool *opPool[T], answerOf func(*T) A) (A, error) {
+	op := pool.get()
+	if err := s.call(ctx, k, op); err != nil {
+		var zero A
+		return zero, err
+	}
+	a := answerOf(op)
+	var zero T
+	*op = zero
+	pool.p.Put(op)
+	return a, nil
 }
 
 // call is one operation of callAll: the resource, the operation, and (set
@@ -255,24 +308,43 @@ type call struct {
 // waits for every answer. Each operation's own error is in its call's
 // err. callAll fails only when ctx ends first or the runtime is closed: then
 // any of the operations may or may not have been applied (as for call).
+//
+// Order: an operation sent through its shard (the actor was not resident)
+// is forwarded by the shard later; a later operation of the same resource
+// sent straight to the actor (resident by then) could overtake it. So once
+// a resource's operation went through its shard, the later ones of that
+// resource in the batch do too, and the shard forwards them in order.
 func (s *System) callAll(ctx context.Context, calls []call) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	done := ctx.Done()
-	chs := make([]chan error, len(calls))
-	for i := range calls {
-		chs[i] = s.replies.Get().(chan error)
-		s.as.Root.Send(s.shardFor(calls[i].key), &request{key: calls[i].key, op: calls[i].op, reply: chs[i], done: done})
+	if ctx.Err() != nil {
+		return contextError(ctx) // nothing sent: nothing applied
 	}
+	reqs := make([]*request, len(calls))
+	var viaShard []Key // resources an operation of which went through the shard
 	for i := range calls {
+		r := s.calls.Get().(*request)
+		r.key, r.op = calls[i].key, calls[i].op
+		reqs[i] = r
+		if slices.Contains(viaShard, r.key) {
+			s.as.Root.Send(s.shardFor(r.key).pid, r)
+		} else if !s.route(r) {
+			viaShard = append(viaShard, r.key)
+		}
+	}
+	done := ctx.Done()
+	for i, r := range reqs {
 		select {
-		case err := <-chs[i]:
+		case err := <-r.reply:
 			calls[i].err = err
-			s.replies.Put(chs[i])
+			s.recycle(r)
 		case <-done:
-			// Operations still unanswered may answer into their channels
+			// Operations still unanswered may answer into their requests
 			// (or write to their ops) later: never reuse those.
+			for _, r := range reqs[i:] {
+				r.gaveUp.Store(true)
+			}
 			return contextError(ctx)
 		}
 	}
@@ -294,7 +366,31 @@ func (s *System) send(k Key, op any) {
 	if s.closed.Load() {
 		return
 	}
-	s.as.Root.Send(s.shardFor(k), &request{key: k, op: op})
+	s.route(&request{key: k, op: op})
+}
+
+// route delivers r to the actor of r.key: directly when it is resident and
+// not stopping (the child counts it: shard.go; direct is true), else
+// through the key's shard, which spawns the actor if needed.
+func (s *System) route(r *request) (direct bool) {
+	sh := s.shardFor(r.key)
+	if c := sh.lookup(r.key); c != nil && c.enter() {
+		c.mbox.PostUserMessage(r)
+		return true
+	}
+	s.as.Root.Send(sh.pid, r)
+	return false
+}
+
+// routeCall is route for a caller that waits for the answer: it runs the
+// resident actor's turn itself if the actor is idle (mailbox.postAndRun).
+func (s *System) routeCall(r *request) {
+	sh := s.shardFor(r.key)
+	if c := sh.lookup(r.key); c != nil && c.enter() {
+		c.mbox.postAndRun(r)
+		return
+	}
+	s.as.Root.Send(sh.pid, r)
 }
 
 // AfterFunc schedules op to be sent to k after d.
@@ -308,8 +404,15 @@ func (s *System) Close() {
 	if s.closed.Swap(true) {
 		return
 	}
-	for _, pid := range s.shards {
-		_ = s.as.Root.PoisonFuture(pid).Wait()
+	for _, sh := range s.shards {
+		_ = s.as.Root.PoisonFuture(sh.pid).Wait()
 	}
 	s.as.Shutdown()
+	s.disp.stop()
+}
+
+// props are the props of every actor of the runtime: its dispatcher and
+// its mailbox (mailbox.go), mb.
+func (s *System) props(p actor.Producer, mb *mailbox) *actor.Props {
+	return actor.PropsFromProducer(p, actor.WithDispatcher(s.disp), actor.WithMailbox(func() actor.Mailbox { return mb }))
 }

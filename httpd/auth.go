@@ -329,7 +329,8 @@ func (s *Server) authed(h handler) fasthttp.RequestHandler {
 		}
 		rq := s.reqs.request(ctx.Conn())
 		defer s.reqs.release(rq)
-		if err := h(ctx, rq, &p); err != nil {
+		rq.p = p // in the pooled request: &p would put every Principal on the heap
+		if err := h(ctx, rq, &rq.p); err != nil {
 			s.writeErr(ctx, rq.explain(err))
 		}
 	}

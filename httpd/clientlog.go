@@ -75,8 +75,8 @@ func (c *clientLog) Log(level slog.Level, msg string, args ...any) {
 // route is the route template a request matched (never the raw path, which
 // a client chooses and which may carry anything), or "unmatched".
 func route(ctx *fasthttp.RequestCtx) string {
-	if r, ok := ctx.UserValue(matchedRouteKey).(string); ok && r != "" {
-		return r
+	if ri := routeOf(ctx); ri != nil {
+		return ri.label
 	}
 	return "unmatched"
 }

@@ -74,8 +74,9 @@ func oneLineText(field, d string) error {
 }
 
 // configKey validates the {key} path parameter (names.ConfigKey).
-func configKey(ctx *fasthttp.RequestCtx) (string, error) {
-	key, _ := ctx.UserValue("key").(string)
+func configKey(ctx *fasthttp.RequestCtx) (string, error) { return validConfigKey(pathParam(ctx)) }
+
+func validConfigKey(key string) (string, error) {
 	if !names.ConfigKey.Valid(key) {
 		return "", errConfigKey
 	}
@@ -466,7 +467,7 @@ func appendVersionTail(b []byte, c *actors.ConfigRecord) []byte {
 // configList is served from the database: every acknowledged write is
 // committed, so it is there.
 func (s *Server) configList(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	return writeListing(s, ctx, rq, p, "configs", s.config.List, func(it *actors.ConfigRecord) string { return it.Owner }, 160, func(b []byte, c *actors.ConfigRecord, all bool) []byte {
+	return writeListing(s, ctx, rq, p, "configs", s.config.List, func(it *actors.ConfigRecord) (string, string) { return it.Owner, it.Key }, 160, func(b []byte, c *actors.ConfigRecord, all bool) []byte {
 		b = s.appendOwner(append(b, '{'), all, c.Owner)
 		b = append(b, `"key":`...)
 		b = appendString(b, c.Key)
@@ -481,12 +482,14 @@ func writeConfig(ctx *fasthttp.RequestCtx, c actors.ConfigRecord) error {
 	etag := append(nb[:0], '"')
 	etag = strconv.AppendInt(etag, c.Version, 10)
 	ctx.Response.Header.SetBytesV(fasthttp.HeaderETag, append(etag, '"'))
-	b := make([]byte, 0, 128+len(c.Key)+len(c.Value)+len(c.Description))
-	b = append(b, `{"key":`...)
+	bp := scratch.get()
+	defer scratch.put(bp)
+	b := append(*bp, `{"key":`...)
 	b = appendString(b, c.Key)
 	b = append(b, `,"value":`...)
 	b = append(b, c.Value...)
-	return writeOK(ctx, appendConfigTail(b, &c))
+	*bp = appendConfigTail(b, &c)
+	return writeOK(ctx, *bp)
 }
 
 // appendConfigTail renders description, version, created_at and

@@ -88,9 +88,9 @@ func (s *Server) routeEvents(broker *actors.Broker, cfg ServerConfig) {
 		stop: make(chan struct{}),
 	}
 	s.auth.onChange(s.events.revokeStreams)
-	s.r.GET("/events", s.authed(s.eventsAll))
-	s.r.GET("/locks/{name}/watch", s.authed(s.lockWatch))
-	s.r.GET("/config/{key}/watch", s.authed(s.configWatch))
+	s.handle("GET", "/events", s.authed(s.eventsAll))
+	s.handle("GET", "/locks/{name}/watch", s.authed(s.lockWatch))
+	s.handle("GET", "/config/{key}/watch", s.authed(s.configWatch))
 }
 
 // closeStreams ends every open stream cleanly and refuses new ones. Call it

@@ -99,7 +99,7 @@ func TestInstrumentAllocs(t *testing.T) {
 	h := m.Instrument(func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(200) })
 	var ctx fasthttp.RequestCtx
 	ctx.Request.Header.SetMethod("POST")
-	ctx.SetUserValue(matchedRouteKey, "/locks/{name}/acquire")
+	ctx.SetUserValue(matchedRouteKey, newRouteInfo("/locks/{name}/acquire"))
 	h(&ctx)
 	if n := testing.AllocsPerRun(1000, func() { h(&ctx) }); n != 0 {
 		t.Fatalf("%v allocations per request", n)
@@ -111,7 +111,7 @@ func BenchmarkInstrument(b *testing.B) {
 	h := m.Instrument(func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(200) })
 	var ctx fasthttp.RequestCtx
 	ctx.Request.Header.SetMethod("POST")
-	ctx.SetUserValue(matchedRouteKey, "/locks/{name}/acquire")
+	ctx.SetUserValue(matchedRouteKey, newRouteInfo("/locks/{name}/acquire"))
 	b.ReportAllocs()
 	for b.Loop() {
 		h(&ctx)

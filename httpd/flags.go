@@ -365,7 +365,7 @@ func (s *Server) flagDelete(ctx *fasthttp.RequestCtx, rq *request, p *Principal)
 // flagList is served from the database: every acknowledged write is
 // committed, so it is there.
 func (s *Server) flagList(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	return writeListing(s, ctx, rq, p, "flags", s.flags.List, func(it *actors.FlagRecord) string { return it.Owner }, 160, func(b []byte, f *actors.FlagRecord, all bool) []byte {
+	return writeListing(s, ctx, rq, p, "flags", s.flags.List, func(it *actors.FlagRecord) (string, string) { return it.Owner, it.Name }, 160, func(b []byte, f *actors.FlagRecord, all bool) []byte {
 		return s.appendFlag(b, *f, all)
 	})
 }

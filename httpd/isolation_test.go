@@ -26,7 +26,7 @@ func TestCrossUserIsolation(t *testing.T) {
 	e.do(t, "GET", "/limits/shared", rsBob, "").want(t, 404)
 	for _, p := range []string{"/flags", "/config", "/limits"} {
 		r := e.do(t, "GET", p, rsBob, "").want(t, 200)
-		if want := map[string]string{"/flags": `{"flags":[]}`, "/config": `{"configs":[]}`, "/limits": `{"limits":[]}`}[p]; r.String() != want {
+		if want := map[string]string{"/flags": `{"flags":[],"total":0}`, "/config": `{"configs":[],"total":0}`, "/limits": `{"limits":[],"total":0}`}[p]; r.String() != want {
 			t.Fatalf("bob's %s: %s", p, r)
 		}
 	}

@@ -247,7 +247,7 @@ func (s *Server) deleteTarget(ctx *fasthttp.RequestCtx, rq *request, p *Principa
 // limitList includes every check acknowledged before the request (the
 // write-behind counters are written first: actors.Limits.List).
 func (s *Server) limitList(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	return writeListing(s, ctx, rq, p, "limits", s.limits.List, func(it *actors.LimitStatus) string { return it.Owner }, 192, func(b []byte, l *actors.LimitStatus, all bool) []byte {
+	return writeListing(s, ctx, rq, p, "limits", s.limits.List, func(it *actors.LimitStatus) (string, string) { return it.Owner, it.Name }, 192, func(b []byte, l *actors.LimitStatus, all bool) []byte {
 		b = s.appendOwner(append(b, '{'), all, l.Owner)
 		b = append(b, `"name":`...)
 		b = appendString(b, l.Name)

@@ -16,8 +16,9 @@ import (
 var errLockName = invalid("lock name " + names.Lock.Requirement())
 
 // lockName validates the {name} path parameter (names.Lock).
-func lockName(ctx *fasthttp.RequestCtx) (string, error) {
-	name, _ := ctx.UserValue("name").(string)
+func lockName(ctx *fasthttp.RequestCtx) (string, error) { return validLockName(pathParam(ctx)) }
+
+func validLockName(name string) (string, error) {
 	if !names.Lock.Valid(name) {
 		return "", errLockName
 	}
@@ -146,11 +147,35 @@ func leaseField(f *field) (string, error) {
 	if len(s) != 36 {
 		return "", errLeaseFormat
 	}
+	if isCanonicalUUID(s) {
+		return s, nil // already what u.String() would give: no second string
+	}
 	u, err := uuid.Parse(s)
 	if err != nil {
 		return "", errLeaseFormat
 	}
 	return u.String(), nil
+}
+
+// isCanonicalUUID reports whether s is a UUID in its canonical text form
+// (36 characters, lower-case hex, hyphens at 8, 13, 18 and 23), as
+// uuid.UUID.String writes it.
+func isCanonicalUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		switch c := s[i]; {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 var errAdminOwnsNothing = actors.NewError(actors.CodeForbidden, "the admin key cannot own resources; use a user token")
@@ -325,21 +350,29 @@ func (s *Server) lockStatus(ctx *fasthttp.RequestCtx, rq *request, p *Principal)
 	return writeOK(ctx, append(b, '}'))
 }
 
-// lockList answers from the per-holder index (no scan).
+// lockList answers one page of the caller's held locks (the admin key:
+// everyone's) by name, from the per-holder index (no scan; paging.go).
 func (s *Server) lockList(ctx *fasthttp.RequestCtx, _ *request, p *Principal) error {
-	var locks []actors.LockRecord
-	if p.Admin {
-		locks = s.locks.ListAll()
-	} else {
-		locks = s.locks.List(p.ID)
+	q, err := listQuery(ctx)
+	if err != nil {
+		return err
 	}
-	b := appendList(make([]byte, 0, 64+len(locks)*160), "locks", locks, func(b []byte, l *actors.LockRecord) []byte {
-		return appendLockFields(append(b, '{'), *l, s.auth.Login(l.Holder), true)
-	})
-	b = append(b, `,"total":`...)
-	b = strconv.AppendInt(b, int64(len(locks)), 10)
-	b = append(b, '}')
-	return writeOK(ctx, b)
+	const itemSize = 192
+	reserved, err := s.pageBudget(q, itemSize)
+	if err != nil {
+		return err
+	}
+	defer s.answers.release(reserved)
+	var pg actors.Page[actors.LockRecord]
+	if p.Admin {
+		pg = s.locks.ListAllPage(q)
+	} else {
+		pg = s.locks.ListPage(p.ID, q)
+	}
+	return writePage(ctx, "locks", pg, itemSize, false, func(l *actors.LockRecord) (string, string) { return "", l.Name },
+		func(b []byte, l *actors.LockRecord) []byte {
+			return appendLockFields(append(b, '{'), *l, s.auth.Login(l.Holder), true)
+		})
 }
 
 // appendLock renders a LockResponse; the lease id and the holder id only

@@ -134,20 +134,22 @@ func (m *Metrics) ObserveBatch(size int, d time.Duration, err error) {
 	}
 }
 
-// matchedRouteKey is router.MatchedRoutePathParam boxed once, so that
-// looking it up does not allocate.
+// matchedRouteKey is the user value key of a request's route (a
+// *routeInfo: Server.handle sets it, routeOf reads it), boxed once, so
+// that setting and looking it up do not allocate. It is the router's own
+// key (router.MatchedRoutePathParam), which nothing else uses.
 var matchedRouteKey any = router.MatchedRoutePathParam
 
-// Instrument wraps the server's handler. The router must have
-// SaveMatchedRoutePath set so that requests are labelled by route template.
+// Instrument wraps the server's handler. Requests are labelled by route
+// template (routeOf: Server.handle).
 func (m *Metrics) Instrument(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
 		next(ctx)
 		d := time.Since(start)
-		route, _ := ctx.UserValue(matchedRouteKey).(string)
-		if route == "" {
-			route = unmatchedRoute
+		route := unmatchedRoute
+		if ri := routeOf(ctx); ri != nil {
+			route = ri.label
 		}
 		mm := m.method(m.route(route), methodIndex(ctx.Method()))
 		mm.latency.Observe(d.Seconds())
@@ -237,7 +239,7 @@ func (m *Metrics) Write(w *bytes.Buffer) error {
 // routeMetrics registers GET /metrics on the API port, for the admin only.
 func (s *Server) routeMetrics(m *Metrics) {
 	s.metrics = m
-	s.r.GET("/metrics", s.authed(s.serveMetrics))
+	s.handle("GET", "/metrics", s.authed(s.serveMetrics))
 }
 
 var errMetricsAdminOnly = actors.NewError(actors.CodeForbidden, "metrics are only available to the admin principal")

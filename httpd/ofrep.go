@@ -170,7 +170,7 @@ func appendOFREPError(b []byte, e *ofrepError) []byte {
 // flag's actor is resident. A key that is not a valid flag name names no
 // flag: FLAG_NOT_FOUND, with the rule in errorDetails.
 func (s *Server) ofrepFlag(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
-	key, _ := ctx.UserValue("key").(string)
+	key := pathParam(ctx)
 	owner, err := s.scope(ctx, p, false)
 	if err != nil {
 		return err
@@ -210,30 +210,40 @@ func (s *Server) ofrepBulk(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 	if err != nil {
 		return err
 	}
-	flags, err := s.flags.List(rq.ctx(), owner)
-	if err != nil {
-		return err
-	}
 	h := sha256.New()
 	h.Write([]byte(owner)) // the owner's user id: one user's tags say nothing of another's
 	h.Write([]byte{0})
-	b := make([]byte, 0, 64+96*len(flags))
-	b = append(b, `{"flags":[`...)
+	b := append(make([]byte, 0, 1024), `{"flags":[`...)
 	var def []byte
-	for i := range flags {
-		st := actors.FlagState{Flag: flags[i], Found: true}
-		def = s.appendFlag(def[:0], st.Flag, false)
-		h.Write(def)
-		h.Write([]byte{'\n'})
-		if i > 0 {
-			b = append(b, ',')
+	// The flags a page at a time (the answer holds them all, their records
+	// only one page).
+	q := actors.PageQuery{Limit: DefaultListLimit}
+	n := 0
+	for {
+		pg, err := s.flags.List(rq.ctx(), owner, q)
+		if err != nil {
+			return err
 		}
-		r, oerr := ofrepEvaluate(st.Flag.Name, &st, c)
-		if oerr != nil {
-			b = appendOFREPError(b, oerr)
-			continue
+		for i := range pg.Items {
+			st := actors.FlagState{Flag: pg.Items[i], Found: true}
+			def = s.appendFlag(def[:0], st.Flag, false)
+			h.Write(def)
+			h.Write([]byte{'\n'})
+			if n > 0 {
+				b = append(b, ',')
+			}
+			n++
+			r, oerr := ofrepEvaluate(st.Flag.Name, &st, c)
+			if oerr != nil {
+				b = appendOFREPError(b, oerr)
+				continue
+			}
+			b = appendOFREPResult(b, st.Flag.Name, &r)
 		}
-		b = appendOFREPResult(b, st.Flag.Name, &r)
+		if !pg.More || len(pg.Items) == 0 {
+			break
+		}
+		q.AfterName = pg.Items[len(pg.Items)-1].Name
 	}
 	b = append(b, `]}`...)
 	h.Write([]byte{0})

@@ -8,7 +8,7 @@ import (
 // routeOpenAPI registers GET /openapi.yaml: the API contract
 // (docs/openapi.yaml as embedded in the binary), without authentication.
 func (s *Server) routeOpenAPI() {
-	s.r.GET("/openapi.yaml", serveOpenAPI)
+	s.handle("GET", "/openapi.yaml", serveOpenAPI)
 }
 
 // openAPIType is the media type of the document (RFC 9512).

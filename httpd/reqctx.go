@@ -34,7 +34,7 @@ import (
 // A handler makes its request's context when it first needs one
 // (request.ctx), so a request answered without waiting (a flag evaluated
 // from the read view, a lock listing) makes none; the context's clock
-// starts at its first use (Done, Err, Deadline). Timeouts and watch points
+// starts at its first use (Done, Deadline; Err starts nothing). Timeouts and watch points
 // are found by one reaper goroutine, running only while requests wait,
 // every tick, instead of a timer per request (a stdlib
 // context.WithTimeout costs five allocations and a timer; this one costs
@@ -184,6 +184,7 @@ type request struct {
 	reqs *requestContexts
 	conn net.Conn
 	rc   *requestContext
+	p    Principal // the caller (authed): handlers get &p
 }
 
 var requests = sync.Pool{New: func() any { return new(request) }}
@@ -471,9 +472,20 @@ func (rc *requestContext) Done() <-chan struct{} {
 }
 
 // Err implements context.Context: context.DeadlineExceeded once the request
-// timeout passed, context.Canceled for the other causes.
+// timeout passed, context.Canceled for the other causes. It does not start
+// the clock (a clock that has not started has not run out): before the
+// first Done or Deadline the context is done only once the handler has
+// returned or the server's shutdown grace is over, as start would find.
+// So a call that asks whether it may start (actors.System.call) and is
+// answered without waiting arms nothing.
 func (rc *requestContext) Err() error {
-	rc.arm.Do(rc.start)
+	rc.mu.Lock()
+	if rc.doneCh == nil && !rc.ended && !rc.reqs.closing.Load() {
+		rc.mu.Unlock()
+		return nil
+	}
+	rc.mu.Unlock()
+	rc.arm.Do(rc.start) // born done, with its cause (start)
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return rc.err

@@ -256,6 +256,36 @@ func TestRequestContext(t *testing.T) {
 	p.end(late)
 }
 
+// Err before the first Done or Deadline starts no clock: the context is
+// not armed, not listed for the reaper, and has no Done channel yet; a
+// later Done starts it as usual.
+func TestRequestContextErrDoesNotArm(t *testing.T) {
+	p := newRequestContexts(time.Hour)
+	defer p.shutdown()
+	rc := p.get(nil)
+	if err := rc.Err(); err != nil {
+		t.Fatalf("Err of a fresh context: %v", err)
+	}
+	rc.mu.Lock()
+	armed := rc.doneCh != nil || rc.listed
+	rc.mu.Unlock()
+	if armed || p.waiting.Load() != 0 {
+		t.Fatalf("Err armed the context (listed %v, waiting %d)", rc.listed, p.waiting.Load())
+	}
+	select {
+	case <-rc.Done():
+		t.Fatal("done before its time")
+	default:
+	}
+	if p.waiting.Load() != 1 {
+		t.Fatalf("Done did not arm the context: waiting %d", p.waiting.Load())
+	}
+	p.end(rc)
+	if rc.Err() != context.Canceled || p.waiting.Load() != 0 {
+		t.Fatalf("after end: %v, waiting %d", rc.Err(), p.waiting.Load())
+	}
+}
+
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)

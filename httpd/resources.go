@@ -97,7 +97,7 @@ var (
 
 // name validates the {name} path parameter (names.Resource).
 func (k resourceKind) name(ctx *fasthttp.RequestCtx) (string, error) {
-	name, _ := ctx.UserValue("name").(string)
+	name := pathParam(ctx)
 	if !names.Resource.Valid(name) {
 		return "", k.err
 	}

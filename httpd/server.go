@@ -46,6 +46,7 @@ type Server struct {
 	// route: routes.go) and the waiting acquires (overload.go).
 	limit *inflight
 	r     *router.Router
+	fast  map[string][]*routeInfo // method → routes (handle, dispatch)
 	srv   *fasthttp.Server
 
 	// events serves /events and the watches, metrics /metrics
@@ -217,7 +218,8 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		shutdownTimeout: cfg.ShutdownTimeout, done: make(chan error, 1),
 	}
 	s.answers = &byteBudget{max: cfg.MaxAnswerMemory}
-	s.r.SaveMatchedRoutePath = true // metrics label requests by route template
+	// Requests are labelled by route template (metrics, log) by s.handle,
+	// without the router's SaveMatchedRoutePath (it allocates per request).
 	s.r.RedirectTrailingSlash = false
 	s.r.RedirectFixedPath = false
 	s.r.HandleMethodNotAllowed = true
@@ -233,13 +235,13 @@ func NewServer(cfg ServerConfig, deps Deps) *Server {
 		s.clog.Log(slog.LevelError, "panic in handler", "route", route(ctx), "panic", fmt.Sprint(v))
 		writeCoded(ctx, actors.NewError(actors.CodeInternal, "internal error"))
 	}
-	s.r.GET("/health", s.health)
+	s.handle("GET", "/health", s.health)
 	s.routes()
 	s.routeOpenAPI()
 	s.routeEvents(deps.Events, cfg)
 	s.routeMetrics(deps.Metrics)
 	observe(deps, s.limit)
-	s.srv = newFastHTTP(cfg, deps.Metrics.Instrument(s.r.Handler), s.clog)
+	s.srv = newFastHTTP(cfg, deps.Metrics.Instrument(s.dispatch), s.clog)
 	return s
 }
 

@@ -67,6 +67,9 @@ func canonicalUUID(s string) (string, bool) {
 	if len(s) != 36 {
 		return "", false
 	}
+	if isCanonicalUUID(s) {
+		return s, true
+	}
 	u, err := uuid.Parse(s)
 	if err != nil {
 		return "", false
@@ -76,7 +79,7 @@ func canonicalUUID(s string) (string, bool) {
 
 // sessionPathID validates the {id} path parameter.
 func sessionPathID(ctx *fasthttp.RequestCtx) (string, error) {
-	raw, _ := ctx.UserValue("id").(string)
+	raw := pathParam(ctx)
 	id, ok := canonicalUUID(raw)
 	if !ok {
 		return "", errSessionID
@@ -173,25 +176,33 @@ func (s *Server) sessionList(ctx *fasthttp.RequestCtx, _ *request, p *Principal)
 	if err != nil {
 		return err
 	}
-	list := s.sessions.List(owner)
-	b := appendList(make([]byte, 0, 64+len(list)*160), "sessions", list, func(b []byte, st *actors.SessionState) []byte {
-		b = append(b, '{')
-		b = s.appendOwner(b, all, st.Owner)
-		b = append(b, `"session_id":`...)
-		b = appendString(b, st.ID)
-		b = append(b, `,"ttl_seconds":`...)
-		b = strconv.AppendInt(b, int64(st.TTL/time.Second), 10)
-		b = append(b, `,"lock_delay_seconds":`...)
-		b = strconv.AppendInt(b, int64(st.LockDelay/time.Second), 10)
-		b = append(b, `,"expires_at":`...)
-		b = appendTime(b, st.ExpiresAt)
-		b = appendNames(append(b, `,"locks":`...), st.Locks)
-		b = appendNames(append(b, `,"semaphores":`...), st.Semaphores)
-		return append(b, '}')
-	})
-	b = append(b, `,"total":`...)
-	b = strconv.AppendInt(b, int64(len(list)), 10)
-	return writeOK(ctx, append(b, '}'))
+	q, err := listQuery(ctx)
+	if err != nil {
+		return err
+	}
+	const itemSize = 192
+	reserved, err := s.pageBudget(q, itemSize)
+	if err != nil {
+		return err
+	}
+	defer s.answers.release(reserved)
+	pg := s.sessions.ListPage(owner, q)
+	return writePage(ctx, "sessions", pg, itemSize, false, func(st *actors.SessionState) (string, string) { return "", st.ID },
+		func(b []byte, st *actors.SessionState) []byte {
+			b = append(b, '{')
+			b = s.appendOwner(b, all, st.Owner)
+			b = append(b, `"session_id":`...)
+			b = appendString(b, st.ID)
+			b = append(b, `,"ttl_seconds":`...)
+			b = strconv.AppendInt(b, int64(st.TTL/time.Second), 10)
+			b = append(b, `,"lock_delay_seconds":`...)
+			b = strconv.AppendInt(b, int64(st.LockDelay/time.Second), 10)
+			b = append(b, `,"expires_at":`...)
+			b = appendTime(b, st.ExpiresAt)
+			b = appendNames(append(b, `,"locks":`...), st.Locks)
+			b = appendNames(append(b, `,"semaphores":`...), st.Semaphores)
+			return append(b, '}')
+		})
 }
 
 // appendNames appends a JSON array of strings.

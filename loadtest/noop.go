@@ -38,11 +38,11 @@ func NoopHandler() fasthttp.RequestHandler {
 		case bytes.Equal(path, []byte("/locks")):
 			b = append(b, `{"locks":[],"total":0}`...)
 		case bytes.Equal(path, []byte("/limits")):
-			b = append(b, `{"limits":[]}`...)
+			b = append(b, `{"limits":[],"total":0}`...)
 		case bytes.Equal(path, []byte("/flags")):
-			b = append(b, `{"flags":[]}`...)
+			b = append(b, `{"flags":[],"total":0}`...)
 		case bytes.Equal(path, []byte("/config")):
-			b = append(b, `{"configs":[]}`...)
+			b = append(b, `{"configs":[],"total":0}`...)
 		case bytes.HasPrefix(path, []byte("/locks/")):
 			name, action := splitAction(path[len("/locks/"):])
 			switch string(action) {

@@ -34,7 +34,6 @@ type lockLog struct {
 	last int64 // seq of the newest journal row (writer goroutine only)
 
 	// per-batch scratch (writer goroutine only)
-	txStmt   *sql.Stmt // the journal insert bound to this batch's transaction
 	appended []loggedLock
 	foldTo   int64 // this batch's transaction folds rows with seq <= foldTo (0: no fold)
 }
@@ -89,7 +88,6 @@ func fold(ctx context.Context, tx *sql.Tx, upTo int64) error {
 func (l *lockLog) begin(ctx context.Context, tx *sql.Tx) error {
 	l.appended = l.appended[:0]
 	l.foldTo = 0
-	l.txStmt = nil
 	if l.rows < foldThreshold {
 		return nil
 	}
@@ -100,23 +98,11 @@ func (l *lockLog) begin(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// append journals one lock write inside the batch transaction. The
-// statement is bound to the transaction once per batch (tx.StmtContext
-// allocates and locks each time it is called).
-func (l *lockLog) append(ctx context.Context, tx *sql.Tx, st *sql.Stmt, r actors.LockRecord) error {
-	if l.txStmt == nil {
-		l.txStmt = tx.StmtContext(ctx, st)
-	}
-	res, err := l.txStmt.ExecContext(ctx, lockArgs(r)...)
-	if err != nil {
-		return err
-	}
-	seq, err := res.LastInsertId()
-	if err != nil {
-		return err
-	}
+// append records one lock write journaled inside the batch transaction
+// (batchTx.PutLock inserted it as row seq), to be published once the batch
+// commits.
+func (l *lockLog) append(seq int64, r actors.LockRecord) {
 	l.appended = append(l.appended, loggedLock{seq: seq, rec: r})
-	return nil
 }
 
 // committed publishes the batch's journal rows to readers, after a
@@ -139,14 +125,12 @@ func (l *lockLog) committed() {
 	l.mu.Unlock()
 	l.appended = l.appended[:0]
 	l.foldTo = 0
-	l.txStmt = nil // closed with its transaction
 }
 
 // rolledBack forgets the batch's scratch after a failed commit.
 func (l *lockLog) rolledBack() {
 	l.appended = l.appended[:0]
 	l.foldTo = 0
-	l.txStmt = nil
 }
 
 // lookup returns the newest unfolded record of name.

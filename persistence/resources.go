@@ -22,48 +22,42 @@ var (
 	_ actors.ConfigStore = (*Store)(nil)
 )
 
-// resourceStmts are the prepared statements of the hot resource writes.
+// resourceStmts are the statements of the hot resource writes, raw
+// (rawstmt.go): rate-limit counters are written for every limit that
+// changed in each flush interval.
 type resourceStmts struct {
-	putLimit, putFlag *sql.Stmt
+	putLimit, putFlag *rawStmt
 }
 
-func prepareResources(db *sql.DB) (*resourceStmts, error) {
-	s := &resourceStmts{}
-	var err error
-	s.putLimit, err = db.Prepare(`INSERT INTO limits(owner, name, algorithm, max_requests, window_seconds, log, updated_at)
+func prepareResources(*sql.DB) (*resourceStmts, error) {
+	return &resourceStmts{
+		putLimit: newRawStmt(`INSERT INTO limits(owner, name, algorithm, max_requests, window_seconds, log, updated_at)
 		VALUES(?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(owner, name) DO UPDATE SET algorithm = excluded.algorithm, max_requests = excluded.max_requests,
-			window_seconds = excluded.window_seconds, log = excluded.log, updated_at = excluded.updated_at`)
-	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
-	s.putFlag, err = db.Prepare(`INSERT INTO flags(owner, name, enabled, percentage, rules, variants, off_variant, created_at, updated_at)
+			window_seconds = excluded.window_seconds, log = excluded.log, updated_at = excluded.updated_at`),
+		putFlag: newRawStmt(`INSERT INTO flags(owner, name, enabled, percentage, rules, variants, off_variant, created_at, updated_at)
 		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(owner, name) DO UPDATE SET enabled = excluded.enabled, percentage = excluded.percentage,
 			rules = excluded.rules, variants = excluded.variants, off_variant = excluded.off_variant,
-			created_at = excluded.created_at, updated_at = excluded.updated_at`)
-	if err != nil {
-		s.putLimit.Close()
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
-	return s, nil
+			created_at = excluded.created_at, updated_at = excluded.updated_at`),
+	}, nil
 }
 
-func (s *resourceStmts) close() {
-	s.putLimit.Close()
-	s.putFlag.Close()
+// close closes the statements (on conn: rawStmt.close).
+func (s *resourceStmts) close(conn *sql.Conn) {
+	s.putLimit.close(conn)
+	s.putFlag.close(conn)
 }
 
 // PutLimits implements actors.MutationWriter: one upsert per snapshot.
 func (b *batchTx) PutLimits(rows []actors.LimitRow) error {
-	st := b.tx.StmtContext(b.ctx, b.stmts.res.putLimit)
 	for i := range rows {
 		r := &rows[i]
 		alg := r.Algorithm
 		if alg == "" {
 			alg = actors.SlidingWindowName
 		}
-		if _, err := st.ExecContext(b.ctx, r.Owner, r.Name, alg, r.MaxRequests, r.WindowSeconds, r.Log, ms(r.UpdatedAt)); err != nil {
+		if _, err := b.stmts.res.putLimit.exec(b.conn, r.Owner, r.Name, alg, r.MaxRequests, r.WindowSeconds, r.Log, ms(r.UpdatedAt)); err != nil {
 			return err
 		}
 	}
@@ -83,7 +77,7 @@ func (b *batchTx) PutFlag(f actors.FlagRecord) error {
 		pct = f.Percentage
 	}
 	rules, variants := actors.EncodeFlagTargeting(&f)
-	_, err := b.tx.StmtContext(b.ctx, b.stmts.res.putFlag).ExecContext(b.ctx, f.Owner, f.Name, f.Enabled, pct,
+	_, err := b.stmts.res.putFlag.exec(b.conn, f.Owner, f.Name, f.Enabled, pct,
 		string(rules), string(variants), f.OffVariant, ms(f.CreatedAt), ms(f.UpdatedAt))
 	return err
 }
@@ -247,15 +241,6 @@ func (s *Store) query(ctx context.Context, q string, args []any, row func(*sql.R
 	return rows.Err()
 }
 
-// ownerFilter restricts a listing to owner ("" lists every owner's, ordered
-// by owner then name).
-func ownerFilter(base, nameCol, owner string) (string, []any) {
-	if owner == "" {
-		return base + ` ORDER BY owner, ` + nameCol, nil
-	}
-	return base + ` WHERE owner = ? ORDER BY ` + nameCol, []any{owner}
-}
-
 // --- listings (read pool) ---
 
 // Barrier waits until every write queued before the call is resolved, so
@@ -272,75 +257,117 @@ func (s *Store) Barrier() error {
 }
 
 // ListLimits implements actors.LimitStore.
-func (s *Store) ListLimits(ctx context.Context, owner string) ([]actors.LimitRecord, error) {
-	q, args := ownerFilter(`SELECT owner, name, algorithm, max_requests, window_seconds, log, updated_at FROM limits`, "name", owner)
-	var out []actors.LimitRecord
-	err := s.query(ctx, q, args, func(rows *sql.Rows) error {
-		var r actors.LimitRecord
-		var alg string
-		var max, win int
-		var log []byte
-		var updated int64
-		if err := rows.Scan(&r.Owner, &r.Name, &alg, &max, &win, &log, &updated); err != nil {
-			return err
-		}
-		st, err := actors.DecodeLimitState(alg, max, time.Duration(win)*time.Second, log)
-		if err != nil {
-			return fmt.Errorf("limit %s/%s: %w", r.Owner, r.Name, err)
-		}
-		r.State, r.UpdatedAt = st, fromMS(updated)
-		out = append(out, r)
-		return nil
-	})
+func (s *Store) ListLimits(ctx context.Context, owner string, q actors.PageQuery) (actors.Page[actors.LimitRecord], error) {
+	pg, err := listPage(ctx, s, "limits", "algorithm, max_requests, window_seconds, log, updated_at", "name", "", owner, q,
+		func(rows *sql.Rows) (actors.LimitRecord, error) {
+			var r actors.LimitRecord
+			var alg string
+			var max, win int
+			var log []byte
+			var updated int64
+			if err := rows.Scan(&r.Owner, &r.Name, &alg, &max, &win, &log, &updated); err != nil {
+				return r, err
+			}
+			st, err := actors.DecodeLimitState(alg, max, time.Duration(win)*time.Second, log)
+			if err != nil {
+				return r, fmt.Errorf("limit %s/%s: %w", r.Owner, r.Name, err)
+			}
+			r.State, r.UpdatedAt = st, fromMS(updated)
+			return r, nil
+		})
 	if err != nil {
-		return nil, fmt.Errorf("list limits: %w", err)
+		return pg, fmt.Errorf("list limits: %w", err)
 	}
-	return out, nil
+	return pg, nil
 }
 
 // ListFlags implements actors.FlagStore.
-func (s *Store) ListFlags(ctx context.Context, owner string) ([]actors.FlagRecord, error) {
-	q, args := ownerFilter(`SELECT owner, name, `+flagColumns+` FROM flags`, "name", owner)
-	var out []actors.FlagRecord
-	err := s.query(ctx, q, args, func(rows *sql.Rows) error {
+func (s *Store) ListFlags(ctx context.Context, owner string, q actors.PageQuery) (actors.Page[actors.FlagRecord], error) {
+	pg, err := listPage(ctx, s, "flags", flagColumns, "name", "", owner, q, func(rows *sql.Rows) (actors.FlagRecord, error) {
 		var f actors.FlagRecord
-		if err := scanFlag(rows, &f, &f.Owner, &f.Name); err != nil {
-			return err
-		}
-		out = append(out, f)
-		return nil
+		err := scanFlag(rows, &f, &f.Owner, &f.Name)
+		return f, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list flags: %w", err)
+		return pg, fmt.Errorf("list flags: %w", err)
 	}
-	return out, nil
+	return pg, nil
 }
 
 // ListConfig implements actors.ConfigStore.
-func (s *Store) ListConfig(ctx context.Context, owner string) ([]actors.ConfigRecord, error) {
-	base := `SELECT owner, key, version, description, created_at, updated_at FROM config_keys`
-	var q string
-	var args []any
-	if owner == "" {
-		q = base + ` WHERE deleted = 0 ORDER BY owner, key`
-	} else {
-		q, args = base+` WHERE owner = ? AND deleted = 0 ORDER BY key`, []any{owner}
-	}
-	var out []actors.ConfigRecord
-	err := s.query(ctx, q, args, func(rows *sql.Rows) error {
-		var c actors.ConfigRecord
-		var created, updated int64
-		if err := rows.Scan(&c.Owner, &c.Key, &c.Version, &c.Description, &created, &updated); err != nil {
-			return err
-		}
-		c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
-		out = append(out, c)
-		return nil
-	})
+func (s *Store) ListConfig(ctx context.Context, owner string, q actors.PageQuery) (actors.Page[actors.ConfigRecord], error) {
+	pg, err := listPage(ctx, s, "config_keys", "version, description, created_at, updated_at", "key", "deleted = 0", owner, q,
+		func(rows *sql.Rows) (actors.ConfigRecord, error) {
+			var c actors.ConfigRecord
+			var created, updated int64
+			if err := rows.Scan(&c.Owner, &c.Key, &c.Version, &c.Description, &created, &updated); err != nil {
+				return c, err
+			}
+			c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
+			return c, nil
+		})
 	if err != nil {
-		return nil, fmt.Errorf("list config: %w", err)
+		return pg, fmt.Errorf("list config: %w", err)
 	}
-	return out, nil
+	return pg, nil
+}
+
+// listPage reads one page of an owner-scoped table (primary key (owner,
+// nameCol)) in key order: the rows of owner ("": every owner's) after q's
+// position, at most q.Limit of them (Limit+1 are read to know whether more
+// remain), with cols after owner and nameCol, where also holds (unless
+// ""); and the count of the listing. Both in one read transaction: one
+// snapshot. The position is a keyset, so a page costs its own rows, not
+// the ones before it.
+func listPage[T any](ctx context.Context, s *Store, table, cols, nameCol, also, owner string, q actors.PageQuery,
+	scan func(*sql.Rows) (T, error)) (actors.Page[T], error) {
+	var pg actors.Page[T]
+	if q.Limit < 1 {
+		return pg, fmt.Errorf("page limit %d", q.Limit)
+	}
+	var where, count string
+	var args, countArgs []any
+	if owner != "" {
+		where, args = `owner = ? AND `+nameCol+` > ?`, []any{owner, q.AfterName}
+		count, countArgs = `owner = ?`, []any{owner}
+	} else {
+		where, args = `(owner, `+nameCol+`) > (?, ?)`, []any{q.AfterOwner, q.AfterName}
+		count = `1`
+	}
+	if also != "" {
+		where += ` AND ` + also
+		count += ` AND ` + also
+	}
+	tx, err := s.db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return pg, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT owner, `+nameCol+`, `+cols+` FROM `+table+` WHERE `+where+
+		` ORDER BY owner, `+nameCol+` LIMIT ?`, append(args, q.Limit+1)...)
+	if err != nil {
+		return pg, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if len(pg.Items) == q.Limit {
+			pg.More = true
+			break
+		}
+		it, err := scan(rows)
+		if err != nil {
+			return pg, err
+		}
+		pg.Items = append(pg.Items, it)
+	}
+	if err := rows.Err(); err != nil {
+		return pg, err
+	}
+	rows.Close()
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table+` WHERE `+count, countArgs...).Scan(&pg.Total); err != nil {
+		return pg, err
+	}
+	return pg, nil
 }
 
 // ConfigVersion implements actors.ConfigStore. UpdatedAt is when that

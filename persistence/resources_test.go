@@ -64,7 +64,6 @@ func counts(t *testing.T, s *Store) map[actors.Kind]map[string]int {
 var resT0 = time.Date(2026, 2, 1, 10, 0, 0, 0, time.UTC)
 
 func TestFlagsStore(t *testing.T) {
-	ctx := t.Context()
 	s, _ := openTestStore(t)
 	a := actors.FlagRecord{Owner: "alice", Name: "beta", Enabled: true, Percentage: 30, CreatedAt: resT0, UpdatedAt: resT0.Add(time.Minute)}
 	b := actors.FlagRecord{Owner: "bob", Name: "beta", Enabled: false, Percentage: actors.NoPercentage, CreatedAt: resT0, UpdatedAt: resT0}
@@ -76,11 +75,11 @@ func TestFlagsStore(t *testing.T) {
 			t.Fatalf("load %s/%s: %+v %v %v, want %+v", want.Owner, want.Name, got, ok, err, want)
 		}
 	}
-	mine, err := s.ListFlags(ctx, "alice")
+	mine, err := listFlags(t, s, "alice")
 	if err != nil || !reflect.DeepEqual(mine, []actors.FlagRecord{c, a}) {
 		t.Fatalf("alice's flags: %+v %v", mine, err)
 	}
-	all, err := s.ListFlags(ctx, "")
+	all, err := listFlags(t, s, "")
 	if err != nil || !reflect.DeepEqual(all, []actors.FlagRecord{c, a, b}) {
 		t.Fatalf("all flags: %+v %v", all, err)
 	}
@@ -145,7 +144,7 @@ func TestConfigStore(t *testing.T) {
 	if _, ok, _ := s.ConfigVersion(ctx, "alice", "app.timeout", 5); ok {
 		t.Fatal("deleted key has a version")
 	}
-	if l, _ := s.ListConfig(ctx, "alice"); len(l) != 0 {
+	if l, _ := listConfig(t, s, "alice"); len(l) != 0 {
 		t.Fatalf("deleted key listed: %+v", l)
 	}
 	if got := counts(t, s)[actors.KindConfig]; got["alice"] != 0 {
@@ -156,14 +155,13 @@ func TestConfigStore(t *testing.T) {
 	if !ok || len(hist) != 1 || hist[0].Version != 6 || string(hist[0].Value) != `null` {
 		t.Fatalf("re-created history: %+v", hist)
 	}
-	l, err := s.ListConfig(ctx, "")
+	l, err := listConfig(t, s, "")
 	if err != nil || len(l) != 1 || l[0].Owner != "alice" || l[0].Version != 6 || l[0].Value != nil {
 		t.Fatalf("list: %+v %v", l, err)
 	}
 }
 
 func TestLimitsStore(t *testing.T) {
-	ctx := t.Context()
 	s, _ := openTestStore(t)
 	var w actors.SlidingWindow
 	for i := 0; i < 7; i++ {
@@ -181,11 +179,11 @@ func TestLimitsStore(t *testing.T) {
 	if err := s.Barrier(); err != nil {
 		t.Fatal(err)
 	}
-	l, err := s.ListLimits(ctx, "alice")
+	l, err := listLimits(t, s, "alice")
 	if err != nil || len(l) != 1 || l[0].Name != "api" || l[0].State.Count(now) != 5 || !l[0].UpdatedAt.Equal(resT0.Add(4*time.Second)) {
 		t.Fatalf("list: %+v %v", l, err)
 	}
-	if all, _ := s.ListLimits(ctx, ""); len(all) != 2 {
+	if all, _ := listLimits(t, s, ""); len(all) != 2 {
 		t.Fatalf("all limits: %+v", all)
 	}
 	if got := counts(t, s)[actors.KindLimit]; got["alice"] != 1 || got["bob"] != 1 {
@@ -290,4 +288,27 @@ func TestWriterConcurrentEnqueueLosesNothing(t *testing.T) {
 	if got := counts(t, s)[actors.KindFlag]["o"]; got != rounds*burst {
 		t.Fatalf("%d rows, want %d", got, rounds*burst)
 	}
+}
+
+// Listings read a page at a time (actors.AllPages, three items a page).
+
+func listLimits(t *testing.T, s *Store, owner string) ([]actors.LimitRecord, error) {
+	return actors.AllPages(3, func(q actors.PageQuery) (actors.Page[actors.LimitRecord], error) {
+		return s.ListLimits(t.Context(), owner, q)
+	},
+		func(r *actors.LimitRecord) (string, string) { return r.Owner, r.Name })
+}
+
+func listFlags(t *testing.T, s *Store, owner string) ([]actors.FlagRecord, error) {
+	return actors.AllPages(3, func(q actors.PageQuery) (actors.Page[actors.FlagRecord], error) {
+		return s.ListFlags(t.Context(), owner, q)
+	},
+		func(f *actors.FlagRecord) (string, string) { return f.Owner, f.Name })
+}
+
+func listConfig(t *testing.T, s *Store, owner string) ([]actors.ConfigRecord, error) {
+	return actors.AllPages(3, func(q actors.PageQuery) (actors.Page[actors.ConfigRecord], error) {
+		return s.ListConfig(t.Context(), owner, q)
+	},
+		func(c *actors.ConfigRecord) (string, string) { return c.Owner, c.Key })
 }

@@ -318,3 +318,86 @@ func crashChild(path string) {
 	}
 	wg.Wait()
 }
+
+// A batch holds at most MaxBatch writes: what is queued beyond the cap is
+// committed in the next batches, in order, and nothing is lost. Without
+// options the cap is DefaultMaxBatch.
+func TestWriterCapsBatches(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if w, err := NewWriter(db, WriterOptions{}); err != nil || w.maxBatch != DefaultMaxBatch {
+		t.Fatalf("default cap: %v, %v; want %d", w, err, DefaultMaxBatch)
+	} else {
+		w.Close()
+	}
+	const limit = 64
+	w, err := NewWriter(db, WriterOptions{MaxBatch: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	st := NewStore(db, w)
+	batches := make(chan int, 16) // OnBatch runs after a batch's callbacks, on the writer goroutine
+	w.OnBatch = func(n int, _ time.Duration, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		batches <- n
+	}
+	gate := make(chan struct{})
+	entered := make(chan struct{})
+	var once sync.Once
+	w.FaultHook = func() error {
+		once.Do(func() { close(entered); <-gate }) // hold the first batch open while the rest queue
+		return nil
+	}
+	const n = 3*limit + 10
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var order []uint64
+	enqueue := func(name string, token uint64) {
+		wg.Add(1)
+		seq, err := w.Enqueue(lockRec(name, token), func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			order = append(order, token)
+			mu.Unlock()
+			wg.Done()
+		})
+		if err != nil || seq != token {
+			t.Fatalf("enqueue %s: seq %d, %v", name, seq, err)
+		}
+	}
+	enqueue("first", 1)
+	<-entered
+	for i := 2; i <= n+1; i++ {
+		enqueue(fmt.Sprint("k", i), uint64(i))
+	}
+	close(gate)
+	wg.Wait()
+	var sizes []int
+	for sum := 0; sum < n+1; {
+		sizes = append(sizes, <-batches)
+		sum += sizes[len(sizes)-1]
+	}
+	want := []int{1, limit, limit, limit, 10}
+	if fmt.Sprint(sizes) != fmt.Sprint(want) {
+		t.Fatalf("batch sizes %v, want %v", sizes, want)
+	}
+	for i, tok := range order {
+		if tok != uint64(i+1) {
+			t.Fatalf("write %d completed in place %d: %v", tok, i+1, order)
+		}
+	}
+	for i := 2; i <= n+1; i += 31 {
+		r, ok, err := st.LoadLock(fmt.Sprint("k", i))
+		if err != nil || !ok || r.Token != uint64(i) {
+			t.Fatalf("k%d: %+v ok=%v err=%v", i, r, ok, err)
+		}
+	}
+}

@@ -332,28 +332,64 @@ func doneRun(c *cli.Context, line string, call func(cl *client.Client, ctx conte
 	})
 }
 
-// listRun is clientRun for a listing: a table with a row per item. owner
-// (nil for kinds without one) gives an item's owner: admin listings carry
-// one, and then the table has an OWNER column after the first.
-func listRun[T any](c *cli.Context, list func(cl *client.Client, ctx context.Context) ([]T, error), cols []col, row func(T) []string, owner func(T) string) error {
-	return clientRun(c, list, func(w io.Writer, items []T) error {
-		withOwner := false
-		for _, it := range items {
-			withOwner = withOwner || owner != nil && owner(it) != ""
+// listRun runs a listing: it follows the pages (page reads one, from a
+// cursor; at most size items a page) and prints a table with a row per item, or with --json each
+// page's body as the server sent it, one line per page (the last page has
+// no next_cursor). owner (nil for kinds without one) gives an item's
+// owner: admin listings carry one, and then the table has an OWNER column
+// after the first.
+func listRun[T any](c *cli.Context, size int, page func(cl *client.Client, ctx context.Context, o client.ListOptions) (*client.Page[T], error),
+	cols []col, row func(T) []string, owner func(T) string) error {
+	cn, err := dial(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := ctxTimeout(c)
+	defer cancel()
+	asJSON := c.Bool("json")
+	var items []T
+	seen := map[string]bool{}
+	o := client.ListOptions{Limit: size}
+	for {
+		pg, err := page(cn.Client, ctx, o)
+		if err != nil {
+			return cn.finish(err, nil)
 		}
-		if withOwner {
-			cols = append(cols[:1:1], append([]col{{title: "OWNER", cut: true}}, cols[1:]...)...)
-		}
-		rows := make([][]string, 0, len(items))
-		for _, it := range items {
-			r := row(it)
-			if withOwner {
-				r = append(r[:1:1], append([]string{owner(it)}, r[1:]...)...)
+		if asJSON {
+			if err := cn.last.print(c.App.Writer); err != nil {
+				return err
 			}
-			rows = append(rows, r)
+		} else {
+			items = append(items, pg.Items...)
 		}
-		return printTable(w, cols, rows)
-	})
+		if pg.NextCursor == "" {
+			break
+		}
+		if seen[pg.NextCursor] || len(pg.Items) == 0 {
+			return clientErr(fmt.Errorf("octostore: the server's listing pages do not move forward"))
+		}
+		seen[pg.NextCursor] = true
+		o.Cursor = pg.NextCursor
+	}
+	if asJSON {
+		return nil
+	}
+	withOwner := false
+	for _, it := range items {
+		withOwner = withOwner || owner != nil && owner(it) != ""
+	}
+	if withOwner {
+		cols = append(cols[:1:1], append([]col{{title: "OWNER", cut: true}}, cols[1:]...)...)
+	}
+	rows := make([][]string, 0, len(items))
+	for _, it := range items {
+		r := row(it)
+		if withOwner {
+			r = append(r[:1:1], append([]string{owner(it)}, r[1:]...)...)
+		}
+		rows = append(rows, r)
+	}
+	return printTable(c.App.Writer, cols, rows)
 }
 
 // tableWidth is the width every table and field list of the CLI fits in.

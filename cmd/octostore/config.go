@@ -102,8 +102,12 @@ func configGet(c *cli.Context, args []string) error {
 }
 
 func configHistory(c *cli.Context, args []string) error {
-	return listRun(c, func(cl *client.Client, ctx context.Context) ([]client.ConfigVersion, error) {
-		return cl.ConfigHistory(ctx, args[0])
+	return listRun(c, client.MaxHistoryPage, func(cl *client.Client, ctx context.Context, o client.ListOptions) (*client.Page[client.ConfigVersion], error) {
+		h, err := cl.ConfigHistoryPage(ctx, args[0], o.Cursor, o.Limit)
+		if err != nil {
+			return nil, err
+		}
+		return &client.Page[client.ConfigVersion]{Items: h.Versions, Total: -1 /* a history page has no total */, NextCursor: h.NextCursor}, nil
 	}, []col{{"VERSION", false}, {"CREATED", false}, {"DESCRIPTION", true}, {"VALUE", true}},
 		func(v client.ConfigVersion) []string {
 			return []string{strconv.FormatInt(v.Version, 10), fmtTime(v.CreatedAt), v.Description, compactJSON(v.Value)}
@@ -211,7 +215,7 @@ func configDelete(c *cli.Context, args []string) error {
 }
 
 func configList(c *cli.Context, args []string) error {
-	return listRun(c, (*client.Client).ListConfig,
+	return listRun(c, client.MaxListPage, (*client.Client).ListConfigPage,
 		[]col{{"KEY", true}, {"VERSION", false}, {"UPDATED", false}, {"DESCRIPTION", true}},
 		func(e client.ConfigEntry) []string {
 			return []string{e.Key, strconv.FormatInt(e.Version, 10), fmtTime(e.UpdatedAt), e.Description}

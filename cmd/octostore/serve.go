@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -60,6 +62,12 @@ type ServeConfig struct {
 
 	MetricsAddr string // separate unauthenticated /metrics listener ("": none)
 	PprofAddr   string // net/http/pprof listener, loopback only ("": none)
+
+	// MemoryLimit is the Go heap's soft limit in bytes, set for the process
+	// while the server runs (runtime/debug.SetMemoryLimit; memlimit.go).
+	// 0: defaultMemoryLimit(), unless the GOMEMLIMIT environment variable
+	// set one; negative: none.
+	MemoryLimit int64
 
 	// Cluster mode (--node with --cluster or --etcd-endpoints): the state
 	// lives in etcd instead of DBPath (cluster_serve.go).
@@ -133,6 +141,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: m.Config.LogLevel}))
 	}
 	cfg := m.Config
+
+	// The heap's limit first: it is the process's, and Close gives back the
+	// one that was in force.
+	if limit, set := memoryLimit(cfg.MemoryLimit); set {
+		prev := debug.SetMemoryLimit(limit)
+		if err := m.opened(ctx, "memory limit", func() error { debug.SetMemoryLimit(prev); return nil }); err != nil {
+			return err
+		}
+	} else if err := m.opened(ctx, "memory limit", nil); err != nil {
+		return err
+	}
 
 	// The listener first: a bad or busy address fails before the database
 	// is touched. The HTTP server closes it on shutdown; until it serves,
@@ -248,6 +267,24 @@ func (m *Main) openAux(ctx context.Context) (err error) {
 		}
 	}
 	return nil
+}
+
+// memoryLimit resolves ServeConfig.MemoryLimit: the limit to set, and
+// whether to set one at all (not when the configuration leaves it to the
+// default and GOMEMLIMIT already set the process's).
+func memoryLimit(v int64) (int64, bool) {
+	switch {
+	case v < 0:
+		return math.MaxInt64, true // no limit
+	case v > 0:
+		return v, true
+	case os.Getenv("GOMEMLIMIT") != "":
+		return 0, false
+	}
+	if d := defaultMemoryLimit(); d > 0 {
+		return d, true
+	}
+	return math.MaxInt64, true
 }
 
 // opened records the undo of the step that has just succeeded (nil when it
@@ -513,6 +550,14 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 			Action: quota("max-flags-per-user")},
 		&cli.IntFlag{Name: "max-config-keys-per-user", Value: actors.DefaultMaxConfigKeysPerUser, Destination: &cfg.ConfigKeys.MaxPerUser, Usage: "config keys per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_CONFIG_KEYS_PER_USER"},
 			Action: quota("max-config-keys-per-user")},
+		&cli.Int64Flag{Name: "memory-limit", Destination: &cfg.MemoryLimit, DefaultText: fmt.Sprintf("%d: 3/4 of the memory of the machine, or of its cgroup's limit", defaultMemoryLimit()),
+			Usage: "soft limit of the Go heap in bytes: the garbage collector works harder as the heap nears it (-1: none; a GOMEMLIMIT in the environment is kept unless this flag is given)", EnvVars: []string{"OCTOSTORE_MEMORY_LIMIT"},
+			Action: func(_ *cli.Context, v int64) error {
+				if v == 0 {
+					return usage("--memory-limit must be positive, or -1 for none")
+				}
+				return nil
+			}},
 		&cli.Int64Flag{Name: "max-answer-memory", Value: httpd.DefaultMaxAnswerMemory, Destination: &cfg.Server.MaxAnswerMemory, Usage: "bytes of large answers (config history pages) read or being written at once (503 + Retry-After beyond)", EnvVars: []string{"OCTOSTORE_MAX_ANSWER_MEMORY"},
 			Action: func(_ *cli.Context, v int64) error {
 				if v < 1 {

@@ -137,6 +137,34 @@ func TestServeStreamCapFlag(t *testing.T) {
 	}
 }
 
+// TestServeMemoryLimitFlag: --memory-limit (and its variable) is the Go
+// heap's soft limit in bytes; unset it is 0 (Run resolves the default:
+// memlimit.go); -1 is none; 0 is refused.
+func TestServeMemoryLimitFlag(t *testing.T) {
+	t.Setenv("OCTOSTORE_MEMORY_LIMIT", "")
+	os.Unsetenv("OCTOSTORE_MEMORY_LIMIT")
+	for _, c := range []struct {
+		args []string
+		want int64
+	}{{nil, 0}, {[]string{"--memory-limit=1073741824"}, 1 << 30}, {[]string{"--memory-limit=-1"}, -1}} {
+		if o, err := parseServe(t, c.args...); err != nil || o.MemoryLimit != c.want {
+			t.Errorf("%v: %d %v, want %d", c.args, o.MemoryLimit, err, c.want)
+		}
+	}
+	for _, bad := range []string{"0", "1GiB", "lots"} {
+		if _, err := parseServe(t, "--memory-limit="+bad); err == nil {
+			t.Errorf("--memory-limit=%s accepted", bad)
+		}
+	}
+	if _, err := parseServe(t, "--memory-limit=0"); exitCodeOf(err) != exitUsage {
+		t.Errorf("--memory-limit=0: %v, want a usage error", err)
+	}
+	t.Setenv("OCTOSTORE_MEMORY_LIMIT", "536870912")
+	if o, err := parseServe(t); err != nil || o.MemoryLimit != 512<<20 {
+		t.Fatalf("from the environment: %d %v", o.MemoryLimit, err)
+	}
+}
+
 func TestDBPath(t *testing.T) {
 	for in, want := range map[string]string{
 		"./octostore.db":                "./octostore.db",

@@ -76,7 +76,7 @@ func getWith(t *testing.T, c *http.Client, url, token string) (int, string) {
 
 // The steps of Main.Run, in order (the names it reports to afterStep).
 var runSteps = []string{
-	"listener", "database", "writer", "identity", "events broker", "actor system", "resource kinds",
+	"memory limit", "listener", "database", "writer", "identity", "events broker", "actor system", "resource kinds",
 	"recovery", "authenticator", "github sign-in", "http server", "metrics listener", "pprof",
 }
 

@@ -213,8 +213,12 @@ func tokenList(c *cli.Context, _ []string) error {
 		return err
 	}
 	if server {
-		return listRun(c, func(cl *client.Client, ctx context.Context) ([]client.StoredToken, error) {
-			return cl.ListTokens(ctx, c.String("user"))
+		return listRun(c, 0, func(cl *client.Client, ctx context.Context, _ client.ListOptions) (*client.Page[client.StoredToken], error) {
+			toks, err := cl.ListTokens(ctx, c.String("user")) // one answer: token listings are not paged
+			if err != nil {
+				return nil, err
+			}
+			return &client.Page[client.StoredToken]{Items: toks, Total: len(toks)}, nil
 		}, tokenCols, func(t client.StoredToken) []string {
 			return []string{t.User, t.Source, fmtTime(t.CreatedAt), t.Fingerprint}
 		}, nil)

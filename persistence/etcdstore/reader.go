@@ -440,91 +440,148 @@ func (r *Reader) CountOwned(k actors.Kind, fn func(owner string, n int)) error {
 
 // --- listings ---
 
-// ListLimits lists owner's rate limits ("" for every owner's), ordered by
-// owner then name as persistence.Store.ListLimits.
-func (r *Reader) ListLimits(ctx context.Context, owner string) ([]actors.LimitRecord, error) {
-	ctx, cancel := r.bounded(ctx)
-	defer cancel()
-	base := r.ks.limits("")
-	var out []actors.LimitRecord
-	err := r.scan(ctx, r.ks.limits(owner), false, func(k string, v []byte) error {
-		o, n, err := splitOwned(k, base)
-		if err != nil {
-			return err
-		}
+// ListLimits lists one page of owner's rate limits ("" for every owner's),
+// ordered by owner then name as persistence.Store.ListLimits.
+func (r *Reader) ListLimits(ctx context.Context, owner string, q actors.PageQuery) (actors.Page[actors.LimitRecord], error) {
+	pg, err := listPage(ctx, r, r.ks.limits(""), owner, q, false, func(o, n string, v []byte) (actors.LimitRecord, bool, error) {
 		rec, err := decodeLimit(o, n, v)
-		if err != nil {
-			return err
-		}
-		out = append(out, rec)
-		return nil
+		return rec, true, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list limits: %w", err)
+		return pg, fmt.Errorf("list limits: %w", err)
 	}
-	// Escaped keys sort differently from the names themselves.
-	sort.SliceStable(out, func(i, j int) bool {
-		return out[i].Owner < out[j].Owner || out[i].Owner == out[j].Owner && out[i].Name < out[j].Name
-	})
-	return out, nil
+	return pg, nil
 }
 
-// ListFlags lists owner's flags ("" for every owner's).
-func (r *Reader) ListFlags(ctx context.Context, owner string) ([]actors.FlagRecord, error) {
-	ctx, cancel := r.bounded(ctx)
-	defer cancel()
-	base := r.ks.flags("")
-	var out []actors.FlagRecord
-	err := r.scan(ctx, r.ks.flags(owner), false, func(k string, v []byte) error {
-		o, n, err := splitOwned(k, base)
-		if err != nil {
-			return err
-		}
+// ListFlags lists one page of owner's flags ("" for every owner's).
+func (r *Reader) ListFlags(ctx context.Context, owner string, q actors.PageQuery) (actors.Page[actors.FlagRecord], error) {
+	pg, err := listPage(ctx, r, r.ks.flags(""), owner, q, false, func(o, n string, v []byte) (actors.FlagRecord, bool, error) {
 		f, err := decodeFlag(o, n, v)
-		if err != nil {
-			return err
-		}
-		out = append(out, f)
-		return nil
+		return f, true, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list flags: %w", err)
+		return pg, fmt.Errorf("list flags: %w", err)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		return out[i].Owner < out[j].Owner || out[i].Owner == out[j].Owner && out[i].Name < out[j].Name
-	})
-	return out, nil
+	return pg, nil
 }
 
-// ListConfig lists owner's live config keys without values ("" for every
-// owner's).
-func (r *Reader) ListConfig(ctx context.Context, owner string) ([]actors.ConfigRecord, error) {
-	ctx, cancel := r.bounded(ctx)
-	defer cancel()
-	base := r.ks.configs("")
-	var out []actors.ConfigRecord
-	err := r.scan(ctx, r.ks.configs(owner), false, func(k string, v []byte) error {
-		o, n, err := splitOwned(k, base)
-		if err != nil {
-			return err
-		}
+// ListConfig lists one page of owner's live config keys without values
+// ("" for every owner's).
+func (r *Reader) ListConfig(ctx context.Context, owner string, q actors.PageQuery) (actors.Page[actors.ConfigRecord], error) {
+	pg, err := listPage(ctx, r, r.ks.configs(""), owner, q, true, func(o, n string, v []byte) (actors.ConfigRecord, bool, error) {
 		c, err := decodeConfigHead(o, n, v)
-		if err != nil {
-			return err
-		}
-		if !c.Deleted {
-			out = append(out, c)
-		}
-		return nil
+		return c, err == nil && !c.Deleted, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list config: %w", err)
+		return pg, fmt.Errorf("list config: %w", err)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		return out[i].Owner < out[j].Owner || out[i].Owner == out[j].Owner && out[i].Key < out[j].Key
-	})
-	return out, nil
+	return pg, nil
 }
+
+// listPage reads one page of an owner-scoped listing under base (a kind's
+// prefix, whose keys are base + esc(owner) + "/" + esc(name)), ordered by
+// owner, then name, and the count of the listing, all at one revision.
+// decode gives an item and whether it is listed (a deleted config key's
+// head is not); byValue says that only the value tells (otherwise the
+// count reads keys only).
+//
+// Names have no characters esc changes (actors/names), so one owner's keys
+// are in name order and a page of one owner is one range from the
+// position on. Owners are escaped, and "/" ends them, so the key order of
+// owners is not theirs: a listing of every owner first scans the keys once
+// for the owners and the count (memory: the owners, not the items), then
+// reads each owner's range in owner order until the page is full.
+func listPage[T any](ctx context.Context, r *Reader, base, owner string, q actors.PageQuery, byValue bool,
+	decode func(owner, name string, v []byte) (T, bool, error)) (actors.Page[T], error) {
+	var pg actors.Page[T]
+	if q.Limit < 1 {
+		return pg, fmt.Errorf("page limit %d", q.Limit)
+	}
+	ctx, cancel := r.bounded(ctx)
+	defer cancel()
+	first, err := r.kv.Get(ctx, base, append([]clientv3.OpOption{clientv3.WithRange(prefixEnd(base)), clientv3.WithCountOnly()}, r.opts...)...)
+	if err != nil {
+		return pg, err
+	}
+	rev := first.Header.Revision
+	owners := []string{owner}
+	if owner == "" {
+		owners = nil
+	}
+	prefix := ownerPrefix(base, owner)
+	if owner == "" || byValue {
+		seen := map[string]bool{}
+		err := scanAt(ctx, r.kv, prefix, rev, !byValue, func(k string, v []byte) error {
+			o, n, err := splitOwned(k, base)
+			if err != nil {
+				return err
+			}
+			if byValue {
+				if _, live, err := decode(o, n, v); err != nil || !live {
+					return err
+				}
+			}
+			pg.Total++
+			if owner == "" && !seen[o] {
+				seen[o] = true
+				owners = append(owners, o)
+			}
+			return nil
+		}, r.opts...)
+		if err != nil {
+			return pg, err
+		}
+		sort.Strings(owners)
+	} else {
+		resp, err := r.kv.Get(ctx, prefix, append([]clientv3.OpOption{clientv3.WithRange(prefixEnd(prefix)),
+			clientv3.WithCountOnly(), clientv3.WithRev(rev)}, r.opts...)...)
+		if err != nil {
+			return pg, err
+		}
+		pg.Total = int(resp.Count)
+	}
+	for _, o := range owners {
+		from := ownerPrefix(base, o)
+		end := prefixEnd(from)
+		switch {
+		case owner == "" && o < q.AfterOwner:
+			continue
+		case owner != "" || o == q.AfterOwner:
+			if q.AfterName != "" {
+				from += esc(q.AfterName) + "\x00"
+			}
+		}
+		err := scanOnce(ctx, r.kv, from, end, rev, false, func(k string, v []byte) error {
+			if pg.More {
+				return errPageFull
+			}
+			o, n, err := splitOwned(k, base)
+			if err != nil {
+				return err
+			}
+			it, live, err := decode(o, n, v)
+			if err != nil || !live {
+				return err
+			}
+			if len(pg.Items) == q.Limit {
+				pg.More = true
+				return errPageFull
+			}
+			pg.Items = append(pg.Items, it)
+			return nil
+		}, r.opts)
+		if errors.Is(err, errPageFull) {
+			break
+		}
+		if err != nil {
+			return pg, err
+		}
+	}
+	return pg, nil
+}
+
+// errPageFull ends a page's range reads early.
+var errPageFull = errors.New("page full")
 
 // ConfigVersion reads one retained version of a live key (UpdatedAt: when
 // that version was written; CreatedAt: when the key was created). ok is

@@ -34,7 +34,11 @@ func TestKeysEscapeNames(t *testing.T) {
 			t.Fatalf("LoadFlag(%q, %q) = %+v %v %v", f.Owner, f.Name, got, ok, err)
 		}
 	}
-	list, err := s.ListFlags(t.Context(), "a")
+	// A page a flag: the position of each page is the escaped name.
+	list, err := actors.AllPages(1, func(q actors.PageQuery) (actors.Page[actors.FlagRecord], error) {
+		return s.ListFlags(t.Context(), "a", q)
+	},
+		func(f *actors.FlagRecord) (string, string) { return f.Owner, f.Name })
 	if err != nil || len(list) != 3 || list[0].Name != "%2F" || list[1].Name != "b/c" || list[2].Name != "z" {
 		t.Fatalf("ListFlags(a) = %+v %v", list, err)
 	}

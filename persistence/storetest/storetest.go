@@ -73,6 +73,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConfigVersions", testConfigVersions},
 		{"ConfigDeleteAndRecreate", testConfigDeleteAndRecreate},
 		{"CountOwned", testCountOwned},
+		{"ListingPages", testListingPages},
 		{"Tokens", testTokens},
 		{"TokenAdmin", testTokenAdmin},
 		{"GitHubRename", testGitHubRename},
@@ -376,7 +377,7 @@ func testLimits(t *testing.T, s Store) {
 	if err != nil || !ok || !reflect.DeepEqual(gotTB, tb) || gotTB.Bucket.Tokens(T0.Add(7*time.Second)) != 4 {
 		t.Fatalf("LoadLimit(token bucket) = %+v %v %v, want %+v", gotTB, ok, err, tb)
 	}
-	if l, err := s.ListLimits(t.Context(), "carol"); err != nil || len(l) != 1 || !reflect.DeepEqual(l[0].State, tb) ||
+	if l, err := listLimits(t, s, "carol"); err != nil || len(l) != 1 || !reflect.DeepEqual(l[0].State, tb) ||
 		!l[0].UpdatedAt.Equal(T0.Add(time.Second)) {
 		t.Fatalf("ListLimits(carol) = %+v %v", l, err)
 	}
@@ -384,14 +385,14 @@ func testLimits(t *testing.T, s Store) {
 	if _, ok, err := s.LoadLimit("carol", "api"); ok || err != nil {
 		t.Fatalf("LoadLimit of nothing: %v %v", ok, err)
 	}
-	mine, err := s.ListLimits(t.Context(), "alice")
+	mine, err := listLimits(t, s, "alice")
 	if err != nil || len(mine) != 2 || mine[0].Name != "aaa" || mine[1].Name != "api" {
 		t.Fatalf("ListLimits(alice) = %+v %v", mine, err)
 	}
 	if !mine[1].UpdatedAt.Equal(T0.Add(2 * time.Second)) {
 		t.Fatalf("limit UpdatedAt %v, want the newest check", mine[1].UpdatedAt)
 	}
-	all, err := s.ListLimits(t.Context(), "")
+	all, err := listLimits(t, s, "")
 	if err != nil || len(all) != 3 || all[2].Owner != "bob" {
 		t.Fatalf("ListLimits() = %+v %v", all, err)
 	}
@@ -452,11 +453,11 @@ func testFlags(t *testing.T, s Store) {
 	if err != nil || ok || got.Percentage != actors.NoPercentage || got.Owner != "carol" || got.Name != "beta" {
 		t.Fatalf("LoadFlag of nothing = %+v %v %v", got, ok, err)
 	}
-	mine, err := s.ListFlags(t.Context(), "alice")
+	mine, err := listFlags(t, s, "alice")
 	if err != nil || !reflect.DeepEqual(mine, []actors.FlagRecord{c, a}) {
 		t.Fatalf("ListFlags(alice) = %+v %v", mine, err)
 	}
-	all, err := s.ListFlags(t.Context(), "")
+	all, err := listFlags(t, s, "")
 	if err != nil || !reflect.DeepEqual(all, []actors.FlagRecord{c, a, b, d, e}) {
 		t.Fatalf("ListFlags() = %+v %v", all, err)
 	}
@@ -532,7 +533,7 @@ func testConfigVersions(t *testing.T, s Store) {
 		t.Fatalf("LoadConfig of nothing: %v %v", ok, err)
 	}
 	apply(t, s, putConfig("aaa", 1, `1`, T0, 3))
-	list, err := s.ListConfig(t.Context(), "alice")
+	list, err := listConfig(t, s, "alice")
 	if err != nil || len(list) != 2 || list[0].Key != "aaa" || list[1].Key != "db" || list[1].Version != 5 {
 		t.Fatalf("ListConfig = %+v %v", list, err)
 	}
@@ -551,7 +552,7 @@ func testConfigDeleteAndRecreate(t *testing.T, s Store) {
 	if _, ok, err := s.ConfigVersion(t.Context(), "alice", "db", 2); ok || err != nil {
 		t.Fatalf("version of a deleted key: %v %v", ok, err)
 	}
-	if list, err := s.ListConfig(t.Context(), ""); err != nil || len(list) != 0 {
+	if list, err := listConfig(t, s, ""); err != nil || len(list) != 0 {
 		t.Fatalf("ListConfig lists a deleted key: %+v %v", list, err)
 	}
 	// Re-created, the key continues the numbering.
@@ -900,4 +901,137 @@ func testClose(t *testing.T, s Store) {
 	if r, ok, err := s.LoadLock("queued"); err != nil || !ok || r.Token != 9 {
 		t.Fatalf("the queued write after Close: %+v %v %v", r, ok, err)
 	}
+}
+
+// Listings page in (owner, name) order whatever the page size, across owner
+// ids that are prefixes of one another (the etcd store escapes owners in
+// its keys, which orders them otherwise), a page position in the middle of
+// an owner, and config keys deleted between the live ones (not listed, not
+// counted).
+func testListingPages(t *testing.T, s Store) {
+	owners := []string{"u:10", "gh:5", "u:1", "u:2", "u:1x"}
+	var flags []actors.FlagRecord
+	var keys []actors.ConfigRecord
+	for _, o := range owners {
+		for i := range 4 {
+			f := actors.FlagRecord{Owner: o, Name: fmt.Sprintf("f%d", 3-i), Enabled: true, Percentage: actors.NoPercentage, CreatedAt: T0, UpdatedAt: T0}
+			apply(t, s, actors.PutFlag{Flag: f})
+			flags = append(flags, f)
+			c := actors.ConfigRecord{Owner: o, Key: fmt.Sprintf("k.%d", i), Version: 1, Value: []byte("1"), CreatedAt: T0, UpdatedAt: T0}
+			apply(t, s, actors.PutConfig{Config: c, Keep: 1})
+			if i%2 == 1 {
+				apply(t, s, actors.RemoveConfig{Owner: o, Key: c.Key, Version: 1, At: T0})
+				continue
+			}
+			c.Value = nil
+			keys = append(keys, c)
+		}
+	}
+	sort.Slice(flags, func(i, j int) bool {
+		return flags[i].Owner < flags[j].Owner || flags[i].Owner == flags[j].Owner && flags[i].Name < flags[j].Name
+	})
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].Owner < keys[j].Owner || keys[i].Owner == keys[j].Owner && keys[i].Key < keys[j].Key
+	})
+	flagPos := func(f *actors.FlagRecord) (string, string) { return f.Owner, f.Name }
+	keyPos := func(c *actors.ConfigRecord) (string, string) { return c.Owner, c.Key }
+	for _, limit := range []int{1, 2, 3, 7, 100} {
+		got, err := actors.AllPages(limit, func(q actors.PageQuery) (actors.Page[actors.FlagRecord], error) {
+			pg, err := s.ListFlags(t.Context(), "", q)
+			if err == nil && pg.Total != len(flags) {
+				t.Fatalf("flags: total %d, want %d", pg.Total, len(flags))
+			}
+			return pg, err
+		}, flagPos)
+		if err != nil || len(got) != len(flags) {
+			t.Fatalf("flags in pages of %d: %d of %d, %v", limit, len(got), len(flags), err)
+		}
+		for i := range got {
+			if got[i].Owner != flags[i].Owner || got[i].Name != flags[i].Name {
+				t.Fatalf("flags in pages of %d: item %d is %s/%s, want %s/%s", limit, i, got[i].Owner, got[i].Name, flags[i].Owner, flags[i].Name)
+			}
+		}
+		mine, err := actors.AllPages(limit, func(q actors.PageQuery) (actors.Page[actors.FlagRecord], error) {
+			return s.ListFlags(t.Context(), "u:1", q)
+		}, flagPos)
+		if err != nil || len(mine) != 4 || mine[0].Name != "f0" || mine[3].Name != "f3" || mine[0].Owner != "u:1" {
+			t.Fatalf("u:1's flags in pages of %d: %+v %v", limit, mine, err)
+		}
+		gotKeys, err := actors.AllPages(limit, func(q actors.PageQuery) (actors.Page[actors.ConfigRecord], error) {
+			pg, err := s.ListConfig(t.Context(), "", q)
+			if err == nil && pg.Total != len(keys) {
+				t.Fatalf("config: total %d, want %d (deleted keys are not counted)", pg.Total, len(keys))
+			}
+			return pg, err
+		}, keyPos)
+		if err != nil || len(gotKeys) != len(keys) {
+			t.Fatalf("config in pages of %d: %d of %d, %v", limit, len(gotKeys), len(keys), err)
+		}
+		for i := range gotKeys {
+			if gotKeys[i].Owner != keys[i].Owner || gotKeys[i].Key != keys[i].Key {
+				t.Fatalf("config in pages of %d: item %d is %s/%s, want %s/%s", limit, i, gotKeys[i].Owner, gotKeys[i].Key, keys[i].Owner, keys[i].Key)
+			}
+		}
+	}
+	// A position in the middle of an owner, and one past an owner that has
+	// no items (a cursor is only a position).
+	pg, err := s.ListFlags(t.Context(), "", actors.PageQuery{AfterOwner: "u:1", AfterName: "f1", Limit: 3})
+	if err != nil || len(pg.Items) != 3 || !pg.More || pg.Items[0].Owner != "u:1" || pg.Items[0].Name != "f2" || pg.Items[2].Owner != "u:10" {
+		t.Fatalf("after u:1/f1: %+v %v", pg, err)
+	}
+	pg, err = s.ListFlags(t.Context(), "", actors.PageQuery{AfterOwner: "u:0", AfterName: "zzz", Limit: 1})
+	if err != nil || len(pg.Items) != 1 || pg.Items[0].Owner != "u:1" || pg.Items[0].Name != "f0" {
+		t.Fatalf("after u:0/zzz: %+v %v", pg, err)
+	}
+	pg, err = s.ListFlags(t.Context(), "u:2", actors.PageQuery{AfterName: "f3", Limit: 5})
+	if err != nil || len(pg.Items) != 0 || pg.More || pg.Total != 4 {
+		t.Fatalf("u:2 after its last: %+v %v", pg, err)
+	}
+}
+
+// The listings are read through their pages, two items a page, so that
+// every listing of the suite also checks paging: each item once, in order,
+// every page with the count of the whole listing.
+
+func listLimits(t *testing.T, s Store, owner string) ([]actors.LimitRecord, error) {
+	return paged(t, func(q actors.PageQuery) (actors.Page[actors.LimitRecord], error) {
+		return s.ListLimits(t.Context(), owner, q)
+	},
+		func(r *actors.LimitRecord) (string, string) { return r.Owner, r.Name })
+}
+
+func listFlags(t *testing.T, s Store, owner string) ([]actors.FlagRecord, error) {
+	return paged(t, func(q actors.PageQuery) (actors.Page[actors.FlagRecord], error) {
+		return s.ListFlags(t.Context(), owner, q)
+	},
+		func(f *actors.FlagRecord) (string, string) { return f.Owner, f.Name })
+}
+
+func listConfig(t *testing.T, s Store, owner string) ([]actors.ConfigRecord, error) {
+	return paged(t, func(q actors.PageQuery) (actors.Page[actors.ConfigRecord], error) {
+		return s.ListConfig(t.Context(), owner, q)
+	},
+		func(c *actors.ConfigRecord) (string, string) { return c.Owner, c.Key })
+}
+
+func paged[T any](t *testing.T, list func(actors.PageQuery) (actors.Page[T], error), pos func(*T) (string, string)) ([]T, error) {
+	t.Helper()
+	var totals []int
+	all, err := actors.AllPages(2, func(q actors.PageQuery) (actors.Page[T], error) {
+		pg, err := list(q)
+		if err == nil && (len(pg.Items) > q.Limit || pg.More && len(pg.Items) < q.Limit) {
+			t.Fatalf("page of %d items (more: %v) for a limit of %d", len(pg.Items), pg.More, q.Limit)
+		}
+		totals = append(totals, pg.Total)
+		return pg, err
+	}, pos)
+	if err != nil {
+		return all, err
+	}
+	for _, n := range totals {
+		if n != len(all) {
+			t.Fatalf("pages give totals %v for a listing of %d", totals, len(all))
+		}
+	}
+	return all, nil
 }

@@ -157,5 +157,11 @@ func (c *Client) DeleteConfig(ctx context.Context, key string) error {
 
 // ListConfig lists the caller's keys without values (every user's for an admin).
 func (c *Client) ListConfig(ctx context.Context) ([]ConfigEntry, error) {
-	return listOf[ConfigEntry](ctx, c, c.owned("/config"), "configs")
+	return listAll[ConfigEntry](ctx, c, c.owned("/config"), "configs")
+}
+
+// ListConfigPage reads one page of the caller's keys without values (every user's for an
+// admin: by owner, then name), by name.
+func (c *Client) ListConfigPage(ctx context.Context, o ListOptions) (*Page[ConfigEntry], error) {
+	return listPage[ConfigEntry](ctx, c, c.owned("/config"), "configs", o)
 }

@@ -137,5 +137,11 @@ func (c *Client) DeleteFlag(ctx context.Context, name string) error {
 
 // ListFlags lists the caller's flags (every user's for an admin).
 func (c *Client) ListFlags(ctx context.Context) ([]Flag, error) {
-	return listOf[Flag](ctx, c, c.owned("/flags"), "flags")
+	return listAll[Flag](ctx, c, c.owned("/flags"), "flags")
+}
+
+// ListFlagsPage reads one page of the caller's flags (every user's for an
+// admin: by owner, then name), by name.
+func (c *Client) ListFlagsPage(ctx context.Context, o ListOptions) (*Page[Flag], error) {
+	return listPage[Flag](ctx, c, c.owned("/flags"), "flags", o)
 }

@@ -144,5 +144,11 @@ func (c *Client) ResetLimit(ctx context.Context, name string) error {
 
 // ListLimits lists the caller's limits (every user's for an admin).
 func (c *Client) ListLimits(ctx context.Context) ([]LimitInfo, error) {
-	return listOf[LimitInfo](ctx, c, c.owned("/limits"), "limits")
+	return listAll[LimitInfo](ctx, c, c.owned("/limits"), "limits")
+}
+
+// ListLimitsPage reads one page of the caller's limits (every user's for an
+// admin: by owner, then name), by name.
+func (c *Client) ListLimitsPage(ctx context.Context, o ListOptions) (*Page[LimitInfo], error) {
+	return listPage[LimitInfo](ctx, c, c.owned("/limits"), "limits", o)
 }

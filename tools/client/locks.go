@@ -243,9 +243,16 @@ func (c *Client) LockStatus(ctx context.Context, name string) (*LockState, error
 	return getJSON[LockState](ctx, c, "/locks/"+seg(name))
 }
 
-// ListLocks lists the caller's active locks (every user's for an admin).
+// ListLocks lists the caller's active locks by name (every user's for an
+// admin), following the pages (paging.go).
 func (c *Client) ListLocks(ctx context.Context) ([]LockInfo, error) {
-	return listOf[LockInfo](ctx, c, "/locks", "locks")
+	return listAll[LockInfo](ctx, c, "/locks", "locks")
+}
+
+// ListLocksPage reads one page of the caller's active locks (every user's
+// for an admin), by name.
+func (c *Client) ListLocksPage(ctx context.Context, o ListOptions) (*Page[LockInfo], error) {
+	return listPage[LockInfo](ctx, c, "/locks", "locks", o)
 }
 
 // getJSON GETs path (retried) and decodes the JSON answer into out.
@@ -260,21 +267,6 @@ func getJSON[T any](ctx context.Context, c *Client, path string) (*T, error) {
 		return nil, err
 	}
 	return v, nil
-}
-
-// listOf reads a listing: GET path (retried) answers {"<key>": [item, …]}.
-func listOf[T any](ctx context.Context, c *Client, path, key string) ([]T, error) {
-	var out map[string]json.RawMessage
-	if err := c.getJSON(ctx, path, &out); err != nil {
-		return nil, err
-	}
-	var items []T
-	if raw := out[key]; raw != nil {
-		if err := json.Unmarshal(raw, &items); err != nil {
-			return nil, fmt.Errorf("octostore: decode GET %s response: %w", path, err)
-		}
-	}
-	return items, nil
 }
 
 // deleteNamed checks name (what names it in the error) and sends DELETE

@@ -68,9 +68,15 @@ func (c *Client) CloseSession(ctx context.Context, id string) (int, error) {
 }
 
 // ListSessions lists the caller's live sessions with the locks each holds
-// (every user's for an admin).
+// (every user's for an admin), by id, following the pages.
 func (c *Client) ListSessions(ctx context.Context) ([]SessionInfo, error) {
-	return listOf[SessionInfo](ctx, c, "/sessions", "sessions")
+	return listAll[SessionInfo](ctx, c, "/sessions", "sessions")
+}
+
+// ListSessionsPage reads one page of the caller's live sessions (every
+// user's for an admin), by id.
+func (c *Client) ListSessionsPage(ctx context.Context, o ListOptions) (*Page[SessionInfo], error) {
+	return listPage[SessionInfo](ctx, c, "/sessions", "sessions", o)
 }
 
 // ErrSessionLost: a Session expired on the server or could not be kept

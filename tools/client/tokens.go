@@ -38,7 +38,11 @@ func (c *Client) ListTokens(ctx context.Context, user string) ([]StoredToken, er
 	if user != "" {
 		path += "?user=" + url.QueryEscape(user)
 	}
-	return listOf[StoredToken](ctx, c, path, "tokens")
+	pg, err := listPage[StoredToken](ctx, c, path, "tokens", ListOptions{}) // one answer: token listings are not paged
+	if err != nil {
+		return nil, err
+	}
+	return pg.Items, nil
 }
 
 // CreateToken creates a bearer token for the account that has the login

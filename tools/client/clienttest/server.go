@@ -15,6 +15,7 @@ package clienttest
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -584,7 +585,7 @@ func (s *Server) serveLocks(w http.ResponseWriter, r *http.Request, parts []stri
 			}
 		}
 		s.mu.Unlock()
-		writeJSON(w, 200, map[string]any{"locks": out, "total": len(out)})
+		writePage(w, r, "locks", out, func(m map[string]any) string { return m["name"].(string) })
 		return
 	}
 	name := parts[1]
@@ -811,7 +812,7 @@ func (s *Server) serveLimits(w http.ResponseWriter, r *http.Request, parts []str
 				out = append(out, m)
 			}
 		}
-		writeJSON(w, 200, map[string]any{"limits": out})
+		writePage(w, r, "limits", out, func(m map[string]any) string { return m["name"].(string) })
 	case len(parts) == 3 && parts[2] == "check" && r.Method == "POST":
 		mx, msg := intField(body, "max_requests", 1, 10000)
 		if msg == "" {
@@ -881,8 +882,7 @@ func (s *Server) serveFlags(w http.ResponseWriter, r *http.Request, parts []stri
 				out = append(out, f)
 			}
 		}
-		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-		writeJSON(w, 200, map[string]any{"flags": out})
+		writePage(w, r, "flags", out, func(f *flag) string { return f.Name })
 	case len(parts) == 2 && r.Method == "PUT":
 		if !names.Resource.Valid(parts[1]) {
 			writeErr(w, 422, "flag name "+names.Resource.Requirement())
@@ -965,7 +965,7 @@ func (s *Server) serveConfig(w http.ResponseWriter, r *http.Request, parts []str
 				out = append(out, m)
 			}
 		}
-		writeJSON(w, 200, map[string]any{"configs": out})
+		writePage(w, r, "configs", out, func(m map[string]any) string { return m["key"].(string) })
 	case len(parts) == 2 && r.Method == "PUT":
 		val, ok := body["value"]
 		if !ok {
@@ -1157,4 +1157,39 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, sb *sub, wa
 			fl.Flush()
 		}
 	}
+}
+
+// writePage answers one page of a listing as the real server does
+// (docs/api.md, "Listings"): items sorted by name, ?limit= (default 1,000,
+// 1..10,000 else 422), ?cursor= (here: the last name, base64url; anything
+// else 422), "total" and "next_cursor" while items remain.
+func writePage[T any](w http.ResponseWriter, r *http.Request, key string, items []T, name func(T) string) {
+	sort.Slice(items, func(i, j int) bool { return name(items[i]) < name(items[j]) })
+	q := r.URL.Query()
+	limit := 1000
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n < 1 || n > 10000 {
+			writeErr(w, 422, "limit must be an integer from 1 to 10000")
+			return
+		}
+		limit = n
+	}
+	page := items
+	if q.Has("cursor") {
+		after, err := base64.RawURLEncoding.DecodeString(q.Get("cursor"))
+		if err != nil || len(after) == 0 {
+			writeErr(w, 422, "cursor is not one this server gave (take next_cursor from the previous page)")
+			return
+		}
+		i := sort.Search(len(items), func(i int) bool { return name(items[i]) > string(after) })
+		page = items[i:]
+	}
+	out := map[string]any{"total": len(items)}
+	if len(page) > limit {
+		page = page[:limit]
+		out["next_cursor"] = base64.RawURLEncoding.EncodeToString([]byte(name(page[limit-1])))
+	}
+	out[key] = page
+	writeJSON(w, 200, out)
 }
