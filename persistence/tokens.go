@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -128,6 +129,29 @@ type StaticTokenChange struct {
 	Previous    string // whom it authenticated as before; "" when added
 }
 
+// StaticToken is one configured static token: its hash and its login.
+type StaticToken struct {
+	Hash  [32]byte
+	Login string
+}
+
+// Ordered lists m.Tokens by login, then hash: both backends issue them in
+// this order, so the users a first start creates get their ids (u:<n>) in
+// login order, the same on every run, whatever the map's iteration order.
+func (m SyncStaticTokens) Ordered() []StaticToken {
+	ts := make([]StaticToken, 0, len(m.Tokens))
+	for h, login := range m.Tokens {
+		ts = append(ts, StaticToken{Hash: h, Login: login})
+	}
+	sort.Slice(ts, func(i, j int) bool {
+		if ts[i].Login != ts[j].Login {
+			return ts[i].Login < ts[j].Login
+		}
+		return bytes.Compare(ts[i].Hash[:], ts[j].Hash[:]) < 0
+	})
+	return ts
+}
+
 // Table implements actors.Mutation.
 func (SyncStaticTokens) Table() string { return "tokens" }
 
@@ -212,7 +236,8 @@ func applySyncStatic(ctx context.Context, tx *sql.Tx, m SyncStaticTokens) error 
 			}
 		}
 	}
-	for h, login := range m.Tokens {
+	for _, t := range m.Ordered() {
+		h, login := t.Hash, t.Login
 		was, had := have[h]
 		if had && was == login {
 			continue

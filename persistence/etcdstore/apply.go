@@ -391,7 +391,8 @@ func syncStatic(r *txnReader, m persistence.SyncStaticTokens) ([]part, error) {
 			r.note(part{del(k)}) // issueToken overwrites it below
 		}
 	}
-	for h, login := range m.Tokens {
+	for _, t := range m.Ordered() {
+		h, login := t.Hash, t.Login
 		was, had := have[h]
 		if had && was == login {
 			continue

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -78,6 +79,7 @@ func Run(t *testing.T, open Opener) {
 		{"TokenAdmin", testTokenAdmin},
 		{"GitHubRename", testGitHubRename},
 		{"StaticTokens", testStaticTokens},
+		{"StaticUsersInLoginOrder", testStaticUsersInLoginOrder},
 		{"CallbacksInOrder", testCallbacksInOrder},
 		{"GuardFailsAlone", testGuardFailsAlone},
 		{"AfterCommitAndBarrier", testAfterCommitAndBarrier},
@@ -700,6 +702,31 @@ func testGitHubRename(t *testing.T, s Store) {
 	apply(t, s, persistence.IssueToken{Login: "octo", GitHubID: 43, Hash: h3, Source: persistence.SourceOAuth, Now: T0})
 	if p, ok, err := s.LookupToken(h3); err != nil || !ok || p.ID != "gh:43" || p.UserID == before.UserID {
 		t.Fatalf("the account that took the freed login: %+v %v %v", p, ok, err)
+	}
+}
+
+// testStaticUsersInLoginOrder: the users a sync creates get their numbers
+// in login order, whatever the order of the configuration's map (eight
+// logins: a store that followed the map's iteration order would number them
+// in login order once in 8! runs).
+func testStaticUsersInLoginOrder(t *testing.T, s Store) {
+	logins := []string{"hal", "bea", "gus", "ada", "fay", "eve", "cal", "dan"}
+	tokens := map[[32]byte]string{}
+	for _, l := range logins {
+		tokens[persistence.HashToken("tok-"+l)] = l
+	}
+	apply(t, s, persistence.SyncStaticTokens{Tokens: tokens, Now: T0})
+	sorted := slices.Sorted(slices.Values(logins))
+	var last int64
+	for _, l := range sorted {
+		u, ok, err := s.UserByLogin(context.Background(), l)
+		if err != nil || !ok {
+			t.Fatalf("UserByLogin(%s) = %+v %v %v", l, u, ok, err)
+		}
+		if u.ID <= last {
+			t.Fatalf("user %s got number %d after %d: users are not numbered in login order (%v)", l, u.ID, last, sorted)
+		}
+		last = u.ID
 	}
 }
 
