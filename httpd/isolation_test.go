@@ -75,10 +75,15 @@ func TestAdminScope(t *testing.T) {
 	e.do(t, "PUT", "/config/c", rsBob, `{"value":1}`).want(t, 200)
 	e.do(t, "POST", "/limits/l", rsBob, `{"max_requests":1,"window_seconds":1}`).want(t, 405)
 
-	// listings: every user's, each item with its owner
+	// listings: every user's, each item with its owner, ordered by owner
+	// (user id: logins can change between two pages), then name
 	l := e.do(t, "GET", "/flags", rsAdmin, "").want(t, 200).list(t, "flags")
-	if len(l) != 2 || l[0]["owner"] != "alice" || l[0]["name"] != "f" || l[1]["owner"] != "bob" {
-		t.Fatalf("admin flags: %v", l)
+	first, second := "alice", "bob"
+	if e.app.UID(t, "bob") < e.app.UID(t, "alice") {
+		first, second = "bob", "alice"
+	}
+	if len(l) != 2 || l[0]["owner"] != first || l[1]["owner"] != second || l[0]["name"] != map[string]string{"alice": "f", "bob": "g"}[first] {
+		t.Fatalf("admin flags: %v (want %s's first: user ids %q, %q)", l, first, e.app.UID(t, "alice"), e.app.UID(t, "bob"))
 	}
 	if l := e.do(t, "GET", "/config", "", "", "X-Admin-Key", rsAdmin).want(t, 200).list(t, "configs"); len(l) != 1 || l[0]["owner"] != "bob" {
 		t.Fatalf("admin config (X-Admin-Key): %v", l)
