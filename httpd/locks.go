@@ -182,6 +182,54 @@ var errAdminOwnsNothing = actors.NewError(actors.CodeForbidden, "the admin key c
 
 // noAdminWrites refuses a write by the admin key to its own namespace: it
 // owns nothing.
+// hold are the validated fields every acquire of a hold (a lock or a
+// semaphore slot) shares.
+type hold struct {
+	sessionID, holderID string
+	ttl, wait           time.Duration // ttl 0 under a session
+}
+
+// holdFields validates body's session_id, ttl_seconds (required without a
+// session, refused with one: errTTLAndSession), holder_id and
+// wait_seconds, in that order (the first bad one is the one answered).
+func holdFields(body *lockBody) (h hold, err error) {
+	if h.sessionID, err = sessionIDField(&body.SessionID); err != nil {
+		return h, err
+	}
+	switch {
+	case h.sessionID == "":
+		if h.ttl, err = ttlField(&body.TTL); err != nil {
+			return h, err
+		}
+	case body.TTL.set() || body.TTL.dup:
+		return h, errTTLAndSession
+	}
+	if h.holderID, err = holderIDField(&body.HolderID); err != nil {
+		return h, err
+	}
+	h.wait, err = waitField(&body.Wait)
+	return h, err
+}
+
+// renewFields validates a renewal's lease_id and ttl_seconds (locks and
+// semaphore slots alike).
+func renewFields(body *lockBody) (lease string, ttl time.Duration, err error) {
+	if lease, err = leaseField(&body.LeaseID); err != nil {
+		return "", 0, err
+	}
+	ttl, err = ttlField(&body.TTL)
+	return lease, ttl, err
+}
+
+// optionalBody decodes a body that may be absent: none at all (or only
+// whitespace) leaves v as it is, as if {} had been sent.
+func optionalBody[T any](ctx *fasthttp.RequestCtx, v *T) error {
+	if len(bytes.TrimSpace(ctx.PostBody())) == 0 {
+		return nil
+	}
+	return decodeBody(ctx, v)
+}
+
 func noAdminWrites(p *Principal) error {
 	if p.Admin {
 		return errAdminOwnsNothing
@@ -194,24 +242,7 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 	if err != nil {
 		return err
 	}
-	sessionID, err := sessionIDField(&body.SessionID)
-	if err != nil {
-		return err
-	}
-	var ttl time.Duration
-	switch {
-	case sessionID == "":
-		if ttl, err = ttlField(&body.TTL); err != nil {
-			return err
-		}
-	case body.TTL.set() || body.TTL.dup:
-		return errTTLAndSession
-	}
-	holderID, err := holderIDField(&body.HolderID)
-	if err != nil {
-		return err
-	}
-	wait, err := waitField(&body.Wait)
+	h, err := holdFields(&body)
 	if err != nil {
 		return err
 	}
@@ -219,7 +250,7 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 	if err != nil {
 		return err
 	}
-	if sessionID != "" && (body.LockDelay.set() || body.LockDelay.dup) {
+	if h.sessionID != "" && (body.LockDelay.set() || body.LockDelay.dup) {
 		return errDelayAndSession
 	}
 	meta, err := metadataField(&body.Metadata)
@@ -229,10 +260,10 @@ func (s *Server) lockAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 	if err := noAdminWrites(p); err != nil {
 		return err
 	}
-	req := actors.LockRequest{Caller: p.ID, HolderID: holderID, TTL: ttl, Wait: wait, SessionID: sessionID, LockDelay: delay,
+	req := actors.LockRequest{Caller: p.ID, HolderID: h.holderID, TTL: h.ttl, Wait: h.wait, SessionID: h.sessionID, LockDelay: delay,
 		Metadata: meta}
 	var g actors.LockGrant
-	if wait > 0 {
+	if h.wait > 0 {
 		g, err = s.acquireWaiting(rq, name, req)
 	} else {
 		g, err = s.locks.AcquireWith(rq.ctx(), name, req)
@@ -265,11 +296,7 @@ func (s *Server) lockRenew(ctx *fasthttp.RequestCtx, rq *request, p *Principal) 
 	if err != nil {
 		return err
 	}
-	lease, err := leaseField(&body.LeaseID)
-	if err != nil {
-		return err
-	}
-	ttl, err := ttlField(&body.TTL)
+	lease, ttl, err := renewFields(&body)
 	if err != nil {
 		return err
 	}
@@ -292,10 +319,8 @@ func (s *Server) lockRelease(ctx *fasthttp.RequestCtx, rq *request, p *Principal
 		return err
 	}
 	var body lockBody
-	if len(bytes.TrimSpace(ctx.PostBody())) > 0 {
-		if err := decodeBody(ctx, &body); err != nil {
-			return err
-		}
+	if err := optionalBody(ctx, &body); err != nil {
+		return err
 	}
 	var lease string
 	if !p.Admin || body.LeaseID.set() {

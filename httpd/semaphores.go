@@ -1,7 +1,6 @@
 package httpd
 
 import (
-	"bytes"
 	"context"
 	"strconv"
 	"time"
@@ -45,24 +44,7 @@ func (s *Server) semaphoreAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Prin
 	if err != nil {
 		return errLimit
 	}
-	sessionID, err := sessionIDField(&body.SessionID)
-	if err != nil {
-		return err
-	}
-	var ttl time.Duration
-	switch {
-	case sessionID == "":
-		if ttl, err = ttlField(&body.TTL); err != nil {
-			return err
-		}
-	case body.TTL.set() || body.TTL.dup:
-		return errTTLAndSession
-	}
-	holderID, err := holderIDField(&body.HolderID)
-	if err != nil {
-		return err
-	}
-	wait, err := waitField(&body.Wait)
+	h, err := holdFields(&body.lockBody)
 	if err != nil {
 		return err
 	}
@@ -73,11 +55,11 @@ func (s *Server) semaphoreAcquire(ctx *fasthttp.RequestCtx, rq *request, p *Prin
 	if err := noAdminWrites(p); err != nil {
 		return err
 	}
-	req := actors.SemaphoreRequest{Caller: p.ID, HolderID: holderID, Limit: int(limit), TTL: ttl, Wait: wait, SessionID: sessionID,
+	req := actors.SemaphoreRequest{Caller: p.ID, HolderID: h.holderID, Limit: int(limit), TTL: h.ttl, Wait: h.wait, SessionID: h.sessionID,
 		Metadata: meta}
 	var g actors.SemaphoreGrant
-	if wait > 0 {
-		err = s.waiting(rq, wait, func(ctx context.Context) (func(context.Context), error) {
+	if h.wait > 0 {
+		err = s.waiting(rq, h.wait, func(ctx context.Context) (func(context.Context), error) {
 			if g, err = s.sems.Acquire(ctx, name, req); err != nil || !g.New {
 				return nil, err
 			}
@@ -121,11 +103,7 @@ func (s *Server) semaphoreRenew(ctx *fasthttp.RequestCtx, rq *request, p *Princi
 	if err != nil {
 		return err
 	}
-	lease, err := leaseField(&body.LeaseID)
-	if err != nil {
-		return err
-	}
-	ttl, err := ttlField(&body.TTL)
+	lease, ttl, err := renewFields(&body.lockBody)
 	if err != nil {
 		return err
 	}
@@ -145,10 +123,8 @@ func (s *Server) semaphoreRelease(ctx *fasthttp.RequestCtx, rq *request, p *Prin
 		return err
 	}
 	var body semaphoreBody
-	if len(bytes.TrimSpace(ctx.PostBody())) > 0 {
-		if err := decodeBody(ctx, &body); err != nil {
-			return err
-		}
+	if err := optionalBody(ctx, &body); err != nil {
+		return err
 	}
 	lease, err := leaseField(&body.LeaseID)
 	if err != nil {
