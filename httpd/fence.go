@@ -1,6 +1,7 @@
 package httpd
 
 import (
+	"context"
 	"strconv"
 
 	"github.com/octostore/octostore/actors"
@@ -37,22 +38,17 @@ func fenceToken(ctx *fasthttp.RequestCtx) (uint64, error) {
 }
 
 func (s *Server) lockFence(ctx *fasthttp.RequestCtx, rq *request, _ *Principal) error {
-	name, err := lockName(ctx)
-	if err != nil {
-		return err
-	}
-	token, err := fenceToken(ctx)
-	if err != nil {
-		return err
-	}
-	res, err := s.locks.Fence(rq.ctx(), name, token)
-	if err != nil {
-		return err
-	}
-	return writeOK(ctx, appendFenceValid(res, s.auth.Login(res.Holder)))
+	return s.fence(ctx, rq, s.locks.Fence)
 }
 
 func (s *Server) semaphoreFence(ctx *fasthttp.RequestCtx, rq *request, _ *Principal) error {
+	return s.fence(ctx, rq, s.sems.Fence)
+}
+
+// fence answers a fence check of the {name} in the path with the token in
+// ?token= (fenceToken), asked of check: a lock's or a semaphore's.
+func (s *Server) fence(ctx *fasthttp.RequestCtx, rq *request,
+	check func(ctx context.Context, name string, token uint64) (actors.FenceResult, error)) error {
 	name, err := lockName(ctx)
 	if err != nil {
 		return err
@@ -61,7 +57,7 @@ func (s *Server) semaphoreFence(ctx *fasthttp.RequestCtx, rq *request, _ *Princi
 	if err != nil {
 		return err
 	}
-	res, err := s.sems.Fence(rq.ctx(), name, token)
+	res, err := check(rq.ctx(), name, token)
 	if err != nil {
 		return err
 	}
