@@ -228,3 +228,44 @@ func TestListingPageBudget(t *testing.T) {
 		t.Fatalf("%d answer bytes still reserved", n)
 	}
 }
+
+// The admin's token listing pages too (oldest first, then by hash), of
+// every user or one (?user=); a cursor of another listing is 422 there.
+func TestTokenListingPages(t *testing.T) {
+	e := rsStart(t, nil)
+	for i := range 7 {
+		user := []string{"carol", "dave"}[i%2]
+		e.do(t, "POST", "/admin/tokens", rsAdmin, `{"user":"`+user+`"}`).want(t, 201)
+	}
+	whole, _ := e.walk(t, "/admin/tokens", "tokens", rsAdmin, "", httpd.MaxListLimit)
+	if len(whole) < 7 {
+		t.Fatalf("%d tokens listed, want at least the 7 created", len(whole))
+	}
+	for i := 1; i < len(whole); i++ {
+		if whole[i-1]["created_at"].(string) > whole[i]["created_at"].(string) {
+			t.Fatalf("tokens out of age order: %v before %v", whole[i-1], whole[i])
+		}
+	}
+	for _, limit := range []int{1, 2, 3, 7} {
+		got, _ := e.walk(t, "/admin/tokens", "tokens", rsAdmin, "", limit)
+		if !slices.Equal(names(got, "fingerprint"), names(whole, "fingerprint")) {
+			t.Fatalf("tokens in pages of %d: %v, want %v", limit, names(got, "fingerprint"), names(whole, "fingerprint"))
+		}
+		carols, _ := e.walk(t, "/admin/tokens", "tokens", rsAdmin, "user=carol", limit)
+		var want []string
+		for _, tok := range whole {
+			if tok["user"] == "carol" {
+				want = append(want, tok["fingerprint"].(string))
+			}
+		}
+		if len(want) != 4 || !slices.Equal(names(carols, "fingerprint"), want) {
+			t.Fatalf("carol's tokens in pages of %d: %v, want %v", limit, names(carols, "fingerprint"), want)
+		}
+	}
+	lockCursor := base64.RawURLEncoding.EncodeToString([]byte("p\nlock-01"))
+	for _, q := range []string{"limit=0", "limit=10001", "cursor=x", "cursor=" + lockCursor,
+		"cursor=" + base64.RawURLEncoding.EncodeToString([]byte("p1\n0123"))} {
+		e.do(t, "GET", "/admin/tokens?"+q, rsAdmin, "").want(t, 422)
+	}
+	e.do(t, "GET", "/admin/tokens?limit=2", rsAlice, "").want(t, 403)
+}

@@ -32,6 +32,9 @@ type Storage interface {
 	// of the writer. ListTokens lists the stored tokens (of login, or
 	// all), oldest first, never a secret.
 	ListTokens(ctx context.Context, login string) ([]persistence.TokenInfo, error)
+	// ListTokensPage reads one page of that listing and the count of the
+	// whole listing (issue 18: every listing pages).
+	ListTokensPage(ctx context.Context, q persistence.TokenPageQuery) (actors.Page[persistence.TokenInfo], error)
 	// CreateToken creates a token of source for the account that has login
 	// (a local user made for it when none has) and returns it once.
 	CreateToken(login, source string) (raw string, info persistence.TokenInfo, err error)

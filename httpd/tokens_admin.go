@@ -1,8 +1,11 @@
 package httpd
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strconv"
+	"time"
 
 	"github.com/octostore/octostore/actors"
 	"github.com/octostore/octostore/actors/names"
@@ -60,8 +63,9 @@ func loginParam(where, login string) error {
 	return nil
 }
 
-// tokenAdminList is GET /admin/tokens: every stored token, or ?user='s,
-// oldest first, with {"tokens","total"}.
+// tokenAdminList is GET /admin/tokens: one page (paging.go) of the stored
+// tokens, or ?user='s, oldest first then by fingerprint, with
+// {"tokens","total","next_cursor"}.
 func (s *Server) tokenAdminList(ctx *fasthttp.RequestCtx, rq *request, p *Principal) error {
 	if !p.Admin {
 		return errTokenAdminOnly
@@ -72,14 +76,66 @@ func (s *Server) tokenAdminList(ctx *fasthttp.RequestCtx, rq *request, p *Princi
 			return err
 		}
 	}
-	toks, err := s.store.ListTokens(rq.ctx(), user)
+	q, err := listQuery(ctx)
 	if err != nil {
 		return err
 	}
-	return writeJSON(ctx, struct {
-		Tokens []tokenJSON `json:"tokens"`
-		Total  int         `json:"total"`
-	}{tokensJSON(toks), len(toks)})
+	tq := persistence.TokenPageQuery{Login: user, Limit: q.Limit}
+	if q.AfterOwner != "" || q.AfterName != "" {
+		pos, ok := tokenPosition(q.AfterOwner, q.AfterName)
+		if !ok {
+			return errListCursor
+		}
+		tq.After = &pos
+	}
+	reserved, err := s.pageBudget(q, tokenItemSize)
+	if err != nil {
+		return err
+	}
+	defer s.answers.release(reserved)
+	pg, err := s.store.ListTokensPage(rq.ctx(), tq)
+	if err != nil {
+		return err
+	}
+	return writePage(ctx, "tokens", pg, tokenItemSize, true, tokenCursorOf, appendToken)
+}
+
+// tokenItemSize estimates a listed token's bytes (the answer budget).
+const tokenItemSize = 160
+
+// A token listing's cursor (paging.go's, opaque to clients) carries the
+// last token's position: its creation time in Unix milliseconds as the
+// "owner" and its hash in hex as the "name".
+func tokenCursorOf(t *persistence.TokenInfo) (owner, name string) {
+	return strconv.FormatInt(t.CreatedAt.UnixMilli(), 10), hex.EncodeToString(t.Hash[:])
+}
+
+// tokenPosition reads a position written by tokenCursorOf; ok is false for
+// anything else (another listing's cursor included).
+func tokenPosition(ms, hash string) (persistence.TokenPosition, bool) {
+	var pos persistence.TokenPosition
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != ms || len(hash) != 2*len(pos.Hash) {
+		return pos, false
+	}
+	if _, err := hex.Decode(pos.Hash[:], []byte(hash)); err != nil {
+		return pos, false
+	}
+	pos.CreatedAt = time.UnixMilli(n).UTC()
+	return pos, true
+}
+
+// appendToken renders a listed token as tokenJSON.
+func appendToken(b []byte, t *persistence.TokenInfo) []byte {
+	b = append(b, `{"user":`...)
+	b = appendString(b, t.Login)
+	b = append(b, `,"source":`...)
+	b = appendString(b, t.Source)
+	b = append(b, `,"created_at":"`...)
+	b = t.CreatedAt.UTC().AppendFormat(b, timeLayout)
+	b = append(b, `","fingerprint":"`...)
+	b = append(b, t.Fingerprint()...)
+	return append(b, `"}`...)
 }
 
 // tokenAdminCreate is POST /admin/tokens {"user"}: a new token of source

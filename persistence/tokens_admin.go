@@ -1,10 +1,12 @@
 package persistence
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -47,36 +49,125 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// listTokens lists tokens, of one login when login is not empty, oldest first.
+// TokenPosition is a position in the token listing's order: oldest first
+// (CreatedAt, milliseconds as stored), then by hash. A page starts after
+// one (TokenPageQuery.After).
+type TokenPosition struct {
+	CreatedAt time.Time
+	Hash      [32]byte
+}
+
+// Position is t's position in the token listing.
+func (t TokenInfo) Position() TokenPosition { return TokenPosition{t.CreatedAt, t.Hash} }
+
+// Before reports whether p comes before q in the token listing.
+func (p TokenPosition) Before(q TokenPosition) bool {
+	if a, b := p.CreatedAt.UnixMilli(), q.CreatedAt.UnixMilli(); a != b {
+		return a < b
+	}
+	return bytes.Compare(p.Hash[:], q.Hash[:]) < 0
+}
+
+// TokenPageQuery selects one page of the token listing (issue 18, paged
+// listings): the tokens of Login ("" every login's) after After (nil: from
+// the start), at most Limit (at least 1) of them.
+type TokenPageQuery struct {
+	Login string
+	After *TokenPosition
+	Limit int
+}
+
+// SortTokens orders tokens as the listing does (TokenPosition.Before).
+func SortTokens(ts []TokenInfo) {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Position().Before(ts[j].Position()) })
+}
+
+const tokenCols = `SELECT u.login, t.source, t.created_at, t.hash FROM tokens t JOIN users u ON u.id = t.user_id`
+
+// listTokens lists tokens, of one login when login is not empty, oldest
+// first (then by hash).
 func listTokens(ctx context.Context, q querier, login string) ([]TokenInfo, error) {
-	query := `SELECT u.login, t.source, t.created_at, t.hash FROM tokens t JOIN users u ON u.id = t.user_id`
+	query := tokenCols
 	var args []any
 	if login != "" {
 		query += ` WHERE u.login = ?`
 		args = append(args, login)
 	}
-	query += ` ORDER BY t.created_at, u.login, t.hash`
-	rows, err := q.QueryContext(ctx, query, args...)
+	rows, err := q.QueryContext(ctx, query+` ORDER BY t.created_at, t.hash`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
+	out, _, err := scanTokens(rows, -1)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// scanTokens reads token rows, at most limit of them (negative: all);
+// more is true when a row remained after the limit.
+func scanTokens(rows *sql.Rows, limit int) (out []TokenInfo, more bool, err error) {
 	defer rows.Close()
-	var out []TokenInfo
 	for rows.Next() {
+		if len(out) == limit {
+			return out, true, nil
+		}
 		var ti TokenInfo
 		var created int64
 		var h []byte
 		if err := rows.Scan(&ti.Login, &ti.Source, &created, &h); err != nil {
-			return nil, fmt.Errorf("list tokens: %w", err)
+			return nil, false, err
 		}
 		ti.CreatedAt = fromMS(created)
 		copy(ti.Hash[:], h)
 		out = append(out, ti)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list tokens: %w", err)
+	return out, false, rows.Err()
+}
+
+// ListTokensPage reads one page of the token listing and the count of the
+// whole listing, in one read transaction (one snapshot). The position is a
+// keyset over the index tokens_created (migration 0012): a page costs its
+// own rows, never every token.
+func (s *Store) ListTokensPage(ctx context.Context, q TokenPageQuery) (actors.Page[TokenInfo], error) {
+	var pg actors.Page[TokenInfo]
+	if q.Limit < 1 {
+		return pg, fmt.Errorf("list tokens: page limit %d", q.Limit)
 	}
-	return out, nil
+	var where []string
+	var args, countArgs []any
+	if q.Login != "" {
+		where, args, countArgs = append(where, `u.login = ?`), append(args, q.Login), []any{q.Login}
+	}
+	count := `SELECT COUNT(*) FROM tokens t JOIN users u ON u.id = t.user_id`
+	if len(where) > 0 {
+		count += ` WHERE ` + where[0]
+	}
+	if q.After != nil {
+		ms := q.After.CreatedAt.UnixMilli()
+		where = append(where, `(t.created_at, t.hash) > (?, ?)`)
+		args = append(args, ms, q.After.Hash[:])
+	}
+	query := tokenCols
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	tx, err := s.db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return pg, fmt.Errorf("list tokens: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, query+` ORDER BY t.created_at, t.hash LIMIT ?`, append(args, q.Limit+1)...)
+	if err != nil {
+		return pg, fmt.Errorf("list tokens: %w", err)
+	}
+	if pg.Items, pg.More, err = scanTokens(rows, q.Limit); err != nil {
+		return pg, fmt.Errorf("list tokens: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, count, countArgs...).Scan(&pg.Total); err != nil {
+		return pg, fmt.Errorf("list tokens: count: %w", err)
+	}
+	return pg, nil
 }
 
 // ListTokens lists the stored tokens (of login, or all when login is empty),

@@ -203,7 +203,8 @@ func tokenCreateVia(c *cli.Context, user string) error {
 }
 
 // tokenList prints a table, or with --json {"tokens":[…],"total":N} like
-// the API's listings.
+// the API's listings (through a server: each page's body, one line a page,
+// as every listing).
 func tokenList(c *cli.Context, _ []string) error {
 	if c.IsSet("user") && !names.Login.Valid(c.String("user")) {
 		return usageErr(c, "--user %q: %s", c.String("user"), names.Login.Requirement())
@@ -213,12 +214,8 @@ func tokenList(c *cli.Context, _ []string) error {
 		return err
 	}
 	if server {
-		return listRun(c, 0, func(cl *client.Client, ctx context.Context, _ client.ListOptions) (*client.Page[client.StoredToken], error) {
-			toks, err := cl.ListTokens(ctx, c.String("user")) // one answer: token listings are not paged
-			if err != nil {
-				return nil, err
-			}
-			return &client.Page[client.StoredToken]{Items: toks, Total: len(toks)}, nil
+		return listRun(c, client.MaxListPage, func(cl *client.Client, ctx context.Context, o client.ListOptions) (*client.Page[client.StoredToken], error) {
+			return cl.ListTokensPage(ctx, c.String("user"), o)
 		}, tokenCols, func(t client.StoredToken) []string {
 			return []string{t.User, t.Source, fmtTime(t.CreatedAt), t.Fingerprint}
 		}, nil)

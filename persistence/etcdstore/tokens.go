@@ -1,7 +1,7 @@
 package etcdstore
 
 import (
-	"bytes"
+	"container/heap"
 	"context"
 	"fmt"
 	"sort"
@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/octostore/octostore/actors"
 	"github.com/octostore/octostore/persistence"
 )
 
@@ -130,18 +131,125 @@ func (r *Reader) ListTokens(ctx context.Context, login string) ([]persistence.To
 }
 
 // sortTokens orders tokens as persistence lists them: oldest first, then
-// by login and hash.
-func sortTokens(ts []persistence.TokenInfo) {
-	sort.Slice(ts, func(i, j int) bool {
-		a, b := ts[i], ts[j]
-		if !a.CreatedAt.Equal(b.CreatedAt) {
-			return a.CreatedAt.Before(b.CreatedAt)
+// by hash (persistence.TokenPosition).
+func sortTokens(ts []persistence.TokenInfo) { persistence.SortTokens(ts) }
+
+// ListTokensPage reads one page of the token listing, as
+// persistence.Store.ListTokensPage: the tokens of q.Login (every login's
+// when empty) after q.After, oldest first then by hash, at most q.Limit,
+// with the count of the whole listing. Token keys are ordered by hash, not
+// by age, so the page is chosen in one scan of the token keys (one
+// revision, scanPage keys at a time) that keeps only the q.Limit+1 first
+// positions after q.After in a bounded heap: memory is one page, never
+// every token. Only the page's users are read for their logins; a token
+// whose user record is gone (none should be: a user's tokens go with it)
+// is left out of the page.
+func (r *Reader) ListTokensPage(ctx context.Context, q persistence.TokenPageQuery) (actors.Page[persistence.TokenInfo], error) {
+	var pg actors.Page[persistence.TokenInfo]
+	if q.Limit < 1 {
+		return pg, fmt.Errorf("list tokens: page limit %d", q.Limit)
+	}
+	only := int64(-1)
+	if q.Login != "" {
+		u, ok, err := r.UserByLogin(ctx, q.Login)
+		if err != nil {
+			return pg, fmt.Errorf("list tokens: %w", err)
 		}
-		if a.Login != b.Login {
-			return a.Login < b.Login
+		if !ok {
+			return pg, nil
 		}
-		return bytes.Compare(a.Hash[:], b.Hash[:]) < 0
+		only = u.ID
+	}
+	page := &tokenHeap{}
+	base := r.ks.tokens()
+	err := r.scan(ctx, base, false, func(k string, v []byte) error {
+		var t tokenValue
+		if err := decodeJSON("token", v, &t); err != nil {
+			return err
+		}
+		if only >= 0 && t.UserID != only {
+			return nil
+		}
+		h, err := tokenHash(k, base)
+		if err != nil {
+			return err
+		}
+		pg.Total++
+		ti := persistence.TokenInfo{Source: t.Source, CreatedAt: fromMS(t.CreatedAt), Hash: h}
+		if q.After != nil && !q.After.Before(ti.Position()) {
+			return nil
+		}
+		page.offer(tokenEntry{ti, t.UserID}, q.Limit+1)
+		return nil
 	})
+	if err != nil {
+		return pg, fmt.Errorf("list tokens: %w", err)
+	}
+	items := page.sorted()
+	if len(items) > q.Limit {
+		items, pg.More = items[:q.Limit], true
+	}
+	logins := map[int64]string{}
+	for _, e := range items {
+		l, seen := logins[e.user]
+		if !seen {
+			u, ok, err := r.user(ctx, e.user)
+			if err != nil {
+				return pg, fmt.Errorf("list tokens: %w", err)
+			}
+			if ok {
+				l = u.Login
+			}
+			logins[e.user] = l
+		}
+		if l == "" {
+			continue
+		}
+		e.info.Login = l
+		pg.Items = append(pg.Items, e.info)
+	}
+	return pg, nil
+}
+
+// tokenEntry is a token of a page being chosen, with its user id.
+type tokenEntry struct {
+	info persistence.TokenInfo
+	user int64
+}
+
+// tokenHeap keeps the first tokens in listing order: a max-heap on the
+// position, so that the last of those kept is the one a better token
+// replaces.
+type tokenHeap []tokenEntry
+
+func (h tokenHeap) Len() int           { return len(h) }
+func (h tokenHeap) Less(i, j int) bool { return h[j].info.Position().Before(h[i].info.Position()) }
+func (h tokenHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *tokenHeap) Push(x any)        { *h = append(*h, x.(tokenEntry)) }
+func (h *tokenHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+// offer keeps e if it is among the first n tokens offered.
+func (h *tokenHeap) offer(e tokenEntry, n int) {
+	if h.Len() < n {
+		heap.Push(h, e)
+		return
+	}
+	if e.info.Position().Before((*h)[0].info.Position()) {
+		(*h)[0] = e
+		heap.Fix(h, 0)
+	}
+}
+
+// sorted returns the tokens kept, in listing order.
+func (h tokenHeap) sorted() []tokenEntry {
+	out := []tokenEntry(h)
+	sort.Slice(out, func(i, j int) bool { return out[i].info.Position().Before(out[j].info.Position()) })
+	return out
 }
 
 // UserByLogin finds a user by login.

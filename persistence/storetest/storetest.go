@@ -51,6 +51,7 @@ type Store interface {
 
 	// Token administration (the API's /admin/tokens).
 	ListTokens(ctx context.Context, login string) ([]persistence.TokenInfo, error)
+	ListTokensPage(ctx context.Context, q persistence.TokenPageQuery) (actors.Page[persistence.TokenInfo], error)
 	CreateToken(login, source string) (string, persistence.TokenInfo, error)
 	RevokeTokens(ctx context.Context, sel persistence.RevokeSelector) ([]persistence.TokenInfo, error)
 }
@@ -77,6 +78,7 @@ func Run(t *testing.T, open Opener) {
 		{"ListingPages", testListingPages},
 		{"Tokens", testTokens},
 		{"TokenAdmin", testTokenAdmin},
+		{"TokenPages", testTokenPages},
 		{"GitHubRename", testGitHubRename},
 		{"StaticTokens", testStaticTokens},
 		{"StaticUsersInLoginOrder", testStaticUsersInLoginOrder},
@@ -167,6 +169,74 @@ func testTokenAdmin(t *testing.T, s Store) {
 	}
 	if left, err := s.ListTokens(ctx, ""); err != nil || len(left) != 1 || left[0].Hash != infos[2].Hash {
 		t.Fatalf("left: %+v %v, want dave's token only", left, err)
+	}
+}
+
+// testTokenPages: the token listing pages oldest first, then by hash (ties
+// of one millisecond included), of every login or one; the pages of any
+// size put together are the whole listing, each token once, with the
+// listing's total on every page.
+func testTokenPages(t *testing.T, s Store) {
+	ctx := context.Background()
+	var want []persistence.TokenInfo
+	for i := 0; i < 9; i++ {
+		login := []string{"carol", "dave", "erin"}[i%3]
+		at := T0.Add(time.Duration(2-i/3) * time.Second) // three per millisecond, the newest first
+		h := persistence.HashToken(fmt.Sprintf("page-token-%d", i))
+		apply(t, s, persistence.IssueToken{Login: login, Hash: h, Source: persistence.SourceCLI, Now: at})
+		want = append(want, persistence.TokenInfo{Login: login, Source: persistence.SourceCLI, CreatedAt: at, Hash: h})
+	}
+	persistence.SortTokens(want)
+	if all, err := s.ListTokens(ctx, ""); err != nil || !reflect.DeepEqual(all, want) {
+		t.Fatalf("ListTokens() = %+v %v\nwant %+v", all, err, want)
+	}
+	pages := func(login string, limit int) []persistence.TokenInfo {
+		t.Helper()
+		var got []persistence.TokenInfo
+		q := persistence.TokenPageQuery{Login: login, Limit: limit}
+		for n := 0; ; n++ {
+			pg, err := s.ListTokensPage(ctx, q)
+			if err != nil || n > len(want) {
+				t.Fatalf("ListTokensPage(%+v) = %v after %d pages", q, err, n)
+			}
+			wantTotal := len(want)
+			if login != "" {
+				wantTotal = 3
+			}
+			if pg.Total != wantTotal || len(pg.Items) > limit || pg.More && len(pg.Items) != limit {
+				t.Fatalf("ListTokensPage(%+v) = %d items, total %d, more %v; want total %d",
+					q, len(pg.Items), pg.Total, pg.More, wantTotal)
+			}
+			got = append(got, pg.Items...)
+			if !pg.More {
+				return got
+			}
+			last := pg.Items[len(pg.Items)-1].Position()
+			q.After = &last
+		}
+	}
+	for _, limit := range []int{1, 2, 3, 4, 9, 10} {
+		if got := pages("", limit); !reflect.DeepEqual(got, want) {
+			t.Fatalf("pages of %d:\n%+v\nwant %+v", limit, got, want)
+		}
+	}
+	var daves []persistence.TokenInfo
+	for _, ti := range want {
+		if ti.Login == "dave" {
+			daves = append(daves, ti)
+		}
+	}
+	if got := pages("dave", 2); !reflect.DeepEqual(got, daves) {
+		t.Fatalf("dave's pages: %+v, want %+v", got, daves)
+	}
+	end := want[len(want)-1].Position()
+	if pg, err := s.ListTokensPage(ctx, persistence.TokenPageQuery{After: &end, Limit: 5}); err != nil ||
+		len(pg.Items) != 0 || pg.More || pg.Total != len(want) {
+		t.Fatalf("the page after the last token = %+v %v", pg, err)
+	}
+	if pg, err := s.ListTokensPage(ctx, persistence.TokenPageQuery{Login: "nobody", Limit: 5}); err != nil ||
+		len(pg.Items) != 0 || pg.More || pg.Total != 0 {
+		t.Fatalf("the tokens of nobody = %+v %v", pg, err)
 	}
 }
 

@@ -32,17 +32,22 @@ type TokenSelector struct {
 }
 
 // ListTokens lists the stored tokens, or user's when user is not empty,
-// oldest first (retried: a read).
+// oldest first, following the pages (paging.go; retried: a read).
 func (c *Client) ListTokens(ctx context.Context, user string) ([]StoredToken, error) {
-	path := "/admin/tokens"
-	if user != "" {
-		path += "?user=" + url.QueryEscape(user)
+	return listAll[StoredToken](ctx, c, tokensPath(user), "tokens")
+}
+
+// ListTokensPage reads one page of the stored tokens (user's when user is
+// not empty), oldest first.
+func (c *Client) ListTokensPage(ctx context.Context, user string, o ListOptions) (*Page[StoredToken], error) {
+	return listPage[StoredToken](ctx, c, tokensPath(user), "tokens", o)
+}
+
+func tokensPath(user string) string {
+	if user == "" {
+		return "/admin/tokens"
 	}
-	pg, err := listPage[StoredToken](ctx, c, path, "tokens", ListOptions{}) // one answer: token listings are not paged
-	if err != nil {
-		return nil, err
-	}
-	return pg.Items, nil
+	return "/admin/tokens?user=" + url.QueryEscape(user)
 }
 
 // CreateToken creates a bearer token for the account that has the login

@@ -42,8 +42,25 @@ func TestClientTokenAdmin(t *testing.T) {
 		!listed[0].CreatedAt.Equal(first.CreatedAt) {
 		t.Fatalf("ListTokens(carol) = %+v, %v", listed, err)
 	}
-	if all, err := admin.ListTokens(ctx, ""); err != nil || len(all) != 3 { // alice's and bob's static tokens, carol's
+	all, err := admin.ListTokens(ctx, "")
+	if err != nil || len(all) != 3 { // alice's and bob's static tokens, carol's
 		t.Fatalf("ListTokens() = %+v, %v", all, err)
+	}
+	var walked []string // the same listing a token a page
+	o := client.ListOptions{Limit: 1}
+	for pages := 0; ; pages++ {
+		pg, err := admin.ListTokensPage(ctx, "", o)
+		if err != nil || len(pg.Items) != 1 || pg.Total != 3 || pages > 3 {
+			t.Fatalf("token page %d: %+v, %v", pages, pg, err)
+		}
+		walked = append(walked, pg.Items[0].Fingerprint)
+		if pg.NextCursor == "" {
+			break
+		}
+		o.Cursor = pg.NextCursor
+	}
+	if len(walked) != 3 || walked[0] != all[0].Fingerprint || walked[1] != all[1].Fingerprint || walked[2] != all[2].Fingerprint {
+		t.Fatalf("token pages %v, ListTokens %+v", walked, all)
 	}
 	if _, err := alice.ListTokens(ctx, ""); !errors.Is(err, client.ErrForbidden) {
 		t.Fatalf("a user lists tokens: %v", err)
