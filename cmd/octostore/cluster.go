@@ -46,20 +46,30 @@ func clusterStatusAction(c *cli.Context, _ []string) error {
 			leader += " since " + st.LeaderSince.UTC().Format(time.RFC3339)
 		}
 		fmt.Fprintf(w, "node %s, leader %s\n", termtext.Clean(st.Node), termtext.Clean(leader))
-		rows := make([][]string, 0, len(st.Members))
-		for _, m := range st.Members {
-			h := "no"
-			if m.Healthy {
-				h = "yes"
-			}
-			role := ""
-			if m.Name == st.Leader {
-				role = "leader"
-			}
-			rows = append(rows, []string{m.Name, role, h, m.APIURL, m.PeerURL})
-		}
+		rows := clusterRows(st)
 		return printTable(w, []col{{title: "NAME"}, {title: "ROLE"}, {title: "HEALTHY"}, {title: "API URL", cut: true}, {title: "PEER URL", cut: true}}, rows)
 	})
+}
+
+// clusterRows are the rows of cluster status's table: NAME, ROLE (leader,
+// follower, "-" when down), HEALTHY, API URL ("(down)" when the node has no
+// registration to read it from) and PEER URL.
+func clusterRows(st client.ClusterStatus) [][]string {
+	rows := make([][]string, 0, len(st.Members))
+	for _, m := range st.Members {
+		h, role, api := "no", "-", m.APIURL
+		if m.Healthy {
+			h, role = "yes", "follower"
+		}
+		if m.Name == st.Leader {
+			role = "leader"
+		}
+		if api == "" {
+			api = "(down)"
+		}
+		rows = append(rows, []string{m.Name, role, h, api, m.PeerURL})
+	}
+	return rows
 }
 
 // etcdFlags are the flags of the commands that talk to etcd directly.

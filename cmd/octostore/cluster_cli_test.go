@@ -2,12 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/octostore/octostore/tools/client"
 )
 
 // clusterMain runs one node of a cluster of embedded etcd members in
@@ -262,4 +265,24 @@ func TestClusterBackupRestore(t *testing.T) {
 	}
 	octo(t, r1.URL(), carol, "lock", "list").mustCode(t, exitOK, "a token created before the snapshot")
 	octo(t, r1.URL(), later, "lock", "list").mustCode(t, exitAuth, "a token created after the snapshot")
+}
+
+// cluster status names every member's role, and a member that is down
+// shows "(down)" where its API URL would be (it has no registration), not
+// an empty cell that shifts the columns.
+func TestClusterRows(t *testing.T) {
+	st := client.ClusterStatus{Node: "n2", Leader: "n1", Members: []client.ClusterMember{
+		{Name: "n1", PeerURL: "http://p1", APIURL: "http://a1", Healthy: true},
+		{Name: "n2", PeerURL: "http://p2", APIURL: "http://a2", Healthy: true},
+		{Name: "n3", PeerURL: "http://p3"},
+	}}
+	got := fmt.Sprint(clusterRows(st))
+	want := "[[n1 leader yes http://a1 http://p1] [n2 follower yes http://a2 http://p2] [n3 - no (down) http://p3]]"
+	if got != want {
+		t.Fatalf("rows %s, want %s", got, want)
+	}
+	st.Leader = ""
+	if got := clusterRows(st)[0][1]; got != "follower" {
+		t.Fatalf("without a leader, n1's role is %q", got)
+	}
 }
