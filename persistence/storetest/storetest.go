@@ -94,7 +94,7 @@ func Run(t *testing.T, open Opener) {
 // T0 is the suite's clock: every time is whole milliseconds, as stored.
 var T0 = time.Date(2026, 2, 1, 10, 0, 0, 0, time.UTC)
 
-func apply(t *testing.T, s Store, ms ...actors.Mutation) {
+func apply(t *testing.T, s interface{ Apply(actors.Mutation) error }, ms ...actors.Mutation) {
 	t.Helper()
 	for _, m := range ms {
 		if err := s.Apply(m); err != nil {
@@ -1131,4 +1131,129 @@ func paged[T any](t *testing.T, list func(actors.PageQuery) (actors.Page[T], err
 		}
 	}
 	return all, nil
+}
+
+// SignInStore is what the sign-in contract needs of a backend: GitHub
+// sign-in (one transaction: account, rename, cap of tokens), token lookups,
+// and the rotation and revocation httpd.Storage does.
+type SignInStore interface {
+	SignIn(ctx context.Context, u persistence.GitHubUser, maxTokens int) (persistence.SignInResult, error)
+	LookupToken(hash [32]byte) (persistence.Principal, bool, error)
+	CountTokens() (int, error)
+	Rotate(old [32]byte) (raw string, hash [32]byte, err error)
+	Revoke(hash [32]byte) error
+	Apply(m actors.Mutation) error
+}
+
+// ClockOpener opens a new, empty store for one test, as Opener, whose
+// sign-ins read the time from now.
+type ClockOpener func(t *testing.T, now func() time.Time) SignInStore
+
+// RunSignIn runs the sign-in contract against the stores open makes:
+// tokens resolve to their account; the cap of tokens per account revokes
+// the oldest; a rename keeps the account and its tokens (all stale in
+// caches); a login another account has is refused with nothing written; a
+// login freed by a rename is free; rotation and revocation; two accounts
+// racing for one login never both get it.
+func RunSignIn(t *testing.T, open ClockOpener) {
+	var mu sync.Mutex
+	clock := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	s := open(t, func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(time.Second) // each write a second after the last: "oldest" is well defined
+		return clock
+	})
+	ctx := t.Context()
+	octo := persistence.GitHubUser{ID: 7, Login: "octo", AvatarURL: "https://avatars.example/7"}
+	var tokens []persistence.SignInResult
+	for i := 0; i < 3; i++ {
+		r, err := s.SignIn(ctx, octo, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, ok, err := s.LookupToken(persistence.HashToken(r.Token)); err != nil || !ok || p.Login != "octo" || p.Source != persistence.SourceOAuth {
+			t.Fatalf("sign-in %d: token resolves to %+v %v %v", i, p, ok, err)
+		}
+		tokens = append(tokens, r)
+	}
+	// The cap of 2: the third sign-in revoked the first token.
+	if len(tokens[2].Revoked) != 1 || tokens[2].Revoked[0].Hash != tokens[0].Hash || len(tokens[2].Stale) != 1 {
+		t.Fatalf("third sign-in revoked %+v (stale %d), want the first token", tokens[2].Revoked, len(tokens[2].Stale))
+	}
+	if _, ok, _ := s.LookupToken(tokens[0].Hash); ok {
+		t.Fatal("the oldest token still works")
+	}
+
+	// A rename keeps the user and its tokens; every token is stale in caches.
+	renamed, err := s.SignIn(ctx, persistence.GitHubUser{ID: 7, Login: "octo2"}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if renamed.RenamedFrom != "octo" || len(renamed.Stale) < 2 {
+		t.Fatalf("rename: %+v", renamed)
+	}
+	if p, ok, _ := s.LookupToken(tokens[2].Hash); !ok || p.Login != "octo2" {
+		t.Fatalf("a token issued before the rename: %+v %v", p, ok)
+	}
+
+	// A login used by another account (a local user) is refused: nothing
+	// is written, not even the token.
+	mu.Lock()
+	now := clock
+	mu.Unlock()
+	apply(t, s, persistence.IssueToken{Login: "local", Hash: persistence.HashToken("local-tok"), Source: persistence.SourceCLI, Now: now})
+	before, _ := s.CountTokens()
+	if _, err := s.SignIn(ctx, persistence.GitHubUser{ID: 8, Login: "local"}, 2); actors.ErrorCode(err) != actors.CodeConflict {
+		t.Fatalf("sign-in as another account's login: %v, want a conflict", err)
+	}
+	// The old login of the renamed account belongs to nobody now: free.
+	if _, err := s.SignIn(ctx, persistence.GitHubUser{ID: 9, Login: "octo"}, 2); err != nil {
+		t.Fatalf("sign-in with a login freed by a rename: %v", err)
+	}
+	if after, _ := s.CountTokens(); after != before+1 {
+		t.Fatalf("tokens %d → %d: the refused sign-in wrote something", before, after)
+	}
+
+	// Rotate and Revoke (httpd.Storage).
+	raw, h, err := s.Rotate(tokens[2].Hash)
+	if err != nil || raw == "" || h != persistence.HashToken(raw) {
+		t.Fatalf("rotate: %q %v", raw, err)
+	}
+	if _, ok, _ := s.LookupToken(tokens[2].Hash); ok {
+		t.Fatal("the rotated token still works")
+	}
+	if p, ok, _ := s.LookupToken(h); !ok || p.Login != "octo2" || p.Source != persistence.SourceOAuth {
+		t.Fatalf("the rotated token's successor: %+v %v", p, ok)
+	}
+	if err := s.Revoke(h); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Rotate(h); !errors.Is(err, persistence.ErrTokenGone) {
+		t.Fatalf("rotating a revoked token: %v, want ErrTokenGone", err)
+	}
+
+	// Two accounts racing for one login: exactly one gets it.
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.SignIn(ctx, persistence.GitHubUser{ID: int64(100 + i), Login: "contested"}, 5)
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case actors.ErrorCode(err) != actors.CodeConflict:
+			t.Fatalf("unexpected error %v", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d accounts got the login, want exactly 1", won)
+	}
 }
