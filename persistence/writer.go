@@ -98,6 +98,9 @@ func NewWriter(db *DB, opt WriterOptions) (*Writer, error) {
 	if opt.MaxBatch <= 0 {
 		opt.MaxBatch = DefaultMaxBatch
 	}
+	if err := checkStmtLayout(); err != nil {
+		return nil, err
+	}
 	log := newLockLog()
 	if err := log.foldAll(db.write); err != nil {
 		return nil, err
@@ -537,7 +540,9 @@ var _ actors.MutationWriter = (*batchTx)(nil)
 // PutLock implements actors.MutationWriter: the write is appended to the
 // lock journal (locklog.go), not updated in place.
 func (b *batchTx) PutLock(l actors.LockRecord) error {
-	seq, err := b.stmts.putLock.exec(b.conn, lockArgs(l)...)
+	st := b.stmts.putLock
+	lockRow(st.row(), &l)
+	seq, err := st.exec(b.conn)
 	if err != nil {
 		return err
 	}
