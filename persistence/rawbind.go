@@ -22,6 +22,8 @@ extern long long sqlite3_last_insert_rowid(sqlite3*);
 extern int sqlite3_extended_errcode(sqlite3*);
 extern const char *sqlite3_errmsg(sqlite3*);
 extern const char *sqlite3_sql(sqlite3_stmt*);
+extern char *sqlite3_expanded_sql(sqlite3_stmt*);
+extern void sqlite3_free(void*);
 
 #define OCTO_SQLITE_OK 0
 #define OCTO_SQLITE_ROW 100
@@ -86,6 +88,8 @@ static int octo_exec(sqlite3_stmt *st, const octo_arg *a, int n, const char *buf
 
 static int octo_param_count(void *st) { return sqlite3_bind_parameter_count((sqlite3_stmt*)st); }
 static const char *octo_stmt_sql(void *st) { return sqlite3_sql((sqlite3_stmt*)st); }
+static char *octo_expanded_sql(void *st) { return sqlite3_expanded_sql((sqlite3_stmt*)st); }
+static void octo_free(void *p) { sqlite3_free(p); }
 static int octo_exec_ptr(void *st, const octo_arg *a, int n, const char *buf, octo_out *out) {
 	return octo_exec((sqlite3_stmt*)st, a, n, buf, out);
 }
@@ -255,4 +259,16 @@ func stmtHandle(st *sqlite3.SQLiteStmt, query string) (unsafe.Pointer, int, erro
 		return nil, 0, fmt.Errorf("persistence: the handle of the statement %q reads %q", query, sql)
 	}
 	return h, int(C.octo_param_count(h)), nil
+}
+
+// boundSQL is the statement at handle with its current bindings in place of
+// its parameters (sqlite3_expanded_sql): what SQLite still holds of the
+// last row. Tests use it to check that octo_exec leaves nothing bound.
+func boundSQL(handle unsafe.Pointer) string {
+	p := C.octo_expanded_sql(handle)
+	if p == nil {
+		return ""
+	}
+	defer C.octo_free(unsafe.Pointer(p))
+	return C.GoString(p)
 }

@@ -296,6 +296,40 @@ func TestRawRowErrors(t *testing.T) {
 	}
 }
 
+// After a typed exec SQLite holds nothing of the row: its text and blob
+// binds pointed into the row's buffer (Go memory, reused for the next row)
+// without a copy, so octo_exec must clear them before it returns, on
+// success and on failure alike.
+func TestRawRowLeavesNothingBound(t *testing.T) {
+	db, w, _ := openTest(t)
+	w.Close()
+	if _, err := db.write.Exec(`CREATE TABLE raw_bound(k TEXT PRIMARY KEY, b BLOB, i INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	conn, err := db.write.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	raw := newRawStmt(`INSERT INTO raw_bound(k, b, i) VALUES(?, ?, ?)`)
+	defer raw.close(conn)
+	const cleared = `INSERT INTO raw_bound(k, b, i) VALUES(NULL, NULL, NULL)`
+	for i, k := range []string{"key-1", "key-1"} { // the second fails: duplicate key
+		row := raw.row()
+		row.text(k)
+		row.blob([]byte("blob bytes"))
+		row.int(42)
+		_, err := raw.exec(conn)
+		if (err != nil) != (i == 1) {
+			t.Fatalf("exec %d: %v", i, err)
+		}
+		if got := boundSQL(raw.handle); got != cleared {
+			t.Fatalf("after exec %d SQLite still holds %q, want %q", i, got, cleared)
+		}
+	}
+}
+
 // The handle the typed binds use is read from go-sqlite3's statement at
 // the offset reflection reports; the check that guards it passes on the
 // go-sqlite3 this module builds with, and a handle is accepted only for
