@@ -143,6 +143,27 @@ func TestTypedBatchFailureFailsEveryWrite(t *testing.T) {
 	}
 }
 
+// rawTestConn is the write connection of a fresh database whose writer is
+// stopped, with ddl applied (when not empty): what the typed-row tests run
+// their statements on, as the writer does. The connection is closed at the
+// end of the test.
+func rawTestConn(t *testing.T, ddl string) *sql.Conn {
+	t.Helper()
+	db, w, _ := openTest(t)
+	w.Close()
+	if ddl != "" {
+		if _, err := db.write.Exec(ddl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := db.write.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 // rawValueTable has one column of every kind the typed row binds.
 const rawValueTable = `CREATE TABLE raw_values(i INTEGER, t TEXT, b BLOB, n)`
 
@@ -153,11 +174,7 @@ const rawValueTable = `CREATE TABLE raw_values(i INTEGER, t TEXT, b BLOB, n)`
 // embedded NUL bytes are kept, a uint64 token beyond int64 wraps as
 // lockRow stores it).
 func TestRawRowBindsWhatGoSQLite3Would(t *testing.T) {
-	db, w, _ := openTest(t)
-	w.Close()
-	if _, err := db.write.Exec(rawValueTable); err != nil {
-		t.Fatal(err)
-	}
+	conn := rawTestConn(t, rawValueTable)
 	type val struct {
 		i    any // int64 or bool or nil
 		t    string
@@ -175,11 +192,6 @@ func TestRawRowBindsWhatGoSQLite3Would(t *testing.T) {
 		{i: nil, null: true},
 	}
 	ctx := context.Background()
-	conn, err := db.write.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	raw := newRawStmt(`INSERT INTO raw_values(i, t, b, n) VALUES(?, ?, ?, ?)`)
 	defer raw.close(conn)
 	for k, v := range vals {
@@ -247,17 +259,8 @@ func TestRawRowBindsWhatGoSQLite3Would(t *testing.T) {
 // the message), leaves nothing bound, and the statement runs again
 // afterwards; a row of the wrong length is refused before SQLite sees it.
 func TestRawRowErrors(t *testing.T) {
-	db, w, _ := openTest(t)
-	w.Close()
-	if _, err := db.write.Exec(`CREATE TABLE raw_strict(k TEXT PRIMARY KEY, v INTEGER NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
+	conn := rawTestConn(t, `CREATE TABLE raw_strict(k TEXT PRIMARY KEY, v INTEGER NOT NULL)`)
 	ctx := context.Background()
-	conn, err := db.write.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	raw := newRawStmt(`INSERT INTO raw_strict(k, v) VALUES(?, ?)`)
 	defer raw.close(conn)
 	insert := func(k string, v *int64) (int64, error) {
@@ -274,7 +277,7 @@ func TestRawRowErrors(t *testing.T) {
 	if id, err := insert("a", &one); err != nil || id != 1 {
 		t.Fatalf("first insert: rowid %d, %v", id, err)
 	}
-	_, err = insert("a", &one)
+	_, err := insert("a", &one)
 	var se sqlite3.Error
 	if !errors.As(err, &se) || se.Code != sqlite3.ErrConstraint || se.ExtendedCode != sqlite3.ErrConstraintPrimaryKey ||
 		!strings.Contains(err.Error(), "UNIQUE constraint failed: raw_strict.k") {
@@ -301,17 +304,7 @@ func TestRawRowErrors(t *testing.T) {
 // without a copy, so octo_exec must clear them before it returns, on
 // success and on failure alike.
 func TestRawRowLeavesNothingBound(t *testing.T) {
-	db, w, _ := openTest(t)
-	w.Close()
-	if _, err := db.write.Exec(`CREATE TABLE raw_bound(k TEXT PRIMARY KEY, b BLOB, i INTEGER)`); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	conn, err := db.write.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := rawTestConn(t, `CREATE TABLE raw_bound(k TEXT PRIMARY KEY, b BLOB, i INTEGER)`)
 	raw := newRawStmt(`INSERT INTO raw_bound(k, b, i) VALUES(?, ?, ?)`)
 	defer raw.close(conn)
 	const cleared = `INSERT INTO raw_bound(k, b, i) VALUES(NULL, NULL, NULL)`
@@ -338,15 +331,8 @@ func TestStmtLayout(t *testing.T) {
 	if err := checkStmtLayout(); err != nil {
 		t.Fatal(err)
 	}
-	db, w, _ := openTest(t)
-	w.Close()
-	ctx := context.Background()
-	conn, err := db.write.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	err = conn.Raw(func(dc any) error {
+	conn := rawTestConn(t, "")
+	err := conn.Raw(func(dc any) error {
 		st, err := dc.(*sqlite3.SQLiteConn).Prepare(`SELECT ?, ?`)
 		if err != nil {
 			return err
