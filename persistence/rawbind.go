@@ -124,10 +124,11 @@ import (
 // that the field exists and is the C statement pointer, and every handle
 // is checked against the statement's own SQL text before its first use. A
 // go-sqlite3 release that changes the layout therefore stops the writer at
-// start with an error naming the cause, never a write to the wrong memory
+// start with an error naming the cause, instead of running a statement
+// through a pointer that is not its own
 // (TestStmtLayout runs the same check).
 
-// rawRow is one row of positional, typed arguments for rawStmt.execRow.
+// rawRow is one row of positional, typed arguments for rawStmt.exec.
 // Append the arguments in the statement's order, then execute; the row is
 // reset by rawStmt.row. The zero rawRow is empty. Text and blob bytes are
 // copied into the row's own buffer, so the caller's values are not
