@@ -760,12 +760,20 @@ func (b *lockBehavior) acquire(h *Host, op *acquireLock, now time.Time) error {
 		b.serve(h, now) // after a fall-back to durable state: waiters first
 	}
 	err := b.grant(h, op, now)
-	var held *LockHeldError
-	var delayed *LockDelayError
-	if err == nil || op.req.Wait <= 0 || !errors.As(err, &held) && !errors.As(err, &delayed) {
+	if err == nil || op.req.Wait <= 0 || !waitable(err) {
 		return err
 	}
 	return b.enqueue(h, op, now)
+}
+
+// waitable reports whether a waiting acquire refused with err may queue:
+// the lock is held by someone else, or in lock-delay. (A function of its
+// own so that the targets errors.As needs are allocated only for a refusal,
+// not on every grant.)
+func waitable(err error) bool {
+	var held *LockHeldError
+	var delayed *LockDelayError
+	return errors.As(err, &held) || errors.As(err, &delayed)
 }
 
 // refusal is the answer to an acquire that may not be granted now: held by
@@ -979,28 +987,11 @@ func (b *lockBehavior) abandon(h *Host, op *acquireLock, now time.Time) {
 // the commit turns into a holding, or a failure gives back.
 func (b *lockBehavior) persist(h *Host, next LockRecord, ev string, now time.Time, reserved bool) error {
 	prev := b.state
-	holdings, pub, sessions := b.locks.holdings, h.sys.cfg.Events, b.locks.sessions
-	key := h.key
-	err := h.Write(PutLock{Lock: next}, func(err error) {
-		if err != nil {
-			if reserved {
-				holdings.Unreserve(next.Holder)
-			}
-			if next.SessionID != "" && next.LeaseID != prev.LeaseID {
-				sessions.unhold(next.SessionID, key) // the grant never happened
-			}
-			return
-		}
-		if prev.Holder != "" && prev.LeaseID != next.LeaseID {
-			holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
-		}
-		if reserved {
-			holdings.PutReserved(holdingOf(next))
-		} else {
-			holdings.Put(holdingOf(next))
-		}
-		pub.Publish(lockEvent(ev, next, now))
-	})
+	// One allocation carries the mutation and everything its commit
+	// callback needs (two records captured by a closure would be two more).
+	c := &lockCommit{put: PutLock{Lock: next}, prev: prev, ev: ev, now: now, reserved: reserved,
+		locks: b.locks, pub: h.sys.cfg.Events, key: h.key}
+	err := h.Write(&c.put, func(err error) { c.granted(err) })
 	if err != nil {
 		return err
 	}
@@ -1009,6 +1000,55 @@ func (b *lockBehavior) persist(h *Host, next LockRecord, ev string, now time.Tim
 		b.scheduleHold(h)
 	}
 	return nil
+}
+
+// lockCommit is one lock write in flight: the mutation the writer applies
+// (put, by pointer: no copy boxed into the Mutation) and what its commit
+// callback needs. Read on the writer goroutine after the actor moved on;
+// never changed after Write.
+type lockCommit struct {
+	put      PutLock
+	prev     LockRecord // the state the write replaces
+	ev       string     // the event a grant or renewal publishes
+	now      time.Time
+	reserved bool // a quota slot was reserved for the grant
+	locks    *Locks
+	pub      Publisher
+	key      Key
+}
+
+// granted is persist's commit callback: on success the holder index and
+// the event follow the committed grant or renewal; on failure the quota
+// slot and the session hold taken for it are given back.
+func (c *lockCommit) granted(err error) {
+	next, prev, holdings := &c.put.Lock, &c.prev, c.locks.holdings
+	if err != nil {
+		if c.reserved {
+			holdings.Unreserve(next.Holder)
+		}
+		if next.SessionID != "" && next.LeaseID != prev.LeaseID {
+			c.locks.sessions.unhold(next.SessionID, c.key) // the grant never happened
+		}
+		return
+	}
+	if prev.Holder != "" && prev.LeaseID != next.LeaseID {
+		holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
+	}
+	if c.reserved {
+		holdings.PutReserved(holdingOf(*next))
+	} else {
+		holdings.Put(holdingOf(*next))
+	}
+	c.pub.Publish(lockEvent(c.ev, *next, c.now))
+}
+
+// released is persistRelease's commit callback.
+func (c *lockCommit) released(err error) {
+	if err != nil {
+		return
+	}
+	c.locks.holdings.Remove(c.prev.Holder, c.prev.Name, c.prev.LeaseID)
+	c.pub.Publish(lockEvent(EventLockReleased, c.prev, c.now))
 }
 
 // unholdSession forgets, in the session index, the session hold that prev
@@ -1021,14 +1061,8 @@ func (b *lockBehavior) unholdSession(h *Host, prev LockRecord) {
 
 // persistRelease writes the freed lock and hands it to the queue.
 func (b *lockBehavior) persistRelease(h *Host, prev, next LockRecord, now time.Time) error {
-	holdings, pub := b.locks.holdings, h.sys.cfg.Events
-	err := h.Write(PutLock{Lock: next}, func(err error) {
-		if err != nil {
-			return
-		}
-		holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
-		pub.Publish(lockEvent(EventLockReleased, prev, now))
-	})
+	c := &lockCommit{put: PutLock{Lock: next}, prev: prev, now: now, locks: b.locks, pub: h.sys.cfg.Events, key: h.key}
+	err := h.Write(&c.put, func(err error) { c.released(err) })
 	if err != nil {
 		return err
 	}

@@ -71,6 +71,8 @@ func (s *memStore) commit() int {
 			switch m := e.m.(type) {
 			case PutLock:
 				s.locks[m.Lock.Name] = m.Lock
+			case *PutLock: // the lock kind's own writes (lockCommit)
+				s.locks[m.Lock.Name] = m.Lock
 			case PutSession:
 				s.sessions[m.Session.ID] = m.Session
 			case RemoveSession:

@@ -57,7 +57,16 @@ func (b *batchTx) PutLimits(rows []actors.LimitRow) error {
 		if alg == "" {
 			alg = actors.SlidingWindowName
 		}
-		if _, err := b.stmts.res.putLimit.exec(b.conn, r.Owner, r.Name, alg, r.MaxRequests, r.WindowSeconds, r.Log, ms(r.UpdatedAt)); err != nil {
+		st := b.stmts.res.putLimit
+		row := st.row()
+		row.text(r.Owner)
+		row.text(r.Name)
+		row.text(alg)
+		row.int(int64(r.MaxRequests))
+		row.int(int64(r.WindowSeconds))
+		row.blob(r.Log)
+		row.int(ms(r.UpdatedAt))
+		if _, err := st.exec(b.conn); err != nil {
 			return err
 		}
 	}
@@ -72,13 +81,23 @@ func (b *batchTx) RemoveLimit(owner, name string) error {
 
 // PutFlag implements actors.MutationWriter.
 func (b *batchTx) PutFlag(f actors.FlagRecord) error {
-	var pct any
-	if f.Percentage != actors.NoPercentage {
-		pct = f.Percentage
-	}
 	rules, variants := actors.EncodeFlagTargeting(&f)
-	_, err := b.stmts.res.putFlag.exec(b.conn, f.Owner, f.Name, f.Enabled, pct,
-		string(rules), string(variants), f.OffVariant, ms(f.CreatedAt), ms(f.UpdatedAt))
+	st := b.stmts.res.putFlag
+	row := st.row()
+	row.text(f.Owner)
+	row.text(f.Name)
+	row.bool(f.Enabled)
+	if f.Percentage != actors.NoPercentage {
+		row.int(int64(f.Percentage))
+	} else {
+		row.null()
+	}
+	row.textBytes(rules)
+	row.textBytes(variants)
+	row.text(f.OffVariant)
+	row.int(ms(f.CreatedAt))
+	row.int(ms(f.UpdatedAt))
+	_, err := st.exec(b.conn)
 	return err
 }
 

@@ -54,10 +54,21 @@ func scanLock(sc rowScanner) (actors.LockRecord, error) {
 	return r, err
 }
 
-// lockArgs are r's values for lockColumns.
-func lockArgs(r actors.LockRecord) []any {
-	return []any{r.Name, r.Holder, r.HolderID, r.LeaseID, int64(r.Token), ms(r.ExpiresAt), ms(r.AcquiredAt),
-		r.SessionID, r.LockDelay.Milliseconds(), ms(r.AvailableAt), r.DelayHolder, r.Metadata}
+// lockRow appends r's values for lockColumns to row (a fencing token
+// beyond 2^63-1 is stored as its two's complement, as scanLock reads it).
+func lockRow(row *rawRow, r *actors.LockRecord) {
+	row.text(r.Name)
+	row.text(r.Holder)
+	row.text(r.HolderID)
+	row.text(r.LeaseID)
+	row.int(int64(r.Token))
+	row.int(ms(r.ExpiresAt))
+	row.int(ms(r.AcquiredAt))
+	row.text(r.SessionID)
+	row.int(r.LockDelay.Milliseconds())
+	row.int(ms(r.AvailableAt))
+	row.text(r.DelayHolder)
+	row.text(r.Metadata)
 }
 
 // lockColumns are the columns of a lock record, in the order scans read
