@@ -198,18 +198,27 @@ func (h *Host) Receive(ctx actor.Context) {
 			ctx.Send(h.parent, &passivate{key: h.key, pid: h.self})
 		}
 		h.handledSeen = h.handled
-		h.idleTimer.Reset(h.sys.cfg.IdleTimeout)
+		h.idleTimer.Reset(h.idleTimeout())
 	case *actor.Started:
 		h.self = ctx.Self() // parent: set by the shard that spawned us
 		h.gen = 1
 		h.activate()
 		self, root := h.self, h.sys.as.Root
-		h.idleTimer = time.AfterFunc(h.sys.cfg.IdleTimeout, func() { root.Send(self, idleCheck{}) })
+		h.idleTimer = time.AfterFunc(h.idleTimeout(), func() { root.Send(self, idleCheck{}) })
 	case *actor.Stopping:
 		if h.idleTimer != nil {
 			h.idleTimer.Stop()
 		}
 	}
+}
+
+// idleTimeout is the period of the idle check: the kind's, else the
+// runtime's.
+func (h *Host) idleTimeout() time.Duration {
+	if d := h.sys.kinds[h.key.Kind].IdleTimeout; d > 0 {
+		return d
+	}
+	return h.sys.cfg.IdleTimeout
 }
 
 // activate loads durable state; while that fails, requests fail with

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,6 +41,13 @@ type LockConfig struct {
 	// Sessions, when set, lets locks be held under a session
 	// (LockRequest.SessionID). Create it first (NewSessions).
 	Sessions *Sessions
+	// IdleTimeout is how long a lock's actor stays resident without
+	// operations before it is passivated (0: DefaultLockIdleTimeout, or
+	// the System's Config.IdleTimeout if that is shorter). A held lock
+	// needs no actor: its record stays in the holder index and its expiry
+	// in the expiry schedule, and its next operation activates it from
+	// that record.
+	IdleTimeout time.Duration
 }
 
 // Locks is the entry point for locks: typed calls to the lock's actor
@@ -51,9 +59,14 @@ type Locks struct {
 	loader     LockLoader
 	max        int
 	maxWaiters int
-	holdings   *Holdings
+	holdings   *Holdings // the holder index, and the compact table of held locks
+	expiry     *expiries // the expiry schedule of held locks
+	idle       time.Duration
 	sessions   *sessionIndex      // nil: no sessions
 	statuses   opPool[lockStatus] // Status is a hot read
+	// activations counts lock actor activations, loads those that read the
+	// loader (a lock that was not held); tests read them.
+	activations, loads atomic.Int64
 }
 
 // NewLocks registers the lock kind with sys.
@@ -64,24 +77,31 @@ func NewLocks(sys *System, cfg LockConfig) *Locks {
 	if cfg.MaxWaiters == 0 {
 		cfg.MaxWaiters = DefaultMaxWaitersPerLock
 	}
-	l := &Locks{sys: sys, loader: cfg.Loader, max: cfg.MaxPerUser, maxWaiters: cfg.MaxWaiters, holdings: NewHoldings()}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = min(DefaultLockIdleTimeout, sys.cfg.IdleTimeout)
+	}
+	l := &Locks{sys: sys, loader: cfg.Loader, max: cfg.MaxPerUser, maxWaiters: cfg.MaxWaiters,
+		holdings: newLockHoldings(), expiry: newExpiries(sys), idle: cfg.IdleTimeout}
 	if cfg.Sessions != nil {
 		l.sessions = cfg.Sessions.idx
 	}
 	sys.Register(KindSpec{
-		Kind:    KindLock,
-		New:     func(k Key) Behavior { return &lockBehavior{name: k.Name, locks: l} },
-		Recover: l.recover,
+		Kind:        KindLock,
+		New:         func(k Key) Behavior { return &lockBehavior{name: k.Name, locks: l} },
+		Recover:     l.recover,
+		IdleTimeout: cfg.IdleTimeout,
 	})
 	return l
 }
 
 // recover rebuilds the derived state of held locks after a start: the
-// holder index and the expiry timers. Lock actors themselves load lazily.
-// A hold that ran out while no server ran gets a timer that fires at once:
-// its expiry is recorded and announced once, without waiting for a request.
+// holder index (the compact records lock actors activate from) and the
+// expiry schedule. Lock actors themselves load lazily. A hold that ran out
+// while no server ran is scheduled at once: its expiry is recorded and
+// announced once, without waiting for a request.
 func (l *Locks) recover(now time.Time) (int, error) {
 	n := 0
+	at := now.UnixMilli()
 	err := l.loader.ActiveLocks(now, func(r LockRecord) {
 		n++
 		if r.SessionID != "" {
@@ -89,20 +109,21 @@ func (l *Locks) recover(now time.Time) (int, error) {
 			// for one that expired while no server ran) ends it. A lock
 			// whose session is gone ends now.
 			if l.sessions != nil && l.sessions.addHold(r.SessionID, lockKey(r.Name)) {
-				l.holdings.Put(holdingOf(r))
+				l.holdings.put(r, newExpiryItem(r.Name), false)
 			} else {
-				l.sys.AfterFunc(lockKey(r.Name), 0, &expireLock{})
+				l.expiry.at(newExpiryItem(r.Name), at, at)
 			}
 			return
 		}
-		l.holdings.Put(r)
-		l.sys.AfterFunc(lockKey(r.Name), r.ExpiresAt.Sub(now), &expireLock{})
+		exp := newExpiryItem(r.Name)
+		l.holdings.put(r, exp, false)
+		l.expiry.at(exp, unixMS(r.ExpiresAt), at)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("recover held locks: %w", err)
 	}
 	err = l.loader.ExpiredLocks(now, func(r LockRecord) {
-		l.sys.AfterFunc(lockKey(r.Name), 0, &expireLock{})
+		l.expiry.at(newExpiryItem(r.Name), at, at)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("recover expired locks: %w", err)
@@ -286,19 +307,6 @@ func (l *Locks) sessionView(r *LockRecord) bool {
 	}
 	r.ExpiresAt = v.ExpiresAt
 	return true
-}
-
-// sessionHeld is the ExpiresAt of a session lock in the holder index: far
-// enough that the index counts it (quota) and lists it; listings then ask
-// the session (sessionView).
-var sessionHeld = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// holdingOf is r as the holder index keeps it.
-func holdingOf(r LockRecord) LockRecord {
-	if r.SessionID != "" {
-		r.ExpiresAt = sessionHeld
-	}
-	return r
 }
 
 // ListPage is one page of holder's locks held now, by name after
@@ -517,7 +525,10 @@ type lockBehavior struct {
 	name  string
 	locks *Locks
 	state LockRecord
-	timer Timer // expiry timer of the current hold
+	// exp is the lock's entry in the expiry schedule (Locks.expiry), made
+	// on the first hold and kept with the hold's record in the holder
+	// index, so that the next activation re-arms the same entry.
+	exp *expiryItem
 	// activated is set after the first Activate: a later one is the
 	// fall-back to durable state after a failed write.
 	activated bool
@@ -549,9 +560,25 @@ type lockWaiter struct {
 const expiryRetry = time.Second
 
 func (b *lockBehavior) Activate(h *Host) error {
-	r, _, err := b.locks.loader.LoadLock(b.name)
-	if err != nil {
-		return err
+	// A held lock activates from its compact record in the holder index:
+	// it is the lock's committed state (the index changes only in commit
+	// callbacks, and a passivated actor had no write pending). A lock that
+	// is not held, and the fall-back to durable state after a failed write,
+	// read the loader.
+	b.locks.activations.Add(1)
+	r, exp, ok := LockRecord{}, (*expiryItem)(nil), false
+	if !b.activated {
+		r, exp, ok = b.locks.holdings.lookup(b.name)
+	}
+	if !ok {
+		var err error
+		b.locks.loads.Add(1)
+		if r, _, err = b.locks.loader.LoadLock(b.name); err != nil {
+			return err
+		}
+	}
+	if exp != nil {
+		b.exp = exp
 	}
 	r.Name = b.name
 	b.state = r
@@ -590,8 +617,8 @@ func (b *lockBehavior) schedule(h *Host) { b.arm(h, b.state.ExpiresAt.Sub(h.Now(
 func (b *lockBehavior) scheduleHold(h *Host) {
 	if b.state.SessionID == "" {
 		b.schedule(h)
-	} else if b.timer != nil {
-		b.timer.Stop()
+	} else {
+		b.locks.expiry.stop(b.exp)
 	}
 }
 
@@ -636,15 +663,17 @@ func (b *lockBehavior) endHold(h *Host, now time.Time) error {
 	return b.expire(h, now)
 }
 
-// arm makes the expiry timer fire after d.
+// arm schedules the lock's expiry entry to send expireLock after d.
 func (b *lockBehavior) arm(h *Host, d time.Duration) {
-	if b.timer != nil {
-		// Re-arm the resident actor's timer instead of allocating another:
-		// the op it sends (expireLock through the shard) is the same.
-		b.timer.Reset(d)
-		return
+	b.locks.expiry.reset(b.entry(), d)
+}
+
+// entry is the lock's expiry entry, made on first use.
+func (b *lockBehavior) entry() *expiryItem {
+	if b.exp == nil {
+		b.exp = newExpiryItem(b.name)
 	}
-	b.timer = h.AfterFunc(d, &expireLock{})
+	return b.exp
 }
 
 func (b *lockBehavior) Handle(h *Host, op any) error {
@@ -980,7 +1009,7 @@ func (b *lockBehavior) abandon(h *Host, op *acquireLock, now time.Time) {
 func (b *lockBehavior) persist(h *Host, next LockRecord, ev string, now time.Time, reserved bool) error {
 	prev := b.state
 	holdings, pub, sessions := b.locks.holdings, h.sys.cfg.Events, b.locks.sessions
-	key := h.key
+	key, exp := h.key, b.entry()
 	err := h.Write(PutLock{Lock: next}, func(err error) {
 		if err != nil {
 			if reserved {
@@ -994,18 +1023,14 @@ func (b *lockBehavior) persist(h *Host, next LockRecord, ev string, now time.Tim
 		if prev.Holder != "" && prev.LeaseID != next.LeaseID {
 			holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
 		}
-		if reserved {
-			holdings.PutReserved(holdingOf(next))
-		} else {
-			holdings.Put(holdingOf(next))
-		}
+		holdings.put(next, exp, reserved)
 		pub.Publish(lockEvent(ev, next, now))
 	})
 	if err != nil {
 		return err
 	}
 	b.state = next
-	if prev.ExpiresAt != next.ExpiresAt || b.timer == nil {
+	if prev.ExpiresAt != next.ExpiresAt || prev.Holder == "" {
 		b.scheduleHold(h)
 	}
 	return nil
@@ -1035,9 +1060,7 @@ func (b *lockBehavior) persistRelease(h *Host, prev, next LockRecord, now time.T
 	b.state = next
 	b.grantOp = nil
 	b.unholdSession(h, prev)
-	if b.timer != nil {
-		b.timer.Stop() // kept: the next grant re-arms it
-	}
+	b.locks.expiry.stop(b.exp) // the entry is kept: the next grant re-arms it
 	b.serve(h, now)
 	return nil
 }
@@ -1068,9 +1091,7 @@ func (b *lockBehavior) expire(h *Host, now time.Time) error {
 	b.grantOp = nil
 	b.unholdSession(h, prev)
 	b.locks.holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
-	if b.timer != nil {
-		b.timer.Stop() // kept: the next grant re-arms it
-	}
+	b.locks.expiry.stop(b.exp) // the entry is kept: the next grant re-arms it
 	b.serve(h, now)
 	return nil
 }

@@ -57,6 +57,10 @@ type KindSpec struct {
 	// operations read what other kinds rebuilt (a session's expiry ends the
 	// holds the lock recovery indexed).
 	Start func(now time.Time)
+	// IdleTimeout, if set, replaces Config.IdleTimeout for the kind's
+	// actors: how long one stays resident without messages before it is
+	// passivated (locks: LockConfig.IdleTimeout).
+	IdleTimeout time.Duration
 }
 
 // Config configures a System.
