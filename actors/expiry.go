@@ -23,7 +23,10 @@ const expiryParts = 32
 // index keeps it with a held lock's compact record, so an activation of
 // that lock re-arms the same entry instead of adding another.
 type expiries struct {
-	sys   *System
+	sys *System
+	// send delivers the expiry of the lock name (expireLock through its
+	// shard; tests replace it).
+	send  func(name string)
 	parts [expiryParts]expiryPart
 }
 
@@ -45,7 +48,9 @@ type expiryItem struct {
 	idx  int   // position in the part's heap; -1: not scheduled (guarded by the part's mu)
 }
 
-func newExpiries(sys *System) *expiries { return &expiries{sys: sys} }
+func newExpiries(sys *System) *expiries {
+	return &expiries{sys: sys, send: func(name string) { sys.send(lockKey(name), &expireLock{}) }}
+}
 
 func newExpiryItem(name string) *expiryItem { return &expiryItem{name: name, idx: -1} }
 
@@ -140,7 +145,7 @@ func (e *expiries) fire(p *expiryPart) {
 	e.armLocked(p, now)
 	p.mu.Unlock()
 	for _, name := range due {
-		e.sys.send(lockKey(name), &expireLock{})
+		e.send(name)
 	}
 }
 

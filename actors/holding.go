@@ -27,7 +27,8 @@ type holding struct {
 // holdingExtra holds what most holds do not have.
 type holdingExtra struct {
 	holderID, sessionID, metadata string
-	lease                         string // a lease id that is not a canonical UUID
+	lease                         string // a lease id that is not a canonical UUID (rawLease)
+	rawLease                      bool
 	availableAt                   int64  // ms; a held lock has none, kept for a faithful round trip
 	delayHolder                   string
 }
@@ -40,7 +41,7 @@ func compactLock(r LockRecord, holder string) *holding {
 	if id, ok := parseLease(r.LeaseID); ok {
 		c.lease = id
 	} else {
-		x.lease = r.LeaseID
+		x.lease, x.rawLease = r.LeaseID, true
 	}
 	x.holderID, x.sessionID, x.metadata = r.HolderID, r.SessionID, r.Metadata
 	x.availableAt, x.delayHolder = unixMS(r.AvailableAt), r.DelayHolder
@@ -57,7 +58,7 @@ func (c *holding) record() LockRecord {
 	if x := c.extra; x != nil {
 		r.HolderID, r.SessionID, r.Metadata = x.holderID, x.sessionID, x.metadata
 		r.AvailableAt, r.DelayHolder = fromUnixMS(x.availableAt), x.delayHolder
-		if x.lease != "" {
+		if x.rawLease {
 			r.LeaseID = x.lease
 			return r
 		}
@@ -75,7 +76,7 @@ func (c *holding) heldAt(at int64) bool {
 // leaseIs reports whether c's lease id is id (in constant time for the
 // bytes compared).
 func (c *holding) leaseIs(id string) bool {
-	if c.extra != nil && c.extra.lease != "" {
+	if c.extra != nil && c.extra.rawLease {
 		return sameLease(c.extra.lease, id)
 	}
 	b, ok := parseLease(id)

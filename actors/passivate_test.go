@@ -1,0 +1,111 @@
+package actors
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// A held lock leaves no resident actor once idle (LockConfig.IdleTimeout,
+// here the default, far below the runtime's minute), and every operation
+// on it afterwards activates it from its compact record: renewals, status,
+// fence checks and re-acquires read nothing from the loader, the record
+// carries every change (a renewal's expiry, new metadata), and only once
+// the lock is free does an activation read the loader again.
+func TestHeldLockPassivatesAndActivatesFromItsRecord(t *testing.T) {
+	st := newMemStore(false)
+	locks, sys, clk := newTestLocks(t, st, time.Minute, 0)
+	ctx := t.Context()
+	meta := "job 7"
+	g, err := locks.AcquireWith(ctx, "held", LockRequest{Caller: "alice", HolderID: "w1", TTL: time.Minute,
+		LockDelay: 2 * time.Second, Metadata: &meta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle := func() {
+		t.Helper()
+		waitFor(t, func() bool { return sys.LiveActors() == 0 })
+	}
+	loads := func() int64 { return locks.loads.Load() }
+	idle()
+	if loads() != 1 {
+		t.Fatalf("%d loader reads for the first grant, want 1", loads())
+	}
+	clk.Add(10 * time.Second)
+	r, err := locks.Renew(ctx, "held", "alice", g.Lock.LeaseID, time.Hour)
+	if err != nil || !r.ExpiresAt.Equal(clk.Now().Add(time.Hour)) {
+		t.Fatalf("renew: %+v %v", r, err)
+	}
+	idle()
+	st2, err := locks.Status(ctx, "held")
+	if err != nil || !st2.Held || st2.Lock != r {
+		t.Fatalf("status after passivation:\n got %+v %v\nwant %+v", st2.Lock, err, r)
+	}
+	idle()
+	if res, err := locks.Fence(ctx, "held", g.Lock.Token); err != nil || !res.Valid {
+		t.Fatalf("fence: %+v %v", res, err)
+	}
+	idle()
+	meta2 := "job 8"
+	g2, err := locks.AcquireWith(ctx, "held", LockRequest{Caller: "alice", HolderID: "w1", TTL: time.Second, Metadata: &meta2})
+	if err != nil || g2.New || g2.Lock.LeaseID != g.Lock.LeaseID || g2.Lock.Metadata != meta2 || g2.Lock.LockDelay != 2*time.Second {
+		t.Fatalf("re-acquire: %+v %v", g2, err)
+	}
+	idle()
+	if loads() != 1 {
+		t.Fatalf("%d loader reads, want still 1: a held lock activates from its record", loads())
+	}
+	if err := locks.Release(ctx, "held", "alice", g.Lock.LeaseID); err != nil {
+		t.Fatal(err)
+	}
+	idle()
+	st3, err := locks.Status(ctx, "held")
+	if err != nil || st3.Held || st3.Lock.Token != 1 {
+		t.Fatalf("status of the released lock: %+v %v", st3, err)
+	}
+	if loads() != 2 {
+		t.Fatalf("%d loader reads, want 2: a free lock is not in the index", loads())
+	}
+	if acts := locks.activations.Load(); acts < 7 {
+		t.Fatalf("%d activations, want one per operation (7): the actor stayed resident", acts)
+	}
+}
+
+// A passivated held lock expires through the expiry schedule (the injected
+// timers: one per part, not one per lock), is activated by it, and the
+// expiry is recorded once.
+func TestPassivatedLockExpiresThroughTheSchedule(t *testing.T) {
+	st := newMemStore(false)
+	clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	ts := &manualTimers{clk: clk}
+	sys := NewSystem(Config{Store: st, Now: clk.Now, AfterFunc: ts.AfterFunc, IdleTimeout: time.Minute})
+	locks := NewLocks(sys, LockConfig{Loader: st, MaxPerUser: -1, IdleTimeout: 5 * time.Millisecond})
+	t.Cleanup(sys.Close)
+	ctx := t.Context()
+	const n = 500
+	for i := 0; i < n; i++ {
+		if _, err := locks.Acquire(ctx, fmt.Sprint("l", i), "alice", time.Duration(1+i%5)*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return sys.LiveActors() == 0 })
+	if ts.made > expiryParts {
+		t.Fatalf("%d runtime timers for %d held locks, want at most %d", ts.made, n, expiryParts)
+	}
+	if got := locks.expiry.scheduled(); got != n {
+		t.Fatalf("%d scheduled, want %d", got, n)
+	}
+	for s := 1; s <= 5; s++ {
+		clk.Add(time.Second)
+		ts.fire()
+		want := n - n/5*s
+		waitFor(t, func() bool { return locks.Indexed() == want })
+	}
+	waitFor(t, func() bool { return sys.LiveActors() == 0 && st.pending() == 0 })
+	for i := 0; i < n; i += 37 {
+		g, err := locks.Acquire(ctx, fmt.Sprint("l", i), "bob", time.Minute)
+		if err != nil || !g.New || g.Lock.Token != 2 {
+			t.Fatalf("l%d after its expiry: %+v %v", i, g, err)
+		}
+	}
+}
