@@ -29,7 +29,7 @@ type holdingExtra struct {
 	holderID, sessionID, metadata string
 	lease                         string // a lease id that is not a canonical UUID (rawLease)
 	rawLease                      bool
-	availableAt                   int64  // ms; a held lock has none, kept for a faithful round trip
+	availableAt                   int64 // ms; a held lock has none, kept for a faithful round trip
 	delayHolder                   string
 }
 
