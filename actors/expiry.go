@@ -175,3 +175,27 @@ func (h *expiryHeap) Pop() any {
 	}
 	return it
 }
+
+// load schedules every entry of its at its due (set by the caller), in
+// bulk: each part's heap is appended to and heapified once (recovery,
+// before anything else uses the schedule: until the heaps are heapified,
+// their order is not kept).
+// now is the runtime clock in unix ms.
+func (e *expiries) load(its []*expiryItem, now int64) {
+	for _, it := range its {
+		p := e.part(it.name)
+		p.mu.Lock()
+		if it.idx < 0 {
+			it.idx = len(p.heap) // heapified below
+			p.heap = append(p.heap, it)
+		}
+		p.mu.Unlock()
+	}
+	for i := range e.parts {
+		p := &e.parts[i]
+		p.mu.Lock()
+		heap.Init(&p.heap)
+		e.armLocked(p, now)
+		p.mu.Unlock()
+	}
+}

@@ -3,6 +3,8 @@ package actors
 import (
 	"container/heap"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -431,4 +433,71 @@ func (h *Holdings) Total() int {
 		p.mu.Unlock()
 	}
 	return n
+}
+
+// holdingsLoad builds the index in bulk (recovery, before the index is
+// shared): records are gathered per holder without locking, then each
+// holder's tree is loaded in name order (sorted appends, no search) and
+// the by-name table is filled with maps sized for it.
+type holdingsLoad struct {
+	h        *Holdings
+	byHolder map[string][]*holding // key: the interned holder id
+	n        int
+}
+
+func (h *Holdings) bulk() *holdingsLoad {
+	return &holdingsLoad{h: h, byHolder: map[string][]*holding{}}
+}
+
+// add gathers r with its expiry entry (nil: none).
+func (b *holdingsLoad) add(r LockRecord, exp *expiryItem) {
+	cs, ok := b.byHolder[r.Holder]
+	holder := r.Holder
+	if ok && len(cs) > 0 {
+		holder = cs[0].holder
+	}
+	c := compactLock(r, holder)
+	c.exp = exp
+	b.byHolder[holder] = append(cs, c)
+	b.n++
+}
+
+// finish puts every gathered record in the index (a loader gives a name
+// once; one given twice to a holder is kept once).
+func (b *holdingsLoad) finish() {
+	h := b.h
+	if h.names != nil {
+		for i := range h.names {
+			np := &h.names[i]
+			np.mu.Lock()
+			if len(np.byName) == 0 {
+				np.byName = make(map[string]*holding, b.n/len(h.names)+b.n/(4*len(h.names))+8)
+			}
+			np.mu.Unlock()
+		}
+	}
+	for holder, cs := range b.byHolder {
+		slices.SortFunc(cs, func(a, b *holding) int { return strings.Compare(a.name, b.name) })
+		p := h.part(holder)
+		p.mu.Lock()
+		t := p.treeLocked(holder)
+		for i, c := range cs {
+			if i+1 < len(cs) && cs[i+1].name == c.name {
+				continue
+			}
+			c.holder = t.holder
+			t.Load(c) // appends when c is after the tree's last name, else sets
+		}
+		p.mu.Unlock()
+		if h.names != nil {
+			for _, c := range cs {
+				np := h.namePart(c.name)
+				np.mu.Lock()
+				np.byName[c.name] = c
+				np.peak = max(np.peak, len(np.byName))
+				np.mu.Unlock()
+			}
+		}
+		delete(b.byHolder, holder)
+	}
 }

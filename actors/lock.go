@@ -102,33 +102,77 @@ func NewLocks(sys *System, cfg LockConfig) *Locks {
 func (l *Locks) recover(now time.Time) (int, error) {
 	n := 0
 	at := now.UnixMilli()
-	err := l.loader.ActiveLocks(now, func(r LockRecord) {
+	load := l.holdings.bulk()
+	var due []*expiryItem // scheduled in bulk at the end
+	err := pipe(func(fn func(LockRecord)) error { return l.loader.ActiveLocks(now, fn) }, func(r LockRecord) {
 		n++
+		exp := newExpiryItem(r.Name)
 		if r.SessionID != "" {
 			// Held while its session lives: the session's end (at Start,
 			// for one that expired while no server ran) ends it. A lock
 			// whose session is gone ends now.
 			if l.sessions != nil && l.sessions.addHold(r.SessionID, lockKey(r.Name)) {
-				l.holdings.put(r, newExpiryItem(r.Name), false)
+				load.add(r, exp)
 			} else {
-				l.expiry.at(newExpiryItem(r.Name), at, at)
+				exp.due = at
+				due = append(due, exp)
 			}
 			return
 		}
-		exp := newExpiryItem(r.Name)
-		l.holdings.put(r, exp, false)
-		l.expiry.at(exp, unixMS(r.ExpiresAt), at)
+		load.add(r, exp)
+		exp.due = unixMS(r.ExpiresAt)
+		due = append(due, exp)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("recover held locks: %w", err)
 	}
 	err = l.loader.ExpiredLocks(now, func(r LockRecord) {
-		l.expiry.at(newExpiryItem(r.Name), at, at)
+		exp := newExpiryItem(r.Name)
+		exp.due = at
+		due = append(due, exp)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("recover expired locks: %w", err)
 	}
+	load.finish()
+	l.expiry.load(due, at)
 	return n, nil
+}
+
+// pipe runs scan (a loader's scan) on a goroutine of its own and calls fn
+// with what it reads on this one, in batches, so that reading the store and
+// building the index overlap (start-up). It returns scan's error once fn
+// had every record scan gave before it.
+func pipe(scan func(fn func(LockRecord)) error, fn func(LockRecord)) error {
+	const batch = 1024
+	full := make(chan []LockRecord, 4)
+	empty := make(chan []LockRecord, 4)
+	for range 4 {
+		empty <- make([]LockRecord, 0, batch)
+	}
+	var err error
+	go func() {
+		defer close(full)
+		b := <-empty
+		err = scan(func(r LockRecord) {
+			b = append(b, r)
+			if len(b) == batch {
+				full <- b
+				b = <-empty
+			}
+		})
+		if len(b) > 0 {
+			full <- b
+		}
+	}()
+	for b := range full {
+		for i := range b {
+			fn(b[i])
+		}
+		clear(b)
+		empty <- b[:0]
+	}
+	return err // written before full was closed
 }
 
 func lockKey(name string) Key { return Key{Kind: KindLock, Name: name} }

@@ -82,25 +82,16 @@ func (s *Store) ExpiredLocks(now time.Time, fn func(actors.LockRecord)) error {
 
 // scanLocks calls fn for the rows of locks matching where (one parameter:
 // now in unix ms), and for the journal's newer records that match (they
-// supersede their rows, matching or not).
+// supersede their rows, matching or not). The rows are read on the raw
+// SQLite connection (scanLockRows): start-up reads every held lock.
 func (s *Store) scanLocks(what, where string, now time.Time, match func(actors.LockRecord) bool, fn func(actors.LockRecord)) error {
 	recent := s.log.snapshot()
-	rows, err := s.db.read.Query(`SELECT `+lockColumns+` FROM locks WHERE `+where, now.UnixMilli())
+	err := s.scanLockRows(`SELECT `+lockColumns+` FROM locks WHERE `+where, now.UnixMilli(), func(r actors.LockRecord) {
+		if _, newer := recent[r.Name]; !newer {
+			fn(r)
+		}
+	})
 	if err != nil {
-		return fmt.Errorf("load %s locks: %w", what, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanLock(rows)
-		if err != nil {
-			return fmt.Errorf("load %s locks: %w", what, err)
-		}
-		if _, newer := recent[r.Name]; newer {
-			continue
-		}
-		fn(r)
-	}
-	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load %s locks: %w", what, err)
 	}
 	for _, r := range recent {
