@@ -41,12 +41,13 @@ type LockConfig struct {
 	// Sessions, when set, lets locks be held under a session
 	// (LockRequest.SessionID). Create it first (NewSessions).
 	Sessions *Sessions
-	// IdleTimeout is how long a lock's actor stays resident without
-	// operations before it is passivated (0: DefaultLockIdleTimeout, or
-	// the System's Config.IdleTimeout if that is shorter). A held lock
-	// needs no actor: its record stays in the holder index and its expiry
-	// in the expiry schedule, and its next operation activates it from
-	// that record.
+	// IdleTimeout is how long the actor of a held lock stays resident
+	// without operations before it is passivated (0:
+	// DefaultLockIdleTimeout, or the System's Config.IdleTimeout if that
+	// is shorter); a free lock's actor follows Config.IdleTimeout. A held
+	// lock needs no actor: its record stays in the holder index and its
+	// expiry in the expiry schedule, and its next operation activates it
+	// from that record, without a read of the store.
 	IdleTimeout time.Duration
 }
 
@@ -86,10 +87,9 @@ func NewLocks(sys *System, cfg LockConfig) *Locks {
 		l.sessions = cfg.Sessions.idx
 	}
 	sys.Register(KindSpec{
-		Kind:        KindLock,
-		New:         func(k Key) Behavior { return &lockBehavior{name: k.Name, locks: l} },
-		Recover:     l.recover,
-		IdleTimeout: cfg.IdleTimeout,
+		Kind:    KindLock,
+		New:     func(k Key) Behavior { return &lockBehavior{name: k.Name, locks: l} },
+		Recover: l.recover,
 	})
 	return l
 }
@@ -652,6 +652,18 @@ func (b *lockBehavior) Activate(h *Host) error {
 
 // Passivatable: never with waiters (they live in memory only).
 func (b *lockBehavior) Passivatable(h *Host) bool { return len(b.queue) == 0 }
+
+// IdlePeriod implements IdlePeriodic: a held lock without waiters needs no
+// actor (its record is in the holder index, its expiry in the schedule),
+// so its actor goes after LockConfig.IdleTimeout; a free lock's stays as
+// long as the runtime's (a lock acquired again and again keeps its actor,
+// and its state, in memory).
+func (b *lockBehavior) IdlePeriod(h *Host) time.Duration {
+	if b.state.Holder != "" && len(b.queue) == 0 {
+		return b.locks.idle
+	}
+	return 0
+}
 
 // schedule arms the expiry timer for the current hold's expiry.
 func (b *lockBehavior) schedule(h *Host) { b.arm(h, b.state.ExpiresAt.Sub(h.Now())) }

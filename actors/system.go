@@ -57,10 +57,15 @@ type KindSpec struct {
 	// operations read what other kinds rebuilt (a session's expiry ends the
 	// holds the lock recovery indexed).
 	Start func(now time.Time)
-	// IdleTimeout, if set, replaces Config.IdleTimeout for the kind's
-	// actors: how long one stays resident without messages before it is
-	// passivated (locks: LockConfig.IdleTimeout).
-	IdleTimeout time.Duration
+}
+
+// IdlePeriodic is implemented by a Behavior whose actor should be
+// passivated sooner (or later) than Config.IdleTimeout in some states: the
+// Host asks it after every operation and uses its answer as the period of
+// its idle check (0: Config.IdleTimeout). A held lock's actor answers
+// LockConfig.IdleTimeout.
+type IdlePeriodic interface {
+	IdlePeriod(h *Host) time.Duration
 }
 
 // Config configures a System.
