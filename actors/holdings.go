@@ -40,6 +40,7 @@ type holdingsPart struct {
 	// pending counts grants reserved against a holder's quota that have
 	// not committed yet (Reserve).
 	pending map[string]int
+	probe   holding // a search key (guarded by mu: no allocation per search)
 }
 
 // holderTree is one holder's locks by name; holder is the interned id
@@ -201,7 +202,10 @@ func (h *Holdings) Remove(holder, name, leaseID string) {
 	p := h.part(holder)
 	p.mu.Lock()
 	if t := p.byHolder[holder]; t != nil {
-		if c, ok := t.Get(&holding{name: name}); ok && (leaseID == "" || c.leaseIs(leaseID)) {
+		p.probe.name = name
+		c, ok := t.Get(&p.probe)
+		p.probe.name = ""
+		if ok && (leaseID == "" || c.leaseIs(leaseID)) {
 			t.Delete(c)
 			if t.Len() == 0 {
 				delete(p.byHolder, holder)
