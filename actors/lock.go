@@ -42,9 +42,9 @@ type LockConfig struct {
 	// (LockRequest.SessionID). Create it first (NewSessions).
 	Sessions *Sessions
 	// IdleTimeout is how long the actor of a held lock stays resident
-	// without operations before it is passivated (0:
-	// DefaultLockIdleTimeout, or the System's Config.IdleTimeout if that
-	// is shorter); a free lock's actor follows Config.IdleTimeout. A held
+	// without operations before it is passivated (0 or negative:
+	// DefaultLockIdleTimeout; at most the System's Config.IdleTimeout); a
+	// free lock's actor follows Config.IdleTimeout. A held
 	// lock needs no actor: its record stays in the holder index and its
 	// expiry in the expiry schedule, and its next operation activates it
 	// from that record, without a read of the store.
@@ -78,9 +78,10 @@ func NewLocks(sys *System, cfg LockConfig) *Locks {
 	if cfg.MaxWaiters == 0 {
 		cfg.MaxWaiters = DefaultMaxWaitersPerLock
 	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = min(DefaultLockIdleTimeout, sys.cfg.IdleTimeout)
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultLockIdleTimeout
 	}
+	cfg.IdleTimeout = min(cfg.IdleTimeout, sys.cfg.IdleTimeout)
 	l := &Locks{sys: sys, loader: cfg.Loader, max: cfg.MaxPerUser, maxWaiters: cfg.MaxWaiters,
 		holdings: newLockHoldings(), expiry: newExpiries(sys), idle: cfg.IdleTimeout}
 	if cfg.Sessions != nil {
