@@ -39,6 +39,7 @@ type expiryPart struct {
 	// re-arms itself for the earliest deadline.
 	timer   Timer
 	armedAt int64
+	closed  bool // close ran: nothing is scheduled any more
 }
 
 // expiryItem is one lock's entry in the schedule: 32 bytes.
@@ -74,6 +75,10 @@ func (e *expiries) reset(it *expiryItem, d time.Duration) {
 func (e *expiries) at(it *expiryItem, due, now int64) {
 	p := e.part(it.name)
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
 	it.due = due
 	if it.idx >= 0 {
 		heap.Fix(&p.heap, it.idx)
@@ -99,6 +104,24 @@ func (e *expiries) stop(it *expiryItem) {
 		}
 	}
 	p.mu.Unlock()
+}
+
+// close stops every part's timer and empties the schedule (the System
+// closed: nothing is sent any more, and nothing of it stays reachable from
+// a runtime timer).
+func (e *expiries) close() {
+	for i := range e.parts {
+		p := &e.parts[i]
+		p.mu.Lock()
+		if p.timer != nil {
+			p.timer.Stop()
+		}
+		for _, it := range p.heap {
+			it.idx = -1
+		}
+		p.heap, p.armedAt, p.closed = nil, 0, true
+		p.mu.Unlock()
+	}
 }
 
 // scheduled is the number of entries in the schedule.
@@ -185,7 +208,7 @@ func (e *expiries) load(its []*expiryItem, now int64) {
 	for _, it := range its {
 		p := e.part(it.name)
 		p.mu.Lock()
-		if it.idx < 0 {
+		if it.idx < 0 && !p.closed {
 			it.idx = len(p.heap) // heapified below
 			p.heap = append(p.heap, it)
 		}
@@ -194,6 +217,10 @@ func (e *expiries) load(its []*expiryItem, now int64) {
 	for i := range e.parts {
 		p := &e.parts[i]
 		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			continue
+		}
 		heap.Init(&p.heap)
 		e.armLocked(p, now)
 		p.mu.Unlock()

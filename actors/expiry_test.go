@@ -263,3 +263,22 @@ func TestExpiryManyDeadlines(t *testing.T) {
 		}
 	}
 }
+
+// Closing the System stops the schedule: its timers are stopped, nothing
+// is sent, and nothing can be scheduled any more.
+func TestExpiryCloseStopsTheSchedule(t *testing.T) {
+	e, clk, ts, take := newTestExpiries(t)
+	for i := 0; i < 100; i++ {
+		e.reset(newExpiryItem(fmt.Sprint("l", i)), time.Second)
+	}
+	e.close()
+	e.reset(newExpiryItem("late"), time.Second)
+	if ts.armed() != 0 || e.scheduled() != 0 {
+		t.Fatalf("after close: %d timers armed, %d scheduled", ts.armed(), e.scheduled())
+	}
+	clk.Add(time.Second)
+	ts.fire()
+	if got := take(); len(got) != 0 {
+		t.Fatalf("after close: %q sent", got)
+	}
+}

@@ -91,6 +91,7 @@ func NewLocks(sys *System, cfg LockConfig) *Locks {
 		Kind:    KindLock,
 		New:     func(k Key) Behavior { return &lockBehavior{name: k.Name, locks: l} },
 		Recover: l.recover,
+		Close:   l.expiry.close,
 	})
 	return l
 }

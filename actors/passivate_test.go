@@ -112,4 +112,9 @@ func TestPassivatedLockExpiresThroughTheSchedule(t *testing.T) {
 			t.Fatalf("l%d after its expiry: %+v %v", i, g, err)
 		}
 	}
+	// Closing the runtime stops the schedule (bob's holds are in it).
+	sys.Close()
+	if ts.armed() != 0 || locks.expiry.scheduled() != 0 {
+		t.Fatalf("after Close: %d timers armed, %d scheduled", ts.armed(), locks.expiry.scheduled())
+	}
 }
