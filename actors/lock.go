@@ -1134,9 +1134,14 @@ func (b *lockBehavior) persistRelease(h *Host, prev, next LockRecord, now time.T
 func (b *lockBehavior) expire(h *Host, now time.Time) error {
 	prev := b.state
 	next, _ := Expire(prev, now)
-	pub := h.sys.cfg.Events
+	pub, holdings := h.sys.cfg.Events, b.locks.holdings
 	err := h.Write(PutLock{Lock: next}, func(err error) {
 		if err == nil {
+			// Again once committed: a renewal of the hold queued before
+			// this write whose commit came after the removal below put its
+			// record back (a writer stalled beyond the TTL); the index,
+			// which activations read, must end as the store does.
+			holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
 			e := lockEvent(EventLockExpired, prev, now)
 			e.AvailableAt = next.AvailableAt
 			pub.Publish(e)

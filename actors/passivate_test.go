@@ -118,3 +118,39 @@ func TestPassivatedLockExpiresThroughTheSchedule(t *testing.T) {
 		t.Fatalf("after Close: %d timers armed, %d scheduled", ts.armed(), locks.expiry.scheduled())
 	}
 }
+
+// The index ends as the store does when a hold expires while its renewal
+// is still committing (a writer stalled beyond the TTL): the renewal's
+// commit puts its record back after the expiry removed it at once, and the
+// expiry's own commit removes it again, so no activation reads a hold the
+// store has ended (it would announce the expiry a second time).
+func TestExpiryAfterAStalledRenewalLeavesNoRecord(t *testing.T) {
+	st := newMemStore(true)
+	locks, sys, clk := newTestLocks(t, st, time.Minute, 0)
+	ctx := t.Context()
+	granted := make(chan LockGrant, 1)
+	go func() { g, _ := locks.Acquire(ctx, "x", "alice", 2*time.Second); granted <- g }()
+	waitFor(t, func() bool { return st.pending() == 1 })
+	st.commit()
+	g := <-granted
+	renewed := make(chan error, 1)
+	go func() { _, err := locks.Renew(ctx, "x", "alice", g.Lock.LeaseID, 2*time.Second); renewed <- err }()
+	waitFor(t, func() bool { return st.pending() == 1 }) // the renewal, not committed
+	clk.Add(3 * time.Second)
+	expired := make(chan error, 1)
+	go func() { expired <- sys.call(ctx, lockKey("x"), &expireLock{}) }()
+	waitFor(t, func() bool { return st.pending() == 2 }) // and the expiry behind it
+	st.commit()
+	if err := <-renewed; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-expired; err != nil {
+		t.Fatal(err)
+	}
+	if r, _, ok := locks.holdings.lookup("x"); ok {
+		t.Fatalf("the index still has %+v after the expiry committed", r)
+	}
+	if n := locks.Indexed(); n != 0 {
+		t.Fatalf("%d entries in the index, want 0", n)
+	}
+}
