@@ -441,12 +441,12 @@ func (h *Holdings) Total() int {
 
 // holdingsLoad builds the index in bulk (recovery, before the index is
 // shared): records are gathered per holder without locking, then each
-// holder's tree is loaded in name order (sorted appends, no search) and
-// the by-name table is filled with maps sized for it.
+// holder's tree is loaded in name order (sorted appends, no search) while
+// another goroutine fills the by-name table, its maps sized once.
 type holdingsLoad struct {
 	h        *Holdings
 	byHolder map[string][]*holding // key: the interned holder id
-	n        int
+	all      []*holding            // every record, for the by-name table (locks only)
 }
 
 func (h *Holdings) bulk() *holdingsLoad {
@@ -463,22 +463,37 @@ func (b *holdingsLoad) add(r LockRecord, exp *expiryItem) {
 	c := compactLock(r, holder)
 	c.exp = exp
 	b.byHolder[holder] = append(cs, c)
-	b.n++
+	if b.h.names != nil {
+		b.all = append(b.all, c)
+	}
 }
 
 // finish puts every gathered record in the index (a loader gives a name
 // once; one given twice to a holder is kept once).
 func (b *holdingsLoad) finish() {
 	h := b.h
+	var wg sync.WaitGroup
 	if h.names != nil {
-		for i := range h.names {
-			np := &h.names[i]
-			np.mu.Lock()
-			if len(np.byName) == 0 {
-				np.byName = make(map[string]*holding, b.n/len(h.names)+b.n/(4*len(h.names))+8)
+		wg.Add(1)
+		go func() { // reads only the records' names: the trees' loop below changes their holder field
+			defer wg.Done()
+			n := len(b.all)
+			for i := range h.names {
+				np := &h.names[i]
+				np.mu.Lock()
+				if len(np.byName) == 0 {
+					np.byName = make(map[string]*holding, n/len(h.names)+n/(4*len(h.names))+8)
+				}
+				np.mu.Unlock()
 			}
-			np.mu.Unlock()
-		}
+			for _, c := range b.all {
+				np := h.namePart(c.name)
+				np.mu.Lock()
+				np.byName[c.name] = c
+				np.peak = max(np.peak, len(np.byName))
+				np.mu.Unlock()
+			}
+		}()
 	}
 	for holder, cs := range b.byHolder {
 		slices.SortFunc(cs, func(a, b *holding) int { return strings.Compare(a.name, b.name) })
@@ -489,19 +504,14 @@ func (b *holdingsLoad) finish() {
 			if i+1 < len(cs) && cs[i+1].name == c.name {
 				continue
 			}
-			c.holder = t.holder
+			if c.holder != t.holder {
+				c.holder = t.holder // the first record's string is the tree's
+			}
 			t.Load(c) // appends when c is after the tree's last name, else sets
 		}
 		p.mu.Unlock()
-		if h.names != nil {
-			for _, c := range cs {
-				np := h.namePart(c.name)
-				np.mu.Lock()
-				np.byName[c.name] = c
-				np.peak = max(np.peak, len(np.byName))
-				np.mu.Unlock()
-			}
-		}
 		delete(b.byHolder, holder)
 	}
+	wg.Wait()
+	b.all = nil
 }
