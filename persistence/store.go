@@ -66,7 +66,10 @@ const lockColumns = `name, holder, holder_id, lease_id, fencing_token, expires_a
 	lock_delay_ms, available_at, delay_holder, metadata`
 
 // ActiveLocks implements actors.LockLoader: the holds that have not run out,
-// and every hold under a session (its session decides).
+// and every hold under a session (its session decides). The rows are read
+// by two scans at once, each over half of the range of expiries, on two
+// read connections (start-up with a million held locks is mostly this
+// read); fn is called from one goroutine at a time.
 func (s *Store) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
 	return s.scanLocks("active", `holder <> '' AND (expires_at > ? OR session_id <> '')`, now,
 		func(r actors.LockRecord) bool { return r.Holder != "" && (r.SessionID != "" || r.HeldAt(now)) }, fn)
@@ -86,7 +89,7 @@ func (s *Store) ExpiredLocks(now time.Time, fn func(actors.LockRecord)) error {
 // SQLite connection (scanLockRows): start-up reads every held lock.
 func (s *Store) scanLocks(what, where string, now time.Time, match func(actors.LockRecord) bool, fn func(actors.LockRecord)) error {
 	recent := s.log.snapshot()
-	err := s.scanLockRows(`SELECT `+lockColumns+` FROM locks WHERE `+where, now.UnixMilli(), func(r actors.LockRecord) {
+	err := s.scanLockRowsSplit(`SELECT `+lockColumns+` FROM locks WHERE (`+where+`)`, now.UnixMilli(), func(r actors.LockRecord) {
 		if _, newer := recent[r.Name]; !newer {
 			fn(r)
 		}
