@@ -67,8 +67,8 @@ const lockColumns = `name, holder, holder_id, lease_id, fencing_token, expires_a
 
 // ActiveLocks implements actors.LockLoader: the holds that have not run out,
 // and every hold under a session (its session decides). The rows are read
-// by two scans at once, each over half of the range of expiries, on two
-// read connections (start-up with a million held locks is mostly this
+// by two scans at once, each over half of the range of expiries ahead, on
+// two read connections (start-up with a million held locks is mostly this
 // read); fn is called from one goroutine at a time.
 func (s *Store) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
 	return s.scanLocks("active", `holder <> '' AND (expires_at > ? OR session_id <> '')`, now,
@@ -85,8 +85,9 @@ func (s *Store) ExpiredLocks(now time.Time, fn func(actors.LockRecord)) error {
 
 // scanLocks calls fn for the rows of locks matching where (one parameter:
 // now in unix ms), and for the journal's newer records that match (they
-// supersede their rows, matching or not). The rows are read on the raw
-// SQLite connection (scanLockRows): start-up reads every held lock.
+// supersede their rows, matching or not). The rows are read on raw SQLite
+// connections, in two scans at once (scanLockRowsSplit): start-up reads
+// every held lock. fn is called from one goroutine at a time.
 func (s *Store) scanLocks(what, where string, now time.Time, match func(actors.LockRecord) bool, fn func(actors.LockRecord)) error {
 	recent := s.log.snapshot()
 	err := s.scanLockRowsSplit(`SELECT `+lockColumns+` FROM locks WHERE (`+where+`)`, now.UnixMilli(), func(r actors.LockRecord) {
