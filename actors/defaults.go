@@ -14,6 +14,13 @@ const (
 	// DefaultIdleTimeout is Config.IdleTimeout: a resource actor without
 	// messages this long is passivated (serve --idle-timeout).
 	DefaultIdleTimeout = 30 * time.Second
+	// DefaultLockIdleTimeout is LockConfig.IdleTimeout: the actor of a
+	// held lock without operations this long is passivated (the hold lives
+	// on as a compact record in the holder index and an entry of the
+	// expiry schedule). Short, because a held lock needs no actor and an
+	// activation from the record reads nothing from the store; an idle
+	// actor goes between one and two periods after its last operation.
+	DefaultLockIdleTimeout = 250 * time.Millisecond
 	// DefaultMaxLocksPerUser is LockConfig.MaxPerUser: active locks one
 	// holder may hold at once (serve --max-locks-per-user).
 	DefaultMaxLocksPerUser = 1000

@@ -41,6 +41,7 @@ type Host struct {
 	// idle if it handled nothing since the previous check. (protoactor's own
 	// ReceiveTimeout races with the actor goroutine under -race.)
 	idleTimer   *time.Timer
+	idlePeriod  time.Duration // the idle timer's current period
 	handledSeen uint64
 	// cur is the request being handled (Park takes it over); parked says
 	// Handle parked it.
@@ -177,6 +178,12 @@ func (h *Host) Receive(ctx actor.Context) {
 		if !parked {
 			h.reply(m.reply, err)
 		}
+		if d := h.idleTimeout(); d != h.idlePeriod && h.idleTimer != nil {
+			// The behavior's state changed its idle period (a lock now
+			// held): check at the new one.
+			h.idlePeriod = d
+			h.idleTimer.Reset(d)
+		}
 	case writeFailed:
 		if m.gen != h.gen {
 			return // a later write of a generation we already left
@@ -198,18 +205,31 @@ func (h *Host) Receive(ctx actor.Context) {
 			ctx.Send(h.parent, &passivate{key: h.key, pid: h.self})
 		}
 		h.handledSeen = h.handled
-		h.idleTimer.Reset(h.sys.cfg.IdleTimeout)
+		h.idlePeriod = h.idleTimeout()
+		h.idleTimer.Reset(h.idlePeriod)
 	case *actor.Started:
 		h.self = ctx.Self() // parent: set by the shard that spawned us
 		h.gen = 1
 		h.activate()
 		self, root := h.self, h.sys.as.Root
-		h.idleTimer = time.AfterFunc(h.sys.cfg.IdleTimeout, func() { root.Send(self, idleCheck{}) })
+		h.idlePeriod = h.idleTimeout()
+		h.idleTimer = time.AfterFunc(h.idlePeriod, func() { root.Send(self, idleCheck{}) })
 	case *actor.Stopping:
 		if h.idleTimer != nil {
 			h.idleTimer.Stop()
 		}
 	}
+}
+
+// idleTimeout is the period of the idle check: the behavior's
+// (IdlePeriodic), else the runtime's.
+func (h *Host) idleTimeout() time.Duration {
+	if ip, ok := h.b.(IdlePeriodic); ok {
+		if d := ip.IdlePeriod(h); d > 0 {
+			return d
+		}
+	}
+	return h.sys.cfg.IdleTimeout
 }
 
 // activate loads durable state; while that fails, requests fail with

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,6 +41,14 @@ type LockConfig struct {
 	// Sessions, when set, lets locks be held under a session
 	// (LockRequest.SessionID). Create it first (NewSessions).
 	Sessions *Sessions
+	// IdleTimeout is how long the actor of a held lock stays resident
+	// without operations before it is passivated (0 or negative:
+	// DefaultLockIdleTimeout; at most the System's Config.IdleTimeout); a
+	// free lock's actor follows Config.IdleTimeout. A held
+	// lock needs no actor: its record stays in the holder index and its
+	// expiry in the expiry schedule, and its next operation activates it
+	// from that record, without a read of the store.
+	IdleTimeout time.Duration
 }
 
 // Locks is the entry point for locks: typed calls to the lock's actor
@@ -51,9 +60,14 @@ type Locks struct {
 	loader     LockLoader
 	max        int
 	maxWaiters int
-	holdings   *Holdings
+	holdings   *Holdings // the holder index, and the compact table of held locks
+	expiry     *expiries // the expiry schedule of held locks
+	idle       time.Duration
 	sessions   *sessionIndex      // nil: no sessions
 	statuses   opPool[lockStatus] // Status is a hot read
+	// activations counts lock actor activations, loads those that read the
+	// loader (a lock that was not held); tests read them.
+	activations, loads atomic.Int64
 }
 
 // NewLocks registers the lock kind with sys.
@@ -64,7 +78,12 @@ func NewLocks(sys *System, cfg LockConfig) *Locks {
 	if cfg.MaxWaiters == 0 {
 		cfg.MaxWaiters = DefaultMaxWaitersPerLock
 	}
-	l := &Locks{sys: sys, loader: cfg.Loader, max: cfg.MaxPerUser, maxWaiters: cfg.MaxWaiters, holdings: NewHoldings()}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultLockIdleTimeout
+	}
+	cfg.IdleTimeout = min(cfg.IdleTimeout, sys.cfg.IdleTimeout)
+	l := &Locks{sys: sys, loader: cfg.Loader, max: cfg.MaxPerUser, maxWaiters: cfg.MaxWaiters,
+		holdings: newLockHoldings(), expiry: newExpiries(sys), idle: cfg.IdleTimeout}
 	if cfg.Sessions != nil {
 		l.sessions = cfg.Sessions.idx
 	}
@@ -72,42 +91,90 @@ func NewLocks(sys *System, cfg LockConfig) *Locks {
 		Kind:    KindLock,
 		New:     func(k Key) Behavior { return &lockBehavior{name: k.Name, locks: l} },
 		Recover: l.recover,
+		Close:   l.expiry.close,
 	})
 	return l
 }
 
 // recover rebuilds the derived state of held locks after a start: the
-// holder index and the expiry timers. Lock actors themselves load lazily.
-// A hold that ran out while no server ran gets a timer that fires at once:
-// its expiry is recorded and announced once, without waiting for a request.
+// holder index (the compact records lock actors activate from) and the
+// expiry schedule. Lock actors themselves load lazily. A hold that ran out
+// while no server ran is scheduled at once: its expiry is recorded and
+// announced once, without waiting for a request.
 func (l *Locks) recover(now time.Time) (int, error) {
 	n := 0
-	err := l.loader.ActiveLocks(now, func(r LockRecord) {
+	at := now.UnixMilli()
+	load := l.holdings.bulk()
+	var due []*expiryItem // scheduled in bulk at the end
+	err := pipe(func(fn func(LockRecord)) error { return l.loader.ActiveLocks(now, fn) }, func(r LockRecord) {
 		n++
+		exp := newExpiryItem(r.Name)
 		if r.SessionID != "" {
 			// Held while its session lives: the session's end (at Start,
 			// for one that expired while no server ran) ends it. A lock
 			// whose session is gone ends now.
 			if l.sessions != nil && l.sessions.addHold(r.SessionID, lockKey(r.Name)) {
-				l.holdings.Put(holdingOf(r))
+				load.add(r, exp)
 			} else {
-				l.sys.AfterFunc(lockKey(r.Name), 0, &expireLock{})
+				exp.due = at
+				due = append(due, exp)
 			}
 			return
 		}
-		l.holdings.Put(r)
-		l.sys.AfterFunc(lockKey(r.Name), r.ExpiresAt.Sub(now), &expireLock{})
+		load.add(r, exp)
+		exp.due = unixMS(r.ExpiresAt)
+		due = append(due, exp)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("recover held locks: %w", err)
 	}
 	err = l.loader.ExpiredLocks(now, func(r LockRecord) {
-		l.sys.AfterFunc(lockKey(r.Name), 0, &expireLock{})
+		exp := newExpiryItem(r.Name)
+		exp.due = at
+		due = append(due, exp)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("recover expired locks: %w", err)
 	}
+	load.finish()
+	l.expiry.load(due, at)
 	return n, nil
+}
+
+// pipe runs scan (a loader's scan) on a goroutine of its own and calls fn
+// with what it reads on this one, in batches, so that reading the store and
+// building the index overlap (start-up). It returns scan's error once fn
+// had every record scan gave before it.
+func pipe(scan func(fn func(LockRecord)) error, fn func(LockRecord)) error {
+	const batch = 1024
+	full := make(chan []LockRecord, 4)
+	empty := make(chan []LockRecord, 4)
+	for range 4 {
+		empty <- make([]LockRecord, 0, batch)
+	}
+	var err error
+	go func() {
+		defer close(full)
+		b := <-empty
+		err = scan(func(r LockRecord) {
+			b = append(b, r)
+			if len(b) == batch {
+				full <- b
+				b = <-empty
+			}
+		})
+		if len(b) > 0 {
+			full <- b
+		}
+	}()
+	for b := range full {
+		for i := range b {
+			fn(b[i])
+		}
+		clear(b)
+		empty <- b[:0]
+	}
+	return err // written before full was closed
 }
 
 func lockKey(name string) Key { return Key{Kind: KindLock, Name: name} }
@@ -286,19 +353,6 @@ func (l *Locks) sessionView(r *LockRecord) bool {
 	}
 	r.ExpiresAt = v.ExpiresAt
 	return true
-}
-
-// sessionHeld is the ExpiresAt of a session lock in the holder index: far
-// enough that the index counts it (quota) and lists it; listings then ask
-// the session (sessionView).
-var sessionHeld = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// holdingOf is r as the holder index keeps it.
-func holdingOf(r LockRecord) LockRecord {
-	if r.SessionID != "" {
-		r.ExpiresAt = sessionHeld
-	}
-	return r
 }
 
 // ListPage is one page of holder's locks held now, by name after
@@ -517,7 +571,10 @@ type lockBehavior struct {
 	name  string
 	locks *Locks
 	state LockRecord
-	timer Timer // expiry timer of the current hold
+	// exp is the lock's entry in the expiry schedule (Locks.expiry), made
+	// on the first hold and kept with the hold's record in the holder
+	// index, so that the next activation re-arms the same entry.
+	exp *expiryItem
 	// activated is set after the first Activate: a later one is the
 	// fall-back to durable state after a failed write.
 	activated bool
@@ -549,9 +606,25 @@ type lockWaiter struct {
 const expiryRetry = time.Second
 
 func (b *lockBehavior) Activate(h *Host) error {
-	r, _, err := b.locks.loader.LoadLock(b.name)
-	if err != nil {
-		return err
+	// A held lock activates from its compact record in the holder index:
+	// it is the lock's committed state (the index changes only in commit
+	// callbacks, and a passivated actor had no write pending). A lock that
+	// is not held, and the fall-back to durable state after a failed write,
+	// read the loader.
+	b.locks.activations.Add(1)
+	r, exp, ok := LockRecord{}, (*expiryItem)(nil), false
+	if !b.activated {
+		r, exp, ok = b.locks.holdings.lookup(b.name)
+	}
+	if !ok {
+		var err error
+		b.locks.loads.Add(1)
+		if r, _, err = b.locks.loader.LoadLock(b.name); err != nil {
+			return err
+		}
+	}
+	if exp != nil {
+		b.exp = exp
 	}
 	r.Name = b.name
 	b.state = r
@@ -582,6 +655,18 @@ func (b *lockBehavior) Activate(h *Host) error {
 // Passivatable: never with waiters (they live in memory only).
 func (b *lockBehavior) Passivatable(h *Host) bool { return len(b.queue) == 0 }
 
+// IdlePeriod implements IdlePeriodic: a held lock without waiters needs no
+// actor (its record is in the holder index, its expiry in the schedule),
+// so its actor goes after LockConfig.IdleTimeout; a free lock's stays as
+// long as the runtime's (a lock acquired again and again keeps its actor,
+// and its state, in memory).
+func (b *lockBehavior) IdlePeriod(h *Host) time.Duration {
+	if b.state.Holder != "" && len(b.queue) == 0 {
+		return b.locks.idle
+	}
+	return 0
+}
+
 // schedule arms the expiry timer for the current hold's expiry.
 func (b *lockBehavior) schedule(h *Host) { b.arm(h, b.state.ExpiresAt.Sub(h.Now())) }
 
@@ -590,8 +675,8 @@ func (b *lockBehavior) schedule(h *Host) { b.arm(h, b.state.ExpiresAt.Sub(h.Now(
 func (b *lockBehavior) scheduleHold(h *Host) {
 	if b.state.SessionID == "" {
 		b.schedule(h)
-	} else if b.timer != nil {
-		b.timer.Stop()
+	} else {
+		b.locks.expiry.stop(b.exp)
 	}
 }
 
@@ -636,15 +721,17 @@ func (b *lockBehavior) endHold(h *Host, now time.Time) error {
 	return b.expire(h, now)
 }
 
-// arm makes the expiry timer fire after d.
+// arm schedules the lock's expiry entry to send expireLock after d.
 func (b *lockBehavior) arm(h *Host, d time.Duration) {
-	if b.timer != nil {
-		// Re-arm the resident actor's timer instead of allocating another:
-		// the op it sends (expireLock through the shard) is the same.
-		b.timer.Reset(d)
-		return
+	b.locks.expiry.reset(b.entry(), d)
+}
+
+// entry is the lock's expiry entry, made on first use.
+func (b *lockBehavior) entry() *expiryItem {
+	if b.exp == nil {
+		b.exp = newExpiryItem(b.name)
 	}
-	b.timer = h.AfterFunc(d, &expireLock{})
+	return b.exp
 }
 
 func (b *lockBehavior) Handle(h *Host, op any) error {
@@ -990,13 +1077,13 @@ func (b *lockBehavior) persist(h *Host, next LockRecord, ev string, now time.Tim
 	// One allocation carries the mutation and everything its commit
 	// callback needs (two records captured by a closure would be two more).
 	c := &lockCommit{put: PutLock{Lock: next}, prev: prev, ev: ev, now: now, reserved: reserved,
-		locks: b.locks, pub: h.sys.cfg.Events, key: h.key}
+		locks: b.locks, pub: h.sys.cfg.Events, key: h.key, exp: b.entry()}
 	err := h.Write(&c.put, func(err error) { c.granted(err) })
 	if err != nil {
 		return err
 	}
 	b.state = next
-	if prev.ExpiresAt != next.ExpiresAt || b.timer == nil {
+	if prev.ExpiresAt != next.ExpiresAt || prev.Holder == "" {
 		b.scheduleHold(h)
 	}
 	return nil
@@ -1015,6 +1102,7 @@ type lockCommit struct {
 	locks    *Locks
 	pub      Publisher
 	key      Key
+	exp      *expiryItem // the lock's entry in the expiry schedule, kept with its record
 }
 
 // granted is persist's commit callback: on success the holder index and
@@ -1034,11 +1122,7 @@ func (c *lockCommit) granted(err error) {
 	if prev.Holder != "" && prev.LeaseID != next.LeaseID {
 		holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
 	}
-	if c.reserved {
-		holdings.PutReserved(holdingOf(*next))
-	} else {
-		holdings.Put(holdingOf(*next))
-	}
+	holdings.put(*next, c.exp, c.reserved)
 	c.pub.Publish(lockEvent(c.ev, *next, c.now))
 }
 
@@ -1069,9 +1153,7 @@ func (b *lockBehavior) persistRelease(h *Host, prev, next LockRecord, now time.T
 	b.state = next
 	b.grantOp = nil
 	b.unholdSession(h, prev)
-	if b.timer != nil {
-		b.timer.Stop() // kept: the next grant re-arms it
-	}
+	b.locks.expiry.stop(b.exp) // the entry is kept: the next grant re-arms it
 	b.serve(h, now)
 	return nil
 }
@@ -1087,9 +1169,14 @@ func (b *lockBehavior) persistRelease(h *Host, prev, next LockRecord, now time.T
 func (b *lockBehavior) expire(h *Host, now time.Time) error {
 	prev := b.state
 	next, _ := Expire(prev, now)
-	pub := h.sys.cfg.Events
+	pub, holdings := h.sys.cfg.Events, b.locks.holdings
 	err := h.Write(PutLock{Lock: next}, func(err error) {
 		if err == nil {
+			// Again once committed: a renewal of the hold queued before
+			// this write whose commit came after the removal below put its
+			// record back (a writer stalled beyond the TTL); the index,
+			// which activations read, must end as the store does.
+			holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
 			e := lockEvent(EventLockExpired, prev, now)
 			e.AvailableAt = next.AvailableAt
 			pub.Publish(e)
@@ -1102,9 +1189,7 @@ func (b *lockBehavior) expire(h *Host, now time.Time) error {
 	b.grantOp = nil
 	b.unholdSession(h, prev)
 	b.locks.holdings.Remove(prev.Holder, prev.Name, prev.LeaseID)
-	if b.timer != nil {
-		b.timer.Stop() // kept: the next grant re-arms it
-	}
+	b.locks.expiry.stop(b.exp) // the entry is kept: the next grant re-arms it
 	b.serve(h, now)
 	return nil
 }

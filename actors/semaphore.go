@@ -145,6 +145,11 @@ func (s *Semaphores) recover(now time.Time) (int, error) {
 }
 
 // slotHolding is a slot as the per-user index keeps it.
+// sessionHeld is the ExpiresAt of a slot held under a session in the
+// semaphores' holder index: far enough that the index counts it (quota);
+// the session decides when it ends.
+var sessionHeld = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
 func slotHolding(name string, sl SemaphoreSlot) LockRecord {
 	r := LockRecord{Name: name + "\x00" + sl.LeaseID, Holder: sl.Holder, LeaseID: sl.LeaseID, ExpiresAt: sl.ExpiresAt}
 	if sl.SessionID != "" {

@@ -57,6 +57,21 @@ type KindSpec struct {
 	// operations read what other kinds rebuilt (a session's expiry ends the
 	// holds the lock recovery indexed).
 	Start func(now time.Time)
+	// Close, if set, runs once when the System closes, after every actor
+	// stopped: it stops what the kind runs outside its actors (the lock
+	// expiry schedule's timers), so that nothing of a closed System stays
+	// reachable from a runtime timer (a cluster leader builds a System per
+	// term).
+	Close func()
+}
+
+// IdlePeriodic is implemented by a Behavior whose actor should be
+// passivated sooner (or later) than Config.IdleTimeout in some states: the
+// Host asks it after every operation and uses its answer as the period of
+// its idle check (0: Config.IdleTimeout). A held lock's actor answers
+// LockConfig.IdleTimeout.
+type IdlePeriodic interface {
+	IdlePeriod(h *Host) time.Duration
 }
 
 // Config configures a System.
@@ -409,6 +424,11 @@ func (s *System) Close() {
 	}
 	s.as.Shutdown()
 	s.disp.stop()
+	for _, kind := range s.order {
+		if k := s.kinds[kind]; k.Close != nil {
+			k.Close()
+		}
+	}
 }
 
 // props are the props of every actor of the runtime: its dispatcher and

@@ -77,7 +77,10 @@ const lockColumns = `name, holder, holder_id, lease_id, fencing_token, expires_a
 	lock_delay_ms, available_at, delay_holder, metadata`
 
 // ActiveLocks implements actors.LockLoader: the holds that have not run out,
-// and every hold under a session (its session decides).
+// and every hold under a session (its session decides). The rows are read
+// by two scans at once, each over half of the range of expiries ahead, on
+// two read connections (start-up with a million held locks is mostly this
+// read); fn is called from one goroutine at a time.
 func (s *Store) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
 	return s.scanLocks("active", `holder <> '' AND (expires_at > ? OR session_id <> '')`, now,
 		func(r actors.LockRecord) bool { return r.Holder != "" && (r.SessionID != "" || r.HeldAt(now)) }, fn)
@@ -93,25 +96,17 @@ func (s *Store) ExpiredLocks(now time.Time, fn func(actors.LockRecord)) error {
 
 // scanLocks calls fn for the rows of locks matching where (one parameter:
 // now in unix ms), and for the journal's newer records that match (they
-// supersede their rows, matching or not).
+// supersede their rows, matching or not). The rows are read on raw SQLite
+// connections, in two scans at once (scanLockRowsSplit): start-up reads
+// every held lock. fn is called from one goroutine at a time.
 func (s *Store) scanLocks(what, where string, now time.Time, match func(actors.LockRecord) bool, fn func(actors.LockRecord)) error {
 	recent := s.log.snapshot()
-	rows, err := s.db.read.Query(`SELECT `+lockColumns+` FROM locks WHERE `+where, now.UnixMilli())
+	err := s.scanLockRowsSplit(`SELECT `+lockColumns+` FROM locks WHERE (`+where+`)`, now.UnixMilli(), func(r actors.LockRecord) {
+		if _, newer := recent[r.Name]; !newer {
+			fn(r)
+		}
+	})
 	if err != nil {
-		return fmt.Errorf("load %s locks: %w", what, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanLock(rows)
-		if err != nil {
-			return fmt.Errorf("load %s locks: %w", what, err)
-		}
-		if _, newer := recent[r.Name]; newer {
-			continue
-		}
-		fn(r)
-	}
-	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load %s locks: %w", what, err)
 	}
 	for _, r := range recent {

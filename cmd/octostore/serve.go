@@ -458,6 +458,7 @@ func serveFlags(cfg *ServeConfig) []cli.Flag {
 		&cli.IntFlag{Name: "max-sessions-per-user", Value: actors.DefaultMaxSessionsPerUser, Destination: &cfg.Sessions.MaxPerUser, Usage: "sessions per user (403 beyond; -1: no limit)", EnvVars: []string{"OCTOSTORE_MAX_SESSIONS_PER_USER"},
 			Action: quota("max-sessions-per-user")},
 		&cli.DurationFlag{Name: "idle-timeout", Value: actors.DefaultIdleTimeout, Destination: &cfg.Actors.IdleTimeout, Usage: "passivate a resource actor after this long without requests", EnvVars: []string{"OCTOSTORE_IDLE_TIMEOUT"}},
+		&cli.DurationFlag{Name: "lock-idle-timeout", Value: actors.DefaultLockIdleTimeout, Destination: &cfg.Locks.IdleTimeout, Usage: "passivate a held lock's actor after this long without requests (the hold lives on as a compact record; at most --idle-timeout)", EnvVars: []string{"OCTOSTORE_LOCK_IDLE_TIMEOUT"}},
 		&cli.IntFlag{Name: "max-conns", Value: httpd.DefaultMaxConns, Destination: &cfg.Server.MaxConns, Usage: "concurrent connections at most", EnvVars: []string{"OCTOSTORE_MAX_CONNS"}},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"OCTOSTORE_LOG_LEVEL"},
 			Action: func(_ *cli.Context, v string) error {

@@ -1,0 +1,99 @@
+package persistence
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/octostore/octostore/actors"
+)
+
+// The start-up scan (the driver's values, lockFromValues) reads every
+// column of a lock row as the loader (database/sql, scanLock) does.
+func TestLockScanReadsWhatTheLoaderReads(t *testing.T) {
+	db, _, st := openTest(t)
+	now := time.Now().Truncate(time.Millisecond)
+	ms := now.UnixMilli()
+	_, err := db.WriteDB().Exec(`INSERT INTO locks(`+lockColumns+`) VALUES
+		('full', 'u:1', 'worker-7', '6ba7b810-9dad-11d1-80b4-00c04fd430c8', 9007199254740993, ?, ?, 's-1', 1500, ?, 'u:2', 'host=a'),
+		('bare', 'u:2', '', 'lease-1', 1, ?, ?, '', 0, 0, '', '')`,
+		ms+60_000, ms, ms+120_000, ms+30_000, ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []actors.LockRecord
+	if err := st.ActiveLocks(now, func(r actors.LockRecord) { got = append(got, r) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("ActiveLocks = %+v, want 2 records", got)
+	}
+	for _, r := range got {
+		want, ok, err := st.LoadLock(r.Name)
+		if err != nil || !ok {
+			t.Fatalf("LoadLock(%s): %v %v", r.Name, ok, err)
+		}
+		if r != want {
+			t.Errorf("%s: the scan read\n %+v\nthe loader\n %+v", r.Name, r, want)
+		}
+		if r.Name == "full" && (r.Token != 9007199254740993 || r.Metadata != "host=a" || r.LockDelay != 1500*time.Millisecond ||
+			r.DelayHolder != "u:2" || r.SessionID != "s-1" || r.HolderID != "worker-7") {
+			t.Errorf("full: %+v", r)
+		}
+	}
+}
+
+// ActiveLocks reads the table in two scans split at the middle of the
+// expiries ahead: every active row once (those at the split, expired
+// session holds, rows of the journal), none of the others.
+func TestActiveLocksSplitScanReadsEveryRowOnce(t *testing.T) {
+	db, w, st := openTest(t)
+	now := time.Now().Truncate(time.Millisecond)
+	ms := now.UnixMilli()
+	want := map[string]bool{}
+	tx, err := db.WriteDB().Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1000; i++ {
+		name, exp, session := fmt.Sprintf("l%04d", i), ms+int64(i%100)*1000-10_000, ""
+		if i%7 == 0 {
+			session = "s" // held while its session lives, whatever its stored expiry
+		}
+		if _, err := tx.Exec(`INSERT INTO locks(name, holder, lease_id, fencing_token, expires_at, acquired_at, session_id)
+			VALUES(?, 'u:1', 'l', 1, ?, ?, ?)`, name, exp, ms, session); err != nil {
+			t.Fatal(err)
+		}
+		if exp > ms || session != "" {
+			want[name] = true
+		}
+	}
+	if _, err := tx.Exec(`INSERT INTO locks(name, holder, lease_id, fencing_token, expires_at) VALUES('free', '', '', 3, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// A journaled record supersedes its row: l0011 (active as a row) is
+	// released in the journal.
+	ch := make(chan error, 1)
+	if _, err := w.Enqueue(actors.PutLock{Lock: actors.LockRecord{Name: "l0011", Token: 2}}, func(err error) { ch <- err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ch; err != nil {
+		t.Fatal(err)
+	}
+	delete(want, "l0011")
+	got := map[string]int{}
+	if err := st.ActiveLocks(now, func(r actors.LockRecord) { got[r.Name]++ }); err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range got {
+		if n != 1 || !want[name] {
+			t.Errorf("%s read %d times (active: %v)", name, n, want[name])
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d active locks read, want %d", len(got), len(want))
+	}
+}
