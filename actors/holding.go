@@ -29,6 +29,7 @@ type holdingExtra struct {
 	holderID, sessionID, metadata string
 	lease                         string // a lease id that is not a canonical UUID (rawLease)
 	rawLease                      bool
+	limit                         int32 // a semaphore slot's SlotLimit (packed next to rawLease: no growth)
 	availableAt                   int64 // ms; a held lock has none, kept for a faithful round trip
 	delayHolder                   string
 }
@@ -45,6 +46,7 @@ func compactLock(r LockRecord, holder string) *holding {
 	}
 	x.holderID, x.sessionID, x.metadata = r.HolderID, r.SessionID, r.Metadata
 	x.availableAt, x.delayHolder = unixMS(r.AvailableAt), r.DelayHolder
+	x.limit = int32(r.SlotLimit)
 	if x != (holdingExtra{}) {
 		c.extra = &x
 	}
@@ -58,6 +60,7 @@ func (c *holding) record() LockRecord {
 	if x := c.extra; x != nil {
 		r.HolderID, r.SessionID, r.Metadata = x.holderID, x.sessionID, x.metadata
 		r.AvailableAt, r.DelayHolder = fromUnixMS(x.availableAt), x.delayHolder
+		r.SlotLimit = int(x.limit)
 		if x.rawLease {
 			r.LeaseID = x.lease
 			return r

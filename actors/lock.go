@@ -340,20 +340,7 @@ func (l *Locks) ListAll() []LockRecord { return l.holdings.All(l.sys.Now(), l.se
 // sessionView is how a listing shows a lock of the holder index: a session
 // lock with its session's expiry, and not at all once its session has
 // ended (false).
-func (l *Locks) sessionView(r *LockRecord) bool {
-	if r.SessionID == "" {
-		return true
-	}
-	if l.sessions == nil {
-		return false
-	}
-	v, ok := l.sessions.view(r.SessionID)
-	if !ok || !v.Live {
-		return false
-	}
-	r.ExpiresAt = v.ExpiresAt
-	return true
-}
+func (l *Locks) sessionView(r *LockRecord) bool { return l.sessions.listView(r) }
 
 // ListPage is one page of holder's locks held now, by name after
 // q.AfterName, with the count of them all (the holder index: no scan of

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -96,7 +97,7 @@ type Semaphores struct {
 	store      SemaphoreStore
 	max        int
 	maxWaiters int
-	holdings   *Holdings // per-user slots (quota), keyed "name\x00lease"
+	holdings   *Holdings // per-user slots (quota, listings), keyed SlotKey(name, lease)
 	sessions   *sessionIndex
 }
 
@@ -134,7 +135,7 @@ func (s *Semaphores) recover(now time.Time) (int, error) {
 			if sl.SessionID != "" && s.sessions != nil {
 				s.sessions.addHold(sl.SessionID, semaphoreKey(r.Name))
 			}
-			s.holdings.Put(slotHolding(r.Name, sl))
+			s.holdings.Put(slotHolding(r.Name, r.Limit, sl))
 		}
 		s.sys.AfterFunc(semaphoreKey(r.Name), 0, &expireSemaphore{})
 	})
@@ -144,18 +145,56 @@ func (s *Semaphores) recover(now time.Time) (int, error) {
 	return n, nil
 }
 
-// slotHolding is a slot as the per-user index keeps it.
-// sessionHeld is the ExpiresAt of a slot held under a session in the
-// semaphores' holder index: far enough that the index counts it (quota);
-// the session decides when it ends.
-var sessionHeld = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+// slotHolding is a slot of the semaphore name whose limit is limit as the
+// per-user slot index keeps it: named SlotKey(name, lease), so that a
+// holder's slots are ordered by semaphore, then lease. A slot held under a
+// session counts as held while it is in the index (quota; holding.heldAt)
+// and is listed with its session's expiry while the session lives
+// (sessionIndex.listView).
+func slotHolding(name string, limit int, sl SemaphoreSlot) LockRecord {
+	return LockRecord{Name: SlotKey(name, sl.LeaseID), Holder: sl.Holder, HolderID: sl.HolderID, LeaseID: sl.LeaseID,
+		Token: sl.Token, SessionID: sl.SessionID, ExpiresAt: sl.ExpiresAt, AcquiredAt: sl.AcquiredAt,
+		Metadata: sl.Metadata, SlotLimit: limit}
+}
 
-func slotHolding(name string, sl SemaphoreSlot) LockRecord {
-	r := LockRecord{Name: name + "\x00" + sl.LeaseID, Holder: sl.Holder, LeaseID: sl.LeaseID, ExpiresAt: sl.ExpiresAt}
-	if sl.SessionID != "" {
-		r.ExpiresAt = sessionHeld
+// SlotKey is the position of the slot lease of the semaphore name in the
+// slot listings' order (PageQuery.AfterName of ListPage and ListAllPage):
+// by semaphore name, then lease id. NUL sorts before every byte a name may
+// have, so "a"'s slots come before "a-b"'s.
+func SlotKey(name, lease string) string { return name + "\x00" + lease }
+
+// HeldSlot is one held slot as the slot listings show it.
+type HeldSlot struct {
+	Name string // the semaphore's
+	// Limit is the semaphore's limit, as the slot index recorded it at the
+	// slot's grant or last renewal (the same for every slot held at once).
+	Limit int
+	SemaphoreSlot
+}
+
+// ListPage is one page of holder's slots held now, by semaphore name then
+// lease id after q.AfterName (a SlotKey), with the count of them all: from
+// the per-user slot index (no actor is called, no other user's slots are
+// read). A slot under a session shows its session's expiry, and is not
+// listed once the session has ended.
+func (s *Semaphores) ListPage(holder string, q PageQuery) Page[HeldSlot] {
+	return heldSlots(s.holdings.Page(holder, s.sys.Now(), q, s.sessions.listView))
+}
+
+// ListAllPage is ListPage over every user's slots (the admin view).
+func (s *Semaphores) ListAllPage(q PageQuery) Page[HeldSlot] {
+	return heldSlots(s.holdings.AllPage(s.sys.Now(), q, s.sessions.listView))
+}
+
+func heldSlots(pg Page[LockRecord]) Page[HeldSlot] {
+	out := Page[HeldSlot]{Items: make([]HeldSlot, len(pg.Items)), Total: pg.Total, More: pg.More}
+	for i, r := range pg.Items {
+		name, _, _ := strings.Cut(r.Name, "\x00")
+		out.Items[i] = HeldSlot{Name: name, Limit: r.SlotLimit, SemaphoreSlot: SemaphoreSlot{Holder: r.Holder,
+			HolderID: r.HolderID, LeaseID: r.LeaseID, Token: r.Token, SessionID: r.SessionID, ExpiresAt: r.ExpiresAt,
+			AcquiredAt: r.AcquiredAt, Metadata: r.Metadata}}
 	}
-	return r
+	return out
 }
 
 // SemaphoreRequest is one acquire of a semaphore.
@@ -634,9 +673,9 @@ func (b *semaphoreBehavior) write(h *Host, now time.Time, put []SemaphoreSlot, r
 		}
 		for _, sl := range put {
 			if reserved {
-				holdings.PutReserved(slotHolding(name, sl))
+				holdings.PutReserved(slotHolding(name, limit, sl))
 			} else {
-				holdings.Put(slotHolding(name, sl))
+				holdings.Put(slotHolding(name, limit, sl))
 			}
 			pub.Publish(semaphoreEvent(ev, name, sl, limit, now))
 		}
@@ -688,7 +727,7 @@ func (b *semaphoreBehavior) end(h *Host, now time.Time, idx []int, ev string) er
 		return err
 	}
 	for _, sl := range gone {
-		b.s.holdings.Remove(sl.Holder, name+"\x00"+sl.LeaseID, sl.LeaseID)
+		b.s.holdings.Remove(sl.Holder, SlotKey(name, sl.LeaseID), sl.LeaseID)
 		if sl.SessionID != "" && b.s.sessions != nil {
 			b.s.sessions.unhold(sl.SessionID, h.key)
 		}

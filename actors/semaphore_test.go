@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -241,5 +242,133 @@ func TestSemaphoreNeverOverLimit(t *testing.T) {
 	st, _ := e.sems.Status(ctx, "n")
 	if st.Token != uint64(grants) {
 		t.Fatalf("last token %d after %d grants", st.Token, grants)
+	}
+}
+
+// The slot listings read the per-user slot index: a user's slots (the
+// admin's ListAllPage: everyone's) by semaphore name, then lease, page
+// after page; a session's slots with its expiry while it lives; expired
+// slots not at all; the same after a restart (the index is rebuilt from
+// the store).
+func TestSemaphoreListings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	e, clk, _, _ := semEnv(t, path)
+	ctx := t.Context()
+	meta := "host-1 pid 7"
+	acq := func(name, who string, r actors.SemaphoreRequest) actors.SemaphoreGrant {
+		t.Helper()
+		r.Caller, r.Limit = who, 3
+		if r.TTL == 0 && r.SessionID == "" {
+			r.TTL = time.Hour
+		}
+		g, err := e.sems.Acquire(ctx, name, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	s, err := e.sessions.Create(ctx, "alice", 30*time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acq("pool", "alice", actors.SemaphoreRequest{HolderID: "w1", Metadata: &meta})
+	acq("pool", "alice", actors.SemaphoreRequest{SessionID: s.ID})
+	acq("pool", "bob", actors.SemaphoreRequest{})
+	acq("a", "alice", actors.SemaphoreRequest{})
+	acq("pool-b", "alice", actors.SemaphoreRequest{})
+	acq("short", "alice", actors.SemaphoreRequest{TTL: time.Second})
+	acq("short", "bob", actors.SemaphoreRequest{TTL: time.Second})
+	clk.Add(2 * time.Second) // the "short" slots ran out (their actor has not ended them yet)
+
+	list := func(who string, limit int) []actors.HeldSlot {
+		t.Helper()
+		all, err := actors.AllPages(limit, func(q actors.PageQuery) (actors.Page[actors.HeldSlot], error) {
+			var pg actors.Page[actors.HeldSlot]
+			if who == "" {
+				pg = e.sems.ListAllPage(q)
+			} else {
+				pg = e.sems.ListPage(who, q)
+			}
+			if pg.Total != map[string]int{"": 5, "alice": 4, "bob": 1}[who] {
+				t.Fatalf("%q: total %d", who, pg.Total)
+			}
+			return pg, nil
+		}, func(sl *actors.HeldSlot) (string, string) { return "", actors.SlotKey(sl.Name, sl.LeaseID) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return all
+	}
+	show := func(sls []actors.HeldSlot) string {
+		var out []string
+		for _, sl := range sls {
+			out = append(out, fmt.Sprintf("%s/%d %s %q %q sess=%v exp=%s", sl.Name, sl.Limit, sl.Holder, sl.HolderID, sl.Metadata,
+				sl.SessionID != "", sl.ExpiresAt.Sub(clk.Now())))
+		}
+		return fmt.Sprint(out)
+	}
+	check := func(stage string) {
+		for _, who := range []string{"alice", "bob", ""} {
+			var want []actors.HeldSlot
+			for limit := 1; limit <= 6; limit++ {
+				got := list(who, limit)
+				if limit == 1 {
+					want = got
+					continue
+				}
+				if show(got) != show(want) {
+					t.Fatalf("%s %q: pages of %d: %s, of 1: %s", stage, who, limit, show(got), show(want))
+				}
+			}
+			var names []string
+			for _, sl := range want {
+				names = append(names, sl.Name+" "+sl.Holder)
+				if sl.Token == 0 || sl.LeaseID == "" || sl.AcquiredAt.IsZero() {
+					t.Fatalf("%s: %+v", stage, sl)
+				}
+				if sl.SessionID != "" && (sl.SessionID != s.ID || sl.ExpiresAt.After(clk.Now().Add(30*time.Second))) {
+					t.Fatalf("%s: a session slot %+v, session %+v", stage, sl, s)
+				}
+			}
+			wantNames := map[string]string{
+				"alice": "[a alice pool alice pool alice pool-b alice]",
+				"bob":   "[pool bob]",
+				"":      "[a alice pool alice pool alice pool bob pool-b alice]",
+			}[who]
+			// pool's three slots are by lease id: sort the expectation's holders the same way.
+			if who == "" {
+				wantNames = "[a alice " + want[1].Name + " " + want[1].Holder + " " + want[2].Name + " " + want[2].Holder + " " +
+					want[3].Name + " " + want[3].Holder + " pool-b alice]"
+				if want[1].LeaseID >= want[2].LeaseID || want[2].LeaseID >= want[3].LeaseID {
+					t.Fatalf("%s: pool's slots not by lease: %s", stage, show(want))
+				}
+			}
+			if fmt.Sprint(names) != wantNames {
+				t.Fatalf("%s %q: %v, want %s", stage, who, names, wantNames)
+			}
+		}
+		got := show(list("alice", 10))
+		if !strings.Contains(got, `pool/3 alice "w1" "host-1 pid 7" sess=false`) || !strings.Contains(got, `pool/3 alice "" "" sess=true`) {
+			t.Fatalf("%s: alice's slots %s", stage, got)
+		}
+	}
+	check("live")
+	e.close()
+	e = openEnv(t, path, resourceConfig{clk: clk, timers: &timers{clk: clk}})
+	// The session index is rebuilt from the store too: alice's session slot
+	// is still listed while the session lives.
+	check("after a restart")
+
+	// A session that ended takes its slots out of the listing at once
+	// (before its semaphore's actor ends them).
+	clk.Add(31 * time.Second)
+	pg := e.sems.ListPage("alice", actors.PageQuery{Limit: 10})
+	if pg.Total != 3 || len(pg.Items) != 3 {
+		t.Fatalf("after the session expired: %+v, want alice's three TTL slots", pg)
+	}
+	for _, sl := range pg.Items {
+		if sl.SessionID != "" {
+			t.Fatalf("a slot of an ended session listed: %+v", sl)
+		}
 	}
 }

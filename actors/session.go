@@ -312,6 +312,24 @@ func (x *sessionIndex) view(id string) (SessionView, bool) {
 	return e.view(x.now()), true
 }
 
+// listView is how a listing shows a hold of a holder index (a LockView;
+// x may be nil: no sessions): a hold under a session with its session's
+// expiry, and not at all once its session has ended.
+func (x *sessionIndex) listView(r *LockRecord) bool {
+	if r.SessionID == "" {
+		return true
+	}
+	if x == nil {
+		return false
+	}
+	v, ok := x.view(r.SessionID)
+	if !ok || !v.Live {
+		return false
+	}
+	r.ExpiresAt = v.ExpiresAt
+	return true
+}
+
 // hold records that k holds owner's live session id, and returns the
 // session; ErrSessionNotFound when it is not owner's live session.
 func (x *sessionIndex) hold(id, owner string, k Key) (SessionView, error) {

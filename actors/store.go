@@ -148,4 +148,9 @@ type LockRecord struct {
 	// at most 1,024 bytes, one line), shown to every user; "" none. Never a
 	// secret.
 	Metadata string
+	// SlotLimit is used by the semaphores' slot index only (which keeps a
+	// slot as a LockRecord named "semaphore\x00lease"): the semaphore's
+	// limit when the slot was granted or renewed, the same for every slot
+	// held at once (a limit changes only when none is held). 0 for locks.
+	SlotLimit int
 }

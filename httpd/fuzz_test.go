@@ -246,6 +246,7 @@ func FuzzHandlers(f *testing.F) {
 		{"POST", "/locks/a/release", `{"lease_id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8"}`},
 		{"GET", "/locks/a", ""},
 		{"GET", "/locks", ""},
+		{"GET", "/semaphores?limit=2&cursor=cG9vbC94", ""},
 		{"POST", "/locks/..%2Fetc/acquire", `{"ttl_seconds":60}`},
 		{"POST", "/locks/%00/acquire", `{"ttl_seconds":60}`},
 		{"DELETE", "/locks/a", ""},

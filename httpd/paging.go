@@ -9,21 +9,23 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Listing pages (issue 18). GET /locks, /limits, /flags and /config answer
-// one page: at most ?limit= items (default DefaultListLimit, at most
-// MaxListLimit; anything else is 422), from where ?cursor= says (the
-// next_cursor of the previous page; a cursor this server did not give is
-// 422), with "total", the count of the whole listing, and "next_cursor"
-// while items remain after the page. A page is read as one page (the
-// stores read from the position on, the lock index walks its names): no
-// listing holds more than one page, and the page's memory is taken from
-// the answer budget (--max-answer-memory) before it is read.
+// Listing pages (issue 18). GET /locks, /semaphores, /sessions, /limits,
+// /flags, /config and /admin/tokens answer one page: at most ?limit= items
+// (default DefaultListLimit, at most MaxListLimit; anything else is 422),
+// from where ?cursor= says (the next_cursor of the previous page; a cursor
+// this server did not give is 422), with "total", the count of the whole
+// listing, and "next_cursor" while items remain after the page. A page is
+// read as one page (the stores read from the position on, the lock and
+// semaphore slot indexes walk their names): no listing holds more than one
+// page, and the page's memory is taken from the answer budget
+// (--max-answer-memory) before it is read.
 //
-// Order: locks by name; an owner's limits, flags and config keys by name;
-// the admin key's listing of every owner by owner (user id), then name. A
-// listing is not a snapshot across pages: an item created or deleted
-// between two pages is listed or not depending on where it falls, but no
-// item that exists throughout is skipped or listed twice.
+// Order: locks by name; semaphore slots by semaphore name, then lease id
+// (the cursor's name is "semaphore/lease"); an owner's limits, flags and
+// config keys by name; the admin key's listing of every owner by owner
+// (user id), then name. A listing is not a snapshot across pages: an item
+// created or deleted between two pages is listed or not depending on where
+// it falls, but no item that exists throughout is skipped or listed twice.
 const (
 	DefaultListLimit = 1000
 	MaxListLimit     = 10000

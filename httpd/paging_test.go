@@ -170,7 +170,7 @@ func TestSessionListingPages(t *testing.T) {
 // position (one from another listing is not refused).
 func TestListingPageValidation(t *testing.T) {
 	e := rsStart(t, nil)
-	for _, path := range []string{"/locks", "/sessions", "/limits", "/flags", "/config"} {
+	for _, path := range []string{"/locks", "/semaphores", "/sessions", "/limits", "/flags", "/config"} {
 		for _, q := range []string{"limit=0", "limit=10001", "limit=-1", "limit=ten", "limit=", "limit=1.5"} {
 			e.do(t, "GET", path+"?"+q, rsAlice, "").want(t, 422, "limit must be an integer from 1 to 10000")
 		}
@@ -268,4 +268,119 @@ func TestTokenListingPages(t *testing.T) {
 		e.do(t, "GET", "/admin/tokens?"+q, rsAdmin, "").want(t, 422)
 	}
 	e.do(t, "GET", "/admin/tokens?limit=2", rsAlice, "").want(t, 403)
+}
+
+// GET /semaphores pages the caller's held slots by semaphore name, then
+// lease id (the admin key: everyone's); alice never sees bob's; a
+// session's slots are listed with its expiry while it lives; expired slots
+// are not listed; a cursor from another listing is only a position.
+func TestSemaphoreListingPages(t *testing.T) {
+	e := rsStart(t, nil)
+	acq := func(tok, name, body string) map[string]any {
+		t.Helper()
+		return e.do(t, "POST", "/semaphores/"+name+"/acquire", tok, body).want(t, 200).obj(t)
+	}
+	type slot struct{ name, holder, lease string }
+	var alice, all []slot
+	grants := map[string]map[string]any{} // by lease
+	add := func(tok, who, name, body string) {
+		m := acq(tok, name, body)
+		grants[m["lease_id"].(string)] = m
+		s := slot{name, who, m["lease_id"].(string)}
+		all = append(all, s)
+		if who == "alice" {
+			alice = append(alice, s)
+		}
+	}
+	for i := range 7 {
+		add(rsAlice, "alice", fmt.Sprintf("pool-%d", (i*3)%4), `{"limit":5,"ttl_seconds":600}`)
+	}
+	add(rsBob, "bob", "pool-1", `{"limit":5,"ttl_seconds":600,"holder_id":"b1","metadata":"bob's job"}`)
+	add(rsBob, "bob", "pool", `{"limit":2,"ttl_seconds":600}`)
+	sess := e.do(t, "POST", "/sessions", rsAlice, `{"ttl_seconds":60}`).want(t, 200).obj(t)["session_id"].(string)
+	add(rsAlice, "alice", "pool-2", `{"limit":5,"session_id":"`+sess+`"}`)
+	// Slots that expire before the listings: not listed.
+	acq(rsAlice, "short", `{"limit":5,"ttl_seconds":5}`)
+	acq(rsBob, "short", `{"limit":5,"ttl_seconds":5}`)
+	e.clock.Add(6 * time.Second)
+
+	order := func(s []slot) []string {
+		slices.SortFunc(s, func(a, b slot) int { return strings.Compare(a.name+"\x00"+a.lease, b.name+"\x00"+b.lease) })
+		var out []string
+		for _, x := range s {
+			out = append(out, x.name+" "+x.holder+" "+x.lease)
+		}
+		return out
+	}
+	show := func(items []map[string]any) []string {
+		var out []string
+		for _, it := range items {
+			out = append(out, fmt.Sprint(it["name"], " ", it["holder"], " ", it["lease_id"]))
+		}
+		return out
+	}
+	wantAlice, wantAll := order(alice), order(all)
+	for _, limit := range []int{1, 3, 8, 11, 1000} {
+		got, pages := e.walk(t, "/semaphores", "semaphores", rsAlice, "", limit)
+		if !slices.Equal(show(got), wantAlice) {
+			t.Fatalf("alice's slots in pages of %d:\n%v\nwant\n%v", limit, show(got), wantAlice)
+		}
+		if want := (len(wantAlice) + limit - 1) / limit; pages != want {
+			t.Fatalf("alice's %d slots in pages of %d: %d pages, want %d", len(wantAlice), limit, pages, want)
+		}
+		got, _ = e.walk(t, "/semaphores", "semaphores", rsAdmin, "", limit)
+		if !slices.Equal(show(got), wantAll) {
+			t.Fatalf("every slot in pages of %d:\n%v\nwant\n%v", limit, show(got), wantAll)
+		}
+		got, _ = e.walk(t, "/semaphores", "semaphores", rsBob, "", limit)
+		if len(got) != 2 || got[0]["name"] != "pool" || got[1]["name"] != "pool-1" || got[0]["holder"] != "bob" || got[1]["holder"] != "bob" {
+			t.Fatalf("bob's slots in pages of %d: %v", limit, got)
+		}
+	}
+	// What an item shows: the limit, the holder id, the metadata, the
+	// session (with the session's expiry) of the caller's own slots.
+	bob := e.do(t, "GET", "/semaphores", rsBob, "").want(t, 200).obj(t)["semaphores"].([]any)
+	if b := bob[1].(map[string]any); num(t, b["limit"]) != 5 || b["holder_id"] != "b1" || b["metadata"] != "bob's job" ||
+		num(t, b["fencing_token"]) != num(t, grants[b["lease_id"].(string)]["fencing_token"]) || b["expires_at"] != grants[b["lease_id"].(string)]["expires_at"] {
+		t.Fatalf("bob's pool-1 slot: %v", b)
+	}
+	if b := bob[0].(map[string]any); num(t, b["limit"]) != 2 {
+		t.Fatalf("bob's pool slot: %v", b)
+	}
+	sessionSlot := func() map[string]any {
+		for _, it := range e.do(t, "GET", "/semaphores", rsAlice, "").want(t, 200).obj(t)["semaphores"].([]any) {
+			if m := it.(map[string]any); m["session_id"] != nil {
+				return m
+			}
+		}
+		return nil
+	}
+	first := sessionSlot()
+	if first == nil || first["session_id"] != sess || first["name"] != "pool-2" {
+		t.Fatalf("alice's session slot: %v", first)
+	}
+	e.clock.Add(30 * time.Second)
+	e.do(t, "POST", "/sessions/"+sess+"/keepalive", rsAlice, "").want(t, 200)
+	if again := sessionSlot(); again == nil || again["expires_at"].(string) <= first["expires_at"].(string) {
+		t.Fatalf("after a keepalive the session slot shows %v, before %v", again, first)
+	}
+	// A slot released is gone from the next page; one of a closed session too.
+	e.do(t, "POST", "/semaphores/pool/release", rsBob, `{"lease_id":"`+strings.Fields(wantAll[0])[2]+`"}`).want(t, 200)
+	e.do(t, "DELETE", "/sessions/"+sess, rsAlice, "").want(t, 200)
+	if m := e.do(t, "GET", "/semaphores", rsAdmin, "").want(t, 200).obj(t); num(t, m["total"]) != int64(len(wantAll)-2) {
+		t.Fatalf("after a release and a session closed: %v", m)
+	}
+	// A cursor is a position: one from the lock listing starts after that
+	// name; one past every slot gives an empty last page.
+	lockCursor := base64.RawURLEncoding.EncodeToString([]byte("p\npool-2"))
+	m := e.do(t, "GET", "/semaphores?cursor="+lockCursor, rsAlice, "").want(t, 200).obj(t)
+	for _, it := range m["semaphores"].([]any) {
+		if n := it.(map[string]any)["name"].(string); n < "pool-2" {
+			t.Fatalf("a lock cursor at pool-2 listed %s", n)
+		}
+	}
+	end := base64.RawURLEncoding.EncodeToString([]byte("p\nzzz/x"))
+	if m := e.do(t, "GET", "/semaphores?cursor="+end, rsAlice, "").want(t, 200).obj(t); len(m["semaphores"].([]any)) != 0 || m["next_cursor"] != nil {
+		t.Fatalf("past the end: %v", m)
+	}
 }

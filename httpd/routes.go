@@ -28,6 +28,7 @@ func (s *Server) routes() {
 		{"POST", "/semaphores/{name}/release", s.semaphoreRelease},
 		{"GET", "/semaphores/{name}", s.semaphoreStatus},
 		{"GET", "/semaphores/{name}/fence", s.semaphoreFence},
+		{"GET", "/semaphores", s.semaphoreList},
 
 		{"POST", "/sessions", s.sessionCreate},
 		{"GET", "/sessions", s.sessionList},

@@ -3,14 +3,15 @@ package httpd
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/octostore/octostore/actors"
 	"github.com/valyala/fasthttp"
 )
 
-// Semaphores: POST /semaphores/{name}/acquire, /renew, /release and GET
-// /semaphores/{name}. Names follow the lock name rule and are one
+// Semaphores: POST /semaphores/{name}/acquire, /renew, /release, GET
+// /semaphores/{name} and GET /semaphores (the caller's held slots). Names follow the lock name rule and are one
 // namespace for every user, like locks.
 
 type semaphoreBody struct {
@@ -163,6 +164,43 @@ func (s *Server) semaphoreStatus(ctx *fasthttp.RequestCtx, rq *request, p *Princ
 	b = append(b, `,"waiters":`...)
 	b = strconv.AppendInt(b, int64(st.Waiters), 10)
 	return writeOK(ctx, append(b, '}'))
+}
+
+// semaphoreList answers one page of the caller's held slots (the admin
+// key: everyone's), by semaphore name, then lease id, from the per-user
+// slot index (no actor is asked; paging.go). Every item is the caller's own
+// slot (or the admin's view), so lease, holder and session ids are shown.
+func (s *Server) semaphoreList(ctx *fasthttp.RequestCtx, _ *request, p *Principal) error {
+	q, err := listQuery(ctx)
+	if err != nil {
+		return err
+	}
+	// The cursor's name is the last slot's SlotKey with '/' for the NUL
+	// (a cursor's name is printable; semaphore names have no '/'). A
+	// cursor without '/' (another listing's) is a position all the same.
+	q.AfterName = strings.Replace(q.AfterName, "/", "\x00", 1)
+	const itemSize = 320
+	reserved, err := s.pageBudget(q, itemSize)
+	if err != nil {
+		return err
+	}
+	defer s.answers.release(reserved)
+	var pg actors.Page[actors.HeldSlot]
+	if p.Admin {
+		pg = s.sems.ListAllPage(q)
+	} else {
+		pg = s.sems.ListPage(p.ID, q)
+	}
+	return writePage(ctx, "semaphores", pg, itemSize, false,
+		func(sl *actors.HeldSlot) (string, string) { return "", sl.Name + "/" + sl.LeaseID },
+		func(b []byte, sl *actors.HeldSlot) []byte {
+			b = append(b, `{"name":`...)
+			b = appendString(b, sl.Name)
+			b = append(b, `,"limit":`...)
+			b = strconv.AppendInt(b, int64(sl.Limit), 10)
+			b = append(b, ',')
+			return appendSlot(b, sl.SemaphoreSlot, s.auth.Login(sl.Holder), true)
+		})
 }
 
 // appendSlot renders a slot's fields (lease, holder and session ids when

@@ -13,6 +13,7 @@ type API interface {
 	ListLocks(ctx context.Context) ([]client.LockInfo, error)
 	LockStatus(ctx context.Context, name string) (*client.LockState, error)
 	SemaphoreStatus(ctx context.Context, name string) (*client.SemaphoreState, error)
+	ListSemaphores(ctx context.Context) ([]client.HeldSemaphore, error)
 	ListSessions(ctx context.Context) ([]client.SessionInfo, error)
 	ListLimits(ctx context.Context) ([]client.LimitInfo, error)
 	ListFlags(ctx context.Context) ([]client.Flag, error)

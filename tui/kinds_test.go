@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -324,5 +325,63 @@ func TestTabsFitWithAFilter(t *testing.T) {
 	l = strings.Split(m.View(), "\n")[1]
 	if !strings.Contains(l, "Sems 0 │ Sess 1") || !strings.HasSuffix(strings.TrimRight(l, " "), "filter /a-long-name") || lipgloss.Width(l) > 80 {
 		t.Fatalf("tabs with a long filter %q", l)
+	}
+}
+
+// slotLister is an API whose only call is ListSemaphores.
+type slotLister struct {
+	API
+	slots []client.HeldSemaphore
+	err   error
+}
+
+func (s slotLister) ListSemaphores(context.Context) ([]client.HeldSemaphore, error) {
+	return s.slots, s.err
+}
+
+// A semaphore whose slots were held before the view opened (no event yet)
+// shows from the connect: GET /semaphores gives the names, each unknown one
+// is read for all its slots. A 404 (a server without the listing) is no
+// error; another error shows while the view has no rows; an answer of an
+// older connection is dropped.
+func TestSemaphoresListedAtConnect(t *testing.T) {
+	exp := t0.Add(time.Minute)
+	// The command: one name per semaphore, in order.
+	m := New(Config{API: slotLister{slots: []client.HeldSemaphore{{Name: "db", LeaseID: "a"}, {Name: "pool", LeaseID: "b"},
+		{Name: "pool", LeaseID: "c"}}}})
+	t.Cleanup(m.cancel)
+	if msg := m.listSemaphores(7)().(semaphoresListedMsg); msg.gen != 7 || fmt.Sprint(msg.names) != "[db pool]" || msg.err != nil {
+		t.Fatalf("listSemaphores: %+v", msg)
+	}
+
+	m, _ = newTestModel(t)
+	press(t, m, "tab")
+	mustNotContain(t, m.View(), "pool")
+	update(t, m, eventsMsg{gen: 1, events: []client.Event{semEvent("semaphore.acquired", "seen", "bob", 2, 1, exp)}})
+	if cmd := update(t, m, semaphoresListedMsg{gen: 0, names: []string{"pool"}}); cmd != nil || m.semWant["pool"] {
+		t.Fatal("an older connection's listing is used")
+	}
+	m.semReading = false // the tab's read of "seen" is answered below
+	cmd := update(t, m, semaphoresListedMsg{gen: 1, names: []string{"pool", "seen"}})
+	if cmd == nil || !m.semReading {
+		t.Fatal("the listed semaphore is not read")
+	}
+	since := m.sems.Count()
+	update(t, m, semaphoresReadMsg{since: since, states: []client.SemaphoreState{
+		semState("pool", 4, 1, slot("alice", 3, exp), slot("carol", 5, exp))}})
+	v := m.View()
+	if l := lineOf(v, "pool"); !strings.Contains(l, "2/4") || !strings.Contains(l, "alice, carol") {
+		t.Fatalf("pool row %q in\n%s", l, v)
+	}
+	mustContain(t, v, "Semaphores 2")
+
+	// Errors: a 404 is a server without the listing; others show.
+	update(t, m, semaphoresListedMsg{gen: 1, err: fmt.Errorf("GET /semaphores: %w", client.ErrNotFound)})
+	if m.semErr != nil {
+		t.Fatalf("a 404 is an error: %v", m.semErr)
+	}
+	update(t, m, semaphoresListedMsg{gen: 1, err: fmt.Errorf("boom: %w", client.ErrUnavailable)})
+	if m.semErr == nil || !strings.Contains(m.semErr.Error(), "list semaphores") {
+		t.Fatalf("semErr %v", m.semErr)
 	}
 }

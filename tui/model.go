@@ -332,6 +332,24 @@ func (m *Model) listLocks(gen int) tea.Cmd {
 	}
 }
 
+// listSemaphores lists the semaphore slots the token holds (the admin
+// key: everybody's) for their names: each one the view does not know yet
+// is then read (readSemaphores), which gives all its slots. A user learns
+// other users' semaphores from their events only.
+func (m *Model) listSemaphores(gen int) tea.Cmd {
+	api, ctx := m.cfg.API, m.ctx
+	return func() tea.Msg {
+		slots, err := api.ListSemaphores(ctx)
+		msg := semaphoresListedMsg{gen: gen, err: err}
+		for i, sl := range slots {
+			if i == 0 || sl.Name != slots[i-1].Name { // by name, then lease
+				msg.names = append(msg.names, sl.Name)
+			}
+		}
+		return msg
+	}
+}
+
 func (m *Model) list(v view) tea.Cmd {
 	st := &m.lists[v]
 	if st.inFlight {
@@ -517,8 +535,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.lists[v].inFlight = false // answers of the old connection no longer count
 			cmds = append(cmds, m.list(v))
 		}
-		// Every semaphore known is read again (events may have been missed).
-		cmds = append(cmds, m.readSemaphores(m.sems.Names()))
+		// Every semaphore known is read again (events may have been missed),
+		// and the listing finds those held before the view saw any event.
+		cmds = append(cmds, m.readSemaphores(m.sems.Names()), m.listSemaphores(msg.gen))
 		return m, tea.Batch(cmds...)
 	case connectFailedMsg:
 		if msg.gen != m.gen {
@@ -588,6 +607,23 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.lockState, m.lockStateName, m.lockStateErr = msg.state, msg.name, msg.err
 		return m, nil
+	case semaphoresListedMsg:
+		if msg.gen != m.gen {
+			return m, nil
+		}
+		if msg.err != nil {
+			if !errors.Is(msg.err, client.ErrNotFound) { // 404: a server without the listing (events only)
+				m.semErr = fmt.Errorf("list semaphores: %w", msg.err)
+			}
+			return m, nil
+		}
+		var unknown []string
+		for _, n := range msg.names {
+			if m.sems.Get(n) == nil {
+				unknown = append(unknown, n)
+			}
+		}
+		return m, m.readSemaphores(unknown)
 	case semaphoresReadMsg:
 		m.semReading, m.semErr = false, msg.err
 		now := m.cfg.Now()
@@ -830,7 +866,10 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 			m.state, m.pending = connSyncing, nil
 			return tea.Batch(m.listLocks(m.gen), m.pollNow())
 		case viewSemaphores:
-			return m.readSemaphores(m.sems.Names())
+			if m.stream == nil {
+				return m.readSemaphores(m.sems.Names())
+			}
+			return tea.Batch(m.readSemaphores(m.sems.Names()), m.listSemaphores(m.gen))
 		}
 		return m.list(m.active)
 	}

@@ -55,6 +55,13 @@ type (
 		gone   []string // names the server does not know (404)
 		err    error
 	}
+	// semaphoresListedMsg: GET /semaphores answered for connection gen:
+	// the names of the semaphores the token holds slots of, in order.
+	semaphoresListedMsg struct {
+		gen   int
+		names []string
+		err   error
+	}
 	// sessionsListedMsg: GET /sessions answered.
 	sessionsListedMsg struct {
 		sessions []client.SessionInfo

@@ -197,6 +197,9 @@ func TestJSONIsTheServersAnswer(t *testing.T) {
 		{tokA, []string{"semaphore", "fence", "never-taken", "1"}, exitHeld},
 
 		{tokA, []string{"semaphore", "status", "a.b"}, exitUsage}, // 422
+		{tokA, []string{"semaphore", "list"}, exitOK},
+		{adminKey, []string{"semaphore", "list"}, exitOK},
+		{"wrong", []string{"semaphore", "list"}, exitAuth},
 
 		{tokA, []string{"session", "create", "--ttl", "30s", "--lock-delay", "5s"}, exitOK},
 		{tokA, []string{"session", "create", "--ttl", "2s"}, exitUsage}, // 422

@@ -332,6 +332,10 @@ func doneRun(c *cli.Context, line string, call func(cl *client.Client, ctx conte
 	})
 }
 
+// listPageSize is the page size the list commands ask for (tests make it
+// small to see them follow the cursors).
+var listPageSize = client.MaxListPage
+
 // listRun runs a listing: it follows the pages (page reads one, from a
 // cursor; at most size items a page) and prints a table with a row per item, or with --json each
 // page's body as the server sent it, one line per page (the last page has

@@ -215,7 +215,7 @@ func configDelete(c *cli.Context, args []string) error {
 }
 
 func configList(c *cli.Context, args []string) error {
-	return listRun(c, client.MaxListPage, (*client.Client).ListConfigPage,
+	return listRun(c, listPageSize, (*client.Client).ListConfigPage,
 		[]col{{"KEY", true}, {"VERSION", false}, {"UPDATED", false}, {"DESCRIPTION", true}},
 		func(e client.ConfigEntry) []string {
 			return []string{e.Key, strconv.FormatInt(e.Version, 10), fmtTime(e.UpdatedAt), e.Description}

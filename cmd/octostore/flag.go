@@ -129,7 +129,7 @@ func flagDelete(c *cli.Context, args []string) error {
 }
 
 func flagList(c *cli.Context, args []string) error {
-	return listRun(c, client.MaxListPage, (*client.Client).ListFlagsPage,
+	return listRun(c, listPageSize, (*client.Client).ListFlagsPage,
 		[]col{{"NAME", true}, {"ENABLED", false}, {"ROLLOUT", true}, {"RULES", false}, {"UPDATED", false}},
 		func(f client.Flag) []string {
 			rollout := pct(f.Percentage)

@@ -76,7 +76,7 @@ func limitReset(c *cli.Context, args []string) error {
 }
 
 func limitList(c *cli.Context, args []string) error {
-	return listRun(c, client.MaxListPage, (*client.Client).ListLimitsPage,
+	return listRun(c, listPageSize, (*client.Client).ListLimitsPage,
 		[]col{{"NAME", true}, {"ALGORITHM", false}, {"USED", false}, {"WINDOW", false}, {"REMAINING", false}, {"RESETS", false}},
 		func(l client.LimitInfo) []string {
 			alg := "window"

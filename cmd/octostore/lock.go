@@ -244,7 +244,7 @@ func lockStatus(c *cli.Context, args []string) error {
 }
 
 func lockList(c *cli.Context, args []string) error {
-	return listRun(c, client.MaxListPage, (*client.Client).ListLocksPage,
+	return listRun(c, listPageSize, (*client.Client).ListLocksPage,
 		[]col{{"NAME", true}, {"HOLDER", true}, {"FENCING", false}, {"EXPIRES IN", false}, {"LEASE ID", false}, {"META", true}},
 		func(l client.LockInfo) []string {
 			return []string{l.Name, l.Holder, strconv.FormatUint(l.FencingToken, 10), fmtUntil(l.ExpiresAt), l.LeaseID, l.Metadata}

@@ -34,6 +34,7 @@ func semaphoreCommand() *cli.Command {
 			Action: leafAction(semaphoreRun),
 		},
 		clientCommand("status", "show a semaphore's limit and held slots (exit 0 either way)", "NAME", semaphoreStatus),
+		clientCommand("list", "list the semaphore slots you hold (every user's for the admin key)", "", semaphoreList),
 		clientCommand("fence", "check a fencing token: exit 0 if a slot with it is held, 3 if stale", "NAME TOKEN", semaphoreFence),
 	)
 }
@@ -76,6 +77,18 @@ func semaphoreStatus(c *cli.Context, args []string) error {
 		}
 		return printTable(w, []col{{"HOLDER", true}, {"FENCING", false}, {"EXPIRES IN", false}, {"LEASE ID", false}, {"METADATA", true}}, rows)
 	})
+}
+
+// semaphoreList is `semaphore list`: the caller's held slots (the admin
+// key: everyone's), by semaphore name, then lease id, every page. The table
+// has lock list's columns (80 wide, the lease id whole); --json has every
+// field, the limit and the session included.
+func semaphoreList(c *cli.Context, args []string) error {
+	return listRun(c, listPageSize, (*client.Client).ListSemaphoresPage,
+		[]col{{"NAME", true}, {"HOLDER", true}, {"FENCING", false}, {"EXPIRES IN", false}, {"LEASE ID", false}, {"META", true}},
+		func(s client.HeldSemaphore) []string {
+			return []string{s.Name, s.Holder, strconv.FormatUint(s.FencingToken, 10), fmtUntil(s.ExpiresAt), s.LeaseID, s.Metadata}
+		}, nil)
 }
 
 func semaphoreFence(c *cli.Context, args []string) error {

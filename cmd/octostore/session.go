@@ -65,7 +65,7 @@ func plural(n int, one, many string) string {
 }
 
 func sessionList(c *cli.Context, _ []string) error {
-	return listRun(c, client.MaxListPage, (*client.Client).ListSessionsPage,
+	return listRun(c, listPageSize, (*client.Client).ListSessionsPage,
 		[]col{{"SESSION ID", false}, {"EXPIRES IN", false}, {"TTL", false}, {"LOCKS", true}},
 		func(s client.SessionInfo) []string {
 			return []string{s.SessionID, fmtUntil(s.ExpiresAt), (time.Duration(s.TTLSeconds) * time.Second).String(),

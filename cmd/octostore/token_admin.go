@@ -214,7 +214,7 @@ func tokenList(c *cli.Context, _ []string) error {
 		return err
 	}
 	if server {
-		return listRun(c, client.MaxListPage, func(cl *client.Client, ctx context.Context, o client.ListOptions) (*client.Page[client.StoredToken], error) {
+		return listRun(c, listPageSize, func(cl *client.Client, ctx context.Context, o client.ListOptions) (*client.Page[client.StoredToken], error) {
 			return cl.ListTokensPage(ctx, c.String("user"), o)
 		}, tokenCols, func(t client.StoredToken) []string {
 			return []string{t.User, t.Source, fmtTime(t.CreatedAt), t.Fingerprint}

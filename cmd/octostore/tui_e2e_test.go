@@ -141,10 +141,6 @@ func TestTUIEndToEnd(t *testing.T) {
 // lock-delay, and the waiters queued on a lock.
 func TestTUISemaphoresSessionsDelayWaiters(t *testing.T) {
 	url := startServer(t)
-	s := newTmux(t, 80, 24, octostoreBin, "tui", "--url", url, "--token", adminKey)
-	s.waitScreen(15*time.Second, "the view to go live", func(scr string) bool {
-		return strings.Contains(scr, "live") && strings.Contains(scr, "NAME")
-	})
 	checked := []client.Option{client.WithTransport(apitest.FastTransport(t, nil)), client.WithHTTPClient(apitest.Client(t, nil))}
 	alice, err := client.New(url, tokA, checked...)
 	if err != nil {
@@ -155,6 +151,15 @@ func TestTUISemaphoresSessionsDelayWaiters(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	// A slot taken before the view opens (one call: no renewal event will
+	// come for it within the test) shows from GET /semaphores.
+	if _, err := bob.AcquireSemaphore(ctx, "e2e-early", 3, time.Hour, client.AcquireOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s := newTmux(t, 80, 24, octostoreBin, "tui", "--url", url, "--token", adminKey)
+	s.waitScreen(15*time.Second, "the view to go live", func(scr string) bool {
+		return strings.Contains(scr, "live") && strings.Contains(scr, "NAME")
+	})
 
 	// A semaphore slot, with its metadata in the detail pane.
 	if _, err := alice.AcquireSemaphore(ctx, "e2e-pool", 2, time.Minute, client.AcquireOptions{Metadata: ptrTo("host-e2e pid 1")}); err != nil {
@@ -162,11 +167,16 @@ func TestTUISemaphoresSessionsDelayWaiters(t *testing.T) {
 	}
 	s.keys("Tab")
 	s.waitScreen(10*time.Second, "the semaphore", func(scr string) bool { return lineWith(scr, "e2e-pool", "1/2", "alice") != "" })
+	s.waitScreen(5*time.Second, "the slot held before the view opened", func(scr string) bool { return lineWith(scr, "e2e-early", "1/3", "bob") != "" })
+	s.keys("j") // e2e-pool, the last row, below e2e-early
 	s.keys("Enter")
 	s.waitScreen(5*time.Second, "the semaphore's slots", func(scr string) bool {
 		return strings.Contains(scr, "e2e-pool  limit 2 · 1 held · 0 waiting") && lineWith(scr, "token 1", "alice", "host-e2e pid 1") != ""
 	})
 	s.keys("Escape")
+	// Wait for the pane to close before the next key: an Escape and a Tab
+	// read together are alt+tab to the terminal reader.
+	s.waitScreen(5*time.Second, "the detail pane closed", func(scr string) bool { return !strings.Contains(scr, "e2e-pool  limit 2") })
 
 	// A session and the lock it holds (listed while the view shows).
 	s.keys("Tab")

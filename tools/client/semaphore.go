@@ -85,6 +85,36 @@ func (c *Client) SemaphoreStatus(ctx context.Context, name string) (*SemaphoreSt
 	return getJSON[SemaphoreState](ctx, c, "/semaphores/"+seg(name))
 }
 
+// HeldSemaphore is one entry of ListSemaphores: a slot the caller holds
+// (for the admin key, anybody's: Holder says whose).
+type HeldSemaphore struct {
+	Name string `json:"name"` // the semaphore's
+	// Limit is the semaphore's limit as of the slot's grant or last
+	// renewal (the same for every slot held at once).
+	Limit        int       `json:"limit"`
+	Holder       string    `json:"holder"`
+	HolderID     string    `json:"holder_id,omitempty"`
+	LeaseID      string    `json:"lease_id"`
+	SessionID    string    `json:"session_id,omitempty"`
+	Metadata     string    `json:"metadata,omitempty"`
+	FencingToken uint64    `json:"fencing_token"`
+	ExpiresAt    time.Time `json:"expires_at"` // a session slot's: its session's
+}
+
+// ListSemaphores lists the semaphore slots the caller holds (every user's
+// for the admin key), by semaphore name, then lease id, following the pages
+// (paging.go). The slots come from the server's slot index: for a
+// semaphore's waiters and free slots, read SemaphoreStatus.
+func (c *Client) ListSemaphores(ctx context.Context) ([]HeldSemaphore, error) {
+	return listAll[HeldSemaphore](ctx, c, "/semaphores", "semaphores")
+}
+
+// ListSemaphoresPage reads one page of ListSemaphores. A bad o.Limit is
+// ErrValidation (from the server).
+func (c *Client) ListSemaphoresPage(ctx context.Context, o ListOptions) (*Page[HeldSemaphore], error) {
+	return listPage[HeldSemaphore](ctx, c, "/semaphores", "semaphores", o)
+}
+
 // Semaphore holds one slot of a named semaphore for a process, as a Locker
 // holds a lock (a Locker underneath): TryAcquire or Acquire(ctx) to take a
 // slot (Acquire waits in the semaphore's FIFO queue), renewal every TTL/3,

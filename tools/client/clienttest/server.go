@@ -7,6 +7,8 @@
 // held" re-acquire per holder (user and holder_id), limits (a fixed window, with cost, whatever the algorithm), flags with rollout
 // evaluation, versioned config with expected versions, token rotate/revoke,
 // /health, /metrics and the SSE streams (/events and /locks/{name}/watch).
+// It has no semaphores: GET /semaphores is an empty listing (paged and
+// validated as the others), every other /semaphores path is 404.
 // Intercept injects failures.
 //
 // All state is guarded by one mutex (Server.mu); SSE subscribers get events
@@ -308,6 +310,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.serveLocks(w, r, parts, body, user, admin)
 	case parts[0] == "sessions":
 		s.serveSessions(w, r, parts, body, user, admin)
+	case parts[0] == "semaphores" && len(parts) == 1 && r.Method == "GET":
+		writePage(w, r, "semaphores", []map[string]any{}, func(map[string]any) string { return "" }) // no semaphores here
 	case parts[0] == "limits":
 		s.serveLimits(w, r, parts, body, user)
 	case parts[0] == "flags":
