@@ -9,7 +9,7 @@ import (
 	"github.com/octostore/octostore/actors"
 )
 
-// The start-up scan (the driver's values, lockFromValues) reads every
+// The start-up scan (rawscan.go, lockScan.decode) reads every
 // column of a lock row as the loader (database/sql, scanLock) does.
 func TestLockScanReadsWhatTheLoaderReads(t *testing.T) {
 	db, _, st := openTest(t)
