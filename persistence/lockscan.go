@@ -2,47 +2,12 @@ package persistence
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/octostore/octostore/actors"
 )
-
-// scanLockRowsSplit runs query (lockColumns FROM locks WHERE a condition
-// with one parameter, now) as two scans at once, on two read connections:
-// the rows whose expires_at is at most the middle of the range of held
-// locks' expiries still ahead of now, and the others. Every row of query
-// is in exactly one of them. fn is called with one row at a time (a mutex
-// serialises the two scans' calls); the expiry range is read from the
-// partial index locks_active (min and max: two index searches).
-func (s *Store) scanLockRowsSplit(query string, now int64, fn func(actors.LockRecord)) error {
-	var lo, hi sql.NullInt64
-	if err := s.db.read.QueryRow(`SELECT min(expires_at) FROM locks WHERE holder <> ''`).Scan(&lo); err != nil {
-		return err
-	}
-	if err := s.db.read.QueryRow(`SELECT max(expires_at) FROM locks WHERE holder <> ''`).Scan(&hi); err != nil {
-		return err
-	}
-	from := max(lo.Int64, now)
-	if !hi.Valid || hi.Int64 <= from {
-		return s.scanLockRows(query, []int64{now}, fn) // nothing, or nothing to split
-	}
-	mid := from + (hi.Int64-from)/2
-	var mu sync.Mutex
-	serial := func(r actors.LockRecord) {
-		mu.Lock()
-		defer mu.Unlock()
-		fn(r)
-	}
-	errs := make(chan error, 1)
-	go func() { errs <- s.scanLockRows(query+` AND expires_at > ?`, []int64{now, mid}, serial) }()
-	err := s.scanLockRows(query+` AND expires_at <= ?`, []int64{now, mid}, serial)
-	return errors.Join(err, <-errs)
-}
 
 // scanLockRows runs query (lockColumns, with integer args) on a read
 // connection and calls fn for each row. The rows are read below

@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,10 +45,9 @@ func TestLockScanReadsWhatTheLoaderReads(t *testing.T) {
 	}
 }
 
-// ActiveLocks reads the table in two scans split at the middle of the
-// expiries ahead: every active row once (those at the split, expired
-// session holds, rows of the journal), none of the others.
-func TestActiveLocksSplitScanReadsEveryRowOnce(t *testing.T) {
+// ActiveLocks reads every active row once (expired session holds, rows of
+// the journal among them), none of the others, across many scan buffers.
+func TestActiveLocksReadsEveryRowOnce(t *testing.T) {
 	db, w, st := openTest(t)
 	now := time.Now().Truncate(time.Millisecond)
 	ms := now.UnixMilli()
@@ -174,5 +174,83 @@ func TestRawLockScanBuffersAndTypes(t *testing.T) {
 		if err := st.scanLockRows(bad, []int64{1}, func(actors.LockRecord) {}); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
+	}
+}
+
+// HeldLocks reads every lock with a holder once, in one pass in name order
+// through the partial index of held rows (no sort: the plan says so), then
+// the journal's newer records; together they are exactly what ActiveLocks
+// and ExpiredLocks give.
+func TestHeldLocksOnePassInNameOrder(t *testing.T) {
+	db, w, st := openTest(t)
+	now := time.Now().Truncate(time.Millisecond)
+	ms := now.UnixMilli()
+	rows := []struct {
+		name, holder, session string
+		exp                   int64
+	}{
+		{"d-active", "u:1", "", ms + 60_000},
+		{"b-expired", "u:1", "", ms - 1},
+		{"c-session", "u:2", "s-1", ms - 60_000}, // held while its session lives
+		{"a-free", "", "", 0},
+		{"e-released-in-journal", "u:1", "", ms + 60_000},
+		{"f-active", "u:2", "", ms + 1},
+	}
+	for _, r := range rows {
+		if _, err := db.WriteDB().Exec(`INSERT INTO locks(name, holder, lease_id, fencing_token, expires_at, acquired_at, session_id)
+			VALUES(?, ?, 'l', 1, ?, ?, ?)`, r.name, r.holder, r.exp, ms, r.session); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range []actors.LockRecord{
+		{Name: "e-released-in-journal", Token: 2},
+		{Name: "0-acquired-in-journal", Holder: "u:3", LeaseID: "l", Token: 1, ExpiresAt: now.Add(time.Minute), AcquiredAt: now},
+	} {
+		ch := make(chan error, 1)
+		if _, err := w.Enqueue(actors.PutLock{Lock: m}, func(err error) { ch <- err }); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var held []string
+	if err := st.HeldLocks(now, func(r actors.LockRecord) { held = append(held, r.Name) }); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"b-expired", "c-session", "d-active", "f-active", "0-acquired-in-journal"}
+	if fmt.Sprint(held) != fmt.Sprint(want) {
+		t.Errorf("HeldLocks = %q,\nwant %q (rows in name order, then the journal)", held, want)
+	}
+	var both []string
+	collect := func(r actors.LockRecord) { both = append(both, r.Name) }
+	if err := st.ActiveLocks(now, collect); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ExpiredLocks(now, collect); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(both)
+	slices.Sort(want)
+	if fmt.Sprint(both) != fmt.Sprint(want) {
+		t.Errorf("ActiveLocks + ExpiredLocks = %q, want %q", both, want)
+	}
+
+	plan, err := db.ReadDB().Query(`EXPLAIN QUERY PLAN ` + heldLocksQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plan.Close()
+	var steps []string
+	for plan.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := plan.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		steps = append(steps, detail)
+	}
+	if p := strings.Join(steps, "; "); p != "SCAN locks USING INDEX locks_held" {
+		t.Errorf("plan of the held-lock scan: %q, want one scan of locks_held and no sort", p)
 	}
 }
