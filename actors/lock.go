@@ -28,6 +28,26 @@ type LockLoader interface {
 	ExpiredLocks(now time.Time, fn func(LockRecord)) error
 }
 
+// HeldLockLoader is a LockLoader that reads every held lock in one pass
+// (package persistence: one scan of the index of held rows, in name
+// order). Recovery uses it when the loader has it, instead of ActiveLocks
+// and then ExpiredLocks.
+type HeldLockLoader interface {
+	LockLoader
+	// HeldLocks calls fn, from one goroutine, for every lock with a holder
+	// at now: what ActiveLocks and ExpiredLocks give, together, each once
+	// (ExpiredWhileDown tells them apart). Records in name order cost
+	// recovery least (the holder index is sorted by name).
+	HeldLocks(now time.Time, fn func(LockRecord)) error
+}
+
+// ExpiredWhileDown reports whether r, a lock with a holder, is a hold for a
+// TTL that ran out by now (ExpiredLocks gives it); otherwise it is still
+// held at now, or held while its session lives (ActiveLocks gives it).
+func ExpiredWhileDown(r LockRecord, now time.Time) bool {
+	return r.Holder != "" && r.SessionID == "" && !r.HeldAt(now)
+}
+
 // LockConfig configures locks.
 type LockConfig struct {
 	Loader LockLoader
@@ -106,7 +126,12 @@ func (l *Locks) recover(now time.Time) (int, error) {
 	at := now.UnixMilli()
 	load := l.holdings.bulk()
 	var due []*expiryItem // scheduled in bulk at the end
-	err := pipe(func(fn func(LockRecord)) error { return l.loader.ActiveLocks(now, fn) }, func(r LockRecord) {
+	expired := func(r LockRecord) {
+		exp := newExpiryItem(r.Name)
+		exp.due = at
+		due = append(due, exp)
+	}
+	active := func(r LockRecord) {
 		n++
 		exp := newExpiryItem(r.Name)
 		if r.SessionID != "" {
@@ -124,17 +149,28 @@ func (l *Locks) recover(now time.Time) (int, error) {
 		load.add(r, exp)
 		exp.due = unixMS(r.ExpiresAt)
 		due = append(due, exp)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("recover held locks: %w", err)
 	}
-	err = l.loader.ExpiredLocks(now, func(r LockRecord) {
-		exp := newExpiryItem(r.Name)
-		exp.due = at
-		due = append(due, exp)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("recover expired locks: %w", err)
+	if hl, ok := l.loader.(HeldLockLoader); ok {
+		// One pass: the holds still running and those that ran out while
+		// no server ran.
+		err := pipe(func(fn func(LockRecord)) error { return hl.HeldLocks(now, fn) }, func(r LockRecord) {
+			if ExpiredWhileDown(r, now) {
+				expired(r)
+			} else {
+				active(r)
+			}
+		})
+		if err != nil {
+			return 0, fmt.Errorf("recover held locks: %w", err)
+		}
+	} else {
+		err := pipe(func(fn func(LockRecord)) error { return l.loader.ActiveLocks(now, fn) }, active)
+		if err != nil {
+			return 0, fmt.Errorf("recover held locks: %w", err)
+		}
+		if err := l.loader.ExpiredLocks(now, expired); err != nil {
+			return 0, fmt.Errorf("recover expired locks: %w", err)
+		}
 	}
 	load.finish()
 	l.expiry.load(due, at)

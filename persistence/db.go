@@ -58,6 +58,13 @@ var ErrNewerSchema = errors.New("database schema is newer than this octostore")
 //	_txlock=immediate   write transactions take the write lock at BEGIN, so
 //	                    they never fail half-way with SQLITE_BUSY on upgrade.
 //	_cache_size=-65536  64 MiB page cache per connection.
+//	_mutex=no           (read-only pool) SQLITE_OPEN_NOMUTEX: no mutex around
+//	                    every call into a connection. database/sql hands a
+//	                    connection to one goroutine at a time, so SQLite's own
+//	                    per-connection mutex only costs: entered once per
+//	                    column read, it was a third of the start-up scan's
+//	                    CPU with 1M held locks (docs/benchmarks.md). The write
+//	                    connection keeps it (its batches are few calls each).
 func dsn(path string, readOnly bool) string {
 	v := url.Values{}
 	v.Set("_journal_mode", "WAL")
@@ -67,6 +74,7 @@ func dsn(path string, readOnly bool) string {
 	v.Set("_cache_size", "-65536")
 	if readOnly {
 		v.Set("mode", "ro")
+		v.Set("_mutex", "no")
 	} else {
 		v.Set("_txlock", "immediate")
 	}

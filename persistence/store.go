@@ -76,45 +76,55 @@ func lockRow(row *rawRow, r *actors.LockRecord) {
 const lockColumns = `name, holder, holder_id, lease_id, fencing_token, expires_at, acquired_at, session_id,
 	lock_delay_ms, available_at, delay_holder, metadata`
 
-// ActiveLocks implements actors.LockLoader: the holds that have not run out,
-// and every hold under a session (its session decides). The rows are read
-// by two scans at once, each over half of the range of expiries ahead, on
-// two read connections (start-up with a million held locks is mostly this
-// read); fn is called from one goroutine at a time.
-func (s *Store) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
-	return s.scanLocks("active", `holder <> '' AND (expires_at > ? OR session_id <> '')`, now,
-		func(r actors.LockRecord) bool { return r.Holder != "" && (r.SessionID != "" || r.HeldAt(now)) }, fn)
-}
-
-// ExpiredLocks implements actors.LockLoader: holds for a TTL that ran out.
-// Both it and ActiveLocks read the partial index locks_active (rows with a
-// holder).
-func (s *Store) ExpiredLocks(now time.Time, fn func(actors.LockRecord)) error {
-	return s.scanLocks("expired", `holder <> '' AND expires_at <= ? AND session_id = ''`, now,
-		func(r actors.LockRecord) bool { return r.Holder != "" && r.SessionID == "" && !r.HeldAt(now) }, fn)
-}
-
-// scanLocks calls fn for the rows of locks matching where (one parameter:
-// now in unix ms), and for the journal's newer records that match (they
-// supersede their rows, matching or not). The rows are read on raw SQLite
-// connections, in two scans at once (scanLockRowsSplit): start-up reads
-// every held lock. fn is called from one goroutine at a time.
-func (s *Store) scanLocks(what, where string, now time.Time, match func(actors.LockRecord) bool, fn func(actors.LockRecord)) error {
+// HeldLocks implements actors.HeldLockLoader: every lock with a holder (the
+// holds still running at now, and those that ran out while no server ran),
+// in one pass, in name order: the rows through the partial index
+// locks_held, then the journal's newer records (they supersede their rows,
+// held or not), which may come out of order. fn is called from one
+// goroutine.
+func (s *Store) HeldLocks(now time.Time, fn func(actors.LockRecord)) error {
 	recent := s.log.snapshot()
-	err := s.scanLockRowsSplit(`SELECT `+lockColumns+` FROM locks WHERE (`+where+`)`, now.UnixMilli(), func(r actors.LockRecord) {
-		if _, newer := recent[r.Name]; !newer {
-			fn(r)
-		}
-	})
+	err := s.scanLockRows(heldLocksQuery, nil,
+		func(r actors.LockRecord) {
+			if _, newer := recent[r.Name]; !newer {
+				fn(r)
+			}
+		})
 	if err != nil {
-		return fmt.Errorf("load %s locks: %w", what, err)
+		return fmt.Errorf("load held locks: %w", err)
 	}
 	for _, r := range recent {
-		if match(r) {
+		if r.Holder != "" {
 			fn(r)
 		}
 	}
 	return nil
+}
+
+// heldLocksQuery reads the rows with a holder in name order, through the
+// partial index locks_held: no sort, and no read of the rows of free locks
+// (a released lock keeps its row, for its fencing token).
+const heldLocksQuery = `SELECT ` + lockColumns + ` FROM locks INDEXED BY locks_held WHERE holder <> '' ORDER BY name`
+
+// ActiveLocks implements actors.LockLoader: the holds that have not run out,
+// and every hold under a session (its session decides). It reads every held
+// lock (HeldLocks, which start-up uses instead).
+func (s *Store) ActiveLocks(now time.Time, fn func(actors.LockRecord)) error {
+	return s.HeldLocks(now, func(r actors.LockRecord) {
+		if !actors.ExpiredWhileDown(r, now) {
+			fn(r)
+		}
+	})
+}
+
+// ExpiredLocks implements actors.LockLoader: holds for a TTL that ran out
+// and whose end is not recorded. It reads every held lock (HeldLocks).
+func (s *Store) ExpiredLocks(now time.Time, fn func(actors.LockRecord)) error {
+	return s.HeldLocks(now, func(r actors.LockRecord) {
+		if actors.ExpiredWhileDown(r, now) {
+			fn(r)
+		}
+	})
 }
 
 // Apply enqueues m and waits for its commit (for rare, synchronous writes:

@@ -92,15 +92,18 @@ func (s *stack) open(cfg *ServeConfig, store stackStore, log *slog.Logger, now f
 		return err
 	}
 	// Each kind's recovery (held locks' timers and holder index; quota
-	// counters), logged per kind.
-	if err := s.Sys.Recover(); err != nil {
+	// counters), logged per kind, without the collector's pacing: what it
+	// allocates, it keeps (gcpause.go).
+	resume := pauseGC()
+	err := s.Sys.Recover()
+	resume()
+	if err != nil {
 		return err
 	}
 	if err := opened("recovery", nil); err != nil {
 		return err
 	}
 
-	var err error
 	if s.Auth, err = httpd.NewAuthenticator(store, cfg.AdminKey); err != nil {
 		return err
 	}
