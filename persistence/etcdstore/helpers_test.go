@@ -35,9 +35,36 @@ func testMemberConfig(tb testing.TB, name, peer, cluster string) MemberConfig {
 }
 
 // startCluster starts n members on loopback and stops them at cleanup.
-// tune, if set, adjusts each member's configuration.
+// tune, if set, adjusts each member's configuration. A port found free by
+// freeURL can be taken by another process (another package's test, an
+// outgoing connection's ephemeral port) before etcd binds it: a start that
+// fails with "address already in use" is tried again on new ports, at most
+// three times.
 func startCluster(tb testing.TB, n int, tune func(*MemberConfig)) []*Member {
 	tb.Helper()
+	for attempt := 1; ; attempt++ {
+		members, errs := tryStartCluster(tb, n, tune)
+		var failed error
+		for i, err := range errs {
+			if err != nil && failed == nil {
+				failed = fmt.Errorf("member %d: %w", i+1, err)
+			}
+		}
+		if failed == nil {
+			tb.Cleanup(func() { closeMembers(members) })
+			return members
+		}
+		closeMembers(members)
+		if attempt == 3 || !strings.Contains(failed.Error(), "address already in use") {
+			tb.Fatal(failed)
+		}
+		tb.Logf("start cluster, attempt %d: %v (again on new ports)", attempt, failed)
+	}
+}
+
+// tryStartCluster starts n members at once (a new cluster is ready only
+// once a quorum has started) and returns them with each one's error.
+func tryStartCluster(tb testing.TB, n int, tune func(*MemberConfig)) ([]*Member, []error) {
 	names, peers := make([]string, n), make([]string, n)
 	var parts []string
 	for i := range n {
@@ -54,19 +81,13 @@ func startCluster(tb testing.TB, n int, tune func(*MemberConfig)) []*Member {
 			tune(&cfg)
 		}
 		wg.Add(1)
-		go func() { // a new cluster is ready only once a quorum has started
+		go func() {
 			defer wg.Done()
 			members[i], errs[i] = StartMember(context.Background(), cfg)
 		}()
 	}
 	wg.Wait()
-	tb.Cleanup(func() { closeMembers(members) })
-	for i, err := range errs {
-		if err != nil {
-			tb.Fatalf("member %d: %v", i+1, err)
-		}
-	}
-	return members
+	return members, errs
 }
 
 // closeMembers stops members in parallel, the Raft leader last: closed
