@@ -75,15 +75,22 @@ var errWait = invalid("wait_seconds must be an integer number of seconds between
 // waitField validates the optional wait_seconds of an acquire: an integer,
 // 0..MaxWaitSeconds; absent or null is 0 (one attempt).
 func waitField(f *field) (time.Duration, error) {
+	return optionalSeconds(f, "wait_seconds", MaxWaitSeconds, errWait)
+}
+
+// optionalSeconds validates an optional field of whole seconds, 0..max:
+// absent or null is 0; anything else out of range or not an integer is
+// errBad (a field given twice is refused by present).
+func optionalSeconds(f *field, name string, max int64, errBad error) (time.Duration, error) {
 	if !f.set() && !f.dup {
 		return 0, nil
 	}
-	if err := f.present("wait_seconds"); err != nil {
+	if err := f.present(name); err != nil {
 		return 0, err
 	}
-	v, err := f.Int("wait_seconds", 0, MaxWaitSeconds)
+	v, err := f.Int(name, 0, max)
 	if err != nil {
-		return 0, errWait
+		return 0, errBad
 	}
 	return time.Duration(v) * time.Second, nil
 }

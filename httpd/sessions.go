@@ -49,17 +49,7 @@ func sessionTTLField(f *field) (time.Duration, error) {
 // lockDelayField validates the optional lock_delay_seconds (0..60; absent
 // or null: 0).
 func lockDelayField(f *field) (time.Duration, error) {
-	if !f.set() && !f.dup {
-		return 0, nil
-	}
-	if err := f.present("lock_delay_seconds"); err != nil {
-		return 0, err
-	}
-	v, err := f.Int("lock_delay_seconds", 0, MaxLockDelaySeconds)
-	if err != nil {
-		return 0, errLockDelay
-	}
-	return time.Duration(v) * time.Second, nil
+	return optionalSeconds(f, "lock_delay_seconds", MaxLockDelaySeconds, errLockDelay)
 }
 
 // canonicalUUID returns s as a canonical UUID (lower case), or false.
