@@ -7,94 +7,30 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/octostore/octostore/actors/internal/manualtime"
 )
 
 // manualTimers is an injected Config.AfterFunc whose timers run when the
-// test calls fire, once the fake clock has reached them.
-type manualTimers struct {
-	clk     *fakeClock
-	mu      sync.Mutex
-	pending []*manualTimer
-	made    int // timers made (AfterFunc calls)
-}
+// test calls fire, once the fake clock has reached them (manualtime).
+type manualTimers struct{ *manualtime.Timers }
 
-type manualTimer struct {
-	ts      *manualTimers
-	due     time.Time
-	f       func()
-	stopped bool
-}
+func newManualTimers(clk *fakeClock) *manualTimers { return &manualTimers{manualtime.New(clk.Now)} }
 
-func (ts *manualTimers) AfterFunc(d time.Duration, f func()) Timer {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	ts.made++
-	tm := &manualTimer{ts: ts, due: ts.clk.Now().Add(d), f: f}
-	ts.pending = append(ts.pending, tm)
-	return tm
-}
-
-func (tm *manualTimer) Stop() bool {
-	tm.ts.mu.Lock()
-	defer tm.ts.mu.Unlock()
-	was := !tm.stopped && slices.Contains(tm.ts.pending, tm)
-	tm.stopped = true
-	return was
-}
-
-func (tm *manualTimer) Reset(d time.Duration) bool {
-	tm.ts.mu.Lock()
-	defer tm.ts.mu.Unlock()
-	was := !tm.stopped && slices.Contains(tm.ts.pending, tm)
-	tm.stopped = false
-	tm.due = tm.ts.clk.Now().Add(d)
-	if !slices.Contains(tm.ts.pending, tm) {
-		tm.ts.pending = append(tm.ts.pending, tm)
-	}
-	return was
-}
+func (ts *manualTimers) AfterFunc(d time.Duration, f func()) Timer { return ts.Timers.AfterFunc(d, f) }
 
 // armed is the number of timers waiting to run.
-func (ts *manualTimers) armed() int {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	n := 0
-	for _, tm := range ts.pending {
-		if !tm.stopped {
-			n++
-		}
-	}
-	return n
-}
+func (ts *manualTimers) armed() int { return ts.Armed() }
 
 // fire runs every timer due at the clock's time (not those a run arms).
-func (ts *manualTimers) fire() {
-	ts.mu.Lock()
-	now := ts.clk.Now()
-	var due []func()
-	keep := ts.pending[:0]
-	for _, tm := range ts.pending {
-		switch {
-		case tm.stopped:
-		case !tm.due.After(now):
-			due = append(due, tm.f)
-		default:
-			keep = append(keep, tm)
-		}
-	}
-	ts.pending = keep
-	ts.mu.Unlock()
-	for _, f := range due {
-		f()
-	}
-}
+func (ts *manualTimers) fire() { ts.Fire() }
 
 // newTestExpiries is an expiry schedule on a fake clock and manual timers
 // whose expiries are recorded (in the order sent) instead of sent.
 func newTestExpiries(t *testing.T) (*expiries, *fakeClock, *manualTimers, func() []string) {
 	t.Helper()
 	clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	ts := &manualTimers{clk: clk}
+	ts := newManualTimers(clk)
 	sys := NewSystem(Config{Store: newMemStore(false), Now: clk.Now, AfterFunc: ts.AfterFunc})
 	t.Cleanup(sys.Close)
 	e := newExpiries(sys)
@@ -131,8 +67,8 @@ func TestExpiryScheduleOrder(t *testing.T) {
 	if got := e.scheduled(); got != n {
 		t.Fatalf("scheduled = %d, want %d", got, n)
 	}
-	if ts.made > expiryParts || ts.armed() > expiryParts {
-		t.Fatalf("%d timers made, %d armed for %d entries: want at most one per part (%d)", ts.made, ts.armed(), n, expiryParts)
+	if ts.Made() > expiryParts || ts.armed() > expiryParts {
+		t.Fatalf("%d timers made, %d armed for %d entries: want at most one per part (%d)", ts.Made(), ts.armed(), n, expiryParts)
 	}
 	var fired []string
 	start := time.Duration(0)

@@ -3,84 +3,26 @@ package actors_test
 import (
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/octostore/octostore/actors"
+	"github.com/octostore/octostore/actors/internal/manualtime"
 )
 
 // The lock actors on the real store, across restarts, with an injected
 // clock whose timers the test fires.
 
 // timers is an injected actors.Config.AfterFunc: timers fire when the test
-// calls fire, once the clock has reached them.
-type timers struct {
-	clk     *clock
-	mu      sync.Mutex
-	pending []*timer
-}
+// calls fire, once the clock has reached them (manualtime).
+type timers struct{ *manualtime.Timers }
 
-type timer struct {
-	ts      *timers
-	due     time.Time
-	f       func()
-	stopped bool
-}
+func newTimers(clk *clock) *timers { return &timers{manualtime.New(clk.Now)} }
 
-func (ts *timers) AfterFunc(d time.Duration, f func()) actors.Timer {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	tm := &timer{ts: ts, due: ts.clk.Now().Add(d), f: f}
-	ts.pending = append(ts.pending, tm)
-	return tm
-}
-
-func (tm *timer) Stop() bool {
-	tm.ts.mu.Lock()
-	defer tm.ts.mu.Unlock()
-	was := !tm.stopped
-	tm.stopped = true
-	return was
-}
-
-func (tm *timer) Reset(d time.Duration) bool {
-	tm.ts.mu.Lock()
-	defer tm.ts.mu.Unlock()
-	was := !tm.stopped
-	tm.stopped = false
-	tm.due = tm.ts.clk.Now().Add(d)
-	for _, p := range tm.ts.pending {
-		if p == tm {
-			return was
-		}
-	}
-	tm.ts.pending = append(tm.ts.pending, tm)
-	return was
-}
+func (ts *timers) AfterFunc(d time.Duration, f func()) actors.Timer { return ts.Timers.AfterFunc(d, f) }
 
 // fire runs every timer due at the clock's time, and returns how many ran.
-func (ts *timers) fire() int {
-	ts.mu.Lock()
-	now := ts.clk.Now()
-	var due []func()
-	keep := ts.pending[:0]
-	for _, tm := range ts.pending {
-		switch {
-		case tm.stopped:
-		case !tm.due.After(now):
-			due = append(due, tm.f)
-		default:
-			keep = append(keep, tm)
-		}
-	}
-	ts.pending = keep
-	ts.mu.Unlock()
-	for _, f := range due {
-		f()
-	}
-	return len(due)
-}
+func (ts *timers) fire() int { return ts.Fire() }
 
 func eventList(evs []actors.Event) []string {
 	out := make([]string, len(evs))
@@ -113,7 +55,7 @@ func waitEvents(t *testing.T, ev *recorder, n int) []string {
 func TestLockExpiryAnnouncedOnceAcrossRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
 	clk := &clock{now: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}
-	ts := &timers{clk: clk}
+	ts := newTimers(clk)
 	ev := &recorder{}
 	ctx := t.Context()
 
@@ -137,7 +79,7 @@ func TestLockExpiryAnnouncedOnceAcrossRestart(t *testing.T) {
 
 	// Down for a minute: "late" runs out meanwhile; "early" was announced.
 	clk.Add(time.Minute)
-	ts = &timers{clk: clk}
+	ts = newTimers(clk)
 	e = openEnv(t, path, resourceConfig{clk: clk, ev: ev, timers: ts, idle: 20 * time.Millisecond})
 	ts.fire() // the recovery's timers: what ran out while down
 	want = []string{"lock.expired late alice 1"}

@@ -57,7 +57,7 @@ func TestLockDelayStateMachine(t *testing.T) {
 func TestLockDelayWaitersAndRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
 	clk := &clock{now: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}
-	ts, ev := &timers{clk: clk}, &recorder{}
+	ts, ev := newTimers(clk), &recorder{}
 	e := openEnv(t, path, resourceConfig{clk: clk, ev: ev, timers: ts})
 	ctx := t.Context()
 	if _, err := e.locks.AcquireWith(ctx, "d", actors.LockRequest{Caller: "alice", TTL: 10 * time.Second, LockDelay: 20 * time.Second}); err != nil {
@@ -107,7 +107,7 @@ func TestLockDelayWaitersAndRestart(t *testing.T) {
 	waitFor(t, func() bool { st, _ := e.locks.Status(ctx, "r1"); return st.Delayed })
 	e.close()
 	clk.Add(20 * time.Second) // r2 expires while down
-	ts = &timers{clk: clk}
+	ts = newTimers(clk)
 	e = openEnv(t, path, resourceConfig{clk: clk, ev: ev, timers: ts})
 	ts.fire()
 	for _, name := range []string{"r1", "r2"} {
@@ -128,7 +128,7 @@ func TestLockDelayWaitersAndRestart(t *testing.T) {
 // is closed.
 func TestLockDelayOfASession(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}
-	ts := &timers{clk: clk}
+	ts := newTimers(clk)
 	e := openEnv(t, filepath.Join(t.TempDir(), "db"), resourceConfig{clk: clk, timers: ts})
 	ctx := t.Context()
 	for _, close := range []bool{false, true} {

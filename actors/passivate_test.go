@@ -82,7 +82,7 @@ func TestHeldLockPassivatesAndActivatesFromItsRecord(t *testing.T) {
 func TestPassivatedLockExpiresThroughTheSchedule(t *testing.T) {
 	st := newMemStore(false)
 	clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	ts := &manualTimers{clk: clk}
+	ts := newManualTimers(clk)
 	sys := NewSystem(Config{Store: st, Now: clk.Now, AfterFunc: ts.AfterFunc, IdleTimeout: time.Minute})
 	locks := NewLocks(sys, LockConfig{Loader: st, MaxPerUser: -1, IdleTimeout: 5 * time.Millisecond})
 	t.Cleanup(sys.Close)
@@ -94,8 +94,8 @@ func TestPassivatedLockExpiresThroughTheSchedule(t *testing.T) {
 		}
 	}
 	waitFor(t, func() bool { return sys.LiveActors() == 0 })
-	if ts.made > expiryParts {
-		t.Fatalf("%d runtime timers for %d held locks, want at most %d", ts.made, n, expiryParts)
+	if ts.Made() > expiryParts {
+		t.Fatalf("%d runtime timers for %d held locks, want at most %d", ts.Made(), n, expiryParts)
 	}
 	if got := locks.expiry.scheduled(); got != n {
 		t.Fatalf("%d scheduled, want %d", got, n)

@@ -20,7 +20,7 @@ import (
 func semEnv(t *testing.T, path string) (*env, *clock, *timers, *recorder) {
 	t.Helper()
 	clk := &clock{now: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}
-	ts, ev := &timers{clk: clk}, &recorder{}
+	ts, ev := newTimers(clk), &recorder{}
 	return openEnv(t, path, resourceConfig{clk: clk, ev: ev, timers: ts}), clk, ts, ev
 }
 
@@ -132,7 +132,7 @@ func TestSemaphoreExpiryWaitersRestart(t *testing.T) {
 	waitEvents(t, ev, 2)
 	e.close()
 	clk.Add(time.Minute) // alice's slot of "two" runs out while down
-	ts = &timers{clk: clk}
+	ts = newTimers(clk)
 	e = openEnv(t, path, resourceConfig{clk: clk, ev: ev, timers: ts})
 	ts.fire()
 	want := []string{"semaphore.expired two alice 1"}
@@ -354,7 +354,7 @@ func TestSemaphoreListings(t *testing.T) {
 	}
 	check("live")
 	e.close()
-	e = openEnv(t, path, resourceConfig{clk: clk, timers: &timers{clk: clk}})
+	e = openEnv(t, path, resourceConfig{clk: clk, timers: newTimers(clk)})
 	// The session index is rebuilt from the store too: alice's session slot
 	// is still listed while the session lives.
 	check("after a restart")

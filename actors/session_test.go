@@ -22,7 +22,7 @@ func sessionEnv(t *testing.T, path string, clk *clock, ev *recorder, ts *timers)
 
 func TestSessionLocksFollowTheSession(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}
-	ts, ev := &timers{clk: clk}, &recorder{}
+	ts, ev := newTimers(clk), &recorder{}
 	e := sessionEnv(t, filepath.Join(t.TempDir(), "db"), clk, ev, ts)
 	ctx := t.Context()
 
@@ -104,7 +104,7 @@ func sameSet(a, b []string) bool {
 // lock-delay) and answers with their number once that is durable.
 func TestSessionCloseReleasesItsLocks(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}
-	ts, ev := &timers{clk: clk}, &recorder{}
+	ts, ev := newTimers(clk), &recorder{}
 	e := sessionEnv(t, filepath.Join(t.TempDir(), "db"), clk, ev, ts)
 	ctx := t.Context()
 	s, err := e.sessions.Create(ctx, "alice", time.Minute, 30*time.Second)
@@ -162,7 +162,7 @@ func TestSessionAcrossRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
 	clk := &clock{now: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}
 	ev := &recorder{}
-	ts := &timers{clk: clk}
+	ts := newTimers(clk)
 	e := sessionEnv(t, path, clk, ev, ts)
 	ctx := t.Context()
 	s, err := e.sessions.Create(ctx, "alice", 30*time.Second, 0)
@@ -176,7 +176,7 @@ func TestSessionAcrossRestart(t *testing.T) {
 	e.close()
 
 	clk.Add(20 * time.Second)
-	ts = &timers{clk: clk}
+	ts = newTimers(clk)
 	e = sessionEnv(t, path, clk, ev, ts)
 	ts.fire()
 	st, err := e.locks.Status(ctx, "r")
@@ -194,7 +194,7 @@ func TestSessionAcrossRestart(t *testing.T) {
 	ev.take()
 
 	clk.Add(time.Hour) // the session expires while no server runs
-	ts = &timers{clk: clk}
+	ts = newTimers(clk)
 	e = sessionEnv(t, path, clk, ev, ts)
 	ts.fire()
 	want := []string{"lock.expired r alice 1", "session.expired " + s.ID + "  0"}
@@ -214,7 +214,7 @@ func TestSessionAcrossRestart(t *testing.T) {
 // SessionConfig.MaxPerUser.
 func TestSessionOwnerAndQuota(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}
-	ts := &timers{clk: clk}
+	ts := newTimers(clk)
 	e := sessionEnv(t, filepath.Join(t.TempDir(), "db"), clk, &recorder{}, ts)
 	ctx := t.Context()
 	s, err := e.sessions.Create(ctx, "alice", time.Minute, 0)
@@ -252,7 +252,7 @@ func TestSessionOwnerAndQuota(t *testing.T) {
 // A waiter gets the lock when the session holding it expires.
 func TestSessionExpiryHandsTheLockToAWaiter(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}
-	ts, ev := &timers{clk: clk}, &recorder{}
+	ts, ev := newTimers(clk), &recorder{}
 	e := sessionEnv(t, filepath.Join(t.TempDir(), "db"), clk, ev, ts)
 	ctx := t.Context()
 	s, err := e.sessions.Create(ctx, "alice", 10*time.Second, 0)
